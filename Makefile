@@ -1,0 +1,47 @@
+# Silverset: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# The CPU build of torch ships as a local wheel on these machines; uv needs to be told where.
+UV_FLAGS := --python $(BIN)/python --find-links /opt/wheels --index-strategy unsafe-best-match
+STAMP := $(VENV)/.installed
+WORKDIR ?= demo-workdir
+VIDEOS ?= 200
+PYTEST_ARGS ?=
+
+.PHONY: venv lock demo test test-fast bench browser clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(BIN)/pip install -q uv==0.13.9
+	$(UV) pip install $(UV_FLAGS) -r requirements.lock
+	$(UV) pip install $(UV_FLAGS) --no-deps -e .
+	touch $(STAMP)
+
+lock: $(BIN)/python
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --find-links /opt/wheels \
+	  --index-strategy unsafe-best-match --no-header --no-annotate -o requirements.lock
+
+# Debian's chromium drives the studio's browser test (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: venv
+	$(BIN)/silverset demo --workdir $(WORKDIR) --videos $(VIDEOS)
+
+test: venv browser
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not gpu and not slow and not browser" -x -q $(PYTEST_ARGS)
+
+bench: venv
+	@mkdir -p benchmarks/results
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script --out benchmarks/results || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(WORKDIR) .pytest_cache

@@ -1,0 +1,1 @@
+"""Shared pieces every stage uses: attribute spec, Parquet schemas, table IO, manifests, sharding."""

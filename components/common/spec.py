@@ -1,0 +1,184 @@
+"""The attribute spec: a versioned YAML file (definition = teacher prompt, thresholds, gates, serving rule)."""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .digest import sha256_json
+from .errors import SilversetInputError
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class LabelType(str, Enum):
+    binary = "binary"
+    multiclass = "multiclass"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeacherGate(_Strict):
+    """Bars the teacher must clear on the golden set before bulk annotation spends money."""
+
+    min_f1: Probability = 0.7
+    min_f1_lower_ci: Probability = 0.6
+    min_positives: int = Field(10, ge=1)
+    min_negatives: int = Field(10, ge=1)
+
+
+class StudentGate(_Strict):
+    """Bars the distilled student must clear against the teacher and the promoted model."""
+
+    min_f1_retention: Probability = 0.95
+    max_latency_ratio: float = Field(0.01, gt=0.0, le=1.0)
+    regression_alpha: Probability = 0.05
+
+
+class Gates(_Strict):
+    teacher: TeacherGate = TeacherGate()
+    student: StudentGate = StudentGate()
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    seed: int = 0
+
+
+class Vocabulary(_Strict):
+    """Which videos join the attribute's restricted vocabulary (and so its ScaNN index)."""
+
+    min_probability: Probability = 0.5
+    max_size: int | None = Field(None, ge=1)
+
+
+class Serving(_Strict):
+    """Personalized restricted retrieval: who triggers it and how good the index must be."""
+
+    affinity: Literal["share", "mean_score"] = "share"
+    trigger_threshold: Probability = 0.3
+    recall_target: Probability = 0.95
+    default_k: int = Field(10, ge=1, le=1000)
+
+
+class TeacherSettings(_Strict):
+    """Teacher defaults for this attribute; the CLI's flags override them."""
+
+    backend: Literal["zero-shot", "gemini", "local"] = "zero-shot"
+    gemini_model: str = "gemini-2.5-pro"
+    frames_per_request: int = Field(8, ge=1, le=64)
+
+
+class AttributeSpec(_Strict):
+    """One attribute, e.g. ``red_dominant`` version 2. Everything downstream is keyed by (name, version)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    version: int = Field(ge=1)
+    title: str = Field(min_length=1, max_length=200)
+    definition: str = Field(min_length=20, max_length=20_000)
+    label_type: LabelType = LabelType.binary
+    classes: tuple[str, ...] = ("negative", "positive")
+    decision_threshold: Probability = 0.5
+    gates: Gates = Gates()
+    vocabulary: Vocabulary = Vocabulary()
+    serving: Serving = Serving()
+    teacher: TeacherSettings = TeacherSettings()
+    owners: tuple[str, ...] = Field(min_length=1)
+    approvers: tuple[str, ...] = Field(min_length=1)
+    allow_self_approval: bool = False
+    approval_timeout_hours: float = Field(72.0, gt=0)
+
+    @field_validator("definition", "title")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = re.sub(r"[ \t]+\n", "\n", value.strip())
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _classes_match_label_type(self) -> "AttributeSpec":
+        if self.label_type is LabelType.binary and len(self.classes) != 2:
+            raise ValueError(f"classes: a binary attribute has exactly 2 classes, got {len(self.classes)}")
+        if self.label_type is LabelType.multiclass:
+            # Room is left for multi-class labels; no stage trains or gates them yet.
+            if len(self.classes) < 3:
+                raise ValueError("classes: a multiclass attribute needs at least 3 classes")
+            raise ValueError("label_type: multiclass attributes are not supported by the stages yet; use binary")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes: names must be unique")
+        return self
+
+    @property
+    def key(self) -> str:
+        """``name@vversion``, the identifier used in paths and logs."""
+        return f"{self.name}@v{self.version}"
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the whole normalized spec: any change to it gives a new hash."""
+        return sha256_json(self.model_dump(mode="json"))
+
+    @property
+    def prompt_hash(self) -> str:
+        """sha256 of what the teacher is asked (name, version, definition, label type, classes).
+
+        Teacher caches and labels are keyed by this, so editing a gate threshold does not
+        re-pay for labels, but editing the definition or bumping the version does.
+        """
+        return sha256_json(
+            {
+                "name": self.name,
+                "version": self.version,
+                "definition": self.definition,
+                "label_type": self.label_type.value,
+                "classes": list(self.classes),
+            }
+        )
+
+    def normalized_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    problems = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        msg = item["msg"].removeprefix("Value error, ")
+        problems.append(f"field '{where}': {msg}")
+    return "; ".join(problems)
+
+
+def parse_spec(text: str, *, source: str = "<spec>") -> AttributeSpec:
+    """Parse and validate YAML text; raises SilversetInputError naming the field and problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SilversetInputError(f"attribute spec '{source}'", f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SilversetInputError(f"attribute spec '{source}'", "must be a YAML mapping of fields")
+    try:
+        return AttributeSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SilversetInputError(f"attribute spec '{source}'", _format_validation_error(source, exc)) from None
+
+
+def load_spec(path: str | Path) -> AttributeSpec:
+    """Load an attribute spec from a YAML file (local path or fsspec URI)."""
+    import fsspec
+
+    try:
+        with fsspec.open(str(path), "r", encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SilversetInputError(f"attribute spec '{path}'", "file not found") from None
+    return parse_spec(text, source=str(path))
+
+
+def example_specs_dir() -> Path:
+    """Folder of the example specs shipped for the synthetic corpus's attributes."""
+    return Path(__file__).resolve().parent.parent / "corpus" / "attributes"

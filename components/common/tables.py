@@ -1,0 +1,160 @@
+"""Parquet table IO for stage outputs: schema-checked writes, atomic replacement, errors tables."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schemas
+from .errors import SilversetInputError
+
+ERRORS_FILE = "errors.parquet"
+STAGING_PREFIX = "._staging-"
+
+
+def conform(table: pa.Table, schema: pa.Schema, *, name: str = "table") -> pa.Table:
+    """Select and cast ``table``'s columns to ``schema`` (extra columns dropped), or raise naming the column."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SilversetInputError(name, f"missing required column(s) {', '.join(repr(m) for m in missing)}")
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if not field.nullable and column.null_count:
+            raise SilversetInputError(name, f"column '{field.name}' has {column.null_count} null value(s)")
+        try:
+            columns.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SilversetInputError(name, f"column '{field.name}' is {column.type}, expected {field.type}: {exc}") from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def _local_path(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def write_table(table: pa.Table, uri: str | Path, schema: pa.Schema | None = None, *, name: str = "table") -> None:
+    """Write one Parquet file. Local writes go to a temp name then ``os.replace`` so readers never see half a file."""
+    uri = str(uri)
+    if schema is not None:
+        table = conform(table, schema, name=name)
+    if _is_local(uri):
+        path = Path(_local_path(uri))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    else:
+        with fsspec.open(uri, "wb") as f:
+            pq.write_table(table, f)
+
+
+def parquet_files(uri: str | Path, *, include_errors: bool = False) -> list[str]:
+    """Parquet files of a table: the file itself, or every ``*.parquet`` under a directory (sorted).
+
+    ``errors.parquet`` and staging folders are skipped unless ``include_errors``.
+    """
+    uri = str(uri)
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not fs.exists(path):
+        raise SilversetInputError(f"table '{uri}'", "does not exist")
+    if fs.isfile(path):
+        return [uri]
+    found = []
+    for item in sorted(fs.find(path)):
+        base = item.rsplit("/", 1)[-1]
+        rel = item[len(path.rstrip("/")) + 1 :]
+        if not base.endswith(".parquet") or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if base == ERRORS_FILE and not include_errors:
+            continue
+        found.append(fs.unstrip_protocol(item) if not _is_local(uri) else item)
+    return found
+
+
+def read_table(uri: str | Path, schema: pa.Schema | None = None, *, name: str | None = None) -> pa.Table:
+    """Read a Parquet file or a directory of Parquet shards into one table, conformed to ``schema``."""
+    label = name or f"table '{uri}'"
+    files = parquet_files(uri)
+    if not files:
+        if schema is None:
+            raise SilversetInputError(label, "has no Parquet files")
+        return schema.empty_table()
+    tables = []
+    for file in files:
+        with fsspec.open(file, "rb") as f:
+            tables.append(pq.read_table(f))
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    return conform(table, schema, name=label) if schema is not None else table
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One dropped input: its key, where it came from, which stage dropped it, and why."""
+
+    key: str
+    stage: str
+    error_type: str
+    message: str
+    uri: str | None = None
+
+
+def errors_table(rows: Iterable[ErrorRow]) -> pa.Table:
+    rows = list(rows)
+    return pa.Table.from_pylist(
+        [{"key": r.key, "uri": r.uri, "stage": r.stage, "error_type": r.error_type, "message": r.message} for r in rows],
+        schema=schemas.ERRORS,
+    )
+
+
+def write_errors(out_dir: str | Path, rows: Iterable[ErrorRow]) -> int:
+    """Write ``out_dir/errors.parquet`` (always, even when empty, so absence means 'stage did not run')."""
+    table = errors_table(rows)
+    write_table(table, f"{str(out_dir).rstrip('/')}/{ERRORS_FILE}")
+    return table.num_rows
+
+
+def read_errors(out_dir: str | Path) -> pa.Table:
+    path = f"{str(out_dir).rstrip('/')}/{ERRORS_FILE}"
+    fs, p = fsspec.core.url_to_fs(path)
+    if not fs.exists(p):
+        return schemas.ERRORS.empty_table()
+    return read_table(path, schemas.ERRORS)
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a staging folder beside ``out_dir``; on success it replaces ``out_dir`` in two renames.
+
+    A crash leaves the previous output intact (and a hidden staging folder that the next run removes):
+    no reader ever sees a half-written set of shards. Local filesystems only; object-store outputs are
+    written per object by the stage itself.
+    """
+    out = Path(_local_path(str(out_dir)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f"{STAGING_PREFIX}{out.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = out.parent / f"{STAGING_PREFIX}{out.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    trash = out.parent / f"{STAGING_PREFIX}{out.name}-old-{uuid.uuid4().hex[:8]}"
+    if out.exists():
+        os.replace(out, trash)
+    os.replace(staging, out)
+    shutil.rmtree(trash, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Synthetic video corpus with known truth, for demos, tests and benchmarks."""
