@@ -1,0 +1,220 @@
+"""Plan an incremental run: which videos are new or changed (by video_id and content etag), what carries over.
+
+A video is re-done when it is new, when its content etag changed, or when the attribute's prompt hash
+(name, version, definition) differs from the state's: then every video is re-labelled, and the old
+labels are not carried, so labels of two attribute versions never mix. ``finalize`` merges this run's new
+rows with the carried ones and commits them to the state, so a second run over an unchanged corpus
+makes zero teacher calls.
+"""
+from __future__ import annotations
+
+import json
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.digest import sha256_json
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.manifest import read_manifest
+from silverset.components.common.spec import load_spec
+from silverset.components.common.tables import ErrorRow
+
+from . import state
+
+STAGE = "incremental"
+CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an unchanged video keeps
+COMPLETED_FILE = "completed.json"
+
+
+class PlanSummary(BaseModel):
+    """Counts of one plan; ``todo`` videos go through frames/embed/teacher, ``unchanged`` are carried."""
+
+    model_config = ConfigDict(frozen=True)
+
+    videos: int  # manifest rows read (inputs)
+    todo: int  # new + changed (+ everything when relabel_all)
+    new: int
+    changed: int
+    unchanged: int
+    removed: int  # in the state, no longer in the manifest
+    errors: int
+    relabel_all: bool
+    up_to_date: bool  # the last completed run covered exactly these videos with this prompt: nothing to do
+    corpus_digest: str
+    todo_manifest: str
+    out_dir: str
+
+
+def content_etag(uri: str) -> str:
+    """An etag for the video's bytes: the object store's ETag/md5 when it gives one, else sha256 of the content."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    info = fs.info(path)
+    for key in ("ETag", "etag", "md5Hash", "md5_hash"):
+        if info.get(key):
+            return f"{key.lower()}:{str(info[key]).strip(chr(34))}"
+    import hashlib
+
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()}"
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+def corpus_digest(videos: pa.Table, prompt_hash: str) -> str:
+    """Digest of (video_id, etag) pairs plus the prompt hash: equal digests mean equal work."""
+    pairs = sorted(zip(videos.column("video_id").to_pylist(), videos.column("etag").to_pylist()))
+    return sha256_json({"videos": pairs, "prompt_hash": prompt_hash})
+
+
+def _read_completed(state_dir: str) -> dict:
+    fs, path = fsspec.core.url_to_fs(_join(state_dir, COMPLETED_FILE))
+    if not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
+def mark_completed(*, state_dir: str, plan_dir: str, run_id: str) -> None:
+    """Record that the run planned in ``plan_dir`` finished: the next plan over the same corpus is up to date."""
+    with fsspec.open(_join(plan_dir, "plan.json"), "r") as f:
+        digest = json.load(f)["corpus_digest"]
+    with fsspec.open(_join(state_dir, COMPLETED_FILE), "w") as f:
+        json.dump({"corpus_digest": digest, "run_id": run_id}, f, sort_keys=True)
+
+
+def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "") -> PlanSummary:
+    """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir``.
+
+    Writes ``todo_manifest.parquet`` (manifest rows to process), ``videos.parquet`` (every readable
+    video with its etag), ``carried/<table>/`` (state rows of unchanged videos), ``errors.parquet`` and
+    ``plan.json``. videos == todo + unchanged + errors. With ``run_id``, first takes the state's lock
+    (state.StateLocked if another live run holds it); the exit handler releases it.
+    """
+    spec = load_spec(attribute_spec)
+    if run_id:
+        state.acquire_lock(state_dir, run_id=run_id)
+    rows, errors = read_manifest(manifest, stage=STAGE)
+    inputs = rows.num_rows + len(errors)
+    etags: list[str | None] = []
+    for video_id, uri in zip(rows.column("video_id").to_pylist(), rows.column("uri").to_pylist()):
+        try:
+            etags.append(content_etag(uri))
+        except (OSError, ValueError) as exc:
+            etags.append(None)
+            errors.append(ErrorRow(key=video_id, uri=uri, stage=STAGE, error_type="unreadable_video",
+                                   message=f"cannot read video for its etag: {type(exc).__name__}: {exc}"))
+    readable = pa.array([e is not None for e in etags])
+    rows = rows.append_column("etag", pa.array(etags, pa.string())).filter(readable)
+    videos = rows.select(["video_id", "uri", "etag"])
+
+    previous = state.load(state_dir)
+    relabel_all = not previous.exists or previous.prompt_hash != spec.prompt_hash
+    old = dict(zip(previous.videos.column("video_id").to_pylist(), previous.videos.column("etag").to_pylist()))
+    current_ids = videos.column("video_id").to_pylist()
+    current_etags = videos.column("etag").to_pylist()
+    new = [v for v in current_ids if v not in old]
+    changed = [v for v, e in zip(current_ids, current_etags) if v in old and old[v] != e]
+    todo_ids = set(current_ids) if relabel_all else set(new) | set(changed)
+    unchanged_ids = [v for v in current_ids if v not in todo_ids]
+    removed = len(set(old) - set(current_ids))
+
+    digest = corpus_digest(videos, spec.prompt_hash)
+    up_to_date = (not relabel_all and not todo_ids and not removed
+                  and _read_completed(state_dir).get("corpus_digest") == digest)
+
+    todo_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids), pa.string()))
+    todo_manifest = rows.filter(todo_mask)
+    out = out_dir.rstrip("/")
+    tables.write_table(todo_manifest, _join(out, "todo_manifest.parquet"))
+    tables.write_table(videos, _join(out, "videos.parquet"), state.VIDEO_STATE, name="plan videos")
+    keep = pa.array(unchanged_ids, pa.string())
+    carried_labels = previous.labels.filter(pc.is_in(previous.labels.column("video_id"), keep))
+    tables.write_table(carried_labels, _join(out, "carried", "labels", "part.parquet"), schemas.LABELS)
+    carried_embeddings = state.load_table(state_dir, "embeddings")
+    if carried_embeddings is not None:
+        carried_embeddings = carried_embeddings.filter(pc.is_in(carried_embeddings.column("video_id"), keep))
+        tables.write_table(carried_embeddings, _join(out, "carried", "embeddings", "part.parquet"))
+    tables.write_errors(out, errors)
+    summary = PlanSummary(
+        videos=inputs, todo=len(todo_ids), new=len(new), changed=len(changed), unchanged=len(unchanged_ids),
+        removed=removed, errors=len(errors), relabel_all=relabel_all, up_to_date=up_to_date,
+        corpus_digest=digest, todo_manifest=_join(out, "todo_manifest.parquet"), out_dir=out,
+    )
+    assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
+    with fsspec.open(_join(out, "plan.json"), "w") as f:
+        f.write(summary.model_dump_json(indent=2))
+    return summary
+
+
+class FinalizeSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    labels: int  # rows in the merged labels table (carried + new)
+    carried_labels: int
+    new_labels: int
+    embeddings: int
+    labels_dir: str
+    embeddings_dir: str | None
+
+
+def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, int, int]:
+    fs, path = fsspec.core.url_to_fs(carried_uri)
+    carried = tables.read_table(carried_uri) if fs.exists(path) and tables.parquet_files(carried_uri) else None
+    new = tables.read_table(new_uri) if new_uri else None
+    parts = [t for t in (carried, new) if t is not None and t.num_rows]
+    if not parts:
+        empty = carried if carried is not None else new
+        return (empty if empty is not None else pa.table({"video_id": pa.array([], pa.string())})), 0, 0
+    if new is not None and carried is not None and new.num_rows and carried.num_rows:
+        # A video is never carried and new at once (the plan puts it in exactly one); keep new if it is.
+        carried = carried.filter(pc.invert(pc.is_in(carried.column("video_id"), new.column("video_id"))))
+        parts = [p for p in (carried, new) if p.num_rows]
+    merged = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+    return merged, (carried.num_rows if carried is not None else 0), (new.num_rows if new is not None else 0)
+
+
+def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
+             new_embeddings: str | None = None) -> FinalizeSummary:
+    """Merge carried + this run's labels (and embeddings) into ``out_dir`` and commit them to the state.
+
+    Only videos with a label are committed: a video that failed this time is planned again next run.
+    """
+    with fsspec.open(_join(plan_dir, "plan.json"), "r") as f:
+        plan = json.load(f)
+    del plan  # read to fail early when plan_dir is not a plan
+    labels, n_carried, n_new = _merge(_join(plan_dir, "carried", "labels"), new_labels, "labels")
+    labels = tables.conform(labels, schemas.LABELS, name="merged labels")
+    versions = set(zip(labels.column("attribute").to_pylist(), labels.column("attribute_version").to_pylist(),
+                       labels.column("prompt_hash").to_pylist()))
+    if len(versions) > 1:
+        raise SilversetInputError("labels", f"carried and new labels mix attribute versions: {sorted(versions)}")
+    out = out_dir.rstrip("/")
+    labels_dir = _join(out, "labels")
+    tables.write_table(labels, _join(labels_dir, "labels.parquet"), schemas.LABELS)
+    tables.write_errors(labels_dir, [])
+    embeddings_dir = None
+    n_embeddings = 0
+    embeddings = None
+    if new_embeddings:
+        embeddings, _, _ = _merge(_join(plan_dir, "carried", "embeddings"), new_embeddings, "embeddings")
+        embeddings_dir = _join(out, "embeddings")
+        tables.write_table(embeddings, _join(embeddings_dir, "embeddings.parquet"))
+        tables.write_errors(embeddings_dir, [])
+        n_embeddings = embeddings.num_rows
+    videos = tables.read_table(_join(plan_dir, "videos.parquet"), state.VIDEO_STATE)
+    labelled = videos.filter(pc.is_in(videos.column("video_id"), labels.column("video_id")))
+    if versions:
+        attribute, version, prompt_hash = next(iter(versions))
+        state.commit(state_dir, videos=labelled, labels=labels, attribute=attribute, attribute_version=int(version),
+                     prompt_hash=prompt_hash)
+        if embeddings is not None:
+            state.commit_table(state_dir, "embeddings", embeddings)
+    return FinalizeSummary(labels=labels.num_rows, carried_labels=n_carried, new_labels=n_new,
+                           embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir)

@@ -1,0 +1,1 @@
+"""Run-summary webhook and cleanup for the pipeline's exit handler."""

@@ -1,0 +1,122 @@
+"""Incremental plans: only new/changed videos are re-done; a version change re-labels everything; no mixing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.spec import example_specs_dir, load_spec
+from silverset.components.incremental import plan, state
+
+
+def _corpus(root: Path, n: int) -> Path:
+    videos = root / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    lines = ["video_id,uri,title"]
+    for i in range(n):
+        path = videos / f"v{i:03d}.mp4"
+        path.write_bytes(f"video bytes {i}".encode())
+        lines.append(f"v{i:03d},{path},title {i}")
+    manifest = root / "manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def _spec(root: Path, *, version: int = 1) -> Path:
+    text = (example_specs_dir() / "red_dominant.yaml").read_text().replace("version: 1", f"version: {version}")
+    path = root / f"spec_v{version}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _label(todo_manifest: str, spec_path: Path, out: Path) -> tuple[str, int]:
+    """What the teacher would produce for the plan's todo videos; returns (labels dir, teacher calls)."""
+    spec = load_spec(spec_path)
+    ids = tables.read_table(todo_manifest).column("video_id").to_pylist()
+    rows = [{"video_id": v, "attribute": spec.name, "attribute_version": spec.version, "label": i % 2,
+             "probability": 0.9 if i % 2 else 0.1, "rationale": "r", "teacher_id": "fake",
+             "prompt_hash": spec.prompt_hash} for i, v in enumerate(ids)]
+    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.LABELS), out / "labels.parquet", schemas.LABELS)
+    return str(out), len(ids)
+
+
+def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int) -> tuple[plan.PlanSummary, int, plan.FinalizeSummary]:
+    plan_dir = tmp / f"run{run}" / "plan"
+    summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"),
+                       out_dir=str(plan_dir))
+    labels_dir, calls = _label(summary.todo_manifest, spec_path, tmp / f"run{run}" / "teacher")
+    merged = plan.finalize(plan_dir=str(plan_dir), new_labels=labels_dir, state_dir=str(tmp / "state"),
+                           out_dir=str(tmp / f"run{run}" / "merged"))
+    plan.mark_completed(state_dir=str(tmp / "state"), plan_dir=str(plan_dir), run_id=f"run{run}")
+    return summary, calls, merged
+
+
+def test_second_run_over_unchanged_corpus_makes_no_teacher_calls(tmp_path):
+    manifest, spec_path = _corpus(tmp_path, 12), _spec(tmp_path)
+    first, calls1, merged1 = _cycle(tmp_path, manifest, spec_path, 1)
+    assert (first.todo, first.new, calls1, merged1.labels) == (12, 12, 12, 12)
+    second, calls2, merged2 = _cycle(tmp_path, manifest, spec_path, 2)
+    assert calls2 == 0 and second.todo == 0 and second.unchanged == 12
+    assert second.up_to_date
+    assert merged2.labels == 12 and merged2.carried_labels == 12
+
+
+def test_new_and_changed_videos_only_are_relabelled(tmp_path):
+    manifest, spec_path = _corpus(tmp_path, 10), _spec(tmp_path)
+    _cycle(tmp_path, manifest, spec_path, 1)
+    (tmp_path / "videos" / "v003.mp4").write_bytes(b"re-encoded content")  # changed content, same id
+    extra = tmp_path / "videos" / "v100.mp4"
+    extra.write_bytes(b"new video")
+    with manifest.open("a") as f:
+        f.write(f"v100,{extra},new\n")
+    summary, calls, merged = _cycle(tmp_path, manifest, spec_path, 2)
+    assert (summary.new, summary.changed, summary.unchanged, calls) == (1, 1, 9, 2)
+    assert not summary.up_to_date
+    assert merged.labels == 11
+    assert sorted(tables.read_table(summary.todo_manifest).column("video_id").to_pylist()) == ["v003", "v100"]
+
+
+def test_attribute_version_change_relabels_everything_and_never_mixes(tmp_path):
+    manifest = _corpus(tmp_path, 6)
+    _cycle(tmp_path, manifest, _spec(tmp_path, version=1), 1)
+    summary, calls, merged = _cycle(tmp_path, manifest, _spec(tmp_path, version=2), 2)
+    assert summary.relabel_all and calls == 6 and merged.carried_labels == 0
+    labels = tables.read_table(merged.labels_dir, schemas.LABELS)
+    assert set(labels.column("attribute_version").to_pylist()) == {2}
+    assert set(state.load(str(tmp_path / "state")).labels.column("attribute_version").to_pylist()) == {2}
+
+
+def test_unreadable_video_is_an_error_row_and_is_retried_next_run(tmp_path):
+    manifest, spec_path = _corpus(tmp_path, 4), _spec(tmp_path)
+    missing = tmp_path / "videos" / "v001.mp4"
+    missing.unlink()
+    first, calls1, _ = _cycle(tmp_path, manifest, spec_path, 1)
+    assert (first.videos, first.todo, first.errors, calls1) == (4, 3, 1, 3)
+    errors = tables.read_errors(first.out_dir)
+    assert errors.column("key").to_pylist() == ["v001"]
+    missing.write_bytes(b"now it exists")
+    second, calls2, _ = _cycle(tmp_path, manifest, spec_path, 2)
+    assert (second.new, calls2) == (1, 1)
+
+
+def test_commit_refuses_labels_of_another_version(tmp_path):
+    spec = load_spec(_spec(tmp_path))
+    row = {"video_id": "a", "attribute": spec.name, "attribute_version": 7, "label": 1, "probability": 0.9,
+           "rationale": None, "teacher_id": "t", "prompt_hash": spec.prompt_hash}
+    labels = pa.Table.from_pylist([row], schema=schemas.LABELS)
+    with pytest.raises(SilversetInputError, match="must not mix"):
+        state.commit(str(tmp_path / "s"), videos=state.VIDEO_STATE.empty_table(), labels=labels,
+                     attribute=spec.name, attribute_version=spec.version, prompt_hash=spec.prompt_hash)
+
+
+def test_lock_blocks_a_second_live_run_and_is_released(tmp_path):
+    root = str(tmp_path / "state")
+    state.acquire_lock(root, run_id="scheduled-1")
+    with pytest.raises(state.StateLocked, match="scheduled-1"):
+        state.acquire_lock(root, run_id="manual-2")
+    assert state.release_lock(root, run_id="scheduled-1")
+    state.acquire_lock(root, run_id="manual-2")
+    assert state.acquire_lock(root, run_id="late-3", stale_after_s=0.0) == "late-3"  # stale lock taken over
