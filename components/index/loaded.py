@@ -1,0 +1,127 @@
+"""A loaded, verified index version: restricted search by vector or by a user's history."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from silverset.components.common.digest import sha256_tree
+from silverset.components.common.errors import SilversetInputError
+
+from . import ann
+from .build import DIGEST_EXCLUDE, FORMAT_VERSION, read_manifest, vectors_of
+
+
+class IndexRefused(SilversetInputError):
+    """An index folder that must not be served (corrupt, mismatched, failed self-check)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    video_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class HistoryProfile:
+    """A user's history seen through one attribute: affinity in [0, 1] and mean vector float32 [d]."""
+
+    affinity: float
+    vector: np.ndarray | None
+    known: int
+
+
+class LoadedIndex:
+    """One index version in memory: ScaNN searcher, vocabulary ids, and the history lookup."""
+
+    def __init__(self, directory: str | Path, *, verify_digest: bool = True, expect_attribute: str | None = None):
+        directory = Path(directory)
+        where = f"index '{directory}'"
+        self.directory = directory
+        self.manifest = read_manifest(directory)
+        m = self.manifest
+        if m.get("format_version") != FORMAT_VERSION:
+            raise IndexRefused(where, f"format_version {m.get('format_version')!r}, this server reads {FORMAT_VERSION}")
+        if expect_attribute is not None and m.get("attribute") != expect_attribute:
+            raise IndexRefused(where, f"is for attribute {m.get('attribute')!r}, expected {expect_attribute!r}")
+        if verify_digest:
+            actual = sha256_tree(directory, exclude=DIGEST_EXCLUDE)
+            if actual != m.get("digest"):
+                raise IndexRefused(where, f"content digest {actual[:12]} does not match manifest {str(m.get('digest'))[:12]}")
+        try:
+            self.vocabulary_ids = np.asarray(pq.read_table(directory / "vocabulary.parquet").column("video_id").to_pylist(), dtype=object)
+            history = pq.read_table(directory / "history.parquet")
+            self.searcher = ann.load_searcher(directory / "scann")
+        except Exception as exc:  # noqa: BLE001 - any unreadable part means the version is refused
+            raise IndexRefused(where, f"cannot be loaded: {type(exc).__name__}: {exc}") from None
+        if len(self.vocabulary_ids) != m["count"]:
+            raise IndexRefused(where, f"vocabulary has {len(self.vocabulary_ids)} rows, manifest says {m['count']}")
+        self.history_vectors = vectors_of(history)
+        if self.history_vectors.shape[1] != m["dimensions"]:
+            raise IndexRefused(where, f"history vectors have {self.history_vectors.shape[1]} dimensions, manifest says {m['dimensions']}")
+        self.history_probability = history.column("probability").to_numpy()
+        self.history_row = {vid: i for i, vid in enumerate(history.column("video_id").to_pylist())}
+        self.vocabulary_set = set(self.vocabulary_ids.tolist())
+        params = m["parameters"]
+        self.leaves_to_search = params["num_leaves_to_search"] if params["algorithm"] == "tree_ah" else None
+        self.min_probability = float(m["vocabulary_rule"]["min_probability"])
+        self.affinity_kind = m["serving"]["affinity"]
+        self.trigger_threshold = float(m["serving"]["trigger_threshold"])
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.manifest["dimensions"])
+
+    def self_check(self, *, samples: int = 16, k: int = 10, min_self_hit: float = 0.9) -> None:
+        """Refuse the version unless searching vocabulary vectors finds those same videos.
+
+        Vectors of ``samples`` vocabulary videos are looked up in the history table and searched;
+        each video should be in its own top-k (exact duplicates may tie, hence k, not 1).
+        """
+        step = max(1, len(self.vocabulary_ids) // samples)
+        probe_ids = self.vocabulary_ids[::step][:samples]
+        queries = self.history_vectors[[self.history_row[v] for v in probe_ids]]
+        rows = ann.search_batched(self.searcher, queries, min(k, len(self.vocabulary_ids)), leaves_to_search=self.leaves_to_search)
+        if rows.size and (rows.max() >= len(self.vocabulary_ids) or rows.min() < 0):
+            raise IndexRefused(f"index '{self.directory}'", "self-check: searcher returned ids outside the vocabulary")
+        hit = np.mean([vid in set(self.vocabulary_ids[r].tolist()) for vid, r in zip(probe_ids, rows)])
+        if hit < min_self_hit:
+            raise IndexRefused(f"index '{self.directory}'", f"self-check: only {hit:.0%} of vocabulary videos find themselves in top-{k}")
+
+    def search(self, vector: np.ndarray, k: int, *, exclude: frozenset[str] = frozenset()) -> list[Hit]:
+        """Top-k vocabulary videos for ``vector`` (float32 [d]) by dot product, excluded ids removed."""
+        want = min(k + len(exclude & self.vocabulary_set), len(self.vocabulary_ids))
+        rows, scores = self.searcher.search(np.asarray(vector, dtype=np.float32), final_num_neighbors=want,
+                                            leaves_to_search=self.leaves_to_search if self.leaves_to_search else -1)
+        hits = []
+        for row, score in zip(rows, scores):
+            vid = self.vocabulary_ids[row]
+            if vid in exclude:
+                continue
+            hits.append(Hit(vid, float(score)))
+            if len(hits) == k:
+                break
+        return hits
+
+    def profile(self, history_ids: list[str]) -> HistoryProfile:
+        """Affinity and mean vector of the known ids in a user's history (unknown ids are ignored).
+
+        affinity = share of known history videos in the vocabulary rule (``share``) or their mean
+        student probability (``mean_score``).
+        """
+        rows = [self.history_row[v] for v in history_ids if v in self.history_row]
+        if not rows:
+            return HistoryProfile(0.0, None, 0)
+        probs = self.history_probability[rows]
+        return HistoryProfile(self.affinity_of(probs), self.history_vectors[rows].mean(axis=0), len(rows))
+
+    def affinity_of(self, probabilities: np.ndarray) -> float:
+        if self.affinity_kind == "share":
+            return float(np.mean(probabilities >= self.min_probability))
+        return float(np.mean(probabilities))

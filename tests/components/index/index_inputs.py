@@ -1,0 +1,38 @@
+"""Tiny real inputs for the index tests: clustered embeddings and student scores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.spec import example_specs_dir
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def clustered(n: int, d: int, *, clusters: int = 32, seed: int = 0) -> np.ndarray:
+    """float32 [n, d] unit vectors around ``clusters`` random centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d))
+    x = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def write_inputs(folder: Path, vectors: np.ndarray, probabilities: np.ndarray, *, attribute="red_dominant", version=1, digest=DIGEST, missing_embedding: int = 0):
+    ids = [f"v{i:06d}" for i in range(len(vectors))]
+    d = vectors.shape[1]
+    emb_ids = ids[missing_embedding:]
+    emb = pa.table({"video_id": emb_ids,
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[missing_embedding:].reshape(-1)), d),
+                    "embedder_id": ["test"] * len(emb_ids)})
+    tables.write_table(emb, folder / "embeddings" / "part-0.parquet", schemas.embeddings_schema(d))
+    scores = pa.table({"video_id": ids, "attribute": [attribute] * len(ids), "attribute_version": [version] * len(ids),
+                       "probability": probabilities.astype(np.float32), "model_digest": [digest] * len(ids)})
+    tables.write_table(scores, folder / "scores.parquet", schemas.SCORES)
+    return folder / "scores.parquet", folder / "embeddings", ids
+
+
