@@ -1,0 +1,302 @@
+"""Synthetic H.264 corpus whose attribute truth is visible in the pixels and only noisily in the text.
+
+Each video is a few seconds of rendered shots. Four binary attributes, drawn independently per video
+(each positive with probability ``prevalence``), are painted into the frames:
+
+- ``red_dominant``: every shot's background is a red hue (else a non-red hue or a grey).
+- ``moving_object``: a small disc travels at least half the frame width (else it stays put).
+- ``frequent_cuts``: a hard cut every 0.3-0.6 s (else one continuous shot, or a single cut).
+- ``onscreen_text``: a caption band with legible white text for the whole clip (else none).
+
+The title and the description each mention an attribute with probability ``mention_if_true`` when it
+holds and ``mention_if_false`` when it does not, so a text-only teacher is weak but not useless.
+Same seed, same bytes: every random draw comes from ``numpy.random.default_rng([seed, video_number])``
+and the encoder runs single-threaded.
+"""
+from __future__ import annotations
+
+import colorsys
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+ATTRIBUTES = ("red_dominant", "moving_object", "frequent_cuts", "onscreen_text")
+
+# Phrases a title or description may use when it "mentions" an attribute.
+MENTIONS = {
+    "red_dominant": ("in red", "crimson tones", "red backdrop", "all red"),
+    "moving_object": ("in motion", "moving ball", "tracking shot", "on the move"),
+    "frequent_cuts": ("fast cuts", "quick edit", "rapid montage", "snappy cuts"),
+    "onscreen_text": ("with captions", "subtitled", "text overlay", "lower thirds"),
+}
+SUBJECTS = (
+    "Studio session", "Morning routine", "Test pattern", "Weekend vlog", "Product teaser", "City walk",
+    "Abstract loop", "Short clip", "Channel intro", "Behind the scenes", "Daily update", "Sample reel",
+)
+CAPTIONS = ("HELLO WORLD", "BREAKING NEWS", "SUBSCRIBE", "CHAPTER ONE", "LIVE NOW", "SALE 50%", "THE END")
+OBJECT_COLOURS = ((245, 245, 245), (20, 20, 20), (240, 220, 40), (40, 220, 230))
+
+
+class SynthOptions(BaseModel):
+    """How big and how long the corpus is; the defaults are the demo's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    videos: int = Field(200, ge=1, le=100_000)
+    seed: int = 0
+    duration_s: float = Field(3.0, gt=0.0, le=600.0)
+    width: int = Field(320, ge=32, le=3840)
+    height: int = Field(240, ge=32, le=2160)
+    fps: int = Field(15, ge=1, le=60)
+    keyframe_interval_s: float = Field(1.0, gt=0.0)
+    prevalence: float = Field(0.4, gt=0.0, lt=1.0)
+    mention_if_true: float = Field(0.6, ge=0.0, le=1.0)
+    mention_if_false: float = Field(0.15, ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """Everything random about one video, drawn up front so rendering is a pure function of it."""
+
+    video_id: str
+    truth: dict[str, int]
+    title: str
+    description: str
+    shot_starts_s: tuple[float, ...]
+    shot_colours: tuple[tuple[int, int, int], ...]  # RGB per shot
+    shot_stripes: tuple[tuple[int, float, float], ...]  # (period px, angle rad, strength 0..1) per shot
+    object_colour: tuple[int, int, int]
+    object_radius: int
+    object_start: tuple[float, float]  # (x, y) px
+    object_end: tuple[float, float]
+    caption: str | None
+
+
+def video_id_of(number: int) -> str:
+    return f"vid{number:05d}"
+
+
+def _hsv_rgb(h_deg: float, s: float, v: float) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb((h_deg % 360.0) / 360.0, s, v)
+    return (int(r * 255), int(g * 255), int(b * 255))
+
+
+def _shot_colour(rng: np.random.Generator, red: bool) -> tuple[int, int, int]:
+    if red:
+        return _hsv_rgb(rng.uniform(-8.0, 8.0), rng.uniform(0.75, 0.95), rng.uniform(0.65, 0.95))
+    if rng.random() < 0.2:  # a grey shot
+        return _hsv_rgb(0.0, rng.uniform(0.0, 0.08), rng.uniform(0.3, 0.85))
+    return _hsv_rgb(rng.uniform(45.0, 290.0), rng.uniform(0.45, 0.9), rng.uniform(0.45, 0.9))
+
+
+def _mention_text(rng: np.random.Generator, truth: dict[str, int], options: SynthOptions) -> list[str]:
+    phrases = []
+    for attribute in ATTRIBUTES:
+        p = options.mention_if_true if truth[attribute] else options.mention_if_false
+        if rng.random() < p:
+            choices = MENTIONS[attribute]
+            phrases.append(choices[int(rng.integers(len(choices)))])
+    return phrases
+
+
+def plan_video(number: int, options: SynthOptions) -> VideoPlan:
+    """Draw one video's truth, text and shot layout from ``default_rng([seed, number])``."""
+    rng = np.random.default_rng([options.seed, number])
+    truth = {a: int(rng.random() < options.prevalence) for a in ATTRIBUTES}
+    duration = options.duration_s
+
+    if truth["frequent_cuts"]:
+        starts = [0.0]
+        while True:
+            nxt = starts[-1] + rng.uniform(0.3, 0.6)
+            if nxt > duration - 0.15:
+                break
+            starts.append(nxt)
+    elif rng.random() < 0.5:
+        starts = [0.0, rng.uniform(0.3, 0.7) * duration]
+    else:
+        starts = [0.0]
+    colours = tuple(_shot_colour(rng, bool(truth["red_dominant"])) for _ in starts)
+    stripes = tuple(
+        (int(rng.integers(12, 40)), float(rng.uniform(0, np.pi)), float(rng.uniform(0.15, 0.35))) for _ in starts
+    )
+
+    w, h = options.width, options.height
+    radius = max(4, int(round(min(w, h) * rng.uniform(0.06, 0.1))))
+    y = rng.uniform(radius + 2, 0.62 * h)  # above the caption band
+    if truth["moving_object"]:
+        span = rng.uniform(0.55, 0.8) * (w - 2 * radius)
+        x0 = rng.uniform(radius, w - radius - span)
+        x1 = x0 + span
+        if rng.random() < 0.5:
+            x0, x1 = x1, x0
+        y1 = float(np.clip(y + rng.uniform(-0.15, 0.15) * h, radius + 2, 0.62 * h))
+        start, end = (x0, y), (x1, y1)
+    else:
+        x = rng.uniform(radius, w - radius)
+        start = end = (x, y)
+    object_colour = OBJECT_COLOURS[int(rng.integers(len(OBJECT_COLOURS)))]
+    caption = CAPTIONS[int(rng.integers(len(CAPTIONS)))] if truth["onscreen_text"] else None
+
+    subject = SUBJECTS[int(rng.integers(len(SUBJECTS)))]
+    title_mentions = _mention_text(rng, truth, options)
+    title = subject + (" - " + ", ".join(title_mentions) if title_mentions else "")
+    desc_mentions = _mention_text(rng, truth, options)
+    description = f"{subject} number {number}." + (
+        " Features " + " and ".join(desc_mentions) + "." if desc_mentions else " Uploaded by a test channel."
+    )
+    return VideoPlan(
+        video_id=video_id_of(number),
+        truth=truth,
+        title=title,
+        description=description,
+        shot_starts_s=tuple(float(s) for s in starts),
+        shot_colours=colours,
+        shot_stripes=stripes,
+        object_colour=object_colour,
+        object_radius=radius,
+        object_start=(float(start[0]), float(start[1])),
+        object_end=(float(end[0]), float(end[1])),
+        caption=caption,
+    )
+
+
+def _background(colour: tuple[int, int, int], stripes: tuple[int, float, float], w: int, h: int) -> np.ndarray:
+    """One shot's backdrop: uint8 [h, w, 3], the shot colour with a vertical shade and faint stripes."""
+    period, angle, strength = stripes
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    phase = (xx * np.cos(angle) + yy * np.sin(angle)) * (2 * np.pi / period)
+    shade = (0.85 + 0.25 * (1.0 - yy / h)) * (1.0 - strength * 0.5 * (1.0 + np.sin(phase)))
+    image = np.asarray(colour, np.float32)[None, None, :] * shade[..., None]
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _caption_layer(text: str, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """(band mask bool [h, w], text mask bool [h, w]): a dark lower-third band and white letters on it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    band_top = int(h * 0.74)
+    band = np.zeros((h, w), bool)
+    band[band_top : int(h * 0.94), int(w * 0.04) : int(w * 0.96)] = True
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    # Keep the letters inside the centre square, so a square centre crop still shows all of them.
+    font_px = max(8, int(h * 0.12))
+    while True:
+        font = ImageFont.load_default(size=font_px)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        if right - left <= 0.9 * min(w, h) or font_px <= 8:
+            break
+        font_px -= 1
+    x = (w - (right - left)) // 2 - left
+    y = band_top + (int(h * 0.20) - (bottom - top)) // 2 - top
+    draw.text((x, y), text, fill=255, font=font)
+    return band, np.asarray(canvas) > 127
+
+
+def render_frames(plan: VideoPlan, options: SynthOptions):
+    """Yield the video's frames in order, each uint8 RGB [height, width, 3]."""
+    w, h = options.width, options.height
+    n_frames = max(1, int(round(options.duration_s * options.fps)))
+    backgrounds = [_background(c, s, w, h) for c, s in zip(plan.shot_colours, plan.shot_stripes)]
+    caption = _caption_layer(plan.caption, w, h) if plan.caption else None
+    yy, xx = np.ogrid[0:h, 0:w]
+    starts = np.asarray(plan.shot_starts_s)
+    for i in range(n_frames):
+        t = i / options.fps
+        shot = int(np.searchsorted(starts, t, side="right") - 1)
+        frame = backgrounds[shot].copy()
+        progress = i / max(1, n_frames - 1)
+        cx = plan.object_start[0] + (plan.object_end[0] - plan.object_start[0]) * progress
+        cy = plan.object_start[1] + (plan.object_end[1] - plan.object_start[1]) * progress
+        frame[(xx - cx) ** 2 + (yy - cy) ** 2 <= plan.object_radius**2] = plan.object_colour
+        if caption is not None:
+            band, letters = caption
+            frame[band] = (frame[band] * 0.25).astype(np.uint8)
+            frame[letters] = 255
+        yield frame
+
+
+def encode_video(path: Path, frames, *, fps: int, width: int, height: int, keyframe_interval_s: float = 1.0) -> None:
+    """Encode uint8 RGB frames [height, width, 3] to an H.264 MP4 at ``path`` (deterministic bytes)."""
+    import av
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream(
+            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "23", "threads": "1"}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = max(1, int(round(keyframe_interval_s * fps)))
+        for array in frames:
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def run(
+    *,
+    out: str | Path,
+    videos: int = 200,
+    seed: int = 0,
+    duration_s: float = 3.0,
+    width: int = 320,
+    height: int = 240,
+    on_video: Callable[[str], None] | None = None,
+) -> dict:
+    """Write ``out/videos/*.mp4``, ``out/manifest.parquet``, ``out/truth.parquet`` and ``out/errors.parquet``.
+
+    The folder is replaced atomically. Returns a summary: counts, per-attribute prevalence, paths.
+    ``on_video(video_id)`` is called after each video is written (for progress bars).
+    """
+    import pyarrow as pa
+
+    from silverset.components.common import schemas, tables
+
+    options = SynthOptions(videos=videos, seed=seed, duration_s=duration_s, width=width, height=height)
+    if options.width % 2 or options.height % 2:
+        from silverset.components.common.errors import SilversetInputError
+
+        raise SilversetInputError("--size", f"H.264 (yuv420p) needs even width and height, got {width}x{height}")
+    final = Path(out).resolve()
+    manifest_rows, truth_rows = [], []
+    with tables.atomic_directory(final) as staging:
+        (staging / "videos").mkdir()
+        for number in range(options.videos):
+            plan = plan_video(number, options)
+            name = f"{plan.video_id}.mp4"
+            encode_video(
+                staging / "videos" / name,
+                render_frames(plan, options),
+                fps=options.fps,
+                width=options.width,
+                height=options.height,
+                keyframe_interval_s=options.keyframe_interval_s,
+            )
+            manifest_rows.append(
+                {"video_id": plan.video_id, "uri": str(final / "videos" / name), "title": plan.title,
+                 "description": plan.description}
+            )
+            truth_rows.extend({"video_id": plan.video_id, "attribute": a, "label": plan.truth[a]} for a in ATTRIBUTES)
+            if on_video is not None:
+                on_video(plan.video_id)
+        tables.write_table(pa.Table.from_pylist(manifest_rows, schema=schemas.MANIFEST), staging / "manifest.parquet")
+        tables.write_table(pa.Table.from_pylist(truth_rows, schema=schemas.TRUTH), staging / "truth.parquet")
+        tables.write_errors(staging, [])
+        (staging / "corpus.json").write_text(json.dumps(options.model_dump(), indent=2, sort_keys=True) + "\n")
+    prevalence = {
+        a: sum(r["label"] for r in truth_rows if r["attribute"] == a) / options.videos for a in ATTRIBUTES
+    }
+    return {
+        "videos": options.videos,
+        "errors": 0,
+        "prevalence": prevalence,
+        "out": str(final),
+        "manifest": str(final / "manifest.parquet"),
+        "truth": str(final / "truth.parquet"),
+    }

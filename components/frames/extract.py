@@ -1,0 +1,243 @@
+"""Sample K frames from one video with PyAV: seek to the keyframe before each target time, decode forward.
+
+Plain Python, no Beam and no kfp: the Beam pipeline (``frames.pipeline``) and the benchmark call
+``sample_frames``; ``sample_frames_full_decode`` is the baseline that decodes the whole stream.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import IO, Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+STAGE = "frames"
+
+
+class FrameOptions(BaseModel):
+    """How many frames per video, at what size, and which inputs are refused outright."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames_per_video: int = Field(8, ge=1, le=256)
+    size: int = Field(224, ge=16, le=2048)  # output frames are size x size px
+    jpeg_quality: int = Field(90, ge=10, le=100)
+    # 8K UHD (7680x4320) is the largest frame we agree to decode; bigger is refused, not attempted.
+    max_pixels: int = Field(7680 * 4320, ge=1)
+    # Decoder threads per video; Beam parallelism sits above this, so keep it small.
+    decoder_threads: int = Field(1, ge=0, le=64)
+
+
+class VideoError(Exception):
+    """A per-video problem: it becomes one row of errors.parquet and the run goes on."""
+
+    def __init__(self, error_type: str, message: str):
+        self.error_type = error_type
+        self.message = message
+        super().__init__(f"{error_type}: {message}")
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One output row of the frames table (jpeg holds a size x size RGB JPEG)."""
+
+    video_id: str
+    frame_index: int
+    timestamp_s: float
+    width: int
+    height: int
+    jpeg: bytes
+
+    def as_row(self) -> dict:
+        return {
+            "video_id": self.video_id,
+            "frame_index": self.frame_index,
+            "timestamp_s": self.timestamp_s,
+            "width": self.width,
+            "height": self.height,
+            "jpeg": self.jpeg,
+        }
+
+
+def target_times(start_s: float, duration_s: float, k: int) -> list[float]:
+    """K timestamps (s) uniform over [start, start + duration): the midpoints of K equal slices."""
+    return [start_s + (i + 0.5) * duration_s / k for i in range(k)]
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def _open_source(uri: str) -> str | IO[bytes]:
+    """A local path for PyAV, or a seekable file object from Beam's filesystems for any other URI."""
+    if _is_local(uri):
+        path = uri[len("file://"):] if uri.startswith("file://") else uri
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            raise VideoError("missing_file", f"no file at '{uri}'") from None
+        except OSError as exc:
+            raise VideoError("unreadable_file", f"cannot stat '{uri}': {exc}") from None
+        if size == 0:
+            raise VideoError("empty_file", f"'{uri}' is a zero-byte file")
+        return path
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        matches = FileSystems.match([uri])[0].metadata_list
+    except Exception as exc:  # noqa: BLE001 - every filesystem raises its own type
+        raise VideoError("unreadable_file", f"cannot list '{uri}': {exc}") from None
+    if not matches:
+        raise VideoError("missing_file", f"no file at '{uri}'")
+    if matches[0].size_in_bytes == 0:
+        raise VideoError("empty_file", f"'{uri}' is a zero-byte file")
+    return FileSystems.open(uri, compression_type="uncompressed")
+
+
+def _to_jpeg(frame, size: int, quality: int) -> bytes:
+    """Resize so the short side is ``size`` px, centre-crop to size x size, encode JPEG."""
+    from PIL import Image
+
+    w, h = frame.width, frame.height
+    scale = size / min(w, h)
+    rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
+    rgb = frame.reformat(width=rw, height=rh, format="rgb24", interpolation="AREA").to_ndarray()
+    top, left = (rh - size) // 2, (rw - size) // 2
+    crop = np.ascontiguousarray(rgb[top : top + size, left : left + size])
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class _OpenVideo:
+    """An opened container plus the facts about its first video stream that sampling needs."""
+
+    def __init__(self, uri: str, options: FrameOptions):
+        import av
+
+        source = _open_source(uri)
+        try:
+            self.container = av.open(source, mode="r", metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise VideoError("unreadable_video", f"cannot open '{uri}' as a video container: {exc}") from None
+        try:
+            self._inspect(uri, options)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _inspect(self, uri: str, options: FrameOptions) -> None:
+        if not self.container.streams.video:
+            kinds = sorted({s.type for s in self.container.streams}) or ["none"]
+            raise VideoError("no_video_stream", f"'{uri}' has no video stream (streams: {', '.join(kinds)})")
+        stream = self.container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise VideoError("unreadable_video", f"'{uri}' video stream has no frame size")
+        if width * height > options.max_pixels:
+            raise VideoError(
+                "resolution_too_large",
+                f"'{uri}' is {width}x{height} ({width * height} px), above the limit of {options.max_pixels} px",
+            )
+        time_base: Fraction = stream.time_base
+        if stream.duration:
+            duration = float(stream.duration * time_base)
+        elif self.container.duration:
+            duration = self.container.duration / 1_000_000
+        else:
+            duration = 0.0
+        if duration <= 0:
+            raise VideoError("zero_duration", f"'{uri}' has a video stream of zero duration")
+        stream.codec_context.thread_count = options.decoder_threads
+        if options.decoder_threads != 1:
+            stream.thread_type = "AUTO"
+        self.stream = stream
+        self.time_base = time_base
+        self.start_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        self.duration_s = duration
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def _decode_from(video: _OpenVideo) -> Iterator:
+    import av
+
+    try:
+        for frame in video.container.decode(video.stream):
+            if frame.pts is not None:
+                yield frame
+    except av.error.EOFError:
+        return
+
+
+def _frame_time(video: _OpenVideo, frame) -> float:
+    return float(frame.pts * video.time_base)
+
+
+def sample_frames(video_id: str, uri: str, options: FrameOptions = FrameOptions()) -> list[SampledFrame]:
+    """K frames uniformly over the video: for each target time, seek to the keyframe at or before it
+    and decode forward to the first frame at or after it. Decodes about K half-GOPs, not the stream.
+
+    Raises VideoError (missing/empty/unreadable file, no video stream, zero duration, resolution over
+    ``max_pixels``, decode failure) for anything that must become an error row.
+    """
+    import av
+
+    video = _OpenVideo(uri, options)
+    try:
+        targets = target_times(video.start_s, video.duration_s, options.frames_per_video)
+        half_frame = 0.5 / float(video.stream.average_rate or 30)
+        rows: list[SampledFrame] = []
+        for index, target in enumerate(targets):
+            video.container.seek(int(target / video.time_base), stream=video.stream, backward=True, any_frame=False)
+            chosen = None
+            for frame in _decode_from(video):
+                chosen = frame
+                if _frame_time(video, frame) >= target - half_frame:
+                    break
+            if chosen is None:
+                raise VideoError("decode_error", f"no frame could be decoded near {target:.3f} s")
+            rows.append(
+                SampledFrame(video_id, index, _frame_time(video, chosen), options.size, options.size,
+                             _to_jpeg(chosen, options.size, options.jpeg_quality))
+            )
+        return rows
+    except av.error.FFmpegError as exc:
+        raise VideoError("decode_error", f"'{uri}' failed to decode: {exc}") from None
+    finally:
+        video.close()
+
+
+def sample_frames_full_decode(video_id: str, uri: str, options: FrameOptions = FrameOptions()) -> list[SampledFrame]:
+    """Baseline for the benchmark: decode every frame in order and keep the same K targets."""
+    import av
+
+    video = _OpenVideo(uri, options)
+    try:
+        targets = target_times(video.start_s, video.duration_s, options.frames_per_video)
+        half_frame = 0.5 / float(video.stream.average_rate or 30)
+        rows: list[SampledFrame] = []
+        last = None
+        for frame in _decode_from(video):
+            last = frame
+            while len(rows) < len(targets) and _frame_time(video, frame) >= targets[len(rows)] - half_frame:
+                rows.append(
+                    SampledFrame(video_id, len(rows), _frame_time(video, frame), options.size, options.size,
+                                 _to_jpeg(frame, options.size, options.jpeg_quality))
+                )
+            if len(rows) == len(targets):
+                break
+        while last is not None and len(rows) < len(targets):
+            rows.append(SampledFrame(video_id, len(rows), _frame_time(video, last), options.size, options.size,
+                                     _to_jpeg(last, options.size, options.jpeg_quality)))
+        if not rows:
+            raise VideoError("decode_error", f"no frame could be decoded from '{uri}'")
+        return rows
+    except av.error.FFmpegError as exc:
+        raise VideoError("decode_error", f"'{uri}' failed to decode: {exc}") from None
+    finally:
+        video.close()

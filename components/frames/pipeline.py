@@ -1,0 +1,188 @@
+"""The frames stage as an Apache Beam pipeline: manifest -> K JPEG frames per video -> sharded Parquet.
+
+DirectRunner by default (one in-memory worker: this is a 2-core machine shared with other work); any
+other runner and its options come in as ``runner`` and ``pipeline_options`` (``key=value`` strings,
+the same words Beam's own ``--key=value`` flags use). No kfp import here.
+
+Output folder: ``frames-SSSSS-of-NNNNN.parquet`` shards in the frames schema plus ``errors.parquet``.
+Every manifest row ends up in exactly one of them (``inputs == outputs + errors``). Local outputs are
+written into a staging folder that replaces the output folder in one rename, so a reader never sees
+half a set of shards; object-store outputs are written in place.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.manifest import read_manifest
+from silverset.components.common.tables import ErrorRow
+
+from .extract import STAGE, FrameOptions, VideoError, sample_frames
+
+ERRORS_TAG = "errors"
+DIRECT_DEFAULTS = {"direct_num_workers": "1", "direct_running_mode": "in_memory"}
+
+
+def beam_options(runner: str = "DirectRunner", pipeline_options: Sequence[str] = ()) -> PipelineOptions:
+    """Beam options from a runner name and ``key=value`` strings (a leading ``--`` is optional).
+
+    DirectRunner gets one in-memory worker unless ``direct_num_workers``/``direct_running_mode`` say
+    otherwise, e.g. ``["direct_num_workers=2", "direct_running_mode=multi_threading"]``.
+    """
+    given: dict[str, str] = {}
+    flags = []
+    for option in pipeline_options:
+        text = option.removeprefix("--")
+        key, sep, value = text.partition("=")
+        if not key:
+            raise SilversetInputError("--pipeline-option", f"expected key=value, got {option!r}")
+        given[key] = value
+        flags.append(f"--{text}" if sep else f"--{key}")
+    if runner == "DirectRunner":
+        flags += [f"--{k}={v}" for k, v in DIRECT_DEFAULTS.items() if k not in given]
+    return PipelineOptions([f"--runner={runner}", *flags], save_main_session=False)
+
+
+class ExtractFrames(beam.DoFn):
+    """Manifest row dict -> frame row dicts (main output) or one error row dict (``errors`` output)."""
+
+    def __init__(self, options: FrameOptions):
+        self._options = options
+        self._videos = beam.metrics.Metrics.counter(STAGE, "videos_ok")
+        self._failed = beam.metrics.Metrics.counter(STAGE, "videos_failed")
+
+    def process(self, row: dict):
+        video_id, uri = row["video_id"], row["uri"]
+        try:
+            frames = sample_frames(video_id, uri, self._options)
+        except VideoError as exc:
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(
+                ERRORS_TAG,
+                {"key": video_id, "uri": uri, "stage": STAGE, "error_type": exc.error_type, "message": exc.message},
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - one bad video must not stop the run; its reason is kept
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(
+                ERRORS_TAG,
+                {"key": video_id, "uri": uri, "stage": STAGE, "error_type": "unexpected_error",
+                 "message": f"{type(exc).__name__}: {exc}"},
+            )
+            return
+        self._videos.inc()
+        for frame in frames:
+            yield frame.as_row()
+
+
+def _error_dict(error: ErrorRow) -> dict:
+    return {"key": error.key, "uri": error.uri, "stage": error.stage, "error_type": error.error_type,
+            "message": error.message}
+
+
+def build(
+    pipeline: beam.Pipeline,
+    *,
+    videos: list[dict],
+    manifest_errors: list[ErrorRow],
+    out_dir: str,
+    options: FrameOptions,
+    num_shards: int = 0,
+) -> None:
+    """Add the stage's transforms to ``pipeline``: videos -> frames shards + errors.parquet under ``out_dir``."""
+    rows = (
+        pipeline
+        | "Manifest" >> beam.Create(videos)
+        | "Spread" >> beam.Reshuffle()
+        | "Extract" >> beam.ParDo(ExtractFrames(options)).with_outputs(ERRORS_TAG, main="frames")
+    )
+    early = pipeline | "ManifestErrors" >> beam.Create([_error_dict(e) for e in manifest_errors])
+    errors = (rows[ERRORS_TAG], early) | "AllErrors" >> beam.Flatten()
+    rows.frames | "WriteFrames" >> beam.io.WriteToParquet(
+        f"{out_dir}/frames", schemas.FRAMES, num_shards=num_shards, file_name_suffix=".parquet",
+        record_batch_size=256,
+    )
+    errors | "WriteErrors" >> beam.io.WriteToParquet(
+        f"{out_dir}/errors", schemas.ERRORS, num_shards=1, shard_name_template="", file_name_suffix=".parquet"
+    )
+
+
+def _count_outputs(out_dir: str) -> tuple[int, int, pa.Table]:
+    """(frame rows, distinct videos with frames, errors table) as read back from ``out_dir``."""
+    import pyarrow.parquet as pq
+    import fsspec
+
+    frame_rows, video_ids = 0, set()
+    for file in tables.parquet_files(out_dir):
+        with fsspec.open(file, "rb") as f:
+            ids = pq.read_table(f, columns=["video_id"]).column("video_id")
+        frame_rows += len(ids)
+        video_ids.update(ids.to_pylist())
+    return frame_rows, len(video_ids), tables.read_errors(out_dir)
+
+
+def run(
+    *,
+    manifest: str,
+    out: str,
+    frames_per_video: int = 8,
+    size: int = 224,
+    runner: str = "DirectRunner",
+    pipeline_options: Sequence[str] = (),
+    num_shards: int = 0,
+    max_pixels: int | None = None,
+) -> dict:
+    """Extract frames for every video in ``manifest`` into ``out``; return a summary of counts and paths.
+
+    Manifest-level problems (missing file, unknown format, missing column, no rows) raise
+    SilversetInputError before anything runs. Per-video problems become rows of ``out/errors.parquet``.
+    """
+    started = time.monotonic()
+    options = FrameOptions(frames_per_video=frames_per_video, size=size,
+                           **({"max_pixels": max_pixels} if max_pixels else {}))
+    table, manifest_errors = read_manifest(str(manifest), stage=STAGE)
+    videos = table.select(["video_id", "uri"]).to_pylist()
+    inputs = table.num_rows + len(manifest_errors)
+    beam_opts = beam_options(runner, pipeline_options)
+    out = str(out).rstrip("/")
+
+    def execute(target: str) -> None:
+        with beam.Pipeline(options=beam_opts) as pipeline:
+            build(pipeline, videos=videos, manifest_errors=manifest_errors, out_dir=target, options=options,
+                  num_shards=num_shards)
+        if not _has_errors_file(target):  # Beam may skip an empty single-shard write
+            tables.write_errors(target, [])
+
+    if "://" not in out or out.startswith("file://"):
+        with tables.atomic_directory(out) as staging:
+            execute(str(staging))
+        out = str(Path(out.removeprefix("file://")).resolve())
+    else:
+        execute(out)
+
+    frame_rows, videos_ok, errors = _count_outputs(out)
+    by_type = Counter(errors.column("error_type").to_pylist())
+    return {
+        "inputs": inputs,
+        "videos_ok": videos_ok,
+        "errors": errors.num_rows,
+        "frames": frame_rows,
+        "errors_by_type": dict(sorted(by_type.items())),
+        "out": out,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def _has_errors_file(out_dir: str) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(f"{out_dir}/{tables.ERRORS_FILE}")
+    return fs.exists(path)
