@@ -1,0 +1,20 @@
+"""KFP component: generate the synthetic corpus (videos, manifest, truth) for demos and smoke runs."""
+from typing import NamedTuple
+
+from kfp import dsl
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def synth_corpus(out_dir: str, videos: int = 200, seed: int = 0, duration_s: float = 3.0, width: int = 320,
+                 height: int = 240) -> NamedTuple("Corpus", manifest=str, truth=str, videos=int):
+    """Write out_dir/videos/*.mp4, manifest.parquet and truth.parquet; same seed, same bytes."""
+    import json
+    from collections import namedtuple
+
+    from silverset.components.corpus.synth import run
+
+    s = run(out=out_dir, videos=videos, seed=seed, duration_s=duration_s, width=width, height=height)
+    print(json.dumps(s))
+    return namedtuple("Corpus", "manifest truth videos")(s["manifest"], s["truth"], s["videos"])

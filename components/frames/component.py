@@ -1,0 +1,22 @@
+"""KFP component: the frames stage (Beam + PyAV) over a manifest, writing sharded Parquet + errors."""
+from typing import NamedTuple
+
+from kfp import dsl
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def extract_frames(manifest: str, out_dir: str, frames_per_video: int = 8, size: int = 224,
+                   runner: str = "DirectRunner", pipeline_options: list = []) -> NamedTuple(
+        "Frames", frames_dir=str, videos=int, errors=int, frames=int):
+    """Sample frames_per_video JPEG frames (size x size) per manifest video; bad videos go to errors.parquet."""
+    import json
+    from collections import namedtuple
+
+    from silverset.components.frames.pipeline import run
+
+    s = run(manifest=manifest, out=out_dir, frames_per_video=frames_per_video, size=size, runner=runner,
+            pipeline_options=pipeline_options)
+    print(json.dumps(s))
+    return namedtuple("Frames", "frames_dir videos errors frames")(s["out"], s["videos_ok"], s["errors"], s["frames"])

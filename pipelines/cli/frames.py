@@ -1,0 +1,41 @@
+"""`silverset frames`: sample K frames per video with a Beam pipeline (DirectRunner by default)."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def frames(
+    manifest: str = typer.Option(..., "--manifest", help="Manifest (CSV, JSONL or Parquet) with video_id and uri."),
+    out: str = typer.Option(..., "--out", help="Output folder (local: replaced atomically)."),
+    frames_per_video: int = typer.Option(8, "--frames-per-video", "-k", min=1, max=256, help="Frames per video (K)."),
+    size: int = typer.Option(224, "--size", min=16, max=2048, help="Output frames are SIZE x SIZE px."),
+    runner: str = typer.Option("DirectRunner", "--runner", help="Beam runner (DirectRunner, FlinkRunner, DataflowRunner...)."),
+    pipeline_option: Optional[List[str]] = typer.Option(
+        None, "--pipeline-option", help="Beam pipeline option key=value; repeat for more."),
+) -> None:
+    """Sample K frames per video (seek + decode forward), write sharded Parquet and errors.parquet."""
+    from silverset.components.frames.pipeline import run
+
+    with console.status("extracting frames (Beam)..."):
+        summary = run(manifest=manifest, out=out, frames_per_video=frames_per_video, size=size, runner=runner,
+                      pipeline_options=pipeline_option or ())
+    print_summary(summary)
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title="frames", show_header=False)
+    for key in ("inputs", "videos_ok", "errors", "frames", "out", "seconds"):
+        table.add_row(key, str(summary[key]))
+    for error_type, count in summary["errors_by_type"].items():
+        table.add_row(f"  error: {error_type}", str(count))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("frames")(frames)
