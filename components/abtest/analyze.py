@@ -1,0 +1,322 @@
+"""A/B analysis over exposure/outcome/covariate logs: per-metric lift with CIs, CUPED, SRM, and CBPS balance
+for the non-randomized triggered-vs-not comparison. Writes result.json, report.html and errors.parquet."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.tables import ErrorRow, write_errors
+
+from . import cbps, lift
+from .experiment import ARMS, CONTROL, TREATMENT
+
+STAGE = "abtest"
+RESULT_FILE = "result.json"
+REPORT_FILE = "report.html"
+
+
+class AnalysisOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    treatment_share: float = Field(0.5, gt=0.0, lt=1.0, description="the configured split, for the SRM test")
+    metrics: tuple[str, ...] | None = Field(None, description="outcome columns to analyse; default every numeric one")
+    bootstrap_samples: int = Field(1000, ge=0, le=100_000, description="0 skips the bootstrap check")
+    seed: int = 0
+    srm_threshold: float = Field(0.001, gt=0.0, lt=1.0)
+    cuped_prefix: str = Field("pre_", description="covariate '<prefix><metric>' is <metric>'s pre-period value")
+    trigger_column: str = Field("triggered", description="exposure column marking users who got restricted retrieval")
+    estimand: Literal["ATT", "ATE"] = "ATT"
+    over_identified: bool = False
+    smd_threshold: float = Field(0.1, gt=0.0)
+    missing_outcome: Literal["drop", "zero"] = Field(
+        "drop", description="exposed users without an outcome row: drop them (to errors.parquet) or count them as 0")
+
+
+class MetricResult(BaseModel):
+    metric: str
+    estimate: lift.LiftEstimate
+    bootstrap: lift.BootstrapCheck | None = None
+    cuped: lift.LiftEstimate | None = None
+    cuped_adjustment: lift.CupedAdjustment | None = None
+
+
+class ObservationalResult(BaseModel):
+    """CBPS-weighted comparison of users who triggered restricted retrieval vs those who did not (treatment arm)."""
+
+    comparison: str
+    estimand: str
+    over_identified: bool
+    converged: bool
+    n_triggered: int
+    n_not_triggered: int
+    balance: list[cbps.CovariateBalance]
+    max_abs_smd_before: float
+    max_abs_smd_after: float
+    smd_threshold: float
+    balance_passed: bool
+    effects: list[cbps.WeightedEffect]
+
+
+class AnalysisResult(BaseModel):
+    users_in: int
+    users_analysed: int
+    errors: int
+    srm: lift.SampleRatioCheck
+    metrics: list[MetricResult]
+    observational: ObservationalResult | None = None
+    notes: list[str] = []
+
+    @property
+    def passed(self) -> bool:
+        return not self.srm.mismatch and (self.observational is None or self.observational.balance_passed)
+
+    def failures(self) -> list[str]:
+        reasons = []
+        if self.srm.mismatch:
+            reasons.append(f"sample ratio mismatch: {self.srm.n_treatment} treatment vs {self.srm.n_control} control "
+                           f"for a {self.srm.expected_treatment_share:.0%} split (chi-square p = {self.srm.p_value:.2g})")
+        if self.observational is not None and not self.observational.balance_passed:
+            bad = [b.covariate for b in self.observational.balance if abs(b.smd_after) >= self.observational.smd_threshold]
+            reasons.append(f"CBPS balance: |SMD| >= {self.observational.smd_threshold} after weighting for {', '.join(bad)}")
+        return reasons
+
+
+# ---------------------------------------------------------------------------------------------- log reading
+
+def read_log(path: str | Path, name: str):
+    """A log as a pandas DataFrame from Parquet (file or folder) or CSV; ``user_id`` is read as text."""
+    import pandas as pd
+    import pyarrow.csv as pacsv
+
+    from silverset.components.common.tables import read_table
+
+    label = f"{name} '{path}'"
+    p = str(path)
+    if p.endswith(".csv"):
+        if not Path(p).exists():
+            raise SilversetInputError(label, "file not found")
+        try:
+            table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types={"user_id": "string"}))
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for malformed CSV
+            raise SilversetInputError(label, f"not a readable CSV: {exc}") from None
+    else:
+        table = read_table(p, name=label)
+    frame: pd.DataFrame = table.to_pandas()
+    if "user_id" not in frame.columns:
+        raise SilversetInputError(label, "missing required column 'user_id'")
+    if frame["user_id"].isna().any():
+        raise SilversetInputError(label, f"column 'user_id' has {int(frame['user_id'].isna().sum())} null value(s)")
+    frame["user_id"] = frame["user_id"].astype(str)
+    return frame
+
+
+def _examples(values) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:5])
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def check_exposures(frame, *, label: str = "exposures", trigger_column: str = "triggered"):
+    """One row per user with arm in {control, treatment}; raises naming the problem otherwise."""
+    if "arm" not in frame.columns:
+        raise SilversetInputError(label, "missing required column 'arm'")
+    arms = frame["arm"].astype(str)
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown or frame["arm"].isna().any():
+        raise SilversetInputError(label, f"column 'arm' must be 'control' or 'treatment'; found {_examples(unknown or ['<null>'])}")
+    frame = frame.assign(arm=arms)
+    arms_per_user = frame.groupby("user_id")["arm"].nunique()
+    both = arms_per_user[arms_per_user > 1].index
+    if len(both):
+        raise SilversetInputError(label, f"{len(both)} user(s) exposed in both arms, e.g. {_examples(both)}: the split "
+                                  "is broken (check the salt and the bucketing service)")
+    duplicated = frame["user_id"][frame["user_id"].duplicated()].unique()
+    if len(duplicated):
+        raise SilversetInputError(label, f"{len(duplicated)} duplicate exposure(s): expected one row per user (the first "
+                                  f"exposure), e.g. {_examples(duplicated)}")
+    if trigger_column in frame.columns:
+        values = frame[trigger_column]
+        if values.isna().any() or not set(values.astype(object).unique()) <= {True, False, 0, 1}:
+            raise SilversetInputError(label, f"column '{trigger_column}' must be true/false (or 1/0) for every user")
+        frame = frame.assign(**{trigger_column: values.astype(bool)})
+    return frame
+
+
+def _check_unique(frame, label: str) -> None:
+    duplicated = frame["user_id"][frame["user_id"].duplicated()].unique()
+    if len(duplicated):
+        raise SilversetInputError(label, f"{len(duplicated)} user(s) have more than one row, e.g. {_examples(duplicated)}; "
+                                  "aggregate to one row per user first")
+
+
+def _numeric_columns(frame, label: str, wanted: tuple[str, ...] | None, *, exclude: tuple[str, ...] = ()) -> list[str]:
+    import pandas as pd
+
+    if wanted is not None:
+        missing = [m for m in wanted if m not in frame.columns]
+        if missing:
+            raise SilversetInputError(label, f"missing required column(s) {_examples(missing)}")
+        for m in wanted:
+            if not (pd.api.types.is_numeric_dtype(frame[m]) or pd.api.types.is_bool_dtype(frame[m])):
+                raise SilversetInputError(label, f"column '{m}' is {frame[m].dtype}, expected numbers")
+        return list(wanted)
+    columns = [c for c in frame.columns if c != "user_id" and c not in exclude
+               and (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    if not columns:
+        raise SilversetInputError(label, "has no numeric metric columns besides 'user_id'")
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+
+def analyze_arrays(*, treatment: np.ndarray, outcomes: dict[str, np.ndarray], covariates: dict[str, np.ndarray] | None = None,
+                   triggered: np.ndarray | None = None, options: AnalysisOptions = AnalysisOptions(),
+                   users_in: int | None = None, errors: int = 0) -> AnalysisResult:
+    """The analysis on per-user arrays, all length n: ``treatment`` bool [n], outcomes metric -> float [n],
+    covariates name -> float [n] (pre-period metrics named '<cuped_prefix><metric>'), ``triggered`` bool [n]."""
+    tr = np.asarray(treatment, dtype=bool)
+    n_t, n_c = int(tr.sum()), int((~tr).sum())
+    if n_t < 2 or n_c < 2:
+        raise SilversetInputError("exposures", f"each arm needs at least 2 analysable users; got {n_t} treatment, {n_c} control")
+    srm = lift.sample_ratio_mismatch(n_treatment=n_t, n_control=n_c, treatment_share=options.treatment_share,
+                                     threshold=options.srm_threshold)
+    covariates = covariates or {}
+    notes: list[str] = []
+    metric_results = []
+    for i, (metric, values) in enumerate(outcomes.items()):
+        y = np.asarray(values, dtype=np.float64)
+        estimate = lift.difference_in_means(y[tr], y[~tr], metric=metric, alpha=options.alpha)
+        result = MetricResult(metric=metric, estimate=estimate)
+        if options.bootstrap_samples:
+            result.bootstrap = lift.bootstrap_check(y[tr], y[~tr], estimate, samples=options.bootstrap_samples,
+                                                    seed=options.seed + i)
+        pre_name = f"{options.cuped_prefix}{metric}"
+        if pre_name in covariates:
+            x = np.asarray(covariates[pre_name], dtype=np.float64)
+            result.cuped, result.cuped_adjustment = lift.cuped(y[tr], y[~tr], x[tr], x[~tr], metric=metric,
+                                                               covariate=pre_name, alpha=options.alpha)
+        metric_results.append(result)
+
+    observational = None
+    if triggered is None:
+        notes.append(f"no '{options.trigger_column}' column in the exposures: CBPS comparison skipped")
+    elif not covariates:
+        notes.append("no covariates given: CBPS comparison skipped")
+    else:
+        observational = _cbps_comparison(tr, np.asarray(triggered, dtype=bool), outcomes, covariates, options, notes)
+    return AnalysisResult(users_in=users_in if users_in is not None else len(tr), users_analysed=len(tr), errors=errors,
+                          srm=srm, metrics=metric_results, observational=observational, notes=notes)
+
+
+def _cbps_comparison(tr, triggered, outcomes, covariates, options: AnalysisOptions, notes: list[str]) -> ObservationalResult | None:
+    names = list(covariates)
+    x = np.column_stack([np.asarray(covariates[k], dtype=np.float64) for k in names])[tr]
+    t = triggered[tr]
+    if t.sum() < 2 or (~t).sum() < 2:
+        notes.append(f"CBPS comparison skipped: {int(t.sum())} triggered and {int((~t).sum())} not-triggered treatment users")
+        return None
+    fitted = cbps.fit(x, t, names=names, estimand=options.estimand, over_identified=options.over_identified)
+    effects = [cbps.weighted_effect(fitted, x, t, np.asarray(y, dtype=np.float64)[tr], metric=m, alpha=options.alpha)
+               for m, y in outcomes.items()]
+    max_after = fitted.max_abs_smd()
+    return ObservationalResult(
+        comparison=f"treatment-arm users with {options.trigger_column} vs without (non-randomized)",
+        estimand=options.estimand, over_identified=options.over_identified, converged=fitted.converged,
+        n_triggered=int(t.sum()), n_not_triggered=int((~t).sum()), balance=fitted.balance,
+        max_abs_smd_before=max((abs(b.smd_before) for b in fitted.balance), default=0.0),
+        max_abs_smd_after=max_after, smd_threshold=options.smd_threshold,
+        balance_passed=bool(fitted.converged and max_after < options.smd_threshold), effects=effects,
+    )
+
+
+def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, covariates: str | Path | None = None,
+        options: AnalysisOptions = AnalysisOptions()) -> dict:
+    """Analyse logs into ``out_dir`` (result.json, report.html, lift.png, balance.png, errors.parquet).
+
+    Exposures: one row per user (user_id, arm, optional triggered). Outcomes: user_id + numeric metrics, one
+    row per user. Covariates: user_id + numeric pre-period values. Outcome rows of users never exposed, and
+    exposed users lacking outcomes (with ``missing_outcome='drop'``) or covariates, go to errors.parquet:
+    exposed users + orphan outcome rows == analysed users + errors. Returns a small summary; the result's
+    gates (SRM, balance) are in ``summary['passed']`` and ``summary['failures']``.
+    """
+    from .report import write_report
+
+    exp = check_exposures(read_log(exposures, "exposures"), trigger_column=options.trigger_column)
+    out_frame = read_log(outcomes, "outcomes")
+    _check_unique(out_frame, f"outcomes '{outcomes}'")
+    metrics = _numeric_columns(out_frame, f"outcomes '{outcomes}'", options.metrics)
+    error_rows: list[ErrorRow] = []
+
+    exposed = set(exp["user_id"])
+    orphans = out_frame[~out_frame["user_id"].isin(exposed)]
+    error_rows += [ErrorRow(key=u, stage=STAGE, error_type="not_exposed", uri=str(outcomes),
+                            message="outcome row for a user with no exposure record") for u in orphans["user_id"]]
+    merged = exp.merge(out_frame[["user_id", *metrics]], on="user_id", how="left")
+    bad_outcome = merged[metrics].isna().any(axis=1)
+    if options.missing_outcome == "zero":
+        no_row = ~merged["user_id"].isin(set(out_frame["user_id"]))
+        merged.loc[no_row, metrics] = 0.0
+        bad_outcome = merged[metrics].isna().any(axis=1)
+    error_rows += [ErrorRow(key=u, stage=STAGE, error_type="missing_outcome", uri=str(outcomes),
+                            message=f"no value for metric(s) {', '.join(metrics)}") for u in merged.loc[bad_outcome, "user_id"]]
+    merged = merged[~bad_outcome]
+
+    cov_names: list[str] = []
+    if covariates is not None:
+        cov_frame = read_log(covariates, "covariates")
+        _check_unique(cov_frame, f"covariates '{covariates}'")
+        cov_names = _numeric_columns(cov_frame, f"covariates '{covariates}'", None)
+        merged = merged.merge(cov_frame[["user_id", *cov_names]], on="user_id", how="left")
+        bad_cov = merged[cov_names].isna().any(axis=1)
+        error_rows += [ErrorRow(key=u, stage=STAGE, error_type="missing_covariates", uri=str(covariates),
+                                message="no covariate row (or a null covariate) for an exposed user")
+                       for u in merged.loc[bad_cov, "user_id"]]
+        merged = merged[~bad_cov]
+
+    treatment = (merged["arm"] == TREATMENT).to_numpy()
+    result = analyze_arrays(
+        treatment=treatment,
+        outcomes={m: merged[m].to_numpy(dtype=np.float64) for m in metrics},
+        covariates={c: merged[c].to_numpy(dtype=np.float64) for c in cov_names},
+        triggered=merged[options.trigger_column].to_numpy() if options.trigger_column in merged.columns else None,
+        options=options, users_in=len(exp) + len(orphans), errors=len(error_rows),
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_errors(out, error_rows)
+    (out / RESULT_FILE).write_text(json.dumps(result.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    write_report(result, out)
+    return summarize(result, out)
+
+
+def summarize(result: AnalysisResult, out_dir: str | Path) -> dict:
+    """The few numbers the demo and the pipeline print."""
+    summary = {
+        "users_in": result.users_in, "users_analysed": result.users_analysed, "errors": result.errors,
+        "srm_p_value": result.srm.p_value, "srm_mismatch": result.srm.mismatch,
+        "lifts": {
+            m.metric: {
+                "relative_lift": (m.cuped or m.estimate).relative_lift,
+                "ci": [(m.cuped or m.estimate).relative_lift_ci.low, (m.cuped or m.estimate).relative_lift_ci.high],
+                "method": (m.cuped or m.estimate).method,
+                "p_value": (m.cuped or m.estimate).p_value,
+            } for m in result.metrics
+        },
+        "passed": result.passed, "failures": result.failures(),
+        "result": str(Path(out_dir) / RESULT_FILE), "report": str(Path(out_dir) / REPORT_FILE),
+    }
+    if result.observational is not None:
+        summary["cbps_max_abs_smd_before"] = result.observational.max_abs_smd_before
+        summary["cbps_max_abs_smd_after"] = result.observational.max_abs_smd_after
+        summary["cbps_balance_passed"] = result.observational.balance_passed
+    return summary
+
+
+__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_arrays", "run", "summarize", "read_log", "check_exposures",
+           "CONTROL", "TREATMENT"]
