@@ -1,0 +1,1 @@
+"""Golden-set evaluation: metrics with bootstrap CIs, threshold selection, teacher and student gates, report."""

@@ -1,0 +1,66 @@
+"""Beam model handlers for the student: Beam's own ONNX and PyTorch handlers, fed one float32 [n, d] block per call.
+
+Imports Beam, onnxruntime and torch at module import; ``bulk`` imports this module only inside ``run``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import onnxruntime as ort
+from apache_beam.ml.inference import utils
+from apache_beam.ml.inference.base import KeyedModelHandler
+from apache_beam.ml.inference.onnx_inference import OnnxModelHandlerNumpy
+from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
+
+
+def onnx_block_inference(session: ort.InferenceSession, batch: Sequence[np.ndarray], inference_args: dict | None = None) -> list[np.ndarray]:
+    """Each element is already a float32 [n, d] block: concatenate, run once, split back per element."""
+    sizes = [len(block) for block in batch]
+    out = session.run(None, {session.get_inputs()[0].name: np.concatenate(batch, axis=0)})[0]
+    return np.split(np.asarray(out).reshape(-1), np.cumsum(sizes)[:-1])
+
+
+def torch_block_inference(batch: Sequence[Any], model: Any, device: str, inference_args: dict | None = None, model_id: str | None = None) -> Iterable[Any]:
+    """TorchScript counterpart of ``onnx_block_inference``: blocks are float32 tensors [n, d]."""
+    import torch
+
+    sizes = [len(block) for block in batch]
+    with torch.inference_mode():
+        out = model(torch.cat(list(batch), dim=0)).numpy().reshape(-1)
+    return utils._convert_to_result(batch, np.split(out, np.cumsum(sizes)[:-1]), model_id)
+
+
+class StudentOnnxHandler(OnnxModelHandlerNumpy):
+    """Beam's ONNX handler with CPU session options built at load time (they cannot be pickled)."""
+
+    def __init__(self, model_uri: str, *, threads: int):
+        super().__init__(model_uri, providers=["CPUExecutionProvider"], inference_fn=onnx_block_inference,
+                         min_batch_size=1, max_batch_size=1)
+        self._threads = threads
+
+    def load_model(self) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(self._model_uri, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def model_handler(model_dir: str | Path, metadata: dict[str, Any], *, backend: str, threads: int) -> KeyedModelHandler:
+    """Keyed handler for MODELDIR: elements are (video_ids, block [n, d]); ``max_batch_size=1`` keeps one RecordBatch per call."""
+    model_dir = Path(model_dir)
+    if backend == "onnx":
+        return KeyedModelHandler(StudentOnnxHandler(str(model_dir / metadata["files"]["onnx"]), threads=threads))
+    import torch
+
+    torch.set_num_threads(threads)
+    return KeyedModelHandler(
+        PytorchModelHandlerTensor(
+            torch_script_model_path=str(model_dir / metadata["files"]["torchscript"]),
+            device="CPU",
+            inference_fn=torch_block_inference,
+            min_batch_size=1,
+            max_batch_size=1,
+        )
+    )
