@@ -15,6 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 STAGE = "frames"
+# FFmpeg "plays" text files as ANSI art (tty demuxer, ansi/bintext decoders); those are not videos.
+TEXT_AS_VIDEO_FORMATS = frozenset({"tty", "ansi", "bin", "bintext", "xbin", "idf", "adf"})
 
 
 class FrameOptions(BaseModel):
@@ -130,10 +132,18 @@ class _OpenVideo:
             raise
 
     def _inspect(self, uri: str, options: FrameOptions) -> None:
+        if not self.container.streams and not self.container.duration:
+            # e.g. an MP4 whose only track has no samples: FFmpeg drops the empty track.
+            raise VideoError("zero_duration", f"'{uri}' holds no samples at all (zero duration)")
         if not self.container.streams.video:
             kinds = sorted({s.type for s in self.container.streams}) or ["none"]
             raise VideoError("no_video_stream", f"'{uri}' has no video stream (streams: {', '.join(kinds)})")
         stream = self.container.streams.video[0]
+        format_name = self.container.format.name
+        if format_name in TEXT_AS_VIDEO_FORMATS or stream.codec_context.name in TEXT_AS_VIDEO_FORMATS:
+            raise VideoError("not_a_video", f"'{uri}' is a text file ({format_name}), not a video")
+        if format_name == "image2" or format_name.endswith("_pipe"):
+            raise VideoError("not_a_video", f"'{uri}' is a still image ({format_name}), not a video")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise VideoError("unreadable_video", f"'{uri}' video stream has no frame size")
