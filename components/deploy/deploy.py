@@ -1,0 +1,51 @@
+"""`silverset index deploy`: refuse without a passing gate and an approval for the same digest, then roll out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from silverset.components.approval.policy import ApprovalService
+from silverset.components.approval.store import open_store
+from silverset.components.approval.wait import read_gate
+from silverset.components.common.errors import GateFailed, SilversetInputError
+from silverset.components.index.build import read_manifest
+
+
+def check_release(*, manifest: dict, gate_path: str, approvals: ApprovalService) -> None:
+    """Raise GateFailed unless gate.json passed for this index's model digest and that digest is approved."""
+    digest = manifest["model_digest"]
+    gate = read_gate(gate_path)
+    if gate.candidate_digest != digest:
+        raise GateFailed(f"gate result is for candidate {gate.candidate_digest[:19]}, the index was built from {digest[:19]}")
+    if not gate.passed:
+        raise GateFailed(f"gate did not pass for {digest[:19]}: {'; '.join(gate.reasons) or 'no reasons given'}")
+    if not approvals.is_approved(digest, attribute=manifest["attribute"], attribute_version=manifest["attribute_version"]):
+        raise GateFailed(f"candidate {digest[:19]} ({manifest['attribute']}@v{manifest['attribute_version']}) has no approval; "
+                         f"run `silverset approvals approve {digest[:19]} --as USER --reason TEXT`")
+
+
+def run(*, index: str, gate: str, approval_store: str, target: str = "local", serve_root: str | None = None,
+        server_url: str | None = None, namespace: str = "silverset", deployment: str = "silverset-index",
+        index_uri: str | None = None, timeout_s: float = 300.0, poll_s: float = 2.0, api_client=None) -> dict:
+    """Check gate + approval for the index's digest, then deploy to ``target`` ("local" or "kubernetes")."""
+    manifest = read_manifest(index)
+    check_release(manifest=manifest, gate_path=gate, approvals=ApprovalService(open_store(approval_store, api_client=api_client)))
+    if target == "local":
+        from .local import deploy_local
+
+        if not serve_root:
+            raise SilversetInputError("--serve-root", "the local target needs the serving root the index server reads")
+        return deploy_local(index_dir=index, manifest=manifest, serve_root=serve_root, server_url=server_url, timeout_s=timeout_s)
+    if target == "kubernetes":
+        from .kube import KubernetesDeployer
+
+        if api_client is None:
+            from kubernetes import client, config
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api_client = client.ApiClient()
+        deployer = KubernetesDeployer(namespace, deployment=deployment, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s)
+        return deployer.deploy(attribute=manifest["attribute"], version=manifest["version"], index_uri=index_uri or str(Path(index).resolve()))
+    raise SilversetInputError("--target", f"{target!r} is not a target; use local or kubernetes")
