@@ -1,0 +1,1 @@
+"""One inference runtime for embedders, teachers and the student: handler interface and sharded runner."""

@@ -1,0 +1,261 @@
+"""The sharded, batched, resumable runner written once around a ModelHandler.
+
+Output layout of one stage directory (several shards may write into the same one)::
+
+    out/part-<shard tag>-<seq>.parquet     output rows of one batch (written atomically; its presence
+                                           marks every item of that batch as done)
+    out/.parts/errors-<shard tag>-<seq>.parquet   error rows of the same batch (hidden from readers)
+    out/errors.parquet                     union of every shard's error parts, rewritten at shard end
+    out/stats/shard-<shard tag>.json       per-shard stats: items, errors, seconds, cost, requests
+
+A crashed run (kill -9 included) resumes by skipping every item found in a completed part, so no item
+is computed (or paid for) twice and none is lost. ``merge_check`` verifies the exactly-once contract.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.sharding import Shard
+from silverset.components.common.tables import ErrorRow
+
+from .handler import BudgetExhausted, ItemResult, ModelHandler, WorkItem
+
+PARTS_DIR = ".parts"
+STATS_DIR = "stats"
+_PART_RE = re.compile(r"^part-(?P<tag>\d{5}-of-\d{5})-(?P<seq>\d{5})\.parquet$")
+
+
+@dataclass
+class ShardStats:
+    """What one shard run did; written to ``stats/shard-<tag>.json`` and returned to the caller."""
+
+    shard: str
+    model_id: str
+    items: int = 0  # items this shard owns
+    resumed: int = 0  # of those, already done by an earlier run
+    processed: int = 0  # done in this run
+    outputs: int = 0  # output rows in this run
+    errors: int = 0  # error rows in this run
+    remaining: int = 0  # owned items neither output nor error (budget stop / max_items)
+    seconds: float = 0.0
+    items_per_s: float = 0.0
+    cost_usd: float = 0.0
+    requests: int = 0
+    cache_hits: int = 0
+    stopped: str | None = None  # None, "budget" or "max_items"
+    message: str = ""
+    error_types: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _completed(out: Path, shard: Shard, key_column: str, id_column: str, model_id: str) -> tuple[set[str], int]:
+    """Keys done by earlier runs of this shard, and the next part sequence number."""
+    done: set[str] = set()
+    next_seq = 0
+    for path in sorted(out.glob(f"part-{shard.tag}-*.parquet")):
+        match = _PART_RE.match(path.name)
+        if not match:
+            continue
+        seq = int(match["seq"])
+        next_seq = max(next_seq, seq + 1)
+        part = pq.read_table(path, columns=[key_column, id_column])
+        ids = set(part.column(id_column).to_pylist())
+        if ids and ids != {model_id}:
+            raise SilversetInputError(
+                f"output '{out}'",
+                f"holds results of {sorted(ids)[0]!r}, not {model_id!r}; use a fresh --out to change the model",
+            )
+        done.update(part.column(key_column).to_pylist())
+        err_path = out / PARTS_DIR / f"errors-{shard.tag}-{seq:05d}.parquet"
+        if err_path.exists():
+            done.update(pq.read_table(err_path, columns=["key"]).column("key").to_pylist())
+    return done, next_seq
+
+
+def collect_errors(out_dir: str | Path) -> int:
+    """Rewrite ``out/errors.parquet`` as the union of every shard's error parts; returns its row count."""
+    out = Path(out_dir)
+    rows: list[pa.Table] = []
+    for err in sorted((out / PARTS_DIR).glob("errors-*.parquet")):
+        data_part = out / (err.name.replace("errors-", "part-", 1))
+        if data_part.exists():  # an error part without its data part belongs to an unfinished batch
+            rows.append(pq.read_table(err))
+    table = pa.concat_tables(rows) if rows else schemas.ERRORS.empty_table()
+    tables.write_table(table, out / tables.ERRORS_FILE, schemas.ERRORS, name="errors")
+    return table.num_rows
+
+
+def run_sharded(
+    *,
+    items: Sequence[WorkItem],
+    handler: ModelHandler,
+    out_dir: str | Path,
+    schema: pa.Schema,
+    shard: Shard = Shard(),
+    batch_size: int | None = None,
+    prior_errors: Sequence[ErrorRow] = (),
+    max_items: int | None = None,
+    key_column: str = "video_id",
+    id_column: str,
+    progress: bool = False,
+    description: str = "inference",
+) -> ShardStats:
+    """Run ``handler`` over the items this ``shard`` owns, in batches, resuming from completed parts.
+
+    ``prior_errors`` are inputs already dropped upstream of the handler (e.g. a video with no frames);
+    they are recorded once, in this run's first part. ``max_items`` bounds the items processed in this
+    run (the rest stay ``remaining`` for a later run). Returns the shard's stats (also written as JSON).
+    """
+    out = Path(out_dir)
+    (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    (out / STATS_DIR).mkdir(parents=True, exist_ok=True)
+    model_id = handler.model_id
+    stats = ShardStats(shard=str(shard), model_id=model_id)
+
+    owned = [it for it in items if shard.owns(it.key)]
+    owned_errors = [e for e in prior_errors if shard.owns(e.key)]
+    seen: set[str] = set()
+    for it in owned:
+        if it.key in seen:
+            raise SilversetInputError(description, f"item '{it.key}' appears twice; keys must be unique")
+        seen.add(it.key)
+    done, seq = _completed(out, shard, key_column, id_column, model_id)
+    stats.items = len(owned) + len(owned_errors)
+    pending = [it for it in owned if it.key not in done]
+    pending_errors = [e for e in owned_errors if e.key not in done]
+    stats.resumed = stats.items - len(pending) - len(pending_errors)
+    if max_items is not None and len(pending) > max_items:
+        pending, stats.stopped = pending[:max_items], "max_items"
+
+    size = batch_size or handler.batch_elements_kwargs().get("max_batch_size", 32)
+    if size < 1:
+        raise SilversetInputError("--batch-size", f"must be >= 1, got {size}")
+    start = time.perf_counter()
+    model = handler.load_model() if pending else None
+
+    def write_part(results: list[ItemResult], extra_errors: Sequence[ErrorRow] = ()) -> None:
+        nonlocal seq
+        rows = [r.row for r in results if r.row is not None]
+        errors = list(extra_errors) + [
+            ErrorRow(key=r.key, uri=uris.get(r.key), stage=handler.stage, error_type=r.error_type or "error",
+                     message=r.message or "") for r in results if r.error_type is not None
+        ]
+        # errors first, then the data part: the data part's atomic appearance marks the batch done.
+        tables.write_table(tables.errors_table(errors), out / PARTS_DIR / f"errors-{shard.tag}-{seq:05d}.parquet")
+        tables.write_table(pa.Table.from_pylist(rows, schema=schema), out / f"part-{shard.tag}-{seq:05d}.parquet",
+                           schema, name=description)
+        seq += 1
+        stats.outputs += len(rows)
+        stats.errors += len(errors)
+        for e in errors:
+            stats.error_types[e.error_type] = stats.error_types.get(e.error_type, 0) + 1
+        for r in results:
+            stats.cost_usd += r.cost_usd
+            stats.requests += r.requests
+            stats.cache_hits += int(r.cached)
+        stats.processed += len(results) + len(extra_errors)
+
+    uris = {it.key: it.uri for it in pending}
+    bar = None
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn(f"{description} [shard {shard}]"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), transient=False)
+        bar.start()
+        task = bar.add_task(description, total=len(pending))
+    try:
+        if pending_errors and not pending:
+            write_part([], pending_errors)
+            pending_errors = []
+        for lo in range(0, len(pending), size):
+            batch = pending[lo : lo + size]
+            try:
+                results = handler.run_inference(batch, model)
+            except BudgetExhausted as stop:
+                write_part(_check(stop.partial, batch), pending_errors)
+                pending_errors = []
+                stats.stopped, stats.message = "budget", str(stop)
+                break
+            write_part(_check(results, batch), pending_errors)
+            pending_errors = []
+            if bar is not None:
+                bar.update(task, advance=len(batch))
+    finally:
+        if bar is not None:
+            bar.stop()
+        stats.seconds = round(time.perf_counter() - start, 4)
+        stats.items_per_s = round(stats.processed / stats.seconds, 3) if stats.seconds > 0 else 0.0
+        stats.cost_usd = round(stats.cost_usd, 6)
+        stats.remaining = stats.items - stats.resumed - stats.processed
+        collect_errors(out)
+        (out / STATS_DIR / f"shard-{shard.tag}.json").write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
+    return stats
+
+
+def _check(results: list[ItemResult], batch: Sequence[WorkItem]) -> list[ItemResult]:
+    """A handler must answer each item at most once and only for items it was given."""
+    keys = {it.key for it in batch}
+    got = [r.key for r in results]
+    if len(got) != len(set(got)) or not set(got) <= keys:
+        raise RuntimeError(f"handler returned results for unknown or repeated items: {sorted(set(got) - keys)[:5]}")
+    return results
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """Exactly-once check of a stage directory against the keys that went in."""
+
+    expected: int
+    outputs: int
+    errors: int
+    missing: tuple[str, ...]
+    duplicated: tuple[str, ...]
+    unexpected: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.duplicated or self.unexpected)
+
+
+def merge_check(out_dir: str | Path, expected_keys: Sequence[str], *, key_column: str = "video_id") -> MergeReport:
+    """Check every expected key is in the output rows or errors.parquet exactly once (all shards together)."""
+    out = Path(out_dir)
+    collect_errors(out)
+    keys: list[str] = []
+    n_out = 0
+    for path in sorted(out.glob("part-*.parquet")):
+        part = pq.read_table(path, columns=[key_column]).column(key_column).to_pylist()
+        keys += part
+        n_out += len(part)
+    err_keys = tables.read_errors(out).column("key").to_pylist()
+    keys += err_keys
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    expected = set(expected_keys)
+    return MergeReport(
+        expected=len(expected),
+        outputs=n_out,
+        errors=len(err_keys),
+        missing=tuple(sorted(expected - counts.keys())),
+        duplicated=tuple(sorted(k for k, c in counts.items() if c > 1)),
+        unexpected=tuple(sorted(counts.keys() - expected)),
+    )
+
+
+def read_stats(out_dir: str | Path) -> list[dict]:
+    """Every shard's stats JSON under ``out/stats``."""
+    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / STATS_DIR).glob("shard-*.json"))]

@@ -1,0 +1,1 @@
+"""Teacher stage: bulk annotation with Gemini, a local checkpoint, or the embedded zero-shot MiniLM default."""

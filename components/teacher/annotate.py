@@ -1,0 +1,119 @@
+"""The annotate stage: manifest + frames + attribute spec -> labels table, with any teacher, sharded and resumable."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from silverset.components.common import schemas
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.manifest import read_manifest
+from silverset.components.common.sharding import Shard
+from silverset.components.common.spec import AttributeSpec, load_spec
+from silverset.components.common.tables import ErrorRow
+from silverset.components.runtime.handler import ModelHandler, WorkItem
+from silverset.components.runtime.inputs import VideoFrames, load_frames, video_text
+from silverset.components.runtime.runner import ShardStats, run_sharded
+
+from .gemini import GeminiOptions
+
+TEACHERS = ("zero-shot", "gemini", "local")
+
+
+@dataclass(frozen=True)
+class TeacherInput:
+    """What a teacher sees of one video."""
+
+    title: str
+    description: str
+    frames: VideoFrames | None
+
+    @property
+    def text(self) -> str:
+        return video_text(self.title, self.description)
+
+
+class AnnotateOptions(BaseModel):
+    """Options of the annotate stage; CLI flags map one to one. ``teacher`` None = the spec's backend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher: Literal["zero-shot", "gemini", "local"] | None = None
+    max_items: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    gemini: GeminiOptions = GeminiOptions()
+    checkpoint: str | None = None  # local teacher: .onnx or TorchScript .pt
+    runtime: str = "auto"  # local teacher: auto | eager | onnxruntime | onnxruntime-int8 | tensorrt-fp16 | tensorrt-int8
+    threshold_logit: float = 0.0  # local teacher: label = logit >= this
+
+
+@dataclass(frozen=True)
+class AnnotateSummary:
+    teacher_id: str
+    attribute: str
+    out: str
+    stats: ShardStats
+
+
+def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str) -> ModelHandler:
+    teacher = options.teacher or spec.teacher.backend
+    if teacher == "zero-shot":
+        from .zero_shot import ZeroShotHandler
+
+        return ZeroShotHandler(spec, batch_size=options.batch_size or 64)
+    if teacher == "gemini":
+        from .gemini import GeminiHandler
+
+        gemini = options.gemini
+        if gemini.model is None:
+            gemini = gemini.model_copy(update={"model": spec.teacher.gemini_model})
+        cache = gemini.cache_dir or str(Path(out) / ".teacher-cache")
+        return GeminiHandler(spec, gemini.model_copy(update={"cache_dir": cache}),
+                             frames_per_request=spec.teacher.frames_per_request, batch_size=options.batch_size)
+    if teacher == "local":
+        from .local import LocalTeacherHandler
+
+        if not options.checkpoint:
+            raise SilversetInputError("--checkpoint", "the local teacher needs a .onnx or TorchScript checkpoint")
+        return LocalTeacherHandler(spec, checkpoint=options.checkpoint, runtime=options.runtime,
+                                   batch_size=options.batch_size or 32, threshold_logit=options.threshold_logit)
+    raise SilversetInputError("--teacher", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
+
+
+def run(*, attribute: str, manifest: str, out: str, frames: str | None = None,
+        options: AnnotateOptions = AnnotateOptions(), shard: Shard = Shard(), progress: bool = False) -> AnnotateSummary:
+    """Label every manifest video this ``shard`` owns for the attribute spec at ``attribute``.
+
+    Writes ``out/part-*.parquet`` (labels schema), ``out/errors.parquet`` and ``out/stats/shard-<tag>.json``.
+    Rerunning the same command resumes: finished videos are skipped, and the Gemini cache means a paid
+    answer is never paid for again. Frames are required by the gemini and local teachers.
+    """
+    spec = load_spec(attribute)
+    handler = make_handler(spec, options, out=out)
+    needs_frames = not isinstance(handler, _zero_shot_type())
+    if needs_frames and not frames:
+        raise SilversetInputError("--frames", f"the {options.teacher or spec.teacher.backend} teacher needs the frames table")
+    table, prior = read_manifest(manifest, stage="annotate")
+    ids = table.column("video_id").to_pylist()
+    videos = load_frames(frames, shard=shard, video_ids=ids) if frames else {}
+    items: list[WorkItem] = []
+    for vid, uri, title, desc in zip(ids, table.column("uri").to_pylist(), table.column("title").to_pylist(),
+                                     table.column("description").to_pylist()):
+        if needs_frames and vid not in videos:
+            if shard.owns(vid):
+                prior.append(ErrorRow(key=vid, uri=uri, stage="annotate", error_type="no_frames",
+                                      message=f"video '{vid}' has no rows in the frames table"))
+            continue
+        items.append(WorkItem(key=vid, uri=uri, payload=TeacherInput(title or "", desc or "", videos.get(vid))))
+    stats = run_sharded(items=items, handler=handler, out_dir=out, shard=shard, schema=schemas.LABELS,
+                        batch_size=options.batch_size, prior_errors=prior, max_items=options.max_items,
+                        id_column="teacher_id", progress=progress, description=f"annotate {spec.key}")
+    return AnnotateSummary(teacher_id=handler.model_id, attribute=spec.key, out=str(out), stats=stats)
+
+
+def _zero_shot_type():
+    from .zero_shot import ZeroShotHandler
+
+    return ZeroShotHandler
