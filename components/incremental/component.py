@@ -7,16 +7,14 @@ from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE)
-def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str) -> NamedTuple(
-        "Plan", todo_manifest=str, todo=int, up_to_date=bool, plan_dir=str):
-    """Diff the manifest against the previous run's state (video_id + content etag, prompt hash)."""
-    from collections import namedtuple
+def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str) -> str:
+    """Diff the manifest against the previous state; the plan goes to workdir/plan. Returns the run folder
+    ({workdir}/runs/{digest}: every stage writes under it) or "" when the corpus and spec are unchanged."""
+    from silverset.components.incremental.plan import plan_run
 
-    from silverset.components.incremental.plan import run
-
-    s = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir=out_dir, run_id=run_id)
+    s = plan_run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir, run_id=run_id)
     print(s.model_dump_json())
-    return namedtuple("Plan", "todo_manifest todo up_to_date plan_dir")(s.todo_manifest, s.todo, s.up_to_date, s.out_dir)
+    return s.run_dir
 
 
 @dsl.component(base_image=CPU_IMAGE)

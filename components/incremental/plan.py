@@ -45,6 +45,7 @@ class PlanSummary(BaseModel):
     corpus_digest: str
     todo_manifest: str
     out_dir: str
+    run_dir: str = ""  # where this run's stages write ({workdir}/runs/{digest}); "" when up_to_date
 
 
 def content_etag(uri: str) -> str:
@@ -67,10 +68,19 @@ def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
-def corpus_digest(videos: pa.Table, prompt_hash: str) -> str:
-    """Digest of (video_id, etag) pairs plus the prompt hash: equal digests mean equal work."""
+def corpus_digest(videos: pa.Table, spec_content_hash: str) -> str:
+    """Digest of (video_id, etag) pairs plus the whole spec's content hash: equal digests mean equal work.
+
+    It names the run folder (``run_dir_of``), so every stage input path carries it and a KFP cache hit
+    can only ever be for the same videos, the same bytes and the same spec.
+    """
     pairs = sorted(zip(videos.column("video_id").to_pylist(), videos.column("etag").to_pylist()))
-    return sha256_json({"videos": pairs, "prompt_hash": prompt_hash})
+    return sha256_json({"videos": pairs, "spec": spec_content_hash})
+
+
+def run_dir_of(workdir: str, digest: str) -> str:
+    """Folder of one run's stage outputs: ``{workdir}/runs/{digest[:16]}``."""
+    return _join(workdir, "runs", digest[:16])
 
 
 def _read_completed(state_dir: str) -> dict:
@@ -89,7 +99,14 @@ def mark_completed(*, state_dir: str, plan_dir: str, run_id: str) -> None:
         json.dump({"corpus_digest": digest, "run_id": run_id}, f, sort_keys=True)
 
 
-def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "") -> PlanSummary:
+def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str = "") -> PlanSummary:
+    """The pipeline's first step: the plan goes to ``{workdir}/plan``; ``run_dir`` names the run's folder."""
+    return run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir,
+               out_dir=_join(workdir, "plan"), run_id=run_id, workdir=workdir)
+
+
+def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "",
+        workdir: str = "") -> PlanSummary:
     """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir``.
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``videos.parquet`` (every readable
@@ -125,7 +142,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     unchanged_ids = [v for v in current_ids if v not in todo_ids]
     removed = len(set(old) - set(current_ids))
 
-    digest = corpus_digest(videos, spec.prompt_hash)
+    digest = corpus_digest(videos, spec.content_hash)
     up_to_date = (not relabel_all and not todo_ids and not removed
                   and _read_completed(state_dir).get("corpus_digest") == digest)
 
@@ -146,6 +163,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         videos=inputs, todo=len(todo_ids), new=len(new), changed=len(changed), unchanged=len(unchanged_ids),
         removed=removed, errors=len(errors), relabel_all=relabel_all, up_to_date=up_to_date,
         corpus_digest=digest, todo_manifest=_join(out, "todo_manifest.parquet"), out_dir=out,
+        run_dir="" if up_to_date or not workdir else run_dir_of(workdir, digest),
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
     with fsspec.open(_join(out, "plan.json"), "w") as f:

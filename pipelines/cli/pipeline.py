@@ -1,0 +1,161 @@
+"""`silverset pipeline compile|run|submit|schedule|runs`: the compiled KFP pipeline, locally and on a cluster."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from silverset.components.common.errors import SilversetInputError
+
+console = Console()
+pipeline_app = typer.Typer(help="The attribute-promotion KFP pipeline: compile, run locally, submit, schedule.",
+                           no_args_is_help=True)
+
+PARAM_HELP = "Pipeline parameter key=value (repeatable), e.g. --param workdir=/data/red --param manifest=gs://b/m.csv."
+
+
+def _options(shards: int, pvc: str, no_pvc: bool, gemini_secret: str, pull_secret: str):
+    from silverset.pipelines.attribute_promotion import PlatformOptions
+
+    return PlatformOptions(shards=shards, artifacts_pvc=None if no_pvc else pvc, gemini_secret=gemini_secret,
+                           image_pull_secret=pull_secret or None)
+
+
+@pipeline_app.command("compile")
+def compile_cmd(
+    out: Path = typer.Option(Path("pipeline.yaml"), "--out", help="Where to write the compiled package (YAML)."),
+    shards: int = typer.Option(4, "--shards", min=1, max=256, help="ParallelFor width for embed and annotate."),
+    pvc: str = typer.Option("silverset-artifacts", "--pvc", help="PVC mounted at /data in every step."),
+    no_pvc: bool = typer.Option(False, "--no-pvc", help="Mount no PVC; pass gs:// or s3:// URIs as workdir instead."),
+    gemini_secret: str = typer.Option("silverset-gemini", "--gemini-secret", help="Secret (name only) with key api-key."),
+    pull_secret: str = typer.Option("silverset-registry", "--image-pull-secret", help="'' for none."),
+) -> None:
+    """Compile the pipeline to a deterministic YAML package (no secret values, only Secret names)."""
+    from silverset.pipelines.attribute_promotion import missing_stages
+    from silverset.pipelines.compile import compile_pipeline
+
+    path = compile_pipeline(out, options=_options(shards, pvc, no_pvc, gemini_secret, pull_secret))
+    console.print(f"wrote {path}", markup=False)
+    missing = missing_stages()
+    if missing:
+        console.print(f"[yellow]stages not in this build yet:[/yellow] {', '.join(missing)}")
+
+
+@pipeline_app.command("run")
+def run_cmd(
+    local: bool = typer.Option(False, "--local", help="Run through kfp.local on this machine (the only mode here)."),
+    attribute: Path = typer.Option(..., "--attribute", help="Attribute spec YAML."),
+    manifest: str = typer.Option(..., "--manifest", help="Video manifest (CSV, JSONL, Parquet; path or URI)."),
+    workdir: Path = typer.Option(Path("pipeline-workdir"), "--workdir", help="Every artifact goes here."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Incremental state (default WORKDIR/state)."),
+    webhook_url: str = typer.Option("", "--webhook-url", help="POST the run summary here when the run ends."),
+    param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
+) -> None:
+    """Run the same pipeline end to end through kfp.local; a second run over an unchanged corpus does nothing."""
+    from silverset.pipelines.cluster import parse_params
+    from silverset.pipelines.local_run import run_local
+
+    if not local:
+        raise SilversetInputError("--local", "only local runs start from here; use `silverset pipeline submit` for a cluster")
+    with console.status("running attribute-promotion through kfp.local ..."):
+        result = run_local(attribute_spec=attribute, manifest=manifest, workdir=workdir, state_dir=state_dir,
+                           webhook_url=webhook_url, params=_typed(parse_params(param)))
+    print_local_summary(result)
+
+
+def _typed(params: dict[str, str]) -> dict:
+    """Pipeline parameters from the command line: ints stay ints (frames_per_video=4)."""
+    return {k: int(v) if v.lstrip("-").isdigit() else v for k, v in params.items()}
+
+
+def print_local_summary(result) -> None:
+    plan = result.plan
+    table = Table(title=f"attribute-promotion (kfp.local): {result.status} in {result.wall_s:.1f} s")
+    table.add_column("what")
+    table.add_column("value")
+    if plan:
+        table.add_row("videos", f"{plan['videos']} ({plan['new']} new, {plan['changed']} changed, "
+                                f"{plan['unchanged']} unchanged, {plan['errors']} errors)")
+        table.add_row("to process", "nothing (corpus and spec unchanged)" if plan["up_to_date"] else str(plan["todo"]))
+        table.add_row("run folder", plan.get("run_dir") or "-")
+    for stage, summary in (result.summary.get("stages") or {}).items():
+        table.add_row(stage, json.dumps(summary)[:200])
+    table.add_row("run summary", str(result.workdir / "run_summary.json"))
+    console.print(table)
+
+
+def _package(package: Optional[Path]) -> Path:
+    if package:
+        return package
+    from silverset.pipelines.compile import compile_pipeline
+
+    return compile_pipeline(Path(tempfile.mkdtemp(prefix="silverset-")) / "pipeline.yaml")
+
+
+@pipeline_app.command("submit")
+def submit_cmd(
+    host: str = typer.Option(..., "--host", help="KFP API URL, e.g. http://localhost:8080 (port-forwarded ml-pipeline-ui)."),
+    package: Optional[Path] = typer.Option(None, "--package", help="Compiled YAML (default: compile now)."),
+    experiment: str = typer.Option("silverset", "--experiment"),
+    run_name: Optional[str] = typer.Option(None, "--run-name"),
+    param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
+    service_account: Optional[str] = typer.Option("silverset-pipeline", "--service-account"),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Multi-user KFP: the profile namespace."),
+) -> None:
+    """Start one run on the cluster."""
+    from silverset.pipelines.cluster import parse_params, submit
+
+    run = submit(host=host, package=_package(package), params=_typed(parse_params(param)), experiment=experiment,
+                 run_name=run_name, service_account=service_account, namespace=namespace)
+    console.print(f"run {run.run_id} in experiment {run.experiment_id}\n{run.url}", markup=False)
+
+
+@pipeline_app.command("schedule")
+def schedule_cmd(
+    host: str = typer.Option(..., "--host"),
+    cron: str = typer.Option(..., "--cron", help="Cron, 6 fields with seconds first (0 0 3 * * *) or 5."),
+    name: str = typer.Option("attribute-promotion-recurring", "--name"),
+    package: Optional[Path] = typer.Option(None, "--package"),
+    experiment: str = typer.Option("silverset", "--experiment"),
+    max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="1: a run never overlaps the previous."),
+    no_catchup: bool = typer.Option(True, "--no-catchup/--catchup", help="After a pause, run once, not per missed slot."),
+    param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
+    service_account: Optional[str] = typer.Option("silverset-pipeline", "--service-account"),
+    namespace: Optional[str] = typer.Option(None, "--namespace"),
+) -> None:
+    """Create a recurring run; each run processes only new or changed videos."""
+    from silverset.pipelines.cluster import parse_params, schedule
+
+    job = schedule(host=host, package=_package(package), params=_typed(parse_params(param)), cron=cron, name=name,
+                   experiment=experiment, max_concurrency=max_concurrency, no_catchup=no_catchup,
+                   service_account=service_account, namespace=namespace)
+    console.print(f"recurring run {job.recurring_run_id}: cron '{job.cron}', max concurrency {job.max_concurrency}, "
+                  f"{'no catch-up' if job.no_catchup else 'catch-up'}", markup=False)
+
+
+@pipeline_app.command("runs")
+def runs_cmd(
+    host: str = typer.Option(..., "--host"),
+    experiment: Optional[str] = typer.Option(None, "--experiment"),
+    limit: int = typer.Option(20, "--limit", min=1, max=200),
+    namespace: Optional[str] = typer.Option(None, "--namespace"),
+) -> None:
+    """List recent runs, newest first."""
+    from silverset.pipelines.cluster import list_runs
+
+    rows = list_runs(host=host, experiment=experiment, page_size=limit, namespace=namespace)
+    table = Table(title=f"runs on {host}")
+    for column in ("run id", "name", "state", "created", "recurring run"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.run_id, r.name, r.state, r.created_at, r.recurring_run_id or "-")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pipeline_app, name="pipeline")
