@@ -20,6 +20,9 @@ def frames(
         None, "--pipeline-option", help="Beam pipeline option key=value; repeat for more."),
 ) -> None:
     """Sample K frames per video (seek + decode forward), write sharded Parquet and errors.parquet."""
+    from silverset.components.common.manifest import read_manifest
+
+    read_manifest(manifest)  # fail fast on a bad manifest, before the ~20 s Beam import
     from silverset.components.frames.pipeline import run
 
     with console.status("extracting frames (Beam)..."):
