@@ -164,11 +164,50 @@ def bootstrap_metrics(
         "recall": recall,
         "f1": f1,
         "accuracy": np.mean(y == yhat, axis=1),
-        "average_precision": np.array([average_precision(y[b], p[b]) for b in range(samples)]),
-        "roc_auc": np.array([roc_auc(y[b], p[b]) for b in range(samples)]),
-        "ece": np.array([expected_calibration_error(y[b], p[b]) for b in range(samples)]),
+        "average_precision": _average_precision_rows(y, p),
+        "roc_auc": _roc_auc_rows(y, p),
+        "ece": _ece_rows(y, p),
     }
     return {name: Estimate(point[name], *_interval(draws[name], confidence)) for name in point}
+
+
+def _average_precision_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``average_precision`` of each row of y, p [b, n] at once (NaN for rows without positives)."""
+    order = np.argsort(-p, axis=1, kind="mergesort")
+    s = np.take_along_axis(p, order, axis=1)
+    lab = np.take_along_axis(y, order, axis=1).astype(np.float64)
+    last_of_run = np.concatenate([np.diff(s, axis=1) != 0, np.ones((len(s), 1), dtype=bool)], axis=1)
+    tps = np.cumsum(lab, axis=1)
+    at_ends = np.where(last_of_run, tps, 0.0)
+    prev_end = np.concatenate([np.zeros((len(s), 1)), np.maximum.accumulate(at_ends, axis=1)[:, :-1]], axis=1)
+    rank = np.arange(1, s.shape[1] + 1)
+    n_pos = lab.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contribution = np.where(last_of_run, (tps - prev_end) * tps / rank, 0.0)
+        return np.where(n_pos > 0, contribution.sum(axis=1) / n_pos, np.nan)
+
+
+def _roc_auc_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``roc_auc`` of each row of y, p [b, n] (NaN for rows missing a class)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(p, axis=1)
+    positive = y == 1
+    n_pos = positive.sum(axis=1).astype(np.float64)
+    n_neg = y.shape[1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (np.where(positive, ranks, 0.0).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+
+
+def _ece_rows(y: np.ndarray, p: np.ndarray, *, bins: int = ECE_BINS) -> np.ndarray:
+    """``expected_calibration_error`` of each row of y, p [b, n]."""
+    rows, n = p.shape
+    index = np.clip((p * bins).astype(int), 0, bins - 1) + bins * np.arange(rows)[:, None]
+    count = np.bincount(index.ravel(), minlength=rows * bins).reshape(rows, bins)
+    prob_sum = np.bincount(index.ravel(), weights=p.ravel(), minlength=rows * bins).reshape(rows, bins)
+    pos_sum = np.bincount(index.ravel(), weights=y.ravel().astype(np.float64), minlength=rows * bins).reshape(rows, bins)
+    return np.abs(pos_sum - prob_sum).sum(axis=1) / n
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,22 @@
+"""KFP component: distill a student from teacher labels on precomputed embeddings (TorchScript + ONNX + digest)."""
+from typing import NamedTuple
+
+from kfp import dsl
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def distill_student(embeddings: str, labels: str, attribute: str, out_dir: str, architecture: str = "mlp",
+                    hidden_units: int = 128, seed: int = 0) -> NamedTuple("Student", model_dir=str, model_digest=str, threshold=float):
+    """Train, calibrate and export the student into out_dir; returns its digest for the gates and approval."""
+    import json
+    from collections import namedtuple
+
+    from silverset.components.distill.student import StudentOptions
+    from silverset.components.distill.train import run
+
+    s = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out_dir,
+            options=StudentOptions(architecture=architecture, hidden_units=hidden_units, seed=seed))
+    print(json.dumps(s))
+    return namedtuple("Student", "model_dir model_digest threshold")(s["model_dir"], s["model_digest"], s["threshold"])

@@ -1,0 +1,29 @@
+"""KFP component: golden-set evaluation and gate; ``passed`` is what the pipeline's dsl.If branches on."""
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, ClassificationMetrics, Metrics, Output
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_dir: str, metrics: Output[Metrics],
+                  classification: Output[ClassificationMetrics], report: Output[HTML], model_dir: str = "",
+                  teacher_predictions: str = "", baseline: str = "", teacher_stats: str = "",
+                  teacher_latency_s_per_item: float = -1.0) -> NamedTuple("Gate", passed=bool, reasons=str, candidate_digest=str):
+    """Write gate.json + report.html to out_dir and the KFP artifacts; never raises on a failed gate (branch on ``passed``)."""
+    import json
+    import shutil
+    from collections import namedtuple
+
+    from silverset.components.evaluate.gate import run
+    from silverset.components.evaluate.kfp_artifacts import log_artifacts
+
+    s = run(attribute=attribute, golden=golden, predictions=predictions, gate=gate, out=out_dir, model=model_dir or None,
+            teacher_predictions=teacher_predictions or None, baseline=baseline or None, teacher_stats=teacher_stats or None,
+            teacher_latency_s_per_item=teacher_latency_s_per_item if teacher_latency_s_per_item > 0 else None)
+    log_artifacts(s, metrics=metrics, classification=classification)
+    shutil.copyfile(s["report"], report.path)
+    print(json.dumps({k: s[k] for k in ("passed", "reasons", "gate", "candidate_digest")}))
+    return namedtuple("Gate", "passed reasons candidate_digest")(s["passed"], json.dumps(s["reasons"]), s["candidate_digest"] or "")

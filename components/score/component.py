@@ -1,0 +1,21 @@
+"""KFP component: bulk-score every embedding with the student through Beam RunInference."""
+from typing import NamedTuple
+
+from kfp import dsl
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def bulk_score(model_dir: str, embeddings: str, out_dir: str, backend: str = "onnx", runner: str = "DirectRunner",
+               batch_size: int = 8192) -> NamedTuple("Scores", scores=str, scored=int, errors=int):
+    """Write out_dir/scores-*.parquet and errors.parquet (rows whose embedder id or dimension do not fit the model)."""
+    import json
+    from collections import namedtuple
+
+    from silverset.components.score.bulk import ScoreOptions, run
+
+    s = run(model=model_dir, embeddings=embeddings, out=out_dir,
+            options=ScoreOptions(backend=backend, runner=runner, batch_size=batch_size))
+    print(json.dumps(s))
+    return namedtuple("Scores", "scores scored errors")(s["scores"], s["scored"], s["errors"])

@@ -1,0 +1,129 @@
+"""Teacher and student gates on hand-made golden sets: passes, failures, and every fail-closed case."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SPEC, noisy_predictions, write_golden, write_scores
+from silverset.components.evaluate.gate import run
+
+
+def gate_json(out):
+    return json.loads((out / "gate.json").read_text())
+
+
+def test_teacher_gate_passes_a_good_teacher_and_writes_the_report(tmp_path, truth):
+    golden = write_golden(tmp_path / "golden.parquet", truth)
+    preds = write_scores(tmp_path / "teacher.parquet", noisy_predictions(truth, flip=0.05, seed=1))
+    s = run(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out=str(tmp_path / "eval"))
+    assert s["passed"], s["reasons"]
+    g = gate_json(tmp_path / "eval")
+    assert g["passed"] is True and g["reasons"] == []
+    f1 = g["metrics"]["candidate"]["f1"]
+    assert f1["lower"] <= f1["value"] <= f1["upper"] and f1["value"] > 0.8
+    report = (tmp_path / "eval" / "report.html").read_text()
+    for figure in ("pr_curve", "calibration", "confusion_matrix"):
+        assert f"id='{figure}' src='data:image/png;base64," in report
+
+
+def test_teacher_gate_fails_a_poor_teacher_with_reasons(tmp_path, truth):
+    golden = write_golden(tmp_path / "golden.parquet", truth)
+    preds = write_scores(tmp_path / "teacher.parquet", noisy_predictions(truth, flip=0.35, seed=1))
+    s = run(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out=str(tmp_path / "eval"))
+    assert not s["passed"]
+    assert any("teacher F1" in r for r in s["reasons"])
+
+
+@pytest.mark.parametrize("case", ["no_golden", "missing_file", "too_small", "golden_version", "prediction_version", "missing_predictions", "nan"])
+def test_fail_closed(tmp_path, truth, case):
+    golden = write_golden(tmp_path / "golden.parquet", truth)
+    probs = noisy_predictions(truth, flip=0.0, seed=1)
+    preds = write_scores(tmp_path / "p.parquet", probs)
+    expected = {
+        "no_golden": "no golden set", "missing_file": "golden set unreadable", "too_small": "golden set too small",
+        "golden_version": "attribute version mismatch", "prediction_version": "attribute version mismatch",
+        "missing_predictions": "have no candidate prediction", "nan": "NaN",
+    }[case]
+    if case == "no_golden":
+        golden = None
+    elif case == "missing_file":
+        golden = str(tmp_path / "nope.parquet")
+    elif case == "too_small":
+        golden = write_golden(tmp_path / "small.parquet", [1] * 5 + [0] * 30)
+    elif case == "golden_version":
+        golden = write_golden(tmp_path / "v2.parquet", truth, version=2)
+    elif case == "prediction_version":
+        preds = write_scores(tmp_path / "p2.parquet", probs, version=2)
+    elif case == "missing_predictions":
+        preds = write_scores(tmp_path / "p3.parquet", probs[:-3], ids=[f"v{i:04d}" for i in range(len(probs) - 3)])
+    elif case == "nan":
+        probs = probs.copy()
+        probs[4] = np.nan
+        preds = write_scores(tmp_path / "p4.parquet", probs)
+    s = run(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out=str(tmp_path / "eval"))
+    assert not s["passed"]
+    assert any(expected in r for r in s["reasons"]), s["reasons"]
+    assert gate_json(tmp_path / "eval")["passed"] is False
+
+
+def _student_inputs(tmp_path, truth, *, student_flip, teacher_flip=0.05):
+    golden = write_golden(tmp_path / "golden.parquet", truth)
+    teacher = write_scores(tmp_path / "teacher.parquet", noisy_predictions(truth, flip=teacher_flip, seed=1))
+    student = write_scores(tmp_path / "student.parquet", noisy_predictions(truth, flip=student_flip, seed=2))
+    return golden, teacher, student
+
+
+def test_student_gate_passes_on_retention_and_latency(tmp_path, truth):
+    golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.05)
+    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, gate="student",
+            out=str(tmp_path / "eval"), teacher_latency_s_per_item=2.0, student_latency_s_per_item=1e-5)
+    assert s["passed"], s["reasons"]
+    assert s["metrics"]["f1_retention"] >= 0.95
+    assert s["metrics"]["latency"]["ratio"] == pytest.approx(5e-6)
+
+
+def test_student_gate_fails_on_retention_latency_and_regression(tmp_path, truth):
+    golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.3)
+    promoted = write_scores(tmp_path / "promoted.parquet", noisy_predictions(truth, flip=0.02, seed=3))
+    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, baseline=promoted,
+            gate="student", out=str(tmp_path / "eval"), teacher_latency_s_per_item=0.01, student_latency_s_per_item=0.001)
+    text = " | ".join(s["reasons"])
+    assert "F1 retention" in text and "latency ratio" in text and "regression vs the promoted model" in text
+
+
+def test_student_gate_fails_closed_without_teacher_or_latency(tmp_path, truth):
+    golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.05)
+    s = run(attribute=SPEC, golden=golden, predictions=student, gate="student", out=str(tmp_path / "a"),
+            teacher_latency_s_per_item=1.0, student_latency_s_per_item=1e-6)
+    assert not s["passed"] and "no teacher predictions" in s["reasons"][0]
+    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, gate="student", out=str(tmp_path / "b"))
+    assert not s["passed"] and any("latency unknown" in r for r in s["reasons"])
+
+
+def test_teacher_latency_comes_from_shard_stats(tmp_path, truth):
+    golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.05)
+    stats = tmp_path / "labels" / "stats"
+    stats.mkdir(parents=True)
+    (stats / "shard-0.json").write_text(json.dumps({"seconds": 30.0, "processed": 12, "cache_hits": 2}))
+    (stats / "shard-1.json").write_text(json.dumps({"seconds": 10.0, "processed": 10, "cache_hits": 0}))
+    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, gate="student",
+            out=str(tmp_path / "eval"), teacher_stats=str(tmp_path / "labels"), student_latency_s_per_item=1e-4)
+    assert s["metrics"]["latency"]["teacher_s_per_item"] == pytest.approx(40.0 / 20)
+    assert s["passed"], s["reasons"]
+
+
+@pytest.mark.slow  # two CLI start-ups
+def test_cli_exit_codes(tmp_path, truth):
+    golden = write_golden(tmp_path / "golden.parquet", truth)
+    good = write_scores(tmp_path / "good.parquet", noisy_predictions(truth, flip=0.05, seed=1))
+    bad = write_scores(tmp_path / "bad.parquet", noisy_predictions(truth, flip=0.4, seed=1))
+    cli = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "evaluate", "--attribute", SPEC,
+           "--golden", golden, "--gate", "teacher"]
+    ok = subprocess.run(cli + ["--predictions", good, "--out", str(tmp_path / "a")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    failed = subprocess.run(cli + ["--predictions", bad, "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    assert failed.returncode == 3 and "gate failed" in failed.stderr
