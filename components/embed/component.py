@@ -1,0 +1,18 @@
+"""KFP component: embed one shard of the videos (fan out with dsl.ParallelFor over shard indices)."""
+from kfp import dsl
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def embed_shard(frames_uri: str, manifest_uri: str, out_uri: str, shard_index: int = 0, shard_count: int = 1,
+                embedder: str = "default", batch_size: int = 32) -> str:
+    """Embed shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON."""
+    import json
+
+    from silverset.components.common.sharding import Shard
+    from silverset.components.embed.embed import EmbedOptions, run
+
+    summary = run(frames=frames_uri, out=out_uri, manifest=manifest_uri or None, shard=Shard(shard_index, shard_count),
+                  options=EmbedOptions(embedder=embedder, batch_size=batch_size))
+    return json.dumps(summary.stats.to_dict())

@@ -1,0 +1,34 @@
+"""KFP components: annotate one shard (fan out with dsl.ParallelFor) and check the merged labels exactly-once."""
+from kfp import dsl
+
+from silverset.components.common.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_uri: str, shard_index: int = 0,
+                   shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0) -> str:
+    """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON."""
+    import json
+
+    from silverset.components.common.sharding import Shard
+    from silverset.components.teacher.annotate import AnnotateOptions, run
+    from silverset.components.teacher.gemini import GeminiOptions
+
+    options = AnnotateOptions(teacher=teacher, gemini=GeminiOptions(max_usd=max_usd if max_usd >= 0 else None))
+    summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
+                  options=options, shard=Shard(shard_index, shard_count))
+    return json.dumps(summary.stats.to_dict())
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def merge_labels(manifest_uri: str, out_uri: str) -> int:
+    """Fail unless every manifest video is labelled or in errors.parquet exactly once; returns the label count."""
+    from silverset.components.common.manifest import read_manifest
+    from silverset.components.runtime.runner import merge_check
+
+    manifest, dropped = read_manifest(manifest_uri)
+    report = merge_check(out_uri, manifest.column("video_id").to_pylist() + [e.key for e in dropped])
+    if not report.ok:
+        raise RuntimeError(f"labels not exactly-once: missing {report.missing[:5]}, duplicated {report.duplicated[:5]}, "
+                           f"unexpected {report.unexpected[:5]}")
+    return report.outputs

@@ -1,0 +1,57 @@
+"""`silverset annotate`: label a manifest for one attribute with the gemini, local or zero-shot teacher."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def annotate(
+    attribute: str = typer.Option(..., "--attribute", help="Attribute spec YAML."),
+    manifest: str = typer.Option(..., "--manifest", help="Manifest (CSV, JSONL or Parquet)."),
+    out: str = typer.Option(..., "--out", help="Output folder for the labels parts."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Frames table (needed by gemini and local)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="gemini | local | zero-shot (default: the spec's)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this worker's share of the videos."),
+    max_items: Optional[int] = typer.Option(None, "--max-items", min=1, help="Label at most N videos in this run."),
+    max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0, help="Stop cleanly at this spend (gemini)."),
+    rps: float = typer.Option(2.0, "--rps", help="Gemini requests per second (client-side limit)."),
+    tokens_per_min: int = typer.Option(2_000_000, "--tokens-per-min"),
+    concurrency: int = typer.Option(8, "--concurrency", min=1),
+    mode: str = typer.Option("online", "--mode", help="gemini: online | batch (Batch API, half price)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Gemini model (default: the spec's)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Gemini endpoint (else GOOGLE_GEMINI_BASE_URL)."),
+    api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Secret file holding the API key."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Gemini answer cache (default OUT/.teacher-cache)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="local: .onnx or TorchScript .pt scorer."),
+    runtime: str = typer.Option("auto", "--runtime", help="local: auto|eager|onnxruntime|onnxruntime-int8|tensorrt-fp16|tensorrt-int8"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+) -> None:
+    """Write the labels table (label, probability, rationale, teacher id, prompt hash) and errors.parquet."""
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.common.sharding import parse_shard
+    from silverset.components.teacher.annotate import TEACHERS, AnnotateOptions, run
+    from silverset.components.teacher.gemini import GeminiOptions
+
+    if teacher is not None and teacher not in TEACHERS:
+        raise SilversetInputError("--teacher", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
+    if mode not in ("online", "batch"):
+        raise SilversetInputError("--mode", f"use online or batch, got {mode!r}")
+    gemini = GeminiOptions(model=model, mode=mode, base_url=base_url, api_key_file=api_key_file, rps=rps,
+                           tokens_per_min=tokens_per_min, concurrency=concurrency, max_usd=max_usd, cache_dir=cache_dir)
+    options = AnnotateOptions(teacher=teacher, max_items=max_items, batch_size=batch_size, gemini=gemini,
+                              checkpoint=checkpoint, runtime=runtime)
+    summary = run(attribute=attribute, manifest=manifest, out=out, frames=frames, options=options,
+                  shard=parse_shard(shard), progress=True)
+    console.print(f"{summary.attribute} by {summary.teacher_id} -> {summary.out}", markup=False)
+    console.print(json.dumps(summary.stats.to_dict()), markup=False, highlight=False)
+    if summary.stats.stopped == "budget":
+        console.print(f"[yellow]{summary.stats.message}[/yellow]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("annotate")(annotate)
