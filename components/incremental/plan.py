@@ -185,7 +185,11 @@ class FinalizeSummary(BaseModel):
 def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, int, int]:
     fs, path = fsspec.core.url_to_fs(carried_uri)
     carried = tables.read_table(carried_uri) if fs.exists(path) and tables.parquet_files(carried_uri) else None
-    new = tables.read_table(new_uri) if new_uri else None
+    new = None
+    if new_uri:
+        fs_new, path_new = fsspec.core.url_to_fs(new_uri)
+        if fs_new.exists(path_new) and tables.parquet_files(new_uri):
+            new = tables.read_table(new_uri)
     parts = [t for t in (carried, new) if t is not None and t.num_rows]
     if not parts:
         empty = carried if carried is not None else new
@@ -206,7 +210,16 @@ def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
     """
     with fsspec.open(_join(plan_dir, "plan.json"), "r") as f:
         plan = json.load(f)
-    del plan  # read to fail early when plan_dir is not a plan
+    if plan["todo"] and "://" not in new_labels:
+        # Every todo video is labelled or in errors.parquet exactly once, over all teacher shards.
+        from silverset.components.runtime.runner import merge_check
+
+        todo_ids = tables.read_table(_join(plan_dir, "todo_manifest.parquet")).column("video_id").to_pylist()
+        report = merge_check(new_labels, todo_ids)
+        if not report.ok:
+            raise SilversetInputError(f"teacher labels '{new_labels}'",
+                                      f"not exactly once: missing {list(report.missing)[:5]}, duplicated "
+                                      f"{list(report.duplicated)[:5]}, unexpected {list(report.unexpected)[:5]}")
     labels, n_carried, n_new = _merge(_join(plan_dir, "carried", "labels"), new_labels, "labels")
     labels = tables.conform(labels, schemas.LABELS, name="merged labels")
     versions = set(zip(labels.column("attribute").to_pylist(), labels.column("attribute_version").to_pylist(),

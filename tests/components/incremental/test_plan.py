@@ -39,7 +39,8 @@ def _label(todo_manifest: str, spec_path: Path, out: Path) -> tuple[str, int]:
     rows = [{"video_id": v, "attribute": spec.name, "attribute_version": spec.version, "label": i % 2,
              "probability": 0.9 if i % 2 else 0.1, "rationale": "r", "teacher_id": "fake",
              "prompt_hash": spec.prompt_hash} for i, v in enumerate(ids)]
-    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.LABELS), out / "labels.parquet", schemas.LABELS)
+    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.LABELS), out / "part-00000.parquet", schemas.LABELS)
+    tables.write_errors(out, [])
     return str(out), len(ids)
 
 
