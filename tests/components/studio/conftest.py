@@ -18,11 +18,11 @@ N_VIDEOS = 240
 
 
 def hashing_text_encoder(texts: list[str]) -> np.ndarray:
-    """Bag-of-words hashed into 128 dims, L2-normalised: a deterministic stand-in for a text tower."""
-    out = np.zeros((len(texts), 128), dtype=np.float32)
+    """Bag-of-words hashed into 1024 dims, L2-normalised: a deterministic stand-in for a text tower."""
+    out = np.zeros((len(texts), 1024), dtype=np.float32)
     for i, text in enumerate(texts):
         for word in re.findall(r"[a-z0-9]+", text.lower()):
-            out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 128] += 1.0
+            out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 1024] += 1.0
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
 

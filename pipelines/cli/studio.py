@@ -1,0 +1,109 @@
+"""`silverset studio ...`: serve the annotation studio; export and import golden sets from the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+studio_app = typer.Typer(help="Annotation studio: search, label, active-learning feeds, golden sets.", no_args_is_help=True)
+
+
+def default_db_url(workdir: Path) -> str:
+    return f"sqlite:///{(workdir / 'studio' / 'studio.db').resolve()}"
+
+
+def _studio(workdir: Path, db: str | None, embeddings: Path | None, manifest: Path | None, frames: Path | None,
+            text_search: bool):
+    from silverset.components.studio.catalog import load_workdir, minilm_text_encoder
+    from silverset.components.studio.service import Studio
+
+    (workdir / "studio").mkdir(parents=True, exist_ok=True)
+    with console.status("Loading embeddings, metadata and frames..."):
+        catalog = load_workdir(workdir, embeddings=embeddings, manifest=manifest, frames=frames,
+                               text_encoder=minilm_text_encoder() if text_search else None)
+    return Studio(catalog=catalog, db_url=db or default_db_url(workdir), golden_dir=workdir / "golden")
+
+
+WorkdirOpt = typer.Option(..., "--workdir", "-w", help="Workdir holding manifest.*, embeddings/ and (optionally) frames/.")
+DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite file W/studio/studio.db; postgresql+psycopg://... works).")
+EmbOpt = typer.Option(None, "--embeddings", help="Embeddings table (default W/embeddings).")
+ManOpt = typer.Option(None, "--manifest", help="Manifest (default W/manifest.{parquet,jsonl,csv}).")
+FramesOpt = typer.Option(None, "--frames", help="Frames table for thumbnails (default W/frames if present).")
+
+
+@studio_app.command("serve")
+def serve(
+    workdir: Path = WorkdirOpt,
+    db: str = DbOpt,
+    port: int = typer.Option(8765, "--port", "-p", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    embeddings: Path = EmbOpt,
+    manifest: Path = ManOpt,
+    frames: Path = FramesOpt,
+    attribute: list[Path] = typer.Option([], "--attribute", "-a", help="Spec YAML to register at start (repeatable)."),
+    policy: str = typer.Option("ucb", "--policy", help="Feed-selection bandit for attributes registered here: round_robin | epsilon_greedy | ucb."),
+    text_search: bool = typer.Option(True, "--text-search/--no-text-search", help="MiniLM text-to-video search over title+description."),
+) -> None:
+    """Serve the studio web app on http://HOST:PORT (Ctrl-C stops it)."""
+    import uvicorn
+
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.studio.app import create_app
+    from silverset.components.studio.bandits import POLICIES
+
+    if policy not in POLICIES:
+        raise SilversetInputError("--policy", f"'{policy}' is not one of {', '.join(POLICIES)}")
+    studio = _studio(workdir, db, embeddings, manifest, frames, text_search)
+    for spec_path in attribute:
+        studio.create_attribute(spec_yaml=Path(spec_path).read_text(encoding="utf-8"), policy=policy)
+    if text_search:
+        with console.status("Embedding video titles and descriptions for text search (MiniLM)..."):
+            studio.catalog.text_index()
+    console.print(f"studio: {len(studio.catalog)} videos, db {db or default_db_url(workdir)}")
+    console.print(f"open http://{host}:{port}/")
+    uvicorn.run(create_app(studio), host=host, port=port, log_level="warning")
+
+
+@studio_app.command("export")
+def export(
+    attribute: str = typer.Argument(..., help="Attribute key, e.g. red_dominant@v1."),
+    workdir: Path = WorkdirOpt,
+    db: str = DbOpt,
+    out: Path = typer.Option(None, "--out", help="Output folder (default W/golden/<name>/v<version>)."),
+) -> None:
+    """Write the resolved golden set (golden.parquet) and unresolved disagreements (errors.parquet)."""
+    from silverset.components.studio.service import NotFound
+
+    studio = _studio(workdir, db, None, None, None, False)
+    try:
+        summary = studio.export_golden(attribute, out_dir=out)
+    except NotFound as exc:
+        from silverset.components.common.errors import SilversetInputError
+
+        raise SilversetInputError("attribute", str(exc)) from None
+    console.print(summary)
+
+
+@studio_app.command("import")
+def import_(
+    attribute: str = typer.Argument(..., help="Attribute key, e.g. red_dominant@v1."),
+    golden: Path = typer.Argument(..., help="Golden-set Parquet file (schemas.GOLDEN)."),
+    workdir: Path = WorkdirOpt,
+    db: str = DbOpt,
+    actor: str = typer.Option(..., "--actor", help="Who is importing (recorded in the audit)."),
+) -> None:
+    """Load a golden-set table into the studio as labels by their recorded labelers."""
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.studio.service import NotFound
+
+    studio = _studio(workdir, db, None, None, None, False)
+    try:
+        console.print(studio.import_golden(attribute, path=golden, actor=actor))
+    except NotFound as exc:
+        raise SilversetInputError("attribute", str(exc)) from None
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(studio_app, name="studio")

@@ -1,0 +1,194 @@
+"""The studio's HTTP API through FastAPI's TestClient: labelling, feeds, scores, bandit, disagreements, golden sets."""
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from silverset.components.common import schemas, tables
+from silverset.components.studio.app import create_app
+from silverset.components.studio.scores import data_diversity, model_quality
+
+KEY = "red_dominant@v1"
+
+
+@pytest.fixture
+def client(studio):
+    with TestClient(create_app(studio)) as c:
+        assert c.post("/api/attributes", json={"example": "red_dominant", "policy": "ucb"}).status_code == 201
+        yield c
+
+
+def label(client, video_id, value, labeler="alice@silverset.dev", **extra):
+    return client.post(f"/api/attributes/{KEY}/labels", json={"video_id": video_id, "label": value, "labeler": labeler, **extra})
+
+
+def label_by_truth(client, corpus, catalog, count_per_class, labeler="alice@silverset.dev"):
+    pos = [catalog.video_ids[i] for i in np.flatnonzero(corpus.truth == 1)[:count_per_class]]
+    neg = [catalog.video_ids[i] for i in np.flatnonzero(corpus.truth == 0)[:count_per_class]]
+    for vid in pos:
+        assert label(client, vid, "positive", labeler).status_code == 200
+    for vid in neg:
+        assert label(client, vid, "negative", labeler).status_code == 200
+    return pos, neg
+
+
+def test_page_and_thumbnails_are_served(client, catalog):
+    assert "Silverset studio" in client.get("/").text
+    assert client.get("/static/app.js").status_code == 200
+    card = client.get(f"/api/attributes/{KEY}/search", params={"q": "crimson"}).json()[0]
+    assert len(card["frames"]) == 4  # 4 evenly spaced of the 6 extracted frames
+    jpeg = client.get(f"/api/videos/{card['video_id']}/frames/{card['frames'][0]}.jpg")
+    assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
+    assert client.get(f"/api/videos/{card['video_id']}/frames/99.jpg").status_code == 404
+
+
+def test_search_finds_matching_metadata_and_hides_labelled(client, corpus, catalog):
+    hits = client.get(f"/api/attributes/{KEY}/search", params={"q": "crimson", "limit": 10}).json()
+    assert all("crimson" in h["title"] for h in hits)
+    assert label(client, hits[0]["video_id"], "positive").status_code == 200
+    again = client.get(f"/api/attributes/{KEY}/search", params={"q": "crimson", "limit": 10}).json()
+    assert hits[0]["video_id"] not in {h["video_id"] for h in again}
+
+
+def test_feeds_appear_after_ten_of_each_and_scores_match_oracles(client, corpus, catalog):
+    label_by_truth(client, corpus, catalog, 9)
+    state = client.get(f"/api/attributes/{KEY}").json()
+    assert not state["feeds_ready"] and state["quality"] is None
+    assert client.get(f"/api/attributes/{KEY}/feeds").json() == {"ready": False, "feeds": {}}
+    assert client.post(f"/api/attributes/{KEY}/next-batch").status_code == 409
+    pos, neg = label_by_truth(client, corpus, catalog, 10)
+    state = client.get(f"/api/attributes/{KEY}").json()
+    assert state["feeds_ready"] and (state["positives"], state["negatives"]) == (10, 10)
+    rows = np.array([catalog.row_of[v] for v in pos + neg])
+    y = np.array([1] * 10 + [0] * 10)
+    assert state["quality"] == pytest.approx(model_quality(catalog.embeddings[rows], y))
+    assert state["diversity"] == pytest.approx(data_diversity(catalog.clusters[rows], y))
+    feeds = client.get(f"/api/attributes/{KEY}/feeds").json()["feeds"]
+    assert set(feeds) == {"top_positive", "top_negative", "borderline", "random"}
+    labelled = set(pos + neg)
+    for cards in feeds.values():
+        assert len(cards) == 25 and not labelled & {c["video_id"] for c in cards}
+    top = [c["probability"] for c in feeds["top_positive"]]
+    assert top == sorted(top, reverse=True)
+    # The top-positive feed holds far more true positives than the corpus does: the model learnt something.
+    truth = {catalog.video_ids[i]: int(t) for i, t in enumerate(corpus.truth)}
+    assert np.mean([truth[c["video_id"]] for c in feeds["top_positive"]]) > 2 * corpus.truth.mean()
+    assert np.mean([truth[c["video_id"]] for c in feeds["top_negative"]]) < corpus.truth.mean()
+    border = [abs(c["probability"] - 0.5) for c in feeds["borderline"]]
+    assert border == sorted(border)
+
+
+def test_bandit_serves_every_feed_once_then_learns_from_quality(client, corpus, catalog):
+    label_by_truth(client, corpus, catalog, 10)
+    truth = {catalog.video_ids[i]: int(t) for i, t in enumerate(corpus.truth)}
+    served = []
+    for _ in range(5):
+        batch = client.post(f"/api/attributes/{KEY}/next-batch").json()
+        served.append(batch["feed"])
+        assert len(batch["videos"]) == 25
+        for card in batch["videos"][:10]:
+            label(client, card["video_id"], "positive" if truth[card["video_id"]] else "negative")
+    assert served[:4] == ["top_positive", "top_negative", "borderline", "random"]
+    bandit = client.get(f"/api/attributes/{KEY}").json()["bandit"]
+    assert set(bandit["score"]) == set(served[:4]) and bandit["steps"] == 5
+    assert client.put(f"/api/attributes/{KEY}/policy", json={"policy": "round_robin"}).json()["policy"] == "round_robin"
+    assert client.put(f"/api/attributes/{KEY}/policy", json={"policy": "thompson"}).status_code == 422
+
+
+def test_bad_input_gets_clear_4xx_and_nothing_is_lost(client, catalog):
+    vid = catalog.video_ids[0]
+    assert client.get("/api/attributes/nope@v1").status_code == 404
+    assert "unknown attribute" in label_unknown(client, vid).json()["detail"]
+    assert label(client, vid, "maybe").status_code == 422
+    assert label(client, "no-such-video", "positive").status_code == 404
+    assert client.post(f"/api/attributes/{KEY}/labels", json={"video_id": vid, "label": "positive"}).status_code == 422
+    assert label(client, vid, "positive", labeler="bad name!").status_code == 422
+    assert client.post("/api/attributes", json={"spec_yaml": "name: x\n"}).status_code == 422
+    assert client.post("/api/attributes", json={"example": "no_such_example"}).status_code == 404
+    assert client.get(f"/api/attributes/{KEY}/labels").json() == []
+    # Concurrent edits by the same labeler: the second writer saw revision 0 and gets a 409, not an overwrite.
+    first = label(client, vid, "positive", expected_revision=0)
+    assert first.status_code == 200 and first.json()["label"]["revision"] == 1
+    stale = label(client, vid, "negative", expected_revision=0)
+    assert stale.status_code == 409 and stale.json()["current"]["label"] == "positive"
+    assert label(client, vid, "negative", expected_revision=1).json()["label"]["revision"] == 2
+    audit = client.get(f"/api/attributes/{KEY}/audit").json()
+    assert [(a["old"], a["new"]) for a in audit] == [(None, "positive"), ("positive", "negative")]
+
+
+def label_unknown(client, vid):
+    return client.post("/api/attributes/nope@v1/labels", json={"video_id": vid, "label": "positive", "labeler": "alice"})
+
+
+def test_racing_writers_one_wins_one_conflicts(client, catalog):
+    vid = catalog.video_ids[1]
+    label(client, vid, "skip", expected_revision=0)
+    codes, barrier = [], threading.Barrier(8)
+
+    def write(value):
+        barrier.wait()
+        codes.append(label(client, vid, value, expected_revision=1).status_code)
+
+    threads = [threading.Thread(target=write, args=("positive" if i % 2 else "negative",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200] + [409] * 7
+    assert client.get(f"/api/attributes/{KEY}/labels").json()[0]["revision"] == 2
+    assert len(client.get(f"/api/attributes/{KEY}/audit").json()) == 2
+
+
+def test_disagreements_resolve_by_majority_or_adjudication(client, catalog, tmp_path):
+    a, b = catalog.video_ids[2], catalog.video_ids[3]
+    label(client, a, "positive", "alice"); label(client, a, "positive", "bob"); label(client, a, "negative", "carol")
+    label(client, b, "positive", "alice"); label(client, b, "negative", "bob")
+    assert client.get(f"/api/attributes/{KEY}/disagreements").json() == [{"video_id": b, "votes": {"alice": "positive", "bob": "negative"}}]
+    out = client.post(f"/api/attributes/{KEY}/export", json={"out_dir": str(tmp_path / "g1")}).json()
+    assert (out["rows"], out["errors"]) == (1, 1)
+    assert tables.read_errors(tmp_path / "g1").column("key").to_pylist() == [b]
+    assert client.post(f"/api/attributes/{KEY}/adjudications", json={"video_id": b, "label": "negative", "adjudicator": "dana"}).status_code == 200
+    assert client.get(f"/api/attributes/{KEY}/disagreements").json() == []
+    golden = tables.read_table(client.post(f"/api/attributes/{KEY}/export", json={"out_dir": str(tmp_path / "g2")}).json()["path"], schemas.GOLDEN)
+    rows = {r["video_id"]: r for r in golden.to_pylist()}
+    assert rows[a]["label"] == 1 and rows[a]["labeler"] == "alice,bob"
+    assert rows[b]["label"] == 0 and rows[b]["labeler"] == "dana"
+    assert rows[a]["labeled_at"].tzinfo is not None
+
+
+def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, catalog, tmp_path):
+    from silverset.components.studio.service import Studio
+
+    label_by_truth(client, corpus, catalog, 12)
+    label(client, catalog.video_ids[-1], "skip")
+    exported = client.post(f"/api/attributes/{KEY}/export").json()
+    assert (exported["rows"], exported["positives"], exported["negatives"], exported["errors"]) == (24, 12, 12, 0)
+    assert exported["path"].endswith("red_dominant/v1/golden.parquet")
+    download = client.get(f"/api/attributes/{KEY}/golden.parquet")
+    assert pq.read_table(io.BytesIO(download.content)).num_rows == 24
+
+    fresh = Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'fresh.db'}")
+    with TestClient(create_app(fresh)) as other:
+        other.post("/api/attributes", json={"example": "red_dominant"})
+        result = other.post(f"/api/attributes/{KEY}/import", params={"actor": "bob"}, content=download.content).json()
+        assert (result["applied"], result["unchanged"], result["skipped"]) == (24, 0, [])
+        again = other.post(f"/api/attributes/{KEY}/import", params={"actor": "bob"}, content=download.content).json()
+        assert (again["applied"], again["unchanged"]) == (0, 24)
+        state = other.get(f"/api/attributes/{KEY}").json()
+        assert (state["positives"], state["negatives"], state["feeds_ready"]) == (12, 12, True)
+        assert other.post(f"/api/attributes/{KEY}/import", params={"actor": "bob"}, content=b"not parquet").status_code == 422
+
+
+def test_same_spec_is_idempotent_and_changed_spec_conflicts(client):
+    from silverset.components.common.spec import example_specs_dir
+
+    text = (example_specs_dir() / "red_dominant.yaml").read_text()
+    assert client.post("/api/attributes", json={"spec_yaml": text}).status_code == 201
+    changed = text.replace("min_probability: 0.5", "min_probability: 0.6")
+    assert client.post("/api/attributes", json={"spec_yaml": changed}).status_code == 409
+    assert [a["key"] for a in client.get("/api/attributes").json()] == [KEY]
