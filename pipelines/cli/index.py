@@ -1,0 +1,80 @@
+"""`silverset index build|serve|deploy`: restricted ScaNN index per attribute, its server, and its rollout."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+index_app = typer.Typer(help="Restricted retrieval index: build, serve, deploy.", no_args_is_help=True)
+
+
+@index_app.command("build")
+def build(
+    scores: str = typer.Option(..., help="Scores table (Parquet file or folder) from bulk scoring."),
+    embeddings: str = typer.Option(..., help="Embeddings table (Parquet file or folder)."),
+    attribute: Path = typer.Option(..., help="Attribute spec YAML (vocabulary rule, recall target)."),
+    out: Path = typer.Option(..., help="Output index folder (replaced atomically)."),
+    recall_queries: int = typer.Option(200, help="Query sample size for the recall@10 check."),
+) -> None:
+    """Build the restricted vocabulary and its ScaNN index; exit 3 if recall@10 is below the spec's target."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from silverset.components.index.build import BuildOptions, run
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
+        progress.add_task("building restricted index", total=None)
+        summary = run(scores=scores, embeddings=embeddings, attribute=str(attribute), out=str(out),
+                      options=BuildOptions(recall_queries=recall_queries))
+    console.print_json(json.dumps(summary))
+
+
+@index_app.command("serve")
+def serve(
+    index_dir: Path = typer.Option(..., "--index-dir", help="One index folder, or a serving root with <attribute>/CURRENT pointers."),
+    port: int = typer.Option(8080, help="TCP port."),
+    host: str = typer.Option("127.0.0.1", help="Bind address."),
+    token: str = typer.Option(None, envvar="SILVERSET_INDEX_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/."),
+    poll_interval: float = typer.Option(2.0, help="Seconds between checks for a new index version."),
+    max_k: int = typer.Option(1000, help="Largest k a request may ask for."),
+) -> None:
+    """Serve restricted retrieval over HTTP (hot-swaps new versions after a self-check)."""
+    from silverset.components.index.server import ServerOptions
+    from silverset.components.index.server import serve as run_server
+
+    if not index_dir.exists():
+        from silverset.components.common.errors import SilversetInputError
+
+        raise SilversetInputError(f"--index-dir '{index_dir}'", "does not exist")
+    console.print(f"serving {index_dir} on http://{host}:{port}")
+    run_server(index_dir=str(index_dir), host=host, port=port,
+               options=ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k))
+
+
+@index_app.command("deploy")
+def deploy(
+    index: Path = typer.Option(..., help="Built index folder."),
+    gate: Path = typer.Option(..., help="gate.json from the evaluate stage."),
+    target: str = typer.Option("local", help="local | kubernetes"),
+    serve_root: Path = typer.Option(None, help="local: serving root the index server reads."),
+    server_url: str = typer.Option(None, help="local: wait for this server to serve the new version (else roll back)."),
+    namespace: str = typer.Option("silverset", help="kubernetes: namespace."),
+    deployment: str = typer.Option("silverset-index", help="kubernetes: index server Deployment (canary: NAME-canary)."),
+    index_uri: str = typer.Option(None, help="kubernetes: where pods fetch the index (default: the local path)."),
+    timeout: float = typer.Option(300.0, help="Readiness timeout in seconds."),
+    store: str = typer.Option(".silverset/approvals.db", "--approval-store", envvar="SILVERSET_APPROVAL_STORE",
+                              help="Approval store (sqlite path or kubernetes://NAMESPACE)."),
+) -> None:
+    """Deploy only with a passing gate and an approval for the same digest; a no-op if already live."""
+    from silverset.components.deploy.deploy import run
+
+    summary = run(index=str(index), gate=str(gate), approval_store=store, target=target,
+                  serve_root=str(serve_root) if serve_root else None, server_url=server_url, namespace=namespace,
+                  deployment=deployment, index_uri=index_uri, timeout_s=timeout)
+    console.print_json(json.dumps(summary))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(index_app, name="index")

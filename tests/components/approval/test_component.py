@@ -1,0 +1,56 @@
+"""The approval KFP component: python_func directly, and one kfp.local run whose output dsl.If can branch on."""
+
+import json
+
+import pytest
+
+from silverset.components.approval.component import approval_gate
+from silverset.components.common.spec import example_specs_dir
+
+A = "sha256:" + "a" * 64
+
+
+class _Artifact:
+    def __init__(self, path):
+        self.path = path
+
+
+def test_python_func_returns_the_decision(tmp_path):
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": A}))
+    decision = approval_gate.python_func(gate=_Artifact(str(gate)), attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+                                         approval_store=str(tmp_path / "a.db"), submitter="demo", auto_approve_as="bob@silverset.dev")
+    assert decision == "approved"
+
+
+@pytest.mark.slow
+def test_kfp_local_run_branches_on_the_decision(tmp_path):
+    from kfp import dsl, local
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    store = str(tmp_path / "a.db")
+    spec = str(example_specs_dir() / "red_dominant.yaml")
+    marker = str(tmp_path / "released.txt")
+
+    @dsl.component(base_image="python:3.11")
+    def write_gate(gate: dsl.Output[dsl.Artifact], digest: str):
+        import json
+
+        with open(gate.path, "w") as f:
+            json.dump({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": digest}, f)
+
+    @dsl.component(base_image="python:3.11")
+    def released(decision: str, marker: str):
+        with open(marker, "w") as f:
+            f.write("released " + decision)
+
+    @dsl.pipeline
+    def promote():
+        g = write_gate(digest=A)
+        step = approval_gate(gate=g.outputs["gate"], attribute_spec=spec, approval_store=store, submitter="demo",
+                             auto_approve_as="alice@silverset.dev")
+        with dsl.If(step.output == "approved"):
+            released(decision=step.output, marker=marker)
+
+    promote()
+    assert (tmp_path / "released.txt").read_text() == "released approved"
