@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SPEC, noisy_predictions, write_golden, write_scores
+from golden_data import SPEC, noisy_predictions, write_golden, write_scores
 from silverset.components.evaluate.gate import run
 
 
