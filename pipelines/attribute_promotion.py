@@ -69,7 +69,25 @@ def stage_component(stage: str) -> Callable | None:
 
 
 def missing_stages() -> list[str]:
+    """Stages whose component is not in the tree yet."""
     return [stage for stage in STAGES if stage_component(stage) is None]
+
+
+# The chain after the plan, in order; each needs the one before it. WIRED_IN_BODY says which of them
+# _promotion_body connects today (the others wait for their component's inputs/outputs, see report).
+CHAIN = ("frames", "embed", "teacher_gate", "annotate", "merge", "distill", "student_gate", "approval", "score",
+         "vocabulary", "index", "deploy")
+WIRED_IN_BODY = ("frames",)
+
+
+def wired_stages() -> list[str]:
+    """Stages that are steps of the compiled pipeline."""
+    wired = ["plan", "notify"]
+    for stage in CHAIN:
+        if stage not in WIRED_IN_BODY or stage_component(stage) is None:
+            break
+        wired.append(stage)
+    return wired
 
 
 # --- per-step platform settings (the only place kfp.kubernetes is used) ------------------------

@@ -36,14 +36,14 @@ def compile_cmd(
     pull_secret: str = typer.Option("silverset-registry", "--image-pull-secret", help="'' for none."),
 ) -> None:
     """Compile the pipeline to a deterministic YAML package (no secret values, only Secret names)."""
-    from silverset.pipelines.attribute_promotion import missing_stages
+    from silverset.pipelines.attribute_promotion import STAGES, wired_stages
     from silverset.pipelines.compile import compile_pipeline
 
     path = compile_pipeline(out, options=_options(shards, pvc, no_pvc, gemini_secret, pull_secret))
     console.print(f"wrote {path}", markup=False)
-    missing = missing_stages()
+    missing = [stage for stage in STAGES if stage not in wired_stages()]
     if missing:
-        console.print(f"[yellow]stages not in this build yet:[/yellow] {', '.join(missing)}")
+        console.print(f"[yellow]stages not wired into this build yet:[/yellow] {', '.join(missing)}")
 
 
 @pipeline_app.command("run")
