@@ -23,12 +23,13 @@ class SyntheticCorpus:
 
 def clustered_corpus(*, n: int = 2000, dimension: int = 64, clusters: int = 24, positive_clusters: int = 3,
                      spread: float = 1.2, prevalence_noise: float = 0.03, seed: int = 0) -> SyntheticCorpus:
-    """Gaussian clusters; the attribute is true for most of ``positive_clusters`` clusters and rarely elsewhere,
-    so it is learnable but neither linear nor aligned with one cluster."""
+    """Gaussian clusters, L2-normalised like real embedder output; the attribute is true for 80% of
+    ``positive_clusters`` clusters and 3% elsewhere, so it is learnable but neither linear nor one cluster."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, size=(clusters, dimension)) * 2.0
     assignment = rng.integers(0, clusters, size=n)
-    embeddings = (centres[assignment] + rng.normal(0.0, spread, size=(n, dimension))).astype(np.float32)
+    embeddings = centres[assignment] + rng.normal(0.0, spread, size=(n, dimension))
+    embeddings = (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
     positive = rng.choice(clusters, size=positive_clusters, replace=False)
     in_positive = np.isin(assignment, positive)
     truth = np.where(in_positive, rng.random(n) < 0.8, rng.random(n) < prevalence_noise).astype(np.int64)
