@@ -6,22 +6,20 @@ import sys
 
 import pyarrow.parquet as pq
 
-from silverset_cli import run_cli, squash
 from silverset.components.corpus import synth
 
 
-def test_bad_videos_are_counted_and_the_run_succeeds(capsys, monkeypatch, tmp_path):
+def test_bad_videos_are_counted_and_the_run_succeeds(cli, tmp_path):
     corpus = synth.run(out=tmp_path / "corpus", videos=2, seed=0, duration_s=1.0, width=96, height=64)
     rows = pq.read_table(corpus["manifest"]).select(["video_id", "uri"]).to_pylist()
     (tmp_path / "empty.mp4").write_bytes(b"")
     lines = ["video_id,uri"] + [f"{r['video_id']},{r['uri']}" for r in rows] + [
         f"gone,{tmp_path / 'gone.mp4'}", f"empty,{tmp_path / 'empty.mp4'}"]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    code, out, _ = run_cli(capsys, monkeypatch, "frames", "--manifest", str(tmp_path / "m.csv"), "--out",
-                           str(tmp_path / "frames"), "--frames-per-video", "2", "--size", "32",
-                           "--pipeline-option", "direct_num_workers=1")
-    assert code == 0
-    flat = squash(out)
+    result = cli("frames", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "frames"),
+                 "--frames-per-video", "2", "--size", "32", "--pipeline-option", "direct_num_workers=1")
+    assert result.code == 0
+    flat = result.flat_out
     assert "inputs4" in flat and "videos_ok2" in flat and "errors2" in flat and "frames4" in flat
     assert "error:missing_file1" in flat and "error:empty_file1" in flat
 
@@ -34,12 +32,11 @@ def test_manifest_missing_a_column_exits_2(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
-    assert "'uri'" in result.stderr and "missingrequiredcolumn" in squash(result.stderr)
+    assert "'uri'" in result.stderr and "missingrequiredcolumn" in "".join(result.stderr.split())
     assert not (tmp_path / "frames").exists()
 
 
-def test_empty_manifest_exits_2(capsys, monkeypatch, tmp_path):
+def test_empty_manifest_exits_2(cli, tmp_path):
     (tmp_path / "m.csv").write_text("video_id,uri\n")
-    code, _, err = run_cli(capsys, monkeypatch, "frames", "--manifest", str(tmp_path / "m.csv"), "--out",
-                           str(tmp_path / "frames"))
-    assert code == 2 and "empty" in err
+    result = cli("frames", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "frames"))
+    assert result.code == 2 and "empty" in result.err

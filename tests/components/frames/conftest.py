@@ -82,6 +82,24 @@ def bad_videos(tmp_path_factory, tiny_corpus) -> dict[str, Path]:
     return make_bad_videos(tmp_path_factory.mktemp("bad-videos"), good)
 
 
+@pytest.fixture(scope="session")
+def bad_kinds() -> dict[str, str]:
+    """kind of bad file -> error_type the frames stage must report for it."""
+    return dict(BAD_KINDS)
+
+
+@pytest.fixture(scope="session")
+def encode_video():
+    """``encode_video(path, frames, fps=10, gop=10) -> path``: H.264 MP4 from uint8 RGB frames [h, w, 3]."""
+    return encode
+
+
+@pytest.fixture(scope="session")
+def manifest_writer():
+    """``manifest_writer(path, rows) -> path``: CSV, JSONL or Parquet by suffix."""
+    return write_manifest
+
+
 def write_manifest(path: Path, rows: list[dict]) -> Path:
     """Write rows as CSV, JSONL or Parquet, chosen by ``path``'s suffix."""
     if path.suffix == ".jsonl":

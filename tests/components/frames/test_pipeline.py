@@ -4,7 +4,6 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import BAD_KINDS, write_manifest
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.frames import pipeline
@@ -14,11 +13,11 @@ def _corpus_rows(tiny_corpus) -> list[dict]:
     return pq.read_table(tiny_corpus["manifest"]).select(["video_id", "uri"]).to_pylist()
 
 
-def test_every_row_ends_in_frames_or_errors(tmp_path, tiny_corpus, bad_videos):
+def test_every_row_ends_in_frames_or_errors(tmp_path, tiny_corpus, bad_videos, bad_kinds, manifest_writer):
     good = _corpus_rows(tiny_corpus)
     bad = [{"video_id": kind, "uri": str(path)} for kind, path in bad_videos.items()]
     duplicate = [{"video_id": good[0]["video_id"], "uri": bad_videos["corrupt"].as_posix()}]
-    manifest = write_manifest(tmp_path / "manifest.jsonl", good + bad + duplicate)
+    manifest = manifest_writer(tmp_path / "manifest.jsonl", good + bad + duplicate)
 
     summary = pipeline.run(manifest=str(manifest), out=str(tmp_path / "frames"), frames_per_video=3, size=32)
 
@@ -30,7 +29,7 @@ def test_every_row_ends_in_frames_or_errors(tmp_path, tiny_corpus, bad_videos):
     assert frames.num_rows == summary["frames"] == 3 * len(good)
     assert sorted(frames.column("frame_index").to_pylist()) == sorted([0, 1, 2] * len(good))
     by_key = {(e["key"], e["error_type"]) for e in errors.to_pylist()}
-    assert by_key == {(kind, BAD_KINDS[kind]) for kind in bad_videos} | {(good[0]["video_id"], "duplicate_video_id")}
+    assert by_key == {(kind, bad_kinds[kind]) for kind in bad_videos} | {(good[0]["video_id"], "duplicate_video_id")}
     assert all(message for message in errors.column("message").to_pylist())
     assert set(errors.column("stage").to_pylist()) == {"frames"}
     assert summary["errors_by_type"]["unreadable_video"] == 2
@@ -40,8 +39,9 @@ def test_every_row_ends_in_frames_or_errors(tmp_path, tiny_corpus, bad_videos):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "manifest.jsonl"]
 
 
-def test_rerun_replaces_output_and_a_failed_rerun_keeps_the_old_one(tmp_path, tiny_corpus, monkeypatch):
-    manifest = write_manifest(tmp_path / "manifest.csv", _corpus_rows(tiny_corpus))
+def test_rerun_replaces_output_and_a_failed_rerun_keeps_the_old_one(tmp_path, tiny_corpus, monkeypatch,
+                                                                   manifest_writer):
+    manifest = manifest_writer(tmp_path / "manifest.csv", _corpus_rows(tiny_corpus))
     out = tmp_path / "frames"
     pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=2, size=32, num_shards=3)
     assert len(tables.parquet_files(out)) == 3
@@ -60,8 +60,8 @@ def test_rerun_replaces_output_and_a_failed_rerun_keeps_the_old_one(tmp_path, ti
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "manifest.csv"]
 
 
-def test_empty_run_still_writes_an_errors_table(tmp_path, bad_videos):
-    manifest = write_manifest(tmp_path / "m.parquet", [{"video_id": "x", "uri": str(bad_videos["zero_byte"])}])
+def test_empty_run_still_writes_an_errors_table(tmp_path, bad_videos, manifest_writer):
+    manifest = manifest_writer(tmp_path / "m.parquet", [{"video_id": "x", "uri": str(bad_videos["zero_byte"])}])
     summary = pipeline.run(manifest=str(manifest), out=str(tmp_path / "frames"), frames_per_video=2, size=32)
     assert (summary["videos_ok"], summary["errors"], summary["frames"]) == (0, 1, 0)
     assert tables.read_table(tmp_path / "frames", schemas.FRAMES).num_rows == 0
