@@ -55,6 +55,7 @@ class ObservationalResult(BaseModel):
     converged: bool
     n_triggered: int
     n_not_triggered: int
+    effective_control_size: float  # (sum w)^2 / sum w^2 over not-triggered users: small = poor overlap
     balance: list[cbps.CovariateBalance]
     max_abs_smd_before: float
     max_abs_smd_after: float
@@ -228,7 +229,9 @@ def _cbps_comparison(tr, triggered, outcomes, covariates, options: AnalysisOptio
     return ObservationalResult(
         comparison=f"treatment-arm users with {options.trigger_column} vs without (non-randomized)",
         estimand=options.estimand, over_identified=options.over_identified, converged=fitted.converged,
-        n_triggered=int(t.sum()), n_not_triggered=int((~t).sum()), balance=fitted.balance,
+        n_triggered=int(t.sum()), n_not_triggered=int((~t).sum()),
+        effective_control_size=float(fitted.weights[~t].sum() ** 2 / np.sum(fitted.weights[~t] ** 2)),
+        balance=fitted.balance,
         max_abs_smd_before=max((abs(b.smd_before) for b in fitted.balance), default=0.0),
         max_abs_smd_after=max_after, smd_threshold=options.smd_threshold,
         balance_passed=bool(fitted.converged and max_after < options.smd_threshold), effects=effects,

@@ -85,6 +85,12 @@ def _logistic_mle(z: np.ndarray, treated: np.ndarray) -> np.ndarray:
     return res.x
 
 
+def logistic_propensity(covariates: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood logistic propensity on the same design CBPS uses: float [n]. The usual IPW baseline."""
+    z = _design(np.asarray(covariates, dtype=np.float64))
+    return np.clip(expit(z @ _logistic_mle(z, np.asarray(treated).astype(np.float64))), _CLIP, 1 - _CLIP)
+
+
 def standardized_mean_differences(covariates: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """SMD per covariate column, float [k]: weighted group means over the pooled *unweighted* SD
     sqrt((var_treated + var_control) / 2), so before/after values share one scale."""

@@ -123,7 +123,8 @@ def write_report(result: "AnalysisResult", out_dir: str | Path, *, title: str = 
         plot_balance(result, out / BALANCE_PLOT)
         parts += [
             "<h2>CBPS covariate balance</h2>",
-            f"<p>{html.escape(obs.comparison)}: {obs.n_triggered} triggered, {obs.n_not_triggered} not; estimand "
+            f"<p>{html.escape(obs.comparison)}: {obs.n_triggered} triggered, {obs.n_not_triggered} not "
+            f"(effective control size after weighting {obs.effective_control_size:.0f}); estimand "
             f"{obs.estimand}, {'over-identified GMM' if obs.over_identified else 'just-identified'}; balance "
             f"{'PASSED' if obs.balance_passed else 'FAILED'} (all |SMD| &lt; {obs.smd_threshold} required).</p>",
             _table(["covariate", "SMD before", "SMD after"],
