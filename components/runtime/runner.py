@@ -139,7 +139,7 @@ def run_sharded(
     if max_items is not None and len(pending) > max_items:
         pending, stats.stopped = pending[:max_items], "max_items"
 
-    size = batch_size or handler.batch_elements_kwargs().get("max_batch_size", 32)
+    size = batch_size if batch_size is not None else handler.batch_elements_kwargs().get("max_batch_size", 32)
     if size < 1:
         raise SilversetInputError("--batch-size", f"must be >= 1, got {size}")
     start = time.perf_counter()

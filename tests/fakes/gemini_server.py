@@ -40,6 +40,7 @@ class FakeGemini:
     batch_polls: int = 2
     paid: Counter = field(default_factory=Counter)  # video_id -> answers billed (200 with a candidate or a block)
     attempts: Counter = field(default_factory=Counter)  # video_id -> requests received
+    rate_limited: int = 0  # requests refused by the server-side rate limit (a subset of the 429s)
     api_keys_seen: set = field(default_factory=set)
     log: list = field(default_factory=list)  # (time, video_id, status)
 
@@ -60,6 +61,7 @@ class FakeGemini:
                 now = time.monotonic()
                 self._window = [t for t in self._window if now - t < 1.0]
                 if len(self._window) >= self.rate_limit_rps:
+                    self.rate_limited += 1
                     return "429"
                 self._window.append(now)
             if self.fault_rate and self._rng.random() < self.fault_rate:
