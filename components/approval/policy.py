@@ -102,15 +102,16 @@ class ApprovalService:
         digest = self.resolve(candidate)
         for _ in range(MAX_RETRIES):
             request = self._expire_if_due(digest)
+            # Who may decide is checked first: a repeat by a stranger must not look like success.
+            if user not in request.approvers:
+                raise SilversetInputError("--as", f"{user!r} is not an approver for {request.key} (approvers: {', '.join(request.approvers)})")
+            if to is State.approved and user == request.submitter and not request.allow_self_approval:
+                raise SilversetInputError("--as", f"{user!r} submitted this candidate; self-approval is not allowed for {request.key}")
             if request.state is to:
                 return request  # idempotent: the same decision again changes nothing
             if request.state is not State.pending:
                 raise SilversetInputError(
                     f"candidate '{digest}'", f"already {request.state.value} by {request.decided_by} at {request.decided_at:%Y-%m-%d %H:%M}Z; decisions are final")
-            if user not in request.approvers:
-                raise SilversetInputError("--as", f"{user!r} is not an approver for {request.key} (approvers: {', '.join(request.approvers)})")
-            if to is State.approved and user == request.submitter and not request.allow_self_approval:
-                raise SilversetInputError("--as", f"{user!r} submitted this candidate; self-approval is not allowed for {request.key}")
             try:
                 decided = self._transition(digest, to=to, actor=user, action=action, reason=reason)
             except Conflict:
