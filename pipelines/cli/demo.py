@@ -32,14 +32,23 @@ def demo(
     print_summary(summary)
 
 
+def _in_workdir(path: str, workdir: str) -> str:
+    try:
+        return str(Path(path).relative_to(workdir)) + "/"
+    except ValueError:
+        return path
+
+
 def print_summary(summary: dict) -> None:
     corpus, frames = summary["corpus"], summary["frames"]
     table = Table(title=f"silverset demo: {summary['workdir']}")
-    for column in ("stage", "inputs", "outputs", "errors", "path"):
+    for column in ("stage", "inputs", "outputs", "errors"):
         table.add_column(column)
-    table.add_row("corpus synth", "-", f"{corpus['videos']} videos", str(corpus["errors"]), corpus["out"])
+    table.add_column("path (in workdir)", overflow="fold")
+    table.add_row("corpus synth", "-", f"{corpus['videos']} videos", str(corpus["errors"]),
+                  _in_workdir(corpus["out"], summary["workdir"]))
     table.add_row("frames", str(frames["inputs"]), f"{frames['videos_ok']} videos / {frames['frames']} frames",
-                  str(frames["errors"]), frames["out"])
+                  str(frames["errors"]), _in_workdir(frames["out"], summary["workdir"]))
     console.print(table)
     prevalence = ", ".join(f"{a} {p:.0%}" for a, p in corpus["prevalence"].items())
     console.print(f"truth prevalence: {prevalence}", markup=False)

@@ -33,6 +33,8 @@ def frames(
 
 def print_summary(summary: dict) -> None:
     table = Table(title="frames", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
     for key in ("inputs", "videos_ok", "errors", "frames", "out", "seconds"):
         table.add_row(key, str(summary[key]))
     for error_type, count in summary["errors_by_type"].items():
