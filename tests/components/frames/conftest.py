@@ -20,6 +20,7 @@ BAD_KINDS = {
     "still_image": "not_a_video",
     "audio_only": "no_video_stream",
     "zero_duration": "zero_duration",
+    "huge_resolution": "resolution_too_large",
 }
 
 
@@ -66,6 +67,14 @@ def make_bad_videos(folder: Path, good: Path) -> dict[str, Path]:
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         container.start_encoding()
+    # One blank frame just above 8K UHD (7680x4320): refused from its header, never decoded.
+    with av.open(str(paths["huge_resolution"]), "w") as container:
+        stream = container.add_stream("libx264", rate=1, options={"preset": "ultrafast", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = 7696, 4336, "yuv420p"
+        for packet in stream.encode(av.VideoFrame(7696, 4336, "yuv420p")):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return paths
 
 
