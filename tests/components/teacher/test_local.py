@@ -1,0 +1,220 @@
+"""The local teacher: a tiny frames + text scorer checkpoint made here, run eager, in ONNX Runtime and (GPU) TensorRT."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silverset.components.common import tables
+from silverset.components.common.digest import sha256_file
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.runtime import backends
+from silverset.components.teacher import annotate
+
+FRAMES = (8, 3, 64, 64)  # the local teacher's frames input per video: [T, 3, S, S]
+TEXT_DIM = 384
+
+
+def export_scorer(folder: Path, *, seed: int = 0) -> tuple[Path, Path]:
+    """A tiny scorer (8x8 patches -> Linear 192->32 -> GELU MLP -> mean pool, + text Linear -> logit [B]).
+
+    Written as ``scorer.pt`` (TorchScript) and ``scorer.onnx`` (dynamic batch axis) into ``folder``.
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    class Scorer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(192, 32)
+            self.mlp = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
+            self.text = nn.Linear(TEXT_DIM, 32)
+            self.head = nn.Linear(64, 1)
+
+        def forward(self, frames, text):
+            b, t, c, h, w = frames.shape
+            x = frames.reshape(b, t, c, h // 8, 8, w // 8, 8).permute(0, 1, 3, 5, 2, 4, 6)
+            x = self.embed(x.reshape(b, t * (h // 8) * (w // 8), c * 64))
+            x = (x + self.mlp(x)).mean(1)
+            # frames carry the signal (x 4): the red channel's mean decides most of the logit
+            red = frames[:, :, 0].mean((1, 2, 3)) - frames[:, :, 1:].mean((1, 2, 3, 4))
+            return self.head(torch.cat([x, self.text(text)], -1)).squeeze(-1) + 8.0 * red
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = Scorer().eval()
+    example = (torch.rand(2, *FRAMES), torch.randn(2, TEXT_DIM))
+    script = folder / "scorer.pt"
+    torch.jit.trace(model, example).save(str(script))
+    onnx = folder / "scorer.onnx"
+    torch.onnx.export(model, example, str(onnx), input_names=["frames", "text"], output_names=["logit"],
+                      dynamic_axes={"frames": {0: "batch"}, "text": {0: "batch"}, "logit": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    return script, onnx
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, Path]:
+    return export_scorer(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = 48
+    frames = rng.uniform(0, 1, (n, *FRAMES)).astype(np.float32) * 0.5
+    frames[: n // 2, :, 0] += 0.4  # half the videos lean red
+    text = rng.normal(size=(n, TEXT_DIM)).astype(np.float32)
+    return frames, text / np.linalg.norm(text, axis=1, keepdims=True)
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("SILVERSET_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_onnxruntime_fp32_matches_eager(checkpoint, inputs):
+    script, onnx = checkpoint
+    eager = backends.open_checkpoint(script, runtime="eager")
+    ort = backends.open_checkpoint(onnx, runtime="onnxruntime")
+    assert eager.name == "torchscript-eager@cpu" and ort.name == "onnxruntime@cpu"
+    np.testing.assert_allclose(ort(*inputs), eager(*inputs), rtol=1e-4, atol=1e-4)
+
+
+def test_onnxruntime_int8_agrees_with_eager(checkpoint, inputs):
+    script, onnx = checkpoint
+    reference = backends.open_checkpoint(script, runtime="eager")(*inputs)
+    int8 = backends.open_checkpoint(onnx, runtime="onnxruntime-int8")
+    assert int8.name == "onnxruntime-int8-dynamic@cpu"
+    logits = int8(*inputs)
+    assert logits.shape == reference.shape == (len(inputs[0]),)
+    assert ((logits >= 0) == (reference >= 0)).mean() >= 0.95
+    assert np.corrcoef(logits, reference)[0, 1] > 0.99
+    assert np.abs(logits - reference).max() < 0.1 * np.abs(reference).max()
+    # the quantized model is really smaller: MatMul/Gemm weights stored as int8
+    quantized = next((Path(backends.default_cache_dir()) / "onnx-int8").glob("*.onnx"))
+    assert quantized.stat().st_size < onnx.stat().st_size
+
+
+def test_quantized_model_is_cached_by_model_digest(checkpoint, tmp_path, cache_dir, monkeypatch):
+    _, onnx = checkpoint
+    backends.open_checkpoint(onnx, runtime="onnxruntime-int8")
+    cached = cache_dir / "onnx-int8" / f"{sha256_file(onnx)}.onnx"
+    assert cached.exists()
+    stamp = cached.stat().st_mtime_ns
+
+    import onnxruntime.quantization as quantization
+
+    def refuse(*a, **k):
+        raise AssertionError("quantized again although the digest is cached")
+
+    monkeypatch.setattr(quantization, "quantize_dynamic", refuse)
+    backends.open_checkpoint(onnx, runtime="onnxruntime-int8")
+    assert cached.stat().st_mtime_ns == stamp
+    monkeypatch.undo()
+    monkeypatch.setenv("SILVERSET_CACHE", str(cache_dir))
+    _, other = export_scorer(tmp_path / "other", seed=1)  # other weights -> other digest -> its own entry
+    backends.open_checkpoint(other, runtime="onnxruntime-int8")
+    assert sorted(p.name for p in (cache_dir / "onnx-int8").glob("*.onnx")) == sorted(
+        [f"{sha256_file(onnx)}.onnx", f"{sha256_file(other)}.onnx"])
+
+
+def test_engine_key_covers_model_gpu_precision_and_batch_shape():
+    base = dict(model_digest="a" * 64, gpu_name="NVIDIA H100", tensorrt_version="10.0", precision="fp16",
+                frames_shape=(16, 8, 3, 64, 64), text_shape=(16, 384))
+    key = backends.EngineKey(**base).digest
+    assert key == backends.EngineKey(**base).digest
+    for field, value in [("model_digest", "b" * 64), ("gpu_name", "NVIDIA L4"), ("tensorrt_version", "10.1"),
+                         ("precision", "int8"), ("frames_shape", (32, 8, 3, 64, 64)), ("text_shape", (32, 384))]:
+        assert backends.EngineKey(**{**base, field: value}).digest != key, field
+
+
+def test_open_checkpoint_picks_the_runtime_and_sibling_files(checkpoint, monkeypatch, tmp_path):
+    script, onnx = checkpoint
+    monkeypatch.setattr(backends, "gpu_available", lambda: False)
+    assert backends.open_checkpoint(onnx).name == "onnxruntime-int8-dynamic@cpu"  # auto on CPU
+    assert backends.open_checkpoint(script).name == "onnxruntime-int8-dynamic@cpu"  # sibling scorer.onnx
+    assert backends.open_checkpoint(onnx, runtime="eager").name == "torchscript-eager@cpu"  # sibling scorer.pt
+    lonely = tmp_path / "lonely.pt"
+    lonely.write_bytes(script.read_bytes())
+    assert backends.open_checkpoint(lonely).name == "torchscript-eager@cpu"
+    with pytest.raises(SilversetInputError, match="needs an ONNX file"):
+        backends.open_checkpoint(lonely, runtime="onnxruntime")
+    with pytest.raises(SilversetInputError, match="needs an NVIDIA GPU"):
+        backends.open_checkpoint(onnx, runtime="tensorrt-fp16")
+    with pytest.raises(SilversetInputError, match="file not found"):
+        backends.open_checkpoint(tmp_path / "nope.onnx")
+    with pytest.raises(SilversetInputError, match="unknown runtime"):
+        backends.open_checkpoint(onnx, runtime="tpu")  # type: ignore[arg-type]
+
+
+def test_local_teacher_labels_the_corpus(corpus, checkpoint):
+    """annotate --teacher local: labels come from the checkpoint's logits on the real frames + MiniLM text."""
+    from silverset.components.embed.embed import checkpoint_frames
+    from silverset.components.embed.text import embed_texts
+    from silverset.components.runtime.inputs import load_frames, manifest_texts
+    from silverset.components.common.manifest import read_manifest
+
+    script, onnx = checkpoint
+    out = corpus["tmp"] / "labels"
+    summary = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"], out=str(out),
+                           options=annotate.AnnotateOptions(teacher="local", checkpoint=str(onnx),
+                                                            runtime="onnxruntime", batch_size=5))
+    rows = {r["video_id"]: r for r in tables.read_table(out).to_pylist()}
+    assert sorted(rows) == sorted(corpus["videos"]) and summary.stats.errors == 0
+    assert summary.teacher_id == f"local:scorer.onnx@sha256:{sha256_file(onnx)[:16]}:onnxruntime@cpu"
+    # oracle: the eager TorchScript scorer on the same decoded frames and text
+    videos = load_frames(corpus["frames"])
+    texts = manifest_texts(read_manifest(corpus["manifest"])[0])
+    ids = sorted(rows)
+    logits = backends.open_checkpoint(script, runtime="eager")(
+        np.stack([checkpoint_frames(videos[v], 8, 64) for v in ids]), embed_texts([texts[v] for v in ids]))
+    for vid, logit in zip(ids, logits):
+        assert rows[vid]["label"] == int(logit >= 0)
+        assert rows[vid]["probability"] == pytest.approx(1 / (1 + np.exp(-logit)), abs=2e-3)  # MiniLM pads per batch
+        assert rows[vid]["teacher_id"] == summary.teacher_id
+    red = [v for v, k in corpus["videos"].items() if k == "red"]
+    assert all(rows[v]["label"] == 1 for v in red)  # the scorer's red term dominates on red videos
+
+
+def test_local_teacher_needs_a_checkpoint(corpus):
+    with pytest.raises(SilversetInputError, match="checkpoint"):
+        annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
+                     out=str(corpus["tmp"] / "x"), options=annotate.AnnotateOptions(teacher="local"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_engine_matches_eager_and_is_cached(checkpoint, inputs, cache_dir, precision):
+    pytest.importorskip("tensorrt")
+    script, onnx = checkpoint
+    frames, text = inputs
+    batch = 16
+    calibration = [(frames[i : i + batch], text[i : i + batch]) for i in range(0, len(frames), batch)]
+    reference = backends.TorchScriptRunner(script, device="cuda")(frames, text)
+    engine = backends.TensorRTRunner(onnx, batch_size=batch, frames_shape=FRAMES, precision=precision,
+                                     calibration=calibration if precision == "int8" else None, cache_dir=cache_dir)
+    assert not engine.cache_hit and engine.name.startswith(f"tensorrt-{precision}@")
+    logits = engine(frames, text)  # 48 videos = three full batches
+    assert logits.shape == reference.shape
+    assert ((logits >= 0) == (reference >= 0)).mean() >= (0.97 if precision == "fp16" else 0.9)
+    assert np.corrcoef(logits, reference)[0, 1] > 0.98
+    np.testing.assert_allclose(engine(frames[:5], text[:5]), logits[:5], atol=1e-3)  # padded final batch
+    engine_file = cache_dir / "tensorrt" / f"{engine.key.digest}.engine"
+    assert engine_file.exists() and engine.key.model_digest == sha256_file(onnx)
+    again = backends.TensorRTRunner(onnx, batch_size=batch, frames_shape=FRAMES, precision=precision,
+                                    calibration=calibration, cache_dir=cache_dir)
+    assert again.cache_hit
+    other_batch = backends.TensorRTRunner(onnx, batch_size=8, frames_shape=FRAMES, precision=precision,
+                                          calibration=[(f[:8], t[:8]) for f, t in calibration], cache_dir=cache_dir)
+    assert not other_batch.cache_hit and other_batch.key.digest != engine.key.digest
+
+
+@pytest.mark.gpu
+def test_auto_runtime_on_gpu_is_tensorrt_fp16(checkpoint):
+    pytest.importorskip("tensorrt")
+    _, onnx = checkpoint
+    assert backends.open_checkpoint(onnx, batch_size=4, frames_shape=FRAMES).name.startswith("tensorrt-fp16@")
