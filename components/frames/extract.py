@@ -120,15 +120,16 @@ class _OpenVideo:
     def __init__(self, uri: str, options: FrameOptions):
         import av
 
-        source = _open_source(uri)
+        self._source = _open_source(uri)
         try:
-            self.container = av.open(source, mode="r", metadata_errors="ignore")
+            self.container = av.open(self._source, mode="r", metadata_errors="ignore")
         except av.error.FFmpegError as exc:
+            self._close_source()
             raise VideoError("unreadable_video", f"cannot open '{uri}' as a video container: {exc}") from None
         try:
             self._inspect(uri, options)
         except BaseException:
-            self.container.close()
+            self.close()
             raise
 
     def _inspect(self, uri: str, options: FrameOptions) -> None:
@@ -169,8 +170,13 @@ class _OpenVideo:
         self.start_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
         self.duration_s = duration
 
+    def _close_source(self) -> None:
+        if not isinstance(self._source, str):  # a file object from Beam's filesystems is ours to close
+            self._source.close()
+
     def close(self) -> None:
         self.container.close()
+        self._close_source()
 
 
 def _decode_from(video: _OpenVideo) -> Iterator:

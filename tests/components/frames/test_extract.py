@@ -113,3 +113,31 @@ def test_garbled_stream_is_a_decode_error_not_a_crash(tiny_corpus, tmp_path):
         assert exc.error_type == "decode_error"
     else:  # FFmpeg may conceal the damage; then the frames must still be well formed
         assert len(frames) == 4
+
+
+def test_any_beam_filesystem_uri_is_read_through_beams_filesystems(tiny_corpus, bad_videos):
+    """A non-local URI goes through apache_beam's FileSystems (here a scheme registered by the test)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.localfilesystem import LocalFileSystem
+
+    prefix = "silversettest://"
+
+    class PrefixedLocalFileSystem(LocalFileSystem):
+        @classmethod
+        def scheme(cls):
+            return "silversettest"
+
+        def match(self, patterns, limits=None):
+            return super().match([p.removeprefix(prefix) for p in patterns], limits)
+
+        def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
+            return super().open(path.removeprefix(prefix), mime_type, compression_type)
+
+    options = FrameOptions(frames_per_video=3, size=32)
+    remote = sample_frames("v", prefix + _video(tiny_corpus), options)
+    local = sample_frames("v", _video(tiny_corpus), options)
+    assert [f.jpeg for f in remote] == [f.jpeg for f in local]
+    for kind, error_type in (("missing", "missing_file"), ("zero_byte", "empty_file"), ("truncated", "unreadable_video")):
+        with pytest.raises(VideoError) as info:
+            sample_frames(kind, prefix + str(bad_videos[kind]), options)
+        assert info.value.error_type == error_type
