@@ -1,7 +1,6 @@
 """The studio's read-only view of a corpus: manifest metadata, embeddings, frame thumbnails, text search."""
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import pyarrow as pa
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 
-MANIFEST_NAMES = ("manifest.parquet", "manifest.jsonl", "manifest.csv")
+MANIFEST_NAMES = ("manifest.parquet", "manifest.jsonl", "manifest.csv", "corpus/manifest.parquet")
 
 
 class TextEncoder(Protocol):
@@ -23,10 +22,20 @@ class TextEncoder(Protocol):
 
 
 def minilm_text_encoder() -> TextEncoder:
-    """MiniLM-L6-v2 from the packaged weights (offline); loaded on first call, not at import."""
+    """MiniLM-L6-v2 from the packaged weights (offline); loaded on first call, not at import.
+
+    Uses the embed stage's text tower (``embed.text.embed_query_text``) when it is installed, so queries
+    land in the same space as the embeddings' MiniLM text block.
+    """
     state: dict[str, object] = {}
 
     def encode(texts: list[str]) -> np.ndarray:
+        try:
+            from silverset.components.embed.text import embed_query_text
+        except ImportError:
+            embed_query_text = None
+        if embed_query_text is not None:
+            return np.asarray(embed_query_text(list(texts)), dtype=np.float32)
         if "model" not in state:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -56,6 +65,7 @@ class Catalog:
     frames: dict[str, list[tuple[int, float, bytes]]] = field(default_factory=dict)
     clusters: np.ndarray | None = None
     text_encoder: TextEncoder | None = None
+    text_vectors: np.ndarray | None = None  # float32 [n, d_text]: the embeddings' own text block, when they have one
     _text_index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -72,10 +82,13 @@ class Catalog:
         return ". ".join(part for part in (self.titles[row], self.descriptions[row]) if part)
 
     def text_index(self) -> np.ndarray:
-        """float32 [n, d_text]: the text encoder over each video's title and description (computed once)."""
+        """float32 [n, d_text]: the embeddings' text block if present, else the text encoder over each
+        video's title and description (computed once)."""
+        if self.text_encoder is None:
+            raise SilversetInputError("text search", "no text encoder is configured (served with --no-text-search)")
+        if self._text_index is None and self.text_vectors is not None:
+            self._text_index = self.text_vectors
         if self._text_index is None:
-            if self.text_encoder is None:
-                raise SilversetInputError("text search", "no text encoder is configured")
             self._text_index = np.asarray(self.text_encoder([self.metadata_text(i) for i in range(len(self))]), dtype=np.float32)
         return self._text_index
 
@@ -140,6 +153,14 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, 
     flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     vectors = np.asarray(flat, dtype=np.float32).reshape(len(video_ids), dimension)
     embedder_ids = set(table.column("embedder_id").to_pylist())
+    text_vectors = None
+    if len(embedder_ids) == 1 and "minilm" in next(iter(embedder_ids)):
+        try:
+            from silverset.components.embed.embed import text_block
+
+            text_vectors = np.ascontiguousarray(text_block(vectors, next(iter(embedder_ids))))
+        except (ImportError, SilversetInputError):
+            text_vectors = None
     meta: dict[str, tuple[str, str, str]] = {}
     if manifest is not None:
         rows, _ = read_manifest(str(manifest), stage="studio")
@@ -167,6 +188,7 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, 
         frames=frame_index,
         clusters=corpus_clusters(vectors, seed=clusters_seed),
         text_encoder=text_encoder,
+        text_vectors=text_vectors,
     )
 
 
@@ -183,8 +205,5 @@ def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None
     return load_catalog(embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder)
 
 
-def content_key(catalog: Catalog) -> str:
-    """Short hash of the catalog's video ids, so a database can notice it is pointed at another corpus."""
-    return hashlib.sha256("\n".join(catalog.video_ids).encode()).hexdigest()[:16]
 
 

@@ -93,6 +93,7 @@ async function search(event) {
   try {
     state.cards = await api("GET", attributePath(`/search?q=${encodeURIComponent(q)}&limit=24`));
     state.view = "search"; state.focus = 0; render(); $("query").blur();
+    $("cards").dataset.query = q;  // tells a watcher (and the browser test) which search is on screen
   } catch (e) { say(e.message); }
 }
 

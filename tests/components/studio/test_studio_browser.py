@@ -59,7 +59,7 @@ def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus
             page.keyboard.press("/")
             page.get_by_test_id("query").fill(query)
             page.get_by_test_id("query").press("Enter")
-            expect(page.get_by_test_id("card").first).to_be_visible()
+            expect(page.get_by_test_id("cards")).to_have_attribute("data-query", query)
             for card in page.get_by_test_id("card").all():
                 video_id = card.get_attribute("data-video")
                 label = truth[video_id]
