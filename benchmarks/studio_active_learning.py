@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.plot(BUDGETS, [table[strategy][str(n)] for n in BUDGETS], style, marker="o", label=strategy, linewidth=2 if strategy in ("ucb", "random_only") else 1)
     ax.axhline(prevalence, color="grey", linewidth=0.8, label="prevalence (AP of chance)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(BUDGETS, [str(n) for n in BUDGETS])
     ax.set_xlabel("labels (N)")
     ax.set_ylabel("held-out AP vs truth")
