@@ -1,0 +1,1 @@
+"""Loopback fakes of external services (Gemini, KFP API, Kubernetes API) speaking their real protocols."""
