@@ -79,14 +79,16 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
         hist /= hist.sum(1, keepdims=True)
         change = np.abs(np.diff(hist, axis=0)).sum(1)  # [T-1] in [0, 2]
         cuts = change > CUT_THRESHOLD
-        # Motion without cuts: a cut also makes a huge frame difference, so motion is measured on non-cut steps.
-        calm = ~cuts if (~cuts).any() else np.ones_like(cuts)
+        # Motion without cuts: a cut also makes a huge frame difference, so motion is measured on non-cut steps
+        # (a video that is all cuts has no measurable motion: its motion statistics are 0).
+        calm = ~cuts
         ys, xs = np.mgrid[0 : gray.shape[1], 0 : gray.shape[2]] / gray.shape[1]
         w = diff / np.maximum(diff.sum((1, 2), keepdims=True), 1e-6)
         cy, cx = (w * ys).sum((1, 2)), (w * xs).sum((1, 2))
         shift = np.sqrt(np.diff(cy) ** 2 + np.diff(cx) ** 2).mean() if t > 2 else 0.0
+        steps, moved = (per_step[calm], moving[calm]) if calm.any() else (np.zeros(1), np.zeros(1))
         motion = np.array([
-            per_step[calm].mean(), per_step[calm].max(), per_step[calm].std(), moving[calm].mean(), shift,
+            steps.mean(), steps.max(), steps.std(), moved.mean(), shift if calm.any() else 0.0,
             cuts.sum() / 4.0, cuts.mean(), change.mean() / 2.0,
         ])
     else:
