@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--dimension", type=int, default=384)
-    parser.add_argument("--batch-size", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--files", type=int, default=4)
     args = parser.parse_args()
 
