@@ -36,16 +36,18 @@ class PlatformOptions(BaseModel):
     gpu_toleration_key: str = "nvidia.com/gpu"
     accelerator_type: str = "nvidia.com/gpu"
     service_retries: int = Field(3, ge=0, le=10)
+    gpu_teacher: bool = False  # the local teacher (TensorRT) on the GPU pool; Gemini/zero-shot need none
 
 
 # stage -> (module, component function name). Looked up at compile time; absent modules are skipped.
 STAGES: dict[str, tuple[str, str]] = {
     "plan": ("silverset.components.incremental.component", "plan_incremental"),
     "frames": ("silverset.components.frames.component", "extract_frames"),
-    "embed": ("silverset.components.embed.component", "embed_videos"),
+    "embed": ("silverset.components.embed.component", "embed_shard"),
     "teacher_gate": ("silverset.components.evaluate.component", "teacher_gate"),
     "annotate": ("silverset.components.teacher.component", "annotate_shard"),
-    "merge": ("silverset.components.incremental.component", "finalize_incremental"),
+    "merge": ("silverset.components.teacher.component", "merge_labels"),
+    "carry": ("silverset.components.incremental.component", "finalize_incremental"),
     "distill": ("silverset.components.distill.component", "distill_student"),
     "student_gate": ("silverset.components.evaluate.component", "student_gate"),
     "approval": ("silverset.components.approval.component", "approval_gate"),
@@ -75,9 +77,9 @@ def missing_stages() -> list[str]:
 
 # The chain after the plan, in order; each needs the one before it. WIRED_IN_BODY says which of them
 # _promotion_body connects today (the others wait for their component's inputs/outputs, see report).
-CHAIN = ("frames", "embed", "teacher_gate", "annotate", "merge", "distill", "student_gate", "approval", "score",
+CHAIN = ("frames", "embed", "annotate", "merge", "carry", "teacher_gate", "distill", "student_gate", "approval", "score",
          "vocabulary", "index", "deploy")
-WIRED_IN_BODY = ("frames",)
+WIRED_IN_BODY = ("frames", "embed", "annotate", "merge", "carry")
 
 
 def wired_stages() -> list[str]:
@@ -174,9 +176,32 @@ def _promotion_body(c: dict, options: PlatformOptions, shard_items: list[str], *
     frames = c["frames"](manifest=f"{workdir}/plan/todo_manifest.parquet", out_dir=f"{run_dir}/frames",
                          frames_per_video=frames_per_video, size=frame_size)
     _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
-    if c["embed"] is None:
+    todo_manifest = f"{workdir}/plan/todo_manifest.parquet"
+    if c["embed"] is None or c["annotate"] is None:
         return
-    # Wired when components/embed/component.py lands (see the report for the signature it needs).
+    with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
+        embed = c["embed"](frames_uri=f"{run_dir}/frames", manifest_uri=todo_manifest,
+                           out_uri=f"{run_dir}/embeddings", shard_index=shard, shard_count=options.shards)
+        embed.after(frames)  # frames reach embed through the run folder, not a task output
+        _common(embed, options, cpu="2", memory="4Gi").set_display_name("embed-shard")
+    with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
+        annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=todo_manifest,
+                                 frames_uri=f"{run_dir}/frames", out_uri=f"{run_dir}/teacher", shard_index=shard,
+                                 shard_count=options.shards, teacher=teacher_backend)
+        annotate.after(frames)
+        _calls_services(_common(annotate, options, cpu="2", memory="4Gi"), options, needs_gemini=True)
+        if options.gpu_teacher:
+            _gpu(annotate, options)
+        annotate.set_display_name("annotate-shard")
+    if c["merge"] is None:
+        return
+    merge = c["merge"](manifest_uri=todo_manifest, out_uri=f"{run_dir}/teacher").after(annotate)
+    _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")
+    carry = c["carry"](plan_dir=f"{workdir}/plan", new_labels=f"{run_dir}/teacher",
+                       new_embeddings=f"{run_dir}/embeddings", state_dir=state_dir,
+                       out_dir=f"{run_dir}/merged").after(merge, embed)
+    _no_cache(_common(carry, options, cpu="1", memory="4Gi")).set_display_name("carry-and-commit-state")
+    # Next in CHAIN: teacher gate, distill, student gate, approval, score, index, deploy (see module doc).
 
 
 attribute_promotion = build()
