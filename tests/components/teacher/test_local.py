@@ -151,6 +151,7 @@ def test_open_checkpoint_picks_the_runtime_and_sibling_files(checkpoint, monkeyp
         backends.open_checkpoint(onnx, runtime="tpu")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # ~25 s on 2 loaded cores, most of it loading MiniLM for the text input
 def test_local_teacher_labels_the_corpus(corpus, checkpoint):
     """annotate --teacher local: labels come from the checkpoint's logits on the real frames + MiniLM text."""
     from silverset.components.embed.embed import checkpoint_frames

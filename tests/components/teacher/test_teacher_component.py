@@ -1,11 +1,20 @@
-"""Teacher components: python_func over two shards, the merge check, and one kfp.local run."""
+"""Teacher components: python_func over two shards and the merge check; one kfp.local run on a tiny input.
+
+The kfp.local run uses the Gemini teacher against the loopback fake (key and base URL from the environment,
+as a mounted secret and GOOGLE_GEMINI_BASE_URL would give them), so the subprocess needs no MiniLM or torch.
+"""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from silverset.components.common import tables
 from silverset.components.teacher import component
+from tests.fakes.gemini_server import FakeGemini, GeminiServer
+
+KEY = "sk-component-SECRET-42"
 
 
 def test_shards_then_merge_cover_every_video(corpus):
@@ -15,16 +24,50 @@ def test_shards_then_merge_cover_every_video(corpus):
         stats = json.loads(component.annotate_shard.python_func(
             attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"], frames_uri="", out_uri=out,
             shard_index=i, shard_count=2))
+        assert stats["shard"] == f"{i}/2" and stats["model_id"].startswith("zero-shot-text-only-weak:")
         totals += stats["outputs"] + stats["errors"]
     assert totals == len(corpus["videos"])
     assert component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_uri=out) == len(corpus["videos"])
 
 
-@pytest.mark.slow
-def test_kfp_local_run(corpus, tmp_path):
+def test_merge_fails_when_a_video_is_missing(corpus, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    out = str(corpus["tmp"] / "half")
+    with GeminiServer(FakeGemini(api_key=KEY)) as server:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        component.annotate_shard.python_func(attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"],
+                                             frames_uri=corpus["frames"], out_uri=out, shard_index=0, shard_count=2,
+                                             teacher="gemini")
+    with pytest.raises(RuntimeError, match="not exactly-once: missing"):
+        component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_uri=out)
+
+
+def test_budget_flag_reaches_the_teacher(corpus, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with GeminiServer(FakeGemini(api_key=KEY)) as server:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        stats = json.loads(component.annotate_shard.python_func(
+            attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"], frames_uri=corpus["frames"],
+            out_uri=str(corpus["tmp"] / "budget"), teacher="gemini", max_usd=0.0))
+    assert stats["stopped"] == "budget" and stats["outputs"] == 0 and stats["cost_usd"] == 0.0
+
+
+def test_kfp_local_run(corpus, tmp_path, monkeypatch):
     from kfp import local
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    task = component.annotate_shard(attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"], frames_uri="",
-                                    out_uri=str(tmp_path / "labels"))
-    assert json.loads(task.output)["outputs"] == len(corpus["videos"])
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    out = tmp_path / "labels"
+    with GeminiServer(FakeGemini(api_key=KEY)) as server:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+        task = component.annotate_shard(attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"],
+                                        frames_uri=corpus["frames"], out_uri=str(out), teacher="gemini")
+        fake = server.fake
+    stats = json.loads(task.output)
+    assert stats["outputs"] == len(corpus["videos"]) and stats["errors"] == 0
+    assert sum(fake.paid.values()) == len(corpus["videos"])
+    assert {r["video_id"] for r in tables.read_table(out).to_pylist()} == set(corpus["videos"])
+    # the key travelled in the request header only: not in outputs, stats or the local pipeline root
+    for path in list(Path(tmp_path).rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".parquet", ".txt", ".log", ""):
+            assert KEY.encode() not in path.read_bytes(), path
