@@ -208,13 +208,9 @@ def open_store(uri: str, *, api_client=None) -> ApprovalStore:
         if not namespace:
             raise SilversetInputError("approval store", f"{uri!r} names no namespace (kubernetes://NAMESPACE)")
         if api_client is None:
-            from kubernetes import client, config
+            from silverset.components.common.kube import load_api_client
 
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            api_client = client.ApiClient()
+            api_client = load_api_client()
         return KubernetesApprovalStore(namespace, api_client=api_client)
     # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db; a bare path also works.
     path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri

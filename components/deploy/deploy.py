@@ -39,13 +39,9 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
         from .kube import KubernetesDeployer
 
         if api_client is None:
-            from kubernetes import client, config
+            from silverset.components.common.kube import load_api_client
 
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            api_client = client.ApiClient()
+            api_client = load_api_client()
         deployer = KubernetesDeployer(namespace, deployment=deployment, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s)
         return deployer.deploy(attribute=manifest["attribute"], version=manifest["version"], index_uri=index_uri or str(Path(index).resolve()))
     raise SilversetInputError("--target", f"{target!r} is not a target; use local or kubernetes")
