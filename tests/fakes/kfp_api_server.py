@@ -12,10 +12,12 @@ import json
 import threading
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import yaml
+
+from tests.fakes.loopback import JsonHandler
 
 PREFIX = "/apis/v2beta1"
 
@@ -43,21 +45,7 @@ class FakeKfpApiServer:
     def __enter__(self) -> "FakeKfpApiServer":
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _body(self) -> dict:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}")
+        class Handler(JsonHandler):
 
             def do_GET(self):  # noqa: N802
                 url = urlparse(self.path)

@@ -12,8 +12,10 @@ import copy
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.loopback import JsonHandler
 
 ROUTES = [
     (re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?$"), "ConfigMap", "v1"),
@@ -39,17 +41,7 @@ class FakeKubeApi:
         self.conflicts = 0
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(JsonHandler):
 
             def _route(self):
                 url = urlparse(self.path)
@@ -58,10 +50,6 @@ class FakeKubeApi:
                     if m:
                         return kind, api_version, m.group(1), m.group(2), parse_qs(url.query)
                 return None
-
-            def _body(self) -> dict:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}")
 
             def do_GET(self):
                 route = self._route()
