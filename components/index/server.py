@@ -31,15 +31,19 @@ class ServerOptions(BaseModel):
     max_history: int = Field(10_000, ge=1)
     bearer_token: str | None = None
     verify_digest: bool = True
+    # Lower leaves_to_search at load while recall@10 stays >= the spec's target (LoadedIndex.tune_leaves_to_search).
+    tune_leaves: bool = True
 
 
 class IndexRegistry:
     """attribute -> LoadedIndex, swapped atomically (a dict assignment under a lock)."""
 
-    def __init__(self, index_dir: str | Path, *, verify_digest: bool = True):
+    def __init__(self, index_dir: str | Path, *, verify_digest: bool = True, tune_leaves: bool = True):
         self.index_dir = Path(index_dir)
         self.static = (self.index_dir / MANIFEST_FILE).is_file()
         self.verify_digest = verify_digest
+        self.tune_leaves = tune_leaves
+        self.served_with: dict[str, dict] = {}  # attribute -> search parameters tuned at load
         self._live: dict[str, LoadedIndex] = {}
         self._lock = threading.Lock()
         self.refused: dict[str, str] = {}  # "attribute/version" -> reason, never retried
@@ -65,6 +69,7 @@ class IndexRegistry:
             if current is not None and current.dimensions != loaded.dimensions:
                 raise IndexRefused(f"index '{candidate}'", f"{loaded.dimensions} dimensions, live version has {current.dimensions}")
             loaded.self_check()
+            tuning = loaded.tune_leaves_to_search(target=float(loaded.manifest["serving"]["recall_target"])) if self.tune_leaves else None
         except IndexRefused as exc:
             self.refused[key] = exc.problem
             log.error("refused index %s: %s", key, exc.problem)
@@ -75,7 +80,9 @@ class IndexRegistry:
             new[attribute] = loaded
             self._live = new
             self.swaps += 1
-        log.info("serving %s version %s", attribute, version)
+            if tuning is not None:
+                self.served_with[attribute] = tuning
+        log.info("serving %s version %s (leaves_to_search %s)", attribute, version, loaded.leaves_to_search)
         self.on_swap(attribute, version)
 
     def refresh(self) -> None:
@@ -106,20 +113,185 @@ class SearchRequest(BaseModel):
     exclude: list[str] = Field(default_factory=list, max_length=10_000)
 
 
-def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), *, poll: bool = True):
-    """Build the FastAPI app. ``poll`` starts the background pointer watcher on startup."""
+def _json_dumps():
+    """orjson when installed (about 10x faster on the result list), else the standard library."""
+    try:
+        import orjson
+
+        return orjson.dumps
+    except ImportError:  # pragma: no cover - orjson ships with the locked environment
+        import json
+
+        return lambda obj: json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _validation_message(exc) -> str:
+    """A pydantic ValidationError as one line: "field: problem; field: problem"."""
+    parts = []
+    for e in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(x) for x in e["loc"]) or "body"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+class _SearchEndpoint:
+    """``POST /v1/attributes/{attribute}/search`` answered in plain Python, outside FastAPI's routing.
+
+    The request body is validated by ``SearchRequest`` straight from JSON bytes (pydantic-core), the
+    checks that need the live index follow, and the answer is encoded once. Returns (status, JSON bytes).
+    """
+
+    def __init__(self, registry: IndexRegistry, options: ServerOptions, metrics):
+        from prometheus_client import Counter, Histogram
+
+        self.registry = registry
+        self.options = options
+        self.dumps = _json_dumps()
+        self.requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"], registry=metrics)
+        self.triggered_total = Counter("silverset_search_triggered_total", "History searches that triggered restricted retrieval",
+                                       ["attribute", "triggered"], registry=metrics)
+        self.latency = Histogram("silverset_search_seconds", "Search latency (seconds)", ["attribute"], registry=metrics,
+                                 buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
+
+    def problem(self, attribute: str, status: int, message: str) -> tuple[int, bytes]:
+        self.requests_total.labels(attribute, str(status)).inc()
+        return status, self.dumps({"detail": message})
+
+    def __call__(self, attribute: str, raw_body: bytes) -> tuple[int, bytes]:
+        from pydantic import ValidationError
+
+        started = time.perf_counter()
+        options = self.options
+        index = self.registry.get(attribute)
+        if index is None:
+            return self.problem(attribute, 404, f"attribute '{attribute}' has no live index (live: {sorted(self.registry.live_versions())})")
+        try:
+            body = SearchRequest.model_validate_json(raw_body)
+        except ValidationError as exc:
+            return self.problem(attribute, 422, _validation_message(exc))
+        k = body.k or int(index.manifest["serving"]["default_k"])
+        given = [name for name in ("vector", "history", "history_vectors") if getattr(body, name) is not None]
+        error = None
+        if len(given) != 1:
+            error = f"give exactly one of 'vector', 'history', 'history_vectors' (got {given or 'none'})"
+        elif k > options.max_k:
+            error = f"'k' is {k}; the limit is {options.max_k}"
+        if error is None and body.vector is not None and len(body.vector) != index.dimensions:
+            error = f"'vector' has {len(body.vector)} dimensions; the index has {index.dimensions}"
+        history_len = len(body.history or body.history_vectors or [])
+        if error is None and history_len > options.max_history:
+            error = f"history has {history_len} entries; the limit is {options.max_history}"
+        if error is None and body.history_vectors is not None:
+            if any(len(v) != index.dimensions for v in body.history_vectors):
+                error = f"every 'history_vectors' entry needs {index.dimensions} dimensions"
+            elif body.history_probabilities is None or len(body.history_probabilities) != len(body.history_vectors):
+                error = "'history_vectors' needs 'history_probabilities' of the same length (the student's scores, for affinity)"
+        if error is not None:
+            return self.problem(attribute, 422, error)
+
+        exclude = frozenset(body.exclude)
+        triggered, affinity = True, None
+        if body.vector is not None:
+            query = np.asarray(body.vector, dtype=np.float32)
+        elif body.history is not None:
+            profile = index.profile(body.history)
+            affinity, query = profile.affinity, profile.vector
+            triggered = query is not None and affinity >= index.trigger_threshold
+        else:
+            vectors = np.asarray(body.history_vectors, dtype=np.float32)
+            affinity = index.affinity_of(np.asarray(body.history_probabilities, dtype=np.float32)) if len(vectors) else 0.0
+            query = vectors.mean(axis=0) if len(vectors) else None
+            triggered = query is not None and affinity >= index.trigger_threshold
+        hits = index.search(query, k, exclude=exclude) if triggered else []
+        if affinity is not None:
+            self.triggered_total.labels(attribute, str(triggered).lower()).inc()
+        answer = self.dumps({
+            "results": [{"video_id": h.video_id, "score": h.score} for h in hits],
+            "index_version": index.version,
+            "triggered": triggered,
+            "affinity": affinity,
+        })
+        self.requests_total.labels(attribute, "200").inc()
+        self.latency.labels(attribute).observe(time.perf_counter() - started)
+        return 200, answer
+
+
+_SEARCH_PREFIX, _SEARCH_SUFFIX = "/v1/attributes/", "/search"
+_JSON = (b"content-type", b"application/json")
+
+
+class IndexServerApp:
+    """The server's ASGI app: a pure-ASGI guard on ``/v1/`` and the search hot path, FastAPI for the rest.
+
+    Starlette's ``BaseHTTPMiddleware`` and FastAPI's per-route machinery (dependency solving, response
+    encoding through ``jsonable_encoder``) cost several times the ScaNN search itself, so search
+    requests never enter them; health, readiness, metrics and admin routes stay on FastAPI.
+    """
+
+    def __init__(self, api, search: _SearchEndpoint, options: ServerOptions):
+        self.api = api
+        self.search = search
+        self.options = options
+        self.state = api.state
+        self._token = f"Bearer {options.bearer_token}".encode() if options.bearer_token is not None else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/"):
+            await self.api(scope, receive, send)
+            return
+        length = None
+        authorization = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"authorization":
+                authorization = value
+        if self._token is not None and authorization != self._token:
+            await _respond(send, 401, self.search.dumps({"detail": "missing or wrong bearer token"}))
+            return
+        limit = self.options.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _respond(send, 413 if length.isdigit() else 400,
+                           self.search.dumps({"detail": f"body is {length.decode(errors='replace')} bytes; the limit is {limit}"}))
+            return
+        attribute = path[len(_SEARCH_PREFIX) : -len(_SEARCH_SUFFIX)] if path.startswith(_SEARCH_PREFIX) and path.endswith(_SEARCH_SUFFIX) else ""
+        if scope["method"] != "POST" or not attribute or "/" in attribute:
+            await self.api(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:  # a chunked body without Content-Length
+                await _respond(send, 413, self.search.dumps({"detail": f"body is over the limit of {limit} bytes"}))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        status, answer = self.search(attribute, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        await _respond(send, status, answer)
+
+
+async def _respond(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [_JSON, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), *, poll: bool = True) -> IndexServerApp:
+    """Build the ASGI app. ``poll`` starts the background pointer watcher on startup."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-    registry = IndexRegistry(index_dir, verify_digest=options.verify_digest)
+    registry = IndexRegistry(index_dir, verify_digest=options.verify_digest, tune_leaves=options.tune_leaves)
     metrics = CollectorRegistry()
-    requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"], registry=metrics)
-    triggered_total = Counter("silverset_search_triggered_total", "History searches that triggered restricted retrieval", ["attribute", "triggered"], registry=metrics)
-    latency = Histogram("silverset_search_seconds", "Search latency (seconds)", ["attribute"], registry=metrics,
-                        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
+    search = _SearchEndpoint(registry, options, metrics)
     swaps = Counter("silverset_index_swaps_total", "Index versions swapped in", ["attribute"], registry=metrics)
     refusals = Counter("silverset_index_refused_total", "Index versions refused", ["attribute"], registry=metrics)
     live_count = Gauge("silverset_index_vectors", "Vectors in the live index", ["attribute", "version"], registry=metrics)
@@ -144,105 +316,85 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
         yield
         stop.set()
 
-    app = FastAPI(title="Silverset index server", lifespan=lifespan)
-    app.state.registry = registry
+    api = FastAPI(title="Silverset index server", lifespan=lifespan)
+    api.state.registry = registry
 
-    def problem(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"detail": message}, status_code=status)
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            if options.bearer_token is not None:
-                if request.headers.get("authorization", "") != f"Bearer {options.bearer_token}":
-                    return problem(401, "missing or wrong bearer token")
-            length = request.headers.get("content-length")
-            if length is not None and int(length) > options.max_body_bytes:
-                return problem(413, f"body is {length} bytes; the limit is {options.max_body_bytes}")
-        return await call_next(request)
-
-    @app.get("/healthz")
+    @api.get("/healthz")
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @api.get("/readyz")
     async def readyz():
         live = registry.live_versions()
         if not live:
             return JSONResponse({"ready": False, "live": {}, "refused": registry.refused}, status_code=503)
         return {"ready": True, "live": live, "refused": registry.refused}
 
-    @app.get("/metrics")
+    @api.get("/metrics")
     async def prometheus_metrics():
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/admin/reload")
+    @api.post("/v1/admin/reload")
     async def reload():
         registry.refresh()
         return {"live": registry.live_versions(), "refused": registry.refused}
 
-    @app.get("/v1/attributes")
+    @api.get("/v1/attributes")
     async def list_attributes():
-        return {a: idx.manifest for a, idx in registry._live.items()}
+        return {a: {**idx.manifest, "served_with": registry.served_with.get(a)} for a, idx in registry._live.items()}
 
-    @app.post("/v1/attributes/{attribute}/search")
-    async def search(attribute: str, body: SearchRequest):
-        started = time.perf_counter()
-        index = registry.get(attribute)
-        if index is None:
-            requests_total.labels(attribute, "404").inc()
-            return problem(404, f"attribute '{attribute}' has no live index (live: {sorted(registry.live_versions())})")
-        k = body.k or int(index.manifest["serving"]["default_k"])
-        given = [name for name in ("vector", "history", "history_vectors") if getattr(body, name) is not None]
-        error = None
-        if len(given) != 1:
-            error = f"give exactly one of 'vector', 'history', 'history_vectors' (got {given or 'none'})"
-        elif k > options.max_k:
-            error = f"'k' is {k}; the limit is {options.max_k}"
-        if error is None and body.vector is not None and len(body.vector) != index.dimensions:
-            error = f"'vector' has {len(body.vector)} dimensions; the index has {index.dimensions}"
-        history_len = len(body.history or body.history_vectors or [])
-        if error is None and history_len > options.max_history:
-            error = f"history has {history_len} entries; the limit is {options.max_history}"
-        if error is None and body.history_vectors is not None:
-            if any(len(v) != index.dimensions for v in body.history_vectors):
-                error = f"every 'history_vectors' entry needs {index.dimensions} dimensions"
-            elif body.history_probabilities is None or len(body.history_probabilities) != len(body.history_vectors):
-                error = "'history_vectors' needs 'history_probabilities' of the same length (the student's scores, for affinity)"
-        if error is not None:
-            requests_total.labels(attribute, "422").inc()
-            return problem(422, error)
-
-        exclude = frozenset(body.exclude)
-        triggered, affinity = True, None
-        if body.vector is not None:
-            query = np.asarray(body.vector, dtype=np.float32)
-        elif body.history is not None:
-            profile = index.profile(body.history)
-            affinity, query = profile.affinity, profile.vector
-            triggered = query is not None and affinity >= index.trigger_threshold
-        else:
-            vectors = np.asarray(body.history_vectors, dtype=np.float32)
-            affinity = index.affinity_of(np.asarray(body.history_probabilities, dtype=np.float32)) if len(vectors) else 0.0
-            query = vectors.mean(axis=0) if len(vectors) else None
-            triggered = query is not None and affinity >= index.trigger_threshold
-        hits = index.search(query, k, exclude=exclude) if triggered else []
-        if affinity is not None:
-            triggered_total.labels(attribute, str(triggered).lower()).inc()
-        requests_total.labels(attribute, "200").inc()
-        latency.labels(attribute).observe(time.perf_counter() - started)
-        return {
-            "results": [{"video_id": h.video_id, "score": h.score} for h in hits],
-            "index_version": index.version,
-            "triggered": triggered,
-            "affinity": affinity,
-        }
-
-    return app
+    # POST /v1/attributes/{attribute}/search (body: SearchRequest) is answered by IndexServerApp itself.
+    return IndexServerApp(api, search, options)
 
 
-def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions()) -> None:
-    """Run the server in this process until interrupted (uvicorn, one worker)."""
+def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions(), workers: int = 1) -> None:
+    """Run the server until interrupted (uvicorn; h11/httptools and asyncio/uvloop, whichever is installed).
+
+    ``workers`` > 1 loads the index once, then forks that many uvicorn processes sharing the listening
+    socket and the index pages (copy-on-write). Each worker keeps its own Prometheus counters and
+    pointer watcher; on Kubernetes prefer more replicas of one worker.
+    """
+    import os
+    import signal
+    import socket
+
     import uvicorn
 
-    uvicorn.run(create_app(index_dir, options), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(index_dir, options)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on accepted sockets whose proto says TCP, and
+    # without it the response's two writes (head, body) meet delayed ACKs: ~40 ms per request.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(config.backlog)
+    app.state.registry.refresh()
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                uvicorn.Server(config).run(sockets=[sock])
+            except BaseException:  # noqa: BLE001 - a forked child must never return into the parent's code
+                log.exception("index server worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def stop(signum, frame):
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        os.waitpid(child, 0)

@@ -1,0 +1,140 @@
+"""Index server hot path: pure-ASGI search validation, leaves_to_search tuned at load, forked workers."""
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from silverset.components.index import ann, build
+from silverset.components.index.loaded import LoadedIndex
+from silverset.components.index.server import ServerOptions, create_app
+
+from tests.components.index.index_inputs import clustered, write_inputs
+
+URL = "/v1/attributes/red_dominant/search"
+
+
+@pytest.fixture(scope="module")
+def tree_index(tmp_path_factory):
+    """A tree+AH index (3,000 clustered 16-d vectors, all in the vocabulary) and its vectors."""
+    import yaml
+
+    from silverset.components.common.spec import example_specs_dir
+
+    tmp = tmp_path_factory.mktemp("tree")
+    data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
+    data["serving"]["recall_target"] = 0.9
+    spec = tmp / "red_dominant.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    vectors = clustered(3000, 16, clusters=64, seed=11)
+    scores, embeddings, ids = write_inputs(tmp, vectors, np.ones(3000))
+    out = tmp / "index"
+    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec), out=str(out),
+                        options=build.BuildOptions(brute_force_below=1000, recall_queries=100))
+    assert summary["algorithm"] == "tree_ah"
+    return out, vectors, ids
+
+
+def test_tuned_leaves_keep_recall_at_the_spec_target_against_exact_search(tree_index):
+    out, vectors, _ = tree_index
+    index = LoadedIndex(out)
+    manifest_leaves = index.leaves_to_search
+    tuning = index.tune_leaves_to_search(target=0.9)
+    assert tuning["leaves_to_search"] == index.leaves_to_search <= manifest_leaves
+    assert index.leaves_to_search >= -(-index.manifest["parameters"]["num_leaves"] // 100)
+    # Oracle: queries unlike the tuning sample (perturbed vectors), numpy brute force over the vocabulary.
+    rng = np.random.default_rng(5)
+    queries = vectors[rng.choice(len(vectors), 200, replace=False)] + 0.05 * rng.normal(size=(200, 16)).astype(np.float32)
+    truth = ann.exact_top_k(vectors, queries.astype(np.float32), 10)
+    found = ann.search_batched(index.searcher, queries, 10, leaves_to_search=index.leaves_to_search)
+    assert ann.recall_at_k(found, truth) >= 0.9
+
+
+def test_served_index_reports_its_tuned_parameters_and_answers_like_exact_search(tree_index):
+    out, vectors, ids = tree_index
+    with TestClient(create_app(out)) as client:
+        served = client.get("/v1/attributes").json()["red_dominant"]["served_with"]
+        assert served["recall"] >= 0.9 and served["leaves_to_search"] <= served["trials"][0]["leaves_to_search"]
+        query = vectors[42]
+        body = client.post(URL, json={"vector": query.tolist(), "k": 10}).json()
+        best = set(np.argsort(-(vectors @ query))[:10].tolist())
+        assert len({ids.index(h["video_id"]) for h in body["results"]} & best) >= 9
+    with TestClient(create_app(out, ServerOptions(tune_leaves=False))) as client:
+        assert client.get("/v1/attributes").json()["red_dominant"]["served_with"] is None
+
+
+def test_malformed_bodies_get_a_clear_422_or_413(tree_index):
+    out, _, _ = tree_index
+    with TestClient(create_app(out, ServerOptions(max_body_bytes=2048))) as client:
+        r = client.post(URL, content=b"{not json", headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and "JSON" in r.json()["detail"]
+        r = client.post(URL, json={"vector": [0.0] * 16, "colour": "red"})
+        assert r.status_code == 422 and "colour" in r.json()["detail"]
+        r = client.post(URL, json={"vector": [0.0] * 16, "k": 0})
+        assert r.status_code == 422 and "k" in r.json()["detail"]
+        r = client.post(URL, json={"vector": ["a"] * 16})
+        assert r.status_code == 422 and "vector.0" in r.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit is enforced while reading
+            for _ in range(10):
+                yield b" " * 512
+        r = client.post(URL, content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "2048" in r.json()["detail"]
+        metrics = client.get("/metrics").text
+        assert 'silverset_search_requests_total{attribute="red_dominant",status="422"} 4.0' in metrics
+
+
+def test_bearer_token_guards_every_v1_route_but_not_health(tree_index):
+    out, _, _ = tree_index
+    with TestClient(create_app(out, ServerOptions(bearer_token="t0ken"))) as client:
+        assert client.get("/v1/attributes").status_code == 401
+        assert client.post("/v1/admin/reload").status_code == 401
+        assert client.get("/v1/attributes", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+        assert client.get("/readyz").status_code == 200 and client.get("/healthz").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
+    out, vectors, ids = tree_index
+    port = _free_port()
+    code = ("from silverset.components.index.server import serve, ServerOptions; "
+            f"serve(index_dir={str(out)!r}, port={port}, options=ServerOptions(), workers=2)")
+    server = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/readyz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.3)
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
+        for i in range(40):  # keep-alive connections, spread over both workers by the kernel
+            conn = connections[i % 4]
+            conn.request("POST", URL, json.dumps({"vector": vectors[i].tolist(), "k": 1}), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["results"][0]["video_id"] == ids[i]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
