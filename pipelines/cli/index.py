@@ -39,6 +39,7 @@ def serve(
     token: str = typer.Option(None, envvar="SILVERSET_INDEX_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/."),
     poll_interval: float = typer.Option(2.0, help="Seconds between checks for a new index version."),
     max_k: int = typer.Option(1000, help="Largest k a request may ask for."),
+    workers: int = typer.Option(1, min=1, max=64, help="Forked worker processes sharing one loaded index."),
 ) -> None:
     """Serve restricted retrieval over HTTP (hot-swaps new versions after a self-check)."""
     from silverset.components.index.server import ServerOptions
@@ -50,7 +51,7 @@ def serve(
         raise SilversetInputError(f"--index-dir '{index_dir}'", "does not exist")
     console.print(f"serving {index_dir} on http://{host}:{port}")
     run_server(index_dir=str(index_dir), host=host, port=port,
-               options=ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k))
+               options=ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k), workers=workers)
 
 
 @index_app.command("deploy")
