@@ -19,48 +19,68 @@ class LocalRun:
     summary: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
     tasks: int = 0  # tasks kfp.local executed
+    log: Path | None = None  # kfp.local's task logs (quiet runs); None when they went to stdout
 
 
 def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path, state_dir: str | Path | None = None,
-              webhook_url: str = "", params: dict | None = None, quiet: bool = True) -> LocalRun:
+              golden_set: str | Path = "", webhook_url: str = "", params: dict | None = None,
+              options=None, quiet: bool = True) -> LocalRun:
     """Run the compiled pipeline's function end to end with kfp.local; every artifact stays under ``workdir``.
 
-    ``params`` are further pipeline parameters (e.g. ``{"frames_per_video": 4}``). Raises
-    SilversetInputError for a missing spec/manifest; a failed stage fails the run (RuntimeError).
+    ``options`` (attribute_promotion.PlatformOptions) sets e.g. the shard count; default 4 shards.
+    Local defaults: approvals in ``workdir/approvals.db`` (SQLite), deploy target ``local`` serving from
+    ``workdir/serve``. ``params`` are further pipeline parameters (e.g. ``{"frames_per_video": 4,
+    "auto_approve_as": "demo@silverset.dev"}``). Without a golden set the teacher gate fails closed and
+    nothing after it runs. Raises SilversetInputError for a missing spec/manifest/golden set; a failed
+    stage fails the run (RuntimeError).
     """
-    import logging
+    import contextlib
+    import warnings
 
     from kfp import local
 
     from silverset.components.common.spec import load_spec
-    from silverset.pipelines.attribute_promotion import attribute_promotion
+    from silverset.pipelines.attribute_promotion import attribute_promotion, build
 
     load_spec(attribute_spec)  # fail fast, naming the spec, before any task starts
     if "://" not in manifest and not Path(manifest).exists():
         raise SilversetInputError(f"manifest '{manifest}'", "file not found")
+    if golden_set and "://" not in str(golden_set) and not Path(golden_set).exists():
+        raise SilversetInputError(f"golden set '{golden_set}'", "file not found")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     state = Path(state_dir).resolve() if state_dir else workdir / "state"
     root = workdir / "kfp-local"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    if quiet:
-        logging.getLogger().setLevel(logging.ERROR)
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log" if quiet else None
     arguments = {"attribute_spec": str(Path(attribute_spec).resolve()),
                  "manifest": manifest if "://" in manifest else str(Path(manifest).resolve()),
-                 "workdir": str(workdir), "state_dir": str(state), "webhook_url": webhook_url, **(params or {})}
+                 "workdir": str(workdir), "state_dir": str(state), "webhook_url": webhook_url,
+                 "golden_set": str(Path(golden_set).resolve()) if golden_set and "://" not in str(golden_set) else str(golden_set),
+                 "approval_store": str(workdir / "approvals.db"), "deploy_target": "local",
+                 "serve_root": str(workdir / "serve"), **(params or {})}
     started = time.perf_counter()
     before = {p for p in root.glob("*/*") if p.is_dir()}
     status = "SUCCEEDED"
     try:
-        attribute_promotion(**arguments)
-    except RuntimeError:
+        with contextlib.ExitStack() as stack:
+            if log_path is not None:
+                # kfp.local logs every task (and streams its subprocess output) to stdout; keep that in a file.
+                stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(log_path, "w"))))
+                stack.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore")
+            (build(options) if options is not None else attribute_promotion)(**arguments)
+    except RuntimeError as exc:
         status = "FAILED"
+        if log_path is not None:
+            raise RuntimeError(f"{exc} (task logs: {log_path})") from exc
         raise
     finally:
         wall = time.perf_counter() - started
         tasks = len({p for p in root.glob("*/*") if p.is_dir()} - before)
     summary_path = workdir / "run_summary.json"
     plan_path = workdir / "plan" / "plan.json"
-    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks,
+    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks, log=log_path,
                     summary=json.loads(summary_path.read_text()) if summary_path.exists() else {},
                     plan=json.loads(plan_path.read_text()) if plan_path.exists() else {})

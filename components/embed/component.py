@@ -12,7 +12,10 @@ def embed_shard(frames_uri: str, manifest_uri: str, out_uri: str, shard_index: i
 
     from silverset.components.common.sharding import Shard
     from silverset.components.embed.embed import EmbedOptions, run
+    from silverset.components.incremental.plan import manifest_is_empty
 
+    if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
+        return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     summary = run(frames=frames_uri, out=out_uri, manifest=manifest_uri or None, shard=Shard(shard_index, shard_count),
                   options=EmbedOptions(embedder=embedder, batch_size=batch_size))
     return json.dumps(summary.stats.to_dict())

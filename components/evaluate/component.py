@@ -1,6 +1,8 @@
-"""KFP component: golden-set evaluation and gate; ``passed`` is what the pipeline's dsl.If branches on."""
-from typing import NamedTuple
+"""KFP component: golden-set evaluation and gate; its one string output ("passed"/"failed") is what dsl.If branches on.
 
+A single output rather than a NamedTuple: kfp.local 2.17 cannot resolve a NamedTuple output inside a dsl.If
+condition. Reasons, metrics and the candidate digest are in ``out_dir/gate.json``, which approval and deploy read.
+"""
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Metrics, Output
 
@@ -11,11 +13,10 @@ from silverset.components.common.images import CPU_IMAGE
 def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_dir: str, metrics: Output[Metrics],
                   classification: Output[ClassificationMetrics], report: Output[HTML], model_dir: str = "",
                   teacher_predictions: str = "", baseline: str = "", teacher_stats: str = "",
-                  teacher_latency_s_per_item: float = -1.0) -> NamedTuple("Gate", passed=bool, reasons=str, candidate_digest=str):
-    """Write gate.json + report.html to out_dir and the KFP artifacts; never raises on a failed gate (branch on ``passed``)."""
+                  teacher_latency_s_per_item: float = -1.0) -> str:
+    """Write gate.json + report.html to out_dir and the KFP artifacts; returns "passed" or "failed", never raises on a failed gate."""
     import json
     import shutil
-    from collections import namedtuple
 
     from silverset.components.evaluate.gate import run
     from silverset.components.evaluate.kfp_artifacts import log_artifacts
@@ -26,4 +27,4 @@ def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_
     log_artifacts(s, metrics=metrics, classification=classification)
     shutil.copyfile(s["report"], report.path)
     print(json.dumps({k: s[k] for k in ("passed", "reasons", "gate", "candidate_digest")}))
-    return namedtuple("Gate", "passed reasons candidate_digest")(s["passed"], json.dumps(s["reasons"]), s["candidate_digest"] or "")
+    return "passed" if s["passed"] else "failed"

@@ -15,7 +15,10 @@ def extract_frames(manifest: str, out_dir: str, frames_per_video: int = 8, size:
     from collections import namedtuple
 
     from silverset.components.frames.pipeline import run
+    from silverset.components.incremental.plan import manifest_is_empty
 
+    if manifest.endswith(".parquet") and manifest_is_empty(manifest):  # an incremental run with nothing to frame
+        return namedtuple("Frames", "frames_dir videos errors frames")(out_dir, 0, 0, 0)
     s = run(manifest=manifest, out=out_dir, frames_per_video=frames_per_video, size=size, runner=runner,
             pipeline_options=pipeline_options)
     print(json.dumps(s))

@@ -45,6 +45,7 @@ class PlanSummary(BaseModel):
     corpus_digest: str
     todo_manifest: str
     out_dir: str
+    golden: int = 0  # golden-set videos of this manifest (teacher gate input; framed every run)
     run_dir: str = ""  # where this run's stages write ({workdir}/runs/{digest}); "" when up_to_date
 
 
@@ -68,14 +69,38 @@ def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
-def corpus_digest(videos: pa.Table, spec_content_hash: str) -> str:
-    """Digest of (video_id, etag) pairs plus the whole spec's content hash: equal digests mean equal work.
+def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "") -> str:
+    """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag, when
+    one is given): equal digests mean equal work.
 
     It names the run folder (``run_dir_of``), so every stage input path carries it and a KFP cache hit
-    can only ever be for the same videos, the same bytes and the same spec.
+    can only ever be for the same videos, the same bytes, the same spec and the same golden set.
     """
     pairs = sorted(zip(videos.column("video_id").to_pylist(), videos.column("etag").to_pylist()))
-    return sha256_json({"videos": pairs, "spec": spec_content_hash})
+    content = {"videos": pairs, "spec": spec_content_hash}
+    if golden_etag:
+        content["golden"] = golden_etag
+    return sha256_json(content)
+
+
+def golden_ids(golden_set: str, attribute: str) -> set[str]:
+    """video_ids of ``golden_set`` (schemas.GOLDEN, any version) labelled for ``attribute``; empty when none is given."""
+    if not golden_set:
+        return set()
+    table = tables.read_table(golden_set, schemas.GOLDEN, name=f"golden set '{golden_set}'")
+    return {v for v, a in zip(table.column("video_id").to_pylist(), table.column("attribute").to_pylist())
+            if a == attribute}
+
+
+def manifest_is_empty(uri: str) -> bool:
+    """Whether a plan's Parquet manifest (todo, golden, frames) has no rows: stages then have nothing to do."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not fs.exists(path):
+        return True
+    import pyarrow.parquet as pq
+
+    with fs.open(path, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows == 0
 
 
 def run_dir_of(workdir: str, digest: str) -> str:
@@ -99,17 +124,20 @@ def mark_completed(*, state_dir: str, plan_dir: str, run_id: str) -> None:
         json.dump({"corpus_digest": digest, "run_id": run_id}, f, sort_keys=True)
 
 
-def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str = "") -> PlanSummary:
+def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str = "",
+             golden_set: str = "") -> PlanSummary:
     """The pipeline's first step: the plan goes to ``{workdir}/plan``; ``run_dir`` names the run's folder."""
     return run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir,
-               out_dir=_join(workdir, "plan"), run_id=run_id, workdir=workdir)
+               out_dir=_join(workdir, "plan"), run_id=run_id, workdir=workdir, golden_set=golden_set)
 
 
 def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "",
-        workdir: str = "") -> PlanSummary:
+        workdir: str = "", golden_set: str = "") -> PlanSummary:
     """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir``.
 
-    Writes ``todo_manifest.parquet`` (manifest rows to process), ``videos.parquet`` (every readable
+    Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
+    ``golden_set``'s videos, which the teacher gate labels every run), ``frames_manifest.parquet`` (todo and
+    golden rows: the videos this run frames), ``videos.parquet`` (every readable
     video with its etag), ``carried/<table>/`` (state rows of unchanged videos), ``errors.parquet`` and
     ``plan.json``. videos == todo + unchanged + errors. With ``run_id``, first takes the state's lock
     (state.StateLocked if another live run holds it); the exit handler releases it.
@@ -142,7 +170,8 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     unchanged_ids = [v for v in current_ids if v not in todo_ids]
     removed = len(set(old) - set(current_ids))
 
-    digest = corpus_digest(videos, spec.content_hash)
+    golden = golden_ids(golden_set, spec.name)
+    digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "")
     up_to_date = (not relabel_all and not todo_ids and not removed
                   and _read_completed(state_dir).get("corpus_digest") == digest)
 
@@ -150,6 +179,9 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     todo_manifest = rows.filter(todo_mask)
     out = out_dir.rstrip("/")
     tables.write_table(todo_manifest, _join(out, "todo_manifest.parquet"))
+    golden_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(golden), pa.string()))
+    tables.write_table(rows.filter(golden_mask), _join(out, "golden_manifest.parquet"))
+    tables.write_table(rows.filter(pc.or_(todo_mask, golden_mask)), _join(out, "frames_manifest.parquet"))
     tables.write_table(videos, _join(out, "videos.parquet"), state.VIDEO_STATE, name="plan videos")
     keep = pa.array(unchanged_ids, pa.string())
     carried_labels = previous.labels.filter(pc.is_in(previous.labels.column("video_id"), keep))
@@ -163,6 +195,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         videos=inputs, todo=len(todo_ids), new=len(new), changed=len(changed), unchanged=len(unchanged_ids),
         removed=removed, errors=len(errors), relabel_all=relabel_all, up_to_date=up_to_date,
         corpus_digest=digest, todo_manifest=_join(out, "todo_manifest.parquet"), out_dir=out,
+        golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0),
         run_dir="" if up_to_date or not workdir else run_dir_of(workdir, digest),
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
@@ -180,6 +213,7 @@ class FinalizeSummary(BaseModel):
     embeddings: int
     labels_dir: str
     embeddings_dir: str | None
+    train_labels: int = 0  # labels the student trains on (golden-set videos held out)
 
 
 def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, int, int]:
@@ -203,10 +237,12 @@ def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, 
 
 
 def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
-             new_embeddings: str | None = None) -> FinalizeSummary:
+             new_embeddings: str | None = None, golden_set: str = "") -> FinalizeSummary:
     """Merge carried + this run's labels (and embeddings) into ``out_dir`` and commit them to the state.
 
     Only videos with a label are committed: a video that failed this time is planned again next run.
+    Also writes the distill stage's inputs: ``train_labels/`` (labels without the golden-set videos, so the
+    student gate measures the student on videos it never trained on) and ``golden_embeddings/``.
     """
     with fsspec.open(_join(plan_dir, "plan.json"), "r") as f:
         plan = json.load(f)
@@ -239,6 +275,15 @@ def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
         tables.write_table(embeddings, _join(embeddings_dir, "embeddings.parquet"))
         tables.write_errors(embeddings_dir, [])
         n_embeddings = embeddings.num_rows
+    golden = golden_ids(golden_set, labels.column("attribute")[0].as_py() if labels.num_rows else "")
+    held_out = pa.array(sorted(golden), pa.string())
+    train = labels.filter(pc.invert(pc.is_in(labels.column("video_id"), held_out)))
+    tables.write_table(train, _join(out, "train_labels", "labels.parquet"), schemas.LABELS)
+    tables.write_errors(_join(out, "train_labels"), [])
+    if embeddings is not None:
+        golden_embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), held_out))
+        tables.write_table(golden_embeddings, _join(out, "golden_embeddings", "embeddings.parquet"))
+        tables.write_errors(_join(out, "golden_embeddings"), [])
     videos = tables.read_table(_join(plan_dir, "videos.parquet"), state.VIDEO_STATE)
     labelled = videos.filter(pc.is_in(videos.column("video_id"), labels.column("video_id")))
     if versions:
@@ -248,4 +293,5 @@ def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
         if embeddings is not None:
             state.commit_table(state_dir, "embeddings", embeddings)
     return FinalizeSummary(labels=labels.num_rows, carried_labels=n_carried, new_labels=n_new,
-                           embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir)
+                           embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir,
+                           train_labels=train.num_rows)

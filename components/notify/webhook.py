@@ -34,6 +34,8 @@ class RunSummary(BaseModel):
     workdir: str = ""
     plan: dict = {}
     stages: dict[str, dict] = {}  # stage folder -> its summary.json, where the stage wrote one
+    gates: dict[str, dict] = {}  # teacher_gate / student_gate -> {passed, reasons}, for the gates that ran
+    index_version: str = ""  # the index this run built ("" when it stopped before the index)
 
 
 class NotifyResult(BaseModel):
@@ -67,15 +69,30 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
                 stages[path.parent.name] = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
+    gates: dict[str, dict] = {}
+    index_version = ""
+    run_dir = plan.get("run_dir") or ""
+    if run_dir:
+        for gate in ("teacher_gate", "student_gate"):
+            result = _read_json(f"{run_dir.rstrip('/')}/{gate}/gate.json")
+            if result:
+                gates[gate] = {"passed": bool(result.get("passed")), "reasons": list(result.get("reasons", []))}
+        index_version = _read_json(f"{run_dir.rstrip('/')}/index/manifest.json").get("version", "")
     work = (f"{plan.get('todo', '?')} of {plan.get('videos', '?')} videos to process"
             if plan else "no plan")
     if plan.get("up_to_date"):
         work = f"corpus unchanged ({plan.get('videos')} videos): nothing to do"
     text = f"silverset attribute-promotion run {run_id}: {status}; {work}"
+    for gate, result in gates.items():
+        text += f"; {gate.replace('_', ' ')} " + ("passed" if result["passed"] else
+                                                   "FAILED (" + "; ".join(result["reasons"])[:200] + ")")
+    if index_version:
+        text += f"; index {index_version}"
     if error_message:
         text += f"; error: {error_message[:300]}"
     return RunSummary(text=text, run_id=run_id, status=status, error_message=error_message,
-                      attribute_spec=attribute_spec, workdir=workdir, plan=plan, stages=stages)
+                      attribute_spec=attribute_spec, workdir=workdir, plan=plan, stages=stages, gates=gates,
+                      index_version=index_version)
 
 
 def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float = 1.0,

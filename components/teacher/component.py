@@ -6,15 +6,21 @@ from silverset.components.common.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE)
 def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_uri: str, shard_index: int = 0,
-                   shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0) -> str:
-    """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON."""
+                   shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "") -> str:
+    """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON.
+
+    ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local")."""
     import json
 
     from silverset.components.common.sharding import Shard
     from silverset.components.teacher.annotate import AnnotateOptions, run
+    from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.teacher.gemini import GeminiOptions
 
-    options = AnnotateOptions(teacher=teacher, gemini=GeminiOptions(max_usd=max_usd if max_usd >= 0 else None))
+    if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
+        return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
+    options = AnnotateOptions(teacher=teacher, gemini=GeminiOptions(max_usd=max_usd if max_usd >= 0 else None),
+                              checkpoint=checkpoint or None)
     summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
                   options=options, shard=Shard(shard_index, shard_count))
     return json.dumps(summary.stats.to_dict())
@@ -24,8 +30,11 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
 def merge_labels(manifest_uri: str, out_uri: str) -> int:
     """Fail unless every manifest video is labelled or in errors.parquet exactly once; returns the label count."""
     from silverset.components.common.manifest import read_manifest
+    from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.runtime.runner import merge_check
 
+    if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
+        return 0
     manifest, dropped = read_manifest(manifest_uri)
     report = merge_check(out_uri, manifest.column("video_id").to_pylist() + [e.key for e in dropped])
     if not report.ok:

@@ -36,14 +36,10 @@ def compile_cmd(
     pull_secret: str = typer.Option("silverset-registry", "--image-pull-secret", help="'' for none."),
 ) -> None:
     """Compile the pipeline to a deterministic YAML package (no secret values, only Secret names)."""
-    from silverset.pipelines.attribute_promotion import STAGES, wired_stages
     from silverset.pipelines.compile import compile_pipeline
 
     path = compile_pipeline(out, options=_options(shards, pvc, no_pvc, gemini_secret, pull_secret))
     console.print(f"wrote {path}", markup=False)
-    missing = [stage for stage in STAGES if stage not in wired_stages()]
-    if missing:
-        console.print(f"[yellow]stages not wired into this build yet:[/yellow] {', '.join(missing)}")
 
 
 @pipeline_app.command("run")
@@ -53,18 +49,32 @@ def run_cmd(
     manifest: str = typer.Option(..., "--manifest", help="Video manifest (CSV, JSONL, Parquet; path or URI)."),
     workdir: Path = typer.Option(Path("pipeline-workdir"), "--workdir", help="Every artifact goes here."),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Incremental state (default WORKDIR/state)."),
+    golden_set: Optional[Path] = typer.Option(None, "--golden-set", help="Golden set Parquet (studio export); "
+                                              "without one the teacher gate fails closed and nothing is promoted."),
+    shards: int = typer.Option(2, "--shards", min=1, max=64, help="ParallelFor width for embed and annotate."),
+    auto_approve_as: str = typer.Option("", "--auto-approve-as", help="Demo only: approve as this approver "
+                                        "(recorded as auto-approve in the audit log)."),
     webhook_url: str = typer.Option("", "--webhook-url", help="POST the run summary here when the run ends."),
     param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
 ) -> None:
-    """Run the same pipeline end to end through kfp.local; a second run over an unchanged corpus does nothing."""
+    """Run the same pipeline end to end through kfp.local; a second run over an unchanged corpus does nothing.
+
+    Approvals go to WORKDIR/approvals.db (decide with `silverset approvals approve --store ...` while it waits)
+    and the approved index is deployed to WORKDIR/serve (`silverset index serve --index-dir WORKDIR/serve`).
+    """
+    from silverset.pipelines.attribute_promotion import PlatformOptions
     from silverset.pipelines.cluster import parse_params
     from silverset.pipelines.local_run import run_local
 
     if not local:
         raise SilversetInputError("--local", "only local runs start from here; use `silverset pipeline submit` for a cluster")
     with console.status("running attribute-promotion through kfp.local ..."):
+        params = _typed(parse_params(param))
+        if auto_approve_as:
+            params["auto_approve_as"] = auto_approve_as
         result = run_local(attribute_spec=attribute, manifest=manifest, workdir=workdir, state_dir=state_dir,
-                           webhook_url=webhook_url, params=_typed(parse_params(param)))
+                           golden_set=golden_set or "", webhook_url=webhook_url, params=params,
+                           options=PlatformOptions(shards=shards))
     print_local_summary(result)
 
 
@@ -83,9 +93,15 @@ def print_local_summary(result) -> None:
                                 f"{plan['unchanged']} unchanged, {plan['errors']} errors)")
         table.add_row("to process", "nothing (corpus and spec unchanged)" if plan["up_to_date"] else str(plan["todo"]))
         table.add_row("run folder", plan.get("run_dir") or "-")
+    for gate, outcome in (result.summary.get("gates") or {}).items():
+        table.add_row(gate.replace("_", " "), "passed" if outcome["passed"] else "FAILED: " + "; ".join(outcome["reasons"]))
+    if result.summary.get("index_version"):
+        table.add_row("index version", result.summary["index_version"])
     for stage, summary in (result.summary.get("stages") or {}).items():
         table.add_row(stage, json.dumps(summary)[:200])
     table.add_row("run summary", str(result.workdir / "run_summary.json"))
+    if result.log:
+        table.add_row("task logs", str(result.log))
     console.print(table)
 
 

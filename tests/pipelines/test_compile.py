@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from silverset.pipelines.attribute_promotion import STAGES, PlatformOptions, missing_stages, wired_stages
+from silverset.pipelines.attribute_promotion import STAGES, PlatformOptions
 from silverset.pipelines.compile import check_no_secret_values, compile_pipeline
 
 
@@ -29,30 +29,69 @@ def _tasks(spec: dict) -> dict[str, dict]:
     return tasks
 
 
-def test_every_available_stage_is_a_step_and_the_exit_handler_always_notifies(compiled):
+def test_every_stage_is_a_step_and_the_exit_handler_always_notifies(compiled):
     _, spec, _ = compiled
     tasks = _tasks(spec)
     executors = set(spec["deploymentSpec"]["executors"])
-    for stage in wired_stages():
-        module, function = STAGES[stage]
+    for stage, (_, function) in STAGES.items():
         assert f"exec-{function.replace('_', '-')}" in executors, stage
     notify = spec["root"]["dag"]["tasks"]["notify-run"]
     assert notify["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"  # runs on failure too
-    assert "plan-incremental" in tasks and "extract-frames" in tasks
+    names = {t["taskInfo"]["name"] for t in tasks.values()}
+    for step in ("plan-incremental", "frames", "embed-shard", "annotate-golden-set", "teacher-gate", "annotate-shard",
+                 "merge-labels-exactly-once", "carry-and-commit-state", "distill-student", "score-golden-set",
+                 "student-gate", "human-approval", "bulk-score", "restricted-vocabulary-and-index", "deploy-index"):
+        assert step in names, step
+
+
+def _conditions(spec: dict) -> list[str]:
+    return [t["triggerPolicy"]["condition"] for t in _tasks(spec).values() if "condition" in t.get("triggerPolicy", {})]
 
 
 def test_the_rest_of_the_run_is_skipped_when_nothing_changed(compiled):
     _, spec, _ = compiled
-    conditions = [t["triggerPolicy"]["condition"] for t in _tasks(spec).values() if "condition" in t.get("triggerPolicy", {})]
-    assert any("plan-incremental-Output" in c and "!= ''" in c for c in conditions)
+    assert any("plan-incremental-Output" in c and "!= ''" in c for c in _conditions(spec))
 
 
-@pytest.mark.skipif("embed" in missing_stages() or "annotate" in missing_stages(),
-                    reason="embed/annotate components have not landed; ParallelFor shards are wired with them")
+def test_each_gate_and_the_approval_guard_what_follows(compiled):
+    _, spec, _ = compiled
+    conditions = _conditions(spec)
+    assert any("evaluate-gate-Output" in c and "== 'passed'" in c for c in conditions)  # teacher gate
+    assert any("evaluate-gate-2-Output" in c and "== 'passed'" in c for c in conditions)  # student gate
+    assert any("approval-gate-Output" in c and "== 'approved'" in c for c in conditions)
+    # Bulk annotation sits under the teacher gate; score, index and deploy under the approval.
+    tasks = _tasks(spec)
+    branch_of = {name: component for component, body in spec["components"].items()
+                 for name in body.get("dag", {}).get("tasks", {})}
+    assert branch_of["deploy-index"] == branch_of["build-index"] == branch_of["bulk-score-2"]
+    assert "approval-gate" not in spec["components"][branch_of["deploy-index"]]["dag"]["tasks"]
+    assert tasks["build-index"]["dependentTasks"] == ["bulk-score-2"]
+
+
 def test_embed_and_annotate_fan_out_over_shards(compiled):
     _, spec, _ = compiled
     loops = [t for t in _tasks(spec).values() if "parameterIterator" in t]
-    assert len(loops) >= 2
+    assert len(loops) == 2
+    assert all(t["parameterIterator"]["items"]["raw"] == "[0, 1, 2, 3]" for t in loops)
+
+
+def test_teacher_steps_get_the_gemini_key_from_a_secret_and_retry(compiled):
+    _, spec, platform = compiled
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secret = executors["exec-annotate-shard"]["secretAsEnv"][0]
+    assert secret["secretName"] == "silverset-gemini" and secret["keyToEnv"][0]["envVar"] == "GEMINI_API_KEY"
+    assert _tasks(spec)["annotate-shard"]["retryPolicy"]["maxRetryCount"] == 3
+
+
+def test_gpu_options_put_the_teacher_and_trainer_on_the_gpu_pool(tmp_path):
+    path = compile_pipeline(tmp_path / "gpu.yaml", options=PlatformOptions(gpu_teacher=True, gpu_trainer=True))
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in ("exec-annotate-shard", "exec-distill-student"):
+        assert executors[name]["nodeSelector"]["labels"] == {"silverset.dev/pool": "gpu"}, name
+        assert executors[name]["tolerations"][0]["key"] == "nvidia.com/gpu", name
+        resources = spec["deploymentSpec"]["executors"][name]["container"]["resources"]
+        assert resources["accelerator"]["resourceCount"] == "1", name
 
 
 def test_platform_spec_names_secrets_and_pvc_but_holds_no_values(compiled):

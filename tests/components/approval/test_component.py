@@ -10,15 +10,10 @@ from silverset.components.common.spec import example_specs_dir
 A = "sha256:" + "a" * 64
 
 
-class _Artifact:
-    def __init__(self, path):
-        self.path = path
-
-
 def test_python_func_returns_the_decision(tmp_path):
     gate = tmp_path / "gate.json"
     gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": A}))
-    decision = approval_gate.python_func(gate=_Artifact(str(gate)), attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+    decision = approval_gate.python_func(gate=str(gate), attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
                                          approval_store=str(tmp_path / "a.db"), submitter="demo", auto_approve_as="bob@silverset.dev")
     assert decision == "approved"
 
@@ -33,11 +28,14 @@ def test_kfp_local_run_branches_on_the_decision(tmp_path):
     marker = str(tmp_path / "released.txt")
 
     @dsl.component(base_image="python:3.11")
-    def write_gate(gate: dsl.Output[dsl.Artifact], digest: str):
+    def write_gate(out_dir: str, digest: str) -> str:
         import json
+        import os
 
-        with open(gate.path, "w") as f:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "gate.json"), "w") as f:
             json.dump({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": digest}, f)
+        return out_dir
 
     @dsl.component(base_image="python:3.11")
     def released(decision: str, marker: str):
@@ -46,8 +44,8 @@ def test_kfp_local_run_branches_on_the_decision(tmp_path):
 
     @dsl.pipeline
     def promote():
-        g = write_gate(digest=A)
-        step = approval_gate(gate=g.outputs["gate"], attribute_spec=spec, approval_store=store, submitter="demo",
+        g = write_gate(out_dir=str(tmp_path / "gate"), digest=A)
+        step = approval_gate(gate=g.output, attribute_spec=spec, approval_store=store, submitter="demo",
                              auto_approve_as="alice@silverset.dev")
         with dsl.If(step.output == "approved"):
             released(decision=step.output, marker=marker)

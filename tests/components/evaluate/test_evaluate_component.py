@@ -30,7 +30,8 @@ def test_python_func_fills_metrics_and_returns_passed(tmp_path, truth):
     m, c, h = _Artifact(tmp_path / "m"), _Artifact(tmp_path / "c"), _Artifact(tmp_path / "report.html")
     out = evaluate_gate.python_func(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out_dir=str(tmp_path / "e"),
                                     metrics=m, classification=c, report=h)
-    assert out.passed is True and json.loads(out.reasons) == []
+    assert out == "passed"
+    assert json.loads((tmp_path / "e" / "gate.json").read_text())["reasons"] == []
     assert m.metadata["passed"] == 1.0 and m.metadata["candidate_f1_lower"] <= m.metadata["candidate_f1"]
     tn_fp, fn_tp = c.metadata["confusion"][1]
     assert sum(tn_fp) + sum(fn_tp) == len(truth)
@@ -45,6 +46,6 @@ def test_kfp_local_run_reports_a_failed_gate_without_failing_the_task(tmp_path, 
     golden = write_golden(tmp_path / "golden.parquet", truth[:15])  # too few positives: fails closed
     preds = write_scores(tmp_path / "p.parquet", noisy_predictions(truth, flip=0.0, seed=1))
     task = evaluate_gate(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out_dir=str(tmp_path / "e"))
-    assert task.outputs["passed"] is False
-    assert "golden set too small" in json.loads(task.outputs["reasons"])[0]
-    assert json.loads((tmp_path / "e" / "gate.json").read_text())["passed"] is False
+    assert task.outputs["Output"] == "failed"
+    gate = json.loads((tmp_path / "e" / "gate.json").read_text())
+    assert gate["passed"] is False and "golden set too small" in gate["reasons"][0]

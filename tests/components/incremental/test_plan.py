@@ -121,3 +121,57 @@ def test_lock_blocks_a_second_live_run_and_is_released(tmp_path):
     assert state.release_lock(root, run_id="scheduled-1")
     state.acquire_lock(root, run_id="manual-2")
     assert state.acquire_lock(root, run_id="late-3", stale_after_s=0.0) == "late-3"  # stale lock taken over
+
+
+def _golden(path: Path, ids: list[str], attribute: str = "red_dominant") -> str:
+    import datetime as dt
+
+    n = len(ids)
+    tables.write_table(pa.table({
+        "video_id": ids, "attribute": [attribute] * n, "attribute_version": pa.array([1] * n, pa.int32()),
+        "label": pa.array([i % 2 for i in range(n)], pa.int32()), "labeler": ["alice"] * n,
+        "labeled_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
+    }), path, schemas.GOLDEN)
+    return str(path)
+
+
+def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp_path):
+    manifest, spec_path = _corpus(tmp_path, 8), _spec(tmp_path)
+    golden = _golden(tmp_path / "golden.parquet", ["v001", "v002", "v007"])
+    _golden(tmp_path / "other.parquet", ["v000"], attribute="moving_object")
+    state_dir = str(tmp_path / "state")
+    first = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
+                     out_dir=str(tmp_path / "p1"), golden_set=golden)
+    assert first.golden == 3
+    ids = lambda name, d="p1": sorted(tables.read_table(str(tmp_path / d / name)).column("video_id").to_pylist())  # noqa: E731
+    assert ids("golden_manifest.parquet") == ["v001", "v002", "v007"]
+    labels_dir, _ = _label(first.todo_manifest, spec_path, tmp_path / "t1")
+    embeddings = tmp_path / "e1"
+    tables.write_table(pa.table({"video_id": [f"v{i:03d}" for i in range(8)], "x": list(range(8))}),
+                       embeddings / "part.parquet")
+    merged = plan.finalize(plan_dir=str(tmp_path / "p1"), new_labels=labels_dir, state_dir=state_dir,
+                           out_dir=str(tmp_path / "m1"), new_embeddings=str(embeddings), golden_set=golden)
+    assert merged.labels == 8 and merged.train_labels == 5
+    train = tables.read_table(str(tmp_path / "m1" / "train_labels")).column("video_id").to_pylist()
+    assert not {"v001", "v002", "v007"} & set(train)
+    assert ids("golden_embeddings", "m1") == ["v001", "v002", "v007"]
+    plan.mark_completed(state_dir=state_dir, plan_dir=str(tmp_path / "p1"), run_id="r1")
+
+    # One new video: only it is labelled, but the golden videos are framed again for the teacher gate.
+    (tmp_path / "videos" / "v003.mp4").write_bytes(b"re-encoded")
+    second = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
+                      out_dir=str(tmp_path / "p2"), golden_set=golden)
+    assert second.todo == 1 and ids("todo_manifest.parquet", "p2") == ["v003"]
+    assert ids("frames_manifest.parquet", "p2") == ["v001", "v002", "v003", "v007"]
+
+
+def test_a_changed_golden_set_is_new_work_and_an_empty_plan_manifest_is_detected(tmp_path):
+    manifest, spec_path = _corpus(tmp_path, 4), _spec(tmp_path)
+    state_dir = str(tmp_path / "state")
+    golden = _golden(tmp_path / "golden.parquet", ["v000", "v001"])
+    summary, _, _ = _cycle(tmp_path, manifest, spec_path, 1)
+    same = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
+                    out_dir=str(tmp_path / "p"), golden_set=golden)
+    assert same.todo == 0 and same.corpus_digest != summary.corpus_digest and not same.up_to_date
+    assert plan.manifest_is_empty(same.todo_manifest)
+    assert not plan.manifest_is_empty(str(tmp_path / "p" / "golden_manifest.parquet"))

@@ -71,3 +71,26 @@ def test_unreachable_webhook_does_not_raise(tmp_path):
     result = webhook.run(run_id="r", status="SUCCEEDED", webhook_url="http://127.0.0.1:9/none",
                          workdir=str(tmp_path), attempts=2, backoff_s=0.01)
     assert result.webhook_status is None and result.attempts == 2
+
+
+def test_the_summary_says_which_gate_stopped_the_run_and_which_index_it_built(tmp_path, receiver):
+    url, received, _ = receiver
+    run_dir = tmp_path / "runs" / "abc"
+    (run_dir / "teacher_gate").mkdir(parents=True)
+    (run_dir / "teacher_gate" / "gate.json").write_text(json.dumps({"passed": True, "reasons": []}))
+    (run_dir / "student_gate").mkdir()
+    (run_dir / "student_gate" / "gate.json").write_text(json.dumps({"passed": False, "reasons": ["F1 retention 0.80 < 0.95"]}))
+    plan_dir = tmp_path / "plan"
+    plan_dir.mkdir()
+    (plan_dir / "plan.json").write_text(json.dumps({"corpus_digest": "abc", "todo": 3, "videos": 10,
+                                                    "run_dir": str(run_dir)}))
+    webhook.run(run_id="r", status="SUCCEEDED", webhook_url=url, workdir=str(tmp_path), plan_dir=str(plan_dir))
+    text = received[0]["text"]
+    assert "teacher gate passed" in text and "student gate FAILED (F1 retention 0.80 < 0.95)" in text
+    assert received[0]["gates"]["student_gate"]["passed"] is False and received[0]["index_version"] == ""
+
+    (run_dir / "student_gate" / "gate.json").write_text(json.dumps({"passed": True, "reasons": []}))
+    (run_dir / "index").mkdir()
+    (run_dir / "index" / "manifest.json").write_text(json.dumps({"version": "v-123"}))
+    webhook.run(run_id="r2", status="SUCCEEDED", webhook_url=url, workdir=str(tmp_path), plan_dir=str(plan_dir))
+    assert received[1]["text"].endswith("student gate passed; index v-123")

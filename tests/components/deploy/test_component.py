@@ -1,0 +1,27 @@
+"""The deploy KFP component: str paths in (gate.json's folder, as the pipeline passes it), refuses an unapproved candidate."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from silverset.components.common.errors import GateFailed
+from silverset.components.deploy.component import deploy_index
+from silverset.components.index import pointer
+from tests.components.deploy.test_deploy import DIGEST, VERSION, release  # noqa: F401 - fixture
+
+
+def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):  # noqa: F811
+    index, gate, store, service = release
+    gate_dir = tmp_path / "student_gate"
+    gate_dir.mkdir()
+    (gate_dir / "gate.json").write_text(gate.read_text())
+    serve = tmp_path / "serve"
+    kwargs = dict(index_dir=str(index), gate=str(gate_dir), approval_store=str(store), target="local", serve_root=str(serve))
+    with pytest.raises(GateFailed, match="no approval"):
+        deploy_index.python_func(**kwargs)
+    service.approve(DIGEST, user="alice@silverset.dev", reason="ok")
+    summary = json.loads(deploy_index.python_func(**kwargs))
+    assert summary["version"] == VERSION and summary["changed"]
+    assert pointer.read_pointer(serve, "red_dominant") == VERSION
+    assert json.loads(deploy_index.python_func(**kwargs))["changed"] is False  # idempotent
