@@ -21,6 +21,7 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import schemas, tables
@@ -50,23 +51,23 @@ def split_batch(batch: pa.RecordBatch, *, embedder_id: str, dimension: int) -> t
 
     A batch whose ``vector`` column is not fixed_size_list<float>[dimension] is all errors.
     """
-    ids = batch.column(batch.schema.get_field_index("video_id")).to_pylist()
+    video_ids = batch.column(batch.schema.get_field_index("video_id"))
     vector_type = batch.schema.field("vector").type
     if not (pa.types.is_fixed_size_list(vector_type) and vector_type.list_size == dimension and pa.types.is_floating(vector_type.value_type)):
         found = vector_type.list_size if pa.types.is_fixed_size_list(vector_type) else str(vector_type)
-        return None, [tables.ErrorRow(v, STAGE, "dimension_mismatch", f"vector dimension {found}, model expects {dimension}") for v in ids]
-    embedders = batch.column(batch.schema.get_field_index("embedder_id")).to_pylist()
-    vectors = vectors_of_batch(batch, dimension)
-    finite = np.isfinite(vectors).all(axis=1)
+        return None, [tables.ErrorRow(v, STAGE, "dimension_mismatch", f"vector dimension {found}, model expects {dimension}") for v in video_ids.to_pylist()]
+    embedders = batch.column(batch.schema.get_field_index("embedder_id"))
+    right_embedder = pc.fill_null(pc.equal(embedders, pa.scalar(embedder_id, embedders.type)), False).to_numpy(zero_copy_only=False)
+    finite = np.isfinite(vectors_of_batch(batch, dimension)).all(axis=1)
+    keep = right_embedder & finite
     errors: list[tables.ErrorRow] = []
-    keep = np.ones(len(ids), dtype=bool)
-    for i, (vid, eid) in enumerate(zip(ids, embedders)):
-        if eid != embedder_id:
+    for i in map(int, np.flatnonzero(~keep)):  # only the misfit rows pay for Python objects
+        vid = video_ids[i].as_py()
+        if not right_embedder[i]:
+            eid = embedders[i].as_py()
             errors.append(tables.ErrorRow(vid, STAGE, "embedder_mismatch", f"embedder id {eid!r}, model expects {embedder_id!r}"))
-            keep[i] = False
-        elif not finite[i]:
+        else:
             errors.append(tables.ErrorRow(vid, STAGE, "non_finite_vector", "vector has NaN or infinite values"))
-            keep[i] = False
     if not keep.any():
         return None, errors
     good = batch if keep.all() else batch.filter(pa.array(keep))
@@ -150,7 +151,7 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
 
     from silverset.components.distill.train import read_metadata
 
-    from .handlers import model_handler, register_arrow_coder
+    from .handlers import model_handler, register_arrow_coders, type_arrow_read_outputs
 
     options = options or ScoreOptions()
     metadata = read_metadata(model)
@@ -177,7 +178,7 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
         video_ids, result = keyed
         return scores_batch(video_ids, np.asarray(result.inference), metadata)
 
-    register_arrow_coder()
+    register_arrow_coders()
     with tables.atomic_directory(out) as staging:
         beam_options = PipelineOptions(list(options.pipeline_args), runner=options.runner)
         with beam.Pipeline(options=beam_options) as pipeline:
@@ -197,6 +198,7 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
             _ = checked.errors | "WriteErrorShards" >> beam.io.WriteToParquetBatched(
                 str(staging / ERRORS_TMP / "part"), schema=schemas.ERRORS, file_name_suffix=".parquet"
             )
+            type_arrow_read_outputs(pipeline, "ReadEmbeddings")
         error_dir = staging / ERRORS_TMP
         error_rows = tables.read_table(error_dir, schemas.ERRORS) if error_dir.exists() and any(error_dir.glob("*.parquet")) else schemas.ERRORS.empty_table()
         tables.write_table(error_rows, staging / tables.ERRORS_FILE, schemas.ERRORS)

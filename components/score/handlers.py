@@ -98,6 +98,58 @@ class ArrowRecordBatchCoder(coders.Coder):
         return pa.RecordBatch
 
 
-def register_arrow_coder() -> None:
-    """Use ``ArrowRecordBatchCoder`` for every PCollection typed ``pa.RecordBatch`` (tfx-bsl's ``BeamSource`` output is)."""
+class ArrowTableCoder(coders.Coder):
+    """``ArrowRecordBatchCoder`` for ``pa.Table`` elements (Beam's Parquet read emits one table per row group)."""
+
+    def encode(self, table: pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    def decode(self, encoded: bytes) -> pa.Table:
+        return pa.ipc.open_stream(encoded).read_all()
+
+    def estimate_size(self, table: pa.Table) -> int:
+        return table.nbytes
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self):
+        return pa.Table
+
+
+def register_arrow_coders() -> None:
+    """Use the Arrow IPC coders for every PCollection typed ``pa.RecordBatch`` or ``pa.Table``."""
     coders.registry.register_coder(pa.RecordBatch, ArrowRecordBatchCoder)
+    coders.registry.register_coder(pa.Table, ArrowTableCoder)
+
+
+def type_arrow_read_outputs(pipeline: Any, read_label: str) -> int:
+    """Give the untyped PCollections inside tfx-bsl's Parquet read their Arrow types, so they get the Arrow coders.
+
+    tfx-bsl types only the read's final output; its inner steps (Beam's Parquet read: tables, their Flatten,
+    ``ToRecordBatch``) are ``Any`` and would be pickled for every size sample Beam takes (three full copies of
+    the data per run). Returns how many PCollections were typed; labels it does not know are left alone.
+    """
+    from apache_beam.pipeline import PipelineVisitor
+    from apache_beam.typehints import Any as AnyHint
+
+    typed = 0
+
+    class _Typer(PipelineVisitor):
+        def visit_transform(self, node) -> None:
+            nonlocal typed
+            if not node.full_label.startswith(read_label + "/"):
+                return
+            step = node.full_label.rsplit("/", 1)[-1]
+            arrow_type = pa.RecordBatch if step == "ToRecordBatch" else pa.Table if (
+                step == "FlattenPCollsFromPatterns" or "SDFBoundedSourceDoFn" in step) else None
+            for output in node.outputs.values():
+                if arrow_type is not None and output.element_type in (None, AnyHint):
+                    output.element_type = arrow_type
+                    typed += 1
+
+    pipeline.visit(_Typer())
+    return typed
