@@ -154,6 +154,12 @@ def train_student(
 
     held_hard = hard[held_idx].numpy().astype(np.int64)
     chosen = metrics.select_threshold(held_hard, held_probs, target_precision=options.target_precision)
+    # When the held-out set is separated perfectly (F1 1), the cut sits exactly on its lowest positive, leaving
+    # no margin for unseen positives just below it. Move it to the middle of the gap (max margin): the held-out
+    # decisions and metrics stay the same.
+    below = held_probs[held_probs < chosen["threshold"]]
+    if below.size and chosen["f1"] == 1.0:
+        chosen = {**chosen, "threshold": float((chosen["threshold"] + below.max()) / 2)}
     held_predicted = (held_probs >= chosen["threshold"]).astype(np.int64)
     held_metrics = metrics.point_metrics(held_hard, held_probs, held_predicted)
     return {

@@ -1,6 +1,8 @@
-"""`silverset demo`: run the pipeline on embedded defaults and print what it made."""
+"""`silverset demo`: the whole attribute-promotion pipeline through kfp.local on a synthetic corpus, a sample
+query against the served index, a simulated A/B analysis, and a summary a person can read."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -14,45 +16,134 @@ console = Console()
 def demo(
     workdir: Path = typer.Option(Path("demo-workdir"), "--workdir", help="Folder that keeps every artifact."),
     videos: int = typer.Option(200, "--videos", min=1, help="Synthetic videos to generate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed for the corpus."),
+    seed: int = typer.Option(0, "--seed", help="Random seed for the corpus, golden set and A/B simulation."),
+    shards: int = typer.Option(2, "--shards", min=1, max=64, help="ParallelFor width for embed and annotate."),
+    frames_per_video: int = typer.Option(8, "--frames-per-video", min=1, max=64),
+    teacher: str = typer.Option("local", "--teacher", help="local: the demo's pixel-scorer checkpoint; zero-shot: "
+                                "the embedded text-only teacher (weak: the teacher gate may stop the run)."),
 ) -> None:
-    """Run the demo end to end (corpus synth -> frames) and print a summary."""
+    """Run the whole pipeline end to end on a synthetic corpus and print what it made and where."""
+    from silverset.components.common.errors import SilversetInputError
     from silverset.pipelines.demo import run_demo
+
+    if teacher not in ("local", "zero-shot"):
+        raise SilversetInputError("--teacher", f"{teacher!r} is not a demo teacher; use local or zero-shot")
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("corpus synth", total=videos)
 
-        def advance(_: str) -> None:
-            progress.advance(task)
-            if progress.tasks[task].completed == videos:
-                progress.update(task, description="frames (Beam)")
+        def step(name: str) -> None:
+            progress.update(task, description=name)
 
-        summary = run_demo(workdir=workdir, videos=videos, seed=seed, on_video=advance)
+        summary = run_demo(workdir=workdir, videos=videos, seed=seed, shards=shards,
+                           frames_per_video=frames_per_video, teacher=teacher, on_video=lambda _: progress.advance(task), on_step=step)
     print_summary(summary)
 
 
-def _in_workdir(path: str, workdir: str) -> str:
+def _rel(path: str | None, workdir: str) -> str:
+    if not path:
+        return "-"
     try:
-        return str(Path(path).relative_to(workdir)) + "/"
+        return str(Path(path).relative_to(workdir))
     except ValueError:
         return path
 
 
+def _with_ci(name: str, metric: dict) -> str:
+    """``f1 0.912 [0.850, 0.960]`` from a gate metric {value, lower, upper} (95% bootstrap CI)."""
+    text = f"{name} {metric['value']:.3f}"
+    if metric.get("lower") is not None and metric.get("upper") is not None:
+        text += f" [{metric['lower']:.3f}, {metric['upper']:.3f}]"
+    return text
+
+
+def _gate_row(gate: dict) -> tuple[str, str]:
+    if not gate:
+        return "not run", ""
+    metrics = gate["metrics"]
+    shown = []
+    for who in ("candidate", "teacher"):
+        block = metrics.get(who) or {}
+        cells = [_with_ci(name, block[name]) for name in ("f1", "precision", "recall", "auc_pr")
+                 if isinstance(block.get(name), dict) and block[name].get("value") is not None]
+        if cells:
+            model = "student" if who == "candidate" and gate["kind"] == "student" else "teacher"
+            shown.append(f"{model}: " + ", ".join(cells))
+    if metrics.get("f1_retention") is not None:
+        shown.append(f"F1 retention {metrics['f1_retention']:.3f}")
+    ratio = (metrics.get("latency") or {}).get("ratio")
+    if ratio is not None:
+        shown.append(f"latency ratio student/teacher {ratio:.4f}")
+    verdict = "PASSED" if gate["passed"] else "FAILED: " + "; ".join(gate["reasons"])
+    return verdict, "\n".join(shown) + ("\n(95% bootstrap CIs in brackets)" if shown else "")
+
+
 def print_summary(summary: dict) -> None:
-    corpus, frames = summary["corpus"], summary["frames"]
-    table = Table(title=f"silverset demo: {summary['workdir']}")
-    for column in ("stage", "inputs", "outputs", "errors"):
-        table.add_column(column)
-    table.add_column("path (in workdir)", overflow="fold")
-    table.add_row("corpus synth", "-", f"{corpus['videos']} videos", str(corpus["errors"]),
-                  _in_workdir(corpus["out"], summary["workdir"]))
-    table.add_row("frames", str(frames["inputs"]), f"{frames['videos_ok']} videos / {frames['frames']} frames",
-                  str(frames["errors"]), _in_workdir(frames["out"], summary["workdir"]))
+    w = summary["workdir"]
+    corpus, pipeline, index, query, ab = (summary["corpus"], summary["pipeline"], summary["index"], summary["query"],
+                                          summary["abtest"])
+    plan = pipeline["plan"]
+    table = Table(title=f"silverset demo: {summary['attribute']} in {w}", show_lines=True)
+    table.add_column("step")
+    table.add_column("result", overflow="fold")
+    table.add_column("where (in workdir)", overflow="fold")
+    table.add_row("corpus synth", f"{corpus['videos']} videos, {corpus['errors']} errors", _rel(corpus["out"], w))
+    golden = summary["golden"]
+    table.add_row("golden set", f"{golden['items']} videos ({golden['positives']} positive), labeler synthetic-truth",
+                  _rel(golden["golden"], w))
+    teacher = summary["teacher"]
+    table.add_row("teacher", "local checkpoint: the demo's hand-written pixel scorer (stands in for a trained model)"
+                  if teacher["backend"] == "local" else "zero-shot (text only, embedded)", _rel(teacher["checkpoint"], w))
+    work = ("corpus unchanged: nothing to do, zero teacher calls" if plan.get("up_to_date")
+            else f"{plan.get('todo')} of {plan.get('videos')} videos processed")
+    table.add_row("pipeline (kfp.local)", f"{pipeline['status']} in {pipeline['wall_s']} s, {pipeline['tasks']} tasks; {work}",
+                  _rel(pipeline["run_summary"], w))
+    for name in ("teacher_gate", "student_gate"):
+        verdict, metrics = _gate_row(summary[name])
+        table.add_row(name.replace("_", " "), f"{verdict}\n{metrics}".strip(), _rel(summary[name].get("report"), w))
+    approval = summary["approval"]
+    if approval:
+        trail = ", ".join(f"{e['action']} by {e['actor']}" for e in approval["audit"])
+        table.add_row("approval", f"{approval['state']} by {approval['decided_by']} ({approval['reason']}); audit: {trail}",
+                      _rel(approval["store"], w))
+    else:
+        table.add_row("approval", "not requested", "-")
+    if index.get("version"):
+        table.add_row("index", f"version {index['version']}: {index['vocabulary']} of {index['history']} videos in the "
+                               f"restricted vocabulary, recall {index['recall']:.3f}; live: {index['live_version']}",
+                      _rel(index["index_dir"], w))
+    else:
+        table.add_row("index", f"not built; live: {index['live_version'] or 'none'}", _rel(index["serve_root"], w))
+    if query:
+        response = query["response"]
+        hits = ", ".join(f"{r['video_id']} ({r['score']:.2f})" for r in response["results"][:5])
+        table.add_row("sample query", f"history {query['request']['history']} -> triggered {response['triggered']} "
+                                      f"(affinity {response['affinity']:.2f}), {len(response['results'])} results, "
+                                      f"{query['positives_in_results']} positive: {hits}", query["url"])
+    for metric, est in _ab_lifts(ab):
+        table.add_row(f"A/B lift: {metric}", est, _rel(ab.get("report"), w))
+    if ab.get("cbps_max_abs_smd_after") is not None:
+        table.add_row("A/B balance (CBPS)", f"max |SMD| {ab['cbps_max_abs_smd_before']:.3f} before -> "
+                                            f"{ab['cbps_max_abs_smd_after']:.3f} after weighting "
+                                            f"({'balanced' if ab.get('cbps_balance_passed') else 'NOT balanced'})",
+                      _rel(ab.get("report"), w))
     console.print(table)
-    prevalence = ", ".join(f"{a} {p:.0%}" for a, p in corpus["prevalence"].items())
-    console.print(f"truth prevalence: {prevalence}", markup=False)
-    console.print(f"manifest: {corpus['manifest']}\ntruth:    {corpus['truth']}", markup=False)
+
+
+def _ab_lifts(ab: dict) -> list[tuple[str, str]]:
+    rows = []
+    for metric, lift in (ab.get("lifts") or {}).items():
+        ci = lift.get("ci") or [None, None]
+        value = lift.get("relative_lift")
+        if value is None:
+            continue
+        text = f"{value:+.2%} relative"
+        if ci[0] is not None:
+            text += f" [95% CI {ci[0]:+.2%}, {ci[1]:+.2%}]"
+        text += f" ({lift.get('method', '')}, p={lift['p_value']:.3g})" if lift.get("p_value") is not None else ""
+        rows.append((metric, text))
+    return rows
 
 
 def register(app: typer.Typer) -> None:

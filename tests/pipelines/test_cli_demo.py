@@ -1,27 +1,45 @@
-"""`silverset demo`: corpus synth + frames end to end in one work folder, with a readable summary."""
+"""`silverset demo`: the whole pipeline through kfp.local on a small synthetic corpus, a query against the
+deployed index, the A/B analysis, a readable summary; a second demo over the same folder labels nothing."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-import pyarrow.parquet as pq
+import pytest
 
-from silverset.components.common import schemas, tables
+DEMO = ("--videos", "80", "--shards", "1", "--frames-per-video", "2")
 
 
-def test_demo_runs_end_to_end_and_keeps_every_artifact(cli, tmp_path):
+@pytest.mark.slow
+def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teacher_calls(cli, tmp_path, monkeypatch):
+    from silverset.pipelines import demo as demo_module
+
+    small = dict(duration_s=1.0, width=96, height=64, frame_size=64, golden_share=0.5, ab_users=5000)
+    real = demo_module.run_demo
+    monkeypatch.setattr(demo_module, "run_demo", lambda **kw: real(**{**kw, **small}))
     workdir = tmp_path / "w"
-    result = cli("demo", "--workdir", str(workdir), "--videos", "5")
-    assert result.code == 0
-    assert "corpussynth" in result.flat_out and "5videos/40frames" in result.flat_out
-    assert pq.read_table(workdir / "corpus" / "truth.parquet").num_rows == 20
-    assert tables.read_table(workdir / "frames", schemas.FRAMES).num_rows == 40
-    assert tables.read_errors(workdir / "frames").num_rows == 0
+    result = cli("demo", "--workdir", str(workdir), *DEMO)
+    assert result.code == 0, result.err
+    out = result.flat_out
+    for line in ("teachergatePASSED", "studentgatePASSED", "approvedbyalice@silverset.dev", "auto-approvebyalice",
+                 "samplequery", "A/Blift:satisfied_consumption", "CBPS"):
+        assert line in out, line
+    summary = json.loads((workdir / "pipeline" / "run_summary.json").read_text())
+    assert summary["status"] == "SUCCEEDED" and summary["gates"]["student_gate"]["passed"]
+    version = summary["index_version"]
+    assert (workdir / "pipeline" / "serve" / "red_dominant" / "CURRENT").read_text().strip() == version
+    assert f"version{version}" in out
+
+    again = cli("demo", "--workdir", str(workdir), *DEMO)
+    assert again.code == 0, again.err
+    assert "corpusunchanged:nothingtodo,zeroteachercalls" in again.flat_out
+    assert f"live:{version}" in again.flat_out  # the summary still shows the promoted index and its query
 
 
 def test_help_lists_the_commands():
     result = subprocess.run([sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    for command in ("demo", "corpus", "frames", "attribute"):
+    for command in ("demo", "corpus", "frames", "attribute", "pipeline"):
         assert command in result.stdout
