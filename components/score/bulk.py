@@ -6,11 +6,12 @@ float32 [n, d] blocks of ``batch_size`` rows that go through Beam's own ``OnnxMo
 ``PytorchModelHandlerTensor`` one block per call, and the probabilities are written as the scores table.
 Rows that do not fit the model go to errors.parquet.
 
-Throughput on DirectRunner is bound by what Beam does per element, not by the model: it encodes sampled
-elements of every PCollection to estimate sizes. So the pipeline keeps elements few and cheap to encode:
-RecordBatches are read unsliced (a zero-copy slice of an Arrow array pickles its whole parent buffer),
-PCollections typed ``pa.RecordBatch`` use an Arrow IPC coder with an O(1) size estimate, and blocks carry
-compact id arrays and numpy views.
+Throughput on DirectRunner is bound by what Beam does around the model: it encodes (by default, pickles)
+sampled elements of every PCollection to estimate sizes, and everything that crosses a stage boundary. So
+the files are read by one Beam read (one glob pattern) rather than a Flatten of per-file reads; row groups
+stay unsliced (pickling a zero-copy Arrow slice pickles its whole parent buffer); every Table/RecordBatch
+PCollection, tfx-bsl's untyped inner ones included, gets an Arrow IPC coder whose size estimate is
+``nbytes``; and blocks carry compact id arrays and numpy views.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class StudentOnnxHandler(OnnxModelHandlerNumpy):
 
 
 def model_handler(model_dir: str | Path, metadata: dict[str, Any], *, backend: str, threads: int) -> KeyedModelHandler:
-    """Keyed handler for MODELDIR: elements are (video_ids, block [n, d]); ``max_batch_size=1`` keeps one RecordBatch per call."""
+    """Keyed handler for MODELDIR: elements are (video_ids, block [n, d]); ``max_batch_size=1`` keeps one block per call."""
     model_dir = Path(model_dir)
     if backend == "onnx":
         return KeyedModelHandler(StudentOnnxHandler(str(model_dir / metadata["files"]["onnx"]), threads=threads))
