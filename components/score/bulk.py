@@ -125,10 +125,14 @@ def read_patterns(files: list[str]) -> list[str]:
     prefix = os.path.commonprefix(sorted(names))
     if len(folders) != 1 or any(c in prefix for c in "*?[]") or not all(n.endswith(".parquet") for n in names):
         return files
+    from apache_beam.io.filesystem import BeamIOError
     from apache_beam.io.filesystems import FileSystems
 
     pattern = f"{folders.pop()}/{prefix}*.parquet"
-    matched = {m.path.rsplit("/", 1)[-1] for m in FileSystems.match([pattern])[0].metadata_list}
+    try:
+        matched = {m.path.rsplit("/", 1)[-1] for m in FileSystems.match([pattern])[0].metadata_list}
+    except BeamIOError:  # a filesystem that cannot glob: read the files one by one, as listed
+        return files
     return [pattern] if matched == names else files
 
 
