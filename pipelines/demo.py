@@ -59,7 +59,8 @@ def _free_port() -> int:
 
 
 def sample_query(*, serve_root: Path, attribute: str, history: list[str], k: int = 10) -> dict:
-    """Start the index server on a loopback port over ``serve_root``, POST one history search, stop it.
+    """Start the index server on a loopback port over ``serve_root``, POST one history search (the history's
+    own videos excluded from the answer), stop it.
 
     Returns {"url", "request", "response"}; the response has results [{video_id, score}], index_version,
     triggered and affinity.
@@ -84,7 +85,7 @@ def sample_query(*, serve_root: Path, attribute: str, history: list[str], k: int
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        request = {"history": history, "k": k}
+        request = {"history": history, "k": k, "exclude": history}
         response = httpx.post(f"{url}/v1/attributes/{attribute}/search", json=request, timeout=30)
         response.raise_for_status()
         return {"url": f"{url}/v1/attributes/{attribute}/search", "request": request, "response": response.json()}

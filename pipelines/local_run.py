@@ -35,6 +35,7 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     stage fails the run (RuntimeError).
     """
     import contextlib
+    import logging
     import warnings
 
     from kfp import local
@@ -63,6 +64,8 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     started = time.perf_counter()
     before = {p for p in root.glob("*/*") if p.is_dir()}
     status = "SUCCEEDED"
+    root_logger = logging.getLogger()
+    handlers, level = root_logger.handlers[:], root_logger.level
     try:
         with contextlib.ExitStack() as stack:
             if log_path is not None:
@@ -77,6 +80,9 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
             raise RuntimeError(f"{exc} (task logs: {log_path})") from exc
         raise
     finally:
+        # kfp.local leaves a root handler on the stream it logged to (here the closed log file): put ours back.
+        root_logger.handlers[:] = handlers
+        root_logger.setLevel(level)
         wall = time.perf_counter() - started
         tasks = len({p for p in root.glob("*/*") if p.is_dir()} - before)
     summary_path = workdir / "run_summary.json"
