@@ -8,16 +8,17 @@ import sys
 
 import pytest
 
-DEMO = ("--videos", "80", "--shards", "1", "--frames-per-video", "2")
+DEMO = ("--videos", "120", "--shards", "1", "--frames-per-video", "2")
 
 
 @pytest.mark.slow
 def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teacher_calls(cli, tmp_path, monkeypatch):
     from silverset.pipelines import demo as demo_module
 
-    small = dict(duration_s=1.0, width=96, height=64, frame_size=64, golden_share=0.5, ab_users=5000)
+    small = dict(duration_s=1.0, width=96, height=64, frame_size=64, golden_share=0.3, ab_users=5000)
     real = demo_module.run_demo
     monkeypatch.setattr(demo_module, "run_demo", lambda **kw: real(**{**kw, **small}))
+    monkeypatch.setenv("COLUMNS", "400")  # one table line per row: assertions read whole cells
     workdir = tmp_path / "w"
     result = cli("demo", "--workdir", str(workdir), *DEMO)
     assert result.code == 0, result.err
