@@ -5,7 +5,8 @@ Steps: corpus synth -> demo golden set (from the corpus's known truth, labelled 
 ``run_local`` of the compiled pipeline (frames, embed shards, teacher gate, annotate shards, merge, distill,
 student gate, approval with the demo-only auto-approve, score, restricted vocabulary + index, deploy to
 ``workdir/serve``) -> the local index server answers a user history of positives -> simulated A/B analysis.
-The teacher is a local checkpoint written by ``write_demo_teacher`` (a pixel scorer). A second demo over
+The teacher is a local checkpoint written by ``write_demo_teacher`` (a pixel scorer); the embedded zero-shot
+teacher is then put through the same teacher gate on the same golden set, for comparison. A second demo over
 the same folder finds the corpus unchanged: the pipeline does nothing (zero teacher calls) and the
 summary reports the run that made the live index.
 """
@@ -50,6 +51,31 @@ def _approval_record(store: Path, digest: str | None) -> dict:
             "decided_at": str(request.decided_at), "store": str(store),
             "audit": [{"action": e.action, "actor": e.actor, "at": str(e.at), "reason": e.reason}
                       for e in approvals.audit(digest)]}
+
+
+def zero_shot_on_golden(*, spec_path: Path, manifest: str, golden: str, out: Path) -> dict:
+    """Label the golden-set videos with the embedded zero-shot teacher and put it through the teacher gate.
+
+    The demo promotes with a pixel-scoring checkpoint; this shows, on the same golden set, what the
+    embedded default teacher (MiniLM over title/description) scores and whether the gate would let it
+    label in bulk. Writes ``out/labels`` and ``out/gate``; returns the gate summary plus the teacher id.
+    """
+    import pyarrow.compute as pc
+
+    from silverset.components.common import schemas, tables
+    from silverset.components.common.manifest import read_manifest
+    from silverset.components.evaluate.gate import run as gate
+    from silverset.components.teacher.annotate import AnnotateOptions
+    from silverset.components.teacher.annotate import run as annotate
+
+    golden_ids = tables.read_table(golden, schemas.GOLDEN).column("video_id")
+    videos, _ = read_manifest(manifest)
+    golden_manifest = out / "golden_manifest.parquet"
+    tables.write_table(videos.filter(pc.is_in(videos.column("video_id"), golden_ids)), golden_manifest)
+    labels = annotate(attribute=str(spec_path), manifest=str(golden_manifest), out=str(out / "labels"),
+                      options=AnnotateOptions(teacher="zero-shot"))
+    gate(attribute=str(spec_path), golden=golden, predictions=str(out / "labels"), gate="teacher", out=str(out / "gate"))
+    return {"teacher_id": labels.teacher_id, **_gate_summary(out / "gate")}
 
 
 def _free_port() -> int:
@@ -171,6 +197,12 @@ def run_demo(
         hits = [r["video_id"] for r in query["response"]["results"]]
         query["positives_in_results"] = sum(1 for v in hits if v in set(positives))
 
+    zero_shot: dict = {}
+    if teacher != "zero-shot":
+        step("embedded zero-shot teacher on the golden set (for comparison)")
+        zero_shot = zero_shot_on_golden(spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"],
+                                        out=workdir / "zero_shot")
+
     step("A/B analysis (simulated)")
     ab = simulate_and_analyze(spec=spec_path, out_dir=workdir / "abtest", users=ab_users, seed=seed)
 
@@ -180,6 +212,7 @@ def run_demo(
         "pipeline": {"status": run.status, "wall_s": round(run.wall_s, 1), "tasks": run.tasks, "plan": run.plan,
                      "run_dir": str(run_dir), "run_summary": str(pipeline_dir / "run_summary.json")},
         "teacher_gate": teacher_gate, "student_gate": student_gate, "approval": approval,
+        "zero_shot_teacher": zero_shot,
         "index": {"version": index_manifest.get("version"), "vocabulary": index_manifest.get("count"),
                   "history": index_manifest.get("history_count"),
                   "recall": index_manifest.get("build", {}).get("recall"), "live_version": live,

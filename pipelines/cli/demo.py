@@ -102,6 +102,11 @@ def print_summary(summary: dict) -> None:
     for name in ("teacher_gate", "student_gate"):
         verdict, metrics = _gate_row(summary[name])
         table.add_row(name.replace("_", " "), f"{verdict}\n{metrics}".strip(), _rel(summary[name].get("report"), w))
+    zero_shot = summary.get("zero_shot_teacher") or {}
+    if zero_shot:
+        verdict, metrics = _gate_row(zero_shot)
+        table.add_row("zero-shot teacher (embedded default, for comparison)",
+                      f"same golden set, teacher gate {verdict}\n{metrics}".strip(), _rel(zero_shot.get("report"), w))
     approval = summary["approval"]
     if approval:
         trail = ", ".join(f"{e['action']} by {e['actor']}" for e in approval["audit"])
