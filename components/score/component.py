@@ -8,7 +8,7 @@ from silverset.components.common.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE)
 def bulk_score(model_dir: str, embeddings: str, out_dir: str, backend: str = "onnx", runner: str = "DirectRunner",
-               batch_size: int = 1024) -> NamedTuple("Scores", scores=str, scored=int, errors=int):
+               batch_size: int = 8192) -> NamedTuple("Scores", scores=str, scored=int, errors=int):
     """Write out_dir/scores-*.parquet and errors.parquet (rows whose embedder id or dimension do not fit the model)."""
     import json
     from collections import namedtuple

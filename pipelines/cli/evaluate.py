@@ -59,7 +59,7 @@ def score(
     out: str = typer.Option(..., "--out", help="Scores folder (replaced atomically)."),
     runner: str = typer.Option("DirectRunner", "--runner", help="Beam runner."),
     backend: str = typer.Option("onnx", "--backend", help="onnx or torchscript."),
-    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="Rows per RecordBatch (per inference call)."),
+    batch_size: int = typer.Option(8192, "--batch-size", min=1, help="Rows per inference call (block of a RecordBatch)."),
     pipeline_option: Optional[List[str]] = typer.Option(None, "--pipeline-option", help="Extra Beam option, e.g. --direct_num_workers=2; repeat."),
 ) -> None:
     """Score every embedding with the student (Beam RunInference); mismatched rows go to errors.parquet."""
