@@ -127,12 +127,15 @@ def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
             assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.3)
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
+        found_itself = 0
         for i in range(40):  # keep-alive connections, spread over both workers by the kernel
             conn = connections[i % 4]
-            conn.request("POST", URL, json.dumps({"vector": vectors[i].tolist(), "k": 1}), {"Content-Type": "application/json"})
+            conn.request("POST", URL, json.dumps({"vector": vectors[i].tolist(), "k": 10}), {"Content-Type": "application/json"})
             response = conn.getresponse()
             assert response.status == 200
-            assert json.loads(response.read())["results"][0]["video_id"] == ids[i]
+            found_itself += ids[i] in [r["video_id"] for r in json.loads(response.read())["results"]]
+        # An approximate index tuned to the recall target: nearly every indexed vector finds itself.
+        assert found_itself >= 36
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:
