@@ -32,6 +32,21 @@ def _is_ready(deployment) -> bool:
                 and (status.available_replicas or 0) >= replicas)
 
 
+def _retry_on_conflict(attempt: Callable[[], None], *, what: str, tries: int = 10) -> None:
+    """Run ``attempt`` (read, modify, write) until its write lands; a 409 Conflict means someone else wrote
+    first (stale resourceVersion), so read again and retry."""
+    from kubernetes.client.exceptions import ApiException
+
+    for _ in range(tries):
+        try:
+            attempt()
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise RuntimeError(f"{what} kept changing; gave up after {tries} conflicting writes")
+
+
 class KubernetesDeployer:
     def __init__(self, namespace: str, *, deployment: str = "silverset-index", api_client=None, timeout_s: float = 300.0,
                  poll_s: float = 2.0, sleep: Callable[[float], None] = time.sleep):
@@ -60,9 +75,8 @@ class KubernetesDeployer:
 
     def _set_version(self, name: str, attribute: str, version: str | None) -> None:
         """Set (or with None, remove) the attribute's annotation; re-read and retry on 409."""
-        from kubernetes.client.exceptions import ApiException
 
-        for _ in range(10):
+        def attempt() -> None:
             deployment = self.apps.read_namespaced_deployment(name, self.namespace)
             annotations = dict(deployment.spec.template.metadata.annotations or {})
             if version is None:
@@ -71,13 +85,9 @@ class KubernetesDeployer:
                 annotations[_annotation(attribute)] = version
             deployment.spec.template.metadata.annotations = annotations
             deployment.status = None
-            try:
-                self.apps.replace_namespaced_deployment(name, self.namespace, deployment)
-                return
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-        raise RuntimeError(f"deployment {name} kept changing; gave up setting {attribute}={version}")
+            self.apps.replace_namespaced_deployment(name, self.namespace, deployment)
+
+        _retry_on_conflict(attempt, what=f"deployment {name} ({attribute}={version})")
 
     def _wait_ready(self, name: str) -> bool:
         deadline = time.monotonic() + self.timeout_s
@@ -94,28 +104,21 @@ class KubernetesDeployer:
 
         name = self.configmap_name(attribute)
         data = {"attribute": attribute, "version": version, "previous": previous or "", "index_uri": index_uri}
-        for _ in range(10):
+
+        def attempt() -> None:
             try:
                 cm = self.core.read_namespaced_config_map(name, self.namespace)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels={"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "index-version"}), data=data)
-                try:
-                    self.core.create_namespaced_config_map(self.namespace, body)
-                    return
-                except ApiException as exc2:
-                    if exc2.status != 409:
-                        raise
-                    continue
-            cm.data = data
-            try:
-                self.core.replace_namespaced_config_map(name, self.namespace, cm)
+                labels = {"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "index-version"}
+                body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
+                self.core.create_namespaced_config_map(self.namespace, body)  # 409: created meanwhile, retry
                 return
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-        raise RuntimeError(f"configmap {name} kept changing")
+            cm.data = data
+            self.core.replace_namespaced_config_map(name, self.namespace, cm)
+
+        _retry_on_conflict(attempt, what=f"configmap {name}")
 
     def live_version(self, attribute: str) -> str | None:
         stable = self._read(self.deployment)

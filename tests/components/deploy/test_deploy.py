@@ -114,3 +114,31 @@ def test_kubernetes_rollback_when_canary_never_gets_ready(release):
         assert annotation(fake, "silverset-index-canary") == "red_dominant-v1-old"
         assert annotation(fake, "silverset-index") == "red_dominant-v1-old"
         assert ("ConfigMap", "silverset", "silverset-index-red-dominant") not in fake.objects
+
+
+def test_a_conflicting_write_is_retried_from_a_fresh_read_and_other_errors_are_not():
+    from kubernetes.client.exceptions import ApiException
+
+    from silverset.components.deploy.kube import _retry_on_conflict
+
+    writes = []
+
+    def attempt():  # someone else wins the first two writes (stale resourceVersion -> 409)
+        writes.append(len(writes))
+        if len(writes) <= 2:
+            raise ApiException(status=409, reason="Conflict")
+
+    _retry_on_conflict(attempt, what="deployment x")
+    assert writes == [0, 1, 2]
+
+    def always_conflicts():
+        raise ApiException(status=409, reason="Conflict")
+
+    with pytest.raises(RuntimeError, match="kept changing"):
+        _retry_on_conflict(always_conflicts, what="deployment x", tries=3)
+
+    def forbidden():
+        raise ApiException(status=403, reason="Forbidden")
+
+    with pytest.raises(ApiException):
+        _retry_on_conflict(forbidden, what="deployment x")
