@@ -5,7 +5,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from silverset.pipelines.cli.output import options_error, print_summary
 
 console = Console()
 
@@ -25,7 +26,6 @@ def distill(
     """Distill a student (soft-target KD, class balancing, early stopping, calibration) into MODELDIR."""
     from pydantic import ValidationError
 
-    from silverset.components.common.errors import SilversetInputError
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run
 
@@ -33,13 +33,10 @@ def distill(
         options = StudentOptions(architecture=architecture, hidden_units=hidden_units, calibration=calibration,
                                  target_precision=target_precision, max_epochs=max_epochs, seed=seed)
     except ValidationError as exc:
-        raise SilversetInputError("distill options", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise options_error("distill options", exc) from None
     with console.status("distilling the student..."):
         summary = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out, options=options)
-    table = Table(title="distill", show_header=False)
-    for key, value in summary.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    print_summary(console, "distill", summary)
 
 
 def register(app: typer.Typer) -> None:

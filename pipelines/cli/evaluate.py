@@ -7,6 +7,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from silverset.pipelines.cli.output import options_error, print_summary
+
 console = Console()
 
 
@@ -65,19 +67,15 @@ def score(
     """Score every embedding with the student (Beam RunInference); mismatched rows go to errors.parquet."""
     from pydantic import ValidationError
 
-    from silverset.components.common.errors import SilversetInputError
     from silverset.components.score.bulk import ScoreOptions, run
 
     try:
         options = ScoreOptions(backend=backend, runner=runner, batch_size=batch_size, pipeline_args=tuple(pipeline_option or ()))
     except ValidationError as exc:
-        raise SilversetInputError("score options", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise options_error("score options", exc) from None
     with console.status("scoring (Beam RunInference)..."):
         summary = run(model=model, embeddings=embeddings, out=out, options=options)
-    table = Table(title="score", show_header=False)
-    for key, value in summary.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    print_summary(console, "score", summary)
 
 
 def register(app: typer.Typer) -> None:
