@@ -1,10 +1,7 @@
-"""Local deploy target: copy the index version under the serving root and swap its CURRENT pointer."""
+"""Local deploy target: publish the index version under the serving root and swap its CURRENT pointer."""
 from __future__ import annotations
 
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 from silverset.components.common.errors import GateFailed
@@ -40,11 +37,7 @@ def deploy_local(*, index_dir: str | Path, manifest: dict, serve_root: str | Pat
     live = pointer.read_pointer(serve_root, attribute)
     if live == version:
         return {"target": "local", "attribute": attribute, "version": version, "changed": False, "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS)}
-    target = pointer.version_dir(serve_root, attribute, version)
-    if not target.exists():
-        staging = target.with_name(f".{version}.{uuid.uuid4().hex[:8]}")
-        shutil.copytree(index_dir, staging)
-        os.replace(staging, target)
+    pointer.publish_version(index_dir, serve_root, attribute, version)
     if live is not None:
         pointer.write_pointer(serve_root, attribute, live, pointer.PREVIOUS)
     pointer.write_pointer(serve_root, attribute, version)

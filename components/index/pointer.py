@@ -1,14 +1,25 @@
-"""The serving root's layout and its atomically swapped per-attribute ``CURRENT`` pointer.
+"""The serving root's layout: published index versions and the atomically swapped ``CURRENT`` pointer.
 
     <root>/<attribute>/versions/<version>/   one complete index folder per version
-    <root>/<attribute>/CURRENT               text: the live version's name
+    <root>/<attribute>/CURRENT               text: the live version's name (local target)
     <root>/<attribute>/PREVIOUS              text: the version CURRENT replaced (for rollback)
+
+On Kubernetes no pointer is written: the pod template's annotations pin the versions (``pins.py``).
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
+
+from silverset.components.common.errors import SilversetInputError
+
+from .build import MANIFEST_FILE, read_manifest
+
+log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 PREVIOUS = "PREVIOUS"
@@ -42,3 +53,65 @@ def attributes(root: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / CURRENT).is_file())
+
+
+def _is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file://")
+
+
+def _check_same_index(published: dict, manifest: dict, where: str) -> None:
+    """A version name is derived from the index's content; the same name with another digest is a collision."""
+    if published.get("digest") != manifest.get("digest"):
+        raise SilversetInputError(where, f"already holds version {manifest['version']} with content digest "
+                                         f"{str(published.get('digest'))[:12]}, not {str(manifest.get('digest'))[:12]}")
+
+
+def publish_version(index_dir: str | Path, serve_root: str | Path, attribute: str, version: str) -> Path | str:
+    """Put the built index folder ``index_dir`` at ``<serve_root>/<attribute>/versions/<version>/``.
+
+    A reader (the index server) sees the whole folder or none of it: on a local root it is copied to a
+    hidden staging folder and renamed into place in one step; on an fsspec URI root (``s3://``, ``gs://``,
+    no rename there) every file is uploaded before ``manifest.json``, whose presence marks the version as
+    published. A no-op when the version is already published (its digest must then match). Returns the
+    version folder: a Path for a local root, the URI string otherwise.
+    """
+    manifest = read_manifest(index_dir)
+    if (manifest.get("attribute"), manifest.get("version")) != (attribute, version):
+        raise SilversetInputError(f"index '{index_dir}'", f"is {manifest.get('attribute')}/{manifest.get('version')}, "
+                                                          f"not the {attribute}/{version} asked to publish")
+    root = str(serve_root)
+    if not _is_local(root):
+        return _publish_to_object_store(Path(index_dir), root, manifest)
+    target = version_dir(root.removeprefix("file://"), attribute, version)
+    if target.exists():
+        _check_same_index(read_manifest(target), manifest, f"serving root '{root}'")
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{version}.{uuid.uuid4().hex[:8]}.tmp")
+    shutil.copytree(index_dir, staging)
+    try:
+        os.replace(staging, target)
+    except OSError:  # another publisher renamed the same version into place first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.exists():
+            raise
+        _check_same_index(read_manifest(target), manifest, f"serving root '{root}'")
+    log.info("published %s/%s to %s", attribute, version, target)
+    return target
+
+
+def _publish_to_object_store(index_dir: Path, root: str, manifest: dict) -> str:
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(root)
+    target = f"{base.rstrip('/')}/{manifest['attribute']}/versions/{manifest['version']}"
+    uri = fs.unstrip_protocol(target)
+    if fs.exists(f"{target}/{MANIFEST_FILE}"):
+        with fs.open(f"{target}/{MANIFEST_FILE}", "r") as f:
+            _check_same_index(json.load(f), manifest, f"serving root '{root}'")
+        return uri
+    files = sorted(p for p in index_dir.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    for path in files + [index_dir / MANIFEST_FILE]:
+        fs.put_file(str(path), f"{target}/{path.relative_to(index_dir).as_posix()}")
+    log.info("published %s/%s to %s (%d files)", manifest["attribute"], manifest["version"], uri, len(files) + 1)
+    return uri

@@ -36,3 +36,18 @@ def write_inputs(folder: Path, vectors: np.ndarray, probabilities: np.ndarray, *
     return folder / "scores.parquet", folder / "embeddings", ids
 
 
+
+
+def build_tiny_index(folder: Path, spec_path: Path, *, n: int = 400, seed: int = 3, probabilities: np.ndarray | None = None):
+    """Build a real brute-force index of ``n`` clustered 16-d vectors (even ids in the vocabulary by default).
+
+    Returns (index folder, vectors float32 [n, 16], video ids, build summary).
+    """
+    from silverset.components.index import build
+
+    vectors = clustered(n, 16, seed=seed)
+    probs = np.where(np.arange(n) % 2 == 0, 0.9, 0.1) if probabilities is None else probabilities
+    scores, embeddings, ids = write_inputs(folder, vectors, probs)
+    out = folder / "index"
+    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out))
+    return out, vectors, ids, summary
