@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml setup.py requirements.lock
 	touch $(STAMP)
 
 lock: $(BIN)/python
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --find-links /opt/wheels \
+	$(UV) pip compile pyproject.toml --extra dev --extra objectstore --python-version 3.11 --find-links /opt/wheels \
 	  --index-strategy unsafe-best-match --no-header --no-annotate -o requirements.lock
 
 # Debian's chromium drives the studio's browser test (Playwright cannot download its own browser here).
