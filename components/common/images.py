@@ -23,12 +23,16 @@ _REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([.
 
 
 class ImageSet(BaseModel):
-    """Where the images live: ``registry`` (host[:port]/path) and ``tag`` (a tag, or a ``sha256:`` digest)."""
+    """Where the images live: ``registry`` (host[:port]/path), one ``tag`` for all, and optionally each image's
+    ``sha256:`` digest, which pins the exact bytes (``registry/name:tag@sha256:...``: the node pulls by digest)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     registry: str = REGISTRY
     tag: str = VERSION
+    cpu_digest: str | None = None
+    gpu_digest: str | None = None
+    server_digest: str | None = None
 
     @field_validator("registry")
     @classmethod
@@ -41,26 +45,30 @@ class ImageSet(BaseModel):
     @field_validator("tag")
     @classmethod
     def _tag(cls, value: str) -> str:
-        if value.startswith("sha256:"):
-            if not _DIGEST.match(value):
-                raise ValueError(f"digest {value!r} is not sha256: followed by 64 lower-case hex digits")
-        elif not _TAG.match(value):
-            raise ValueError(f"tag {value!r} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})")
+        if not _TAG.match(value):
+            raise ValueError(f"tag {value!r} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}); "
+                             "give digests per image (cpu_digest, gpu_digest, server_digest)")
         return value
 
-    def ref(self, name: str) -> str:
-        """``registry/name:tag`` or ``registry/name@sha256:...``."""
-        separator = "@" if self.tag.startswith("sha256:") else ":"
-        return f"{self.registry}/{name}{separator}{self.tag}"
+    @field_validator("cpu_digest", "gpu_digest", "server_digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not _DIGEST.match(value):
+            raise ValueError(f"digest {value!r} is not sha256: followed by 64 lower-case hex digits")
+        return value
+
+    def ref(self, name: str, digest: str | None = None) -> str:
+        """``registry/name:tag``, or ``registry/name:tag@sha256:...`` when a digest pins it."""
+        return f"{self.registry}/{name}:{self.tag}" + (f"@{digest}" if digest else "")
 
     @property
     def cpu(self) -> str:
-        return self.ref("silverset-cpu")
+        return self.ref("silverset-cpu", self.cpu_digest)
 
     @property
     def gpu(self) -> str:
-        return self.ref("silverset-gpu")
+        return self.ref("silverset-gpu", self.gpu_digest)
 
     @property
     def server(self) -> str:
-        return self.ref("silverset-index-server")
+        return self.ref("silverset-index-server", self.server_digest)
