@@ -1,0 +1,133 @@
+"""The run lock on a local folder: one winner per race, take-over only after expiry, heartbeats keep it."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+
+import pytest
+
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.incremental import lock as run_lock
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _race(uri: str, barrier, results, run_id: str, lease_s: float) -> None:
+    lock = run_lock.open_run_lock(uri, key=uri, lease_duration_s=lease_s)
+    barrier.wait()
+    try:
+        lock.acquire(run_id)
+        results.put((run_id, "won"))
+    except run_lock.StateLocked as exc:
+        results.put((run_id, f"locked: {exc}"))
+
+
+def race_two_processes(uri: str, *, trials: int, lease_s: float = 60.0, before=None) -> list[list[str]]:
+    """Start two processes per trial that call acquire at the same instant; returns the winners of each trial."""
+    ctx = multiprocessing.get_context("fork")
+    winners = []
+    for trial in range(trials):
+        target = f"{uri.rstrip('/')}/trial-{trial}"
+        if before is not None:
+            before(target)
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(target, barrier, results, f"run-{trial}-{p}", lease_s))
+                 for p in "ab"]
+        for p in procs:
+            p.start()
+        outcome = [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+        winners.append(sorted(r for r, what in outcome if what == "won"))
+        losers = [what for r, what in outcome if what != "won"]
+        assert all(w.startswith("locked: ") and "held by run 'run-" in w for w in losers), losers
+    return winners
+
+
+def test_two_processes_racing_for_a_free_lock_never_both_win(tmp_path):
+    winners = race_two_processes(str(tmp_path), trials=25)
+    assert all(len(w) == 1 for w in winners), winners
+
+
+def test_two_processes_racing_to_take_over_an_expired_lock_never_both_win(tmp_path):
+    def expired(target: str) -> None:  # a crashed run's lock, expired a minute ago
+        lock = run_lock.open_run_lock(target, lease_duration_s=1.0, clock=Clock(time.time() - 60))
+        lock.acquire("crashed-run")
+
+    winners = race_two_processes(str(tmp_path), trials=25, before=expired)
+    assert all(len(w) == 1 for w in winners), winners
+
+
+def test_a_held_lock_refuses_another_run_naming_the_holder_and_is_taken_over_after_expiry(tmp_path):
+    clock = Clock()
+    lock = run_lock.open_run_lock(str(tmp_path), lease_duration_s=600, clock=clock)
+    first = lock.acquire("scheduled-1")
+    with pytest.raises(run_lock.StateLocked, match=r"held by run 'scheduled-1' since 2027-01-15T08:00:00Z"):
+        lock.acquire("manual-2")
+    assert lock.acquire("scheduled-1").acquired_at == first.acquired_at  # re-taking by the holder is a renewal
+    clock.now += 599
+    with pytest.raises(run_lock.StateLocked):
+        lock.acquire("manual-2")
+    clock.now += 2  # 601 s after the last renewal: the holder crashed
+    assert lock.acquire("manual-2").holder == "manual-2"
+    with pytest.raises(run_lock.LockLost, match="no longer holds it"):
+        lock.renew("scheduled-1")
+    assert json.loads((tmp_path / run_lock.LOCK_FILE).read_text())["holder"] == "manual-2"
+
+
+def test_release_only_by_the_holder(tmp_path):
+    lock = run_lock.open_run_lock(str(tmp_path), lease_duration_s=600)
+    lock.acquire("run-a")
+    assert not lock.release("run-b")
+    with pytest.raises(run_lock.StateLocked, match="run-a"):
+        lock.acquire("run-b")
+    assert lock.release("run-a")
+    assert not lock.release("run-a")
+    assert lock.acquire("run-b").holder == "run-b"
+
+
+def test_heartbeat_keeps_the_lock_past_its_lease_and_a_crashed_run_frees_it(tmp_path):
+    lock = run_lock.open_run_lock(str(tmp_path), lease_duration_s=0.8)
+    other = run_lock.open_run_lock(str(tmp_path), lease_duration_s=0.8)
+    with lock.held("waiting-for-approval", heartbeat_s=0.1) as beat:
+        time.sleep(2.0)  # 2.5 lease durations
+        with pytest.raises(run_lock.StateLocked, match="waiting-for-approval"):
+            other.acquire("next-run")
+    assert beat.renewals >= 5 and beat.lost is None
+    # Kept after the block (the run's next step takes it up); with nobody renewing it frees itself.
+    with pytest.raises(run_lock.StateLocked):
+        other.acquire("next-run")
+    time.sleep(1.0)
+    assert other.acquire("next-run").holder == "next-run"
+
+
+def test_a_step_whose_lock_was_taken_over_fails_at_exit(tmp_path):
+    clock = Clock()
+    lock = run_lock.open_run_lock(str(tmp_path), lease_duration_s=5, clock=clock)
+    with pytest.raises(run_lock.LockLost, match="'usurper'"):
+        with lock.held("slow-run", heartbeat_s=0.05, release_on_exit=True):
+            clock.now += 10
+            run_lock.open_run_lock(str(tmp_path), lease_duration_s=5, clock=clock).acquire("usurper")
+            time.sleep(0.3)
+    assert lock.holder().holder == "usurper"  # release_on_exit never frees another run's lock
+
+
+def test_bad_lock_uris_and_run_ids_are_named(tmp_path):
+    with pytest.raises(SilversetInputError, match="kubernetes://NAMESPACE"):
+        run_lock.open_run_lock("kubernetes://Not_A_Namespace", key="s3://b/state")
+    with pytest.raises(SilversetInputError, match="needs the state folder"):
+        run_lock.open_run_lock("kubernetes://silverset-control", api_client=object())
+    with pytest.raises(SilversetInputError, match="no atomic create-if-absent on 'memory://'"):
+        run_lock.open_run_lock("memory://state")
+    with pytest.raises(SilversetInputError, match="run_id"):
+        run_lock.open_run_lock(str(tmp_path)).acquire("")
+    assert run_lock.lease_name("s3://bucket/state").startswith("silverset-run-")
+    assert len(run_lock.lease_name("s3://bucket/state")) <= 63
