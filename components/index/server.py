@@ -1,9 +1,11 @@
 """The index server: FastAPI app holding one restricted index per attribute, hot-swapped on a pointer change.
 
 ``index_dir`` is either one built index folder (served as is) or a serving root laid out as in
-``pointer.py``; for a root, a background thread polls each attribute's CURRENT pointer and swaps in a
-new version only after it has loaded, matched its manifest digest and passed a self-check. Until then,
-and when a version is refused, the old one keeps serving.
+``pointer.py``; for a root, a background thread polls each attribute's CURRENT pointer (or, with
+``pinned_versions``, the versions the pod's annotations pin, see ``pins.py``) and swaps in a new
+version only after it has loaded, matched its manifest digest and passed a self-check. Until then, and
+when a version is refused, the old one keeps answering. A missing or empty root starts live but
+unready and is picked up when versions appear.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import pointer
+from silverset.components.common.errors import SilversetInputError
+
+from . import pins, pointer
 from .build import MANIFEST_FILE
 from .loaded import IndexRefused, LoadedIndex
 
@@ -33,23 +37,42 @@ class ServerOptions(BaseModel):
     verify_digest: bool = True
     # Lower leaves_to_search at load while recall@10 stays >= the spec's target (LoadedIndex.tune_leaves_to_search).
     tune_leaves: bool = True
+    # The pod's downwardAPI annotations file: serve exactly its index.silverset.dev/<attribute> versions.
+    pinned_versions: str | None = None
 
 
 class IndexRegistry:
-    """attribute -> LoadedIndex, swapped atomically (a dict assignment under a lock)."""
+    """attribute -> LoadedIndex, swapped atomically (a dict assignment under a lock).
 
-    def __init__(self, index_dir: str | Path, *, verify_digest: bool = True, tune_leaves: bool = True):
+    Three ways to say what to serve: one index folder (``static``); a serving root whose
+    ``<attribute>/CURRENT`` pointers name the versions; or a serving root plus ``pinned_file``, the
+    pod's downwardAPI annotations file, whose ``index.silverset.dev/<attribute>`` pins name exactly the
+    versions to serve (CURRENT is then ignored, and attributes no longer pinned are dropped).
+    """
+
+    def __init__(self, index_dir: str | Path, *, verify_digest: bool = True, tune_leaves: bool = True,
+                 pinned_file: str | Path | None = None):
         self.index_dir = Path(index_dir)
         self.static = (self.index_dir / MANIFEST_FILE).is_file()
+        self.pinned_file = Path(pinned_file) if pinned_file is not None else None
+        if self.static and self.pinned_file is not None:
+            raise SilversetInputError("--pinned-versions", f"pins versions under a serving root; '{index_dir}' is one index folder")
         self.verify_digest = verify_digest
         self.tune_leaves = tune_leaves
         self.served_with: dict[str, dict] = {}  # attribute -> search parameters tuned at load
         self._live: dict[str, LoadedIndex] = {}
         self._lock = threading.Lock()
         self.refused: dict[str, str] = {}  # "attribute/version" -> reason, never retried
+        self.wanted: dict[str, str] = {}  # attribute -> version the pointers or pins name at the last refresh
+        self.waiting: dict[str, str] = {}  # attribute -> why its wanted version is not live
+        self.source_problem: str | None = None  # why the pins could not be read at the last refresh
         self.swaps = 0
         self.on_swap = lambda attribute, version: None
         self.on_refuse = lambda attribute, version, reason: None
+
+    @property
+    def mode(self) -> str:
+        return "static" if self.static else "pinned" if self.pinned_file is not None else "current"
 
     def get(self, attribute: str) -> LoadedIndex | None:
         return self._live.get(attribute)
@@ -57,14 +80,17 @@ class IndexRegistry:
     def live_versions(self) -> dict[str, str]:
         return {a: idx.version for a, idx in self._live.items()}
 
-    def _install(self, attribute: str, candidate: Path, version: str) -> None:
+    def _install(self, attribute: str, candidate: Path, version: str) -> str | None:
+        """Load, check and swap in ``version``; return why not (None once it serves)."""
         key = f"{attribute}/{version}"
         if key in self.refused:
-            return
+            return f"version {version} was refused: {self.refused[key]}"
+        if not self.static and not (candidate / MANIFEST_FILE).is_file():
+            return f"version {version} is not published at '{candidate}' yet"  # retried on the next poll
         try:
             loaded = LoadedIndex(candidate, verify_digest=self.verify_digest, expect_attribute=attribute)
             if loaded.version != version:
-                raise IndexRefused(f"index '{candidate}'", f"manifest version {loaded.version!r} does not match pointer {version!r}")
+                raise IndexRefused(f"index '{candidate}'", f"manifest version {loaded.version!r} does not match the pinned or pointed version {version!r}")
             current = self._live.get(attribute)
             if current is not None and current.dimensions != loaded.dimensions:
                 raise IndexRefused(f"index '{candidate}'", f"{loaded.dimensions} dimensions, live version has {current.dimensions}")
@@ -74,7 +100,7 @@ class IndexRegistry:
             self.refused[key] = exc.problem
             log.error("refused index %s: %s", key, exc.problem)
             self.on_refuse(attribute, version, exc.problem)
-            return
+            return f"version {version} was refused: {exc.problem}"
         with self._lock:
             new = dict(self._live)
             new[attribute] = loaded
@@ -84,20 +110,72 @@ class IndexRegistry:
                 self.served_with[attribute] = tuning
         log.info("serving %s version %s (leaves_to_search %s)", attribute, version, loaded.leaves_to_search)
         self.on_swap(attribute, version)
+        return None
+
+    def _wanted_now(self) -> dict[str, str]:
+        if self.pinned_file is not None:
+            return pins.read_pinned_versions(self.pinned_file)
+        wanted = {}
+        for attribute in pointer.attributes(self.index_dir):
+            version = pointer.read_pointer(self.index_dir, attribute)
+            if version is not None:
+                wanted[attribute] = version
+        return wanted
 
     def refresh(self) -> None:
-        """Load whatever the pointers name now (or the static folder, once)."""
+        """Load whatever the pins or pointers name now (or the static folder, once)."""
         if self.static:
             if not self._live:
                 m = LoadedIndex(self.index_dir, verify_digest=self.verify_digest).manifest
                 self._install(m["attribute"], self.index_dir, m["version"])
             return
-        for attribute in pointer.attributes(self.index_dir):
-            version = pointer.read_pointer(self.index_dir, attribute)
+        try:
+            wanted = self._wanted_now()
+            self.source_problem = None
+        except SilversetInputError as exc:  # unreadable pins: keep serving what is live, report unready
+            self.source_problem = str(exc)
+            log.error("%s", exc)
+            return
+        waiting = {}
+        for attribute, version in sorted(wanted.items()):
             current = self._live.get(attribute)
-            if version is None or (current is not None and current.version == version):
+            if current is not None and current.version == version:
                 continue
-            self._install(attribute, pointer.version_dir(self.index_dir, attribute, version), version)
+            reason = self._install(attribute, pointer.version_dir(self.index_dir, attribute, version), version)
+            if reason is not None:
+                waiting[attribute] = reason
+        if self.pinned_file is not None and set(self._live) - set(wanted):
+            with self._lock:
+                dropped = sorted(set(self._live) - set(wanted))
+                self._live = {a: idx for a, idx in self._live.items() if a in wanted}
+            log.info("no longer pinned, dropped: %s", ", ".join(dropped))
+        self.wanted, self.waiting = wanted, waiting
+
+    def readiness(self) -> dict:
+        """The /readyz body; ``ready`` is true when traffic may come here.
+
+        Pinned: every pinned version is loaded and self-checked. CURRENT pointers or one folder: some
+        version serves (a refused new version leaves the old one serving).
+        """
+        live = self.live_versions()
+        body: dict = {"ready": False, "mode": self.mode, "live": live}
+        if self.mode == "pinned":
+            body["pinned"] = self.wanted
+        body["waiting"] = self.waiting
+        body["refused"] = self.refused
+        if self.source_problem is not None:
+            body["reason"] = self.source_problem
+        elif self.mode == "pinned" and not self.wanted:
+            body["reason"] = f"no index version is pinned in '{self.pinned_file}' (annotations {pins.ANNOTATION_PREFIX}<attribute>)"
+        elif self.mode == "pinned" and any(live.get(a) != v for a, v in self.wanted.items()):
+            body["reason"] = "pinned versions not serving yet: " + "; ".join(
+                f"{a}: {self.waiting.get(a, 'loading')}" for a, v in sorted(self.wanted.items()) if live.get(a) != v)
+        elif not live:
+            body["reason"] = (f"serving root '{self.index_dir}' has no {pointer.CURRENT} pointer yet" if not self.wanted
+                              else "no version serves yet: " + "; ".join(f"{a}: {r}" for a, r in sorted(self.waiting.items())))
+        else:
+            body["ready"] = True
+        return body
 
 
 class SearchRequest(BaseModel):
@@ -289,7 +367,8 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-    registry = IndexRegistry(index_dir, verify_digest=options.verify_digest, tune_leaves=options.tune_leaves)
+    registry = IndexRegistry(index_dir, verify_digest=options.verify_digest, tune_leaves=options.tune_leaves,
+                             pinned_file=options.pinned_versions)
     metrics = CollectorRegistry()
     search = _SearchEndpoint(registry, options, metrics)
     swaps = Counter("silverset_index_swaps_total", "Index versions swapped in", ["attribute"], registry=metrics)
@@ -325,10 +404,8 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
 
     @api.get("/readyz")
     async def readyz():
-        live = registry.live_versions()
-        if not live:
-            return JSONResponse({"ready": False, "live": {}, "refused": registry.refused}, status_code=503)
-        return {"ready": True, "live": live, "refused": registry.refused}
+        body = registry.readiness()
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @api.get("/metrics")
     async def prometheus_metrics():

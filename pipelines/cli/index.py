@@ -33,25 +33,31 @@ def build(
 
 @index_app.command("serve")
 def serve(
-    index_dir: Path = typer.Option(..., "--index-dir", help="One index folder, or a serving root with <attribute>/CURRENT pointers."),
+    index_dir: Path = typer.Option(..., "--index-dir", help="One index folder, or a serving root of <attribute>/versions/<version>/ "
+                                                           "(with <attribute>/CURRENT pointers unless --pinned-versions)."),
     port: int = typer.Option(8080, help="TCP port."),
     host: str = typer.Option("127.0.0.1", help="Bind address."),
     token: str = typer.Option(None, envvar="SILVERSET_INDEX_TOKEN", help="Require 'Authorization: Bearer TOKEN' on /v1/."),
-    poll_interval: float = typer.Option(2.0, help="Seconds between checks for a new index version."),
+    poll_interval: float = typer.Option(2.0, help="Seconds between checks for a new index version (pointers or pins)."),
     max_k: int = typer.Option(1000, help="Largest k a request may ask for."),
     workers: int = typer.Option(1, min=1, max=64, help="Forked worker processes sharing one loaded index."),
+    pinned_versions: Path = typer.Option(None, envvar="SILVERSET_PINNED_VERSIONS",
+                                         help="Kubernetes downwardAPI metadata.annotations file: serve exactly the versions its "
+                                              "index.silverset.dev/<attribute> annotations pin (CURRENT is ignored)."),
 ) -> None:
-    """Serve restricted retrieval over HTTP (hot-swaps new versions after a self-check)."""
+    """Serve restricted retrieval over HTTP (hot-swaps new versions after a self-check).
+
+    An empty or missing serving root starts live (/healthz 200) but unready (/readyz 503) until a version appears.
+    """
     from silverset.components.index.server import ServerOptions
     from silverset.components.index.server import serve as run_server
 
     if not index_dir.exists():
-        from silverset.components.common.errors import SilversetInputError
-
-        raise SilversetInputError(f"--index-dir '{index_dir}'", "does not exist")
-    console.print(f"serving {index_dir} on http://{host}:{port}")
-    run_server(index_dir=str(index_dir), host=host, port=port,
-               options=ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k), workers=workers)
+        console.print(f"[yellow]{index_dir} does not exist yet: live but unready until an index version appears[/yellow]")
+    console.print(f"serving {index_dir} on http://{host}:{port}" + (f", versions pinned by {pinned_versions}" if pinned_versions else ""))
+    run_server(index_dir=str(index_dir), host=host, port=port, workers=workers,
+               options=ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k,
+                                     pinned_versions=str(pinned_versions) if pinned_versions else None))
 
 
 @index_app.command("deploy")

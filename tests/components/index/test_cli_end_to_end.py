@@ -45,7 +45,7 @@ def test_approved_candidate_is_deployed_and_answers_a_query(tmp_path, spec_path)
     r = cli("approvals", "submit", "--gate", str(gate), "--attribute", str(spec_path), "--as", "demo", "--auto-approve-as", "alice@silverset.dev", "--store", store, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = cli("approvals", "approve", DIGEST[:20], "--as", "mallory@evil.dev", "--reason", "x", "--store", store, cwd=tmp_path)
-    assert r.returncode == 2 and "not an approver" in r.stderr
+    assert r.returncode == 2 and "not an approver" in " ".join(r.stderr.split())  # rich wraps lines
     r = cli("index", "deploy", "--index", str(tmp_path / "index"), "--gate", str(gate), "--serve-root", str(tmp_path / "serve"), "--approval-store", store, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     version = json.loads(r.stdout)["version"]
