@@ -1,12 +1,12 @@
-"""Approval request stores: SQLite (embedded default) and Kubernetes ConfigMaps, both compare-and-swap.
+"""Approval stores: where requests and the audit hash chain live. SQLite (embedded default) here; Kubernetes in ``kube_store``.
 
-A backend only loads, creates and conditionally replaces one request together with the audit entries
-that change appends; policy lives in ``policy.py``. ``Conflict`` means someone else changed the request
-since it was read: the caller re-reads and retries.
+A store keeps each request exactly as submitted (never changed) and appends sealed entries to one
+audit chain, compare-and-swap on the chain's head: ``Conflict`` means someone appended since it was
+read, and the caller re-reads and retries. Policy and decisions live in ``policy.py`` and ``chain.py``.
 """
 from __future__ import annotations
 
-import json
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -14,33 +14,45 @@ from typing import Protocol
 
 from silverset.components.common.errors import SilversetInputError
 
+from .chain import head_hash
 from .model import ApprovalRequest, AuditEntry
 
 
 class Conflict(RuntimeError):
-    """The request changed since it was read (optimistic concurrency)."""
+    """The request exists already, or the audit chain grew since it was read (optimistic concurrency)."""
 
 
 class ApprovalStore(Protocol):
-    def load(self, digest: str) -> tuple[ApprovalRequest, str] | None:
-        """(request, revision token) or None."""
+    #: True when submit entries are part of the audit chain; False where the request object is the
+    #: record of submission (Kubernetes: pipeline steps may create requests but never write the audit).
+    submissions_chained: bool
+    #: True only where a scripted demo approval is acceptable (a local SQLite file).
+    allows_auto_approval: bool
 
-    def create(self, request: ApprovalRequest, entry: AuditEntry) -> None:
-        """Store a new request; Conflict if it already exists."""
+    def load(self, digest: str) -> ApprovalRequest | None:
+        """The request as submitted, or None."""
 
-    def replace(self, request: ApprovalRequest, revision: str, entry: AuditEntry) -> None:
-        """Replace the request if still at ``revision``; append ``entry`` to the audit log."""
+    def list(self) -> list[ApprovalRequest]:
+        """Every request as submitted, oldest first."""
 
-    def list(self) -> list[ApprovalRequest]: ...
+    def create(self, request: ApprovalRequest, submit: AuditEntry) -> None:
+        """Store a new request (Conflict if it exists); stores that chain submissions append ``submit`` atomically."""
 
-    def audit(self, digest: str | None = None) -> list[AuditEntry]: ...
+    def chain(self) -> tuple[list[AuditEntry], str]:
+        """The whole audit chain in order, and a token naming its current head for ``append``."""
+
+    def append(self, entry: AuditEntry, *, after: str) -> AuditEntry:
+        """Seal ``entry`` onto the chain if its head is still ``after`` (else Conflict); return the sealed entry."""
+
+    def authenticated_user(self) -> str | None:
+        """Who the store's backend says the caller is (Kubernetes: a SelfSubjectReview), or None if it cannot tell."""
 
 
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS approval_requests (
   candidate_digest TEXT PRIMARY KEY,
-  body TEXT NOT NULL,
-  revision INTEGER NOT NULL
+  body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS approval_audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,18 +63,32 @@ CREATE TRIGGER IF NOT EXISTS approval_audit_no_update BEFORE UPDATE ON approval_
   BEGIN SELECT RAISE(ABORT, 'the approval audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS approval_audit_no_delete BEFORE DELETE ON approval_audit
   BEGIN SELECT RAISE(ABORT, 'the approval audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS approval_requests_no_update BEFORE UPDATE ON approval_requests
+  BEGIN SELECT RAISE(ABORT, 'approval requests never change after submission'); END;
+CREATE TRIGGER IF NOT EXISTS approval_requests_no_delete BEFORE DELETE ON approval_requests
+  BEGIN SELECT RAISE(ABORT, 'approval requests never change after submission'); END;
 """
 
 
 class SqliteApprovalStore:
-    """Requests and an append-only audit table in one SQLite file (triggers refuse UPDATE/DELETE on audit)."""
+    """Requests and the audit chain in one SQLite file. Triggers refuse UPDATE/DELETE on both tables;
+    the hash chain catches what a hand edit past the triggers changes."""
+
+    submissions_chained = True
+    allows_auto_approval = True
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        db = self._connect()
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'approval_requests'").fetchone()[0]
+        if has_tables and version != SCHEMA_VERSION:
+            raise SilversetInputError(f"approval store '{self.path}'", "was written by an older Silverset without the audit "
+                                                                       "hash chain; start a new store file")
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -72,146 +98,94 @@ class SqliteApprovalStore:
             self._local.db = db
         return db
 
-    def load(self, digest: str):
-        row = self._connect().execute("SELECT body, revision FROM approval_requests WHERE candidate_digest = ?", (digest,)).fetchone()
-        return None if row is None else (ApprovalRequest.model_validate_json(row[0]), str(row[1]))
-
-    def create(self, request: ApprovalRequest, entry: AuditEntry) -> None:
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO approval_requests VALUES (?, ?, 1)", (request.candidate_digest, request.model_dump_json()))
-            db.execute("INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)", (entry.candidate_digest, entry.model_dump_json()))
-            db.execute("COMMIT")
-        except sqlite3.IntegrityError:
-            db.execute("ROLLBACK")
-            raise Conflict(f"request for {request.candidate_digest} already exists") from None
-
-    def replace(self, request: ApprovalRequest, revision: str, entry: AuditEntry) -> None:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            cur = db.execute(
-                "UPDATE approval_requests SET body = ?, revision = revision + 1 WHERE candidate_digest = ? AND revision = ?",
-                (request.model_dump_json(), request.candidate_digest, int(revision)),
-            )
-            if cur.rowcount != 1:
-                raise Conflict(f"request for {request.candidate_digest} changed since revision {revision}")
-            db.execute("INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)", (entry.candidate_digest, entry.model_dump_json()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    def load(self, digest: str) -> ApprovalRequest | None:
+        row = self._connect().execute("SELECT body FROM approval_requests WHERE candidate_digest = ?", (digest,)).fetchone()
+        return None if row is None else ApprovalRequest.model_validate_json(row[0])
 
     def list(self) -> list[ApprovalRequest]:
         rows = self._connect().execute("SELECT body FROM approval_requests ORDER BY rowid").fetchall()
         return [ApprovalRequest.model_validate_json(r[0]) for r in rows]
 
-    def audit(self, digest: str | None = None) -> list[AuditEntry]:
-        sql, args = "SELECT body FROM approval_audit", ()
-        if digest is not None:
-            sql, args = sql + " WHERE candidate_digest = ?", (digest,)
-        return [AuditEntry.model_validate_json(r[0]) for r in self._connect().execute(sql + " ORDER BY id", args).fetchall()]
+    def _entries(self, db: sqlite3.Connection) -> list[AuditEntry]:
+        return [AuditEntry.model_validate_json(r[0]) for r in db.execute("SELECT body FROM approval_audit ORDER BY id").fetchall()]
 
+    def _last_hash(self, db: sqlite3.Connection) -> str:
+        row = db.execute("SELECT body FROM approval_audit ORDER BY id DESC LIMIT 1").fetchone()
+        return head_hash([AuditEntry.model_validate_json(row[0])] if row else [])
 
-LABELS = {"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "approval-request"}
-SELECTOR = ",".join(f"{k}={v}" for k, v in LABELS.items())
-REQUEST_KEY = "request.json"
-AUDIT_KEY = "audit.jsonl"
-
-
-def configmap_name(digest: str) -> str:
-    """``silverset-approval-<first 40 hex of the digest>``: a valid DNS-1123 name."""
-    hexpart = "".join(c for c in digest.split(":", 1)[-1].lower() if c in "0123456789abcdef")
-    if len(hexpart) < 8:
-        raise SilversetInputError("candidate digest", f"{digest!r} has fewer than 8 hex digits")
-    return f"silverset-approval-{hexpart[:40]}"
-
-
-class KubernetesApprovalStore:
-    """One ConfigMap per request; its ``audit.jsonl`` only ever grows. Updates are PUTs carrying the
-    read ``resourceVersion``, so the API server rejects a stale write with 409 (-> Conflict)."""
-
-    def __init__(self, namespace: str, *, api_client=None):
-        from kubernetes import client
-
-        self.namespace = namespace
-        self.core = client.CoreV1Api(api_client)
-
-    def load(self, digest: str):
-        from kubernetes.client.exceptions import ApiException
-
+    def create(self, request: ApprovalRequest, submit: AuditEntry) -> None:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            cm = self.core.read_namespaced_config_map(configmap_name(digest), self.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return ApprovalRequest.model_validate_json(cm.data[REQUEST_KEY]), cm.metadata.resource_version
-
-    def _body(self, request: ApprovalRequest, audit_text: str, resource_version: str | None):
-        from kubernetes import client
-
-        labels = dict(LABELS, **{"silverset.dev/attribute": request.attribute, "silverset.dev/state": request.state.value})
-        return client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=configmap_name(request.candidate_digest), namespace=self.namespace,
-                                         labels=labels, resource_version=resource_version),
-            data={REQUEST_KEY: request.model_dump_json(), AUDIT_KEY: audit_text},
-        )
-
-    def create(self, request: ApprovalRequest, entry: AuditEntry) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self.core.create_namespaced_config_map(self.namespace, self._body(request, entry.model_dump_json() + "\n", None))
-        except ApiException as exc:
-            if exc.status == 409:
-                raise Conflict(f"request for {request.candidate_digest} already exists") from None
+            db.execute("INSERT INTO approval_requests (candidate_digest, body) VALUES (?, ?)",
+                       (request.candidate_digest, request.as_submitted().model_dump_json()))
+            sealed = submit.sealed(self._last_hash(db))
+            db.execute("INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)", (sealed.candidate_digest, sealed.model_dump_json()))
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            raise Conflict(f"request for {request.candidate_digest} already exists") from None
+        except BaseException:
+            db.execute("ROLLBACK")
             raise
 
-    def replace(self, request: ApprovalRequest, revision: str, entry: AuditEntry) -> None:
-        from kubernetes.client.exceptions import ApiException
+    def chain(self) -> tuple[list[AuditEntry], str]:
+        entries = self._entries(self._connect())
+        return entries, head_hash(entries)
 
-        name = configmap_name(request.candidate_digest)
-        current = self.core.read_namespaced_config_map(name, self.namespace)
-        if current.metadata.resource_version != revision:
-            raise Conflict(f"request for {request.candidate_digest} changed since resourceVersion {revision}")
-        audit_text = (current.data or {}).get(AUDIT_KEY, "") + entry.model_dump_json() + "\n"
+    def append(self, entry: AuditEntry, *, after: str) -> AuditEntry:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self.core.replace_namespaced_config_map(name, self.namespace, self._body(request, audit_text, revision))
-        except ApiException as exc:
-            if exc.status == 409:
-                raise Conflict(f"request for {request.candidate_digest} changed since resourceVersion {revision}") from None
+            head = self._last_hash(db)
+            if head != after:
+                raise Conflict(f"the audit chain grew since it was read (head {after[:16]} is now {head[:16]})")
+            sealed = entry.sealed(head)
+            db.execute("INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)", (sealed.candidate_digest, sealed.model_dump_json()))
+            db.execute("COMMIT")
+            return sealed
+        except BaseException:
+            db.execute("ROLLBACK")
             raise
 
-    def list(self) -> list[ApprovalRequest]:
-        items = self.core.list_namespaced_config_map(self.namespace, label_selector=SELECTOR).items
-        found = [ApprovalRequest.model_validate_json(cm.data[REQUEST_KEY]) for cm in items]
-        return sorted(found, key=lambda r: r.created_at)
+    def authenticated_user(self) -> str | None:
+        return None  # a local file cannot tell who is at the keyboard: the CLI's --as names the approver
 
-    def audit(self, digest: str | None = None) -> list[AuditEntry]:
-        if digest is not None:
-            try:
-                cms = [self.core.read_namespaced_config_map(configmap_name(digest), self.namespace)]
-            except Exception:  # noqa: BLE001 - no request, no audit
-                return []
-        else:
-            cms = self.core.list_namespaced_config_map(self.namespace, label_selector=SELECTOR).items
-        entries = [AuditEntry.model_validate_json(line) for cm in cms for line in (cm.data or {}).get(AUDIT_KEY, "").splitlines() if line]
-        return sorted(entries, key=lambda e: e.at)
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_store_uri(uri: str) -> tuple[str, str]:
+    """``("kubernetes", NAMESPACE)`` or ``("sqlite", PATH)``; any other scheme (``k8s:silverset``, ``s3://...``)
+    is refused rather than taken for a file name. Accepts ``kubernetes://NAMESPACE``,
+    ``sqlite:///relative.db``, ``sqlite:////abs/approvals.db`` (SQLAlchemy's convention) or a plain path."""
+    scheme = _SCHEME.match(uri)
+    if scheme and scheme.group(1) not in ("sqlite", "kubernetes"):
+        raise SilversetInputError("approval store", f"{uri!r}: unknown scheme '{scheme.group(1)}:'; use kubernetes://NAMESPACE, "
+                                                    "sqlite:///FILE or a file path")
+    if uri.startswith("kubernetes://"):
+        namespace = uri[len("kubernetes://"):].strip("/")
+        if not _NAMESPACE.match(namespace):
+            raise SilversetInputError("approval store", f"{uri!r} names no valid namespace (kubernetes://NAMESPACE, "
+                                                        "a DNS-1123 label such as silverset-control)")
+        return "kubernetes", namespace
+    if uri.startswith("sqlite:") and not uri.startswith("sqlite:///"):
+        raise SilversetInputError("approval store", f"{uri!r}: write sqlite:///relative.db or sqlite:////absolute.db")
+    if not uri:
+        raise SilversetInputError("approval store", "is empty; use kubernetes://NAMESPACE, sqlite:///FILE or a file path")
+    return "sqlite", uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
 
 
 def open_store(uri: str, *, api_client=None) -> ApprovalStore:
-    """``sqlite:///relative.db``, ``sqlite:////abs/approvals.db``, a plain path, or ``kubernetes://NAMESPACE``."""
-    if uri.startswith("kubernetes://"):
-        namespace = uri[len("kubernetes://"):].strip("/")
-        if not namespace:
-            raise SilversetInputError("approval store", f"{uri!r} names no namespace (kubernetes://NAMESPACE)")
+    """The store ``uri`` names (see ``parse_store_uri``); ``api_client`` is used for ``kubernetes://``."""
+    kind, where = parse_store_uri(uri)
+    if kind == "kubernetes":
+        from .kube_store import KubernetesApprovalStore
+
         if api_client is None:
             from silverset.components.common.kube import load_api_client
 
             api_client = load_api_client()
-        return KubernetesApprovalStore(namespace, api_client=api_client)
-    # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db; a bare path also works.
-    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
-    return SqliteApprovalStore(path)
+        return KubernetesApprovalStore(where, api_client=api_client)
+    return SqliteApprovalStore(where)

@@ -1,7 +1,8 @@
-"""The pipeline's approval step: submit the candidate, then wait with backoff for a decision or timeout."""
+"""The pipeline's approval step: submit the candidate, then wait with backoff until a decision or the request expires."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Callable
@@ -9,10 +10,12 @@ from typing import Callable
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
 
-from .model import ApprovalRequest, GateResult, State
+from .model import ApprovalOutcome, ApprovalRequest, GateResult, State
 from .notify import Notifier
 from .policy import ApprovalService
-from .store import open_store
+from .store import open_store, parse_store_uri
+
+log = logging.getLogger(__name__)
 
 
 def read_gate(path: str | Path) -> GateResult:
@@ -30,8 +33,9 @@ def read_gate(path: str | Path) -> GateResult:
 
 def wait_for_decision(service: ApprovalService, digest: str, *, initial_delay_s: float = 2.0, max_delay_s: float = 60.0,
                       factor: float = 2.0, max_wait_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> ApprovalRequest:
-    """Poll until the request is approved or rejected (a timeout is a rejection). Delays grow by ``factor``
-    up to ``max_delay_s``. ``max_wait_s`` bounds this call only; the request's own timeout still applies."""
+    """Poll until the request is approved, rejected or expired. Delays grow by ``factor`` up to ``max_delay_s``
+    and never run past the request's ``expires_at``, so the wait ends at expiry at the latest.
+    ``max_wait_s`` bounds this call further (the request then may still be pending)."""
     delay, waited = initial_delay_s, 0.0
     while True:
         request = service.get(digest)
@@ -46,22 +50,48 @@ def wait_for_decision(service: ApprovalService, digest: str, *, initial_delay_s:
         delay = min(delay * factor, max_delay_s)
 
 
-def run(*, gate: str, attribute: str, store: str, submitter: str, report_uri: str = "", webhook_url: str = "",
-        auto_approve_as: str = "", initial_delay_s: float = 2.0, max_delay_s: float = 60.0) -> dict:
-    """Submit and wait. Returns ``{"decision": "approved"|"rejected", "candidate_digest", "decided_by", "reason"}``.
+def step(*, gate: str, attribute: str, store: str, submitter: str, report_uri: str = "", webhook_url: str = "",
+         auto_approve_as: str = "", initial_delay_s: float = 2.0, max_delay_s: float = 60.0,
+         api_client=None, service: ApprovalService | None = None, sleep: Callable[[float], None] = time.sleep) -> ApprovalOutcome:
+    """Submit the gate's candidate with the spec's approvers and wait; return the outcome (the step's own output).
 
-    A gate that did not pass is rejected at once (nobody is asked). ``auto_approve_as`` is for the demo:
-    the approval is recorded as ``auto-approve`` in the audit log.
+    ``decision`` is ``approved``, ``rejected`` or ``expired`` (nobody decided before the spec's
+    ``approval_timeout_hours``; the wait never runs longer). A gate that did not pass is rejected at
+    once (nobody is asked). The gate must carry the content hash of ``attribute``: approvers come only
+    from the spec the gate ran with. ``auto_approve_as`` is for the local demo: refused unless the store
+    is a SQLite file, and audited as ``auto-approve``. ``service`` replaces the store/webhook (tests).
     """
+    if auto_approve_as and (not service.store.allows_auto_approval if service else parse_store_uri(store)[0] != "sqlite"):
+        raise SilversetInputError("auto_approve_as", f"auto-approval is for the local demo's SQLite store only; the store {store!r} "
+                                                     "needs a human approver (leave auto_approve_as empty)")
     spec = load_spec(attribute)
     gate_result = read_gate(gate)
-    service = ApprovalService(open_store(store), notifier=Notifier(webhook_url) if webhook_url else None)
+    if service is None:
+        service = ApprovalService(open_store(store, api_client=api_client), notifier=Notifier(webhook_url) if webhook_url else None)
+    if gate_result.spec_content_hash is None:
+        raise SilversetInputError(f"gate '{gate}'", "records no spec_content_hash; the approval step takes approvers only from the spec "
+                                                    "the gate ran with (re-run the evaluate stage)")
     if not gate_result.passed:
-        return {"decision": "rejected", "candidate_digest": gate_result.candidate_digest, "decided_by": "gate",
-                "reason": "; ".join(gate_result.reasons) or "gate failed"}
-    request = service.submit(gate=gate_result, spec=spec, submitter=submitter, report_uri=report_uri)
-    if auto_approve_as and request.state is State.pending:
-        request = service.approve(request.candidate_digest, user=auto_approve_as, reason="auto-approved for the demo", auto=True)
-    request = wait_for_decision(service, request.candidate_digest, initial_delay_s=initial_delay_s, max_delay_s=max_delay_s)
-    return {"decision": request.state.value, "candidate_digest": request.candidate_digest,
-            "decided_by": request.decided_by, "reason": request.reason}
+        outcome = ApprovalOutcome(decision=State.rejected, candidate_digest=gate_result.candidate_digest, attribute=spec.name,
+                                  attribute_version=spec.version, decided_by="gate", reason="; ".join(gate_result.reasons) or "gate failed")
+    else:
+        request = service.submit(gate=gate_result, spec=spec, submitter=submitter, report_uri=report_uri)
+        if auto_approve_as and request.state is State.pending:
+            request = service.approve(request.candidate_digest, user=auto_approve_as, reason="auto-approved for the demo", auto=True)
+        log.info("waiting for a decision on %s (%s) until %s", request.candidate_digest[:19], request.key, request.expires_at)
+        request = wait_for_decision(service, request.candidate_digest, initial_delay_s=initial_delay_s, max_delay_s=max_delay_s, sleep=sleep)
+        if request.state is State.approved:
+            # The release must stand on the audit chain, not on this process's reading of it.
+            request = service.approval_for(request.candidate_digest, attribute=spec.name, attribute_version=spec.version,
+                                           spec_content_hash=spec.content_hash)
+        outcome = ApprovalOutcome(decision=request.state, candidate_digest=request.candidate_digest, attribute=request.attribute,
+                                  attribute_version=request.attribute_version, decided_by=request.decided_by,
+                                  decided_at=request.decided_at, reason=request.reason, expires_at=request.expires_at)
+    return outcome
+
+
+def run(*, gate: str, attribute: str, store: str, submitter: str, report_uri: str = "", webhook_url: str = "",
+        auto_approve_as: str = "") -> dict:
+    """The KFP component's entry: ``step(...)`` as JSON (``{"decision": "approved"|"rejected"|"expired", ...}``)."""
+    return step(gate=gate, attribute=attribute, store=store, submitter=submitter, report_uri=report_uri,
+                webhook_url=webhook_url, auto_approve_as=auto_approve_as).model_dump(mode="json")

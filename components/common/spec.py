@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .digest import sha256_json
 from .errors import SilversetInputError
+from .identity import identity_problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -98,6 +99,15 @@ class AttributeSpec(_Strict):
         value = re.sub(r"[ \t]+\n", "\n", value.strip())
         if not value:
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers_are_identities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for approver in value:
+            problem = identity_problem(approver)
+            if problem is not None:
+                raise ValueError(f"approver {approver!r} {problem}")
         return value
 
     @model_validator(mode="after")

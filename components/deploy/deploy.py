@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from silverset.components.approval.policy import ApprovalService
+from silverset.components.approval.policy import ApprovalService, NotApproved
 from silverset.components.approval.store import open_store
 from silverset.components.approval.wait import read_gate
 from silverset.components.common.errors import GateFailed, SilversetInputError
@@ -11,16 +11,23 @@ from silverset.components.index.build import read_manifest
 
 
 def check_release(*, manifest: dict, gate_path: str, approvals: ApprovalService) -> None:
-    """Raise GateFailed unless gate.json passed for this index's model digest and that digest is approved."""
+    """Raise GateFailed unless gate.json passed for this index's model digest and the audit chain approves that digest.
+
+    The approval is read from the verified audit chain (an ``approve`` entry for exactly this digest by
+    one of the spec's approvers), never from the request row alone, and must be for the spec the gate ran with.
+    """
     digest = manifest["model_digest"]
     gate = read_gate(gate_path)
     if gate.candidate_digest != digest:
         raise GateFailed(f"gate result is for candidate {gate.candidate_digest[:19]}, the index was built from {digest[:19]}")
     if not gate.passed:
         raise GateFailed(f"gate did not pass for {digest[:19]}: {'; '.join(gate.reasons) or 'no reasons given'}")
-    if not approvals.is_approved(digest, attribute=manifest["attribute"], attribute_version=manifest["attribute_version"]):
-        raise GateFailed(f"candidate {digest[:19]} ({manifest['attribute']}@v{manifest['attribute_version']}) has no approval; "
-                         f"run `silverset approvals approve {digest[:19]} --as USER --reason TEXT`")
+    try:
+        approvals.approval_for(digest, attribute=manifest["attribute"], attribute_version=manifest["attribute_version"],
+                               spec_content_hash=gate.spec_content_hash)
+    except NotApproved as exc:
+        raise GateFailed(f"candidate {digest[:19]} ({manifest['attribute']}@v{manifest['attribute_version']}) has no approval: {exc}; "
+                         f"an approver runs `silverset approvals approve {digest[:19]} --reason TEXT` (plus --as NAME on a SQLite store)") from None
 
 
 def run(*, index: str, gate: str, approval_store: str, target: str = "local", serve_root: str | None = None,
