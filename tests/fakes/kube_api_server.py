@@ -47,6 +47,8 @@ KINDS = {
     "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", False),
 }
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Kubeflow's own RBAC for KFP's runner ServiceAccounts (standalone and multi-user), vendored with its sources.
+KUBEFLOW_RBAC = Path(__file__).with_name("kubeflow_rbac.yaml")
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,10 @@ class FakeKubeApi:
                 self._store(key, obj, current, verb="update" if current else "create")
                 loaded.append(obj)
         return loaded
+
+    def load_yaml(self, path: str | Path) -> list[dict]:
+        """:meth:`load_objects` every document of a YAML file (e.g. ``KUBEFLOW_RBAC``)."""
+        return self.load_objects([doc for doc in yaml.safe_load_all(Path(path).read_text()) if doc])
 
     def apply_overlay(self, path: str | Path) -> list[dict]:
         """Render ``path`` with ``kubectl kustomize`` and :meth:`load_objects` the result; returns the objects."""

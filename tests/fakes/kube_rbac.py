@@ -83,18 +83,18 @@ class RbacAuthorizer:
     def __init__(self, objects: dict[tuple[str, str, str], dict]):
         self.objects = objects
 
-    def _cluster_role_rules(self, name: str) -> list[dict] | None:
+    def _cluster_role_rules(self, name: str, seen: frozenset = frozenset()) -> list[dict] | None:
         role = self.objects.get(("ClusterRole", "", name))
         if role is None:
             return None
         aggregation = role.get("aggregationRule")
         if not aggregation:
             return list(role.get("rules") or [])
-        rules: list[dict] = []
+        rules: list[dict] = []  # aggregated roles nest (kubeflow-view is aggregated into kubeflow-edit)
         for (kind, _, other), candidate in sorted(self.objects.items()):
-            if kind == "ClusterRole" and other != name and any(
+            if kind == "ClusterRole" and other != name and other not in seen and any(
                     _labels_match(s, candidate["metadata"].get("labels") or {}) for s in aggregation.get("clusterRoleSelectors") or []):
-                rules.extend(candidate.get("rules") or [])
+                rules.extend(self._cluster_role_rules(other, seen | {name}) or [])
         return rules
 
     def _role_rules(self, role_ref: dict, binding_namespace: str) -> tuple[list[dict], str | None]:
