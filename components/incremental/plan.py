@@ -1,14 +1,23 @@
 """Plan an incremental run: which videos are new or changed (by video_id and content etag), what carries over.
 
 A video is re-done when it is new, when its content etag changed, or when the attribute's prompt hash
-(name, version, definition) differs from the state's: then every video is re-labelled, and the old
-labels are not carried, so labels of two attribute versions never mix. ``finalize`` merges this run's new
-rows with the carried ones and commits them to the state, so a second run over an unchanged corpus
-makes zero teacher calls.
+(name, version, definition) or the teacher's identity differs from the state's: then every video is
+re-labelled, and the old labels are not carried, so labels of two attribute versions or two teachers never
+mix. ``finalize`` merges this run's new rows with the carried ones for distillation; only
+``commit_promotion``, after the deploy made the promotion live, writes them to the state. A promotion
+stopped anywhere before is planned again by the next run, into the same run folder (same digest), where
+the teacher's resumable shards make the second pass cost zero teacher calls.
+
+Folders of one run: ``plan_dir_of(workdir, run_id)`` = ``{workdir}/plans/{run_key}`` holds ``plan.json``
+(this run's plan, or its lock-out record: what the exit handler reads); the run folder
+``{workdir}/runs/{digest[:16]}`` named in it holds every stage's output, the stage inputs under ``plan/``.
 """
 from __future__ import annotations
 
 import json
+import re
+import time
+
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,10 +31,13 @@ from silverset.components.common.spec import load_spec
 from silverset.components.common.tables import ErrorRow
 
 from . import state
+from .lock import StateLocked, open_run_lock
 
 STAGE = "incremental"
 CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an unchanged video keeps
 COMPLETED_FILE = "completed.json"
+PLAN_FILE = "plan.json"
+PLANS_DIR = "plans"
 
 
 class PlanSummary(BaseModel):
@@ -47,6 +59,22 @@ class PlanSummary(BaseModel):
     out_dir: str
     golden: int = 0  # golden-set videos of this manifest (teacher gate input; framed every run)
     run_dir: str = ""  # where this run's stages write ({workdir}/runs/{digest}); "" when up_to_date
+    teacher_identity: str = ""  # teacher_identity.teacher_identity of the run's teacher (in the digest)
+    run_id: str = ""
+    plan_dir: str = ""  # plan_dir_of(workdir, run_id): this run's own record
+    locked_out: bool = False  # always False here; a lock-out writes LockedOut instead
+
+
+class LockedOut(BaseModel):
+    """plan.json of a run that found the state locked by another: it did nothing, and its clean-up touches nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    locked_out: bool = True
+    run_id: str
+    holder: str  # the run that holds the lock
+    since: str  # when the holder took it (UTC)
+    message: str
 
 
 def content_etag(uri: str) -> str:
@@ -69,17 +97,19 @@ def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
-def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "") -> str:
-    """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag, when
-    one is given): equal digests mean equal work.
+def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "", teacher_identity: str = "") -> str:
+    """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag and the
+    teacher's identity, when given): equal digests mean equal work.
 
     It names the run folder (``run_dir_of``), so every stage input path carries it and a KFP cache hit
-    can only ever be for the same videos, the same bytes, the same spec and the same golden set.
+    can only ever be for the same videos, the same bytes, the same spec, golden set and teacher.
     """
     pairs = sorted(zip(videos.column("video_id").to_pylist(), videos.column("etag").to_pylist()))
     content = {"videos": pairs, "spec": spec_content_hash}
     if golden_etag:
         content["golden"] = golden_etag
+    if teacher_identity:
+        content["teacher"] = teacher_identity
     return sha256_json(content)
 
 
@@ -116,35 +146,91 @@ def _read_completed(state_dir: str) -> dict:
         return json.load(f)
 
 
-def mark_completed(*, state_dir: str, plan_dir: str, run_id: str) -> None:
-    """Record that the run planned in ``plan_dir`` finished: the next plan over the same corpus is up to date."""
-    with fsspec.open(_join(plan_dir, "plan.json"), "r") as f:
-        digest = json.load(f)["corpus_digest"]
+def _mark_completed(state_dir: str, *, corpus_digest: str, run_id: str) -> None:
+    """Record that the promotion of ``corpus_digest`` went live: the next plan over the same corpus is up to date."""
     with fsspec.open(_join(state_dir, COMPLETED_FILE), "w") as f:
-        json.dump({"corpus_digest": digest, "run_id": run_id}, f, sort_keys=True)
+        json.dump({"corpus_digest": corpus_digest, "run_id": run_id}, f, sort_keys=True)
 
 
-def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str = "",
-             golden_set: str = "") -> PlanSummary:
-    """The pipeline's first step: the plan goes to ``{workdir}/plan``; ``run_dir`` names the run's folder."""
-    return run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir,
-               out_dir=_join(workdir, "plan"), run_id=run_id, workdir=workdir, golden_set=golden_set)
+def run_key(run_id: str) -> str:
+    """``run_id`` as one safe path segment (KFP run names pass through unchanged)."""
+    key = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip(".-")
+    if not key:
+        raise SilversetInputError("run_id", f"{run_id!r} has no letters or digits to name a plan folder")
+    return key
+
+
+def plan_dir_of(workdir: str, run_id: str) -> str:
+    """This run's own folder: ``{workdir}/plans/{run_key(run_id)}`` (its plan.json)."""
+    return _join(workdir, PLANS_DIR, run_key(run_id))
+
+
+def read_plan(plan_dir: str) -> dict:
+    """``plan.json`` of ``plan_dir`` as written (PlanSummary or LockedOut fields); {} when there is none."""
+    fs, path = fsspec.core.url_to_fs(_join(plan_dir, PLAN_FILE))
+    if not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
+def _write_json(uri: str, model: BaseModel) -> None:
+    with fsspec.open(uri, "w") as f:
+        f.write(model.model_dump_json(indent=2))
+
+
+def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str, golden_set: str = "",
+             run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", api_client=None
+             ) -> PlanSummary:
+    """The pipeline's first step: take the run lock, then plan.
+
+    The lock is ``run_lock`` (``kubernetes://NS``) or, when empty, the state folder; it stays held for the
+    run's later steps (they renew it) until the exit handler releases it. ``teacher_backend`` ("" = the
+    spec's) and ``teacher_checkpoint`` are the annotate step's: their identity is part of the digest.
+    Writes ``{plan_dir_of(workdir, run_id)}/plan.json`` and, unless the corpus is up to date, the stage
+    inputs under ``{run_dir}/plan/``. When another run holds the lock, writes a LockedOut plan.json there
+    (nothing else, anywhere) and raises StateLocked naming the holder.
+    """
+    from silverset.components.teacher.annotate import AnnotateOptions
+
+    from .teacher_identity import teacher_identity
+
+    if not workdir:
+        raise SilversetInputError("workdir", "the pipeline's plan needs a workdir for its run folders")
+    own_dir = plan_dir_of(workdir, run_id)
+    spec = load_spec(attribute_spec)
+    options = AnnotateOptions(teacher=teacher_backend or None, checkpoint=teacher_checkpoint or None)
+    identity = teacher_identity(spec, options)
+    lock = open_run_lock(run_lock or state_dir, key=state_dir, api_client=api_client)
+    try:
+        lock.acquire(run_id)
+    except StateLocked as exc:
+        holder = exc.holder
+        _write_json(_join(own_dir, PLAN_FILE), LockedOut(
+            run_id=run_id, holder=holder.holder if holder else "", message=str(exc),
+            since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.acquired_at)) if holder else ""))
+        raise
+    summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="", run_id=run_id,
+                  workdir=workdir, golden_set=golden_set, teacher=identity)
+    summary = summary.model_copy(update={"plan_dir": own_dir})
+    _write_json(_join(own_dir, PLAN_FILE), summary)
+    if summary.run_dir:
+        _write_json(_join(summary.out_dir, PLAN_FILE), summary)
+    return summary
 
 
 def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "",
-        workdir: str = "", golden_set: str = "") -> PlanSummary:
-    """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir``.
+        workdir: str = "", golden_set: str = "", teacher: str = "") -> PlanSummary:
+    """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
     ``golden_set``'s videos, which the teacher gate labels every run), ``frames_manifest.parquet`` (todo and
     golden rows: the videos this run frames), ``videos.parquet`` (every readable
     video with its etag), ``carried/<table>/`` (state rows of unchanged videos), ``errors.parquet`` and
-    ``plan.json``. videos == todo + unchanged + errors. With ``run_id``, first takes the state's lock
-    (state.StateLocked if another live run holds it); the exit handler releases it.
+    ``plan.json``. videos == todo + unchanged + errors. ``teacher`` is the teacher's identity: a change
+    from the state's re-labels everything. Takes no lock (``plan_run`` does): the caller holds it.
     """
     spec = load_spec(attribute_spec)
-    if run_id:
-        state.acquire_lock(state_dir, run_id=run_id)
     rows, errors = read_manifest(manifest, stage=STAGE)
     inputs = rows.num_rows + len(errors)
     etags: list[str | None] = []
@@ -160,7 +246,8 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     videos = rows.select(["video_id", "uri", "etag"])
 
     previous = state.load(state_dir)
-    relabel_all = not previous.exists or previous.prompt_hash != spec.prompt_hash
+    relabel_all = (not previous.exists or previous.prompt_hash != spec.prompt_hash
+                   or (bool(teacher) and previous.teacher_identity != teacher))
     old = dict(zip(previous.videos.column("video_id").to_pylist(), previous.videos.column("etag").to_pylist()))
     current_ids = videos.column("video_id").to_pylist()
     current_etags = videos.column("etag").to_pylist()
@@ -171,9 +258,16 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     removed = len(set(old) - set(current_ids))
 
     golden = golden_ids(golden_set, spec.name)
-    digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "")
+    digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "", teacher)
     up_to_date = (not relabel_all and not todo_ids and not removed
                   and _read_completed(state_dir).get("corpus_digest") == digest)
+    run_dir = "" if up_to_date or not workdir else run_dir_of(workdir, digest)
+    if not out_dir:
+        if not run_dir:  # nothing to do: no stage reads a plan, so none is written
+            return PlanSummary(videos=inputs, todo=0, new=0, changed=0, unchanged=len(unchanged_ids), removed=0,
+                               errors=len(errors), relabel_all=False, up_to_date=True, corpus_digest=digest,
+                               todo_manifest="", out_dir="", run_dir="", teacher_identity=teacher, run_id=run_id)
+        out_dir = _join(run_dir, "plan")
 
     todo_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids), pa.string()))
     todo_manifest = rows.filter(todo_mask)
@@ -195,12 +289,11 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         videos=inputs, todo=len(todo_ids), new=len(new), changed=len(changed), unchanged=len(unchanged_ids),
         removed=removed, errors=len(errors), relabel_all=relabel_all, up_to_date=up_to_date,
         corpus_digest=digest, todo_manifest=_join(out, "todo_manifest.parquet"), out_dir=out,
-        golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0),
-        run_dir="" if up_to_date or not workdir else run_dir_of(workdir, digest),
+        golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0), run_dir=run_dir, teacher_identity=teacher,
+        run_id=run_id,
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
-    with fsspec.open(_join(out, "plan.json"), "w") as f:
-        f.write(summary.model_dump_json(indent=2))
+    _write_json(_join(out, PLAN_FILE), summary)
     return summary
 
 
@@ -236,16 +329,15 @@ def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, 
     return merged, (carried.num_rows if carried is not None else 0), (new.num_rows if new is not None else 0)
 
 
-def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
-             new_embeddings: str | None = None, golden_set: str = "") -> FinalizeSummary:
-    """Merge carried + this run's labels (and embeddings) into ``out_dir`` and commit them to the state.
+def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: str | None = None,
+             golden_set: str = "") -> FinalizeSummary:
+    """Merge carried + this run's labels (and embeddings) into ``out_dir``; write nothing to the state.
 
-    Only videos with a label are committed: a video that failed this time is planned again next run.
-    Also writes the distill stage's inputs: ``train_labels/`` (labels without the golden-set videos, so the
-    student gate measures the student on videos it never trained on) and ``golden_embeddings/``.
+    Writes ``labels/``, ``embeddings/`` and the distill stage's inputs: ``train_labels/`` (labels without the
+    golden-set videos, so the student gate measures the student on videos it never trained on) and
+    ``golden_embeddings/``. ``commit_promotion`` commits ``labels/`` and ``embeddings/`` once they went live.
     """
-    with fsspec.open(_join(plan_dir, "plan.json"), "r") as f:
-        plan = json.load(f)
+    plan = read_plan(plan_dir)
     if plan["todo"] and "://" not in new_labels:
         # Every todo video is labelled or in errors.parquet exactly once, over all teacher shards.
         from silverset.components.runtime.runner import merge_check
@@ -284,14 +376,55 @@ def finalize(*, plan_dir: str, new_labels: str, state_dir: str, out_dir: str,
         golden_embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), held_out))
         tables.write_table(golden_embeddings, _join(out, "golden_embeddings", "embeddings.parquet"))
         tables.write_errors(_join(out, "golden_embeddings"), [])
-    videos = tables.read_table(_join(plan_dir, "videos.parquet"), state.VIDEO_STATE)
-    labelled = videos.filter(pc.is_in(videos.column("video_id"), labels.column("video_id")))
-    if versions:
-        attribute, version, prompt_hash = next(iter(versions))
-        state.commit(state_dir, videos=labelled, labels=labels, attribute=attribute, attribute_version=int(version),
-                     prompt_hash=prompt_hash)
-        if embeddings is not None:
-            state.commit_table(state_dir, "embeddings", embeddings)
     return FinalizeSummary(labels=labels.num_rows, carried_labels=n_carried, new_labels=n_new,
                            embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir,
                            train_labels=train.num_rows)
+
+
+class CommitSummary(BaseModel):
+    """What ``commit_promotion`` wrote to the state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    videos: int  # videos whose labels (and scores) went live: the state now covers exactly these
+    labels: int
+    embeddings: int
+    corpus_digest: str
+    run_id: str
+    state_dir: str
+
+
+def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: str, scores: str = "") -> CommitSummary:
+    """The promotion went live: commit its merged labels (and embeddings) to the state and mark the corpus completed.
+
+    ``plan_dir`` is the run's stage-input plan folder (``{run_dir}/plan``), ``merged_dir`` finalize's
+    ``out_dir``. Only videos with a label are committed (a video that failed is planned again next run);
+    with ``scores`` (the bulk scores that went into the deployed index), only videos scored there too.
+    """
+    plan = read_plan(plan_dir)
+    if not plan or plan.get("locked_out"):
+        raise SilversetInputError(f"plan '{plan_dir}'", "no plan of a run that held the lock: nothing to commit")
+    labels = tables.read_table(_join(merged_dir, "labels"), schemas.LABELS, name=f"merged labels '{merged_dir}'")
+    live = set(labels.column("video_id").to_pylist())
+    if scores:
+        live &= set(tables.read_table(scores, name=f"scores '{scores}'").column("video_id").to_pylist())
+    keep = pa.array(sorted(live), pa.string())
+    labels = labels.filter(pc.is_in(labels.column("video_id"), keep))
+    videos = tables.read_table(_join(plan_dir, "videos.parquet"), state.VIDEO_STATE)
+    videos = videos.filter(pc.is_in(videos.column("video_id"), keep))
+    versions = set(zip(labels.column("attribute").to_pylist(), labels.column("attribute_version").to_pylist(),
+                       labels.column("prompt_hash").to_pylist()))
+    if len(versions) != 1:
+        raise SilversetInputError(f"merged labels '{merged_dir}'",
+                                  f"expected labels of exactly one attribute version, found {sorted(versions)}")
+    attribute, version, prompt_hash = next(iter(versions))
+    embeddings = state.load_table(merged_dir, "embeddings")
+    if embeddings is not None:
+        embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), keep))
+        state.commit_table(state_dir, "embeddings", embeddings)
+    state.commit(state_dir, videos=videos, labels=labels, attribute=attribute, attribute_version=int(version),
+                 prompt_hash=prompt_hash, teacher_identity=plan.get("teacher_identity", ""))
+    _mark_completed(state_dir, corpus_digest=plan["corpus_digest"], run_id=run_id)
+    return CommitSummary(videos=videos.num_rows, labels=labels.num_rows,
+                         embeddings=embeddings.num_rows if embeddings is not None else 0,
+                         corpus_digest=plan["corpus_digest"], run_id=run_id, state_dir=state_dir)

@@ -49,9 +49,9 @@ def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int) -> tuple[plan.P
     summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"),
                        out_dir=str(plan_dir))
     labels_dir, calls = _label(summary.todo_manifest, spec_path, tmp / f"run{run}" / "teacher")
-    merged = plan.finalize(plan_dir=str(plan_dir), new_labels=labels_dir, state_dir=str(tmp / "state"),
-                           out_dir=str(tmp / f"run{run}" / "merged"))
-    plan.mark_completed(state_dir=str(tmp / "state"), plan_dir=str(plan_dir), run_id=f"run{run}")
+    merged = plan.finalize(plan_dir=str(plan_dir), new_labels=labels_dir, out_dir=str(tmp / f"run{run}" / "merged"))
+    plan.commit_promotion(plan_dir=str(plan_dir), merged_dir=str(tmp / f"run{run}" / "merged"),
+                          state_dir=str(tmp / "state"), run_id=f"run{run}")
     return summary, calls, merged
 
 
@@ -113,16 +113,6 @@ def test_commit_refuses_labels_of_another_version(tmp_path):
                      attribute=spec.name, attribute_version=spec.version, prompt_hash=spec.prompt_hash)
 
 
-def test_lock_blocks_a_second_live_run_and_is_released(tmp_path):
-    root = str(tmp_path / "state")
-    state.acquire_lock(root, run_id="scheduled-1")
-    with pytest.raises(state.StateLocked, match="scheduled-1"):
-        state.acquire_lock(root, run_id="manual-2")
-    assert state.release_lock(root, run_id="scheduled-1")
-    state.acquire_lock(root, run_id="manual-2")
-    assert state.acquire_lock(root, run_id="late-3", stale_after_s=0.0) == "late-3"  # stale lock taken over
-
-
 def _golden(path: Path, ids: list[str], attribute: str = "red_dominant") -> str:
     import datetime as dt
 
@@ -149,13 +139,14 @@ def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp
     embeddings = tmp_path / "e1"
     tables.write_table(pa.table({"video_id": [f"v{i:03d}" for i in range(8)], "x": list(range(8))}),
                        embeddings / "part.parquet")
-    merged = plan.finalize(plan_dir=str(tmp_path / "p1"), new_labels=labels_dir, state_dir=state_dir,
-                           out_dir=str(tmp_path / "m1"), new_embeddings=str(embeddings), golden_set=golden)
+    merged = plan.finalize(plan_dir=str(tmp_path / "p1"), new_labels=labels_dir, out_dir=str(tmp_path / "m1"),
+                           new_embeddings=str(embeddings), golden_set=golden)
     assert merged.labels == 8 and merged.train_labels == 5
     train = tables.read_table(str(tmp_path / "m1" / "train_labels")).column("video_id").to_pylist()
     assert not {"v001", "v002", "v007"} & set(train)
     assert ids("golden_embeddings", "m1") == ["v001", "v002", "v007"]
-    plan.mark_completed(state_dir=state_dir, plan_dir=str(tmp_path / "p1"), run_id="r1")
+    plan.commit_promotion(plan_dir=str(tmp_path / "p1"), merged_dir=str(tmp_path / "m1"), state_dir=state_dir,
+                          run_id="r1")
 
     # One new video: only it is labelled, but the golden videos are framed again for the teacher gate.
     (tmp_path / "videos" / "v003.mp4").write_bytes(b"re-encoded")
