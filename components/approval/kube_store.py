@@ -73,8 +73,11 @@ class KubernetesApprovalStore:
         except (TypeError, ValueError):
             message = exc.reason
         who = self._user or "the caller"
-        hint = (f"deciding needs membership in group '{APPROVERS_GROUP}'" if "update" in doing
-                else "check the Role bindings in the namespace")
+        if who.startswith("system:serviceaccount:"):
+            hint = ("a pipeline step may create and read requests (Role silverset-pipeline-steps) but never decide; "
+                    f"deciding needs a person in group '{APPROVERS_GROUP}'")
+        else:
+            hint = f"approvers need membership in group '{APPROVERS_GROUP}' (Role silverset-approver)"
         return ApprovalForbidden(f"identity {who!r}", f"the Kubernetes API server refused to {doing} in namespace "
                                                       f"'{self.namespace}' (HTTP {exc.status}: {message}); {hint}")
 
