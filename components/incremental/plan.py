@@ -38,6 +38,10 @@ CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an un
 COMPLETED_FILE = "completed.json"
 PLAN_FILE = "plan.json"
 PLANS_DIR = "plans"
+# What a run's gates, approval and deploy record in its run folder (read by the run summary); plan_run clears
+# them when it re-plans into an existing run folder, so a summary never reads a previous attempt's outcome.
+OUTCOME_RECORDS = {"teacher_gate": "teacher_gate/gate.json", "student_gate": "student_gate/gate.json",
+                   "approval": "approval/decision.json", "deploy": "deploy/deploy.json"}
 
 
 class PlanSummary(BaseModel):
@@ -216,6 +220,10 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     _write_json(_join(own_dir, PLAN_FILE), summary)
     if summary.run_dir:
         _write_json(_join(summary.out_dir, PLAN_FILE), summary)
+        for record in OUTCOME_RECORDS.values():  # a previous, stopped attempt's gate/approval/deploy outcome
+            fs, path = fsspec.core.url_to_fs(_join(summary.run_dir, record))
+            if fs.exists(path):
+                fs.rm(path)
     return summary
 
 

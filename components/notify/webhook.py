@@ -1,9 +1,11 @@
 """Send a run summary to a webhook when the pipeline ends (success or failure), then clean up after the run.
 
-The payload is JSON with a one-line ``text`` (what Slack/Teams/Chat incoming webhooks display) and the
-structured fields a receiver can act on. Cleanup releases the incremental state's lock, removes staging
-folders a crashed stage left behind, and, only when the run succeeded, records the corpus digest as
-completed so the next scheduled run over the same corpus does nothing.
+The payload is JSON with a one-line ``text`` (what Slack/Teams/Chat incoming webhooks display) naming the
+run's ``outcome`` and its reasons, and the structured per-stage fields a receiver can act on: plan counts,
+teacher gate, annotate counts and spend, student gate, approval decision and who made it, deploy version or
+rollback. Clean-up releases the run lock if this run holds it and removes staging folders under this run's
+own plan folder and run folder only. A run that was locked out touches nothing. The corpus state is never
+marked here: ``incremental.plan.commit_promotion`` does that after the deploy.
 """
 from __future__ import annotations
 
@@ -16,12 +18,16 @@ import fsspec
 from pydantic import BaseModel, ConfigDict
 
 from silverset.components.common.tables import STAGING_PREFIX
+from silverset.components.incremental import plan as incremental_plan
 
 SUCCEEDED = "SUCCEEDED"
+OUTCOMES = ("promoted", "up_to_date", "teacher_gate_failed", "student_gate_failed", "approval_rejected",
+            "approval_expired", "deploy_failed", "locked", "failed")
+SUMMARY_FILE = "run_summary.json"
 
 
 class RunSummary(BaseModel):
-    """What the webhook receives."""
+    """What the webhook receives (and ``run_summary.json`` holds)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -29,12 +35,19 @@ class RunSummary(BaseModel):
     pipeline: str = "attribute-promotion"
     run_id: str
     status: str  # SUCCEEDED, FAILED, CANCELED (KFP's PipelineTaskFinalStatus.state)
+    outcome: str = "failed"  # one of OUTCOMES: what happened to the promotion
+    reasons: list[str] = []  # why the promotion stopped (gate reasons, approval reason, deploy error, lock holder)
     error_message: str = ""
     attribute_spec: str = ""
     workdir: str = ""
-    plan: dict = {}
+    run_dir: str = ""
+    plan: dict = {}  # plan.json: counts (videos, todo, new, changed, unchanged, removed, errors), digest, teacher
     stages: dict[str, dict] = {}  # stage folder -> its summary.json, where the stage wrote one
     gates: dict[str, dict] = {}  # teacher_gate / student_gate -> {passed, reasons}, for the gates that ran
+    annotate: dict = {}  # bulk teacher shards summed: items, processed, resumed, outputs, errors, requests, cost_usd
+    golden_annotate: dict = {}  # the same for the teacher gate's golden-set labelling
+    approval: dict = {}  # {decision, decided_by, reason, candidate_digest}
+    deploy: dict = {}  # {status, version, previous, changed, error}; status "failed" = rolled back / not live
     index_version: str = ""  # the index this run built ("" when it stopped before the index)
 
 
@@ -42,12 +55,16 @@ class NotifyResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: str
+    outcome: str
     webhook_status: int | None  # HTTP status of the last attempt; None when no webhook is set
     attempts: int
     released_lock: bool
     removed_staging: int
-    marked_completed: bool
     summary_path: str
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
 
 
 def _read_json(uri: str) -> dict:
@@ -58,41 +75,112 @@ def _read_json(uri: str) -> dict:
         return json.load(f)
 
 
+_STAT_FIELDS = ("items", "resumed", "processed", "outputs", "errors", "remaining", "requests", "cache_hits")
+
+
+def teacher_spend(out_dir: str) -> dict:
+    """Every teacher shard's stats under ``out_dir/stats`` summed: counts, requests and cost_usd ({} if none)."""
+    fs, path = fsspec.core.url_to_fs(_join(out_dir, "stats"))
+    if not fs.exists(path):
+        return {}
+    shards = []
+    for file in sorted(fs.glob(_join(path, "shard-*.json"))):
+        with fs.open(file, "r") as f:
+            shards.append(json.load(f))
+    if not shards:
+        return {}
+    total = {k: sum(int(s.get(k, 0)) for s in shards) for k in _STAT_FIELDS}
+    total["cost_usd"] = round(sum(float(s.get("cost_usd", 0.0)) for s in shards), 6)
+    total["shards"] = len(shards)
+    total["teacher_id"] = shards[0].get("model_id", "")
+    total["stopped"] = sorted({s["stopped"] for s in shards if s.get("stopped")})
+    return total
+
+
+def _outcome(*, status: str, plan: dict, gates: dict, approval: dict, deploy: dict,
+             error_message: str) -> tuple[str, list[str]]:
+    """The promotion's outcome and its reasons, from the earliest stage that stopped it."""
+    if plan.get("locked_out"):
+        return "locked", [plan.get("message") or f"the state is held by run {plan.get('holder')!r}"]
+    for gate in ("teacher_gate", "student_gate"):
+        if gate in gates and not gates[gate]["passed"]:
+            return f"{gate}_failed", list(gates[gate]["reasons"]) or ["no reasons given"]
+    decision = approval.get("decision")
+    if decision in ("rejected", "expired"):
+        who = approval.get("decided_by") or "nobody"
+        return f"approval_{decision}", [f"{decision} by {who}: {approval.get('reason') or 'no reason given'}"]
+    if deploy.get("status") == "failed":
+        return "deploy_failed", [deploy.get("error") or "deploy failed"]
+    if status == SUCCEEDED and plan.get("up_to_date"):
+        return "up_to_date", []
+    if status == SUCCEEDED and deploy.get("status") == "deployed":
+        return "promoted", []
+    return "failed", [error_message] if error_message else [f"run ended {status} before the promotion went live"]
+
+
 def build_summary(*, run_id: str, status: str, error_message: str, attribute_spec: str, workdir: str,
                   plan_dir: str) -> RunSummary:
-    plan = _read_json(f"{plan_dir.rstrip('/')}/plan.json") if plan_dir else {}
+    """Read what this run's stages wrote (plan, gates, teacher stats, approval decision, deploy record)."""
+    plan = incremental_plan.read_plan(plan_dir) if plan_dir else {}
     stages: dict[str, dict] = {}
     root = Path(workdir)
-    if workdir and root.is_dir():
+    if workdir and "://" not in workdir and root.is_dir():
         for path in sorted(root.glob("*/summary.json")):
             try:
                 stages[path.parent.name] = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
     gates: dict[str, dict] = {}
+    annotate: dict = {}
+    golden_annotate: dict = {}
+    approval: dict = {}
+    deploy: dict = {}
     index_version = ""
-    run_dir = plan.get("run_dir") or ""
+    run_dir = "" if plan.get("locked_out") else plan.get("run_dir") or ""
     if run_dir:
+        records = incremental_plan.OUTCOME_RECORDS
         for gate in ("teacher_gate", "student_gate"):
-            result = _read_json(f"{run_dir.rstrip('/')}/{gate}/gate.json")
+            result = _read_json(_join(run_dir, records[gate]))
             if result:
                 gates[gate] = {"passed": bool(result.get("passed")), "reasons": list(result.get("reasons", []))}
-        index_version = _read_json(f"{run_dir.rstrip('/')}/index/manifest.json").get("version", "")
-    work = (f"{plan.get('todo', '?')} of {plan.get('videos', '?')} videos to process"
-            if plan else "no plan")
-    if plan.get("up_to_date"):
+        annotate = teacher_spend(_join(run_dir, "teacher"))
+        golden_annotate = teacher_spend(_join(run_dir, "teacher_golden"))
+        decision = _read_json(_join(run_dir, records["approval"]))
+        approval = {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
+        deploy = _read_json(_join(run_dir, records["deploy"]))
+        index_version = _read_json(_join(run_dir, "index", "manifest.json")).get("version", "")
+    outcome, reasons = _outcome(status=status, plan=plan, gates=gates, approval=approval, deploy=deploy,
+                                error_message=error_message)
+    if plan.get("locked_out"):
+        work = "did nothing"
+    elif plan.get("up_to_date"):
         work = f"corpus unchanged ({plan.get('videos')} videos): nothing to do"
-    text = f"silverset attribute-promotion run {run_id}: {status}; {work}"
+    elif plan:
+        work = f"{plan.get('todo', '?')} of {plan.get('videos', '?')} videos to process"
+    else:
+        work = "no plan"
+    text = f"silverset attribute-promotion run {run_id}: {status}, {outcome.replace('_', ' ')}; {work}"
+    if annotate:
+        text += f"; teacher labelled {annotate['outputs']} ({annotate['requests']} requests, ${annotate['cost_usd']:.2f})"
     for gate, result in gates.items():
         text += f"; {gate.replace('_', ' ')} " + ("passed" if result["passed"] else
                                                    "FAILED (" + "; ".join(result["reasons"])[:200] + ")")
+    if approval.get("decision"):
+        text += f"; approval {approval['decision']} by {approval.get('decided_by') or 'nobody'}"
     if index_version:
         text += f"; index {index_version}"
+    if deploy.get("status") == "deployed":
+        text += f"; deployed {deploy.get('version', '')} (previous {deploy.get('previous') or 'none'})"
+    elif deploy.get("status") == "failed":
+        text += f"; deploy FAILED ({str(deploy.get('error', ''))[:200]})"
+    if outcome == "locked":
+        text += f"; {reasons[0][:300]}"
     if error_message:
         text += f"; error: {error_message[:300]}"
-    return RunSummary(text=text, run_id=run_id, status=status, error_message=error_message,
-                      attribute_spec=attribute_spec, workdir=workdir, plan=plan, stages=stages, gates=gates,
-                      index_version=index_version)
+    return RunSummary(text=text, run_id=run_id, status=status, outcome=outcome, reasons=reasons,
+                      error_message=error_message, attribute_spec=attribute_spec, workdir=workdir, run_dir=run_dir,
+                      plan=plan, stages=stages, gates=gates, annotate=annotate, golden_annotate=golden_annotate,
+                      approval=approval, deploy=deploy, index_version=index_version)
 
 
 def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float = 1.0,
@@ -118,37 +206,42 @@ def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float =
     return status, attempts
 
 
-def remove_staging(workdir: str) -> int:
-    """Remove hidden staging folders (tables.atomic_directory) a crashed stage left under ``workdir``."""
-    root = Path(workdir)
-    if not workdir or not root.is_dir():
+def remove_staging(root: str) -> int:
+    """Remove hidden staging folders (tables.atomic_directory) a crashed stage left under ``root`` (local only)."""
+    path = Path(root)
+    if not root or "://" in root or not path.is_dir():
         return 0
-    stale = [p for p in root.rglob(f"{STAGING_PREFIX}*") if p.is_dir()]
-    for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
+    stale = [p for p in path.rglob(f"{STAGING_PREFIX}*") if p.is_dir()]
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
     return len(stale)
 
 
 def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str = "", attribute_spec: str = "",
-        workdir: str = "", state_dir: str = "", plan_dir: str = "", attempts: int = 4,
+        workdir: str = "", state_dir: str = "", run_lock: str = "", api_client=None, attempts: int = 4,
         backoff_s: float = 1.0) -> NotifyResult:
-    """Summarize the run, post it to ``webhook_url`` (if set), write it to ``workdir/run_summary.json``, clean up."""
-    from silverset.components.incremental import plan as incremental_plan
-    from silverset.components.incremental import state as incremental_state
+    """Summarize the run, post it to ``webhook_url`` (if set), write it, clean up after this run only.
 
+    The plan is this run's ``plan_dir_of(workdir, run_id)``. The summary goes to ``run_summary.json`` there
+    and, unless the run was locked out, to ``workdir/run_summary.json`` (the latest run's). The lock
+    (``run_lock``, or the state folder) is released only if this run holds it.
+    """
+    plan_dir = incremental_plan.plan_dir_of(workdir, run_id) if workdir and run_id else ""
     summary = build_summary(run_id=run_id, status=status, error_message=error_message,
                             attribute_spec=attribute_spec, workdir=workdir, plan_dir=plan_dir)
     webhook_status, tries = (post(webhook_url, summary, attempts=attempts, backoff_s=backoff_s)
                              if webhook_url else (None, 0))
-    marked = False
-    if status == SUCCEEDED and state_dir and plan_dir and _read_json(f"{plan_dir.rstrip('/')}/plan.json"):
-        incremental_plan.mark_completed(state_dir=state_dir, plan_dir=plan_dir, run_id=run_id)
-        marked = True
-    released = incremental_state.release_lock(state_dir, run_id=run_id) if state_dir else False
-    removed = remove_staging(workdir)
-    summary_path = f"{workdir.rstrip('/')}/run_summary.json" if workdir else ""
-    if summary_path:
-        with fsspec.open(summary_path, "w") as f:
+    released, removed = False, 0
+    if summary.outcome != "locked":
+        if state_dir and run_id:
+            from silverset.components.incremental.lock import open_run_lock
+
+            released = open_run_lock(run_lock or state_dir, key=state_dir, api_client=api_client).release(run_id)
+        removed = remove_staging(plan_dir) + remove_staging(summary.run_dir)
+    summary_path = _join(plan_dir, SUMMARY_FILE) if plan_dir else ""
+    targets = [summary_path] + ([_join(workdir, SUMMARY_FILE)] if workdir and summary.outcome != "locked" else [])
+    for target in filter(None, targets):
+        with fsspec.open(target, "w") as f:
             f.write(summary.model_dump_json(indent=2))
-    return NotifyResult(status=status, webhook_status=webhook_status, attempts=tries, released_lock=released,
-                        removed_staging=removed, marked_completed=marked, summary_path=summary_path)
+    return NotifyResult(status=status, outcome=summary.outcome, webhook_status=webhook_status, attempts=tries,
+                        released_lock=released, removed_staging=removed, summary_path=summary_path or "")

@@ -42,12 +42,16 @@ def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teach
                            out_dir=f"{first.run_dir}/merged")
     assert merged.labels == 6
     # The student gate (or the approval, or the deploy) stops the promotion here: no commit.
+    stale = Path(first.run_dir) / "student_gate" / "gate.json"
+    stale.parent.mkdir()
+    stale.write_text(json.dumps({"passed": False, "reasons": ["F1 retention 0.80 < 0.95"]}))
     assert not state.load(str(tmp_path / "state")).exists
     assert not (tmp_path / "state" / plan.COMPLETED_FILE).exists()
     run_lock.open_run_lock(str(tmp_path / "state")).release("run-1")  # what the exit handler does
 
     second = _plan(tmp_path, "run-2")
     assert (second.todo, second.up_to_date, second.run_dir) == (6, False, first.run_dir)
+    assert not stale.exists()  # this attempt's summary never reads the last attempt's gate
     again = _annotate(second)
     assert (again.stats.processed, again.stats.resumed, again.stats.requests) == (0, 6, 0)  # zero teacher calls
     plan.finalize(plan_dir=second.out_dir, new_labels=f"{second.run_dir}/teacher", out_dir=f"{second.run_dir}/merged")
