@@ -1,17 +1,26 @@
-"""Kubernetes deploy target through the official client: canary first, readiness with a timeout, rollback.
+"""Kubernetes deploy target: publish the index where the pods read it, pin it on the pods, wait, roll back.
 
-The index server Deployment (and optionally ``<name>-canary``) carries the live version of each
-attribute as a pod-template annotation ``index.silverset.dev/<attribute>``; changing it rolls the pods,
-which load that version at start. The ConfigMap ``<name>-<attribute>`` records ``version``,
-``previous`` and ``index_uri`` and is updated last, with resourceVersion concurrency.
+1. Publish: copy the index folder to ``<serve_root>/<attribute>/versions/<version>/`` (``pointer.publish_version``;
+   ``serve_root`` is ``/data/serving`` on the artifacts PVC the server mounts, or an fsspec URI).
+2. Pin: PATCH the pod-template annotation ``index.silverset.dev/<attribute>: <version>`` of the index server
+   Deployment -- the canary (``<name>-canary``) first when it exists, then the stable one. The change rolls the
+   pods; each serves exactly the versions its annotations pin (``--pinned-versions``, downwardAPI) and is
+   ready only when they are loaded and self-checked. Only PATCH is used (RBAC verb ``patch``, never ``update``).
+3. Wait for the rollout as ``kubectl rollout status`` does; on a timeout or a failed progress deadline, put
+   the previous pin back on every Deployment touched (only where ours is still the pin) and raise GateFailed.
+4. Record the live version in ConfigMap ``<name>-<attribute>`` (create, or patch when it exists).
 """
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
 from typing import Callable
 
-from silverset.components.common.errors import GateFailed
+from silverset.components.common.errors import GateFailed, SilversetInputError
+from silverset.components.index import pointer
 
+_LOGGER = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "index.silverset.dev/"
 
 
@@ -24,30 +33,28 @@ def _template_version(deployment, attribute: str) -> str | None:
     return annotations.get(_annotation(attribute))
 
 
-def _is_ready(deployment) -> bool:
+def rollout_state(deployment) -> tuple[bool, str]:
+    """(done, what it waits for), by the rules of ``kubectl rollout status`` for a Deployment."""
     status, spec = deployment.status, deployment.spec
+    if status is None or (status.observed_generation or 0) < (deployment.metadata.generation or 0):
+        return False, "waiting for the rollout to be observed"
+    for condition in status.conditions or []:
+        if condition.type == "Progressing" and condition.reason == "ProgressDeadlineExceeded":
+            raise GateFailed(f"deployment {deployment.metadata.name} exceeded its progress deadline")
     replicas = spec.replicas if spec.replicas is not None else 1
-    return bool(status and (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
-                and (status.updated_replicas or 0) >= replicas and (status.ready_replicas or 0) >= replicas
-                and (status.available_replicas or 0) >= replicas)
-
-
-def _retry_on_conflict(attempt: Callable[[], None], *, what: str, tries: int = 10) -> None:
-    """Run ``attempt`` (read, modify, write) until its write lands; a 409 Conflict means someone else wrote
-    first (stale resourceVersion), so read again and retry."""
-    from kubernetes.client.exceptions import ApiException
-
-    for _ in range(tries):
-        try:
-            attempt()
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    raise RuntimeError(f"{what} kept changing; gave up after {tries} conflicting writes")
+    updated = status.updated_replicas or 0
+    if updated < replicas:
+        return False, f"{updated} of {replicas} new replicas updated"
+    if (status.replicas or 0) > updated:
+        return False, f"{(status.replicas or 0) - updated} old replicas pending termination"
+    if (status.available_replicas or 0) < updated:
+        return False, f"{status.available_replicas or 0} of {updated} updated replicas available"
+    return True, "rolled out"
 
 
 class KubernetesDeployer:
+    """Rolls index versions onto the index server Deployment(s) in ``namespace`` (the KFP pod namespace)."""
+
     def __init__(self, namespace: str, *, deployment: str = "silverset-index", api_client=None, timeout_s: float = 300.0,
                  poll_s: float = 2.0, sleep: Callable[[float], None] = time.sleep):
         from kubernetes import client
@@ -73,29 +80,31 @@ class KubernetesDeployer:
                 return None
             raise
 
-    def _set_version(self, name: str, attribute: str, version: str | None) -> None:
-        """Set (or with None, remove) the attribute's annotation; re-read and retry on 409."""
+    def _pin(self, name: str, attribute: str, version: str) -> None:
+        """Set the attribute's pod-template annotation (a strategic merge patch: other annotations stay)."""
+        body = {"spec": {"template": {"metadata": {"annotations": {_annotation(attribute): version}}}}}
+        self.apps.patch_namespaced_deployment(name, self.namespace, body)
 
-        def attempt() -> None:
-            deployment = self.apps.read_namespaced_deployment(name, self.namespace)
-            annotations = dict(deployment.spec.template.metadata.annotations or {})
-            if version is None:
-                annotations.pop(_annotation(attribute), None)
-            else:
-                annotations[_annotation(attribute)] = version
-            deployment.spec.template.metadata.annotations = annotations
-            deployment.status = None
-            self.apps.replace_namespaced_deployment(name, self.namespace, deployment)
+    def _unpin(self, name: str, attribute: str, ours: str, previous: str | None) -> None:
+        """Put ``previous`` back (or drop the pin), but only while ``ours`` is still the pin: a JSON patch whose
+        ``test`` makes the API server refuse (422) if someone pinned another version meanwhile."""
+        from kubernetes.client.exceptions import ApiException
 
-        _retry_on_conflict(attempt, what=f"deployment {name} ({attribute}={version})")
+        path = "/spec/template/metadata/annotations/" + _annotation(attribute).replace("~", "~0").replace("/", "~1")
+        change = {"op": "remove", "path": path} if previous is None else {"op": "replace", "path": path, "value": previous}
+        try:
+            self.apps.patch_namespaced_deployment(name, self.namespace, [{"op": "test", "path": path, "value": ours}, change])
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            _LOGGER.warning("%s: %s no longer pins %s; left as it is", attribute, name, ours)
 
-    def _wait_ready(self, name: str) -> bool:
+    def _wait_rolled_out(self, name: str) -> tuple[bool, str]:
         deadline = time.monotonic() + self.timeout_s
         while True:
-            if _is_ready(self.apps.read_namespaced_deployment(name, self.namespace)):
-                return True
-            if time.monotonic() >= deadline:
-                return False
+            done, waiting_for = rollout_state(self.apps.read_namespaced_deployment(name, self.namespace))
+            if done or time.monotonic() >= deadline:
+                return done, waiting_for
             self.sleep(self.poll_s)
 
     def _record(self, attribute: str, version: str, previous: str | None, index_uri: str) -> None:
@@ -104,50 +113,56 @@ class KubernetesDeployer:
 
         name = self.configmap_name(attribute)
         data = {"attribute": attribute, "version": version, "previous": previous or "", "index_uri": index_uri}
-
-        def attempt() -> None:
-            try:
-                cm = self.core.read_namespaced_config_map(name, self.namespace)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                labels = {"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "index-version"}
-                body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
-                self.core.create_namespaced_config_map(self.namespace, body)  # 409: created meanwhile, retry
-                return
-            cm.data = data
-            self.core.replace_namespaced_config_map(name, self.namespace, cm)
-
-        _retry_on_conflict(attempt, what=f"configmap {name}")
+        labels = {"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "index-version"}
+        try:
+            self.core.create_namespaced_config_map(self.namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.core.patch_namespaced_config_map(name, self.namespace, {"data": data})
 
     def live_version(self, attribute: str) -> str | None:
         stable = self._read(self.deployment)
         return None if stable is None else _template_version(stable, attribute)
 
-    def deploy(self, *, attribute: str, version: str, index_uri: str) -> dict:
-        """Roll ``version`` out: canary (if it exists) -> ready -> stable -> ready -> ConfigMap.
+    def deploy(self, *, attribute: str, version: str, index_dir: str | Path | None = None, serve_root: str | None = None,
+               index_uri: str | None = None) -> dict:
+        """Publish ``index_dir`` under ``serve_root`` and roll ``version`` out: canary (if any) -> stable -> ConfigMap.
 
-        Any readiness timeout rolls every Deployment touched back to its previous version and raises
-        GateFailed. Deploying the live version changes nothing.
+        A rollout that does not finish within ``timeout_s`` puts the previous pin back on every Deployment
+        touched and raises GateFailed. Deploying the live version changes nothing. ``index_uri`` (recorded
+        in the ConfigMap) defaults to the published version folder.
         """
+        if not serve_root:
+            raise SilversetInputError("--serve-root", "the kubernetes target publishes the index where the index server pods read it: "
+                                                      "/data/serving on the artifacts PVC, or an s3:// or gs:// URI")
+        if index_dir is None:
+            raise SilversetInputError("--index", "the kubernetes target needs the built index folder to publish")
         stable = self._read(self.deployment)
         if stable is None:
-            raise GateFailed(f"deployment {self.namespace}/{self.deployment} does not exist; apply manifests/ first")
+            raise GateFailed(f"deployment {self.namespace}/{self.deployment} does not exist; apply manifests/overlays/<layout> first")
+        published = str(pointer.publish_version(index_dir, serve_root, attribute, version))
         previous = _template_version(stable, attribute)
         canary_name = f"{self.deployment}-canary"
         canary = self._read(canary_name)
+        result = {"target": "kubernetes", "attribute": attribute, "version": version, "previous": previous,
+                  "canary": canary is not None, "published": published}
         if previous == version and (canary is None or _template_version(canary, attribute) == version):
-            return {"target": "kubernetes", "attribute": attribute, "version": version, "changed": False, "previous": previous}
-        steps = [canary_name, self.deployment] if canary is not None else [self.deployment]
+            return result | {"changed": False}
         touched: list[tuple[str, str | None]] = []
-        for name in steps:
-            before = _template_version(self._read(name), attribute)
-            self._set_version(name, attribute, version)
+        for name, before in ([(canary_name, _template_version(canary, attribute))] if canary is not None else []) + [(self.deployment, previous)]:
+            _LOGGER.info("%s: pinning %s on %s/%s (was %s)", attribute, version, self.namespace, name, before)
+            self._pin(name, attribute, version)
             touched.append((name, before))
-            if not self._wait_ready(name):
+            try:
+                done, waiting_for = self._wait_rolled_out(name)
+            except GateFailed as exc:
+                done, waiting_for = False, str(exc)
+            if not done:
                 for undo_name, undo_version in reversed(touched):
-                    self._set_version(undo_name, attribute, undo_version)
-                raise GateFailed(f"{attribute}: {name} did not become ready with {version} within {self.timeout_s:.0f} s; rolled back to {previous}")
-        self._record(attribute, version, previous, index_uri)
-        return {"target": "kubernetes", "attribute": attribute, "version": version, "changed": True, "previous": previous,
-                "canary": canary is not None}
+                    self._unpin(undo_name, attribute, version, undo_version)
+                raise GateFailed(f"{attribute}: {name} did not become ready with {version} within {self.timeout_s:.0f} s "
+                                 f"({waiting_for}); rolled back to {previous}")
+        self._record(attribute, version, previous, index_uri or published)
+        _LOGGER.info("%s: %s live on %s/%s", attribute, version, self.namespace, self.deployment)
+        return result | {"changed": True}

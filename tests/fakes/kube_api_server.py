@@ -443,6 +443,15 @@ class FakeKubeApi:
         return body
 
 
+def kfp_cluster(overlay: str | Path) -> FakeKubeApi:
+    """A fake cluster as a platform team has it: Kubeflow's runner RBAC (both layouts, ``KUBEFLOW_RBAC``)
+    installed, then ``overlay`` applied by an admin. Not started: use it as a context manager."""
+    fake = FakeKubeApi(namespaces=())
+    fake.load_yaml(KUBEFLOW_RBAC)
+    fake.apply_overlay(overlay)
+    return fake
+
+
 def _route(path: str) -> tuple[Resource, str, str] | None:
     """(resource, namespace, name) for an API path, or None when the fake serves no such resource."""
     parts = [p for p in path.split("/") if p]
