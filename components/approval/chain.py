@@ -111,8 +111,8 @@ def derive(request: ApprovalRequest, entries: Iterable[AuditEntry], *, now: date
     for entry in entries:
         if entry.candidate_digest != request.candidate_digest or entry.action.decides is None:
             continue
-        if entry.request_hash != submitted.request_hash or decision_problem(submitted, entry) is not None:
-            continue  # not a decision on this request that the policy allows; verify() reports it
+        if entry.hash != entry.content_hash() or entry.request_hash != submitted.request_hash or decision_problem(submitted, entry) is not None:
+            continue  # an edited entry, or not a decision on this request that the policy allows; verify() reports it
         return submitted.model_copy(update={"state": entry.action.decides, "decided_by": entry.actor,
                                             "decided_at": entry.at, "reason": entry.reason})
     if now >= submitted.expires_at:

@@ -142,7 +142,7 @@ class ApprovalService:
             existing = self.store.load(gate.candidate_digest)
             self._check_same_spec(existing, spec)
             return self.get(gate.candidate_digest)
-        self._notify("submitted", request)
+        self.notify("submitted", request)
         return request
 
     @staticmethod
@@ -212,10 +212,11 @@ class ApprovalService:
             except Conflict:
                 continue
             decided = chain.derive(request, [*entries, sealed], now=now)
-            self._notify(to.value, decided)
+            self.notify(to.value, decided)
             return decided
         raise RuntimeError(f"could not record the decision on {digest}: the audit kept changing")
 
-    def _notify(self, event: str, request: ApprovalRequest) -> None:
+    def notify(self, event: str, request: ApprovalRequest) -> None:
+        """Tell the webhook, if any (a dead webhook never blocks a decision)."""
         if self.notifier is not None:
             self.notifier.send(event, request)

@@ -80,6 +80,8 @@ def step(*, gate: str, attribute: str, store: str, submitter: str, report_uri: s
             request = service.approve(request.candidate_digest, user=auto_approve_as, reason="auto-approved for the demo", auto=True)
         log.info("waiting for a decision on %s (%s) until %s", request.candidate_digest[:19], request.key, request.expires_at)
         request = wait_for_decision(service, request.candidate_digest, initial_delay_s=initial_delay_s, max_delay_s=max_delay_s, sleep=sleep)
+        if request.state is State.expired:
+            service.notify("expired", request)  # only the waiting step tells: an expiry is read, never written
         if request.state is State.approved:
             # The release must stand on the audit chain, not on this process's reading of it.
             request = service.approval_for(request.candidate_digest, attribute=spec.name, attribute_version=spec.version,

@@ -117,6 +117,28 @@ def test_the_step_identity_cannot_decide_even_when_a_spec_names_it(cluster, tmp_
     assert (RUNNER_USER, "update", "configmaps", CONTROL, AUDIT_CONFIGMAP, 403) in cluster.audit_log
 
 
+@pytest.mark.parametrize("overlay,step_identity", [("kfp-standalone", ("kubeflow", "pipeline-runner")),
+                                                    ("kfp-multi-user", ("silverset", "default-editor"))])
+def test_in_each_kfp_layout_the_step_submits_but_cannot_decide(overlay, step_identity, tmp_path):
+    """Multi-user KFP's default-editor may write any ConfigMap in its profile namespace (kubeflow-edit),
+    but approvals live in silverset-control, where only Silverset's Roles apply."""
+    user = "system:serviceaccount:{}:{}".format(*step_identity)
+    spec = load_spec(SPEC_PATH)
+    own = tmp_path / "own.yaml"
+    own.write_text(spec.normalized_yaml().replace("- bob@silverset.dev", f"- {user}"))
+    with FakeKubeApi() as fake:
+        fake.load_yaml(KUBEFLOW_RBAC)
+        fake.apply_overlay(OVERLAY.parent / overlay)
+        steps = service_as(fake.client_for_service_account(*step_identity))
+        own_spec = load_spec(own)
+        steps.submit(gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=own_spec.content_hash), spec=own_spec,
+                     submitter="ci@silverset.dev")
+        with pytest.raises(ApprovalForbidden, match="HTTP 403"):
+            steps.approve(A, reason="I approve myself")
+        assert steps.get(A).state is State.pending
+        assert service_as(person(fake, "alice@silverset.dev")).approve(A, reason="ok").state is State.approved
+
+
 def test_the_step_identity_cannot_rewrite_a_request_or_the_audit(cluster):
     """What a step could try by hand with the client: every write but create is 403."""
     submit_as_step(cluster)

@@ -185,3 +185,12 @@ def test_an_older_store_file_is_refused_by_name(tmp_path):
     sqlite3.connect(path).execute("CREATE TABLE approval_requests (candidate_digest TEXT PRIMARY KEY, body TEXT, revision INTEGER)")
     with pytest.raises(SilversetInputError, match="older Silverset"):
         SqliteApprovalStore(path)
+
+
+def test_a_decision_needs_a_short_reason(service, spec):
+    service.submit(gate=gate(A, spec), spec=spec, submitter="carol@silverset.dev")
+    with pytest.raises(SilversetInputError, match="--reason: a decision needs a reason"):
+        service.approve(A, user="alice@silverset.dev", reason="  ")
+    with pytest.raises(SilversetInputError, match="--reason: is 2001 characters; at most 2000"):
+        service.approve(A, user="alice@silverset.dev", reason="x" * 2001)
+    assert service.get(A).state is State.pending

@@ -64,12 +64,13 @@ def gate_file(path, *, passed=True, reasons=(), spec=None):
     return str(path)
 
 
-def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp_path):
+def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp_path, webhook):
     """Nobody decides: the step's sleeps stop at expires_at (72 h for this spec), it returns "expired",
     and the audit holds only the submit (the expiry is derived, not written)."""
     clock = {"t": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    url, received = webhook
     store = SqliteApprovalStore(tmp_path / "a.db")
-    service = ApprovalService(store, now=lambda: clock["t"])
+    service = ApprovalService(store, now=lambda: clock["t"], notifier=Notifier(url))
     slept = []
 
     def sleep(seconds):
@@ -81,6 +82,7 @@ def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp
     assert outcome.decision is State.expired and outcome.decided_by == "system:expiry"
     assert sum(slept) == pytest.approx(72 * 3600, abs=1) and clock["t"] - outcome.expires_at < timedelta(seconds=1)
     assert [e.action for e in service.audit(A)] == [Action.submit]
+    assert [m["event"] for m in received] == ["submitted", "expired"] and received[1]["state"] == "expired"
 
 
 def test_step_rejects_a_failed_gate_and_auto_approves_for_the_demo(tmp_path):
