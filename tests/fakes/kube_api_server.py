@@ -330,6 +330,8 @@ class FakeKubeApi:
 
     def list(self, resource: Resource, namespace: str, query: dict) -> dict:
         labels = query.get("labelSelector", [""])[0]
+        if "(" in labels:
+            raise ApiError(400, "BadRequest", f"set-based label selectors are not served by this fake: {labels!r}")
         fields = dict(t.split("=", 1) for t in query.get("fieldSelector", [""])[0].split(",") if "=" in t)
         with self.lock:
             found = [(k, copy.deepcopy(o)) for k, o in sorted(self.objects.items())
