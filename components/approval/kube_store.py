@@ -93,7 +93,8 @@ class KubernetesApprovalStore:
             if exc.status in (401, 403):
                 raise self._refused(exc, "read an approval request") from None
             raise
-        return ApprovalRequest.model_validate_json(cm.data[REQUEST_KEY])
+        request = ApprovalRequest.model_validate_json(cm.data[REQUEST_KEY])
+        return request if request.candidate_digest == digest else None  # the name holds 40 hex: a prefix is not the digest
 
     def list(self) -> list[ApprovalRequest]:
         from kubernetes.client.exceptions import ApiException

@@ -88,7 +88,7 @@ def test_the_step_submits_an_approver_approves_and_deploy_sees_it(cluster, tmp_p
     assert request.approvers == ("alice@silverset.dev", "bob@silverset.dev")
     assert ("ConfigMap", CONTROL, configmap_name(A)) in cluster.objects
 
-    decided = service_as(person(cluster, "alice@silverset.dev")).approve(A[:20], reason="retention fine")
+    decided = service_as(person(cluster, "alice@silverset.dev")).approve(A[:50], reason="retention fine")  # a prefix past the name's 40 hex
     assert decided.state is State.approved and decided.decided_by == "alice@silverset.dev"
     chain = service_as(runner(cluster)).audit()
     assert [(e.actor, e.action) for e in chain] == [("alice@silverset.dev", Action.approve)]
