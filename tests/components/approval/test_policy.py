@@ -194,3 +194,9 @@ def test_a_decision_needs_a_short_reason(service, spec):
     with pytest.raises(SilversetInputError, match="--reason: is 2001 characters; at most 2000"):
         service.approve(A, user="alice@silverset.dev", reason="x" * 2001)
     assert service.get(A).state is State.pending
+
+
+def test_a_sqlite_decision_must_name_its_approver(service, spec):
+    service.submit(gate=gate(A, spec), spec=spec, submitter="carol@silverset.dev")
+    with pytest.raises(SilversetInputError, match="--as: this store cannot tell who you are"):
+        service.approve(A, reason="ok")
