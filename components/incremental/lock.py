@@ -325,10 +325,10 @@ class S3Records:
         self.fs, self.where = fs, where
         self.bucket, self.key, _ = fs.split_path(path)
 
-    def _run(self, coro):
+    def _run(self, coroutine_function):
         from fsspec.asyn import sync
 
-        return sync(self.fs.loop, coro)
+        return sync(self.fs.loop, coroutine_function)
 
     @staticmethod
     def _code(exc: BaseException) -> str:
@@ -345,7 +345,7 @@ class S3Records:
             async with response["Body"] as body:
                 return await body.read(), response["ETag"]
 
-        found = self._run(get())
+        found = self._run(get)
         return None if found is None else (_decode(found[0], self.where), found[1])
 
     def _put(self, record: LockRecord, **condition) -> object:
@@ -354,7 +354,7 @@ class S3Records:
                                               ContentType="application/json", **condition)
             return response["ETag"]
 
-        return self._run(put())
+        return self._run(put)
 
     def create(self, record: LockRecord) -> object:
         try:
@@ -385,10 +385,10 @@ class GcsRecords:
         self.fs, self.where = fs, where
         self.bucket, self.key, _ = fs.split_path(path)
 
-    def _run(self, coro):
+    def _run(self, coroutine_function):
         from fsspec.asyn import sync
 
-        return sync(self.fs.loop, coro)
+        return sync(self.fs.loop, coroutine_function)
 
     @staticmethod
     def _precondition_failed(exc: BaseException) -> bool:
@@ -406,7 +406,7 @@ class GcsRecords:
                 return None
             return data, generation
 
-        found = self._run(get())
+        found = self._run(get)
         return None if found is None else (_decode(found[0], self.where), found[1])
 
     def _upload(self, record: LockRecord, generation: str) -> object:
@@ -417,7 +417,7 @@ class GcsRecords:
                                            json_out=True)
             return response["generation"]
 
-        return self._run(upload())
+        return self._run(upload)
 
     def create(self, record: LockRecord) -> object:
         try:

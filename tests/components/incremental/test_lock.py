@@ -42,10 +42,10 @@ def race_two_processes(uri: str, *, trials: int, lease_s: float = 60.0, before=N
                  for p in "ab"]
         for p in procs:
             p.start()
-        outcome = [results.get(timeout=60) for _ in procs]
         for p in procs:
             p.join(timeout=60)
-            assert p.exitcode == 0
+            assert p.exitcode == 0, f"trial {trial}: a racer crashed"
+        outcome = [results.get(timeout=5) for _ in procs]
         winners.append(sorted(r for r, what in outcome if what == "won"))
         losers = [what for r, what in outcome if what != "won"]
         assert all(w.startswith("locked: ") and "held by run 'run-" in w for w in losers), losers
