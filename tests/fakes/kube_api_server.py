@@ -44,7 +44,7 @@ KINDS = {
     "Lease": ("coordination.k8s.io/v1", True), "PodDisruptionBudget": ("policy/v1", True),
     "NetworkPolicy": ("networking.k8s.io/v1", True), "Role": ("rbac.authorization.k8s.io/v1", True),
     "RoleBinding": ("rbac.authorization.k8s.io/v1", True), "ClusterRole": ("rbac.authorization.k8s.io/v1", False),
-    "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", False),
+    "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", False), "Job": ("batch/v1", True),
 }
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Kubeflow's own RBAC for KFP's runner ServiceAccounts (standalone and multi-user), vendored with its sources.
