@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.images import ImageSet
+
+DEFAULT_IMAGES = ImageSet()
 
 console = Console()
 pipeline_app = typer.Typer(help="The attribute-promotion KFP pipeline: compile, run locally, submit, schedule.",
@@ -19,11 +22,25 @@ pipeline_app = typer.Typer(help="The attribute-promotion KFP pipeline: compile, 
 PARAM_HELP = "Pipeline parameter key=value (repeatable), e.g. --param workdir=/data/red --param manifest=gs://b/m.csv."
 
 
-def _options(shards: int, pvc: str, no_pvc: bool, gemini_secret: str, pull_secret: str):
+def _options(shards: int, pvc: str, no_pvc: bool, gemini_secret: str, pull_secret: str, image_registry: str,
+             image_tag: str, cpu_digest: str, gpu_digest: str, gpu_teacher: bool, gpu_trainer: bool,
+             approval_timeout_hours: float):
+    from pydantic import ValidationError
+
+    from silverset.components.common.images import ImageSet
     from silverset.pipelines.attribute_promotion import PlatformOptions
 
+    try:
+        digests = {image: digest for image, digest in (("cpu", cpu_digest), ("gpu", gpu_digest)) if digest}
+        images = ImageSet(registry=image_registry, tag=image_tag, digests=digests)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        flag = {"registry": "--image-registry", "tag": "--image-tag"}.get(str(error["loc"][0]) if error["loc"] else "",
+                                                                        "--cpu-image-digest/--gpu-image-digest")
+        raise SilversetInputError(flag, error["msg"].removeprefix("Value error, ")) from None
     return PlatformOptions(shards=shards, artifacts_pvc=None if no_pvc else pvc, gemini_secret=gemini_secret,
-                           image_pull_secret=pull_secret or None)
+                           image_pull_secret=pull_secret or None, images=images, gpu_teacher=gpu_teacher,
+                           gpu_trainer=gpu_trainer, approval_timeout_hours=approval_timeout_hours)
 
 
 @pipeline_app.command("compile")
@@ -34,11 +51,23 @@ def compile_cmd(
     no_pvc: bool = typer.Option(False, "--no-pvc", help="Mount no PVC; pass gs:// or s3:// URIs as workdir instead."),
     gemini_secret: str = typer.Option("silverset-gemini", "--gemini-secret", help="Secret (name only) with key api-key."),
     pull_secret: str = typer.Option("silverset-registry", "--image-pull-secret", help="'' for none."),
+    image_registry: str = typer.Option(DEFAULT_IMAGES.registry, "--image-registry",
+                                      help="Registry (and path) holding silverset-cpu and silverset-gpu."),
+    image_tag: str = typer.Option(DEFAULT_IMAGES.tag, "--image-tag",
+                                 help="Tag of every image, or one digest sha256:... when only the CPU image runs."),
+    cpu_digest: str = typer.Option("", "--cpu-image-digest", help="sha256:... of silverset-cpu (pulled by digest)."),
+    gpu_digest: str = typer.Option("", "--gpu-image-digest", help="sha256:... of silverset-gpu (pulled by digest)."),
+    gpu_teacher: bool = typer.Option(False, "--gpu-teacher", help="Local-teacher steps on the GPU pool, GPU image."),
+    gpu_trainer: bool = typer.Option(False, "--gpu-trainer", help="The student trainer on the GPU pool, GPU image."),
+    approval_timeout_hours: float = typer.Option(72.0, "--approval-timeout-hours", min=0.01,
+                                                 help="KFP timeout of the approval step (>= the specs' expiry)."),
 ) -> None:
     """Compile the pipeline to a deterministic YAML package (no secret values, only Secret names)."""
     from silverset.pipelines.compile import compile_pipeline
 
-    path = compile_pipeline(out, options=_options(shards, pvc, no_pvc, gemini_secret, pull_secret))
+    path = compile_pipeline(out, options=_options(shards, pvc, no_pvc, gemini_secret, pull_secret, image_registry,
+                                                  image_tag, cpu_digest, gpu_digest, gpu_teacher, gpu_trainer,
+                                                  approval_timeout_hours))
     console.print(f"wrote {path}", markup=False)
 
 
@@ -74,8 +103,11 @@ def run_cmd(
             params["auto_approve_as"] = auto_approve_as
         result = run_local(attribute_spec=attribute, manifest=manifest, workdir=workdir, state_dir=state_dir,
                            golden_set=golden_set or "", webhook_url=webhook_url, params=params,
-                           options=PlatformOptions(shards=shards))
+                           options=PlatformOptions(shards=shards, local_demo=True))
     print_local_summary(result)
+    if result.status != "SUCCEEDED":
+        console.print(f"run {result.status}: {result.error}", markup=False)
+        raise typer.Exit(1)
 
 
 def _typed(params: dict[str, str]) -> dict:
@@ -120,7 +152,8 @@ def submit_cmd(
     experiment: str = typer.Option("silverset", "--experiment"),
     run_name: Optional[str] = typer.Option(None, "--run-name"),
     param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
-    service_account: Optional[str] = typer.Option("silverset-pipeline", "--service-account"),
+    service_account: Optional[str] = typer.Option(None, "--service-account", help="Default: KFP's runner "
+                                                  "(standalone: pipeline-runner; multi-user: default-editor)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Multi-user KFP: the profile namespace."),
 ) -> None:
     """Start one run on the cluster."""
@@ -141,17 +174,19 @@ def schedule_cmd(
     max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="1: a run never overlaps the previous."),
     no_catchup: bool = typer.Option(True, "--no-catchup/--catchup", help="After a pause, run once, not per missed slot."),
     param: list[str] = typer.Option([], "--param", help=PARAM_HELP),
-    service_account: Optional[str] = typer.Option("silverset-pipeline", "--service-account"),
+    service_account: Optional[str] = typer.Option(None, "--service-account", help="Default: KFP's runner."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
+    replace: bool = typer.Option(False, "--replace", help="Replace a recurring run of this name with other settings."),
 ) -> None:
-    """Create a recurring run; each run processes only new or changed videos."""
+    """Create a recurring run (idempotent by --name); each run processes only new or changed videos."""
     from silverset.pipelines.cluster import parse_params, schedule
 
     job = schedule(host=host, package=_package(package), params=_typed(parse_params(param)), cron=cron, name=name,
                    experiment=experiment, max_concurrency=max_concurrency, no_catchup=no_catchup,
-                   service_account=service_account, namespace=namespace)
-    console.print(f"recurring run {job.recurring_run_id}: cron '{job.cron}', max concurrency {job.max_concurrency}, "
-                  f"{'no catch-up' if job.no_catchup else 'catch-up'}", markup=False)
+                   service_account=service_account, namespace=namespace, replace=replace)
+    verb = "created" if job.created else "already exists, unchanged:"
+    console.print(f"recurring run {job.recurring_run_id} {verb} cron '{job.cron}', max concurrency "
+                  f"{job.max_concurrency}, {'no catch-up' if job.no_catchup else 'catch-up'}", markup=False)
 
 
 @pipeline_app.command("runs")
@@ -166,10 +201,10 @@ def runs_cmd(
 
     rows = list_runs(host=host, experiment=experiment, page_size=limit, namespace=namespace)
     table = Table(title=f"runs on {host}")
-    for column in ("run id", "name", "state", "created", "recurring run"):
+    for column in ("run id", "name", "state", "promotion", "created", "recurring run"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.run_id, r.name, r.state, r.created_at, r.recurring_run_id or "-")
+        table.add_row(r.run_id, r.name, r.state, r.outcome, r.created_at, r.recurring_run_id or "-")
     console.print(table)
 
 

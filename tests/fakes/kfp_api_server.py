@@ -1,8 +1,10 @@
 """A loopback fake of the KFP API server (v2beta1 REST), enough for ``kfp.Client`` to submit and schedule.
 
 Speaks: GET /apis/v2beta1/healthz; experiments create/list (with a display_name filter)/get; pipelines
-upload (multipart) and list; runs create/list/get; recurringruns create/list/get. Stored objects are kept
-in memory and returned in the same JSON shape the real server uses, so the real client deserializes them.
+upload (multipart) and list; runs create/list/get; recurringruns create/list (by experiment and with a
+display_name filter)/get/delete. Stored objects are kept in memory and returned in the same JSON shape the
+real server uses, so the real client deserializes them. A run's ``run_details.task_details`` can be set by a
+test (``set_task_states``) as the real backend fills it from the run's Argo workflow.
 """
 from __future__ import annotations
 
@@ -63,6 +65,11 @@ class FakeKfpApiServer:
                     return
                 self._send(*fake.post(path, self._body()))
 
+            def do_DELETE(self):  # noqa: N802
+                url = urlparse(self.path)
+                fake.requests.append(("DELETE", url.path))
+                self._send(*fake.delete(url.path.removeprefix(PREFIX)))
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -72,7 +79,24 @@ class FakeKfpApiServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def set_task_states(self, run_id: str, state: str, tasks: dict[str, str]) -> None:
+        """Finish a run as the backend would report it: its state and each task's (display name -> state)."""
+        self.runs[run_id]["state"] = state
+        self.runs[run_id]["run_details"] = {"task_details": [
+            {"run_id": run_id, "task_id": str(uuid.uuid4()), "display_name": name, "state": task_state}
+            for name, task_state in tasks.items()]}
+
     # --- protocol -------------------------------------------------------------------------------
+    @staticmethod
+    def _filtered(items: list[dict], query: dict) -> list[dict]:
+        if "filter" not in query:
+            return items
+        for p in json.loads(query["filter"][0]).get("predicates", []):
+            if p.get("operation") not in ("EQUALS", 1):
+                raise ValueError(f"the fake supports only EQUALS filters, got {p.get('operation')}")
+            items = [i for i in items if i.get(p["key"]) == p.get("stringValue", p.get("string_value"))]
+        return items
+
     @staticmethod
     def _not_found(what: str) -> tuple[int, dict]:
         return 404, {"error": f"{what} not found", "code": 5, "message": f"{what} not found"}
@@ -85,11 +109,7 @@ class FakeKfpApiServer:
         if path == "/healthz":
             return 200, {"multi_user": False}
         if path == "/experiments":
-            items = list(self.experiments.values())
-            if "filter" in query:
-                predicates = json.loads(query["filter"][0]).get("predicates", [])
-                for p in predicates:
-                    items = [e for e in items if e.get(p["key"]) == p.get("stringValue", p.get("string_value"))]
+            items = self._filtered(list(self.experiments.values()), query)
             return 200, {"experiments": items, "total_size": len(items)}
         if path.startswith("/experiments/"):
             exp = self.experiments.get(path.split("/")[2])
@@ -106,7 +126,9 @@ class FakeKfpApiServer:
             run = self.runs.get(path.split("/")[2])
             return (200, run) if run else self._not_found("run")
         if path == "/recurringruns":
-            items = list(self.recurring_runs.values())
+            items = self._filtered(list(self.recurring_runs.values()), query)
+            if "experiment_id" in query:
+                items = [j for j in items if j.get("experiment_id") == query["experiment_id"][0]]
             return 200, {"recurringRuns": items, "recurring_runs": items, "total_size": len(items)}
         if path.startswith("/recurringruns/"):
             job = self.recurring_runs.get(path.split("/")[2])
@@ -141,6 +163,12 @@ class FakeKfpApiServer:
                        max_concurrency=str(body.get("max_concurrency") or "1"))
             self.recurring_runs[job["recurring_run_id"]] = job
             return 200, job
+        return self._not_found(path)
+
+    def delete(self, path: str) -> tuple[int, dict]:
+        if path.startswith("/recurringruns/"):
+            job = self.recurring_runs.pop(path.split("/")[2], None)
+            return (200, {}) if job else self._not_found("recurring run")
         return self._not_found(path)
 
     def _check_job(self, body: dict) -> str | None:

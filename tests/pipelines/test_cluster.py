@@ -27,7 +27,7 @@ def kfp_api():
 
 
 PARAMS = {"attribute_spec": "/data/specs/red_dominant.yaml", "manifest": "/data/manifest.parquet",
-          "workdir": "/data/red", "state_dir": "/data/red/state"}
+          "workdir": "/data/red", "state_dir": "/data/red/state", "golden_set": "/data/red/golden.parquet"}
 
 
 def test_submit_creates_experiment_and_a_run_with_the_compiled_spec(kfp_api, package):
@@ -54,11 +54,71 @@ def test_schedule_never_overlaps_and_does_not_backfill(kfp_api, package):
     assert job.max_concurrency == 1 and job.no_catchup
 
 
-def test_unknown_parameter_is_refused_by_the_server(kfp_api, package):
+def test_schedule_is_idempotent_by_name(kfp_api, package):
+    first = cluster.schedule(host=kfp_api.host, package=package, params=PARAMS, cron="0 3 * * *", name="red-nightly")
+    again = cluster.schedule(host=kfp_api.host, package=package, params=PARAMS, cron="0 3 * * *", name="red-nightly")
+    assert first.created and not again.created and again.recurring_run_id == first.recurring_run_id
+    assert len(kfp_api.recurring_runs) == 1
+    with pytest.raises(SilversetInputError, match="--replace"):  # other settings under the same name
+        cluster.schedule(host=kfp_api.host, package=package, params=PARAMS, cron="0 4 * * *", name="red-nightly")
+    replaced = cluster.schedule(host=kfp_api.host, package=package, params=PARAMS, cron="0 4 * * *",
+                                name="red-nightly", replace=True)
+    assert list(kfp_api.recurring_runs) == [replaced.recurring_run_id] != [first.recurring_run_id]
+    other = cluster.schedule(host=kfp_api.host, package=package, params=PARAMS, cron="0 3 * * *", name="blue-nightly")
+    assert other.created and len(kfp_api.recurring_runs) == 2
+
+
+def test_runs_show_each_runs_promotion_outcome(kfp_api, package):
+    ids = [cluster.submit(host=kfp_api.host, package=package, params=PARAMS).run_id for _ in range(4)]
+    kfp_api.set_task_states(ids[0], "FAILED", {"plan-incremental": "SUCCEEDED", "frames": "SUCCEEDED",
+                                               "teacher-gate": "SUCCEEDED", "stop-teacher-gate": "FAILED"})
+    kfp_api.set_task_states(ids[1], "FAILED", {"plan-incremental": "SUCCEEDED", "frames": "SUCCEEDED",
+                                               "human-approval": "SUCCEEDED", "stop-approval": "FAILED"})
+    kfp_api.set_task_states(ids[2], "SUCCEEDED", {"plan-incremental": "SUCCEEDED", "frames": "SUCCEEDED",
+                                                  "deploy-index": "SUCCEEDED", "commit-promoted-state": "SUCCEEDED"})
+    kfp_api.set_task_states(ids[3], "SUCCEEDED", {"plan-incremental": "SUCCEEDED", "notify-and-clean-up": "SUCCEEDED"})
+    outcome = {r.run_id: r.outcome for r in cluster.list_runs(host=kfp_api.host, experiment="silverset")}
+    assert [outcome[i] for i in ids] == ["teacher gate failed", "not approved", "promoted", "nothing new"]
+
+
+def test_unknown_or_missing_parameters_are_refused_before_anything_is_sent(kfp_api, package):
+    with pytest.raises(SilversetInputError, match="unknown pipeline parameter.*wrokdir.*valid: .*workdir"):
+        cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "wrokdir": "/x"})
+    with pytest.raises(SilversetInputError, match="missing required pipeline parameter.*golden_set"):
+        cluster.submit(host=kfp_api.host, package=package, params={k: v for k, v in PARAMS.items() if k != "golden_set"})
+    with pytest.raises(SilversetInputError, match="unknown pipeline parameter.*auto_approve_as"):
+        cluster.schedule(host=kfp_api.host, package=package, params={**PARAMS, "auto_approve_as": "alice@example.com"},
+                         cron="0 3 * * *", name="x")
+    assert kfp_api.runs == {} and kfp_api.recurring_runs == {}
+
+
+def test_the_fake_server_itself_refuses_unknown_parameters(kfp_api, package):
+    """The check above runs client-side; the fake still answers 400 as the real API server would."""
+    import kfp
     import kfp_server_api
 
+    client = kfp.Client(host=kfp_api.host)
     with pytest.raises(kfp_server_api.ApiException, match="unknown pipeline parameter"):
-        cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "wrokdir": "/x"})
+        client.create_run_from_pipeline_package(str(package), arguments={**PARAMS, "wrokdir": "/x"})
+
+
+@pytest.mark.parametrize("name,value,ok", [
+    ("approval_store", "kubernetes://silverset-control", True),
+    ("approval_store", "sqlite:////data/approvals.db", True),
+    ("approval_store", "k8s:silverset", False),  # the form manifests/README.md once documented
+    ("approval_store", "/data/approvals.db", False),
+    ("approval_store", "kubernetes://Not_A_Namespace", False),
+    ("run_lock", "kubernetes://silverset-control", True),
+    ("run_lock", "s3://bucket/red/state", True),
+    ("run_lock", "k8s:silverset", False),
+])
+def test_store_uris_are_checked_and_a_bad_one_names_the_parameter(kfp_api, package, name, value, ok):
+    params = {**PARAMS, name: value}
+    if ok:
+        cluster.submit(host=kfp_api.host, package=package, params=params)
+    else:
+        with pytest.raises(SilversetInputError, match=f"--param {name}"):
+            cluster.submit(host=kfp_api.host, package=package, params=params)
 
 
 def test_bad_inputs_name_the_flag(tmp_path, package):
