@@ -90,7 +90,8 @@ class IndexRegistry:
         try:
             loaded = LoadedIndex(candidate, verify_digest=self.verify_digest, expect_attribute=attribute)
             if loaded.version != version:
-                raise IndexRefused(f"index '{candidate}'", f"manifest version {loaded.version!r} does not match the pinned or pointed version {version!r}")
+                raise IndexRefused(f"index '{candidate}'",
+                                   f"manifest version {loaded.version!r} does not match the pinned or pointed version {version!r}")
             current = self._live.get(attribute)
             if current is not None and current.dimensions != loaded.dimensions:
                 raise IndexRefused(f"index '{candidate}'", f"{loaded.dimensions} dimensions, live version has {current.dimensions}")

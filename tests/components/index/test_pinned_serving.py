@@ -15,6 +15,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir
 from silverset.components.index import pins, pointer
 from silverset.components.index.server import ServerOptions, create_app
@@ -62,9 +63,10 @@ def test_kubelet_annotations_file_parses_back_to_the_pod_annotations(tmp_path):
     assert pins.read_pinned_versions(path) == {"red_dominant": "red_dominant-v1-abc", "pets": "pets-v2-def"}
 
     write_annotations_volume(tmp_path / "podinfo", {PIN: "../../etc"})
-    with pytest.raises(pins.SilversetInputError, match=r"annotation index.silverset.dev/red_dominant='../../etc' does not name a version folder"):
+    with pytest.raises(SilversetInputError,
+                       match=r"annotation index.silverset.dev/red_dominant='../../etc' does not name a version folder"):
         pins.read_pinned_versions(path)
-    with pytest.raises(pins.SilversetInputError, match=r"--pinned-versions '.*nowhere': does not exist"):
+    with pytest.raises(SilversetInputError, match=r"--pinned-versions '.*nowhere': does not exist"):
         pins.read_pinned_versions(tmp_path / "nowhere")
 
 
@@ -109,7 +111,8 @@ def test_unready_while_a_pinned_version_is_missing_or_corrupt(tmp_path, two_vers
     with TestClient(create_app(root, ServerOptions(pinned_versions=str(pinned)), poll=False)) as client:
         r = client.get("/readyz")
         assert r.status_code == 503
-        assert r.json()["reason"] == f"pinned versions not serving yet: red_dominant: version {v2} is not published at '{pointer.version_dir(root, 'red_dominant', v2)}' yet"
+        missing = pointer.version_dir(root, "red_dominant", v2)
+        assert r.json()["reason"] == f"pinned versions not serving yet: red_dominant: version {v2} is not published at '{missing}' yet"
         assert r.json()["live"] == {}
 
         # v1 published and pinned, plus a corrupt pin for a second attribute: still unready, and says why.

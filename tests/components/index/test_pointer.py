@@ -58,7 +58,8 @@ def test_publish_refuses_a_different_index_already_published_under_the_same_vers
     squatter.mkdir(parents=True)
     manifest = json.loads((index / "manifest.json").read_text())
     (squatter / "manifest.json").write_text(json.dumps({**manifest, "digest": "0" * 64}))
-    with pytest.raises(SilversetInputError, match=f"serving root '{root}': already holds version {version} with content digest 000000000000"):
+    with pytest.raises(SilversetInputError,
+                       match=f"serving root '{root}': already holds version {version} with content digest 000000000000"):
         pointer.publish_version(index, root, "red_dominant", version)
 
 
