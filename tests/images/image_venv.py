@@ -23,7 +23,7 @@ UV = Path(sys.executable).parent / "uv"
 IMAGE_VENV = "/opt/venv"
 LOCAL_WHEELS = Path("/opt/wheels")
 # What uv says when offline mode needs something its cache does not hold.
-CACHE_MISS = re.compile(r"network connectivity is disabled|not found in the cache|offline", re.I)
+CACHE_MISS = re.compile(r"because the network was disabled|network connectivity is disabled")
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
