@@ -16,7 +16,6 @@ import yaml
 from silverset.components.common.errors import SilversetInputError
 
 DEFAULT_EXPERIMENT = "silverset"
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS-1123 label, as Kubernetes requires
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
@@ -39,19 +38,19 @@ def pipeline_inputs(package: str | Path) -> dict[str, dict]:
 
 
 def check_store_uri(name: str, value: str, *, allow_path: bool = False) -> None:
-    """``kubernetes://NAMESPACE`` or ``sqlite:///PATH`` (and, with ``allow_path``, a path or fsspec URI)."""
-    if value.startswith("kubernetes://"):
-        namespace = value[len("kubernetes://"):].strip("/")
-        if not _NAMESPACE.match(namespace):
-            raise SilversetInputError(f"--param {name}", f"{value!r}: {namespace!r} is not a namespace name "
-                                                         "(kubernetes://NAMESPACE)")
-        return
-    if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
-        return
-    if allow_path and value and not value.startswith(("k8s:", "kube:", "sqlite:")):
-        return
-    raise SilversetInputError(f"--param {name}", f"{value!r} is not a store URI; use kubernetes://NAMESPACE or "
-                                                 "sqlite:///PATH" + (" or a path/URI" if allow_path else ""))
+    """``kubernetes://NAMESPACE`` or ``sqlite:///PATH`` (and, with ``allow_path``, a folder path or URI)."""
+    from silverset.components.approval.store import parse_store_uri
+
+    if allow_path and value and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:(?!//)", value) \
+            and not value.startswith(("kubernetes:", "sqlite:")):
+        return  # the run lock in a folder: a path, or an fsspec URI such as s3://bucket/state
+    if not value.startswith(("kubernetes://", "sqlite:///")):
+        raise SilversetInputError(f"--param {name}", f"{value!r} is not a store URI; use kubernetes://NAMESPACE or "
+                                                     "sqlite:///PATH" + (" or a folder path/URI" if allow_path else ""))
+    try:
+        parse_store_uri(value)
+    except SilversetInputError as exc:
+        raise SilversetInputError(f"--param {name}", exc.problem) from None
 
 
 STORE_PARAMS = {"approval_store": False, "run_lock": True}  # parameter -> whether a plain path or URI is allowed

@@ -37,19 +37,19 @@ def _gate_summary(gate_dir: Path) -> dict:
 
 
 def _approval_record(store: Path, digest: str | None) -> dict:
-    """The approval request and its audit trail for ``digest`` from the SQLite store."""
+    """The approval request for ``digest`` with its state as the audit chain says, and its audit trail."""
     if not digest or not store.exists():
         return {}
+    from silverset.components.approval.policy import ApprovalService
     from silverset.components.approval.store import open_store
 
-    approvals = open_store(str(store))
-    loaded = approvals.load(digest)
-    if loaded is None:
+    approvals = ApprovalService(open_store(f"sqlite:///{store}"))
+    if approvals.store.load(digest) is None:
         return {}
-    request, _ = loaded
+    request = approvals.get(digest)
     return {"state": request.state.value, "decided_by": request.decided_by, "reason": request.reason,
             "decided_at": str(request.decided_at), "store": str(store),
-            "audit": [{"action": e.action, "actor": e.actor, "at": str(e.at), "reason": e.reason}
+            "audit": [{"action": e.action.value, "actor": e.actor, "at": str(e.at), "reason": e.reason}
                       for e in approvals.audit(digest)]}
 
 
