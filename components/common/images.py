@@ -115,6 +115,10 @@ class ImageSet(BaseModel):
     def is_pinned(self, image: ImageName) -> bool:
         return is_digest(self.tag) or image in self.digests
 
+    def pull_policy(self, image: ImageName) -> str:
+        """``IfNotPresent`` for a digest (the bytes cannot change), ``Always`` for a tag a push can move."""
+        return "IfNotPresent" if self.is_pinned(image) else "Always"
+
     @property
     def cpu(self) -> str:
         return self.ref("cpu")

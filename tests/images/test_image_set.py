@@ -27,6 +27,7 @@ def test_a_digest_tag_references_by_digest_and_refuses_more_than_one_image():
     s = ImageSet(registry="ghcr.io/acme", tag=DIGEST)
     assert s.cpu == f"ghcr.io/acme/silverset-cpu@{DIGEST}" and s.pinned and s.is_pinned("cpu")
     s.check_used({"cpu"})
+    assert s.pull_policy("cpu") == "IfNotPresent" and ImageSet().pull_policy("cpu") == "Always"
     with pytest.raises(SilversetInputError, match=r"--image-tag sha256:0123456789ab\.\.\.: a digest names one image, "
                                                   r"and these steps run silverset-cpu, silverset-gpu"):
         s.check_used({"cpu", "gpu"})
@@ -38,6 +39,7 @@ def test_per_image_digests_pin_each_image_beside_the_tag():
     assert s.cpu == f"ghcr.io/silverset/silverset-cpu:0.2.0@{DIGEST}"
     assert s.gpu == f"ghcr.io/silverset/silverset-gpu:0.2.0@{gpu_digest}"
     assert s.server == "ghcr.io/silverset/silverset-index-server:0.2.0" and not s.is_pinned("server")
+    assert (s.pull_policy("gpu"), s.pull_policy("server")) == ("IfNotPresent", "Always")
     s.check_used({"cpu", "gpu"})
     with pytest.raises(ValidationError, match="frozen"):
         s.tag = "other"  # type: ignore[misc]
