@@ -47,7 +47,8 @@ class IndexRegistry:
     Three ways to say what to serve: one index folder (``static``); a serving root whose
     ``<attribute>/CURRENT`` pointers name the versions; or a serving root plus ``pinned_file``, the
     pod's downwardAPI annotations file, whose ``index.silverset.dev/<attribute>`` pins name exactly the
-    versions to serve (CURRENT is then ignored, and attributes no longer pinned are dropped).
+    versions to serve (CURRENT is then ignored, and attributes no longer pinned are dropped). When a pin
+    changes in place, the old version answers until the new one has loaded, while /readyz says 503.
     """
 
     def __init__(self, index_dir: str | Path, *, verify_digest: bool = True, tune_leaves: bool = True,
