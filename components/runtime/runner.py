@@ -35,6 +35,48 @@ STATS_DIR = "stats"
 _PART_RE = re.compile(r"^part-(?P<tag>\d{5}-of-\d{5})-(?P<seq>\d{5})\.parquet$")
 
 
+class _Folder:
+    """A stage output folder on any fsspec filesystem (a local path or an s3://, gs:// URI)."""
+
+    def __init__(self, out_dir: str | Path):
+        import fsspec
+
+        self.uri = str(out_dir).rstrip("/")
+        self.fs, self.path = fsspec.core.url_to_fs(self.uri)
+        self.local = "://" not in self.uri or self.uri.startswith("file://")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def join(self, *parts: str) -> str:
+        """URI of ``parts`` under the folder (a plain path when local)."""
+        base = self.path if self.local else self.uri
+        return "/".join([base.rstrip("/"), *parts])
+
+    def names(self, sub: str, pattern: str) -> list[str]:
+        """Sorted file names under ``sub`` ("" = the folder) matching the glob ``pattern``."""
+        folder = "/".join(p for p in (self.path.rstrip("/"), sub) if p)
+        return sorted(item.rsplit("/", 1)[-1] for item in self.fs.glob(f"{folder}/{pattern}"))
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists("/".join([self.path.rstrip("/"), *parts]))
+
+    def makedirs(self, *parts: str) -> None:
+        self.fs.makedirs("/".join([self.path.rstrip("/"), *parts]), exist_ok=True)
+
+    def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pa.Table:
+        with self.fs.open("/".join([self.path.rstrip("/"), *parts]), "rb") as f:
+            return pq.read_table(f, columns=columns)
+
+    def read_text(self, *parts: str) -> str:
+        with self.fs.open("/".join([self.path.rstrip("/"), *parts]), "r") as f:
+            return f.read()
+
+    def write_text(self, text: str, *parts: str) -> None:
+        with self.fs.open("/".join([self.path.rstrip("/"), *parts]), "w") as f:
+            f.write(text)
+
+
 @dataclass
 class ShardStats:
     """What one shard run did; written to ``stats/shard-<tag>.json`` and returned to the caller."""
@@ -60,17 +102,17 @@ class ShardStats:
         return asdict(self)
 
 
-def _completed(out: Path, shard: Shard, key_column: str, id_column: str, model_id: str) -> tuple[set[str], int]:
+def _completed(out: _Folder, shard: Shard, key_column: str, id_column: str, model_id: str) -> tuple[set[str], int]:
     """Keys done by earlier runs of this shard, and the next part sequence number."""
     done: set[str] = set()
     next_seq = 0
-    for path in sorted(out.glob(f"part-{shard.tag}-*.parquet")):
-        match = _PART_RE.match(path.name)
+    for name in out.names("", f"part-{shard.tag}-*.parquet"):
+        match = _PART_RE.match(name)
         if not match:
             continue
         seq = int(match["seq"])
         next_seq = max(next_seq, seq + 1)
-        part = pq.read_table(path, columns=[key_column, id_column])
+        part = out.read_parquet(name, columns=[key_column, id_column])
         ids = set(part.column(id_column).to_pylist())
         if ids and ids != {model_id}:
             raise SilversetInputError(
@@ -78,22 +120,21 @@ def _completed(out: Path, shard: Shard, key_column: str, id_column: str, model_i
                 f"holds results of {sorted(ids)[0]!r}, not {model_id!r}; use a fresh --out to change the model",
             )
         done.update(part.column(key_column).to_pylist())
-        err_path = out / PARTS_DIR / f"errors-{shard.tag}-{seq:05d}.parquet"
-        if err_path.exists():
-            done.update(pq.read_table(err_path, columns=["key"]).column("key").to_pylist())
+        err_name = f"errors-{shard.tag}-{seq:05d}.parquet"
+        if out.exists(PARTS_DIR, err_name):
+            done.update(out.read_parquet(PARTS_DIR, err_name, columns=["key"]).column("key").to_pylist())
     return done, next_seq
 
 
 def collect_errors(out_dir: str | Path) -> int:
     """Rewrite ``out/errors.parquet`` as the union of every shard's error parts; returns its row count."""
-    out = Path(out_dir)
+    out = out_dir if isinstance(out_dir, _Folder) else _Folder(out_dir)
     rows: list[pa.Table] = []
-    for err in sorted((out / PARTS_DIR).glob("errors-*.parquet")):
-        data_part = out / (err.name.replace("errors-", "part-", 1))
-        if data_part.exists():  # an error part without its data part belongs to an unfinished batch
-            rows.append(pq.read_table(err))
+    for err in out.names(PARTS_DIR, "errors-*.parquet"):
+        if out.exists(err.replace("errors-", "part-", 1)):  # an error part without its data part: unfinished batch
+            rows.append(out.read_parquet(PARTS_DIR, err))
     table = pa.concat_tables(rows) if rows else schemas.ERRORS.empty_table()
-    tables.write_table(table, out / tables.ERRORS_FILE, schemas.ERRORS, name="errors")
+    tables.write_table(table, out.join(tables.ERRORS_FILE), schemas.ERRORS, name="errors")
     return table.num_rows
 
 
@@ -118,9 +159,9 @@ def run_sharded(
     they are recorded once, in this run's first part. ``max_items`` bounds the items processed in this
     run (the rest stay ``remaining`` for a later run). Returns the shard's stats (also written as JSON).
     """
-    out = Path(out_dir)
-    (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
-    (out / STATS_DIR).mkdir(parents=True, exist_ok=True)
+    out = _Folder(out_dir)
+    out.makedirs(PARTS_DIR)
+    out.makedirs(STATS_DIR)
     model_id = handler.model_id
     stats = ShardStats(shard=str(shard), model_id=model_id)
 
@@ -153,8 +194,8 @@ def run_sharded(
                      message=r.message or "") for r in results if r.error_type is not None
         ]
         # errors first, then the data part: the data part's atomic appearance marks the batch done.
-        tables.write_table(tables.errors_table(errors), out / PARTS_DIR / f"errors-{shard.tag}-{seq:05d}.parquet")
-        tables.write_table(pa.Table.from_pylist(rows, schema=schema), out / f"part-{shard.tag}-{seq:05d}.parquet",
+        tables.write_table(tables.errors_table(errors), out.join(PARTS_DIR, f"errors-{shard.tag}-{seq:05d}.parquet"))
+        tables.write_table(pa.Table.from_pylist(rows, schema=schema), out.join(f"part-{shard.tag}-{seq:05d}.parquet"),
                            schema, name=description)
         seq += 1
         stats.outputs += len(rows)
@@ -201,7 +242,7 @@ def run_sharded(
         stats.cost_usd = round(stats.cost_usd, 6)
         stats.remaining = stats.items - stats.resumed - stats.processed
         collect_errors(out)
-        (out / STATS_DIR / f"shard-{shard.tag}.json").write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
+        out.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", STATS_DIR, f"shard-{shard.tag}.json")
     return stats
 
 
@@ -232,15 +273,15 @@ class MergeReport:
 
 def merge_check(out_dir: str | Path, expected_keys: Sequence[str], *, key_column: str = "video_id") -> MergeReport:
     """Check every expected key is in the output rows or errors.parquet exactly once (all shards together)."""
-    out = Path(out_dir)
+    out = _Folder(out_dir)
     collect_errors(out)
     keys: list[str] = []
     n_out = 0
-    for path in sorted(out.glob("part-*.parquet")):
-        part = pq.read_table(path, columns=[key_column]).column(key_column).to_pylist()
+    for name in out.names("", "part-*.parquet"):
+        part = out.read_parquet(name, columns=[key_column]).column(key_column).to_pylist()
         keys += part
         n_out += len(part)
-    err_keys = tables.read_errors(out).column("key").to_pylist()
+    err_keys = tables.read_errors(out.join()).column("key").to_pylist()
     keys += err_keys
     counts: dict[str, int] = {}
     for k in keys:
@@ -258,4 +299,5 @@ def merge_check(out_dir: str | Path, expected_keys: Sequence[str], *, key_column
 
 def read_stats(out_dir: str | Path) -> list[dict]:
     """Every shard's stats JSON under ``out/stats``."""
-    return [json.loads(p.read_text()) for p in sorted((Path(out_dir) / STATS_DIR).glob("shard-*.json"))]
+    out = _Folder(out_dir)
+    return [json.loads(out.read_text(STATS_DIR, name)) for name in out.names(STATS_DIR, "shard-*.json")]

@@ -1,0 +1,60 @@
+"""The stages with manifest, videos, workdir and state on S3 (moto's loopback server, real s3fs/botocore)."""
+from __future__ import annotations
+
+import fsspec
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.spec import example_specs_dir
+from silverset.components.incremental import lock as run_lock
+from silverset.components.incremental import plan, state
+from silverset.components.notify import webhook
+from silverset.components.teacher import annotate
+
+
+def _corpus_on_s3(root: str, n: int) -> str:
+    fs = fsspec.filesystem("s3")
+    lines = ["video_id,uri,title"]
+    for i in range(n):
+        uri = f"{root}/videos/v{i:03d}.mp4"
+        fs.pipe(uri, f"video bytes {i}".encode())
+        lines.append(f"v{i:03d},{uri},{'a red sports car' if i % 2 else 'a quiet lake'} {i}")
+    fs.pipe(f"{root}/manifest.csv", ("\n".join(lines) + "\n").encode())
+    fs.pipe(f"{root}/spec.yaml", (example_specs_dir() / "red_dominant.yaml").read_bytes())
+    return f"{root}/manifest.csv"
+
+
+def test_plan_annotate_finalize_commit_and_summary_with_everything_on_s3(s3, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a stage that wrongly treated s3:// as a local path would write under here
+    manifest = _corpus_on_s3(s3, 5)
+    state_dir, workdir = f"{s3}/state", f"{s3}/work"
+    first = plan.plan_run(manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir,
+                          run_id="run-1")
+    assert (first.todo, first.errors) == (5, 0) and first.run_dir.startswith(f"{s3}/work/runs/")
+    assert plan.read_plan(plan.plan_dir_of(workdir, "run-1"))["run_dir"] == first.run_dir
+    labelled = annotate.run(attribute=f"{s3}/spec.yaml", manifest=first.todo_manifest, out=f"{first.run_dir}/teacher",
+                            options=annotate.AnnotateOptions(teacher="zero-shot"))
+    assert (labelled.stats.processed, labelled.stats.outputs) == (5, 5)
+    again = annotate.run(attribute=f"{s3}/spec.yaml", manifest=first.todo_manifest, out=f"{first.run_dir}/teacher",
+                         options=annotate.AnnotateOptions(teacher="zero-shot"))
+    assert (again.stats.processed, again.stats.resumed) == (0, 5)  # resumed from the parts on S3
+    merged = plan.finalize(plan_dir=first.out_dir, new_labels=f"{first.run_dir}/teacher",
+                           out_dir=f"{first.run_dir}/merged")
+    assert merged.labels == 5
+    assert not state.load(state_dir).exists  # nothing committed before the promotion went live
+    committed = plan.commit_promotion(plan_dir=first.out_dir, merged_dir=f"{first.run_dir}/merged",
+                                      state_dir=state_dir, run_id="run-1")
+    assert committed.videos == 5
+    assert tables.read_table(f"{state_dir}/labels", schemas.LABELS).num_rows == 5
+
+    fsspec.filesystem("s3").pipe(f"{first.run_dir}/deploy/deploy.json", b'{"status": "deployed", "version": "v1"}')
+    result = webhook.run(run_id="run-1", status="SUCCEEDED", workdir=workdir, state_dir=state_dir)
+    assert result.outcome == "promoted" and result.released_lock
+    summary = webhook.RunSummary.model_validate_json(fsspec.filesystem("s3").cat(result.summary_path))
+    # The shard stats say what the last annotate pass did: everything resumed, no teacher call.
+    assert (summary.annotate["resumed"], summary.annotate["processed"], summary.annotate["requests"]) == (5, 0, 0)
+
+    second = plan.plan_run(manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir,
+                           run_id="run-2")
+    assert second.up_to_date and second.todo == 0
+    assert run_lock.open_run_lock(state_dir).holder().holder == "run-2"
+    assert list(tmp_path.iterdir()) == []  # nothing landed on the local disk
