@@ -25,17 +25,22 @@ def _cycle(*, manifest: str, spec: str, state_dir: str, work: Path, incremental:
     started = time.perf_counter()
     calls = 0
     if incremental:
-        summary = plan.plan_run(manifest=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work))
-        labels_dir = work / "teacher"
-        if summary.todo:  # the pipeline's dsl.If: no todo videos, no teacher step
-            calls = annotate(attribute=spec, manifest=summary.todo_manifest, out=str(labels_dir),
-                             options=AnnotateOptions(teacher="zero-shot")).stats.processed
+        from silverset.components.incremental import state
+        from silverset.components.incremental.lock import open_run_lock
+
+        summary = plan.plan_run(manifest=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work),
+                                run_id=work.name)
+        if summary.up_to_date:  # the pipeline's dsl.If: an unchanged corpus runs no stage after the plan
+            labels = state.load(state_dir).labels.num_rows
         else:
-            labels_dir.mkdir(parents=True, exist_ok=True)
-        merged = plan.finalize(plan_dir=summary.out_dir, new_labels=str(labels_dir), state_dir=state_dir,
-                               out_dir=str(work / "merged"))
-        plan.mark_completed(state_dir=state_dir, plan_dir=summary.out_dir, run_id=work.name)
-        labels = merged.labels
+            labels_dir = f"{summary.run_dir}/teacher"
+            calls = annotate(attribute=spec, manifest=summary.todo_manifest, out=labels_dir,
+                             options=AnnotateOptions(teacher="zero-shot")).stats.processed
+            merged = plan.finalize(plan_dir=summary.out_dir, new_labels=labels_dir, out_dir=f"{summary.run_dir}/merged")
+            plan.commit_promotion(plan_dir=summary.out_dir, merged_dir=f"{summary.run_dir}/merged",
+                                  state_dir=state_dir, run_id=work.name)  # as if deployed
+            labels = merged.labels
+        open_run_lock(state_dir).release(work.name)
         todo = summary.todo
     else:
         stats = annotate(attribute=spec, manifest=manifest, out=str(work / "teacher"),
