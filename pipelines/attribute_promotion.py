@@ -1,7 +1,12 @@
 """The ``attribute-promotion`` KFP pipeline: plan -> frames -> embed (ParallelFor shards) -> teacher gate ->
 annotate (ParallelFor shards) -> merge -> carry -> distill -> student gate -> approval -> score -> restricted
-vocabulary + index build -> deploy, with ``dsl.If`` on each gate and on the approval, in an exit handler that
-posts a run summary to a webhook and cleans up.
+vocabulary + index build -> deploy -> commit, with ``dsl.If`` on each gate and on the approval, in an exit
+handler that posts a run summary to a webhook and cleans up.
+
+A promotion that a gate or the approval stops ends FAILED: each ``dsl.If`` has a ``dsl.Else`` whose step
+exits non-zero naming the stage and its reasons. "Nothing new to do" (the plan's empty output) stays a
+success. The corpus state is committed only by the last step, after the deploy made the index live, so a
+stopped promotion is planned again by the next run.
 
 Only this module touches ``kfp.kubernetes`` (secrets, node selectors, tolerations, PVCs, pull secrets);
 components stay portable. Every stage in ``STAGES`` is imported at compile time: a missing component is an
@@ -22,6 +27,9 @@ from typing import Callable
 from kfp import dsl, kubernetes
 from pydantic import BaseModel, ConfigDict, Field
 
+from silverset.components.common.images import ImageSet
+from silverset.components.common.kube import CONTROL_STORE_URI
+
 PIPELINE_NAME = "attribute-promotion"
 
 
@@ -31,17 +39,24 @@ class PlatformOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     shards: int = Field(4, ge=1, le=256)  # ParallelFor width for embed and annotate
-    gemini_secret: str = "silverset-gemini"  # Kubernetes Secret name (never its value)
+    images: ImageSet = ImageSet()  # registry and tag/digest of the CPU and GPU images every step runs in
+    gemini_secret: str = "silverset-gemini"  # Kubernetes Secret name (never its value); optional on teacher steps only
     gemini_secret_key: str = "api-key"
     artifacts_pvc: str | None = "silverset-artifacts"  # None: use object-store URIs for workdir instead
     artifacts_mount: str = "/data"
     image_pull_secret: str | None = "silverset-registry"
+    run_as_user: int | None = Field(10001, ge=1)  # the images' user; the PVC is made writable for it (manifests/)
     gpu_node_selector: tuple[str, str] = ("silverset.dev/pool", "gpu")
     gpu_toleration_key: str = "nvidia.com/gpu"
     accelerator_type: str = "nvidia.com/gpu"
     service_retries: int = Field(3, ge=0, le=10)
-    gpu_teacher: bool = False  # the local teacher (TensorRT) on the GPU pool; Gemini/zero-shot need none
+    gpu_teacher: bool = False  # the local teacher (TensorRT) on the GPU pool, in the GPU image
     gpu_trainer: bool = False  # the student trainer on the GPU pool (the MLP trains fine on CPU)
+    # KFP timeout of the approval step; keep it >= the specs' approval_timeout_hours (the step itself returns
+    # "expired" at the spec's expiry, this only bounds a step that hangs).
+    approval_timeout_hours: float = Field(72.0, gt=0, le=24 * 30)
+    # Only the local demo's build has the auto_approve_as parameter; a compiled cluster package never does.
+    local_demo: bool = False
 
 
 # stage -> (module, component function name); every one is imported when the pipeline is built.
@@ -59,6 +74,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "score": ("silverset.components.score.component", "bulk_score"),
     "index": ("silverset.components.index.component", "build_index"),  # restricted vocabulary + ScaNN build
     "deploy": ("silverset.components.deploy.component", "deploy_index"),
+    "commit": ("silverset.components.incremental.component", "commit_promotion"),
+    "stop": ("silverset.components.notify.component", "stop_promotion"),
     "notify": ("silverset.components.notify.component", "notify_run"),
 }
 
@@ -70,8 +87,15 @@ def stage_component(stage: str) -> Callable:
 
 
 # --- per-step platform settings (the only place kfp.kubernetes is used) ------------------------
-def _common(task: dsl.PipelineTask, options: PlatformOptions, *, cpu: str, memory: str) -> dsl.PipelineTask:
-    task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+def _common(task: dsl.PipelineTask, options: PlatformOptions, *, cpu: str, memory: str,
+            cpu_limit: str | None = None, memory_limit: str | None = None) -> dsl.PipelineTask:
+    task.set_cpu_request(cpu).set_cpu_limit(cpu_limit or cpu)
+    task.set_memory_request(memory).set_memory_limit(memory_limit or memory)
+    task.set_container_image(options.images.cpu)
+    kubernetes.set_image_pull_policy(task, options.images.pull_policy("cpu"))  # Always, unless pinned by digest
+    if options.run_as_user is not None:
+        kubernetes.set_security_context(task, run_as_user=options.run_as_user, run_as_group=options.run_as_user,
+                                        run_as_non_root=True)
     if options.image_pull_secret:
         kubernetes.set_image_pull_secrets(task, [options.image_pull_secret])
     if options.artifacts_pvc:
@@ -80,6 +104,8 @@ def _common(task: dsl.PipelineTask, options: PlatformOptions, *, cpu: str, memor
 
 
 def _gpu(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.PipelineTask:
+    task.set_container_image(options.images.gpu)
+    kubernetes.set_image_pull_policy(task, options.images.pull_policy("gpu"))
     task.set_accelerator_type(options.accelerator_type).set_accelerator_limit(1)
     key, value = options.gpu_node_selector
     kubernetes.add_node_selector(task, label_key=key, label_value=value)
@@ -87,13 +113,10 @@ def _gpu(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.PipelineTask:
     return task
 
 
-def _calls_services(task: dsl.PipelineTask, options: PlatformOptions, *, needs_gemini: bool) -> dsl.PipelineTask:
+def _calls_services(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.PipelineTask:
     if options.service_retries:
         task.set_retry(num_retries=options.service_retries, backoff_duration="30s", backoff_factor=2.0,
                        backoff_max_duration="600s")
-    if needs_gemini:
-        kubernetes.use_secret_as_env(task, secret_name=options.gemini_secret,
-                                     secret_key_to_env={options.gemini_secret_key: "GEMINI_API_KEY"})
     return task
 
 
@@ -103,76 +126,89 @@ def _no_cache(task: dsl.PipelineTask) -> dsl.PipelineTask:
 
 
 def build(options: PlatformOptions = PlatformOptions()) -> Callable:
-    """Return the ``attribute-promotion`` pipeline function for these platform options."""
-    c = {stage: stage_component(stage) for stage in STAGES}
+    """Return the ``attribute-promotion`` pipeline function for these platform options.
 
-    @dsl.pipeline(name=PIPELINE_NAME,
-                  description="Promote a plain-language video attribute to a served, A/B-tested retrieval signal.")
-    def attribute_promotion(
-        attribute_spec: str,
-        manifest: str,
-        workdir: str,
-        state_dir: str,
-        golden_set: str,
-        webhook_url: str = "",
-        frames_per_video: int = 8,
-        frame_size: int = 224,
-        teacher_backend: str = "zero-shot",
-        teacher_checkpoint: str = "",
-        approval_store: str = "kubernetes://silverset",
-        submitter: str = "silverset-pipeline",
-        auto_approve_as: str = "",
-        deploy_target: str = "kubernetes",
-        serve_root: str = "",
-        namespace: str = "silverset",
-    ) -> None:
-        exit_task = c["notify"](run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, webhook_url=webhook_url,
-                                attribute_spec=attribute_spec, workdir=workdir, state_dir=state_dir,
-                                plan_dir=f"{workdir}/plan")
-        _calls_services(_no_cache(_common(exit_task, options, cpu="250m", memory="256Mi")), options, needs_gemini=False)
+    ``options.local_demo`` adds the demo-only ``auto_approve_as`` parameter (kfp.local with a SQLite approval
+    store); the cluster package has no parameter that can approve.
+    """
+    c = {stage: stage_component(stage) for stage in STAGES}
+    description = "Promote a plain-language video attribute to a served, A/B-tested retrieval signal."
+
+    def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
+             teacher_backend, teacher_checkpoint, approval_store, run_lock, submitter, deploy_target, serve_root,
+             serving_namespace, auto_approve_as="") -> None:
+        run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+        exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
+                                state_dir=state_dir, run_lock=run_lock)
+        _calls_services(_no_cache(_common(exit_task, options, cpu="100m", memory="256Mi")), options)
         exit_task.set_display_name("notify-and-clean-up")
 
         with dsl.ExitHandler(exit_task, name="promotion"):
             plan = c["plan"](manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir,
-                             run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, golden_set=golden_set)
+                             run_id=run_id, golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
+                             teacher_checkpoint=teacher_checkpoint)
             _no_cache(_common(plan, options, cpu="1", memory="1Gi")).set_display_name("plan-incremental")
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
-                _promotion_body(c, options, plan=plan, attribute_spec=attribute_spec, workdir=workdir,
+                _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
                                 state_dir=state_dir, frames_per_video=frames_per_video, frame_size=frame_size,
                                 teacher_backend=teacher_backend, teacher_checkpoint=teacher_checkpoint,
-                                golden_set=golden_set,
-                                approval_store=approval_store, submitter=submitter, auto_approve_as=auto_approve_as,
-                                webhook_url=webhook_url, deploy_target=deploy_target, serve_root=serve_root,
-                                namespace=namespace)
+                                golden_set=golden_set, approval_store=approval_store, run_lock=run_lock,
+                                submitter=submitter, auto_approve_as=auto_approve_as, webhook_url=webhook_url,
+                                deploy_target=deploy_target, serve_root=serve_root,
+                                serving_namespace=serving_namespace)
+
+    if options.local_demo:
+        @dsl.pipeline(name=PIPELINE_NAME, description=description)
+        def attribute_promotion(
+            attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
+            frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
+            teacher_checkpoint: str = "", approval_store: str = "", run_lock: str = "",
+            submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
+            serving_namespace: str = "", auto_approve_as: str = "",
+        ) -> None:
+            body(**{name: value for name, value in locals().items() if name != "body"})
+
+        return attribute_promotion
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=description)
+    def attribute_promotion(
+        attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
+        frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
+        teacher_checkpoint: str = "", approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
+        submitter: str = "silverset-pipeline", deploy_target: str = "kubernetes", serve_root: str = "/data/serving",
+        serving_namespace: str = "",  # "": the step pod's own namespace (where the overlays put the index server)
+    ) -> None:
+        body(**{name: value for name, value in locals().items() if name != "body"})
 
     return attribute_promotion
 
 
-def _promotion_body(c: dict, options: PlatformOptions, *, plan: dsl.PipelineTask, attribute_spec, workdir, state_dir,
-                    frames_per_video, frame_size, teacher_backend, teacher_checkpoint, golden_set, approval_store, submitter,
-                    auto_approve_as, webhook_url, deploy_target, serve_root, namespace) -> None:
-    """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If."""
-    run_dir = plan.output
-    plan_dir = f"{workdir}/plan"
+def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
+                    frame_size, teacher_backend, teacher_checkpoint, golden_set, approval_store, run_lock, submitter,
+                    auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace) -> None:
+    """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
+    dsl.Else step fails the run naming the stage that stopped it."""
+    plan_dir = f"{run_dir}/plan"
     todo_manifest = f"{plan_dir}/todo_manifest.parquet"
     frames_dir, embeddings_dir = f"{run_dir}/frames", f"{run_dir}/embeddings"
     golden_labels, teacher_labels, merged = f"{run_dir}/teacher_golden", f"{run_dir}/teacher", f"{run_dir}/merged"
     model_dir, student_gate_dir = f"{run_dir}/model", f"{run_dir}/student_gate"
+    lock = {"run_lock": run_lock, "state_dir": state_dir, "run_id": run_id}  # every working step renews the run lock
 
     # New/changed videos plus the golden-set videos (the teacher gate labels those every run).
     frames = c["frames"](manifest=f"{plan_dir}/frames_manifest.parquet", out_dir=frames_dir,
-                         frames_per_video=frames_per_video, size=frame_size)
+                         frames_per_video=frames_per_video, size=frame_size, **lock)
     _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
     with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
         embed = c["embed"](frames_uri=frames_dir, manifest_uri=todo_manifest, out_uri=embeddings_dir,
-                           shard_index=shard, shard_count=options.shards)
+                           shard_index=shard, shard_count=options.shards, **lock)
         embed.after(frames)  # frames reach embed through the run folder, not a task output
         _common(embed, options, cpu="2", memory="4Gi").set_display_name("embed-shard")
 
     # The teacher must pass a golden-set gate before any bulk annotation is spent.
     golden_annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=f"{plan_dir}/golden_manifest.parquet",
                                     frames_uri=frames_dir, out_uri=golden_labels, shard_index=0, shard_count=1,
-                                    teacher=teacher_backend, checkpoint=teacher_checkpoint).after(frames)
+                                    teacher=teacher_backend, checkpoint=teacher_checkpoint, **lock).after(frames)
     _teacher_step(_no_cache(golden_annotate), options).set_display_name("annotate-golden-set")
     teacher_gate = c["teacher_gate"](attribute=attribute_spec, golden=golden_set, predictions=golden_labels,
                                      gate="teacher", out_dir=f"{run_dir}/teacher_gate").after(golden_annotate)
@@ -182,21 +218,21 @@ def _promotion_body(c: dict, options: PlatformOptions, *, plan: dsl.PipelineTask
         with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
             annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=todo_manifest, frames_uri=frames_dir,
                                      out_uri=teacher_labels, shard_index=shard, shard_count=options.shards,
-                                     teacher=teacher_backend, checkpoint=teacher_checkpoint).after(frames)
+                                     teacher=teacher_backend, checkpoint=teacher_checkpoint, **lock).after(frames)
             _teacher_step(annotate, options).set_display_name("annotate-shard")
         merge = c["merge"](manifest_uri=todo_manifest, out_uri=teacher_labels).after(annotate)
         _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")
         carry = c["carry"](plan_dir=plan_dir, new_labels=teacher_labels, new_embeddings=embeddings_dir,
-                           state_dir=state_dir, out_dir=merged, golden_set=golden_set).after(merge, embed)
-        _no_cache(_common(carry, options, cpu="1", memory="4Gi")).set_display_name("carry-and-commit-state")
+                           out_dir=merged, golden_set=golden_set).after(merge, embed)
+        _no_cache(_common(carry, options, cpu="1", memory="4Gi")).set_display_name("carry-over-unchanged-videos")
 
         distill = c["distill"](embeddings=f"{merged}/embeddings", labels=f"{merged}/train_labels",
-                               attribute=attribute_spec, out_dir=model_dir).after(carry)
+                               attribute=attribute_spec, out_dir=model_dir, **lock).after(carry)
         _common(distill, options, cpu="4", memory="8Gi").set_display_name("distill-student")
         if options.gpu_trainer:
             _gpu(distill, options)
         golden_scores = c["score"](model_dir=model_dir, embeddings=f"{merged}/golden_embeddings",
-                                   out_dir=f"{run_dir}/student_golden_scores").after(distill)
+                                   out_dir=f"{run_dir}/student_golden_scores", **lock).after(distill)
         _common(golden_scores, options, cpu="1", memory="2Gi").set_display_name("score-golden-set")
         student_gate = c["student_gate"](attribute=attribute_spec, golden=golden_set,
                                          predictions=f"{run_dir}/student_golden_scores", gate="student",
@@ -206,28 +242,52 @@ def _promotion_body(c: dict, options: PlatformOptions, *, plan: dsl.PipelineTask
         _no_cache(_common(student_gate, options, cpu="1", memory="2Gi")).set_display_name("student-gate")
 
         with dsl.If(student_gate.outputs["Output"] == "passed", name="student-gate-passed"):
+            approval_args = dict(auto_approve_as=auto_approve_as) if options.local_demo else {}
             approval = c["approval"](gate=student_gate_dir, attribute_spec=attribute_spec,
                                      approval_store=approval_store, submitter=submitter,
                                      report_uri=f"{student_gate_dir}/report.html", webhook_url=webhook_url,
-                                     auto_approve_as=auto_approve_as).after(student_gate)
-            _calls_services(_no_cache(_common(approval, options, cpu="250m", memory="512Mi")), options,
-                            needs_gemini=False).set_display_name("human-approval")
+                                     run_dir=run_dir, **lock, **approval_args).after(student_gate)
+            # Waiting for a person is cheap: a small request, and a KFP timeout that bounds a hung wait (the
+            # step itself returns "expired" at the spec's expiry). The limit stays above the ~113 MiB the
+            # process holds after `import kfp.dsl`, which pulls in the kubernetes client.
+            _calls_services(_no_cache(_common(approval, options, cpu="50m", memory="64Mi", cpu_limit="500m",
+                                              memory_limit="256Mi")), options).set_display_name("human-approval")
+            kubernetes.set_timeout(approval, int(options.approval_timeout_hours * 3600) + 900)
             with dsl.If(approval.output == "approved", name="approved"):
                 score = c["score"](model_dir=model_dir, embeddings=f"{merged}/embeddings",
-                                   out_dir=f"{run_dir}/scores").after(approval)
+                                   out_dir=f"{run_dir}/scores", **lock).after(approval)
                 _common(score, options, cpu="4", memory="8Gi").set_display_name("bulk-score")
                 index = c["index"](scores=f"{run_dir}/scores", embeddings=f"{merged}/embeddings",
-                                   attribute_spec=attribute_spec, out_dir=f"{run_dir}/index").after(score)
+                                   attribute_spec=attribute_spec, out_dir=f"{run_dir}/index", **lock).after(score)
                 _common(index, options, cpu="4", memory="8Gi").set_display_name("restricted-vocabulary-and-index")
                 deploy = c["deploy"](index_dir=f"{run_dir}/index", gate=student_gate_dir,
                                      approval_store=approval_store, target=deploy_target, serve_root=serve_root,
-                                     namespace=namespace).after(index)
-                _calls_services(_no_cache(_common(deploy, options, cpu="250m", memory="512Mi")), options,
-                                needs_gemini=False).set_display_name("deploy-index")
+                                     namespace=serving_namespace, run_dir=run_dir, **lock).after(index)
+                _calls_services(_no_cache(_common(deploy, options, cpu="250m", memory="512Mi")), options
+                                ).set_display_name("deploy-index")
+                commit = c["commit"](plan_dir=plan_dir, merged_dir=merged, state_dir=state_dir, run_dir=run_dir,
+                                     run_id=run_id, run_lock=run_lock).after(deploy)
+                _no_cache(_common(commit, options, cpu="1", memory="2Gi")).set_display_name("commit-promoted-state")
+            with dsl.Else(name="not-approved"):
+                _stop(c, options, run_dir=run_dir, stage="approval")
+        with dsl.Else(name="student-gate-failed"):
+            _stop(c, options, run_dir=run_dir, stage="student_gate")
+    with dsl.Else(name="teacher-gate-failed"):
+        _stop(c, options, run_dir=run_dir, stage="teacher_gate")
+
+
+def _stop(c: dict, options: PlatformOptions, *, run_dir, stage: str) -> None:
+    """The step that fails the run when ``stage`` stopped the promotion (its message names the reasons)."""
+    stop = c["stop"](run_dir=run_dir, stage=stage)
+    _no_cache(_common(stop, options, cpu="50m", memory="128Mi")).set_display_name(f"stop-{stage.replace('_', '-')}")
 
 
 def _teacher_step(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.PipelineTask:
-    _calls_services(_common(task, options, cpu="2", memory="4Gi"), options, needs_gemini=True)
+    """A teacher step: retried, the Gemini key mounted as an optional Secret (zero-shot and local runs need no
+    Secret on the cluster), on the GPU pool in the GPU image when the local teacher runs there."""
+    _calls_services(_common(task, options, cpu="2", memory="4Gi"), options)
+    kubernetes.use_secret_as_env(task, secret_name=options.gemini_secret,
+                                 secret_key_to_env={options.gemini_secret_key: "GEMINI_API_KEY"}, optional=True)
     if options.gpu_teacher:
         _gpu(task, options)
     return task

@@ -15,6 +15,8 @@ def compile_pipeline(out: str | Path, *, options: PlatformOptions = PlatformOpti
     """
     from kfp import compiler
 
+    used = {"cpu"} | ({"gpu"} if options.gpu_teacher or options.gpu_trainer else set())
+    options.images.check_used(used)  # one digest cannot name two images
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build(options), package_path=str(out))

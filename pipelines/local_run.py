@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ class LocalRun:
     plan: dict = field(default_factory=dict)
     tasks: int = 0  # tasks kfp.local executed
     log: Path | None = None  # kfp.local's task logs (quiet runs); None when they went to stdout
+    error: str = ""  # why the run FAILED (kfp.local's message; the run summary says which stage stopped it)
 
 
 def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path, state_dir: str | Path | None = None,
@@ -31,8 +33,9 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     Local defaults: approvals in ``workdir/approvals.db`` (SQLite), deploy target ``local`` serving from
     ``workdir/serve``. ``params`` are further pipeline parameters (e.g. ``{"frames_per_video": 4,
     "auto_approve_as": "demo@silverset.dev"}``). Without a golden set the teacher gate fails closed and
-    nothing after it runs. Raises SilversetInputError for a missing spec/manifest/golden set; a failed
-    stage fails the run (RuntimeError).
+    nothing after it runs. Raises SilversetInputError for a missing spec/manifest/golden set or an unknown or
+    missing pipeline parameter. A run that a gate, the approval, the deploy or a failed stage stopped returns
+    with status "FAILED" and ``error``; its summary says which stage stopped it and why.
     """
     import contextlib
     import logging
@@ -41,8 +44,12 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     from kfp import local
 
     from silverset.components.common.spec import load_spec
-    from silverset.pipelines.attribute_promotion import attribute_promotion, build
+    from silverset.pipelines.attribute_promotion import PlatformOptions, build
+    from silverset.pipelines.cluster import check_params
 
+    options = (options or PlatformOptions()).model_copy(update={"local_demo": True})
+    pipeline = build(options)
+    inputs = {name: {"required": not spec.optional} for name, spec in pipeline.component_spec.inputs.items()}
     load_spec(attribute_spec)  # fail fast, naming the spec, before any task starts
     if "://" not in manifest and not Path(manifest).exists():
         raise SilversetInputError(f"manifest '{manifest}'", "file not found")
@@ -59,11 +66,12 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
                  "manifest": manifest if "://" in manifest else str(Path(manifest).resolve()),
                  "workdir": str(workdir), "state_dir": str(state), "webhook_url": webhook_url,
                  "golden_set": str(Path(golden_set).resolve()) if golden_set and "://" not in str(golden_set) else str(golden_set),
-                 "approval_store": str(workdir / "approvals.db"), "deploy_target": "local",
+                 "approval_store": f"sqlite:///{workdir / 'approvals.db'}", "deploy_target": "local",
                  "serve_root": str(workdir / "serve"), **(params or {})}
+    check_params(arguments, inputs)
     started = time.perf_counter()
     before = {p for p in root.glob("*/*") if p.is_dir()}
-    status = "SUCCEEDED"
+    status, error = "SUCCEEDED", ""
     root_logger = logging.getLogger()
     handlers, level = root_logger.handlers[:], root_logger.level
     try:
@@ -73,12 +81,10 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
                 stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(log_path, "w"))))
                 stack.enter_context(warnings.catch_warnings())
                 warnings.simplefilter("ignore")
-            (build(options) if options is not None else attribute_promotion)(**arguments)
+            pipeline(**arguments)
     except RuntimeError as exc:
-        status = "FAILED"
-        if log_path is not None:
-            raise RuntimeError(f"{exc} (task logs: {log_path})") from exc
-        raise
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # kfp.local colours its messages for a terminal
+        status, error = "FAILED", message + (f" (task logs: {log_path})" if log_path is not None else "")
     finally:
         # kfp.local leaves a root handler on the stream it logged to (here the closed log file): put ours back.
         root_logger.handlers[:] = handlers
@@ -87,6 +93,6 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
         tasks = len({p for p in root.glob("*/*") if p.is_dir()} - before)
     summary_path = workdir / "run_summary.json"
     plan_path = workdir / "plan" / "plan.json"
-    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks, log=log_path,
+    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks, log=log_path, error=error,
                     summary=json.loads(summary_path.read_text()) if summary_path.exists() else {},
                     plan=json.loads(plan_path.read_text()) if plan_path.exists() else {})

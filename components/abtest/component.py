@@ -6,7 +6,7 @@ from kfp import dsl
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0) -> NamedTuple(
         "ABAnalysis", report=str, passed=bool, summary_json=str):
     """Simulate the attribute's A/B traffic and analyse it; the report and result.json land under out_dir/analysis."""

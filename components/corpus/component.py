@@ -6,7 +6,7 @@ from kfp import dsl
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def synth_corpus(out_dir: str, videos: int = 200, seed: int = 0, duration_s: float = 3.0, width: int = 320,
                  height: int = 240) -> NamedTuple("Corpus", manifest=str, truth=str, videos=int):
     """Write out_dir/videos/*.mp4, manifest.parquet and truth.parquet; same seed, same bytes."""

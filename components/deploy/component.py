@@ -4,17 +4,34 @@ from kfp import dsl
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
-def deploy_index(index_dir: str, gate: str, approval_store: str, target: str = "local", serve_root: str = "",
-                 namespace: str = "silverset", index_uri: str = "") -> str:
-    """Make the index in ``index_dir`` live; ``gate`` is gate.json or its folder. Returns the deploy summary as JSON."""
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def deploy_index(index_dir: str, gate: str, approval_store: str, run_dir: str, target: str = "local",
+                 serve_root: str = "", namespace: str = "", index_uri: str = "", run_lock: str = "",
+                 state_dir: str = "", run_id: str = "") -> str:
+    """Make the index in ``index_dir`` live; ``gate`` is gate.json or its folder; ``namespace`` "" is the step
+    pod's own (kubernetes target). The outcome (or the failure and rollback) goes to ``run_dir``/deploy/deploy.json;
+    returns it as JSON. A failed deploy fails the step."""
     import json
     from pathlib import Path
 
+    import fsspec
+
     from silverset.components.deploy.deploy import run
+    from silverset.components.incremental.guard import renewing
 
     gate_path = Path(gate) / "gate.json" if Path(gate).is_dir() else Path(gate)
-    summary = run(index=index_dir, gate=str(gate_path), approval_store=approval_store, target=target,
-                  serve_root=serve_root or None, namespace=namespace, index_uri=index_uri or index_dir)
-    print(json.dumps(summary))
-    return json.dumps(summary)
+    record_uri = f"{run_dir.rstrip('/')}/deploy/deploy.json"
+    fs, record_path = fsspec.core.url_to_fs(record_uri)
+    fs.makedirs(fs._parent(record_path), exist_ok=True)
+    try:
+        with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
+            summary = run(index=index_dir, gate=str(gate_path), approval_store=approval_store, target=target,
+                          serve_root=serve_root or None, namespace=namespace or None, index_uri=index_uri or None)
+    except Exception as exc:
+        with fs.open(record_path, "w") as f:
+            json.dump({"status": "failed", "target": target, "error": f"{type(exc).__name__}: {exc}"}, f)
+        raise
+    with fs.open(record_path, "w") as f:
+        json.dump({"status": "deployed", **summary}, f, default=str)
+    print(json.dumps(summary, default=str))
+    return json.dumps(summary, default=str)

@@ -1,7 +1,6 @@
 """`silverset index deploy`: refuse without a passing gate and an approval for the same digest, then roll out."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from silverset.components.approval.policy import ApprovalService, NotApproved
 from silverset.components.approval.store import open_store
@@ -31,9 +30,13 @@ def check_release(*, manifest: dict, gate_path: str, approvals: ApprovalService)
 
 
 def run(*, index: str, gate: str, approval_store: str, target: str = "local", serve_root: str | None = None,
-        server_url: str | None = None, namespace: str = "silverset", deployment: str = "silverset-index",
+        server_url: str | None = None, namespace: str | None = None, deployment: str = "silverset-index",
         index_uri: str | None = None, timeout_s: float = 300.0, poll_s: float = 2.0, api_client=None) -> dict:
-    """Check gate + approval for the index's digest, then deploy to ``target`` ("local" or "kubernetes")."""
+    """Check gate + approval for the index's digest, then deploy to ``target`` ("local" or "kubernetes").
+
+    kubernetes: publish the index under ``serve_root`` (where the index server pods read it) and pin it on the
+    Deployment in ``namespace`` (default: this pod's own namespace, where the overlays put the index server).
+    """
     manifest = read_manifest(index)
     check_release(manifest=manifest, gate_path=gate, approvals=ApprovalService(open_store(approval_store, api_client=api_client)))
     if target == "local":
@@ -45,10 +48,12 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
     if target == "kubernetes":
         from .kube import KubernetesDeployer
 
-        if api_client is None:
-            from silverset.components.common.kube import load_api_client
+        from silverset.components.common.kube import current_namespace, load_api_client
 
+        if api_client is None:
             api_client = load_api_client()
-        deployer = KubernetesDeployer(namespace, deployment=deployment, api_client=api_client, timeout_s=timeout_s, poll_s=poll_s)
-        return deployer.deploy(attribute=manifest["attribute"], version=manifest["version"], index_uri=index_uri or str(Path(index).resolve()))
+        deployer = KubernetesDeployer(namespace or current_namespace(), deployment=deployment, api_client=api_client,
+                                      timeout_s=timeout_s, poll_s=poll_s)
+        return deployer.deploy(attribute=manifest["attribute"], version=manifest["version"], index_dir=index,
+                               serve_root=serve_root, index_uri=index_uri)
     raise SilversetInputError("--target", f"{target!r} is not a target; use local or kubernetes")

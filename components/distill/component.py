@@ -6,18 +6,22 @@ from kfp import dsl
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def distill_student(embeddings: str, labels: str, attribute: str, out_dir: str, architecture: str = "mlp",
-                    hidden_units: int = 128, max_epochs: int = 200, seed: int = 0) -> NamedTuple("Student", model_dir=str, model_digest=str, threshold=float):
+                    hidden_units: int = 128, max_epochs: int = 200, seed: int = 0,
+                    run_lock: str = "", state_dir: str = "", run_id: str = ""
+                    ) -> NamedTuple("Student", model_dir=str, model_digest=str, threshold=float):
     """Train, calibrate and export the student into out_dir; returns its digest for the gates and approval."""
     import json
     from collections import namedtuple
 
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run
+    from silverset.components.incremental.guard import renewing
 
-    s = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out_dir,
-            options=StudentOptions(architecture=architecture, hidden_units=hidden_units,
-                                                max_epochs=max_epochs, seed=seed))
+    with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
+        s = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out_dir,
+                options=StudentOptions(architecture=architecture, hidden_units=hidden_units,
+                                                    max_epochs=max_epochs, seed=seed))
     print(json.dumps(s))
     return namedtuple("Student", "model_dir model_digest threshold")(s["model_dir"], s["model_digest"], s["threshold"])

@@ -9,7 +9,7 @@ from kfp.dsl import HTML, ClassificationMetrics, Metrics, Output
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_dir: str, metrics: Output[Metrics],
                   classification: Output[ClassificationMetrics], report: Output[HTML], model_dir: str = "",
                   teacher_predictions: str = "", baseline: str = "", teacher_stats: str = "",

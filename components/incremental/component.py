@@ -1,4 +1,5 @@
-"""KFP components: plan an incremental run, and merge + commit its labels afterwards."""
+"""KFP components: plan an incremental run (taking the run lock), merge its labels, and commit the state once
+the promotion went live."""
 from typing import NamedTuple
 
 from kfp import dsl
@@ -6,29 +7,46 @@ from kfp import dsl
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str,
-                     golden_set: str = "") -> str:
-    """Diff the manifest against the previous state; the plan goes to workdir/plan. Returns the run folder
-    ({workdir}/runs/{digest}: every stage writes under it) or "" when the corpus, spec and golden set are unchanged."""
+                     golden_set: str = "", run_lock: str = "", teacher_backend: str = "zero-shot",
+                     teacher_checkpoint: str = "") -> str:
+    """Take the run lock, diff the manifest against the state, write the plan. Returns the run folder
+    ({workdir}/runs/{digest}: every stage writes under it) or "" when the corpus, spec, golden set and teacher
+    are unchanged. Fails (StateLocked) when another run holds the lock, touching nothing of that run's."""
     from silverset.components.incremental.plan import plan_run
 
     s = plan_run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir, run_id=run_id,
-                 golden_set=golden_set)
+                 golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
+                 teacher_checkpoint=teacher_checkpoint)
     print(s.model_dump_json())
     return s.run_dir
 
 
-@dsl.component(base_image=CPU_IMAGE)
-def finalize_incremental(plan_dir: str, new_labels: str, new_embeddings: str, state_dir: str, out_dir: str,
-                         golden_set: str = "") -> NamedTuple("Merged", labels_dir=str, embeddings_dir=str, labels=int):
-    """Carried + new labels (and embeddings) into out_dir, with train_labels/ and golden_embeddings/ for distill;
-    commit them to the state for the next run."""
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def finalize_incremental(plan_dir: str, new_labels: str, new_embeddings: str, out_dir: str, golden_set: str = ""
+                         ) -> NamedTuple("Merged", labels_dir=str, embeddings_dir=str, labels=int):
+    """Carried + new labels (and embeddings) into out_dir, with train_labels/ and golden_embeddings/ for distill.
+    Writes nothing to the state: only ``commit_promotion`` does, after the deploy."""
     from collections import namedtuple
 
     from silverset.components.incremental.plan import finalize
 
-    s = finalize(plan_dir=plan_dir, new_labels=new_labels, new_embeddings=new_embeddings or None,
-                 state_dir=state_dir, out_dir=out_dir, golden_set=golden_set)
+    s = finalize(plan_dir=plan_dir, new_labels=new_labels, new_embeddings=new_embeddings or None, out_dir=out_dir,
+                 golden_set=golden_set)
     print(s.model_dump_json())
     return namedtuple("Merged", "labels_dir embeddings_dir labels")(s.labels_dir, s.embeddings_dir or "", s.labels)
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def commit_promotion(plan_dir: str, merged_dir: str, state_dir: str, run_dir: str, run_id: str,
+                     run_lock: str = "") -> str:
+    """The promotion is live: commit its labels (and embeddings) to the state and mark the corpus completed,
+    so the next run over the same corpus has nothing to do. Returns the commit summary as JSON."""
+    from silverset.components.incremental.guard import renewing
+    from silverset.components.incremental.plan import commit_promotion as commit
+
+    with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
+        s = commit(plan_dir=plan_dir, merged_dir=merged_dir, state_dir=state_dir, run_id=run_id)
+    print(s.model_dump_json())
+    return s.model_dump_json()

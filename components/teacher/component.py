@@ -4,9 +4,10 @@ from kfp import dsl
 from silverset.components.common.images import CPU_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_uri: str, shard_index: int = 0,
-                   shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "") -> str:
+                   shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "",
+                   run_lock: str = "", state_dir: str = "", run_id: str = "") -> str:
     """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON.
 
     ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local")."""
@@ -16,17 +17,19 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     from silverset.components.teacher.annotate import AnnotateOptions, run
     from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.teacher.gemini import GeminiOptions
+    from silverset.components.incremental.guard import renewing
 
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     options = AnnotateOptions(teacher=teacher, gemini=GeminiOptions(max_usd=max_usd if max_usd >= 0 else None),
                               checkpoint=checkpoint or None)
-    summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
-                  options=options, shard=Shard(shard_index, shard_count))
+    with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
+        summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
+                      options=options, shard=Shard(shard_index, shard_count))
     return json.dumps(summary.stats.to_dict())
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def merge_labels(manifest_uri: str, out_uri: str) -> int:
     """Fail unless every manifest video is labelled or in errors.parquet exactly once; returns the label count."""
     from silverset.components.common.manifest import read_manifest

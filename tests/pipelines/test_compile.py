@@ -39,8 +39,9 @@ def test_every_stage_is_a_step_and_the_exit_handler_always_notifies(compiled):
     assert notify["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"  # runs on failure too
     names = {t["taskInfo"]["name"] for t in tasks.values()}
     for step in ("plan-incremental", "frames", "embed-shard", "annotate-golden-set", "teacher-gate", "annotate-shard",
-                 "merge-labels-exactly-once", "carry-and-commit-state", "distill-student", "score-golden-set",
-                 "student-gate", "human-approval", "bulk-score", "restricted-vocabulary-and-index", "deploy-index"):
+                 "merge-labels-exactly-once", "carry-over-unchanged-videos", "distill-student", "score-golden-set",
+                 "student-gate", "human-approval", "bulk-score", "restricted-vocabulary-and-index", "deploy-index",
+                 "commit-promoted-state", "stop-teacher-gate", "stop-student-gate", "stop-approval"):
         assert step in names, step
 
 
@@ -66,6 +67,47 @@ def test_each_gate_and_the_approval_guard_what_follows(compiled):
     assert branch_of["deploy-index"] == branch_of["build-index"] == branch_of["bulk-score-2"]
     assert "approval-gate" not in spec["components"][branch_of["deploy-index"]]["dag"]["tasks"]
     assert tasks["build-index"]["dependentTasks"] == ["bulk-score-2"]
+    # Only the last step, after the deploy, commits the corpus state: a stopped promotion is planned again.
+    assert branch_of["commit-promotion"] == branch_of["deploy-index"]
+    assert tasks["commit-promotion"]["dependentTasks"] == ["deploy-index"]
+
+
+def test_a_stopped_promotion_fails_the_run_in_an_else_branch_naming_the_stage(compiled):
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    stops = {t["taskInfo"]["name"]: t for t in tasks.values() if t["taskInfo"]["name"].startswith("stop-")}
+    assert set(stops) == {"stop-teacher-gate", "stop-student-gate", "stop-approval"}
+    stage_of = {name: t["inputs"]["parameters"]["stage"]["runtimeValue"]["constant"] for name, t in stops.items()}
+    assert stage_of == {"stop-teacher-gate": "teacher_gate", "stop-student-gate": "student_gate",
+                        "stop-approval": "approval"}
+    conditions = _conditions(spec)
+    # dsl.Else compiles to the negation of its dsl.If: each gate's failure and the approval's refusal has a branch.
+    assert any("evaluate-gate-Output" in c and c.startswith("!(") for c in conditions)
+    assert any("evaluate-gate-2-Output" in c and c.startswith("!(") for c in conditions)
+    assert any("approval-gate-Output" in c and c.startswith("!(") for c in conditions)
+
+
+def test_no_run_parameter_can_approve_on_the_cluster_package(compiled, tmp_path):
+    _, spec, _ = compiled
+    assert "auto_approve_as" not in spec["root"]["inputDefinitions"]["parameters"]
+    approval = _tasks(spec)["approval-gate"]["inputs"]["parameters"]
+    assert "auto_approve_as" not in approval  # left at the component's empty default, wired to nothing
+    local = compile_pipeline(tmp_path / "local.yaml", options=PlatformOptions(local_demo=True))
+    local_spec = next(yaml.safe_load_all(local.read_text()))
+    assert "auto_approve_as" in local_spec["root"]["inputDefinitions"]["parameters"]
+
+
+def test_the_approval_step_waits_cheaply_and_is_bounded_by_a_timeout(compiled, tmp_path):
+    _, spec, platform = compiled
+    resources = spec["deploymentSpec"]["executors"]["exec-approval-gate"]["container"]["resources"]
+    assert resources["resourceCpuRequest"] == "50m" and resources["resourceMemoryRequest"] == "64Mi"
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert int(executors["exec-approval-gate"]["activeDeadlineSeconds"]) >= 72 * 3600
+    short = compile_pipeline(tmp_path / "short.yaml", options=PlatformOptions(approval_timeout_hours=2))
+    platform = list(yaml.safe_load_all(short.read_text()))[1]
+    deadline = int(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-approval-gate"]
+                   ["activeDeadlineSeconds"])
+    assert 2 * 3600 <= deadline <= 2 * 3600 + 900
 
 
 def test_embed_and_annotate_fan_out_over_shards(compiled):
@@ -75,12 +117,37 @@ def test_embed_and_annotate_fan_out_over_shards(compiled):
     assert all(t["parameterIterator"]["items"]["raw"] == "[0, 1, 2, 3]" for t in loops)
 
 
-def test_teacher_steps_get_the_gemini_key_from_a_secret_and_retry(compiled):
+def test_only_teacher_steps_see_the_gemini_key_and_only_as_an_optional_secret(compiled):
     _, spec, platform = compiled
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     secret = executors["exec-annotate-shard"]["secretAsEnv"][0]
     assert secret["secretName"] == "silverset-gemini" and secret["keyToEnv"][0]["envVar"] == "GEMINI_API_KEY"
     assert _tasks(spec)["annotate-shard"]["retryPolicy"]["maxRetryCount"] == 3
+    with_secret = {name for name, config in executors.items() if config.get("secretAsEnv") or config.get("secretAsVolume")}
+    assert with_secret == {"exec-annotate-shard", "exec-annotate-shard-2"}  # golden-set and bulk annotate
+    # A zero-shot or local-teacher run needs no Secret on the cluster: no step requires one to start.
+    for name in with_secret:
+        assert all(s["optional"] is True for s in executors[name]["secretAsEnv"]), name
+
+
+def test_every_step_runs_the_chosen_image_as_the_images_user_without_installing_kfp(tmp_path):
+    from silverset.components.common.images import ImageSet
+
+    digest = "sha256:" + "ab" * 32
+    images = ImageSet(registry="registry.example.com/ml", tag="1.4.2", digests={"cpu": digest})
+    path = compile_pipeline(tmp_path / "p.yaml", options=PlatformOptions(images=images, gpu_teacher=True))
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    containers = {name: e["container"] for name, e in spec["deploymentSpec"]["executors"].items()}
+    gpu = {"exec-annotate-shard", "exec-annotate-shard-2"}
+    for name, container in containers.items():
+        expected = ("registry.example.com/ml/silverset-gpu:1.4.2" if name in gpu
+                    else f"registry.example.com/ml/silverset-cpu:1.4.2@{digest}")
+        assert container["image"] == expected, name
+        assert "pip install" not in " ".join(container["command"]), name  # the image has kfp (requirements.lock)
+    for name, config in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items():
+        assert config["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}, name
+        # A mutable tag is pulled every time; a digest never changes, so the node's copy is good.
+        assert config["imagePullPolicy"] == ("Always" if name in gpu else "IfNotPresent"), name
 
 
 def test_gpu_options_put_the_teacher_and_trainer_on_the_gpu_pool(tmp_path):
@@ -88,6 +155,7 @@ def test_gpu_options_put_the_teacher_and_trainer_on_the_gpu_pool(tmp_path):
     spec, platform = list(yaml.safe_load_all(path.read_text()))
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in ("exec-annotate-shard", "exec-distill-student"):
+        assert spec["deploymentSpec"]["executors"][name]["container"]["image"].split(":")[0].endswith("silverset-gpu")
         assert executors[name]["nodeSelector"]["labels"] == {"silverset.dev/pool": "gpu"}, name
         assert executors[name]["tolerations"][0]["key"] == "nvidia.com/gpu", name
         resources = spec["deploymentSpec"]["executors"][name]["container"]["resources"]

@@ -1,4 +1,5 @@
-"""The deploy KFP component: str paths in (gate.json's folder, as the pipeline passes it), refuses an unapproved candidate."""
+"""The deploy KFP component: str paths in (gate.json's folder, as the pipeline passes it), refuses an unapproved
+candidate, and records what it did (or why it failed) in the run folder for the run summary."""
 from __future__ import annotations
 
 import json
@@ -17,11 +18,17 @@ def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):  # n
     gate_dir.mkdir()
     (gate_dir / "gate.json").write_text(gate.read_text())
     serve = tmp_path / "serve"
-    kwargs = dict(index_dir=str(index), gate=str(gate_dir), approval_store=str(store), target="local", serve_root=str(serve))
+    run_dir = tmp_path / "run"
+    kwargs = dict(index_dir=str(index), gate=str(gate_dir), approval_store=str(store), target="local", serve_root=str(serve),
+                  run_dir=str(run_dir))
     with pytest.raises(GateFailed, match="no approval"):
         deploy_index.python_func(**kwargs)
+    failed = json.loads((run_dir / "deploy" / "deploy.json").read_text())
+    assert failed["status"] == "failed" and "no approval" in failed["error"]
     service.approve(DIGEST, user="alice@silverset.dev", reason="ok")
     summary = json.loads(deploy_index.python_func(**kwargs))
     assert summary["version"] == VERSION and summary["changed"]
     assert pointer.read_pointer(serve, "red_dominant") == VERSION
+    recorded = json.loads((run_dir / "deploy" / "deploy.json").read_text())
+    assert recorded["status"] == "deployed" and recorded["version"] == VERSION
     assert json.loads(deploy_index.python_func(**kwargs))["changed"] is False  # idempotent
