@@ -1,13 +1,17 @@
 """Run the attribute-promotion pipeline on this machine through ``kfp.local`` (SubprocessRunner, same env)."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from silverset.components.common.errors import SilversetInputError
+from silverset.components.incremental.plan import PLAN_FILE, plan_dir_of
+from silverset.components.notify.webhook import SUMMARY_FILE
 
 
 @dataclass
@@ -21,6 +25,7 @@ class LocalRun:
     plan: dict = field(default_factory=dict)
     tasks: int = 0  # tasks kfp.local executed
     log: Path | None = None  # kfp.local's task logs (quiet runs); None when they went to stdout
+    run_id: str = ""  # the job name kfp.local gave the run (its plan and summary are under plans/<run_id>)
     error: str = ""  # why the run FAILED (kfp.local's message; the run summary says which stage stopped it)
 
 
@@ -37,7 +42,6 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     missing pipeline parameter. A run that a gate, the approval, the deploy or a failed stage stopped returns
     with status "FAILED" and ``error``; its summary says which stage stopped it and why.
     """
-    import contextlib
     import logging
     import warnings
 
@@ -61,7 +65,7 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     root = workdir / "kfp-local"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     root.mkdir(parents=True, exist_ok=True)
-    log_path = root / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log" if quiet else None
+    log_path = root / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log" if quiet else None
     arguments = {"attribute_spec": str(Path(attribute_spec).resolve()),
                  "manifest": manifest if "://" in manifest else str(Path(manifest).resolve()),
                  "workdir": str(workdir), "state_dir": str(state), "webhook_url": webhook_url,
@@ -71,11 +75,12 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     check_params(arguments, inputs)
     started = time.perf_counter()
     before = {p for p in root.glob("*/*") if p.is_dir()}
-    status, error = "SUCCEEDED", ""
+    status, error, job_names = "SUCCEEDED", "", []
     root_logger = logging.getLogger()
     handlers, level = root_logger.handlers[:], root_logger.level
     try:
         with contextlib.ExitStack() as stack:
+            job_names = stack.enter_context(_recording_job_name())
             if log_path is not None:
                 # kfp.local logs every task (and streams its subprocess output) to stdout; keep that in a file.
                 stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(log_path, "w"))))
@@ -91,8 +96,29 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
         root_logger.setLevel(level)
         wall = time.perf_counter() - started
         tasks = len({p for p in root.glob("*/*") if p.is_dir()} - before)
-    summary_path = workdir / "run_summary.json"
-    plan_path = workdir / "plan" / "plan.json"
-    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks, log=log_path, error=error,
-                    summary=json.loads(summary_path.read_text()) if summary_path.exists() else {},
-                    plan=json.loads(plan_path.read_text()) if plan_path.exists() else {})
+    run_id = job_names[0] if job_names else ""
+    own = Path(plan_dir_of(str(workdir), run_id)) if run_id else None
+    summary_path, plan_path = (own / SUMMARY_FILE, own / PLAN_FILE) if own else (Path(), Path())
+    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks, log=log_path, error=error, run_id=run_id,
+                    summary=json.loads(summary_path.read_text()) if own and summary_path.exists() else {},
+                    plan=json.loads(plan_path.read_text()) if own and plan_path.exists() else {})
+
+
+@contextlib.contextmanager
+def _recording_job_name():
+    """The job name kfp.local gives this run (what the steps see as PIPELINE_JOB_NAME, i.e. the run id), recorded
+    as kfp.local makes it; a run started beside this one in another process has its own."""
+    from kfp.local import executor_input_utils
+
+    names: list[str] = []
+    make = executor_input_utils.get_local_pipeline_resource_name
+
+    def recording(pipeline_name: str) -> str:
+        names.append(make(pipeline_name))
+        return names[-1]
+
+    executor_input_utils.get_local_pipeline_resource_name = recording
+    try:
+        yield names
+    finally:
+        executor_input_utils.get_local_pipeline_resource_name = make

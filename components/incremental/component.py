@@ -47,6 +47,7 @@ def commit_promotion(plan_dir: str, merged_dir: str, state_dir: str, run_dir: st
     from silverset.components.incremental.plan import commit_promotion as commit
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        s = commit(plan_dir=plan_dir, merged_dir=merged_dir, state_dir=state_dir, run_id=run_id)
+        s = commit(plan_dir=plan_dir, merged_dir=merged_dir, state_dir=state_dir, run_id=run_id,
+                   scores=f"{run_dir.rstrip('/')}/scores")  # the scores that went into the deployed index
     print(s.model_dump_json())
     return s.model_dump_json()

@@ -20,5 +20,11 @@ def renewing(*, run_lock: str, state_dir: str, run_id: str) -> Iterator[None]:
         return
     from .lock import open_run_lock
 
-    with open_run_lock(run_lock or state_dir, key=state_dir).held(run_id):
+    with open_run_lock(run_lock or state_dir, key=state_dir).held(pipeline_run_id(run_id)):
         yield
+
+
+def pipeline_run_id(job_name: str) -> str:
+    """The run's id from what a step sees as PIPELINE_JOB_NAME. KFP gives every step the run's name; kfp.local
+    2.17 appends ``/for-loop-N-iteration-I`` inside a ParallelFor (a Kubernetes name never holds a "/")."""
+    return job_name.split("/", 1)[0]

@@ -94,6 +94,10 @@ class ShardStats:
     cost_usd: float = 0.0
     requests: int = 0
     cache_hits: int = 0
+    # The teacher's measured cost per item over every run of this shard (items it really ran, cache hits
+    # excluded, and the seconds they took): a resumed run that had nothing left to do keeps the measurement.
+    timed_items: int = 0
+    timed_seconds: float = 0.0
     stopped: str | None = None  # None, "budget" or "max_items"
     message: str = ""
     error_types: dict[str, int] = field(default_factory=dict)
@@ -241,9 +245,25 @@ def run_sharded(
         stats.items_per_s = round(stats.processed / stats.seconds, 3) if stats.seconds > 0 else 0.0
         stats.cost_usd = round(stats.cost_usd, 6)
         stats.remaining = stats.items - stats.resumed - stats.processed
+        _carry_timing(out, shard, stats)
         collect_errors(out)
         out.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", STATS_DIR, f"shard-{shard.tag}.json")
     return stats
+
+
+def _carry_timing(out: _Folder, shard: Shard, stats: ShardStats) -> None:
+    """Add this run's timed items to what earlier runs of the shard measured (their stats file, if any)."""
+    previous: dict = {}
+    if out.exists(STATS_DIR, f"shard-{shard.tag}.json"):
+        try:
+            previous = json.loads(out.read_text(STATS_DIR, f"shard-{shard.tag}.json"))
+        except ValueError:
+            previous = {}
+    timed_before = int(previous.get("timed_items", previous.get("processed", 0) - previous.get("cache_hits", 0)))
+    seconds_before = float(previous.get("timed_seconds", previous.get("seconds", 0.0)))
+    ran = stats.processed - stats.cache_hits
+    stats.timed_items = max(timed_before, 0) + max(ran, 0)
+    stats.timed_seconds = round(seconds_before + (stats.seconds if ran > 0 else 0.0), 4)
 
 
 def _check(results: list[ItemResult], batch: Sequence[WorkItem]) -> list[ItemResult]:

@@ -28,6 +28,8 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
         assert line in out, line
     summary = json.loads((workdir / "pipeline" / "run_summary.json").read_text())
     assert summary["status"] == "SUCCEEDED" and summary["gates"]["student_gate"]["passed"]
+    assert summary["outcome"] == "promoted" and summary["deploy"]["status"] == "deployed"
+    assert (workdir / "pipeline" / "state" / "completed.json").is_file()  # committed only because it went live
     version = summary["index_version"]
     assert (workdir / "pipeline" / "serve" / "red_dominant" / "CURRENT").read_text().strip() == version
     assert f"version{version}" in out

@@ -1,68 +1,184 @@
-"""`silverset pipeline run --local`: the whole pipeline through kfp.local; a failed gate stops what follows,
-an unchanged corpus makes a second run do nothing, and an empty todo list still finishes the run."""
+"""`silverset pipeline run --local`: the whole pipeline through kfp.local. A promotion that a gate or the approval
+stops ends FAILED with the reason in the run summary and leaves the corpus un-marked; the next run plans the
+same videos again and pays the teacher nothing twice; two runs started together over one workdir never
+corrupt each other."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 
-from silverset.components.common import tables
 from silverset.components.common.spec import example_specs_dir
 
-SPEC = str(example_specs_dir() / "red_dominant.yaml")
-PARAMS = {"frames_per_video": 2, "frame_size": 64}
+PARAMS = {"frames_per_video": 2, "frame_size": 64, "teacher_backend": "local", "submitter": "silverset-pipeline"}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
+    """30 tiny videos, a golden set of half of them from the synthetic truth, and the demo's local teacher."""
     from silverset.components.corpus.synth import run as synth
+    from silverset.components.distill.flow import golden_from_truth
+    from silverset.pipelines.demo import write_demo_teacher
 
-    return synth(out=tmp_path_factory.mktemp("corpus") / "c", videos=4, seed=0, duration_s=1.0, width=96, height=64)
+    root = tmp_path_factory.mktemp("corpus")
+    made = synth(out=root / "c", videos=30, seed=0, duration_s=1.0, width=96, height=64)
+    golden = golden_from_truth(truth=made["truth"], spec_path=str(example_specs_dir() / "red_dominant.yaml"),
+                               out=str(root / "golden.parquet"), share=0.5, seed=0)
+    return {"manifest": made["manifest"], "golden": golden["golden"],
+            "checkpoint": write_demo_teacher(root / "teacher.pt")}
 
 
-@pytest.mark.slow
-def test_without_a_golden_set_the_teacher_gate_fails_closed_and_nothing_is_promoted(corpus, tmp_path):
+def spec_with(tmp_path: Path, **changes) -> str:
+    """red_dominant with small-golden-set bars (a test corpus of 30 videos) and ``changes`` merged in."""
+    data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
+    data["gates"]["teacher"].update(min_positives=2, min_negatives=2)
+    data["gates"]["bootstrap_samples"] = 200
+    data["serving"]["recall_target"] = 0.5
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            node = data
+            for part in section.split("."):
+                node = node.setdefault(part, {})
+            node[field] = value
+        else:
+            data[key] = value
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def run(corpus, workdir, spec, **params):
     from silverset.pipelines.attribute_promotion import PlatformOptions
     from silverset.pipelines.local_run import run_local
 
+    return run_local(attribute_spec=spec, manifest=corpus["manifest"], workdir=workdir, golden_set=corpus["golden"],
+                     params={**PARAMS, "teacher_checkpoint": corpus["checkpoint"], **params},
+                     options=PlatformOptions(shards=1))
+
+
+def assert_stopped(result, outcome: str, reason: str) -> None:
+    assert result.status == "FAILED", result.error
+    assert result.summary["status"] == "FAILED" and result.summary["outcome"] == outcome
+    assert any(reason in r for r in result.summary["reasons"]), result.summary["reasons"]
+    assert reason in result.summary["text"] or outcome.replace("_", " ") in result.summary["text"]
+    state = result.workdir / "state"
+    assert not (state / "completed.json").exists() and not (state / "attribute.json").exists()  # nothing marked done
+    assert not (state / "lock.json").exists() or json.loads((state / "lock.json").read_text())["holder"] == ""
+
+
+@pytest.mark.slow
+def test_a_failed_teacher_gate_fails_the_run_and_promotes_nothing(corpus, tmp_path):
+    spec = spec_with(tmp_path, **{"gates.teacher__min_f1": 1.0, "gates.teacher__min_f1_lower_ci": 1.0,
+                                  "gates.teacher__min_positives": 50})
+    result = run(corpus, tmp_path / "w", spec)
+    assert_stopped(result, "teacher_gate_failed", "positives")
+    run_dir = Path(result.summary["run_dir"])
+    assert "stop-teacher-gate" in result.error or "teacher_gate" in result.error
+    for skipped in ("teacher", "merged", "model", "student_gate", "scores", "index"):  # no bulk labels, nothing after
+        assert not (run_dir / skipped).exists(), skipped
+
+
+@pytest.mark.slow
+def test_a_failed_student_gate_fails_the_run_and_leaves_the_corpus_unmarked(corpus, tmp_path):
+    spec = spec_with(tmp_path, **{"gates.student__max_latency_ratio": 1e-9})  # no student is that fast
+    result = run(corpus, tmp_path / "w", spec)
+    assert_stopped(result, "student_gate_failed", "latency")
+    assert result.summary["annotate"]["outputs"] == result.plan["todo"]  # the teacher did label the corpus
+    assert not (Path(result.summary["run_dir"]) / "approval").exists()
+
+
+def _reject_when_asked(workdir: Path, digest_seen: dict) -> threading.Thread:
+    """An approver who rejects the candidate as soon as the pipeline's request appears in the SQLite store."""
+    from silverset.components.approval.policy import ApprovalService
+    from silverset.components.approval.store import open_store
+
+    def decide() -> None:
+        deadline = time.monotonic() + 300
+        store = workdir / "approvals.db"
+        while time.monotonic() < deadline:
+            if store.exists():
+                service = ApprovalService(open_store(f"sqlite:///{store}"))
+                pending = [r for r in service.list() if r.state.value == "pending"]
+                if pending:
+                    digest_seen["digest"] = pending[0].candidate_digest
+                    service.reject(pending[0].candidate_digest, user="bob@silverset.dev", reason="the report shows "
+                                   "red logos labelled positive")
+                    return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=decide, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+def test_a_rejected_approval_fails_the_run_and_the_next_run_pays_the_teacher_nothing_twice(corpus, tmp_path):
+    spec = spec_with(tmp_path, **{"gates.student__min_f1_retention": 0.0})
     workdir = tmp_path / "w"
-    first = run_local(attribute_spec=SPEC, manifest=corpus["manifest"], workdir=workdir, params=PARAMS,
-                      options=PlatformOptions(shards=1))
-    assert first.status == "SUCCEEDED" and first.plan["todo"] == 4
-    run_dir = first.plan["run_dir"]
-    gate = json.loads(open(f"{run_dir}/teacher_gate/gate.json").read())
-    assert gate["passed"] is False and gate["reasons"] == ["no golden set given"]
-    assert tables.read_table(f"{run_dir}/frames").num_rows == 8  # frames and embed ran before the gate
-    assert tables.read_table(f"{run_dir}/embeddings").num_rows == 4
-    for skipped in ("teacher", "merged", "model", "student_gate", "scores", "index"):  # no bulk labels, no promotion
-        assert not (workdir / "runs" / run_dir.rsplit("/", 1)[1] / skipped).exists(), skipped
-    summary = json.loads((workdir / "run_summary.json").read_text())
-    assert summary["gates"]["teacher_gate"]["passed"] is False and "teacher gate FAILED" in summary["text"]
-    assert not (workdir / "state" / "lock.json").exists()
+    seen: dict = {}
+    approver = _reject_when_asked(workdir, seen)
+    first = run(corpus, workdir, spec)
+    approver.join(timeout=5)
+    assert_stopped(first, "approval_rejected", "red logos")
+    assert first.summary["approval"]["decided_by"] == "bob@silverset.dev" and seen["digest"]
+    labelled = first.summary["annotate"]["processed"]
+    assert labelled == first.plan["todo"] > 0
 
-    # The corpus is unchanged but nothing was committed: the next run plans the same work again.
-    again = run_local(attribute_spec=SPEC, manifest=corpus["manifest"], workdir=workdir, params=PARAMS,
-                      options=PlatformOptions(shards=1))
-    assert again.plan["todo"] == 4 and not again.plan["up_to_date"]
+    # Nothing was committed, so the next run plans the same videos into the same run folder, and the teacher's
+    # finished shards there are reused: zero videos labelled again.
+    approver = _reject_when_asked(workdir, {})
+    second = run(corpus, workdir, spec)
+    approver.join(timeout=5)
+    assert second.plan["todo"] == first.plan["todo"] and second.plan["run_dir"] == first.plan["run_dir"]
+    assert second.summary["annotate"]["processed"] == 0
+    assert second.summary["annotate"]["resumed"] == labelled
+    assert_stopped(second, "approval_rejected", "red logos")
 
 
 @pytest.mark.slow
-def test_an_empty_todo_list_after_a_crash_past_the_commit_still_runs(corpus, tmp_path):
-    """The state holds every label (a run died after carry) but the run was never completed: frames,
-    embed and annotate get an empty manifest and must not fail."""
-    from silverset.components.incremental import plan as incremental
-    from silverset.pipelines.attribute_promotion import PlatformOptions
-    from silverset.pipelines.local_run import run_local
-    from silverset.components.teacher.annotate import AnnotateOptions, run as annotate
+def test_an_expired_approval_fails_the_run_as_expired(corpus, tmp_path):
+    spec = spec_with(tmp_path, **{"gates.student__min_f1_retention": 0.0, "approval_timeout_hours": 0.001})  # 3.6 s
+    result = run(corpus, tmp_path / "w", spec)
+    assert_stopped(result, "approval_expired", "expired")
+    assert result.summary["approval"]["decision"] == "expired"
 
-    workdir, state = tmp_path / "w", str(tmp_path / "w" / "state")
-    first = incremental.plan_run(manifest=corpus["manifest"], attribute_spec=SPEC, state_dir=state, workdir=str(workdir))
-    annotate(attribute=SPEC, manifest=first.todo_manifest, out=str(tmp_path / "labels"),
-             options=AnnotateOptions(teacher="zero-shot"))
-    incremental.finalize(plan_dir=first.out_dir, new_labels=str(tmp_path / "labels"), state_dir=state,
-                         out_dir=str(tmp_path / "merged"))  # committed, never marked completed
-    run = run_local(attribute_spec=SPEC, manifest=corpus["manifest"], workdir=workdir, params=PARAMS,
-                    options=PlatformOptions(shards=1))
-    assert run.status == "SUCCEEDED" and run.plan["todo"] == 0 and not run.plan["up_to_date"]
-    assert run.summary["status"] == "SUCCEEDED"
-    assert json.loads((workdir / "state" / "completed.json").read_text())["corpus_digest"] == run.plan["corpus_digest"]
+
+@pytest.mark.slow
+def test_an_unknown_pipeline_parameter_is_named_with_the_valid_ones(corpus, tmp_path, cli):
+    result = cli("pipeline", "run", "--local", "--attribute", spec_with(tmp_path), "--manifest", corpus["manifest"],
+                 "--workdir", str(tmp_path / "w"), "--param", "teacher=zero-shot")
+    assert result.code == 2
+    assert "unknown pipeline parameter(s) teacher" in result.flat_err.replace(" ", "") or \
+        "unknownpipelineparameter(s)teacher" in result.flat_err
+    assert "teacher_backend" in result.err
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_over_one_workdir_never_corrupt_each_other(corpus, tmp_path):
+    """Two `silverset pipeline run --local` processes at once: one holds the run lock, the other ends at its plan
+    with outcome "locked", naming the holder, and touches nothing of the first run's."""
+    spec = spec_with(tmp_path, **{"gates.teacher__min_positives": 50})  # the holder stops at its teacher gate
+    workdir = tmp_path / "w"
+    command = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "pipeline", "run", "--local",
+               "--attribute", spec, "--manifest", corpus["manifest"], "--golden-set", corpus["golden"],
+               "--workdir", str(workdir), "--shards", "1", "--param", "frames_per_video=2", "--param", "frame_size=64"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=900)[0] for p in processes]
+    assert [p.returncode for p in processes] == [1, 1], outputs  # both FAILED: one locked out, one at its gate
+    summaries = [json.loads(p.read_text()) for p in sorted((workdir / "plans").glob("*/run_summary.json"))]
+    outcomes = sorted(s["outcome"] for s in summaries)
+    assert outcomes == ["locked", "teacher_gate_failed"], outcomes
+    holder = next(s for s in summaries if s["outcome"] == "teacher_gate_failed")
+    locked = next(s for s in summaries if s["outcome"] == "locked")
+    assert holder["run_id"] in locked["reasons"][0] and locked["run_dir"] == ""
+    # The holder's run folder is whole: its gate result is there and was written by the holder.
+    assert (Path(holder["run_dir"]) / "teacher_gate" / "gate.json").is_file()
+    assert json.loads((workdir / "run_summary.json").read_text())["run_id"] == holder["run_id"]
+    assert json.loads((workdir / "state" / "lock.json").read_text())["holder"] == ""  # released by its holder

@@ -138,6 +138,20 @@ def test_resume_after_crash_skips_completed_parts(tmp_path):
     assert run(idle, tmp_path, work, batch_size=10).processed == 0 and idle.loads == 0
 
 
+def test_a_resumed_run_with_nothing_left_keeps_the_measured_cost_per_item(tmp_path):
+    """The student gate compares the student's latency with the teacher's from these stats: a re-run that
+    finds every item labelled must not erase what labelling cost (it would fail the gate as "unknown")."""
+    from silverset.components.evaluate.gate import teacher_latency_from_stats
+
+    work = items(20)
+    first = run(Doubler(), tmp_path, work, batch_size=5)
+    measured = teacher_latency_from_stats(tmp_path)
+    assert first.timed_items == 20 and measured == pytest.approx(first.timed_seconds / 20)
+    idle = run(Doubler(), tmp_path, work, batch_size=5)
+    assert idle.processed == 0 and idle.timed_items == 20 and idle.timed_seconds == first.timed_seconds
+    assert teacher_latency_from_stats(tmp_path) == pytest.approx(measured)
+
+
 def test_half_written_batch_is_redone_not_counted(tmp_path):
     """kill -9 between the error part and the data part: the orphan error part is ignored and redone."""
     work = items(6, missing=[4])
