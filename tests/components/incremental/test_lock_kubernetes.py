@@ -1,37 +1,29 @@
 """The run lock as a Lease in silverset-control, taken as the identity KFP runs steps under (RBAC-true fake)."""
 from __future__ import annotations
 
+import copy
 import threading
+from pathlib import Path
 
 import pytest
 
 from silverset.components.incremental import lock as run_lock
-from tests.fakes.kube_api_server import FakeKubeApi
+from tests.fakes.kube_api_server import kfp_cluster
 
 CONTROL = "silverset-control"
 STATE = "s3://silverset-state/red_dominant"
 RUNNER = ("kubeflow", "pipeline-runner")  # standalone KFP's step identity
 
-STEPS_ROLE_RULES = [
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create"]},
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "delete"]},
-]
+STANDALONE = Path(__file__).resolve().parents[3] / "manifests" / "overlays" / "kfp-standalone"
 
 
-def _objects(lease_verbs=("get", "create", "update", "delete")) -> list[dict]:
-    """The control namespace and the runner's Role there, as decided for the kfp-standalone layout."""
-    rules = [dict(STEPS_ROLE_RULES[0]), dict(STEPS_ROLE_RULES[1], verbs=list(lease_verbs))]
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONTROL}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": RUNNER[1], "namespace": RUNNER[0]}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": "silverset-pipeline-steps", "namespace": CONTROL}, "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": "silverset-pipeline-steps", "namespace": CONTROL},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "silverset-pipeline-steps"},
-         "subjects": [{"kind": "ServiceAccount", "name": RUNNER[1], "namespace": RUNNER[0]}]},
-    ]
+def _without_lease_update(fake) -> None:
+    """Re-apply the overlay's steps Role with `update` dropped from its leases rule (as an admin would)."""
+    role = copy.deepcopy(fake.objects[("Role", CONTROL, "silverset-pipeline-steps")])
+    for rule in role["rules"]:
+        if "leases" in rule["resources"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != "update"]
+    fake.load_objects([role])
 
 
 class Clock:
@@ -44,7 +36,9 @@ class Clock:
 
 @pytest.fixture()
 def kube():
-    with FakeKubeApi() as fake:
+    """`kubectl apply -k overlays/kfp-standalone` on a cluster with KFP (and its runner's own RBAC) installed:
+    the lock runs with exactly the Roles the manifests grant."""
+    with kfp_cluster(STANDALONE) as fake:
         yield fake
 
 
@@ -55,7 +49,6 @@ def _lock(fake, clock=None, lease_s: float = 600):
 
 
 def test_the_pipeline_runner_takes_renews_and_releases_a_lease_with_compare_and_swap(kube):
-    kube.load_objects(_objects())
     clock = Clock()
     lock, other = _lock(kube, clock), _lock(kube, clock)
     lock.acquire("attribute-promotion-run-1")
@@ -76,7 +69,6 @@ def test_the_pipeline_runner_takes_renews_and_releases_a_lease_with_compare_and_
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_loses_it(kube):
-    kube.load_objects(_objects())
     clock = Clock()
     crashed, next_run = _lock(kube, clock), _lock(kube, clock)
     crashed.acquire("crashed-run")
@@ -87,7 +79,6 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_loses_it(kube):
 
 
 def test_runs_racing_for_the_lease_never_both_win(kube):
-    kube.load_objects(_objects())
     for trial in range(15):
         key = f"{STATE}/trial-{trial}"
         locks = [run_lock.open_run_lock(f"kubernetes://{CONTROL}", key=key,
@@ -111,7 +102,7 @@ def test_runs_racing_for_the_lease_never_both_win(kube):
 
 
 def test_without_update_on_leases_the_runner_cannot_keep_its_lock(kube):
-    kube.load_objects(_objects(lease_verbs=("get", "create", "delete")))
+    _without_lease_update(kube)
     lock = _lock(kube)
     lock.acquire("run-1")  # the create is granted
     with pytest.raises(PermissionError, match=r'cannot update resource "leases" in API group "coordination.k8s.io"'):
@@ -119,7 +110,6 @@ def test_without_update_on_leases_the_runner_cannot_keep_its_lock(kube):
 
 
 def test_an_identity_with_no_role_in_the_control_namespace_is_refused(kube):
-    kube.load_objects(_objects())
     kube.load_objects([{"apiVersion": "v1", "kind": "ServiceAccount",
                         "metadata": {"name": "default-editor", "namespace": "kubeflow"}}])
     lock = run_lock.open_run_lock(f"kubernetes://{CONTROL}", key=STATE,
