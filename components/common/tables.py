@@ -111,6 +111,17 @@ class ErrorRow:
     uri: str | None = None
 
 
+def read_json(uri: str | Path) -> dict:
+    """A small JSON record a stage wrote (gate.json, plan.json, decision.json; path or fsspec URI); {} when absent."""
+    import json
+
+    fs, path = fsspec.core.url_to_fs(str(uri))
+    if not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
 def errors_table(rows: Iterable[ErrorRow]) -> pa.Table:
     rows = list(rows)
     return pa.Table.from_pylist(

@@ -143,11 +143,7 @@ def run_dir_of(workdir: str, digest: str) -> str:
 
 
 def _read_completed(state_dir: str) -> dict:
-    fs, path = fsspec.core.url_to_fs(_join(state_dir, COMPLETED_FILE))
-    if not fs.exists(path):
-        return {}
-    with fs.open(path, "r") as f:
-        return json.load(f)
+    return tables.read_json(_join(state_dir, COMPLETED_FILE))
 
 
 def _mark_completed(state_dir: str, *, corpus_digest: str, run_id: str) -> None:
@@ -171,11 +167,7 @@ def plan_dir_of(workdir: str, run_id: str) -> str:
 
 def read_plan(plan_dir: str) -> dict:
     """``plan.json`` of ``plan_dir`` as written (PlanSummary or LockedOut fields); {} when there is none."""
-    fs, path = fsspec.core.url_to_fs(_join(plan_dir, PLAN_FILE))
-    if not fs.exists(path):
-        return {}
-    with fs.open(path, "r") as f:
-        return json.load(f)
+    return tables.read_json(_join(plan_dir, PLAN_FILE))
 
 
 def _write_json(uri: str, model: BaseModel) -> None:

@@ -10,6 +10,8 @@ import json
 
 import fsspec
 
+from silverset.components.common.tables import read_json
+
 GATE_STAGES = ("teacher_gate", "student_gate")
 APPROVAL_STAGE = "approval"
 DECISION_FILE = "decision.json"  # {run_dir}/approval/decision.json, written by the approval step
@@ -19,23 +21,15 @@ class PromotionStopped(RuntimeError):
     """A gate failed or the approval did not approve: nothing after it ran."""
 
 
-def _read_json(uri: str) -> dict:
-    fs, path = fsspec.core.url_to_fs(uri)
-    if not fs.exists(path):
-        return {}
-    with fs.open(path, "r") as f:
-        return json.load(f)
-
-
 def stop_reason(*, run_dir: str, stage: str) -> str:
     """One line saying why ``stage`` stopped the promotion in ``run_dir`` (read from what the stage wrote)."""
     root = run_dir.rstrip("/")
     if stage in GATE_STAGES:
-        gate = _read_json(f"{root}/{stage}/gate.json")
+        gate = read_json(f"{root}/{stage}/gate.json")
         reasons = "; ".join(gate.get("reasons") or []) or ("no reasons given" if gate else "no gate result written")
         return f"{stage.replace('_', ' ')} failed: {reasons}"
     if stage == APPROVAL_STAGE:
-        decision = _read_json(f"{root}/{APPROVAL_STAGE}/{DECISION_FILE}")
+        decision = read_json(f"{root}/{APPROVAL_STAGE}/{DECISION_FILE}")
         if not decision:
             return "approval: no decision recorded"
         who = decision.get("decided_by") or "nobody"

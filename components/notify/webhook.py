@@ -17,7 +17,7 @@ from pathlib import Path
 import fsspec
 from pydantic import BaseModel, ConfigDict
 
-from silverset.components.common.tables import STAGING_PREFIX
+from silverset.components.common.tables import STAGING_PREFIX, read_json
 from silverset.components.incremental import plan as incremental_plan
 
 SUCCEEDED = "SUCCEEDED"
@@ -65,14 +65,6 @@ class NotifyResult(BaseModel):
 
 def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
-
-
-def _read_json(uri: str) -> dict:
-    fs, path = fsspec.core.url_to_fs(uri)
-    if not fs.exists(path):
-        return {}
-    with fs.open(path, "r") as f:
-        return json.load(f)
 
 
 _STAT_FIELDS = ("items", "resumed", "processed", "outputs", "errors", "remaining", "requests", "cache_hits")
@@ -140,15 +132,15 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
     if run_dir:
         records = incremental_plan.OUTCOME_RECORDS
         for gate in ("teacher_gate", "student_gate"):
-            result = _read_json(_join(run_dir, records[gate]))
+            result = read_json(_join(run_dir, records[gate]))
             if result:
                 gates[gate] = {"passed": bool(result.get("passed")), "reasons": list(result.get("reasons", []))}
         annotate = teacher_spend(_join(run_dir, "teacher"))
         golden_annotate = teacher_spend(_join(run_dir, "teacher_golden"))
-        decision = _read_json(_join(run_dir, records["approval"]))
+        decision = read_json(_join(run_dir, records["approval"]))
         approval = {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
-        deploy = _read_json(_join(run_dir, records["deploy"]))
-        index_version = _read_json(_join(run_dir, "index", "manifest.json")).get("version", "")
+        deploy = read_json(_join(run_dir, records["deploy"]))
+        index_version = read_json(_join(run_dir, "index", "manifest.json")).get("version", "")
     outcome, reasons = _outcome(status=status, plan=plan, gates=gates, approval=approval, deploy=deploy,
                                 error_message=error_message)
     if plan.get("locked_out"):

@@ -22,10 +22,10 @@ import yaml
 from silverset.components.common import kube
 from silverset.components.common.images import REPOSITORIES
 from silverset.components.common.kube import CONTROL_STORE_URI, LAYOUTS
-from silverset.components.common.spec import example_specs_dir, load_spec
+from silverset.components.common.spec import load_spec
 from silverset.pipelines.compile import compile_pipeline
 from tests.components.deploy.kubelet import IndexServerKubelet
-from tests.components.index.index_inputs import build_tiny_index
+from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
 from tests.fakes.kube_api_server import kfp_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +44,7 @@ def package(tmp_path_factory):
 def release(tmp_path_factory):
     """A real index of red_dominant, the spec it was gated with, and a passing gate.json for its model digest."""
     tmp = tmp_path_factory.mktemp("release")
-    data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
-    data["serving"]["recall_target"] = 0.9
-    spec_path = tmp / "red_dominant.yaml"
-    spec_path.write_text(yaml.safe_dump(data))
+    spec_path = tiny_index_spec(tmp)
     index, _, _, summary = build_tiny_index(tmp / "built", spec_path)
     manifest = json.loads((index / "manifest.json").read_text())
     gate_dir = tmp / "student_gate"

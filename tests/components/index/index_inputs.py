@@ -38,6 +38,19 @@ def write_inputs(folder: Path, vectors: np.ndarray, probabilities: np.ndarray, *
 
 
 
+def tiny_index_spec(folder: Path, *, recall_target: float = 0.9) -> Path:
+    """red_dominant with a recall target a tiny brute-force index can show on a small query sample."""
+    import yaml
+
+    from silverset.components.common.spec import example_specs_dir
+
+    data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
+    data["serving"]["recall_target"] = recall_target
+    path = Path(folder) / "red_dominant.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def build_tiny_index(folder: Path, spec_path: Path, *, n: int = 400, seed: int = 3, probabilities: np.ndarray | None = None):
     """Build a real brute-force index of ``n`` clustered 16-d vectors (even ids in the vocabulary by default).
 

@@ -12,16 +12,14 @@ import time
 import httpx
 import numpy as np
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.common.spec import example_specs_dir
 from silverset.components.index import pins, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
 from tests.components.index.downward_api import format_annotations, write_annotations_volume
-from tests.components.index.index_inputs import build_tiny_index
+from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
 from tests.components.index.test_cli_end_to_end import free_port
 
 URL = "/v1/attributes/red_dominant/search"
@@ -34,10 +32,7 @@ OTHER = {"kubectl.kubernetes.io/restartedAt": "2026-01-02T03:04:05Z", "note": 's
 def two_versions(tmp_path_factory):
     """Two published-ready index folders of the same attribute: (folder, version, vectors, ids) each."""
     tmp = tmp_path_factory.mktemp("versions")
-    data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
-    data["serving"]["recall_target"] = 0.9
-    spec = tmp / "red_dominant.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    spec = tiny_index_spec(tmp)
     first = build_tiny_index(tmp / "a", spec)
     second = build_tiny_index(tmp / "b", spec, probabilities=np.ones(400))
     assert first[3]["version"] != second[3]["version"]

@@ -17,7 +17,7 @@ from silverset.components.index import ann, build
 from silverset.components.index.loaded import LoadedIndex
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.index_inputs import clustered, write_inputs
+from tests.components.index.index_inputs import clustered, tiny_index_spec, write_inputs
 
 URL = "/v1/attributes/red_dominant/search"
 
@@ -25,15 +25,8 @@ URL = "/v1/attributes/red_dominant/search"
 @pytest.fixture(scope="module")
 def tree_index(tmp_path_factory):
     """A tree+AH index (3,000 clustered 16-d vectors, all in the vocabulary) and its vectors."""
-    import yaml
-
-    from silverset.components.common.spec import example_specs_dir
-
     tmp = tmp_path_factory.mktemp("tree")
-    data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
-    data["serving"]["recall_target"] = 0.9
-    spec = tmp / "red_dominant.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    spec = tiny_index_spec(tmp)
     vectors = clustered(3000, 16, clusters=64, seed=11)
     scores, embeddings, ids = write_inputs(tmp, vectors, np.ones(3000))
     out = tmp / "index"
