@@ -11,7 +11,7 @@ WORKDIR ?= demo-workdir
 VIDEOS ?= 200
 PYTEST_ARGS ?=
 
-.PHONY: venv lock demo test test-fast bench browser clean
+.PHONY: venv lock lock-gpu demo test test-fast bench browser clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,16 @@ $(STAMP): pyproject.toml setup.py requirements.lock
 lock: $(BIN)/python
 	$(UV) pip compile pyproject.toml --extra dev --extra objectstore --python-version 3.11 --find-links /opt/wheels \
 	  --index-strategy unsafe-best-match --no-header --no-annotate -o requirements.lock
+
+# The GPU image's lock: the CPU lock's versions (torch's CUDA build of the same version) plus the `gpu` extra, for
+# linux x86_64 / CPython 3.11, from PyPI alone (PyPI's torch is the CUDA 13.0 build). Needs the network, so it is not
+# part of `make test`; tests/images/test_gpu_lock.py checks the committed lock against pyproject offline.
+GPU_LOCK := images/gpu/requirements.lock
+lock-gpu: $(BIN)/python
+	sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' requirements.lock > $(GPU_LOCK).constraints
+	$(UV) pip compile pyproject.toml --extra gpu --extra objectstore -c $(GPU_LOCK).constraints \
+	  --config-file images/gpu/uv.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --no-emit-package onnxruntime --no-header --no-annotate -o $(GPU_LOCK) ; rc=$$?; rm -f $(GPU_LOCK).constraints; exit $$rc
 
 # Debian's chromium drives the studio's browser test (Playwright cannot download its own browser here).
 browser:

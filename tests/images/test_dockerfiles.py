@@ -108,8 +108,11 @@ def test_closure_follows_extras_and_markers_and_refuses_what_the_lock_lacks(tmp_
         closure["render"](requirements, lock)
 
 
-def test_gpu_image_installs_the_pyproject_gpu_extra_and_image_tags_follow_pyproject():
+def test_gpu_image_installs_its_own_lock_and_image_tags_follow_pyproject():
+    """The GPU stack comes from images/gpu/requirements.lock (checked against pyproject in test_gpu_lock.py)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert {"tensorrt", "torch-tensorrt"} <= {re.split(r"[<>=]", d)[0] for d in project["optional-dependencies"]["gpu"]}
-    assert '"$root[gpu]"' in (ROOT / "images/gpu/install.sh").read_text()
+    install = (ROOT / "images/gpu/install.sh").read_text()
+    assert '-r "$here/requirements.lock"' in install and '--no-deps "$@" "$root"' in install
+    assert "download.pytorch.org" not in install  # PyPI's torch is already the CUDA build the lock pins
     assert images.VERSION == project["version"]
