@@ -145,27 +145,138 @@ def read_errors(out_dir: str | Path) -> pa.Table:
     return read_table(path, schemas.ERRORS)
 
 
+OUTPUT_MARKER = ".silverset-output.json"
+
+
+def _marker_command(folder: Path) -> str | None:
+    """The command named by ``folder``'s output marker, or None when there is none (or it is unreadable)."""
+    import json
+
+    try:
+        return str(json.loads((folder / OUTPUT_MARKER).read_text())["command"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_output_marker(folder: str | Path, *, command: str) -> None:
+    """Mark ``folder`` as written by ``silverset <command>`` so a later run of the same command may replace it.
+
+    The content is deterministic (no time stamp) so digests of a folder never depend on when it was written.
+    """
+    import json
+
+    (Path(folder) / OUTPUT_MARKER).write_text(json.dumps({"command": command}) + "\n")
+
+
+def check_output_folder(out_dir: str | Path, *, command: str, overwrite: bool = False,
+                        replaces: bool = True) -> Path | None:
+    """Refuse an ``--out`` whose replacement would delete a user's files; returns its absolute local path.
+
+    Allowed: a path that does not exist, an empty folder, a folder this same command wrote (marker file),
+    or any other folder when ``overwrite``. Always refused: a file (or any non-folder), a symbolic link,
+    and the current directory or one of its parents. ``replaces``: the command replaces the whole folder
+    (else it adds files to it, and --overwrite is not offered). Object-store URIs are not checked (None).
+    """
+    uri = str(out_dir)
+    if not _is_local(uri):
+        return None
+    name = f"--out '{uri}'"
+    if not _local_path(uri).strip():
+        raise SilversetInputError("--out", "is empty; name the folder to write")
+    out = Path(os.path.abspath(os.path.expanduser(_local_path(uri))))
+    cwd = Path.cwd()
+    if out == Path(out.anchor) or out == Path.home() or out == cwd or out in cwd.parents:
+        raise SilversetInputError(name, "is the current directory, a parent of it, the home folder or the root; "
+                                        "name a new folder to write")
+    if out.is_symlink():
+        raise SilversetInputError(name, "is a symbolic link; name the folder itself")
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise SilversetInputError(name, f"is a file, not a folder; `silverset {command}` writes a folder and "
+                                        "never replaces a file")
+    if not any(out.iterdir()) or overwrite:
+        return out
+    writer = _marker_command(out)
+    if writer == command:
+        return out
+    who = f"was written by `silverset {writer}`" if writer else f"is a non-empty folder without {OUTPUT_MARKER}"
+    if replaces:
+        raise SilversetInputError(name, f"{who}, not by `silverset {command}`; its files would be deleted. "
+                                        "Choose a new folder, or pass --overwrite to replace it")
+    raise SilversetInputError(name, f"{who}, not by `silverset {command}`; its files would be mixed with "
+                                    "this command's. Choose a new or empty folder")
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove the (still empty) parent folders a failed run created, innermost first."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _mkdir_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the ones created, outermost first."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
 @contextlib.contextmanager
-def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
+def atomic_directory(out_dir: str | Path, *, command: str, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging folder beside ``out_dir``; on success it replaces ``out_dir`` in two renames.
 
-    A crash leaves the previous output intact (and a hidden staging folder that the next run removes):
-    no reader ever sees a half-written set of shards. Local filesystems only; object-store outputs are
-    written per object by the stage itself.
+    ``out_dir`` is checked first (``check_output_folder``): a file, the current directory, or a non-empty
+    folder that ``silverset <command>`` did not write is refused unless ``overwrite``. The new folder gets
+    the command's marker. A crash leaves the previous output intact (and a hidden staging folder that the
+    next run removes) and removes the parent folders it created: no reader ever sees a half-written set
+    of shards. Local filesystems only; object-store outputs are written per object by the stage itself.
     """
-    out = Path(_local_path(str(out_dir)))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out_dir, command=command, overwrite=overwrite)
+    if out is None:
+        raise SilversetInputError(f"--out '{out_dir}'", "atomic replacement needs a local folder")
+    created = _mkdir_parents(out.parent)
     for stale in out.parent.glob(f"{STAGING_PREFIX}{out.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     staging = out.parent / f"{STAGING_PREFIX}{out.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         yield staging
+        write_output_marker(staging, command=command)
+        check_output_folder(out, command=command, overwrite=overwrite)  # nothing appeared there meanwhile
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_created(created)
         raise
     trash = out.parent / f"{STAGING_PREFIX}{out.name}-old-{uuid.uuid4().hex[:8]}"
     if out.exists():
         os.replace(out, trash)
     os.replace(staging, out)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def resumable_output_folder(out_dir: str | Path, *, command: str) -> Iterator[None]:
+    """Guard the ``--out`` of a resumable command (annotate, embed, evaluate) that writes into the folder.
+
+    Refused like ``check_output_folder`` (without overwrite: these commands add to a folder, they never
+    replace it). The folder gets the command's marker so a later run may resume in it. When the run fails,
+    a folder it created is removed if it holds no file but the marker (empty ``.parts/`` and ``stats/``
+    folders included), so a failed start leaves nothing behind; finished parts are always kept.
+    """
+    out = check_output_folder(out_dir, command=command, replaces=False)
+    if out is None:
+        yield
+        return
+    existed = out.exists()
+    created = _mkdir_parents(out)
+    write_output_marker(out, command=command)
+    try:
+        yield
+    except BaseException:
+        if not existed and not any(p.is_file() and p.name != OUTPUT_MARKER for p in out.rglob("*")):
+            shutil.rmtree(out, ignore_errors=True)
+            _remove_created(created[:-1])
+        raise

@@ -248,6 +248,7 @@ def run(
     width: int = 320,
     height: int = 240,
     on_video: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Write ``out/videos/*.mp4``, ``out/manifest.parquet``, ``out/truth.parquet`` and ``out/errors.parquet``.
 
@@ -265,7 +266,7 @@ def run(
         raise SilversetInputError("--size", f"H.264 (yuv420p) needs even width and height, got {width}x{height}")
     final = Path(out).resolve()
     manifest_rows, truth_rows = [], []
-    with tables.atomic_directory(final) as staging:
+    with tables.atomic_directory(final, command="corpus synth", overwrite=overwrite) as staging:
         (staging / "videos").mkdir()
         for number in range(options.videos):
             plan = plan_video(number, options)

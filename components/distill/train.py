@@ -276,6 +276,7 @@ def run(
     out: str,
     options: StudentOptions | None = None,
     measure_latency: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Distill a student for ``attribute`` (a spec path) into ``out`` (MODELDIR).
 
@@ -317,7 +318,7 @@ def run(
         raise SilversetInputError(f"embeddings '{embeddings}'", "contains NaN or infinite values")
 
     trained = train_student(vectors, teacher_probs, options=options)
-    with tables.atomic_directory(out) as staging:
+    with tables.atomic_directory(out, command="distill", overwrite=overwrite) as staging:
         export_model(trained["model"], dimension, staging)
         metadata: dict[str, Any] = {
             "attribute": spec.name,

@@ -139,6 +139,7 @@ def run(
     pipeline_options: Sequence[str] = (),
     num_shards: int = 0,
     max_pixels: int | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Extract frames for every video in ``manifest`` into ``out``; return a summary of counts and paths.
 
@@ -162,7 +163,7 @@ def run(
             tables.write_errors(target, [])
 
     if "://" not in out or out.startswith("file://"):
-        with tables.atomic_directory(out) as staging:
+        with tables.atomic_directory(out, command="frames", overwrite=overwrite) as staging:
             execute(str(staging))
         out = str(Path(out.removeprefix("file://")).resolve())
     else:

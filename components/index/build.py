@@ -31,7 +31,7 @@ STAGE = "index"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 # Files not covered by the content digest: the manifest holds the digest, errors are not served.
-DIGEST_EXCLUDE = (MANIFEST_FILE, tables.ERRORS_FILE)
+DIGEST_EXCLUDE = (MANIFEST_FILE, tables.ERRORS_FILE, tables.OUTPUT_MARKER)
 
 
 class BuildOptions(BaseModel):
@@ -174,7 +174,8 @@ def read_manifest(index_dir: str | Path) -> dict:
         raise SilversetInputError(f"index '{index_dir}'", f"{MANIFEST_FILE} is not JSON: {exc}") from None
 
 
-def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_digest: str, spec: AttributeSpec, out: str | Path, options: BuildOptions = BuildOptions()) -> dict:
+def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_digest: str, spec: AttributeSpec, out: str | Path, options: BuildOptions = BuildOptions(),
+                overwrite: bool = False) -> dict:
     """Build, gate and write one index version into ``out`` (replaced atomically). Returns the manifest.
 
     Raises GateFailed (nothing written) when recall@k on the query sample stays below
@@ -204,7 +205,7 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
 
     vocabulary_ids = vocabulary.column("video_id").to_pylist()
     version = index_version(spec=spec, model_digest=model_digest, vocabulary_ids=vocabulary_ids, params=params)
-    with tables.atomic_directory(out) as staging:
+    with tables.atomic_directory(out, command="index build", overwrite=overwrite) as staging:
         # The tuned num_leaves_to_search is recorded in the manifest and passed by the server per query.
         ann.save_searcher(searcher, staging / "scann")
         tables.write_table(vocabulary.select(["video_id", "probability"]), staging / "vocabulary.parquet", VOCABULARY)
@@ -231,13 +232,15 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
     return manifest
 
 
-def run(*, scores: str, embeddings: str, attribute: str, out: str, options: BuildOptions = BuildOptions()) -> dict:
+def run(*, scores: str, embeddings: str, attribute: str, out: str, options: BuildOptions = BuildOptions(),
+        overwrite: bool = False) -> dict:
     """`silverset index build`: scores + embeddings + spec -> index folder. Returns a small summary."""
     spec = load_spec(attribute)
     scores_table = tables.read_table(scores, schemas.SCORES, name=f"scores '{scores}'")
     embeddings_table = tables.read_table(embeddings, name=f"embeddings '{embeddings}'")
     history, errors, model_digest = join_scores_embeddings(scores_table, embeddings_table, spec)
-    manifest = build_index(history=history, errors=errors, model_digest=model_digest, spec=spec, out=out, options=options)
+    manifest = build_index(history=history, errors=errors, model_digest=model_digest, spec=spec, out=out, options=options,
+                           overwrite=overwrite)
     return {
         "index_dir": str(out),
         "version": manifest["version"],

@@ -142,7 +142,8 @@ def _input_rows(files: list[str]) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
-def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None = None) -> dict[str, Any]:
+def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None = None,
+        overwrite: bool = False) -> dict[str, Any]:
     """Score every row of ``embeddings`` with the student in MODELDIR ``model``; write ``out``/scores-*.parquet + errors.parquet.
 
     Returns inputs, scored, errors (inputs == scored + errors), the model digest and the output path.
@@ -184,7 +185,7 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
         return scores_batch(video_ids, np.asarray(result.inference), metadata)
 
     register_arrow_coders()
-    with tables.atomic_directory(out) as staging:
+    with tables.atomic_directory(out, command="score", overwrite=overwrite) as staging:
         beam_options = PipelineOptions(list(options.pipeline_args), runner=options.runner)
         with beam.Pipeline(options=beam_options) as pipeline:
             checked = (

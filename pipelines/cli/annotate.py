@@ -45,8 +45,11 @@ def annotate(
                            tokens_per_min=tokens_per_min, concurrency=concurrency, max_usd=max_usd, cache_dir=cache_dir)
     options = AnnotateOptions(teacher=teacher, max_items=max_items, batch_size=batch_size, gemini=gemini,
                               checkpoint=checkpoint, runtime=runtime)
-    summary = run(attribute=attribute, manifest=manifest, out=out, frames=frames, options=options,
-                  shard=parse_shard(shard), progress=True)
+    from silverset.components.common.tables import resumable_output_folder
+
+    with resumable_output_folder(out, command="annotate"):  # refuses a file or a foreign folder; a failed start leaves nothing
+        summary = run(attribute=attribute, manifest=manifest, out=out, frames=frames, options=options,
+                      shard=parse_shard(shard), progress=True)
     console.print(f"{summary.attribute} by {summary.teacher_id} -> {summary.out}", markup=False)
     console.print(json.dumps(summary.stats.to_dict()), markup=False, highlight=False)
     if summary.stats.stopped == "budget":

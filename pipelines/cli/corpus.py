@@ -24,7 +24,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def synth_with_progress(*, out: Path, videos: int, seed: int, duration_s: float, width: int, height: int) -> dict:
+def synth_with_progress(*, out: Path, videos: int, seed: int, duration_s: float, width: int, height: int,
+                        overwrite: bool = False) -> dict:
     """Run the synthesizer under a rich progress bar; returns its summary."""
     from silverset.components.corpus.synth import run
 
@@ -32,21 +33,25 @@ def synth_with_progress(*, out: Path, videos: int, seed: int, duration_s: float,
                   console=console, transient=True) as progress:
         task = progress.add_task("videos", total=videos)
         return run(out=out, videos=videos, seed=seed, duration_s=duration_s, width=width, height=height,
-                   on_video=lambda _: progress.advance(task))
+                   on_video=lambda _: progress.advance(task), overwrite=overwrite)
 
 
 @corpus_app.command("synth")
 def synth(
     out: Path = typer.Option(..., "--out", help="Output folder (replaced atomically)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
     videos: int = typer.Option(200, "--videos", min=1, help="Number of videos."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
     duration_s: float = typer.Option(3.0, "--duration-s", min=0.1, help="Seconds per video."),
     size: str = typer.Option("320x240", "--size", help="Frame size WxH (even numbers)."),
 ) -> None:
     """Write synthetic H.264 MP4s, manifest.parquet and truth.parquet (4 binary attributes)."""
+    from silverset.components.common.tables import check_output_folder
+
     width, height = parse_size(size)
+    check_output_folder(out, command="corpus synth", overwrite=overwrite)
     summary = synth_with_progress(out=out, videos=videos, seed=seed, duration_s=duration_s, width=width,
-                                  height=height)
+                                  height=height, overwrite=overwrite)
     prevalence = ", ".join(f"{a} {p:.0%}" for a, p in summary["prevalence"].items())
     console.print(f"wrote {summary['videos']} videos to {summary['out']}", markup=False)
     console.print(f"prevalence: {prevalence}", markup=False)

@@ -16,6 +16,7 @@ def distill(
     labels: str = typer.Option(..., "--labels", help="Teacher labels table (Parquet file or folder)."),
     attribute: str = typer.Option(..., "--attribute", help="Attribute spec YAML."),
     out: str = typer.Option(..., "--out", help="MODELDIR to write (replaced atomically)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
     architecture: str = typer.Option("mlp", "--architecture", help="mlp or logistic."),
     hidden_units: int = typer.Option(128, "--hidden-units", min=1, help="MLP hidden width."),
     calibration: str = typer.Option("platt", "--calibration", help="platt, temperature or none (fit on held-out)."),
@@ -27,7 +28,10 @@ def distill(
     from pydantic import ValidationError
 
     from silverset.components.distill.student import StudentOptions
+    from silverset.components.common.tables import check_output_folder
     from silverset.components.distill.train import run
+
+    check_output_folder(out, command="distill", overwrite=overwrite)
 
     try:
         options = StudentOptions(architecture=architecture, hidden_units=hidden_units, calibration=calibration,
@@ -35,7 +39,8 @@ def distill(
     except ValidationError as exc:
         raise options_error("distill options", exc) from None
     with console.status("distilling the student..."):
-        summary = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out, options=options)
+        summary = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out, options=options,
+                      overwrite=overwrite)
     print_summary(console, "distill", summary)
 
 

@@ -22,10 +22,12 @@ def embed(
 ) -> None:
     """Embed every video: one vector per video (pooled frame features, optionally + text)."""
     from silverset.components.common.sharding import parse_shard
+    from silverset.components.common.tables import resumable_output_folder
     from silverset.components.embed.embed import EmbedOptions, run
 
     options = EmbedOptions(embedder=embedder, with_text=text, runtime=runtime, batch_size=batch_size)
-    summary = run(frames=frames, out=out, manifest=manifest, options=options, shard=parse_shard(shard), progress=True)
+    with resumable_output_folder(out, command="embed"):
+        summary = run(frames=frames, out=out, manifest=manifest, options=options, shard=parse_shard(shard), progress=True)
     console.print(f"embedder {summary.embedder_id} (d={summary.dimension}) -> {summary.out}", markup=False)
     console.print(json.dumps(summary.stats.to_dict()), markup=False, highlight=False)
 

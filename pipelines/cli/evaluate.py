@@ -30,9 +30,10 @@ def evaluate(
 ) -> None:
     """Golden-set metrics with bootstrap CIs and the teacher or student gate; exit 0 pass, 3 fail."""
     from silverset.components.common.errors import GateFailed
+    from silverset.components.common.tables import resumable_output_folder
     from silverset.components.evaluate.gate import run
 
-    with console.status(f"evaluating the {gate} gate..."):
+    with console.status(f"evaluating the {gate} gate..."), resumable_output_folder(out, command="evaluate"):
         summary = run(attribute=attribute, golden=golden, predictions=predictions, gate=gate, out=out, baseline=baseline,
                       teacher_predictions=teacher_predictions, model=model, threshold=threshold,
                       teacher_latency_s_per_item=teacher_latency, teacher_stats=teacher_stats,
@@ -59,6 +60,7 @@ def score(
     model: str = typer.Option(..., "--model", help="MODELDIR written by `silverset distill`."),
     embeddings: str = typer.Option(..., "--embeddings", help="Embeddings table (Parquet file or folder)."),
     out: str = typer.Option(..., "--out", help="Scores folder (replaced atomically)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
     runner: str = typer.Option("DirectRunner", "--runner", help="Beam runner."),
     backend: str = typer.Option("onnx", "--backend", help="onnx or torchscript."),
     batch_size: int = typer.Option(8192, "--batch-size", min=1, help="Rows per inference call (block of a RecordBatch)."),
@@ -67,14 +69,17 @@ def score(
     """Score every embedding with the student (Beam RunInference); mismatched rows go to errors.parquet."""
     from pydantic import ValidationError
 
+    from silverset.components.common.tables import check_output_folder
     from silverset.components.score.bulk import ScoreOptions, run
+
+    check_output_folder(out, command="score", overwrite=overwrite)
 
     try:
         options = ScoreOptions(backend=backend, runner=runner, batch_size=batch_size, pipeline_args=tuple(pipeline_option or ()))
     except ValidationError as exc:
         raise options_error("score options", exc) from None
     with console.status("scoring (Beam RunInference)..."):
-        summary = run(model=model, embeddings=embeddings, out=out, options=options)
+        summary = run(model=model, embeddings=embeddings, out=out, options=options, overwrite=overwrite)
     print_summary(console, "score", summary)
 
 

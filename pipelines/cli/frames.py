@@ -13,6 +13,7 @@ console = Console()
 def frames(
     manifest: str = typer.Option(..., "--manifest", help="Manifest (CSV, JSONL or Parquet) with video_id and uri."),
     out: str = typer.Option(..., "--out", help="Output folder (local: replaced atomically)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
     frames_per_video: int = typer.Option(8, "--frames-per-video", "-k", min=1, max=256, help="Frames per video (K)."),
     size: int = typer.Option(224, "--size", min=16, max=2048, help="Output frames are SIZE x SIZE px."),
     runner: str = typer.Option("DirectRunner", "--runner", help="Beam runner (DirectRunner, FlinkRunner, DataflowRunner...)."),
@@ -21,13 +22,15 @@ def frames(
 ) -> None:
     """Sample K frames per video (seek + decode forward), write sharded Parquet and errors.parquet."""
     from silverset.components.common.manifest import read_manifest
+    from silverset.components.common.tables import check_output_folder
 
+    check_output_folder(out, command="frames", overwrite=overwrite)
     read_manifest(manifest)  # fail fast on a bad manifest, before the ~20 s Beam import
     from silverset.components.frames.pipeline import run
 
     with console.status("extracting frames (Beam)..."):
         summary = run(manifest=manifest, out=out, frames_per_video=frames_per_video, size=size, runner=runner,
-                      pipeline_options=pipeline_option or ())
+                      pipeline_options=pipeline_option or (), overwrite=overwrite)
     print_summary(summary)
 
 

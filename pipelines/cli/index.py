@@ -17,17 +17,21 @@ def build(
     embeddings: str = typer.Option(..., help="Embeddings table (Parquet file or folder)."),
     attribute: Path = typer.Option(..., help="Attribute spec YAML (vocabulary rule, recall target)."),
     out: Path = typer.Option(..., help="Output index folder (replaced atomically)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
     recall_queries: int = typer.Option(200, help="Query sample size for the recall@10 check."),
 ) -> None:
     """Build the restricted vocabulary and its ScaNN index; exit 3 if recall@10 is below the spec's target."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from silverset.components.common.tables import check_output_folder
     from silverset.components.index.build import BuildOptions, run
+
+    check_output_folder(out, command="index build", overwrite=overwrite)
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
         progress.add_task("building restricted index", total=None)
         summary = run(scores=scores, embeddings=embeddings, attribute=str(attribute), out=str(out),
-                      options=BuildOptions(recall_queries=recall_queries))
+                      options=BuildOptions(recall_queries=recall_queries), overwrite=overwrite)
     console.print_json(json.dumps(summary))
 
 

@@ -52,23 +52,23 @@ def test_empty_errors_file_is_written_and_missing_one_reads_empty(tmp_path):
 
 def test_atomic_directory_replaces_the_whole_folder_on_success(tmp_path):
     out = tmp_path / "frames"
-    with tables.atomic_directory(out) as staging:
+    with tables.atomic_directory(out, command="frames") as staging:
         (staging / "shard-0.parquet").write_text("old 0")
         (staging / "shard-1.parquet").write_text("old 1")
-    with tables.atomic_directory(out) as staging:
+    with tables.atomic_directory(out, command="frames") as staging:
         assert not (staging / "shard-0.parquet").exists()  # a fresh folder, not the old one
         assert (out / "shard-1.parquet").read_text() == "old 1"  # readers still see the old output
         (staging / "shard-0.parquet").write_text("new 0")
-    assert sorted(p.name for p in out.iterdir()) == ["shard-0.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [tables.OUTPUT_MARKER, "shard-0.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
 
 
 def test_atomic_directory_keeps_the_old_output_when_the_writer_fails(tmp_path):
     out = tmp_path / "frames"
-    with tables.atomic_directory(out) as staging:
+    with tables.atomic_directory(out, command="frames") as staging:
         (staging / "shard-0.parquet").write_text("good")
     with pytest.raises(RuntimeError):
-        with tables.atomic_directory(out) as staging:
+        with tables.atomic_directory(out, command="frames") as staging:
             (staging / "shard-0.parquet").write_text("half writ")
             raise RuntimeError("worker died")
     assert (out / "shard-0.parquet").read_text() == "good"
@@ -78,6 +78,6 @@ def test_atomic_directory_keeps_the_old_output_when_the_writer_fails(tmp_path):
 def test_atomic_directory_cleans_up_a_crashed_runs_staging(tmp_path):
     stale = tmp_path / f"{tables.STAGING_PREFIX}frames-deadbeef"
     stale.mkdir()
-    with tables.atomic_directory(tmp_path / "frames"):
+    with tables.atomic_directory(tmp_path / "frames", command="frames"):
         pass
     assert not stale.exists()
