@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -66,12 +67,41 @@ class Serving(_Strict):
     default_k: int = Field(10, ge=1, le=1000)
 
 
+# The Gemini model a spec gets unless it names one: generally available since 2026-09-02 with no shutdown
+# date announced (ai.google.dev/gemini-api/docs/deprecations and /models, checked 2026-11-30; the 2.5 models
+# were withdrawn in November 2026). Its price lives in components/teacher/prices.yaml.
+DEFAULT_GEMINI_MODEL = "gemini-3.8-flash"
+# The wording of the teacher prompt (components/teacher/gemini.py PROMPT_TEMPLATE). It is part of the prompt
+# hash, so bump it whenever that template changes; a test pins the template's digest to this number.
+PROMPT_TEMPLATE_VERSION = 2
+
+
 class TeacherSettings(_Strict):
-    """Teacher defaults for this attribute; the CLI's flags override them."""
+    """Teacher defaults for this attribute; the CLI's flags override them.
+
+    ``model`` is the Gemini model. The old key ``gemini_model`` is still read (with a FutureWarning, which users see) so
+    existing spec files load; giving both is an error.
+    """
 
     backend: Literal["zero-shot", "gemini", "local"] = "zero-shot"
-    gemini_model: str = "gemini-2.5-pro"
+    model: str = Field(DEFAULT_GEMINI_MODEL, min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     frames_per_request: int = Field(8, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_deprecated_gemini_model(cls, data):
+        if isinstance(data, dict) and "gemini_model" in data:
+            if "model" in data:
+                raise ValueError("give teacher.model only; teacher.gemini_model is its deprecated old name")
+            warnings.warn("teacher.gemini_model is deprecated: rename it to teacher.model", FutureWarning,
+                          stacklevel=2)
+            data = {("model" if k == "gemini_model" else k): v for k, v in data.items()}
+        return data
+
+    @property
+    def gemini_model(self) -> str:
+        """Deprecated alias of ``model`` for callers written before the rename."""
+        return self.model
 
 
 class AttributeSpec(_Strict):
@@ -135,18 +165,22 @@ class AttributeSpec(_Strict):
 
     @property
     def prompt_hash(self) -> str:
-        """sha256 of what the teacher is asked (name, version, definition, label type, classes).
+        """sha256 of everything of the spec that reaches the teacher's prompt.
 
-        Teacher caches and labels are keyed by this, so editing a gate threshold does not
-        re-pay for labels, but editing the definition or bumping the version does.
+        That is the name, version, title, definition, label type, classes, the number of frames sent and
+        the prompt template's version. Teacher caches and labels are keyed by this, so editing a gate
+        threshold does not re-pay for labels, but editing the title, the definition or the template does.
         """
         return sha256_json(
             {
                 "name": self.name,
                 "version": self.version,
+                "title": self.title,
                 "definition": self.definition,
                 "label_type": self.label_type.value,
                 "classes": list(self.classes),
+                "frames_per_request": self.teacher.frames_per_request,
+                "template_version": PROMPT_TEMPLATE_VERSION,
             }
         )
 

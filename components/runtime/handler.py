@@ -76,6 +76,14 @@ class ModelHandler(abc.ABC, Generic[ModelT]):
         """Batch sizing hints, as in Beam: ``min_batch_size`` / ``max_batch_size`` items."""
         return {"min_batch_size": 1, "max_batch_size": 32}
 
+    def is_final(self, error_type: str) -> bool:
+        """Whether an error of this type is the item's verdict (kept by a rerun) or transient (tried again).
+
+        By default every error is final; a remote teacher keeps only terminal verdicts (a safety block, an
+        unusable video) and lets a rerun retry the rest.
+        """
+        return True
+
     @property
     def model_id(self) -> str:
         """Identifier written into output rows (embedder_id / teacher_id)."""

@@ -9,7 +9,8 @@ Output layout of one stage directory (several shards may write into the same one
     out/stats/shard-<shard tag>.json       per-shard stats: items, errors, seconds, cost, requests
 
 A crashed run (kill -9 included) resumes by skipping every item found in a completed part, so no item
-is computed (or paid for) twice and none is lost. ``merge_check`` verifies the exactly-once contract.
+is computed (or paid for) twice and none is lost. An item whose error the handler calls transient
+(``ModelHandler.is_final``) is run again by a rerun; its old error row is then superseded. ``merge_check`` verifies the exactly-once contract.
 """
 from __future__ import annotations
 
@@ -106,8 +107,13 @@ class ShardStats:
         return asdict(self)
 
 
-def _completed(out: _Folder, shard: Shard, key_column: str, id_column: str, model_id: str) -> tuple[set[str], int]:
-    """Keys done by earlier runs of this shard, and the next part sequence number."""
+def _completed(out: _Folder, shard: Shard, key_column: str, id_column: str, model_id: str,
+               is_final=lambda error_type: True) -> tuple[set[str], int]:
+    """Keys done by earlier runs of this shard, and the next part sequence number.
+
+    An item is done when a part holds its output row or an error the handler calls final; an item whose
+    only errors are transient (``is_final`` False) is run again.
+    """
     done: set[str] = set()
     next_seq = 0
     for name in out.names("", f"part-{shard.tag}-*.parquet"):
@@ -126,17 +132,35 @@ def _completed(out: _Folder, shard: Shard, key_column: str, id_column: str, mode
         done.update(part.column(key_column).to_pylist())
         err_name = f"errors-{shard.tag}-{seq:05d}.parquet"
         if out.exists(PARTS_DIR, err_name):
-            done.update(out.read_parquet(PARTS_DIR, err_name, columns=["key"]).column("key").to_pylist())
+            errors = out.read_parquet(PARTS_DIR, err_name, columns=["key", "error_type"]).to_pylist()
+            done.update(e["key"] for e in errors if is_final(e["error_type"]))
     return done, next_seq
 
 
-def collect_errors(out_dir: str | Path) -> int:
-    """Rewrite ``out/errors.parquet`` as the union of every shard's error parts; returns its row count."""
+def collect_errors(out_dir: str | Path, *, key_column: str = "video_id") -> int:
+    """Rewrite ``out/errors.parquet`` as the union of every shard's error parts; returns its row count.
+
+    An error row that a later part of the same shard answered again (a transient error retried by a rerun)
+    is superseded and left out; an item with a row and an error in the same part stays a duplicate.
+    """
     out = out_dir if isinstance(out_dir, _Folder) else _Folder(out_dir)
-    rows: list[pa.Table] = []
+    error_parts: list[tuple[str, int, pa.Table]] = []
     for err in out.names(PARTS_DIR, "errors-*.parquet"):
-        if out.exists(err.replace("errors-", "part-", 1)):  # an error part without its data part: unfinished batch
-            rows.append(out.read_parquet(PARTS_DIR, err))
+        match = _PART_RE.match(err.replace("errors-", "part-", 1))
+        if match and out.exists(err.replace("errors-", "part-", 1)):  # no data part: an unfinished batch
+            error_parts.append((match["tag"], int(match["seq"]), out.read_parquet(PARTS_DIR, err)))
+    latest: dict[tuple[str, str], int] = {}  # (shard tag, key) -> last part sequence that holds the key
+    if error_parts:
+        for name in out.names("", "part-*.parquet"):
+            match = _PART_RE.match(name)
+            if match:
+                for key in out.read_parquet(name, columns=[key_column]).column(key_column).to_pylist():
+                    latest[(match["tag"], key)] = max(latest.get((match["tag"], key), -1), int(match["seq"]))
+        for tag, seq, part in error_parts:
+            for key in part.column("key").to_pylist():
+                latest[(tag, key)] = max(latest.get((tag, key), -1), seq)
+    rows = [part.filter(pa.array([latest[(tag, k)] == seq for k in part.column("key").to_pylist()], pa.bool_()))
+            for tag, seq, part in error_parts]
     table = pa.concat_tables(rows) if rows else schemas.ERRORS.empty_table()
     tables.write_table(table, out.join(tables.ERRORS_FILE), schemas.ERRORS, name="errors")
     return table.num_rows
@@ -176,7 +200,7 @@ def run_sharded(
         if it.key in seen:
             raise SilversetInputError(description, f"item '{it.key}' appears twice; keys must be unique")
         seen.add(it.key)
-    done, seq = _completed(out, shard, key_column, id_column, model_id)
+    done, seq = _completed(out, shard, key_column, id_column, model_id, handler.is_final)
     stats.items = len(owned) + len(owned_errors)
     pending = [it for it in owned if it.key not in done]
     pending_errors = [e for e in owned_errors if e.key not in done]
@@ -246,7 +270,7 @@ def run_sharded(
         stats.cost_usd = round(stats.cost_usd, 6)
         stats.remaining = stats.items - stats.resumed - stats.processed
         _carry_timing(out, shard, stats)
-        collect_errors(out)
+        collect_errors(out, key_column=key_column)
         out.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", STATS_DIR, f"shard-{shard.tag}.json")
     return stats
 
@@ -294,7 +318,7 @@ class MergeReport:
 def merge_check(out_dir: str | Path, expected_keys: Sequence[str], *, key_column: str = "video_id") -> MergeReport:
     """Check every expected key is in the output rows or errors.parquet exactly once (all shards together)."""
     out = _Folder(out_dir)
-    collect_errors(out)
+    collect_errors(out, key_column=key_column)
     keys: list[str] = []
     n_out = 0
     for name in out.names("", "part-*.parquet"):

@@ -57,7 +57,8 @@ class AnnotateSummary:
     stats: ShardStats
 
 
-def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str) -> ModelHandler:
+def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str, shard_count: int = 1) -> ModelHandler:
+    """The teacher ``options`` select for ``spec``; a Gemini teacher takes 1/``shard_count`` of the key's quota."""
     teacher = options.teacher or spec.teacher.backend
     if teacher == "zero-shot":
         from .zero_shot import ZeroShotHandler
@@ -68,10 +69,11 @@ def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str) -> 
 
         gemini = options.gemini
         if gemini.model is None:
-            gemini = gemini.model_copy(update={"model": spec.teacher.gemini_model})
+            gemini = gemini.model_copy(update={"model": spec.teacher.model})
         cache = gemini.cache_dir or str(Path(out) / ".teacher-cache")
         return GeminiHandler(spec, gemini.model_copy(update={"cache_dir": cache}),
-                             frames_per_request=spec.teacher.frames_per_request, batch_size=options.batch_size)
+                             frames_per_request=spec.teacher.frames_per_request, batch_size=options.batch_size,
+                             shard_count=shard_count)
     if teacher == "local":
         from .local import LocalTeacherHandler
 
@@ -91,7 +93,7 @@ def run(*, attribute: str, manifest: str, out: str, frames: str | None = None,
     answer is never paid for again. Frames are required by the gemini and local teachers.
     """
     spec = load_spec(attribute)
-    handler = make_handler(spec, options, out=out)
+    handler = make_handler(spec, options, out=out, shard_count=shard.count)
     needs_frames = not isinstance(handler, _zero_shot_type())
     if needs_frames and not frames:
         raise SilversetInputError("--frames", f"the {options.teacher or spec.teacher.backend} teacher needs the frames table")

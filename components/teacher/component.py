@@ -7,10 +7,13 @@ from silverset.components.common.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_uri: str, shard_index: int = 0,
                    shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "",
-                   run_lock: str = "", state_dir: str = "", run_id: str = "") -> str:
+                   run_lock: str = "", state_dir: str = "", run_id: str = "", gemini_model: str = "",
+                   price_table_uri: str = "", gemini_rps: float = 2.0, gemini_tokens_per_min: int = 2_000_000) -> str:
     """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON.
 
-    ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local")."""
+    ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local"). ``gemini_model`` overrides
+    the spec's model; ``price_table_uri`` the shipped price table; ``gemini_rps`` / ``gemini_tokens_per_min``
+    are the key's quota for the whole run (each of the ``shard_count`` shards takes its share)."""
     import json
 
     from silverset.components.common.sharding import Shard
@@ -21,8 +24,9 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
 
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
-    options = AnnotateOptions(teacher=teacher, gemini=GeminiOptions(max_usd=max_usd if max_usd >= 0 else None),
-                              checkpoint=checkpoint or None)
+    gemini = GeminiOptions(max_usd=max_usd if max_usd >= 0 else None, model=gemini_model or None,
+                           price_table=price_table_uri or None, rps=gemini_rps, tokens_per_min=gemini_tokens_per_min)
+    options = AnnotateOptions(teacher=teacher, gemini=gemini, checkpoint=checkpoint or None)
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
         summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
                       options=options, shard=Shard(shard_index, shard_count))

@@ -1,16 +1,22 @@
-"""The Gemini teacher: one multimodal generateContent request per video, structured JSON output, temperature 0.
+"""The Gemini teacher: one multimodal generateContent request per video, structured JSON output.
 
-Written around the real ``google-genai`` client: retries with exponential backoff + full jitter on 429/5xx/
-timeouts (honouring Retry-After), a client-side limiter (requests/s and tokens/min), a concurrency bound, a
-content-addressed cache keyed by (video, frames digest, model, prompt hash) so nothing is paid twice, cost
-from usageMetadata with a price table, a budget stop, and a Batch API mode at half price.
+Written around the real ``google-genai`` client and the API's real error shapes: retries on 429/5xx/timeouts
+wait what the server asks (``google.rpc.RetryInfo.retryDelay`` in the error details, else Retry-After, else
+exponential backoff with full jitter); a 404 (retired or unknown model) or a refused key stops the run at
+once, naming the model; a client-side limiter holds the key's requests/s and tokens/min for the whole run
+(split across its shards); every paid answer is cached with its outcome, keyed by (video, frames, title,
+model, prompt hash), so nothing is paid twice; cost comes from ``usage_metadata`` and a dated price table;
+a budget stop; and a Batch API mode whose jobs are recorded before polling, so a rerun never resubmits.
+Current Gemini models ignore a custom temperature, so none is sent: repeatability comes from the cache.
 The API key comes from a secret file or GEMINI_API_KEY / GOOGLE_API_KEY and is redacted from every message.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,33 +31,30 @@ from silverset.components.common.spec import AttributeSpec
 from silverset.components.runtime.handler import BudgetExhausted, ItemResult, ModelHandler, WorkItem
 from silverset.components.runtime.inputs import sample_indices
 
+from .batch_jobs import BatchJobRecord, BatchLedger
+from .prices import ModelPrice, PriceTable, load_price_table
 from .zero_shot import label_row
 
+_LOGGER = logging.getLogger(__name__)
+
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
-TOKENS_PER_IMAGE = 258  # Gemini bills an image <= 384 px per side as 258 tokens
-BATCH_DISCOUNT = 0.5
-TERMINAL_BATCH_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
-
-
-class ModelPrice(BaseModel):
-    """USD per million tokens; output includes thinking tokens, as Google bills them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-
-
-# Paid-tier list prices (prompts <= 200k tokens), USD per million tokens.
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gemini-2.5-pro": ModelPrice(input_per_mtok=1.25, output_per_mtok=10.0),
-    "gemini-2.5-flash": ModelPrice(input_per_mtok=0.30, output_per_mtok=2.50),
-    "gemini-2.5-flash-lite": ModelPrice(input_per_mtok=0.10, output_per_mtok=0.40),
-}
+TOKENS_PER_IMAGE = 258  # Gemini bills an image <= 384 px per side as 258 tokens (pre-flight estimate only)
+TERMINAL_BATCH_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+                         "JOB_STATE_PARTIALLY_SUCCEEDED")
+# Finish reasons (candidate) and block reasons (prompt feedback) that mean a content policy stopped the answer.
+SAFETY_REASONS = frozenset({"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY",
+                            "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR", "JAILBREAK"})
+# Verdicts a rerun keeps. Every other error (retries exhausted, a failed batch job, a truncated or malformed
+# answer) is tried again by a rerun; a paid answer among them is replayed from the cache, never paid twice.
+TERMINAL_ERRORS = frozenset({"safety_blocked", "invalid_request", "no_frames"})
 
 
 class GeminiOptions(BaseModel):
-    """Gemini teacher settings. ``model`` None = the spec's ``teacher.gemini_model``."""
+    """Gemini teacher settings. ``model`` None = the spec's ``teacher.model``.
+
+    ``rps`` and ``tokens_per_min`` are the API key's quota for the whole run: a run of n shards gives each
+    shard 1/n of it, so all shards together never exceed it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,18 +62,24 @@ class GeminiOptions(BaseModel):
     mode: Literal["online", "batch"] = "online"
     base_url: str | None = None  # None: google-genai's default, or GOOGLE_GEMINI_BASE_URL
     api_key_file: str | None = None  # a mounted secret; else GEMINI_API_KEY / GOOGLE_API_KEY
-    rps: float = Field(2.0, gt=0, description="client-side requests per second")
-    tokens_per_min: int = Field(2_000_000, gt=0)
+    price_table: str | None = None  # None: the shipped components/teacher/prices.yaml
+    rps: float = Field(2.0, gt=0, description="requests per second of the key, for all shards together")
+    tokens_per_min: int = Field(2_000_000, gt=0, description="tokens per minute of the key, all shards together")
     concurrency: int = Field(8, ge=1, le=256)
     max_usd: float | None = Field(None, ge=0)
     max_attempts: int = Field(6, ge=1, le=20)
     backoff_initial_s: float = Field(1.0, ge=0)
     backoff_max_s: float = Field(60.0, ge=0)
+    max_server_delay_s: float = Field(300.0, ge=0, description="longest retryDelay / Retry-After honoured")
     timeout_s: float = Field(120.0, gt=0)
     batch_poll_s: float = Field(10.0, ge=0)
+    batch_job_size: int = Field(500, ge=1, le=50_000, description="videos per Batch API job")
     estimated_output_tokens: int = Field(1000, ge=1, description="for budget checks before the first answer")
     cache_dir: str | None = None
-    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+
+class ModelUnavailable(SilversetInputError):
+    """The API refused the model or the key for every request (404, 401/403, FAILED_PRECONDITION): stop the run."""
 
 
 def resolve_api_key(api_key_file: str | None) -> str:
@@ -90,15 +99,20 @@ def resolve_api_key(api_key_file: str | None) -> str:
 
 
 class RateLimiter:
-    """Token buckets for requests/s and tokens/min, shared by all worker threads."""
+    """Token buckets for requests/s and tokens/min, shared by all worker threads, plus a server-ordered hold."""
 
-    def __init__(self, rps: float, tokens_per_min: int, *, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, rps: float, tokens_per_min: float, *, clock=time.monotonic, sleep=time.sleep):
         self.rps, self.tpm = rps, tokens_per_min
         self.clock, self.sleep = clock, sleep
         self._lock = threading.Lock()
         self._next_request = clock()
         self._tokens = float(tokens_per_min)
         self._tokens_at = clock()
+
+    def hold(self, seconds: float) -> None:
+        """No request starts for ``seconds`` (the server's retryDelay on a quota 429 applies to the whole key)."""
+        with self._lock:
+            self._next_request = max(self._next_request, self.clock() + seconds)
 
     def acquire(self, tokens: int = 0) -> None:
         """Block until one request (estimated ``tokens`` tokens) may start."""
@@ -119,7 +133,7 @@ class RateLimiter:
 
 
 class LabelCache:
-    """Content-addressed answers: ``<dir>/<hh>/<sha256>.json``, written atomically, one per paid answer."""
+    """Content-addressed paid answers with their outcome: ``<dir>/<hh>/<sha256>.json``, written atomically."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -143,6 +157,8 @@ class LabelCache:
 
 
 class _Budget:
+    """Reservations before a request, settled exactly once per admitted video with what it really cost."""
+
     def __init__(self, max_usd: float | None, first_estimate: float):
         self.max_usd = max_usd
         self.spent = 0.0
@@ -178,12 +194,6 @@ class Verdict(BaseModel):
     rationale: str = Field(max_length=4000)
 
 
-class _ItemFailed(Exception):
-    def __init__(self, error_type: str, message: str, *, cost: float = 0.0, paid: bool = False):
-        super().__init__(message)
-        self.error_type, self.message, self.cost, self.paid = error_type, message, cost, paid
-
-
 def response_schema(spec: AttributeSpec) -> dict[str, Any]:
     return {
         "type": "OBJECT",
@@ -197,16 +207,43 @@ def response_schema(spec: AttributeSpec) -> dict[str, Any]:
     }
 
 
+# The prompt's wording. Its version is spec.PROMPT_TEMPLATE_VERSION (part of the prompt hash): bump it with any edit.
+PROMPT_TEMPLATE = (
+    "You are labelling videos for the attribute '{title}' ({key}).\n\n"
+    "Definition:\n{definition}\n\n"
+    "The {n_frames} images above are frames sampled evenly from the video, in order.\n"
+    "video_id: {video_id}\ntitle: {video_title}\ndescription: {video_description}\n\n"
+    "Answer with JSON: label ({classes}), probability that the label is {positive} (0 to 1), "
+    "and a short rationale citing what you see."
+)
+
+
 def prompt_text(spec: AttributeSpec, *, video_id: str, title: str, description: str, n_frames: int) -> str:
-    classes = " or ".join(repr(c) for c in spec.classes)
-    return (
-        f"You are labelling videos for the attribute '{spec.title}' ({spec.key}).\n\n"
-        f"Definition:\n{spec.definition}\n\n"
-        f"The {n_frames} images above are frames sampled evenly from the video, in order.\n"
-        f"video_id: {video_id}\ntitle: {title or '(none)'}\ndescription: {description or '(none)'}\n\n"
-        f"Answer with JSON: label ({classes}), probability that the label is {spec.classes[1]!r} (0 to 1), "
-        "and a short rationale citing what you see."
-    )
+    return PROMPT_TEMPLATE.format(title=spec.title, key=spec.key, definition=spec.definition, n_frames=n_frames,
+                                  video_id=video_id, video_title=title or "(none)",
+                                  video_description=description or "(none)",
+                                  classes=" or ".join(repr(c) for c in spec.classes), positive=repr(spec.classes[1]))
+
+
+def server_retry_delay(exc) -> float | None:
+    """Seconds the server asks to wait: ``google.rpc.RetryInfo.retryDelay`` in the error details, else Retry-After.
+
+    google-genai's ``APIError.details`` is the whole error body, ``{"error": {..., "details": [...]}}``;
+    a retryDelay is a protobuf Duration in JSON form (``"22s"``, ``"0.250s"``).
+    """
+    body = getattr(exc, "details", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    for detail in (error.get("details") or []) if isinstance(error, dict) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)s\s*", str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    value = headers.get("retry-after") if headers else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date Retry-After: fall back to backoff
 
 
 class GeminiHandler(ModelHandler):
@@ -215,22 +252,26 @@ class GeminiHandler(ModelHandler):
     stage = "annotate"
 
     def __init__(self, spec: AttributeSpec, options: GeminiOptions, *, frames_per_request: int = 8,
-                 batch_size: int | None = None, sleep=time.sleep):
+                 batch_size: int | None = None, shard_count: int = 1, price_table: PriceTable | None = None,
+                 sleep=time.sleep):
         if options.model is None:
-            options = options.model_copy(update={"model": spec.teacher.gemini_model})
-        if options.model not in options.prices:
-            raise SilversetInputError("--model", f"no price for {options.model!r} in the price table; "
-                                      f"known: {', '.join(sorted(options.prices))}")
+            options = options.model_copy(update={"model": spec.teacher.model})
+        table = price_table or load_price_table(options.price_table)
         self.spec, self.options = spec, options
+        self.price: ModelPrice = table.price(options.model, source=f"price table of {table.checked}")
+        self.batch_discount = table.batch_discount
         self.frames_per_request = frames_per_request
         self.batch_size = batch_size or max(4 * options.concurrency, 16)
-        self.price = options.prices[options.model]
-        self.cache = LabelCache(options.cache_dir or Path.cwd() / ".teacher-cache")
-        self.limiter = RateLimiter(options.rps, options.tokens_per_min)
+        cache_root = Path(options.cache_dir or Path.cwd() / ".teacher-cache")
+        self.cache = LabelCache(cache_root)
+        self.ledger = BatchLedger(cache_root / "batch-jobs")
+        # the key's quota is the run's; each of the run's shards takes its share
+        self.limiter = RateLimiter(options.rps / shard_count, options.tokens_per_min / shard_count)
         est_in = TOKENS_PER_IMAGE * frames_per_request + 600
         self.budget = _Budget(options.max_usd, self.cost(est_in, options.estimated_output_tokens))
         self.sleep = sleep
         self._key: str | None = None
+        self._fatal: ModelUnavailable | None = None
 
     @property
     def model_id(self) -> str:
@@ -239,9 +280,12 @@ class GeminiHandler(ModelHandler):
     def batch_elements_kwargs(self) -> dict[str, int]:
         return {"min_batch_size": 1, "max_batch_size": self.batch_size}
 
+    def is_final(self, error_type: str) -> bool:
+        return error_type in TERMINAL_ERRORS
+
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         usd = (input_tokens * self.price.input_per_mtok + output_tokens * self.price.output_per_mtok) / 1e6
-        return usd * (BATCH_DISCOUNT if self.options.mode == "batch" else 1.0)
+        return usd * (self.batch_discount if self.options.mode == "batch" else 1.0)
 
     def redact(self, text: str) -> str:
         return text.replace(self._key, "[redacted]") if self._key else text
@@ -257,6 +301,7 @@ class GeminiHandler(ModelHandler):
     def cache_key(self, item: WorkItem) -> str:
         frames = item.payload.frames
         return sha256_json({"video_id": item.key, "frames": frames.digest if frames else None,
+                            "title": item.payload.title, "description": item.payload.description,
                             "model": self.options.model, "prompt_hash": self.spec.prompt_hash,
                             "frames_per_request": self.frames_per_request})
 
@@ -270,40 +315,63 @@ class GeminiHandler(ModelHandler):
         text = prompt_text(self.spec, video_id=item.key, title=item.payload.title, description=item.payload.description,
                            n_frames=len(picks))
         parts.append(types.Part.from_text(text=text))
-        config = types.GenerateContentConfig(temperature=0.0, candidate_count=1, response_mime_type="application/json",
+        config = types.GenerateContentConfig(candidate_count=1, response_mime_type="application/json",
                                              response_schema=response_schema(self.spec))
         return [types.Content(role="user", parts=parts)], config, TOKENS_PER_IMAGE * len(picks) + len(text) // 4
 
-    def parse(self, response) -> tuple[dict, float]:
-        """A GenerateContentResponse -> (cache record, cost in USD); raises _ItemFailed with the reason."""
+    def outcome(self, response) -> dict:
+        """A GenerateContentResponse -> the record cached for it: a label, or the error it amounts to, and its cost."""
         usage = response.usage_metadata
         in_tok = (usage.prompt_token_count or 0) if usage else 0
         out_tok = ((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0
-        cost = self.cost(in_tok, out_tok)
+        paid = {"input_tokens": in_tok, "output_tokens": out_tok, "cost_usd": self.cost(in_tok, out_tok)}
         if not response.candidates:
             feedback = response.prompt_feedback
-            reason = feedback.block_reason if feedback and feedback.block_reason else "no reason given"
-            raise _ItemFailed("no_candidate", f"response has no candidate (prompt feedback: {reason})", cost=cost, paid=True)
+            reason = _name(feedback.block_reason) if feedback and feedback.block_reason else None
+            if reason in SAFETY_REASONS:
+                return {"outcome": "safety_blocked", "message": f"prompt blocked (blockReason {reason})", **paid}
+            return {"outcome": "no_candidate", "message": f"response has no candidate (blockReason {reason})", **paid}
         candidate = response.candidates[0]
-        finish = str(candidate.finish_reason.value if hasattr(candidate.finish_reason, "value") else candidate.finish_reason)
-        if finish in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"):
-            raise _ItemFailed("blocked", f"generation blocked (finishReason {finish})", cost=cost, paid=True)
-        text = "".join(p.text or "" for p in (candidate.content.parts if candidate.content and candidate.content.parts else []))
+        finish = _name(candidate.finish_reason)
+        if finish in SAFETY_REASONS:
+            return {"outcome": "safety_blocked", "message": f"answer blocked (finishReason {finish})", **paid}
+        if finish == "MAX_TOKENS":
+            return {"outcome": "truncated", "message": "answer cut at the output token limit (finishReason MAX_TOKENS)",
+                    **paid}
+        parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+        text = "".join(p.text or "" for p in parts if not getattr(p, "thought", False))
         try:
             verdict = Verdict.model_validate(json.loads(text))
         except (json.JSONDecodeError, ValidationError) as exc:
-            raise _ItemFailed("bad_response", f"answer does not match the response schema: {str(exc)[:300]}",
-                              cost=cost, paid=True) from None
+            return {"outcome": "bad_response", "message": f"answer (finishReason {finish}) does not match the "
+                    f"response schema: {str(exc)[:300]}", **paid}
         if verdict.label not in self.spec.classes:
-            raise _ItemFailed("bad_response", f"label {verdict.label!r} is not one of {list(self.spec.classes)}",
-                              cost=cost, paid=True)
-        record = {"label": self.spec.classes.index(verdict.label), "probability": verdict.probability,
-                  "rationale": verdict.rationale, "input_tokens": in_tok, "output_tokens": out_tok, "cost_usd": cost}
-        return record, cost
+            return {"outcome": "bad_response", "message": f"label {verdict.label!r} is not one of "
+                    f"{list(self.spec.classes)}", **paid}
+        return {"outcome": "label", "label": self.spec.classes.index(verdict.label),
+                "probability": verdict.probability, "rationale": verdict.rationale, **paid}
 
-    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = random.uniform(0, min(self.options.backoff_max_s, self.options.backoff_initial_s * 2**attempt))
-        return max(backoff, retry_after or 0.0)
+    def _from_record(self, item: WorkItem, record: dict, *, requests: int = 0, cached: bool = False) -> ItemResult:
+        cost = 0.0 if cached else float(record.get("cost_usd", 0.0))
+        outcome = record.get("outcome", "label")  # records written before outcomes were cached are all labels
+        if outcome != "label":
+            return ItemResult(key=item.key, error_type=outcome, message=self.redact(record.get("message", "")),
+                              cost_usd=cost, requests=requests, cached=cached)
+        row = label_row(self.spec, item.key, float(record["probability"]), self.model_id, record["rationale"],
+                        label=int(record["label"]))
+        return ItemResult(key=item.key, row=row, cost_usd=cost, requests=requests, cached=cached)
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.options.backoff_max_s, self.options.backoff_initial_s * 2**attempt))
+
+    def _refused(self, exc) -> ModelUnavailable:
+        """The run-stopping error for a 404 / 401 / 403 / FAILED_PRECONDITION answer."""
+        detail = self.redact(f"HTTP {exc.code} {exc.status or ''}: {exc.message or ''}".strip())
+        if exc.code == 404:
+            return ModelUnavailable(f"Gemini model '{self.options.model}'",
+                                    f"not served by the API ({detail}); it is retired or unknown: set teacher.model "
+                                    "or --model to a current model (https://ai.google.dev/gemini-api/docs/models)")
+        return ModelUnavailable("Gemini API key", f"refused for model '{self.options.model}' ({detail})")
 
     def call(self, client, item: WorkItem) -> ItemResult:
         """One video, online: retries until an answer, a permanent error, or ``max_attempts``."""
@@ -313,37 +381,48 @@ class GeminiHandler(ModelHandler):
         requests = 0
         last = "no attempt made"
         for attempt in range(self.options.max_attempts):
+            if self._fatal is not None:
+                return ItemResult(key=item.key, error_type="not_attempted", message=str(self._fatal), requests=requests)
             self.limiter.acquire(est_tokens)
             requests += 1
             try:
                 response = client.models.generate_content(model=self.options.model, contents=contents, config=config)
             except genai_errors.APIError as exc:
                 last = f"HTTP {exc.code} {exc.status or ''}: {exc.message or ''}".strip()
+                if exc.code in (401, 403, 404) or exc.status == "FAILED_PRECONDITION":
+                    self._fatal = self._fatal or self._refused(exc)
+                    raise self._fatal from None
                 if exc.code not in RETRYABLE_STATUS:
-                    return ItemResult(key=item.key, error_type=f"http_{exc.code}", message=self.redact(last), requests=requests)
-                self.sleep(self._retry_delay(attempt, _retry_after(exc)))
+                    kind = "invalid_request" if exc.code == 400 else f"http_{exc.code}"
+                    return ItemResult(key=item.key, error_type=kind, message=self.redact(last), requests=requests)
+                asked = server_retry_delay(exc)
+                if asked is not None:
+                    asked = min(asked, self.options.max_server_delay_s)
+                    if exc.code == 429:
+                        self.limiter.hold(asked)  # the quota is the key's: nobody on this shard sends until then
+                    _LOGGER.info("%s: HTTP %s, server asks to retry in %.3gs", item.key, exc.code, asked)
+                self.sleep(asked if asked is not None else self._backoff(attempt))
                 continue
             except _transport_errors() as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                self.sleep(self._retry_delay(attempt, None))
+                self.sleep(self._backoff(attempt))
                 continue
-            try:
-                record, cost = self.parse(response)
-            except _ItemFailed as failed:
-                self.budget.settle(failed.cost, failed.paid)
-                return ItemResult(key=item.key, error_type=failed.error_type, message=self.redact(failed.message),
-                                  cost_usd=failed.cost, requests=requests)
+            record = self.outcome(response)
             self.cache.put(self.cache_key(item), record)  # before anything else: a crash now must not re-pay
-            self.budget.settle(cost, True)
-            return self._result(item, record, cost=cost, requests=requests)
-        self.budget.settle(0.0, False)
+            return self._from_record(item, record, requests=requests)
+        _LOGGER.warning("%s: gave up after %d attempts; a rerun tries again", item.key, requests)
         return ItemResult(key=item.key, error_type="retries_exhausted",
                           message=self.redact(f"gave up after {requests} attempts; last: {last}"), requests=requests)
 
-    def _result(self, item: WorkItem, record: dict, *, cost: float = 0.0, requests: int = 0, cached: bool = False) -> ItemResult:
-        row = label_row(self.spec, item.key, float(record["probability"]), self.model_id, record["rationale"],
-                        label=int(record["label"]))
-        return ItemResult(key=item.key, row=row, cost_usd=cost, requests=requests, cached=cached)
+    def _settled_call(self, client, item: WorkItem) -> ItemResult:
+        """``call`` with the item's budget reservation settled exactly once, whatever happens."""
+        cost = 0.0
+        try:
+            result = self.call(client, item)
+            cost = result.cost_usd
+            return result
+        finally:
+            self.budget.settle(cost, cost > 0)
 
     def run_inference(self, batch: Sequence[WorkItem], model) -> list[ItemResult]:
         results: list[ItemResult] = []
@@ -351,7 +430,7 @@ class GeminiHandler(ModelHandler):
         for item in batch:
             record = self.cache.get(self.cache_key(item))
             if record is not None:
-                results.append(self._result(item, record, cached=True))
+                results.append(self._from_record(item, record, cached=True))
             else:
                 misses.append(item)
         admitted = []
@@ -360,10 +439,13 @@ class GeminiHandler(ModelHandler):
                 break
             admitted.append(item)
         if self.options.mode == "batch":
-            results += self._run_batch_job(model, admitted)
+            results += self._run_batch_jobs(model, admitted)
         elif admitted:
             with ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(admitted))) as pool:
-                results += list(pool.map(lambda it: self.call(model, it), admitted))
+                futures = [pool.submit(self._settled_call, model, it) for it in admitted]
+            if self._fatal is not None:
+                raise self._fatal  # answers received before it are cached: a rerun replays them for free
+            results += [future.result() for future in futures]
         if len(admitted) < len(misses):
             raise BudgetExhausted(partial=results, message=(
                 f"stopped at the budget: spent ${self.budget.spent:.4f} of --max-usd {self.options.max_usd}; "
@@ -371,69 +453,117 @@ class GeminiHandler(ModelHandler):
                 "--max-usd to resume"))
         return results
 
-    def _run_batch_job(self, client, items: list[WorkItem]) -> list[ItemResult]:
-        """Submit ``items`` as one Batch API job (inlined requests, half price) and poll it to completion."""
+    def _run_batch_jobs(self, client, items: list[WorkItem]) -> list[ItemResult]:
+        """Label ``items`` through Batch API jobs (half price): resume recorded jobs, submit the rest, poll all."""
         if not items:
             return []
+        by_key = {it.key: it for it in items}
+        results: dict[str, ItemResult] = {}
+        try:
+            jobs = [rec for rec in self.ledger.jobs(self.options.model) if rec.cache_keys.keys() & by_key.keys()]
+            covered = {k for rec in jobs for k in rec.cache_keys}
+            fresh = [it for it in items if it.key not in covered]
+            for lo in range(0, len(fresh), self.options.batch_job_size):
+                chunk = fresh[lo:lo + self.options.batch_job_size]
+                record = self._submit(client, chunk, results)
+                if record is not None:
+                    jobs.append(record)
+            for record, job in self._poll(client, jobs):
+                self._collect(record, job, by_key, results)
+        finally:
+            for item in items:
+                result = results.get(item.key)
+                cost = result.cost_usd if result is not None else 0.0
+                self.budget.settle(cost, cost > 0)
+        for item in items:
+            if item.key not in results:
+                results[item.key] = ItemResult(key=item.key, error_type="batch_item_missing", requests=1,
+                                               message="the batch job returned no answer for this video")
+        return [results[it.key] for it in items]
+
+    def _submit(self, client, chunk: list[WorkItem], results: dict[str, ItemResult]) -> BatchJobRecord | None:
+        """Create one job and record it before anything else; a transient refusal leaves the videos for a rerun."""
+        from google.genai import errors as genai_errors
         from google.genai import types
 
-        inlined, by_key = [], {}
-        for item in items:
+        inlined = []
+        for item in chunk:
             contents, config, _ = self.request(item)
             inlined.append(types.InlinedRequest(contents=contents, config=config, metadata={"key": item.key}))
-            by_key[item.key] = item
-        job = client.batches.create(model=self.options.model, src=inlined,
-                                    config=types.CreateBatchJobConfig(display_name=f"silverset-{self.spec.key}"))
-        while job.state is None or job.state.value not in TERMINAL_BATCH_STATES:
-            self.sleep(self.options.batch_poll_s)
-            job = client.batches.get(name=job.name)
-        if job.state.value != "JOB_STATE_SUCCEEDED":
-            for _ in items:
-                self.budget.settle(0.0, False)
-            reason = self.redact(str(job.error.message if job.error else job.state.value))
-            return [ItemResult(key=i.key, error_type="batch_failed", message=f"batch {job.name}: {reason}", requests=1)
-                    for i in items]
-        results, seen = [], set()
+        try:
+            job = client.batches.create(model=self.options.model, src=inlined,
+                                        config=types.CreateBatchJobConfig(display_name=f"silverset-{self.spec.key}"))
+        except genai_errors.APIError as exc:
+            if exc.code in (401, 403, 404) or exc.status == "FAILED_PRECONDITION":
+                raise self._refused(exc) from None
+            message = self.redact(f"batch job not created: HTTP {exc.code} {exc.status or ''}: {exc.message or ''}")
+            for item in chunk:
+                results[item.key] = ItemResult(key=item.key, error_type="batch_failed", message=message, requests=1)
+            return None
+        _LOGGER.info("batch job %s submitted for %d videos", job.name, len(chunk))
+        return self.ledger.record(job.name, self.options.model, {it.key: self.cache_key(it) for it in chunk})
+
+    def _poll(self, client, jobs: list[BatchJobRecord]):
+        """Poll every job until it ends; yields (record, finished job). Transient poll errors just wait."""
+        from google.genai import errors as genai_errors
+
+        waiting = list(jobs)
+        while waiting:
+            still = []
+            for record in waiting:
+                try:
+                    job = client.batches.get(name=record.name)
+                except genai_errors.APIError as exc:
+                    if exc.code in RETRYABLE_STATUS:
+                        still.append(record)
+                        continue
+                    if exc.code == 404:  # the job is gone (expired from the service): submit its videos again
+                        self.ledger.forget(record.name)
+                        continue
+                    raise self._refused(exc) from None
+                if job.state is not None and job.state.value in TERMINAL_BATCH_STATES:
+                    yield record, job
+                else:
+                    still.append(record)
+            waiting = still
+            if waiting:
+                self.sleep(self.options.batch_poll_s)
+
+    def _collect(self, record: BatchJobRecord, job, by_key: dict[str, WorkItem], results: dict[str, ItemResult]) -> None:
+        """Cache every answer of a finished job (all its videos, asked for now or not); fill ``results``."""
+        state = job.state.value
         responses = job.dest.inlined_responses if job.dest and job.dest.inlined_responses else []
-        for index, answer in enumerate(responses):
-            key = (answer.metadata or {}).get("key") or (items[index].key if index < len(items) else None)
-            if key not in by_key or key in seen:
+        if state not in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED") or not responses:
+            reason = self.redact(str(job.error.message if job.error else state))
+            for key in record.cache_keys.keys() & by_key.keys():
+                results[key] = ItemResult(key=key, error_type="batch_failed", message=f"batch {job.name}: {reason}",
+                                          requests=1)
+            self.ledger.forget(record.name)
+            return
+        for answer in responses:
+            key = (answer.metadata or {}).get("key")
+            if key not in record.cache_keys:
                 continue
-            seen.add(key)
             if answer.error is not None or answer.response is None:
-                self.budget.settle(0.0, False)
-                results.append(ItemResult(key=key, error_type="batch_item_failed",
-                                          message=self.redact(str(answer.error)), requests=1))
+                if key in by_key:
+                    results[key] = ItemResult(key=key, error_type="batch_item_failed", requests=1,
+                                              message=self.redact(str(answer.error)))
                 continue
-            try:
-                record, cost = self.parse(answer.response)
-            except _ItemFailed as failed:
-                self.budget.settle(failed.cost, failed.paid)
-                results.append(ItemResult(key=key, error_type=failed.error_type, message=self.redact(failed.message),
-                                          cost_usd=failed.cost, requests=1))
-                continue
-            self.cache.put(self.cache_key(by_key[key]), record)
-            self.budget.settle(cost, True)
-            results.append(self._result(by_key[key], record, cost=cost, requests=1))
-        for item in items:
-            if item.key not in seen:
-                self.budget.settle(0.0, False)
-                results.append(ItemResult(key=item.key, error_type="batch_item_missing",
-                                          message=f"batch {job.name} returned no answer for this video", requests=1))
-        return results
+            cached = self.cache.get(record.cache_keys[key])
+            fresh = cached is None
+            if fresh:
+                cached = self.outcome(answer.response)
+                self.cache.put(record.cache_keys[key], cached)
+            if key in by_key:
+                results[key] = self._from_record(by_key[key], cached, requests=1, cached=not fresh)
+        self.ledger.forget(record.name)
 
 
-def _retry_after(exc) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), if the error response carries one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
+def _name(value) -> str | None:
+    """The string of an SDK enum (or a plain string the SDK did not recognise)."""
+    if value is None:
         return None
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return str(getattr(value, "value", value))
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

@@ -19,11 +19,13 @@ def annotate(
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this worker's share of the videos."),
     max_items: Optional[int] = typer.Option(None, "--max-items", min=1, help="Label at most N videos in this run."),
     max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0, help="Stop cleanly at this spend (gemini)."),
-    rps: float = typer.Option(2.0, "--rps", help="Gemini requests per second (client-side limit)."),
-    tokens_per_min: int = typer.Option(2_000_000, "--tokens-per-min"),
+    rps: float = typer.Option(2.0, "--rps", help="Gemini requests/s of the API key, shared by all --shard workers."),
+    tokens_per_min: int = typer.Option(2_000_000, "--tokens-per-min", help="Tokens/min of the key, all shards."),
     concurrency: int = typer.Option(8, "--concurrency", min=1),
     mode: str = typer.Option("online", "--mode", help="gemini: online | batch (Batch API, half price)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Gemini model (default: the spec's)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Gemini model (default: the spec's teacher.model)."),
+    price_table: Optional[str] = typer.Option(None, "--price-table",
+                                              help="Gemini price table YAML (default: the shipped, dated one)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Gemini endpoint (else GOOGLE_GEMINI_BASE_URL)."),
     api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Secret file holding the API key."),
     cache_dir: Optional[str] = typer.Option(None, "--cache", help="Gemini answer cache (default OUT/.teacher-cache)."),
@@ -42,7 +44,8 @@ def annotate(
     if mode not in ("online", "batch"):
         raise SilversetInputError("--mode", f"use online or batch, got {mode!r}")
     gemini = GeminiOptions(model=model, mode=mode, base_url=base_url, api_key_file=api_key_file, rps=rps,
-                           tokens_per_min=tokens_per_min, concurrency=concurrency, max_usd=max_usd, cache_dir=cache_dir)
+                           tokens_per_min=tokens_per_min, concurrency=concurrency, max_usd=max_usd, cache_dir=cache_dir,
+                           price_table=price_table)
     options = AnnotateOptions(teacher=teacher, max_items=max_items, batch_size=batch_size, gemini=gemini,
                               checkpoint=checkpoint, runtime=runtime)
     from silverset.components.common.tables import resumable_output_folder

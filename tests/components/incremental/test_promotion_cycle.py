@@ -98,7 +98,7 @@ def test_a_new_teacher_checkpoint_relabels_every_video(tmp_path):
     retrained = _plan(tmp_path, "run-1", teacher_backend="local", teacher_checkpoint=str(checkpoint))
     assert retrained.corpus_digest != first.corpus_digest and retrained.run_dir != first.run_dir
     gemini = _plan(tmp_path, "run-1", teacher_backend="gemini")
-    assert gemini.teacher_identity == "gemini:gemini-2.5-pro"  # the spec's model
+    assert gemini.teacher_identity == "gemini:gemini-3.8-flash"  # the spec's model
     from silverset.components.common.errors import SilversetInputError
 
     with pytest.raises(SilversetInputError, match="teacher checkpoint"):

@@ -25,11 +25,11 @@ def test_annotate_with_gemini_in_two_shards_and_no_key_in_output(corpus):
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         for i in range(2):
             done = _run(["annotate", "--attribute", corpus["spec"], "--manifest", corpus["manifest"], "--frames",
-                         corpus["frames"], "--out", str(out), "--teacher", "gemini", "--model", "gemini-2.5-flash",
+                         corpus["frames"], "--out", str(out), "--teacher", "gemini", "--model", "gemini-3.8-flash",
                          "--shard", f"{i}/2", "--rps", "100"], GEMINI_API_KEY=KEY, GOOGLE_GEMINI_BASE_URL=server.url)
             assert done.returncode == 0, done.stderr
             assert KEY not in done.stdout + done.stderr
-            assert "gemini:gemini-2.5-flash" in done.stdout
+            assert "gemini:gemini-3.8-flash" in done.stdout
     assert merge_check(out, list(corpus["videos"])).ok
     assert len(tables.read_table(out)) == len(corpus["videos"])
 

@@ -26,7 +26,7 @@ KEY = "sk-test-SECRET-0123456789"
 
 
 def _options(server, **kw) -> annotate.AnnotateOptions:
-    gem = dict(model="gemini-2.5-flash", base_url=server.url, rps=200, concurrency=4, backoff_initial_s=0.01,
+    gem = dict(model="gemini-3.8-flash", base_url=server.url, rps=200, concurrency=4, backoff_initial_s=0.01,
                backoff_max_s=0.05, timeout_s=2, batch_poll_s=0.01)
     gem.update(kw.pop("gemini", {}))
     return annotate.AnnotateOptions(teacher="gemini", gemini=GeminiOptions(**gem), **kw)
@@ -49,11 +49,11 @@ def test_faults_become_retries_or_error_rows_and_nothing_is_lost(corpus, monkeyp
         fake = server.fake
     rows = _labels(out)
     errors = {e["key"]: e["error_type"] for e in tables.read_errors(out).to_pylist()}
-    assert errors == {ids[3]: "bad_response", ids[4]: "blocked", ids[5]: "no_candidate", ids[6]: "retries_exhausted"}
+    assert errors == {ids[3]: "bad_response", ids[4]: "safety_blocked", ids[5]: "no_candidate", ids[6]: "retries_exhausted"}
     assert merge_check(out, ids).ok and len(rows) + len(errors) == len(ids)
     for row in rows:
         assert row["label"] == fake.label_of(row["video_id"])
-        assert row["teacher_id"] == "gemini:gemini-2.5-flash"
+        assert row["teacher_id"] == "gemini:gemini-3.8-flash"
     assert fake.attempts[ids[0]] == 2 and fake.attempts[ids[1]] == 3 and fake.attempts[ids[6]] == 4
     assert max(fake.paid.values()) == 1  # no answer was ever paid for twice
     assert summary.stats.cost_usd > 0
@@ -161,7 +161,7 @@ def test_kill_9_and_resume_pays_no_answer_twice(corpus):
             from silverset.components.teacher import annotate
             from silverset.components.teacher.gemini import GeminiOptions
             opts = annotate.AnnotateOptions(teacher="gemini", batch_size=2, gemini=GeminiOptions(
-                model="gemini-2.5-flash", base_url={server.url!r}, rps=100, concurrency=2))
+                model="gemini-3.8-flash", base_url={server.url!r}, rps=100, concurrency=2))
             annotate.run(attribute={corpus['spec']!r}, manifest={corpus['manifest']!r}, frames={corpus['frames']!r},
                          out={str(out)!r}, options=opts)
         """)
