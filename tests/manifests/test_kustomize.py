@@ -111,6 +111,8 @@ def test_index_server_is_reachable_guarded_and_runs_the_image_from_images(render
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == images.SERVER_IMAGE
+    # A mutable tag is pulled again on every start (kind/minikube load images into the node instead).
+    assert container["imagePullPolicy"] == ("Never" if overlay == "overlays/local" else "Always")
     assert {p["path"] for p in (container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"])} == \
         {"/readyz", "/healthz"}
     assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["fsGroup"] == 10001
