@@ -1,12 +1,18 @@
-"""Execution backends for a user checkpoint: eager TorchScript, ONNX Runtime (FP32 / dynamic INT8), TensorRT.
+"""Execution backends for a user checkpoint: eager TorchScript, ONNX Runtime (CPU, CUDA or TensorRT EP), TensorRT.
 
 A checkpoint is a scorer or embedder with two inputs, ``frames`` float32 [B, T, 3, S, S] (RGB in [0, 1])
 and ``text`` float32 [B, 384] (MiniLM embedding of title + description), and one output float32 [B] (a
 logit) or [B, D] (an embedding). All heavy imports are lazy; TensorRT only loads on a GPU machine.
+
+Precision lives in the ONNX graph (``precision.py``): TensorRT 10 and 11 both build the FP16 or Q/DQ INT8
+graph as a strongly typed network, so no TensorRT-11-removed builder flag or calibrator is ever used. When
+TensorRT cannot be had, ``open_checkpoint`` says why in the log and falls back to ONNX Runtime with the
+TensorRT or CUDA execution provider, then to ONNX Runtime on the CPU.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +23,15 @@ import numpy as np
 from silverset.components.common.digest import sha256_file, sha256_json
 from silverset.components.common.errors import SilversetInputError
 
-Runtime = Literal["auto", "eager", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8"]
-RUNTIMES: tuple[str, ...] = ("auto", "eager", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")
+from .precision import PRECISIONS, CalibrationBatch, calibration_digest, fp16_model, qdq_int8_model
+
+_LOGGER = logging.getLogger(__name__)
+
+Runtime = Literal["auto", "eager", "onnxruntime", "onnxruntime-int8", "tensorrt", "tensorrt-fp16", "tensorrt-int8"]
+RUNTIMES: tuple[str, ...] = ("auto", "eager", "onnxruntime", "onnxruntime-int8", "tensorrt", "tensorrt-fp16",
+                             "tensorrt-int8")
+# TensorRT majors whose strongly typed ONNX build this module is written against.
+TENSORRT_MAJORS = (10, 11)
 
 
 class CheckpointRunner(Protocol):
@@ -67,28 +80,77 @@ class TorchScriptRunner:
         return out.float().cpu().numpy()
 
 
-class OnnxRuntimeRunner:
-    """ONNX Runtime on CPU; ``int8`` quantizes weights of MatMul/Gemm dynamically (cached by model digest)."""
+def execution_providers(available: list[str], *, gpu: bool, cache_dir: Path) -> list:
+    """ONNX Runtime providers, best first: TensorRT EP, CUDA EP (when this build offers them and a GPU is
+    visible), then CPU. The TensorRT EP gets no fp16/int8 flags: it builds the graph's own precision strongly
+    typed (the flags map to APIs TensorRT 11 removed), and caches its engines under ``cache_dir``."""
+    chosen: list = []
+    if gpu and "TensorrtExecutionProvider" in available:
+        engines = str(cache_dir / "ort-tensorrt")
+        chosen.append(("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": engines,
+                                                     "trt_timing_cache_enable": True, "trt_timing_cache_path": engines}))
+    if gpu and "CUDAExecutionProvider" in available:
+        chosen.append("CUDAExecutionProvider")
+    chosen.append("CPUExecutionProvider")
+    return chosen
 
-    def __init__(self, path: Path, *, int8: bool = False, cache_dir: Path | None = None, threads: int | None = None):
+
+_PRECISION_SUFFIX = {"fp32": "", "fp16": "-fp16", "int8": "-int8-qdq", "int8-dynamic": "-int8-dynamic"}
+_PROVIDER_DEVICE = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda", "CPUExecutionProvider": "cpu"}
+
+
+class OnnxRuntimeRunner:
+    """ONNX Runtime on the best execution provider it offers (``execution_providers``).
+
+    ``precision``: fp32 (the checkpoint as exported), fp16 (converted graph), int8 (Q/DQ calibrated on
+    ``calibration``), or int8-dynamic (MatMul/Gemm weights int8, activations quantized per batch; no calibration).
+    """
+
+    def __init__(self, path: Path, *, int8: bool = False, precision: str = "fp32",
+                 calibration: list[CalibrationBatch] | None = None, cache_dir: Path | None = None,
+                 threads: int | None = None, gpu: bool | None = None):
         import onnxruntime as ort
 
+        precision = "int8-dynamic" if int8 else precision
+        cache_dir = cache_dir or default_cache_dir()
         self.digest = sha256_file(path)
-        model_path = path
-        if int8:
-            model_path = quantized_model(path, self.digest, cache_dir or default_cache_dir())
+        self.precision = precision
+        self.calibration_digest = calibration_digest(calibration) if precision == "int8" and calibration else None
+        model_path = precision_graph(path, self.digest, precision, calibration, cache_dir)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        wanted = execution_providers(ort.get_available_providers(), gpu=gpu_available() if gpu is None else gpu,
+                                     cache_dir=cache_dir)
+        self.session = ort.InferenceSession(str(model_path), options, providers=wanted)
+        used = self.session.get_providers()
+        first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
+        if used[0] != first:
+            _LOGGER.warning("ONNX Runtime could not use %s for %s; running on %s", first, path.name, used[0])
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.name = f"onnxruntime{'-int8-dynamic' if int8 else ''}@cpu"
+        self.name = f"onnxruntime{_PRECISION_SUFFIX[precision]}@{_PROVIDER_DEVICE.get(used[0], used[0])}"
 
     def __call__(self, frames: np.ndarray, text: np.ndarray) -> np.ndarray:
         feeds = dict(zip(self.input_names, (frames.astype(np.float32), text.astype(np.float32))))
         return self.session.run(None, feeds)[0]
+
+
+def precision_graph(path: Path, digest: str, precision: str, calibration: list[CalibrationBatch] | None,
+                    cache_dir: Path) -> Path:
+    """The ONNX file that carries ``precision``: the checkpoint itself for fp32, else a cached converted graph."""
+    if precision == "fp32":
+        return path
+    if precision == "fp16":
+        return fp16_model(path, digest, cache_dir)
+    if precision == "int8":
+        if not calibration:
+            raise SilversetInputError("--calibration", "precision int8 needs calibration frames (a frames table)")
+        return qdq_int8_model(path, digest, calibration, cache_dir)
+    if precision == "int8-dynamic":
+        return quantized_model(path, digest, cache_dir)
+    raise SilversetInputError("--precision", f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
 
 
 def quantized_model(path: Path, digest: str, cache_dir: Path) -> Path:
@@ -105,9 +167,21 @@ def quantized_model(path: Path, digest: str, cache_dir: Path) -> Path:
     return target
 
 
+def tensorrt_major(version: str) -> int:
+    """The major of a TensorRT version string ('11.0.0.114' -> 11); refuses one this module was not written for."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise RuntimeError(f"unreadable TensorRT version {version!r}") from None
+    if major not in TENSORRT_MAJORS:
+        raise RuntimeError(f"TensorRT {version} is not supported (strongly typed builds are written for "
+                           f"{' and '.join(map(str, TENSORRT_MAJORS))}.x)")
+    return major
+
+
 @dataclass(frozen=True)
 class EngineKey:
-    """What a TensorRT engine is valid for: the exact model, GPU, TensorRT version, precision and batch shape."""
+    """What a TensorRT engine is valid for: the exact model, GPU, TensorRT version, precision, calibration and batch shape."""
 
     model_digest: str
     gpu_name: str
@@ -115,35 +189,48 @@ class EngineKey:
     precision: str
     frames_shape: tuple[int, ...]
     text_shape: tuple[int, ...]
+    calibration_digest: str | None = None
 
     @property
     def digest(self) -> str:
         return sha256_json(self.__dict__)
 
 
-class TensorRTRunner:
-    """A TensorRT engine built from the ONNX checkpoint (FP16, or INT8 with entropy calibration), cached on disk.
+def strongly_typed_flags(trt) -> int:
+    """``create_network`` flags for a strongly typed network: the STRONGLY_TYPED bit TensorRT 10 needs (TensorRT 11
+    is always strongly typed and ignores it; a build without the enum member gets 0)."""
+    member = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 0 if member is None else 1 << int(member)
 
-    The engine is built for a fixed batch shape (frames [B, T, 3, S, S], text [B, 384]); smaller final batches are
-    zero-padded. Cache key: model digest, GPU name, TensorRT version, precision, batch shape (``EngineKey``).
+
+class TensorRTRunner:
+    """A TensorRT engine built from the ONNX checkpoint's precision graph (FP16 converted, or Q/DQ INT8), cached on disk.
+
+    Built as a strongly typed network, the one build both TensorRT 10 and 11 offer: the precision comes from the
+    graph, never from builder flags or a calibrator. The engine has a fixed batch shape (frames [B, T, 3, S, S],
+    text [B, 384]); smaller final batches are zero-padded. Cache key: ``EngineKey``.
     """
 
     def __init__(self, onnx_path: Path, *, batch_size: int, frames_shape: tuple[int, int, int, int], text_dim: int = 384,
-                 precision: Literal["fp16", "int8"] = "fp16", calibration: list[tuple[np.ndarray, np.ndarray]] | None = None,
+                 precision: Literal["fp32", "fp16", "int8"] = "fp16", calibration: list[CalibrationBatch] | None = None,
                  cache_dir: Path | None = None):
         import tensorrt as trt
         import torch
 
         self.trt, self.torch = trt, torch
+        self.tensorrt_major = tensorrt_major(trt.__version__)
+        cache_dir = cache_dir or default_cache_dir()
         self.digest = sha256_file(onnx_path)
         self.batch_size = batch_size
+        graph = precision_graph(onnx_path, self.digest, precision, calibration, cache_dir)
         self.key = EngineKey(self.digest, torch.cuda.get_device_name(0), trt.__version__, precision,
-                             (batch_size, *frames_shape), (batch_size, text_dim))
-        path = (cache_dir or default_cache_dir()) / "tensorrt" / f"{self.key.digest}.engine"
+                             (batch_size, *frames_shape), (batch_size, text_dim),
+                             calibration_digest(calibration) if precision == "int8" and calibration else None)
+        path = cache_dir / "tensorrt" / f"{self.key.digest}.engine"
         self.cache_hit = path.exists()
         if not self.cache_hit:
             path.parent.mkdir(parents=True, exist_ok=True)
-            plan = self._build(onnx_path, precision, calibration)
+            plan = self._build(graph)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(plan)
             os.replace(tmp, path)
@@ -156,15 +243,15 @@ class TensorRTRunner:
         self.outputs = [n for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.name = f"tensorrt-{precision}@{self.key.gpu_name}"
 
-    def _build(self, onnx_path: Path, precision: str, calibration) -> bytes:
+    def _build(self, graph: Path) -> bytes:
         trt = self.trt
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
-        network = builder.create_network(0)
+        network = builder.create_network(strongly_typed_flags(trt))
         parser = trt.OnnxParser(network, logger)
-        if not parser.parse(onnx_path.read_bytes()):
+        if not parser.parse(graph.read_bytes()):
             problems = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise SilversetInputError(f"checkpoint '{onnx_path}'", f"TensorRT cannot parse it: {problems}")
+            raise SilversetInputError(f"checkpoint '{graph}'", f"TensorRT cannot parse it: {problems}")
         config = builder.create_builder_config()
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
@@ -172,16 +259,9 @@ class TensorRTRunner:
             shape = self.key.frames_shape if len(tensor.shape) == 5 else self.key.text_shape
             profile.set_shape(tensor.name, shape, shape, shape)
         config.add_optimization_profile(profile)
-        config.set_flag(trt.BuilderFlag.FP16)
-        if precision == "int8":
-            if not calibration:
-                raise SilversetInputError("--runtime tensorrt-int8", "needs calibration batches (frames, text)")
-            config.set_flag(trt.BuilderFlag.INT8)
-            config.int8_calibrator = _make_calibrator(trt, self.torch, calibration)
-            config.set_calibration_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise RuntimeError(f"TensorRT failed to build an engine for {onnx_path}")
+            raise RuntimeError(f"TensorRT {trt.__version__} failed to build an engine for {graph}")
         return bytes(plan)
 
     def __call__(self, frames: np.ndarray, text: np.ndarray) -> np.ndarray:
@@ -210,62 +290,60 @@ class TensorRTRunner:
         return results[0].cpu().numpy()[:n]
 
 
-def _make_calibrator(trt, torch, batches):
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.batches = list(batches)
-            self.index = 0
-            self.buffers: list = []
-
-        def get_batch_size(self):
-            return self.batches[0][0].shape[0]
-
-        def get_batch(self, names):
-            if self.index >= len(self.batches):
-                return None
-            frames, text = self.batches[self.index]
-            self.index += 1
-            self.buffers = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).cuda() for a in (frames, text)]
-            return [b.data_ptr() for b in self.buffers]
-
-        def read_calibration_cache(self):
-            return None
-
-        def write_calibration_cache(self, cache):
-            return None
-
-    return EntropyCalibrator()
-
-
-def open_checkpoint(path: str | Path, *, runtime: Runtime = "auto", batch_size: int = 16,
+def open_checkpoint(path: str | Path, *, runtime: Runtime = "auto", precision: str = "auto", batch_size: int = 16,
                     frames_shape: tuple[int, int, int, int] = (8, 3, 64, 64), threads: int | None = None,
-                    calibration: list[tuple[np.ndarray, np.ndarray]] | None = None) -> CheckpointRunner:
+                    calibration: list[CalibrationBatch] | None = None, cache_dir: Path | None = None) -> CheckpointRunner:
     """Open a user checkpoint (``.onnx`` or TorchScript ``.pt``/``.ts``) on the best runtime available.
 
-    ``auto``: TensorRT FP16 on a GPU with an ONNX file, else ONNX Runtime with dynamic INT8 for an ONNX file,
-    else eager TorchScript. A sibling file with the other suffix (model.onnx beside model.pt) is used when the
-    chosen runtime needs the other format.
+    ``auto`` on a GPU with an ONNX file: TensorRT, else (logged) ONNX Runtime on its TensorRT/CUDA provider, else
+    CPU; on a CPU: ONNX Runtime; eager TorchScript without an ONNX file. ``precision`` auto: int8 (Q/DQ) with
+    ``calibration``, else fp16 for TensorRT, dynamic INT8 when the runtime was auto on a CPU, fp32 otherwise. A sibling file with the other suffix (model.onnx
+    beside model.pt) is used when the chosen runtime needs the other format.
     """
     path = Path(path)
     if not path.exists():
         raise SilversetInputError(f"checkpoint '{path}'", "file not found")
+    if runtime not in RUNTIMES:
+        raise SilversetInputError("--runtime", f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if precision not in PRECISIONS:
+        raise SilversetInputError("--precision", f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    # the older runtime names carry their precision: tensorrt-fp16, tensorrt-int8, onnxruntime-int8 (dynamic)
+    if runtime in ("tensorrt-fp16", "tensorrt-int8"):
+        runtime, precision = "tensorrt", runtime.removeprefix("tensorrt-")  # type: ignore[assignment]
+    elif runtime == "onnxruntime-int8":
+        runtime, precision = "onnxruntime", "int8" if calibration else "int8-dynamic"  # type: ignore[assignment]
+    if precision == "int8" and not calibration:
+        raise SilversetInputError("--calibration", "precision int8 needs calibration frames (a frames table)")
     onnx = path if path.suffix == ".onnx" else next((p for p in (path.with_suffix(".onnx"),) if p.exists()), None)
     script = path if path.suffix in (".pt", ".ts", ".pth") else next(
         (p for p in (path.with_suffix(".pt"), path.with_suffix(".ts")) if p.exists()), None)
-    if runtime == "auto":
-        runtime = "tensorrt-fp16" if (onnx and gpu_available()) else ("onnxruntime-int8" if onnx else "eager")
+    gpu = gpu_available()
+    chose_runtime = runtime == "auto"
+    if chose_runtime:
+        runtime = ("tensorrt" if gpu else "onnxruntime") if onnx else "eager"  # type: ignore[assignment]
     if runtime == "eager":
         if script is None:
             raise SilversetInputError(f"checkpoint '{path}'", "runtime 'eager' needs a TorchScript file (.pt)")
-        return TorchScriptRunner(script, device="cuda" if gpu_available() else "cpu", threads=threads)
+        if precision not in ("auto", "fp32"):
+            raise SilversetInputError("--precision", f"runtime 'eager' runs the TorchScript file in fp32, not {precision}")
+        return TorchScriptRunner(script, device="cuda" if gpu else "cpu", threads=threads)
     if onnx is None:
         raise SilversetInputError(f"checkpoint '{path}'", f"runtime '{runtime}' needs an ONNX file (.onnx)")
-    if runtime in ("onnxruntime", "onnxruntime-int8"):
-        return OnnxRuntimeRunner(onnx, int8=runtime == "onnxruntime-int8", threads=threads)
-    if runtime in ("tensorrt-fp16", "tensorrt-int8"):
-        if not gpu_available():
-            raise SilversetInputError("--runtime", f"'{runtime}' needs an NVIDIA GPU; none is visible")
-        return TensorRTRunner(onnx, batch_size=batch_size, frames_shape=frames_shape,
-                              precision=runtime.removeprefix("tensorrt-"), calibration=calibration)
-    raise SilversetInputError("--runtime", f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if precision == "auto":  # an explicit onnxruntime runs the checkpoint as exported
+        precision = ("int8" if calibration else "fp16" if runtime == "tensorrt"
+                     else "int8-dynamic" if chose_runtime else "fp32")
+    if runtime == "tensorrt":
+        if not gpu:
+            raise SilversetInputError("--runtime", "'tensorrt' needs an NVIDIA GPU; none is visible")
+        if precision == "int8-dynamic":
+            raise SilversetInputError("--precision", "TensorRT runs INT8 from a calibrated Q/DQ graph: give --calibration")
+        try:
+            return TensorRTRunner(onnx, batch_size=batch_size, frames_shape=frames_shape, precision=precision,  # type: ignore[arg-type]
+                                  calibration=calibration, cache_dir=cache_dir)
+        except SilversetInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no TensorRT, an unsupported major or a failed build: say so, fall back
+            _LOGGER.warning("TensorRT is not usable for %s (%s: %s); falling back to ONNX Runtime (TensorRT/CUDA "
+                            "execution provider if offered, else CPU)", onnx.name, type(exc).__name__, exc)
+    return OnnxRuntimeRunner(onnx, precision=precision, calibration=calibration, cache_dir=cache_dir,
+                             threads=threads, gpu=gpu)

@@ -14,7 +14,7 @@ from silverset.components.common.sharding import Shard
 from silverset.components.common.spec import AttributeSpec, load_spec
 from silverset.components.common.tables import ErrorRow
 from silverset.components.runtime.handler import ModelHandler, WorkItem
-from silverset.components.runtime.inputs import VideoFrames, load_frames, video_text
+from silverset.components.runtime.inputs import VideoFrames, load_frames, manifest_texts, video_text
 from silverset.components.runtime.runner import ShardStats, run_sharded
 
 from .gemini import GeminiOptions
@@ -45,7 +45,9 @@ class AnnotateOptions(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=4096)
     gemini: GeminiOptions = GeminiOptions()
     checkpoint: str | None = None  # local teacher: .onnx or TorchScript .pt
-    runtime: str = "auto"  # local teacher: auto | eager | onnxruntime | onnxruntime-int8 | tensorrt-fp16 | tensorrt-int8
+    runtime: str = "auto"  # local teacher: auto | eager | onnxruntime | onnxruntime-int8 | tensorrt | tensorrt-fp16 | tensorrt-int8
+    precision: str = "auto"  # local teacher: auto | fp32 | fp16 | int8 (int8 needs calibration)
+    calibration: str | None = None  # local teacher: frames table whose videos calibrate INT8 (Q/DQ) ranges
     threshold_logit: float = 0.0  # local teacher: label = logit >= this
 
 
@@ -57,7 +59,8 @@ class AnnotateSummary:
     stats: ShardStats
 
 
-def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str, shard_count: int = 1) -> ModelHandler:
+def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str,
+                 manifest: str | None = None, shard_count: int = 1) -> ModelHandler:
     """The teacher ``options`` select for ``spec``; a Gemini teacher takes 1/``shard_count`` of the key's quota."""
     teacher = options.teacher or spec.teacher.backend
     if teacher == "zero-shot":
@@ -79,7 +82,9 @@ def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str, sha
 
         if not options.checkpoint:
             raise SilversetInputError("--checkpoint", "the local teacher needs a .onnx or TorchScript checkpoint")
+        texts = manifest_texts(read_manifest(manifest)[0]) if options.calibration and manifest else None
         return LocalTeacherHandler(spec, checkpoint=options.checkpoint, runtime=options.runtime,
+                                   precision=options.precision, calibration=options.calibration, calibration_texts=texts,
                                    batch_size=options.batch_size or 32, threshold_logit=options.threshold_logit)
     raise SilversetInputError("--teacher", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
 
@@ -93,7 +98,7 @@ def run(*, attribute: str, manifest: str, out: str, frames: str | None = None,
     answer is never paid for again. Frames are required by the gemini and local teachers.
     """
     spec = load_spec(attribute)
-    handler = make_handler(spec, options, out=out, shard_count=shard.count)
+    handler = make_handler(spec, options, out=out, manifest=manifest, shard_count=shard.count)
     needs_frames = not isinstance(handler, _zero_shot_type())
     if needs_frames and not frames:
         raise SilversetInputError("--frames", f"the {options.teacher or spec.teacher.backend} teacher needs the frames table")

@@ -32,6 +32,8 @@ def annotate(
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="local: .onnx or TorchScript .pt scorer."),
     runtime: str = typer.Option("auto", "--runtime", help="local: auto|eager|onnxruntime|onnxruntime-int8|tensorrt-fp16|tensorrt-int8"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
+    precision: str = typer.Option("auto", "--precision", help="local: auto|fp32|fp16|int8 (int8 needs --calibration)."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help="local: frames table to calibrate INT8 on."),
 ) -> None:
     """Write the labels table (label, probability, rationale, teacher id, prompt hash) and errors.parquet."""
     from silverset.components.common.errors import SilversetInputError
@@ -47,7 +49,7 @@ def annotate(
                            tokens_per_min=tokens_per_min, concurrency=concurrency, max_usd=max_usd, cache_dir=cache_dir,
                            price_table=price_table)
     options = AnnotateOptions(teacher=teacher, max_items=max_items, batch_size=batch_size, gemini=gemini,
-                              checkpoint=checkpoint, runtime=runtime)
+                              checkpoint=checkpoint, runtime=runtime, precision=precision, calibration=calibration)
     from silverset.components.common.tables import resumable_output_folder
 
     with resumable_output_folder(out, command="annotate"):  # refuses a file or a foreign folder; a failed start leaves nothing
