@@ -265,3 +265,39 @@ def test_item_result_has_exactly_one_of_row_or_error():
         ItemResult(key="k")
     with pytest.raises(ValueError):
         ItemResult(key="k", row={}, error_type="x")
+
+
+class Flaky(Doubler):
+    """Fails items in ``transient`` with a retryable error and items in ``terminal`` with a final one."""
+
+    def __init__(self, *, transient=(), terminal=(), **kw):
+        super().__init__(**kw)
+        self.transient, self.terminal = set(transient), set(terminal)
+
+    def is_final(self, error_type: str) -> bool:
+        return error_type == "blocked"
+
+    def run_inference(self, batch, model):
+        self.batches.append([it.key for it in batch])
+        out = []
+        for it in batch:
+            if it.key in self.transient:
+                out.append(ItemResult(key=it.key, error_type="retries_exhausted", message="server busy"))
+            elif it.key in self.terminal:
+                out.append(ItemResult(key=it.key, error_type="blocked", message="policy"))
+            else:
+                out.append(ItemResult(key=it.key, row={"video_id": it.key, "model_id": self.name, "value": 1.0}))
+        return out
+
+
+def test_a_rerun_retries_transient_errors_and_keeps_final_ones(tmp_path):
+    work = items(10)
+    first = run(Flaky(transient=["v0001", "v0004"], terminal=["v0007"]), tmp_path, work, batch_size=4)
+    assert first.errors == 3
+    healed = Flaky(terminal=["v0007"])
+    second = run(healed, tmp_path, work, batch_size=4)
+    assert [k for b in healed.batches for k in b] == ["v0001", "v0004"]  # only the transient failures ran again
+    assert second.resumed == 8 and second.outputs == 2
+    assert tables.read_errors(tmp_path).column("key").to_pylist() == ["v0007"]  # the old error rows are superseded
+    assert merge_check(tmp_path, [it.key for it in work]).ok
+    assert run(Flaky(), tmp_path, work).processed == 0  # nothing left: the final verdict stands

@@ -51,3 +51,18 @@ def test_embed_visual_and_bad_embedder(corpus):
     assert merge_check(out, list(corpus["videos"])).ok
     done = _run(["embed", "--frames", corpus["frames"], "--out", str(out), "--embedder", "missing.onnx"])
     assert done.returncode == 2 and "--embedder" in done.stderr
+
+
+def test_annotate_unpriced_or_retired_model_exits_2_naming_it(corpus, tmp_path):
+    args = ["annotate", "--attribute", corpus["spec"], "--manifest", corpus["manifest"], "--frames", corpus["frames"],
+            "--teacher", "gemini", "--out"]
+    done = _run([*args, str(tmp_path / "a"), "--model", "gemini-9-ultra"], GEMINI_API_KEY=KEY)
+    assert done.returncode == 2 and "gemini-9-ultra" in done.stderr and "--price-table" in done.stderr
+    prices = tmp_path / "old-prices.yaml"
+    prices.write_text("checked: 2025-10-01\nmodels:\n  gemini-2.5-pro:\n"
+                      "    - {from: 2025-06-17, input_per_mtok: 1.25, output_per_mtok: 10.0}\n")
+    with GeminiServer(FakeGemini(api_key=KEY)) as server:
+        done = _run([*args, str(tmp_path / "b"), "--model", "gemini-2.5-pro", "--price-table", str(prices)],
+                    GEMINI_API_KEY=KEY, GOOGLE_GEMINI_BASE_URL=server.url)
+    assert done.returncode == 2 and "gemini-2.5-pro" in done.stderr and "retired or unknown" in done.stderr
+    assert KEY not in done.stdout + done.stderr

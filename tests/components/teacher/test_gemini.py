@@ -20,6 +20,7 @@ from silverset.components.common.sharding import Shard
 from silverset.components.runtime.runner import merge_check
 from silverset.components.teacher import annotate
 from silverset.components.teacher.gemini import GeminiOptions, RateLimiter
+from silverset.components.teacher.prices import load_price_table
 from tests.fakes.gemini_server import FakeGemini, GeminiServer
 
 KEY = "sk-test-SECRET-0123456789"
@@ -40,7 +41,8 @@ def test_faults_become_retries_or_error_rows_and_nothing_is_lost(corpus, monkeyp
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     ids = sorted(corpus["videos"])
     faults = {ids[0]: ["429", "ok"], ids[1]: ["500", "503", "ok"], ids[2]: ["slow", "ok"], ids[3]: ["malformed"],
-              ids[4]: ["safety"], ids[5]: ["empty"], ids[6]: ["429"] * 10}
+              ids[4]: ["safety"], ids[5]: ["empty"], ids[6]: ["429"] * 10, ids[7]: ["image_safety"],
+              ids[8]: ["prohibited"], ids[9]: ["prompt_blocked"], ids[10]: ["max_tokens"], ids[11]: ["400"]}
     caplog.set_level(logging.DEBUG)
     with GeminiServer(FakeGemini(api_key=KEY, faults=faults, slow_s=3.0)) as server:
         out = corpus["tmp"] / "labels"
@@ -49,7 +51,9 @@ def test_faults_become_retries_or_error_rows_and_nothing_is_lost(corpus, monkeyp
         fake = server.fake
     rows = _labels(out)
     errors = {e["key"]: e["error_type"] for e in tables.read_errors(out).to_pylist()}
-    assert errors == {ids[3]: "bad_response", ids[4]: "safety_blocked", ids[5]: "no_candidate", ids[6]: "retries_exhausted"}
+    assert errors == {ids[3]: "bad_response", ids[4]: "safety_blocked", ids[5]: "no_candidate", ids[6]: "retries_exhausted",
+                      ids[7]: "safety_blocked", ids[8]: "safety_blocked", ids[9]: "safety_blocked", ids[10]: "truncated",
+                      ids[11]: "invalid_request"}
     assert merge_check(out, ids).ok and len(rows) + len(errors) == len(ids)
     for row in rows:
         assert row["label"] == fake.label_of(row["video_id"])
@@ -70,12 +74,14 @@ def test_rerun_pays_nothing_and_budget_stops_cleanly(corpus, monkeypatch):
     ids = sorted(corpus["videos"])
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         out = corpus["tmp"] / "labels"
-        # one answer of the fake costs (4*258+200)*0.30/1e6 + 140*2.5/1e6 = 0.00072 USD; allow about 5
-        opts = _options(server, batch_size=4, gemini={"max_usd": 0.0037, "estimated_output_tokens": 140})
+        # one answer of the fake bills 4*258+200 input and 40+100 output (thinking) tokens; allow about 5
+        price = load_price_table().price("gemini-3.8-flash")
+        answer = ((4 * 258 + 200) * price.input_per_mtok + 140 * price.output_per_mtok) / 1e6
+        opts = _options(server, batch_size=4, gemini={"max_usd": 5.1 * answer, "estimated_output_tokens": 140})
         first = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
                              out=str(out), options=opts)
         assert first.stats.stopped == "budget" and "--max-usd" in first.stats.message
-        assert first.stats.cost_usd <= 0.0037
+        assert first.stats.cost_usd <= 5.1 * answer
         done = len(_labels(out))
         assert 0 < done < len(ids) and first.stats.remaining == len(ids) - done
         paid_before = sum(server.fake.paid.values())
