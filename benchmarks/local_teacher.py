@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         main_runners = shipped(args.threads)
         main_runners["onnxruntime-int8-basic-opt"] = _ort_session(onnx, int8=True, level="ORT_ENABLE_BASIC",
                                                                   threads=args.threads)
+        # static INT8 as TensorRT 10/11 take it (Q/DQ graph), calibrated on the first 64 items, run by ONNX Runtime
+        calibration = [(frames[i : i + 16], text[i : i + 16]) for i in range(0, min(64, args.items), 16)]
+        main_runners["onnxruntime-int8-qdq"] = open_checkpoint(onnx, runtime="onnxruntime", precision="int8",
+                                                               calibration=calibration, threads=args.threads)
         measured = measure(main_runners, frames, text, args.batch_size, args.repeats)
         eager_logits = measured["eager"]["logits"]
         result["model"]["eager_logits"] = {"mean": round(float(eager_logits.mean()), 3), "std": round(float(eager_logits.std()), 3),
