@@ -135,8 +135,9 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     description = "Promote a plain-language video attribute to a served, A/B-tested retrieval signal."
 
     def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
-             teacher_backend, teacher_checkpoint, approval_store, run_lock, submitter, deploy_target, serve_root,
-             serving_namespace, auto_approve_as="") -> None:
+             teacher_backend, teacher_checkpoint, teacher_model, gemini_price_table, gemini_rps, gemini_tokens_per_min,
+             approval_store, run_lock, submitter, deploy_target, serve_root, serving_namespace,
+             auto_approve_as="") -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
         exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
                                 state_dir=state_dir, run_lock=run_lock)
@@ -146,12 +147,14 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         with dsl.ExitHandler(exit_task, name="promotion"):
             plan = c["plan"](manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir,
                              run_id=run_id, golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
-                             teacher_checkpoint=teacher_checkpoint)
+                             teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model)
             _no_cache(_common(plan, options, cpu="1", memory="1Gi")).set_display_name("plan-incremental")
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
                 _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
                                 state_dir=state_dir, frames_per_video=frames_per_video, frame_size=frame_size,
-                                teacher_backend=teacher_backend, teacher_checkpoint=teacher_checkpoint,
+                                teacher=dict(teacher=teacher_backend, checkpoint=teacher_checkpoint,
+                                             gemini_model=teacher_model, price_table_uri=gemini_price_table,
+                                             gemini_rps=gemini_rps, gemini_tokens_per_min=gemini_tokens_per_min),
                                 golden_set=golden_set, approval_store=approval_store, run_lock=run_lock,
                                 submitter=submitter, auto_approve_as=auto_approve_as, webhook_url=webhook_url,
                                 deploy_target=deploy_target, serve_root=serve_root,
@@ -162,7 +165,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         def attribute_promotion(
             attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
             frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
-            teacher_checkpoint: str = "", approval_store: str = "", run_lock: str = "",
+            teacher_checkpoint: str = "", teacher_model: str = "", gemini_price_table: str = "", gemini_rps: float = 2.0,
+            gemini_tokens_per_min: int = 2_000_000, approval_store: str = "", run_lock: str = "",
             submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
             serving_namespace: str = "", auto_approve_as: str = "",
         ) -> None:
@@ -174,7 +178,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     def attribute_promotion(
         attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
         frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
-        teacher_checkpoint: str = "", approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
+        teacher_checkpoint: str = "", teacher_model: str = "", gemini_price_table: str = "", gemini_rps: float = 2.0,
+        gemini_tokens_per_min: int = 2_000_000, approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
         submitter: str = "silverset-pipeline", deploy_target: str = "kubernetes", serve_root: str = "/data/serving",
         serving_namespace: str = "",  # "": the step pod's own namespace (where the overlays put the index server)
     ) -> None:
@@ -184,10 +189,11 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
 
 def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
-                    frame_size, teacher_backend, teacher_checkpoint, golden_set, approval_store, run_lock, submitter,
-                    auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace) -> None:
+                    frame_size, teacher: dict, golden_set, approval_store, run_lock, submitter, auto_approve_as,
+                    webhook_url, deploy_target, serve_root, serving_namespace) -> None:
     """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
-    dsl.Else step fails the run naming the stage that stopped it."""
+    dsl.Else step fails the run naming the stage that stopped it. ``teacher``: the annotate steps' teacher
+    arguments (backend, checkpoint, Gemini model, price table and the key's quota for the whole run)."""
     plan_dir = f"{run_dir}/plan"
     todo_manifest = f"{plan_dir}/todo_manifest.parquet"
     frames_dir, embeddings_dir = f"{run_dir}/frames", f"{run_dir}/embeddings"
@@ -208,7 +214,7 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
     # The teacher must pass a golden-set gate before any bulk annotation is spent.
     golden_annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=f"{plan_dir}/golden_manifest.parquet",
                                     frames_uri=frames_dir, out_uri=golden_labels, shard_index=0, shard_count=1,
-                                    teacher=teacher_backend, checkpoint=teacher_checkpoint, **lock).after(frames)
+                                    **teacher, **lock).after(frames)
     _teacher_step(_no_cache(golden_annotate), options).set_display_name("annotate-golden-set")
     teacher_gate = c["teacher_gate"](attribute=attribute_spec, golden=golden_set, predictions=golden_labels,
                                      gate="teacher", out_dir=f"{run_dir}/teacher_gate").after(golden_annotate)
@@ -218,7 +224,7 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
         with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
             annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=todo_manifest, frames_uri=frames_dir,
                                      out_uri=teacher_labels, shard_index=shard, shard_count=options.shards,
-                                     teacher=teacher_backend, checkpoint=teacher_checkpoint, **lock).after(frames)
+                                     **teacher, **lock).after(frames)
             _teacher_step(annotate, options).set_display_name("annotate-shard")
         merge = c["merge"](manifest_uri=todo_manifest, out_uri=teacher_labels).after(annotate)
         _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")

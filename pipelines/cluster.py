@@ -56,6 +56,27 @@ def check_store_uri(name: str, value: str, *, allow_path: bool = False) -> None:
 STORE_PARAMS = {"approval_store": False, "run_lock": True}  # parameter -> whether a plain path or URI is allowed
 
 
+# compiled parameterType or component-spec type -> how a command-line string becomes that type
+_CASTS = {"NUMBER_INTEGER": int, "Integer": int, "NUMBER_DOUBLE": float, "Float": float,
+          "BOOLEAN": lambda v: {"true": True, "false": False}[v.lower()], "Boolean": lambda v: {"true": True, "false": False}[v.lower()]}
+
+
+def typed_params(params: dict, inputs: dict[str, dict]) -> dict:
+    """Command-line values (strings) as the types the pipeline declares; a bad value names its parameter."""
+    typed = {}
+    for name, value in params.items():
+        cast = _CASTS.get(str(inputs.get(name, {}).get("type", "")))
+        if cast is None or not isinstance(value, str):
+            typed[name] = value
+            continue
+        try:
+            typed[name] = cast(value)
+        except (ValueError, KeyError):
+            kind = {int: "an integer", float: "a number"}.get(cast, "true or false")
+            raise SilversetInputError(f"--param {name}", f"{value!r} is not {kind}") from None
+    return typed
+
+
 def check_params(params: dict, inputs: dict[str, dict], *, where: str = "--param") -> None:
     """Refuse unknown and missing required pipeline parameters (naming the valid ones) and bad store URIs."""
     unknown = sorted(set(params) - set(inputs))
@@ -100,7 +121,9 @@ def submit(*, host: str, package: str | Path, params: dict[str, str], experiment
            namespace: str | None = None, existing_token: str | None = None) -> Submitted:
     """One run of the compiled pipeline package (create_run_from_pipeline_package)."""
     package = _check_package(package)
-    check_params(params, pipeline_inputs(package))
+    inputs = pipeline_inputs(package)
+    check_params(params, inputs)
+    params = typed_params(params, inputs)
     client = _client(host, namespace=namespace, existing_token=existing_token)
     result = client.create_run_from_pipeline_package(
         package, arguments=params, run_name=run_name, experiment_name=experiment,
@@ -153,7 +176,9 @@ def schedule(*, host: str, package: str | Path, params: dict[str, str], cron: st
     if max_concurrency < 1:
         raise SilversetInputError("--max-concurrency", f"must be >= 1, got {max_concurrency}")
     package = _check_package(package)
-    check_params(params, pipeline_inputs(package))
+    inputs = pipeline_inputs(package)
+    check_params(params, inputs)
+    params = typed_params(params, inputs)
     client = _client(host, namespace=namespace, existing_token=existing_token)
     exp = client.create_experiment(name=experiment, namespace=namespace)
     for job in _find_recurring_run(client, experiment_id=exp.experiment_id, name=name, namespace=namespace):

@@ -49,11 +49,12 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
 
     from silverset.components.common.spec import load_spec
     from silverset.pipelines.attribute_promotion import PlatformOptions, build
-    from silverset.pipelines.cluster import check_params
+    from silverset.pipelines.cluster import check_params, typed_params
 
     options = (options or PlatformOptions()).model_copy(update={"local_demo": True})
     pipeline = build(options)
-    inputs = {name: {"required": not spec.optional} for name, spec in pipeline.component_spec.inputs.items()}
+    inputs = {name: {"required": not spec.optional, "type": spec.type}
+              for name, spec in pipeline.component_spec.inputs.items()}
     load_spec(attribute_spec)  # fail fast, naming the spec, before any task starts
     if "://" not in manifest and not Path(manifest).exists():
         raise SilversetInputError(f"manifest '{manifest}'", "file not found")
@@ -73,6 +74,7 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
                  "approval_store": f"sqlite:///{workdir / 'approvals.db'}", "deploy_target": "local",
                  "serve_root": str(workdir / "serve"), **(params or {})}
     check_params(arguments, inputs)
+    arguments = typed_params(arguments, inputs)
     started = time.perf_counter()
     before = {p for p in root.glob("*/*") if p.is_dir()}
     status, error, job_names = "SUCCEEDED", "", []

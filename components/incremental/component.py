@@ -10,7 +10,7 @@ from silverset.components.common.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str,
                      golden_set: str = "", run_lock: str = "", teacher_backend: str = "zero-shot",
-                     teacher_checkpoint: str = "") -> str:
+                     teacher_checkpoint: str = "", teacher_model: str = "") -> str:
     """Take the run lock, diff the manifest against the state, write the plan. Returns the run folder
     ({workdir}/runs/{digest}: every stage writes under it) or "" when the corpus, spec, golden set and teacher
     are unchanged. Fails (StateLocked) when another run holds the lock, touching nothing of that run's."""
@@ -18,7 +18,7 @@ def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir
 
     s = plan_run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir, run_id=run_id,
                  golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
-                 teacher_checkpoint=teacher_checkpoint)
+                 teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model)
     print(s.model_dump_json())
     return s.run_dir
 

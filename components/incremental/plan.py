@@ -176,18 +176,20 @@ def _write_json(uri: str, model: BaseModel) -> None:
 
 
 def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str, golden_set: str = "",
-             run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", api_client=None
-             ) -> PlanSummary:
+             run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", teacher_model: str = "",
+             api_client=None) -> PlanSummary:
     """The pipeline's first step: take the run lock, then plan.
 
     The lock is ``run_lock`` (``kubernetes://NS``) or, when empty, the state folder; it stays held for the
     run's later steps (they renew it) until the exit handler releases it. ``teacher_backend`` ("" = the
-    spec's) and ``teacher_checkpoint`` are the annotate step's: their identity is part of the digest.
+    spec's), ``teacher_checkpoint`` and ``teacher_model`` (Gemini; "" = the spec's) are the annotate step's:
+    their identity is part of the digest.
     Writes ``{plan_dir_of(workdir, run_id)}/plan.json`` and, unless the corpus is up to date, the stage
     inputs under ``{run_dir}/plan/``. When another run holds the lock, writes a LockedOut plan.json there
     (nothing else, anywhere) and raises StateLocked naming the holder.
     """
     from silverset.components.teacher.annotate import AnnotateOptions
+    from silverset.components.teacher.gemini import GeminiOptions
 
     from .teacher_identity import teacher_identity
 
@@ -195,7 +197,8 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
         raise SilversetInputError("workdir", "the pipeline's plan needs a workdir for its run folders")
     own_dir = plan_dir_of(workdir, run_id)
     spec = load_spec(attribute_spec)
-    options = AnnotateOptions(teacher=teacher_backend or None, checkpoint=teacher_checkpoint or None)
+    options = AnnotateOptions(teacher=teacher_backend or None, checkpoint=teacher_checkpoint or None,
+                              gemini=GeminiOptions(model=teacher_model or None))
     identity = teacher_identity(spec, options)
     lock = open_run_lock(run_lock or state_dir, key=state_dir, api_client=api_client)
     try:

@@ -2,7 +2,7 @@
 (backend, model or checkpoint bytes) re-labels every video instead of mixing two teachers' labels.
 
 - ``zero-shot:minilm-l6-v2@sha256:<16 hex of the bundled weights>``
-- ``gemini:<model>`` (the options' model, else the spec's ``teacher.gemini_model``)
+- ``gemini:<model>`` (the options' model, else the spec's ``teacher.model``)
 - ``local:sha256:<sha256 of the checkpoint file>`` (read through fsspec, so a checkpoint URI works too)
 
 Computed without loading any model: the plan step stays small.
@@ -46,7 +46,7 @@ def teacher_identity(spec: AttributeSpec, options: AnnotateOptions) -> str:
     if teacher == "zero-shot":
         return f"zero-shot:{_bundled_text_weights_id()}"
     if teacher == "gemini":
-        return f"gemini:{options.gemini.model or spec.teacher.gemini_model}"
+        return f"gemini:{options.gemini.model or spec.teacher.model}"
     if teacher == "local":
         if not options.checkpoint:
             raise SilversetInputError("teacher_checkpoint", "the local teacher needs a .onnx or TorchScript checkpoint")

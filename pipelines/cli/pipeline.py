@@ -98,7 +98,7 @@ def run_cmd(
     if not local:
         raise SilversetInputError("--local", "only local runs start from here; use `silverset pipeline submit` for a cluster")
     with console.status("running attribute-promotion through kfp.local ..."):
-        params = _typed(parse_params(param))
+        params = parse_params(param)
         if auto_approve_as:
             params["auto_approve_as"] = auto_approve_as
         result = run_local(attribute_spec=attribute, manifest=manifest, workdir=workdir, state_dir=state_dir,
@@ -108,11 +108,6 @@ def run_cmd(
     if result.status != "SUCCEEDED":
         console.print(f"run {result.status}: {result.error}", markup=False)
         raise typer.Exit(1)
-
-
-def _typed(params: dict[str, str]) -> dict:
-    """Pipeline parameters from the command line: ints stay ints (frames_per_video=4)."""
-    return {k: int(v) if v.lstrip("-").isdigit() else v for k, v in params.items()}
 
 
 def print_local_summary(result) -> None:
@@ -159,7 +154,7 @@ def submit_cmd(
     """Start one run on the cluster."""
     from silverset.pipelines.cluster import parse_params, submit
 
-    run = submit(host=host, package=_package(package), params=_typed(parse_params(param)), experiment=experiment,
+    run = submit(host=host, package=_package(package), params=parse_params(param), experiment=experiment,
                  run_name=run_name, service_account=service_account, namespace=namespace)
     console.print(f"run {run.run_id} in experiment {run.experiment_id}\n{run.url}", markup=False)
 
@@ -181,7 +176,7 @@ def schedule_cmd(
     """Create a recurring run (idempotent by --name); each run processes only new or changed videos."""
     from silverset.pipelines.cluster import parse_params, schedule
 
-    job = schedule(host=host, package=_package(package), params=_typed(parse_params(param)), cron=cron, name=name,
+    job = schedule(host=host, package=_package(package), params=parse_params(param), cron=cron, name=name,
                    experiment=experiment, max_concurrency=max_concurrency, no_catchup=no_catchup,
                    service_account=service_account, namespace=namespace, replace=replace)
     verb = "created" if job.created else "already exists, unchanged:"

@@ -81,6 +81,15 @@ def test_runs_show_each_runs_promotion_outcome(kfp_api, package):
     assert [outcome[i] for i in ids] == ["teacher gate failed", "not approved", "promoted", "nothing new"]
 
 
+def test_command_line_values_take_the_types_the_pipeline_declares(kfp_api, package):
+    run = cluster.submit(host=kfp_api.host, package=package,
+                         params={**PARAMS, "frames_per_video": "4", "gemini_rps": "2.5", "submitter": "0042"})
+    sent = kfp_api.runs[run.run_id]["runtime_config"]["parameters"]
+    assert sent["frames_per_video"] == 4 and sent["gemini_rps"] == 2.5 and sent["submitter"] == "0042"
+    with pytest.raises(SilversetInputError, match="--param frames_per_video: 'eight' is not an integer"):
+        cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "frames_per_video": "eight"})
+
+
 def test_unknown_or_missing_parameters_are_refused_before_anything_is_sent(kfp_api, package):
     with pytest.raises(SilversetInputError, match="unknown pipeline parameter.*wrokdir.*valid: .*workdir"):
         cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "wrokdir": "/x"})
