@@ -135,8 +135,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     description = "Promote a plain-language video attribute to a served, A/B-tested retrieval signal."
 
     def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
-             teacher_backend, teacher_checkpoint, teacher_model, gemini_price_table, gemini_rps, gemini_tokens_per_min,
-             approval_store, run_lock, submitter, deploy_target, serve_root, serving_namespace,
+             teacher_backend, teacher_checkpoint, teacher_model, teacher_precision, gemini_price_table, gemini_rps,
+             gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root, serving_namespace,
              auto_approve_as="") -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
         exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
@@ -153,6 +153,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
                 _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
                                 state_dir=state_dir, frames_per_video=frames_per_video, frame_size=frame_size,
                                 teacher=dict(teacher=teacher_backend, checkpoint=teacher_checkpoint,
+                                             precision=teacher_precision,
                                              gemini_model=teacher_model, price_table_uri=gemini_price_table,
                                              gemini_rps=gemini_rps, gemini_tokens_per_min=gemini_tokens_per_min),
                                 golden_set=golden_set, approval_store=approval_store, run_lock=run_lock,
@@ -165,7 +166,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         def attribute_promotion(
             attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
             frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
-            teacher_checkpoint: str = "", teacher_model: str = "", gemini_price_table: str = "", gemini_rps: float = 2.0,
+            teacher_checkpoint: str = "", teacher_model: str = "", teacher_precision: str = "auto",
+            gemini_price_table: str = "", gemini_rps: float = 2.0,
             gemini_tokens_per_min: int = 2_000_000, approval_store: str = "", run_lock: str = "",
             submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
             serving_namespace: str = "", auto_approve_as: str = "",
@@ -178,7 +180,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     def attribute_promotion(
         attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
         frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
-        teacher_checkpoint: str = "", teacher_model: str = "", gemini_price_table: str = "", gemini_rps: float = 2.0,
+        teacher_checkpoint: str = "", teacher_model: str = "", teacher_precision: str = "auto",
+        gemini_price_table: str = "", gemini_rps: float = 2.0,
         gemini_tokens_per_min: int = 2_000_000, approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
         submitter: str = "silverset-pipeline", deploy_target: str = "kubernetes", serve_root: str = "/data/serving",
         serving_namespace: str = "",  # "": the step pod's own namespace (where the overlays put the index server)

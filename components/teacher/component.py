@@ -8,12 +8,14 @@ from silverset.components.common.images import CPU_IMAGE
 def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_uri: str, shard_index: int = 0,
                    shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "",
                    run_lock: str = "", state_dir: str = "", run_id: str = "", gemini_model: str = "",
-                   price_table_uri: str = "", gemini_rps: float = 2.0, gemini_tokens_per_min: int = 2_000_000) -> str:
+                   price_table_uri: str = "", gemini_rps: float = 2.0, gemini_tokens_per_min: int = 2_000_000,
+                   precision: str = "auto") -> str:
     """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON.
 
     ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local"). ``gemini_model`` overrides
     the spec's model; ``price_table_uri`` the shipped price table; ``gemini_rps`` / ``gemini_tokens_per_min``
-    are the key's quota for the whole run (each of the ``shard_count`` shards takes its share)."""
+    are the key's quota for the whole run (each of the ``shard_count`` shards takes its share). ``precision``
+    (local teacher: auto, fp32, fp16, int8) calibrates INT8 on the run's own frames in ``frames_uri``."""
     import json
 
     from silverset.components.common.sharding import Shard
@@ -26,7 +28,8 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     gemini = GeminiOptions(max_usd=max_usd if max_usd >= 0 else None, model=gemini_model or None,
                            price_table=price_table_uri or None, rps=gemini_rps, tokens_per_min=gemini_tokens_per_min)
-    options = AnnotateOptions(teacher=teacher, gemini=gemini, checkpoint=checkpoint or None)
+    options = AnnotateOptions(teacher=teacher, gemini=gemini, checkpoint=checkpoint or None, precision=precision,
+                              calibration=frames_uri if precision == "int8" and frames_uri else None)
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
         summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
                       options=options, shard=Shard(shard_index, shard_count))
