@@ -31,7 +31,8 @@ def check_release(*, manifest: dict, gate_path: str, approvals: ApprovalService)
 
 def run(*, index: str, gate: str, approval_store: str, target: str = "local", serve_root: str | None = None,
         server_url: str | None = None, namespace: str | None = None, deployment: str = "silverset-index",
-        index_uri: str | None = None, timeout_s: float = 300.0, poll_s: float = 2.0, api_client=None) -> dict:
+        index_uri: str | None = None, timeout_s: float = 300.0, poll_s: float = 2.0, api_client=None,
+        server_token: str | None = None) -> dict:
     """Check gate + approval for the index's digest, then deploy to ``target`` ("local" or "kubernetes").
 
     kubernetes: publish the index under ``serve_root`` (where the index server pods read it) and pin it on the
@@ -44,9 +45,14 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
 
         if not serve_root:
             raise SilversetInputError("--serve-root", "the local target needs the serving root the index server reads")
-        return deploy_local(index_dir=index, manifest=manifest, serve_root=serve_root, server_url=server_url, timeout_s=timeout_s)
+        return deploy_local(index_dir=index, manifest=manifest, serve_root=serve_root, server_url=server_url, timeout_s=timeout_s,
+                            token=server_token)
     if target == "kubernetes":
+        from silverset.components.index.loaded import load_verified
+
         from .kube import KubernetesDeployer
+
+        load_verified(index, attribute=manifest["attribute"])  # digest + self-check before any pin moves
 
         from silverset.components.common.kube import current_namespace, load_api_client
 

@@ -1,11 +1,15 @@
-"""Local deploy target: publish the index version under the serving root and swap its CURRENT pointer."""
+"""Local deploy target: publish the index version under the serving root, verify it, then swap its CURRENT pointer."""
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from silverset.components.common.errors import GateFailed
 from silverset.components.index import pointer
+from silverset.components.index.loaded import IndexRefused, load_verified
+
+log = logging.getLogger(__name__)
 
 
 def wait_until_serving(server_url: str, attribute: str, version: str, *, timeout_s: float, token: str | None = None) -> bool:
@@ -26,23 +30,43 @@ def wait_until_serving(server_url: str, attribute: str, version: str, *, timeout
     return False
 
 
+def _verifies(root: str | Path, attribute: str, version: str) -> bool:
+    """Whether the published ``version`` still loads, matches its digest and passes the self-check."""
+    try:
+        load_verified(pointer.version_dir(root, attribute, version), attribute=attribute)
+    except IndexRefused as exc:
+        log.warning("%s/%s no longer verifies (%s); it will not become PREVIOUS", attribute, version, exc.problem)
+        return False
+    return True
+
+
 def deploy_local(*, index_dir: str | Path, manifest: dict, serve_root: str | Path, server_url: str | None = None,
                  timeout_s: float = 60.0, token: str | None = None) -> dict:
     """Make ``manifest['version']`` live under ``serve_root``. No-op when it already is.
 
-    With ``server_url``, waits for the running server to report the new version and, if it does not
-    (it refused the version or timed out), puts the previous pointer back and raises GateFailed.
+    The published copy is verified (digest, load, self-check search) before any pointer moves: a corrupt or
+    truncated index raises IndexRefused (exit 2) and leaves CURRENT and PREVIOUS as they were. PREVIOUS only
+    ever names a version that verifies now. With ``server_url`` (and the server's bearer ``token``), waits for
+    the running server to report the new version and, if it does not, puts both pointers back (removing
+    CURRENT on a first deploy) and raises GateFailed.
     """
     attribute, version = manifest["attribute"], manifest["version"]
     live = pointer.read_pointer(serve_root, attribute)
+    previous = pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS)
     if live == version:
-        return {"target": "local", "attribute": attribute, "version": version, "changed": False, "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS)}
-    pointer.publish_version(index_dir, serve_root, attribute, version)
-    if live is not None:
+        return {"target": "local", "attribute": attribute, "version": version, "changed": False, "previous": previous}
+    published = pointer.publish_version(index_dir, serve_root, attribute, version)
+    load_verified(published, attribute=attribute)  # before the pointer moves
+    if live is not None and _verifies(serve_root, attribute, live):
         pointer.write_pointer(serve_root, attribute, live, pointer.PREVIOUS)
     pointer.write_pointer(serve_root, attribute, version)
     if server_url and not wait_until_serving(server_url, attribute, version, timeout_s=timeout_s, token=token):
         if live is not None:
             pointer.write_pointer(serve_root, attribute, live)
+        else:
+            pointer.remove_pointer(serve_root, attribute)
+        if previous is not None:
+            pointer.write_pointer(serve_root, attribute, previous, pointer.PREVIOUS)
         raise GateFailed(f"{attribute}: server at {server_url} did not serve {version} within {timeout_s:.0f} s; pointer rolled back to {live}")
-    return {"target": "local", "attribute": attribute, "version": version, "changed": True, "previous": live}
+    return {"target": "local", "attribute": attribute, "version": version, "changed": True,
+            "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS), "verified": True}

@@ -18,6 +18,21 @@ class IndexRefused(SilversetInputError):
     """An index folder that must not be served (corrupt, mismatched, failed self-check)."""
 
 
+def load_verified(directory: str | Path, *, attribute: str | None = None) -> "LoadedIndex":
+    """Load ``directory`` with its content digest checked and pass the self-check (search known vectors).
+
+    Raises IndexRefused naming the folder and the problem; the same checks the server runs before serving.
+    """
+    try:
+        index = LoadedIndex(directory, verify_digest=True, expect_attribute=attribute)
+        index.self_check()
+    except IndexRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a manifest missing fields is as unservable as a corrupt file
+        raise IndexRefused(f"index '{directory}'", f"cannot be served: {type(exc).__name__}: {exc}") from None
+    return index
+
+
 @dataclass(frozen=True)
 class Hit:
     video_id: str

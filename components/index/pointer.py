@@ -47,6 +47,11 @@ def write_pointer(root: str | Path, attribute: str, version: str, name: str = CU
     os.replace(tmp, folder / name)
 
 
+def remove_pointer(root: str | Path, attribute: str, name: str = CURRENT) -> None:
+    """Remove a pointer (a failed first deploy leaves no CURRENT naming a version nobody verified)."""
+    (Path(root) / attribute / name).unlink(missing_ok=True)
+
+
 def attributes(root: str | Path) -> list[str]:
     """Attributes with a CURRENT pointer under ``root``."""
     root = Path(root)

@@ -9,13 +9,15 @@ unready and is picked up when versions appear.
 """
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from silverset.components.common.errors import SilversetInputError
 
@@ -39,6 +41,14 @@ class ServerOptions(BaseModel):
     tune_leaves: bool = True
     # The pod's downwardAPI annotations file: serve exactly its index.silverset.dev/<attribute> versions.
     pinned_versions: str | None = None
+
+    @field_validator("bearer_token")
+    @classmethod
+    def _token_not_blank(cls, value: str | None) -> str | None:
+        # An empty SILVERSET_INDEX_TOKEN must not silently mean "no auth": unset it to serve without a token.
+        if value is not None and not value.strip():
+            raise ValueError("is empty; set a non-empty token, or unset it to serve without one")
+        return value
 
 
 class IndexRegistry:
@@ -67,7 +77,9 @@ class IndexRegistry:
         self.wanted: dict[str, str] = {}  # attribute -> version the pointers or pins name at the last refresh
         self.waiting: dict[str, str] = {}  # attribute -> why its wanted version is not live
         self.source_problem: str | None = None  # why the pins could not be read at the last refresh
+        self.fallback: dict[str, dict] = {}  # attribute -> {"serving", "instead_of", "reason"}: PREVIOUS serves
         self.swaps = 0
+        self._refreshing = threading.Lock()  # the watcher and /v1/admin/reload never load the same version twice
         self.on_swap = lambda attribute, version: None
         self.on_refuse = lambda attribute, version, reason: None
 
@@ -98,11 +110,12 @@ class IndexRegistry:
                 raise IndexRefused(f"index '{candidate}'", f"{loaded.dimensions} dimensions, live version has {current.dimensions}")
             loaded.self_check()
             tuning = loaded.tune_leaves_to_search(target=float(loaded.manifest["serving"]["recall_target"])) if self.tune_leaves else None
-        except IndexRefused as exc:
-            self.refused[key] = exc.problem
-            log.error("refused index %s: %s", key, exc.problem)
-            self.on_refuse(attribute, version, exc.problem)
-            return f"version {version} was refused: {exc.problem}"
+        except Exception as exc:  # noqa: BLE001 - any unservable version is refused once; others keep refreshing
+            problem = exc.problem if isinstance(exc, IndexRefused) else f"cannot be served: {type(exc).__name__}: {exc}"
+            self.refused[key] = problem
+            log.error("refused index %s: %s", key, problem)
+            self.on_refuse(attribute, version, problem)
+            return f"version {version} was refused: {problem}"
         with self._lock:
             new = dict(self._live)
             new[attribute] = loaded
@@ -125,7 +138,11 @@ class IndexRegistry:
         return wanted
 
     def refresh(self) -> None:
-        """Load whatever the pins or pointers name now (or the static folder, once)."""
+        """Load whatever the pins or pointers name now (or the static folder, once). Blocking: call off the event loop."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         if self.static:
             if not self._live:
                 m = LoadedIndex(self.index_dir, verify_digest=self.verify_digest).manifest
@@ -146,12 +163,29 @@ class IndexRegistry:
             reason = self._install(attribute, pointer.version_dir(self.index_dir, attribute, version), version)
             if reason is not None:
                 waiting[attribute] = reason
+                self._fall_back(attribute, version, reason)
+            else:
+                self.fallback.pop(attribute, None)
         if self.pinned_file is not None and set(self._live) - set(wanted):
             with self._lock:
                 dropped = sorted(set(self._live) - set(wanted))
                 self._live = {a: idx for a, idx in self._live.items() if a in wanted}
             log.info("no longer pinned, dropped: %s", ", ".join(dropped))
         self.wanted, self.waiting = wanted, waiting
+
+    def _fall_back(self, attribute: str, version: str, reason: str) -> None:
+        """With nothing live for ``attribute`` (a restart onto a broken CURRENT), serve its PREVIOUS pointer's version.
+
+        Deploy only ever writes a verified version to PREVIOUS; it is checked here again like any other.
+        """
+        if self.mode != "current" or attribute in self._live:
+            return
+        previous = pointer.read_pointer(self.index_dir, attribute, pointer.PREVIOUS)
+        if previous is None or previous == version:
+            return
+        if self._install(attribute, pointer.version_dir(self.index_dir, attribute, previous), previous) is None:
+            self.fallback[attribute] = {"serving": previous, "instead_of": version, "reason": reason}
+            log.warning("%s: serving PREVIOUS version %s because CURRENT %s cannot be served: %s", attribute, previous, version, reason)
 
     def readiness(self) -> dict:
         """The /readyz body; ``ready`` is true when traffic may come here.
@@ -165,6 +199,8 @@ class IndexRegistry:
             body["pinned"] = self.wanted
         body["waiting"] = self.waiting
         body["refused"] = self.refused
+        if self.fallback:
+            body["fallback"] = self.fallback
         if self.source_problem is not None:
             body["reason"] = self.source_problem
         elif self.mode == "pinned" and not self.wanted:
@@ -234,7 +270,9 @@ class _SearchEndpoint:
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
 
     def problem(self, attribute: str, status: int, message: str) -> tuple[int, bytes]:
-        self.requests_total.labels(attribute, str(status)).inc()
+        # Only live attributes become label values: a client choosing names must not grow /metrics.
+        label = attribute if self.registry.get(attribute) is not None else UNKNOWN_ATTRIBUTE
+        self.requests_total.labels(label, str(status)).inc()
         return status, self.dumps({"detail": message})
 
     def __call__(self, attribute: str, raw_body: bytes) -> tuple[int, bytes]:
@@ -266,6 +304,8 @@ class _SearchEndpoint:
                 error = f"every 'history_vectors' entry needs {index.dimensions} dimensions"
             elif body.history_probabilities is None or len(body.history_probabilities) != len(body.history_vectors):
                 error = "'history_vectors' needs 'history_probabilities' of the same length (the student's scores, for affinity)"
+        if error is None:
+            error = _non_finite(body)
         if error is not None:
             return self.problem(attribute, 422, error)
 
@@ -283,6 +323,8 @@ class _SearchEndpoint:
             query = vectors.mean(axis=0) if len(vectors) else None
             triggered = query is not None and affinity >= index.trigger_threshold
         hits = index.search(query, k, exclude=exclude) if triggered else []
+        if any(not np.isfinite(h.score) for h in hits):
+            return self.problem(attribute, 422, "the query vector's scores overflow float32; send a vector of ordinary magnitude")
         if affinity is not None:
             self.triggered_total.labels(attribute, str(triggered).lower()).inc()
         answer = self.dumps({
@@ -296,7 +338,28 @@ class _SearchEndpoint:
         return 200, answer
 
 
+UNKNOWN_ATTRIBUTE = "_unknown"
+# The largest float32 a query component may take: beyond it the squared norm (and any score) overflows float32.
+MAX_COMPONENT = 1e18
+
+
+def _non_finite(body: SearchRequest) -> str | None:
+    """Why the request's numbers cannot be searched (NaN, infinite, or overflowing float32), or None."""
+    for name in ("vector", "history_vectors", "history_probabilities"):
+        values = getattr(body, name)
+        if values is None:
+            continue
+        array = np.asarray(values, dtype=np.float64)
+        if array.size and not np.all(np.isfinite(array)):
+            return f"'{name}' holds NaN or infinite values"
+        if array.size and np.max(np.abs(array)) > MAX_COMPONENT:
+            return f"'{name}' holds values beyond +/-{MAX_COMPONENT:g}; scores would overflow float32"
+    return None
+
+
 _SEARCH_PREFIX, _SEARCH_SUFFIX = "/v1/attributes/", "/search"
+# Open without the bearer token: the kubelet's probes.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 _JSON = (b"content-type", b"application/json")
 
 
@@ -317,7 +380,7 @@ class IndexServerApp:
 
     async def __call__(self, scope, receive, send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/v1/"):
+        if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
         length = None
@@ -327,8 +390,12 @@ class IndexServerApp:
                 length = value
             elif name == b"authorization":
                 authorization = value
-        if self._token is not None and authorization != self._token:
-            await _respond(send, 401, self.search.dumps({"detail": "missing or wrong bearer token"}))
+        if self._token is not None and path not in OPEN_PATHS and not hmac.compare_digest(authorization, self._token):
+            await _respond(send, 401, self.search.dumps({"detail": "missing or wrong bearer token"}),
+                           extra=[(b"www-authenticate", b"Bearer")])
+            return
+        if not path.startswith("/v1/"):
+            await self.api(scope, receive, send)
             return
         limit = self.options.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
@@ -356,8 +423,9 @@ class IndexServerApp:
         await _respond(send, status, answer)
 
 
-async def _respond(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [_JSON, (b"content-length", str(len(body)).encode())]})
+async def _respond(send, status: int, body: bytes, extra: list | None = None) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -389,7 +457,7 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
 
     @asynccontextmanager
     async def lifespan(app):
-        registry.refresh()
+        await asyncio.to_thread(registry.refresh)
         thread = None
         if poll and not registry.static:
             thread = threading.Thread(target=watch, name="index-watcher", daemon=True)
@@ -415,7 +483,7 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
 
     @api.post("/v1/admin/reload")
     async def reload():
-        registry.refresh()
+        await asyncio.to_thread(registry.refresh)  # loading, hashing and tuning must not stall searches
         return {"live": registry.live_versions(), "refused": registry.refused}
 
     @api.get("/v1/attributes")

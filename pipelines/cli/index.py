@@ -53,15 +53,25 @@ def serve(
 
     An empty or missing serving root starts live (/healthz 200) but unready (/readyz 503) until a version appears.
     """
+    from pydantic import ValidationError
+
     from silverset.components.index.server import ServerOptions
     from silverset.components.index.server import serve as run_server
+    from silverset.pipelines.cli.output import options_error
 
+    import os
+
+    if token is None and "SILVERSET_INDEX_TOKEN" in os.environ:  # click reads an empty variable as unset
+        token = os.environ["SILVERSET_INDEX_TOKEN"]
+    try:
+        options = ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k,
+                                pinned_versions=str(pinned_versions) if pinned_versions else None)
+    except ValidationError as exc:
+        raise options_error("index serve options (--token / SILVERSET_INDEX_TOKEN, --poll-interval, --max-k)", exc) from None
     if not index_dir.exists():
         console.print(f"[yellow]{index_dir} does not exist yet: live but unready until an index version appears[/yellow]")
     console.print(f"serving {index_dir} on http://{host}:{port}" + (f", versions pinned by {pinned_versions}" if pinned_versions else ""))
-    run_server(index_dir=str(index_dir), host=host, port=port, workers=workers,
-               options=ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k,
-                                     pinned_versions=str(pinned_versions) if pinned_versions else None))
+    run_server(index_dir=str(index_dir), host=host, port=port, workers=workers, options=options)
 
 
 @index_app.command("deploy")
@@ -71,6 +81,7 @@ def deploy(
     target: str = typer.Option("local", help="local | kubernetes"),
     serve_root: Path = typer.Option(None, help="local: serving root the index server reads."),
     server_url: str = typer.Option(None, help="local: wait for this server to serve the new version (else roll back)."),
+    token: str = typer.Option(None, envvar="SILVERSET_INDEX_TOKEN", help="local: the --server-url server's bearer token."),
     namespace: str = typer.Option("silverset", help="kubernetes: namespace."),
     deployment: str = typer.Option("silverset-index", help="kubernetes: index server Deployment (canary: NAME-canary)."),
     index_uri: str = typer.Option(None, help="kubernetes: where pods fetch the index (default: the local path)."),
@@ -83,7 +94,7 @@ def deploy(
 
     summary = run(index=str(index), gate=str(gate), approval_store=store, target=target,
                   serve_root=str(serve_root) if serve_root else None, server_url=server_url, namespace=namespace,
-                  deployment=deployment, index_uri=index_uri, timeout_s=timeout)
+                  deployment=deployment, index_uri=index_uri, timeout_s=timeout, server_token=token or None)
     console.print_json(json.dumps(summary))
 
 

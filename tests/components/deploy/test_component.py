@@ -9,11 +9,12 @@ import pytest
 from silverset.components.common.errors import GateFailed
 from silverset.components.deploy.component import deploy_index
 from silverset.components.index import pointer
-from tests.components.deploy.test_deploy import DIGEST, VERSION, release  # noqa: F401 - fixture
+from tests.components.deploy.test_deploy import DIGEST, built, release  # noqa: F401 - fixtures
 
 
 def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):  # noqa: F811
     index, gate, store, service = release
+    version = json.loads((index / "manifest.json").read_text())["version"]
     gate_dir = tmp_path / "student_gate"
     gate_dir.mkdir()
     (gate_dir / "gate.json").write_text(gate.read_text())
@@ -27,8 +28,8 @@ def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):  # n
     assert failed["status"] == "failed" and "no approval" in failed["error"]
     service.approve(DIGEST, user="alice@silverset.dev", reason="ok")
     summary = json.loads(deploy_index.python_func(**kwargs))
-    assert summary["version"] == VERSION and summary["changed"]
-    assert pointer.read_pointer(serve, "red_dominant") == VERSION
+    assert summary["version"] == version and summary["changed"]
+    assert pointer.read_pointer(serve, "red_dominant") == version
     recorded = json.loads((run_dir / "deploy" / "deploy.json").read_text())
-    assert recorded["status"] == "deployed" and recorded["version"] == VERSION
+    assert recorded["status"] == "deployed" and recorded["version"] == version
     assert json.loads(deploy_index.python_func(**kwargs))["changed"] is False  # idempotent

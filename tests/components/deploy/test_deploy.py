@@ -32,16 +32,13 @@ STANDALONE = ROOT / "manifests" / "overlays" / "kfp-standalone"
 PIN = "index.silverset.dev/red_dominant"
 
 DIGEST = "sha256:" + "ab" * 32
-VERSION = "red_dominant-v1-000000000001"
 
 
 @pytest.fixture
-def release(tmp_path):
-    """An index folder (manifest only is enough for deploy), a passing gate, and an approval store."""
+def release(tmp_path, built):
+    """A real index folder (deploy verifies its digest and self-check), a passing gate, and an approval store."""
     index = tmp_path / "index"
-    index.mkdir()
-    manifest = {"version": VERSION, "attribute": "red_dominant", "attribute_version": 1, "model_digest": DIGEST}
-    (index / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copytree(built[0][0], index)
     gate = tmp_path / "gate.json"
     gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": DIGEST}))
     store = tmp_path / "approvals.db"
@@ -72,11 +69,12 @@ def test_local_deploy_swaps_the_pointer_and_is_idempotent(tmp_path, release):
     root = tmp_path / "serve"
     pointer.write_pointer(root, "red_dominant", "red_dominant-v1-old")
     first = deploy.run(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(root))
-    assert first["changed"] and first["previous"] == "red_dominant-v1-old"
-    assert pointer.read_pointer(root, "red_dominant") == VERSION
-    assert (pointer.version_dir(root, "red_dominant", VERSION) / "manifest.json").is_file()
+    version = json.loads((index / "manifest.json").read_text())["version"]
+    assert first["changed"] and first["previous"] is None  # the old pointer names nothing verifiable: never PREVIOUS
+    assert pointer.read_pointer(root, "red_dominant") == version
+    assert (pointer.version_dir(root, "red_dominant", version) / "manifest.json").is_file()
     again = deploy.run(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(root))
-    assert again["changed"] is False and pointer.read_pointer(root, "red_dominant") == VERSION
+    assert again["changed"] is False and pointer.read_pointer(root, "red_dominant") == version
 
 
 @pytest.fixture(scope="module")
