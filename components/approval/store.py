@@ -77,13 +77,25 @@ class SqliteApprovalStore:
     submissions_chained = True
     allows_auto_approval = True
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, create: bool = True):
+        """Open (``create``: or start) the store file; a folder, a non-SQLite file or, without ``create``, a
+        missing file is a SilversetInputError naming the path."""
         self.path = Path(path)
+        where = f"approval store '{self.path}'"
+        if self.path.is_dir():
+            raise SilversetInputError(where, "is a folder; give the SQLite file inside it, e.g. approvals.db")
+        if not create and not self.path.exists():
+            raise SilversetInputError(where, "does not exist (nothing was submitted to it); check --store")
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise SilversetInputError(where, f"'{self.path.parent}' is a file, not a folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        db = self._connect()
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'approval_requests'").fetchone()[0]
+        try:
+            db = self._connect()
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            has_tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'approval_requests'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise SilversetInputError(where, f"is not a SQLite database ({exc})") from None
         if has_tables and version != SCHEMA_VERSION:
             raise SilversetInputError(f"approval store '{self.path}'", "was written by an older Silverset without the audit "
                                                                        "hash chain; start a new store file")
@@ -177,8 +189,11 @@ def parse_store_uri(uri: str) -> tuple[str, str]:
     return "sqlite", uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
 
 
-def open_store(uri: str, *, api_client=None) -> ApprovalStore:
-    """The store ``uri`` names (see ``parse_store_uri``); ``api_client`` is used for ``kubernetes://``."""
+def open_store(uri: str, *, api_client=None, create: bool = True) -> ApprovalStore:
+    """The store ``uri`` names (see ``parse_store_uri``); ``api_client`` is used for ``kubernetes://``.
+
+    ``create=False`` (commands that only read) refuses a SQLite file that does not exist instead of creating it.
+    """
     kind, where = parse_store_uri(uri)
     if kind == "kubernetes":
         from .kube_store import KubernetesApprovalStore
@@ -188,4 +203,4 @@ def open_store(uri: str, *, api_client=None) -> ApprovalStore:
 
             api_client = load_api_client()
         return KubernetesApprovalStore(where, api_client=api_client)
-    return SqliteApprovalStore(where)
+    return SqliteApprovalStore(where, create=create)

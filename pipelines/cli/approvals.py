@@ -23,12 +23,12 @@ ReasonOption = typer.Option(..., help="Why; recorded in the audit log.")
 CandidateArgument = typer.Argument(..., help="Candidate digest or a unique prefix.")
 
 
-def _service(store: str, webhook: str | None = None):
+def _service(store: str, webhook: str | None = None, *, create: bool = True):
     from silverset.components.approval.notify import Notifier
     from silverset.components.approval.policy import ApprovalService
     from silverset.components.approval.store import open_store
 
-    return ApprovalService(open_store(store), notifier=Notifier(webhook) if webhook else None)
+    return ApprovalService(open_store(store, create=create), notifier=Notifier(webhook) if webhook else None)
 
 
 def _print(request) -> None:
@@ -46,7 +46,7 @@ def _warn_if_broken(service) -> None:
 def list_requests(store: str = StoreOption,
                   state: str = typer.Option(None, help="Only pending, approved, rejected or expired.")) -> None:
     """List approval requests with their state as the audit chain says (an undecided request past its expiry is expired)."""
-    service = _service(store)
+    service = _service(store, create=False)
     table = Table("candidate", "attribute", "state", "submitter", "decided by", "expires")
     for r in service.list():
         if state and r.state.value != state:
@@ -59,7 +59,7 @@ def list_requests(store: str = StoreOption,
 @approvals_app.command("show")
 def show(candidate: str = CandidateArgument, store: str = StoreOption) -> None:
     """Show one request with its gate results, report link and audit trail."""
-    service = _service(store)
+    service = _service(store, create=False)
     request = service.get(candidate)
     _print(request)
     if not service.store.submissions_chained:
@@ -114,7 +114,7 @@ def audit(candidate: str = typer.Argument(None, help="Only this candidate."), st
           verify: bool = typer.Option(False, "--verify", help=f"Check every hash link and request; exit {AUDIT_BROKEN_EXIT} "
                                                               "naming the first broken link, 0 when intact.")) -> None:
     """Print the hash-chained audit log as JSON lines, or verify it."""
-    service = _service(store)
+    service = _service(store, create=False)
     if verify:
         broken = service.verify_audit()
         if broken is not None:
