@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from .digest import sha256_json
 from .errors import SilversetInputError
 from .identity import identity_problem
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+# A spec is a page of YAML (the definition alone is at most 20,000 characters); anything far bigger is refused
+# before the YAML parser spends CPU on it.
+MAX_SPEC_CHARS = 256 * 1024
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -24,7 +27,7 @@ class LabelType(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TeacherGate(_Strict):
@@ -108,7 +111,7 @@ class AttributeSpec(_Strict):
     """One attribute, e.g. ``red_dominant`` version 2. Everything downstream is keyed by (name, version)."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1, le=2**31 - 1)
     title: str = Field(min_length=1, max_length=200)
     definition: str = Field(min_length=20, max_length=20_000)
     label_type: LabelType = LabelType.binary
@@ -197,12 +200,35 @@ def _format_validation_error(source: str, err: ValidationError) -> str:
     return "; ".join(problems)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping giving the same key twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    return " ".join(str(exc).split())
+
+
 def parse_spec(text: str, *, source: str = "<spec>") -> AttributeSpec:
     """Parse and validate YAML text; raises SilversetInputError naming the field and problem."""
+    if len(text) > MAX_SPEC_CHARS:
+        raise SilversetInputError(f"attribute spec '{source}'", f"is {len(text):,} characters; a spec is at most {MAX_SPEC_CHARS:,}")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SilversetInputError(f"attribute spec '{source}'", f"not valid YAML: {exc}") from None
+        raise SilversetInputError(f"attribute spec '{source}'", f"not valid YAML: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise SilversetInputError(f"attribute spec '{source}'", "must be a YAML mapping of fields")
     try:
@@ -215,11 +241,22 @@ def load_spec(path: str | Path) -> AttributeSpec:
     """Load an attribute spec from a YAML file (local path or fsspec URI)."""
     import fsspec
 
+    what = f"attribute spec '{path}'"
     try:
-        with fsspec.open(str(path), "r", encoding="utf-8") as f:
-            text = f.read()
+        with fsspec.open(str(path), "rb") as f:
+            data = f.read(MAX_SPEC_CHARS * 4 + 1)
     except FileNotFoundError:
-        raise SilversetInputError(f"attribute spec '{path}'", "file not found") from None
+        raise SilversetInputError(what, "file not found") from None
+    except IsADirectoryError:
+        raise SilversetInputError(what, "is a folder, not a YAML file") from None
+    if len(data) > MAX_SPEC_CHARS * 4:
+        raise SilversetInputError(what, f"is over {MAX_SPEC_CHARS * 4:,} bytes; a spec is at most {MAX_SPEC_CHARS:,} characters")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SilversetInputError(what, f"is not UTF-8 text (a binary file?): byte {exc.start} is 0x{data[exc.start]:02x}") from None
+    if "\x00" in text:
+        raise SilversetInputError(what, "contains NUL bytes: it is a binary file, not YAML")
     return parse_spec(text, source=str(path))
 
 

@@ -1,23 +1,35 @@
-"""The studio's HTTP API and single-page UI (FastAPI); all logic lives in service.Studio."""
+"""The studio's HTTP API and single-page UI (FastAPI); all logic lives in service.Studio, users in users.Users."""
 from __future__ import annotations
 
-import tempfile
+import hmac
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.common.spec import example_specs_dir
+from silverset.components.common.spec import MAX_SPEC_CHARS, example_specs_dir
 
 from .bandits import BATCH_SIZE
 from .service import Conflict, Invalid, NotFound, Studio
+from .users import USER_NAME_PATTERN, Sessions, User, Users
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-LABELER_PATTERN = r"^[A-Za-z0-9._@+\-]{1,128}$"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+MAX_BODY_BYTES = 8 * 1024 * 1024
+SESSION_COOKIE = "silverset_session"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# No inline script or handler runs even if an escaping bug slipped through; the page is never framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class _Body(BaseModel):
@@ -25,7 +37,7 @@ class _Body(BaseModel):
 
 
 class NewAttribute(_Body):
-    spec_yaml: str | None = Field(None, description="The attribute spec YAML")
+    spec_yaml: str | None = Field(None, max_length=MAX_SPEC_CHARS, description="The attribute spec YAML")
     example: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,62}$", description="Name of a shipped example spec")
     policy: Literal["round_robin", "epsilon_greedy", "ucb"] = "ucb"
 
@@ -35,9 +47,10 @@ class PolicyChange(_Body):
 
 
 class NewLabel(_Body):
+    """A label by the signed-in user; the labeler is never taken from the body."""
+
     video_id: str = Field(min_length=1, max_length=256)
     label: Literal["positive", "negative", "skip"]
-    labeler: str = Field(pattern=LABELER_PATTERN)
     source: str = Field("manual", pattern=r"^[a-z_:]{1,32}$")
     expected_revision: int | None = Field(None, ge=0, description="revision last seen; 0 = no label yet; omit to overwrite")
 
@@ -45,17 +58,76 @@ class NewLabel(_Body):
 class Adjudication(_Body):
     video_id: str = Field(min_length=1, max_length=256)
     label: Literal["positive", "negative"]
-    adjudicator: str = Field(pattern=LABELER_PATTERN)
 
 
 class ExportRequest(_Body):
-    out_dir: str | None = None
+    out_dir: str | None = Field(None, max_length=1024, description="folder relative to the studio's golden folder")
 
 
-def create_app(studio: Studio) -> FastAPI:
-    """FastAPI app over one Studio. Unknown attribute/video -> 404, stale edit -> 409, bad body -> 422."""
-    app = FastAPI(title="Silverset studio", version="0.1.0")
+class GoldenRow(_Body):
+    video_id: str = Field(min_length=1, max_length=256)
+    attribute: str = Field(max_length=64)
+    attribute_version: int = Field(ge=1, le=2**31 - 1)
+    label: int
+    labeler: str = Field(pattern=r"^[A-Za-z0-9._@+\-,]{1,1024}$")
+    labeled_at: str | None = None
+
+
+class GoldenImport(_Body):
+    rows: list[GoldenRow] = Field(max_length=1_000_000)
+
+
+class SignIn(_Body):
+    user: str = Field(pattern=USER_NAME_PATTERN)
+    password: str | None = Field(None, max_length=1024)
+    token: str | None = Field(None, max_length=1024)
+
+
+class _BodyLimit:
+    """Refuses a request body over ``limit`` bytes with 413 before any of it is parsed."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await JSONResponse({"detail": f"request body is over {self.limit} bytes"}, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"request body is over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS,
+               secure_cookies: bool = False) -> FastAPI:
+    """FastAPI app over one Studio.
+
+    ``users``: who may sign in (None = ``Users.local("local")``, one admin needing no sign-in: a laptop on
+    loopback). Unknown attribute/video -> 404, stale edit -> 409, bad body -> 422, too big -> 413, no or bad
+    credentials -> 401, missing role or CSRF token -> 403, a Host not in ``allowed_hosts`` -> 400.
+    """
+    users = users or Users.local("local")
+    sessions = Sessions()
+    app = FastAPI(title="Silverset studio", version="0.2.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.studio = studio
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -73,28 +145,82 @@ def create_app(studio: Studio) -> FastAPI:
     async def _bad_input(_: Request, exc: SilversetInputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    def signed_in(request: Request) -> User:
+        """The request's user: a bearer token, else a session cookie (CSRF-checked on writes), else local mode."""
+        header = request.headers.get("authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            user = users.by_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+            if user is None:
+                raise HTTPException(401, "bearer token not recognised", headers={"WWW-Authenticate": "Bearer"})
+            return user
+        session = sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        if session is not None:
+            if request.method in UNSAFE_METHODS and not hmac.compare_digest(
+                    request.headers.get(CSRF_HEADER, "").encode(), session.csrf_token.encode()):
+                raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for this session")
+            return session.user
+        if users.local_user is not None:
+            return users.local_user
+        raise HTTPException(401, "sign in first (POST /api/session) or send a bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    def role(needed: str) -> Callable[[Request], User]:
+        def check(user: User = Depends(signed_in)) -> User:
+            if not user.may(needed):
+                raise HTTPException(403, f"user '{user.name}' is a {user.role}; this needs {needed}")
+            return user
+        return check
+
+    labeler, adjudicator, admin = role("labeler"), role("adjudicator"), role("admin")
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    @app.post("/api/session")
+    def sign_in(body: SignIn) -> JSONResponse:
+        if (body.password is None) == (body.token is None):
+            raise Invalid("give exactly one of 'password' or 'token'")
+        user = users.by_password(body.user, body.password) if body.password is not None else users.by_token(body.token)
+        if user is None or user.name != body.user:
+            raise HTTPException(401, "unknown user or wrong password/token")
+        session_id, session = sessions.open(user)
+        response = JSONResponse({"user": user.name, "role": user.role, "csrf_token": session.csrf_token})
+        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=secure_cookies,
+                            max_age=int(sessions.lifetime_s), path="/")
+        return response
+
+    @app.delete("/api/session")
+    def sign_out(request: Request, _: User = Depends(signed_in)) -> JSONResponse:
+        sessions.close(request.cookies.get(SESSION_COOKIE, ""))
+        response = JSONResponse({"signed_out": True})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/api/me")
+    def me(request: Request, user: User = Depends(signed_in)) -> dict:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        return {"user": user.name, "role": user.role, "csrf_token": session.csrf_token if session else None,
+                "local": user is users.local_user}
+
     @app.get("/api/corpus")
-    def corpus() -> dict:
+    def corpus(_: User = Depends(labeler)) -> dict:
         c = studio.catalog
         return {"videos": len(c), "dimension": int(c.embeddings.shape[1]), "embedder_id": c.embedder_id,
                 "text_search": c.text_encoder is not None}
 
     @app.get("/api/examples")
-    def examples() -> list[str]:
+    def examples(_: User = Depends(labeler)) -> list[str]:
         return sorted(p.stem for p in example_specs_dir().glob("*.yaml"))
 
     @app.get("/api/attributes")
-    def list_attributes() -> list[dict]:
+    def list_attributes(_: User = Depends(labeler)) -> list[dict]:
         return studio.list_attributes()
 
     @app.post("/api/attributes", status_code=201)
-    def create_attribute(body: NewAttribute) -> dict:
+    def create_attribute(body: NewAttribute, _: User = Depends(admin)) -> dict:
         if (body.spec_yaml is None) == (body.example is None):
             raise Invalid("give exactly one of 'spec_yaml' or 'example'")
         text = body.spec_yaml
@@ -106,57 +232,60 @@ def create_app(studio: Studio) -> FastAPI:
         return studio.create_attribute(spec_yaml=text, policy=body.policy)
 
     @app.get("/api/attributes/{key}")
-    def attribute_state(key: str) -> dict:
+    def attribute_state(key: str, _: User = Depends(labeler)) -> dict:
         return studio.state(key)
 
     @app.put("/api/attributes/{key}/policy")
-    def set_policy(key: str, body: PolicyChange) -> dict:
+    def set_policy(key: str, body: PolicyChange, _: User = Depends(admin)) -> dict:
         return studio.set_policy(key, body.policy)
 
     @app.get("/api/attributes/{key}/search")
-    def search(key: str, q: str = Query(..., min_length=1, max_length=500), limit: int = Query(24, ge=1, le=200)) -> list[dict]:
+    def search(key: str, q: str = Query(..., min_length=1, max_length=500), limit: int = Query(24, ge=1, le=200),
+               _: User = Depends(labeler)) -> list[dict]:
         return studio.search(key, query=q, limit=limit)
 
     @app.get("/api/attributes/{key}/labels")
-    def labels(key: str) -> list[dict]:
+    def labels(key: str, _: User = Depends(labeler)) -> list[dict]:
         return studio.labels(key)
 
     @app.post("/api/attributes/{key}/labels")
-    def add_label(key: str, body: NewLabel) -> dict:
-        label = studio.set_label(key, video_id=body.video_id, value=body.label, labeler=body.labeler,
+    def add_label(key: str, body: NewLabel, user: User = Depends(labeler)) -> dict:
+        label = studio.set_label(key, video_id=body.video_id, value=body.label, labeler=user.name,
                                  source=body.source, expected_revision=body.expected_revision)
         return {"label": label, "state": studio.state(key)}
 
     @app.get("/api/attributes/{key}/feeds")
-    def get_feeds(key: str, limit: int = Query(BATCH_SIZE, ge=1, le=200)) -> dict:
+    def get_feeds(key: str, limit: int = Query(BATCH_SIZE, ge=1, le=200), _: User = Depends(labeler)) -> dict:
         return studio.feeds(key, limit=limit)
 
     @app.post("/api/attributes/{key}/next-batch")
-    def next_batch(key: str, limit: int = Query(BATCH_SIZE, ge=1, le=200)) -> dict:
+    def next_batch(key: str, limit: int = Query(BATCH_SIZE, ge=1, le=200), _: User = Depends(labeler)) -> dict:
         return studio.next_batch(key, limit=limit)
 
     @app.get("/api/attributes/{key}/disagreements")
-    def disagreements(key: str) -> list[dict]:
+    def disagreements(key: str, _: User = Depends(labeler)) -> list[dict]:
         return studio.golden_labels(key)[1]
 
     @app.post("/api/attributes/{key}/adjudications")
-    def adjudicate(key: str, body: Adjudication) -> dict:
-        return studio.adjudicate(key, video_id=body.video_id, value=body.label, adjudicator=body.adjudicator)
+    def adjudicate(key: str, body: Adjudication, user: User = Depends(adjudicator)) -> dict:
+        return studio.adjudicate(key, video_id=body.video_id, value=body.label, adjudicator=user.name)
 
     @app.get("/api/attributes/{key}/audit")
-    def audit(key: str) -> list[dict]:
+    def audit(key: str, _: User = Depends(labeler)) -> list[dict]:
         return studio.audit(key)
 
     @app.post("/api/attributes/{key}/export")
-    def export(key: str, body: ExportRequest | None = None) -> dict:
-        return studio.export_golden(key, out_dir=body.out_dir if body else None)
+    def export(key: str, body: ExportRequest | None = None, _: User = Depends(adjudicator)) -> dict:
+        out_dir = studio.export_folder(body.out_dir) if body and body.out_dir else None
+        return studio.export_golden(key, out_dir=out_dir)
 
     @app.get("/api/attributes/{key}/golden.parquet")
-    def download_golden(key: str) -> Response:
-        import pyarrow.parquet as pq
+    def download_golden(key: str, _: User = Depends(labeler)) -> Response:
         import io
 
-        table, _ = studio.golden_table(key)
+        import pyarrow.parquet as pq
+
+        table, _errors = studio.golden_table(key)
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         name = key.replace("@", "_")
@@ -164,25 +293,23 @@ def create_app(studio: Studio) -> FastAPI:
                         headers={"Content-Disposition": f'attachment; filename="golden_{name}.parquet"'})
 
     @app.post("/api/attributes/{key}/import")
-    async def import_golden(key: str, request: Request, actor: str = Query(..., pattern=LABELER_PATTERN)) -> dict:
-        data = await request.body()
-        if not data:
-            raise Invalid("send the golden-set Parquet file as the request body")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "golden.parquet"
-            path.write_bytes(data)
-            try:
-                return studio.import_golden(key, path=path, actor=actor)
-            except (OSError, ValueError) as exc:
-                if isinstance(exc, (Invalid, SilversetInputError)):
-                    raise
-                raise Invalid(f"golden set upload is not a readable Parquet table: {exc}") from None
+    async def import_golden(key: str, request: Request, user: User = Depends(admin)) -> dict:
+        # JSON only: a cross-site form or a text/plain "simple request" cannot reach this without a CORS preflight.
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise HTTPException(415, "send the golden set as application/json: {\"rows\": [...]}")
+        try:
+            body = GoldenImport.model_validate_json(await request.body())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise Invalid(f"golden set upload: {where}: {first['msg']}") from None
+        return studio.import_golden_rows(key, rows=[r.model_dump() for r in body.rows], actor=user.name)
 
     @app.get("/api/videos/{video_id}/frames/{frame_index}.jpg")
-    def frame(video_id: str, frame_index: int) -> Response:
+    def frame(video_id: str, frame_index: int, _: User = Depends(labeler)) -> Response:
         jpeg = studio.catalog.frame_jpeg(video_id, frame_index)
         if jpeg is None:
             raise HTTPException(404, f"no frame {frame_index} for video '{video_id}'")
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from .models import LABEL_VALUES, AdjudicationRow, AttributeRow, AuditRow, Label
 
 LABEL_INDEX = {"negative": 0, "positive": 1}
 STAGE = "studio"
+LABELER_PATTERN = re.compile(r"^[A-Za-z0-9._@+\-]{1,128}$")
+MAX_VERSION = 2**31 - 1
 
 
 class NotFound(LookupError):
@@ -116,8 +119,10 @@ class Studio:
 
     def _attribute(self, session: Session, key: str) -> AttributeRow:
         name, sep, version = key.partition("@v")
-        if not sep or not version.isdigit():
+        if not sep or not version.isascii() or not version.isdigit():
             raise NotFound(f"attribute '{key}' is not of the form name@vN")
+        if len(version) > 10 or int(version) > MAX_VERSION:
+            raise NotFound(f"attribute '{key}': version {version} is beyond the largest version ({MAX_VERSION})")
         row = session.scalar(select(AttributeRow).where(AttributeRow.name == name, AttributeRow.version == int(version)))
         if row is None:
             raise NotFound(f"unknown attribute '{key}'")
@@ -161,6 +166,8 @@ class Studio:
         """
         if value not in LABEL_VALUES:
             raise Invalid(f"label '{value}' is not one of {', '.join(LABEL_VALUES)}")
+        if not LABELER_PATTERN.match(labeler):
+            raise Invalid(f"labeler {labeler[:140]!r} is not a user name (1-128 letters, digits and ._@+-)")
         self._require_video(video_id)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
@@ -216,6 +223,8 @@ class Studio:
         """Settle a video's label (positive | negative); overrides the labelers' majority."""
         if value not in LABEL_INDEX:
             raise Invalid(f"an adjudication is 'positive' or 'negative', not '{value}'")
+        if not LABELER_PATTERN.match(adjudicator):
+            raise Invalid(f"adjudicator {adjudicator[:140]!r} is not a user name (1-128 letters, digits and ._@+-)")
         self._require_video(video_id)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
@@ -397,17 +406,39 @@ class Studio:
         return {"path": str(out_dir / "golden.parquet"), "rows": table.num_rows, "positives": sum(labels),
                 "negatives": len(labels) - sum(labels), "errors": len(errors)}
 
-    def import_golden(self, key: str, *, path: str | Path, actor: str) -> dict:
-        """Load a golden-set table's rows for this attribute as labels by their recorded labeler.
+    def export_folder(self, relative: str) -> Path:
+        """The folder an API export may write: ``relative`` resolved inside the golden folder, never outside it.
 
-        Rows for another attribute or unknown videos are not applied and are counted in ``skipped``;
-        rows equal to the current label change nothing (import is idempotent).
+        Absolute paths, ``..`` parts and symlinks that lead out are refused (Invalid), so a request cannot write
+        over the pipeline's files or anything else on the machine.
+        """
+        if self.golden_dir is None:
+            raise Invalid("this studio has no golden folder to export into")
+        parts = Path(relative).parts
+        if not relative.strip() or Path(relative).is_absolute() or "\\" in relative or ".." in parts or "\x00" in relative:
+            raise Invalid(f"out_dir '{relative[:200]}' must be a relative folder inside the studio's golden folder, without '..'")
+        root = self.golden_dir.resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise Invalid(f"out_dir '{relative[:200]}' leads outside the studio's golden folder")
+        return target
+
+    def import_golden(self, key: str, *, path: str | Path, actor: str) -> dict:
+        """Load a golden-set Parquet file (schemas.GOLDEN) for this attribute; see ``import_golden_rows``."""
+        table = tables.read_table(path, schemas.GOLDEN, name=f"golden set '{path}'")
+        return self.import_golden_rows(key, rows=table.to_pylist(), actor=actor)
+
+    def import_golden_rows(self, key: str, *, rows: list[dict], actor: str) -> dict:
+        """Apply golden-set rows (schemas.GOLDEN fields) for this attribute as labels by their recorded labelers.
+
+        A row agreed by several labelers (``"alice,bob"``) becomes one label each. Rows for another attribute,
+        unknown videos, labels other than 0/1 or labeler names that are not user names are not applied and are
+        counted in ``skipped``; rows equal to the current label change nothing (import is idempotent).
         """
         spec = self.spec(key)
-        table = tables.read_table(path, schemas.GOLDEN, name=f"golden set '{path}'")
         applied, unchanged, skipped = 0, 0, []
         current = {(r["video_id"], r["labeler"]): r["label"] for r in self.labels(key)}
-        for row in table.to_pylist():
+        for row in rows:
             if row["attribute"] != spec.name or row["attribute_version"] != spec.version:
                 skipped.append({"video_id": row["video_id"], "reason": f"row is for {row['attribute']}@v{row['attribute_version']}"})
                 continue
@@ -417,11 +448,16 @@ class Studio:
             if row["label"] not in (0, 1):
                 skipped.append({"video_id": row["video_id"], "reason": f"label {row['label']} is not 0 or 1"})
                 continue
-            value = "positive" if row["label"] == 1 else "negative"
-            labeler = row["labeler"] or actor
-            if current.get((row["video_id"], labeler)) == value:
-                unchanged += 1
+            labelers = [name.strip() for name in (row["labeler"] or actor).split(",")]
+            bad = [name for name in labelers if not LABELER_PATTERN.match(name)]
+            if bad:
+                skipped.append({"video_id": row["video_id"], "reason": f"labeler {bad[0][:140]!r} is not a user name"})
                 continue
-            self.set_label(key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}")
-            applied += 1
-        return {"rows": table.num_rows, "applied": applied, "unchanged": unchanged, "skipped": skipped}
+            value = "positive" if row["label"] == 1 else "negative"
+            for labeler in labelers:
+                if current.get((row["video_id"], labeler)) == value:
+                    unchanged += 1
+                    continue
+                self.set_label(key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}"[:32])
+                applied += 1
+        return {"rows": len(rows), "applied": applied, "unchanged": unchanged, "skipped": skipped}

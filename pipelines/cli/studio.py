@@ -45,16 +45,32 @@ def serve(
     attribute: list[Path] = typer.Option([], "--attribute", "-a", help="Spec YAML to register at start (repeatable)."),
     policy: str = typer.Option("ucb", "--policy", help="Feed-selection bandit for attributes registered here: round_robin | epsilon_greedy | ucb."),
     text_search: bool = typer.Option(True, "--text-search/--no-text-search", help="MiniLM text-to-video search over title+description."),
+    users_file: Path = typer.Option(None, "--users", help="Users file (YAML: name -> role and token_sha256 or scrypt password); "
+                                    "without it one local admin (--user) needs no sign-in, on a loopback --host only."),
+    user: str = typer.Option("local", "--user", help="Name recorded on labels in local mode (no --users)."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Host header the studio answers (repeatable; "
+                                           "default: loopback names, plus --host when it is a name)."),
 ) -> None:
     """Serve the studio web app on http://HOST:PORT (Ctrl-C stops it)."""
+    import ipaddress
+
     import uvicorn
 
     from silverset.components.common.errors import SilversetInputError
-    from silverset.components.studio.app import create_app
+    from silverset.components.studio.app import LOOPBACK_HOSTS, create_app
     from silverset.components.studio.bandits import POLICIES
+    from silverset.components.studio.users import Users
 
     if policy not in POLICIES:
         raise SilversetInputError("--policy", f"'{policy}' is not one of {', '.join(POLICIES)}")
+    users = Users.load(users_file) if users_file is not None else Users.local(user)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if users_file is None and not loopback:
+        raise SilversetInputError("--host", f"'{host}' is not a loopback address; a studio reachable by others needs --users")
+    hosts = tuple(allowed_host) or (LOOPBACK_HOSTS + (() if loopback or host in ("0.0.0.0", "::") else (host,)))
     studio = _studio(workdir, db, embeddings, manifest, frames, text_search)
     for spec_path in attribute:
         studio.create_attribute(spec_yaml=Path(spec_path).read_text(encoding="utf-8"), policy=policy)
@@ -63,7 +79,26 @@ def serve(
             studio.catalog.text_index()
     console.print(f"studio: {len(studio.catalog)} videos, db {db or default_db_url(workdir)}")
     console.print(f"open http://{host}:{port}/")
-    uvicorn.run(create_app(studio), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts), host=host, port=port, log_level="warning")
+
+
+@studio_app.command("hash-password")
+def hash_password_cmd() -> None:
+    """Read a password (not echoed) and print its scrypt hash for a --users file."""
+    from silverset.components.studio.users import hash_password
+
+    print(hash_password(typer.prompt("password", hide_input=True, confirmation_prompt=True)))
+
+
+@studio_app.command("hash-token")
+def hash_token_cmd() -> None:
+    """Make a random bearer token; print it once (give it to the user) and its token_sha256 for a --users file."""
+    import secrets
+
+    from silverset.components.studio.users import hash_token
+
+    token = secrets.token_urlsafe(32)
+    print(f"token: {token}\ntoken_sha256: {hash_token(token)}")
 
 
 @studio_app.command("export")

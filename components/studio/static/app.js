@@ -1,11 +1,29 @@
 // Silverset studio single-page UI: search, label with the keyboard, feeds, live scores, bandit batches, export.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { attribute: null, view: "search", cards: [], focus: 0, feeds: {}, ready: false, revisions: {} };
+const state = { attribute: null, view: "search", cards: [], focus: 0, feeds: {}, ready: false, revisions: {}, user: null, csrf: null };
+
+// The one way data reaches the page: elements built with createElement, attributes set with setAttribute and
+// text as text nodes. No HTML string is ever assembled, so a title, video id or key can never become markup.
+function h(tag, attributes, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value == null || value === false) continue;
+    if (/^on/i.test(name)) throw new Error(`h(): event handler attribute '${name}'; use addEventListener`);
+    element.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child == null) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
 
 async function api(method, path, body) {
-  const response = await fetch(path, { method, headers: body ? { "Content-Type": "application/json" } : {},
-                                       body: body ? JSON.stringify(body) : undefined });
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  if (state.csrf && method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined,
+                                       credentials: "same-origin" });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
@@ -14,12 +32,12 @@ async function api(method, path, body) {
   return data;
 }
 function say(text) { $("message").textContent = text || ""; }
-function labeler() { return $("labeler").value.trim(); }
+function labeler() { return state.user ? state.user.user : ""; }
 function attributePath(suffix) { return `/api/attributes/${encodeURIComponent(state.attribute)}${suffix || ""}`; }
 
 async function loadAttributes(select) {
   const attributes = await api("GET", "/api/attributes");
-  $("attribute").innerHTML = attributes.map((a) => `<option value="${a.key}">${a.key} — ${a.title}</option>`).join("");
+  $("attribute").replaceChildren(...attributes.map((a) => h("option", { value: a.key }, `${a.key} — ${a.title}`)));
   if (select) $("attribute").value = select;
   state.attribute = $("attribute").value || null;
   if (state.attribute) await refresh();
@@ -50,33 +68,31 @@ async function refresh() {
   showScores(await api("GET", attributePath()));
 }
 
-function cardHtml(c, i) {
+function card(c, i) {
   const mine = state.revisions[c.video_id];
-  const cls = mine ? mine.label : "";
-  const thumbs = c.frames.map((f) => `<img alt="" src="/api/videos/${encodeURIComponent(c.video_id)}/frames/${f}.jpg">`).join("");
+  const classes = ["card", mine ? mine.label : "", i === state.focus ? "focus" : ""].filter(Boolean).join(" ");
+  const thumbs = c.frames.map((f) => h("img", { alt: "", src: `/api/videos/${encodeURIComponent(c.video_id)}/frames/${encodeURIComponent(f)}.jpg` }));
   const p = c.probability == null ? "" : ` · p=${c.probability.toFixed(2)}`;
   const sim = c.similarity == null ? "" : ` · sim=${c.similarity.toFixed(2)}`;
-  return `<div class="card ${cls} ${i === state.focus ? "focus" : ""}" data-testid="card" data-video="${c.video_id}" data-index="${i}">
-    <div class="thumbs">${thumbs}</div><h3></h3><p class="desc"></p><p>${c.video_id}${p}${sim}</p>
-    <div class="actions"><button data-act="positive">+ positive</button><button data-act="negative">− negative</button><button data-act="skip">skip</button></div></div>`;
+  return h("div", { class: classes, "data-testid": "card", "data-video": c.video_id, "data-index": i },
+    h("div", { class: "thumbs" }, thumbs), h("h3", {}, c.title), h("p", { class: "desc" }, c.description || ""),
+    h("p", { class: "meta" }, `${c.video_id}${p}${sim}`),
+    h("div", { class: "actions" }, h("button", { "data-act": "positive" }, "+ positive"),
+      h("button", { "data-act": "negative" }, "− negative"), h("button", { "data-act": "skip" }, "skip")));
 }
 
 function render() {
-  $("cards").innerHTML = state.cards.map(cardHtml).join("");
-  $("cards").querySelectorAll(".card").forEach((el, i) => {
-    el.querySelector("h3").textContent = state.cards[i].title;          // metadata as text, never HTML
-    el.querySelector(".desc").textContent = state.cards[i].description || "";
-  });
+  $("cards").replaceChildren(...state.cards.map(card));
   document.querySelectorAll("#tabs button[data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === state.view));
 }
 
 async function label(index, value) {
   const card = state.cards[index];
   if (!card) return;
-  if (!labeler()) { say("Enter your labeler name first."); $("labeler").focus(); return; }
+  if (!labeler()) { say("Sign in first."); return; }
   const seen = state.revisions[card.video_id];
   try {
-    const out = await api("POST", attributePath("/labels"), { video_id: card.video_id, label: value, labeler: labeler(),
+    const out = await api("POST", attributePath("/labels"), { video_id: card.video_id, label: value,
       source: state.view === "search" ? "search" : state.view, expected_revision: seen ? seen.revision : 0 });
     state.revisions[card.video_id] = out.label;
     showScores(out.state);
@@ -143,8 +159,8 @@ $("search-form").addEventListener("submit", search);
 document.querySelectorAll("#tabs button[data-feed]").forEach((b) => b.addEventListener("click", () => showFeed(b.dataset.view)));
 $("bandit").addEventListener("click", banditBatch);
 $("export").addEventListener("click", exportGolden);
-$("labeler").value = localStorage.getItem("silverset.labeler") || "";
-$("labeler").addEventListener("change", () => { localStorage.setItem("silverset.labeler", labeler()); refresh(); });
+$("signin-form").addEventListener("submit", signIn);
+$("signout").addEventListener("click", async () => { await api("DELETE", "/api/session"); location.reload(); });
 $("attribute").addEventListener("change", () => { state.attribute = $("attribute").value; state.cards = []; render(); refresh(); });
 $("policy").addEventListener("change", async () => { try { await api("PUT", attributePath("/policy"), { policy: $("policy").value }); } catch (e) { say(e.message); } });
 $("example").addEventListener("change", async () => {
@@ -155,8 +171,30 @@ $("example").addEventListener("change", async () => {
   $("example").value = "";
 });
 
-(async () => {
+function showUser() {
+  $("signin-form").hidden = !!state.user;
+  $("whoami").hidden = !state.user;
+  $("user").textContent = state.user ? `${state.user.user} (${state.user.role})` : "";
+  $("signout").hidden = !state.user || state.user.local;
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const secret = $("secret").value;
+  const body = { user: $("signin-user").value.trim() };
+  body[$("secret-kind").value] = secret;
+  try { await api("POST", "/api/session", body); $("secret").value = ""; await start(); }
+  catch (e) { say(e.message); }
+}
+
+async function start() {
+  try { state.user = await api("GET", "/api/me"); }
+  catch (e) { state.user = null; showUser(); say("Sign in to label."); return; }
+  state.csrf = state.user.csrf_token;
+  showUser(); say("");
   const examples = await api("GET", "/api/examples");
-  $("example").innerHTML += examples.map((e) => `<option value="${e}">${e}</option>`).join("");
+  $("example").replaceChildren(h("option", { value: "" }, "—"), ...examples.map((e) => h("option", { value: e }, e)));
   await loadAttributes();
-})();
+}
+
+start();

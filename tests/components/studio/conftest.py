@@ -69,3 +69,39 @@ def catalog(workdir):
 @pytest.fixture
 def studio(catalog, tmp_path):
     return Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'studio.db'}", golden_dir=tmp_path / "golden")
+
+
+# Everyone the API tests sign in as: name -> (role, bearer token).
+PEOPLE = {"alice@silverset.dev": "labeler", "alice": "labeler", "bob": "labeler", "carol": "labeler",
+          "dana": "adjudicator", "root": "admin"}
+
+
+@pytest.fixture(scope="session")
+def users_file(tmp_path_factory):
+    """A real users file: one bearer token per person (stored as sha256) and a scrypt password for 'dana'."""
+    import yaml
+
+    from silverset.components.studio.users import hash_password, hash_token
+
+    tokens = {name: f"token-of-{name}-{i:02d}-0123456789abcdef" for i, name in enumerate(PEOPLE)}
+    entries = {name: {"role": role, "token_sha256": hash_token(tokens[name])} for name, role in PEOPLE.items()}
+    entries["dana"]["password"] = hash_password("correct horse battery staple", n=2**10)
+    path = tmp_path_factory.mktemp("users") / "users.yaml"
+    path.write_text(yaml.safe_dump({"users": entries}))
+    return path, tokens
+
+
+@pytest.fixture(scope="session")
+def users(users_file):
+    from silverset.components.studio.users import Users
+
+    return Users.load(users_file[0])
+
+
+@pytest.fixture(scope="session")
+def tokens(users_file):
+    return users_file[1]
+
+
+def bearer(tokens, name):
+    return {"Authorization": f"Bearer {tokens[name]}"}

@@ -13,18 +13,23 @@ from silverset.components.common import schemas, tables
 from silverset.components.studio.app import create_app
 from silverset.components.studio.scores import data_diversity, model_quality
 
+from .conftest import bearer
+
 KEY = "red_dominant@v1"
 
 
 @pytest.fixture
-def client(studio):
-    with TestClient(create_app(studio)) as c:
+def client(studio, users, tokens):
+    """A TestClient signed in (bearer token) as the admin 'root'; ``label`` signs each request as its labeler."""
+    with TestClient(create_app(studio, users=users), base_url="http://localhost", headers=bearer(tokens, "root")) as c:
+        c.tokens = tokens
         assert c.post("/api/attributes", json={"example": "red_dominant", "policy": "ucb"}).status_code == 201
         yield c
 
 
 def label(client, video_id, value, labeler="alice@silverset.dev", **extra):
-    return client.post(f"/api/attributes/{KEY}/labels", json={"video_id": video_id, "label": value, "labeler": labeler, **extra})
+    return client.post(f"/api/attributes/{KEY}/labels", json={"video_id": video_id, "label": value, **extra},
+                       headers=bearer(client.tokens, labeler))
 
 
 def label_by_truth(client, corpus, catalog, count_per_class, labeler="alice@silverset.dev"):
@@ -106,8 +111,7 @@ def test_bad_input_gets_clear_4xx_and_nothing_is_lost(client, catalog):
     assert "unknown attribute" in label_unknown(client, vid).json()["detail"]
     assert label(client, vid, "maybe").status_code == 422
     assert label(client, "no-such-video", "positive").status_code == 404
-    assert client.post(f"/api/attributes/{KEY}/labels", json={"video_id": vid, "label": "positive"}).status_code == 422
-    assert label(client, vid, "positive", labeler="bad name!").status_code == 422
+    assert client.post(f"/api/attributes/{KEY}/labels", json={"video_id": vid}).status_code == 422
     assert client.post("/api/attributes", json={"spec_yaml": "name: x\n"}).status_code == 422
     assert client.post("/api/attributes", json={"example": "no_such_example"}).status_code == 404
     assert client.get(f"/api/attributes/{KEY}/labels").json() == []
@@ -122,7 +126,7 @@ def test_bad_input_gets_clear_4xx_and_nothing_is_lost(client, catalog):
 
 
 def label_unknown(client, vid):
-    return client.post("/api/attributes/nope@v1/labels", json={"video_id": vid, "label": "positive", "labeler": "alice"})
+    return client.post("/api/attributes/nope@v1/labels", json={"video_id": vid, "label": "positive"})
 
 
 def test_racing_writers_one_wins_one_conflicts(client, catalog):
@@ -149,22 +153,25 @@ def test_disagreements_resolve_by_majority_or_adjudication(client, catalog, tmp_
     label(client, a, "positive", "alice"); label(client, a, "positive", "bob"); label(client, a, "negative", "carol")
     label(client, b, "positive", "alice"); label(client, b, "negative", "bob")
     assert client.get(f"/api/attributes/{KEY}/disagreements").json() == [{"video_id": b, "votes": {"alice": "positive", "bob": "negative"}}]
-    out = client.post(f"/api/attributes/{KEY}/export", json={"out_dir": str(tmp_path / "g1")}).json()
+    out = client.post(f"/api/attributes/{KEY}/export", json={"out_dir": "g1"}).json()
     assert (out["rows"], out["errors"]) == (1, 1)
-    assert tables.read_errors(tmp_path / "g1").column("key").to_pylist() == [b]
-    assert client.post(f"/api/attributes/{KEY}/adjudications", json={"video_id": b, "label": "negative", "adjudicator": "dana"}).status_code == 200
+    assert tables.read_errors(tmp_path / "golden" / "g1").column("key").to_pylist() == [b]
+    adjudication = {"video_id": b, "label": "negative"}
+    assert client.post(f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "bob")).status_code == 403
+    assert client.post(f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "dana")).status_code == 200
     assert client.get(f"/api/attributes/{KEY}/disagreements").json() == []
-    golden = tables.read_table(client.post(f"/api/attributes/{KEY}/export", json={"out_dir": str(tmp_path / "g2")}).json()["path"], schemas.GOLDEN)
+    golden = tables.read_table(client.post(f"/api/attributes/{KEY}/export", json={"out_dir": "g2"}).json()["path"], schemas.GOLDEN)
     rows = {r["video_id"]: r for r in golden.to_pylist()}
     assert rows[a]["label"] == 1 and rows[a]["labeler"] == "alice,bob"
     assert rows[b]["label"] == 0 and rows[b]["labeler"] == "dana"
     assert rows[a]["labeled_at"].tzinfo is not None
 
 
-def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, catalog, tmp_path):
+def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, catalog, tmp_path, users):
     from silverset.components.studio.service import Studio
 
     label_by_truth(client, corpus, catalog, 12)
+    label(client, catalog.video_ids[0], "positive" if corpus.truth[0] else "negative", labeler="bob")
     label(client, catalog.video_ids[-1], "skip")
     exported = client.post(f"/api/attributes/{KEY}/export").json()
     assert (exported["rows"], exported["positives"], exported["negatives"], exported["errors"]) == (24, 12, 12, 0)
@@ -172,16 +179,26 @@ def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, ca
     download = client.get(f"/api/attributes/{KEY}/golden.parquet")
     assert pq.read_table(io.BytesIO(download.content)).num_rows == 24
 
+    rows = [{**r, "labeled_at": r["labeled_at"].isoformat()} for r in pq.read_table(io.BytesIO(download.content)).to_pylist()]
+    assert {r["labeler"] for r in rows} == {"alice@silverset.dev", "alice@silverset.dev,bob"}
+
     fresh = Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'fresh.db'}")
-    with TestClient(create_app(fresh)) as other:
+    with TestClient(create_app(fresh, users=users), base_url="http://localhost", headers=bearer(client.tokens, "root")) as other:
         other.post("/api/attributes", json={"example": "red_dominant"})
-        result = other.post(f"/api/attributes/{KEY}/import", params={"actor": "bob"}, content=download.content).json()
-        assert (result["applied"], result["unchanged"], result["skipped"]) == (24, 0, [])
-        again = other.post(f"/api/attributes/{KEY}/import", params={"actor": "bob"}, content=download.content).json()
-        assert (again["applied"], again["unchanged"]) == (0, 24)
+        result = other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}).json()
+        assert (result["applied"], result["unchanged"], result["skipped"]) == (25, 0, [])  # the shared row: one label each
+        again = other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}).json()
+        assert (again["applied"], again["unchanged"]) == (0, 25)
         state = other.get(f"/api/attributes/{KEY}").json()
         assert (state["positives"], state["negatives"], state["feeds_ready"]) == (12, 12, True)
-        assert other.post(f"/api/attributes/{KEY}/import", params={"actor": "bob"}, content=b"not parquet").status_code == 422
+        assert {a["actor"] for a in other.get(f"/api/attributes/{KEY}/audit").json()} == {"alice@silverset.dev", "bob"}
+        # JSON only (no cross-site simple request), rows checked, labeler names checked, admins only.
+        assert other.post(f"/api/attributes/{KEY}/import", content=download.content,
+                          headers={"Content-Type": "text/plain"}).status_code == 415
+        assert other.post(f"/api/attributes/{KEY}/import", json={"rows": [{"video_id": "x"}]}).status_code == 422
+        evil = [{**rows[0], "labeler": "<script>"}]
+        assert other.post(f"/api/attributes/{KEY}/import", json={"rows": evil}).status_code == 422
+        assert other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}, headers=bearer(client.tokens, "dana")).status_code == 403
 
 
 def test_same_spec_is_idempotent_and_changed_spec_conflicts(client):

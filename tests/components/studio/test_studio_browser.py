@@ -1,13 +1,17 @@
-"""A real browser (Playwright + Debian's chromium) drives the studio: search, label 20 videos by keyboard,
-see feeds and scores appear, run a bandit batch, export a golden set, save a screenshot."""
+"""A real browser (Playwright + Debian's chromium) drives the studio: sign in, search, label 20 videos by keyboard,
+see feeds and scores appear, run a bandit batch, export a golden set, save a screenshot; and script planted in
+an attribute title, an attribute key and a video id (manifest) shows as text and never runs."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
 import threading
 import time
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from silverset.components.common import schemas, tables
@@ -20,13 +24,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-b
 
 
 @pytest.fixture
-def server(studio):
+def server(studio, users):
+    with serving(create_app(studio, users=users)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(app):
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(studio), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -38,7 +48,14 @@ def server(studio):
     thread.join(timeout=10)
 
 
-def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus, catalog, tmp_path):
+def sign_in(page, user, token):
+    page.get_by_test_id("signin-user").fill(user)
+    page.get_by_test_id("secret-kind").select_option("token")
+    page.get_by_test_id("secret").fill(token)
+    page.get_by_test_id("secret").press("Enter")
+
+
+def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus, catalog, tmp_path, tokens):
     from playwright.sync_api import expect, sync_playwright
 
     chromium = shutil.which("chromium")
@@ -48,8 +65,9 @@ def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server)
-        page.get_by_test_id("labeler").fill("alice@silverset.dev")
-        page.get_by_test_id("labeler").press("Tab")
+        expect(page.get_by_test_id("message")).to_contain_text("Sign in")
+        sign_in(page, "root", tokens["root"])
+        expect(page.get_by_test_id("user")).to_have_text("root (admin)")
         page.get_by_test_id("example").select_option("red_dominant")
         expect(page.get_by_test_id("attribute")).to_have_value("red_dominant@v1")
         expect(page.get_by_test_id("feeds-status")).to_contain_text("Feeds open at 10 positives")
@@ -94,6 +112,77 @@ def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus
     golden = tables.read_table(tmp_path / "golden" / "red_dominant" / "v1" / "golden.parquet", schemas.GOLDEN)
     assert golden.num_rows == 20
     assert all(truth[r["video_id"]] == r["label"] for r in golden.to_pylist())
-    assert set(golden.column("labeler").to_pylist()) == {"alice@silverset.dev"}
+    assert set(golden.column("labeler").to_pylist()) == {"root"}
     sources = {a["source"] for a in studio.audit("red_dominant@v1")}
     assert sources == {"search"}
+
+
+XSS = "<img src=x onerror=\"window.__xss=(window.__xss||0)+1;alert(1)\">"
+
+
+@pytest.fixture
+def planted_studio(workdir, tmp_path):
+    """A studio whose manifest has a video id and title carrying script, whose attribute title carries script,
+    and whose database holds an attribute key carrying script (as a tool writing the database directly could)."""
+    from sqlalchemy.orm import Session
+
+    from silverset.components.studio.catalog import load_workdir
+    from silverset.components.studio.models import AttributeRow
+    from silverset.components.studio.service import Studio
+
+    from .conftest import hashing_text_encoder
+
+    root = tmp_path / "planted"
+    manifest = tables.read_table(workdir / "manifest.parquet").to_pylist()
+    embeddings = tables.read_table(workdir / "embeddings" / "part-0.parquet")
+    evil_id = f"vid{XSS}"
+    manifest[0] = {**manifest[0], "video_id": evil_id, "title": f"crimson planted {XSS}", "description": XSS}
+    tables.write_table(pa.Table.from_pylist(manifest), root / "manifest.parquet", schemas.MANIFEST)
+    ids = [evil_id] + embeddings.column("video_id").to_pylist()[1:]
+    tables.write_table(embeddings.set_column(0, "video_id", pa.array(ids)), root / "embeddings" / "part-0.parquet")
+    studio = Studio(catalog=load_workdir(root, text_encoder=hashing_text_encoder), db_url=f"sqlite:///{tmp_path / 'p.db'}",
+                    golden_dir=root / "golden")
+    from silverset.components.common.spec import example_specs_dir
+
+    spec = (example_specs_dir() / "red_dominant.yaml").read_text()
+    spec = re.sub(r"(?m)^title: .*$", f"title: 'Red {XSS.replace(chr(39), chr(39) * 2)}'", spec)
+    studio.create_attribute(spec_yaml=spec)
+    with Session(studio.engine) as session:
+        first = session.query(AttributeRow).one()
+        session.add(AttributeRow(name=f"k{XSS}", version=1, title=XSS, spec_yaml=first.spec_yaml,
+                                 content_hash=first.content_hash, bandit_state=first.bandit_state))
+        session.commit()
+    return studio, evil_id
+
+
+def test_script_planted_in_titles_keys_and_video_ids_shows_as_text_and_never_runs(planted_studio, users, tokens):
+    from playwright.sync_api import expect, sync_playwright
+
+    studio, evil_id = planted_studio
+    assert np.isfinite(studio.catalog.embeddings).all()
+    dialogs = []
+    with serving(create_app(studio, users=users)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(url)
+        sign_in(page, "bob", tokens["bob"])
+        options = page.get_by_test_id("attribute").locator("option")
+        expect(options).to_have_count(2)
+        texts = options.all_text_contents()
+        assert f"k{XSS}@v1 — {XSS}" in texts and f"red_dominant@v1 — Red {XSS}" in texts
+        page.get_by_test_id("attribute").select_option("red_dominant@v1")
+        page.get_by_test_id("query").fill(f"crimson planted {XSS} {XSS}")  # the hashing encoder's nearest: the planted video
+        page.get_by_test_id("query").press("Enter")
+        planted = page.locator(".card").first
+        expect(planted).to_have_attribute("data-video", evil_id)
+        expect(planted.locator("h3")).to_have_text(f"crimson planted {XSS}")
+        expect(planted.locator(".desc")).to_have_text(XSS)
+        expect(planted.locator(".meta")).to_contain_text(evil_id)
+        page.keyboard.press("p")  # labelling it sends the id back intact
+        expect(page.get_by_test_id("positives")).to_have_text("1")
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__xss") is None and dialogs == []
+        assert page.locator("img[src='x']").count() == 0
+        browser.close()
+    assert [(lab["video_id"], lab["labeler"]) for lab in studio.labels("red_dominant@v1")] == [(evil_id, "bob")]
