@@ -103,3 +103,26 @@ def test_hashes_ignore_formatting_and_key_order():
     a, b = AttributeSpec.model_validate(data), AttributeSpec.model_validate(reordered)
     assert a.content_hash == b.content_hash
     assert a.prompt_hash == b.prompt_hash
+
+
+def test_duplicate_keys_non_finite_numbers_and_boolean_versions_are_refused():
+    text = (example_specs_dir() / "red_dominant.yaml").read_text()
+    nested = text.replace("gates:\n", "gates:\n  seed: 1\n  seed: 2\n", 1)
+    assert nested != text
+    for bad, words in ((nested, "duplicate key 'seed'"), (text.replace("version: 1", "version: yes", 1), "'version'"),
+                       (text + "\ndecision_threshold: .nan\n", "duplicate key 'decision_threshold'")):
+        with pytest.raises(SilversetInputError, match=words):
+            parse_spec(bad, source="spec.yaml")
+    spec = yaml.safe_load(text)
+    for field, value in (("approval_timeout_hours", float("inf")), ("decision_threshold", float("nan"))):
+        with pytest.raises(SilversetInputError, match=f"'{field}'"):
+            parse_spec(yaml.safe_dump({**spec, field: value}), source="spec.yaml")
+
+
+def test_an_oversized_or_binary_spec_file_is_named(tmp_path):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(SilversetInputError, match="model.bin.*not UTF-8"):
+        load_spec(binary)
+    with pytest.raises(SilversetInputError, match="at most"):
+        parse_spec("#" * 300_000, source="big.yaml")

@@ -94,7 +94,7 @@ def test_the_labeler_is_the_signed_in_user_never_the_body(root, tokens, catalog)
 def test_roles_are_enforced(root, tokens, catalog):
     vid = catalog.video_ids[6]
     as_bob, as_dana = bearer(tokens, "bob"), bearer(tokens, "dana")
-    assert root.post("/api/attributes", json={"example": "pet_trick"}, headers=as_bob).status_code == 403
+    assert root.post("/api/attributes", json={"example": "moving_object"}, headers=as_bob).status_code == 403
     assert root.put(f"/api/attributes/{KEY}/policy", json={"policy": "round_robin"}, headers=as_dana).status_code == 403
     assert root.post(f"/api/attributes/{KEY}/adjudications", json={"video_id": vid, "label": "positive"}, headers=as_bob).status_code == 403
     assert root.post(f"/api/attributes/{KEY}/export", json={}, headers=as_bob).status_code == 403
@@ -165,3 +165,16 @@ def test_a_bad_users_file_is_named_with_its_problem(tmp_path, content, problem):
     with pytest.raises(SilversetInputError) as info:
         Users.load(path)
     assert str(path) in str(info.value) and problem in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (("version: 1", "version: true"), "field 'version'"),
+    (("version: 1", "version: 1\napproval_timeout_hours: .inf"), "finite number"),
+    (("version: 1", "version: 1\nversion: 2"), "duplicate key 'version'"),
+])
+def test_a_bad_spec_over_the_api_is_one_line_422(root, change, problem):
+    from silverset.components.common.spec import example_specs_dir
+
+    text = (example_specs_dir() / "moving_object.yaml").read_text().replace(*change, 1)
+    response = root.post("/api/attributes", json={"spec_yaml": text})
+    assert response.status_code == 422 and problem in response.json()["detail"] and "\n" not in response.json()["detail"]
