@@ -33,9 +33,11 @@ def test_every_row_ends_in_frames_or_errors(tmp_path, tiny_corpus, bad_videos, b
     assert all(message for message in errors.column("message").to_pylist())
     assert set(errors.column("stage").to_pylist()) == {"frames"}
     assert summary["errors_by_type"]["unreadable_video"] == 2
-    # the output holds only shards and errors.parquet: no staging or temp leftovers
+    # the output holds only shards, errors.parquet and the marker naming the command that wrote it: no staging
+    # or temp leftovers
     names = sorted(p.name for p in (tmp_path / "frames").iterdir())
-    assert names[0] == "errors.parquet" and len(names) > 1 and all(n.startswith("frames-") for n in names[1:])
+    assert names[:2] == [tables.OUTPUT_MARKER, "errors.parquet"] and len(names) > 2
+    assert all(n.startswith("frames-") for n in names[2:])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "manifest.jsonl"]
 
 
