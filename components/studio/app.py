@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -83,6 +84,11 @@ class SignIn(_Body):
     token: str | None = Field(None, max_length=1024)
 
 
+def validation_detail(errors) -> str:
+    """Pydantic/FastAPI validation errors as one line, "where: problem; where: problem" (first five)."""
+    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}" for e in list(errors)[:5])
+
+
 class _BodyLimit:
     """Refuses a request body over ``limit`` bytes with 413 before any of it is parsed."""
 
@@ -144,6 +150,12 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
     @app.exception_handler(SilversetInputError)
     async def _bad_input(_: Request, exc: SilversetInputError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line, without echoing the inputs: FastAPI's default puts each bad value in the body, and a NaN or
+        # Infinity there (Python's json reads them) made the 422 a 500; a rejected sign-in would echo its password.
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     def signed_in(request: Request) -> User:
         """The request's user: a bearer token, else a session cookie (CSRF-checked on writes), else local mode."""
