@@ -10,9 +10,11 @@ Deterministic (``derandomize=True``, no example database) and bounded; examples 
 
 2,500 generated inputs in all (about 20 s on one core). Found: the studio answered 500 to a body with NaN or
 Infinity in a field it then rejected (FastAPI's default 422 echoes the value; JSON cannot carry it); fixed in
-``components/studio/app.py`` (one-line 422 without the inputs). Besides "no 5xx, always JSON", each property checks what a user relies on for
-the inputs that are valid: a search answers from the live version with only vocabulary videos, best first,
-none excluded; a label lands under the signed-in user; a valid spec prints its content hash.
+``components/studio/app.py`` (one-line 422 without the inputs).
+
+Besides "no 5xx, always JSON", each property checks what a user relies on for the inputs that are valid: a
+search answers from the live version with only vocabulary videos, best first, none excluded; a label lands
+under the signed-in user; a valid spec prints its content hash.
 """
 from __future__ import annotations
 
