@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -24,7 +23,7 @@ from silverset.components.deploy import deploy
 from silverset.components.deploy.kube import KubernetesDeployer
 from silverset.components.index import pointer
 from tests.components.deploy.kubelet import IndexServerKubelet
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+from tests.components.index.index_inputs import build_two_versions
 from tests.fakes.kube_api_server import FakeKubeApi, kfp_cluster
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,11 +79,7 @@ def test_local_deploy_swaps_the_pointer_and_is_idempotent(tmp_path, release):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Two real index versions of red_dominant (ScaNN brute force on 400 tiny vectors): (folder, version) each."""
-    tmp = tmp_path_factory.mktemp("built")
-    spec = tiny_index_spec(tmp)
-    first = build_tiny_index(tmp / "first", spec)
-    second = build_tiny_index(tmp / "second", spec, probabilities=np.ones(400))
-    return [(out, summary["version"]) for out, _, _, summary in (first, second)]
+    return [(out, version) for out, version, _, _ in build_two_versions(tmp_path_factory.mktemp("built"))]
 
 
 @pytest.fixture

@@ -64,3 +64,13 @@ def build_tiny_index(folder: Path, spec_path: Path, *, n: int = 400, seed: int =
     out = folder / "index"
     summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out))
     return out, vectors, ids, summary
+
+
+def build_two_versions(folder: Path):
+    """Two real versions of red_dominant's tiny index (even ids, then every id in the vocabulary), as
+    [(index folder, version, vectors, ids), ...]; their versions differ."""
+    spec = tiny_index_spec(folder)
+    first = build_tiny_index(folder / "first", spec)
+    second = build_tiny_index(folder / "second", spec, probabilities=np.ones(400))
+    assert first[3]["version"] != second[3]["version"]
+    return [(out, summary["version"], vectors, ids) for out, vectors, ids, summary in (first, second)]

@@ -14,16 +14,12 @@ from silverset.components.index.build import read_manifest
 from silverset.components.index.loaded import IndexRefused
 from silverset.components.index.server import create_app
 
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+from tests.components.index.index_inputs import build_two_versions
 
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("versions")
-    spec = tiny_index_spec(tmp)
-    first = build_tiny_index(tmp / "first", spec)
-    second = build_tiny_index(tmp / "second", spec, probabilities=np.ones(400))
-    return [(out, summary["version"]) for out, _, _, summary in (first, second)]
+    return [(out, version) for out, version, _, _ in build_two_versions(tmp_path_factory.mktemp("versions"))]
 
 
 def truncate(index_dir) -> None:

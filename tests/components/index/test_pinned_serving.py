@@ -10,7 +10,6 @@ import sys
 import time
 
 import httpx
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +18,7 @@ from silverset.components.index import pins, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
 from tests.components.index.downward_api import format_annotations, write_annotations_volume
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+from tests.components.index.index_inputs import build_two_versions
 from tests.components.index.test_cli_end_to_end import free_port
 
 URL = "/v1/attributes/red_dominant/search"
@@ -31,12 +30,7 @@ OTHER = {"kubectl.kubernetes.io/restartedAt": "2026-01-02T03:04:05Z", "note": 's
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     """Two published-ready index folders of the same attribute: (folder, version, vectors, ids) each."""
-    tmp = tmp_path_factory.mktemp("versions")
-    spec = tiny_index_spec(tmp)
-    first = build_tiny_index(tmp / "a", spec)
-    second = build_tiny_index(tmp / "b", spec, probabilities=np.ones(400))
-    assert first[3]["version"] != second[3]["version"]
-    return [(out, summary["version"], vectors, ids) for out, vectors, ids, summary in (first, second)]
+    return build_two_versions(tmp_path_factory.mktemp("versions"))
 
 
 def wait_for(predicate, *, timeout_s: float = 30.0):
