@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_serializer, model_validator
 
 from .digest import sha256_json
 from .errors import SilversetInputError
@@ -68,6 +68,17 @@ class Serving(_Strict):
     trigger_threshold: Probability = 0.3
     recall_target: Probability = 0.95
     default_k: int = Field(10, ge=1, le=1000)
+    # A learned trigger (``silverset affinity train``; JSON, components/abtest/affinity.py): path or URI the
+    # index server loads; it triggers on the model's probability and its own threshold instead of the rule.
+    affinity_model: str | None = Field(None, min_length=1, max_length=2048)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_affinity_model(self, handler):
+        # A spec without a learned trigger serializes (and hashes) exactly as before the field existed.
+        data = handler(self)
+        if data.get("affinity_model") is None:
+            data.pop("affinity_model", None)
+        return data
 
 
 # The Gemini model a spec gets unless it names one: generally available since 2026-09-02 with no shutdown
