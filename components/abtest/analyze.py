@@ -1,5 +1,11 @@
 """A/B analysis over exposure/outcome/covariate logs: per-metric lift with CIs, CUPED, SRM, and CBPS balance
-for the non-randomized triggered-vs-not comparison. Writes result.json, report.html and errors.parquet."""
+for the non-randomized triggered-vs-not comparison. Writes result.json, report.html and errors.parquet.
+
+Exposures are either one row per user (user_id, arm, optional triggered) or the index server's own
+exposure log (a folder of ``exposures-*.parquet``, one row per request, components/abtest/exposure.py),
+which is reduced to one row per user here: a user triggered if any request triggered. The server computes
+and logs the trigger in control too (without serving), so a log also gives the randomized comparison of
+triggered users across arms: the effect on the users restricted retrieval reaches."""
 from __future__ import annotations
 
 import json
@@ -36,6 +42,7 @@ class AnalysisOptions(BaseModel):
     smd_threshold: float = Field(0.1, gt=0.0)
     missing_outcome: Literal["drop", "zero"] = Field(
         "drop", description="exposed users without an outcome row: drop them (to errors.parquet) or count them as 0")
+    experiment_id: str | None = Field(None, description="exposure-log rows of this experiment only (required when the log holds several)")
 
 
 class MetricResult(BaseModel):
@@ -64,6 +71,15 @@ class ObservationalResult(BaseModel):
     effects: list[cbps.WeightedEffect]
 
 
+class TriggeredPopulation(BaseModel):
+    """Triggered users of both arms compared (randomized: the server logs the trigger in control without serving)."""
+
+    n_treatment: int
+    n_control: int
+    srm: lift.SampleRatioCheck  # a trigger that depends on the arm shows up here
+    metrics: list[MetricResult]
+
+
 class AnalysisResult(BaseModel):
     users_in: int
     users_analysed: int
@@ -71,14 +87,19 @@ class AnalysisResult(BaseModel):
     srm: lift.SampleRatioCheck
     metrics: list[MetricResult]
     observational: ObservationalResult | None = None
+    triggered_population: TriggeredPopulation | None = None
+    control_served: int = 0  # control users the server served restricted results to (must be 0)
     notes: list[str] = []
 
     @property
     def passed(self) -> bool:
-        return not self.srm.mismatch and (self.observational is None or self.observational.balance_passed)
+        return (not self.srm.mismatch and self.control_served == 0
+                and (self.observational is None or self.observational.balance_passed))
 
     def failures(self) -> list[str]:
         reasons = []
+        if self.control_served:
+            reasons.append(f"{self.control_served} control user(s) were served restricted retrieval: the server broke the split")
         if self.srm.mismatch:
             reasons.append(f"sample ratio mismatch: {self.srm.n_treatment} treatment vs {self.srm.n_control} control "
                            f"for a {self.srm.expected_treatment_share:.0%} split (chi-square p = {self.srm.p_value:.2g})")
@@ -174,13 +195,50 @@ def _numeric_columns(frame, label: str, wanted: tuple[str, ...] | None, *, exclu
     return columns
 
 
+def is_exposure_log(path: str | Path) -> bool:
+    """True for a folder holding the index server's exposure files."""
+    from .exposure import exposure_files
+
+    return Path(path).is_dir() and bool(exposure_files(path))
+
+
+def user_exposures(table, *, label: str = "exposures", experiment_id: str | None = None):
+    """The server's per-request exposure rows (``EXPOSURE_SCHEMA``) as one row per user, a pandas DataFrame.
+
+    Columns: user_id, arm, triggered (any request triggered), served (any request served), affinity (of the
+    first request), requests. Refuses an empty log, a log of several experiments without ``experiment_id``,
+    and users seen in both arms.
+    """
+    frame = table.to_pandas()
+    ids = sorted(frame["experiment_id"].unique())
+    if experiment_id is not None:
+        frame = frame[frame["experiment_id"] == experiment_id]
+        if frame.empty:
+            raise SilversetInputError(label, f"has no rows of experiment {experiment_id!r} (found {_examples(ids)})")
+    elif len(ids) > 1:
+        raise SilversetInputError(label, f"holds {len(ids)} experiments ({_examples(ids)}); choose one with --experiment-id")
+    if frame.empty:
+        raise SilversetInputError(label, "has no exposure rows yet")
+    frame = frame.sort_values(["ts", "request_id"], kind="stable")
+    check_exposures(frame[["user_id", "arm"]].drop_duplicates(), label=label, trigger_column="-")
+    grouped = frame.groupby("user_id", sort=False)
+    users = grouped.agg(arm=("arm", "first"), triggered=("triggered", "any"), served=("served", "any"),
+                        affinity=("affinity", "first"), requests=("request_id", "size")).reset_index()
+    users["user_id"] = users["user_id"].astype(str)
+    return users
+
+
 # ---------------------------------------------------------------------------------------------- analysis
 
 def analyze_arrays(*, treatment: np.ndarray, outcomes: dict[str, np.ndarray], covariates: dict[str, np.ndarray] | None = None,
                    triggered: np.ndarray | None = None, options: AnalysisOptions = AnalysisOptions(),
-                   users_in: int | None = None, errors: int = 0) -> AnalysisResult:
+                   users_in: int | None = None, errors: int = 0, trigger_logged_in_control: bool = False,
+                   control_served: int = 0) -> AnalysisResult:
     """The analysis on per-user arrays, all length n: ``treatment`` bool [n], outcomes metric -> float [n],
-    covariates name -> float [n] (pre-period metrics named '<cuped_prefix><metric>'), ``triggered`` bool [n]."""
+    covariates name -> float [n] (pre-period metrics named '<cuped_prefix><metric>'), ``triggered`` bool [n].
+
+    ``trigger_logged_in_control``: ``triggered`` is the trigger decision in both arms (the server's log), so
+    triggered users are also compared across arms; otherwise it is true in treatment only."""
     tr = np.asarray(treatment, dtype=bool)
     n_t, n_c = int(tr.sum()), int((~tr).sum())
     if n_t < 2 or n_c < 2:
@@ -189,20 +247,18 @@ def analyze_arrays(*, treatment: np.ndarray, outcomes: dict[str, np.ndarray], co
                                      threshold=options.srm_threshold)
     covariates = covariates or {}
     notes: list[str] = []
-    metric_results = []
-    for i, (metric, values) in enumerate(outcomes.items()):
-        y = np.asarray(values, dtype=np.float64)
-        estimate = lift.difference_in_means(y[tr], y[~tr], metric=metric, alpha=options.alpha)
-        result = MetricResult(metric=metric, estimate=estimate)
-        if options.bootstrap_samples:
-            result.bootstrap = lift.bootstrap_check(y[tr], y[~tr], estimate, samples=options.bootstrap_samples,
-                                                    seed=options.seed + i)
-        pre_name = f"{options.cuped_prefix}{metric}"
-        if pre_name in covariates:
-            x = np.asarray(covariates[pre_name], dtype=np.float64)
-            result.cuped, result.cuped_adjustment = lift.cuped(y[tr], y[~tr], x[tr], x[~tr], metric=metric,
-                                                               covariate=pre_name, alpha=options.alpha)
-        metric_results.append(result)
+    metric_results = _metric_results(tr, np.ones(len(tr), dtype=bool), outcomes, covariates, options)
+    population = None
+    if triggered is not None and trigger_logged_in_control:
+        trig = np.asarray(triggered, dtype=bool)
+        n_tt, n_tc = int((trig & tr).sum()), int((trig & ~tr).sum())
+        if n_tt >= 2 and n_tc >= 2:
+            population = TriggeredPopulation(
+                n_treatment=n_tt, n_control=n_tc, metrics=_metric_results(tr, trig, outcomes, covariates, options),
+                srm=lift.sample_ratio_mismatch(n_treatment=n_tt, n_control=n_tc, treatment_share=options.treatment_share,
+                                               threshold=options.srm_threshold))
+        else:
+            notes.append(f"triggered-population comparison skipped: {n_tt} treatment and {n_tc} control users triggered")
 
     observational = None
     if triggered is None:
@@ -212,7 +268,28 @@ def analyze_arrays(*, treatment: np.ndarray, outcomes: dict[str, np.ndarray], co
     else:
         observational = _cbps_comparison(tr, np.asarray(triggered, dtype=bool), outcomes, covariates, options, notes)
     return AnalysisResult(users_in=users_in if users_in is not None else len(tr), users_analysed=len(tr), errors=errors,
-                          srm=srm, metrics=metric_results, observational=observational, notes=notes)
+                          srm=srm, metrics=metric_results, observational=observational, triggered_population=population,
+                          control_served=control_served, notes=notes)
+
+
+def _metric_results(tr: np.ndarray, keep: np.ndarray, outcomes, covariates, options: AnalysisOptions) -> list[MetricResult]:
+    """Per-metric lift (+ bootstrap check, + CUPED on '<cuped_prefix><metric>') over the users in ``keep``."""
+    results = []
+    t, c = tr & keep, ~tr & keep
+    for i, (metric, values) in enumerate(outcomes.items()):
+        y = np.asarray(values, dtype=np.float64)
+        estimate = lift.difference_in_means(y[t], y[c], metric=metric, alpha=options.alpha)
+        result = MetricResult(metric=metric, estimate=estimate)
+        if options.bootstrap_samples:
+            result.bootstrap = lift.bootstrap_check(y[t], y[c], estimate, samples=options.bootstrap_samples,
+                                                    seed=options.seed + i)
+        pre_name = f"{options.cuped_prefix}{metric}"
+        if pre_name in covariates:
+            x = np.asarray(covariates[pre_name], dtype=np.float64)
+            result.cuped, result.cuped_adjustment = lift.cuped(y[t], y[c], x[t], x[c], metric=metric,
+                                                               covariate=pre_name, alpha=options.alpha)
+        results.append(result)
+    return results
 
 
 def _cbps_comparison(tr, triggered, outcomes, covariates, options: AnalysisOptions, notes: list[str]) -> ObservationalResult | None:
@@ -242,25 +319,38 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
         options: AnalysisOptions = AnalysisOptions()) -> dict:
     """Analyse logs into ``out_dir`` (result.json, report.html, lift.png, balance.png, errors.parquet).
 
-    Exposures: one row per user (user_id, arm, optional triggered). Outcomes: user_id + numeric metrics, one
-    row per user. Covariates: user_id + numeric pre-period values. Outcome rows of users never exposed, and
+    Exposures: one row per user (user_id, arm, optional triggered), or the index server's exposure-log
+    folder (reduced by ``user_exposures``). Outcomes: user_id + numeric metrics, one row per user; without
+    ``covariates``, its '<cuped_prefix>*' columns are the pre-period covariates. Covariates: user_id +
+    numeric pre-period values. Outcome rows of users never exposed, and
     exposed users lacking outcomes (with ``missing_outcome='drop'``) or covariates, go to errors.parquet:
     exposed users + orphan outcome rows == analysed users + errors. Returns a small summary; the result's
     gates (SRM, balance) are in ``summary['passed']`` and ``summary['failures']``.
     """
     from .report import write_report
 
-    exp = check_exposures(read_log(exposures, "exposures"), trigger_column=options.trigger_column)
+    from_log = is_exposure_log(exposures)
+    if from_log:
+        from .exposure import read_exposures
+
+        exp = user_exposures(read_exposures(exposures), label=f"exposures '{exposures}'", experiment_id=options.experiment_id)
+        exp = exp.rename(columns={"triggered": options.trigger_column}) if options.trigger_column != "triggered" else exp
+    else:
+        exp = check_exposures(read_log(exposures, "exposures"), trigger_column=options.trigger_column)
     out_frame = read_log(outcomes, "outcomes")
     _check_unique(out_frame, f"outcomes '{outcomes}'")
-    metrics = _numeric_columns(out_frame, f"outcomes '{outcomes}'", options.metrics)
+    inline_covariates: list[str] = []
+    if covariates is None:
+        inline_covariates = [c for c in _numeric_columns(out_frame, f"outcomes '{outcomes}'", None)
+                             if c.startswith(options.cuped_prefix)]
+    metrics = _numeric_columns(out_frame, f"outcomes '{outcomes}'", options.metrics, exclude=tuple(inline_covariates))
     error_rows: list[ErrorRow] = []
 
     exposed = set(exp["user_id"])
     orphans = out_frame[~out_frame["user_id"].isin(exposed)]
     error_rows += [ErrorRow(key=u, stage=STAGE, error_type="not_exposed", uri=str(outcomes),
                             message="outcome row for a user with no exposure record") for u in orphans["user_id"]]
-    merged = exp.merge(out_frame[["user_id", *metrics]], on="user_id", how="left")
+    merged = exp.merge(out_frame[["user_id", *metrics, *inline_covariates]], on="user_id", how="left")
     bad_outcome = merged[metrics].isna().any(axis=1)
     if options.missing_outcome == "zero":
         no_row = ~merged["user_id"].isin(set(out_frame["user_id"]))
@@ -270,7 +360,13 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
                             message=f"no value for metric(s) {', '.join(metrics)}") for u in merged.loc[bad_outcome, "user_id"]]
     merged = merged[~bad_outcome]
 
-    cov_names: list[str] = []
+    cov_names: list[str] = list(inline_covariates)
+    if inline_covariates:
+        bad_cov = merged[cov_names].isna().any(axis=1)
+        error_rows += [ErrorRow(key=u, stage=STAGE, error_type="missing_covariates", uri=str(outcomes),
+                                message="a null pre-period covariate for an exposed user")
+                       for u in merged.loc[bad_cov, "user_id"]]
+        merged = merged[~bad_cov]
     if covariates is not None:
         cov_frame = read_log(covariates, "covariates")
         _check_unique(cov_frame, f"covariates '{covariates}'")
@@ -288,7 +384,8 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
         outcomes={m: merged[m].to_numpy(dtype=np.float64) for m in metrics},
         covariates={c: merged[c].to_numpy(dtype=np.float64) for c in cov_names},
         triggered=merged[options.trigger_column].to_numpy() if options.trigger_column in merged.columns else None,
-        options=options, users_in=len(exp) + len(orphans), errors=len(error_rows),
+        options=options, users_in=len(exp) + len(orphans), errors=len(error_rows), trigger_logged_in_control=from_log,
+        control_served=int(((exp["arm"] == CONTROL) & exp["served"]).sum()) if from_log else 0,
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -298,22 +395,27 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
     return summarize(result, out)
 
 
+def _lift_summary(m: MetricResult) -> dict:
+    est = m.cuped or m.estimate
+    return {"relative_lift": est.relative_lift, "ci": [est.relative_lift_ci.low, est.relative_lift_ci.high],
+            "difference": est.difference, "difference_ci": [est.difference_ci.low, est.difference_ci.high],
+            "method": est.method, "p_value": est.p_value}
+
+
 def summarize(result: AnalysisResult, out_dir: str | Path) -> dict:
     """The few numbers the demo and the pipeline print."""
     summary = {
         "users_in": result.users_in, "users_analysed": result.users_analysed, "errors": result.errors,
         "srm_p_value": result.srm.p_value, "srm_mismatch": result.srm.mismatch,
-        "lifts": {
-            m.metric: {
-                "relative_lift": (m.cuped or m.estimate).relative_lift,
-                "ci": [(m.cuped or m.estimate).relative_lift_ci.low, (m.cuped or m.estimate).relative_lift_ci.high],
-                "method": (m.cuped or m.estimate).method,
-                "p_value": (m.cuped or m.estimate).p_value,
-            } for m in result.metrics
-        },
+        "lifts": {m.metric: _lift_summary(m) for m in result.metrics},
         "passed": result.passed, "failures": result.failures(),
         "result": str(Path(out_dir) / RESULT_FILE), "report": str(Path(out_dir) / REPORT_FILE),
     }
+    summary["control_served"] = result.control_served
+    if result.triggered_population is not None:
+        pop = result.triggered_population
+        summary["triggered_users"] = {"treatment": pop.n_treatment, "control": pop.n_control, "srm_p_value": pop.srm.p_value}
+        summary["triggered_lifts"] = {m.metric: _lift_summary(m) for m in pop.metrics}
     if result.observational is not None:
         summary["cbps_max_abs_smd_before"] = result.observational.max_abs_smd_before
         summary["cbps_max_abs_smd_after"] = result.observational.max_abs_smd_after
@@ -322,4 +424,4 @@ def summarize(result: AnalysisResult, out_dir: str | Path) -> dict:
 
 
 __all__ = ["AnalysisOptions", "AnalysisResult", "analyze_arrays", "run", "summarize", "read_log", "check_exposures",
-           "CONTROL", "TREATMENT"]
+           "is_exposure_log", "user_exposures", "CONTROL", "TREATMENT"]

@@ -118,6 +118,19 @@ def write_report(result: "AnalysisResult", out_dir: str | Path, *, title: str = 
                          f"variance -{a.variance_reduction:.1%}", ""])
     parts.append(_table(["metric", "method", "treatment mean", "control mean", "difference [CI]", "relative lift [CI]", "p"], rows))
     parts.append(_img(out / LIFT_PLOT, "relative lift with confidence intervals"))
+    pop = result.triggered_population
+    if pop is not None:
+        parts += [
+            "<h2>Triggered users, both arms (randomized)</h2>",
+            f"<p>The server logs its trigger decision in control without serving: {pop.n_treatment} treatment and "
+            f"{pop.n_control} control users triggered (SRM p = {pop.srm.p_value:.3g}"
+            f"{', MISMATCH: the trigger depends on the arm' if pop.srm.mismatch else ''}).</p>",
+            _table(["metric", "method", "treatment mean", "control mean", "difference [CI]", "relative lift [CI]", "p"],
+                   [[m.metric, est.method, f"{est.mean_treatment:.5g}", f"{est.mean_control:.5g}",
+                     f"{est.difference:.4g} [{est.difference_ci.low:.4g}, {est.difference_ci.high:.4g}]",
+                     f"{_pct(est.relative_lift)} [{_pct(est.relative_lift_ci.low)}, {_pct(est.relative_lift_ci.high)}]",
+                     f"{est.p_value:.3g}"] for m in pop.metrics for est in [m.cuped or m.estimate]]),
+        ]
     obs = result.observational
     if obs is not None:
         plot_balance(result, out / BALANCE_PLOT)

@@ -107,8 +107,8 @@ def simulate(
 
 @abtest_app.command("analyze")
 def analyze(
-    exposures: Path = typer.Option(..., "--exposures", help="Parquet/CSV: user_id, arm (control|treatment), optional triggered."),
-    outcomes: Path = typer.Option(..., "--outcomes", help="Parquet/CSV: user_id and one numeric column per metric."),
+    exposures: Path = typer.Option(..., "--exposures", help="The index server's exposure-log folder, or Parquet/CSV: user_id, arm (control|treatment), optional triggered."),
+    outcomes: Path = typer.Option(..., "--outcomes", help="Parquet/CSV: user_id, one numeric column per metric; pre_* columns are pre-period covariates unless --covariates is given."),
     covariates: Optional[Path] = typer.Option(None, "--covariates", help="Parquet/CSV: user_id and numeric pre-period covariates (pre_<metric> enables CUPED)."),
     out: Path = typer.Option(..., "--out", help="Folder for result.json, report.html, plots and errors.parquet."),
     experiment: Optional[Path] = typer.Option(None, "--experiment", help="experiment.json (or its folder): the split for the SRM test."),
@@ -120,6 +120,7 @@ def analyze(
     over_identified: bool = typer.Option(False, "--over-identified", help="CBPS with the score condition too (GMM)."),
     missing_outcome: str = typer.Option("drop", "--missing-outcome", help="Exposed users without outcomes: drop or zero."),
     seed: int = typer.Option(0, "--seed"),
+    experiment_id: Optional[str] = typer.Option(None, "--experiment-id", help="Exposure-log rows of this experiment (default: the log's only one, or --experiment's)."),
 ) -> None:
     """Lift with 95% CIs (delta method, bootstrap check), CUPED, SRM and CBPS balance; exit 3 if SRM or balance fails."""
     from pydantic import ValidationError
@@ -130,12 +131,14 @@ def analyze(
 
     share = treatment_share
     if experiment is not None:
-        share = load_experiment(experiment).treatment_share if share is None else share
+        config = load_experiment(experiment)
+        share = config.treatment_share if share is None else share
+        experiment_id = experiment_id or config.experiment_id
     try:
         options = analysis.AnalysisOptions(
             alpha=alpha, treatment_share=share if share is not None else 0.5, metrics=tuple(metric) if metric else None,
             bootstrap_samples=bootstrap_samples, seed=seed, estimand=estimand.upper(), over_identified=over_identified,
-            missing_outcome=missing_outcome,
+            missing_outcome=missing_outcome, experiment_id=experiment_id,
         )
     except ValidationError as exc:
         raise SilversetInputError("analyze options", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
@@ -149,6 +152,10 @@ def analyze(
                       f"{row['p_value']:.3g}")
     console.print(table)
     console.print(f"SRM p = {summary['srm_p_value']:.3g}" + (" (MISMATCH)" if summary["srm_mismatch"] else ""), markup=False)
+    for name, row in summary.get("triggered_lifts", {}).items():
+        users = summary["triggered_users"]
+        console.print(f"triggered users ({users['treatment']} treatment, {users['control']} control): {name} "
+                      f"{row['relative_lift']:+.3%} [{row['ci'][0]:+.3%}, {row['ci'][1]:+.3%}]", markup=False)
     if "cbps_max_abs_smd_after" in summary:
         console.print(f"CBPS max |SMD| {summary['cbps_max_abs_smd_before']:.3f} -> {summary['cbps_max_abs_smd_after']:.4f}",
                       markup=False)
