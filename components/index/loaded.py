@@ -41,11 +41,24 @@ class Hit:
 
 @dataclass(frozen=True)
 class HistoryProfile:
-    """A user's history seen through one attribute: affinity in [0, 1] and mean vector float32 [d]."""
+    """A user's history seen through one attribute: affinity in [0, 1] and mean vector float32 [d].
+
+    ``probabilities`` float32 [known]: the student's scores of the known history videos, in history order.
+    """
 
     affinity: float
     vector: np.ndarray | None
     known: int
+    probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class TriggerDecision:
+    """Whether restricted retrieval triggers for a history, the affinity behind it, and which trigger decided."""
+
+    triggered: bool
+    affinity: float
+    source: str  # "rule" | "model"
 
 
 class LoadedIndex:
@@ -84,6 +97,14 @@ class LoadedIndex:
         self.min_probability = float(m["vocabulary_rule"]["min_probability"])
         self.affinity_kind = m["serving"]["affinity"]
         self.trigger_threshold = float(m["serving"]["trigger_threshold"])
+        self.affinity_model = None  # the learned trigger when the manifest names one, else the rule decides
+        if m["serving"].get("affinity_model"):
+            from silverset.components.abtest.affinity import AffinityModel
+
+            try:
+                self.affinity_model = AffinityModel.load(m["serving"]["affinity_model"])
+            except SilversetInputError as exc:  # a named trigger that cannot load must not silently become the rule
+                raise IndexRefused(where, f"serving.affinity_model: {exc}") from None
 
     @property
     def version(self) -> str:
@@ -182,9 +203,26 @@ class LoadedIndex:
         """
         rows = [self.history_row[v] for v in history_ids if v in self.history_row]
         if not rows:
-            return HistoryProfile(0.0, None, 0)
+            return HistoryProfile(0.0, None, 0, self.history_probability[:0])
         probs = self.history_probability[rows]
-        return HistoryProfile(self.affinity_of(probs), self.history_vectors[rows].mean(axis=0), len(rows))
+        return HistoryProfile(self.affinity_of(probs), self.history_vectors[rows].mean(axis=0), len(rows), probs)
+
+    @property
+    def trigger_source(self) -> str:
+        return "model" if self.affinity_model is not None else "rule"
+
+    def decide_trigger(self, probabilities: np.ndarray) -> TriggerDecision:
+        """Trigger for a history's student probabilities (float [n], oldest first): the learned model if named, else the rule.
+
+        Model: its probability of engagement against its own threshold. Rule: ``affinity_of`` against
+        ``serving.trigger_threshold``. An empty history never triggers (there is no query to search with).
+        """
+        if self.affinity_model is not None:
+            model = self.affinity_model
+            affinity = model.probability(model.features(probabilities, self.min_probability))
+            return TriggerDecision(bool(len(probabilities)) and affinity >= model.threshold, affinity, "model")
+        affinity = self.affinity_of(probabilities) if len(probabilities) else 0.0
+        return TriggerDecision(bool(len(probabilities)) and affinity >= self.trigger_threshold, affinity, "rule")
 
     def affinity_of(self, probabilities: np.ndarray) -> float:
         if self.affinity_kind == "share":

@@ -6,6 +6,10 @@
 version only after it has loaded, matched its manifest digest and passed a self-check. Until then, and
 when a version is refused, the old one keeps answering. A missing or empty root starts live but
 unready and is picked up when versions appear.
+
+With an experiment (``abtest create``'s experiment.json), searches of its attribute must carry a
+``user_id``: the user's arm comes from the experiment's salted hash, the trigger is decided in both
+arms, only treatment is served, and every request is appended to the exposure log (``abtest/exposure.py``).
 """
 from __future__ import annotations
 
@@ -14,16 +18,19 @@ import hmac
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from silverset.components.abtest.experiment import CONTROL
+from silverset.components.abtest.exposure import Exposure
 from silverset.components.common.errors import SilversetInputError
 
 from . import pins, pointer
 from .build import MANIFEST_FILE
-from .loaded import IndexRefused, LoadedIndex
+from .loaded import IndexRefused, LoadedIndex, TriggerDecision
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,11 @@ class ServerOptions(BaseModel):
     tune_leaves: bool = True
     # The pod's downwardAPI annotations file: serve exactly its index.silverset.dev/<attribute> versions.
     pinned_versions: str | None = None
+    # An A/B test run by this server: experiment.json from `abtest create`, and the folder its exposures go to.
+    experiment: str | None = None
+    exposure_log: str | None = None
+    exposure_max_rows: int = Field(50_000, ge=1)  # rows per finalized exposure file
+    exposure_max_seconds: float = Field(60.0, gt=0)  # longest a row stays in memory
 
     @field_validator("bearer_token")
     @classmethod
@@ -217,10 +229,15 @@ class IndexRegistry:
 
 
 class SearchRequest(BaseModel):
-    """Exactly one of ``vector``, ``history`` (video ids) or ``history_vectors`` (+ their probabilities)."""
+    """Exactly one of ``vector``, ``history`` (video ids) or ``history_vectors`` (+ their probabilities).
+
+    Histories are oldest first (the learned trigger weighs recent videos more). ``user_id`` is required
+    for the attribute of a running experiment: it decides the arm.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    user_id: str | None = Field(None, min_length=1, max_length=256)
     vector: list[float] | None = None
     history: list[str] | None = None
     history_vectors: list[list[float]] | None = None
@@ -257,12 +274,16 @@ class _SearchEndpoint:
     checks that need the live index follow, and the answer is encoded once. Returns (status, JSON bytes).
     """
 
-    def __init__(self, registry: IndexRegistry, options: ServerOptions, metrics):
+    def __init__(self, registry: IndexRegistry, options: ServerOptions, metrics, experiment=None):
         from prometheus_client import Counter, Histogram
 
         self.registry = registry
         self.options = options
+        self.experiment = experiment  # ExperimentConfig or None
+        self.exposures = None  # ExposureLog, opened per process at startup (after any fork)
         self.dumps = _json_dumps()
+        self.exposures_total = Counter("silverset_experiment_exposures_total", "Search requests of the running experiment",
+                                       ["attribute", "arm", "triggered", "served"], registry=metrics)
         self.requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"], registry=metrics)
         self.triggered_total = Counter("silverset_search_triggered_total", "History searches that triggered restricted retrieval",
                                        ["attribute", "triggered"], registry=metrics)
@@ -275,7 +296,7 @@ class _SearchEndpoint:
         self.requests_total.labels(label, str(status)).inc()
         return status, self.dumps({"detail": message})
 
-    def __call__(self, attribute: str, raw_body: bytes) -> tuple[int, bytes]:
+    def __call__(self, attribute: str, raw_body: bytes, request_id: str | None = None) -> tuple[int, bytes]:
         from pydantic import ValidationError
 
         started = time.perf_counter()
@@ -304,35 +325,53 @@ class _SearchEndpoint:
                 error = f"every 'history_vectors' entry needs {index.dimensions} dimensions"
             elif body.history_probabilities is None or len(body.history_probabilities) != len(body.history_vectors):
                 error = "'history_vectors' needs 'history_probabilities' of the same length (the student's scores, for affinity)"
+        experiment = self.experiment if self.experiment is not None and self.experiment.attribute == attribute else None
+        if error is None and experiment is not None and body.user_id is None:
+            error = f"user_id: required while experiment '{experiment.experiment_id}' runs on '{attribute}' (it decides the arm)"
         if error is None:
             error = _non_finite(body)
         if error is not None:
             return self.problem(attribute, 422, error)
 
         exclude = frozenset(body.exclude)
-        triggered, affinity = True, None
+        decision: TriggerDecision | None = None  # a plain vector carries no history: nothing to decide
         if body.vector is not None:
             query = np.asarray(body.vector, dtype=np.float32)
         elif body.history is not None:
             profile = index.profile(body.history)
-            affinity, query = profile.affinity, profile.vector
-            triggered = query is not None and affinity >= index.trigger_threshold
+            decision, query = index.decide_trigger(profile.probabilities), profile.vector
         else:
             vectors = np.asarray(body.history_vectors, dtype=np.float32)
-            affinity = index.affinity_of(np.asarray(body.history_probabilities, dtype=np.float32)) if len(vectors) else 0.0
+            decision = index.decide_trigger(np.asarray(body.history_probabilities, dtype=np.float32))
             query = vectors.mean(axis=0) if len(vectors) else None
-            triggered = query is not None and affinity >= index.trigger_threshold
-        hits = index.search(query, k, exclude=exclude) if triggered else []
+        triggered = decision.triggered if decision is not None else True
+        arm = experiment.arm_of(body.user_id) if experiment is not None else None
+        # Control gets the same trigger decision, logged, but never the restricted results.
+        hits = index.search(query, k, exclude=exclude) if triggered and arm != CONTROL else []
         if any(not np.isfinite(h.score) for h in hits):
             return self.problem(attribute, 422, "the query vector's scores overflow float32; send a vector of ordinary magnitude")
-        if affinity is not None:
+        served = bool(hits)
+        affinity = decision.affinity if decision is not None else None
+        if decision is not None:
             self.triggered_total.labels(attribute, str(triggered).lower()).inc()
-        answer = self.dumps({
+        reply = {
             "results": [{"video_id": h.video_id, "score": h.score} for h in hits],
             "index_version": index.version,
             "triggered": triggered,
             "affinity": affinity,
-        })
+            "trigger_source": decision.source if decision is not None else None,
+            "served": served,
+        }
+        if experiment is not None:
+            request_id = request_id or uuid.uuid4().hex
+            reply.update(arm=arm, experiment_id=experiment.experiment_id, request_id=request_id)
+            self.exposures_total.labels(attribute, arm, str(triggered).lower(), str(served).lower()).inc()
+            if self.exposures is not None:
+                self.exposures.append(Exposure(
+                    experiment.experiment_id, request_id, body.user_id, arm, triggered, served, affinity,
+                    decision.source if decision is not None else index.trigger_source, attribute,
+                    int(index.manifest.get("attribute_version", experiment.attribute_version)), index.version, time.time()))
+        answer = self.dumps(reply)
         self.requests_total.labels(attribute, "200").inc()
         self.latency.labels(attribute).observe(time.perf_counter() - started)
         return 200, answer
@@ -385,11 +424,14 @@ class IndexServerApp:
             return
         length = None
         authorization = b""
+        request_id = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
             elif name == b"authorization":
                 authorization = value
+            elif name == b"x-request-id":
+                request_id = value
         if self._token is not None and path not in OPEN_PATHS and not hmac.compare_digest(authorization, self._token):
             await _respond(send, 401, self.search.dumps({"detail": "missing or wrong bearer token"}),
                            extra=[(b"www-authenticate", b"Bearer")])
@@ -419,8 +461,16 @@ class IndexServerApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        status, answer = self.search(attribute, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        status, answer = self.search(attribute, chunks[0] if len(chunks) == 1 else b"".join(chunks), _request_id(request_id))
         await _respond(send, status, answer)
+
+
+def _request_id(header: bytes | None) -> str | None:
+    """The client's X-Request-ID when it is a plausible id (1-128 printable ASCII), else None (the server makes one)."""
+    if header is None or not 0 < len(header) <= 128:
+        return None
+    text = header.decode("ascii", errors="replace")
+    return text if text.isprintable() and text.isascii() else None
 
 
 async def _respond(send, status: int, body: bytes, extra: list | None = None) -> None:
@@ -440,7 +490,11 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     registry = IndexRegistry(index_dir, verify_digest=options.verify_digest, tune_leaves=options.tune_leaves,
                              pinned_file=options.pinned_versions)
     metrics = CollectorRegistry()
-    search = _SearchEndpoint(registry, options, metrics)
+    search = _SearchEndpoint(registry, options, metrics, experiment=load_server_experiment(options))
+    Gauge("silverset_exposure_log_rows_written", "Exposure rows finalized to Parquet by this process",
+          registry=metrics).set_function(lambda: search.exposures.rows_written if search.exposures else 0)
+    Gauge("silverset_exposure_log_rows_dropped", "Exposure rows dropped after repeated write failures",
+          registry=metrics).set_function(lambda: search.exposures.rows_dropped if search.exposures else 0)
     swaps = Counter("silverset_index_swaps_total", "Index versions swapped in", ["attribute"], registry=metrics)
     refusals = Counter("silverset_index_refused_total", "Index versions refused", ["attribute"], registry=metrics)
     live_count = Gauge("silverset_index_vectors", "Vectors in the live index", ["attribute", "version"], registry=metrics)
@@ -462,8 +516,16 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
         if poll and not registry.static:
             thread = threading.Thread(target=watch, name="index-watcher", daemon=True)
             thread.start()
+        if options.exposure_log is not None:  # here, not in create_app: each forked worker needs its own writer thread
+            from silverset.components.abtest.exposure import ExposureLog
+
+            search.exposures = ExposureLog(options.exposure_log, max_rows=options.exposure_max_rows,
+                                           max_seconds=options.exposure_max_seconds)
         yield
         stop.set()
+        if search.exposures is not None:
+            exposures, search.exposures = search.exposures, None
+            await asyncio.to_thread(exposures.close)
 
     api = FastAPI(title="Silverset index server", lifespan=lifespan)
     api.state.registry = registry
@@ -492,6 +554,22 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
 
     # POST /v1/attributes/{attribute}/search (body: SearchRequest) is answered by IndexServerApp itself.
     return IndexServerApp(api, search, options)
+
+
+def load_server_experiment(options: ServerOptions):
+    """The experiment named by the options (both or neither of experiment and exposure log), or None."""
+    if options.experiment is None and options.exposure_log is None:
+        return None
+    if options.experiment is None:
+        raise SilversetInputError("--exposure-log", "needs --experiment: exposures are logged for a running experiment")
+    if options.exposure_log is None:
+        raise SilversetInputError("--exposure-log", f"required with --experiment '{options.experiment}': the analysis reads it")
+    from silverset.components.abtest.experiment import load_experiment
+
+    experiment = load_experiment(options.experiment)
+    log.info("experiment %s on %s v%d: %.2f%% treatment, exposures to %s", experiment.experiment_id, experiment.attribute,
+             experiment.attribute_version, 100 * experiment.treatment_share, options.exposure_log)
+    return experiment
 
 
 def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions(), workers: int = 1) -> None:

@@ -48,6 +48,13 @@ def serve(
     pinned_versions: Path = typer.Option(None, envvar="SILVERSET_PINNED_VERSIONS",
                                          help="Kubernetes downwardAPI metadata.annotations file: serve exactly the versions its "
                                               "index.silverset.dev/<attribute> annotations pin (CURRENT is ignored)."),
+    experiment: Path = typer.Option(None, "--experiment", envvar="SILVERSET_EXPERIMENT",
+                                    help="experiment.json from 'abtest create': searches of its attribute need a user_id, "
+                                         "only the treatment arm is served, every request is logged (needs --exposure-log)."),
+    exposure_log: Path = typer.Option(None, "--exposure-log", envvar="SILVERSET_EXPOSURE_LOG",
+                                      help="Folder for the experiment's exposure log (rotated Parquet files, read by 'abtest status')."),
+    exposure_max_seconds: float = typer.Option(60.0, "--exposure-max-seconds",
+                                               help="Longest an exposure row waits in memory before its file is written."),
 ) -> None:
     """Serve restricted retrieval over HTTP (hot-swaps new versions after a self-check).
 
@@ -55,7 +62,7 @@ def serve(
     """
     from pydantic import ValidationError
 
-    from silverset.components.index.server import ServerOptions
+    from silverset.components.index.server import ServerOptions, load_server_experiment
     from silverset.components.index.server import serve as run_server
     from silverset.pipelines.cli.output import options_error
 
@@ -65,12 +72,18 @@ def serve(
         token = os.environ["SILVERSET_INDEX_TOKEN"]
     try:
         options = ServerOptions(bearer_token=token, poll_interval_s=poll_interval, max_k=max_k,
-                                pinned_versions=str(pinned_versions) if pinned_versions else None)
+                                pinned_versions=str(pinned_versions) if pinned_versions else None,
+                                experiment=str(experiment) if experiment else None,
+                                exposure_log=str(exposure_log) if exposure_log else None,
+                                exposure_max_seconds=exposure_max_seconds)
     except ValidationError as exc:
-        raise options_error("index serve options (--token / SILVERSET_INDEX_TOKEN, --poll-interval, --max-k)", exc) from None
+        raise options_error("index serve options (--token / SILVERSET_INDEX_TOKEN, --poll-interval, --max-k, "
+                            "--exposure-max-seconds)", exc) from None
+    load_server_experiment(options)  # a bad --experiment / --exposure-log pair fails here, before anything prints
     if not index_dir.exists():
         console.print(f"[yellow]{index_dir} does not exist yet: live but unready until an index version appears[/yellow]")
-    console.print(f"serving {index_dir} on http://{host}:{port}" + (f", versions pinned by {pinned_versions}" if pinned_versions else ""))
+    console.print(f"serving {index_dir} on http://{host}:{port}" + (f", versions pinned by {pinned_versions}" if pinned_versions else "")
+                  + (f", experiment {experiment} logging to {exposure_log}" if experiment else ""), markup=False)
     run_server(index_dir=str(index_dir), host=host, port=port, workers=workers, options=options)
 
 

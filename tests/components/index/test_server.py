@@ -57,7 +57,8 @@ def test_history_triggers_restricted_retrieval_only_above_threshold(built):
         assert [h["video_id"] for h in body["results"]] == [ids[i] for i in best]
         stranger = [ids[1], ids[3], ids[5], ids[7]]  # none in the vocabulary: affinity 0
         body = client.post("/v1/attributes/red_dominant/search", json={"history": stranger}).json()
-        assert body == {"results": [], "index_version": body["index_version"], "triggered": False, "affinity": 0.0}
+        assert body == {"results": [], "index_version": body["index_version"], "triggered": False, "affinity": 0.0,
+                        "trigger_source": "rule", "served": False}
 
 
 def test_bad_requests_get_4xx_with_a_clear_message(built):
