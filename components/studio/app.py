@@ -1,4 +1,5 @@
-"""The studio's HTTP API and single-page UI (FastAPI); all logic lives in service.Studio, users in users.Users."""
+"""The studio's HTTP API and single-page UI (FastAPI); all logic lives in service.Studio, users in users.Users,
+OpenID Connect sign-in in oidc.OidcSignIn and the sign-in rate limit in auth_limit.SignInLimiter."""
 from __future__ import annotations
 
 import hmac
@@ -7,7 +8,7 @@ from typing import Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -15,7 +16,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import MAX_SPEC_CHARS, example_specs_dir
 
+from .auth_limit import SignInLimiter
 from .bandits import BATCH_SIZE
+from .oidc import CALLBACK_PATH, LOGIN_SECONDS, OidcError, OidcSignIn
 from .service import Conflict, Invalid, NotFound, Studio
 from .users import USER_NAME_PATTERN, Sessions, User, Users
 
@@ -23,6 +26,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 SESSION_COOKIE = "silverset_session"
+OIDC_COOKIE = "silverset_oidc"  # binds an OIDC sign-in attempt to the browser that started it
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # No inline script or handler runs even if an escaping bug slipped through; the page is never framed.
@@ -115,15 +119,19 @@ class _BodyLimit:
 
 
 def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS,
-               secure_cookies: bool = False) -> FastAPI:
+               secure_cookies: bool = False, oidc: OidcSignIn | None = None,
+               limiter: SignInLimiter | None = None) -> FastAPI:
     """FastAPI app over one Studio.
 
-    ``users``: who may sign in (None = ``Users.local("local")``, one admin needing no sign-in: a laptop on
-    loopback). Unknown attribute/video -> 404, stale edit -> 409, bad body -> 422, too big -> 413, no or bad
-    credentials -> 401, missing role or CSRF token -> 403, a Host not in ``allowed_hosts`` -> 400.
+    ``users``: who may sign in with a password or bearer token (None without ``oidc`` = ``Users.local("local")``,
+    one admin needing no sign-in: a laptop on loopback). ``oidc``: people sign in at the identity provider
+    (GET /auth/login). Unknown attribute/video -> 404, stale edit -> 409, bad body -> 422, too big -> 413, no or
+    bad credentials -> 401, missing role or CSRF token -> 403, a Host not in ``allowed_hosts`` -> 400, too many
+    failed sign-ins for a user or from an address -> 429 with Retry-After.
     """
-    users = users or Users.local("local")
+    users = users or (Users({}) if oidc is not None else Users.local("local"))
     sessions = Sessions()
+    limiter = limiter or SignInLimiter()
     app = FastAPI(title="Silverset studio", version="0.2.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.studio = studio
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
@@ -157,13 +165,23 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
         # Infinity there (Python's json reads them) made the 422 a 500; a rejected sign-in would echo its password.
         return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
+    def client_key(request: Request) -> str:
+        return f"address:{request.client.host if request.client else 'unknown'}"
+
+    def refuse_if_limited(*keys: str) -> None:
+        wait = limiter.retry_after(*keys)
+        if wait:
+            raise HTTPException(429, f"too many failed sign-ins; try again in {wait} s", headers={"Retry-After": str(wait)})
+
     def signed_in(request: Request) -> User:
         """The request's user: a bearer token, else a session cookie (CSRF-checked on writes), else local mode."""
         header = request.headers.get("authorization", "")
         if header:
             scheme, _, token = header.partition(" ")
+            refuse_if_limited(client_key(request))
             user = users.by_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
             if user is None:
+                limiter.failed(client_key(request))
                 raise HTTPException(401, "bearer token not recognised", headers={"WWW-Authenticate": "Bearer"})
             return user
         session = sessions.get(request.cookies.get(SESSION_COOKIE, ""))
@@ -191,17 +209,61 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    def set_session_cookie(response: Response, session_id: str) -> None:
+        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=secure_cookies,
+                            max_age=int(sessions.lifetime_s), path="/")
+
+    @app.get("/auth/methods")
+    def sign_in_methods() -> dict:
+        """How people sign in here (open: the page asks before anyone is signed in)."""
+        return {"oidc": oidc is not None, "password": users.local_user is None and users.has_entries,
+                "local": users.local_user is not None}
+
     @app.post("/api/session")
-    def sign_in(body: SignIn) -> JSONResponse:
+    def sign_in(body: SignIn, request: Request) -> JSONResponse:
         if (body.password is None) == (body.token is None):
             raise Invalid("give exactly one of 'password' or 'token'")
+        keys = (f"user:{body.user}", client_key(request))
+        refuse_if_limited(*keys)
         user = users.by_password(body.user, body.password) if body.password is not None else users.by_token(body.token)
         if user is None or user.name != body.user:
+            limiter.failed(*keys)
             raise HTTPException(401, "unknown user or wrong password/token")
         session_id, session = sessions.open(user)
         response = JSONResponse({"user": user.name, "role": user.role, "csrf_token": session.csrf_token})
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=secure_cookies,
-                            max_age=int(sessions.lifetime_s), path="/")
+        set_session_cookie(response, session_id)
+        return response
+
+    @app.get("/auth/login", include_in_schema=False)
+    def oidc_login() -> RedirectResponse:
+        if oidc is None:
+            raise HTTPException(404, "this studio has no OpenID Connect sign-in (serve it with --oidc-issuer)")
+        try:
+            url, browser_secret = oidc.begin()
+        except OidcError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        response = RedirectResponse(url, status_code=302)
+        # Lax, not Strict: the provider's redirect back is a cross-site top-level navigation that must carry it.
+        response.set_cookie(OIDC_COOKIE, browser_secret, httponly=True, samesite="lax", secure=secure_cookies,
+                            max_age=LOGIN_SECONDS, path="/auth")
+        return response
+
+    @app.get(CALLBACK_PATH, include_in_schema=False)
+    def oidc_callback(request: Request, code: str | None = Query(None, max_length=4096),
+                      state: str | None = Query(None, max_length=512), error: str | None = Query(None, max_length=128)):
+        if oidc is None:
+            raise HTTPException(404, "this studio has no OpenID Connect sign-in")
+        if error is not None:
+            raise HTTPException(401, f"the identity provider did not sign you in: {error[:64]}")
+        if not code or not state:
+            raise HTTPException(400, "the sign-in callback needs 'code' and 'state'")
+        try:
+            user = oidc.finish(code=code, state=state, browser_secret=request.cookies.get(OIDC_COOKIE, ""))
+        except OidcError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        response = RedirectResponse("/", status_code=303)
+        set_session_cookie(response, sessions.open(user)[0])
+        response.delete_cookie(OIDC_COOKIE, path="/auth")
         return response
 
     @app.delete("/api/session")

@@ -109,6 +109,11 @@ class Users:
                 raise SilversetInputError(what, f"user '{name}': {where}: {first['msg'].removeprefix('Value error, ')}") from None
         return cls(entries)
 
+    @property
+    def has_entries(self) -> bool:
+        """Whether anyone may sign in with a password or token."""
+        return bool(self._entries)
+
     def by_token(self, token: str) -> User | None:
         name = self._by_token.get(hash_token(token))
         return User(name, self._entries[name].role) if name else None

@@ -50,6 +50,21 @@ def serve(
     user: str = typer.Option("local", "--user", help="Name recorded on labels in local mode (no --users)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Host header the studio answers (repeatable; "
                                            "default: loopback names, plus --host when it is a name)."),
+    oidc_issuer: str = typer.Option(None, "--oidc-issuer", help="OpenID Connect issuer URL: people sign in there "
+                                    "(authorization code + PKCE); its discovery document is read at the first sign-in."),
+    oidc_client_id: str = typer.Option(None, "--oidc-client-id", help="This studio's client id at the issuer."),
+    oidc_client_secret_env: str = typer.Option("SILVERSET_OIDC_CLIENT_SECRET", "--oidc-client-secret-env",
+                                               help="NAME of the environment variable holding the client secret "
+                                                    "(never the secret itself)."),
+    oidc_redirect_base: str = typer.Option(None, "--oidc-redirect-base", help="The studio's external URL, e.g. "
+                                           "https://studio.example.com; register <it>/auth/callback at the issuer."),
+    oidc_role_claim: str = typer.Option("groups", "--oidc-role-claim", help="Claim holding the user's groups."),
+    oidc_role: list[str] = typer.Option([], "--oidc-role", help="VALUE=ROLE: a role_claim value and the studio role "
+                                        "(labeler|adjudicator|admin) it grants (repeatable; the highest wins)."),
+    oidc_unknown_users: str = typer.Option("refuse", "--oidc-unknown-users", help="Someone with no mapped value: "
+                                           "refuse | labeler."),
+    oidc_name_claim: str = typer.Option("email", "--oidc-name-claim", help="Claim recorded as the labeler's name."),
+    oidc_scope: str = typer.Option("openid email profile", "--oidc-scope", help="Scopes asked for (Dex: add groups)."),
 ) -> None:
     """Serve the studio web app on http://HOST:PORT (Ctrl-C stops it)."""
     import ipaddress
@@ -63,13 +78,17 @@ def serve(
 
     if policy not in POLICIES:
         raise SilversetInputError("--policy", f"'{policy}' is not one of {', '.join(POLICIES)}")
-    users = Users.load(users_file) if users_file is not None else Users.local(user)
+    oidc = _oidc_sign_in(issuer=oidc_issuer, client_id=oidc_client_id, secret_env=oidc_client_secret_env,
+                         redirect_base=oidc_redirect_base, role_claim=oidc_role_claim, roles=oidc_role,
+                         unknown_users=oidc_unknown_users, name_claim=oidc_name_claim, scope=oidc_scope)
+    users = Users.load(users_file) if users_file is not None else None if oidc is not None else Users.local(user)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if users_file is None and not loopback:
-        raise SilversetInputError("--host", f"'{host}' is not a loopback address; a studio reachable by others needs --users")
+    if users_file is None and oidc is None and not loopback:
+        raise SilversetInputError("--host", f"'{host}' is not a loopback address; a studio reachable by others needs "
+                                            "--users or --oidc-issuer")
     hosts = tuple(allowed_host) or (LOOPBACK_HOSTS + (() if loopback or host in ("0.0.0.0", "::") else (host,)))
     studio = _studio(workdir, db, embeddings, manifest, frames, text_search)
     for spec_path in attribute:
@@ -79,7 +98,54 @@ def serve(
             studio.catalog.text_index()
     console.print(f"studio: {len(studio.catalog)} videos, db {db or default_db_url(workdir)}")
     console.print(f"open http://{host}:{port}/")
-    uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts), host=host, port=port, log_level="warning")
+    secure = oidc is not None and oidc.config.redirect_base_url.startswith("https://")
+    uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts, oidc=oidc, secure_cookies=secure),
+                host=host, port=port, log_level="warning")
+
+
+def _oidc_sign_in(*, issuer, client_id, secret_env, redirect_base, role_claim, roles, unknown_users, name_claim, scope):
+    """An OidcSignIn from the serve options, or None without --oidc-issuer; a bad option exits 2 naming it."""
+    import os
+    import re
+
+    from pydantic import ValidationError
+
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.studio.oidc import OidcConfig, OidcSignIn
+
+    if issuer is None:
+        given = [name for name, value in (("--oidc-client-id", client_id), ("--oidc-redirect-base", redirect_base),
+                                          ("--oidc-role", roles)) if value]
+        if given:
+            raise SilversetInputError(given[0], "needs --oidc-issuer")
+        return None
+    for option, value in (("--oidc-client-id", client_id), ("--oidc-redirect-base", redirect_base)):
+        if not value:
+            raise SilversetInputError(option, "is required with --oidc-issuer")
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", secret_env):
+        raise SilversetInputError("--oidc-client-secret-env", "takes the NAME of an environment variable, not a secret")
+    secret = os.environ.get(secret_env, "")
+    if not secret:
+        raise SilversetInputError(f"environment variable {secret_env}", "is not set or empty (the OIDC client secret)")
+    role_map = {}
+    for entry in roles:
+        value, _, role = entry.rpartition("=")
+        if not value or role not in ("labeler", "adjudicator", "admin"):
+            raise SilversetInputError("--oidc-role", f"'{entry}' is not VALUE=labeler|adjudicator|admin")
+        role_map[value] = role
+    if not role_map and unknown_users == "refuse":
+        raise SilversetInputError("--oidc-role", "give at least one VALUE=ROLE (or --oidc-unknown-users labeler)")
+    try:
+        config = OidcConfig(issuer=issuer, client_id=client_id, client_secret=secret, redirect_base_url=redirect_base,
+                            role_claim=role_claim, role_map=role_map, unknown_users=unknown_users,
+                            name_claim=name_claim, scope=scope)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "oidc"
+        option = {"issuer": "--oidc-issuer", "redirect_base_url": "--oidc-redirect-base", "scope": "--oidc-scope",
+                  "unknown_users": "--oidc-unknown-users"}.get(field, f"--oidc-{field.replace('_', '-')}")
+        raise SilversetInputError(option, first["msg"].removeprefix("Value error, ")) from None
+    return OidcSignIn(config)
 
 
 @studio_app.command("hash-password")
