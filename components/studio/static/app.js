@@ -171,8 +171,9 @@ $("example").addEventListener("change", async () => {
   $("example").value = "";
 });
 
-function showUser() {
-  $("signin-form").hidden = !!state.user;
+function showUser(methods) {
+  $("signin-form").hidden = !!state.user || (methods ? !methods.password : false);
+  $("sso").hidden = !!state.user || !(methods && methods.oidc);
   $("whoami").hidden = !state.user;
   $("user").textContent = state.user ? `${state.user.user} (${state.user.role})` : "";
   $("signout").hidden = !state.user || state.user.local;
@@ -189,7 +190,12 @@ async function signIn(event) {
 
 async function start() {
   try { state.user = await api("GET", "/api/me"); }
-  catch (e) { state.user = null; showUser(); say("Sign in to label."); return; }
+  catch (e) {
+    state.user = null;
+    showUser(await api("GET", "/auth/methods").catch(() => null));
+    say("Sign in to label.");
+    return;
+  }
   state.csrf = state.user.csrf_token;
   showUser(); say("");
   const examples = await api("GET", "/api/examples");
