@@ -34,6 +34,7 @@ AREAS = (
     "pipeline",
     "studio",
     "abtest",
+    "affinity",
 )
 
 

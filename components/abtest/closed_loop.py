@@ -1,0 +1,274 @@
+"""The demo's closed A/B loop: the real index server runs the experiment, simulated users search it, their
+outcomes follow from what it actually served, and the analysis reads the server's own exposure log.
+
+Simulated users: each has a current interest in the attribute (the probability of engaging with it) and
+an older one that is only partly the same (tastes drift). Their watch histories are drawn from the
+index's own scored videos, oldest first: the older 70% of a history follows the old interest, the newest
+30% the current one, so the rule's share over the whole history lags what a recency-aware model sees.
+Pre-period covariates (activity, tenure, minutes on the attribute, consumption, creation) correlate with
+the trigger, so triggered and not-triggered users differ before any treatment (CBPS must balance them).
+
+Outcomes: a user the server served restricted results gains ``effect x current interest`` minutes of
+satisfied consumption (and ``creation_effect x interest`` in creation probability); the truth for the
+triggered users is the mean of that over the users the server triggered, in both arms.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import expit
+
+from silverset.components.common.errors import SilversetInputError
+
+RECENT_SHARE = 0.3  # newest part of a history that follows the current interest
+TASTE_CORRELATION = 0.3  # corr(old taste, current taste) on the logit scale
+METRICS = ("satisfied_consumption", "creation_participation")
+
+
+@dataclass(frozen=True)
+class SimulatedUsers:
+    """Per-user arrays, length n; ``histories`` are lists of video ids, oldest first."""
+
+    user_id: list[str]
+    histories: list[list[str]]
+    interest: np.ndarray  # float [n]: current P(engage with the attribute)
+    covariates: dict[str, np.ndarray]  # pre_* -> float [n]
+    base: np.ndarray  # float [n]: expected consumption without treatment
+    creation_logit: np.ndarray  # float [n]
+
+
+def simulate_users(video_ids: list[str], probabilities: np.ndarray, *, users: int, min_probability: float,
+                   seed: int = 0, id_prefix: str = "user") -> SimulatedUsers:
+    """Draw ``users`` users whose histories come from ``video_ids`` (student ``probabilities`` decide which
+    count as the attribute's: >= ``min_probability``)."""
+    ids = np.asarray(video_ids, dtype=object)
+    p = np.asarray(probabilities, dtype=np.float64)
+    attr_pool, other_pool = ids[p >= min_probability], ids[p < min_probability]
+    if len(attr_pool) == 0 or len(other_pool) == 0:
+        raise SilversetInputError("index history", f"needs videos on both sides of min_probability {min_probability} "
+                                  f"to draw histories (has {len(attr_pool)} above, {len(other_pool)} below)")
+    rng = np.random.default_rng(seed)
+    z_now = rng.normal(size=users)
+    z_old = TASTE_CORRELATION * z_now + np.sqrt(1 - TASTE_CORRELATION**2) * rng.normal(size=users)
+    interest = expit(-1.0 + 1.6 * z_now)
+    interest_old = expit(-1.0 + 1.6 * z_old)
+    lengths = rng.integers(8, 41, size=users)
+    histories = []
+    for i in range(users):
+        n = int(lengths[i])
+        recent = max(2, int(round(RECENT_SHARE * n)))
+        share = np.where(np.arange(n) >= n - recent, interest[i], interest_old[i])
+        from_attr = rng.random(n) < share
+        picks = np.where(from_attr, attr_pool[rng.integers(0, len(attr_pool), n)], other_pool[rng.integers(0, len(other_pool), n)])
+        histories.append([str(v) for v in picks])
+    activity, tenure, level = rng.normal(size=users), rng.normal(size=users), rng.normal(scale=3.0, size=users)
+    base = 20.0 + 3.0 * activity + 1.0 * tenure + 2.0 * z_now + level
+    creation_logit = -1.8 + 0.5 * activity + 0.3 * z_now + level / 8
+    covariates = {
+        "pre_activity": activity,
+        "pre_tenure": tenure,
+        "pre_attribute_minutes": 4.0 * interest_old + rng.normal(size=users),
+        "pre_satisfied_consumption": base + rng.normal(scale=2.0, size=users),
+        "pre_creation_participation": (rng.random(users) < expit(creation_logit)).astype(np.float64),
+    }
+    return SimulatedUsers([f"{id_prefix}-{seed}-{i:06d}" for i in range(users)], histories, interest, covariates,
+                          base, creation_logit)
+
+
+def outcomes_of(sim: SimulatedUsers, served: np.ndarray, *, effect: float, creation_effect: float, seed: int) -> pa.Table:
+    """Outcome table from what was served (bool [n]): metrics, pre_* covariates, the engagement label, history."""
+    rng = np.random.default_rng(seed + 7919)
+    gain = sim.interest * np.asarray(served, dtype=np.float64)
+    consumption = sim.base + rng.normal(scale=2.0, size=len(gain)) + effect * gain
+    creation = rng.random(len(gain)) < np.clip(expit(sim.creation_logit) + creation_effect * gain, 0.0, 1.0)
+    return pa.table({
+        "user_id": sim.user_id,
+        "satisfied_consumption": consumption,
+        "creation_participation": creation.astype(np.float64),
+        **sim.covariates,
+        "attribute_engagement": (rng.random(len(gain)) < sim.interest).astype(np.int64),
+        "history": pa.array(sim.histories, type=pa.list_(pa.string())),
+    })
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def loopback_server(serve_root: str | Path, options) -> Iterator[str]:
+    """The real index server (uvicorn, in this process) on a free loopback port until the block ends; yields
+    its base URL once /readyz answers 200. Leaving the block shuts it down, which finalizes the exposure log."""
+    import httpx
+    import uvicorn
+
+    from silverset.components.index.server import create_app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(serve_root, options, poll=False), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, name="closed-loop-index-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"index server over '{serve_root}' did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+def stage_serve_root(*, serve_root: str | Path, attribute: str, out: Path, affinity_model: str | Path | None) -> tuple[Path, dict]:
+    """Copy the live version of ``attribute`` into ``out`` (CURRENT pointing at it); with ``affinity_model``
+    its manifest names the model (the manifest is outside the content digest). Returns (root, manifest)."""
+    from silverset.components.index import pointer
+    from silverset.components.index.build import MANIFEST_FILE
+
+    live = pointer.read_pointer(serve_root, attribute)
+    if live is None:
+        raise SilversetInputError(f"serve root '{serve_root}'", f"has no live version of '{attribute}' (no CURRENT)")
+    source = pointer.version_dir(serve_root, attribute, live)
+    target = pointer.version_dir(out, attribute, live)
+    if target.parent.parent.exists():
+        shutil.rmtree(target.parent.parent)
+    shutil.copytree(source, target)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    if affinity_model is not None:
+        manifest["serving"]["affinity_model"] = str(Path(affinity_model).resolve())
+        (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / attribute / pointer.CURRENT).write_text(live + "\n")
+    return out, manifest
+
+
+def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: str | Path, out_dir: str | Path,
+                    users: int = 4000, effect: float = 2.0, seed: int = 0, affinity_model: str | Path | None = None,
+                    creation_effect: float = 0.04, clients: int = 8, bootstrap_samples: int = 200) -> dict:
+    """Serve ``attribute``'s live index with the experiment, send one history search per simulated user (a
+    quarter send a second), generate outcomes from the responses, analyse the server's exposure log.
+
+    ``effect``: minutes/day a fully interested served user gains (scaled by the user's interest).
+    Writes under ``out_dir``: serve/ (the staged index), exposures/ (the server's log), outcomes.parquet,
+    analysis/ (result.json, report.html, errors.parquet) and summary.json. Returns the summary: the analysis
+    numbers, the truth, and ``checks`` (effect within CI, SRM, |SMD| < 0.1, control never served).
+    """
+    import httpx
+    import pyarrow.parquet as pq
+
+    from silverset.components.index.server import ServerOptions
+
+    from . import analyze
+    from .experiment import load_experiment
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = load_experiment(experiment_path)
+    if config.attribute != attribute:
+        raise SilversetInputError(f"experiment '{experiment_path}'", f"is for '{config.attribute}', not '{attribute}'")
+    root, manifest = stage_serve_root(serve_root=serve_root, attribute=attribute, out=out / "serve", affinity_model=affinity_model)
+    history = pq.read_table(Path(root) / attribute / "versions" / manifest["version"] / "history.parquet")
+    sim = simulate_users(history.column("video_id").to_pylist(), history.column("probability").to_numpy(),
+                         users=users, min_probability=float(manifest["vocabulary_rule"]["min_probability"]), seed=seed)
+    exposures_dir = out / "exposures"
+    if exposures_dir.exists():
+        shutil.rmtree(exposures_dir)
+    options = ServerOptions(experiment=str(Path(experiment_path).resolve()), exposure_log=str(exposures_dir),
+                            exposure_max_rows=1000, exposure_max_seconds=1.0, tune_leaves=False)
+    repeat = [i for i in range(users) if i % 4 == 0]
+    order = list(range(users)) + repeat
+    responses: list[dict | None] = [None] * len(order)
+    failures: list[str] = []
+
+    started = time.perf_counter()
+    with loopback_server(root, options) as url:
+        search_url = f"{url}/v1/attributes/{attribute}/search"
+
+        def send(chunk: list[int]) -> None:
+            with httpx.Client(timeout=30) as client:
+                for j in chunk:
+                    i = order[j]
+                    body = {"user_id": sim.user_id[i], "history": sim.histories[i], "k": 10, "exclude": sim.histories[i]}
+                    r = client.post(search_url, json=body)
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code}: {r.text[:200]}")
+                        continue
+                    responses[j] = r.json()
+
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            list(pool.map(send, [list(range(c, len(order), clients)) for c in range(clients)]))
+    serve_seconds = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(order)} searches failed, e.g. {failures[0]}")
+
+    served = np.zeros(users, dtype=bool)
+    triggered = np.zeros(users, dtype=bool)
+    arm_mismatch = 0
+    for j, response in enumerate(responses):
+        i = order[j]
+        served[i] |= bool(response["served"])
+        triggered[i] |= bool(response["triggered"])
+        arm_mismatch += response.get("arm") != config.arm_of(sim.user_id[i])
+    treatment = np.array([config.arm_of(u) == "treatment" for u in sim.user_id])
+
+    outcomes_path = out / "outcomes.parquet"
+    pq.write_table(outcomes_of(sim, served, effect=effect, creation_effect=creation_effect, seed=seed), outcomes_path)
+    summary = analyze.run(
+        exposures=exposures_dir, outcomes=outcomes_path, out_dir=out / "analysis",
+        options=analyze.AnalysisOptions(treatment_share=config.treatment_share, metrics=METRICS, seed=seed,
+                                        bootstrap_samples=bootstrap_samples, experiment_id=config.experiment_id))
+    from .exposure import read_exposures
+
+    logged = read_exposures(exposures_dir)
+    truth_gain = float(sim.interest[triggered].mean()) if triggered.any() else 0.0
+    truth = {
+        "satisfied_consumption": {"triggered_difference": effect * truth_gain,
+                                  "itt_difference": effect * float((sim.interest * (triggered & treatment)).sum()) / max(int(treatment.sum()), 1)},
+        "creation_participation": {"triggered_difference_approx": creation_effect * truth_gain},
+        "mean_interest_triggered": truth_gain,
+        "mean_interest_all": float(sim.interest.mean()),
+    }
+    trig = summary.get("triggered_lifts", {}).get("satisfied_consumption")
+    result = json.loads((out / "analysis" / analyze.RESULT_FILE).read_text())
+    obs = result.get("observational") or {}
+    checks = {
+        "effect_within_ci": bool(trig and trig["difference_ci"][0] <= truth["satisfied_consumption"]["triggered_difference"] <= trig["difference_ci"][1]),
+        "srm_passed": not summary["srm_mismatch"],
+        "cbps_all_abs_smd_below_0_1": bool(obs) and all(abs(b["smd_after"]) < 0.1 for b in obs["balance"]),
+        "control_never_served": int((served & ~treatment).sum()) == 0 and summary["control_served"] == 0,
+        "arms_match_experiment": arm_mismatch == 0,
+        "every_request_logged": logged.num_rows == len(order),
+    }
+    report = {
+        "experiment_id": config.experiment_id, "attribute": attribute, "index_version": manifest["version"],
+        "trigger_source": "model" if affinity_model is not None else "rule", "affinity_model": str(affinity_model) if affinity_model else None,
+        "users": users, "requests": len(order), "logged_requests": logged.num_rows, "serve_seconds": round(serve_seconds, 2),
+        "requests_per_second": round(len(order) / serve_seconds, 1), "treatment_users": int(treatment.sum()),
+        "triggered_users": int(triggered.sum()), "served_users": int(served.sum()),
+        "effect": effect, "creation_effect": creation_effect, "seed": seed, "truth": truth, "analysis": summary,
+        "checks": checks, "passed": all(checks.values()),
+        "paths": {"exposures": str(exposures_dir), "outcomes": str(outcomes_path), "analysis": str(out / "analysis")},
+    }
+    (out / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    return report
