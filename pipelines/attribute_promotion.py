@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common.images import ImageSet
 from silverset.components.common.kube import CONTROL_STORE_URI
+from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD, TEACHER_MANIFEST
+from silverset.components.incremental.sample import DEFAULT_PRIORITY
 
 PIPELINE_NAME = "attribute-promotion"
 
@@ -137,6 +139,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
              teacher_backend, teacher_checkpoint, teacher_model, teacher_precision, gemini_price_table, gemini_rps,
              gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root, serving_namespace,
+             teacher_budget_videos, teacher_budget_usd, teacher_priority, cost_per_core_hour_usd,
              auto_approve_as="") -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
         exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
@@ -147,7 +150,10 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         with dsl.ExitHandler(exit_task, name="promotion"):
             plan = c["plan"](manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir,
                              run_id=run_id, golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
-                             teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model)
+                             teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model,
+                             gemini_price_table=gemini_price_table, teacher_budget_videos=teacher_budget_videos,
+                             teacher_budget_usd=teacher_budget_usd, teacher_priority=teacher_priority,
+                             cost_per_core_hour_usd=cost_per_core_hour_usd)
             _no_cache(_common(plan, options, cpu="1", memory="1Gi")).set_display_name("plan-incremental")
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
                 _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
@@ -156,6 +162,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
                                              precision=teacher_precision,
                                              gemini_model=teacher_model, price_table_uri=gemini_price_table,
                                              gemini_rps=gemini_rps, gemini_tokens_per_min=gemini_tokens_per_min),
+                                teacher_budget_usd=teacher_budget_usd,
                                 golden_set=golden_set, approval_store=approval_store, run_lock=run_lock,
                                 submitter=submitter, auto_approve_as=auto_approve_as, webhook_url=webhook_url,
                                 deploy_target=deploy_target, serve_root=serve_root,
@@ -170,7 +177,9 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
             gemini_price_table: str = "", gemini_rps: float = 2.0,
             gemini_tokens_per_min: int = 2_000_000, approval_store: str = "", run_lock: str = "",
             submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
-            serving_namespace: str = "", auto_approve_as: str = "",
+            serving_namespace: str = "", teacher_budget_videos: int = 0, teacher_budget_usd: float = 0.0,
+            teacher_priority: str = DEFAULT_PRIORITY, cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
+            auto_approve_as: str = "",
         ) -> None:
             body(**{name: value for name, value in locals().items() if name != "body"})
 
@@ -185,6 +194,10 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         gemini_tokens_per_min: int = 2_000_000, approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
         submitter: str = "silverset-pipeline", deploy_target: str = "kubernetes", serve_root: str = "/data/serving",
         serving_namespace: str = "",  # "": the step pod's own namespace (where the overlays put the index server)
+        teacher_budget_videos: int = 0,  # the teacher labels at most this many due videos per run (0 = all)
+        teacher_budget_usd: float = 0.0,  # Gemini teacher: at most this many USD per run (0 = no cap)
+        teacher_priority: str = DEFAULT_PRIORITY,  # which due videos the teacher labels first
+        cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,  # prices measured CPU-seconds in the summary
     ) -> None:
         body(**{name: value for name, value in locals().items() if name != "body"})
 
@@ -192,13 +205,17 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
 
 def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
-                    frame_size, teacher: dict, golden_set, approval_store, run_lock, submitter, auto_approve_as,
-                    webhook_url, deploy_target, serve_root, serving_namespace) -> None:
+                    frame_size, teacher: dict, teacher_budget_usd, golden_set, approval_store, run_lock, submitter,
+                    auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace) -> None:
     """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
     dsl.Else step fails the run naming the stage that stopped it. ``teacher``: the annotate steps' teacher
-    arguments (backend, checkpoint, Gemini model, price table and the key's quota for the whole run)."""
+    arguments (backend, checkpoint, Gemini model, price table and the key's quota for the whole run).
+    Every due video is framed and embedded; the bulk teacher labels only the plan's sample
+    (``teacher_manifest.parquet``, every due video without a budget; ``teacher_budget_usd`` is its Gemini
+    hard stop); the student trains on the labelled videos and scores every embedding of the corpus."""
     plan_dir = f"{run_dir}/plan"
     todo_manifest = f"{plan_dir}/todo_manifest.parquet"
+    teacher_manifest = f"{plan_dir}/{TEACHER_MANIFEST}"
     frames_dir, embeddings_dir = f"{run_dir}/frames", f"{run_dir}/embeddings"
     golden_labels, teacher_labels, merged = f"{run_dir}/teacher_golden", f"{run_dir}/teacher", f"{run_dir}/merged"
     model_dir, student_gate_dir = f"{run_dir}/model", f"{run_dir}/student_gate"
@@ -225,11 +242,12 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
 
     with dsl.If(teacher_gate.outputs["Output"] == "passed", name="teacher-gate-passed"):
         with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
-            annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=todo_manifest, frames_uri=frames_dir,
-                                     out_uri=teacher_labels, shard_index=shard, shard_count=options.shards,
+            annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=teacher_manifest,
+                                     frames_uri=frames_dir, out_uri=teacher_labels, shard_index=shard,
+                                     shard_count=options.shards, budget_usd=teacher_budget_usd,
                                      **teacher, **lock).after(frames)
             _teacher_step(annotate, options).set_display_name("annotate-shard")
-        merge = c["merge"](manifest_uri=todo_manifest, out_uri=teacher_labels).after(annotate)
+        merge = c["merge"](manifest_uri=teacher_manifest, out_uri=teacher_labels).after(annotate)
         _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")
         carry = c["carry"](plan_dir=plan_dir, new_labels=teacher_labels, new_embeddings=embeddings_dir,
                            out_dir=merged, golden_set=golden_set).after(merge, embed)

@@ -8,6 +8,14 @@ mix. ``finalize`` merges this run's new rows with the carried ones for distillat
 stopped anywhere before is planned again by the next run, into the same run folder (same digest), where
 the teacher's resumable shards make the second pass cost zero teacher calls.
 
+A teacher budget (``sample.TeacherBudget``) makes the teacher label only a prioritized sample of the due
+videos (``teacher_manifest.parquet``; golden-set videos are left out of it, the teacher gate labels them
+anyway); every due video is still framed and embedded, and the student scores every embedding. The state
+then holds videos with an embedding but no teacher label: ``videos.parquet`` and ``embeddings/`` list them,
+``labels/`` does not, so a later run carries them as unlabelled (``carried_unlabelled``), never as training
+examples, and does not send them to the teacher again until their content changes. A video chosen for the
+teacher that got no label is not committed, so the next run plans it again.
+
 Folders of one run: ``plan_dir_of(workdir, run_id)`` = ``{workdir}/plans/{run_key}`` holds ``plan.json``
 (this run's plan, or its lock-out record: what the exit handler reads); the run folder
 ``{workdir}/runs/{digest[:16]}`` named in it holds every stage's output, the stage inputs under ``plan/``.
@@ -32,10 +40,15 @@ from silverset.components.common.tables import ErrorRow
 
 from . import state
 from .lock import StateLocked, open_run_lock
+from .sample import TeacherBudget, choose_sample, gemini_usd_per_video
 
 STAGE = "incremental"
 CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an unchanged video keeps
 COMPLETED_FILE = "completed.json"
+TEACHER_MANIFEST = "teacher_manifest.parquet"  # the due videos the teacher labels this run (all of them: no budget)
+# $ per vCPU-hour that prices measured CPU-seconds (local/zero-shot teacher, student): AWS EC2 on-demand
+# m7g.large, Linux, us-east-1, $0.0816/h for 2 vCPUs (June 2026 list price). Pass your own rate.
+DEFAULT_COST_PER_CORE_HOUR_USD = 0.0408
 PLAN_FILE = "plan.json"
 PLANS_DIR = "plans"
 # What a run's gates, approval and deploy record in its run folder (read by the run summary); plan_run clears
@@ -67,6 +80,10 @@ class PlanSummary(BaseModel):
     run_id: str = ""
     plan_dir: str = ""  # plan_dir_of(workdir, run_id): this run's own record
     locked_out: bool = False  # always False here; a lock-out writes LockedOut instead
+    teacher_manifest: str = ""  # the videos the teacher labels this run (the budgeted sample, or every todo video)
+    teacher_sample: dict = {}  # sample.SampleChoice: budget, candidates, chosen, priority order
+    carried_unlabelled: int = 0  # unchanged videos carried with an embedding but no teacher label
+    cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD  # prices the measured CPU-seconds in the summary
 
 
 class LockedOut(BaseModel):
@@ -101,9 +118,10 @@ def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
-def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "", teacher_identity: str = "") -> str:
-    """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag and the
-    teacher's identity, when given): equal digests mean equal work.
+def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "", teacher_identity: str = "",
+                  teacher_budget: dict | None = None) -> str:
+    """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag, the
+    teacher's identity and a capped teacher budget, when given): equal digests mean equal work.
 
     It names the run folder (``run_dir_of``), so every stage input path carries it and a KFP cache hit
     can only ever be for the same videos, the same bytes, the same spec, golden set and teacher.
@@ -114,6 +132,8 @@ def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "
         content["golden"] = golden_etag
     if teacher_identity:
         content["teacher"] = teacher_identity
+    if teacher_budget:
+        content["teacher_budget"] = teacher_budget
     return sha256_json(content)
 
 
@@ -177,13 +197,16 @@ def _write_json(uri: str, model: BaseModel) -> None:
 
 def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str, golden_set: str = "",
              run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", teacher_model: str = "",
-             api_client=None) -> PlanSummary:
+             budget: TeacherBudget = TeacherBudget(), price_table: str = "",
+             cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD, api_client=None) -> PlanSummary:
     """The pipeline's first step: take the run lock, then plan.
 
     The lock is ``run_lock`` (``kubernetes://NS``) or, when empty, the state folder; it stays held for the
     run's later steps (they renew it) until the exit handler releases it. ``teacher_backend`` ("" = the
     spec's), ``teacher_checkpoint`` and ``teacher_model`` (Gemini; "" = the spec's) are the annotate step's:
-    their identity is part of the digest.
+    their identity is part of the digest. ``budget`` caps the teacher's sample (a USD cap needs the Gemini
+    teacher, priced from ``price_table``, "" = the shipped one); ``cost_per_core_hour_usd`` is recorded for
+    the run summary's costs.
     Writes ``{plan_dir_of(workdir, run_id)}/plan.json`` and, unless the corpus is up to date, the stage
     inputs under ``{run_dir}/plan/``. When another run holds the lock, writes a LockedOut plan.json there
     (nothing else, anywhere) and raises StateLocked naming the holder.
@@ -200,6 +223,12 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     options = AnnotateOptions(teacher=teacher_backend or None, checkpoint=teacher_checkpoint or None,
                               gemini=GeminiOptions(model=teacher_model or None))
     identity = teacher_identity(spec, options)
+    if not cost_per_core_hour_usd >= 0 or cost_per_core_hour_usd == float("inf"):
+        raise SilversetInputError("cost_per_core_hour_usd",
+                                  f"must be a finite number >= 0, got {cost_per_core_hour_usd}")
+    usd_per_video = None
+    if budget.usd > 0 and (options.teacher or spec.teacher.backend) == "gemini":
+        usd_per_video = gemini_usd_per_video(spec, model=teacher_model or None, price_table=price_table or None)
     lock = open_run_lock(run_lock or state_dir, key=state_dir, api_client=api_client)
     try:
         lock.acquire(run_id)
@@ -209,8 +238,13 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
             run_id=run_id, holder=holder.holder if holder else "", message=str(exc),
             since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.acquired_at)) if holder else ""))
         raise
-    summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="", run_id=run_id,
-                  workdir=workdir, golden_set=golden_set, teacher=identity)
+    try:
+        summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="",
+                      run_id=run_id, workdir=workdir, golden_set=golden_set, teacher=identity, budget=budget,
+                      usd_per_video=usd_per_video, cost_per_core_hour_usd=cost_per_core_hour_usd)
+    except SilversetInputError:
+        lock.release(run_id)  # bad input: nothing was planned, the next run may start at once
+        raise
     summary = summary.model_copy(update={"plan_dir": own_dir})
     _write_json(_join(own_dir, PLAN_FILE), summary)
     if summary.run_dir:
@@ -223,12 +257,16 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
 
 
 def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "",
-        workdir: str = "", golden_set: str = "", teacher: str = "") -> PlanSummary:
+        workdir: str = "", golden_set: str = "", teacher: str = "", budget: TeacherBudget = TeacherBudget(),
+        usd_per_video: float | None = None,
+        cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD) -> PlanSummary:
     """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
     ``golden_set``'s videos, which the teacher gate labels every run), ``frames_manifest.parquet`` (todo and
-    golden rows: the videos this run frames), ``videos.parquet`` (every readable
+    golden rows: the videos this run frames), ``teacher_manifest.parquet`` (the todo videos the teacher
+    labels: ``budget``'s sample, golden-set videos left out, or every todo video when uncapped;
+    ``usd_per_video`` prices a USD cap), ``videos.parquet`` (every readable
     video with its etag), ``carried/<table>/`` (state rows of unchanged videos), ``errors.parquet`` and
     ``plan.json``. videos == todo + unchanged + errors. ``teacher`` is the teacher's identity: a change
     from the state's re-labels everything. Takes no lock (``plan_run`` does): the caller holds it.
@@ -261,7 +299,10 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     removed = len(set(old) - set(current_ids))
 
     golden = golden_ids(golden_set, spec.name)
-    digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "", teacher)
+    budget_key = ({**budget.model_dump(), "usd_per_video": round(usd_per_video, 9) if usd_per_video else None}
+                  if budget.capped else None)
+    digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "", teacher,
+                           budget_key)
     up_to_date = (not relabel_all and not todo_ids and not removed
                   and _read_completed(state_dir).get("corpus_digest") == digest)
     run_dir = "" if up_to_date or not workdir else run_dir_of(workdir, digest)
@@ -269,7 +310,8 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         if not run_dir:  # nothing to do: no stage reads a plan, so none is written
             return PlanSummary(videos=inputs, todo=0, new=0, changed=0, unchanged=len(unchanged_ids), removed=0,
                                errors=len(errors), relabel_all=False, up_to_date=True, corpus_digest=digest,
-                               todo_manifest="", out_dir="", run_dir="", teacher_identity=teacher, run_id=run_id)
+                               todo_manifest="", out_dir="", run_dir="", teacher_identity=teacher, run_id=run_id,
+                               cost_per_core_hour_usd=cost_per_core_hour_usd)
         out_dir = _join(run_dir, "plan")
 
     todo_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids), pa.string()))
@@ -279,10 +321,14 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     golden_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(golden), pa.string()))
     tables.write_table(rows.filter(golden_mask), _join(out, "golden_manifest.parquet"))
     tables.write_table(rows.filter(pc.or_(todo_mask, golden_mask)), _join(out, "frames_manifest.parquet"))
+    sample, choice = choose_sample(todo_manifest, budget, new_ids=set(new), usd_per_video=usd_per_video,
+                                   exclude=golden if budget.capped else set())
+    tables.write_table(sample, _join(out, TEACHER_MANIFEST))
     tables.write_table(videos, _join(out, "videos.parquet"), state.VIDEO_STATE, name="plan videos")
     keep = pa.array(unchanged_ids, pa.string())
     carried_labels = previous.labels.filter(pc.is_in(previous.labels.column("video_id"), keep))
     tables.write_table(carried_labels, _join(out, "carried", "labels", "part.parquet"), schemas.LABELS)
+    carried_unlabelled = len(set(unchanged_ids) - set(carried_labels.column("video_id").to_pylist()))
     carried_embeddings = state.load_table(state_dir, "embeddings")
     if carried_embeddings is not None:
         carried_embeddings = carried_embeddings.filter(pc.is_in(carried_embeddings.column("video_id"), keep))
@@ -293,7 +339,8 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         removed=removed, errors=len(errors), relabel_all=relabel_all, up_to_date=up_to_date,
         corpus_digest=digest, todo_manifest=_join(out, "todo_manifest.parquet"), out_dir=out,
         golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0), run_dir=run_dir, teacher_identity=teacher,
-        run_id=run_id,
+        run_id=run_id, teacher_manifest=_join(out, TEACHER_MANIFEST), teacher_sample=choice.model_dump(),
+        carried_unlabelled=carried_unlabelled, cost_per_core_hour_usd=cost_per_core_hour_usd,
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
     _write_json(_join(out, PLAN_FILE), summary)
@@ -310,6 +357,7 @@ class FinalizeSummary(BaseModel):
     labels_dir: str
     embeddings_dir: str | None
     train_labels: int = 0  # labels the student trains on (golden-set videos held out)
+    unlabelled: int = 0  # embeddings without a teacher label (outside the budgeted sample): scored, never trained on
 
 
 def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, int, int]:
@@ -342,11 +390,10 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
     """
     plan = read_plan(plan_dir)
     if plan["todo"] and "://" not in new_labels:
-        # Every todo video is labelled or in errors.parquet exactly once, over all teacher shards.
+        # Every video of the teacher's sample is labelled or in errors.parquet exactly once, over all shards.
         from silverset.components.runtime.runner import merge_check
 
-        todo_ids = tables.read_table(_join(plan_dir, "todo_manifest.parquet")).column("video_id").to_pylist()
-        report = merge_check(new_labels, todo_ids)
+        report = merge_check(new_labels, _teacher_ids(plan_dir))
         if not report.ok:
             raise SilversetInputError(f"teacher labels '{new_labels}'",
                                       f"not exactly once: missing {list(report.missing)[:5]}, duplicated "
@@ -379,9 +426,18 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
         golden_embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), held_out))
         tables.write_table(golden_embeddings, _join(out, "golden_embeddings", "embeddings.parquet"))
         tables.write_errors(_join(out, "golden_embeddings"), [])
+    unlabelled = (len(set(embeddings.column("video_id").to_pylist()) - set(labels.column("video_id").to_pylist()))
+                  if embeddings is not None and embeddings.num_rows else 0)
     return FinalizeSummary(labels=labels.num_rows, carried_labels=n_carried, new_labels=n_new,
                            embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir,
-                           train_labels=train.num_rows)
+                           train_labels=train.num_rows, unlabelled=unlabelled)
+
+
+def _teacher_ids(plan_dir: str) -> list[str]:
+    """video_ids the teacher was asked to label in this plan (every todo video for a plan made before budgets)."""
+    fs, path = fsspec.core.url_to_fs(_join(plan_dir, TEACHER_MANIFEST))
+    name = TEACHER_MANIFEST if fs.exists(path) else "todo_manifest.parquet"
+    return tables.read_table(_join(plan_dir, name)).column("video_id").to_pylist()
 
 
 class CommitSummary(BaseModel):
@@ -389,8 +445,8 @@ class CommitSummary(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    videos: int  # videos whose labels (and scores) went live: the state now covers exactly these
-    labels: int
+    videos: int  # videos whose scores went live: the state now covers exactly these
+    labels: int  # of those, videos with a teacher label (the others hold an embedding only)
     embeddings: int
     corpus_digest: str
     run_id: str
@@ -401,14 +457,20 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
     """The promotion went live: commit its merged labels (and embeddings) to the state and mark the corpus completed.
 
     ``plan_dir`` is the run's stage-input plan folder (``{run_dir}/plan``), ``merged_dir`` finalize's
-    ``out_dir``. Only videos with a label are committed (a video that failed is planned again next run);
-    with ``scores`` (the bulk scores that went into the deployed index), only videos scored there too.
+    ``out_dir``. Committed: every video with a label or an embedding, except a video the teacher was asked
+    to label that got no label (it is planned again next run); with ``scores`` (the bulk scores that went
+    into the deployed index), only videos scored there too. A committed video outside the teacher's sample
+    has an embedding and no label: the state records it as unlabelled, never as a training example.
     """
     plan = read_plan(plan_dir)
     if not plan or plan.get("locked_out"):
         raise SilversetInputError(f"plan '{plan_dir}'", "no plan of a run that held the lock: nothing to commit")
     labels = tables.read_table(_join(merged_dir, "labels"), schemas.LABELS, name=f"merged labels '{merged_dir}'")
-    live = set(labels.column("video_id").to_pylist())
+    labelled = set(labels.column("video_id").to_pylist())
+    embeddings = state.load_table(merged_dir, "embeddings")
+    embedded = set(embeddings.column("video_id").to_pylist()) if embeddings is not None else set()
+    unanswered = set(_teacher_ids(plan_dir)) - labelled if plan.get("todo") else set()
+    live = (labelled | embedded) - unanswered
     if scores:
         live &= set(tables.read_table(scores, name=f"scores '{scores}'").column("video_id").to_pylist())
     keep = pa.array(sorted(live), pa.string())
@@ -421,7 +483,6 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
         raise SilversetInputError(f"merged labels '{merged_dir}'",
                                   f"expected labels of exactly one attribute version, found {sorted(versions)}")
     attribute, version, prompt_hash = next(iter(versions))
-    embeddings = state.load_table(merged_dir, "embeddings")
     if embeddings is not None:
         embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), keep))
         state.commit_table(state_dir, "embeddings", embeddings)

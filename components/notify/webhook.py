@@ -3,9 +3,10 @@
 The payload is JSON with a one-line ``text`` (what Slack/Teams/Chat incoming webhooks display) naming the
 run's ``outcome`` and its reasons, and the structured per-stage fields a receiver can act on: plan counts,
 teacher gate, annotate counts and spend, student gate, approval decision and who made it, deploy version or
-rollback. Clean-up releases the run lock if this run holds it and removes staging folders under this run's
-own plan folder and run folder only. A run that was locked out touches nothing. The corpus state is never
-marked here: ``incremental.plan.commit_promotion`` does that after the deploy.
+rollback, and the run's ``costs`` (costs.run_costs: teacher calls and spend against its budget, student items
+scored, each one's cost per 1,000 videos and their ratio). Clean-up releases the run lock if this run holds it
+and removes staging folders under this run's own plan folder and run folder only. A run that was locked out
+touches nothing. The corpus state is never marked here: ``incremental.plan.commit_promotion`` does that after the deploy.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class RunSummary(BaseModel):
     approval: dict = {}  # {decision, decided_by, reason, candidate_digest}
     deploy: dict = {}  # {status, version, previous, changed, error}; status "failed" = rolled back / not live
     index_version: str = ""  # the index this run built ("" when it stopped before the index)
+    costs: dict = {}  # costs.run_costs: teacher calls/spend, student items scored/CPU-seconds, $ per 1,000 videos
 
 
 class NotifyResult(BaseModel):
@@ -128,6 +130,7 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
     approval: dict = {}
     deploy: dict = {}
     index_version = ""
+    costs: dict = {}
     run_dir = "" if plan.get("locked_out") else plan.get("run_dir") or ""
     if run_dir:
         records = incremental_plan.OUTCOME_RECORDS
@@ -141,6 +144,7 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
         approval = {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
         deploy = read_json(_join(run_dir, records["deploy"]))
         index_version = read_json(_join(run_dir, "index", "manifest.json")).get("version", "")
+        costs = _costs(run_dir, plan, annotate, golden_annotate)
     outcome, reasons = _outcome(status=status, plan=plan, gates=gates, approval=approval, deploy=deploy,
                                 error_message=error_message)
     if plan.get("locked_out"):
@@ -154,6 +158,9 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
     text = f"silverset attribute-promotion run {run_id}: {status}, {outcome.replace('_', ' ')}; {work}"
     if annotate:
         text += f"; teacher labelled {annotate['outputs']} ({annotate['requests']} requests, ${annotate['cost_usd']:.2f})"
+    if costs.get("student_items_scored"):
+        text += (f"; teacher {costs['teacher_calls']} calls ${costs['teacher_spend_usd']:.4f}, student scored "
+                 f"{costs['student_items_scored']} ${costs['student_spend_usd']:.4f}")
     for gate, result in gates.items():
         text += f"; {gate.replace('_', ' ')} " + ("passed" if result["passed"] else
                                                    "FAILED (" + "; ".join(result["reasons"])[:200] + ")")
@@ -172,7 +179,33 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
     return RunSummary(text=text, run_id=run_id, status=status, outcome=outcome, reasons=reasons,
                       error_message=error_message, attribute_spec=attribute_spec, workdir=workdir, run_dir=run_dir,
                       plan=plan, stages=stages, gates=gates, annotate=annotate, golden_annotate=golden_annotate,
-                      approval=approval, deploy=deploy, index_version=index_version)
+                      approval=approval, deploy=deploy, index_version=index_version, costs=costs)
+
+
+def _costs(run_dir: str, plan: dict, annotate: dict, golden_annotate: dict) -> dict:
+    """costs.run_costs of the run folder's teacher and score steps ({} before the teacher ran)."""
+    from silverset.components.common.tables import parquet_files
+
+    from .costs import read_cpu, run_costs
+
+    if not annotate and not golden_annotate:
+        return {}
+    scores = _join(run_dir, "scores")
+    fs, path = fsspec.core.url_to_fs(scores)
+    scored = 0
+    if fs.exists(path):
+        import pyarrow.parquet as pq
+
+        for file in parquet_files(scores):
+            with fsspec.open(file, "rb") as f:
+                scored += pq.ParquetFile(f).metadata.num_rows
+    sample = plan.get("teacher_sample") or {}
+    rate = float(plan.get("cost_per_core_hour_usd", incremental_plan.DEFAULT_COST_PER_CORE_HOUR_USD))
+    return run_costs(annotate=annotate, golden_annotate=golden_annotate,
+                     teacher_cpu=read_cpu(_join(run_dir, "teacher")), golden_cpu=read_cpu(_join(run_dir, "teacher_golden")),
+                     student_cpu=read_cpu(scores), scored=scored,
+                     cost_per_core_hour_usd=rate,
+                     budget_videos=int(sample.get("budget_videos", 0)), budget_usd=float(sample.get("budget_usd", 0.0)))
 
 
 def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float = 1.0,

@@ -9,13 +9,16 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
                    shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "",
                    run_lock: str = "", state_dir: str = "", run_id: str = "", gemini_model: str = "",
                    price_table_uri: str = "", gemini_rps: float = 2.0, gemini_tokens_per_min: int = 2_000_000,
-                   precision: str = "auto") -> str:
-    """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON.
+                   precision: str = "auto", budget_usd: float = 0.0) -> str:
+    """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON and records
+    the shard's measured CPU-seconds in ``out_uri/stats/cpu-shard-<tag>.json``.
 
     ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local"). ``gemini_model`` overrides
     the spec's model; ``price_table_uri`` the shipped price table; ``gemini_rps`` / ``gemini_tokens_per_min``
     are the key's quota for the whole run (each of the ``shard_count`` shards takes its share). ``precision``
-    (local teacher: auto, fp32, fp16, int8) calibrates INT8 on the run's own frames in ``frames_uri``."""
+    (local teacher: auto, fp32, fp16, int8) calibrates INT8 on the run's own frames in ``frames_uri``.
+    ``budget_usd`` > 0 (the run's Gemini budget): the shard stops at its share of it, by its share of the
+    manifest's videos (all shards together never pass it), unless ``max_usd`` sets the shard's own cap."""
     import json
 
     from silverset.components.common.sharding import Shard
@@ -23,16 +26,23 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.teacher.gemini import GeminiOptions
     from silverset.components.incremental.guard import renewing
+    from silverset.components.notify.costs import measure_cpu, write_cpu
 
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
+    shard = Shard(shard_index, shard_count)
+    if budget_usd > 0 and max_usd < 0:
+        from silverset.components.incremental.sample import shard_share_usd
+
+        max_usd = shard_share_usd(manifest_uri, shard, budget_usd)
     gemini = GeminiOptions(max_usd=max_usd if max_usd >= 0 else None, model=gemini_model or None,
                            price_table=price_table_uri or None, rps=gemini_rps, tokens_per_min=gemini_tokens_per_min)
     options = AnnotateOptions(teacher=teacher, gemini=gemini, checkpoint=checkpoint or None, precision=precision,
                               calibration=frames_uri if precision == "int8" and frames_uri else None)
-    with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
+    with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id), measure_cpu() as cpu:
         summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
-                      options=options, shard=Shard(shard_index, shard_count))
+                      options=options, shard=shard)
+    write_cpu(out_uri, f"shard-{shard.tag}", cpu_seconds=cpu.cpu_seconds, items=summary.stats.processed)
     return json.dumps(summary.stats.to_dict())
 
 
