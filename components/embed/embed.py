@@ -1,5 +1,8 @@
 """The embed stage: one vector per video (pooled frame features, optionally + MiniLM text), sharded and resumable.
 
+Frame features come from the hand-made visual statistics (default), a user's image-text model
+(``clip:PATH_OR_HUB_ID``, see ``clip.py``) or a user's .onnx/.pt checkpoint.
+
 An embedder id names every block of the vector with its width, e.g.
 ``visual-stats-v1[46]+minilm-l6-v2@sha256:ab12...[384]``; ``blocks`` / ``text_block`` read it back so the
 studio can search the text block with ``embed_query_text``.
@@ -23,6 +26,7 @@ from silverset.components.runtime.handler import ItemResult, ModelHandler, WorkI
 from silverset.components.runtime.inputs import VideoFrames, load_frames, manifest_texts
 from silverset.components.runtime.runner import ShardStats, run_sharded
 
+from . import clip
 from . import text as text_tower
 from . import visual
 
@@ -35,7 +39,7 @@ class EmbedOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    embedder: str = Field("default", description="default | visual | text | path to a .onnx/.pt checkpoint")
+    embedder: str = Field("default", description="default | visual | text | clip:PATH_OR_HUB_ID | path to a .onnx/.pt checkpoint")
     with_text: bool | None = Field(None, description="append the MiniLM text block; None = when a manifest is given")
     runtime: str = "auto"
     batch_size: int = Field(32, ge=1, le=4096)
@@ -72,10 +76,13 @@ class EmbedHandler(ModelHandler):
     def __init__(self, options: EmbedOptions, *, with_text: bool):
         self.options = options
         self.with_text = with_text
-        self.checkpoint = None if options.embedder in BUILTIN_EMBEDDERS else Path(options.embedder)
+        # An image-text model is loaded here, so missing weights stop the run before anything is written.
+        self.image_text = clip.load(options.embedder) if clip.is_clip(options.embedder) else None
+        builtin = options.embedder in BUILTIN_EMBEDDERS or self.image_text is not None
+        self.checkpoint = None if builtin else Path(options.embedder)
         if self.checkpoint is not None and not self.checkpoint.exists():
             raise SilversetInputError("--embedder", f"{options.embedder!r} is neither one of "
-                                      f"{', '.join(BUILTIN_EMBEDDERS)} nor an existing checkpoint file")
+                                      f"{', '.join(BUILTIN_EMBEDDERS)}, clip:PATH_OR_HUB_ID nor an existing checkpoint file")
         self._runner = None
         self._id: str | None = None
 
@@ -100,6 +107,8 @@ class EmbedHandler(ModelHandler):
         parts = []
         if self.options.embedder in ("default", "visual"):
             parts.append(f"{visual.VISUAL_ID}[{visual.VISUAL_DIM}]")
+        elif self.image_text is not None:
+            parts.append(f"{self.image_text.block_name}[{self.image_text.dimension}]")
         elif self.checkpoint is not None:
             from silverset.components.common.digest import sha256_file
 
@@ -138,6 +147,8 @@ class EmbedHandler(ModelHandler):
                     vectors[i] = visual.pooled_visual_vector(frames)
                 except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
                     results.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+        elif self.image_text is not None:
+            results += self._image_text_vectors(batch, vectors)
         elif self.checkpoint is not None:
             s = self.options.checkpoint_image_size
             stack, ok = [], []
@@ -161,6 +172,24 @@ class EmbedHandler(ModelHandler):
             results.append(ItemResult(key=item.key, row={"video_id": item.key, "vector": vec.astype(np.float32).tolist(),
                                                           "embedder_id": self.model_id}))
         return results
+
+    def _image_text_vectors(self, batch: Sequence[WorkItem], vectors: list[np.ndarray | None]) -> list[ItemResult]:
+        """Fill ``vectors[i]`` with video i's pooled image vector; one forward pass over every frame of the batch."""
+        errors, frames, owner = [], [], []
+        for i, item in enumerate(batch):
+            try:
+                decoded = item.payload[0].decode(None, max_frames=self.options.frames_per_video)
+            except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
+                errors.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+                continue
+            frames.extend(decoded)
+            owner.extend([i] * len(decoded))
+        if frames:
+            frame_vectors = self.image_text.encode_images(frames, batch_size=max(self.options.batch_size, 1) * 4)
+            owner_array = np.asarray(owner)
+            for i in sorted(set(owner)):
+                vectors[i] = clip.pool_frames(frame_vectors[owner_array == i])
+        return errors
 
 
 def checkpoint_frames(video: VideoFrames, frames_per_video: int, size: int) -> np.ndarray:

@@ -127,13 +127,29 @@ def _find_manifest(workdir: Path) -> Path:
     raise SilversetInputError(f"workdir '{workdir}'", f"has no manifest ({', '.join(MANIFEST_NAMES)}); pass --manifest")
 
 
+def clip_text_encoder(model: str, embedder_id: str) -> TextEncoder:
+    """The text tower of image-text model ``model`` (``clip:PATH_OR_HUB_ID``), checked against the embeddings' clip block."""
+    from silverset.components.embed.clip import encode_text, load
+
+    loaded = load(model if model.startswith("clip:") else f"clip:{model}")
+    encode_text(loaded, [], embedder_id=embedder_id)  # refuses other weights before the first query
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return encode_text(loaded, list(texts))
+
+    return encode
+
+
 def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, frames: str | Path | None = None,
                  text_encoder: TextEncoder | None = None, frames_per_video: int = 4,
-                 clusters_seed: int = 0) -> Catalog:
+                 clusters_seed: int = 0, clip_model: str | None = None) -> Catalog:
     """Read the embeddings table (required), and optionally the manifest and the frames table.
 
     Videos without an embedding cannot be scored, so the catalog holds exactly the embedded videos;
     manifest metadata joins on video_id. ``frames_per_video`` evenly spaced thumbnails are kept per video.
+    With ``clip_model`` (the image-text model the embeddings' clip block was made with), text search ranks
+    videos by their pooled frame vectors against the query through that model's text tower, replacing
+    ``text_encoder``; without it, search uses the MiniLM text block (titles and descriptions) as before.
     """
     from silverset.components.common.manifest import read_manifest
 
@@ -161,6 +177,16 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, 
             text_vectors = np.ascontiguousarray(text_block(vectors, next(iter(embedder_ids))))
         except (ImportError, SilversetInputError):
             text_vectors = None
+    if clip_model is not None:
+        from silverset.components.embed.clip import clip_block
+
+        embedder_id = next(iter(embedder_ids))
+        block = clip_block(embedder_id) if len(embedder_ids) == 1 else None
+        if block is None:
+            raise SilversetInputError(f"embeddings '{embeddings}'", f"have no single clip block to search with "
+                                      f"'{clip_model}' (embedder ids: {', '.join(sorted(embedder_ids))[:300]})")
+        text_encoder = clip_text_encoder(clip_model, embedder_id)
+        text_vectors = np.ascontiguousarray(vectors[:, block[1]:block[2]])
     meta: dict[str, tuple[str, str, str]] = {}
     if manifest is not None:
         rows, _ = read_manifest(str(manifest), stage="studio")
@@ -193,7 +219,8 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, 
 
 
 def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None, embeddings: str | Path | None = None,
-                 manifest: str | Path | None = None, frames: str | Path | None = None) -> Catalog:
+                 manifest: str | Path | None = None, frames: str | Path | None = None,
+                 clip_model: str | None = None) -> Catalog:
     """Catalog from a demo-style workdir: ``W/embeddings``, ``W/manifest.{parquet,jsonl,csv}``, ``W/frames`` (optional)."""
     workdir = Path(workdir)
     embeddings = embeddings or workdir / "embeddings"
@@ -202,7 +229,8 @@ def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None
     manifest = manifest or _find_manifest(workdir)
     if frames is None and (workdir / "frames").exists():
         frames = workdir / "frames"
-    return load_catalog(embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder)
+    return load_catalog(embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder,
+                        clip_model=clip_model)
 
 
 

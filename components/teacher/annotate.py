@@ -19,7 +19,7 @@ from silverset.components.runtime.runner import ShardStats, run_sharded
 
 from .gemini import GeminiOptions
 
-TEACHERS = ("zero-shot", "gemini", "local")
+TEACHERS = ("zero-shot", "gemini", "local", "clip-zero-shot")
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,12 @@ class AnnotateOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    teacher: Literal["zero-shot", "gemini", "local"] | None = None
+    teacher: Literal["zero-shot", "gemini", "local", "clip-zero-shot"] | None = None
     max_items: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1, le=4096)
     gemini: GeminiOptions = GeminiOptions()
-    checkpoint: str | None = None  # local teacher: .onnx or TorchScript .pt
+    checkpoint: str | None = None  # local teacher: .onnx or TorchScript .pt; clip-zero-shot: [clip:]PATH_OR_HUB_ID
+    temperature: float | None = Field(None, gt=0)  # clip-zero-shot: softmax temperature (None = the model's scale)
     runtime: str = "auto"  # local teacher: auto | eager | onnxruntime | onnxruntime-int8 | tensorrt | tensorrt-fp16 | tensorrt-int8
     precision: str = "auto"  # local teacher: auto | fp32 | fp16 | int8 (int8 needs calibration)
     calibration: str | None = None  # local teacher: frames table whose videos calibrate INT8 (Q/DQ) ranges
@@ -77,6 +78,14 @@ def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str,
         return GeminiHandler(spec, gemini.model_copy(update={"cache_dir": cache}),
                              frames_per_request=spec.teacher.frames_per_request, batch_size=options.batch_size,
                              shard_count=shard_count)
+    if teacher == "clip-zero-shot":
+        from .zero_shot import ImageTextZeroShotHandler
+
+        if not options.checkpoint:
+            raise SilversetInputError("--checkpoint", "the clip-zero-shot teacher needs an image-text model: "
+                                      "a save_pretrained directory or a hub id in the local Hugging Face cache")
+        return ImageTextZeroShotHandler(spec, model=options.checkpoint, temperature=options.temperature,
+                                        batch_size=options.batch_size or 16)
     if teacher == "local":
         from .local import LocalTeacherHandler
 

@@ -1,6 +1,7 @@
-"""The embedded zero-shot teacher: MiniLM similarity of title/description to the attribute, no pixels.
+"""Zero-shot teachers: MiniLM similarity of title/description to the attribute (no pixels), or a user's image-text
+model (CLIP / SigLIP) comparing frames to the attribute's definition (``clip-zero-shot``).
 
-It is the default so the demo runs with no key and no GPU. It is weak (text only, uncalibrated) and its
+The text one is the default so the demo runs with no key and no GPU. It is weak (text only, uncalibrated) and its
 teacher id says so; a golden-set gate should be expected to reject it for visual attributes.
 """
 from __future__ import annotations
@@ -74,3 +75,97 @@ def label_row(spec: AttributeSpec, video_id: str, probability: float, teacher_id
     return {"video_id": video_id, "attribute": spec.name, "attribute_version": spec.version, "label": int(label),
             "probability": float(probability), "rationale": rationale, "teacher_id": teacher_id,
             "prompt_hash": spec.prompt_hash}
+
+
+# --- The visual zero-shot teacher: an image-text model (CLIP / SigLIP) looks at the frames. ---
+
+NEUTRAL_FRAME_PROMPT = "a video frame"
+
+
+def class_prompts(spec: AttributeSpec) -> tuple[list[str], list[str]]:
+    """(positive prompts, negative prompts) from the spec's own words.
+
+    Positive: the title and every definition sentence that says POSITIVE; negative: every sentence that says
+    NEGATIVE (a sentence saying both is left out), else the neutral ``a video frame``. The label words are
+    removed ("Label a video POSITIVE when" reads as noise to a text tower).
+    """
+    import re
+
+    positive, negative = [spec.title], []
+    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(spec.definition.split())):
+        says_pos, says_neg = re.search(r"\bpositive\b", sentence, re.I), re.search(r"\bnegative\b", sentence, re.I)
+        if bool(says_pos) == bool(says_neg):
+            continue
+        text = re.sub(r"^label (a|the) video (positive|negative) when\s*", "", sentence, flags=re.I)
+        text = re.sub(r"\s*,?\s*(are|is)\s+(positive|negative)\.?$", "", text, flags=re.I).strip(" .")
+        (positive if says_pos else negative).append(text or sentence)
+    return positive, negative or [NEUTRAL_FRAME_PROMPT]
+
+
+class ImageTextZeroShotHandler(ModelHandler):
+    """P(positive) from frames: each frame against the positive and negative prompts of the spec (``clip-zero-shot``).
+
+    Prompts of a class are embedded with the model's text tower and averaged into one class vector (prompt
+    ensembling); each frame's P(positive) is the two-way softmax of its cosine similarities to the class
+    vectors divided by ``temperature`` (default: the model's learned scale, 1/100 for OpenAI CLIP); the video's
+    probability is the mean over ``spec.teacher.frames_per_request`` evenly spaced frames. Untuned and
+    uncalibrated: put it through the golden-set gate like any teacher.
+    """
+
+    stage = "annotate"
+
+    def __init__(self, spec: AttributeSpec, *, model: str, temperature: float | None = None, batch_size: int = 16):
+        from silverset.components.common.errors import SilversetInputError
+        from silverset.components.embed import clip
+
+        if temperature is not None and not temperature > 0:
+            raise SilversetInputError("--temperature", f"must be > 0, got {temperature}")
+        self.spec, self.batch_size = spec, batch_size
+        self.image_text = clip.load(model if clip.is_clip(model) else clip.PREFIX + model)
+        self.temperature = temperature if temperature is not None else 1.0 / self.image_text.logit_scale
+        self.positive, self.negative = class_prompts(spec)
+        from silverset.components.common.digest import sha256_json
+
+        prompts = sha256_json({"positive": self.positive, "negative": self.negative})[:12]
+        self._id = f"clip-zero-shot:{self.image_text.block_name}:t{self.temperature:.6g}:prompts-{prompts}"
+
+    def batch_elements_kwargs(self) -> dict[str, int]:
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    @property
+    def model_id(self) -> str:
+        """Changes with the weights, the prompts or the temperature: a labels folder never mixes two of them."""
+        return self._id
+
+    def load_model(self) -> np.ndarray:
+        """Class vectors float32 [2, D]: row 0 negative, row 1 positive (unit length)."""
+        from silverset.components.embed.clip import pool_frames
+
+        return np.stack([pool_frames(self.image_text.encode_text(self.negative)),
+                         pool_frames(self.image_text.encode_text(self.positive))])
+
+    def frame_probabilities(self, frame_vectors: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Unit frame vectors float32 [T, D] -> P(positive) per frame float [T] (softmax over the two classes)."""
+        logits = (frame_vectors @ classes.T) / self.temperature  # [T, 2]
+        return 1.0 / (1.0 + np.exp(-(logits[:, 1] - logits[:, 0])))
+
+    def run_inference(self, batch: Sequence[WorkItem], model: np.ndarray) -> list[ItemResult]:
+        results, frames, owner = [], [], []
+        for item in batch:
+            try:
+                decoded = item.payload.frames.decode(None, max_frames=self.spec.teacher.frames_per_request)
+            except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
+                results.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+                continue
+            frames.extend(decoded)
+            owner.extend([item.key] * len(decoded))
+        if frames:
+            per_frame = self.frame_probabilities(self.image_text.encode_images(frames), model)
+            owners = np.asarray(owner, dtype=object)
+            for item in batch:
+                mine = per_frame[owners == item.key]
+                if mine.size:
+                    p = float(mine.mean())
+                    results.append(ItemResult(key=item.key, row=label_row(
+                        self.spec, item.key, p, self.model_id, f"mean P(positive) over {mine.size} frames = {p:.3f}")))
+        return results
