@@ -1,4 +1,4 @@
-"""KFP component: the simulated A/B analysis of a promoted attribute (experiment, logs, lift, CUPED, SRM, CBPS)."""
+"""KFP components of the A/B stage: the experiment config for a promoted attribute, and the simulated A/B analysis."""
 from typing import NamedTuple
 
 from kfp import dsl
@@ -18,3 +18,18 @@ def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0)
     s = simulate_and_analyze(spec=spec_path, out_dir=out_dir, users=users, seed=seed)
     print(json.dumps(s, default=str))
     return namedtuple("ABAnalysis", "report passed summary_json")(s["report"], s["passed"], json.dumps(s, default=str))
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def create_experiment(attribute_spec: str, out_dir: str, treatment_share: float = 0.5, salt: str = "") -> NamedTuple(
+        "Experiment", experiment_path=str, experiment_id=str, attribute_version=int):
+    """Write out_dir/experiment.json for the promoted spec (the index server's --experiment); salt "" = bound to the spec."""
+    from collections import namedtuple
+
+    from silverset.components.abtest.experiment import CONFIG_FILE, create_experiment as create, default_salt
+    from silverset.components.common.spec import load_spec
+
+    spec = load_spec(attribute_spec)
+    config = create(spec=spec, salt=salt or default_salt(spec), treatment_share=treatment_share, out_dir=out_dir)
+    return namedtuple("Experiment", "experiment_path experiment_id attribute_version")(
+        f"{out_dir.rstrip('/')}/{CONFIG_FILE}", config.experiment_id, config.attribute_version)

@@ -67,9 +67,14 @@ def assign(user_ids: Iterable[str], *, salt: str, treatment_share: float) -> np.
     return buckets < int(round(treatment_share * BUCKETS))
 
 
+def default_salt(spec: AttributeSpec) -> str:
+    """A salt bound to the exact promoted spec: rerunning the same version keeps every arm, a new version reshuffles."""
+    return spec.content_hash[:12]
+
+
 def create_experiment(*, spec: AttributeSpec, salt: str, treatment_share: float, out_dir: str | Path,
                       experiment_id: str | None = None) -> ExperimentConfig:
-    """Write ``out_dir/experiment.json`` for ``spec`` and return it."""
+    """Write ``out_dir/experiment.json`` for ``spec`` and return it (the same inputs write the same file)."""
     if not 0.0 < treatment_share < 1.0:
         raise SilversetInputError("--treatment-share", f"must be strictly between 0 and 1, got {treatment_share}")
     try:
