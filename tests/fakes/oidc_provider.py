@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import secrets
 import threading
 import time
@@ -74,6 +75,7 @@ class FakeOidcProvider:
     client_secret: str = "studio-secret-0123456789"
     redirect_uris: tuple[str, ...] = ()
     next_person: Person | None = None  # who "signs in" at the authorize endpoint; None = the user declines
+    login_page: bool = False  # show a page with a "Sign in" button (as a real provider does) before redirecting
     id_token_changes: dict = field(default_factory=dict)
     sign_with: RSAKey | None = None
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "fake-1", "use": "sig"}))
@@ -156,6 +158,17 @@ class _Handler(JsonHandler):
             return self._redirect(back, {"error": "invalid_request", "error_description": "PKCE S256 is required", **state})
         if p.next_person is None:
             return self._redirect(back, {"error": "access_denied", **state})
+        if p.login_page and not q.get("signed_in"):
+            # The person presses "Sign in" on the provider's own page: the redirect back starts on the provider's site.
+            fields = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in q.items())
+            page = (f'<!doctype html><form method="get" action="/authorize">{fields}'
+                    f'<input type="hidden" name="signed_in" value="1"><button id="approve">Sign in</button></form>')
+            data = page.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
         code = secrets.token_urlsafe(24)
         with p.lock:
             p.codes[code] = _Code(p.client_id, back, q["code_challenge"], q.get("nonce"), p.next_person,

@@ -31,21 +31,11 @@ def server(studio, users):
 
 @contextlib.contextmanager
 def serving(app):
-    import uvicorn
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "studio server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving_on(app, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 def sign_in(page, user, token):
@@ -186,3 +176,48 @@ def test_script_planted_in_titles_keys_and_video_ids_shows_as_text_and_never_run
         assert page.locator("img[src='x']").count() == 0
         browser.close()
     assert [(lab["video_id"], lab["labeler"]) for lab in studio.labels("red_dominant@v1")] == [(evil_id, "bob")]
+
+
+def test_oidc_sign_in_in_a_real_browser_across_sites_lands_signed_in_with_the_mapped_role(studio):
+    """Studio on localhost, provider on 127.0.0.1 (another site): the SameSite cookies must survive the redirects."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from silverset.components.studio.oidc import OidcConfig, OidcSignIn
+    from tests.fakes.oidc_provider import OidcProviderServer, Person
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://localhost:{port}"
+    with OidcProviderServer(redirect_uris=(f"{base}/auth/callback",), login_page=True,
+                            next_person=Person("u-7", "gwen@silverset.dev", ["studio-adjudicators"])) as provider:
+        oidc = OidcSignIn(OidcConfig(issuer=provider.issuer, client_id=provider.client_id,
+                                     client_secret=provider.client_secret, redirect_base_url=base,
+                                     role_map={"studio-adjudicators": "adjudicator"}))
+        app = create_app(studio, oidc=oidc, allowed_hosts=("localhost",))
+        with serving_on(app, port), sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(base)
+            expect(page.get_by_test_id("signin-form")).to_be_hidden()
+            page.get_by_test_id("sso").click()
+            page.locator("#approve").click()  # on the provider's page (another site)
+            expect(page.get_by_test_id("user")).to_have_text("gwen@silverset.dev (adjudicator)")
+            assert page.url == f"{base}/"
+            browser.close()
+
+
+@contextlib.contextmanager
+def serving_on(app, port: int):
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "studio server did not start"
+        time.sleep(0.05)
+    yield
+    server.should_exit = True
+    thread.join(timeout=10)
