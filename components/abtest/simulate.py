@@ -150,3 +150,28 @@ def write_logs(experiment: SimulatedExperiment, out_dir: str | Path) -> dict[str
     paths["truth"] = str(out / "truth.json")
     Path(paths["truth"]).write_text(json.dumps(experiment.truth, indent=2) + "\n", encoding="utf-8")
     return paths
+
+
+def seed_effect_options(**overrides) -> SimulationOptions:
+    """Options whose true whole-population lifts are the seeds' (+0.21% satisfied consumption, +0.49% creation).
+
+    The per-triggered-user effects are the relative lift x control mean / P(trigger), from ``true_effects``.
+    """
+    from .power import SEED_EFFECTS
+
+    base = SimulationOptions(**overrides)
+    unit = true_effects(effect=1.0, creation_effect=0.0, confounding=base.confounding, trigger_threshold=base.trigger_threshold)
+    p_trigger = unit["trigger_rate"]
+    effect = SEED_EFFECTS["satisfied_consumption"] * unit["satisfied_consumption"]["control_mean"] / p_trigger
+    creation = SEED_EFFECTS["creation_participation"] * unit["creation_participation"]["control_mean"] / p_trigger
+    return base.model_copy(update={"effect": effect, "creation_effect": creation})
+
+
+def metric_baselines(options: SimulationOptions, *, users: int = 200_000) -> dict:
+    """Control-arm baselines of the simulator for power: creation rate, consumption mean and SD, and the
+    share of consumption variance CUPED removes (from one draw of ``users`` users with no effect)."""
+    sim = simulate(options.model_copy(update={"users": users, "effect": 0.0, "creation_effect": 0.0, "lost_treatment_share": 0.0}))
+    y = sim.outcomes["satisfied_consumption"]
+    x = sim.covariates["pre_satisfied_consumption"]
+    return {"creation_rate": float(sim.outcomes["creation_participation"].mean()), "consumption_mean": float(y.mean()),
+            "consumption_sd": float(y.std(ddof=1)), "cuped_variance_reduction": float(np.corrcoef(x, y)[0, 1] ** 2)}

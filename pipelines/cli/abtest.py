@@ -44,8 +44,8 @@ def create(
 
 @abtest_app.command("power")
 def power(
-    baseline_rate: float = typer.Option(..., "--baseline-rate", help="Control rate of a 0/1 metric (or its mean with --baseline-sd)."),
-    mde: float = typer.Option(..., "--mde", help="Minimum detectable effect, relative (0.005 = +0.5%) unless --absolute."),
+    baseline_rate: Optional[float] = typer.Option(None, "--baseline-rate", help="Control rate of a 0/1 metric (or its mean with --baseline-sd)."),
+    mde: Optional[float] = typer.Option(None, "--mde", help="Minimum detectable effect, relative (0.005 = +0.5%) unless --absolute."),
     alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
     power_: float = typer.Option(0.8, "--power", help="Probability of detecting the MDE."),
     treatment_share: float = typer.Option(0.5, "--treatment-share"),
@@ -53,9 +53,17 @@ def power(
     baseline_sd: Optional[float] = typer.Option(None, "--baseline-sd", help="Per-user SD for a continuous metric."),
     daily_users: Optional[int] = typer.Option(None, "--daily-users", help="New users entering per day: prints days to run."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    seed_effects: bool = typer.Option(False, "--seed-effects", help="Size for the seeds' lifts (+0.49% creation, +0.21% satisfied consumption) on the simulator's baselines."),
 ) -> None:
     """Users (and days) needed to detect the MDE."""
     from silverset.components.abtest.power import required_users
+    from silverset.components.common.errors import SilversetInputError
+
+    if seed_effects:
+        _seed_effect_power(alpha=alpha, power=power_, treatment_share=treatment_share, daily_users=daily_users, as_json=as_json)
+        return
+    if baseline_rate is None or mde is None:
+        raise SilversetInputError("abtest power", "give --baseline-rate and --mde, or --seed-effects")
 
     result = required_users(baseline_rate=baseline_rate, mde=mde, alpha=alpha, power=power_, treatment_share=treatment_share,
                             relative=not absolute, baseline_sd=baseline_sd, daily_users=daily_users)
@@ -69,6 +77,32 @@ def power(
         console.print(f"about {result.days:.1f} days at {daily_users:,} users/day", markup=False)
 
 
+def _seed_effect_power(*, alpha: float, power: float, treatment_share: float, daily_users: int | None, as_json: bool) -> dict:
+    from silverset.components.abtest.power import SEED_EFFECTS, seed_effect_requirements
+    from silverset.components.abtest.simulate import SimulationOptions, metric_baselines
+
+    base = metric_baselines(SimulationOptions(treatment_share=treatment_share))
+    common = dict(creation_rate=base["creation_rate"], consumption_mean=base["consumption_mean"],
+                  consumption_sd=base["consumption_sd"], alpha=alpha, power=power, treatment_share=treatment_share,
+                  daily_users=daily_users)
+    raw = seed_effect_requirements(**common)
+    cuped = seed_effect_requirements(**common, variance_reduction=base["cuped_variance_reduction"])
+    result = {"baselines": base, "seed_effects": SEED_EFFECTS,
+              "users_needed": {m: {"raw": raw[m].users_total, "cuped": cuped[m].users_total if m == "satisfied_consumption" else None,
+                                   "days_raw": raw[m].days} for m in SEED_EFFECTS}}
+    if as_json:
+        console.print_json(json.dumps(result))
+        return result
+    for m, lift_ in SEED_EFFECTS.items():
+        line = f"{m}: {lift_:+.2%} on {raw[m].baseline:.4g} needs {raw[m].users_total:,} users"
+        if m == "satisfied_consumption":
+            line += f" ({cuped[m].users_total:,} with CUPED, variance -{base['cuped_variance_reduction']:.0%})"
+        if raw[m].days is not None:
+            line += f", about {raw[m].days:.1f} days at {daily_users:,} users/day"
+        console.print(line, markup=False)
+    return result
+
+
 @abtest_app.command("simulate")
 def simulate(
     users: int = typer.Option(20_000, "--users", help="Users to simulate."),
@@ -80,18 +114,20 @@ def simulate(
     lost_treatment_share: float = typer.Option(0.0, "--lost-treatment-share", help="Drop this share of treatment users from the logs (a broken split)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(..., "--out", help="Folder for exposures/outcomes/covariates Parquet and truth.json."),
+    seed_effects: bool = typer.Option(False, "--seed-effects", help="Set --effect/--creation-effect so the true lifts are the seeds' (+0.21%, +0.49%) and print the users they need."),
 ) -> None:
     """Simulate users, covariates, affinity, exposures and outcomes with a known true effect."""
     from pydantic import ValidationError
 
     from silverset.components.abtest.promotion import simulate_logs
-    from silverset.components.abtest.simulate import SimulationOptions
+    from silverset.components.abtest.simulate import SimulationOptions, seed_effect_options
     from silverset.components.common.errors import SilversetInputError
 
     try:
-        options = SimulationOptions(users=users, effect=effect, creation_effect=creation_effect, confounding=confounding,
-                                    treatment_share=treatment_share, trigger_threshold=trigger_threshold,
-                                    lost_treatment_share=lost_treatment_share, seed=seed, salt=f"sim-{seed}")
+        settings = dict(users=users, confounding=confounding, treatment_share=treatment_share, trigger_threshold=trigger_threshold,
+                        lost_treatment_share=lost_treatment_share, seed=seed, salt=f"sim-{seed}")
+        options = (seed_effect_options(**settings) if seed_effects
+                   else SimulationOptions(effect=effect, creation_effect=creation_effect, **settings))
     except ValidationError as exc:
         raise SilversetInputError("simulate options", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     result = simulate_logs(out_dir=out, options=options)
@@ -101,6 +137,8 @@ def simulate(
                   f"ATT {truth['satisfied_consumption']['att']:+.4g}; creation_participation ITT "
                   f"{truth['creation_participation']['relative_itt']:+.3%}, ATT {truth['creation_participation']['att']:+.4g}",
                   markup=False)
+    if seed_effects:
+        _seed_effect_power(alpha=0.05, power=0.8, treatment_share=treatment_share, daily_users=None, as_json=False)
     console.print(f"next: silverset abtest analyze --exposures {result['exposures']} --outcomes {result['outcomes']} "
                   f"--covariates {result['covariates']} --treatment-share {treatment_share} --out DIR", markup=False)
 

@@ -45,3 +45,33 @@ def test_continuous_metric_uses_the_sd():
 def test_bad_inputs_name_the_flag(kwargs):
     with pytest.raises(SilversetInputError):
         required_users(**kwargs)
+
+
+def test_seed_effects_against_the_analytic_formula():
+    from silverset.components.abtest.power import SEED_EFFECTS, seed_effect_requirements
+
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    r = seed_effect_requirements(creation_rate=0.2, consumption_mean=20.0, consumption_sd=7.0)
+    delta = 20.0 * 0.0021
+    expected = z**2 * 7.0**2 * (1 / 0.5 + 1 / 0.5) / delta**2  # total users, 50/50
+    assert abs(r["satisfied_consumption"].users_total - expected) <= 2
+    # Two proportions 0.2 -> 0.2 * 1.0049, pooled null variance (hand formula as in required_users' docstring).
+    p0, p1 = 0.2, 0.2 * (1 + SEED_EFFECTS["creation_participation"])
+    pooled = (p0 + p1) / 2
+    n = ((stats.norm.ppf(0.975) * np.sqrt(pooled * (1 - pooled) * 4) + stats.norm.ppf(0.8) * np.sqrt(2 * p0 * (1 - p0) + 2 * p1 * (1 - p1))) / (p1 - p0)) ** 2
+    assert abs(r["creation_participation"].users_total - n) <= 2
+    # CUPED removing 46% of the variance needs 54% of the users.
+    c = seed_effect_requirements(creation_rate=0.2, consumption_mean=20.0, consumption_sd=7.0, variance_reduction=0.46)
+    assert c["satisfied_consumption"].users_total == pytest.approx(0.54 * expected, rel=1e-4)
+    with pytest.raises(SilversetInputError, match="variance-reduction"):
+        seed_effect_requirements(creation_rate=0.2, consumption_mean=20.0, consumption_sd=7.0, variance_reduction=1.0)
+
+
+def test_simulator_at_the_seed_effect_sizes_has_those_true_lifts():
+    from silverset.components.abtest.simulate import seed_effect_options, true_effects
+
+    o = seed_effect_options(trigger_threshold=0.4)
+    t = true_effects(effect=o.effect, creation_effect=o.creation_effect, confounding=o.confounding,
+                     trigger_threshold=o.trigger_threshold)
+    assert t["satisfied_consumption"]["relative_itt"] == pytest.approx(0.0021)
+    assert t["creation_participation"]["relative_itt"] == pytest.approx(0.0049)
