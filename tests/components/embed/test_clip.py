@@ -109,6 +109,30 @@ def test_siglip_directory_embeds_too(corpus, tmp_path):
     np.testing.assert_allclose(vectors[ids.index("vid002")], expected / np.linalg.norm(expected), atol=1e-5)
 
 
+def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(corpus, tmp_path):
+    import json
+
+    import pyarrow as pa
+
+    from silverset.components.embed import component
+
+    frames_factory.write_frames(tmp_path / "frames", {"good": "red"}, n=3)
+    bad = [{"video_id": "bad", "frame_index": 0, "timestamp_s": 0.0, "width": 8, "height": 8, "jpeg": b"not a jpeg"}]
+    tables.write_table(pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet",
+                       schemas.FRAMES)
+    summary = embed.run(frames=str(tmp_path / "frames"), out=str(tmp_path / "emb"),
+                        options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}"))
+    assert summary.stats.outputs == 1
+    assert tables.read_errors(tmp_path / "emb").column("error_type").to_pylist() == ["bad_frames"]
+    out = str(tmp_path / "shards")
+    for i in range(2):  # the KFP component passes --embedder through
+        stats = json.loads(component.embed_shard.python_func(
+            frames_uri=corpus["frames"], manifest_uri=corpus["manifest"], out_uri=out, shard_index=i, shard_count=2,
+            embedder=f"clip:{corpus['clip']}", batch_size=4))
+        assert stats["model_id"].startswith("clip-tinyclip@sha256:")
+    assert merge_check(out, list(corpus["videos"])).ok
+
+
 def _cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
     from silverset.pipelines import cli
 
