@@ -245,6 +245,8 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
     truth = {
         "satisfied_consumption": {"triggered_difference": effect * truth_gain,
                                   "itt_difference": effect * float((sim.interest * (triggered & treatment)).sum()) / max(int(treatment.sum()), 1)},
+        # the effect on the users actually served (treatment's triggered users): what CBPS estimates
+        "served_difference": effect * float(sim.interest[served].mean()) if served.any() else 0.0,
         "creation_participation": {"triggered_difference_approx": creation_effect * truth_gain},
         "mean_interest_triggered": truth_gain,
         "mean_interest_all": float(sim.interest.mean()),
