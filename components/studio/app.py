@@ -349,9 +349,9 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
         return studio.audit(key)
 
     @app.post("/api/attributes/{key}/export")
-    def export(key: str, body: ExportRequest | None = None, _: User = Depends(adjudicator)) -> dict:
+    def export(key: str, body: ExportRequest | None = None, user: User = Depends(adjudicator)) -> dict:
         out_dir = studio.export_folder(body.out_dir) if body and body.out_dir else None
-        return studio.export_golden(key, out_dir=out_dir)
+        return studio.export_golden(key, out_dir=out_dir, actor=user.name, via="api")
 
     @app.get("/api/attributes/{key}/golden.parquet")
     def download_golden(key: str, _: User = Depends(labeler)) -> Response:

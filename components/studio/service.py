@@ -388,10 +388,19 @@ class Studio:
                   for d in disputed]
         return table, errors
 
-    def export_golden(self, key: str, *, out_dir: str | Path | None = None) -> dict:
+    def record_set_action(self, key: str, *, actor: str, action: str, rows: int, via: str) -> None:
+        """One audit row for a whole golden-set action (export, import) by ``actor`` through ``via`` (api, cli)."""
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            session.add(AuditRow(attribute_id=attribute.id, video_id="*", actor=actor, action=action, old_value=None,
+                                 new_value=f"{rows} rows"[:16], source=via[:32], at=datetime.now(timezone.utc)))
+            session.commit()
+
+    def export_golden(self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None,
+                      via: str = "api") -> dict:
         """Write ``golden.parquet`` and ``errors.parquet`` to ``out_dir`` (default <golden_dir>/<name>/v<version>).
 
-        Labelled videos (not skip-only) == golden rows + error rows.
+        Labelled videos (not skip-only) == golden rows + error rows. With ``actor``, the export is audited.
         """
         spec = self.spec(key)
         if out_dir is None:
@@ -403,6 +412,8 @@ class Studio:
         tables.write_table(table, out_dir / "golden.parquet", schemas.GOLDEN, name="golden set")
         tables.write_errors(out_dir, errors)
         labels = table.column("label").to_pylist()
+        if actor is not None:
+            self.record_set_action(key, actor=actor, action="export", rows=table.num_rows, via=via)
         return {"path": str(out_dir / "golden.parquet"), "rows": table.num_rows, "positives": sum(labels),
                 "negatives": len(labels) - sum(labels), "errors": len(errors)}
 
@@ -423,12 +434,12 @@ class Studio:
             raise Invalid(f"out_dir '{relative[:200]}' leads outside the studio's golden folder")
         return target
 
-    def import_golden(self, key: str, *, path: str | Path, actor: str) -> dict:
+    def import_golden(self, key: str, *, path: str | Path, actor: str, via: str = "cli") -> dict:
         """Load a golden-set Parquet file (schemas.GOLDEN) for this attribute; see ``import_golden_rows``."""
         table = tables.read_table(path, schemas.GOLDEN, name=f"golden set '{path}'")
-        return self.import_golden_rows(key, rows=table.to_pylist(), actor=actor)
+        return self.import_golden_rows(key, rows=table.to_pylist(), actor=actor, via=via)
 
-    def import_golden_rows(self, key: str, *, rows: list[dict], actor: str) -> dict:
+    def import_golden_rows(self, key: str, *, rows: list[dict], actor: str, via: str = "api") -> dict:
         """Apply golden-set rows (schemas.GOLDEN fields) for this attribute as labels by their recorded labelers.
 
         A row agreed by several labelers (``"alice,bob"``) becomes one label each. Rows for another attribute,
@@ -460,4 +471,5 @@ class Studio:
                     continue
                 self.set_label(key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}"[:32])
                 applied += 1
+        self.record_set_action(key, actor=actor, action="import", rows=applied, via=via)
         return {"rows": len(rows), "applied": applied, "unchanged": unchanged, "skipped": skipped}

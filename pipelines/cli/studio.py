@@ -167,19 +167,54 @@ def hash_token_cmd() -> None:
     print(f"token: {token}\ntoken_sha256: {hash_token(token)}")
 
 
+UsersForCliOpt = typer.Option(..., "--users", envvar="SILVERSET_STUDIO_USERS",
+                              help="The studio's users file (env SILVERSET_STUDIO_USERS): who you are is checked there.")
+TokenEnvOpt = typer.Option("SILVERSET_STUDIO_TOKEN", "--token-env",
+                           help="NAME of the environment variable holding your studio bearer token (never the token).")
+
+
+def signed_in_actor(users_file: Path, token_env: str, *, needs: str, command: str):
+    """The studio user running a command: their bearer token (from an env var) looked up in the users file.
+
+    The name recorded in the audit is that user's, never free text; a missing or unknown token, or a role below
+    ``needs``, exits 2 naming the problem.
+    """
+    import os
+    import re
+
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.studio.users import Users
+
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", token_env):
+        raise SilversetInputError("--token-env", "takes the NAME of an environment variable, not a token")
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise SilversetInputError(f"environment variable {token_env}", "is not set: it must hold your studio bearer token "
+                                  "(an admin makes one with 'silverset studio hash-token')")
+    user = Users.load(users_file).by_token(token)
+    if user is None:
+        raise SilversetInputError(f"environment variable {token_env}", f"holds a token that users file '{users_file}' does not know")
+    if not user.may(needs):
+        raise SilversetInputError(f"studio user '{user.name}'", f"has role {user.role}; 'studio {command}' needs {needs}")
+    return user
+
+
 @studio_app.command("export")
 def export(
     attribute: str = typer.Argument(..., help="Attribute key, e.g. red_dominant@v1."),
     workdir: Path = WorkdirOpt,
     db: str = DbOpt,
     out: Path = typer.Option(None, "--out", help="Output folder (default W/golden/<name>/v<version>)."),
+    users_file: Path = UsersForCliOpt,
+    token_env: str = TokenEnvOpt,
 ) -> None:
-    """Write the resolved golden set (golden.parquet) and unresolved disagreements (errors.parquet)."""
+    """Write the resolved golden set (golden.parquet) and unresolved disagreements (errors.parquet); adjudicators."""
     from silverset.components.studio.service import NotFound
 
+    actor = signed_in_actor(users_file, token_env, needs="adjudicator", command="export")
     studio = _studio(workdir, db, None, None, None, False)
     try:
-        summary = studio.export_golden(attribute, out_dir=out)
+        summary = studio.export_golden(attribute, out_dir=out, actor=actor.name, via="cli")
     except NotFound as exc:
         from silverset.components.common.errors import SilversetInputError
 
@@ -193,15 +228,17 @@ def import_(
     golden: Path = typer.Argument(..., help="Golden-set Parquet file (schemas.GOLDEN)."),
     workdir: Path = WorkdirOpt,
     db: str = DbOpt,
-    actor: str = typer.Option(..., "--actor", help="Who is importing (recorded in the audit)."),
+    users_file: Path = UsersForCliOpt,
+    token_env: str = TokenEnvOpt,
 ) -> None:
-    """Load a golden-set table into the studio as labels by their recorded labelers."""
+    """Load a golden-set table into the studio as labels by their recorded labelers; admins only, audited."""
     from silverset.components.common.errors import SilversetInputError
     from silverset.components.studio.service import NotFound
 
+    actor = signed_in_actor(users_file, token_env, needs="admin", command="import")
     studio = _studio(workdir, db, None, None, None, False)
     try:
-        console.print(studio.import_golden(attribute, path=golden, actor=actor))
+        console.print(studio.import_golden(attribute, path=golden, actor=actor.name, via="cli"))
     except NotFound as exc:
         raise SilversetInputError("attribute", str(exc)) from None
 
