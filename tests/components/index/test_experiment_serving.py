@@ -251,3 +251,47 @@ def test_cli_refuses_an_exposure_log_without_an_experiment_in_one_line(tiny, tmp
     assert result.returncode == 2
     assert " ".join(result.stderr.split()) == "error: --exposure-log: needs --experiment: exposures are logged for a running experiment"
     assert "serving" not in result.stdout
+
+
+@pytest.mark.slow
+def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
+    """serve(workers=2): every answered request is in the log after SIGTERM, written by the workers, not the parent."""
+    import http.client
+    import signal
+    import time
+
+    from tests.components.index.test_cli_end_to_end import free_port
+
+    out, _, ids, experiment, _, _ = tiny
+    port = free_port()
+    code = ("from silverset.components.index.server import serve, ServerOptions; "
+            f"serve(index_dir={str(out)!r}, port={port}, workers=2, options=ServerOptions(experiment={str(experiment)!r}, "
+            f"exposure_log={str(tmp_path / 'log')!r}, tune_leaves=False))")
+    server = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/readyz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.3)
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
+        for i in range(40):
+            conn = connections[i % 4]
+            conn.request("POST", URL, json.dumps({"user_id": f"u{i}", "history": [ids[0]]}), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())["arm"] in ("control", "treatment")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    log = read_exposures(tmp_path / "log")
+    assert sorted(log.column("user_id").to_pylist()) == sorted(f"u{i}" for i in range(40))
+    writers = {p.name.split("-")[2] for p in exposure_files(tmp_path / "log")}
+    assert str(server.pid) not in writers
