@@ -92,3 +92,28 @@ def test_non_json_nan_missing_and_oversized_files_are_refused(tmp_path):
                           (huge, "larger than")):
         with pytest.raises(SilversetInputError, match=problem):
             AffinityModel.load(path)
+
+
+def test_spec_names_the_model_and_the_index_manifest_carries_it(tmp_path):
+    import yaml
+
+    from silverset.components.common.spec import example_specs_dir, load_spec
+    from silverset.components.index.build import read_manifest
+    from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+
+    plain = tiny_index_spec(tmp_path)
+    data = yaml.safe_load(plain.read_text())
+    data["serving"]["affinity_model"] = "gs://models/red_dominant/affinity-1.json"
+    named = tmp_path / "named" / "red_dominant.yaml"
+    named.parent.mkdir()
+    named.write_text(yaml.safe_dump(data))
+    index_dir, _, _, _ = build_tiny_index(tmp_path / "named", named, n=120)
+    assert read_manifest(index_dir)["serving"]["affinity_model"] == "gs://models/red_dominant/affinity-1.json"
+    # Without a model the field is absent everywhere: a spec's content hash is what it was before the field existed.
+    spec = load_spec(example_specs_dir() / "red_dominant.yaml")
+    assert "affinity_model" not in spec.model_dump(mode="json")["serving"]
+    assert load_spec(named).content_hash != load_spec(plain).content_hash
+    data["serving"]["affinity_model"] = ""
+    named.write_text(yaml.safe_dump(data))
+    with pytest.raises(SilversetInputError, match="affinity_model"):
+        load_spec(named)

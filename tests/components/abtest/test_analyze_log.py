@@ -149,3 +149,26 @@ def test_bad_logs_are_refused_naming_the_problem(tmp_path):
     with pytest.raises(SilversetInputError, match="no rows of experiment 'exp-9'"):
         analyze.run(exposures=tmp_path / "two", outcomes=tmp_path / "o.parquet", out_dir=tmp_path / "out",
                     options=analyze.AnalysisOptions(experiment_id="exp-9"))
+
+
+def test_cli_analyses_the_log_of_the_experiment_it_is_given(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exposures, outcomes, _ = synthetic(tmp_path, users=1500)
+    (tmp_path / "experiment.json").write_text(_config().model_dump_json())
+    silverset = str(Path(sys.executable).with_name("silverset"))
+    done = subprocess.run([silverset, "abtest", "analyze", "--exposures", str(exposures), "--outcomes", str(outcomes),
+                           "--experiment", str(tmp_path / "experiment.json"), "--out", str(tmp_path / "out"),
+                           "--bootstrap-samples", "0"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "triggered users (" in done.stdout and "SRM p = " in done.stdout
+    other = _config("exp-other").model_dump_json()
+    (tmp_path / "experiment.json").write_text(other)
+    done = subprocess.run([silverset, "abtest", "analyze", "--exposures", str(exposures), "--outcomes", str(outcomes),
+                           "--experiment", str(tmp_path / "experiment.json"), "--out", str(tmp_path / "out2")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+    assert done.returncode == 2 and "no rows of experiment 'exp-other'" in done.stderr
