@@ -546,6 +546,12 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     @api.get("/readyz")
     async def readyz():
         body = registry.readiness()
+        if search.experiment is not None:
+            experiment, live = search.experiment, registry.get(search.experiment.attribute)
+            body["experiment"] = {"experiment_id": experiment.experiment_id, "attribute": experiment.attribute,
+                                  "attribute_version": experiment.attribute_version,
+                                  "serving_attribute_version": live.manifest.get("attribute_version") if live else None,
+                                  "exposure_log": options.exposure_log}
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @api.get("/metrics")

@@ -54,6 +54,8 @@ def test_arms_follow_the_experiment_and_control_is_never_served_but_logged(tiny,
     with TestClient(create_app(out, _options(experiment, tmp_path / "log"))) as client:
         bodies = [client.post(URL, json={"user_id": u, "history": fan, "k": 5}).json() for u in users]
         metrics = client.get("/metrics").text
+        readiness = client.get("/readyz").json()
+    assert readiness["experiment"]["serving_attribute_version"] == readiness["experiment"]["attribute_version"] == config.attribute_version
     expected = np.where(assign(users, salt="ab-1", treatment_share=0.3), "treatment", "control")
     assert [b["arm"] for b in bodies] == expected.tolist()
     assert all(b["triggered"] for b in bodies)
