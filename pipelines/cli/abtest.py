@@ -202,5 +202,41 @@ def analyze(
         raise GateFailed("; ".join(summary["failures"]))
 
 
+@abtest_app.command("status")
+def status(
+    experiment: Path = typer.Option(..., "--experiment", help="experiment.json (or its folder) the index server runs."),
+    exposures: Path = typer.Option(..., "--exposures", help="The server's --exposure-log folder."),
+    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="Parquet/CSV: user_id + numeric metrics: interim lifts."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", help="Metric column(s) (default: numeric, not pre_*)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Exposure counts per arm, SRM, triggered share and interim lifts with CIs; exit 3 if the split is broken."""
+    from silverset.components.abtest.status import status as experiment_status
+    from silverset.components.common.errors import GateFailed
+
+    s = experiment_status(exposures, experiment, outcomes=outcomes, metrics=tuple(metric) if metric else None)
+    if as_json:
+        console.print_json(json.dumps(s))
+    else:
+        table = Table(title=f"{s['experiment_id']}: {s['attribute']}, {s['expected_treatment_share']:.0%} treatment")
+        for column in ("arm", "users", "requests", "triggered share", "served users"):
+            table.add_column(column)
+        for arm, a in s["arms"].items():
+            share = "-" if a["triggered_share"] is None else f"{a['triggered_share']:.1%}"
+            table.add_row(arm, str(a["users"]), str(a["requests"]), share, str(a["served_users"]))
+        console.print(table)
+        if s["srm"] is not None:
+            console.print(f"SRM p = {s['srm']['p_value']:.3g}" + (" (MISMATCH)" if s["srm"]["mismatch"] else ""), markup=False)
+        for population, lifts in (("exposed", s["lifts"]), ("triggered", s["triggered_lifts"])):
+            for name, e in lifts.items():
+                ci = e["relative_lift_ci"]
+                console.print(f"{name} ({population}): {e['relative_lift']:+.3%} [{ci['low']:+.3%}, {ci['high']:+.3%}], "
+                              f"p = {e['p_value']:.3g}", markup=False)
+        for note in s["notes"]:
+            console.print(f"note: {note}", markup=False)
+    if not s["healthy"]:
+        raise GateFailed("; ".join(s["problems"]))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(abtest_app, name="abtest")

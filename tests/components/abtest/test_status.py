@@ -95,3 +95,25 @@ def test_no_exposures_yet_and_bad_inputs(tmp_path):
     pd.DataFrame({"user_id": ["a"], "minutes": [1.0]}).to_parquet(tmp_path / "o.parquet")
     with pytest.raises(SilversetInputError, match="no numeric column 'clicks'"):
         status(tmp_path / "log", CONFIG, outcomes=tmp_path / "o.parquet", metrics=("clicks",))
+
+
+def test_cli_prints_arms_srm_and_lifts_and_fails_a_broken_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from silverset.components.common.errors import GateFailed
+    from silverset.pipelines.cli import app
+
+    (tmp_path / "experiment.json").write_text(CONFIG.model_dump_json())
+    users = [f"u{i}" for i in range(400)]
+    _log(tmp_path / "log", users)
+    pd.DataFrame({"user_id": users, "minutes": np.random.default_rng(1).normal(10, 1, 400)}).to_parquet(tmp_path / "o.parquet")
+    base = ["abtest", "status", "--experiment", str(tmp_path / "experiment.json")]
+    result = CliRunner().invoke(app, [*base, "--exposures", str(tmp_path / "log"), "--outcomes", str(tmp_path / "o.parquet")],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "SRM p =" in result.output and "minutes (exposed):" in result.output and "minutes (triggered):" in result.output
+
+    many = [f"w{i}" for i in range(2000)]
+    _log(tmp_path / "lost", [u for i, u in enumerate(many) if CONFIG.arm_of(u) == "control" or i % 3])  # a third of treatment lost
+    result = CliRunner().invoke(app, [*base, "--exposures", str(tmp_path / "lost"), "--json"])
+    assert isinstance(result.exception, GateFailed) and "sample ratio mismatch" in str(result.exception)
