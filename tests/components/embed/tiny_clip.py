@@ -32,18 +32,25 @@ def _text_config(vocab_size: int) -> dict:
     return dict(TINY, vocab_size=vocab_size, max_position_embeddings=16, pad_token_id=0, bos_token_id=2, eos_token_id=3)
 
 
-def save_tiny_clip(directory: Path, *, seed: int = 0) -> Path:
-    """A CLIPModel (hidden 32, 2 layers, 32 px images, projection 16) + tokenizer + image processor in ``directory``."""
+def save_tiny_clip(directory: Path, *, seed: int = 0, vit_b32: bool = False) -> Path:
+    """A CLIPModel (hidden 32, 2 layers, 32 px images, projection 16) + tokenizer + image processor in ``directory``.
+
+    ``vit_b32``: the shape of OpenAI's ViT-B/32 instead (transformers' CLIPConfig defaults: 224 px, patch 32,
+    vision 768 x 12 layers, text 512 x 12 layers, projection 512), still random: for speed benchmarks only.
+    """
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     tokenizer, vocab_size = _tokenizer()
     torch.manual_seed(seed)
-    config = CLIPConfig(text_config=_text_config(vocab_size), vision_config=dict(TINY, image_size=32, patch_size=8),
-                        projection_dim=16)
+    if vit_b32:
+        config, size = CLIPConfig(text_config=dict(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=3)), 224
+    else:
+        config, size = CLIPConfig(text_config=_text_config(vocab_size), vision_config=dict(TINY, image_size=32, patch_size=8),
+                                  projection_dim=16), 32
     CLIPModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(directory)
+    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(directory)
     return directory
 
 
