@@ -175,7 +175,6 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
     numbers, the truth, and ``checks`` (effect within CI, SRM, |SMD| < 0.1, control never served).
     """
     import httpx
-    import pyarrow.parquet as pq
 
     from silverset.components.index.server import ServerOptions
 
