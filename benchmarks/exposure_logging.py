@@ -23,6 +23,7 @@ HTTP figures swing by 2x between runs of the same variant; the in-process CPU di
 What it does not show: cost with a slow or remote filesystem under the log folder (files are written off
 the request path, but a full disk makes rows queue in memory), or with forked workers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,15 +45,20 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import serving  # noqa: E402 - the serving benchmark's index builder, port and CPU helpers
 
 SEARCH_PATH = serving.SEARCH_PATH
-NO_OP_APPEND = ("import silverset.components.abtest.exposure as exposure; "
-                "exposure.ExposureLog.append = lambda self, row: None; ")
+NO_OP_APPEND = (
+    "import silverset.components.abtest.exposure as exposure; exposure.ExposureLog.append = lambda self, row: None; "
+)
 
 
 def request_bodies(n_videos: int, *, users: int, history: int, seed: int) -> list[bytes]:
     """One search body per simulated user: a random history of ``history`` video ids, k=10."""
     rng = np.random.default_rng(seed)
-    return [json.dumps({"user_id": f"user-{u}", "history": [f"v{i:07d}" for i in rng.integers(0, n_videos, history)],
-                        "k": 10}).encode() for u in range(users)]
+    return [
+        json.dumps(
+            {"user_id": f"user-{u}", "history": [f"v{i:07d}" for i in rng.integers(0, n_videos, history)], "k": 10}
+        ).encode()
+        for u in range(users)
+    ]
 
 
 def client_main(port: int, bodies_path: str, connections: int, seconds: float, warmup: float) -> None:
@@ -61,8 +67,11 @@ def client_main(port: int, bodies_path: str, connections: int, seconds: float, w
     The result counts every 200 answered, warm-up included (``answered``), to check the log against.
     """
     bodies = Path(bodies_path).read_bytes().splitlines()
-    requests = [b"POST " + SEARCH_PATH.encode() + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                b"Content-Length: " + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
+    requests = [
+        b"POST " + SEARCH_PATH.encode() + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(b)).encode() + b"\r\n\r\n" + b
+        for b in bodies
+    ]
     selector = selectors.DefaultSelector()
     for i in range(connections):
         sock = socket.create_connection(("127.0.0.1", port))
@@ -118,32 +127,64 @@ def client_main(port: int, bodies_path: str, connections: int, seconds: float, w
     elapsed = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     lat = np.array(latencies) * 1000
-    print(json.dumps({"requests": int(lat.size), "errors": int(errors), "answered_incl_warmup": int(answered),
-                      "seconds": elapsed, "qps": lat.size / elapsed, "p50_ms": float(np.percentile(lat, 50)),
-                      "p99_ms": float(np.percentile(lat, 99)), "connections": connections,
-                      "client_cpu_ms_per_request": 1000 * ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
-                      / max(1, lat.size)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "requests": int(lat.size),
+                "errors": int(errors),
+                "answered_incl_warmup": int(answered),
+                "seconds": elapsed,
+                "qps": lat.size / elapsed,
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "connections": connections,
+                "client_cpu_ms_per_request": 1000
+                * ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
+                / max(1, lat.size),
+            }
+        ),
+        flush=True,
+    )
 
 
 def server_code(index_dir: Path, port: int, *, variant: str, experiment: Path, log_dir: Path, max_rows: int) -> str:
     if variant == "no_experiment":
         options = "ServerOptions(verify_digest=False)"
     else:
-        options = (f"ServerOptions(verify_digest=False, experiment={str(experiment)!r}, exposure_log={str(log_dir)!r}, "
-                   f"exposure_max_rows={max_rows})")
-    return ((NO_OP_APPEND if variant == "no_logging" else "")
-            + "from silverset.components.index.server import serve, ServerOptions; "
-            + f"serve(index_dir={str(index_dir)!r}, port={port}, options={options})")
+        options = (
+            f"ServerOptions(verify_digest=False, experiment={str(experiment)!r}, exposure_log={str(log_dir)!r}, "
+            f"exposure_max_rows={max_rows})"
+        )
+    return (
+        (NO_OP_APPEND if variant == "no_logging" else "")
+        + "from silverset.components.index.server import serve, ServerOptions; "
+        + f"serve(index_dir={str(index_dir)!r}, port={port}, options={options})"
+    )
 
 
-def measure(index_dir: Path, bodies_path: Path, *, variant: str, experiment: Path, log_dir: Path, connections: int,
-            seconds: float, max_rows: int) -> dict:
+def measure(
+    index_dir: Path,
+    bodies_path: Path,
+    *,
+    variant: str,
+    experiment: Path,
+    log_dir: Path,
+    connections: int,
+    seconds: float,
+    max_rows: int,
+) -> dict:
     import http.client
 
     port = serving.free_port()
-    server = subprocess.Popen([sys.executable, "-c", server_code(index_dir, port, variant=variant, experiment=experiment,
-                                                                 log_dir=log_dir, max_rows=max_rows)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            server_code(index_dir, port, variant=variant, experiment=experiment, log_dir=log_dir, max_rows=max_rows),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         started = time.perf_counter()
         while True:
@@ -157,15 +198,22 @@ def measure(index_dir: Path, bodies_path: Path, *, variant: str, experiment: Pat
             if server.poll() is not None or time.perf_counter() - started > 600:
                 raise RuntimeError(f"index server did not become ready: {server.stderr.read().decode()[-2000:]}")
             time.sleep(0.5)
-        client = subprocess.Popen([sys.executable, __file__, "--client", str(port), str(bodies_path), str(connections), str(seconds)],
-                                  stdout=subprocess.PIPE, text=True)
+        client = subprocess.Popen(
+            [sys.executable, __file__, "--client", str(port), str(bodies_path), str(connections), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert client.stdout.readline().strip() == "MEASURING"
         cpu0 = serving.process_tree_cpu_s(server.pid)
         result = json.loads(client.stdout.readline())
         cpu1 = serving.process_tree_cpu_s(server.pid)
         client.wait(timeout=60)
-        result.update({"server_cpu_ms_per_request": 1000 * (cpu1 - cpu0) / max(1, result["requests"]),
-                       "load_average_1m": os.getloadavg()[0]})
+        result.update(
+            {
+                "server_cpu_ms_per_request": 1000 * (cpu1 - cpu0) / max(1, result["requests"]),
+                "load_average_1m": os.getloadavg()[0],
+            }
+        )
     finally:
         server.terminate()  # SIGTERM: uvicorn shuts down gracefully and the lifespan closes (flushes) the log
         try:
@@ -183,8 +231,9 @@ def measure(index_dir: Path, bodies_path: Path, *, variant: str, experiment: Pat
     return result
 
 
-def in_process(index_dir: Path, bodies: list[bytes], *, experiment: Path, log_dir: Path, max_rows: int, blocks: int,
-               per_block: int) -> dict:
+def in_process(
+    index_dir: Path, bodies: list[bytes], *, experiment: Path, log_dir: Path, max_rows: int, blocks: int, per_block: int
+) -> dict:
     """The search handler called directly (no HTTP, no client), blocks alternating logging on and off in one process.
 
     Logging off = the same experiment with the handler's exposure log detached, so the only difference is
@@ -196,10 +245,16 @@ def in_process(index_dir: Path, bodies: list[bytes], *, experiment: Path, log_di
     from silverset.components.abtest.exposure import read_exposures
     from silverset.components.index.server import ServerOptions, create_app
 
-    app = create_app(index_dir, ServerOptions(verify_digest=False, experiment=str(experiment), exposure_log=str(log_dir),
-                                              exposure_max_rows=max_rows), poll=False)
-    samples: dict[str, dict[str, list[float]]] = {v: {"wall_us": [], "thread_cpu_us": [], "process_cpu_us": []}
-                                                   for v in ("logging", "no_logging")}
+    app = create_app(
+        index_dir,
+        ServerOptions(
+            verify_digest=False, experiment=str(experiment), exposure_log=str(log_dir), exposure_max_rows=max_rows
+        ),
+        poll=False,
+    )
+    samples: dict[str, dict[str, list[float]]] = {
+        v: {"wall_us": [], "thread_cpu_us": [], "process_cpu_us": []} for v in ("logging", "no_logging")
+    }
     with TestClient(app):  # runs the lifespan: index loaded, exposure log opened (and closed, flushed, on exit)
         search, log = app.search, app.search.exposures
         for i in range(200):  # warm-up
@@ -218,8 +273,12 @@ def in_process(index_dir: Path, bodies: list[bytes], *, experiment: Path, log_di
     result: dict = {"blocks": blocks, "requests_per_block": per_block}
     for variant, metrics in samples.items():
         result[variant] = {key: float(np.median(values)) for key, values in metrics.items()}
-    result["added_us_per_request"] = {key: result["logging"][key] - result["no_logging"][key] for key in result["logging"]}
-    result["added_share"] = {key: result["added_us_per_request"][key] / result["no_logging"][key] for key in result["logging"]}
+    result["added_us_per_request"] = {
+        key: result["logging"][key] - result["no_logging"][key] for key in result["logging"]
+    }
+    result["added_share"] = {
+        key: result["added_us_per_request"][key] / result["no_logging"][key] for key in result["logging"]
+    }
     result["exposure_rows"] = read_exposures(log_dir).num_rows
     result["rows_match_requests"] = result["exposure_rows"] == blocks * per_block + 200
     return result
@@ -233,12 +292,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every variant")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--history", type=int, default=20, help="video ids per request's history")
-    parser.add_argument("--max-rows", type=int, default=2000,
-                        help="rows per exposure file: small, so the writer thread works during the measured seconds")
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=2000,
+        help="rows per exposure file: small, so the writer thread works during the measured seconds",
+    )
     parser.add_argument("--workdir", default="/tmp/silverset-exposure-bench")
     parser.add_argument("--blocks", type=int, default=20, help="in-process: alternating blocks per variant")
     parser.add_argument("--per-block", type=int, default=1000, help="in-process: requests per block")
-    parser.add_argument("--client", nargs=4, metavar=("PORT", "BODIES", "CONNECTIONS", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--client", nargs=4, metavar=("PORT", "BODIES", "CONNECTIONS", "SECONDS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.client:
         port, bodies_path, connections, seconds = args.client
@@ -257,47 +322,108 @@ def main() -> None:
     t0 = time.perf_counter()
     index_dir, reused = serving.build(workdir, clustered(args.n, 128), brute_force=False)
     build_s = time.perf_counter() - t0
-    experiment = create_experiment(spec=load_spec(example_specs_dir() / "red_dominant.yaml"), salt="bench", treatment_share=0.5,
-                                   out_dir=workdir / "experiment")
+    experiment = create_experiment(
+        spec=load_spec(example_specs_dir() / "red_dominant.yaml"),
+        salt="bench",
+        treatment_share=0.5,
+        out_dir=workdir / "experiment",
+    )
     bodies_path = workdir / "bodies.jsonl"
     bodies_path.write_bytes(b"\n".join(request_bodies(args.n, users=5000, history=args.history, seed=0)) + b"\n")
-    results: dict = {"benchmark": "exposure_logging", "n": args.n, "d": 128, "k": 10, "history": args.history,
-                     "cpus": os.cpu_count(), "connections": args.connections, "seconds_per_run": args.seconds,
-                     "index_reused": reused, "index_build_s": build_s, "experiment_id": experiment.experiment_id,
-                     "treatment_share": experiment.treatment_share, "exposure_max_rows": args.max_rows, "load_average_at_start": list(os.getloadavg()),
-                     "runs": {"logging": [], "no_logging": [], "no_experiment": []}}
+    results: dict = {
+        "benchmark": "exposure_logging",
+        "n": args.n,
+        "d": 128,
+        "k": 10,
+        "history": args.history,
+        "cpus": os.cpu_count(),
+        "connections": args.connections,
+        "seconds_per_run": args.seconds,
+        "index_reused": reused,
+        "index_build_s": build_s,
+        "experiment_id": experiment.experiment_id,
+        "treatment_share": experiment.treatment_share,
+        "exposure_max_rows": args.max_rows,
+        "load_average_at_start": list(os.getloadavg()),
+        "runs": {"logging": [], "no_logging": [], "no_experiment": []},
+    }
     log_dir = workdir / "log-in-process"
     shutil.rmtree(log_dir, ignore_errors=True)
-    results["in_process"] = in_process(index_dir, request_bodies(args.n, users=5000, history=args.history, seed=0),
-                                       experiment=workdir / "experiment" / "experiment.json", log_dir=log_dir,
-                                       max_rows=args.max_rows, blocks=args.blocks, per_block=args.per_block)
+    results["in_process"] = in_process(
+        index_dir,
+        request_bodies(args.n, users=5000, history=args.history, seed=0),
+        experiment=workdir / "experiment" / "experiment.json",
+        log_dir=log_dir,
+        max_rows=args.max_rows,
+        blocks=args.blocks,
+        per_block=args.per_block,
+    )
     print("in_process", json.dumps(results["in_process"]), flush=True)
     for round_ in range(args.rounds):
-        for variant in ("no_logging", "logging", "no_experiment") if round_ % 2 == 0 else ("logging", "no_logging", "no_experiment"):
+        for variant in (
+            ("no_logging", "logging", "no_experiment")
+            if round_ % 2 == 0
+            else ("logging", "no_logging", "no_experiment")
+        ):
             log_dir = workdir / f"log-{variant}-{round_}"
             shutil.rmtree(log_dir, ignore_errors=True)
-            run = measure(index_dir, bodies_path, variant=variant, experiment=workdir / "experiment" / "experiment.json",
-                          log_dir=log_dir, connections=args.connections, seconds=args.seconds, max_rows=args.max_rows)
+            run = measure(
+                index_dir,
+                bodies_path,
+                variant=variant,
+                experiment=workdir / "experiment" / "experiment.json",
+                log_dir=log_dir,
+                connections=args.connections,
+                seconds=args.seconds,
+                max_rows=args.max_rows,
+            )
             results["runs"][variant].append(run)
-            print(variant, round_, {k: run.get(k) for k in ("qps", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "exposure_files")},
-                  flush=True)
+            print(
+                variant,
+                round_,
+                {k: run.get(k) for k in ("qps", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "exposure_files")},
+                flush=True,
+            )
     for variant, runs in results["runs"].items():
-        results[variant] = {k: float(np.median([r[k] for r in runs])) for k in ("qps", "p50_ms", "p99_ms", "server_cpu_ms_per_request")}
+        results[variant] = {
+            k: float(np.median([r[k] for r in runs])) for k in ("qps", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
+        }
         results[variant]["errors"] = sum(r["errors"] for r in runs)
     results["logging_vs_no_logging"] = {
         "qps_ratio": results["logging"]["qps"] / results["no_logging"]["qps"],
         "p99_ratio": results["logging"]["p99_ms"] / results["no_logging"]["p99_ms"],
-        "server_cpu_ms_per_request_added": results["logging"]["server_cpu_ms_per_request"] - results["no_logging"]["server_cpu_ms_per_request"],
-        "qps_range_no_logging": [min(r["qps"] for r in results["runs"]["no_logging"]), max(r["qps"] for r in results["runs"]["no_logging"])],
-        "qps_range_logging": [min(r["qps"] for r in results["runs"]["logging"]), max(r["qps"] for r in results["runs"]["logging"])],
+        "server_cpu_ms_per_request_added": results["logging"]["server_cpu_ms_per_request"]
+        - results["no_logging"]["server_cpu_ms_per_request"],
+        "qps_range_no_logging": [
+            min(r["qps"] for r in results["runs"]["no_logging"]),
+            max(r["qps"] for r in results["runs"]["no_logging"]),
+        ],
+        "qps_range_logging": [
+            min(r["qps"] for r in results["runs"]["logging"]),
+            max(r["qps"] for r in results["runs"]["logging"]),
+        ],
     }
     results["exposure_rows_match_answers"] = all(r["rows_match_answers"] for r in results["runs"]["logging"])
     results["load_average_at_end"] = list(os.getloadavg())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "exposure_logging.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: results[k] for k in ("in_process", "logging", "no_logging", "no_experiment", "logging_vs_no_logging",
-                                              "exposure_rows_match_answers")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: results[k]
+                for k in (
+                    "in_process",
+                    "logging",
+                    "no_logging",
+                    "no_experiment",
+                    "logging_vs_no_logging",
+                    "exposure_rows_match_answers",
+                )
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out / 'exposure_logging.json'}")
 
 

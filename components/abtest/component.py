@@ -23,7 +23,10 @@ def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0)
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def create_experiment(attribute_spec: str, out_dir: str, treatment_share: float = 0.5, salt: str = "") -> NamedTuple(
         "Experiment", experiment_path=str, experiment_id=str, attribute_version=int):
-    """Write out_dir/experiment.json for the promoted spec (the index server's --experiment); salt "" = bound to the spec."""
+    """Write out_dir/experiment.json for the promoted spec (the index server's --experiment).
+
+    salt "" = one bound to the spec's content hash, so a rerun for the same version keeps every user's arm.
+    """
     from collections import namedtuple
 
     from silverset.components.abtest.experiment import CONFIG_FILE, create_experiment as create, default_salt

@@ -7,6 +7,7 @@ hidden temporary name, fsynced and renamed into place, so a reader only ever see
 ``exposures-<utcstamp>-<pid>-<seq>.parquet``. Pre-forked workers each open their own log (the pid in
 the name keeps them apart).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,20 +24,22 @@ from silverset.components.common.errors import SilversetInputError
 
 log = logging.getLogger(__name__)
 
-EXPOSURE_SCHEMA = pa.schema([
-    pa.field("experiment_id", pa.string(), nullable=False),
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("user_id", pa.string(), nullable=False),
-    pa.field("arm", pa.string(), nullable=False),  # "control" | "treatment"
-    pa.field("triggered", pa.bool_(), nullable=False),
-    pa.field("served", pa.bool_(), nullable=False),  # true only in treatment, triggered, with results returned
-    pa.field("affinity", pa.float64()),  # null when the request sent a vector, not a history
-    pa.field("trigger_source", pa.string(), nullable=False),  # "rule" | "model"
-    pa.field("attribute", pa.string(), nullable=False),
-    pa.field("attribute_version", pa.int64(), nullable=False),
-    pa.field("index_version", pa.string(), nullable=False),
-    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
-])
+EXPOSURE_SCHEMA = pa.schema(
+    [
+        pa.field("experiment_id", pa.string(), nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("arm", pa.string(), nullable=False),  # "control" | "treatment"
+        pa.field("triggered", pa.bool_(), nullable=False),
+        pa.field("served", pa.bool_(), nullable=False),  # true only in treatment, triggered, with results returned
+        pa.field("affinity", pa.float64()),  # null when the request sent a vector, not a history
+        pa.field("trigger_source", pa.string(), nullable=False),  # "rule" | "model"
+        pa.field("attribute", pa.string(), nullable=False),
+        pa.field("attribute_version", pa.int64(), nullable=False),
+        pa.field("index_version", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
 FILE_PREFIX = "exposures-"
 FILE_SUFFIX = ".parquet"
 
@@ -60,9 +63,9 @@ class Exposure(NamedTuple):
 
 def exposures_table(rows: list[Exposure]) -> pa.Table:
     """Rows as a table in ``EXPOSURE_SCHEMA`` (timestamps to whole microseconds, UTC)."""
-    columns = list(zip(*rows)) if rows else [[] for _ in EXPOSURE_SCHEMA]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in EXPOSURE_SCHEMA]
     arrays = []
-    for field, values in zip(EXPOSURE_SCHEMA, columns):
+    for field, values in zip(EXPOSURE_SCHEMA, columns, strict=True):
         if field.name == "ts":
             values = [int(round(t * 1_000_000)) for t in values]
         arrays.append(pa.array(values, type=field.type))
@@ -77,8 +80,14 @@ class ExposureLog:
     failing (a full or read-only disk); beyond it the oldest are dropped and counted in ``rows_dropped``.
     """
 
-    def __init__(self, directory: str | Path, *, max_rows: int = 50_000, max_seconds: float = 60.0,
-                 max_pending_rows: int | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_rows: int = 50_000,
+        max_seconds: float = 60.0,
+        max_pending_rows: int | None = None,
+    ):
         if max_rows < 1:
             raise SilversetInputError("exposure log max_rows", f"must be at least 1, got {max_rows}")
         if not max_seconds > 0:
@@ -87,7 +96,9 @@ class ExposureLog:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SilversetInputError(f"exposure log '{directory}'", f"cannot create the folder: {exc.strerror or exc}") from None
+            raise SilversetInputError(
+                f"exposure log '{directory}'", f"cannot create the folder: {exc.strerror or exc}"
+            ) from None
         if not os.access(self.directory, os.W_OK):
             raise SilversetInputError(f"exposure log '{directory}'", "folder is not writable")
         self.max_rows = max_rows
@@ -135,8 +146,12 @@ class ExposureLog:
                     self._write_file(chunk)
                 except OSError as exc:
                     self._requeue(rows[start:])
-                    log.error("exposure log '%s': could not write %d rows (kept in memory, retried): %s",
-                              self.directory, len(rows) - start, exc)
+                    log.error(
+                        "exposure log '%s': could not write %d rows (kept in memory, retried): %s",
+                        self.directory,
+                        len(rows) - start,
+                        exc,
+                    )
                     break
                 written += len(chunk)
             self.rows_written += written
@@ -149,8 +164,12 @@ class ExposureLog:
             if excess > 0:
                 del self._pending[:excess]
                 self.rows_dropped += excess
-                log.error("exposure log '%s': dropped the %d oldest unwritten rows (over %d pending)",
-                          self.directory, excess, self.max_pending_rows)
+                log.error(
+                    "exposure log '%s': dropped the %d oldest unwritten rows (over %d pending)",
+                    self.directory,
+                    excess,
+                    self.max_pending_rows,
+                )
 
     def _write_file(self, rows: list[Exposure]) -> Path:
         table = exposures_table(rows)
@@ -204,8 +223,9 @@ def read_exposures(directory: str | Path) -> pa.Table:
         except Exception as exc:  # noqa: BLE001 - any unreadable file is named, not skipped
             raise SilversetInputError(f"exposures '{path}'", f"cannot be read: {type(exc).__name__}: {exc}") from None
         if not table.schema.equals(EXPOSURE_SCHEMA, check_metadata=False):
-            raise SilversetInputError(f"exposures '{path}'", "schema differs from the exposure log's "
-                                      f"(columns {table.column_names})")
+            raise SilversetInputError(
+                f"exposures '{path}'", f"schema differs from the exposure log's (columns {table.column_names})"
+            )
         tables.append(table)
     if not tables:
         return EXPOSURE_SCHEMA.empty_table()

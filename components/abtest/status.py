@@ -1,10 +1,11 @@
-"""A running experiment at a glance, from the index server's exposure log: counts per arm, SRM, trigger shares, interim lifts.
+"""A running experiment at a glance from the exposure log: counts per arm, SRM, trigger shares, interim lifts.
 
 Read while the test runs (``silverset abtest status``): only finalized exposure files are read, so a
 status taken mid-write is consistent, merely a little behind. Interim lifts are plain differences in
 means with unadjusted CIs; looking at them repeatedly inflates false positives, so the decision is
 ``abtest analyze`` at the planned sample size.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,13 +55,19 @@ class ExperimentStatus(BaseModel):
 
     @property
     def healthy(self) -> bool:
-        return not (self.srm is not None and self.srm.mismatch) and self.control_served_users == 0 and self.arm_mismatch_users == 0
+        return (
+            not (self.srm is not None and self.srm.mismatch)
+            and self.control_served_users == 0
+            and self.arm_mismatch_users == 0
+        )
 
     def problems(self) -> list[str]:
         found = []
         if self.srm is not None and self.srm.mismatch:
-            found.append(f"sample ratio mismatch: {self.srm.n_treatment} treatment vs {self.srm.n_control} control users for "
-                         f"a {self.expected_treatment_share:.0%} split (chi-square p = {self.srm.p_value:.2g})")
+            found.append(
+                f"sample ratio mismatch: {self.srm.n_treatment} treatment vs {self.srm.n_control} control users for "
+                f"a {self.expected_treatment_share:.0%} split (chi-square p = {self.srm.p_value:.2g})"
+            )
         if self.control_served_users:
             found.append(f"{self.control_served_users} control user(s) were served restricted retrieval")
         if self.arm_mismatch_users:
@@ -68,8 +75,14 @@ class ExperimentStatus(BaseModel):
         return found
 
 
-def status(exposure_dir: str | Path, experiment: ExperimentConfig | str | Path, *, outcomes: str | Path | None = None,
-           metrics: tuple[str, ...] | None = None, alpha: float = 0.05) -> dict:
+def status(
+    exposure_dir: str | Path,
+    experiment: ExperimentConfig | str | Path,
+    *,
+    outcomes: str | Path | None = None,
+    metrics: tuple[str, ...] | None = None,
+    alpha: float = 0.05,
+) -> dict:
     """Status of ``experiment`` from the exposure log in ``exposure_dir`` (and an optional outcomes table).
 
     Users are counted once (their arm, triggered/served if any request was). Outcomes: user_id plus one
@@ -80,8 +93,14 @@ def status(exposure_dir: str | Path, experiment: ExperimentConfig | str | Path, 
     return {**result.model_dump(mode="json"), "healthy": result.healthy, "problems": result.problems()}
 
 
-def experiment_status(exposure_dir: str | Path, experiment: ExperimentConfig | str | Path, *, outcomes: str | Path | None = None,
-                      metrics: tuple[str, ...] | None = None, alpha: float = 0.05) -> ExperimentStatus:
+def experiment_status(
+    exposure_dir: str | Path,
+    experiment: ExperimentConfig | str | Path,
+    *,
+    outcomes: str | Path | None = None,
+    metrics: tuple[str, ...] | None = None,
+    alpha: float = 0.05,
+) -> ExperimentStatus:
     """The typed form of ``status``."""
     from .analyze import read_log, user_exposures
     from .exposure import exposure_files, read_exposures
@@ -103,21 +122,32 @@ def experiment_status(exposure_dir: str | Path, experiment: ExperimentConfig | s
         members = users[users["arm"] == arm] if users is not None else None
         n = 0 if members is None else len(members)
         triggered = 0 if members is None else int(members["triggered"].sum())
-        arms[arm] = ArmStatus(requests=len(rows), users=n, triggered_users=triggered,
-                              triggered_share=triggered / n if n else None,
-                              served_users=0 if members is None else int(members["served"].sum()))
+        arms[arm] = ArmStatus(
+            requests=len(rows),
+            users=n,
+            triggered_users=triggered,
+            triggered_share=triggered / n if n else None,
+            served_users=0 if members is None else int(members["served"].sum()),
+        )
     srm = None
     if arms[TREATMENT].users and arms[CONTROL].users:
-        srm = sample_ratio_mismatch(n_treatment=arms[TREATMENT].users, n_control=arms[CONTROL].users,
-                                    treatment_share=config.treatment_share)
+        srm = sample_ratio_mismatch(
+            n_treatment=arms[TREATMENT].users, n_control=arms[CONTROL].users, treatment_share=config.treatment_share
+        )
     mismatched = 0
     if users is not None:
         expected = np.array([config.arm_of(u) for u in users["user_id"]])
         mismatched = int((expected != users["arm"].to_numpy()).sum())
     status_fields = dict(
-        experiment_id=config.experiment_id, attribute=config.attribute, expected_treatment_share=config.treatment_share,
-        exposure_files=len(exposure_files(exposure_dir)), other_experiment_rows=len(frame) - len(mine), arms=arms, srm=srm,
-        control_served_users=arms[CONTROL].served_users, arm_mismatch_users=mismatched,
+        experiment_id=config.experiment_id,
+        attribute=config.attribute,
+        expected_treatment_share=config.treatment_share,
+        exposure_files=len(exposure_files(exposure_dir)),
+        other_experiment_rows=len(frame) - len(mine),
+        arms=arms,
+        srm=srm,
+        control_served_users=arms[CONTROL].served_users,
+        arm_mismatch_users=mismatched,
         trigger_sources={str(k): int(v) for k, v in mine["trigger_source"].value_counts().items()},
         index_versions=sorted(mine["index_version"].unique().tolist()),
         first_ts=mine["ts"].min().isoformat() if len(mine) else None,
@@ -143,8 +173,13 @@ def experiment_status(exposure_dir: str | Path, experiment: ExperimentConfig | s
         if lift is not None:
             triggered_lifts[metric] = lift
     notes.append("interim lifts: unadjusted CIs, not corrected for repeated looks; decide with 'abtest analyze'")
-    return ExperimentStatus(**status_fields, lifts=lifts, triggered_lifts=triggered_lifts,
-                            users_without_outcomes=len(users) - len(merged), notes=notes)
+    return ExperimentStatus(
+        **status_fields,
+        lifts=lifts,
+        triggered_lifts=triggered_lifts,
+        users_without_outcomes=len(users) - len(merged),
+        notes=notes,
+    )
 
 
 def _metric_columns(frame, metrics: tuple[str, ...] | None, *, label: str) -> list[str]:

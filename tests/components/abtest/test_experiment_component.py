@@ -1,4 +1,5 @@
 """KFP component `create_experiment`: the promoted spec's experiment.json, the server's --experiment."""
+
 import json
 
 import pytest
@@ -16,7 +17,11 @@ def test_writes_the_promoted_versions_config_and_rerunning_keeps_every_arm(tmp_p
     again = create_experiment.python_func(attribute_spec=SPEC, out_dir=str(tmp_path / "b"), treatment_share=0.2)
     spec = load_spec(SPEC)
     config = load_experiment(first.experiment_path)
-    assert (config.attribute, config.attribute_version, config.spec_content_hash) == (spec.name, spec.version, spec.content_hash)
+    assert (config.attribute, config.attribute_version, config.spec_content_hash) == (
+        spec.name,
+        spec.version,
+        spec.content_hash,
+    )
     assert first.attribute_version == spec.version and config.treatment_share == 0.2
     assert (tmp_path / "a" / "experiment.json").read_bytes() == (tmp_path / "b" / "experiment.json").read_bytes()
     assert first.experiment_id == again.experiment_id == config.experiment_id
@@ -42,4 +47,6 @@ def test_runs_under_kfp_local(tmp_path):
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     task = create_experiment(attribute_spec=SPEC, out_dir=str(tmp_path / "exp"))
-    assert json.loads((tmp_path / "exp" / "experiment.json").read_text())["experiment_id"] == task.outputs["experiment_id"]
+    assert (
+        json.loads((tmp_path / "exp" / "experiment.json").read_text())["experiment_id"] == task.outputs["experiment_id"]
+    )

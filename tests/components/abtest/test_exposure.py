@@ -1,4 +1,5 @@
 """The exposure log: no row lost or doubled under concurrent appends, readers never see a partial file."""
+
 from __future__ import annotations
 
 import threading
@@ -8,14 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from silverset.components.abtest.exposure import (EXPOSURE_SCHEMA, Exposure, ExposureLog, exposure_files,
-                                                  read_exposures)
+from silverset.components.abtest.exposure import EXPOSURE_SCHEMA, Exposure, ExposureLog, exposure_files, read_exposures
 from silverset.components.common.errors import SilversetInputError
 
 
 def _row(request_id: str, *, user: str = "u1", arm: str = "control", affinity: float | None = 0.4) -> Exposure:
-    return Exposure("exp-1", request_id, user, arm, True, arm == "treatment", affinity, "rule", "red_dominant", 3, "v3",
-                    time.time())
+    return Exposure(
+        "exp-1", request_id, user, arm, True, arm == "treatment", affinity, "rule", "red_dominant", 3, "v3", time.time()
+    )
 
 
 def test_concurrent_appends_rotate_without_loss_while_a_reader_polls(tmp_path):

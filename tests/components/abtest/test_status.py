@@ -1,4 +1,5 @@
 """`abtest status`: counts per arm, SRM, trigger shares and interim lifts from an exposure log."""
+
 from __future__ import annotations
 
 import time
@@ -12,12 +13,27 @@ from silverset.components.abtest.exposure import Exposure, ExposureLog
 from silverset.components.abtest.status import status
 from silverset.components.common.errors import SilversetInputError
 
-CONFIG = ExperimentConfig(experiment_id="exp-s", attribute="red_dominant", attribute_version=2, spec_content_hash="h",
-                          salt="status-salt", treatment_share=0.5, trigger_threshold=0.3)
+CONFIG = ExperimentConfig(
+    experiment_id="exp-s",
+    attribute="red_dominant",
+    attribute_version=2,
+    spec_content_hash="h",
+    salt="status-salt",
+    treatment_share=0.5,
+    trigger_threshold=0.3,
+)
 
 
-def _log(folder, users: list[str], *, config=CONFIG, triggered=lambda i: i % 3 == 0, requests_per_user: int = 1,
-         arm_of=None, served_control: int = 0):
+def _log(
+    folder,
+    users: list[str],
+    *,
+    config=CONFIG,
+    triggered=lambda i: i % 3 == 0,
+    requests_per_user: int = 1,
+    arm_of=None,
+    served_control: int = 0,
+):
     """Write an exposure log as the server would: arm by hash, served only in treatment when triggered."""
     arm_of = arm_of or config.arm_of
     with ExposureLog(folder, max_rows=500) as log:
@@ -25,8 +41,22 @@ def _log(folder, users: list[str], *, config=CONFIG, triggered=lambda i: i % 3 =
             for i, user in enumerate(users):
                 arm = arm_of(user)
                 served = triggered(i) and (arm == "treatment" or i < served_control)
-                log.append(Exposure(config.experiment_id, f"{user}-{r}", user, arm, triggered(i), served, 0.5, "rule",
-                                    config.attribute, config.attribute_version, "v2", time.time()))
+                log.append(
+                    Exposure(
+                        config.experiment_id,
+                        f"{user}-{r}",
+                        user,
+                        arm,
+                        triggered(i),
+                        served,
+                        0.5,
+                        "rule",
+                        config.attribute,
+                        config.attribute_version,
+                        "v2",
+                        time.time(),
+                    )
+                )
 
 
 def test_counts_users_once_per_arm_with_trigger_shares_and_a_passing_srm(tmp_path):
@@ -106,14 +136,23 @@ def test_cli_prints_arms_srm_and_lifts_and_fails_a_broken_split(tmp_path):
     (tmp_path / "experiment.json").write_text(CONFIG.model_dump_json())
     users = [f"u{i}" for i in range(400)]
     _log(tmp_path / "log", users)
-    pd.DataFrame({"user_id": users, "minutes": np.random.default_rng(1).normal(10, 1, 400)}).to_parquet(tmp_path / "o.parquet")
+    pd.DataFrame({"user_id": users, "minutes": np.random.default_rng(1).normal(10, 1, 400)}).to_parquet(
+        tmp_path / "o.parquet"
+    )
     base = ["abtest", "status", "--experiment", str(tmp_path / "experiment.json")]
-    result = CliRunner().invoke(app, [*base, "--exposures", str(tmp_path / "log"), "--outcomes", str(tmp_path / "o.parquet")],
-                                terminal_width=200)
+    result = CliRunner().invoke(
+        app,
+        [*base, "--exposures", str(tmp_path / "log"), "--outcomes", str(tmp_path / "o.parquet")],
+        terminal_width=200,
+    )
     assert result.exit_code == 0, result.output
-    assert "SRM p =" in result.output and "minutes (exposed):" in result.output and "minutes (triggered):" in result.output
+    assert (
+        "SRM p =" in result.output and "minutes (exposed):" in result.output and "minutes (triggered):" in result.output
+    )
 
     many = [f"w{i}" for i in range(2000)]
-    _log(tmp_path / "lost", [u for i, u in enumerate(many) if CONFIG.arm_of(u) == "control" or i % 3])  # a third of treatment lost
+    _log(
+        tmp_path / "lost", [u for i, u in enumerate(many) if CONFIG.arm_of(u) == "control" or i % 3]
+    )  # a third of treatment lost
     result = CliRunner().invoke(app, [*base, "--exposures", str(tmp_path / "lost"), "--json"])
     assert isinstance(result.exception, GateFailed) and "sample ratio mismatch" in str(result.exception)

@@ -1,4 +1,5 @@
 """The index server runs an A/B test: arms by the experiment's hash, control never served, every request logged."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,11 @@ def test_arms_follow_the_experiment_and_control_is_never_served_but_logged(tiny,
         bodies = [client.post(URL, json={"user_id": u, "history": fan, "k": 5}).json() for u in users]
         metrics = client.get("/metrics").text
         readiness = client.get("/readyz").json()
-    assert readiness["experiment"]["serving_attribute_version"] == readiness["experiment"]["attribute_version"] == config.attribute_version
+    assert (
+        readiness["experiment"]["serving_attribute_version"]
+        == readiness["experiment"]["attribute_version"]
+        == config.attribute_version
+    )
     expected = np.where(assign(users, salt="ab-1", treatment_share=0.3), "treatment", "control")
     assert [b["arm"] for b in bodies] == expected.tolist()
     assert all(b["triggered"] for b in bodies)
@@ -73,7 +78,9 @@ def test_arms_follow_the_experiment_and_control_is_never_served_but_logged(tiny,
     assert log.loc[log["arm"] == "control", "served"].eq(False).all() and log["triggered"].all()
     assert log.loc[log["arm"] == "treatment", "served"].all()
     assert set(log["trigger_source"]) == {"rule"} and log["affinity"].tolist() == pytest.approx([2 / 3] * len(users))
-    assert set(log["experiment_id"]) == {config.experiment_id} and set(log["attribute_version"]) == {config.attribute_version}
+    assert set(log["experiment_id"]) == {config.experiment_id} and set(log["attribute_version"]) == {
+        config.attribute_version
+    }
     assert f'arm="control",attribute="red_dominant",served="false",triggered="true"}} {len(control)}.0' in metrics
     assert f'arm="treatment",attribute="red_dominant",served="true",triggered="true"}} {len(treatment)}.0' in metrics
 
@@ -99,10 +106,17 @@ def test_same_user_same_arm_across_restarts_processes_and_abtest_create(tiny, tm
 
     first, second = arms_from_a_fresh_server(), arms_from_a_fresh_server()
     # Another interpreter with a different string-hash seed computes the same arms.
-    code = (f"from silverset.components.abtest.experiment import load_experiment; import json; "
-            f"c = load_experiment({str(experiment)!r}); print(json.dumps([c.arm_of(u) for u in {users!r}]))")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"})
+    code = (
+        f"from silverset.components.abtest.experiment import load_experiment; import json; "
+        f"c = load_experiment({str(experiment)!r}); print(json.dumps([c.arm_of(u) for u in {users!r}]))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
+    )
     # `silverset abtest create --users` writes the same arms for the same salt.
     from typer.testing import CliRunner
 
@@ -110,8 +124,23 @@ def test_same_user_same_arm_across_restarts_processes_and_abtest_create(tiny, tm
 
     users_csv = tmp_path / "users.csv"
     users_csv.write_text("user_id\n" + "\n".join(users) + "\n")
-    result = CliRunner().invoke(app, ["abtest", "create", "--attribute", str(spec_path), "--salt", "ab-1",
-                                      "--treatment-share", "0.3", "--out", str(tmp_path / "created"), "--users", str(users_csv)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "abtest",
+            "create",
+            "--attribute",
+            str(spec_path),
+            "--salt",
+            "ab-1",
+            "--treatment-share",
+            "0.3",
+            "--out",
+            str(tmp_path / "created"),
+            "--users",
+            str(users_csv),
+        ],
+    )
     assert result.exit_code == 0, result.output
     created = pq.read_table(tmp_path / "created" / "assignments.parquet").to_pydict()
     assert first == second == json.loads(other.stdout) == created["arm"]
@@ -161,11 +190,15 @@ def test_log_rotates_without_loss_under_concurrent_requests(tiny, tmp_path):
                 read_errors.append(repr(exc))
 
     with running_server(app) as url:
+
         def client(c: int):
             with httpx.Client(base_url=url, timeout=10) as http:
                 for i in range(per_client):
-                    r = http.post(URL, json={"user_id": f"c{c}-u{i}", "history": [ids[0], ids[2]]},
-                                  headers={"X-Request-ID": f"req-{c}-{i}"})
+                    r = http.post(
+                        URL,
+                        json={"user_id": f"c{c}-u{i}", "history": [ids[0], ids[2]]},
+                        headers={"X-Request-ID": f"req-{c}-{i}"},
+                    )
                     if r.status_code != 200 or r.json()["request_id"] != f"req-{c}-{i}":
                         failures.append(r.text)
 
@@ -212,8 +245,13 @@ def _with_affinity_model(index_dir, tmp_path, model: AffinityModel | None, text:
 
 
 # Triggers on a LOW attribute share: the opposite of the rule, so the two cannot be confused.
-CONTRARIAN = AffinityModel(coefficients=(-3.0, 0.0, 0.0, 0.0, 0.0), intercept=0.0, scaler_mean=(0.5, 0, 0, 0, 0),
-                           scaler_scale=(0.25, 1, 1, 1, 1), threshold=0.5)
+CONTRARIAN = AffinityModel(
+    coefficients=(-3.0, 0.0, 0.0, 0.0, 0.0),
+    intercept=0.0,
+    scaler_mean=(0.5, 0, 0, 0, 0),
+    scaler_scale=(0.25, 1, 1, 1, 1),
+    threshold=0.5,
+)
 
 
 def test_the_learned_trigger_decides_when_the_manifest_names_one_and_the_rule_otherwise(tiny, tmp_path):
@@ -223,9 +261,15 @@ def test_the_learned_trigger_decides_when_the_manifest_names_one_and_the_rule_ot
     with_model = _with_affinity_model(out, tmp_path, CONTRARIAN)
     treated = next(u for u in (f"u{i}" for i in range(100)) if load_experiment(experiment).arm_of(u) == "treatment")
     with TestClient(create_app(with_model, _options(experiment, tmp_path / "log"))) as client:
-        by_model = {name: client.post(URL, json={"user_id": treated, **body}).json() for name, body in (("low", low), ("high", high))}
+        by_model = {
+            name: client.post(URL, json={"user_id": treated, **body}).json()
+            for name, body in (("low", low), ("high", high))
+        }
     with TestClient(create_app(out, _options(experiment, tmp_path / "log-rule"))) as client:
-        by_rule = {name: client.post(URL, json={"user_id": treated, **body}).json() for name, body in (("low", low), ("high", high))}
+        by_rule = {
+            name: client.post(URL, json={"user_id": treated, **body}).json()
+            for name, body in (("low", low), ("high", high))
+        }
 
     expected_low = CONTRARIAN.probability(CONTRARIAN.features(np.array([0.1, 0.2, 0.1]), 0.5))
     assert by_model["low"]["trigger_source"] == "model" and by_model["low"]["triggered"] is True
@@ -251,7 +295,10 @@ def test_cli_refuses_an_exposure_log_without_an_experiment_in_one_line(tiny, tmp
     out = tiny[0]
     result = cli("index", "serve", "--index-dir", str(out), "--exposure-log", str(tmp_path / "log"), cwd=tmp_path)
     assert result.returncode == 2
-    assert " ".join(result.stderr.split()) == "error: --exposure-log: needs --experiment: exposures are logged for a running experiment"
+    assert (
+        " ".join(result.stderr.split())
+        == "error: --exposure-log: needs --experiment: exposures are logged for a running experiment"
+    )
     assert "serving" not in result.stdout
 
 
@@ -266,9 +313,11 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
 
     out, _, ids, experiment, _, _ = tiny
     port = free_port()
-    code = ("from silverset.components.index.server import serve, ServerOptions; "
-            f"serve(index_dir={str(out)!r}, port={port}, workers=2, options=ServerOptions(experiment={str(experiment)!r}, "
-            f"exposure_log={str(tmp_path / 'log')!r}, tune_leaves=False))")
+    code = (
+        "from silverset.components.index.server import serve, ServerOptions; "
+        f"serve(index_dir={str(out)!r}, port={port}, workers=2, options=ServerOptions(experiment={str(experiment)!r}, "
+        f"exposure_log={str(tmp_path / 'log')!r}, tune_leaves=False))"
+    )
     server = subprocess.Popen([sys.executable, "-c", code])
     try:
         deadline = time.monotonic() + 120
@@ -285,7 +334,9 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
         for i in range(40):
             conn = connections[i % 4]
-            conn.request("POST", URL, json.dumps({"user_id": f"u{i}", "history": [ids[0]]}), {"Content-Type": "application/json"})
+            conn.request(
+                "POST", URL, json.dumps({"user_id": f"u{i}", "history": [ids[0]]}), {"Content-Type": "application/json"}
+            )
             response = conn.getresponse()
             assert response.status == 200 and json.loads(response.read())["arm"] in ("control", "treatment")
         server.send_signal(signal.SIGTERM)
