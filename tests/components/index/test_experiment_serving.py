@@ -348,3 +348,43 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
     assert sorted(log.column("user_id").to_pylist()) == sorted(f"u{i}" for i in range(40))
     writers = {p.name.split("-")[2] for p in exposure_files(tmp_path / "log")}
     assert str(server.pid) not in writers
+
+
+def test_the_servers_own_log_feeds_abtest_status_and_analyze(tiny, tmp_path):
+    """Users search the live server; outcomes follow what it actually served; status and analyze read its log."""
+    import pandas as pd
+
+    from silverset.components.abtest import analyze
+    from silverset.components.abtest.status import status
+
+    out, _, ids, experiment, config, _ = tiny
+    rng = np.random.default_rng(11)
+    users = [f"user-{i}" for i in range(800)]
+    fan, stranger = [ids[0], ids[2], ids[4]], [ids[1], ids[3], ids[5]]
+    served = {}
+    with TestClient(create_app(out, _options(experiment, tmp_path / "log"))) as client:
+        for i, user in enumerate(users):
+            body = client.post(URL, json={"user_id": user, "history": fan if i % 2 else stranger}).json()
+            served[user] = body["served"]
+    base = rng.normal(10.0, 2.0, len(users))
+    effect = 1.0  # minutes gained by a user the server served restricted retrieval to
+    minutes = base + effect * np.array([served[u] for u in users])
+    pre = base + rng.normal(0, 0.5, len(users))
+    pd.DataFrame({"user_id": users, "minutes": minutes, "pre_minutes": pre}).to_parquet(tmp_path / "outcomes.parquet")
+
+    s = status(tmp_path / "log", experiment, outcomes=tmp_path / "outcomes.parquet")
+    assert s["healthy"] and s["arms"]["control"]["served_users"] == 0
+    assert s["arms"]["treatment"]["triggered_share"] == pytest.approx(0.5, abs=0.1)
+    triggered = s["triggered_lifts"]["minutes"]["difference_ci"]
+    assert triggered["low"] <= effect <= triggered["high"] and triggered["low"] > 0
+
+    summary = analyze.run(
+        exposures=tmp_path / "log",
+        outcomes=tmp_path / "outcomes.parquet",
+        out_dir=tmp_path / "analysis",
+        options=analyze.AnalysisOptions(treatment_share=config.treatment_share, bootstrap_samples=0),
+    )
+    assert summary["control_served"] == 0 and not summary["srm_mismatch"] and summary["users_analysed"] == len(users)
+    low, high = summary["triggered_lifts"]["minutes"]["ci"]
+    true_relative = effect / base[[i for i in range(len(users)) if i % 2]].mean()
+    assert low <= true_relative <= high
