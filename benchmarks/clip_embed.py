@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.repeats):
                 t0 = time.perf_counter()
                 summary = embed.run(frames=str(frames), out=str(folder / f"out-{len(runs)}-{r}"),
-                                    options=embed.EmbedOptions(embedder=embedder, with_text=False, batch_size=args.batch_size))
+                                    options=embed.EmbedOptions(embedder=embedder, with_text=False,
+                                                               batch_size=args.batch_size))
                 seconds.append(time.perf_counter() - t0)
             assert summary is not None and summary.stats.outputs == args.videos, summary
             runs.append({"embedder": name, "embedder_id": summary.embedder_id, "dimension": summary.dimension,

@@ -109,7 +109,8 @@ def pool_frames(frame_vectors: np.ndarray) -> np.ndarray:
 def _source_of(embedder: str) -> str:
     source = embedder[len(PREFIX):] if is_clip(embedder) else embedder
     if not source.strip():
-        raise SilversetInputError(f"--embedder '{embedder}'", f"names no model; use clip:PATH_OR_HUB_ID ({HOW_TO_PROVIDE})")
+        raise SilversetInputError(f"--embedder '{embedder}'",
+                                  f"names no model; use clip:PATH_OR_HUB_ID ({HOW_TO_PROVIDE})")
     return source
 
 
@@ -123,7 +124,8 @@ def resolve(embedder: str) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise SilversetInputError(f"--embedder '{embedder}'", f"'{source}' is a file, not a model directory; {HOW_TO_PROVIDE}")
+        raise SilversetInputError(f"--embedder '{embedder}'",
+                                  f"'{source}' is a file, not a model directory; {HOW_TO_PROVIDE}")
     if not _HUB_ID.match(source) or source.startswith("."):
         raise SilversetInputError(f"--embedder '{embedder}'", f"no model directory at '{source}'; {HOW_TO_PROVIDE}")
     from huggingface_hub import constants, snapshot_download
@@ -146,7 +148,8 @@ def weights_digest(directory: Path) -> str:
 
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     if not files:
-        raise SilversetInputError(f"model directory '{directory}'", f"holds no *.safetensors or *.bin weights; {HOW_TO_PROVIDE}")
+        raise SilversetInputError(f"model directory '{directory}'",
+                                  f"holds no *.safetensors or *.bin weights; {HOW_TO_PROVIDE}")
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.name}:{sha256_file(f)}\n".encode())
@@ -165,8 +168,9 @@ def _load_directory(directory: str, source: str) -> ImageTextModel:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
+        reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
         raise SilversetInputError(what, f"cannot load model, tokenizer and image processor from '{path}' "
-                                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {HOW_TO_PROVIDE}") from exc
+                                        f"({reason}); {HOW_TO_PROVIDE}") from exc
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise SilversetInputError(what, f"'{type(model).__name__}' is not an image-text model (CLIPModel, SiglipModel)")
     model.eval()
@@ -209,7 +213,8 @@ def encode_text(model: ImageTextModel | str, texts: Sequence[str], *, embedder_i
     if embedder_id is not None:
         block = clip_block(embedder_id)
         if block is None:
-            raise SilversetInputError(f"embedder id '{embedder_id}'", "has no clip block; embed with --embedder clip:...")
+            raise SilversetInputError(f"embedder id '{embedder_id}'",
+                                      "has no clip block; embed with --embedder clip:PATH_OR_HUB_ID")
         name, lo, hi = block
         if name.rsplit("@sha256:", 1)[-1] != loaded.digest[:16] or hi - lo != loaded.dimension:
             raise SilversetInputError(f"clip model '{loaded.source}'",

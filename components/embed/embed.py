@@ -39,7 +39,8 @@ class EmbedOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    embedder: str = Field("default", description="default | visual | text | clip:PATH_OR_HUB_ID | path to a .onnx/.pt checkpoint")
+    embedder: str = Field("default",
+                          description="default | visual | text | clip:PATH_OR_HUB_ID | path to a .onnx/.pt checkpoint")
     with_text: bool | None = Field(None, description="append the MiniLM text block; None = when a manifest is given")
     runtime: str = "auto"
     batch_size: int = Field(32, ge=1, le=4096)
@@ -82,7 +83,8 @@ class EmbedHandler(ModelHandler):
         self.checkpoint = None if builtin else Path(options.embedder)
         if self.checkpoint is not None and not self.checkpoint.exists():
             raise SilversetInputError("--embedder", f"{options.embedder!r} is neither one of "
-                                      f"{', '.join(BUILTIN_EMBEDDERS)}, clip:PATH_OR_HUB_ID nor an existing checkpoint file")
+                                      f"{', '.join(BUILTIN_EMBEDDERS)}, clip:PATH_OR_HUB_ID "
+                                      "nor an existing checkpoint file")
         self._runner = None
         self._id: str | None = None
 

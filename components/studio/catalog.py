@@ -128,7 +128,8 @@ def _find_manifest(workdir: Path) -> Path:
 
 
 def clip_text_encoder(model: str, embedder_id: str) -> TextEncoder:
-    """The text tower of image-text model ``model`` (``clip:PATH_OR_HUB_ID``), checked against the embeddings' clip block."""
+    """The text tower of image-text model ``model`` (``clip:PATH_OR_HUB_ID``), checked against the embeddings'
+    clip block (same weights) before the first query."""
     from silverset.components.embed.clip import encode_text, load
 
     loaded = load(model if model.startswith("clip:") else f"clip:{model}")

@@ -155,7 +155,8 @@ class ImageTextZeroShotHandler(ModelHandler):
             try:
                 decoded = item.payload.frames.decode(None, max_frames=self.spec.teacher.frames_per_request)
             except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
-                results.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+                results.append(ItemResult(key=item.key, error_type="bad_frames",
+                                          message=f"{type(exc).__name__}: {exc}"))
                 continue
             frames.extend(decoded)
             owner.extend([item.key] * len(decoded))

@@ -1,4 +1,4 @@
-"""`silverset annotate`: label a manifest for one attribute with the gemini, local, zero-shot or clip-zero-shot teacher."""
+"""`silverset annotate`: label a manifest for one attribute with a gemini, local, zero-shot or clip-zero-shot teacher."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,8 @@ def annotate(
     manifest: str = typer.Option(..., "--manifest", help="Manifest (CSV, JSONL or Parquet)."),
     out: str = typer.Option(..., "--out", help="Output folder for the labels parts."),
     frames: Optional[str] = typer.Option(None, "--frames", help="Frames table (needed by gemini and local)."),
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="gemini | local | zero-shot | clip-zero-shot (default: the spec's)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher",
+                                          help="gemini | local | zero-shot | clip-zero-shot (default: the spec's)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this worker's share of the videos."),
     max_items: Optional[int] = typer.Option(None, "--max-items", min=1, help="Label at most N videos in this run."),
     max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0, help="Stop cleanly at this spend (gemini)."),
@@ -29,8 +30,11 @@ def annotate(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Gemini endpoint (else GOOGLE_GEMINI_BASE_URL)."),
     api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Secret file holding the API key."),
     cache_dir: Optional[str] = typer.Option(None, "--cache", help="Gemini answer cache (default OUT/.teacher-cache)."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="local: .onnx or TorchScript .pt scorer; clip-zero-shot: CLIP/SigLIP save_pretrained dir or hub id in the local HF cache."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="clip-zero-shot: softmax temperature (default: the model's learned scale)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint",
+                                             help="local: .onnx or TorchScript .pt scorer; clip-zero-shot: CLIP/SigLIP "
+                                                  "save_pretrained dir or hub id in the local HF cache."),
+    temperature: Optional[float] = typer.Option(None, "--temperature",
+                                                help="clip-zero-shot: softmax temperature (default: the model's scale)."),
     runtime: str = typer.Option("auto", "--runtime", help="local: auto|eager|onnxruntime|onnxruntime-int8|tensorrt-fp16|tensorrt-int8"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
     precision: str = typer.Option("auto", "--precision", help="local: auto|fp32|fp16|int8 (int8 needs --calibration)."),

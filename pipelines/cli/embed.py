@@ -14,7 +14,9 @@ def embed(
     frames: str = typer.Option(..., "--frames", help="Frames table: Parquet file or folder of shards."),
     out: str = typer.Option(..., "--out", help="Output folder for the embeddings parts."),
     manifest: Optional[str] = typer.Option(None, "--manifest", help="Manifest for title/description (text block)."),
-    embedder: str = typer.Option("default", "--embedder", help="default | visual | text | clip:PATH_OR_HUB_ID (CLIP/SigLIP save_pretrained dir or a hub id in the local HF cache; never downloaded) | path to .onnx/.pt"),
+    embedder: str = typer.Option("default", "--embedder",
+                                 help="default | visual | text | clip:PATH_OR_HUB_ID (CLIP/SigLIP save_pretrained dir "
+                                      "or a hub id in the local HF cache; never downloaded) | path to .onnx/.pt"),
     text: Optional[bool] = typer.Option(None, "--text/--no-text", help="Append the MiniLM text block (default: with --manifest)."),
     runtime: str = typer.Option("auto", "--runtime", help="Checkpoint runtime: auto|eager|onnxruntime|onnxruntime-int8|tensorrt-fp16"),
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this worker's share of the videos."),

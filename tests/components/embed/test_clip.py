@@ -35,8 +35,13 @@ def corpus(tmp_path_factory) -> dict:
     videos = {f"vid{i:03d}": KINDS[i % len(KINDS)] for i in range(20)}
     return {"videos": videos, "tmp": tmp, "frames": str(frames_factory.write_frames(tmp / "frames", videos, n=4)),
             "manifest": str(frames_factory.write_manifest(tmp / "manifest.csv", videos)),
-            "clip": tiny_clip.save_tiny_clip(tmp / "tinyclip"), "other": tiny_clip.save_tiny_clip(tmp / "other", seed=1),
-            "siglip": tiny_clip.save_tiny_siglip(tmp / "tinysiglip")}
+            "clip": tiny_clip.save_tiny_clip(tmp / "tinyclip")}
+
+
+@pytest.fixture(scope="module")
+def other_clip(corpus) -> Path:
+    """Same shape as corpus["clip"], other weights."""
+    return tiny_clip.save_tiny_clip(corpus["tmp"] / "other", seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,8 @@ def _direct_image_vectors(model_dir: Path, frames: np.ndarray) -> np.ndarray:
     from transformers import AutoImageProcessor, AutoModel
 
     model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
-    pixels = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)(images=list(frames), return_tensors="pt")
+    processor = AutoImageProcessor.from_pretrained(model_dir, local_files_only=True)
+    pixels = processor(images=list(frames), return_tensors="pt")
     with torch.no_grad():
         out = model.get_image_features(pixel_values=pixels["pixel_values"]).pooler_output.numpy()
     return out / np.linalg.norm(out, axis=1, keepdims=True)
@@ -100,12 +106,13 @@ def test_clip_block_is_named_pooled_and_followed_by_minilm(corpus, clip_run):
 
 
 def test_siglip_directory_embeds_too(corpus, tmp_path):
+    siglip = tiny_clip.save_tiny_siglip(tmp_path / "tinysiglip")
     summary = embed.run(frames=corpus["frames"], out=str(tmp_path / "sig"),
-                        options=embed.EmbedOptions(embedder=f"clip:{corpus['siglip']}"))
+                        options=embed.EmbedOptions(embedder=f"clip:{siglip}"))
     assert summary.embedder_id.startswith("clip-tinysiglip@sha256:") and summary.embedder_id.endswith("[32]")
     ids, vectors, _ = _vectors(tmp_path / "sig")
     frames = load_frames(corpus["frames"])["vid002"].decode()
-    expected = _direct_image_vectors(corpus["siglip"], frames).mean(0)
+    expected = _direct_image_vectors(siglip, frames).mean(0)
     np.testing.assert_allclose(vectors[ids.index("vid002")], expected / np.linalg.norm(expected), atol=1e-5)
 
 
@@ -137,7 +144,11 @@ def _cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
     from silverset.pipelines import cli
 
     monkeypatch.setattr(sys, "argv", ["silverset", *args])
-    monkeypatch.setattr(cli.err_console, "width", 10_000)  # one unwrapped line, as a wide terminal shows it
+    from silverset.pipelines.cli import annotate as annotate_cli
+    from silverset.pipelines.cli import embed as embed_cli
+
+    for console in (cli.err_console, annotate_cli.console, embed_cli.console):
+        monkeypatch.setattr(console, "width", 10_000)  # unwrapped lines, as a wide terminal shows them
     with pytest.raises(SystemExit) as exited:
         cli.main()
     out = capsys.readouterr()
@@ -161,6 +172,23 @@ def test_cli_embeds_with_clip_and_missing_weights_exit_2_saying_how(corpus, monk
     assert attempts == []  # never tried the network, even with HF_HUB_OFFLINE off
 
 
+def test_annotate_cli_clip_zero_shot_refusals_exit_2(corpus, monkeypatch, capsys, tmp_path):
+    attempts = _block_sockets(monkeypatch)
+    args = ["annotate", "--attribute", SPEC, "--manifest", corpus["manifest"], "--frames", corpus["frames"],
+            "--teacher", "clip-zero-shot"]
+    code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "a")])
+    assert code == 2 and "--checkpoint" in err
+    code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "b"), "--checkpoint", "org/absent-clip"])
+    assert code == 2 and "'clip:org/absent-clip'" in err and "local Hugging Face cache" in err
+    code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "c"), "--checkpoint", str(corpus["clip"]),
+                                              "--temperature", "0"])
+    assert code == 2 and "--temperature" in err
+    code, out, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "d"), "--checkpoint", str(corpus["clip"])])
+    assert code == 0, err
+    assert "by clip-zero-shot:clip-tinyclip@sha256:" in out and len(tables.read_table(tmp_path / "d")) == 20
+    assert attempts == []
+
+
 def test_hub_id_in_the_local_cache_loads_offline(corpus, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
@@ -173,7 +201,7 @@ def test_hub_id_in_the_local_cache_loads_offline(corpus, monkeypatch, tmp_path):
     assert attempts == []
 
 
-def test_studio_search_ranks_videos_by_clip_block_with_the_text_tower(corpus, clip_run):
+def test_studio_search_ranks_videos_by_clip_block_with_the_text_tower(corpus, clip_run, other_clip):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -196,9 +224,10 @@ def test_studio_search_ranks_videos_by_clip_block_with_the_text_tower(corpus, cl
     assert [r for r, _ in got] == list(expected)
     assert got[0][1] == pytest.approx(float(vectors[rows[expected[0]], :16] @ q), abs=1e-5)
     with pytest.raises(SilversetInputError, match="give the same weights"):
-        load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"], clip_model=f"clip:{corpus['other']}")
+        load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"], clip_model=f"clip:{other_clip}")
     # Without the clip model, search stays on the MiniLM text block (titles), as before.
-    plain = load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"], text_encoder=lambda t: np.zeros((1, 384)))
+    plain = load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"],
+                         text_encoder=lambda texts: np.zeros((len(texts), 384), np.float32))
     np.testing.assert_array_equal(plain.text_index(), vectors[rows, 16:])
 
 
@@ -211,7 +240,7 @@ def test_class_prompts_come_from_the_definition():
     assert negative == ["Small red details, a red logo, or a brief red flash"]
 
 
-def test_clip_zero_shot_teacher_labels_and_its_identity(corpus):
+def test_clip_zero_shot_teacher_labels_and_its_identity(corpus, other_clip):
     from silverset.components.teacher.annotate import AnnotateOptions, run
 
     spec = load_spec(SPEC)
@@ -221,7 +250,8 @@ def test_clip_zero_shot_teacher_labels_and_its_identity(corpus):
     labels = tables.read_table(out, schemas.LABELS)
     assert labels.num_rows == 20 and merge_check(out, list(corpus["videos"])).ok
     rows = {r["video_id"]: r for r in labels.to_pylist()}
-    assert summary.teacher_id.startswith(f"clip-zero-shot:clip-tinyclip@sha256:{clip.weights_digest(corpus['clip'])[:16]}:t0.05:")
+    digest = clip.weights_digest(corpus["clip"])[:16]
+    assert summary.teacher_id.startswith(f"clip-zero-shot:clip-tinyclip@sha256:{digest}:t0.05:prompts-")
     for r in rows.values():
         assert r["teacher_id"] == summary.teacher_id and r["prompt_hash"] == spec.prompt_hash
         assert 0.0 < r["probability"] < 1.0 and r["label"] == int(r["probability"] >= spec.decision_threshold)
@@ -238,7 +268,7 @@ def test_clip_zero_shot_teacher_labels_and_its_identity(corpus):
     # Same model and settings: a rerun resumes everything; other weights may not write into this folder.
     again = run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=options)
     assert again.stats.resumed == 20 and again.stats.processed == 0
-    other = AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["other"]), temperature=0.05)
+    other = AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(other_clip), temperature=0.05)
     with pytest.raises(SilversetInputError, match="use a fresh --out"):
         run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=other)
     warmer = AnnotateOptions(teacher="clip-zero-shot", checkpoint=f"clip:{corpus['clip']}", temperature=0.5)

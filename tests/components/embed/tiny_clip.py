@@ -44,13 +44,15 @@ def save_tiny_clip(directory: Path, *, seed: int = 0, vit_b32: bool = False) -> 
     tokenizer, vocab_size = _tokenizer()
     torch.manual_seed(seed)
     if vit_b32:
-        config, size = CLIPConfig(text_config=dict(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=3)), 224
+        text = dict(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=3)
+        config, size = CLIPConfig(text_config=text), 224
     else:
-        config, size = CLIPConfig(text_config=_text_config(vocab_size), vision_config=dict(TINY, image_size=32, patch_size=8),
-                                  projection_dim=16), 32
+        config, size = CLIPConfig(text_config=_text_config(vocab_size), projection_dim=16,
+                                  vision_config=dict(TINY, image_size=32, patch_size=8)), 32
     CLIPModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(directory)
+    processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    processor.save_pretrained(directory)
     return directory
 
 
