@@ -97,6 +97,7 @@ class LoadedIndex:
         self.min_probability = float(m["vocabulary_rule"]["min_probability"])
         self.affinity_kind = m["serving"]["affinity"]
         self.trigger_threshold = float(m["serving"]["trigger_threshold"])
+        self.attribute_version = int(m["attribute_version"]) if m.get("attribute_version") is not None else None
         self.affinity_model = None  # the learned trigger when the manifest names one, else the rule decides
         if m["serving"].get("affinity_model"):
             from silverset.components.abtest.affinity import AffinityModel
@@ -212,7 +213,7 @@ class LoadedIndex:
         return "model" if self.affinity_model is not None else "rule"
 
     def decide_trigger(self, probabilities: np.ndarray) -> TriggerDecision:
-        """Trigger for a history's student probabilities (float [n], oldest first): the learned model if named, else the rule.
+        """Trigger for a history's student probabilities (float [n], oldest first): the learned model, else the rule.
 
         Model: its probability of engagement against its own threshold. Rule: ``affinity_of`` against
         ``serving.trigger_threshold``. An empty history never triggers (there is no query to search with).

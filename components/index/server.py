@@ -284,7 +284,8 @@ class _SearchEndpoint:
         self.exposures = None  # ExposureLog, opened per process at startup (after any fork)
         self.new_request_ids()
         self.dumps = _json_dumps()
-        self.exposures_total = Counter("silverset_experiment_exposures_total", "Search requests of the running experiment",
+        self.exposures_total = Counter("silverset_experiment_exposures_total",
+                                       "Search requests of the running experiment",
                                        ["attribute", "arm", "triggered", "served"], registry=metrics)
         self.requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"], registry=metrics)
         self.triggered_total = Counter("silverset_search_triggered_total", "History searches that triggered restricted retrieval",
@@ -293,7 +294,7 @@ class _SearchEndpoint:
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
 
     def new_request_ids(self) -> None:
-        """Request ids for requests without X-Request-ID: a random per-process prefix and a counter (uuid4 costs ~2 us)."""
+        """Ids for requests without X-Request-ID: a random per-process prefix and a counter (uuid4 costs ~2 us)."""
         prefix = uuid.uuid4().hex[:16]
         counter = itertools.count()
         self.next_request_id = lambda: f"{prefix}-{next(counter)}"
@@ -335,7 +336,8 @@ class _SearchEndpoint:
                 error = "'history_vectors' needs 'history_probabilities' of the same length (the student's scores, for affinity)"
         experiment = self.experiment if self.experiment is not None and self.experiment.attribute == attribute else None
         if error is None and experiment is not None and body.user_id is None:
-            error = f"user_id: required while experiment '{experiment.experiment_id}' runs on '{attribute}' (it decides the arm)"
+            error = (f"user_id: required while experiment '{experiment.experiment_id}' runs on '{attribute}' "
+                     "(it decides the arm)")
         if error is None:
             error = _non_finite(body)
         if error is not None:
@@ -378,7 +380,7 @@ class _SearchEndpoint:
                 self.exposures.append(Exposure(
                     experiment.experiment_id, request_id, body.user_id, arm, triggered, served, affinity,
                     decision.source if decision is not None else index.trigger_source, attribute,
-                    int(index.manifest.get("attribute_version", experiment.attribute_version)), index.version, time.time()))
+                    index.attribute_version or experiment.attribute_version, index.version, time.time()))
         answer = self.dumps(reply)
         self.requests_total.labels(attribute, "200").inc()
         self.latency.labels(attribute).observe(time.perf_counter() - started)
@@ -469,7 +471,8 @@ class IndexServerApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        status, answer = self.search(attribute, chunks[0] if len(chunks) == 1 else b"".join(chunks), _request_id(request_id))
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        status, answer = self.search(attribute, body, _request_id(request_id))
         await _respond(send, status, answer)
 
 
@@ -578,12 +581,13 @@ def load_server_experiment(options: ServerOptions):
     if options.experiment is None:
         raise SilversetInputError("--exposure-log", "needs --experiment: exposures are logged for a running experiment")
     if options.exposure_log is None:
-        raise SilversetInputError("--exposure-log", f"required with --experiment '{options.experiment}': the analysis reads it")
+        raise SilversetInputError("--exposure-log",
+                                  f"required with --experiment '{options.experiment}': the analysis reads it")
     from silverset.components.abtest.experiment import load_experiment
 
     experiment = load_experiment(options.experiment)
-    log.info("experiment %s on %s v%d: %.2f%% treatment, exposures to %s", experiment.experiment_id, experiment.attribute,
-             experiment.attribute_version, 100 * experiment.treatment_share, options.exposure_log)
+    log.info("experiment %s on %s v%d: %.2f%% treatment, exposures to %s", experiment.experiment_id,
+             experiment.attribute, experiment.attribute_version, 100 * experiment.treatment_share, options.exposure_log)
     return experiment
 
 

@@ -48,13 +48,15 @@ def serve(
     pinned_versions: Path = typer.Option(None, envvar="SILVERSET_PINNED_VERSIONS",
                                          help="Kubernetes downwardAPI metadata.annotations file: serve exactly the versions its "
                                               "index.silverset.dev/<attribute> annotations pin (CURRENT is ignored)."),
-    experiment: Path = typer.Option(None, "--experiment", envvar="SILVERSET_EXPERIMENT",
-                                    help="experiment.json from 'abtest create': searches of its attribute need a user_id, "
-                                         "only the treatment arm is served, every request is logged (needs --exposure-log)."),
-    exposure_log: Path = typer.Option(None, "--exposure-log", envvar="SILVERSET_EXPOSURE_LOG",
-                                      help="Folder for the experiment's exposure log (rotated Parquet files, read by 'abtest status')."),
-    exposure_max_seconds: float = typer.Option(60.0, "--exposure-max-seconds",
-                                               help="Longest an exposure row waits in memory before its file is written."),
+    experiment: Path = typer.Option(
+        None, "--experiment", envvar="SILVERSET_EXPERIMENT",
+        help="experiment.json from 'abtest create': searches of its attribute need a user_id, only the treatment "
+             "arm is served, every request is logged (needs --exposure-log)."),
+    exposure_log: Path = typer.Option(
+        None, "--exposure-log", envvar="SILVERSET_EXPOSURE_LOG",
+        help="Folder for the experiment's exposure log (rotated Parquet files, read by 'abtest status')."),
+    exposure_max_seconds: float = typer.Option(
+        60.0, "--exposure-max-seconds", help="Longest an exposure row waits in memory before its file is written."),
 ) -> None:
     """Serve restricted retrieval over HTTP (hot-swaps new versions after a self-check).
 
@@ -82,8 +84,9 @@ def serve(
     load_server_experiment(options)  # a bad --experiment / --exposure-log pair fails here, before anything prints
     if not index_dir.exists():
         console.print(f"[yellow]{index_dir} does not exist yet: live but unready until an index version appears[/yellow]")
-    console.print(f"serving {index_dir} on http://{host}:{port}" + (f", versions pinned by {pinned_versions}" if pinned_versions else "")
-                  + (f", experiment {experiment} logging to {exposure_log}" if experiment else ""), markup=False)
+    pinned = f", versions pinned by {pinned_versions}" if pinned_versions else ""
+    running = f", experiment {experiment} logging to {exposure_log}" if experiment else ""
+    console.print(f"serving {index_dir} on http://{host}:{port}{pinned}{running}", markup=False)
     run_server(index_dir=str(index_dir), host=host, port=port, workers=workers, options=options)
 
 
