@@ -228,11 +228,31 @@ class RunRow:
     created_at: str
     recurring_run_id: str | None
     outcome: str = ""
+    costs: dict | None = None  # the run summary's costs (teacher calls/spend, student scored), when workdir has them
+
+
+def run_summaries(workdir: str) -> dict[str, dict]:
+    """run id -> the run summary every run wrote under ``workdir/plans/*/run_summary.json`` (path or URI)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(workdir.rstrip("/") + "/plans")
+    summaries: dict[str, dict] = {}
+    for file in sorted(fs.glob(path + "/*/run_summary.json")) if fs.exists(path) else []:
+        try:
+            with fs.open(file, "r") as f:
+                summary = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if summary.get("run_id"):
+            summaries[summary["run_id"]] = summary
+    return summaries
 
 
 def list_runs(*, host: str, experiment: str | None = None, page_size: int = 20, namespace: str | None = None,
-              existing_token: str | None = None) -> list[RunRow]:
-    """Most recent runs first (optionally of one experiment by name)."""
+              existing_token: str | None = None, workdir: str = "") -> list[RunRow]:
+    """Most recent runs first (optionally of one experiment by name). With ``workdir`` (the runs' workdir
+    parameter, as this machine reaches it), each run's costs from its run summary, matched by the run id
+    the pipeline's steps saw (KFP's run id or its name)."""
     client = _client(host, namespace=namespace, existing_token=existing_token)
     experiment_id = None
     if experiment:
@@ -242,7 +262,9 @@ def list_runs(*, host: str, experiment: str | None = None, page_size: int = 20, 
             raise SilversetInputError("--experiment", str(exc)) from None
     response = client.list_runs(page_size=page_size, sort_by="created_at desc", experiment_id=experiment_id,
                                 namespace=namespace)
+    summaries = run_summaries(workdir) if workdir else {}
     return [RunRow(run_id=r.run_id, name=r.display_name, state=str(r.state or ""), created_at=str(r.created_at or ""),
                    recurring_run_id=r.recurring_run_id,
-                   outcome=promotion_outcome(str(r.state or ""), r.run_details.task_details if r.run_details else None))
+                   outcome=promotion_outcome(str(r.state or ""), r.run_details.task_details if r.run_details else None),
+                   costs=(summaries.get(r.run_id) or summaries.get(r.display_name) or {}).get("costs"))
             for r in (response.runs or [])]

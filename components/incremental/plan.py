@@ -238,13 +238,9 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
             run_id=run_id, holder=holder.holder if holder else "", message=str(exc),
             since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.acquired_at)) if holder else ""))
         raise
-    try:
-        summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="",
-                      run_id=run_id, workdir=workdir, golden_set=golden_set, teacher=identity, budget=budget,
-                      usd_per_video=usd_per_video, cost_per_core_hour_usd=cost_per_core_hour_usd)
-    except SilversetInputError:
-        lock.release(run_id)  # bad input: nothing was planned, the next run may start at once
-        raise
+    summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="", run_id=run_id,
+                  workdir=workdir, golden_set=golden_set, teacher=identity, budget=budget, usd_per_video=usd_per_video,
+                  cost_per_core_hour_usd=cost_per_core_hour_usd)
     summary = summary.model_copy(update={"plan_dir": own_dir})
     _write_json(_join(own_dir, PLAN_FILE), summary)
     if summary.run_dir:

@@ -174,3 +174,37 @@ def shard_share_usd(manifest: str, shard, budget_usd: float) -> float:
 
     ids = read_manifest(manifest)[0].column("video_id").to_pylist()
     return budget_usd * sum(shard.owns(v) for v in ids) / max(len(ids), 1)
+
+
+def annotate_sample(*, attribute: str, manifest: str, out: str, budget: TeacherBudget, teacher: str | None = None,
+                    model: str | None = None, price_table: str | None = None, batch: bool = False,
+                    shard=None, max_usd: float | None = None) -> tuple[str, SampleChoice | None, float | None]:
+    """``silverset annotate``'s budget: (manifest to label, the choice or None, the Gemini hard stop).
+
+    Without a cap: the manifest itself, None, ``max_usd``. With one: the chosen rows (every ``shard`` worker,
+    a common.sharding.Shard, chooses the same ones) in ``out/.sample/teacher-manifest-<shard tag>.parquet``;
+    a USD cap needs the Gemini teacher and, unless ``max_usd`` is given, the shard's share of it
+    (``shard_share_usd``) is its hard stop.
+    """
+    if not budget.capped:
+        return manifest, None, max_usd
+    from silverset.components.common import tables
+    from silverset.components.common.manifest import read_manifest
+    from silverset.components.common.spec import load_spec
+
+    spec = load_spec(attribute)
+    usd_per_video = None
+    if budget.usd > 0:
+        if (teacher or spec.teacher.backend) != "gemini":
+            raise SilversetInputError("--budget-usd", "needs the gemini teacher (priced per token); cap the local "
+                                      "and zero-shot teachers with --budget-videos")
+        usd_per_video = gemini_usd_per_video(spec, model=model, price_table=price_table, batch=batch)
+    rows, _ = read_manifest(manifest, stage="annotate")
+    chosen, choice = choose_sample(rows, budget, usd_per_video=usd_per_video)
+    from silverset.components.common.sharding import Shard
+
+    shard = shard or Shard()
+    path = "/".join([str(out).rstrip("/"), ".sample", f"teacher-manifest-{shard.tag}.parquet"])
+    tables.write_table(chosen, path)
+    hard_stop = max_usd if max_usd is not None or budget.usd <= 0 else shard_share_usd(path, shard, budget.usd)
+    return path, choice, hard_stop

@@ -124,6 +124,13 @@ def print_local_summary(result) -> None:
         table.add_row(gate.replace("_", " "), "passed" if outcome["passed"] else "FAILED: " + "; ".join(outcome["reasons"]))
     if result.summary.get("index_version"):
         table.add_row("index version", result.summary["index_version"])
+    costs = result.summary.get("costs")
+    if costs:
+        calls, spend, scored, per_1k = cost_cells(costs)
+        table.add_row("teacher", f"{calls} calls, ${spend} ({costs['teacher_priced_by']})")
+        table.add_row("student", f"{scored} videos scored, {costs['student_cpu_seconds']:.1f} CPU-s")
+        table.add_row("$ per 1,000 videos", f"teacher : student = {per_1k} (at ${costs['cost_per_core_hour_usd']}"
+                                            "/core-hour)")
     for stage, summary in (result.summary.get("stages") or {}).items():
         table.add_row(stage, json.dumps(summary)[:200])
     table.add_row("run summary", str(result.workdir / "run_summary.json"))
@@ -190,17 +197,32 @@ def runs_cmd(
     experiment: Optional[str] = typer.Option(None, "--experiment"),
     limit: int = typer.Option(20, "--limit", min=1, max=200),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
+    workdir: str = typer.Option("", "--workdir", help="The runs' workdir as this machine reaches it (path, gs://, "
+                                "s3://): adds each run's teacher and student costs from its run summary."),
 ) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first (with --workdir: teacher calls and spend, student items scored, $ per 1,000)."""
     from silverset.pipelines.cluster import list_runs
 
-    rows = list_runs(host=host, experiment=experiment, page_size=limit, namespace=namespace)
+    rows = list_runs(host=host, experiment=experiment, page_size=limit, namespace=namespace, workdir=workdir)
     table = Table(title=f"runs on {host}")
-    for column in ("run id", "name", "state", "promotion", "created", "recurring run"):
+    columns = ("run id", "name", "state", "promotion", "created", "recurring run") + (
+        ("teacher calls", "teacher $", "student scored", "$/1k teacher : student") if workdir else ())
+    for column in columns:
         table.add_column(column)
     for r in rows:
-        table.add_row(r.run_id, r.name, r.state, r.outcome, r.created_at, r.recurring_run_id or "-")
+        row = [r.run_id, r.name, r.state, r.outcome, r.created_at, r.recurring_run_id or "-"]
+        table.add_row(*(row + (cost_cells(r.costs) if workdir else [])))
     console.print(table)
+
+
+def cost_cells(costs: dict | None) -> list[str]:
+    """Teacher calls (of its budget), teacher spend, student items scored, and both costs per 1,000 videos."""
+    if not costs:
+        return ["-"] * 4
+    budget = costs.get("teacher_budget_videos") or 0
+    per_1k = [costs.get("teacher_usd_per_1000_videos"), costs.get("student_usd_per_1000_videos")]
+    return [f"{costs['teacher_calls']}" + (f" of {budget}" if budget else ""), f"{costs['teacher_spend_usd']:.4f}",
+            str(costs["student_items_scored"]), " : ".join("-" if v is None else f"{v:.4f}" for v in per_1k)]
 
 
 def register(app: typer.Typer) -> None:

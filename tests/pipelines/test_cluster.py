@@ -81,11 +81,37 @@ def test_runs_show_each_runs_promotion_outcome(kfp_api, package):
     assert [outcome[i] for i in ids] == ["teacher gate failed", "not approved", "promoted", "nothing new"]
 
 
+def test_runs_show_each_runs_teacher_and_student_costs_from_its_run_summary(kfp_api, package, tmp_path, cli,
+                                                                           monkeypatch):
+    import json
+
+    monkeypatch.setenv("COLUMNS", "400")  # one table line per row: assertions read whole cells
+    ids = [cluster.submit(host=kfp_api.host, package=package, params=PARAMS).run_id for _ in range(2)]
+    costs = {"teacher_calls": 12, "teacher_budget_videos": 12, "teacher_spend_usd": 0.0123, "student_items_scored": 60,
+             "teacher_usd_per_1000_videos": 1.025, "student_usd_per_1000_videos": 0.0041}
+    own = tmp_path / "plans" / ids[0]
+    own.mkdir(parents=True)
+    (own / "run_summary.json").write_text(json.dumps({"run_id": ids[0], "costs": costs}))
+    rows = {r.run_id: r for r in cluster.list_runs(host=kfp_api.host, workdir=str(tmp_path))}
+    assert rows[ids[0]].costs == costs and rows[ids[1]].costs is None  # the other run wrote no summary there
+    shown = cli("pipeline", "runs", "--host", kfp_api.host, "--workdir", str(tmp_path))
+    assert shown.code == 0, shown.err
+    assert "12of12" in shown.flat_out and "1.0250:0.0041" in shown.flat_out
+
+
 def test_command_line_values_take_the_types_the_pipeline_declares(kfp_api, package):
     run = cluster.submit(host=kfp_api.host, package=package,
                          params={**PARAMS, "frames_per_video": "4", "gemini_rps": "2.5", "submitter": "0042"})
     sent = kfp_api.runs[run.run_id]["runtime_config"]["parameters"]
     assert sent["frames_per_video"] == 4 and sent["gemini_rps"] == 2.5 and sent["submitter"] == "0042"
+    budget = cluster.submit(host=kfp_api.host, package=package,
+                            params={**PARAMS, "teacher_budget_videos": "2000", "teacher_budget_usd": "12.5",
+                                    "teacher_priority": "new,views", "cost_per_core_hour_usd": "0.05"})
+    sent = kfp_api.runs[budget.run_id]["runtime_config"]["parameters"]
+    assert (sent["teacher_budget_videos"], sent["teacher_budget_usd"]) == (2000, 12.5)
+    assert (sent["teacher_priority"], sent["cost_per_core_hour_usd"]) == ("new,views", 0.05)
+    with pytest.raises(SilversetInputError, match="--param teacher_budget_videos: '20%' is not an integer"):
+        cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "teacher_budget_videos": "20%"})
     with pytest.raises(SilversetInputError, match="--param frames_per_video: 'eight' is not an integer"):
         cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "frames_per_video": "eight"})
 

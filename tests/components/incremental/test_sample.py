@@ -191,3 +191,26 @@ def test_the_budget_is_part_of_the_run_folder_digest_and_an_unchanged_corpus_sta
     assert again.up_to_date and again.run_dir == ""  # the 3 unlabelled videos are not work to do again
     wider = plan.run(**kw, budget=TeacherBudget(videos=4))
     assert not wider.up_to_date and wider.todo == 0 and wider.carried_unlabelled == 3
+
+
+def test_annotate_by_hand_labels_the_same_budgeted_sample_as_the_pipeline_would(tmp_path):
+    from silverset.components.common.sharding import Shard
+    from silverset.components.common.manifest import read_manifest
+    from silverset.components.incremental.sample import annotate_sample
+
+    manifest, spec_path = _corpus(tmp_path, 8), _spec(tmp_path)
+    budget = TeacherBudget(videos=3)
+    path, choice, hard_stop = annotate_sample(attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "o"),
+                                              budget=budget, teacher="zero-shot")
+    rows, _ = read_manifest(str(manifest))
+    assert _ids(tables.read_table(path)) == _ids(choose_sample(rows, budget)[0]) and choice.chosen == 3
+    assert hard_stop is None and Path(path).parent.name == ".sample"  # hidden: not a labels part of the output
+    assert annotate_sample(attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "o"),
+                           budget=TeacherBudget(), max_usd=2.0) == (str(manifest), None, 2.0)
+    with pytest.raises(SilversetInputError, match="--budget-usd"):
+        annotate_sample(attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "o"),
+                        budget=TeacherBudget(usd=1.0), teacher="local")
+    # A Gemini USD cap: each shard's hard stop is its share; together they never pass the budget.
+    stops = [annotate_sample(attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "g"),
+                             budget=TeacherBudget(usd=0.05), teacher="gemini", shard=Shard(i, 3))[2] for i in range(3)]
+    assert sum(stops) == pytest.approx(0.05) and all(s >= 0 for s in stops)
