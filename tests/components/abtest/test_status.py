@@ -71,6 +71,10 @@ def test_counts_users_once_per_arm_with_trigger_shares_and_a_passing_srm(tmp_pat
     assert arms["control"]["triggered_users"] == expected_trig and arms["control"]["served_users"] == 0
     assert arms["control"]["triggered_share"] == pytest.approx(expected_trig / arms["control"]["users"])
     assert s["srm"]["p_value"] > 0.001 and s["healthy"] and s["problems"] == []
+    # Rows of another experiment in the same folder are counted apart and change nothing else.
+    _log(tmp_path, users[:100], config=CONFIG.model_copy(update={"experiment_id": "exp-other"}))
+    again = status(tmp_path, CONFIG)
+    assert again["other_experiment_rows"] == 100 and again["arms"] == s["arms"]
     assert s["trigger_sources"] == {"rule": 6000} and s["index_versions"] == ["v2"] and s["exposure_files"] >= 12
 
 
