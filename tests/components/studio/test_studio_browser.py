@@ -103,8 +103,9 @@ def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus
     assert golden.num_rows == 20
     assert all(truth[r["video_id"]] == r["label"] for r in golden.to_pylist())
     assert set(golden.column("labeler").to_pylist()) == {"root"}
-    sources = {a["source"] for a in studio.audit("red_dominant@v1")}
-    assert sources == {"search"}
+    audit = studio.audit("red_dominant@v1")
+    assert {a["source"] for a in audit if a["action"] == "label"} == {"search"}
+    assert [(a["actor"], a["action"], a["new"]) for a in audit if a["video_id"] == "*"] == [("root", "export", "20 rows")]
 
 
 XSS = "<img src=x onerror=\"window.__xss=(window.__xss||0)+1;alert(1)\">"
