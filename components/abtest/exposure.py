@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -174,21 +175,40 @@ class ExposureLog:
     def _write_file(self, rows: list[Exposure]) -> Path:
         table = exposures_table(rows)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{FILE_PREFIX}{stamp}-{os.getpid()}-{self._seq:06d}{FILE_SUFFIX}"
-        self._seq += 1
-        final = self.directory / name
-        partial = self.directory / f".{name}.tmp"
+        partial = self.directory / f".{FILE_PREFIX}{stamp}-{os.getpid()}-{uuid.uuid4().hex}.tmp"
         try:
             with open(partial, "wb") as handle:
                 pq.write_table(table, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(partial, final)
+            final = self._finalize(partial, stamp)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         self.files_written += 1
         return final
+
+    def _finalize(self, partial: Path, stamp: str) -> Path:
+        """Publish ``partial`` under the first free ``exposures-<stamp>-<pid>-<seq>`` name, never replacing a file.
+
+        Pods sharing one folder all run as pid 1: a hard link fails on an existing name (the next seq is
+        tried) where a rename would silently overwrite another pod's rows. Without hard links (some network
+        or FUSE filesystems) it falls back to a rename.
+        """
+        while True:
+            final = self.directory / f"{FILE_PREFIX}{stamp}-{os.getpid()}-{self._seq:06d}{FILE_SUFFIX}"
+            self._seq += 1
+            try:
+                os.link(partial, final)
+            except FileExistsError:
+                continue
+            except OSError:
+                if final.exists():
+                    continue
+                os.replace(partial, final)
+                return final
+            partial.unlink()
+            return final
 
     def close(self) -> None:
         """Stop the writer and finalize what is buffered. Idempotent."""

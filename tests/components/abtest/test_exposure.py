@@ -108,3 +108,26 @@ def test_reading_none_yet_a_missing_folder_and_a_foreign_file(tmp_path):
     pq.write_table(pa.table({"user_id": ["u"]}), tmp_path / "exposures-20260101T000000Z-1-000000.parquet")
     with pytest.raises(SilversetInputError, match="schema differs"):
         read_exposures(tmp_path)
+
+
+def test_a_file_of_the_same_name_is_never_overwritten(tmp_path, monkeypatch):
+    """Pods sharing a folder all run as pid 1: a name taken by another writer moves this one to the next seq."""
+    import datetime as real_datetime
+    import os
+
+    from silverset.components.abtest import exposure as module
+
+    class Frozen(real_datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime.datetime(2026, 11, 30, 8, 0, 0, 123456, tzinfo=tz)
+
+    monkeypatch.setattr(module, "datetime", Frozen)
+    taken = tmp_path / f"exposures-20261130T080000123456Z-{os.getpid()}-000000.parquet"
+    with ExposureLog(tmp_path) as other_pod:
+        other_pod.append(_row("theirs"))
+    assert taken.exists()
+    with ExposureLog(tmp_path) as this_pod:
+        this_pod.append(_row("mine"))
+    assert sorted(read_exposures(tmp_path).column("request_id").to_pylist()) == ["mine", "theirs"]
+    assert [p.name[-14:] for p in exposure_files(tmp_path)] == ["000000.parquet", "000001.parquet"]
