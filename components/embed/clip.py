@@ -56,6 +56,11 @@ class ImageTextModel:
         return f"{_BLOCK_PREFIX}{self.name}@sha256:{self.digest[:16]}"
 
     @property
+    def device(self):
+        """Where the model's weights live: the first CUDA device when torch sees one, else the CPU."""
+        return next(self.model.parameters()).device
+
+    @property
     def logit_scale(self) -> float:
         """The model's learned similarity scale (exp of ``logit_scale``), e.g. 100 for OpenAI's CLIP."""
         scale = getattr(self.model, "logit_scale", None)
@@ -69,8 +74,8 @@ class ImageTextModel:
         for lo in range(0, len(frames), batch_size):
             pixels = self.image_processor(images=list(frames[lo : lo + batch_size]), return_tensors="pt")
             with torch.inference_mode():
-                feats = _pooled(self.model.get_image_features(pixel_values=pixels["pixel_values"]))
-            out[lo : lo + len(feats)] = _unit(feats.float().numpy())
+                feats = _pooled(self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device)))
+            out[lo : lo + len(feats)] = _unit(feats.float().cpu().numpy())
         return out
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -83,12 +88,12 @@ class ImageTextModel:
         for lo in range(0, len(texts), batch_size):
             tokens = self.tokenizer(list(texts[lo : lo + batch_size]), padding=padding, truncation=True,
                                     max_length=max_length, return_tensors="pt")
-            tokens = {k: v for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+            tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
             if self.model_type.startswith("siglip"):
                 tokens.pop("attention_mask", None)  # SigLIP was trained without one (pads are attended)
             with torch.inference_mode():
                 feats = _pooled(self.model.get_text_features(**tokens))
-            out[lo : lo + len(feats)] = _unit(feats.float().numpy())
+            out[lo : lo + len(feats)] = _unit(feats.float().cpu().numpy())
         return out
 
 
@@ -173,17 +178,19 @@ def _load_directory(directory: str, source: str) -> ImageTextModel:
                                         f"({reason}); {HOW_TO_PROVIDE}") from exc
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise SilversetInputError(what, f"'{type(model).__name__}' is not an image-text model (CLIPModel, SiglipModel)")
+    import torch
+
     model.eval()
+    if torch.cuda.is_available():  # fp32 on the GPU: same vectors as on CPU up to rounding
+        model.to("cuda")
     name = re.sub(r"[^A-Za-z0-9._-]+", "--", source if not Path(source).expanduser().is_dir() else path.name).strip("-")
     loaded = ImageTextModel(source=source, directory=path, name=name or "model", digest=digest, dimension=0,
                             model_type=str(model.config.model_type), model=model, tokenizer=tokenizer,
                             image_processor=image_processor)
     # The joint width differs by family (CLIP: projection_dim; SigLIP: the text head's width): ask the model.
-    import torch
-
     tokens = tokenizer(["a video"], return_tensors="pt")
     with torch.inference_mode():
-        probe = _pooled(model.get_text_features(input_ids=tokens["input_ids"]))
+        probe = _pooled(model.get_text_features(input_ids=tokens["input_ids"].to(loaded.device)))
     return dataclasses.replace(loaded, dimension=int(probe.shape[-1]))
 
 

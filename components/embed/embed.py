@@ -187,7 +187,7 @@ class EmbedHandler(ModelHandler):
             frames.extend(decoded)
             owner.extend([i] * len(decoded))
         if frames:
-            frame_vectors = self.image_text.encode_images(frames, batch_size=max(self.options.batch_size, 1) * 4)
+            frame_vectors = self.image_text.encode_images(frames)  # in chunks of 64 frames
             owner_array = np.asarray(owner)
             for i in sorted(set(owner)):
                 vectors[i] = clip.pool_frames(frame_vectors[owner_array == i])
