@@ -586,9 +586,22 @@ def load_server_experiment(options: ServerOptions):
     from silverset.components.abtest.experiment import load_experiment
 
     experiment = load_experiment(options.experiment)
+    _check_log_folder(options.exposure_log)
     log.info("experiment %s on %s v%d: %.2f%% treatment, exposures to %s", experiment.experiment_id,
              experiment.attribute, experiment.attribute_version, 100 * experiment.treatment_share, options.exposure_log)
     return experiment
+
+
+def _check_log_folder(folder: str) -> None:
+    """Fail at start-up, with exit 2, on an exposure folder the server could not write (not at the first flush)."""
+    import os
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SilversetInputError(f"--exposure-log '{folder}'", f"cannot create the folder: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise SilversetInputError(f"--exposure-log '{folder}'", "folder is not writable")
 
 
 def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions(), workers: int = 1) -> None:

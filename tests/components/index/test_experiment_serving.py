@@ -170,6 +170,9 @@ def test_experiment_and_exposure_log_come_together(tiny, tmp_path):
         create_app(out, ServerOptions(experiment=str(experiment)))
     with pytest.raises(SilversetInputError, match="needs --experiment"):
         create_app(out, ServerOptions(exposure_log=str(tmp_path)))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SilversetInputError, match="--exposure-log .*a-file/log': cannot create the folder"):
+        create_app(out, ServerOptions(experiment=str(experiment), exposure_log=str(tmp_path / "a-file" / "log")))
     with pytest.raises(SilversetInputError, match="file not found"):
         create_app(out, ServerOptions(experiment=str(tmp_path / "nope.json"), exposure_log=str(tmp_path)))
 
