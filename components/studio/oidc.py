@@ -29,6 +29,7 @@ from .users import ROLES, USER_NAME_PATTERN, User
 _LOGGER = logging.getLogger(__name__)
 CALLBACK_PATH = "/auth/callback"
 LOGIN_SECONDS = 600
+MAX_ATTEMPTS = 10_000  # sign-ins in flight at once (GET /auth/login is open); the oldest are forgotten first
 # Asymmetric signatures only: "none" and HS* (keyed with the client secret) are never accepted for an ID token.
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 CLOCK_LEEWAY_S = 60
@@ -168,6 +169,8 @@ class OidcSignIn:
         now = self._clock()
         with self._lock:
             self._attempts = {k: a for k, a in self._attempts.items() if a.expires > now}
+            while len(self._attempts) >= MAX_ATTEMPTS:
+                del self._attempts[next(iter(self._attempts))]
             self._attempts[state] = _Attempt(nonce, code_verifier, _sha256(browser_secret), now + LOGIN_SECONDS)
         return url, browser_secret
 

@@ -50,6 +50,9 @@ def serve(
     user: str = typer.Option("local", "--user", help="Name recorded on labels in local mode (no --users)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Host header the studio answers (repeatable; "
                                            "default: loopback names, plus --host when it is a name)."),
+    trusted_proxy: list[str] = typer.Option([], "--trusted-proxy", help="Address of a reverse proxy whose "
+                                            "X-Forwarded-For names the client (repeatable; default 127.0.0.1): the "
+                                            "sign-in rate limit counts per client address."),
     oidc_issuer: str = typer.Option(None, "--oidc-issuer", help="OpenID Connect issuer URL: people sign in there "
                                     "(authorization code + PKCE); its discovery document is read at the first sign-in."),
     oidc_client_id: str = typer.Option(None, "--oidc-client-id", help="This studio's client id at the issuer."),
@@ -100,7 +103,8 @@ def serve(
     console.print(f"open http://{host}:{port}/")
     secure = oidc is not None and oidc.config.redirect_base_url.startswith("https://")
     uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts, oidc=oidc, secure_cookies=secure),
-                host=host, port=port, log_level="warning")
+                host=host, port=port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=",".join(trusted_proxy) or "127.0.0.1")
 
 
 def _oidc_sign_in(*, issuer, client_id, secret_env, redirect_base, role_claim, roles, unknown_users, name_claim, scope):

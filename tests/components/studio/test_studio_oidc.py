@@ -175,3 +175,18 @@ def test_a_discovery_document_naming_another_issuer_is_refused(provider):
     oidc = sign_in_of(provider, issuer=provider.issuer.replace("127.0.0.1", "localhost"))
     with pytest.raises(OidcError, match="names issuer"):
         oidc.begin()
+
+
+def test_sign_ins_in_flight_are_bounded_and_the_oldest_is_forgotten(provider, monkeypatch):
+    """GET /auth/login is open to anyone: it cannot grow the studio's memory without bound."""
+    import silverset.components.studio.oidc as oidc_module
+    from silverset.components.studio.oidc import OidcError
+
+    monkeypatch.setattr(oidc_module, "MAX_ATTEMPTS", 3)
+    oidc = sign_in_of(provider)
+    started = [oidc.begin() for _ in range(4)]
+    states = [parse_qs(urlsplit(url).query)["state"][0] for url, _ in started]
+    with pytest.raises(OidcError, match="unknown, expired or already used"):
+        oidc.finish(code="whatever", state=states[0], browser_secret=started[0][1])
+    q = {k: v[0] for k, v in parse_qs(urlsplit(httpx.get(started[3][0], follow_redirects=False).headers["location"]).query).items()}
+    assert oidc.finish(code=q["code"], state=q["state"], browser_secret=started[3][1]).name == "alice@silverset.dev"
