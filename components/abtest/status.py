@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from silverset.components.common.errors import SilversetInputError
@@ -44,6 +45,7 @@ class ExperimentStatus(BaseModel):
     srm: SampleRatioCheck | None  # None before both arms have users
     control_served_users: int
     arm_mismatch_users: int  # users logged in an arm their hash does not give
+    users_in_both_arms: int  # users logged in both arms (left out of the per-arm counts and lifts)
     trigger_sources: dict[str, int]  # requests decided by "rule" / "model"
     index_versions: list[str]
     first_ts: str | None
@@ -59,6 +61,7 @@ class ExperimentStatus(BaseModel):
             not (self.srm is not None and self.srm.mismatch)
             and self.control_served_users == 0
             and self.arm_mismatch_users == 0
+            and self.users_in_both_arms == 0
         )
 
     def problems(self) -> list[str]:
@@ -70,6 +73,8 @@ class ExperimentStatus(BaseModel):
             )
         if self.control_served_users:
             found.append(f"{self.control_served_users} control user(s) were served restricted retrieval")
+        if self.users_in_both_arms:
+            found.append(f"{self.users_in_both_arms} user(s) logged in both arms (two configs serving at once?)")
         if self.arm_mismatch_users:
             found.append(f"{self.arm_mismatch_users} user(s) logged in an arm the experiment's salt does not give them")
         return found
@@ -111,6 +116,11 @@ def experiment_status(
     frame = table.to_pandas()
     mine = frame[frame["experiment_id"] == config.experiment_id]
     notes: list[str] = []
+    arms_per_user = mine.groupby("user_id")["arm"].nunique()
+    in_both = set(arms_per_user[arms_per_user > 1].index)
+    if in_both:  # reported as a problem; the per-user reduction below refuses such users, so leave them out
+        mine = mine[~mine["user_id"].isin(in_both)]
+        table = table.filter(pa.array(~frame["user_id"].isin(in_both).to_numpy()))
     if len(mine) == 0:
         notes.append(f"no exposures of experiment {config.experiment_id!r} yet")
         users = None
@@ -148,6 +158,7 @@ def experiment_status(
         srm=srm,
         control_served_users=arms[CONTROL].served_users,
         arm_mismatch_users=mismatched,
+        users_in_both_arms=len(in_both),
         trigger_sources={str(k): int(v) for k, v in mine["trigger_source"].value_counts().items()},
         index_versions=sorted(mine["index_version"].unique().tolist()),
         first_ts=mine["ts"].min().isoformat() if len(mine) else None,

@@ -94,6 +94,12 @@ def test_a_broken_split_a_served_control_and_a_foreign_salt_are_reported(tmp_pat
     s = status(tmp_path / "salt", CONFIG)
     assert 300 < s["arm_mismatch_users"] < 700 and not s["healthy"]  # about half disagree with an independent salt
 
+    _log(tmp_path / "both", users[:500])  # the same users again under the other salt: some land in both arms
+    _log(tmp_path / "both", users[:500], arm_of=other.arm_of)
+    s = status(tmp_path / "both", CONFIG)
+    assert 150 < s["users_in_both_arms"] < 350 and any("both arms" in p for p in s["problems"])
+    assert s["arms"]["control"]["users"] + s["arms"]["treatment"]["users"] == 500 - s["users_in_both_arms"]
+
 
 def test_interim_lifts_recover_a_planted_effect_within_their_ci(tmp_path):
     rng = np.random.default_rng(7)
