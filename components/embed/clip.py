@@ -16,11 +16,14 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from silverset.components.common.errors import SilversetInputError
+
+if TYPE_CHECKING:
+    from silverset.components.runtime.inputs import VideoFrames
 
 PREFIX = "clip:"
 _BLOCK_PREFIX = "clip-"
@@ -77,6 +80,29 @@ class ImageTextModel:
                 feats = _pooled(self.model.get_image_features(pixel_values=pixels["pixel_values"].to(self.device)))
             out[lo : lo + len(feats)] = _unit(feats.float().cpu().numpy())
         return out
+
+    def encode_videos(self, videos: dict[str, VideoFrames], *,
+                      max_frames: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """Unit frame vectors of each video, float32 [T, dimension] per key, from one pass over all their frames.
+
+        ``max_frames`` evenly spaced frames per video, decoded at full size (the image processor resizes and
+        crops as the model was trained). A video whose JPEGs do not decode is returned in the second dict
+        (key -> message) instead: it drops that video, not the batch.
+        """
+        failed: dict[str, str] = {}
+        frames: list[np.ndarray] = []
+        owners: list[str] = []
+        for key, video in videos.items():
+            try:
+                decoded = video.decode(None, max_frames=max_frames)
+            except Exception as exc:  # noqa: BLE001 - any decoder error is that video's error
+                failed[key] = f"{type(exc).__name__}: {exc}"
+                continue
+            frames.extend(decoded)
+            owners.extend([key] * len(decoded))
+        vectors = self.encode_images(frames) if frames else np.zeros((0, self.dimension), np.float32)
+        owner = np.asarray(owners, dtype=object)
+        return {key: vectors[owner == key] for key in dict.fromkeys(owners)}, failed
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Texts -> unit vectors float32 [len(texts), dimension] (SigLIP pads to its trained length)."""

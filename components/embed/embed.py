@@ -177,21 +177,12 @@ class EmbedHandler(ModelHandler):
 
     def _image_text_vectors(self, batch: Sequence[WorkItem], vectors: list[np.ndarray | None]) -> list[ItemResult]:
         """Fill ``vectors[i]`` with video i's pooled image vector; one forward pass over every frame of the batch."""
-        errors, frames, owner = [], [], []
+        per_video, failed = self.image_text.encode_videos({item.key: item.payload[0] for item in batch},
+                                                          max_frames=self.options.frames_per_video)
         for i, item in enumerate(batch):
-            try:
-                decoded = item.payload[0].decode(None, max_frames=self.options.frames_per_video)
-            except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
-                errors.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
-                continue
-            frames.extend(decoded)
-            owner.extend([i] * len(decoded))
-        if frames:
-            frame_vectors = self.image_text.encode_images(frames)  # in chunks of 64 frames
-            owner_array = np.asarray(owner)
-            for i in sorted(set(owner)):
-                vectors[i] = clip.pool_frames(frame_vectors[owner_array == i])
-        return errors
+            if item.key in per_video:
+                vectors[i] = clip.pool_frames(per_video[item.key])
+        return [ItemResult(key=key, error_type="bad_frames", message=message) for key, message in failed.items()]
 
 
 def checkpoint_frames(video: VideoFrames, frames_per_video: int, size: int) -> np.ndarray:

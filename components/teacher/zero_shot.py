@@ -150,23 +150,11 @@ class ImageTextZeroShotHandler(ModelHandler):
         return 1.0 / (1.0 + np.exp(-(logits[:, 1] - logits[:, 0])))
 
     def run_inference(self, batch: Sequence[WorkItem], model: np.ndarray) -> list[ItemResult]:
-        results, frames, owner = [], [], []
-        for item in batch:
-            try:
-                decoded = item.payload.frames.decode(None, max_frames=self.spec.teacher.frames_per_request)
-            except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
-                results.append(ItemResult(key=item.key, error_type="bad_frames",
-                                          message=f"{type(exc).__name__}: {exc}"))
-                continue
-            frames.extend(decoded)
-            owner.extend([item.key] * len(decoded))
-        if frames:
-            per_frame = self.frame_probabilities(self.image_text.encode_images(frames), model)
-            owners = np.asarray(owner, dtype=object)
-            for item in batch:
-                mine = per_frame[owners == item.key]
-                if mine.size:
-                    p = float(mine.mean())
-                    results.append(ItemResult(key=item.key, row=label_row(
-                        self.spec, item.key, p, self.model_id, f"mean P(positive) over {mine.size} frames = {p:.3f}")))
+        per_video, failed = self.image_text.encode_videos({item.key: item.payload.frames for item in batch},
+                                                          max_frames=self.spec.teacher.frames_per_request)
+        results = [ItemResult(key=key, error_type="bad_frames", message=message) for key, message in failed.items()]
+        for key, frame_vectors in per_video.items():
+            p = float(self.frame_probabilities(frame_vectors, model).mean())
+            results.append(ItemResult(key=key, row=label_row(
+                self.spec, key, p, self.model_id, f"mean P(positive) over {len(frame_vectors)} frames = {p:.3f}")))
         return results

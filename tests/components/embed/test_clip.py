@@ -131,6 +131,14 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
                         options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}"))
     assert summary.stats.outputs == 1
     assert tables.read_errors(tmp_path / "emb").column("error_type").to_pylist() == ["bad_frames"]
+    from silverset.components.teacher.annotate import AnnotateOptions
+    from silverset.components.teacher.annotate import run as annotate
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video_id,uri,title\ngood,file:///g.mp4,Good\nbad,file:///b.mp4,Bad\n")
+    labelled = annotate(attribute=SPEC, manifest=str(manifest), frames=str(tmp_path / "frames"), out=str(tmp_path / "l"),
+                        options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"])))
+    assert labelled.stats.outputs == 1 and tables.read_errors(tmp_path / "l").column("key").to_pylist() == ["bad"]
     out = str(tmp_path / "shards")
     for i in range(2):  # the KFP component passes --embedder through
         stats = json.loads(component.embed_shard.python_func(
