@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -11,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import AttributeSpec
+
+log = logging.getLogger(__name__)
 
 TREATMENT = "treatment"
 CONTROL = "control"
@@ -91,7 +95,10 @@ def create_experiment(*, spec: AttributeSpec, salt: str, treatment_share: float,
         raise SilversetInputError("experiment", str(exc)) from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    # Written aside and renamed: a server following the file (ExperimentFile) never reads half of it.
+    partial = out / f".{CONFIG_FILE}.{os.getpid()}.tmp"
+    partial.write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, out / CONFIG_FILE)
     return config
 
 
@@ -106,3 +113,44 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         return ExperimentConfig.model_validate_json(p.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise SilversetInputError(f"experiment '{path}'", str(exc)) from None
+
+
+class ExperimentFile:
+    """The experiment.json a long-running server follows: ``refresh()`` reloads it when it changes on disk.
+
+    A new file that does not load (missing, half-written, invalid) keeps the last good config and sets
+    ``problem``; the start-up load raises instead, so a server never starts without a valid experiment.
+    """
+
+    def __init__(self, path: str | Path):
+        p = Path(path)
+        self.path = p / CONFIG_FILE if p.is_dir() else p
+        self._seen = self._signature()
+        self.config = load_experiment(self.path)
+        self.problem: str | None = None
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def refresh(self) -> bool:
+        """Reload after a change; True when a different config now applies. Blocking: call off the event loop."""
+        seen = self._signature()
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        try:
+            new = load_experiment(self.path)
+        except SilversetInputError as exc:
+            self.problem = f"{exc}; still running {self.config.experiment_id}"
+            log.error("experiment file changed but cannot be used: %s", self.problem)
+            return False
+        self.problem = None
+        if new == self.config:
+            return False
+        log.info("experiment %s replaces %s", new.experiment_id, self.config.experiment_id)
+        self.config = new
+        return True

@@ -501,7 +501,8 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     registry = IndexRegistry(index_dir, verify_digest=options.verify_digest, tune_leaves=options.tune_leaves,
                              pinned_file=options.pinned_versions)
     metrics = CollectorRegistry()
-    search = _SearchEndpoint(registry, options, metrics, experiment=load_server_experiment(options))
+    experiment_file = load_server_experiment(options)
+    search = _SearchEndpoint(registry, options, metrics, experiment=experiment_file.config if experiment_file else None)
     Gauge("silverset_exposure_log_rows_written", "Exposure rows finalized to Parquet by this process",
           registry=metrics).set_function(lambda: search.exposures.rows_written if search.exposures else 0)
     Gauge("silverset_exposure_log_rows_dropped", "Exposure rows dropped after repeated write failures",
@@ -513,10 +514,16 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     registry.on_refuse = lambda a, v, reason: refusals.labels(a).inc()
     stop = threading.Event()
 
+    def follow_experiment() -> None:
+        if experiment_file is not None and experiment_file.refresh():
+            search.experiment = experiment_file.config  # one assignment: a request sees the old or the new config
+
     def watch() -> None:
         while not stop.wait(options.poll_interval_s):
             try:
-                registry.refresh()
+                if not registry.static:
+                    registry.refresh()
+                follow_experiment()
             except Exception:  # noqa: BLE001 - the watcher must outlive one bad poll
                 log.exception("index refresh failed")
 
@@ -524,7 +531,7 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     async def lifespan(app):
         await asyncio.to_thread(registry.refresh)
         thread = None
-        if poll and not registry.static:
+        if poll and (not registry.static or experiment_file is not None):
             thread = threading.Thread(target=watch, name="index-watcher", daemon=True)
             thread.start()
         if options.exposure_log is not None:  # here, not in create_app: each forked worker needs its own writer thread
@@ -555,6 +562,8 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
                                   "attribute_version": experiment.attribute_version,
                                   "serving_attribute_version": live.manifest.get("attribute_version") if live else None,
                                   "exposure_log": options.exposure_log}
+            if experiment_file.problem is not None:
+                body["experiment"]["problem"] = experiment_file.problem
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @api.get("/metrics")
@@ -564,6 +573,7 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     @api.post("/v1/admin/reload")
     async def reload():
         await asyncio.to_thread(registry.refresh)  # loading, hashing and tuning must not stall searches
+        await asyncio.to_thread(follow_experiment)
         return {"live": registry.live_versions(), "refused": registry.refused}
 
     @api.get("/v1/attributes")
@@ -575,7 +585,10 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
 
 
 def load_server_experiment(options: ServerOptions):
-    """The experiment named by the options (both or neither of experiment and exposure log), or None."""
+    """The experiment file named by the options, loaded (an ExperimentFile), or None.
+
+    Both or neither of ``experiment`` and ``exposure_log``; the exposure folder must be writable.
+    """
     if options.experiment is None and options.exposure_log is None:
         return None
     if options.experiment is None:
@@ -583,13 +596,14 @@ def load_server_experiment(options: ServerOptions):
     if options.exposure_log is None:
         raise SilversetInputError("--exposure-log",
                                   f"required with --experiment '{options.experiment}': the analysis reads it")
-    from silverset.components.abtest.experiment import load_experiment
+    from silverset.components.abtest.experiment import ExperimentFile
 
-    experiment = load_experiment(options.experiment)
+    source = ExperimentFile(options.experiment)
+    experiment = source.config
     _check_log_folder(options.exposure_log)
     log.info("experiment %s on %s v%d: %.2f%% treatment, exposures to %s", experiment.experiment_id,
              experiment.attribute, experiment.attribute_version, 100 * experiment.treatment_share, options.exposure_log)
-    return experiment
+    return source
 
 
 def _check_log_folder(folder: str) -> None:
@@ -599,7 +613,8 @@ def _check_log_folder(folder: str) -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SilversetInputError(f"--exposure-log '{folder}'", f"cannot create the folder: {exc.strerror or exc}") from None
+        problem = f"cannot create the folder: {exc.strerror or exc}"
+        raise SilversetInputError(f"--exposure-log '{folder}'", problem) from None
     if not os.access(folder, os.W_OK):
         raise SilversetInputError(f"--exposure-log '{folder}'", "folder is not writable")
 

@@ -391,3 +391,38 @@ def test_the_servers_own_log_feeds_abtest_status_and_analyze(tiny, tmp_path):
     low, high = summary["triggered_lifts"]["minutes"]["ci"]
     true_relative = effect / base[[i for i in range(len(users)) if i % 2]].mean()
     assert low <= true_relative <= high
+
+
+def test_a_rewritten_experiment_file_is_followed_and_a_broken_one_keeps_the_last_good(tiny, tmp_path):
+    """The pipeline's experiment step rewrites experiment.json after a deploy; the running server picks it up."""
+    import time
+
+    out, _, ids, _, _, spec_path = tiny
+    folder = tmp_path / "exp"
+    first = create_experiment(spec=load_spec(spec_path), salt="first", treatment_share=0.3, out_dir=folder)
+    users = [f"u{i}" for i in range(200)]
+    options = _options(folder / "experiment.json", tmp_path / "log", poll_interval_s=0.05)
+
+    def arms(client) -> tuple[set[str], list[str]]:
+        bodies = [client.post(URL, json={"user_id": u, "history": [ids[0]]}).json() for u in users]
+        return {b["experiment_id"] for b in bodies}, [b["arm"] for b in bodies]
+
+    def wait_for(client, experiment_id: str) -> None:
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").json()["experiment"]["experiment_id"] != experiment_id:
+            assert time.monotonic() < deadline, f"server never switched to {experiment_id}"
+            time.sleep(0.05)
+
+    with TestClient(create_app(out, options)) as client:
+        assert arms(client) == ({first.experiment_id}, [first.arm_of(u) for u in users])
+        second = create_experiment(spec=load_spec(spec_path), salt="second", treatment_share=0.6, out_dir=folder)
+        wait_for(client, second.experiment_id)
+        assert arms(client) == ({second.experiment_id}, [second.arm_of(u) for u in users])
+        (folder / "experiment.json").write_text('{"experiment_id": ')  # a broken rewrite
+        deadline = time.monotonic() + 10
+        while "problem" not in client.get("/readyz").json()["experiment"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert arms(client)[0] == {second.experiment_id}
+    ids_logged = read_exposures(tmp_path / "log").column("experiment_id").to_pylist()
+    assert ids_logged == [first.experiment_id] * 200 + [second.experiment_id] * 400
