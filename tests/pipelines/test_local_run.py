@@ -34,6 +34,22 @@ def corpus(tmp_path_factory):
             "checkpoint": write_demo_teacher(root / "teacher.pt")}
 
 
+@pytest.fixture(scope="module")
+def corpus60(tmp_path_factory):
+    """60 tiny videos with a golden set of half of them: a 20% teacher budget (12 of the 30 others) still leaves
+    the student the 10 labels it needs."""
+    from silverset.components.corpus.synth import run as synth
+    from silverset.components.distill.flow import golden_from_truth
+    from silverset.pipelines.demo import write_demo_teacher
+
+    root = tmp_path_factory.mktemp("corpus60")
+    made = synth(out=root / "c", videos=60, seed=0, duration_s=1.0, width=96, height=64)
+    golden = golden_from_truth(truth=made["truth"], spec_path=str(example_specs_dir() / "red_dominant.yaml"),
+                               out=str(root / "golden.parquet"), share=0.5, seed=0)
+    return {"manifest": made["manifest"], "golden": golden["golden"],
+            "checkpoint": write_demo_teacher(root / "teacher.pt")}
+
+
 def spec_with(tmp_path: Path, **changes) -> str:
     """red_dominant with small-golden-set bars (a test corpus of 30 videos) and ``changes`` merged in."""
     data = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
@@ -140,6 +156,40 @@ def test_a_rejected_approval_fails_the_run_and_the_next_run_pays_the_teacher_not
     assert second.summary["annotate"]["processed"] == 0
     assert second.summary["annotate"]["resumed"] == labelled
     assert_stopped(second, "approval_rejected", "red logos")
+
+
+@pytest.mark.slow
+def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_all_60(corpus60, tmp_path):
+    """The issue's "done when": teacher calls <= a budget of 20% of the corpus, student scores for all of it."""
+    from silverset.components.common import tables
+
+    spec = spec_with(tmp_path, **{"gates.student__min_f1_retention": 0.0})
+    workdir = tmp_path / "w"
+    budget = {"teacher_budget_videos": 12, "cost_per_core_hour_usd": 0.0408}  # 20% of the 60-video corpus
+    result = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev")
+    assert result.status == "SUCCEEDED", result.error
+    assert result.summary["outcome"] == "promoted"
+    # The teacher labelled its sample only, golden-set videos left to the gate (which labels them anyway).
+    sample = result.plan["teacher_sample"]
+    assert result.plan["todo"] == 60 and sample["chosen"] == 12 and sample["excluded"] == result.plan["golden"] == 30
+    costs = result.summary["costs"]
+    assert costs["teacher_calls"] == result.summary["annotate"]["processed"] == 12 <= costs["teacher_budget_videos"]
+    assert costs["golden_teacher_calls"] == 30  # the teacher gate's labelling, reported apart from the budget
+    # The student scored every video of the corpus, the 48 the teacher never saw included.
+    scored = set(tables.read_table(str(Path(result.plan["run_dir"]) / "scores")).column("video_id").to_pylist())
+    assert scored == set(tables.read_table(corpus60["manifest"]).column("video_id").to_pylist())
+    assert costs["student_items_scored"] == 60
+    # Costs come from measured CPU-seconds at the stated rate (the demo teacher is local: no price table).
+    assert costs["teacher_cpu_seconds"] > 0 and costs["student_cpu_seconds"] > 0
+    assert costs["teacher_spend_usd"] == pytest.approx(costs["teacher_cpu_seconds"] / 3600 * 0.0408, abs=1e-6)
+    assert costs["teacher_usd_per_1000_videos"] > 0 and costs["student_usd_per_1000_videos"] > 0
+    assert costs["teacher_to_student_cost_ratio"] is not None
+    # The state keeps the 48 unlabelled videos as such: labels only for what the teacher labelled.
+    assert len(tables.read_table(str(workdir / "state" / "labels"))) == 12
+    assert len(tables.read_table(str(workdir / "state" / "videos.parquet"))) == 60
+    again = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev")
+    assert again.status == "SUCCEEDED" and again.plan["up_to_date"]  # unlabelled videos are not work to redo
+    assert again.summary["annotate"] == {} and again.summary["costs"] == {}
 
 
 @pytest.mark.slow
