@@ -187,6 +187,21 @@ def weights_digest(directory: Path) -> str:
     return h.hexdigest()
 
 
+def _label(source: str, directory: Path) -> str:
+    """The readable part of a block name: the hub id (``/`` -> ``--``) or the model directory's name."""
+    label = source if not Path(source).expanduser().is_dir() else directory.name
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", label).strip("-") or "model"
+
+
+def block_name_for(embedder: str) -> str:
+    """``clip-<name>@sha256:<16 hex>`` of ``clip:PATH_OR_HUB_ID`` without loading the model (hashes the weights).
+
+    For callers that need the identity only, e.g. a run plan deciding whether labels must be redone.
+    """
+    directory = resolve(embedder)
+    return f"{_BLOCK_PREFIX}{_label(_source_of(embedder), directory)}@sha256:{weights_digest(directory)[:16]}"
+
+
 @functools.lru_cache(maxsize=4)
 def _load_directory(directory: str, source: str) -> ImageTextModel:
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
@@ -209,8 +224,7 @@ def _load_directory(directory: str, source: str) -> ImageTextModel:
     model.eval()
     if torch.cuda.is_available():  # fp32 on the GPU: same vectors as on CPU up to rounding
         model.to("cuda")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "--", source if not Path(source).expanduser().is_dir() else path.name).strip("-")
-    loaded = ImageTextModel(source=source, directory=path, name=name or "model", digest=digest, dimension=0,
+    loaded = ImageTextModel(source=source, directory=path, name=_label(source, path), digest=digest, dimension=0,
                             model_type=str(model.config.model_type), model=model, tokenizer=tokenizer,
                             image_processor=image_processor)
     # The joint width differs by family (CLIP: projection_dim; SigLIP: the text head's width): ask the model.

@@ -205,6 +205,7 @@ def test_hub_id_in_the_local_cache_loads_offline(corpus, monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     loaded = clip.load("clip:silverset-test/tiny-clip")
     assert loaded.block_name == f"clip-silverset-test--tiny-clip@sha256:{clip.weights_digest(corpus['clip'])[:16]}"
+    assert clip.block_name_for("clip:silverset-test/tiny-clip") == loaded.block_name  # same id, no model load
     np.testing.assert_allclose(loaded.encode_text(["red"]), clip.load(f"clip:{corpus['clip']}").encode_text(["red"]))
     assert attempts == []
 
