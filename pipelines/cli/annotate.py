@@ -20,6 +20,12 @@ def annotate(
     shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this worker's share of the videos."),
     max_items: Optional[int] = typer.Option(None, "--max-items", min=1, help="Label at most N videos in this run."),
     max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0, help="Stop cleanly at this spend (gemini)."),
+    budget_videos: int = typer.Option(0, "--budget-videos", min=0,
+                                      help="Label at most N videos of the manifest, chosen by --priority (0 = all)."),
+    budget_usd: float = typer.Option(0.0, "--budget-usd", min=0, help="gemini: label as many videos as this buys at "
+                                     "the price table's estimate (0 = no cap); the hard stop too, unless --max-usd."),
+    priority: str = typer.Option("new,priority,views", "--priority", help="Which videos first: manifest columns, "
+                                 "largest first, then a stable hash of video_id (the pipeline's teacher_priority)."),
     rps: float = typer.Option(2.0, "--rps", help="Gemini requests/s of the API key, shared by all --shard workers."),
     tokens_per_min: int = typer.Option(2_000_000, "--tokens-per-min", help="Tokens/min of the key, all shards."),
     concurrency: int = typer.Option(8, "--concurrency", min=1),
@@ -59,8 +65,18 @@ def annotate(
                               checkpoint=checkpoint, runtime=runtime, precision=precision, calibration=calibration,
                               temperature=temperature)
     from silverset.components.common.tables import resumable_output_folder
+    from silverset.components.incremental.sample import annotate_sample, teacher_budget
 
+    budget = teacher_budget(videos=budget_videos, usd=budget_usd, priority=priority,
+                            names=("--budget-videos", "--budget-usd", "--priority"))
     with resumable_output_folder(out, command="annotate"):  # refuses a file or a foreign folder; a failed start leaves nothing
+        manifest, choice, stop = annotate_sample(attribute=attribute, manifest=manifest, out=out, budget=budget,
+                                                 teacher=teacher, model=model, price_table=price_table,
+                                                 batch=mode == "batch", shard=parse_shard(shard), max_usd=max_usd)
+        if choice is not None:
+            options = options.model_copy(update={"gemini": gemini.model_copy(update={"max_usd": stop})})
+            console.print(f"teacher sample: {choice.chosen} of {choice.candidates} videos (order: "
+                          f"{', '.join(choice.priority) or 'hash'})", markup=False)
         summary = run(attribute=attribute, manifest=manifest, out=out, frames=frames, options=options,
                       shard=parse_shard(shard), progress=True)
     console.print(f"{summary.attribute} by {summary.teacher_id} -> {summary.out}", markup=False)
