@@ -137,28 +137,29 @@ def pool_frames(frame_vectors: np.ndarray) -> np.ndarray:
     return _unit(frame_vectors.mean(0))
 
 
-def _source_of(embedder: str) -> str:
+def _source_of(embedder: str, flag: str = "--embedder") -> str:
     source = embedder[len(PREFIX):] if is_clip(embedder) else embedder
     if not source.strip():
-        raise SilversetInputError(f"--embedder '{embedder}'",
+        raise SilversetInputError(f"{flag} '{embedder}'",
                                   f"names no model; use clip:PATH_OR_HUB_ID ({HOW_TO_PROVIDE})")
     return source
 
 
-def resolve(embedder: str) -> Path:
+def resolve(embedder: str, *, flag: str = "--embedder") -> Path:
     """The local directory holding the weights for ``clip:PATH_OR_HUB_ID``; never touches the network.
 
     A path that exists is used as is; otherwise a hub id is looked up in the local Hugging Face cache only.
+    ``flag`` names the input in errors (``--embedder``, or ``--checkpoint`` for the teacher).
     """
-    source = _source_of(embedder)
+    source = _source_of(embedder, flag)
     path = Path(source).expanduser()
     if path.is_dir():
         return path
     if path.exists():
-        raise SilversetInputError(f"--embedder '{embedder}'",
+        raise SilversetInputError(f"{flag} '{embedder}'",
                                   f"'{source}' is a file, not a model directory; {HOW_TO_PROVIDE}")
     if not _HUB_ID.match(source) or source.startswith("."):
-        raise SilversetInputError(f"--embedder '{embedder}'", f"no model directory at '{source}'; {HOW_TO_PROVIDE}")
+        raise SilversetInputError(f"{flag} '{embedder}'", f"no model directory at '{source}'; {HOW_TO_PROVIDE}")
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -166,7 +167,7 @@ def resolve(embedder: str) -> Path:
         return Path(snapshot_download(source, cache_dir=constants.HF_HUB_CACHE, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         raise SilversetInputError(
-            f"--embedder '{embedder}'",
+            f"{flag} '{embedder}'",
             f"'{source}' is neither a model directory nor in the local Hugging Face cache "
             f"({constants.HF_HUB_CACHE}); {HOW_TO_PROVIDE}") from exc
 
@@ -203,11 +204,11 @@ def block_name_for(embedder: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_directory(directory: str, source: str) -> ImageTextModel:
+def _load_directory(directory: str, source: str, flag: str) -> ImageTextModel:
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
     path = Path(directory)
-    what = f"--embedder 'clip:{source}'"
+    what = f"{flag} 'clip:{source}'"
     digest = weights_digest(path)
     try:
         model = AutoModel.from_pretrained(path, local_files_only=True)
@@ -234,10 +235,11 @@ def _load_directory(directory: str, source: str) -> ImageTextModel:
     return dataclasses.replace(loaded, dimension=int(probe.shape[-1]))
 
 
-def load(embedder: str) -> ImageTextModel:
-    """Load ``clip:PATH_OR_HUB_ID`` (or a bare path / hub id) once per process; exit-2 errors say how to provide it."""
-    directory = resolve(embedder)
-    return _load_directory(str(directory.resolve()), _source_of(embedder))
+def load(embedder: str, *, flag: str = "--embedder") -> ImageTextModel:
+    """Load ``clip:PATH_OR_HUB_ID`` (or a bare path / hub id) once per process; exit-2 errors name ``flag`` and say
+    how to provide the weights."""
+    directory = resolve(embedder, flag=flag)
+    return _load_directory(str(directory.resolve()), _source_of(embedder, flag), flag)
 
 
 def clip_block(embedder_id: str) -> tuple[str, int, int] | None:

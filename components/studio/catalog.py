@@ -132,7 +132,7 @@ def clip_text_encoder(model: str, embedder_id: str) -> TextEncoder:
     clip block (same weights) before the first query."""
     from silverset.components.embed.clip import encode_text, load
 
-    loaded = load(model if model.startswith("clip:") else f"clip:{model}")
+    loaded = load(model if model.startswith("clip:") else f"clip:{model}", flag="--clip-model")
     encode_text(loaded, [], embedder_id=embedder_id)  # refuses other weights before the first query
 
     def encode(texts: list[str]) -> np.ndarray:

@@ -121,7 +121,7 @@ class ImageTextZeroShotHandler(ModelHandler):
         if temperature is not None and not temperature > 0:
             raise SilversetInputError("--temperature", f"must be > 0, got {temperature}")
         self.spec, self.batch_size = spec, batch_size
-        self.image_text = clip.load(model if clip.is_clip(model) else clip.PREFIX + model)
+        self.image_text = clip.load(model if clip.is_clip(model) else clip.PREFIX + model, flag="--checkpoint")
         self.temperature = temperature if temperature is not None else 1.0 / self.image_text.logit_scale
         self.positive, self.negative = class_prompts(spec)
         from silverset.components.common.digest import sha256_json

@@ -187,7 +187,7 @@ def test_annotate_cli_clip_zero_shot_refusals_exit_2(corpus, monkeypatch, capsys
     code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "a")])
     assert code == 2 and "--checkpoint" in err
     code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "b"), "--checkpoint", "org/absent-clip"])
-    assert code == 2 and "'clip:org/absent-clip'" in err and "local Hugging Face cache" in err
+    assert code == 2 and "--checkpoint 'clip:org/absent-clip'" in err and "local Hugging Face cache" in err
     code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "c"), "--checkpoint", str(corpus["clip"]),
                                               "--temperature", "0"])
     assert code == 2 and "--temperature" in err
