@@ -78,7 +78,8 @@ class ExposureLog:
 
     ``max_rows``: most rows per file (a full buffer wakes the writer early). ``max_seconds``: longest a
     row waits in memory before its file is finalized. ``max_pending_rows``: rows held while writes keep
-    failing (a full or read-only disk); beyond it the oldest are dropped and counted in ``rows_dropped``.
+    failing (a full or read-only disk), 10 files' worth by default; beyond it the oldest are dropped and
+    counted in ``rows_dropped``. A buffered row takes about 330 bytes (50,000 rows: about 16 MiB).
     """
 
     def __init__(
@@ -104,7 +105,7 @@ class ExposureLog:
             raise SilversetInputError(f"exposure log '{directory}'", "folder is not writable")
         self.max_rows = max_rows
         self.max_seconds = max_seconds
-        self.max_pending_rows = max_pending_rows if max_pending_rows is not None else 20 * max_rows
+        self.max_pending_rows = max_pending_rows if max_pending_rows is not None else 10 * max_rows
         self.rows_written = 0
         self.rows_dropped = 0
         self.files_written = 0
