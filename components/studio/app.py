@@ -88,9 +88,14 @@ class SignIn(_Body):
     token: str | None = Field(None, max_length=1024)
 
 
+def one_line(text: str) -> str:
+    """A message as one line: control characters (a newline in a field name a client sent, say) as escapes."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def validation_detail(errors) -> str:
     """Pydantic/FastAPI validation errors as one line, "where: problem; where: problem" (first five)."""
-    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}" for e in list(errors)[:5])
+    return one_line("; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}" for e in list(errors)[:5]))
 
 
 class _BodyLimit:
@@ -153,11 +158,11 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
 
     @app.exception_handler(Invalid)
     async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": one_line(str(exc))}, status_code=422)
 
     @app.exception_handler(SilversetInputError)
     async def _bad_input(_: Request, exc: SilversetInputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": one_line(str(exc))}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

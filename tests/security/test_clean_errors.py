@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+
+from silverset.components.common.spec import example_specs_dir
 
 
 @pytest.mark.parametrize("command", [("list",), ("audit",), ("audit", "--verify"), ("show", "sha256:abcd")])
@@ -68,3 +71,15 @@ def test_studio_commands_name_a_bad_users_file_a_public_host_and_a_huge_version(
     assert result.code == 2 and "--host" in result.flat_err and "needs--users" in result.flat_err
     for err in (cli("studio", "serve", "--workdir", str(tmp_path), "--users", str(tmp_path / "no.yaml")).err,):
         assert "Traceback" not in err and "no.yaml" in err
+
+
+@pytest.mark.xfail(strict=True, reason="components/common/errors.py (the lead's) prints a field name's newline raw; fix in "
+                                       "S's issue-21 report (escape control characters in SilversetInputError). Drop this "
+                                       "xfail when it XPASSes.")
+def test_a_spec_field_name_with_a_newline_is_still_a_one_line_error(cli, tmp_path):
+    spec = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
+    spec["bad\nkey"] = 0
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = cli("attribute", "validate", str(path))
+    assert result.code == 2 and "field'bad\\nkey'" in result.flat_err, result.err  # escaped, not a line break
