@@ -190,3 +190,18 @@ def test_sign_ins_in_flight_are_bounded_and_the_oldest_is_forgotten(provider, mo
         oidc.finish(code="whatever", state=states[0], browser_secret=started[0][1])
     q = {k: v[0] for k, v in parse_qs(urlsplit(httpx.get(started[3][0], follow_redirects=False).headers["location"]).query).items()}
     assert oidc.finish(code=q["code"], state=q["state"], browser_secret=started[3][1]).name == "alice@silverset.dev"
+
+
+def test_groups_missing_from_the_id_token_are_read_from_userinfo_for_the_same_subject(client, provider):
+    provider.id_token_changes = {"groups": DROP}  # Keycloak and Dex can leave groups out of the ID token
+    provider.next_person = Person(sub="u-9", email="ivy@silverset.dev", groups=["studio-adjudicators"])
+    assert sign_in(client).status_code == 303
+    assert client.get("/api/me").json()["role"] == "adjudicator"
+
+
+def test_userinfo_for_another_subject_is_not_used(studio, provider):
+    provider.id_token_changes = {"groups": DROP, "sub": "someone-else"}
+    provider.next_person = Person(sub="u-10", email="jay@silverset.dev", groups=["studio-admins"])
+    with TestClient(create_app(studio, oidc=sign_in_of(provider)), base_url=STUDIO_URL) as c:
+        answer = sign_in(c)
+        assert answer.status_code == 403 and "no groups value mapped" in answer.json()["detail"]
