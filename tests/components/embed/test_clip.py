@@ -197,6 +197,20 @@ def test_annotate_cli_clip_zero_shot_refusals_exit_2(corpus, monkeypatch, capsys
     assert attempts == []
 
 
+def test_directory_from_model_and_processor_save_pretrained_loads(corpus, tmp_path):
+    """The way the exit-2 message tells users to make one: model.save_pretrained(D); processor.save_pretrained(D)."""
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    target = tmp_path / "user-clip"
+    CLIPModel.from_pretrained(corpus["clip"], local_files_only=True).save_pretrained(target)
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=AutoTokenizer.from_pretrained(corpus["clip"], local_files_only=True)).save_pretrained(target)
+    loaded, reference = clip.load(f"clip:{target}"), clip.load(f"clip:{corpus['clip']}")
+    assert loaded.digest == reference.digest and loaded.block_name.startswith("clip-user-clip@sha256:")
+    frames = load_frames(corpus["frames"])["vid000"].decode()
+    np.testing.assert_allclose(loaded.encode_images(list(frames)), reference.encode_images(list(frames)), atol=1e-6)
+
+
 def test_hub_id_in_the_local_cache_loads_offline(corpus, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
