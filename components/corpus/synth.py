@@ -8,6 +8,13 @@ Each video is a few seconds of rendered shots. Four binary attributes, drawn ind
 - ``frequent_cuts``: a hard cut every 0.3-0.6 s (else one continuous shot, or a single cut).
 - ``onscreen_text``: a caption band with legible white text for the whole clip (else none).
 
+With ``hard_case_share`` > 0 (0 by default: the corpus is then byte-identical to one made without it), that
+share of videos gets a hard case for each attribute, still labelled by the attribute's definition: a positive
+``red_dominant`` in dark crimson, a negative with a red logo block (a small red detail); a ``moving_object``
+that travels a shorter way (still clearly moved); ``frequent_cuts`` between shots of near-identical colour;
+an ``onscreen_text`` caption drawn straight on the picture, with no dark band. Their draws come from a
+separate generator, so they change nothing else about a video.
+
 The title and the description each mention an attribute with probability ``mention_if_true`` when it
 holds and ``mention_if_false`` when it does not, so a text-only teacher is weak but not useless.
 Same seed, same bytes: every random draw comes from ``numpy.random.default_rng([seed, video_number])``
@@ -19,7 +26,7 @@ import colorsys
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +45,7 @@ SUBJECTS = (
     "Abstract loop", "Short clip", "Channel intro", "Behind the scenes", "Daily update", "Sample reel",
 )
 CAPTIONS = ("HELLO WORLD", "BREAKING NEWS", "SUBSCRIBE", "CHAPTER ONE", "LIVE NOW", "SALE 50%", "THE END")
+RED_PATCH_COLOUR = (220, 24, 30)
 OBJECT_COLOURS = ((245, 245, 245), (20, 20, 20), (240, 220, 40), (40, 220, 230))
 
 
@@ -56,6 +64,7 @@ class SynthOptions(BaseModel):
     prevalence: float = Field(0.4, gt=0.0, lt=1.0)
     mention_if_true: float = Field(0.6, ge=0.0, le=1.0)
     mention_if_false: float = Field(0.15, ge=0.0, le=1.0)
+    hard_case_share: float = Field(0.0, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,9 @@ class VideoPlan:
     object_start: tuple[float, float]  # (x, y) px
     object_end: tuple[float, float]
     caption: str | None
+    caption_band: bool = True  # False: the caption's letters sit straight on the picture (a hard case)
+    red_patch: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1) px of a red logo block (a hard case)
+    hard_cases: tuple[str, ...] = ()  # which attributes got a hard case
 
 
 def video_id_of(number: int) -> str:
@@ -103,8 +115,47 @@ def _mention_text(rng: np.random.Generator, truth: dict[str, int], options: Synt
     return phrases
 
 
+def _dark_red(rng: np.random.Generator) -> tuple[int, int, int]:
+    return _hsv_rgb(rng.uniform(-8.0, 8.0), rng.uniform(0.75, 0.95), rng.uniform(0.3, 0.45))
+
+
+def _harden(plan: VideoPlan, options: SynthOptions, number: int) -> VideoPlan:
+    """The plan with hard cases for some attributes, drawn from ``default_rng([seed, number, 1])``."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng([options.seed, number, 1])
+    picked = [a for a in ATTRIBUTES if rng.random() < options.hard_case_share]
+    w, h = options.width, options.height
+    changes: dict = {}
+    done: list[str] = []
+    if "red_dominant" in picked:
+        if plan.truth["red_dominant"]:  # dark crimson is still a red picture
+            changes["shot_colours"] = tuple(_dark_red(rng) for _ in plan.shot_colours)
+        else:  # a red logo block covering 6-12% of the frame is a small red detail, so still negative
+            side_w = int(w * np.sqrt(rng.uniform(0.06, 0.12) * h / w))
+            side_h = int(side_w * rng.uniform(0.8, 1.25))
+            x0 = int(rng.uniform(0.2 * w, 0.8 * w - side_w))
+            y0 = int(rng.uniform(0.05 * h, 0.7 * h - side_h))
+            changes["red_patch"] = (x0, y0, x0 + side_w, y0 + side_h)
+        done.append("red_dominant")
+    if "moving_object" in picked and plan.truth["moving_object"]:  # a shorter trip, still a third of the width
+        (x0, y0), (x1, y1) = plan.object_start, plan.object_end
+        scale = rng.uniform(0.45, 0.6)
+        changes["object_end"] = (x0 + (x1 - x0) * scale, y0 + (y1 - y0) * scale)
+        done.append("moving_object")
+    if "frequent_cuts" in picked and plan.truth["frequent_cuts"] and "shot_colours" not in changes:
+        base = np.asarray(plan.shot_colours[0], float)  # cuts between near-identical colours
+        changes["shot_colours"] = tuple(tuple(int(c) for c in np.clip(base * rng.uniform(0.85, 1.15), 0, 255))
+                                        for _ in plan.shot_colours)
+        done.append("frequent_cuts")
+    if "onscreen_text" in picked and plan.truth["onscreen_text"]:
+        changes["caption_band"] = False
+        done.append("onscreen_text")
+    return replace(plan, **changes, hard_cases=tuple(done)) if done else plan
+
+
 def plan_video(number: int, options: SynthOptions) -> VideoPlan:
-    """Draw one video's truth, text and shot layout from ``default_rng([seed, number])``."""
+    """Draw one video's truth, text and shot layout from ``default_rng([seed, number])`` (hard cases: see module)."""
     rng = np.random.default_rng([options.seed, number])
     truth = {a: int(rng.random() < options.prevalence) for a in ATTRIBUTES}
     duration = options.duration_s
@@ -149,7 +200,7 @@ def plan_video(number: int, options: SynthOptions) -> VideoPlan:
     description = f"{subject} number {number}." + (
         " Features " + " and ".join(desc_mentions) + "." if desc_mentions else " Uploaded by a test channel."
     )
-    return VideoPlan(
+    plan = VideoPlan(
         video_id=video_id_of(number),
         truth=truth,
         title=title,
@@ -163,6 +214,7 @@ def plan_video(number: int, options: SynthOptions) -> VideoPlan:
         object_end=(float(end[0]), float(end[1])),
         caption=caption,
     )
+    return _harden(plan, options, number) if options.hard_case_share > 0 else plan
 
 
 def _background(colour: tuple[int, int, int], stripes: tuple[int, float, float], w: int, h: int) -> np.ndarray:
@@ -198,25 +250,33 @@ def _caption_layer(text: str, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     return band, np.asarray(canvas) > 127
 
 
-def render_frames(plan: VideoPlan, options: SynthOptions):
-    """Yield the video's frames in order, each uint8 RGB [height, width, 3]."""
+def frame_count(options: SynthOptions) -> int:
+    return max(1, int(round(options.duration_s * options.fps)))
+
+
+def render_frames(plan: VideoPlan, options: SynthOptions, frame_numbers: Sequence[int] | None = None):
+    """Yield the video's frames in order (only ``frame_numbers`` when given), each uint8 RGB [height, width, 3]."""
     w, h = options.width, options.height
-    n_frames = max(1, int(round(options.duration_s * options.fps)))
+    n_frames = frame_count(options)
     backgrounds = [_background(c, s, w, h) for c, s in zip(plan.shot_colours, plan.shot_stripes)]
     caption = _caption_layer(plan.caption, w, h) if plan.caption else None
     yy, xx = np.ogrid[0:h, 0:w]
     starts = np.asarray(plan.shot_starts_s)
-    for i in range(n_frames):
+    for i in range(n_frames) if frame_numbers is None else frame_numbers:
         t = i / options.fps
         shot = int(np.searchsorted(starts, t, side="right") - 1)
         frame = backgrounds[shot].copy()
         progress = i / max(1, n_frames - 1)
         cx = plan.object_start[0] + (plan.object_end[0] - plan.object_start[0]) * progress
         cy = plan.object_start[1] + (plan.object_end[1] - plan.object_start[1]) * progress
+        if plan.red_patch is not None:
+            x0, y0, x1, y1 = plan.red_patch
+            frame[y0:y1, x0:x1] = RED_PATCH_COLOUR
         frame[(xx - cx) ** 2 + (yy - cy) ** 2 <= plan.object_radius**2] = plan.object_colour
         if caption is not None:
             band, letters = caption
-            frame[band] = (frame[band] * 0.25).astype(np.uint8)
+            if plan.caption_band:
+                frame[band] = (frame[band] * 0.25).astype(np.uint8)
             frame[letters] = 255
         yield frame
 
@@ -247,6 +307,7 @@ def run(
     duration_s: float = 3.0,
     width: int = 320,
     height: int = 240,
+    hard_case_share: float = 0.0,
     on_video: Callable[[str], None] | None = None,
     overwrite: bool = False,
 ) -> dict:
@@ -259,13 +320,15 @@ def run(
 
     from silverset.components.common import schemas, tables
 
-    options = SynthOptions(videos=videos, seed=seed, duration_s=duration_s, width=width, height=height)
+    options = SynthOptions(videos=videos, seed=seed, duration_s=duration_s, width=width, height=height,
+                           hard_case_share=hard_case_share)
     if options.width % 2 or options.height % 2:
         from silverset.components.common.errors import SilversetInputError
 
         raise SilversetInputError("--size", f"H.264 (yuv420p) needs even width and height, got {width}x{height}")
     final = Path(out).resolve()
     manifest_rows, truth_rows = [], []
+    hard_cases = dict.fromkeys(ATTRIBUTES, 0)
     with tables.atomic_directory(final, command="corpus synth", overwrite=overwrite) as staging:
         (staging / "videos").mkdir()
         for number in range(options.videos):
@@ -283,6 +346,8 @@ def run(
                 {"video_id": plan.video_id, "uri": str(final / "videos" / name), "title": plan.title,
                  "description": plan.description}
             )
+            for attribute in plan.hard_cases:
+                hard_cases[attribute] += 1
             truth_rows.extend({"video_id": plan.video_id, "attribute": a, "label": plan.truth[a]} for a in ATTRIBUTES)
             if on_video is not None:
                 on_video(plan.video_id)
@@ -297,6 +362,7 @@ def run(
         "videos": options.videos,
         "errors": 0,
         "prevalence": prevalence,
+        "hard_cases": hard_cases,
         "out": str(final),
         "manifest": str(final / "manifest.parquet"),
         "truth": str(final / "truth.parquet"),

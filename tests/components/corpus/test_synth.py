@@ -90,3 +90,30 @@ def test_truth_is_visible_in_the_pixels():
     for number in range(options.videos):
         plan = plan_video(number, options)
         assert _pixel_judgement(plan, options) == plan.truth, plan.video_id
+
+
+def test_hard_cases_keep_each_videos_truth_and_nothing_else_changes_without_them():
+    plain, hard = SynthOptions(videos=300, seed=5), SynthOptions(videos=300, seed=5, hard_case_share=0.5)
+    plans = [(plan_video(i, plain), plan_video(i, hard)) for i in range(300)]
+    assert all(a.truth == b.truth and a.title == b.title and a.shot_starts_s == b.shot_starts_s for a, b in plans)
+    assert not any(a.hard_cases or a.red_patch or not a.caption_band for a, _ in plans)
+    counts = {attr: sum(attr in b.hard_cases for _, b in plans) for attr in ATTRIBUTES}
+    assert counts["red_dominant"] > 100  # positives and negatives both get one
+    assert all(c > 25 for c in counts.values()), counts
+
+
+def _red_share(frame: np.ndarray) -> float:
+    r, g, b = (frame[..., i].astype(int) for i in range(3))
+    return float(((r > 1.5 * g) & (r > 1.5 * b) & (r > 60)).mean())
+
+
+def test_hard_red_cases_are_what_the_definition_says():
+    """Dark crimson positives are still all red; red-logo negatives have a small red detail only."""
+    options = SynthOptions(videos=200, seed=5, hard_case_share=0.5, duration_s=1.0, width=96, height=64)
+    hard = [p for p in (plan_video(i, options) for i in range(200)) if "red_dominant" in p.hard_cases]
+    dark = next(p for p in hard if p.truth["red_dominant"])
+    logo = next(p for p in hard if not p.truth["red_dominant"])
+    dark_frame = next(render_frames(dark, options, frame_numbers=[7]))
+    logo_frame = next(render_frames(logo, options, frame_numbers=[7]))
+    assert max(dark.shot_colours[0]) < 0.46 * 255 and _red_share(dark_frame) > 0.6
+    assert 0.02 < _red_share(logo_frame) < 0.15
