@@ -4,8 +4,10 @@ The state lives in one folder (local path or fsspec URI) that every scheduled ru
 
     state_dir/
       videos.parquet       # video_id, uri, etag of every video the last successful run covered
-      labels/              # teacher labels of those videos (schemas.LABELS: carries attribute_version, prompt_hash)
-      embeddings/          # embeddings of those videos
+      labels/              # teacher labels of those videos (schemas.LABELS: carries attribute_version, prompt_hash);
+                           # under a teacher budget only the sampled ones: a video in videos.parquet without a
+                           # row here was never labelled (scored by the student only), and is carried as such
+      embeddings/          # embeddings of those videos (all of them, labelled or not)
       attribute.json       # {"attribute", "attribute_version", "prompt_hash", "teacher_identity"} of that run
       completed.json       # {"corpus_digest", "run_id"} of the last promotion that went live
       lock.json            # the run lock, when the state folder holds it (lock.py)
