@@ -75,7 +75,7 @@ def serve(
     import uvicorn
 
     from silverset.components.common.errors import SilversetInputError
-    from silverset.components.studio.app import LOOPBACK_HOSTS, create_app
+    from silverset.components.studio.app import create_app
     from silverset.components.studio.bandits import POLICIES
     from silverset.components.studio.users import Users
 
@@ -92,7 +92,7 @@ def serve(
     if users_file is None and oidc is None and not loopback:
         raise SilversetInputError("--host", f"'{host}' is not a loopback address; a studio reachable by others needs "
                                             "--users or --oidc-issuer")
-    hosts = tuple(allowed_host) or (LOOPBACK_HOSTS + (() if loopback or host in ("0.0.0.0", "::") else (host,)))
+    hosts = tuple(allowed_host) or default_allowed_hosts(host, loopback=loopback, oidc=oidc)
     studio = _studio(workdir, db, embeddings, manifest, frames, text_search)
     for spec_path in attribute:
         studio.create_attribute(spec_yaml=Path(spec_path).read_text(encoding="utf-8"), policy=policy)
@@ -105,6 +105,18 @@ def serve(
     uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts, oidc=oidc, secure_cookies=secure),
                 host=host, port=port, log_level="warning", proxy_headers=True,
                 forwarded_allow_ips=",".join(trusted_proxy) or "127.0.0.1")
+
+
+def default_allowed_hosts(host: str, *, loopback: bool, oidc) -> tuple[str, ...]:
+    """Host names answered without --allowed-host: loopback, --host when it is a name, the OIDC redirect base's."""
+    from urllib.parse import urlsplit
+
+    from silverset.components.studio.app import LOOPBACK_HOSTS
+
+    names = list(LOOPBACK_HOSTS) + ([] if loopback or host in ("0.0.0.0", "::") else [host])
+    if oidc is not None:
+        names.append(urlsplit(oidc.config.redirect_base_url).hostname)
+    return tuple(dict.fromkeys(names))
 
 
 def _oidc_sign_in(*, issuer, client_id, secret_env, redirect_base, role_claim, roles, unknown_users, name_claim, scope):

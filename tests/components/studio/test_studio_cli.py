@@ -96,3 +96,14 @@ def test_serve_oidc_options_exit_2_naming_the_problem_and_never_take_the_secret_
     assert result.code == 2 and problem in result.flat_err, result.err
     assert "hunter2" not in result.err and "Traceback" not in result.err
     assert not (tmp_path / "studio").exists()  # refused before touching the workdir
+
+
+def test_a_studio_behind_oidc_answers_its_redirect_base_host_by_default():
+    from silverset.components.studio.oidc import OidcConfig, OidcSignIn
+    from silverset.pipelines.cli.studio import default_allowed_hosts
+
+    oidc = OidcSignIn(OidcConfig(issuer="https://idp.example.com", client_id="c", client_secret="s",
+                                 redirect_base_url="https://studio.example.com:8443/", role_map={"g": "admin"}))
+    hosts = default_allowed_hosts("0.0.0.0", loopback=False, oidc=oidc)
+    assert "studio.example.com" in hosts and "0.0.0.0" not in hosts and "localhost" in hosts
+    assert default_allowed_hosts("studio.lan", loopback=False, oidc=None)[-1] == "studio.lan"
