@@ -100,7 +100,8 @@ def serve(
         with console.status("Embedding video titles and descriptions for text search (MiniLM)..."):
             studio.catalog.text_index()
     console.print(f"studio: {len(studio.catalog)} videos, db {db or default_db_url(workdir)}")
-    console.print(f"open http://{host}:{port}/")
+    # with OIDC the sign-in cookies belong to the redirect base's host: open the studio there, not by its address
+    console.print(f"open {oidc.config.redirect_base_url}/" if oidc is not None else f"open http://{host}:{port}/")
     secure = oidc is not None and oidc.config.redirect_base_url.startswith("https://")
     uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts, oidc=oidc, secure_cookies=secure),
                 host=host, port=port, log_level="warning", proxy_headers=True,
