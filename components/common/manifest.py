@@ -44,8 +44,9 @@ def _read_raw(uri: str) -> pa.Table:
         if fmt == "jsonl":
             return pajson.read_json(buf)
         return pq.read_table(buf)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SilversetInputError(f"manifest '{uri}'", f"cannot be parsed as {fmt}: {exc}") from None
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise SilversetInputError(f"manifest '{uri}'", f"cannot be parsed as {fmt}: {first_line}") from None
 
 
 def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[ErrorRow]]:
@@ -56,6 +57,9 @@ def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[
     the first occurrence of a duplicated id is kept, later ones are dropped.
     """
     raw = _read_raw(uri)
+    repeated = sorted({c for c in raw.column_names if raw.column_names.count(c) > 1})
+    if repeated:
+        raise SilversetInputError(f"manifest '{uri}'", f"column(s) {', '.join(repr(c) for c in repeated)} appear more than once")
     missing = [c for c in schemas.MANIFEST_REQUIRED if c not in raw.column_names]
     if missing:
         raise SilversetInputError(
@@ -68,7 +72,10 @@ def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[
     for name in raw.column_names:
         col = raw.column(name)
         if name in ("video_id", "uri", "title", "description") and col.type != pa.string():
-            col = pc.cast(col, pa.string())
+            try:
+                col = pc.cast(col, pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise SilversetInputError(f"manifest '{uri}'", f"column '{name}' holds {col.type} values, not UTF-8 text") from None
         columns[name] = col
     for optional in ("title", "description"):
         columns.setdefault(optional, pa.nulls(raw.num_rows, pa.string()))
@@ -96,4 +103,4 @@ def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[
         keep.append(row)
     ordered = ["video_id", "uri", "title", "description"] + [c for c in table.column_names
                                                            if c not in ("video_id", "uri", "title", "description")]
-    return table.take(keep).select(ordered), errors
+    return table.take(pa.array(keep, pa.int64())).select(ordered), errors

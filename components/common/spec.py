@@ -97,7 +97,7 @@ class TeacherSettings(_Strict):
     existing spec files load; giving both is an error.
     """
 
-    backend: Literal["zero-shot", "gemini", "local"] = "zero-shot"
+    backend: Literal["zero-shot", "gemini", "local", "clip-zero-shot"] = "zero-shot"
     model: str = Field(DEFAULT_GEMINI_MODEL, min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     frames_per_request: int = Field(8, ge=1, le=64)
 

@@ -73,9 +73,6 @@ def test_studio_commands_name_a_bad_users_file_a_public_host_and_a_huge_version(
         assert "Traceback" not in err and "no.yaml" in err
 
 
-@pytest.mark.xfail(strict=True, reason="components/common/errors.py (the lead's) prints a field name's newline raw; fix in "
-                                       "S's issue-21 report (escape control characters in SilversetInputError). Drop this "
-                                       "xfail when it XPASSes.")
 def test_a_spec_field_name_with_a_newline_is_still_a_one_line_error(cli, tmp_path):
     spec = yaml.safe_load((example_specs_dir() / "red_dominant.yaml").read_text())
     spec["bad\nkey"] = 0

@@ -9,12 +9,10 @@ or duplicate ids, missing/odd uris and titles, numbers, booleans, nulls, lists a
 dropped, renamed, added or repeated; non-UTF-8 bytes in a Parquet text column; the file truncated, spliced with
 junk, given a BOM, or emptied. 300 examples, deterministic (``derandomize=True``), about 30 s on one core.
 
-What it found (2026-11-30, 5 defects in ``components/common/manifest.py``, the lead's file; fixes in S's report):
-a list/object in a text column, a repeated column name, non-UTF-8 bytes in a Parquet text column or in a CSV
-header, and a manifest whose every row is dropped (blank ids) all ended in a traceback. Until that file is fixed,
-the property below accepts exactly those five tracebacks (``KNOWN_DEFECTS``, matched on the exception's message) and
-``test_each_known_manifest_defect_exits_2`` keeps one strict xfail per defect: when the fix lands they XPASS and
-fail, and the tolerance must be removed. Any other traceback fails the property now.
+What it found (2026-11-30): 5 defects in ``components/common/manifest.py``, all fixed: a list/object in a text
+column, a repeated column name, non-UTF-8 bytes in a Parquet text column or in a CSV header, and a manifest whose
+every row is dropped (blank ids) ended in a traceback. ``test_each_known_manifest_defect_exits_2`` keeps one case per
+defect; the property now accepts no traceback at all.
 """
 from __future__ import annotations
 
@@ -39,7 +37,7 @@ VIDEOS = {"v0": "red", "v1": "plain", "v2": "cuts"}
 BASE_ROWS = [{"video_id": v, "uri": f"file:///videos/{v}.mp4", "title": f"clip {v}", "description": f"a {k} clip"}
              for v, k in VIDEOS.items()]
 TEXT_COLUMNS = ("video_id", "uri", "title", "description")
-# Traceback messages of the defects found, until components/common/manifest.py is fixed (see the module docstring).
+# Traceback messages of the defects found and fixed (see the module docstring); a regression names its defect.
 KNOWN_DEFECTS = {
     "nested value in a text column": r"Unsupported cast from (struct|list)<",
     "repeated column name": r'Field "[^"]*" exists \d+ times in schema',
@@ -152,7 +150,6 @@ def frames_table(tmp_path_factory):
 
 
 COUNTER = itertools.count()
-FOUND: dict[str, int] = {}
 
 
 @fuzz_settings(300)
@@ -168,11 +165,7 @@ def test_embed_on_a_generated_manifest_exits_0_or_2_and_never_a_traceback(frames
     manifest.write_bytes(data)
     code, output = run_cli("embed", "--embedder", "visual", "--no-text", "--manifest", str(manifest),
                            "--frames", str(frames_table), "--out", str(out), capsys=capsys)
-    if isinstance(code, str):
-        defect = known_defect(code)
-        assert defect is not None, (code, data[:300], output[-2000:])
-        FOUND[defect] = FOUND.get(defect, 0) + 1
-        return
+    assert not isinstance(code, str), (code, data[:300], output[-2000:])
     assert code in (0, 2), (code, data[:300], output[-2000:])
     assert "Traceback" not in output, output[-2000:]
     if code == 2:
@@ -193,8 +186,6 @@ def test_embed_on_a_generated_manifest_exits_0_or_2_and_never_a_traceback(frames
     ("every row dropped", "csv", b"video_id,uri\n   ,file:///a.mp4\n"),
     ("non-UTF-8 bytes in a CSV header", "csv", b"\x80video_id,uri\nv0,u\n"),
 ])
-@pytest.mark.xfail(strict=True, reason="components/common/manifest.py (the lead's) still has this defect; the fix is in "
-                                       "S's issue-21 report. When it lands this XPASSes: drop the xfail and KNOWN_DEFECTS.")
 def test_each_known_manifest_defect_exits_2(frames_table, tmp_path, capsys, defect, fmt, data):
     if data is None:
         buffer = io.BytesIO()
