@@ -15,14 +15,15 @@ def default_db_url(workdir: Path) -> str:
 
 
 def _studio(workdir: Path, db: str | None, embeddings: Path | None, manifest: Path | None, frames: Path | None,
-            text_search: bool):
+            text_search: bool, clip_model: str | None = None):
     from silverset.components.studio.catalog import load_workdir, minilm_text_encoder
     from silverset.components.studio.service import Studio
 
     (workdir / "studio").mkdir(parents=True, exist_ok=True)
     with console.status("Loading embeddings, metadata and frames..."):
         catalog = load_workdir(workdir, embeddings=embeddings, manifest=manifest, frames=frames,
-                               text_encoder=minilm_text_encoder() if text_search else None)
+                               text_encoder=minilm_text_encoder() if text_search and not clip_model else None,
+                               clip_model=clip_model)
     return Studio(catalog=catalog, db_url=db or default_db_url(workdir), golden_dir=workdir / "golden")
 
 
@@ -45,6 +46,8 @@ def serve(
     attribute: list[Path] = typer.Option([], "--attribute", "-a", help="Spec YAML to register at start (repeatable)."),
     policy: str = typer.Option("ucb", "--policy", help="Feed-selection bandit for attributes registered here: round_robin | epsilon_greedy | ucb."),
     text_search: bool = typer.Option(True, "--text-search/--no-text-search", help="MiniLM text-to-video search over title+description."),
+    clip_model: str = typer.Option(None, "--clip-model", help="CLIP/SigLIP directory (or cached hub id) the embeddings' "
+                                   "clip block was made with: text search then looks at the frames, not the titles."),
     users_file: Path = typer.Option(None, "--users", help="Users file (YAML: name -> role and token_sha256 or scrypt password); "
                                     "without it one local admin (--user) needs no sign-in, on a loopback --host only."),
     user: str = typer.Option("local", "--user", help="Name recorded on labels in local mode (no --users)."),
@@ -93,7 +96,7 @@ def serve(
         raise SilversetInputError("--host", f"'{host}' is not a loopback address; a studio reachable by others needs "
                                             "--users or --oidc-issuer")
     hosts = tuple(allowed_host) or default_allowed_hosts(host, loopback=loopback, oidc=oidc)
-    studio = _studio(workdir, db, embeddings, manifest, frames, text_search)
+    studio = _studio(workdir, db, embeddings, manifest, frames, text_search, clip_model)
     for spec_path in attribute:
         studio.create_attribute(spec_yaml=Path(spec_path).read_text(encoding="utf-8"), policy=policy)
     if text_search:
