@@ -10,7 +10,8 @@ Each video is a few seconds of rendered shots. Four binary attributes, drawn ind
 
 With ``hard_case_share`` > 0 (0 by default: the corpus is then byte-identical to one made without it), that
 share of videos gets a hard case for each attribute, still labelled by the attribute's definition: a positive
-``red_dominant`` in dark crimson, a negative with a red logo block (a small red detail); a ``moving_object``
+``red_dominant`` in dark crimson, a negative with a brief red flash (one continuous shot) or a red logo block
+(a small red detail); a ``moving_object``
 that travels a shorter way (still clearly moved); ``frequent_cuts`` between shots of near-identical colour;
 an ``onscreen_text`` caption drawn straight on the picture, with no dark band. Their draws come from a
 separate generator, so they change nothing else about a video.
@@ -116,7 +117,7 @@ def _mention_text(rng: np.random.Generator, truth: dict[str, int], options: Synt
 
 
 def _dark_red(rng: np.random.Generator) -> tuple[int, int, int]:
-    return _hsv_rgb(rng.uniform(-8.0, 8.0), rng.uniform(0.75, 0.95), rng.uniform(0.3, 0.45))
+    return _hsv_rgb(rng.uniform(-8.0, 8.0), rng.uniform(0.75, 0.95), rng.uniform(0.2, 0.34))
 
 
 def _harden(plan: VideoPlan, options: SynthOptions, number: int) -> VideoPlan:
@@ -131,8 +132,13 @@ def _harden(plan: VideoPlan, options: SynthOptions, number: int) -> VideoPlan:
     if "red_dominant" in picked:
         if plan.truth["red_dominant"]:  # dark crimson is still a red picture
             changes["shot_colours"] = tuple(_dark_red(rng) for _ in plan.shot_colours)
-        else:  # a red logo block covering 6-12% of the frame is a small red detail, so still negative
-            side_w = int(w * np.sqrt(rng.uniform(0.06, 0.12) * h / w))
+        elif len(plan.shot_starts_s) == 1:  # a brief red flash (0.3-0.5 s) in one continuous shot: negative
+            start = float(rng.uniform(0.2, 0.7) * options.duration_s)
+            changes["shot_starts_s"] = (0.0, start, start + float(rng.uniform(0.3, 0.5)))
+            changes["shot_colours"] = (plan.shot_colours[0], _shot_colour(rng, True), plan.shot_colours[0])
+            changes["shot_stripes"] = (plan.shot_stripes[0],) * 3
+        else:  # a red logo block covering 8-15% of the frame is a small red detail, so still negative
+            side_w = int(w * np.sqrt(rng.uniform(0.08, 0.15) * h / w))
             side_h = int(side_w * rng.uniform(0.8, 1.25))
             x0 = int(rng.uniform(0.2 * w, 0.8 * w - side_w))
             y0 = int(rng.uniform(0.05 * h, 0.7 * h - side_h))
