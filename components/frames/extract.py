@@ -1,7 +1,15 @@
-"""Sample K frames from one video with PyAV: seek to the keyframe before each target time, decode forward.
+"""Sample K frames from one video with PyAV, in one of two modes (``FrameOptions.sampling``):
 
-Plain Python, no Beam and no kfp: the Beam pipeline (``frames.pipeline``) and the benchmark call
-``sample_frames``; ``sample_frames_full_decode`` is the baseline that decodes the whole stream.
+- ``exact`` (default): seek to the keyframe at or before each target time and decode forward to the first
+  frame at or after it; the frames a full decode would pick, decoding about K half-GOPs.
+- ``keyframe``: decode only the keyframe nearest each target (seek, read packets up to the next keyframe
+  without decoding them, decode one keyframe with non-key frames skipped in the decoder). Faster; a frame
+  can be up to half a GOP away from its target, and targets that share a keyframe share its row's time.
+
+Either way the table gets K rows per video, ``frame_index`` i for the i-th target, ``timestamp_s`` the
+chosen frame's own presentation time. Plain Python, no Beam and no kfp: the Beam pipeline
+(``frames.pipeline``) and the benchmark call ``sample_frames``; ``sample_frames_full_decode`` is the
+baseline that decodes the whole stream.
 """
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import IO, Iterator
+from typing import IO, Iterator, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 STAGE = "frames"
 # FFmpeg "plays" text files as ANSI art (tty demuxer, ansi/bintext decoders); those are not videos.
 TEXT_AS_VIDEO_FORMATS = frozenset({"tty", "ansi", "bin", "bintext", "xbin", "idf", "adf"})
+SAMPLING_MODES = ("exact", "keyframe")
+Sampling = Literal["exact", "keyframe"]
 
 
 class FrameOptions(BaseModel):
@@ -31,6 +41,8 @@ class FrameOptions(BaseModel):
     max_pixels: int = Field(7680 * 4320, ge=1)
     # Decoder threads per video; Beam parallelism sits above this, so keep it small.
     decoder_threads: int = Field(1, ge=0, le=64)
+    # exact: the frame at each target time; keyframe: the keyframe nearest it (see the module docstring).
+    sampling: Sampling = "exact"
 
 
 class VideoError(Exception):
@@ -52,6 +64,7 @@ class SampledFrame:
     width: int
     height: int
     jpeg: bytes
+    target_s: float | None = None  # the target time this row was sampled for (not a column of the table)
 
     def as_row(self) -> dict:
         return {
@@ -195,8 +208,7 @@ def _frame_time(video: _OpenVideo, frame) -> float:
 
 
 def sample_frames(video_id: str, uri: str, options: FrameOptions = FrameOptions()) -> list[SampledFrame]:
-    """K frames uniformly over the video: for each target time, seek to the keyframe at or before it
-    and decode forward to the first frame at or after it. Decodes about K half-GOPs, not the stream.
+    """K frames uniformly over the video, chosen as ``options.sampling`` says (see the module docstring).
 
     Raises VideoError (missing/empty/unreadable file, no video stream, zero duration, resolution over
     ``max_pixels``, decode failure) for anything that must become an error row.
@@ -206,26 +218,88 @@ def sample_frames(video_id: str, uri: str, options: FrameOptions = FrameOptions(
     video = _OpenVideo(uri, options)
     try:
         targets = target_times(video.start_s, video.duration_s, options.frames_per_video)
-        half_frame = 0.5 / float(video.stream.average_rate or 30)
-        rows: list[SampledFrame] = []
-        for index, target in enumerate(targets):
-            video.container.seek(int(target / video.time_base), stream=video.stream, backward=True, any_frame=False)
-            chosen = None
-            for frame in _decode_from(video):
-                chosen = frame
-                if _frame_time(video, frame) >= target - half_frame:
-                    break
-            if chosen is None:
-                raise VideoError("decode_error", f"no frame could be decoded near {target:.3f} s")
-            rows.append(
-                SampledFrame(video_id, index, _frame_time(video, chosen), options.size, options.size,
-                             _to_jpeg(chosen, options.size, options.jpeg_quality))
-            )
-        return rows
+        sample = _sample_keyframes if options.sampling == "keyframe" else _sample_exact
+        return sample(video, video_id, targets, options)
     except av.error.FFmpegError as exc:
         raise VideoError("decode_error", f"'{uri}' failed to decode: {exc}") from None
     finally:
         video.close()
+
+
+def _seek_before(video: _OpenVideo, target: float) -> None:
+    """Put the demuxer on the keyframe at or before ``target`` s (the decoder is flushed by the seek)."""
+    video.container.seek(int(target / video.time_base), stream=video.stream, backward=True, any_frame=False)
+
+
+def _sample_exact(video: _OpenVideo, video_id: str, targets: list[float], options: FrameOptions) -> list[SampledFrame]:
+    """For each target, seek to the keyframe at or before it and decode forward to the first frame at or
+    after it (within half a frame). Decodes about K half-GOPs, not the stream."""
+    half_frame = 0.5 / float(video.stream.average_rate or 30)
+    rows: list[SampledFrame] = []
+    for index, target in enumerate(targets):
+        _seek_before(video, target)
+        chosen = None
+        for frame in _decode_from(video):
+            chosen = frame
+            if _frame_time(video, frame) >= target - half_frame:
+                break
+        if chosen is None:
+            raise VideoError("decode_error", f"no frame could be decoded near {target:.3f} s")
+        rows.append(SampledFrame(video_id, index, _frame_time(video, chosen), options.size, options.size,
+                                 _to_jpeg(chosen, options.size, options.jpeg_quality), target))
+    return rows
+
+
+def _keyframes_around(video: _OpenVideo, target: float) -> list:
+    """The last keyframe packet at or before ``target`` and the first one after it, read without decoding.
+
+    Stops reading as soon as a packet lies further past the target than the earlier keyframe lies before
+    it: no later keyframe can then be nearer. Returns 0, 1 or 2 packets, earliest first."""
+    _seek_before(video, target)
+    before = after = None
+    for packet in video.container.demux(video.stream):
+        if packet.pts is None:
+            continue  # the demuxer's closing empty packet, or a packet without a time
+        time = float(packet.pts * video.time_base)
+        if packet.is_keyframe:
+            if time <= target:
+                before = packet
+                continue
+            after = packet
+            break
+        if before is not None and time - target > target - float(before.pts * video.time_base):
+            break
+    return [p for p in (before, after) if p is not None]
+
+
+def _decode_keyframe(video: _OpenVideo, packet):
+    """Decode one keyframe packet alone (the decoder skips non-key frames); the frame, or None."""
+    context = video.stream.codec_context
+    frames = context.decode(packet) or context.decode(None)  # drain: a lone packet may sit in the decoder
+    return next((f for f in frames if f.pts is not None), None)
+
+
+def _sample_keyframes(video: _OpenVideo, video_id: str, targets: list[float],
+                      options: FrameOptions) -> list[SampledFrame]:
+    """For each target, the keyframe nearest it (the earlier one on a tie). Targets that pick the same
+    keyframe get one decode and one JPEG, and rows with the same ``timestamp_s`` and JPEG bytes."""
+    video.stream.codec_context.skip_frame = "NONKEY"
+    by_pts: dict[int, tuple[float, bytes]] = {}
+    rows: list[SampledFrame] = []
+    for index, target in enumerate(targets):
+        candidates = _keyframes_around(video, target)
+        if not candidates:
+            raise VideoError("decode_error", f"no keyframe found near {target:.3f} s")
+        packet = min(candidates, key=lambda p: abs(float(p.pts * video.time_base) - target))
+        if packet.pts not in by_pts:
+            frame = _decode_keyframe(video, packet)
+            if frame is None:
+                raise VideoError("decode_error", f"the keyframe at {float(packet.pts * video.time_base):.3f} s "
+                                 "did not decode")
+            by_pts[packet.pts] = (_frame_time(video, frame), _to_jpeg(frame, options.size, options.jpeg_quality))
+        time, jpeg = by_pts[packet.pts]
+        rows.append(SampledFrame(video_id, index, time, options.size, options.size, jpeg, target))
+    return rows
 
 
 def sample_frames_full_decode(video_id: str, uri: str, options: FrameOptions = FrameOptions()) -> list[SampledFrame]:

@@ -25,7 +25,7 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
 from silverset.components.common.tables import ErrorRow
 
-from .extract import STAGE, FrameOptions, VideoError, sample_frames
+from .extract import SAMPLING_MODES, STAGE, FrameOptions, VideoError, sample_frames
 
 ERRORS_TAG = "errors"
 DIRECT_DEFAULTS = {"direct_num_workers": "1", "direct_running_mode": "in_memory"}
@@ -115,18 +115,21 @@ def build(
     )
 
 
-def _count_outputs(out_dir: str) -> tuple[int, int, pa.Table]:
-    """(frame rows, distinct videos with frames, errors table) as read back from ``out_dir``."""
+def _count_outputs(out_dir: str) -> tuple[int, int, int, pa.Table]:
+    """(frame rows, distinct videos with frames, rows repeating an earlier row's (video_id, timestamp_s),
+    errors table) as read back from ``out_dir``."""
     import pyarrow.parquet as pq
     import fsspec
 
-    frame_rows, video_ids = 0, set()
+    frame_rows, video_ids, moments = 0, set(), set()
     for file in tables.parquet_files(out_dir):
         with fsspec.open(file, "rb") as f:
-            ids = pq.read_table(f, columns=["video_id"]).column("video_id")
-        frame_rows += len(ids)
-        video_ids.update(ids.to_pylist())
-    return frame_rows, len(video_ids), tables.read_errors(out_dir)
+            table = pq.read_table(f, columns=["video_id", "timestamp_s"])
+        frame_rows += table.num_rows
+        ids = table.column("video_id").to_pylist()
+        video_ids.update(ids)
+        moments.update(zip(ids, table.column("timestamp_s").to_pylist()))
+    return frame_rows, len(video_ids), frame_rows - len(moments), tables.read_errors(out_dir)
 
 
 def run(
@@ -140,14 +143,23 @@ def run(
     num_shards: int = 0,
     max_pixels: int | None = None,
     overwrite: bool = False,
+    sampling: str = "exact",
 ) -> dict:
     """Extract frames for every video in ``manifest`` into ``out``; return a summary of counts and paths.
 
-    Manifest-level problems (missing file, unknown format, missing column, no rows) raise
-    SilversetInputError before anything runs. Per-video problems become rows of ``out/errors.parquet``.
+    ``sampling`` is ``exact`` (the frame at each target time) or ``keyframe`` (the keyframe nearest it;
+    faster). The summary's ``repeated_frames`` counts rows that repeat an earlier row of the same video
+    (same ``timestamp_s``): targets that landed on the same frame, common in keyframe mode when the video
+    has fewer keyframes than K. Each such target still has its own row, so every video has K rows.
+
+    Manifest-level problems (missing file, unknown format, missing column, no rows) and an unknown
+    ``sampling`` raise SilversetInputError before anything runs. Per-video problems become rows of
+    ``out/errors.parquet``.
     """
     started = time.monotonic()
-    options = FrameOptions(frames_per_video=frames_per_video, size=size,
+    if sampling not in SAMPLING_MODES:
+        raise SilversetInputError("sampling", f"{sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
+    options = FrameOptions(frames_per_video=frames_per_video, size=size, sampling=sampling,
                            **({"max_pixels": max_pixels} if max_pixels else {}))
     table, manifest_errors = read_manifest(str(manifest), stage=STAGE)
     videos = table.select(["video_id", "uri"]).to_pylist()
@@ -169,13 +181,15 @@ def run(
     else:
         execute(out)
 
-    frame_rows, videos_ok, errors = _count_outputs(out)
+    frame_rows, videos_ok, repeated, errors = _count_outputs(out)
     by_type = Counter(errors.column("error_type").to_pylist())
     return {
         "inputs": inputs,
         "videos_ok": videos_ok,
         "errors": errors.num_rows,
         "frames": frame_rows,
+        "sampling": sampling,
+        "repeated_frames": repeated,
         "errors_by_type": dict(sorted(by_type.items())),
         "out": out,
         "seconds": round(time.monotonic() - started, 2),

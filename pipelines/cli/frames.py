@@ -19,18 +19,25 @@ def frames(
     runner: str = typer.Option("DirectRunner", "--runner", help="Beam runner (DirectRunner, FlinkRunner, DataflowRunner...)."),
     pipeline_option: Optional[List[str]] = typer.Option(
         None, "--pipeline-option", help="Beam pipeline option key=value; repeat for more."),
+    sampling: str = typer.Option(
+        "exact", "--sampling",
+        help="exact: the frame at each target time; keyframe: the keyframe nearest it (faster, up to half a GOP off)."),
 ) -> None:
     """Sample K frames per video (seek + decode forward), write sharded Parquet and errors.parquet."""
+    from silverset.components.common.errors import SilversetInputError
     from silverset.components.common.manifest import read_manifest
     from silverset.components.common.tables import check_output_folder
+    from silverset.components.frames.extract import SAMPLING_MODES
 
+    if sampling not in SAMPLING_MODES:
+        raise SilversetInputError("--sampling", f"{sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
     check_output_folder(out, command="frames", overwrite=overwrite)
     read_manifest(manifest)  # fail fast on a bad manifest, before the ~20 s Beam import
     from silverset.components.frames.pipeline import run
 
     with console.status("extracting frames (Beam)..."):
         summary = run(manifest=manifest, out=out, frames_per_video=frames_per_video, size=size, runner=runner,
-                      pipeline_options=pipeline_option or (), overwrite=overwrite)
+                      pipeline_options=pipeline_option or (), overwrite=overwrite, sampling=sampling)
     print_summary(summary)
 
 
@@ -38,7 +45,7 @@ def print_summary(summary: dict) -> None:
     table = Table(title="frames", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
-    for key in ("inputs", "videos_ok", "errors", "frames", "out", "seconds"):
+    for key in ("inputs", "videos_ok", "errors", "frames", "sampling", "repeated_frames", "out", "seconds"):
         table.add_row(key, str(summary[key]))
     for error_type, count in summary["errors_by_type"].items():
         table.add_row(f"  error: {error_type}", str(count))

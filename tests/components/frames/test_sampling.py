@@ -1,0 +1,111 @@
+"""Keyframe sampling on real H.264 files: nearest keyframe per target, only keyframes decoded, K rows kept,
+the target times recorded, and the option refused when it names no mode."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from silverset.components.common import schemas, tables
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.frames import extract, pipeline
+from silverset.components.frames.extract import FrameOptions, sample_frames, target_times
+
+
+def _grey(jpeg: bytes) -> int:
+    return int(round(np.asarray(Image.open(io.BytesIO(jpeg)).convert("L")).mean()))
+
+
+def _decoded(path) -> list[tuple[float, bool]]:
+    """(time s, key_frame) of every frame a full decode gives."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(float(f.pts * stream.time_base), bool(f.key_frame)) for f in container.decode(stream)]
+
+
+@pytest.fixture(scope="module")
+def ramp_video(tmp_path_factory, encode_video):
+    """12 s at 10 fps with a keyframe every 15 frames (1.5 s); frame i is grey level 2 * i."""
+    frames = [np.full((48, 64, 3), 2 * i, np.uint8) for i in range(120)]
+    return encode_video(tmp_path_factory.mktemp("ramp") / "ramp.mp4", frames, fps=10, gop=15)
+
+
+def test_keyframe_mode_picks_the_keyframe_nearest_each_target(ramp_video, monkeypatch):
+    decoded_calls = []
+    real = extract._decode_keyframe
+    monkeypatch.setattr(extract, "_decode_keyframe", lambda video, p: (decoded_calls.append(p.pts), real(video, p))[1])
+    monkeypatch.setattr(extract, "_decode_from", lambda video: pytest.fail("keyframe mode decoded forward"))
+    rows = sample_frames("ramp", str(ramp_video), FrameOptions(frames_per_video=7, size=32, sampling="keyframe"))
+
+    every = _decoded(ramp_video)
+    keyframes = [t for t, key in every if key]
+    assert len(keyframes) >= 8  # the encoder kept the 1.5 s GOP, so there is a real choice per target
+    targets = target_times(every[0][0], 12.0, 7)
+    assert [r.frame_index for r in rows] == list(range(7))
+    assert [r.target_s for r in rows] == pytest.approx(targets)
+    for row, target in zip(rows, targets):
+        assert row.timestamp_s in keyframes  # a decoded frame with key_frame set, at the recorded time
+        nearest = min(abs(k - target) for k in keyframes)
+        assert abs(row.timestamp_s - target) == pytest.approx(nearest)
+        # the pixels are that keyframe's: grey level 2 * (frame number) at 10 fps
+        assert _grey(row.jpeg) == pytest.approx(2 * round(row.timestamp_s * 10), abs=3)
+    # one decode per distinct keyframe chosen, nothing else
+    assert len(decoded_calls) == len(set(decoded_calls)) == len({r.timestamp_s for r in rows})
+
+
+def test_exact_mode_stays_the_default_and_picks_non_key_frames(ramp_video):
+    exact = sample_frames("ramp", str(ramp_video), FrameOptions(frames_per_video=7, size=32))
+    keyed = dict(_decoded(ramp_video))
+    assert FrameOptions().sampling == "exact"
+    assert [r.target_s for r in exact] == pytest.approx(target_times(0.0, 12.0, 7))
+    assert any(not keyed[r.timestamp_s] for r in exact)  # exact frames are not limited to keyframes
+    for row in exact:
+        assert abs(row.timestamp_s - row.target_s) <= 0.05 + 1e-9  # within half a frame at 10 fps
+
+
+def test_targets_sharing_a_keyframe_keep_their_own_rows(tmp_path, encode_video):
+    # 3 s at 10 fps with a single keyframe at 0 s: all 4 targets land on it.
+    path = encode_video(tmp_path / "one-gop.mp4", [np.full((48, 64, 3), 3 * i, np.uint8) for i in range(30)],
+                        fps=10, gop=300)
+    assert sum(key for _, key in _decoded(path)) == 1
+    rows = sample_frames("one", str(path), FrameOptions(frames_per_video=4, size=32, sampling="keyframe"))
+    assert [r.frame_index for r in rows] == [0, 1, 2, 3]
+    assert {r.timestamp_s for r in rows} == {0.0} and len({r.jpeg for r in rows}) == 1
+    assert len({r.target_s for r in rows}) == 4
+
+
+def test_pipeline_keyframe_run_writes_k_rows_and_counts_repeats(tmp_path, tiny_corpus):
+    # tiny corpus: 2 s at 15 fps with a 1 s GOP, so 4 targets over 2 keyframes repeat some frames.
+    out = tmp_path / "frames"
+    summary = pipeline.run(manifest=tiny_corpus["manifest"], out=str(out), frames_per_video=4, size=32,
+                           sampling="keyframe")
+    frames = tables.read_table(out, schemas.FRAMES).to_pylist()
+    assert summary["sampling"] == "keyframe" and summary["videos_ok"] == 4
+    assert summary["frames"] == len(frames) == 16
+    distinct = {(f["video_id"], f["timestamp_s"]) for f in frames}
+    assert summary["repeated_frames"] == 16 - len(distinct) > 0
+    keyframe_times = {t for t, key in _decoded(f"{tiny_corpus['out']}/videos/vid00000.mp4") if key}
+    assert {f["timestamp_s"] for f in frames if f["video_id"] == "vid00000"} <= keyframe_times
+
+
+def test_an_unknown_sampling_mode_is_refused_before_anything_runs(tmp_path, tiny_corpus):
+    with pytest.raises(SilversetInputError, match="sampling.*'fast' is not one of exact, keyframe"):
+        pipeline.run(manifest=tiny_corpus["manifest"], out=str(tmp_path / "frames"), sampling="fast")
+    assert not (tmp_path / "frames").exists()
+
+
+def test_cli_bad_sampling_exits_2_with_one_line(tmp_path, tiny_corpus):
+    result = subprocess.run(
+        [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "frames", "--manifest",
+         tiny_corpus["manifest"], "--out", str(tmp_path / "frames"), "--sampling", "keyframes"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--sampling" in lines[0] and "'keyframes' is not one of exact, keyframe" in lines[0]
+    assert not (tmp_path / "frames").exists()
