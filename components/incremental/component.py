@@ -12,10 +12,12 @@ def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir
                      golden_set: str = "", run_lock: str = "", teacher_backend: str = "zero-shot",
                      teacher_checkpoint: str = "", teacher_model: str = "", gemini_price_table: str = "",
                      teacher_budget_videos: int = 0, teacher_budget_usd: float = 0.0,
-                     teacher_priority: str = "new,priority,views", cost_per_core_hour_usd: float = 0.0408) -> str:
+                     teacher_priority: str = "new,priority,views", cost_per_core_hour_usd: float = 0.0408,
+                     embedder: str = "default", teacher_temperature: float = 0.0) -> str:
     """Take the run lock, diff the manifest against the state, write the plan (with the teacher's budgeted
     sample). Returns the run folder ({workdir}/runs/{digest}: every stage writes under it) or "" when the corpus,
-    spec, golden set, teacher and budget are unchanged. Fails (StateLocked) when another run holds the lock."""
+    spec, golden set, teacher, budget and embedder are unchanged (``teacher_temperature`` 0 = the clip-zero-shot
+    model's own scale). Fails (StateLocked) when another run holds the lock."""
     from silverset.components.incremental.plan import plan_run
     from silverset.components.incremental.sample import teacher_budget
 
@@ -23,7 +25,8 @@ def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir
     s = plan_run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir, run_id=run_id,
                  golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
                  teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model, budget=budget,
-                 price_table=gemini_price_table, cost_per_core_hour_usd=cost_per_core_hour_usd)
+                 price_table=gemini_price_table, cost_per_core_hour_usd=cost_per_core_hour_usd, embedder=embedder,
+                 teacher_temperature=teacher_temperature or None)
     print(s.model_dump_json())
     return s.run_dir
 

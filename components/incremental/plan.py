@@ -16,6 +16,11 @@ then holds videos with an embedding but no teacher label: ``videos.parquet`` and
 examples, and does not send them to the teacher again until their content changes. A video chosen for the
 teacher that got no label is not committed, so the next run plans it again.
 
+The embedder (``embedder_identity``) is part of the run's identity too, but a new embedder does not re-label:
+an unchanged video whose carried embedding was made by another embedder (its rows' ``embedder_id``) is
+re-framed and re-embedded (``embed_manifest.parquet``, ``reembed``) and keeps its teacher label, so the merged
+embeddings, and the state after the commit, always hold one embedder's vectors.
+
 Folders of one run: ``plan_dir_of(workdir, run_id)`` = ``{workdir}/plans/{run_key}`` holds ``plan.json``
 (this run's plan, or its lock-out record: what the exit handler reads); the run folder
 ``{workdir}/runs/{digest[:16]}`` named in it holds every stage's output, the stage inputs under ``plan/``.
@@ -39,12 +44,14 @@ from silverset.components.common.spec import load_spec
 from silverset.components.common.tables import ErrorRow
 
 from . import state
+from .embedder_identity import DEFAULT_EMBEDDER, block_names
 from .lock import StateLocked, open_run_lock
 from .sample import TeacherBudget, choose_sample, gemini_usd_per_video
 
 STAGE = "incremental"
 CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an unchanged video keeps
 COMPLETED_FILE = "completed.json"
+EMBED_MANIFEST = "embed_manifest.parquet"  # the videos the embed step embeds: todo + carried from another embedder
 TEACHER_MANIFEST = "teacher_manifest.parquet"  # the due videos the teacher labels this run (all of them: no budget)
 # $ per vCPU-hour that prices measured CPU-seconds (local/zero-shot teacher, student): AWS EC2 on-demand
 # m7g.large, Linux, us-east-1, $0.0816/h for 2 vCPUs (June 2026 list price). Pass your own rate.
@@ -83,6 +90,9 @@ class PlanSummary(BaseModel):
     teacher_manifest: str = ""  # the videos the teacher labels this run (the budgeted sample, or every todo video)
     teacher_sample: dict = {}  # sample.SampleChoice: budget, candidates, chosen, priority order
     carried_unlabelled: int = 0  # unchanged videos carried with an embedding but no teacher label
+    embedder_identity: str = ""  # embedder_identity.embedder_identity of the run's embedder ("" = not checked)
+    reembed: int = 0  # unchanged videos whose carried embedding came from another embedder: embedded again
+    embed_manifest: str = ""  # the videos the embed step embeds (todo + reembed)
     cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD  # prices the measured CPU-seconds in the summary
 
 
@@ -119,9 +129,10 @@ def _join(root: str, *parts: str) -> str:
 
 
 def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "", teacher_identity: str = "",
-                  teacher_budget: dict | None = None) -> str:
+                  teacher_budget: dict | None = None, embedder: str = "") -> str:
     """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag, the
-    teacher's identity and a capped teacher budget, when given): equal digests mean equal work.
+    teacher's identity, a capped teacher budget and a non-default embedder's identity, when given): equal
+    digests mean equal work.
 
     It names the run folder (``run_dir_of``), so every stage input path carries it and a KFP cache hit
     can only ever be for the same videos, the same bytes, the same spec, golden set and teacher.
@@ -134,7 +145,17 @@ def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "
         content["teacher"] = teacher_identity
     if teacher_budget:
         content["teacher_budget"] = teacher_budget
+    if embedder:
+        content["embedder"] = embedder
     return sha256_json(content)
+
+
+def _embedder_of(embedder_id: str | None) -> str:
+    """A carried embedding row's embedder identity; "" (never equal to a run's) when the id cannot be read."""
+    try:
+        return block_names(embedder_id or "")
+    except SilversetInputError:
+        return ""
 
 
 def golden_ids(golden_set: str, attribute: str) -> set[str]:
@@ -198,13 +219,15 @@ def _write_json(uri: str, model: BaseModel) -> None:
 def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str, golden_set: str = "",
              run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", teacher_model: str = "",
              budget: TeacherBudget = TeacherBudget(), price_table: str = "",
-             cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD, api_client=None) -> PlanSummary:
+             cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD, embedder: str = "default",
+             teacher_temperature: float | None = None, api_client=None) -> PlanSummary:
     """The pipeline's first step: take the run lock, then plan.
 
     The lock is ``run_lock`` (``kubernetes://NS``) or, when empty, the state folder; it stays held for the
     run's later steps (they renew it) until the exit handler releases it. ``teacher_backend`` ("" = the
     spec's), ``teacher_checkpoint`` and ``teacher_model`` (Gemini; "" = the spec's) are the annotate step's:
-    their identity is part of the digest. ``budget`` caps the teacher's sample (a USD cap needs the Gemini
+    their identity is part of the digest (``teacher_temperature``: the clip-zero-shot teacher's, None = the
+    model's scale), and so is a non-default ``embedder`` (the embed step's). ``budget`` caps the teacher's sample (a USD cap needs the Gemini
     teacher, priced from ``price_table``, "" = the shipped one); ``cost_per_core_hour_usd`` is recorded for
     the run summary's costs.
     Writes ``{plan_dir_of(workdir, run_id)}/plan.json`` and, unless the corpus is up to date, the stage
@@ -220,9 +243,12 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
         raise SilversetInputError("workdir", "the pipeline's plan needs a workdir for its run folders")
     own_dir = plan_dir_of(workdir, run_id)
     spec = load_spec(attribute_spec)
+    from .embedder_identity import embedder_identity
+
     options = AnnotateOptions(teacher=teacher_backend or None, checkpoint=teacher_checkpoint or None,
-                              gemini=GeminiOptions(model=teacher_model or None))
+                              gemini=GeminiOptions(model=teacher_model or None), temperature=teacher_temperature)
     identity = teacher_identity(spec, options)
+    embedder_id = embedder_identity(embedder)
     if not cost_per_core_hour_usd >= 0 or cost_per_core_hour_usd == float("inf"):
         raise SilversetInputError("cost_per_core_hour_usd",
                                   f"must be a finite number >= 0, got {cost_per_core_hour_usd}")
@@ -240,7 +266,8 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
         raise
     summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="", run_id=run_id,
                   workdir=workdir, golden_set=golden_set, teacher=identity, budget=budget, usd_per_video=usd_per_video,
-                  cost_per_core_hour_usd=cost_per_core_hour_usd)
+                  cost_per_core_hour_usd=cost_per_core_hour_usd, embedder=embedder_id,
+                  embedder_in_digest=(embedder or DEFAULT_EMBEDDER) not in ("default", "visual"))
     summary = summary.model_copy(update={"plan_dir": own_dir})
     _write_json(_join(own_dir, PLAN_FILE), summary)
     if summary.run_dir:
@@ -255,7 +282,8 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
 def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "",
         workdir: str = "", golden_set: str = "", teacher: str = "", budget: TeacherBudget = TeacherBudget(),
         usd_per_video: float | None = None,
-        cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD) -> PlanSummary:
+        cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD, embedder: str = "",
+        embedder_in_digest: bool = True) -> PlanSummary:
     """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
@@ -265,7 +293,11 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     ``usd_per_video`` prices a USD cap), ``videos.parquet`` (every readable
     video with its etag), ``carried/<table>/`` (state rows of unchanged videos), ``errors.parquet`` and
     ``plan.json``. videos == todo + unchanged + errors. ``teacher`` is the teacher's identity: a change
-    from the state's re-labels everything. Takes no lock (``plan_run`` does): the caller holds it.
+    from the state's re-labels everything. ``embedder`` is the embedder's identity (block names): carried
+    embeddings of unchanged videos made by another embedder are not carried; those videos go to
+    ``embed_manifest.parquet`` (todo + reembed) and the frames manifest, and keep their labels
+    (``embedder_in_digest``: False for the default embedder, so its digests are those of plans made before the
+    embedder was a parameter). Takes no lock (``plan_run`` does): the caller holds it.
     """
     spec = load_spec(attribute_spec)
     rows, errors = read_manifest(manifest, stage=STAGE)
@@ -294,12 +326,23 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     unchanged_ids = [v for v in current_ids if v not in todo_ids]
     removed = len(set(old) - set(current_ids))
 
+    carried_embeddings = state.load_table(state_dir, "embeddings")
+    reembed_ids: set[str] = set()
+    if carried_embeddings is not None:
+        carried_embeddings = carried_embeddings.filter(
+            pc.is_in(carried_embeddings.column("video_id"), pa.array(unchanged_ids, pa.string())))
+        if embedder and "embedder_id" in carried_embeddings.column_names:
+            same = pa.array([_embedder_of(e) == embedder for e in carried_embeddings.column("embedder_id").to_pylist()],
+                            pa.bool_())
+            reembed_ids = set(carried_embeddings.filter(pc.invert(same)).column("video_id").to_pylist())
+            carried_embeddings = carried_embeddings.filter(same)
+
     golden = golden_ids(golden_set, spec.name)
     budget_key = ({**budget.model_dump(), "usd_per_video": round(usd_per_video, 9) if usd_per_video else None}
                   if budget.capped else None)
     digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "", teacher,
-                           budget_key)
-    up_to_date = (not relabel_all and not todo_ids and not removed
+                           budget_key, embedder if embedder_in_digest else "")
+    up_to_date = (not relabel_all and not todo_ids and not removed and not reembed_ids
                   and _read_completed(state_dir).get("corpus_digest") == digest)
     run_dir = "" if up_to_date or not workdir else run_dir_of(workdir, digest)
     if not out_dir:
@@ -307,7 +350,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
             return PlanSummary(videos=inputs, todo=0, new=0, changed=0, unchanged=len(unchanged_ids), removed=0,
                                errors=len(errors), relabel_all=False, up_to_date=True, corpus_digest=digest,
                                todo_manifest="", out_dir="", run_dir="", teacher_identity=teacher, run_id=run_id,
-                               cost_per_core_hour_usd=cost_per_core_hour_usd)
+                               cost_per_core_hour_usd=cost_per_core_hour_usd, embedder_identity=embedder)
         out_dir = _join(run_dir, "plan")
 
     todo_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids), pa.string()))
@@ -316,7 +359,9 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     tables.write_table(todo_manifest, _join(out, "todo_manifest.parquet"))
     golden_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(golden), pa.string()))
     tables.write_table(rows.filter(golden_mask), _join(out, "golden_manifest.parquet"))
-    tables.write_table(rows.filter(pc.or_(todo_mask, golden_mask)), _join(out, "frames_manifest.parquet"))
+    embed_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids | reembed_ids), pa.string()))
+    tables.write_table(rows.filter(embed_mask), _join(out, EMBED_MANIFEST))
+    tables.write_table(rows.filter(pc.or_(embed_mask, golden_mask)), _join(out, "frames_manifest.parquet"))
     sample, choice = choose_sample(todo_manifest, budget, new_ids=set(new), usd_per_video=usd_per_video,
                                    exclude=golden if budget.capped else set())
     tables.write_table(sample, _join(out, TEACHER_MANIFEST))
@@ -325,9 +370,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     carried_labels = previous.labels.filter(pc.is_in(previous.labels.column("video_id"), keep))
     tables.write_table(carried_labels, _join(out, "carried", "labels", "part.parquet"), schemas.LABELS)
     carried_unlabelled = len(set(unchanged_ids) - set(carried_labels.column("video_id").to_pylist()))
-    carried_embeddings = state.load_table(state_dir, "embeddings")
     if carried_embeddings is not None:
-        carried_embeddings = carried_embeddings.filter(pc.is_in(carried_embeddings.column("video_id"), keep))
         tables.write_table(carried_embeddings, _join(out, "carried", "embeddings", "part.parquet"))
     tables.write_errors(out, errors)
     summary = PlanSummary(
@@ -337,6 +380,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0), run_dir=run_dir, teacher_identity=teacher,
         run_id=run_id, teacher_manifest=_join(out, TEACHER_MANIFEST), teacher_sample=choice.model_dump(),
         carried_unlabelled=carried_unlabelled, cost_per_core_hour_usd=cost_per_core_hour_usd,
+        embedder_identity=embedder, reembed=len(reembed_ids), embed_manifest=_join(out, EMBED_MANIFEST),
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
     _write_json(_join(out, PLAN_FILE), summary)
@@ -409,6 +453,11 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
     embeddings = None
     if new_embeddings:
         embeddings, _, _ = _merge(_join(plan_dir, "carried", "embeddings"), new_embeddings, "embeddings")
+        if "embedder_id" in embeddings.column_names:
+            ids = set(embeddings.column("embedder_id").to_pylist())
+            if len(ids) > 1:
+                raise SilversetInputError(f"embeddings '{new_embeddings}'",
+                                          f"carried and new embeddings mix embedders: {sorted(ids)}")
         embeddings_dir = _join(out, "embeddings")
         tables.write_table(embeddings, _join(embeddings_dir, "embeddings.parquet"))
         tables.write_errors(embeddings_dir, [])

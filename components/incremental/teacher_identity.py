@@ -4,6 +4,9 @@
 - ``zero-shot:minilm-l6-v2@sha256:<16 hex of the bundled weights>``
 - ``gemini:<model>`` (the options' model, else the spec's ``teacher.model``)
 - ``local:sha256:<sha256 of the checkpoint file>`` (read through fsspec, so a checkpoint URI works too)
+- ``clip-zero-shot:clip-<name>@sha256:<16 hex>:t<temperature>`` (``embed.clip.block_name_for`` of the
+  checkpoint; ``t-model`` when the model's own logit scale sets it). The annotate stage's label ``teacher_id``
+  also names the prompts, which the spec's prompt hash already covers here.
 
 Computed without loading any model: the plan step stays small.
 """
@@ -29,7 +32,7 @@ def _sha256_uri(uri: str, what: str) -> str:
     return h.hexdigest()
 
 
-def _bundled_text_weights_id() -> str:
+def bundled_text_weights_id() -> str:
     """The MiniLM weights' id as ``embed.text.text_embedder_id`` gives it, without loading the model."""
     from pathlib import Path
 
@@ -44,11 +47,21 @@ def teacher_identity(spec: AttributeSpec, options: AnnotateOptions) -> str:
     """The identity of the teacher that ``options`` (the annotate stage's) selects for ``spec``."""
     teacher = options.teacher or spec.teacher.backend
     if teacher == "zero-shot":
-        return f"zero-shot:{_bundled_text_weights_id()}"
+        return f"zero-shot:{bundled_text_weights_id()}"
     if teacher == "gemini":
         return f"gemini:{options.gemini.model or spec.teacher.model}"
     if teacher == "local":
         if not options.checkpoint:
             raise SilversetInputError("teacher_checkpoint", "the local teacher needs a .onnx or TorchScript checkpoint")
         return f"local:sha256:{_sha256_uri(options.checkpoint, 'teacher checkpoint')}"
+    if teacher == "clip-zero-shot":
+        from silverset.components.embed import clip
+
+        if not options.checkpoint:
+            raise SilversetInputError("teacher_checkpoint", "the clip-zero-shot teacher needs an image-text model: "
+                                      "a save_pretrained directory or a hub id in the local Hugging Face cache")
+        model = options.checkpoint if clip.is_clip(options.checkpoint) else clip.PREFIX + options.checkpoint
+        clip.resolve(model, flag="teacher_checkpoint")  # a missing model is named as the pipeline's parameter
+        temperature = f"t{options.temperature:.6g}" if options.temperature is not None else "t-model"
+        return f"clip-zero-shot:{clip.block_name_for(model)}:{temperature}"
     raise SilversetInputError("teacher", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")

@@ -9,7 +9,7 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
                    shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "",
                    run_lock: str = "", state_dir: str = "", run_id: str = "", gemini_model: str = "",
                    price_table_uri: str = "", gemini_rps: float = 2.0, gemini_tokens_per_min: int = 2_000_000,
-                   precision: str = "auto", budget_usd: float = 0.0) -> str:
+                   precision: str = "auto", budget_usd: float = 0.0, temperature: float = 0.0) -> str:
     """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON and records
     the shard's measured CPU-seconds in ``out_uri/stats/cpu-shard-<tag>.json``.
 
@@ -18,7 +18,8 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     are the key's quota for the whole run (each of the ``shard_count`` shards takes its share). ``precision``
     (local teacher: auto, fp32, fp16, int8) calibrates INT8 on the run's own frames in ``frames_uri``.
     ``budget_usd`` > 0 (the run's Gemini budget): the shard stops at its share of it, by its share of the
-    manifest's videos (all shards together never pass it), unless ``max_usd`` sets the shard's own cap."""
+    manifest's videos (all shards together never pass it), unless ``max_usd`` sets the shard's own cap.
+    ``temperature``: the clip-zero-shot teacher's softmax temperature (0 = the model's own logit scale)."""
     import json
 
     from silverset.components.common.sharding import Shard
@@ -38,6 +39,7 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     gemini = GeminiOptions(max_usd=max_usd if max_usd >= 0 else None, model=gemini_model or None,
                            price_table=price_table_uri or None, rps=gemini_rps, tokens_per_min=gemini_tokens_per_min)
     options = AnnotateOptions(teacher=teacher, gemini=gemini, checkpoint=checkpoint or None, precision=precision,
+                              temperature=temperature or None,
                               calibration=frames_uri if precision == "int8" and frames_uri else None)
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id), measure_cpu() as cpu:
         summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
