@@ -109,3 +109,27 @@ def test_cli_bad_sampling_exits_2_with_one_line(tmp_path, tiny_corpus):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--sampling" in lines[0] and "'keyframes' is not one of exact, keyframe" in lines[0]
     assert not (tmp_path / "frames").exists()
+
+
+def test_keyframe_mode_names_every_bad_input_like_exact_mode(bad_videos, bad_kinds):
+    reported = {}
+    for kind, path in bad_videos.items():
+        with pytest.raises(extract.VideoError) as info:
+            sample_frames(kind, str(path), FrameOptions(frames_per_video=2, size=32, sampling="keyframe"))
+        reported[kind] = info.value.error_type
+    assert reported == bad_kinds
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_keyframe_mode_on_a_garbled_stream_is_a_decode_error_or_k_frames(tiny_corpus, tmp_path, seed):
+    data = bytearray(open(f"{tiny_corpus['out']}/videos/vid00001.mp4", "rb").read())
+    mdat = data.find(b"mdat")
+    data[mdat + 8 : len(data) * 3 // 4] = np.random.default_rng(seed).bytes(len(data) * 3 // 4 - mdat - 8)
+    path = tmp_path / "garbled.mp4"
+    path.write_bytes(bytes(data))
+    try:
+        rows = sample_frames("g", str(path), FrameOptions(frames_per_video=4, size=32, sampling="keyframe"))
+    except extract.VideoError as exc:
+        assert exc.error_type == "decode_error"
+    else:  # FFmpeg may conceal the damage; then the rows must still be well formed
+        assert len(rows) == 4 and all(Image.open(io.BytesIO(r.jpeg)).size == (32, 32) for r in rows)
