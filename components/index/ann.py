@@ -31,7 +31,11 @@ class IndexParameters(BaseModel):
     training_sample_size: int = 0
     dimensions_per_block: int = 2
     anisotropic_quantization_threshold: float = 0.2
+    # Candidates the searcher reorders by default (built into the searcher); exact float32 or int8 scores.
     reorder_num_neighbors: int = 0
+    reorder_quantize: Literal["float32", "int8"] = "float32"
+    # Candidates to reorder per query as tuned at build time (0: the built default), like num_leaves_to_search.
+    pre_reorder_num_neighbors: int = 0
 
 
 def choose_parameters(count: int, dimensions: int, *, k: int = 10, brute_force_below: int = BRUTE_FORCE_BELOW) -> IndexParameters:
@@ -72,9 +76,15 @@ def build_searcher(database: np.ndarray, params: IndexParameters, *, training_th
                 training_sample_size=params.training_sample_size,
             )
             .score_ah(params.dimensions_per_block, anisotropic_quantization_threshold=params.anisotropic_quantization_threshold)
-            .reorder(params.reorder_num_neighbors)
+            .reorder(params.reorder_num_neighbors, quantize=_reorder_type(params.reorder_quantize))
         )
     return builder.set_n_training_threads(training_threads).build() if training_threads else builder.build()
+
+
+def _reorder_type(name: str):
+    from scann.scann_ops.py.scann_builder import ReorderType  # imported by scann_ops_pybind() above
+
+    return ReorderType.INT8 if name == "int8" else ReorderType.FLOAT32
 
 
 def save_searcher(searcher, directory: str | Path) -> None:
@@ -87,11 +97,15 @@ def load_searcher(directory: str | Path):
     return scann_ops_pybind().load_searcher(str(directory))
 
 
-def search_batched(searcher, queries: np.ndarray, k: int, *, leaves_to_search: int | None = None, parallel: bool = False) -> np.ndarray:
-    """Row ids int64 [q, k] of the top-k database vectors for each query (float32 [q, d])."""
+def search_batched(searcher, queries: np.ndarray, k: int, *, leaves_to_search: int | None = None, parallel: bool = False,
+                   pre_reorder_num_neighbors: int | None = None) -> np.ndarray:
+    """Row ids int64 [q, k] of the top-k database vectors for each query (float32 [q, d]).
+
+    ``pre_reorder_num_neighbors`` (None or 0: the searcher's built default) is how many AH candidates are reordered.
+    """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     fn = searcher.search_batched_parallel if parallel else searcher.search_batched
-    ids, _ = fn(queries, final_num_neighbors=k, leaves_to_search=leaves_to_search)
+    ids, _ = fn(queries, final_num_neighbors=k, leaves_to_search=leaves_to_search, pre_reorder_num_neighbors=pre_reorder_num_neighbors or None)
     return np.asarray(ids, dtype=np.int64)
 
 

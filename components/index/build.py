@@ -25,7 +25,8 @@ from silverset.components.common.digest import sha256_json, sha256_tree
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.common.spec import AttributeSpec, load_spec
 
-from . import ann
+from . import ann, tuning
+from .tuning import TuningOptions
 
 STAGE = "index"
 MANIFEST_FILE = "manifest.json"
@@ -42,9 +43,9 @@ class BuildOptions(BaseModel):
     recall_k: int = Field(10, ge=1, le=1000)
     recall_queries: int = Field(200, ge=1, le=100_000)
     seed: int = 0
+    # Below this many vocabulary vectors: brute force, no grid (one measured point in build.tuning).
     brute_force_below: int = Field(ann.BRUTE_FORCE_BELOW, ge=1)
-    # Doubling num_leaves_to_search this many times at most before the recall gate fails.
-    max_tuning_steps: int = Field(4, ge=0, le=10)
+    grid: TuningOptions = TuningOptions()
 
 
 def history_schema(dimension: int) -> pa.Schema:
@@ -135,24 +136,23 @@ def vectors_of(table: pa.Table) -> np.ndarray:
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension).astype(np.float32, copy=False)
 
 
-def tune_and_check_recall(searcher, params: ann.IndexParameters, database: np.ndarray, queries: np.ndarray, *, k: int, target: float, max_steps: int) -> tuple[ann.IndexParameters, float, list[dict]]:
-    """Measure recall@k against exact search; double leaves searched until ``target`` (tree only).
+def measure_brute_force(searcher, params: ann.IndexParameters, database: np.ndarray, queries: np.ndarray, options: TuningOptions) -> dict:
+    """build.tuning for a brute-force index: its one point (recall@k, single-thread QPS), no grid."""
+    truth = ann.exact_top_k(database, queries, params.num_neighbors)
+    timed = queries[: options.timed_queries]
+    rates = []
+    for _ in range(options.passes):
+        started = time.perf_counter()
+        for q in timed:
+            searcher.search(q, final_num_neighbors=truth.shape[1])
+        rates.append(len(timed) / (time.perf_counter() - started))
+    point = {"build": 0, "recall": ann.recall_at_k(ann.search_batched(searcher, queries, truth.shape[1]), truth),
+             "qps_single": float(np.median(rates))}
+    return {"mode": "brute_force", "chosen": point, "curve": [point], "queries": int(queries.shape[0]), "timed_queries": int(timed.shape[0])}
 
-    Returns (parameters actually to serve with, recall, the trials made).
-    """
-    truth = ann.exact_top_k(database, queries, k)
-    trials = []
-    leaves = params.num_leaves_to_search if params.algorithm == "tree_ah" else None
-    for _ in range(max_steps + 1):
-        found = ann.search_batched(searcher, queries, truth.shape[1], leaves_to_search=leaves)
-        recall = ann.recall_at_k(found, truth)
-        trials.append({"num_leaves_to_search": leaves, "recall": recall})
-        if recall >= target or leaves is None or leaves >= params.num_leaves:
-            break
-        leaves = min(params.num_leaves, leaves * 2)
-    if leaves is not None:
-        params = params.model_copy(update={"num_leaves_to_search": leaves})
-    return params, recall, trials
+
+def _point_text(point: dict) -> str:
+    return ", ".join(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in point.items())
 
 
 def index_version(*, spec: AttributeSpec, model_digest: str, vocabulary_ids: list[str], params: ann.IndexParameters) -> str:
@@ -178,8 +178,10 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
                 overwrite: bool = False) -> dict:
     """Build, gate and write one index version into ``out`` (replaced atomically). Returns the manifest.
 
-    Raises GateFailed (nothing written) when recall@k on the query sample stays below
-    ``spec.serving.recall_target``.
+    Brute force below ``options.brute_force_below`` vectors; otherwise the tuning grid
+    (components/index/tuning.py) picks the fastest configuration meeting ``spec.serving.recall_target``
+    and the manifest's ``build.tuning`` records the choice and the whole measured curve. Raises
+    GateFailed (nothing written) when no configuration reaches the target.
     """
     vocabulary = restricted_vocabulary(history, spec)
     if vocabulary.num_rows == 0:
@@ -188,25 +190,32 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
     count, dimension = database.shape
     params = ann.choose_parameters(count, dimension, k=options.recall_k, brute_force_below=options.brute_force_below)
 
-    started = time.perf_counter()
-    searcher = ann.build_searcher(database, params)
-    build_seconds = time.perf_counter() - started
-
     # Queries are the kind the server sees: vectors of scored videos (users' history), in or out of the vocabulary.
     rng = np.random.default_rng(options.seed)
     all_vectors = vectors_of(history)
     sample = rng.choice(all_vectors.shape[0], size=min(options.recall_queries, all_vectors.shape[0]), replace=False)
     queries = all_vectors[np.sort(sample)]
-    params, recall, trials = tune_and_check_recall(
-        searcher, params, database, queries, k=options.recall_k, target=spec.serving.recall_target, max_steps=options.max_tuning_steps
-    )
+
+    started = time.perf_counter()
+    if params.algorithm == "brute_force":
+        searcher = ann.build_searcher(database, params)
+        tuned = measure_brute_force(searcher, params, database, queries, options.grid)
+    else:
+        row_of = {vid: i for i, vid in enumerate(vocabulary.column("video_id").to_pylist())}
+        history_ids = history.column("video_id").to_pylist()
+        self_rows = np.array([row_of.get(history_ids[i], -1) for i in np.sort(sample)], np.int64)
+        result = tuning.tune(database, queries, params, target=spec.serving.recall_target, options=options.grid, self_rows=self_rows)
+        searcher, params, tuned = result.searcher, result.params, result.record
+    build_seconds = time.perf_counter() - started
+    recall = tuned["chosen"]["recall"]
     if recall < spec.serving.recall_target:
-        raise GateFailed(f"{spec.key}: index recall@{options.recall_k} {recall:.3f} is below the spec's target {spec.serving.recall_target:.3f} (trials: {trials})")
+        raise GateFailed(f"{spec.key}: index recall@{options.recall_k} {recall:.3f} is below the spec's target {spec.serving.recall_target:.3f}; "
+                         f"best of {len(tuned['curve'])} measured configurations: {_point_text(tuned['chosen'])}")
 
     vocabulary_ids = vocabulary.column("video_id").to_pylist()
     version = index_version(spec=spec, model_digest=model_digest, vocabulary_ids=vocabulary_ids, params=params)
     with tables.atomic_directory(out, command="index build", overwrite=overwrite) as staging:
-        # The tuned num_leaves_to_search is recorded in the manifest and passed by the server per query.
+        # The tuned num_leaves_to_search and pre_reorder_num_neighbors are recorded in the manifest for the server to pass per query.
         ann.save_searcher(searcher, staging / "scann")
         tables.write_table(vocabulary.select(["video_id", "probability"]), staging / "vocabulary.parquet", VOCABULARY)
         tables.write_table(history, staging / "history.parquet", history_schema(dimension))
@@ -225,7 +234,7 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
             "dimensions": dimension,
             "parameters": params.model_dump(mode="json"),
             "build": {"seconds": round(build_seconds, 3), "recall_k": options.recall_k, "recall": recall,
-                      "recall_queries": int(queries.shape[0]), "tuning": trials, "errors": len(errors)},
+                      "recall_queries": int(queries.shape[0]), "tuning": tuned, "errors": len(errors)},
             "digest": sha256_tree(staging, exclude=DIGEST_EXCLUDE),
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
