@@ -1,7 +1,12 @@
 """The ``attribute-promotion`` KFP pipeline: plan -> frames -> embed (ParallelFor shards) -> teacher gate ->
 annotate (ParallelFor shards) -> merge -> carry -> distill -> student gate -> approval -> score -> restricted
-vocabulary + index build -> deploy -> commit, with ``dsl.If`` on each gate and on the approval, in an exit
-handler that posts a run summary to a webhook and cleans up.
+vocabulary + index build -> deploy -> commit -> (optional) experiment, with ``dsl.If`` on each gate and on the
+approval, in an exit handler that posts a run summary to a webhook and cleans up.
+
+``embedder`` picks the embed step's embedder (default, clip:PATH_OR_HUB_ID, a checkpoint); the plan puts it in
+the run's identity and re-embeds carried videos of another embedder. ``experiment_treatment_share`` > 0 writes
+the promoted version's ``experiment.json`` (``experiment_dir``, "" = ``experiment/`` beside ``serve_root``)
+after the commit: the index server follows that file (manifests/README.md) and logs exposures for the analysis.
 
 A promotion that a gate or the approval stops ends FAILED: each ``dsl.If`` has a ``dsl.Else`` whose step
 exits non-zero naming the stage and its reasons. "Nothing new to do" (the plan's empty output) stays a
@@ -29,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common.images import ImageSet
 from silverset.components.common.kube import CONTROL_STORE_URI
-from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD, TEACHER_MANIFEST
+from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD, EMBED_MANIFEST, TEACHER_MANIFEST
 from silverset.components.incremental.sample import DEFAULT_PRIORITY
 
 PIPELINE_NAME = "attribute-promotion"
@@ -77,6 +82,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "index": ("silverset.components.index.component", "build_index"),  # restricted vocabulary + ScaNN build
     "deploy": ("silverset.components.deploy.component", "deploy_index"),
     "commit": ("silverset.components.incremental.component", "commit_promotion"),
+    "experiment": ("silverset.components.abtest.component", "create_experiment"),
     "stop": ("silverset.components.notify.component", "stop_promotion"),
     "notify": ("silverset.components.notify.component", "notify_run"),
 }
@@ -139,8 +145,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
              teacher_backend, teacher_checkpoint, teacher_model, teacher_precision, gemini_price_table, gemini_rps,
              gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root, serving_namespace,
-             teacher_budget_videos, teacher_budget_usd, teacher_priority, cost_per_core_hour_usd,
-             auto_approve_as="") -> None:
+             teacher_budget_videos, teacher_budget_usd, teacher_priority, cost_per_core_hour_usd, embedder,
+             teacher_temperature, experiment_treatment_share, experiment_dir, auto_approve_as="") -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
         exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
                                 state_dir=state_dir, run_lock=run_lock)
@@ -153,7 +159,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
                              teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model,
                              gemini_price_table=gemini_price_table, teacher_budget_videos=teacher_budget_videos,
                              teacher_budget_usd=teacher_budget_usd, teacher_priority=teacher_priority,
-                             cost_per_core_hour_usd=cost_per_core_hour_usd)
+                             cost_per_core_hour_usd=cost_per_core_hour_usd, embedder=embedder,
+                             teacher_temperature=teacher_temperature)
             _no_cache(_common(plan, options, cpu="1", memory="1Gi")).set_display_name("plan-incremental")
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
                 _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
@@ -161,12 +168,15 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
                                 teacher=dict(teacher=teacher_backend, checkpoint=teacher_checkpoint,
                                              precision=teacher_precision,
                                              gemini_model=teacher_model, price_table_uri=gemini_price_table,
-                                             gemini_rps=gemini_rps, gemini_tokens_per_min=gemini_tokens_per_min),
+                                             gemini_rps=gemini_rps, gemini_tokens_per_min=gemini_tokens_per_min,
+                                             temperature=teacher_temperature),
                                 teacher_budget_usd=teacher_budget_usd,
                                 golden_set=golden_set, approval_store=approval_store, run_lock=run_lock,
                                 submitter=submitter, auto_approve_as=auto_approve_as, webhook_url=webhook_url,
                                 deploy_target=deploy_target, serve_root=serve_root,
-                                serving_namespace=serving_namespace)
+                                serving_namespace=serving_namespace, embedder=embedder,
+                                experiment=dict(treatment_share=experiment_treatment_share,
+                                                out_dir=experiment_dir))
 
     if options.local_demo:
         @dsl.pipeline(name=PIPELINE_NAME, description=description)
@@ -179,7 +189,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
             submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
             serving_namespace: str = "", teacher_budget_videos: int = 0, teacher_budget_usd: float = 0.0,
             teacher_priority: str = DEFAULT_PRIORITY, cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
-            auto_approve_as: str = "",
+            embedder: str = "default", teacher_temperature: float = 0.0, experiment_treatment_share: float = 0.0,
+            experiment_dir: str = "", auto_approve_as: str = "",
         ) -> None:
             body(**{name: value for name, value in locals().items() if name != "body"})
 
@@ -198,6 +209,10 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         teacher_budget_usd: float = 0.0,  # Gemini teacher: at most this many USD per run (0 = no cap)
         teacher_priority: str = DEFAULT_PRIORITY,  # which due videos the teacher labels first
         cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,  # prices measured CPU-seconds in the summary
+        embedder: str = "default",  # embed step: default | visual | clip:PATH_OR_HUB_ID | checkpoint path
+        teacher_temperature: float = 0.0,  # clip-zero-shot teacher's softmax temperature (0 = the model's scale)
+        experiment_treatment_share: float = 0.0,  # > 0: write the promoted version's experiment.json (0 = none)
+        experiment_dir: str = "",  # "": experiment/ beside serve_root (/data/experiment, read by the index server)
     ) -> None:
         body(**{name: value for name, value in locals().items() if name != "body"})
 
@@ -206,15 +221,18 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
 def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
                     frame_size, teacher: dict, teacher_budget_usd, golden_set, approval_store, run_lock, submitter,
-                    auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace) -> None:
+                    auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace, embedder,
+                    experiment: dict) -> None:
     """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
     dsl.Else step fails the run naming the stage that stopped it. ``teacher``: the annotate steps' teacher
     arguments (backend, checkpoint, Gemini model, price table and the key's quota for the whole run).
     Every due video is framed and embedded; the bulk teacher labels only the plan's sample
     (``teacher_manifest.parquet``, every due video without a budget; ``teacher_budget_usd`` is its Gemini
-    hard stop); the student trains on the labelled videos and scores every embedding of the corpus."""
+    hard stop); the student trains on the labelled videos and scores every embedding of the corpus.
+    ``embedder``: the embed steps' (the plan's ``embed_manifest.parquet`` adds carried videos of another embedder);
+    ``experiment``: create_experiment's treatment_share (> 0 runs it after the commit) and out_dir."""
     plan_dir = f"{run_dir}/plan"
-    todo_manifest = f"{plan_dir}/todo_manifest.parquet"
+    embed_manifest = f"{plan_dir}/{EMBED_MANIFEST}"  # todo videos + carried videos of another embedder
     teacher_manifest = f"{plan_dir}/{TEACHER_MANIFEST}"
     frames_dir, embeddings_dir = f"{run_dir}/frames", f"{run_dir}/embeddings"
     golden_labels, teacher_labels, merged = f"{run_dir}/teacher_golden", f"{run_dir}/teacher", f"{run_dir}/merged"
@@ -226,8 +244,8 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
                          frames_per_video=frames_per_video, size=frame_size, **lock)
     _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
     with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
-        embed = c["embed"](frames_uri=frames_dir, manifest_uri=todo_manifest, out_uri=embeddings_dir,
-                           shard_index=shard, shard_count=options.shards, **lock)
+        embed = c["embed"](frames_uri=frames_dir, manifest_uri=embed_manifest, out_uri=embeddings_dir,
+                           shard_index=shard, shard_count=options.shards, embedder=embedder, **lock)
         embed.after(frames)  # frames reach embed through the run folder, not a task output
         _common(embed, options, cpu="2", memory="4Gi").set_display_name("embed-shard")
 
@@ -295,6 +313,11 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
                 commit = c["commit"](plan_dir=plan_dir, merged_dir=merged, state_dir=state_dir, run_dir=run_dir,
                                      run_id=run_id, run_lock=run_lock).after(deploy)
                 _no_cache(_common(commit, options, cpu="1", memory="2Gi")).set_display_name("commit-promoted-state")
+                share = experiment["treatment_share"]
+                with dsl.If(share > 0.0, name="experiment-requested"):
+                    start = c["experiment"](attribute_spec=attribute_spec, out_dir=experiment["out_dir"],
+                                            treatment_share=share, serve_root=serve_root).after(commit)
+                    _no_cache(_common(start, options, cpu="100m", memory="256Mi")).set_display_name("start-experiment")
             with dsl.Else(name="not-approved"):
                 _stop(c, options, run_dir=run_dir, stage="approval")
         with dsl.Else(name="student-gate-failed"):

@@ -21,13 +21,24 @@ def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def create_experiment(attribute_spec: str, out_dir: str, treatment_share: float = 0.5, salt: str = "") -> NamedTuple(
+def create_experiment(attribute_spec: str, out_dir: str = "", treatment_share: float = 0.5, salt: str = "",
+                      serve_root: str = "") -> NamedTuple(
         "Experiment", experiment_path=str, experiment_id=str, attribute_version=int):
     """Write out_dir/experiment.json for the promoted spec (the index server's --experiment).
 
-    salt "" = one bound to the spec's content hash, so a rerun for the same version keeps every user's arm.
+    out_dir "" = ``experiment/`` beside ``serve_root`` (/data/serving -> /data/experiment, where the index
+    server's manifests read it). salt "" = one bound to the spec's content hash, so a rerun for the same
+    version keeps every user's arm.
     """
+    import posixpath
     from collections import namedtuple
+
+    from silverset.components.common.errors import SilversetInputError
+
+    if not out_dir:
+        if not serve_root.rstrip("/"):
+            raise SilversetInputError("experiment_dir", "empty, and no serve_root to put experiment/ beside")
+        out_dir = posixpath.join(posixpath.dirname(serve_root.rstrip("/")), "experiment")
 
     from silverset.components.abtest.experiment import CONFIG_FILE, create_experiment as create, default_salt
     from silverset.components.common.spec import load_spec

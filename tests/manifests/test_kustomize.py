@@ -269,3 +269,58 @@ def test_dropping_the_lease_update_verb_stops_the_lock_renewal():
     with cluster(without_verb(render(overlay), "silverset-pipeline-steps", "leases", "update")) as fake:
         results = step_calls(fake, runner.pod_namespace, fake.client_for_service_account(runner.pod_namespace, runner.runner_service_account))
         assert results["lock: take"] == 200 and results["lock: renew"] == 403
+
+
+def render_with_experiment(overlay: str, tmp_path: Path) -> list[dict]:
+    """``overlay`` plus components/experiment, as a user's own overlay would list it."""
+    import os
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    manifests = os.path.relpath(ROOT / "manifests", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {manifests}/{overlay}\ncomponents:\n  - {manifests}/components/experiment\n")
+    out = subprocess.run([shutil.which("kubectl") or "kubectl", "kustomize", str(tmp_path)], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_no_overlay_starts_the_server_with_an_experiment_it_may_not_have(rendered):
+    _, objects = rendered
+    config = _one(objects, "ConfigMap", "silverset-index-server")["data"]
+    assert "SILVERSET_EXPERIMENT" not in config and "SILVERSET_EXPOSURE_LOG" not in config
+
+
+@pytest.mark.parametrize("overlay", ["overlays/kfp-standalone", "overlays/local"])
+def test_the_experiment_component_serves_the_pipelines_experiment_and_logs_to_the_pvc(overlay, tmp_path):
+    from posixpath import dirname, join, relpath
+
+    from silverset.components.abtest.component import create_experiment
+    from silverset.components.abtest.experiment import load_experiment
+    from silverset.components.common.spec import example_specs_dir
+
+    objects = render_with_experiment(overlay, tmp_path / "overlay")
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSIONS[-1], strict=True)
+    config = _one(objects, "ConfigMap", "silverset-index-server")["data"]
+    pod = _one(objects, "Deployment", "silverset-index")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/data"]["readOnly"] is True  # the index and the experiment file stay read-only
+    # The pipeline's experiment step (experiment_dir "" -> beside the serving root) writes the file the server reads.
+    pvc = tmp_path / "pvc"
+    serving_on_pvc = pvc / relpath(config["SILVERSET_SERVING_ROOT"], "/data")
+    made = create_experiment.python_func(attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+                                         serve_root=str(serving_on_pvc), treatment_share=0.3)
+    assert made.experiment_path == str(pvc / relpath(config["SILVERSET_EXPERIMENT"], "/data"))
+    assert load_experiment(made.experiment_path).treatment_share == 0.3
+    # The exposure log is a writable mount of the same PVC, beside the experiment file, made writable by the Job.
+    log = mounts[config["SILVERSET_EXPOSURE_LOG"]]
+    assert not log.get("readOnly") and log["name"] == mounts["/data"]["name"]
+    on_pvc = join("/data", log["subPath"])
+    assert dirname(on_pvc) == dirname(config["SILVERSET_EXPERIMENT"])
+    volume = next(v for v in pod["volumes"] if v["name"] == log["name"])
+    assert volume["persistentVolumeClaim"]["claimName"] == "silverset-artifacts"
+    assert not volume["persistentVolumeClaim"].get("readOnly")
+    init = _one(objects, "Job", "silverset-artifacts-init")["spec"]["template"]["spec"]["containers"][0]
+    script = " ".join(init["command"])
+    assert "mkdir -p" in script and on_pvc in script and "chown 10001:10001" in script

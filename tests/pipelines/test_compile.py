@@ -179,3 +179,41 @@ def test_the_compiled_yaml_never_carries_a_key_from_the_environment(tmp_path, mo
     assert "AIzaSyD" not in path.read_text()
     with pytest.raises(ValueError, match="Gemini API key"):
         check_no_secret_values("env: AIzaSyD-this-is-a-fake-key-0123456789")
+
+
+def test_embedder_and_experiment_are_run_parameters_of_both_packages_and_reach_their_steps(compiled, tmp_path):
+    _, spec, _ = compiled
+    local = next(yaml.safe_load_all(compile_pipeline(tmp_path / "local.yaml",
+                                                     options=PlatformOptions(local_demo=True)).read_text()))
+    for package in (spec, local):
+        params = package["root"]["inputDefinitions"]["parameters"]
+        assert params["embedder"]["defaultValue"] == "default"
+        assert params["experiment_treatment_share"]["defaultValue"] == 0.0  # no experiment unless asked
+        assert params["experiment_dir"]["defaultValue"] == ""
+        assert params["teacher_temperature"]["defaultValue"] == 0.0
+    tasks = _tasks(spec)
+    # The plan (run identity) and every embed shard get the same pipeline parameter.
+    for task in ("plan-incremental", "embed-shard"):
+        wired = tasks[task]["inputs"]["parameters"]["embedder"]["componentInputParameter"]
+        assert wired == "pipelinechannel--embedder", task
+    assert "embed_manifest.parquet" in str(tasks["embed-shard"]["inputs"]["parameters"]["manifest_uri"])
+
+
+def test_the_experiment_starts_only_when_asked_after_the_commit_in_the_approved_branch(compiled):
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    branch_of = {name: component for component, body in spec["components"].items()
+                 for name in body.get("dag", {}).get("tasks", {})}
+    experiment = tasks["create-experiment"]
+    assert experiment["taskInfo"]["name"] == "start-experiment"
+    inputs = experiment["inputs"]["parameters"]
+    assert inputs["treatment_share"]["componentInputParameter"].endswith("experiment_treatment_share")
+    assert inputs["out_dir"]["componentInputParameter"].endswith("experiment_dir")
+    assert inputs["serve_root"]["componentInputParameter"].endswith("serve_root")
+    # Its own dsl.If on the parameter, nested in the branch that deploys and commits.
+    guard = next(name for name, t in tasks.items() if branch_of.get("create-experiment") == t.get(
+        "componentRef", {}).get("name"))
+    condition = tasks[guard]["triggerPolicy"]["condition"]
+    assert "experiment_treatment_share" in condition and "> 0.0" in condition
+    assert branch_of[guard] == branch_of["commit-promotion"]
+    assert tasks[guard]["dependentTasks"] == ["commit-promotion"]  # .after(commit) lands on the If's task
