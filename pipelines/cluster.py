@@ -74,6 +74,10 @@ def typed_params(params: dict, inputs: dict[str, dict]) -> dict:
         except (ValueError, KeyError):
             kind = {int: "an integer", float: "a number"}.get(cast, "true or false")
             raise SilversetInputError(f"--param {name}", f"{value!r} is not {kind}") from None
+    share = typed.get("experiment_treatment_share", 0.0)
+    if not (share == 0 or 0 < share < 1):  # refused before the run, not by its last step after the deploy
+        raise SilversetInputError("--param experiment_treatment_share",
+                                  f"must be 0 (no experiment) or strictly between 0 and 1, got {share}")
     return typed
 
 

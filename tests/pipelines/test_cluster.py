@@ -163,3 +163,16 @@ def test_bad_inputs_name_the_flag(tmp_path, package):
         cluster.schedule(host="http://127.0.0.1:9", package=package, params={}, cron="daily", name="x")
     with pytest.raises(SilversetInputError, match="compile"):
         cluster.submit(host="http://127.0.0.1:9", package=tmp_path / "missing.yaml", params={})
+
+
+def test_embedder_and_experiment_parameters_reach_the_run_and_a_bad_share_is_refused_before_sending(kfp_api, package):
+    run = cluster.submit(host=kfp_api.host, package=package,
+                         params={**PARAMS, "embedder": "clip:/data/models/vit-b32", "experiment_treatment_share": "0.3",
+                                 "experiment_dir": "/data/red/experiment", "teacher_temperature": "0.01"})
+    sent = kfp_api.runs[run.run_id]["runtime_config"]["parameters"]
+    assert sent["embedder"] == "clip:/data/models/vit-b32" and sent["experiment_treatment_share"] == 0.3
+    assert sent["experiment_dir"] == "/data/red/experiment" and sent["teacher_temperature"] == 0.01
+    for share in ("1", "1.5", "-0.2", "nan"):  # 0 is "no experiment"; a full or negative share splits nothing
+        with pytest.raises(SilversetInputError, match="--param experiment_treatment_share: must be 0"):
+            cluster.submit(host=kfp_api.host, package=package, params={**PARAMS, "experiment_treatment_share": share})
+    assert len(kfp_api.runs) == 1
