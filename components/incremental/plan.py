@@ -227,9 +227,9 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     run's later steps (they renew it) until the exit handler releases it. ``teacher_backend`` ("" = the
     spec's), ``teacher_checkpoint`` and ``teacher_model`` (Gemini; "" = the spec's) are the annotate step's:
     their identity is part of the digest (``teacher_temperature``: the clip-zero-shot teacher's, None = the
-    model's scale), and so is a non-default ``embedder`` (the embed step's). ``budget`` caps the teacher's sample (a USD cap needs the Gemini
-    teacher, priced from ``price_table``, "" = the shipped one); ``cost_per_core_hour_usd`` is recorded for
-    the run summary's costs.
+    model's scale), and so is a non-default ``embedder`` (the embed step's). ``budget`` caps the teacher's
+    sample (a USD cap needs the Gemini teacher, priced from ``price_table``, "" = the shipped one);
+    ``cost_per_core_hour_usd`` is recorded for the run summary's costs.
     Writes ``{plan_dir_of(workdir, run_id)}/plan.json`` and, unless the corpus is up to date, the stage
     inputs under ``{run_dir}/plan/``. When another run holds the lock, writes a LockedOut plan.json there
     (nothing else, anywhere) and raises StateLocked naming the holder.
@@ -287,7 +287,8 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
-    ``golden_set``'s videos, which the teacher gate labels every run), ``frames_manifest.parquet`` (todo and
+    ``golden_set``'s videos, which the teacher gate labels every run), ``embed_manifest.parquet`` (todo rows plus
+    unchanged videos whose carried embedding another embedder made), ``frames_manifest.parquet`` (those and the
     golden rows: the videos this run frames), ``teacher_manifest.parquet`` (the todo videos the teacher
     labels: ``budget``'s sample, golden-set videos left out, or every todo video when uncapped;
     ``usd_per_video`` prices a USD cap), ``videos.parquet`` (every readable
