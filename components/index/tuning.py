@@ -2,20 +2,19 @@
 
 Build-time knobs (one ScaNN build each): ``num_leaves`` (sqrt(n), and 2 sqrt(n) from ``FULL_GRID_FROM``
 vectors up), ``dimensions_per_block`` 2 vs 4, reordering with float32 vs int8 vectors. Query-time knobs
-(measured on every build, no rebuild): ``leaves_to_search`` (1-20% of the leaves) and the reorder depth
+(measured on every build, no rebuild): ``leaves_to_search`` (1-30% of the leaves) and the reorder depth
 (``pre_reorder_num_neighbors``, 5/10/25 x k; each build reorders ``max(depths)`` by default).
 
 Every point of the grid gets recall@k against exact numpy search on the query sample (with a lower bound: recall less
 ``confidence_z`` standard errors over queries, so the choice does not sit on the target by luck), single-thread QPS
 (one query per call, median of ``passes`` passes over ``timed_queries`` queries) and the build's
-serialized size. ``choose`` keeps the fastest point meeting the target (and finding vocabulary
-queries themselves, which the server's self-check requires); points within ``tie_margin`` of
+serialized size. ``choose`` keeps the fastest point meeting the target; points within ``tie_margin`` of
 the fastest QPS count as a tie (noise on a shared machine) and the smallest index, then the highest
 recall, wins. When no point meets the target it returns the highest-recall point, flagged, with a warning.
 
 Bound on build time: at most ``len(grid)`` builds (8, or 4 below ``FULL_GRID_FROM``) and no new build
 starts once the elapsed time plus the slowest build so far would pass ``budget_s``; the first build
-(the untuned default) always runs.
+(the untuned default) always runs; the chosen configuration is built once more on the whole vocabulary.
 """
 from __future__ import annotations
 
@@ -43,12 +42,12 @@ class TuningOptions(BaseModel):
     leaves_factors: tuple[float, ...] = (1.0, 2.0)
     dimensions_per_block: tuple[int, ...] = (2, 4)
     reorder_quantize: tuple[str, ...] = ("float32", "int8")
-    search_fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
+    search_fractions: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
     reorder_depth_factors: tuple[int, ...] = (5, 10, 25)
     timed_queries: int = Field(200, ge=1)
     passes: int = Field(3, ge=1)
     tie_margin: float = Field(0.03, ge=0, lt=1)
-    # A point also needs this share of vocabulary queries to find themselves (the server's self-check refuses < 0.9).
+    # The served index needs this share of vocabulary queries to find themselves (the server's self-check refuses < 0.9).
     min_self_hit: float = Field(0.95, ge=0, le=1)
     # Meeting the target means recall - z * standard error (over queries) >= target: fresh queries then meet it too.
     confidence_z: float = Field(2.0, ge=0)
@@ -91,44 +90,31 @@ def _size_mib(searcher) -> float:
         return sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
 
 
-def drop_self(ids: np.ndarray, self_rows: np.ndarray) -> np.ndarray:
-    """Top-(k+1) row ids [q, k+1] -> top-k [q, k] without each query's own row (-1: none; then the last is dropped)."""
-    out = np.empty((ids.shape[0], ids.shape[1] - 1), dtype=np.int64)
-    for i, (row, own) in enumerate(zip(ids, self_rows)):
-        hit = np.flatnonzero(row == own)
-        out[i] = np.delete(row, hit[0]) if own >= 0 and hit.size else row[:-1]
-    return out
-
-
-def measure(searcher, params: ann.IndexParameters, build_id: int, queries: np.ndarray, self_rows: np.ndarray, truth: np.ndarray,
-            options: TuningOptions) -> list[dict]:
-    """The query-time points of one build: recall@k (leave-one-out) and single-thread QPS per (leaves_to_search, reorder depth)."""
+def measure(searcher, params: ann.IndexParameters, build_id: int, queries: np.ndarray, truth: np.ndarray, options: TuningOptions) -> list[dict]:
+    """The query-time points of one build: recall@k (with its lower bound) and single-thread QPS per (leaves_to_search, reorder depth)."""
     k = truth.shape[1]
     leaves_options = sorted({min(params.num_leaves, max(1, math.ceil(params.num_leaves * f))) for f in options.search_fractions})
     depths = sorted({max(k, f * k) for f in options.reorder_depth_factors})
     timed = queries[: options.timed_queries]
     points = []
     for leaves, depth in itertools.product(leaves_options, depths):
-        raw = ann.search_batched(searcher, queries, k + 1, leaves_to_search=leaves, pre_reorder_num_neighbors=max(depth, k + 1))
-        own = self_rows >= 0
-        self_hit = float(np.mean([r in row[:k] for r, row in zip(self_rows[own], raw[own])])) if own.any() else None
-        found = drop_self(raw, self_rows)
+        found = ann.search_batched(searcher, queries, k, leaves_to_search=leaves, pre_reorder_num_neighbors=depth)
         per_query = np.array([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth)])
         standard_error = float(per_query.std(ddof=1) / np.sqrt(len(per_query))) if len(per_query) > 1 else 0.0
         points.append({"build": build_id, "num_leaves": params.num_leaves, "dimensions_per_block": params.dimensions_per_block,
                        "reorder_quantize": params.reorder_quantize, "num_leaves_to_search": leaves, "pre_reorder_num_neighbors": depth,
                        "recall": ann.recall_at_k(found, truth), "recall_lower": float(per_query.mean()) - options.confidence_z * standard_error,
-                       "self_hit": self_hit, "qps_single": _qps_single(searcher, timed, k, leaves, depth, options.passes)})
+                       "qps_single": _qps_single(searcher, timed, k, leaves, depth, options.passes)})
     return points
 
 
-def choose(curve: list[dict], target: float, *, tie_margin: float = 0.03, min_self_hit: float = 0.95) -> tuple[dict, bool]:
+def choose(curve: list[dict], target: float, *, tie_margin: float = 0.03) -> tuple[dict, bool]:
     """(chosen point, met target): fastest meeting ``target`` (ties within ``tie_margin``: smallest, then highest recall).
 
-    Meeting means recall_lower (recall less z standard errors; recall where absent) >= ``target`` and, where measured, self_hit (vocabulary queries finding themselves
-    in their top-k) >= ``min_self_hit``. No point meets it: the highest-recall point (then fastest) and False.
+    Meeting means recall_lower (recall less z standard errors; recall where absent) >= ``target``.
+    No point meets it: the highest-recall point (then fastest) and False.
     """
-    good = [p for p in curve if p.get("recall_lower", p["recall"]) >= target and (p.get("self_hit") is None or p["self_hit"] >= min_self_hit)]
+    good = [p for p in curve if p.get("recall_lower", p["recall"]) >= target]
     if not good:
         return max(curve, key=lambda p: (p["recall"], p["qps_single"])), False
     fastest = max(p["qps_single"] for p in good)
@@ -136,48 +122,72 @@ def choose(curve: list[dict], target: float, *, tie_margin: float = 0.03, min_se
     return min(tied, key=lambda p: (p["size_mib"], -p["recall"], -p["qps_single"])), True
 
 
+def _self_hit(searcher, database: np.ndarray, rows: np.ndarray, k: int, leaves: int, depth: int) -> float | None:
+    if rows.size == 0:
+        return None
+    found = ann.search_batched(searcher, database[rows], k, leaves_to_search=leaves, pre_reorder_num_neighbors=depth)
+    return float(np.mean([r in f for r, f in zip(rows, found)]))
+
+
 def tune(database: np.ndarray, queries: np.ndarray, base: ann.IndexParameters, *, target: float, options: TuningOptions = TuningOptions(),
          self_rows: np.ndarray | None = None) -> Tuned:
     """Build and measure the grid for a tree index (``base.algorithm == "tree_ah"``); see the module docstring.
 
-    ``self_rows`` int [q]: the database row each query is (-1: not in the database). Recall is leave-one-out:
-    a query's own row is removed from both the exact and the found top-k, so vocabulary vectors used as
-    queries count as held out (finding itself is no evidence about its neighbours).
+    ``self_rows`` int [q]: the database row each query is (-1: not in the database). Those rows are held
+    out: the grid is built on the database without them, so every query is unseen by the partitioning and
+    quantization training it is measured against. The chosen configuration is then built once more on the
+    whole database (that searcher is returned), and its self-hit (vocabulary queries finding themselves,
+    which the server's self-check requires) is checked; below ``min_self_hit`` the leaves searched step up
+    the grid's ladder.
     """
     started = time.perf_counter()
+    k = base.num_neighbors
     self_rows = np.full(len(queries), -1, np.int64) if self_rows is None else np.asarray(self_rows, np.int64)
-    truth = drop_self(ann.exact_top_k(database, queries, base.num_neighbors + 1), self_rows)
-    grid = build_grid(database.shape[0], database.shape[1], base, options)
-    curve, builds, kept, slowest, skipped = [], [], {}, 0.0, 0
+    held_out = np.unique(self_rows[self_rows >= 0])
+    keep = np.ones(database.shape[0], bool)
+    keep[held_out] = False
+    grid_database = database[keep]
+    truth = ann.exact_top_k(grid_database, queries, k)
+    grid = build_grid(grid_database.shape[0], database.shape[1], base, options)
+    curve, builds, slowest, skipped = [], [], 0.0, 0
     for build_id, params in enumerate(grid):
         elapsed = time.perf_counter() - started
         if build_id > 0 and elapsed + slowest > options.budget_s:
             skipped = len(grid) - build_id
             break
         t0 = time.perf_counter()
-        searcher = ann.build_searcher(database, params)
+        searcher = ann.build_searcher(grid_database, params)
         build_s = time.perf_counter() - t0
-        slowest = max(slowest, build_s)
         size = _size_mib(searcher)
         builds.append({"build": build_id, "parameters": params.model_dump(mode="json"), "build_s": round(build_s, 3), "size_mib": round(size, 3)})
-        points = measure(searcher, params, build_id, queries, self_rows, truth, options)
+        points = measure(searcher, params, build_id, queries, truth, options)
         for p in points:
             p["size_mib"] = round(size, 3)
         curve += points
-        kept[build_id] = searcher
-        keep = {choose(curve, target, tie_margin=options.tie_margin, min_self_hit=options.min_self_hit)[0]["build"], max(curve, key=lambda p: p["recall"])["build"]}
-        kept = {b: s for b, s in kept.items() if b in keep}
         slowest = max(slowest, time.perf_counter() - t0)  # measuring counts too
-    chosen, met = choose(curve, target, tie_margin=options.tie_margin, min_self_hit=options.min_self_hit)
-    params = grid[chosen["build"]].model_copy(update={"num_leaves_to_search": chosen["num_leaves_to_search"],
-                                                      "pre_reorder_num_neighbors": chosen["pre_reorder_num_neighbors"]})
+    chosen, met = choose(curve, target, tie_margin=options.tie_margin)
+    params = grid[chosen["build"]]
+    t0 = time.perf_counter()  # the served index: the chosen configuration over the whole vocabulary
+    searcher = ann.build_searcher(database, params)
+    final_build_s = time.perf_counter() - t0
+    ladder = sorted({p["num_leaves_to_search"] for p in curve if p["build"] == chosen["build"] and p["num_leaves_to_search"] >= chosen["num_leaves_to_search"]})
+    leaves, depth = chosen["num_leaves_to_search"], chosen["pre_reorder_num_neighbors"]
+    self_hit = _self_hit(searcher, database, held_out, k, leaves, depth)
+    for step in ladder[1:]:
+        if self_hit is None or self_hit >= options.min_self_hit:
+            break
+        leaves, self_hit = step, _self_hit(searcher, database, held_out, k, step, depth)
+    params = params.model_copy(update={"num_leaves_to_search": leaves, "pre_reorder_num_neighbors": depth})
     record = {
         "mode": "grid",
         "target": target,
         "met_target": met,
         "chosen": chosen,
+        "served": {"num_leaves_to_search": leaves, "pre_reorder_num_neighbors": depth, "self_hit": self_hit, "build_s": round(final_build_s, 3)},
         "queries": int(queries.shape[0]),
-        "query_source": "sampled history vectors (the server's queries are built from users' history); recall is leave-one-out",
+        "held_out_vocabulary_rows": int(held_out.size),
+        "query_source": "sampled history vectors (the server's queries are built from users' history); those in the vocabulary are "
+                        "held out of the grid's builds, the served index is rebuilt on the whole vocabulary",
         "timed_queries": int(min(options.timed_queries, queries.shape[0])),
         "qps": f"single-thread, one query per call, median of {options.passes} passes",
         "builds": builds,
@@ -187,6 +197,6 @@ def tune(database: np.ndarray, queries: np.ndarray, base: ann.IndexParameters, *
         "curve": curve,
     }
     if not met:
-        record["warning"] = (f"no configuration reached recall@{base.num_neighbors} {target:.3f}; the highest-recall one "
+        record["warning"] = (f"no configuration reached recall@{k} {target:.3f}; the highest-recall one "
                              f"({chosen['recall']:.3f}) is recorded")
-    return Tuned(chosen=chosen, searcher=kept[chosen["build"]], params=params, record=record)
+    return Tuned(chosen=chosen, searcher=searcher, params=params, record=record)
