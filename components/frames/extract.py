@@ -226,23 +226,39 @@ def sample_frames(video_id: str, uri: str, options: FrameOptions = FrameOptions(
         video.close()
 
 
-def _seek_before(video: _OpenVideo, target: float) -> None:
-    """Put the demuxer on the keyframe at or before ``target`` s (the decoder is flushed by the seek)."""
-    video.container.seek(int(target / video.time_base), stream=video.stream, backward=True, any_frame=False)
+def _seek_back(video: _OpenVideo, target: float) -> None:
+    """Put the demuxer on the keyframe at or before ``target`` s (the decoder is flushed by the seek).
+
+    Containers with a sample index (MP4, Matroska) land there exactly; MPEG-TS seeks by byte position and
+    may land past it, which the callers check. At or before the stream's start, go to the file's start
+    (a seek to the first timestamp can land past it too)."""
+    if target > video.start_s:
+        video.container.seek(int(target / video.time_base), stream=video.stream, backward=True, any_frame=False)
+    else:
+        video.container.seek(0)
 
 
 def _sample_exact(video: _OpenVideo, video_id: str, targets: list[float], options: FrameOptions) -> list[SampledFrame]:
     """For each target, seek to the keyframe at or before it and decode forward to the first frame at or
-    after it (within half a frame). Decodes about K half-GOPs, not the stream."""
+    after it (within half a frame). Decodes about K half-GOPs, not the stream. Where the seek lands past
+    the target (MPEG-TS seeks by byte position), seeks again from 1, 2, 4... s further back."""
     half_frame = 0.5 / float(video.stream.average_rate or 30)
     rows: list[SampledFrame] = []
     for index, target in enumerate(targets):
-        _seek_before(video, target)
-        chosen = None
-        for frame in _decode_from(video):
-            chosen = frame
-            if _frame_time(video, frame) >= target - half_frame:
+        back = 0.0
+        while True:
+            _seek_back(video, target - back)
+            first = chosen = None
+            for frame in _decode_from(video):
+                if first is None:
+                    first = frame
+                chosen = frame
+                if _frame_time(video, frame) >= target - half_frame:
+                    break
+            landed_past = first is None or _frame_time(video, first) > target + half_frame
+            if not landed_past or target - back <= video.start_s:
                 break
+            back = max(1.0, 2 * back)
         if chosen is None:
             raise VideoError("decode_error", f"no frame could be decoded near {target:.3f} s")
         rows.append(SampledFrame(video_id, index, _frame_time(video, chosen), options.size, options.size,
@@ -254,8 +270,19 @@ def _keyframes_around(video: _OpenVideo, target: float) -> list:
     """The last keyframe packet at or before ``target`` and the first one after it, read without decoding.
 
     Stops reading as soon as a packet lies further past the target than the earlier keyframe lies before
-    it: no later keyframe can then be nearer. Returns 0, 1 or 2 packets, earliest first."""
-    _seek_before(video, target)
+    it: no later keyframe can then be nearer. Where a seek lands past the target or off a keyframe
+    (MPEG-TS seeks by byte position), seeks again from further back: 1, 2, 4... s before the target, down
+    to the stream's start. Returns 0, 1 or 2 packets, earliest first."""
+    back = 0.0
+    while True:
+        before, after = _read_keyframes_around(video, target, target - back)
+        if before is not None or target - back <= video.start_s:
+            return [p for p in (before, after) if p is not None]
+        back = max(1.0, 2 * back)
+
+
+def _read_keyframes_around(video: _OpenVideo, target: float, seek_to: float) -> tuple:
+    _seek_back(video, seek_to)
     before = after = None
     for packet in video.container.demux(video.stream):
         if packet.pts is None:
@@ -269,7 +296,7 @@ def _keyframes_around(video: _OpenVideo, target: float) -> list:
             break
         if before is not None and time - target > target - float(before.pts * video.time_base):
             break
-    return [p for p in (before, after) if p is not None]
+    return before, after
 
 
 def _decode_keyframe(video: _OpenVideo, packet):
@@ -279,18 +306,59 @@ def _decode_keyframe(video: _OpenVideo, packet):
     return next((f for f in frames if f.pts is not None), None)
 
 
+def _first_packet(video: _OpenVideo, pts: int):
+    """The first timed packet after seeking back from ``pts`` (stream time base) to a keyframe."""
+    video.container.seek(pts, stream=video.stream, backward=True, any_frame=False)
+    return next((p for p in video.container.demux(video.stream) if p.pts is not None), None)
+
+
+def _indexed_keyframes(video: _OpenVideo) -> list[int] | None:
+    """Every keyframe's presentation time (stream time base) from the container's full sample index, or
+    None where there is none to trust (Matroska and MPEG-TS index keyframes lazily or not at all).
+
+    MP4/MOV index every sample by its decode time; a keyframe shows later by the stream's reorder delay,
+    read once from the first keyframe's packet."""
+    entries = video.stream.index_entries
+    if len(entries) < 2 or all(e.is_keyframe for e in entries):
+        return None
+    keys = [e.timestamp for e in entries if e.is_keyframe]
+    first = _first_packet(video, keys[0]) if keys else None
+    if first is None or not first.is_keyframe or first.dts != keys[0]:
+        return None
+    return [k + first.pts - first.dts for k in keys]
+
+
+def _nearest_keyframe_packet(video: _OpenVideo, target: float, keyframes: list[int] | None):
+    """The keyframe packet nearest ``target`` s (the earlier on a tie): looked up in the index and read
+    with one seek where the index is trusted and the packet found there is that keyframe; otherwise
+    found by reading the packets around the target."""
+    if keyframes:
+        pts = min(keyframes, key=lambda k: abs(float(k * video.time_base) - target))
+        packet = _first_packet(video, pts)
+        if packet is not None and packet.is_keyframe and packet.pts == pts:
+            return packet
+    candidates = _keyframes_around(video, target)
+    return min(candidates, key=lambda p: abs(float(p.pts * video.time_base) - target)) if candidates else None
+
+
 def _sample_keyframes(video: _OpenVideo, video_id: str, targets: list[float],
                       options: FrameOptions) -> list[SampledFrame]:
     """For each target, the keyframe nearest it (the earlier one on a tie). Targets that pick the same
     keyframe get one decode and one JPEG, and rows with the same ``timestamp_s`` and JPEG bytes."""
     video.stream.codec_context.skip_frame = "NONKEY"
+    keyframes = _indexed_keyframes(video)
     by_pts: dict[int, tuple[float, bytes]] = {}
     rows: list[SampledFrame] = []
     for index, target in enumerate(targets):
-        candidates = _keyframes_around(video, target)
-        if not candidates:
+        if keyframes:
+            nearest = min(keyframes, key=lambda k: abs(float(k * video.time_base) - target))
+            if nearest in by_pts:  # already decoded for an earlier target: no seek
+                rows.append(SampledFrame(video_id, index, *by_pts[nearest][:1], options.size, options.size,
+                                         by_pts[nearest][1], target))
+                continue
+        packet = _nearest_keyframe_packet(video, target, keyframes)
+        if packet is None:
             raise VideoError("decode_error", f"no keyframe found near {target:.3f} s")
-        packet = min(candidates, key=lambda p: abs(float(p.pts * video.time_base) - target))
         if packet.pts not in by_pts:
             frame = _decode_keyframe(video, packet)
             if frame is None:

@@ -133,3 +133,51 @@ def test_keyframe_mode_on_a_garbled_stream_is_a_decode_error_or_k_frames(tiny_co
         assert exc.error_type == "decode_error"
     else:  # FFmpeg may conceal the damage; then the rows must still be well formed
         assert len(rows) == 4 and all(Image.open(io.BytesIO(r.jpeg)).size == (32, 32) for r in rows)
+
+
+def _encode_with_b_frames(path, fmt: str):
+    """6 s at 10 fps, keyframe every 15 frames, up to 3 B-frames (presentation differs from decode order)."""
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=10, options={"preset": "medium", "bf": "3", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.gop_size = 15
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("fmt,suffix,reads_index", [("mp4", "mp4", True), ("matroska", "mkv", False),
+                                                    ("mpegts", "ts", False)])
+def test_nearest_keyframe_in_every_container_with_b_frames(tmp_path, monkeypatch, fmt, suffix, reads_index):
+    # MP4 lists every sample in its index (keyframes found without reading packets); Matroska and MPEG-TS do
+    # not, and the packets around each target are read instead. Either way: the nearest keyframe.
+    path = _encode_with_b_frames(tmp_path / f"b.{suffix}", fmt)
+    around = []
+    real = extract._keyframes_around
+    monkeypatch.setattr(extract, "_keyframes_around", lambda video, t: (around.append(t), real(video, t))[1])
+    rows = sample_frames("b", str(path), FrameOptions(frames_per_video=6, size=32, sampling="keyframe"))
+    every = _decoded(path)
+    keyframes = [t for t, key in every if key]
+    assert len(keyframes) >= 4
+    for row in rows:
+        assert row.timestamp_s in keyframes
+        assert abs(row.timestamp_s - row.target_s) == pytest.approx(min(abs(k - row.target_s) for k in keyframes))
+        start = every[0][0]
+        assert _grey(row.jpeg) == pytest.approx(4 * round((row.timestamp_s - start) * 10), abs=4)
+    assert (not around) == reads_index
+
+
+@pytest.mark.parametrize("fmt,suffix", [("mp4", "mp4"), ("matroska", "mkv"), ("mpegts", "ts")])
+def test_exact_mode_matches_a_full_decode_in_every_container_with_b_frames(tmp_path, fmt, suffix):
+    # MPEG-TS seeks by byte position and can land past the target; exact mode then seeks further back
+    # (before, it raised decode_error on this file).
+    path = _encode_with_b_frames(tmp_path / f"b.{suffix}", fmt)
+    options = FrameOptions(frames_per_video=6, size=32)
+    sought = sample_frames("b", str(path), options)
+    decoded = extract.sample_frames_full_decode("b", str(path), options)
+    assert [f.timestamp_s for f in sought] == [f.timestamp_s for f in decoded]
+    assert [f.jpeg for f in sought] == [f.jpeg for f in decoded]
