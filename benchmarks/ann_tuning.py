@@ -5,7 +5,7 @@ Datasets (benchmarks/ann.py builds both): MiniLM-L6-v2 vectors of real English s
 (``--n`` x 128, plus held-out points from the same clusters as queries).
 
 The tuned index is what ``silverset index build`` does (components/index/tuning.py): the grid is
-measured on ``--tune-queries`` database vectors used leave-one-out (history-like queries), and the
+measured on ``--tune-queries`` database vectors held out of the grid's builds (history-like queries), and the
 chosen configuration is then evaluated here on the held-out queries, which the tuning never saw.
 Variants timed: tuned ScaNN (its chosen leaves_to_search and reorder depth), the untuned default
 (``ann.choose_parameters``, float32 reorder of 100), faiss HNSW M=16 and M=32 (efSearch sweep), and
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--text", type=int, default=40_000, help="MiniLM text database size (0: skip)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--single", type=int, default=300, help="held-out queries timed one at a time")
-    parser.add_argument("--tune-queries", type=int, default=200, help="database vectors the grid measures recall on (leave-one-out)")
+    parser.add_argument("--tune-queries", type=int, default=200, help="database vectors held out of the grid's builds to measure recall on")
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--budget", type=float, default=600.0, help="tuning grid time budget, seconds")
     parser.add_argument("--rounds", type=int, default=3)
