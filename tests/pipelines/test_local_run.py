@@ -166,9 +166,18 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     spec = spec_with(tmp_path, **{"gates.student__min_f1_retention": 0.0})
     workdir = tmp_path / "w"
     budget = {"teacher_budget_videos": 12, "cost_per_core_hour_usd": 0.0408}  # 20% of the 60-video corpus
-    result = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev")
+    result = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev",
+                 experiment_treatment_share=0.25)
     assert result.status == "SUCCEEDED", result.error
     assert result.summary["outcome"] == "promoted"
+    # The experiment step ran after the commit: the promoted version's experiment, beside the serving root.
+    from silverset.components.abtest.experiment import load_experiment
+    from silverset.components.common.spec import load_spec
+
+    experiment = load_experiment(workdir / "experiment" / "experiment.json")
+    promoted = load_spec(spec)
+    assert (experiment.treatment_share, experiment.attribute_version) == (0.25, promoted.version)
+    assert experiment.spec_content_hash == promoted.content_hash and (workdir / "state" / "completed.json").exists()
     # The teacher labelled its sample only, golden-set videos left to the gate (which labels them anyway).
     sample = result.plan["teacher_sample"]
     assert result.plan["todo"] == 60 and sample["chosen"] == 12 and sample["excluded"] == result.plan["golden"] == 30
@@ -190,6 +199,7 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     again = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev")
     assert again.status == "SUCCEEDED" and again.plan["up_to_date"]  # unlabelled videos are not work to redo
     assert again.summary["annotate"] == {} and again.summary["costs"] == {}
+    assert load_experiment(workdir / "experiment" / "experiment.json") == experiment  # nothing promoted: untouched
 
 
 @pytest.mark.slow
