@@ -13,6 +13,7 @@ baseline that decodes the whole stream.
 """
 from __future__ import annotations
 
+import bisect
 import io
 import os
 from dataclasses import dataclass
@@ -239,31 +240,74 @@ def _seek_back(video: _OpenVideo, target: float) -> None:
 
 
 def _sample_exact(video: _OpenVideo, video_id: str, targets: list[float], options: FrameOptions) -> list[SampledFrame]:
-    """For each target, seek to the keyframe at or before it and decode forward to the first frame at or
-    after it (within half a frame). Decodes about K half-GOPs, not the stream. Where the seek lands past
-    the target (MPEG-TS seeks by byte position), seeks again from 1, 2, 4... s further back."""
+    """For each target, the first frame at or after it (within half a frame): seek to the keyframe at or
+    before it and decode forward, or, when no keyframe lies between the frame last decoded and the target
+    (targets closer together than a GOP, known from an MP4/MOV sample index), keep decoding forward
+    without a seek. Decodes about K half-GOPs at most, never the stream; picks what a full decode picks."""
     half_frame = 0.5 / float(video.stream.average_rate or 30)
+    key_dts = _keyframe_decode_times(video)
+    frames, last = None, None  # the live decode and the frame last taken from it
+    jpegs: dict[int, bytes] = {}
     rows: list[SampledFrame] = []
     for index, target in enumerate(targets):
-        back = 0.0
-        while True:
-            _seek_back(video, target - back)
-            first = chosen = None
-            for frame in _decode_from(video):
-                if first is None:
-                    first = frame
+        if last is not None and _frame_time(video, last) >= target - half_frame:
+            chosen = last  # the previous target's frame is also the first at or after this one
+        elif last is not None and _no_keyframe_between(key_dts, last.dts, target / video.time_base):
+            chosen = last
+            for frame in frames:
                 chosen = frame
                 if _frame_time(video, frame) >= target - half_frame:
                     break
-            landed_past = first is None or _frame_time(video, first) > target + half_frame
-            if not landed_past or target - back <= video.start_s:
-                break
-            back = max(1.0, 2 * back)
+        else:
+            frames, chosen = _seek_and_decode_to(video, target, half_frame)
         if chosen is None:
             raise VideoError("decode_error", f"no frame could be decoded near {target:.3f} s")
+        last = chosen
+        if chosen.pts not in jpegs:
+            jpegs[chosen.pts] = _to_jpeg(chosen, options.size, options.jpeg_quality)
         rows.append(SampledFrame(video_id, index, _frame_time(video, chosen), options.size, options.size,
-                                 _to_jpeg(chosen, options.size, options.jpeg_quality), target))
+                                 jpegs[chosen.pts], target))
     return rows
+
+
+def _seek_and_decode_to(video: _OpenVideo, target: float, half_frame: float) -> tuple:
+    """(live decode, first frame at or after ``target`` s, or the last frame before the stream ends).
+
+    Where the seek lands past the target (MPEG-TS seeks by byte position), seeks again from 1, 2, 4... s
+    further back."""
+    back = 0.0
+    while True:
+        _seek_back(video, target - back)
+        frames = _decode_from(video)
+        first = chosen = None
+        for frame in frames:
+            if first is None:
+                first = frame
+            chosen = frame
+            if _frame_time(video, frame) >= target - half_frame:
+                break
+        landed_past = first is None or _frame_time(video, first) > target + half_frame
+        if not landed_past or target - back <= video.start_s:
+            return frames, chosen
+        back = max(1.0, 2 * back)
+
+
+def _keyframe_decode_times(video: _OpenVideo) -> list[int] | None:
+    """Decode times (stream time base, ascending) of every keyframe from the container's full sample
+    index (MP4/MOV list every sample), or None: Matroska and MPEG-TS index keyframes lazily or not at all."""
+    entries = video.stream.index_entries
+    if len(entries) < 2 or all(e.is_keyframe for e in entries):
+        return None
+    return sorted(e.timestamp for e in entries if e.is_keyframe)
+
+
+def _no_keyframe_between(key_dts: list[int] | None, after_dts: int | None, target_ticks: float) -> bool:
+    """Whether the index shows no keyframe decoded after ``after_dts`` and at or before the target time
+    (a frame's decode time is never after its presentation time, so this errs towards a seek)."""
+    if key_dts is None or after_dts is None:
+        return False
+    i = bisect.bisect_right(key_dts, after_dts)
+    return i == len(key_dts) or key_dts[i] > target_ticks
 
 
 def _keyframes_around(video: _OpenVideo, target: float) -> list:
@@ -318,10 +362,7 @@ def _indexed_keyframes(video: _OpenVideo) -> list[int] | None:
 
     MP4/MOV index every sample by its decode time; a keyframe shows later by the stream's reorder delay,
     read once from the first keyframe's packet."""
-    entries = video.stream.index_entries
-    if len(entries) < 2 or all(e.is_keyframe for e in entries):
-        return None
-    keys = [e.timestamp for e in entries if e.is_keyframe]
+    keys = _keyframe_decode_times(video)
     first = _first_packet(video, keys[0]) if keys else None
     if first is None or not first.is_keyframe or first.dts != keys[0]:
         return None

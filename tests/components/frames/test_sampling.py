@@ -181,3 +181,41 @@ def test_exact_mode_matches_a_full_decode_in_every_container_with_b_frames(tmp_p
     decoded = extract.sample_frames_full_decode("b", str(path), options)
     assert [f.timestamp_s for f in sought] == [f.timestamp_s for f in decoded]
     assert [f.jpeg for f in sought] == [f.jpeg for f in decoded]
+
+
+@pytest.mark.parametrize("b_frames", [0, 3])
+def test_exact_mode_decodes_on_without_seeking_when_targets_share_a_gop(tmp_path, monkeypatch, b_frames):
+    # 20 s at 10 fps with a keyframe every 10 s: 8 targets 2.5 s apart, 4 in each GOP. One seek per GOP, each
+    # frame decoded at most once, and the frames a full decode picks.
+    path = tmp_path / "long-gop.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10, options={
+            "preset": "medium" if b_frames else "ultrafast", "bf": str(b_frames), "threads": "1",
+            "x264-params": "scenecut=0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.gop_size = 100
+        for i in range(200):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert sum(key for _, key in _decoded(path)) == 2
+    seeks, decoded = [], []
+    real_seek, real_decode = av.container.InputContainer.seek, extract._decode_from
+    monkeypatch.setattr(av.container.InputContainer, "seek",
+                        lambda self, *a, **k: (seeks.append(a[0]), real_seek(self, *a, **k))[1])
+
+    def counting_decode(video):
+        for frame in real_decode(video):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(extract, "_decode_from", counting_decode)
+    options = FrameOptions(frames_per_video=8, size=32)
+    rows = sample_frames("long", str(path), options)
+    assert len(seeks) == 2 and len(decoded) == len(set(decoded)) <= 190
+    monkeypatch.undo()
+    full = extract.sample_frames_full_decode("long", str(path), options)
+    assert [r.timestamp_s for r in rows] == [r.timestamp_s for r in full]
+    assert [r.jpeg for r in rows] == [r.jpeg for r in full]
