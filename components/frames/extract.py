@@ -369,14 +369,18 @@ def _indexed_keyframes(video: _OpenVideo) -> list[int] | None:
     return [k + first.pts - first.dts for k in keys]
 
 
-def _nearest_keyframe_packet(video: _OpenVideo, target: float, keyframes: list[int] | None):
-    """The keyframe packet nearest ``target`` s (the earlier on a tie): looked up in the index and read
-    with one seek where the index is trusted and the packet found there is that keyframe; otherwise
-    found by reading the packets around the target."""
-    if keyframes:
-        pts = min(keyframes, key=lambda k: abs(float(k * video.time_base) - target))
-        packet = _first_packet(video, pts)
-        if packet is not None and packet.is_keyframe and packet.pts == pts:
+def _nearest(keyframes: list[int], target: float, time_base: Fraction) -> int:
+    """The keyframe time (stream time base) nearest ``target`` s; the earlier one on a tie."""
+    return min(keyframes, key=lambda k: abs(float(k * time_base) - target))
+
+
+def _nearest_keyframe_packet(video: _OpenVideo, target: float, indexed_pts: int | None):
+    """The keyframe packet nearest ``target`` s: read with one seek where the index named it
+    (``indexed_pts``) and the packet found there is that keyframe; otherwise found by reading the packets
+    around the target."""
+    if indexed_pts is not None:
+        packet = _first_packet(video, indexed_pts)
+        if packet is not None and packet.is_keyframe and packet.pts == indexed_pts:
             return packet
     candidates = _keyframes_around(video, target)
     return min(candidates, key=lambda p: abs(float(p.pts * video.time_base) - target)) if candidates else None
@@ -385,28 +389,24 @@ def _nearest_keyframe_packet(video: _OpenVideo, target: float, keyframes: list[i
 def _sample_keyframes(video: _OpenVideo, video_id: str, targets: list[float],
                       options: FrameOptions) -> list[SampledFrame]:
     """For each target, the keyframe nearest it (the earlier one on a tie). Targets that pick the same
-    keyframe get one decode and one JPEG, and rows with the same ``timestamp_s`` and JPEG bytes."""
+    keyframe get one seek, one decode and one JPEG, and rows with the same ``timestamp_s`` and JPEG."""
     video.stream.codec_context.skip_frame = "NONKEY"
     keyframes = _indexed_keyframes(video)
     by_pts: dict[int, tuple[float, bytes]] = {}
     rows: list[SampledFrame] = []
     for index, target in enumerate(targets):
-        if keyframes:
-            nearest = min(keyframes, key=lambda k: abs(float(k * video.time_base) - target))
-            if nearest in by_pts:  # already decoded for an earlier target: no seek
-                rows.append(SampledFrame(video_id, index, *by_pts[nearest][:1], options.size, options.size,
-                                         by_pts[nearest][1], target))
-                continue
-        packet = _nearest_keyframe_packet(video, target, keyframes)
-        if packet is None:
-            raise VideoError("decode_error", f"no keyframe found near {target:.3f} s")
-        if packet.pts not in by_pts:
+        key = _nearest(keyframes, target, video.time_base) if keyframes else None
+        if key not in by_pts:
+            packet = _nearest_keyframe_packet(video, target, key)
+            if packet is None:
+                raise VideoError("decode_error", f"no keyframe found near {target:.3f} s")
+            key = packet.pts
+        if key not in by_pts:
             frame = _decode_keyframe(video, packet)
             if frame is None:
-                raise VideoError("decode_error", f"the keyframe at {float(packet.pts * video.time_base):.3f} s "
-                                 "did not decode")
-            by_pts[packet.pts] = (_frame_time(video, frame), _to_jpeg(frame, options.size, options.jpeg_quality))
-        time, jpeg = by_pts[packet.pts]
+                raise VideoError("decode_error", f"the keyframe at {float(key * video.time_base):.3f} s did not decode")
+            by_pts[key] = (_frame_time(video, frame), _to_jpeg(frame, options.size, options.jpeg_quality))
+        time, jpeg = by_pts[key]
         rows.append(SampledFrame(video_id, index, time, options.size, options.size, jpeg, target))
     return rows
 

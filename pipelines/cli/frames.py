@@ -23,7 +23,8 @@ def frames(
         "exact", "--sampling",
         help="exact: the frame at each target time; keyframe: the keyframe nearest it (faster, up to half a GOP off)."),
 ) -> None:
-    """Sample K frames per video (seek + decode forward), write sharded Parquet and errors.parquet."""
+    """Sample K frames per video (exact: seek + decode forward; keyframe: nearest keyframes only), write
+    sharded Parquet and errors.parquet."""
     from silverset.components.common.errors import SilversetInputError
     from silverset.components.common.manifest import read_manifest
     from silverset.components.common.tables import check_output_folder
