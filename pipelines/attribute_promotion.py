@@ -143,8 +143,9 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     description = "Promote a plain-language video attribute to a served, A/B-tested retrieval signal."
 
     def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
-             teacher_backend, teacher_checkpoint, teacher_model, teacher_precision, gemini_price_table, gemini_rps,
-             gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root, serving_namespace,
+             frame_sampling, teacher_backend, teacher_checkpoint, teacher_model, teacher_precision, gemini_price_table,
+             gemini_rps, gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root,
+             serving_namespace,
              teacher_budget_videos, teacher_budget_usd, teacher_priority, cost_per_core_hour_usd, embedder,
              teacher_temperature, experiment_treatment_share, experiment_dir, auto_approve_as="") -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
@@ -165,6 +166,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
                 _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
                                 state_dir=state_dir, frames_per_video=frames_per_video, frame_size=frame_size,
+                                frame_sampling=frame_sampling,
                                 teacher=dict(teacher=teacher_backend, checkpoint=teacher_checkpoint,
                                              precision=teacher_precision,
                                              gemini_model=teacher_model, price_table_uri=gemini_price_table,
@@ -182,9 +184,9 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         @dsl.pipeline(name=PIPELINE_NAME, description=description)
         def attribute_promotion(
             attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
-            frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
-            teacher_checkpoint: str = "", teacher_model: str = "", teacher_precision: str = "auto",
-            gemini_price_table: str = "", gemini_rps: float = 2.0,
+            frames_per_video: int = 8, frame_size: int = 224, frame_sampling: str = "exact",
+            teacher_backend: str = "zero-shot", teacher_checkpoint: str = "", teacher_model: str = "",
+            teacher_precision: str = "auto", gemini_price_table: str = "", gemini_rps: float = 2.0,
             gemini_tokens_per_min: int = 2_000_000, approval_store: str = "", run_lock: str = "",
             submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
             serving_namespace: str = "", teacher_budget_videos: int = 0, teacher_budget_usd: float = 0.0,
@@ -199,9 +201,9 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     @dsl.pipeline(name=PIPELINE_NAME, description=description)
     def attribute_promotion(
         attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
-        frames_per_video: int = 8, frame_size: int = 224, teacher_backend: str = "zero-shot",
-        teacher_checkpoint: str = "", teacher_model: str = "", teacher_precision: str = "auto",
-        gemini_price_table: str = "", gemini_rps: float = 2.0,
+        frames_per_video: int = 8, frame_size: int = 224, frame_sampling: str = "exact",  # exact | keyframe
+        teacher_backend: str = "zero-shot", teacher_checkpoint: str = "", teacher_model: str = "",
+        teacher_precision: str = "auto", gemini_price_table: str = "", gemini_rps: float = 2.0,
         gemini_tokens_per_min: int = 2_000_000, approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
         submitter: str = "silverset-pipeline", deploy_target: str = "kubernetes", serve_root: str = "/data/serving",
         serving_namespace: str = "",  # "": the step pod's own namespace (where the overlays put the index server)
@@ -220,8 +222,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
 
 def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
-                    frame_size, teacher: dict, teacher_budget_usd, golden_set, approval_store, run_lock, submitter,
-                    auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace, embedder,
+                    frame_size, frame_sampling, teacher: dict, teacher_budget_usd, golden_set, approval_store, run_lock,
+                    submitter, auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace, embedder,
                     experiment: dict) -> None:
     """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
     dsl.Else step fails the run naming the stage that stopped it. ``teacher``: the annotate steps' teacher
@@ -241,7 +243,7 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
 
     # New/changed videos plus the golden-set videos (the teacher gate labels those every run).
     frames = c["frames"](manifest=f"{plan_dir}/frames_manifest.parquet", out_dir=frames_dir,
-                         frames_per_video=frames_per_video, size=frame_size, **lock)
+                         frames_per_video=frames_per_video, size=frame_size, sampling=frame_sampling, **lock)
     _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
     with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
         embed = c["embed"](frames_uri=frames_dir, manifest_uri=embed_manifest, out_uri=embeddings_dir,

@@ -199,6 +199,13 @@ def test_embedder_and_experiment_are_run_parameters_of_both_packages_and_reach_t
     assert "embed_manifest.parquet" in str(tasks["embed-shard"]["inputs"]["parameters"]["manifest_uri"])
 
 
+def test_frame_sampling_is_a_run_parameter_that_reaches_the_frames_step(compiled):
+    _, spec, _ = compiled
+    assert spec["root"]["inputDefinitions"]["parameters"]["frame_sampling"]["defaultValue"] == "exact"
+    wired = _tasks(spec)["extract-frames"]["inputs"]["parameters"]["sampling"]["componentInputParameter"]
+    assert wired == "pipelinechannel--frame_sampling"
+
+
 def test_the_experiment_starts_only_when_asked_after_the_commit_in_the_approved_branch(compiled):
     _, spec, _ = compiled
     tasks = _tasks(spec)
