@@ -67,7 +67,7 @@ def teacher_labels(work: Path, *, attribute: str, manifest: str, frames: str, ca
 
 
 def student_on_unseen(work: Path, *, attribute: str, embeddings: str, labels: str, sample: list[str]) -> dict:
-    """Distill on the sample's teacher labels; returns {video_id: student label} for every video and the stage summary."""
+    """Distill on the sample's teacher labels; returns the student's label for every video and the stage summary."""
     import pyarrow as pa
 
     from silverset.components.common import schemas, tables
@@ -199,7 +199,8 @@ def main() -> None:
             "by_share": rows,
         }
 
-    at_20 = {a: r["by_share"][shares.index(0.2)]["retention"]["value"] for a, r in results.items()} if 0.2 in shares else {}
+    at_20 = ({a: r["by_share"][shares.index(0.2)]["retention"]["value"] for a, r in results.items()}
+             if 0.2 in shares else {})
     report = {
         "benchmark": "distill_quality",
         "what": "teacher (frames CNN trained on its own synthetic corpus) labels a random share; student on embeddings "

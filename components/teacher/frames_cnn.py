@@ -193,7 +193,8 @@ def teacher_checkpoint(cache_dir: str | Path, attribute: str, corpus: TrainingCo
     if attribute not in ATTRIBUTES:
         from silverset.components.common.errors import SilversetInputError
 
-        raise SilversetInputError("attribute", f"the frames CNN teacher knows {', '.join(ATTRIBUTES)}, not {attribute!r}")
+        known = ", ".join(ATTRIBUTES)
+        raise SilversetInputError("attribute", f"the frames CNN teacher knows {known}, not {attribute!r}")
     folder = Path(cache_dir) / f"{TEACHER_VERSION}-{corpus.digest()}"
     if not (folder / CARD_FILE).exists():
         staging = folder.with_name(folder.name + ".partial")
