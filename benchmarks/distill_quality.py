@@ -66,8 +66,10 @@ def teacher_labels(work: Path, *, attribute: str, manifest: str, frames: str, ca
     return str(work / "labels" / attribute), time.perf_counter() - start, summary.teacher_id
 
 
-def student_on_unseen(work: Path, *, attribute: str, embeddings: str, labels: str, sample: list[str]) -> dict:
-    """Distill on the sample's teacher labels; returns the student's label for every video and the stage summary."""
+def student_on_unseen(work: Path, *, attribute: str, embeddings: str, labels: str, sample: list[str],
+                      truth: dict[str, int] | None = None) -> dict:
+    """Distill on the sample's teacher labels (or, with ``truth``, on the sample's truth: what the embeddings allow
+    at this sample size); returns the student's label for every video and the stage summary."""
     import pyarrow as pa
 
     from silverset.components.common import schemas, tables
@@ -76,6 +78,11 @@ def student_on_unseen(work: Path, *, attribute: str, embeddings: str, labels: st
     from silverset.components.score.bulk import run as score
 
     table = tables.read_table(labels, schemas.LABELS)
+    if truth is not None:
+        known = [truth[v] for v in table.column("video_id").to_pylist()]
+        table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(known, pa.int32()))
+        table = table.set_column(table.schema.get_field_index("probability"), "probability",
+                                 pa.array([float(x) for x in known], pa.float32()))
     chosen = set(sample)
     sample_labels = work / "sample_labels.parquet"
     tables.write_table(table.filter(pa.array([v in chosen for v in table.column("video_id").to_pylist()])),
@@ -126,6 +133,8 @@ def main() -> None:
     parser.add_argument("--attributes", default="red_dominant,moving_object,frequent_cuts,onscreen_text")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--work", default=None, help="work folder (kept); default: a temporary folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the corpus, frames and embeddings already in --work (same settings)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -139,8 +148,13 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="distill-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    built = build_corpus(work, videos=args.videos, seed=args.seed, hard_case_share=args.hard_case_share,
-                         duration_s=args.duration_s, width=width, height=height)
+    reused = args.reuse and (work / "built.json").exists()
+    if reused:
+        built = json.loads((work / "built.json").read_text())
+    else:
+        built = build_corpus(work, videos=args.videos, seed=args.seed, hard_case_share=args.hard_case_share,
+                             duration_s=args.duration_s, width=width, height=height)
+        (work / "built.json").write_text(json.dumps(built, default=str))
     seconds = dict(built["seconds"])
     start = time.perf_counter()
     card = teacher_card(teacher_checkpoint(work / "teacher", attributes[0]))
@@ -168,10 +182,13 @@ def main() -> None:
             student = student_on_unseen(work / "students" / attribute / f"{share:g}", attribute=attribute,
                                         embeddings=built["embeddings"], labels=labels, sample=sample)
             student_s = time.perf_counter() - start
+            on_truth = student_on_unseen(work / "students_on_truth" / attribute / f"{share:g}", attribute=attribute,
+                                         embeddings=built["embeddings"], labels=labels, sample=sample, truth=truth)
             unseen = sorted(set(ids) - set(sample))
             y = np.array([truth[v] for v in unseen])
             t = np.array([teacher[v] for v in unseen])
             s = np.array([student["predicted"][v] for v in unseen])
+            ceiling = np.array([on_truth["predicted"][v] for v in unseen])
             retention = f1_retention(y, t, s, samples=args.bootstrap, seed=0)
             rows.append({
                 "share": share, "teacher_calls": n_sample, "teacher_calls_saved": len(ids) - n_sample,
@@ -179,6 +196,8 @@ def main() -> None:
                 "student_f1_vs_truth": f1_with_ci(y, s, samples=args.bootstrap, seed=0),
                 "student_f1_vs_teacher": f1_with_ci(t, s, samples=args.bootstrap, seed=0),
                 "teacher_f1_vs_truth": f1_with_ci(y, t, samples=args.bootstrap, seed=0),
+                # the same student trained on the same sample's TRUTH: what the embeddings allow at this size
+                "student_on_truth_labels_f1_vs_truth": f1_with_ci(y, ceiling, samples=args.bootstrap, seed=0),
                 "retention": {k: round(v, 4) for k, v in retention.as_dict().items()},
                 "meets_target": bool(retention.value >= 0.95),
                 "student": {"trained_on": student["trained_on"], "threshold": round(student["threshold"], 4),
@@ -187,7 +206,8 @@ def main() -> None:
             })
             print(f"{attribute:14s} {share:>4.0%}  teacher {rows[-1]['teacher_f1_vs_truth']['value']:.3f}  "
                   f"student {rows[-1]['student_f1_vs_truth']['value']:.3f}  retention {retention.value:.3f} "
-                  f"[{retention.lower:.3f}, {retention.upper:.3f}]", flush=True)
+                  f"[{retention.lower:.3f}, {retention.upper:.3f}]  student on truth "
+                  f"{rows[-1]['student_on_truth_labels_f1_vs_truth']['value']:.3f}", flush=True)
         hard = hard_case_ids(len(ids), seed=args.seed, hard_case_share=args.hard_case_share,
                              duration_s=args.duration_s, width=width, height=height, attribute=attribute)
         results[attribute] = {
@@ -215,6 +235,7 @@ def main() -> None:
         "results": results,
         "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "total_s": round(time.perf_counter() - started, 1),
+        "reused_corpus_frames_embeddings": bool(args.reuse and reused),  # their seconds are from the run that made them
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     }
     out = Path(args.out)
