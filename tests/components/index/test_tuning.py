@@ -47,8 +47,15 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
     # a small index (< FULL_GRID_FROM): 4 builds, dims per block 2 and 4, float32 and int8 reordering
     grid = {(b["parameters"]["dimensions_per_block"], b["parameters"]["reorder_quantize"]) for b in record["builds"]}
     assert grid == {(2, "float32"), (2, "int8"), (4, "float32"), (4, "int8")} and record["skipped_builds"] == 0
-    leaves = {p["num_leaves_to_search"] for p in record["curve"]}
-    assert len(leaves) >= 6 and len(record["curve"]) == 4 * len(leaves) * 3  # builds x leaves_to_search x reorder depths
+    # each build: 3 reorder depths per rung of leaves, up to the first rung where all three meet the target
+    for b in record["builds"]:
+        points = [p for p in record["curve"] if p["build"] == b["build"]]
+        rungs = sorted({p["num_leaves_to_search"] for p in points})
+        assert len(points) == 3 * len(rungs) and rungs[0] == 1
+        top = [p for p in points if p["num_leaves_to_search"] == rungs[-1]]
+        below = [p for p in points if p["num_leaves_to_search"] == rungs[-2]]
+        assert all(p["recall_lower"] >= target for p in top) or rungs[-1] == max(1, round(0.7 * b["parameters"]["num_leaves"]) + 1) or len(rungs) == 10
+        assert not all(p["recall_lower"] >= target for p in below)
     # recompute the choice from the recorded curve
     meeting = [p for p in record["curve"] if p["recall_lower"] >= target]
     assert meeting, "some configuration must reach the target on clustered vectors"
