@@ -63,11 +63,12 @@ def run_dataset(name: str, database: np.ndarray, queries: np.ndarray, args) -> d
     chosen, searcher = tuned.chosen, tuned.searcher
     out["tuning"] = {k_: v for k_, v in tuned.record.items()}
     out["tuning"]["wall_s"] = tune_s
-    leaves, depth = chosen["num_leaves_to_search"], chosen["pre_reorder_num_neighbors"]
+    # what the server is told to use: the chosen point, with leaves stepped up if the self-hit check needed it
+    leaves, depth = tuned.params.num_leaves_to_search, tuned.params.pre_reorder_num_neighbors
     variants["scann_tuned"] = {
         "single": lambda q, s=searcher: s.search(q, final_num_neighbors=k, pre_reorder_num_neighbors=depth, leaves_to_search=leaves),
         "batched": lambda qs, s=searcher: ann.search_batched(s, qs, k, leaves_to_search=leaves, pre_reorder_num_neighbors=depth),
-        "facts": {"config": chosen, "build_s_all_grid": tune_s, "size_mib": chosen["size_mib"],
+        "facts": {"config": chosen, "served": tuned.record["served"], "build_s_all_grid": tune_s, "size_mib": chosen["size_mib"],
                   "build_s": next(b["build_s"] for b in tuned.record["builds"] if b["build"] == chosen["build"])}}
 
     # Silverset untuned default (what the build served before the grid)
