@@ -139,8 +139,9 @@ def run_demo(
     frame_size: int = 224,
     shards: int = 2,
     golden_share: float = 0.4,
-    ab_users: int = 20_000,
+    ab_users: int = 4_000,
     teacher: str = "local",
+    teacher_budget_share: float = 0.5,
     hard_case_share: float = DEMO_HARD_CASE_SHARE,
     on_video: Callable[[str], None] | None = None,
     on_step: Callable[[str], None] | None = None,
@@ -149,12 +150,16 @@ def run_demo(
 
     ``teacher``: "local" (default) labels with the frames CNN teacher trained into ``workdir/teacher`` (once;
     reused by later demos); "zero-shot" uses the embedded text-only teacher, which the teacher gate may reject.
+    ``teacher_budget_share``: the bulk teacher labels at most this share of the corpus (at least 10 videos; the
+    golden set is labelled for the gate besides); the student scores every video. 0: the teacher labels all.
 
     ``workdir/corpus``: videos, manifest, truth; ``workdir/golden.parquet``; ``workdir/pipeline``: the
-    pipeline's run folders, state, approvals.db, serve/ and run_summary.json; ``workdir/abtest``: the A/B
-    report. ``on_video`` is called per synthesized video, ``on_step`` with each step's name (progress).
+    pipeline's run folders, state, approvals.db, serve/ and run_summary.json; ``workdir/abtest``: the
+    experiment and the closed loop (the index server runs it with an exposure log, ``ab_users`` simulated users
+    search it, the analysis reads the server's log). ``on_video`` is called per synthesized video, ``on_step`` with each step's name (progress).
     """
-    from silverset.components.abtest.promotion import simulate_and_analyze
+    from silverset.components.abtest.closed_loop import run_closed_loop
+    from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common import schemas, tables
     from silverset.components.common.spec import example_specs_dir, load_spec
     from silverset.components.corpus.synth import run as synth
@@ -183,11 +188,13 @@ def run_demo(
 
     step("attribute-promotion pipeline (kfp.local)")
     pipeline_dir = workdir / "pipeline"
+    budget = max(10, round(videos * teacher_budget_share)) if teacher_budget_share > 0 else 0
     run = run_local(attribute_spec=spec_path, manifest=corpus["manifest"], workdir=pipeline_dir,
                     golden_set=golden["golden"], options=PlatformOptions(shards=shards),
                     params={"frames_per_video": frames_per_video, "frame_size": frame_size,
                             "teacher_backend": teacher, "teacher_checkpoint": str(checkpoint or ""),
-                            "auto_approve_as": spec.approvers[0], "submitter": "silverset-demo"})
+                            "auto_approve_as": spec.approvers[0], "submitter": "silverset-demo",
+                            "teacher_budget_videos": budget})
     run_dir = Path(run.plan.get("run_dir") or run_dir_of(str(pipeline_dir), run.plan["corpus_digest"]))
     teacher_gate = _gate_summary(run_dir / "teacher_gate")
     student_gate = _gate_summary(run_dir / "student_gate")
@@ -213,15 +220,22 @@ def run_demo(
         zero_shot = zero_shot_on_golden(spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"],
                                         out=workdir / "zero_shot")
 
-    step("A/B analysis (simulated)")
-    ab = simulate_and_analyze(spec=spec_path, out_dir=workdir / "abtest", users=ab_users, seed=seed)
+    ab: dict = {}
+    if live:
+        step("A/B closed loop: the index server runs the experiment, simulated users search it")
+        experiment_dir = workdir / "abtest" / "experiment"
+        create_experiment(spec=spec, salt=f"demo-{seed}", treatment_share=0.5, out_dir=experiment_dir)
+        ab = run_closed_loop(serve_root=serve_root, attribute=spec.name, experiment_path=experiment_dir,
+                             out_dir=workdir / "abtest" / "closed_loop", users=ab_users, effect=2.0, seed=seed)
+    run_summary = _read_json(pipeline_dir / "run_summary.json")
 
     return {
         "workdir": str(workdir), "attribute": spec.key, "corpus": corpus, "golden": golden,
         "teacher": {"backend": teacher, "checkpoint": str(checkpoint or ""),
                     "card": teacher_card(checkpoint) if checkpoint else {}},
         "pipeline": {"status": run.status, "wall_s": round(run.wall_s, 1), "tasks": run.tasks, "plan": run.plan,
-                     "run_dir": str(run_dir), "run_summary": str(pipeline_dir / "run_summary.json")},
+                     "run_dir": str(run_dir), "run_summary": str(pipeline_dir / "run_summary.json"),
+                     "teacher_budget_videos": budget, "costs": run_summary.get("costs") or {}},
         "teacher_gate": teacher_gate, "student_gate": student_gate, "approval": approval,
         "zero_shot_teacher": zero_shot,
         "index": {"version": index_manifest.get("version"), "vocabulary": index_manifest.get("count"),

@@ -22,6 +22,10 @@ def demo(
     teacher: str = typer.Option("local", "--teacher", help="local: a frames CNN trained on its own synthetic corpus "
                                 "(cached in the workdir); zero-shot: the embedded text-only teacher (weak: the "
                                 "teacher gate may stop the run)."),
+    teacher_budget_share: float = typer.Option(0.5, "--teacher-budget-share", min=0.0, max=1.0,
+                                               help="The bulk teacher labels at most this share of the corpus (at "
+                                               "least 10 videos; 0: all); the student scores every video."),
+    ab_users: int = typer.Option(4000, "--ab-users", min=100, help="Simulated users in the closed A/B loop."),
 ) -> None:
     """Run the whole pipeline end to end on a synthetic corpus and print what it made and where."""
     from silverset.components.common.errors import SilversetInputError
@@ -38,7 +42,8 @@ def demo(
             progress.update(task, description=name)
 
         summary = run_demo(workdir=workdir, videos=videos, seed=seed, shards=shards,
-                           frames_per_video=frames_per_video, teacher=teacher, on_video=lambda _: progress.advance(task), on_step=step)
+                           frames_per_video=frames_per_video, teacher=teacher,
+                           teacher_budget_share=teacher_budget_share, ab_users=ab_users, on_video=lambda _: progress.advance(task), on_step=step)
     print_summary(summary)
 
 
@@ -112,6 +117,9 @@ def print_summary(summary: dict) -> None:
             else f"{plan.get('todo')} of {plan.get('videos')} videos processed")
     table.add_row("pipeline (kfp.local)", f"{pipeline['status']} in {pipeline['wall_s']} s, {pipeline['tasks']} tasks; {work}",
                   _rel(pipeline["run_summary"], w))
+    costs = pipeline.get("costs") or {}
+    if costs:
+        table.add_row("teacher on a sample, student on everything", _costs_line(costs, pipeline), _rel(pipeline["run_summary"], w))
     for name in ("teacher_gate", "student_gate"):
         verdict, metrics = _gate_row(summary[name])
         table.add_row(name.replace("_", " "), f"{verdict}\n{metrics}".strip(), _rel(summary[name].get("report"), w))
@@ -139,14 +147,38 @@ def print_summary(summary: dict) -> None:
         table.add_row("sample query", f"history {query['request']['history']} -> triggered {response['triggered']} "
                                       f"(affinity {response['affinity']:.2f}), {len(response['results'])} results, "
                                       f"{query['positives_in_results']} positive: {hits}", query["url"])
-    for metric, est in _ab_lifts(ab):
-        table.add_row(f"A/B lift: {metric}", est, _rel(ab.get("report"), w))
-    if ab.get("cbps_max_abs_smd_after") is not None:
-        table.add_row("A/B balance (CBPS)", f"max |SMD| {ab['cbps_max_abs_smd_before']:.3f} before -> "
-                                            f"{ab['cbps_max_abs_smd_after']:.3f} after weighting "
-                                            f"({'balanced' if ab.get('cbps_balance_passed') else 'NOT balanced'})",
-                      _rel(ab.get("report"), w))
+    if ab:
+        analysis = ab["analysis"]
+        where = _rel(ab["paths"]["analysis"], w)
+        table.add_row("A/B closed loop (index server runs the experiment)",
+                      f"{ab['users']} simulated users, {ab['requests']} searches, {ab['logged_requests']} exposures "
+                      f"logged by the server; {ab['treatment_users']} in treatment, {ab['triggered_users']} triggered, "
+                      f"{ab['served_users']} served; checks: "
+                      + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in ab["checks"].items()),
+                      _rel(ab["paths"]["exposures"], w))
+        for metric, est in _ab_lifts(analysis):
+            table.add_row(f"A/B lift (all users): {metric}", est, where)
+        for metric, est in _ab_lifts({"lifts": analysis.get("triggered_lifts") or {}}):
+            table.add_row(f"A/B lift (triggered users, randomized): {metric}", est, where)
+        if analysis.get("cbps_max_abs_smd_after") is not None:
+            table.add_row("A/B balance (CBPS)", f"max |SMD| {analysis['cbps_max_abs_smd_before']:.3f} before -> "
+                                                f"{analysis['cbps_max_abs_smd_after']:.3f} after weighting "
+                                                f"({'balanced' if analysis.get('cbps_balance_passed') else 'NOT balanced'})",
+                          where)
     console.print(table)
+
+
+def _costs_line(costs: dict, pipeline: dict) -> str:
+    """Teacher calls against the budget, student items scored, and $ per 1,000 videos for each."""
+    def usd(value) -> str:
+        return "n/a" if value is None else f"${value:.4f}"
+    budget = pipeline.get("teacher_budget_videos") or costs.get("teacher_budget_videos") or 0
+    ratio = costs.get("teacher_to_student_cost_ratio")
+    return (f"teacher: {costs['teacher_calls']} calls (budget {budget or 'none'}) + {costs['golden_teacher_calls']} "
+            f"golden-set calls, {usd(costs['teacher_usd_per_1000_videos'])} per 1,000 videos; student: "
+            f"{costs['student_items_scored']} videos scored, {usd(costs['student_usd_per_1000_videos'])} per 1,000 "
+            f"videos" + (f"; teacher/student {ratio:.0f}x per video" if ratio else "")
+            + f" (CPU-seconds at ${costs['cost_per_core_hour_usd']}/core-hour; {costs['teacher_priced_by']})")
 
 
 def _ab_lifts(ab: dict) -> list[tuple[str, str]]:

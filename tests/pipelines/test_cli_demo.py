@@ -1,6 +1,6 @@
 """`silverset demo`: the whole pipeline through kfp.local on a small synthetic corpus (with hard cases), labelled
 by a frames CNN teacher trained on its own corpus, a query against the deployed index, the A/B analysis, a
-readable summary; a second demo over the same folder labels nothing and trains no teacher again."""
+readable summary, the closed A/B loop against the live index server; a second demo over the same folder labels nothing and trains no teacher again."""
 from __future__ import annotations
 
 import json
@@ -28,7 +28,8 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
     out = result.flat_out
     for line in ("teachergatePASSED", "studentgatePASSED", "asmallframesCNNtrainedonitsownsyntheticcorpus",
                  "approvedbyalice@silverset.dev", "auto-approvebyalice", "samplequery",
-                 "A/Blift:satisfied_consumption", "CBPS"):
+                 "A/Blift(allusers):satisfied_consumption", "A/Blift(triggeredusers,randomized):satisfied_consumption",
+                 "CBPS", "teacheronasample,studentoneverything", "control_never_servedok", "every_request_loggedok"):
         assert line in out, line
     card_file = next((workdir / "teacher").glob("frames-cnn-*/card.json"))
     card = json.loads(card_file.read_text())
@@ -36,6 +37,12 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
     summary = json.loads((workdir / "pipeline" / "run_summary.json").read_text())
     assert summary["status"] == "SUCCEEDED" and summary["gates"]["student_gate"]["passed"]
     assert summary["outcome"] == "promoted" and summary["deploy"]["status"] == "deployed"
+    # The teacher labelled a 50% budget (60 of 120 videos; the golden set besides), the student scored all 120.
+    costs = summary["costs"]
+    assert 0 < costs["teacher_calls"] <= 60 and costs["student_items_scored"] == 120, costs
+    # The closed loop: the server's own exposure log has every search, and control was never served.
+    loop = json.loads((workdir / "abtest" / "closed_loop" / "summary.json").read_text())
+    assert loop["checks"]["control_never_served"] and loop["logged_requests"] == loop["requests"]
     assert (workdir / "pipeline" / "state" / "completed.json").is_file()  # committed only because it went live
     version = summary["index_version"]
     assert (workdir / "pipeline" / "serve" / "red_dominant" / "CURRENT").read_text().strip() == version
