@@ -94,6 +94,8 @@ class LoadedIndex:
         self.vocabulary_set = set(self.vocabulary_ids.tolist())
         params = m["parameters"]
         self.leaves_to_search = params["num_leaves_to_search"] if params["algorithm"] == "tree_ah" else None
+        # Reorder depth the build's tuning chose (0/absent: the searcher's built default).
+        self.pre_reorder = int(params.get("pre_reorder_num_neighbors") or 0) if params["algorithm"] == "tree_ah" else 0
         self.min_probability = float(m["vocabulary_rule"]["min_probability"])
         self.affinity_kind = m["serving"]["affinity"]
         self.trigger_threshold = float(m["serving"]["trigger_threshold"])
@@ -124,7 +126,9 @@ class LoadedIndex:
         step = max(1, len(self.vocabulary_ids) // samples)
         probe_ids = self.vocabulary_ids[::step][:samples]
         queries = self.history_vectors[[self.history_row[v] for v in probe_ids]]
-        rows = ann.search_batched(self.searcher, queries, min(k, len(self.vocabulary_ids)), leaves_to_search=self.leaves_to_search)
+        want = min(k, len(self.vocabulary_ids))
+        rows = ann.search_batched(self.searcher, queries, want, leaves_to_search=self.leaves_to_search,
+                                  pre_reorder_num_neighbors=max(self.pre_reorder, want) if self.pre_reorder else None)
         if rows.size and (rows.max() >= len(self.vocabulary_ids) or rows.min() < 0):
             raise IndexRefused(f"index '{self.directory}'", "self-check: searcher returned ids outside the vocabulary")
         hit = np.mean([vid in set(self.vocabulary_ids[r].tolist()) for vid, r in zip(probe_ids, rows)])
@@ -144,6 +148,10 @@ class LoadedIndex:
         """
         if not self.leaves_to_search:
             return {"leaves_to_search": None, "recall": None, "trials": []}
+        tuning = (self.manifest.get("build") or {}).get("tuning") or {}
+        if tuning.get("mode") == "grid":  # the build measured on held-out history queries; this would overstate recall
+            return {"leaves_to_search": self.leaves_to_search, "recall": (tuning.get("chosen") or {}).get("recall"),
+                    "trials": [], "tuned_at_build": True}
         n_vocab = len(self.vocabulary_ids)
         k = min(k, n_vocab)
         rng = np.random.default_rng(seed)
@@ -185,6 +193,7 @@ class LoadedIndex:
         """Top-k vocabulary videos for ``vector`` (float32 [d]) by dot product, excluded ids removed."""
         want = min(k + len(exclude & self.vocabulary_set), len(self.vocabulary_ids))
         rows, scores = self.searcher.search(np.asarray(vector, dtype=np.float32), final_num_neighbors=want,
+                                            pre_reorder_num_neighbors=max(self.pre_reorder, want) if self.pre_reorder else -1,
                                             leaves_to_search=self.leaves_to_search if self.leaves_to_search else -1)
         hits = []
         for row, score in zip(rows, scores):

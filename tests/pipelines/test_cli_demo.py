@@ -11,7 +11,10 @@ import pytest
 
 # 8 frames per video, the demo's default. With 2 (measured once) the student kept 0.941 of the teacher's F1 on the
 # 36 golden videos, under the student gate's 0.95 bar.
-DEMO = ("--videos", "120", "--shards", "1", "--frames-per-video", "8")
+# No teacher budget here: at this size (84 non-golden videos, 1 s at 64 px) a 50% budget left the student at
+# recall 0.55 on the golden set and the student gate stopped the run; the default demo (200 videos, 50%) passes,
+# and tests/pipelines/test_local_run.py runs a 20% budget through the pipeline.
+DEMO = ("--videos", "120", "--shards", "1", "--frames-per-video", "8", "--teacher-budget-share", "0")
 
 
 @pytest.mark.slow
@@ -37,9 +40,10 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
     summary = json.loads((workdir / "pipeline" / "run_summary.json").read_text())
     assert summary["status"] == "SUCCEEDED" and summary["gates"]["student_gate"]["passed"]
     assert summary["outcome"] == "promoted" and summary["deploy"]["status"] == "deployed"
-    # The teacher labelled a 50% budget (60 of 120 videos; the golden set besides), the student scored all 120.
+    # No budget: the bulk teacher labelled every due video (120; the 36 golden ones also for the gate), the student
+    # scored all 120.
     costs = summary["costs"]
-    assert 0 < costs["teacher_calls"] <= 60 and costs["student_items_scored"] == 120, costs
+    assert (costs["teacher_calls"], costs["golden_teacher_calls"], costs["student_items_scored"]) == (120, 36, 120), costs
     # The closed loop: the server's own exposure log has every search, and control was never served.
     loop = json.loads((workdir / "abtest" / "closed_loop" / "summary.json").read_text())
     assert loop["checks"]["control_never_served"] and loop["logged_requests"] == loop["requests"]

@@ -55,11 +55,17 @@ def test_served_index_reports_its_tuned_parameters_and_answers_like_exact_search
     out, vectors, ids = tree_index
     with TestClient(create_app(out)) as client:
         served = client.get("/v1/attributes").json()["red_dominant"]["served_with"]
-        assert served["recall"] >= 0.9 and served["leaves_to_search"] <= served["trials"][0]["leaves_to_search"]
-        query = vectors[42]
-        body = client.post(URL, json={"vector": query.tolist(), "k": 10}).json()
-        best = set(np.argsort(-(vectors @ query))[:10].tolist())
-        assert len({ids.index(h["video_id"]) for h in body["results"]} & best) >= 9
+        # tuned at build time (held-out history queries): served with the manifest's leaves, not halved at load
+        params = json.loads((out / "manifest.json").read_text())["parameters"]
+        assert served["tuned_at_build"] and served["recall"] >= 0.9
+        assert served["leaves_to_search"] == params["num_leaves_to_search"] and served["trials"] == []
+        found = 0
+        for row in range(0, 400, 20):  # 20 queries: recall@10 against exact search, at the build's target or near it
+            query = vectors[row]
+            body = client.post(URL, json={"vector": query.tolist(), "k": 10}).json()
+            best = set(np.argsort(-(vectors @ query))[:10].tolist())
+            found += len({ids.index(h["video_id"]) for h in body["results"]} & best)
+        assert found / 200 >= 0.9
     with TestClient(create_app(out, ServerOptions(tune_leaves=False))) as client:
         assert client.get("/v1/attributes").json()["red_dominant"]["served_with"] is None
 

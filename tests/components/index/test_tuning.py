@@ -75,6 +75,20 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
     loaded = LoadedIndex(out)
     loaded.self_check()
     assert loaded.leaves_to_search == params["num_leaves_to_search"]
+    # ... serves with the tuned reorder depth, and the load-time halving (which counts history queries finding
+    # themselves, overstating recall) leaves a grid-tuned index alone
+    assert loaded.pre_reorder == params["pre_reorder_num_neighbors"] > 0
+    assert loaded.tune_leaves_to_search(target=target)["leaves_to_search"] == params["num_leaves_to_search"]
+    assert loaded.leaves_to_search == params["num_leaves_to_search"]
+    id_of_row = {row: vid for vid, row in loaded.history_row.items()}
+    found = 0
+    for row in range(0, 3000, 100):  # 30 queries; every video is in the vocabulary
+        query = loaded.history_vectors[row].astype(np.float32)
+        exact = {id_of_row[int(r)] for r in np.argsort(-(loaded.history_vectors @ query))[:10]}
+        hits = loaded.search(query, 10)
+        assert len(hits) == 10
+        found += len({h.video_id for h in hits} & exact)
+    assert found / 300 >= target - 0.05  # single-query search with the tuned depth, near the build's measured recall
 
 
 def test_a_target_nobody_meets_is_flagged_with_the_highest_recall_config():
