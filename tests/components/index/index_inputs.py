@@ -74,3 +74,21 @@ def build_two_versions(folder: Path):
     second = build_tiny_index(folder / "second", spec, probabilities=np.ones(400))
     assert first[3]["version"] != second[3]["version"]
     return [(out, summary["version"], vectors, ids) for out, vectors, ids, summary in (first, second)]
+
+
+def wait_ready(port: int, server, *, timeout_s: float = 120.0) -> None:
+    """Poll a server process's ``/readyz`` on loopback until it answers 200; fail if it exits or times out."""
+    import http.client
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.3)

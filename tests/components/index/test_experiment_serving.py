@@ -312,6 +312,7 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
     import signal
     import time
 
+    from tests.components.index.index_inputs import wait_ready
     from tests.components.index.test_cli_end_to_end import free_port
 
     out, _, ids, experiment, _, _ = tiny
@@ -323,17 +324,7 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
     )
     server = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.3)
+        wait_ready(port, server)
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
         for i in range(40):
             conn = connections[i % 4]

@@ -17,7 +17,7 @@ from silverset.components.index import ann, build
 from silverset.components.index.loaded import LoadedIndex
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.index_inputs import clustered, tiny_index_spec, write_inputs
+from tests.components.index.index_inputs import clustered, tiny_index_spec, wait_ready, write_inputs
 
 URL = "/v1/attributes/red_dominant/search"
 
@@ -114,17 +114,7 @@ def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
             f"serve(index_dir={str(out)!r}, port={port}, options=ServerOptions(), workers=2)")
     server = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.3)
+        wait_ready(port, server)
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
         found_itself = 0
         for i in range(40):  # keep-alive connections, spread over both workers by the kernel
