@@ -28,7 +28,9 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     from silverset.components.teacher.gemini import GeminiOptions
     from silverset.components.incremental.guard import renewing
     from silverset.components.notify.costs import measure_cpu, write_cpu
+    from silverset.components.common.process_exit import exit_cleanly_after_kfp_step
 
+    exit_cleanly_after_kfp_step()  # a step that did its work must not abort in native teardown (see the module)
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     shard = Shard(shard_index, shard_count)

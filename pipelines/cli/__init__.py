@@ -59,19 +59,10 @@ def main() -> None:
 
 
 def console_main() -> None:
-    """The ``silverset`` command: :func:`main`, then the interpreter's own shutdown steps (non-daemon threads
-    joined, atexit handlers run, streams flushed) and an exit that skips native libraries' static destructors.
-
-    Why: on this project's 2-core machines under load, about 1 in 30 ``silverset annotate --teacher gemini``
-    processes did all their work, wrote every file, and then aborted during interpreter teardown with
-    "terminate called without an active exception" (SIGABRT from a C++ thread object destroyed while
-    joinable; the only extension with C++ threads loaded was pyarrow). A step that did its work must not fail
-    there. The root cause is not pinned down; ``main()`` stays the in-process entry the tests call.
-    """
-    import atexit
-    import logging
-    import os
-    import threading
+    """The ``silverset`` command: :func:`main`, then ``process_exit.exit_now`` (the interpreter's own shutdown
+    steps and an exit that skips native libraries' static destructors; see that module for why). ``main()`` stays
+    the in-process entry the tests call."""
+    from silverset.components.common.process_exit import exit_now
 
     code = 0
     try:
@@ -82,11 +73,4 @@ def console_main() -> None:
         else:  # sys.exit("message"): print it as the interpreter would
             print(exc.code, file=sys.stderr)
             code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)
