@@ -22,10 +22,6 @@ from silverset.components.common.spec import AttributeSpec
 DEFAULT_PRIORITY = "new,priority,views"
 NEW = "new"  # the priority term for "videos not in the state come first"
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-# Gemini's pre-flight input estimate per video, as GeminiHandler makes it: 258 tokens per frame sent plus about
-# 600 tokens of prompt text (components/teacher/gemini.py); output tokens come from GeminiOptions.
-PROMPT_TOKENS_ESTIMATE = 600
-
 
 class TeacherBudget(BaseModel):
     """A run's teacher budget; 0 in a field means no cap of that kind. Both set: the smaller sample wins."""
@@ -73,12 +69,12 @@ def gemini_usd_per_video(spec: AttributeSpec, *, model: str | None = None, price
                          output_tokens: int = 1000, batch: bool = False) -> float:
     """The Gemini teacher's estimated USD per video from the price table (the same pre-flight estimate
     GeminiHandler starts its budget with; the real spend comes from the tokens each answer reports)."""
-    from silverset.components.teacher.gemini import TOKENS_PER_IMAGE
+    from silverset.components.teacher.gemini import preflight_input_tokens
     from silverset.components.teacher.prices import load_price_table
 
     table = load_price_table(price_table)
     price = table.price(model or spec.teacher.model, source=f"price table of {table.checked}")
-    input_tokens = TOKENS_PER_IMAGE * spec.teacher.frames_per_request + PROMPT_TOKENS_ESTIMATE
+    input_tokens = preflight_input_tokens(spec.teacher.frames_per_request)
     usd = (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
     return usd * (table.batch_discount if batch else 1.0)
 

@@ -39,6 +39,12 @@ _LOGGER = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
 TOKENS_PER_IMAGE = 258  # Gemini bills an image <= 384 px per side as 258 tokens (pre-flight estimate only)
+PROMPT_TOKENS_ESTIMATE = 600  # the prompt's text tokens, pre-flight
+
+
+def preflight_input_tokens(frames_per_request: int) -> int:
+    """Input tokens one request is estimated at before any answer reports the real count (budgets start here)."""
+    return TOKENS_PER_IMAGE * frames_per_request + PROMPT_TOKENS_ESTIMATE
 TERMINAL_BATCH_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
                          "JOB_STATE_PARTIALLY_SUCCEEDED")
 # Finish reasons (candidate) and block reasons (prompt feedback) that mean a content policy stopped the answer.
@@ -267,7 +273,7 @@ class GeminiHandler(ModelHandler):
         self.ledger = BatchLedger(cache_root / "batch-jobs")
         # the key's quota is the run's; each of the run's shards takes its share
         self.limiter = RateLimiter(options.rps / shard_count, options.tokens_per_min / shard_count)
-        est_in = TOKENS_PER_IMAGE * frames_per_request + 600
+        est_in = preflight_input_tokens(frames_per_request)
         self.budget = _Budget(options.max_usd, self.cost(est_in, options.estimated_output_tokens))
         self.sleep = sleep
         self._key: str | None = None
