@@ -222,19 +222,27 @@ def test_an_unknown_pipeline_parameter_is_named_with_the_valid_ones(corpus, tmp_
 
 @pytest.mark.slow
 def test_two_runs_started_together_over_one_workdir_never_corrupt_each_other(corpus, tmp_path):
-    """Two `silverset pipeline run --local` processes at once: one holds the run lock, the other ends at its plan
+    """Two `silverset pipeline run --local` processes over one workdir: one holds the run lock, the other ends at its plan
     with outcome "locked", naming the holder, and touches nothing of the first run's."""
     spec = spec_with(tmp_path, **{"gates.teacher__min_positives": 50})  # the holder stops at its teacher gate
     workdir = tmp_path / "w"
     command = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "pipeline", "run", "--local",
                "--attribute", spec, "--manifest", corpus["manifest"], "--golden-set", corpus["golden"],
                "--workdir", str(workdir), "--shards", "1", "--param", "frames_per_video=2", "--param", "frame_size=64"]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    # The second run starts once the first holds the lock (its plan step has taken it), so the test does not depend
+    # on which process's interpreter starts first; racing creators of one lock are tested in test_lock/test_s3_lock.
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock_file, deadline = workdir / "state" / "lock.json", time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        if lock_file.is_file() and json.loads(lock_file.read_text() or "{}").get("holder"):
+            break
+        time.sleep(0.05)
+    processes = [first, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
     assert [p.returncode for p in processes] == [1, 1], outputs  # both FAILED: one locked out, one at its gate
     summaries = [json.loads(p.read_text()) for p in sorted((workdir / "plans").glob("*/run_summary.json"))]
     outcomes = sorted(s["outcome"] for s in summaries)
-    assert outcomes == ["locked", "teacher_gate_failed"], outcomes
+    assert outcomes == ["locked", "teacher_gate_failed"], (outcomes, outputs)
     holder = next(s for s in summaries if s["outcome"] == "teacher_gate_failed")
     locked = next(s for s in summaries if s["outcome"] == "locked")
     assert holder["run_id"] in locked["reasons"][0] and locked["run_dir"] == ""
