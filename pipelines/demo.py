@@ -67,15 +67,17 @@ def zero_shot_on_golden(*, spec_path: Path, manifest: str, golden: str, out: Pat
     embedded default teacher (MiniLM over title/description) scores and whether the gate would let it
     label in bulk. Writes ``out/labels`` and ``out/gate``; returns the gate summary plus the teacher id.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    from silverset.components.common import schemas, tables
+    from silverset.components.common import tables
+    from silverset.components.common.golden import golden_video_ids
     from silverset.components.common.manifest import read_manifest
     from silverset.components.evaluate.gate import run as gate
     from silverset.components.teacher.annotate import AnnotateOptions
     from silverset.components.teacher.annotate import run as annotate
 
-    golden_ids = tables.read_table(golden, schemas.GOLDEN).column("video_id")
+    golden_ids = pa.array(golden_video_ids(str(golden)), pa.string())
     videos, _ = read_manifest(manifest)
     golden_manifest = out / "golden_manifest.parquet"
     tables.write_table(videos.filter(pc.is_in(videos.column("video_id"), golden_ids)), golden_manifest)

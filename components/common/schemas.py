@@ -55,7 +55,11 @@ LABELS = pa.schema(
     ]
 )
 
-# golden set: key (video_id, attribute); human labels.
+# golden set v2: key (video_id, attribute, attribute_version, labeler), one row per rater's vote. ``label`` is the
+# video's resolved label (adjudication wins, else strict majority) repeated on each of its rows; ``rater_label`` is
+# that rater's own vote; ``how`` says how ``label`` was reached (adjudicated | unanimous | majority | single);
+# ``classes`` is the spec's class names joined by ",". Read it through components/common/golden.py, which also reads
+# the v1 files (no rater_label/how/classes; ``labeler`` lists the agreeing raters as "alice,bob").
 GOLDEN = pa.schema(
     [
         pa.field("video_id", pa.string(), nullable=False),
@@ -64,6 +68,9 @@ GOLDEN = pa.schema(
         pa.field("label", pa.int32(), nullable=False),
         pa.field("labeler", pa.string(), nullable=False),
         pa.field("labeled_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("rater_label", pa.int32()),
+        pa.field("how", pa.string()),
+        pa.field("classes", pa.string()),
     ]
 )
 

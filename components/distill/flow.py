@@ -7,13 +7,14 @@ from typing import Any
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.golden import GOLDEN_V1, golden_video_ids
 
 from .student import StudentOptions
 
 
 def golden_predictions(scores: str, golden: str, out: str) -> str:
     """The scores rows of the golden items, as one Parquet file (what the student gate reads)."""
-    golden_ids = set(tables.read_table(golden, schemas.GOLDEN).column("video_id").to_pylist())
+    golden_ids = set(golden_video_ids(golden))
     table = tables.read_table(scores, schemas.SCORES)
     mask = pa.array([v in golden_ids for v in table.column("video_id").to_pylist()])
     tables.write_table(table.filter(mask), out, schemas.SCORES)
@@ -57,7 +58,7 @@ def distill_and_gate(
         return result
     train_labels = labels
     if exclude_golden_from_training:
-        golden_ids = set(tables.read_table(golden, schemas.GOLDEN).column("video_id").to_pylist())
+        golden_ids = set(golden_video_ids(golden))
         table = tables.read_table(labels, schemas.LABELS)
         keep = pa.array([v not in golden_ids for v in table.column("video_id").to_pylist()])
         train_labels = str(root / "train_labels.parquet")
@@ -100,5 +101,5 @@ def golden_from_truth(*, truth: str, spec_path: str, out: str, share: float = 0.
         "video_id": [v for v, _ in chosen], "attribute": [spec.name] * n,
         "attribute_version": pa.array([spec.version] * n, pa.int32()), "label": pa.array([int(x) for _, x in chosen], pa.int32()),
         "labeler": ["synthetic-truth"] * n, "labeled_at": pa.array([labeled_at] * n, pa.timestamp("us", tz="UTC")),
-    }), out, schemas.GOLDEN)
+    }), out, GOLDEN_V1)
     return {"golden": out, "items": n, "positives": int(sum(x for _, x in chosen))}

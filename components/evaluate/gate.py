@@ -1,4 +1,5 @@
-"""`evaluate.run`: golden-set metrics and the teacher or student gate, written as gate.json + report.html.
+"""`evaluate.run`: golden-set metrics and the teacher or student gate, written as gate.json + report.html
+(+ disagreements.json for the teacher gate: the golden items where the teacher and the resolved label differ).
 
 The gate fails closed: a missing or too-small golden set, an attribute-version mismatch, golden items
 without a prediction, NaN probabilities, or a missing latency each fail it with a reason; nothing
@@ -14,8 +15,9 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from silverset.components.common import schemas, tables
+from silverset.components.common import tables
 from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.golden import read_golden_set
 from silverset.components.common.spec import AttributeSpec, load_spec
 
 from . import metrics
@@ -33,31 +35,24 @@ class GateProblem(Exception):
 # ---------------------------------------------------------------- inputs
 
 def read_golden(uri: str | None, spec: AttributeSpec) -> dict[str, int]:
-    """video_id -> human label for this attribute and version; raises GateProblem when unusable."""
+    """video_id -> resolved human label for this attribute and version (or the newest version with the same classes,
+    see golden.read_golden_set); raises GateProblem when unusable."""
     if not uri:
         raise GateProblem("no golden set given")
     try:
-        table = tables.read_table(uri, schemas.GOLDEN, name=f"golden set '{uri}'")
+        golden_set = read_golden_set(uri, spec=spec)
     except SilversetInputError as exc:
+        if exc.problem.startswith("attribute version mismatch"):
+            raise GateProblem(str(exc)) from None
         raise GateProblem(f"golden set unreadable: {exc}") from None
-    attribute = table.column("attribute").to_pylist()
-    version = table.column("attribute_version").to_pylist()
-    label = table.column("label").to_pylist()
-    ids = table.column("video_id").to_pylist()
-    mine = [i for i, a in enumerate(attribute) if a == spec.name]
-    if mine and not any(version[i] == spec.version for i in mine):
-        raise GateProblem(f"attribute version mismatch: golden set is for {spec.name} v{sorted({version[i] for i in mine})}, spec is {spec.key}")
-    golden = {ids[i]: int(label[i]) for i in mine if version[i] == spec.version}
-    bad = sorted({v for v in golden.values() if v not in (0, 1)})
-    if bad:
-        raise GateProblem(f"golden set has labels {bad}; a binary attribute takes 0 or 1")
-    return golden
+    return dict(golden_set.resolved)
 
 
 def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict[str, Any]:
     """A labels or scores table for this attribute: probabilities by video_id, decisions when a ``label`` column exists.
 
-    Returns {"probability": {id: p}, "label": {id: 0|1} or None, "model_digest": set of digests}.
+    Returns {"probability": {id: p}, "label": {id: 0|1} or None, "rationale": {id: text} ({} without the column),
+    "model_digest": set of digests}.
     """
     if not uri:
         raise GateProblem(f"no {role} predictions given")
@@ -83,7 +78,8 @@ def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict
     if "label" in table.column_names:
         label = dict(zip(ids, (int(v) for v in table.column("label").to_pylist())))
     digests = set(table.column("model_digest").to_pylist()) if "model_digest" in table.column_names else set()
-    return {"probability": dict(zip(ids, probs)), "label": label, "model_digest": digests}
+    rationale = dict(zip(ids, table.column("rationale").to_pylist())) if "rationale" in table.column_names else {}
+    return {"probability": dict(zip(ids, probs)), "label": label, "rationale": rationale, "model_digest": digests}
 
 
 def aligned(golden: dict[str, int], predictions: dict[str, Any], *, threshold: float, role: str) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +162,8 @@ def run(
     student_latency_s_per_item: float | None = None,
     metadata: str | None = None,
     slice_column: str | None = None,
+    frames: str | None = None,
+    manifest: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``predictions`` on the golden set and apply the ``gate``; write gate.json, metrics.json, report.html under ``out``.
 
@@ -173,6 +171,8 @@ def run(
     student gate: F1 retention vs ``teacher_predictions`` on the same golden items, latency ratio
     student/teacher (from ``model``'s metadata and the teacher's stats or the given seconds/item),
     and no significant F1 regression vs ``baseline`` (paired bootstrap) when given.
+    The teacher gate also writes disagreements.json (golden items where the teacher and the resolved label differ)
+    and lists them in the report, with thumbnails from the ``frames`` table and titles from the ``manifest``.
     Returns {"passed": bool, "reasons": [...], "gate_json": path, "report": path, "metrics": {...}}.
     """
     if gate not in ("teacher", "student"):
@@ -184,6 +184,7 @@ def run(
     result: dict[str, Any] = {"gate": gate, "attribute": spec.name, "attribute_version": spec.version,
                               "spec_content_hash": spec.content_hash, "candidate_digest": None, "metrics": {}}
     curves: dict[str, Any] = {}
+    review = None  # (Disagreements, thumbnails) of the teacher gate
     try:
         model_meta = None
         if model:
@@ -220,6 +221,11 @@ def run(
 
         f1 = block["f1"]
         if gate == "teacher":
+            from .disagreements import teacher_disagreements
+
+            review = teacher_disagreements(spec=spec, golden=golden, probabilities=dict(zip(golden_labels, probs)),
+                                           decided=dict(zip(golden_labels, decided)), rationales=candidate["rationale"],
+                                           frames=frames, manifest=manifest)
             if not f1["value"] >= bars.min_f1:
                 reasons.append(f"teacher F1 {f1['value']:.3f} < {bars.min_f1}")
             if not (_finite(f1["lower"]) and f1["lower"] >= bars.min_f1_lower_ci):
@@ -264,12 +270,18 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / GATE_FILE).write_text(json.dumps(_jsonable(result), indent=2, sort_keys=True))
     (out_dir / METRICS_FILE).write_text(json.dumps(_jsonable(result["metrics"]), indent=2, sort_keys=True))
+    from .disagreements import DISAGREEMENTS_FILE, write_disagreements
     from .report import write_report
 
-    write_report(out_dir / REPORT_FILE, result=result, curves=curves, spec=spec)
+    if review is not None:
+        write_disagreements(out_dir, review[0])
+    else:  # a rerun into the same folder must not leave an earlier run's list beside this gate.json
+        (out_dir / DISAGREEMENTS_FILE).unlink(missing_ok=True)
+    write_report(out_dir / REPORT_FILE, result=result, curves=curves, spec=spec,
+                 disagreements=review[0] if review else None, thumbnails=review[1] if review else None)
     return {"passed": result["passed"], "reasons": reasons, "gate": gate, "candidate_digest": result["candidate_digest"],
             "gate_json": str(out_dir / GATE_FILE), "report": str(out_dir / REPORT_FILE), "metrics": result["metrics"],
-            "curves": curves}
+            "curves": curves, "disagreements": str(out_dir / DISAGREEMENTS_FILE) if review else None}
 
 
 def _slice_values(metadata: str, column: str, golden: dict[str, int]) -> list[str]:

@@ -162,9 +162,9 @@ def golden_ids(golden_set: str, attribute: str) -> set[str]:
     """video_ids of ``golden_set`` (schemas.GOLDEN, any version) labelled for ``attribute``; empty when none is given."""
     if not golden_set:
         return set()
-    table = tables.read_table(golden_set, schemas.GOLDEN, name=f"golden set '{golden_set}'")
-    return {v for v, a in zip(table.column("video_id").to_pylist(), table.column("attribute").to_pylist())
-            if a == attribute}
+    from silverset.components.common.golden import golden_video_ids
+
+    return set(golden_video_ids(golden_set, attribute=attribute))
 
 
 def manifest_is_empty(uri: str) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.golden import GOLDEN_V1
 from silverset.components.common.spec import example_specs_dir
 
 SPEC = str(example_specs_dir() / "red_dominant.yaml")  # teacher gate: F1 >= 0.6, lower CI >= 0.45, 10 pos / 10 neg
@@ -23,7 +24,7 @@ def write_golden(path: Path, labels, *, version: int = 1, attribute: str = "red_
         "labeler": ["alice"] * n,
         "labeled_at": pa.array([dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
     })
-    tables.write_table(table, path, schemas.GOLDEN)
+    tables.write_table(table, path, GOLDEN_V1)  # the v1 layout: golden.py reads it
     return str(path)
 
 

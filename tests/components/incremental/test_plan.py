@@ -8,6 +8,7 @@ import pytest
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.golden import GOLDEN_V1
 from silverset.components.common.spec import example_specs_dir, load_spec
 from silverset.components.incremental import plan, state
 
@@ -121,7 +122,7 @@ def _golden(path: Path, ids: list[str], attribute: str = "red_dominant") -> str:
         "video_id": ids, "attribute": [attribute] * n, "attribute_version": pa.array([1] * n, pa.int32()),
         "label": pa.array([i % 2 for i in range(n)], pa.int32()), "labeler": ["alice"] * n,
         "labeled_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
-    }), path, schemas.GOLDEN)
+    }), path, GOLDEN_V1)
     return str(path)
 
 
