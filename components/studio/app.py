@@ -76,6 +76,13 @@ class GoldenRow(_Body):
     label: int
     labeler: str = Field(pattern=r"^[A-Za-z0-9._@+\-,]{1,1024}$")
     labeled_at: str | None = None
+    rater_label: int | None = Field(None, description="GOLDEN v2: this rater's vote (absent in v1 rows)")
+    how: Literal["adjudicated", "unanimous", "majority", "single"] | None = None
+    classes: str | None = Field(None, max_length=1024, description="the spec's class names joined by ','")
+
+
+class ModelExportRequest(_Body):
+    out_dir: str | None = Field(None, max_length=1024, description="folder relative to the studio's models folder")
 
 
 class GoldenImport(_Body):
@@ -357,6 +364,19 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
     def export(key: str, body: ExportRequest | None = None, user: User = Depends(adjudicator)) -> dict:
         out_dir = studio.export_folder(body.out_dir) if body and body.out_dir else None
         return studio.export_golden(key, out_dir=out_dir, actor=user.name, via="api")
+
+    @app.get("/api/attributes/{key}/review")
+    def review(key: str, _: User = Depends(labeler)) -> list[dict]:
+        return studio.review(key)
+
+    @app.get("/api/attributes/{key}/teacher-disagreements")
+    def teacher_disagreements(key: str, _: User = Depends(labeler)) -> dict:
+        return studio.teacher_disagreements(key)
+
+    @app.post("/api/attributes/{key}/export-model")
+    def export_model(key: str, body: ModelExportRequest | None = None, user: User = Depends(adjudicator)) -> dict:
+        out_dir = studio.export_folder_for_models(body.out_dir) if body and body.out_dir else None
+        return studio.export_model(key, out_dir=out_dir, actor=user.name, via="api")
 
     @app.get("/api/attributes/{key}/golden.parquet")
     def download_golden(key: str, _: User = Depends(labeler)) -> Response:

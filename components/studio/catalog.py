@@ -234,5 +234,44 @@ def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None
                         clip_model=clip_model)
 
 
+TEACHER_GATE_FOLDER = "teacher_gate"
+MAX_SEARCH_DEPTH = 6  # W/pipeline/runs/<digest>/teacher_gate/disagreements.json is 5 levels down
+SKIPPED_FOLDERS = frozenset({"frames", "embeddings", "teacher", "teacher_golden", "merged", "scores", "index", "corpus",
+                             "studio", "golden", "models", "__pycache__"})
 
 
+def find_teacher_disagreements(workdir: str | Path, *, attribute: str, version: int):
+    """The newest teacher gate's disagreements.json for ``attribute`` under ``workdir``: (path, Disagreements) or None.
+
+    A pipeline run writes it to ``<run_dir>/teacher_gate/disagreements.json`` (run_dir = ``W/runs/<digest>`` for a
+    pipeline workdir W, ``W/pipeline/runs/<digest>`` for a demo workdir), so only ``teacher_gate`` folders up to
+    ``MAX_SEARCH_DEPTH`` levels down are looked at, never the large stage outputs. Files of this ``version`` win
+    over other versions of the attribute; among those the newest (modification time) wins. A file that does not
+    read as a disagreements record is skipped with a warning.
+    """
+    import logging
+
+    from silverset.components.evaluate.disagreements import DISAGREEMENTS_FILE, read_disagreements
+
+    logger = logging.getLogger(__name__)
+    root = Path(workdir)
+    candidates: list[Path] = []
+    for current, folders, _files in os.walk(root):
+        depth = len(Path(current).relative_to(root).parts)
+        if Path(current).name == TEACHER_GATE_FOLDER and (Path(current) / DISAGREEMENTS_FILE).is_file():
+            candidates.append(Path(current) / DISAGREEMENTS_FILE)
+        folders[:] = [] if depth >= MAX_SEARCH_DEPTH else sorted(
+            f for f in folders if not f.startswith(".") and f not in SKIPPED_FOLDERS)
+    found = []
+    for path in candidates:
+        try:
+            record = read_disagreements(path)
+        except SilversetInputError as exc:
+            logger.warning("skipping %s", exc)
+            continue
+        if record.attribute == attribute:
+            found.append((record.attribute_version == version, path.stat().st_mtime, str(path), record))
+    if not found:
+        return None
+    best = max(found, key=lambda f: f[:3])
+    return Path(best[2]), best[3]

@@ -81,10 +81,15 @@ class Studio:
     """One corpus (a Catalog) and one database; safe to share between request threads."""
 
     def __init__(self, *, catalog: Catalog, db_url: str | None = None, engine: Engine | None = None,
-                 golden_dir: str | Path | None = None, seed: int = 0):
+                 golden_dir: str | Path | None = None, seed: int = 0, workdir: str | Path | None = None,
+                 models_dir: str | Path | None = None):
+        """``workdir``: where pipeline runs are looked for (the teacher gate's disagreements.json);
+        ``models_dir``: where exported classifiers go (default <golden_dir>/../models)."""
         self.catalog = catalog
         self.engine = engine if engine is not None else make_engine(db_url or "sqlite://")
         self.golden_dir = Path(golden_dir) if golden_dir else None
+        self.workdir = Path(workdir) if workdir else None
+        self.models_dir = Path(models_dir) if models_dir else (self.golden_dir.parent / "models" if self.golden_dir else None)
         self._models: dict[int, _Model] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -103,7 +108,7 @@ class Studio:
                     raise Conflict(f"attribute {spec.key} already exists with a different spec; bump its version",
                                    {"key": existing.key, "content_hash": existing.content_hash})
                 return self._attribute_dict(existing)
-            state = bandits.BanditState(policy=policy, arms=list(feeds.FEEDS))
+            state = bandits.BanditState(policy=policy, arms=list(bandits.ARMS))
             row = AttributeRow(name=spec.name, version=spec.version, title=spec.title, spec_yaml=spec_yaml,
                                content_hash=spec.content_hash, bandit_state=state.model_dump_json())
             session.add(row)
@@ -111,7 +116,29 @@ class Studio:
                 session.commit()
             except IntegrityError:
                 raise Conflict(f"attribute {spec.key} was created concurrently; retry") from None
-            return self._attribute_dict(row)
+            return {**self._attribute_dict(row), **self._carry_labels(session, row, spec)}
+
+    def _carry_labels(self, session: Session, row: AttributeRow, spec: AttributeSpec) -> dict:
+        """A new version whose classes equal those of the newest other version of the same attribute starts with
+        that version's labels and adjudications (source ``carried:vN``, one audit row): a spec edit that keeps
+        the classes keeps the golden set usable. Other classes start empty."""
+        others = session.scalars(select(AttributeRow).where(AttributeRow.name == spec.name, AttributeRow.id != row.id)
+                                 .order_by(AttributeRow.version.desc())).all()
+        source = next((o for o in others if tuple(parse_spec(o.spec_yaml, source=o.key).classes) == tuple(spec.classes)), None)
+        if source is None:
+            return {"carried_from": None, "carried_labels": 0}
+        now = datetime.now(timezone.utc)
+        labels = session.scalars(select(LabelRow).where(LabelRow.attribute_id == source.id).order_by(LabelRow.id)).all()
+        for label in labels:
+            session.add(LabelRow(attribute_id=row.id, video_id=label.video_id, labeler=label.labeler, value=label.value,
+                                 source=f"carried:v{source.version}"[:32], revision=1, updated_at=label.updated_at))
+        for adj in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == source.id)):
+            session.add(AdjudicationRow(attribute_id=row.id, video_id=adj.video_id, value=adj.value,
+                                        adjudicator=adj.adjudicator, at=adj.at))
+        session.add(AuditRow(attribute_id=row.id, video_id="*", actor="studio", action="carry", old_value=None,
+                             new_value=f"{len(labels)} rows"[:16], source=f"carried:v{source.version}"[:32], at=now))
+        session.commit()
+        return {"carried_from": source.version, "carried_labels": len(labels)}
 
     def list_attributes(self) -> list[dict]:
         with Session(self.engine) as session:
@@ -376,16 +403,28 @@ class Studio:
 
     # ---- golden set ---------------------------------------------------------------------------
     def golden_table(self, key: str) -> tuple[pa.Table, list[ErrorRow]]:
-        """The golden set as a schemas.GOLDEN table, plus one error row per unresolved disagreement."""
+        """The golden set as a schemas.GOLDEN v2 table (one row per video and rater, each with the rater's own vote
+        and the video's resolved label), plus one error row per unresolved disagreement and per video settled by
+        an adjudicator with no rater's vote (a v2 row is a rater's vote; the contract gives the adjudicator none)."""
+        from silverset.components.common.golden import golden_rows
+
         spec = self.spec(key)
         resolved, disputed = self.golden_labels(key)
-        table = pa.Table.from_pylist(
-            [{"video_id": r["video_id"], "attribute": spec.name, "attribute_version": spec.version,
-              "label": LABEL_INDEX[r["label"]], "labeler": r["labeler"], "labeled_at": r["labeled_at"]} for r in resolved],
-            schema=schemas.GOLDEN)
+        votes = {r["video_id"]: {name: LABEL_INDEX[v] for name, v in r["votes"].items() if v in LABEL_INDEX} for r in resolved}
+        voteless = [r for r in resolved if not votes[r["video_id"]]]
+        kept = [r for r in resolved if votes[r["video_id"]]]
+        table = golden_rows(
+            attribute=spec.name, version=spec.version, classes=spec.classes,
+            votes={r["video_id"]: votes[r["video_id"]] for r in kept},
+            resolved={r["video_id"]: LABEL_INDEX[r["label"]] for r in kept},
+            how={r["video_id"]: "single" if r["how"] == "unanimous" and len(votes[r["video_id"]]) == 1 else r["how"] for r in kept},
+            labeled_at={r["video_id"]: r["labeled_at"] for r in kept})
         errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
                            message=f"labelers disagree with no majority ({d['votes']}); adjudicate to include it")
                   for d in disputed]
+        errors += [ErrorRow(key=r["video_id"], stage=STAGE, error_type="no_rater_vote",
+                            message=f"adjudicated {r['label']} by {r['labeler']} but no rater voted on it; label it to include it")
+                   for r in voteless]
         return table, errors
 
     def record_set_action(self, key: str, *, actor: str, action: str, rows: int, via: str) -> None:
@@ -398,9 +437,10 @@ class Studio:
 
     def export_golden(self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None,
                       via: str = "api") -> dict:
-        """Write ``golden.parquet`` and ``errors.parquet`` to ``out_dir`` (default <golden_dir>/<name>/v<version>).
+        """Write ``golden.parquet`` (GOLDEN v2) and ``errors.parquet`` to ``out_dir`` (default <golden_dir>/<name>/v<version>).
 
-        Labelled videos (not skip-only) == golden rows + error rows. With ``actor``, the export is audited.
+        Labelled videos (not skip-only) == videos in golden.parquet + error rows. With ``actor``, the export is audited.
+        ``rows`` counts videos (the file has one row per video and rater: ``rater_rows``).
         """
         spec = self.spec(key)
         if out_dir is None:
@@ -411,11 +451,13 @@ class Studio:
         out_dir = Path(out_dir)
         tables.write_table(table, out_dir / "golden.parquet", schemas.GOLDEN, name="golden set")
         tables.write_errors(out_dir, errors)
-        labels = table.column("label").to_pylist()
+        by_video = dict(zip(table.column("video_id").to_pylist(), table.column("label").to_pylist()))
+        positives = sum(by_video.values())
         if actor is not None:
-            self.record_set_action(key, actor=actor, action="export", rows=table.num_rows, via=via)
-        return {"path": str(out_dir / "golden.parquet"), "rows": table.num_rows, "positives": sum(labels),
-                "negatives": len(labels) - sum(labels), "errors": len(errors)}
+            self.record_set_action(key, actor=actor, action="export", rows=len(by_video), via=via)
+        return {"path": str(out_dir / "golden.parquet"), "rows": len(by_video), "rater_rows": table.num_rows,
+                "raters": sorted(set(table.column("labeler").to_pylist())), "positives": positives,
+                "negatives": len(by_video) - positives, "errors": len(errors)}
 
     def export_folder(self, relative: str) -> Path:
         """The folder an API export may write: ``relative`` resolved inside the golden folder, never outside it.
@@ -423,53 +465,189 @@ class Studio:
         Absolute paths, ``..`` parts and symlinks that lead out are refused (Invalid), so a request cannot write
         over the pipeline's files or anything else on the machine.
         """
-        if self.golden_dir is None:
-            raise Invalid("this studio has no golden folder to export into")
+        return self._folder_inside(self.golden_dir, relative, what="golden")
+
+    @staticmethod
+    def _folder_inside(root: Path | None, relative: str, *, what: str) -> Path:
+        if root is None:
+            raise Invalid(f"this studio has no {what} folder to export into")
         parts = Path(relative).parts
         if not relative.strip() or Path(relative).is_absolute() or "\\" in relative or ".." in parts or "\x00" in relative:
-            raise Invalid(f"out_dir '{relative[:200]}' must be a relative folder inside the studio's golden folder, without '..'")
-        root = self.golden_dir.resolve()
+            raise Invalid(f"out_dir '{relative[:200]}' must be a relative folder inside the studio's {what} folder, without '..'")
+        root = root.resolve()
         target = (root / relative).resolve()
         if not target.is_relative_to(root):
-            raise Invalid(f"out_dir '{relative[:200]}' leads outside the studio's golden folder")
+            raise Invalid(f"out_dir '{relative[:200]}' leads outside the studio's {what} folder")
         return target
 
     def import_golden(self, key: str, *, path: str | Path, actor: str, via: str = "cli") -> dict:
-        """Load a golden-set Parquet file (schemas.GOLDEN) for this attribute; see ``import_golden_rows``."""
-        table = tables.read_table(path, schemas.GOLDEN, name=f"golden set '{path}'")
+        """Load a golden-set Parquet file (GOLDEN v2, or a v1 file without rater_label/how/classes); see
+        ``import_golden_rows``."""
+        from silverset.components.common.golden import read_golden_table
+
+        table = read_golden_table(str(path))  # a v1 file: each comma-listed labeler votes the row's label
         return self.import_golden_rows(key, rows=table.to_pylist(), actor=actor, via=via)
 
-    def import_golden_rows(self, key: str, *, rows: list[dict], actor: str, via: str = "api") -> dict:
-        """Apply golden-set rows (schemas.GOLDEN fields) for this attribute as labels by their recorded labelers.
+    def _classes_of(self, name: str, version: int, row_classes: str | None) -> tuple[str, ...] | None:
+        """The classes a golden row was labelled with: its own ``classes`` field, else the studio's spec of that
+        version (a v1 file), else None (unknown)."""
+        if row_classes:
+            return tuple(c.strip() for c in row_classes.split(","))
+        try:
+            return tuple(self.spec(f"{name}@v{version}").classes)
+        except NotFound:
+            return None
 
-        A row agreed by several labelers (``"alice,bob"``) becomes one label each. Rows for another attribute,
-        unknown videos, labels other than 0/1 or labeler names that are not user names are not applied and are
-        counted in ``skipped``; rows equal to the current label change nothing (import is idempotent).
+    def import_golden_rows(self, key: str, *, rows: list[dict], actor: str, via: str = "api") -> dict:
+        """Apply golden-set rows (schemas.GOLDEN fields) for this attribute as labels by their recorded raters.
+
+        A v2 row (``rater_label`` set) is its rater's own vote; a v1 row agreed by several labelers (``"alice,bob"``)
+        becomes one vote each for the row's label. A video whose file says ``how == "adjudicated"`` is adjudicated to
+        its resolved label by ``actor`` (who imports it), so the import resolves it as the file did. Rows of another
+        version of the attribute are applied when their classes equal this version's (the golden set carries across
+        versions), refused otherwise. Rows for another attribute, unknown videos, labels other than 0/1 or labeler
+        names that are not user names are not applied and are counted in ``skipped`` with the reason; rows equal to
+        the current label change nothing (import is idempotent).
         """
         spec = self.spec(key)
-        applied, unchanged, skipped = 0, 0, []
+        applied, unchanged, adjudicated, skipped = 0, 0, 0, []
         current = {(r["video_id"], r["labeler"]): r["label"] for r in self.labels(key)}
+        current_adjudications = self._adjudications(key)
+        classes_ok: dict[tuple[int, str | None], str | None] = {}  # (version, classes) -> refusal reason or None
+        carried: set[int] = set()
         for row in rows:
-            if row["attribute"] != spec.name or row["attribute_version"] != spec.version:
-                skipped.append({"video_id": row["video_id"], "reason": f"row is for {row['attribute']}@v{row['attribute_version']}"})
+            if row["attribute"] != spec.name:
+                skipped.append({"video_id": row["video_id"], "reason": f"row is for {row['attribute']}@v{row['attribute_version']}, not {spec.name}"})
+                continue
+            row_classes = row.get("classes")
+            check = (row["attribute_version"], row_classes)
+            if check not in classes_ok:
+                theirs = self._classes_of(spec.name, row["attribute_version"], row_classes)
+                if theirs is None:
+                    classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} and names no classes (a v1 file) "
+                                         f"of a version this studio does not know; cannot tell it means the same as {spec.key}")
+                elif theirs != tuple(spec.classes):
+                    classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} with classes "
+                                         f"({','.join(theirs)}), {spec.key} has ({','.join(spec.classes)})")
+                else:
+                    classes_ok[check] = None
+            if classes_ok[check] is not None:
+                skipped.append({"video_id": row["video_id"], "reason": classes_ok[check]})
                 continue
             if row["video_id"] not in self.catalog.row_of:
                 skipped.append({"video_id": row["video_id"], "reason": "video not in this corpus"})
                 continue
-            if row["label"] not in (0, 1):
-                skipped.append({"video_id": row["video_id"], "reason": f"label {row['label']} is not 0 or 1"})
+            v2 = row.get("rater_label") is not None
+            vote = row["rater_label"] if v2 else row["label"]
+            if vote not in (0, 1) or row["label"] not in (0, 1):
+                skipped.append({"video_id": row["video_id"], "reason": f"label {vote if vote not in (0, 1) else row['label']} is not 0 or 1"})
                 continue
-            labelers = [name.strip() for name in (row["labeler"] or actor).split(",")]
+            labelers = [row["labeler"] or actor] if v2 else [name.strip() for name in (row["labeler"] or actor).split(",")]
             bad = [name for name in labelers if not LABELER_PATTERN.match(name)]
             if bad:
                 skipped.append({"video_id": row["video_id"], "reason": f"labeler {bad[0][:140]!r} is not a user name"})
                 continue
-            value = "positive" if row["label"] == 1 else "negative"
+            if row["attribute_version"] != spec.version:
+                carried.add(row["attribute_version"])
+            value = "positive" if vote == 1 else "negative"
             for labeler in labelers:
                 if current.get((row["video_id"], labeler)) == value:
                     unchanged += 1
                     continue
                 self.set_label(key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}"[:32])
+                current[(row["video_id"], labeler)] = value
                 applied += 1
+            resolved = "positive" if row["label"] == 1 else "negative"
+            if row.get("how") == "adjudicated" and current_adjudications.get(row["video_id"]) != resolved:
+                self.adjudicate(key, video_id=row["video_id"], value=resolved, adjudicator=actor)
+                current_adjudications[row["video_id"]] = resolved
+                adjudicated += 1
         self.record_set_action(key, actor=actor, action="import", rows=applied, via=via)
-        return {"rows": len(rows), "applied": applied, "unchanged": unchanged, "skipped": skipped}
+        return {"rows": len(rows), "applied": applied, "unchanged": unchanged, "adjudicated": adjudicated,
+                "carried_from": sorted(carried), "skipped": skipped}
+
+    def _adjudications(self, key: str) -> dict[str, str]:
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            return {r.video_id: r.value for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))}
+
+    # ---- review, teacher disagreements, classifier export -----------------------------------------
+    def review(self, key: str) -> list[dict]:
+        """Every labelled (or adjudicated) video of the attribute, one entry each: its card, each labeler's label
+        (value, source, revision, when), the adjudication, the resolved label and how, and the latest change."""
+        with Session(self.engine) as session:
+            attribute = self._attribute(session, key)
+            by_video: dict[str, list[LabelRow]] = {}
+            for r in session.scalars(select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id)):
+                by_video.setdefault(r.video_id, []).append(r)
+            adjudicated = {r.video_id: r for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))}
+        out = []
+        for video_id in sorted(set(by_video) | set(adjudicated)):
+            rows, adj = by_video.get(video_id, []), adjudicated.get(video_id)
+            value, how = resolve([r.value for r in rows], adj.value if adj else None)
+            times = [_aware(r.updated_at) for r in rows] + ([_aware(adj.at)] if adj else [])
+            row = self.catalog.row_of.get(video_id)
+            card = self.catalog.card(row) if row is not None else {"video_id": video_id, "title": video_id, "description": "",
+                                                                      "uri": "", "frames": []}
+            out.append({**card, "labels": [self._label_dict(r) for r in rows],
+                        "adjudication": {"label": adj.value, "adjudicator": adj.adjudicator, "at": _aware(adj.at).isoformat()} if adj else None,
+                        "resolved": value, "how": how, "updated_at": max(times).isoformat()})
+        return out
+
+    def teacher_disagreements(self, key: str) -> dict:
+        """The newest teacher gate's ``disagreements.json`` for this attribute found under the studio's workdir: every
+        golden item where the teacher and the resolved label differ, each with the studio's thumbnails, most
+        confident teacher first (confidence = |p - 0.5|, in [0, 0.5]). ``found`` is False when no run has written one."""
+        from .catalog import find_teacher_disagreements
+
+        spec = self.spec(key)
+        if self.workdir is None:
+            return {"found": False, "message": "this studio was started without a workdir to look for pipeline runs in", "items": []}
+        found = find_teacher_disagreements(self.workdir, attribute=spec.name, version=spec.version)
+        if found is None:
+            return {"found": False, "items": [],
+                    "message": f"no teacher gate under the workdir has written disagreements.json for {spec.name}"}
+        path, report = found
+        items = []
+        for item in report.items:
+            row = self.catalog.row_of.get(item.video_id)
+            frames = self.catalog.card(row)["frames"] if row is not None else []
+            items.append({**item.model_dump(), "frames": frames, "in_corpus": row is not None,
+                          "confidence": item.confidence})
+        items.sort(key=lambda i: (-i["confidence"], i["video_id"]))
+        return {"found": True, "path": str(path), "attribute": report.attribute, "attribute_version": report.attribute_version,
+                "same_version": report.attribute_version == spec.version, "items": items}
+
+    def export_folder_for_models(self, relative: str) -> Path:
+        """The folder an API model export may write: ``relative`` inside the studio's models folder, never outside."""
+        return self._folder_inside(self.models_dir, relative, what="models")
+
+    def export_model(self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None, via: str = "api",
+                     measure_latency: bool = True, overwrite: bool = False) -> dict:
+        """Write the studio's current classifier (trained on the resolved golden labels) as a student candidate
+        MODELDIR in the distill stage's format (default <models_dir>/<name>/v<version>), so ``silverset score`` and
+        the student gate read it like a distilled student. Needs the feeds' bar (10 positives, 10 negatives)."""
+        from .student_export import write_candidate
+
+        spec = self.spec(key)
+        rows, labels, _ = self._training_set(key)
+        if not feeds.ready(labels):
+            raise Conflict(f"the classifier trains after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} negatives; "
+                           f"have {int((labels == 1).sum())} and {int((labels == 0).sum())}")
+        if out_dir is None:
+            if self.models_dir is None:
+                raise Invalid("no model folder: pass out_dir or start the studio with a workdir")
+            out_dir = self.models_dir / spec.name / f"v{spec.version}"
+        model = self.model(key)
+        _, disputed = self.golden_labels(key)
+        errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
+                           message=f"labelers disagree with no majority ({d['votes']}); not trained on") for d in disputed]
+        info = {"attribute_key": spec.key, "quality": model.quality, "diversity": model.diversity,
+                "corpus_size": len(self.catalog), "exported_by": actor, "exported_at": datetime.now(timezone.utc).isoformat()}
+        summary = write_candidate(spec=spec, embedder_id=self.catalog.embedder_id,
+                                  video_ids=[self.catalog.video_ids[r] for r in rows], vectors=self.catalog.embeddings[rows],
+                                  labels=labels, out=out_dir, seed=self._seed, studio_info=info, errors=errors,
+                                  measure_latency=measure_latency, overwrite=overwrite)
+        if actor is not None:
+            self.record_set_action(key, actor=actor, action="export-model", rows=int(len(labels)), via=via)
+        return summary

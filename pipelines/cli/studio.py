@@ -24,7 +24,8 @@ def _studio(workdir: Path, db: str | None, embeddings: Path | None, manifest: Pa
         catalog = load_workdir(workdir, embeddings=embeddings, manifest=manifest, frames=frames,
                                text_encoder=minilm_text_encoder() if text_search and not clip_model else None,
                                clip_model=clip_model)
-    return Studio(catalog=catalog, db_url=db or default_db_url(workdir), golden_dir=workdir / "golden")
+    return Studio(catalog=catalog, db_url=db or default_db_url(workdir), golden_dir=workdir / "golden", workdir=workdir,
+                  models_dir=workdir / "studio" / "models")
 
 
 WorkdirOpt = typer.Option(..., "--workdir", "-w", help="Workdir holding manifest.*, embeddings/ and (optionally) frames/.")
@@ -261,6 +262,34 @@ def import_(
         console.print(studio.import_golden(attribute, path=golden, actor=actor.name, via="cli"))
     except NotFound as exc:
         raise SilversetInputError("attribute", str(exc)) from None
+
+
+@studio_app.command("export-model")
+def export_model(
+    attribute: str = typer.Argument(..., help="Attribute key, e.g. red_dominant@v1."),
+    workdir: Path = WorkdirOpt,
+    db: str = DbOpt,
+    embeddings: Path = EmbOpt,
+    manifest: Path = ManOpt,
+    out: Path = typer.Option(None, "--out", help="MODELDIR to write (default W/studio/models/<name>/v<version>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command wrote it."),
+    users_file: Path = UsersForCliOpt,
+    token_env: str = TokenEnvOpt,
+) -> None:
+    """Write the studio's current classifier as a student candidate (the distill stage's MODELDIR: model.pt,
+    model.onnx, metadata.json with its digest) for `silverset score` and `evaluate --gate student`; adjudicators."""
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.studio.service import Conflict, NotFound
+
+    actor = signed_in_actor(users_file, token_env, needs="adjudicator", command="export-model")
+    studio = _studio(workdir, db, embeddings, manifest, None, False)
+    try:
+        summary = studio.export_model(attribute, out_dir=out, actor=actor.name, via="cli", overwrite=overwrite)
+    except NotFound as exc:
+        raise SilversetInputError("attribute", str(exc)) from None
+    except Conflict as exc:
+        raise SilversetInputError(f"attribute {attribute}", str(exc)) from None
+    console.print(summary)
 
 
 def register(app: typer.Typer) -> None:
