@@ -1,8 +1,15 @@
-"""Studio fixtures: a small clustered corpus with known truth, written as real workdir tables."""
+"""Studio fixtures: a small clustered corpus with known truth, written as real workdir tables, and the studio's
+database on both backends: every test that takes ``studio`` (or ``db_url``) runs once on a SQLite file and once on
+a database of a throwaway PostgreSQL server (postgres_server.py) started once per session.
+
+Without PostgreSQL installed (``make postgres``) or without psycopg, the PostgreSQL half is skipped with the
+reason; SILVERSET_REQUIRE_POSTGRES=1 turns that skip into a failure (for CI, where it must not go unnoticed).
+"""
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 
 import numpy as np
@@ -14,7 +21,10 @@ from silverset.components.studio.catalog import load_workdir
 from silverset.components.studio.service import Studio
 from silverset.components.studio.simulate import clustered_corpus
 
+from .postgres_server import PostgresServer, find_binaries
+
 N_VIDEOS = 240
+BACKENDS = ("sqlite", "postgresql")
 
 
 def hashing_text_encoder(texts: list[str]) -> np.ndarray:
@@ -66,9 +76,48 @@ def catalog(workdir):
     return load_workdir(workdir, text_encoder=hashing_text_encoder)
 
 
+def _postgres_unavailable(reason: str) -> None:
+    if os.environ.get("SILVERSET_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{reason} (SILVERSET_REQUIRE_POSTGRES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the session, on a free loopback port; stopped and deleted at the end, pass or fail."""
+    try:
+        import psycopg  # noqa: F401 - the driver of postgresql+psycopg:// URLs
+    except ImportError:
+        _postgres_unavailable("psycopg is not installed (the dev extra has it: `make venv`)")
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        _postgres_unavailable("PostgreSQL is not installed (no initdb/postgres): `make postgres` installs Debian's "
+                              "postgresql package")
+    server = PostgresServer(bin_dir=bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    """The studio database's URL: a SQLite file in tmp_path, or a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'studio.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
 @pytest.fixture
-def studio(catalog, tmp_path):
-    return Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'studio.db'}", golden_dir=tmp_path / "golden")
+def studio(catalog, tmp_path, db_url):
+    studio = Studio(catalog=catalog, db_url=db_url, golden_dir=tmp_path / "golden")
+    yield studio
+    studio.engine.dispose()  # a test's pooled connections must not pile up on the shared server
 
 
 # Everyone the API tests sign in as: name -> (role, bearer token).
