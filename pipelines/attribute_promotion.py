@@ -257,7 +257,8 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
                                     **teacher, **lock).after(frames)
     _teacher_step(_no_cache(golden_annotate), options).set_display_name("annotate-golden-set")
     teacher_gate = c["teacher_gate"](attribute=attribute_spec, golden=golden_set, predictions=golden_labels,
-                                     gate="teacher", out_dir=f"{run_dir}/teacher_gate").after(golden_annotate)
+                                     gate="teacher", out_dir=f"{run_dir}/teacher_gate", frames=frames_dir,
+                                     manifest=f"{plan_dir}/golden_manifest.parquet").after(golden_annotate)
     _no_cache(_common(teacher_gate, options, cpu="1", memory="2Gi")).set_display_name("teacher-gate")
 
     with dsl.If(teacher_gate.outputs["Output"] == "passed", name="teacher-gate-passed"):

@@ -13,8 +13,9 @@ from silverset.components.common.images import CPU_IMAGE
 def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_dir: str, metrics: Output[Metrics],
                   classification: Output[ClassificationMetrics], report: Output[HTML], model_dir: str = "",
                   teacher_predictions: str = "", baseline: str = "", teacher_stats: str = "",
-                  teacher_latency_s_per_item: float = -1.0) -> str:
-    """Write gate.json + report.html to out_dir and the KFP artifacts; returns "passed" or "failed", never raises on a failed gate."""
+                  teacher_latency_s_per_item: float = -1.0, frames: str = "", manifest: str = "") -> str:
+    """Write gate.json + report.html (+ disagreements.json, with thumbnails from ``frames`` and titles from ``manifest``
+    for the teacher gate) to out_dir and the KFP artifacts; returns "passed" or "failed", never raises on a failed gate."""
     import json
     import shutil
 
@@ -23,7 +24,8 @@ def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_
 
     s = run(attribute=attribute, golden=golden, predictions=predictions, gate=gate, out=out_dir, model=model_dir or None,
             teacher_predictions=teacher_predictions or None, baseline=baseline or None, teacher_stats=teacher_stats or None,
-            teacher_latency_s_per_item=teacher_latency_s_per_item if teacher_latency_s_per_item > 0 else None)
+            teacher_latency_s_per_item=teacher_latency_s_per_item if teacher_latency_s_per_item > 0 else None,
+            frames=frames or None, manifest=manifest or None)
     log_artifacts(s, metrics=metrics, classification=classification)
     shutil.copyfile(s["report"], report.path)
     print(json.dumps({k: s[k] for k in ("passed", "reasons", "gate", "candidate_digest")}))

@@ -1,4 +1,5 @@
-"""A self-contained HTML gate report (PR curve, calibration plot, confusion matrix) a person opens from the KFP UI."""
+"""A self-contained HTML gate report (PR curve, calibration plot, confusion matrix, and for the teacher gate the
+golden items it disagrees on) a person opens from the KFP UI: no external resources, every user text escaped."""
 from __future__ import annotations
 
 import base64
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
+from .disagreements import Disagreements, html_section
 
 METRIC_ROWS = ("precision", "recall", "f1", "accuracy", "average_precision", "roc_auc", "ece")
 
@@ -67,15 +69,19 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
-def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, Any], spec: Any) -> None:
-    """Write the report for one gate result (as in gate.json) and its golden-set curves."""
+def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, Any], spec: Any,
+                 disagreements: Disagreements | None = None, thumbnails: dict[str, list[str]] | None = None) -> None:
+    """Write the report for one gate result (as in gate.json), its golden-set curves and, when given, the
+    teacher-vs-golden disagreements (``thumbnails``: video_id -> JPEG data: URIs)."""
     verdict = "PASSED" if result["passed"] else "FAILED"
     colour = "#1a7f37" if result["passed"] else "#cf222e"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(spec.key)} {result['gate']} gate</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}img{margin:6px}</style></head><body>",
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}img{margin:6px}"
+        "td.title,td.rationale{text-align:left;max-width:28em}img.thumb{margin:1px;vertical-align:middle}"
+        ".none{color:#888}</style></head><body>",
         f"<h1>{html.escape(spec.title)} ({html.escape(spec.key)}): {result['gate']} gate "
         f"<span style='color:{colour}'>{verdict}</span></h1>",
         f"<p>candidate digest: <code>{html.escape(str(result.get('candidate_digest')))}</code>; "
@@ -110,5 +116,7 @@ def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, 
     if curves:
         for name, uri in _figures(curves).items():
             parts.append(f"<img alt='{name}' id='{name}' src='{uri}'>")
+    if disagreements is not None:
+        parts.append(html_section(disagreements, thumbnails=thumbnails))
     parts.append("</body></html>")
     Path(path).write_text("\n".join(parts), encoding="utf-8")

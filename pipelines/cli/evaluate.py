@@ -27,6 +27,9 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold for the candidate (default: model's, else spec's)."),
     metadata: Optional[str] = typer.Option(None, "--metadata", help="Table with video_id and the slice column (e.g. the manifest)."),
     slice_column: Optional[str] = typer.Option(None, "--slice-column", help="Report per-slice metrics by this column."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Frames table: thumbnails of the teacher's "
+                                         "disagreements with the golden set in report.html (teacher gate)."),
+    manifest: Optional[str] = typer.Option(None, "--manifest", help="Manifest: titles of those disagreements."),
 ) -> None:
     """Golden-set metrics with bootstrap CIs and the teacher or student gate; exit 0 pass, 3 fail."""
     from silverset.components.common.errors import GateFailed
@@ -37,7 +40,8 @@ def evaluate(
         summary = run(attribute=attribute, golden=golden, predictions=predictions, gate=gate, out=out, baseline=baseline,
                       teacher_predictions=teacher_predictions, model=model, threshold=threshold,
                       teacher_latency_s_per_item=teacher_latency, teacher_stats=teacher_stats,
-                      student_latency_s_per_item=student_latency, metadata=metadata, slice_column=slice_column)
+                      student_latency_s_per_item=student_latency, metadata=metadata, slice_column=slice_column,
+                      frames=frames, manifest=manifest)
     table = Table(title=f"{gate} gate: {'PASSED' if summary['passed'] else 'FAILED'}", show_header=False)
     candidate = summary["metrics"].get("candidate")
     if candidate:
@@ -51,6 +55,8 @@ def evaluate(
         table.add_row("latency ratio", f"{ratio:.2e}")
     table.add_row("gate.json", summary["gate_json"])
     table.add_row("report", summary["report"])
+    if summary.get("disagreements"):
+        table.add_row("disagreements", summary["disagreements"])
     console.print(table)
     if not summary["passed"]:
         raise GateFailed(f"{gate} gate: " + "; ".join(summary["reasons"]))
