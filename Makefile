@@ -11,7 +11,7 @@ WORKDIR ?= demo-workdir
 VIDEOS ?= 200
 PYTEST_ARGS ?=
 
-.PHONY: venv lock lock-gpu demo test test-fast bench browser clean
+.PHONY: venv lock lock-gpu demo test test-fast bench browser postgres clean
 
 venv: $(STAMP)
 
@@ -43,7 +43,15 @@ browser:
 demo: venv
 	$(BIN)/silverset demo --workdir $(WORKDIR) --videos $(VIDEOS)
 
-test: venv browser
+# Debian's PostgreSQL server: the studio tests run on a real PostgreSQL as well as SQLite, each session starting a
+# throwaway server (tests/components/studio/postgres_server.py). A no-op when the binaries are there; where apt cannot
+# install them, the PostgreSQL half of the studio tests is skipped with the reason.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "make postgres: could not install Debian's postgresql package; the studio's PostgreSQL tests will be skipped"
+
+test: venv browser postgres
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test-fast: venv
