@@ -1,4 +1,9 @@
-"""Live scores from the Video Annotator paper: model quality (25th pct balanced accuracy) and data diversity."""
+"""Live scores from the Video Annotator paper: model quality (25th pct balanced accuracy), data diversity, stop rule.
+
+Contract: ``model_quality`` and ``data_diversity`` are in [0, 1] (quality None until stratified folds exist);
+``stop_rule`` says whether labelling may stop: both scores at least ``STOP_SCORE`` (0.8), or ``MAX_LABELS`` (1,000)
+labels, the condition the paper gave its annotators ("model and data scores of at least 80, or 1K total examples").
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +12,8 @@ QUALITY_FOLDS = 5
 QUALITY_PERCENTILE = 25.0
 DIVERSITY_CLUSTERS = 10  # k
 DIVERSITY_CAP = 10  # s
+STOP_SCORE = 0.8
+MAX_LABELS = 1000
 
 
 def classifier(seed: int = 0):
@@ -63,3 +70,29 @@ def data_diversity(cluster_ids: np.ndarray, labels: np.ndarray, *, k: int = DIVE
         counts = np.bincount(cluster_ids[labels == label], minlength=k)[:k]
         total += int(np.minimum(counts, cap).sum())
     return total / (2 * k * cap)
+
+
+def stop_rule(*, quality: float | None, diversity: float, labels: int, threshold: float = STOP_SCORE,
+              max_labels: int = MAX_LABELS) -> dict:
+    """The stop rule: reached when quality and diversity are both >= ``threshold``, or ``labels`` >= ``max_labels``.
+
+    quality: the model quality score (None before it can be computed, which never meets the threshold);
+    diversity: the data diversity score; labels: labelled videos in the training set. ``reason`` says which
+    condition holds, or what is still missing.
+    """
+    scores_met = quality is not None and quality >= threshold and diversity >= threshold
+    count_met = labels >= max_labels
+    if scores_met:
+        reason = f"model quality {quality:.3f} and data diversity {diversity:.3f} are both at least {threshold}"
+    elif count_met:
+        reason = f"{labels} labels reached the cap of {max_labels}"
+    else:
+        missing = []
+        if quality is None or quality < threshold:
+            missing.append("model quality " + ("not yet computed" if quality is None else f"{quality:.3f}") + f" < {threshold}")
+        if diversity < threshold:
+            missing.append(f"data diversity {diversity:.3f} < {threshold}")
+        reason = "; ".join(missing) + f"; {labels} of {max_labels} labels"
+    return {"reached": bool(scores_met or count_met), "reason": reason,
+            "quality": None if quality is None else float(quality), "diversity": float(diversity),
+            "labels": int(labels), "threshold": float(threshold), "max_labels": int(max_labels)}

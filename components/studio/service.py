@@ -169,7 +169,7 @@ class Studio:
             raise Invalid(f"policy '{policy}' is not one of {', '.join(bandits.POLICIES)}")
         with self._lock, Session(self.engine) as session:
             row = self._attribute(session, key)
-            state = bandits.BanditState.model_validate_json(row.bandit_state)
+            state = bandits.current(bandits.BanditState.model_validate_json(row.bandit_state))
             state.policy = policy
             row.bandit_state = state.model_dump_json()
             row.bandit_revision += 1
@@ -331,19 +331,53 @@ class Studio:
             return model
 
     def state(self, key: str) -> dict:
-        """Counts, live scores and their history, the bandit's memory, and whether feeds are open."""
+        """Counts, live scores and their history, the bandit's memory and arms, whether feeds are open, and the
+        stop rule (``stop``: both scores >= 0.8 or 1,000 labels, see ``scores.stop_rule``)."""
         model = self.model(key)
         _, disputed = self.golden_labels(key)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
             history = [{"n": r.n_positive + r.n_negative, "quality": r.quality, "diversity": r.diversity}
                        for r in session.scalars(select(ScoreRow).where(ScoreRow.attribute_id == attribute.id).order_by(ScoreRow.id))]
-            bandit = bandits.BanditState.model_validate_json(attribute.bandit_state)
+            bandit = bandits.current(bandits.BanditState.model_validate_json(attribute.bandit_state))
             info = self._attribute_dict(attribute)
         return {**info, "positives": model.n_positive, "negatives": model.n_negative,
                 "feeds_ready": model.probabilities is not None, "needed_per_class": feeds.MIN_PER_CLASS,
                 "quality": model.quality, "diversity": model.diversity, "history": history,
-                "disagreements": len(disputed), "bandit": bandit.model_dump(), "corpus_size": len(self.catalog)}
+                "disagreements": len(disputed), "bandit": bandit.model_dump(), "arms": self._available_arms(),
+                "stop": self._stop(model), "corpus_size": len(self.catalog)}
+
+    @staticmethod
+    def _stop(model: _Model) -> dict:
+        return scores.stop_rule(quality=model.quality, diversity=model.diversity,
+                                labels=model.n_positive + model.n_negative)
+
+    def _available_arms(self) -> list[str]:
+        """The bandit's arms this studio can serve: ``zero_shot`` needs a text tower (not --no-text-search)."""
+        return [arm for arm in bandits.ARMS if arm != "zero_shot" or self.catalog.text_encoder is not None]
+
+    def zero_shot_query(self, key: str) -> str:
+        """The text the ``zero_shot`` arm embeds with the studio's text tower (MiniLM, or CLIP with --clip-model)."""
+        spec = self.spec(key)
+        return feeds.zero_shot_query(title=spec.title, definition=spec.definition)
+
+    def _arm_batch(self, key: str, arm: str, model: _Model, *, limit: int, exclude: np.ndarray) -> list[dict]:
+        """Cards of one arm's next batch; each carries ``source`` (the feed, ``random`` or ``zero_shot``) and
+        P(positive), zero-shot cards also their similarity to the attribute's text."""
+        assert model.probabilities is not None
+        rng = np.random.default_rng([self._seed, len(model.fingerprint[0])])
+        if arm == "va_loop":
+            rows, sources = feeds.va_loop_rows(model.probabilities, exclude, limit=limit, rng=rng)
+            picked = [(int(r), source, {}) for r, source in zip(rows, sources)]
+        elif arm == "random":
+            picked = [(int(r), "random", {}) for r in feeds.random_rows(exclude, limit=limit, rng=rng)]
+        elif arm == "zero_shot":
+            hits = self.catalog.search(self.zero_shot_query(key), limit=limit, exclude=exclude)
+            picked = [(r, "zero_shot", {"similarity": s}) for r, s in hits]
+        else:
+            raise Invalid(f"arm '{arm}' is not one of {', '.join(bandits.ARMS)}")
+        return [{**self.catalog.card(r), "source": source, "probability": float(model.probabilities[r]), **extra}
+                for r, source, extra in picked]
 
     def _labelled_mask(self, key: str, labeler: str | None = None) -> np.ndarray:
         """bool [n]: videos already labelled (by anyone, including skips), so feeds do not show them again."""
@@ -368,9 +402,11 @@ class Studio:
         return {"ready": True, "feeds": out}
 
     def next_batch(self, key: str, *, limit: int = bandits.BATCH_SIZE) -> dict:
-        """Let the attribute's bandit pick a feed and serve its next batch of ``limit`` (d = 25) videos.
+        """Let the attribute's bandit pick a source (arm: va_loop, random, zero_shot) and serve its next batch of
+        ``limit`` (d = 25) unlabelled videos; ``va_loop`` interleaves the four feeds.
 
-        The previous pull's reward (change in model quality since it was served) is settled first.
+        The previous pull's reward (change in model quality since it was served) is settled first. The answer
+        carries ``arm`` (also as ``feed``, for older clients), the cards (each with its ``source``) and ``stop``.
         """
         model = self.model(key)
         if model.probabilities is None:
@@ -378,9 +414,9 @@ class Studio:
                            f"have {model.n_positive} and {model.n_negative}")
         with self._lock, Session(self.engine) as session:
             attribute = self._attribute(session, key)
-            state = bandits.BanditState.model_validate_json(attribute.bandit_state)
+            state = bandits.current(bandits.BanditState.model_validate_json(attribute.bandit_state))
             state = bandits.settle(state, quality_after=model.quality)
-            arm = bandits.choose(state, self._rng)
+            arm = bandits.choose(state, self._rng, available=self._available_arms())
             state = bandits.record_pull(state, arm, quality_before=model.quality)
             revision = attribute.bandit_revision
             result = session.execute(update(AttributeRow).where(AttributeRow.id == attribute.id, AttributeRow.bandit_revision == revision)
@@ -389,8 +425,9 @@ class Studio:
                 session.rollback()
                 raise Conflict("the bandit was updated concurrently; retry")
             session.commit()
-        batch = self.feeds(key, limit=limit)["feeds"][arm]
-        return {"feed": arm, "policy": state.policy, "videos": batch, "bandit": state.model_dump()}
+        batch = self._arm_batch(key, arm, model, limit=limit, exclude=self._labelled_mask(key))
+        return {"arm": arm, "feed": arm, "policy": state.policy, "videos": batch, "bandit": state.model_dump(),
+                "stop": self._stop(model)}
 
     def search(self, key: str, *, query: str, limit: int = 24) -> list[dict]:
         """Text-to-video search over not-yet-labelled videos; cards carry the similarity and any model probability."""

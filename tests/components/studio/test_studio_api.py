@@ -88,7 +88,7 @@ def test_feeds_appear_after_ten_of_each_and_scores_match_oracles(client, corpus,
     assert border == sorted(border)
 
 
-def test_bandit_serves_every_feed_once_then_learns_from_quality(client, corpus, catalog):
+def test_bandit_serves_every_source_once_then_learns_from_quality(client, corpus, catalog):
     label_by_truth(client, corpus, catalog, 10)
     truth = {catalog.video_ids[i]: int(t) for i, t in enumerate(corpus.truth)}
     served = []
@@ -98,9 +98,9 @@ def test_bandit_serves_every_feed_once_then_learns_from_quality(client, corpus, 
         assert len(batch["videos"]) == 25
         for card in batch["videos"][:10]:
             label(client, card["video_id"], "positive" if truth[card["video_id"]] else "negative")
-    assert served[:4] == ["top_positive", "top_negative", "borderline", "random"]
+    assert served[:3] == ["va_loop", "random", "zero_shot"]  # the paper's sources, each once first
     bandit = client.get(f"/api/attributes/{KEY}").json()["bandit"]
-    assert set(bandit["score"]) == set(served[:4]) and bandit["steps"] == 5
+    assert set(bandit["score"]) == set(served[:3]) and bandit["steps"] == 5
     assert client.put(f"/api/attributes/{KEY}/policy", json={"policy": "round_robin"}).json()["policy"] == "round_robin"
     assert client.put(f"/api/attributes/{KEY}/policy", json={"policy": "thompson"}).status_code == 422
 
@@ -161,10 +161,11 @@ def test_disagreements_resolve_by_majority_or_adjudication(client, catalog, tmp_
     assert client.post(f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "dana")).status_code == 200
     assert client.get(f"/api/attributes/{KEY}/disagreements").json() == []
     golden = tables.read_table(client.post(f"/api/attributes/{KEY}/export", json={"out_dir": "g2"}).json()["path"], schemas.GOLDEN)
-    rows = {r["video_id"]: r for r in golden.to_pylist()}
-    assert rows[a]["label"] == 1 and rows[a]["labeler"] == "alice,bob"
-    assert rows[b]["label"] == 0 and rows[b]["labeler"] == "dana"
-    assert rows[a]["labeled_at"].tzinfo is not None
+    rows = {(r["video_id"], r["labeler"]): r for r in golden.to_pylist()}  # GOLDEN v2: one row per rater
+    assert {k: (r["rater_label"], r["label"], r["how"]) for k, r in rows.items()} == {
+        (a, "alice"): (1, 1, "majority"), (a, "bob"): (1, 1, "majority"), (a, "carol"): (0, 1, "majority"),
+        (b, "alice"): (1, 0, "adjudicated"), (b, "bob"): (0, 0, "adjudicated")}  # dana decided, did not vote
+    assert rows[(a, "alice")]["labeled_at"].tzinfo is not None
 
 
 def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, catalog, tmp_path, users):
@@ -177,16 +178,16 @@ def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, ca
     assert (exported["rows"], exported["positives"], exported["negatives"], exported["errors"]) == (24, 12, 12, 0)
     assert exported["path"].endswith("red_dominant/v1/golden.parquet")
     download = client.get(f"/api/attributes/{KEY}/golden.parquet")
-    assert pq.read_table(io.BytesIO(download.content)).num_rows == 24
+    assert pq.read_table(io.BytesIO(download.content)).num_rows == 25  # GOLDEN v2: one row per (video, rater)
 
     rows = [{**r, "labeled_at": r["labeled_at"].isoformat()} for r in pq.read_table(io.BytesIO(download.content)).to_pylist()]
-    assert {r["labeler"] for r in rows} == {"alice@silverset.dev", "alice@silverset.dev,bob"}
+    assert {r["labeler"] for r in rows} == {"alice@silverset.dev", "bob"}
 
     fresh = Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'fresh.db'}")
     with TestClient(create_app(fresh, users=users), base_url="http://localhost", headers=bearer(client.tokens, "root")) as other:
         other.post("/api/attributes", json={"example": "red_dominant"})
         result = other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}).json()
-        assert (result["applied"], result["unchanged"], result["skipped"]) == (25, 0, [])  # the shared row: one label each
+        assert (result["applied"], result["unchanged"], result["skipped"]) == (25, 0, [])  # each rater's row: their label
         again = other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}).json()
         assert (again["applied"], again["unchanged"]) == (0, 25)
         state = other.get(f"/api/attributes/{KEY}").json()
