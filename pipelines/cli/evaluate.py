@@ -30,18 +30,29 @@ def evaluate(
     frames: Optional[str] = typer.Option(None, "--frames", help="Frames table: thumbnails of the teacher's "
                                          "disagreements with the golden set in report.html (teacher gate)."),
     manifest: Optional[str] = typer.Option(None, "--manifest", help="Manifest: titles of those disagreements."),
+    raters: bool = typer.Option(False, "--raters", help="Teacher gate: also score each rater and the teacher against "
+                                "the adjudicated label (raters leave-one-out), teacher minus mean rater F1, Cohen/Fleiss "
+                                "kappa and Krippendorff's alpha; writes raters.json."),
 ) -> None:
     """Golden-set metrics with bootstrap CIs and the teacher or student gate; exit 0 pass, 3 fail."""
-    from silverset.components.common.errors import GateFailed
+    from silverset.components.common.errors import GateFailed, SilversetInputError
     from silverset.components.common.tables import resumable_output_folder
     from silverset.components.evaluate.gate import run
 
+    if raters and gate != "teacher":
+        raise SilversetInputError("--raters", f"compares raters with the teacher; use it with --gate teacher, not {gate!r}")
+    rater_report = None
     with console.status(f"evaluating the {gate} gate..."), resumable_output_folder(out, command="evaluate"):
         summary = run(attribute=attribute, golden=golden, predictions=predictions, gate=gate, out=out, baseline=baseline,
                       teacher_predictions=teacher_predictions, model=model, threshold=threshold,
                       teacher_latency_s_per_item=teacher_latency, teacher_stats=teacher_stats,
                       student_latency_s_per_item=student_latency, metadata=metadata, slice_column=slice_column,
                       frames=frames, manifest=manifest)
+        if raters:
+            from silverset.components.evaluate.raters import run as run_raters
+
+            rater_report = run_raters(attribute=attribute, golden=golden or "", predictions=predictions or "", out=out,
+                                      threshold=threshold)
     table = Table(title=f"{gate} gate: {'PASSED' if summary['passed'] else 'FAILED'}", show_header=False)
     candidate = summary["metrics"].get("candidate")
     if candidate:
@@ -58,8 +69,55 @@ def evaluate(
     if summary.get("disagreements"):
         table.add_row("disagreements", summary["disagreements"])
     console.print(table)
+    if rater_report is not None:
+        print_rater_report(rater_report, path=f"{out.rstrip('/')}/raters.json")
     if not summary["passed"]:
         raise GateFailed(f"{gate} gate: " + "; ".join(summary["reasons"]))
+
+
+def _ci(estimate) -> str:
+    if estimate.value is None or estimate.value != estimate.value:
+        return "-"
+    return f"{estimate.value:.3f} [{estimate.lower:.3f}, {estimate.upper:.3f}]"
+
+
+def _num(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_rater_report(report, *, path: str) -> None:
+    """The raters.json figures as readable tables: scores, the paired teacher-minus-raters difference, agreement."""
+    scores = Table(title=f"raters vs teacher on {report.videos} golden videos (raters: adjudicated label, else "
+                         f"majority of >= {report.min_other_votes} OTHER raters; teacher: resolved label)")
+    for column in ("who", "n", "F1", "precision", "recall", "accuracy", "kappa w/ teacher", "F1 incl. own vote"):
+        scores.add_column(column)
+    t = report.teacher
+    scores.add_row("teacher", str(t.n), _ci(t.f1), _ci(t.precision), _ci(t.recall), _ci(t.accuracy), "", "")
+    for r in report.per_rater:
+        s = r.scores
+        scores.add_row(r.rater, f"{s.n} ({r.adjudicated_references} adj)", _ci(s.f1), _ci(s.precision), _ci(s.recall),
+                       _ci(s.accuracy), _num(r.teacher_kappa), _ci(r.vs_resolved.f1))
+    console.print(scores)
+    d = report.teacher_minus_mean_rater
+    if d.value is None:
+        console.print("teacher - mean rater F1: no rater has a reference (adjudication or >= "
+                      f"{report.min_other_votes} other votes) on any video")
+    else:
+        console.print(f"teacher - mean rater F1 (paired bootstrap, same videos and references): {d.value:+.3f} "
+                      f"[{d.lower:+.3f}, {d.upper:+.3f}], p={d.p_value:.3f}; teacher {d.teacher_f1_mean:.3f} vs "
+                      f"raters {d.rater_f1_mean:.3f} over {d.raters} raters")
+    a = report.agreement
+    agree = Table(title=f"rater agreement on {a.videos} videos with >= 2 votes", show_header=False)
+    agree.add_row("percent agreement (rater pairs)", _num(a.percent_agreement, ".1%"))
+    agree.add_row("unanimous videos", _num(a.unanimous_share, ".1%"))
+    agree.add_row("Fleiss' kappa", f"{_num(a.fleiss_kappa)} ({a.fleiss_videos} videos with {a.fleiss_votes_per_video} "
+                                   "votes each)")
+    agree.add_row("Krippendorff's alpha (nominal)", _num(a.krippendorff_alpha))
+    for p in a.pairs:
+        agree.add_row(f"Cohen's kappa {p.rater_a} / {p.rater_b}",
+                      f"{_num(p.cohen_kappa)} (agree {_num(p.percent_agreement, '.1%')}, n={p.n})")
+    agree.add_row("raters.json", path)
+    console.print(agree)
 
 
 def score(
