@@ -67,7 +67,8 @@ def workdir_tasks(workdir: Path, seeds: int) -> list[dict]:
     catalog = load_catalog(embeddings=workdir / "embeddings")
     truth_table = tables.read_table(workdir / "truth.parquet", schemas.TRUTH).to_pylist()
     text = text_block(catalog.embeddings, catalog.embedder_id)
-    queries = {"red_dominant": "red", "moving_object": "moving ball", "frequent_cuts": "fast cuts", "onscreen_text": "captions"}
+    queries = {"red_dominant": "red", "moving_object": "moving ball", "frequent_cuts": "fast cuts",
+               "onscreen_text": "captions"}
     tasks = []
     for attribute, query in queries.items():
         spec = parse_spec((example_specs_dir() / f"{attribute}.yaml").read_text(), source=attribute)
@@ -117,7 +118,8 @@ def run(tasks: list[dict], budgets: tuple[int, ...]) -> dict[str, list[dict]]:
 
 def summarise(results: dict[str, list[dict]], budgets: tuple[int, ...]) -> dict:
     ap = {s: {str(n): interval([r["ap"][n] for r in runs]) for n in budgets} for s, runs in results.items()}
-    diversity = {s: {str(n): interval([r["diversity"][n] for r in runs]) for n in budgets} for s, runs in results.items()}
+    diversity = {s: {str(n): interval([r["diversity"][n] for r in runs]) for n in budgets}
+                 for s, runs in results.items()}
     gain = {s: {str(n): interval([r["ap"][n] - b["ap"][n] for r, b in zip(runs, results[BASELINE])]) for n in budgets}
             for s, runs in results.items() if s != BASELINE}
     arm_share = {}
@@ -130,7 +132,8 @@ def summarise(results: dict[str, list[dict]], budgets: tuple[int, ...]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--workdir", type=Path, default=None, help="Use W/embeddings + W/truth.parquet instead of a generated corpus")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="Use W/embeddings + W/truth.parquet instead of a generated corpus")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--videos", type=int, default=3000, help="Generated corpus size")
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="Label counts n to score at")
@@ -149,14 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "studio_active_learning",
         "question": "AP after n labels for the Video Annotator paper's sources (va_loop, random, zero_shot) and "
                     "bandits over them (round_robin, epsilon_greedy 0.25, ucb c=0.01), batch d=25",
-        "corpus": str(args.workdir) if args.workdir else f"generated clustered Gaussians, {args.videos} videos, d=64, "
-                                                        "24 clusters (3 mostly positive); text tower = hashed bag of words of titles",
+        "corpus": str(args.workdir) if args.workdir else (
+            f"generated clustered Gaussians, {args.videos} videos, d=64, 24 clusters (3 mostly positive); "
+            "text tower = hashed bag of words of titles"),
         "tasks": len(tasks), "prevalence": float(np.mean([t["truth"].mean() for t in tasks])),
         "budgets": list(budgets), "batch": 25, "strategies": list(simulate.STRATEGIES),
         "metric": "average precision on a held-out 20% against truth; mean, std, 95% t-interval over tasks",
         "baseline": BASELINE,
         **summarise(results, budgets),
-        "bootstrap_labels_mean": {s: float(np.mean([r["bootstrap_labels"] for r in runs])) for s, runs in results.items()},
+        "bootstrap_labels_mean": {s: float(np.mean([r["bootstrap_labels"] for r in runs]))
+                                  for s, runs in results.items()},
         "runs": results, "seconds": None,
     }
     summary["seconds"] = time.perf_counter() - started

@@ -43,10 +43,12 @@ def train(embeddings: np.ndarray, labelled_rows: np.ndarray, labels: np.ndarray,
     """Fit on ``embeddings[labelled_rows]`` (float32 [n, d]) with ``labels`` (int [m]) and score all n videos."""
     model = classifier(seed).fit(embeddings[labelled_rows], labels)
     probabilities = model.predict_proba(embeddings)[:, 1].astype(np.float32)
-    return FeedModel(probabilities=probabilities, n_positive=int((labels == 1).sum()), n_negative=int((labels == 0).sum()))
+    return FeedModel(probabilities=probabilities, n_positive=int((labels == 1).sum()),
+                     n_negative=int((labels == 0).sum()))
 
 
-def feed_rows(feed: str, probabilities: np.ndarray, exclude: np.ndarray, *, limit: int, rng: np.random.Generator) -> np.ndarray:
+def feed_rows(feed: str, probabilities: np.ndarray, exclude: np.ndarray, *, limit: int,
+              rng: np.random.Generator) -> np.ndarray:
     """Corpus row indices of one feed, best first, skipping rows in ``exclude`` (already labelled).
 
     probabilities: float [n]; exclude: bool [n]. Ties are broken by row order so feeds are stable.

@@ -27,7 +27,8 @@ def classifier(seed: int = 0):
     return LogisticRegression(C=1.0, solver="liblinear", max_iter=1000, class_weight="balanced", random_state=seed)
 
 
-def model_quality(embeddings: np.ndarray, labels: np.ndarray, *, folds: int = QUALITY_FOLDS, seed: int = 0) -> float | None:
+def model_quality(embeddings: np.ndarray, labels: np.ndarray, *, folds: int = QUALITY_FOLDS,
+                  seed: int = 0) -> float | None:
     """25th percentile of balanced accuracy over stratified ``folds``-fold cross-validation.
 
     embeddings: float32 [n, d]; labels: int [n] in {0, 1}. Returns None when a class has fewer than
@@ -89,7 +90,8 @@ def stop_rule(*, quality: float | None, diversity: float, labels: int, threshold
     else:
         missing = []
         if quality is None or quality < threshold:
-            missing.append("model quality " + ("not yet computed" if quality is None else f"{quality:.3f}") + f" < {threshold}")
+            shown = "not yet computed" if quality is None else f"{quality:.3f}"
+            missing.append(f"model quality {shown} < {threshold}")
         if diversity < threshold:
             missing.append(f"data diversity {diversity:.3f} < {threshold}")
         reason = "; ".join(missing) + f"; {labels} of {max_labels} labels"

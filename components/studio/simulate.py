@@ -15,8 +15,6 @@ import numpy as np
 
 from . import bandits, feeds, scores
 
-STRATEGIES = ("ucb", "epsilon_greedy", "round_robin", "top_positive", "top_negative", "borderline", "random_feed", "random_only")
-
 
 @dataclass(frozen=True)
 class SyntheticCorpus:

@@ -264,7 +264,8 @@ def test_set_policy_moves_a_stored_four_feed_bandit_onto_the_papers_arms(studio)
     from silverset.components.studio.models import AttributeRow
 
     _create(studio)
-    legacy = bandits.BanditState(policy="ucb", arms=list(feeds.FEEDS), score={"random": 0.2}, pulls={"random": 1}, steps=1)
+    legacy = bandits.BanditState(policy="ucb", arms=list(feeds.FEEDS), score={"random": 0.2}, pulls={"random": 1},
+                                 steps=1)
     with Session(studio.engine) as session:
         session.execute(update(AttributeRow).values(bandit_state=legacy.model_dump_json()))
         session.commit()
