@@ -131,6 +131,14 @@ class ScoreRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed or logged: its password as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a SQLAlchemy URL)"
+
+
 def make_engine(url: str) -> Engine:
     """Engine for a SQLite file (default) or any SQLAlchemy URL (e.g. postgresql+psycopg://...); creates tables.
 
@@ -142,7 +150,7 @@ def make_engine(url: str) -> Engine:
     except ArgumentError:
         raise SilversetInputError("studio database URL", "not a SQLAlchemy URL (sqlite:///path/studio.db or "
                                   "postgresql+psycopg://user:password@host:port/database)") from None
-    shown = f"studio database '{parsed.render_as_string(hide_password=True)}'"
+    shown = f"studio database '{shown_url(url)}'"
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

@@ -103,7 +103,9 @@ def serve(
     if text_search:
         with console.status("Embedding video titles and descriptions for text search (MiniLM)..."):
             studio.catalog.text_index()
-    console.print(f"studio: {len(studio.catalog)} videos, db {db or default_db_url(workdir)}")
+    from silverset.components.studio.models import shown_url
+
+    console.print(f"studio: {len(studio.catalog)} videos, db {shown_url(db or default_db_url(workdir))}")  # no password
     # with OIDC the sign-in cookies belong to the redirect base's host: open the studio there, not by its address
     console.print(f"open {oidc.config.redirect_base_url}/" if oidc is not None else f"open http://{host}:{port}/")
     secure = oidc is not None and oidc.config.redirect_base_url.startswith("https://")
