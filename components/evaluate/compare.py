@@ -176,7 +176,8 @@ def _golden_manifest(out: Path, video_ids: list[str], manifest: str | None) -> t
         for row in table.select(["video_id", "uri", "title", "description"]).to_pylist():
             if row["video_id"] in wanted:
                 rows[row["video_id"]] = row
-    out_rows = [rows.get(v, {"video_id": v, "uri": f"golden:{v}", "title": None, "description": None}) for v in video_ids]
+    placeholder = {"uri": None, "title": None, "description": None}
+    out_rows = [rows.get(v, {**placeholder, "video_id": v, "uri": f"golden:{v}"}) for v in video_ids]
     path = out / GOLDEN_MANIFEST
     tables.write_table(pa.Table.from_pylist(out_rows, schema=schemas.MANIFEST), path, schemas.MANIFEST)
     return str(path), {r["video_id"]: r["title"] for r in out_rows}
@@ -195,8 +196,9 @@ def _label_golden(*, spec_path: str, spec: AttributeSpec, manifest: str, frames:
     if missing:
         errors = {e["key"]: f"{e['error_type']}: {e['message']}" for e in tables.read_errors(folder).to_pylist()}
         examples = "; ".join(f"{v} ({errors.get(v, 'not labelled')})" for v in missing[:3])
-        raise SilversetInputError(f"teacher on {spec_path}", f"{len(missing)} of {len(video_ids)} golden items got no "
-                                                             f"label (e.g. {examples}); a rerun retries transient errors")
+        raise SilversetInputError(f"teacher on {spec_path}",
+                                  f"{len(missing)} of {len(video_ids)} golden items got no label (e.g. {examples}); "
+                                  "a rerun retries transient errors")
     return rows, summary.stats.to_dict(), folder
 
 
@@ -272,8 +274,8 @@ def run(*, a: str, b: str, golden: str, out: str, manifest: str | None = None, f
                                    right="B" if decided["b"][i] == labels[i] else "A"))
     flipped.sort(key=lambda f: (-abs(f.probability_b - f.probability_a), f.video_id))
 
-    report = CompareReport(attribute=spec_a.name, golden=golden, golden_version=golden_set.carried_from or spec_a.version,
-                           n=len(ids), positives=int(labels.sum()), bootstrap_samples=samples, seed=seed,
+    report = CompareReport(attribute=spec_a.name, golden=golden,
+                           golden_version=golden_set.carried_from or spec_a.version, n=len(ids), positives=int(labels.sum()), bootstrap_samples=samples, seed=seed,
                            a=results["a"], b=results["b"], f1_difference=difference, flipped=flipped)
     write_compare(out_dir, report)
     thumbnails = {}
@@ -311,8 +313,8 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}"
         "td.text{text-align:left;max-width:26em}img{margin:1px;vertical-align:middle}</style></head><body>",
         f"<h1>{html.escape(report.attribute)}: definition A ({html.escape(a.key)}) vs B ({html.escape(b.key)})</h1>",
-        f"<p>Golden set <code>{html.escape(report.golden)}</code> (labels of v{report.golden_version}): {report.n} items, "
-        f"{report.positives} positive. 95% percentile bootstrap CIs, {report.bootstrap_samples} resamples, "
+        f"<p>Golden set <code>{html.escape(report.golden)}</code> (labels of v{report.golden_version}): "
+        f"{report.n} items, {report.positives} positive. 95% percentile bootstrap CIs, {report.bootstrap_samples} resamples, "
         f"seed {report.seed}.</p>",
         "<table id='metrics'><tr><th></th><th>A</th><th>B</th></tr>",
         f"<tr><th>spec</th><td>{html.escape(a.spec)}</td><td>{html.escape(b.spec)}</td></tr>",
@@ -331,7 +333,8 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
         parts.append("<table id='flipped'><tr><th>frames</th><th>video</th><th>title</th><th>resolved</th>"
                      "<th>A</th><th>B</th><th>right</th><th>rationale A</th><th>rationale B</th></tr>")
         for f in report.flipped:
-            images = "".join(f"<img alt='frame' src='{html.escape(u, quote=True)}'>" for u in thumbnails.get(f.video_id, []))
+            images = "".join(f"<img alt='frame' src='{html.escape(u, quote=True)}'>"
+                             for u in thumbnails.get(f.video_id, []))
             parts.append(
                 f"<tr data-video-id='{html.escape(f.video_id, quote=True)}'><td>{images or '&mdash;'}</td>"
                 f"<td><code>{html.escape(f.video_id)}</code></td><td class='text'>{_text(f.title)}</td>"

@@ -14,8 +14,9 @@ def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_
                   classification: Output[ClassificationMetrics], report: Output[HTML], model_dir: str = "",
                   teacher_predictions: str = "", baseline: str = "", teacher_stats: str = "",
                   teacher_latency_s_per_item: float = -1.0, frames: str = "", manifest: str = "") -> str:
-    """Write gate.json + report.html (+ disagreements.json, with thumbnails from ``frames`` and titles from ``manifest``
-    for the teacher gate) to out_dir and the KFP artifacts; returns "passed" or "failed", never raises on a failed gate."""
+    """Write gate.json + report.html (+ disagreements.json, with thumbnails from ``frames`` and titles from
+    ``manifest``, for the teacher gate) to out_dir and the KFP artifacts; returns "passed" or "failed", never raises
+    on a failed gate."""
     import json
     import shutil
 

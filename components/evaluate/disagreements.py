@@ -107,7 +107,8 @@ def find_disagreements(
     items = [
         DisagreementItem(video_id=vid, title=titles.get(vid), teacher_label=int(decided[vid]),
                          teacher_probability=float(probabilities[vid]), resolved_label=int(label),
-                         rationale=rationales.get(vid), votes={r: int(v) for r, v in sorted(votes.get(vid, {}).items())},
+                         rationale=rationales.get(vid),
+                         votes={r: int(v) for r, v in sorted(votes.get(vid, {}).items())},
                          frame_count=int(frame_counts.get(vid, 0)))
         for vid, label in resolved.items() if int(decided[vid]) != int(label)
     ]
@@ -145,7 +146,8 @@ def read_titles(manifest: str, video_ids: Sequence[str]) -> dict[str, str | None
 
     table, _ = read_manifest(manifest, stage="evaluate")
     wanted = set(video_ids)
-    return {v: t for v, t in zip(table.column("video_id").to_pylist(), table.column("title").to_pylist()) if v in wanted}
+    ids, titles = table.column("video_id").to_pylist(), table.column("title").to_pylist()
+    return {v: t for v, t in zip(ids, titles) if v in wanted}
 
 
 def read_thumbnails(frames: str, video_ids: Sequence[str], *, per_item: int = THUMBNAILS_PER_ITEM,
@@ -173,7 +175,8 @@ def read_thumbnails(frames: str, video_ids: Sequence[str], *, per_item: int = TH
                 parts.append(pq.read_table(f, columns=["video_id", "frame_index", "jpeg"],
                                            filters=[("video_id", "in", wanted)]))
         except (OSError, pa.ArrowInvalid, KeyError) as exc:
-            raise SilversetInputError(f"frames '{frames}'", f"file '{file}' unreadable as a frames table: {exc}") from None
+            raise SilversetInputError(f"frames '{frames}'",
+                                      f"file '{file}' unreadable as a frames table: {exc}") from None
     if not parts:
         return counts, thumbs
     table = pa.concat_tables(parts).sort_by([("video_id", "ascending"), ("frame_index", "ascending")])

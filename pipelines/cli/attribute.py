@@ -42,7 +42,8 @@ def compare(
                                       "labels (default: compare-NAME-vA-vB); a rerun into it resumes."),
     manifest: Optional[str] = typer.Option(None, "--manifest", help="Manifest: titles/descriptions of the golden "
                                            "videos (the zero-shot teacher reads nothing else)."),
-    frames: Optional[str] = typer.Option(None, "--frames", help="Frames table (needed by gemini, local, clip-zero-shot)."),
+    frames: Optional[str] = typer.Option(None, "--frames",
+                                         help="Frames table (needed by gemini, local, clip-zero-shot)."),
     teacher: Optional[str] = typer.Option(None, "--teacher-backend", "--teacher",
                                           help="gemini | local | zero-shot | clip-zero-shot (default: the specs')."),
     model: Optional[str] = typer.Option(None, "--model", help="Gemini model (default: the spec's teacher.model)."),
@@ -57,14 +58,15 @@ def compare(
     max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0, help="Stop cleanly at this spend (gemini)."),
     price_table: Optional[str] = typer.Option(None, "--price-table", help="Gemini price table YAML."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint",
-                                             help="local: .onnx or TorchScript .pt; clip-zero-shot: CLIP/SigLIP model."),
+                                             help="local: .onnx or TorchScript .pt; clip-zero-shot: CLIP/SigLIP."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="clip-zero-shot: softmax temperature."),
     runtime: str = typer.Option("auto", "--runtime", help="local: auto|eager|onnxruntime|onnxruntime-int8|..."),
     precision: str = typer.Option("auto", "--precision", help="local: auto|fp32|fp16|int8."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
 ) -> None:
     """Run the teacher over the golden set with definitions A and B (cached answers reused); F1 with CIs side by
-    side, the paired difference B - A, and the items that flipped. Exit 2 for specs of different attributes or classes."""
+    side, the paired difference B - A, and the items that flipped. Exit 2 for specs of different attributes or
+    classes."""
     from pydantic import ValidationError
 
     from silverset.components.common.errors import SilversetInputError

@@ -17,7 +17,8 @@ from silverset.components.common.spec import example_specs_dir
 from tests.fakes.gemini_server import FakeGemini, GeminiServer
 
 KEY = "sk-test-compare-0123456789"
-TITLES = ["How to make pasta carbonara at home", "Easy chocolate cake recipe step by step", "Chef shows how to fry rice",
+TITLES = ["How to make pasta carbonara at home", "Easy chocolate cake recipe step by step",
+          "Chef shows how to fry rice",
           "Baking sourdough bread for beginners", "Cooking a Sunday roast dinner", "Making homemade pizza dough",
           "Highlights of the football match", "Formula one race in Monaco", "Cat plays with a toy mouse",
           "City skyline timelapse at night", "Stock market news today", "Sunset over the ocean"]

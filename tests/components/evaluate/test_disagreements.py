@@ -47,7 +47,8 @@ def _teacher_labels(tmp_path, resolved, probabilities):
     ids = list(resolved)
     p = [probabilities[v] for v in ids]
     table = pa.table({
-        "video_id": ids, "attribute": ["red_dominant"] * len(ids), "attribute_version": pa.array([1] * len(ids), pa.int32()),
+        "video_id": ids, "attribute": ["red_dominant"] * len(ids),
+        "attribute_version": pa.array([1] * len(ids), pa.int32()),
         "label": pa.array([int(x >= 0.5) for x in p], pa.int32()), "probability": pa.array(p, pa.float32()),
         "rationale": [HOSTILE_RATIONALE if v == "v0002" else f"rationale of {v}" for v in ids],
         "teacher_id": ["t"] * len(ids), "prompt_hash": ["h"] * len(ids),
@@ -78,7 +79,7 @@ def _manifest(tmp_path, ids):
 
 
 class _Rows(HTMLParser):
-    """The rows of table#disagreements: data-video-id, text of the title/rationale cells, thumbnail srcs; all scripts."""
+    """Rows of table#disagreements (data-video-id, title/rationale cell text, thumbnail srcs) and every script."""
 
     def __init__(self):
         super().__init__()
@@ -222,8 +223,8 @@ def test_unreadable_inputs_are_named(tmp_path):
 
 def test_cli_exit_2_for_missing_frames(cli_run, tmp_path):
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
-    code, err = cli_run("evaluate", "--attribute", SPEC, "--golden", golden, "--predictions", labels, "--gate", "teacher",
-                        "--out", str(tmp_path / "g"), "--frames", str(tmp_path / "no-frames"))
+    code, err = cli_run("evaluate", "--attribute", SPEC, "--golden", golden, "--predictions", labels,
+                        "--gate", "teacher", "--out", str(tmp_path / "g"), "--frames", str(tmp_path / "no-frames"))
     assert code == 2 and "no-frames" in err
 
 
