@@ -220,7 +220,8 @@ def check(report, *, scenario: str, prevalence: float, coverage: float) -> dict:
     out["fleiss_kappa"] = {"value": round(a.fleiss_kappa, 4), "analytic": round(exp["fleiss_kappa"], 4),
                            "videos": a.fleiss_videos, "votes_per_video": a.fleiss_votes_per_video,
                            "within_tolerance": bool(abs(a.fleiss_kappa - exp["fleiss_kappa"]) <= KAPPA_TOLERANCE)}
-    out["krippendorff_alpha"] = {"value": round(a.krippendorff_alpha, 4), "analytic": round(exp["krippendorff_alpha"], 4),
+    out["krippendorff_alpha"] = {"value": round(a.krippendorff_alpha, 4),
+                                 "analytic": round(exp["krippendorff_alpha"], 4),
                                  "within_tolerance": bool(abs(a.krippendorff_alpha - exp["krippendorff_alpha"])
                                                           <= KAPPA_TOLERANCE)}
     out["percent_agreement"] = round(a.percent_agreement, 4)
@@ -244,7 +245,8 @@ def main() -> None:
     spec = str(example_specs_dir() / "red_dominant.yaml")
     result: dict = {"benchmark": "rater_agreement", "config": {
         "videos": args.videos, "replicates": args.replicates, "bootstrap_samples": args.samples,
-        "prevalence": args.prevalence, "coverage": args.coverage, "raters": RATERS, "teacher_accuracy": TEACHER_ACCURACY,
+        "prevalence": args.prevalence, "coverage": args.coverage, "raters": RATERS,
+        "teacher_accuracy": TEACHER_ACCURACY,
         "kappa_tolerance": KAPPA_TOLERANCE, "quick": args.quick, "python": platform.python_version()},
         "scenarios": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -290,8 +292,8 @@ def _summary(runs: list[dict]) -> dict:
             if len(runs) > 1 else None} for pair in runs[0]["pairs"]},
         "fleiss_kappa_mean_error": round(float(np.mean([run["fleiss_kappa"]["value"] - run["fleiss_kappa"]["analytic"]
                                                         for run in runs])), 4),
-        "krippendorff_alpha_mean_error": round(float(np.mean([run["krippendorff_alpha"]["value"]
-                                                              - run["krippendorff_alpha"]["analytic"] for run in runs])), 4),
+        "krippendorff_alpha_mean_error": round(float(np.mean(
+            [run["krippendorff_alpha"]["value"] - run["krippendorff_alpha"]["analytic"] for run in runs])), 4),
         "cohen_kappa_max_abs_error": max(p["abs_error"] for run in runs for p in run["pairs"].values()),
         "cohen_kappa_within_tolerance": rate([p["within_tolerance"] for run in runs for p in run["pairs"].values()]),
         "fleiss_kappa_max_abs_error": round(max(abs(run["fleiss_kappa"]["value"] - run["fleiss_kappa"]["analytic"])

@@ -59,7 +59,7 @@ class RaterOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Scores:
-    """precision, recall, F1 and accuracy with percentile bootstrap CIs on ``n`` videos (``positives`` by the reference)."""
+    """precision, recall, F1 and accuracy with bootstrap CIs on ``n`` videos (``positives`` by the reference)."""
 
     n: int
     positives: int
@@ -180,7 +180,7 @@ def references(votes: np.ndarray, resolved: np.ndarray, adjudicated: np.ndarray,
 
 
 def _resample_weights(n: int, *, samples: int, seed: int) -> np.ndarray:
-    """float64 [samples + 1, n]: row 0 all ones (the point estimate), then how often each video is drawn per resample."""
+    """float64 [samples + 1, n]: row 0 all ones (the point estimate), then each resample's draw count per video."""
     idx = metrics.bootstrap_indices(n, samples=samples, seed=seed)
     weights = np.zeros((samples + 1, n))
     weights[0] = 1.0
@@ -226,7 +226,7 @@ def _scores(draws: dict[str, np.ndarray], column: int, *, positives: int, confid
 # ---------------------------------------------------------------- agreement
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray, *, n_classes: int) -> float | None:
-    """Cohen's kappa of two vote vectors (scikit-learn); None when undefined (fewer than 2 items, or chance agreement 1)."""
+    """Cohen's kappa of two vote vectors (scikit-learn); None when undefined (< 2 items, or chance agreement 1)."""
     if len(a) < 2:
         return None
     from sklearn.metrics import cohen_kappa_score
@@ -301,7 +301,7 @@ def agreement(votes: np.ndarray, raters: list[str], *, n_classes: int) -> Agreem
 
 
 def analytic_cohen_kappa(*, accuracy_a: float, accuracy_b: float, prevalence: float) -> float:
-    """Expected Cohen's kappa of two independent raters who each flip the true binary label with probability 1 - accuracy.
+    """Expected Cohen's kappa of two independent raters who each flip the true binary label with prob. 1 - accuracy.
 
     Observed agreement p_o = a_a a_b + (1 - a_a)(1 - a_b); each rater says positive with q = p a + (1 - p)(1 - a);
     chance agreement p_e = q_a q_b + (1 - q_a)(1 - q_b); kappa = (p_o - p_e) / (1 - p_e).
@@ -319,7 +319,7 @@ def evaluate_raters(golden_set: GoldenSet, teacher: dict[str, int], *, n_classes
                     min_other_votes: int = 2, confidence: float = metrics.CONFIDENCE) -> RaterReport:
     """Score every rater and the teacher (decisions by video_id, one per golden video) on one golden set."""
     if n_classes != 2:
-        raise SilversetInputError("golden set", f"rater scores need a binary attribute, this one has {n_classes} classes")
+        raise SilversetInputError("golden set", f"rater scores need a binary attribute, not {n_classes} classes")
     videos, raters, votes = vote_matrix(golden_set)
     missing = [v for v in videos if v not in teacher]
     if missing:
@@ -373,7 +373,8 @@ def evaluate_raters(golden_set: GoldenSet, teacher: dict[str, int], *, n_classes
                                 raters=len(scored_raters), teacher_f1_mean=float(t_f1[0].mean()),
                                 rater_f1_mean=float(r_f1[0].mean()))
     return RaterReport(
-        attribute=golden_set.attribute, attribute_version=golden_set.version, golden_carried_from=golden_set.carried_from,
+        attribute=golden_set.attribute, attribute_version=golden_set.version,
+        golden_carried_from=golden_set.carried_from,
         reference=REFERENCE, videos=len(videos), raters=raters,
         teacher=_scores(overall, 0, positives=int(resolved.sum()), confidence=confidence),
         per_rater=per_rater, teacher_minus_mean_rater=difference,

@@ -30,9 +30,9 @@ def evaluate(
     frames: Optional[str] = typer.Option(None, "--frames", help="Frames table: thumbnails of the teacher's "
                                          "disagreements with the golden set in report.html (teacher gate)."),
     manifest: Optional[str] = typer.Option(None, "--manifest", help="Manifest: titles of those disagreements."),
-    raters: bool = typer.Option(False, "--raters", help="Teacher gate: also score each rater and the teacher against "
-                                "the adjudicated label (raters leave-one-out), teacher minus mean rater F1, Cohen/Fleiss "
-                                "kappa and Krippendorff's alpha; writes raters.json."),
+    raters: bool = typer.Option(False, "--raters", help="Teacher gate: also score each rater and the teacher "
+                                "against the adjudicated label (raters leave-one-out), teacher minus mean rater F1, "
+                                "Cohen/Fleiss kappa and Krippendorff's alpha; writes raters.json."),
 ) -> None:
     """Golden-set metrics with bootstrap CIs and the teacher or student gate; exit 0 pass, 3 fail."""
     from silverset.components.common.errors import GateFailed, SilversetInputError
@@ -40,7 +40,8 @@ def evaluate(
     from silverset.components.evaluate.gate import run
 
     if raters and gate != "teacher":
-        raise SilversetInputError("--raters", f"compares raters with the teacher; use it with --gate teacher, not {gate!r}")
+        raise SilversetInputError("--raters", "compares raters with the teacher; use it with --gate teacher, "
+                                              f"not {gate!r}")
     rater_report = None
     with console.status(f"evaluating the {gate} gate..."), resumable_output_folder(out, command="evaluate"):
         summary = run(attribute=attribute, golden=golden, predictions=predictions, gate=gate, out=out, baseline=baseline,

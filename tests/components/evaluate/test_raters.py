@@ -80,7 +80,8 @@ def test_analytic_kappa_matches_brute_force_enumeration():
                 joint[truth if c1 else 1 - truth, truth if c2 else 1 - truth] += pt * p1 * p2
     p_o = np.trace(joint)
     p_e = joint.sum(axis=1) @ joint.sum(axis=0)
-    assert raters.analytic_cohen_kappa(accuracy_a=a1, accuracy_b=a2, prevalence=p) == pytest.approx((p_o - p_e) / (1 - p_e))
+    kappa = raters.analytic_cohen_kappa(accuracy_a=a1, accuracy_b=a2, prevalence=p)
+    assert kappa == pytest.approx((p_o - p_e) / (1 - p_e))
 
 
 # ---------------------------------------------------------------- references and scores
