@@ -131,6 +131,19 @@ class ScoreRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def _refuse_nul(mapper, _connection, target) -> None:  # noqa: ANN001 - SQLAlchemy mapper event
+    """PostgreSQL text cannot hold U+0000 (SQLite can): refuse it on every backend, as bad input, before the write."""
+    for attribute in mapper.column_attrs:
+        value = getattr(target, attribute.key, None)
+        if isinstance(value, str) and "\x00" in value:
+            raise SilversetInputError(f"{mapper.local_table.name}.{attribute.key}",
+                                      "contains a NUL character (U+0000), which a database text column cannot hold")
+
+
+for _event in ("before_insert", "before_update"):
+    event.listen(Base, _event, _refuse_nul, propagate=True)
+
+
 def shown_url(url: str) -> str:
     """The database URL as it may be printed or logged: its password as ``***``."""
     try:

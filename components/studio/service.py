@@ -150,6 +150,8 @@ class Studio:
             raise NotFound(f"attribute '{key}' is not of the form name@vN")
         if len(version) > 10 or int(version) > MAX_VERSION:
             raise NotFound(f"attribute '{key}': version {version} is beyond the largest version ({MAX_VERSION})")
+        if "\x00" in name:  # no name holds one, and PostgreSQL refuses it even in a WHERE clause
+            raise NotFound(f"unknown attribute '{key}'")
         row = session.scalar(select(AttributeRow).where(AttributeRow.name == name, AttributeRow.version == int(version)))
         if row is None:
             raise NotFound(f"unknown attribute '{key}'")

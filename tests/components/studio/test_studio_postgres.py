@@ -206,6 +206,24 @@ def test_studio_replicas_starting_together_on_a_fresh_database_all_start(db_url)
             engine.dispose()
 
 
+def test_a_nul_character_is_a_404_or_a_422_on_both_backends_never_a_500(studio, users, tokens):
+    """PostgreSQL text cannot hold U+0000 (SQLite can): a key asking for one finds nothing, a title carrying one
+    (a YAML "\\0" escape) is refused before anything is written."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(studio, users=users), base_url="http://localhost", headers=bearer(tokens, "root"),
+                    raise_server_exceptions=False) as client:
+        assert client.post("/api/attributes", json={"example": "red_dominant"}).status_code == 201
+        assert client.get("/api/attributes/red%00dominant@v1").status_code == 404
+        spec = re.sub(r"(?m)^title: .*$", lambda _: 'title: "Red' + chr(92) + '0 dominant"', _spec_text())
+        spec = spec.replace("version: 1", "version: 2", 1)
+        refused = client.post("/api/attributes", json={"spec_yaml": spec})
+        assert refused.status_code == 422 and "attributes.title" in refused.json()["detail"], refused.text
+        assert [a["key"] for a in client.get("/api/attributes").json()] == [KEY]
+
+
 def _spec_text() -> str:
     from silverset.components.common.spec import example_specs_dir
 
