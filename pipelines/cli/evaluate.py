@@ -112,7 +112,7 @@ def print_rater_report(report, *, path: str) -> None:
     agree.add_row("percent agreement (rater pairs)", _num(a.percent_agreement, ".1%"))
     agree.add_row("unanimous videos", _num(a.unanimous_share, ".1%"))
     agree.add_row("Fleiss' kappa", f"{_num(a.fleiss_kappa)} ({a.fleiss_videos} videos with {a.fleiss_votes_per_video} "
-                                   "votes each)")
+                                   "votes each, the modal count)" if a.fleiss_votes_per_video else "-")
     agree.add_row("Krippendorff's alpha (nominal)", _num(a.krippendorff_alpha))
     for p in a.pairs:
         agree.add_row(f"Cohen's kappa {p.rater_a} / {p.rater_b}",
