@@ -89,7 +89,8 @@ class Studio:
         self.engine = engine if engine is not None else make_engine(db_url or "sqlite://")
         self.golden_dir = Path(golden_dir) if golden_dir else None
         self.workdir = Path(workdir) if workdir else None
-        self.models_dir = Path(models_dir) if models_dir else (self.golden_dir.parent / "models" if self.golden_dir else None)
+        default_models = self.golden_dir.parent / "models" if self.golden_dir else None
+        self.models_dir = Path(models_dir) if models_dir else default_models
         self._models: dict[int, _Model] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -124,7 +125,7 @@ class Studio:
         the classes keeps the golden set usable. Other classes start empty."""
         others = session.scalars(select(AttributeRow).where(AttributeRow.name == spec.name, AttributeRow.id != row.id)
                                  .order_by(AttributeRow.version.desc())).all()
-        source = next((o for o in others if tuple(parse_spec(o.spec_yaml, source=o.key).classes) == tuple(spec.classes)), None)
+        source = next((o for o in others if parse_spec(o.spec_yaml, source=o.key).classes == spec.classes), None)
         if source is None:
             return {"carried_from": None, "carried_labels": 0}
         now = datetime.now(timezone.utc)
@@ -449,20 +450,23 @@ class Studio:
 
         spec = self.spec(key)
         resolved, disputed = self.golden_labels(key)
-        votes = {r["video_id"]: {name: LABEL_INDEX[v] for name, v in r["votes"].items() if v in LABEL_INDEX} for r in resolved}
+        votes = {r["video_id"]: {name: LABEL_INDEX[v] for name, v in r["votes"].items() if v in LABEL_INDEX}
+                 for r in resolved}
         voteless = [r for r in resolved if not votes[r["video_id"]]]
         kept = [r for r in resolved if votes[r["video_id"]]]
         table = golden_rows(
             attribute=spec.name, version=spec.version, classes=spec.classes,
             votes={r["video_id"]: votes[r["video_id"]] for r in kept},
             resolved={r["video_id"]: LABEL_INDEX[r["label"]] for r in kept},
-            how={r["video_id"]: "single" if r["how"] == "unanimous" and len(votes[r["video_id"]]) == 1 else r["how"] for r in kept},
+            how={r["video_id"]: "single" if r["how"] == "unanimous" and len(votes[r["video_id"]]) == 1 else r["how"]
+                 for r in kept},
             labeled_at={r["video_id"]: r["labeled_at"] for r in kept})
         errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
                            message=f"labelers disagree with no majority ({d['votes']}); adjudicate to include it")
                   for d in disputed]
         errors += [ErrorRow(key=r["video_id"], stage=STAGE, error_type="no_rater_vote",
-                            message=f"adjudicated {r['label']} by {r['labeler']} but no rater voted on it; label it to include it")
+                            message=f"adjudicated {r['label']} by {r['labeler']} but no rater voted on it; "
+                                    "label it to include it")
                    for r in voteless]
         return table, errors
 
@@ -476,7 +480,8 @@ class Studio:
 
     def export_golden(self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None,
                       via: str = "api") -> dict:
-        """Write ``golden.parquet`` (GOLDEN v2) and ``errors.parquet`` to ``out_dir`` (default <golden_dir>/<name>/v<version>).
+        """Write ``golden.parquet`` (GOLDEN v2) and ``errors.parquet`` to ``out_dir``
+        (default <golden_dir>/<name>/v<version>).
 
         Labelled videos (not skip-only) == videos in golden.parquet + error rows. With ``actor``, the export is audited.
         ``rows`` counts videos (the file has one row per video and rater: ``rater_rows``).
@@ -512,7 +517,8 @@ class Studio:
             raise Invalid(f"this studio has no {what} folder to export into")
         parts = Path(relative).parts
         if not relative.strip() or Path(relative).is_absolute() or "\\" in relative or ".." in parts or "\x00" in relative:
-            raise Invalid(f"out_dir '{relative[:200]}' must be a relative folder inside the studio's {what} folder, without '..'")
+            raise Invalid(f"out_dir '{relative[:200]}' must be a relative folder inside the studio's {what} folder, "
+                          "without '..'")
         root = root.resolve()
         target = (root / relative).resolve()
         if not target.is_relative_to(root):
@@ -556,15 +562,17 @@ class Studio:
         carried: set[int] = set()
         for row in rows:
             if row["attribute"] != spec.name:
-                skipped.append({"video_id": row["video_id"], "reason": f"row is for {row['attribute']}@v{row['attribute_version']}, not {spec.name}"})
+                where = f"{row['attribute']}@v{row['attribute_version']}"
+                skipped.append({"video_id": row["video_id"], "reason": f"row is for {where}, not {spec.name}"})
                 continue
             row_classes = row.get("classes")
             check = (row["attribute_version"], row_classes)
             if check not in classes_ok:
                 theirs = self._classes_of(spec.name, row["attribute_version"], row_classes)
                 if theirs is None:
-                    classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} and names no classes (a v1 file) "
-                                         f"of a version this studio does not know; cannot tell it means the same as {spec.key}")
+                    classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} and names no classes "
+                                         "(a v1 file) of a version this studio does not know; cannot tell it means "
+                                         f"the same as {spec.key}")
                 elif theirs != tuple(spec.classes):
                     classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} with classes "
                                          f"({','.join(theirs)}), {spec.key} has ({','.join(spec.classes)})")
@@ -579,9 +587,11 @@ class Studio:
             v2 = row.get("rater_label") is not None
             vote = row["rater_label"] if v2 else row["label"]
             if vote not in (0, 1) or row["label"] not in (0, 1):
-                skipped.append({"video_id": row["video_id"], "reason": f"label {vote if vote not in (0, 1) else row['label']} is not 0 or 1"})
+                bad_label = vote if vote not in (0, 1) else row["label"]
+                skipped.append({"video_id": row["video_id"], "reason": f"label {bad_label} is not 0 or 1"})
                 continue
-            labelers = [row["labeler"] or actor] if v2 else [name.strip() for name in (row["labeler"] or actor).split(",")]
+            listed = row["labeler"] or actor
+            labelers = [listed] if v2 else [name.strip() for name in listed.split(",")]
             bad = [name for name in labelers if not LABELER_PATTERN.match(name)]
             if bad:
                 skipped.append({"video_id": row["video_id"], "reason": f"labeler {bad[0][:140]!r} is not a user name"})
@@ -608,7 +618,8 @@ class Studio:
     def _adjudications(self, key: str) -> dict[str, str]:
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
-            return {r.video_id: r.value for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))}
+            rows = session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))
+            return {r.video_id: r.value for r in rows}
 
     # ---- review, teacher disagreements, classifier export -----------------------------------------
     def review(self, key: str) -> list[dict]:
@@ -617,31 +628,36 @@ class Studio:
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
             by_video: dict[str, list[LabelRow]] = {}
-            for r in session.scalars(select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id)):
+            mine = select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id)
+            for r in session.scalars(mine):
                 by_video.setdefault(r.video_id, []).append(r)
-            adjudicated = {r.video_id: r for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))}
+            adjudications = session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))
+            adjudicated = {r.video_id: r for r in adjudications}
         out = []
         for video_id in sorted(set(by_video) | set(adjudicated)):
             rows, adj = by_video.get(video_id, []), adjudicated.get(video_id)
             value, how = resolve([r.value for r in rows], adj.value if adj else None)
             times = [_aware(r.updated_at) for r in rows] + ([_aware(adj.at)] if adj else [])
             row = self.catalog.row_of.get(video_id)
-            card = self.catalog.card(row) if row is not None else {"video_id": video_id, "title": video_id, "description": "",
-                                                                      "uri": "", "frames": []}
-            out.append({**card, "labels": [self._label_dict(r) for r in rows],
-                        "adjudication": {"label": adj.value, "adjudicator": adj.adjudicator, "at": _aware(adj.at).isoformat()} if adj else None,
+            card = self.catalog.card(row) if row is not None else {
+                "video_id": video_id, "title": video_id, "description": "", "uri": "", "frames": []}
+            adjudication = None if adj is None else {"label": adj.value, "adjudicator": adj.adjudicator,
+                                                     "at": _aware(adj.at).isoformat()}
+            out.append({**card, "labels": [self._label_dict(r) for r in rows], "adjudication": adjudication,
                         "resolved": value, "how": how, "updated_at": max(times).isoformat()})
         return out
 
     def teacher_disagreements(self, key: str) -> dict:
         """The newest teacher gate's ``disagreements.json`` for this attribute found under the studio's workdir: every
         golden item where the teacher and the resolved label differ, each with the studio's thumbnails, most
-        confident teacher first (confidence = |p - 0.5|, in [0, 0.5]). ``found`` is False when no run has written one."""
+        confident teacher first (confidence = |p - 0.5|, in [0, 0.5]). ``found`` is False when no run has written
+        one."""
         from .catalog import find_teacher_disagreements
 
         spec = self.spec(key)
         if self.workdir is None:
-            return {"found": False, "message": "this studio was started without a workdir to look for pipeline runs in", "items": []}
+            return {"found": False, "items": [],
+                    "message": "this studio was started without a workdir to look for pipeline runs in"}
         found = find_teacher_disagreements(self.workdir, attribute=spec.name, version=spec.version)
         if found is None:
             return {"found": False, "items": [],
@@ -654,8 +670,9 @@ class Studio:
             items.append({**item.model_dump(), "frames": frames, "in_corpus": row is not None,
                           "confidence": item.confidence})
         items.sort(key=lambda i: (-i["confidence"], i["video_id"]))
-        return {"found": True, "path": str(path), "attribute": report.attribute, "attribute_version": report.attribute_version,
-                "same_version": report.attribute_version == spec.version, "items": items}
+        return {"found": True, "path": str(path), "attribute": report.attribute,
+                "attribute_version": report.attribute_version, "same_version": report.attribute_version == spec.version,
+                "items": items}
 
     def export_folder_for_models(self, relative: str) -> Path:
         """The folder an API model export may write: ``relative`` inside the studio's models folder, never outside."""
@@ -671,8 +688,8 @@ class Studio:
         spec = self.spec(key)
         rows, labels, _ = self._training_set(key)
         if not feeds.ready(labels):
-            raise Conflict(f"the classifier trains after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} negatives; "
-                           f"have {int((labels == 1).sum())} and {int((labels == 0).sum())}")
+            raise Conflict(f"the classifier trains after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} "
+                           f"negatives; have {int((labels == 1).sum())} and {int((labels == 0).sum())}")
         if out_dir is None:
             if self.models_dir is None:
                 raise Invalid("no model folder: pass out_dir or start the studio with a workdir")
@@ -680,13 +697,15 @@ class Studio:
         model = self.model(key)
         _, disputed = self.golden_labels(key)
         errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
-                           message=f"labelers disagree with no majority ({d['votes']}); not trained on") for d in disputed]
+                           message=f"labelers disagree with no majority ({d['votes']}); not trained on")
+                  for d in disputed]
         info = {"attribute_key": spec.key, "quality": model.quality, "diversity": model.diversity,
-                "corpus_size": len(self.catalog), "exported_by": actor, "exported_at": datetime.now(timezone.utc).isoformat()}
+                "corpus_size": len(self.catalog), "exported_by": actor,
+                "exported_at": datetime.now(timezone.utc).isoformat()}
         summary = write_candidate(spec=spec, embedder_id=self.catalog.embedder_id,
-                                  video_ids=[self.catalog.video_ids[r] for r in rows], vectors=self.catalog.embeddings[rows],
-                                  labels=labels, out=out_dir, seed=self._seed, studio_info=info, errors=errors,
-                                  measure_latency=measure_latency, overwrite=overwrite)
+                                  video_ids=[self.catalog.video_ids[r] for r in rows],
+                                  vectors=self.catalog.embeddings[rows], labels=labels, out=out_dir, seed=self._seed,
+                                  studio_info=info, errors=errors, measure_latency=measure_latency, overwrite=overwrite)
         if actor is not None:
             self.record_set_action(key, actor=actor, action="export-model", rows=int(len(labels)), via=via)
         return summary

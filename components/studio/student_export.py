@@ -56,7 +56,8 @@ def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[st
     from .scores import classifier
 
     if "," in embedder_id:
-        raise SilversetInputError("studio corpus", f"mixes embedders ({embedder_id[:300]}); a student serves one embedding space")
+        raise SilversetInputError("studio corpus", f"mixes embedders ({embedder_id[:300]}); "
+                                                   "a student serves one embedding space")
     labels = np.asarray(labels, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     fitted = classifier(seed).fit(vectors, labels)
