@@ -98,7 +98,8 @@ def write_golden_and_teacher(catalog, corpus, tmp_path, exclude: list[int],
     p = [float(teacher_p[r]) for r in rows] if teacher_p is not None else [0.9 if truth[v] else 0.1 for v in ids]
     teacher = pa.table({"video_id": ids, "attribute": ["red_dominant"] * len(ids), "attribute_version": [1] * len(ids),
                         "label": [int(q >= 0.5) for q in p], "probability": p,
-                        "rationale": [None] * len(ids), "teacher_id": ["truth"] * len(ids), "prompt_hash": ["x"] * len(ids)})
+                        "rationale": [None] * len(ids), "teacher_id": ["truth"] * len(ids),
+                        "prompt_hash": ["x"] * len(ids)})
     tables.write_table(teacher, tmp_path / "teacher.parquet", schemas.LABELS)
     return str(tmp_path / "golden.parquet"), str(tmp_path / "teacher.parquet"), rows
 
@@ -135,7 +136,8 @@ def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(c
     golden, teacher_path, golden_rows_ = write_golden_and_teacher(catalog, corpus, tmp_path, trained, teacher_p=linear)
     spec = str(example_specs_dir() / "red_dominant.yaml")
     gate = cli("evaluate", "--attribute", spec, "--gate", "student", "--golden", golden, "--model", str(tmp_path / "m"),
-               "--predictions", str(tmp_path / "scores"), "--teacher-predictions", teacher_path, "--teacher-latency-s", "1.0",
+               "--predictions", str(tmp_path / "scores"), "--teacher-predictions", teacher_path,
+               "--teacher-latency-s", "1.0",
                "--out", str(tmp_path / "gate"))
 
     result = json.loads((tmp_path / "gate" / "gate.json").read_text())
@@ -152,3 +154,28 @@ def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(c
     assert result["passed"] == (teacher == "linear")  # the cases above, as measured here
     if flip:
         assert expected_f1 < 0.2
+
+
+def test_api_export_needs_an_adjudicator_stays_inside_the_models_folder_and_is_reproducible(studio_db, catalog, corpus,
+                                                                                          users, tokens, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from silverset.components.distill.train import read_metadata
+    from silverset.components.studio.app import create_app
+
+    from .conftest import bearer
+
+    studio, _ = studio_db
+    label(studio, catalog, corpus)
+    path = f"/api/attributes/{KEY}/export-model"
+    with TestClient(create_app(studio, users=users), base_url="http://localhost") as client:
+        assert client.post(path, headers=bearer(tokens, "bob")).status_code == 403
+        for escape in ("../outside", "/tmp/absolute", "a/../../b"):
+            refused = client.post(path, json={"out_dir": escape}, headers=bearer(tokens, "dana"))
+            assert refused.status_code == 422 and "models folder" in refused.json()["detail"]
+        first = client.post(path, headers=bearer(tokens, "dana")).json()
+        assert first["model_dir"] == str(tmp_path / "models" / "red_dominant" / "v1")
+        assert read_metadata(first["model_dir"])["model_digest"] == first["model_digest"]
+        again = client.post(path, headers=bearer(tokens, "dana")).json()  # replaces its own folder
+        assert again["model_digest"] == first["model_digest"]  # same labels, same weights, same digest
+    assert not (tmp_path / "outside").exists()

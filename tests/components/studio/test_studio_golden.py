@@ -49,7 +49,8 @@ def test_export_keeps_each_raters_vote_and_the_resolved_label(labelled, tmp_path
     # inputs == outputs + errors: the tie awaits adjudication; the adjudicated skip has no rater's vote to write
     errors = tables.read_errors(tmp_path / "g").to_pylist()
     assert {(r["key"], r["error_type"]) for r in errors} == {(d, "unresolved_disagreement"), (f, "no_rater_vote")}
-    assert (summary["rows"], summary["rater_rows"], summary["positives"], summary["negatives"], summary["errors"]) == (3, 6, 1, 2, 2)
+    counts = ("rows", "rater_rows", "positives", "negatives", "errors")
+    assert tuple(summary[k] for k in counts) == (3, 6, 1, 2, 2)
     golden = read_golden_set(str(tmp_path / "g" / "golden.parquet"), spec=studio.spec(V1))
     assert golden.votes == {a: {"alice": 1, "bob": 1, "carol": 0}, b: {"alice": 1, "bob": 0}, c: {"carol": 0}}
     assert golden.resolved == {a: 1, b: 0, c: 0} and golden.carried_from is None
@@ -80,8 +81,10 @@ def test_a_v1_file_still_imports_each_listed_labeler_voting_the_rows_label(studi
     a, c = catalog.video_ids[0], catalog.video_ids[2]
     at = datetime(2026, 1, 2, tzinfo=timezone.utc)
     old = pa.Table.from_pylist([
-        {"video_id": a, "attribute": "red_dominant", "attribute_version": 1, "label": 1, "labeler": "alice,bob", "labeled_at": at},
-        {"video_id": c, "attribute": "red_dominant", "attribute_version": 1, "label": 0, "labeler": "carol", "labeled_at": at},
+        {"video_id": a, "attribute": "red_dominant", "attribute_version": 1, "label": 1, "labeler": "alice,bob",
+         "labeled_at": at},
+        {"video_id": c, "attribute": "red_dominant", "attribute_version": 1, "label": 0, "labeler": "carol",
+         "labeled_at": at},
     ], schema=GOLDEN_V1)
     tables.write_table(old, tmp_path / "old.parquet")
     result = studio.import_golden(V1, path=tmp_path / "old.parquet", actor="root")
@@ -97,7 +100,8 @@ def test_a_spec_edit_that_keeps_the_classes_keeps_the_labels_and_other_classes_s
     assert (created["key"], created["carried_from"], created["carried_labels"]) == (V2, 1, len(before))
     assert {(r["video_id"], r["labeler"], r["label"]) for r in studio.labels(V2)} == before
     assert {r["source"] for r in studio.labels(V2)} == {"carried:v1"}
-    assert {r["video_id"]: r["label"] for r in studio.golden_labels(V2)[0]} == {r["video_id"]: r["label"] for r in studio.golden_labels(V1)[0]}
+    resolved = {key: {r["video_id"]: r["label"] for r in studio.golden_labels(key)[0]} for key in (V1, V2)}
+    assert resolved[V2] == resolved[V1]
     # the versions are separate from here on: an edit in v2 does not touch v1
     studio.set_label(V2, video_id=c, value="positive", labeler="carol", expected_revision=1)
     assert {(r["video_id"], r["labeler"], r["label"]) for r in studio.labels(V1)} == before
@@ -107,7 +111,8 @@ def test_a_spec_edit_that_keeps_the_classes_keeps_the_labels_and_other_classes_s
     assert studio.labels(V3) == []
 
 
-def test_golden_rows_of_another_version_apply_when_the_classes_match_and_are_refused_otherwise(labelled, catalog, tmp_path):
+def test_golden_rows_of_another_version_apply_when_the_classes_match_and_are_refused_otherwise(labelled, catalog,
+                                                                                              tmp_path):
     studio, (a, b, c, *_rest) = labelled
     studio.export_golden(V1, out_dir=tmp_path / "g")
     path = tmp_path / "g" / "golden.parquet"

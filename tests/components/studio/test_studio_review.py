@@ -27,7 +27,8 @@ def studio_wd(catalog, tmp_path):
 
 
 def item(video_id: str, p: float, resolved: int, **extra) -> DisagreementItem:
-    return DisagreementItem(video_id=video_id, title=extra.get("title", f"title of {video_id}"), teacher_label=int(p >= 0.5),
+    return DisagreementItem(video_id=video_id, title=extra.get("title", f"title of {video_id}"),
+                            teacher_label=int(p >= 0.5),
                             teacher_probability=p, resolved_label=resolved, rationale=extra.get("rationale"),
                             votes=extra.get("votes", {"alice": resolved}), frame_count=6)
 
@@ -52,10 +53,12 @@ def test_review_lists_every_label_per_video_with_its_resolution(studio_wd, catal
         review = client.get(f"/api/attributes/{KEY}/review", headers=bearer(tokens, "carol")).json()
     by_video = {r["video_id"]: r for r in review}
     assert list(by_video) == sorted([a, b, c])
-    assert [(lab["labeler"], lab["label"], lab["revision"]) for lab in by_video[a]["labels"]] == [("alice", "positive", 1), ("bob", "negative", 1)]
+    assert [(lab["labeler"], lab["label"], lab["revision"]) for lab in by_video[a]["labels"]] == [
+        ("alice", "positive", 1), ("bob", "negative", 1)]
     assert (by_video[a]["resolved"], by_video[a]["how"]) == (None, "tie")
     assert (by_video[b]["resolved"], by_video[b]["how"]) == (None, "skipped")
-    assert (by_video[c]["resolved"], by_video[c]["how"], by_video[c]["adjudication"]["adjudicator"]) == ("negative", "adjudicated", "dana")
+    assert (by_video[c]["resolved"], by_video[c]["how"], by_video[c]["adjudication"]["adjudicator"]) == (
+        "negative", "adjudicated", "dana")
     assert by_video[a]["title"] == catalog.titles[0] and by_video[a]["frames"] == catalog.card(0)["frames"]
 
 
@@ -71,16 +74,19 @@ def test_teacher_disagreements_come_from_the_newest_run_of_this_attribute_most_c
     (wd / "pipeline" / "runs" / "broken" / "teacher_gate").mkdir(parents=True)
     (wd / "pipeline" / "runs" / "broken" / "teacher_gate" / "disagreements.json").write_text("{not json")
     os.utime(wd / "pipeline" / "runs" / "broken" / "teacher_gate" / "disagreements.json", (5_000, 5_000))
-    write(wd / "frames" / "teacher_gate", "red_dominant", 1, [item(v[5], 0.99, 0)], mtime=6_000)  # a stage output: not searched
+    # inside a stage output folder: never searched
+    write(wd / "frames" / "teacher_gate", "red_dominant", 1, [item(v[5], 0.99, 0)], mtime=6_000)
 
     found = studio.teacher_disagreements(KEY)
-    assert (found["found"], found["path"], found["attribute_version"], found["same_version"]) == (True, str(newest), 1, True)
+    assert (found["found"], found["path"], found["attribute_version"], found["same_version"]) == (
+        True, str(newest), 1, True)
     assert [(i["video_id"], round(i["confidence"], 6)) for i in found["items"]] == [
         (v[2], 0.48), ("not-in-corpus", 0.2), (v[1], 0.1)]  # |p - 0.5|, most confident first
     assert found["items"][0]["frames"] == catalog.card(2)["frames"] and found["items"][1]["frames"] == []
     assert found["items"][1]["in_corpus"] is False
 
     # no file of this version: the newest of another version is shown, marked as such
-    studio.create_attribute(spec_yaml=(example_specs_dir() / "red_dominant.yaml").read_text().replace("version: 1\n", "version: 3\n"))
+    text = (example_specs_dir() / "red_dominant.yaml").read_text()
+    studio.create_attribute(spec_yaml=text.replace("version: 1\n", "version: 3\n"))
     other = studio.teacher_disagreements("red_dominant@v3")
     assert (other["attribute_version"], other["same_version"]) == (2, False)

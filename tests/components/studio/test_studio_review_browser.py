@@ -37,16 +37,18 @@ def seeded(catalog, corpus, tmp_path, monkeypatch):
     studio.set_label(KEY, video_id=ids[1], value=flip[truth[ids[1]]], labeler="bob")
     studio.set_label(KEY, video_id=ids[2], value=truth[ids[2]], labeler="bob")
     items = [DisagreementItem(video_id=ids[i], title=title, teacher_label=int(p >= 0.5), teacher_probability=p,
-                              resolved_label=int(p < 0.5), rationale=rationale, votes={"alice": int(p < 0.5)}, frame_count=6)
-             for i, p, title, rationale in [(3, 0.62, "mild", "slightly red"), (4, 0.97, f"sure {XSS}", f"because {XSS}"),
-                                            (5, 0.21, "fairly", None)]]
+                              resolved_label=int(p < 0.5), rationale=rationale, votes={"alice": int(p < 0.5)},
+                              frame_count=6)
+             for i, p, title, rationale in [(3, 0.62, "mild", "slightly red"),
+                                            (4, 0.97, f"sure {XSS}", f"because {XSS}"), (5, 0.21, "fairly", None)]]
     gate = tmp_path / "wd" / "pipeline" / "runs" / "0123456789abcdef" / "teacher_gate"
     gate.mkdir(parents=True)
     write_disagreements(gate, Disagreements(attribute="red_dominant", attribute_version=1, items=items))
     return studio, ids, truth
 
 
-def test_review_tab_filters_and_edits_labels_with_the_revision_rule_and_teacher_list_sorts(seeded, users, tokens, tmp_path):
+def test_review_tab_filters_and_edits_labels_with_the_revision_rule_and_teacher_list_sorts(seeded, users, tokens,
+                                                                                           tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     studio, ids, truth = seeded
