@@ -4,8 +4,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
-# The CPU build of torch ships as a local wheel on these machines; uv needs to be told where.
-UV_FLAGS := --python $(BIN)/python --find-links /opt/wheels --index-strategy unsafe-best-match
+# The CPU build of torch (torch==X+cpu in requirements.lock) ships as a local wheel in /opt/wheels on the project's
+# machines; elsewhere it comes from PyTorch's CPU wheel index.
+TORCH_WHEELS ?= /opt/wheels
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+ifneq ($(wildcard $(TORCH_WHEELS)/torch-*.whl),)
+TORCH_SOURCE := --find-links $(TORCH_WHEELS)
+else
+TORCH_SOURCE := --extra-index-url $(TORCH_INDEX)
+endif
+UV_FLAGS := --python $(BIN)/python $(TORCH_SOURCE) --index-strategy unsafe-best-match
 STAMP := $(VENV)/.installed
 WORKDIR ?= demo-workdir
 VIDEOS ?= 200
@@ -18,6 +26,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.py requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(BIN)/pip install -q uv==0.13.9
+	@echo "make venv: torch's CPU build from $(if $(findstring find-links,$(TORCH_SOURCE)),the local wheels in $(TORCH_WHEELS),$(TORCH_INDEX) (no torch wheel in $(TORCH_WHEELS)))"
 	$(UV) pip install $(UV_FLAGS) -r requirements.lock
 	$(UV) pip install $(UV_FLAGS) --no-deps -e .
 	touch $(STAMP)
