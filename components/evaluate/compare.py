@@ -311,7 +311,8 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
         f"<title>{html.escape(report.attribute)}: {html.escape(a.key)} vs {html.escape(b.key)}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}"
-        "td.text{text-align:left;max-width:26em}img{margin:1px;vertical-align:middle}</style></head><body>",
+        "td.text{text-align:left;max-width:26em}td.thumbs{white-space:nowrap}img{margin:1px;vertical-align:middle}"
+        "</style></head><body>",
         f"<h1>{html.escape(report.attribute)}: definition A ({html.escape(a.key)}) vs B ({html.escape(b.key)})</h1>",
         f"<p>Golden set <code>{html.escape(report.golden)}</code> (labels of v{report.golden_version}): "
         f"{report.n} items, {report.positives} positive. 95% percentile bootstrap CIs, {report.bootstrap_samples} resamples, "
@@ -336,7 +337,7 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
             images = "".join(f"<img alt='frame' src='{html.escape(u, quote=True)}'>"
                              for u in thumbnails.get(f.video_id, []))
             parts.append(
-                f"<tr data-video-id='{html.escape(f.video_id, quote=True)}'><td>{images or '&mdash;'}</td>"
+                f"<tr data-video-id='{html.escape(f.video_id, quote=True)}'><td class='thumbs'>{images or '&mdash;'}</td>"
                 f"<td><code>{html.escape(f.video_id)}</code></td><td class='text'>{_text(f.title)}</td>"
                 f"<td>{f.resolved_label}</td><td>{f.label_a} (p={f.probability_a:.3f})</td>"
                 f"<td>{f.label_b} (p={f.probability_b:.3f})</td><td>{f.right}</td>"

@@ -80,7 +80,8 @@ def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, 
         f"<title>{html.escape(spec.key)} {result['gate']} gate</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f4f4f4}img{margin:6px}"
-        "td.title,td.rationale{text-align:left;max-width:28em}img.thumb{margin:1px;vertical-align:middle}"
+        "td.title,td.rationale{text-align:left;max-width:28em}td.thumbs{white-space:nowrap}"
+        "img.thumb{margin:1px;vertical-align:middle}"
         ".none{color:#888}</style></head><body>",
         f"<h1>{html.escape(spec.title)} ({html.escape(spec.key)}): {result['gate']} gate "
         f"<span style='color:{colour}'>{verdict}</span></h1>",

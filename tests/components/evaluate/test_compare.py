@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from PIL import Image
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from silverset.components.common import schemas, tables
@@ -56,6 +58,18 @@ def write_golden_and_manifest(tmp_path, *, version=1, hostile=False):
     return str(tmp_path / "golden.parquet"), str(tmp_path / "manifest.parquet"), ids, titles, resolved
 
 
+def write_frames(folder, ids):
+    rows = []
+    for i, vid in enumerate(ids):
+        for t in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((40, 48, 3), (10 * i, 90, 120 * t), np.uint8)).save(buffer, format="JPEG")
+            rows.append({"video_id": vid, "frame_index": t, "timestamp_s": 0.5 * t, "width": 48, "height": 40,
+                         "jpeg": buffer.getvalue()})
+    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.FRAMES), folder / "part-0.parquet", schemas.FRAMES)
+    return str(folder)
+
+
 def oracle_decisions(spec_path, titles):
     """The zero-shot teacher's decisions computed directly from its scoring function (no stage, no files)."""
     from silverset.components.teacher.zero_shot import ZeroShotHandler
@@ -76,7 +90,8 @@ def test_a_better_definition_scores_higher_and_flips_are_listed(tmp_path, specs)
     good, poor = specs
     golden, manifest, ids, titles, resolved = write_golden_and_manifest(tmp_path, hostile=True)
     truth = np.array([resolved[v] for v in ids])
-    report = run(a=poor, b=good, golden=golden, out=str(tmp_path / "cmp"), manifest=manifest)
+    frames = write_frames(tmp_path / "frames", ids)
+    report = run(a=poor, b=good, golden=golden, out=str(tmp_path / "cmp"), manifest=manifest, frames=frames)
 
     decided = {"a": oracle_decisions(poor, titles), "b": oracle_decisions(good, titles)}
     for side in ("a", "b"):
@@ -107,6 +122,7 @@ def test_a_better_definition_scores_higher_and_flips_are_listed(tmp_path, specs)
     assert read_compare(tmp_path / "cmp") == report
     page = (tmp_path / "cmp" / COMPARE_REPORT).read_text()
     assert page.count("<tr data-video-id=") == len(flipped)
+    assert page.count("<img alt='frame' src='data:image/jpeg;base64,") == 2 * len(flipped)  # 2 frames per video
     assert "<script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
 
 
