@@ -7,8 +7,9 @@ the text tower) and the three bandits over those sources (round robin, epsilon-g
 change in the studio's model-quality score, as ``Studio.next_batch`` does). After n = 25, 50, 100, 200 labels a
 logistic regression on the labelled embeddings is scored by average precision on a held-out 20% of the corpus,
 and the data diversity score of the n labels is recorded. Repeated over ``--seeds`` corpora/splits; the JSON holds
-per (strategy, n) the mean, the standard deviation and a 95% t-interval of the mean, and the paired gain over
-``va_loop`` (the paper's baseline for source selection, its Table 3) with its own interval.
+per (strategy, n) the mean, the standard deviation and a 95% t-interval of the mean, the paired gain over
+``va_loop`` (the paper's baseline for source selection, its Table 3) with its own interval, and the AP the same
+classifier reaches with every pool video labelled (what more labels could still buy).
 
 Corpus: without ``--workdir``, a clustered-Gaussian corpus with known truth per seed (the text tower is a hashed
 bag of words over titles; search queries the keyword, zero-shot the attribute's definition). ``--workdir W`` reads
@@ -45,10 +46,12 @@ def _bag_of_words(texts: list[str], dims: int = 2048) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-def generated_tasks(seeds: int, videos: int) -> list[dict]:
+def generated_tasks(seeds: int, videos: int, *, clusters: int = 24, positive_clusters: int = 3,
+                    noise: float = 0.03) -> list[dict]:
     tasks = []
     for seed in range(seeds):
-        corpus = simulate.clustered_corpus(n=videos, dimension=64, clusters=24, positive_clusters=3, seed=seed)
+        corpus = simulate.clustered_corpus(n=videos, dimension=64, clusters=clusters,
+                                           positive_clusters=positive_clusters, prevalence_noise=noise, seed=seed)
         text = _bag_of_words(corpus.titles)
         tasks.append({"name": f"generated-seed{seed}", "embeddings": corpus.embeddings, "truth": corpus.truth,
                       "search": text @ _bag_of_words([corpus.keyword])[0],
@@ -95,15 +98,23 @@ def interval(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "runs": len(x)}
 
 
-def run(tasks: list[dict], budgets: tuple[int, ...]) -> dict[str, list[dict]]:
+def all_pool_ap(task: dict, pool: np.ndarray, test: np.ndarray) -> float:
+    """AP of the same classifier trained on every pool video's truth: what labelling could reach on this split."""
+    model = feeds.train(task["embeddings"], pool, task["truth"][pool], seed=task["seed"])
+    return simulate.average_precision(task["truth"][test], model.probabilities[test])
+
+
+def run(tasks: list[dict], budgets: tuple[int, ...]) -> tuple[dict[str, list[dict]], list[float]]:
     from rich.progress import Progress
 
     results: dict[str, list[dict]] = {s: [] for s in simulate.STRATEGIES}
+    ceilings = []
     with Progress() as progress:
         bar = progress.add_task("simulated labelling", total=len(tasks) * len(simulate.STRATEGIES))
         for task in tasks:
             order = np.random.default_rng(task["seed"]).permutation(len(task["truth"]))
             test, pool = order[: len(order) // 5], order[len(order) // 5:]
+            ceilings.append(all_pool_ap(task, pool, test))
             for strategy in simulate.STRATEGIES:
                 result = simulate.run_strategy(strategy, embeddings=task["embeddings"], truth=task["truth"],
                                                search_similarity=task["search"], zero_shot_similarity=task["zero_shot"],
@@ -113,7 +124,7 @@ def run(tasks: list[dict], budgets: tuple[int, ...]) -> dict[str, list[dict]]:
                                           "arms": result["arms"], "bootstrap_labels": result["bootstrap_labels"],
                                           "positives_labelled": result["positives_labelled"]})
                 progress.advance(bar)
-    return results
+    return results, ceilings
 
 
 def summarise(results: dict[str, list[dict]], budgets: tuple[int, ...]) -> dict:
@@ -137,28 +148,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--videos", type=int, default=3000, help="Generated corpus size")
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="Label counts n to score at")
+    parser.add_argument("--clusters", type=int, default=24, help="Generated corpus: Gaussian clusters")
+    parser.add_argument("--positive-clusters", type=int, default=3,
+                        help="Generated corpus: clusters where the attribute holds for 80%% of videos")
+    parser.add_argument("--noise", type=float, default=0.03,
+                        help="Generated corpus: rate of positives outside the positive clusters")
     parser.add_argument("--quick", action="store_true", help="3 seeds and 1,500 generated videos")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.videos = min(args.seeds, 3), min(args.videos, 1500)
     if args.seeds < 1 or args.videos < 200 or min(args.budgets) < 1:
         parser.error("--seeds must be >= 1, --videos >= 200 and every --budgets value >= 1")
+    if not 1 <= args.positive_clusters < args.clusters or not 0.0 <= args.noise < 0.8:
+        parser.error("--positive-clusters must be in [1, --clusters) and --noise in [0, 0.8)")
     budgets = tuple(sorted(set(args.budgets)))
 
     started = time.perf_counter()
-    tasks = workdir_tasks(args.workdir, args.seeds) if args.workdir else generated_tasks(args.seeds, args.videos)
-    results = run(tasks, budgets)
+    tasks = workdir_tasks(args.workdir, args.seeds) if args.workdir else generated_tasks(
+        args.seeds, args.videos, clusters=args.clusters, positive_clusters=args.positive_clusters, noise=args.noise)
+    results, ceilings = run(tasks, budgets)
     summary = {
         "benchmark": "studio_active_learning",
         "question": "AP after n labels for the Video Annotator paper's sources (va_loop, random, zero_shot) and "
                     "bandits over them (round_robin, epsilon_greedy 0.25, ucb c=0.01), batch d=25",
         "corpus": str(args.workdir) if args.workdir else (
-            f"generated clustered Gaussians, {args.videos} videos, d=64, 24 clusters (3 mostly positive); "
+            f"generated clustered Gaussians, {args.videos} videos, d=64, {args.clusters} clusters "
+            f"({args.positive_clusters} 80% positive, {args.noise:.0%} positive elsewhere); "
             "text tower = hashed bag of words of titles"),
         "tasks": len(tasks), "prevalence": float(np.mean([t["truth"].mean() for t in tasks])),
         "budgets": list(budgets), "batch": 25, "strategies": list(simulate.STRATEGIES),
         "metric": "average precision on a held-out 20% against truth; mean, std, 95% t-interval over tasks",
         "baseline": BASELINE,
+        "ap_all_pool_labels": interval(ceilings),
         **summarise(results, budgets),
         "bootstrap_labels_mean": {s: float(np.mean([r["bootstrap_labels"] for r in runs]))
                                   for s, runs in results.items()},
@@ -177,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             lo, hi = cell["ci95"]
             cells.append(f"{cell['mean']:.3f}" + (f" [{lo:.3f},{hi:.3f}]" if lo is not None else ""))
         print(strategy.ljust(16) + "".join(c.rjust(22) for c in cells))
-    print(f"prevalence {summary['prevalence']:.3f}; {len(tasks)} tasks; {summary['seconds']:.0f} s")
+    ceiling = summary["ap_all_pool_labels"]["mean"]
+    print(f"prevalence {summary['prevalence']:.3f}; AP with every pool label {ceiling:.3f}; {len(tasks)} tasks; "
+          f"{summary['seconds']:.0f} s")
     return 0
 
 
@@ -194,6 +217,8 @@ def _plot(summary: dict, path: Path) -> None:
         style = "-" if strategy in ("ucb", "epsilon_greedy", "round_robin") else "--"
         ax.plot(budgets, means, style, marker="o", label=strategy, linewidth=2 if strategy in ("ucb", BASELINE) else 1)
     ax.axhline(summary["prevalence"], color="grey", linewidth=0.8, label="prevalence (AP of chance)")
+    ax.axhline(summary["ap_all_pool_labels"]["mean"], color="black", linestyle=":", linewidth=0.8,
+               label="AP with every pool label")
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks(budgets, [str(n) for n in budgets])
