@@ -265,10 +265,18 @@ class Studio:
             if row is None:
                 session.add(AdjudicationRow(attribute_id=attribute.id, video_id=video_id, value=value, adjudicator=adjudicator, at=now))
             else:
-                row.value, row.adjudicator, row.at, row.revision = value, adjudicator, now, row.revision + 1
+                # Compare-and-set on the revision, as for labels: a concurrent adjudication is refused, never lost.
+                result = session.execute(update(AdjudicationRow).where(AdjudicationRow.id == row.id, AdjudicationRow.revision == row.revision)
+                                         .values(value=value, adjudicator=adjudicator, at=now, revision=row.revision + 1))
+                if result.rowcount != 1:
+                    session.rollback()
+                    raise Conflict(f"the adjudication of '{video_id}' changed concurrently; reload and retry")
             session.add(AuditRow(attribute_id=attribute.id, video_id=video_id, actor=adjudicator, action="adjudicate",
                                  old_value=old, new_value=value, source="adjudication", at=now))
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:
+                raise Conflict(f"'{video_id}' was adjudicated concurrently; reload and retry") from None
         return {"video_id": video_id, "label": value, "adjudicator": adjudicator}
 
     def golden_labels(self, key: str) -> tuple[list[dict], list[dict]]:
@@ -340,8 +348,9 @@ class Studio:
         _, disputed = self.golden_labels(key)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
+            score_rows = session.scalars(select(ScoreRow).where(ScoreRow.attribute_id == attribute.id).order_by(ScoreRow.id))
             history = [{"n": r.n_positive + r.n_negative, "quality": r.quality, "diversity": r.diversity}
-                       for r in session.scalars(select(ScoreRow).where(ScoreRow.attribute_id == attribute.id).order_by(ScoreRow.id))]
+                       for r in score_rows]
             bandit = bandits.current(bandits.BanditState.model_validate_json(attribute.bandit_state))
             info = self._attribute_dict(attribute)
         return {**info, "positives": model.n_positive, "negatives": model.n_negative,
@@ -367,7 +376,8 @@ class Studio:
     def _arm_batch(self, key: str, arm: str, model: _Model, *, limit: int, exclude: np.ndarray) -> list[dict]:
         """Cards of one arm's next batch; each carries ``source`` (the feed, ``random`` or ``zero_shot``) and
         P(positive), zero-shot cards also their similarity to the attribute's text."""
-        assert model.probabilities is not None
+        if model.probabilities is None:
+            raise Conflict(f"feeds open after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} negatives")
         rng = np.random.default_rng([self._seed, len(model.fingerprint[0])])
         if arm == "va_loop":
             rows, sources = feeds.va_loop_rows(model.probabilities, exclude, limit=limit, rng=rng)
