@@ -1,13 +1,19 @@
 """The frames stage as an Apache Beam pipeline: manifest -> K JPEG frames per video -> sharded Parquet.
 
 DirectRunner by default (one in-memory worker: this is a 2-core machine shared with other work); any
-other runner and its options come in as ``runner`` and ``pipeline_options`` (``key=value`` strings,
-the same words Beam's own ``--key=value`` flags use). No kfp import here.
+other runner of ``common.beam_runner.RUNNERS`` and its options come in as ``runner`` and ``pipeline_options``
+(``key=value`` strings, the same words Beam's own ``--key=value`` flags use; checked there: no secrets).
+No kfp import here.
 
-Output folder: ``frames-SSSSS-of-NNNNN.parquet`` shards in the frames schema plus ``errors.parquet``.
+Output folder: ``frames-SSSSS-of-NNNNN.parquet`` files in the frames schema plus ``errors.parquet``.
 Every manifest row ends up in exactly one of them (``inputs == outputs + errors``). Local outputs are
 written into a staging folder that replaces the output folder in one rename, so a reader never sees
-half a set of shards; object-store outputs are written in place.
+half a set of files; object-store outputs are written in place.
+
+Sharded across pods: ``shard=Shard(i, n)`` frames only the manifest rows whose video_id hashes to shard i
+(``common.sharding``, the same split as embed and annotate) into ``out/shard-0000i-of-0000n/`` (files and
+that shard's own ``errors.parquet``); ``tables.read_table(out)`` reads the n folders as one frames table and
+``sharding.read_shard_errors(out)`` their errors. The union of the n shards equals the unsharded output.
 """
 from __future__ import annotations
 
@@ -21,8 +27,10 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.beam_runner import check_option, check_runner
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
+from silverset.components.common.sharding import Shard, remove_other_shardings, shard_dir
 from silverset.components.common.tables import ErrorRow
 
 from .extract import SAMPLING_MODES, STAGE, FrameOptions, VideoError, sample_frames
@@ -37,6 +45,7 @@ def beam_options(runner: str = "DirectRunner", pipeline_options: Sequence[str] =
     DirectRunner gets one in-memory worker unless ``direct_num_workers``/``direct_running_mode`` say
     otherwise, e.g. ``["direct_num_workers=2", "direct_running_mode=multi_threading"]``.
     """
+    check_runner(runner)
     given: dict[str, str] = {}
     flags = []
     for option in pipeline_options:
@@ -45,7 +54,7 @@ def beam_options(runner: str = "DirectRunner", pipeline_options: Sequence[str] =
         if not key:
             raise SilversetInputError("--pipeline-option", f"expected key=value, got {option!r}")
         given[key] = value
-        flags.append(f"--{text}" if sep else f"--{key}")
+        flags.append(check_option(f"--{text}" if sep else f"--{key}"))
     if runner == "DirectRunner":
         flags += [f"--{k}={v}" for k, v in DIRECT_DEFAULTS.items() if k not in given]
     return PipelineOptions([f"--runner={runner}", *flags], save_main_session=False)
@@ -144,6 +153,7 @@ def run(
     max_pixels: int | None = None,
     overwrite: bool = False,
     sampling: str = "exact",
+    shard: Shard = Shard(),
 ) -> dict:
     """Extract frames for every video in ``manifest`` into ``out``; return a summary of counts and paths.
 
@@ -154,7 +164,9 @@ def run(
 
     Manifest-level problems (missing file, unknown format, missing column, no rows) and an unknown
     ``sampling`` raise SilversetInputError before anything runs. Per-video problems become rows of
-    ``out/errors.parquet``.
+    ``out/errors.parquet``. With ``shard`` i/n (n > 1) only the rows that shard owns are read and written,
+    into ``out/shard-<tag>/`` (folders of another shard count under ``out`` are removed first); the summary's
+    counts are the shard's, ``out`` its folder and ``table`` the folder all shards make one table of.
     """
     started = time.monotonic()
     if sampling not in SAMPLING_MODES:
@@ -162,10 +174,18 @@ def run(
     options = FrameOptions(frames_per_video=frames_per_video, size=size, sampling=sampling,
                            **({"max_pixels": max_pixels} if max_pixels else {}))
     table, manifest_errors = read_manifest(str(manifest), stage=STAGE)
-    videos = table.select(["video_id", "uri"]).to_pylist()
-    inputs = table.num_rows + len(manifest_errors)
+    videos = [row for row in table.select(["video_id", "uri"]).to_pylist() if shard.owns(row["video_id"])]
+    manifest_errors = [error for error in manifest_errors if shard.owns(error.key)]
+    inputs = len(videos) + len(manifest_errors)
     beam_opts = beam_options(runner, pipeline_options)
-    out = str(out).rstrip("/")
+    whole = str(out).rstrip("/")
+    out = shard_dir(whole, shard)
+    if shard.count > 1:
+        remove_other_shardings(whole, shard)
+        if "://" not in whole or whole.startswith("file://"):  # an unsharded rerun may then replace the whole folder
+            tables.check_output_folder(whole, command="frames", replaces=False)
+            Path(whole.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+            tables.write_output_marker(whole.removeprefix("file://"), command="frames")
 
     def execute(target: str) -> None:
         with beam.Pipeline(options=beam_opts) as pipeline:
@@ -192,6 +212,9 @@ def run(
         "repeated_frames": repeated,
         "errors_by_type": dict(sorted(by_type.items())),
         "out": out,
+        "shard": str(shard),
+        "table": str(Path(whole.removeprefix("file://")).resolve()) if "://" not in whole or whole.startswith(
+            "file://") else whole,
         "seconds": round(time.monotonic() - started, 2),
     }
 
