@@ -201,7 +201,7 @@ async function label(index, value) {
   const seen = state.revisions[card.video_id];
   try {
     const out = await api("POST", attributePath("/labels"), { video_id: card.video_id, label: value,
-      source: state.view === "search" ? "search" : state.view, expected_revision: seen ? seen.revision : 0 });
+      source: state.view === "search" ? "search" : (card.source || state.view), expected_revision: seen ? seen.revision : 0 });
     state.revisions[card.video_id] = out.label;
     showScores(out.state);
     say("");
