@@ -63,8 +63,9 @@ class DefinitionResult(BaseModel):
     recall: MetricEstimate
     f1: MetricEstimate
     confusion_matrix: dict[str, int]  # tn, fp, fn, tp
-    teacher_requests: int  # requests this run sent to the teacher (0 when everything came from a cache or a resume)
-    cache_hits: int
+    labelled_now: int  # golden items the teacher labelled in this run (cache hits included, resumed items not)
+    teacher_requests: int  # API requests this run sent (Gemini; 0 for local teachers, and for cached answers)
+    cache_hits: int  # answers replayed from the Gemini answer cache
     resumed: int  # items an earlier compare run had already labelled into ``labels``
 
 
@@ -249,7 +250,8 @@ def run(*, a: str, b: str, golden: str, out: str, manifest: str | None = None, f
             spec=path, key=spec.key, prompt_hash=spec.prompt_hash, teacher_id=rows[ids[0]]["teacher_id"],
             labels=str(folder), precision=_estimate(est["precision"]), recall=_estimate(est["recall"]),
             f1=_estimate(est["f1"]), confusion_matrix={"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-            teacher_requests=int(stats["requests"]), cache_hits=int(stats["cache_hits"]), resumed=int(stats["resumed"]))
+            labelled_now=int(stats["processed"]), teacher_requests=int(stats["requests"]),
+            cache_hits=int(stats["cache_hits"]), resumed=int(stats["resumed"]))
         _LOGGER.info("%s: F1 %.3f, %d teacher requests, %d cache hits, %d resumed", spec.key,
                      est["f1"].value, stats["requests"], stats["cache_hits"], stats["resumed"])
 
@@ -275,7 +277,8 @@ def run(*, a: str, b: str, golden: str, out: str, manifest: str | None = None, f
     flipped.sort(key=lambda f: (-abs(f.probability_b - f.probability_a), f.video_id))
 
     report = CompareReport(attribute=spec_a.name, golden=golden,
-                           golden_version=golden_set.carried_from or spec_a.version, n=len(ids), positives=int(labels.sum()), bootstrap_samples=samples, seed=seed,
+                           golden_version=golden_set.carried_from or spec_a.version, n=len(ids),
+                           positives=int(labels.sum()), bootstrap_samples=samples, seed=seed,
                            a=results["a"], b=results["b"], f1_difference=difference, flipped=flipped)
     write_compare(out_dir, report)
     thumbnails = {}
@@ -315,7 +318,8 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
         "</style></head><body>",
         f"<h1>{html.escape(report.attribute)}: definition A ({html.escape(a.key)}) vs B ({html.escape(b.key)})</h1>",
         f"<p>Golden set <code>{html.escape(report.golden)}</code> (labels of v{report.golden_version}): "
-        f"{report.n} items, {report.positives} positive. 95% percentile bootstrap CIs, {report.bootstrap_samples} resamples, "
+        f"{report.n} items, {report.positives} positive. 95% percentile bootstrap CIs, "
+        f"{report.bootstrap_samples} resamples, "
         f"seed {report.seed}.</p>",
         "<table id='metrics'><tr><th></th><th>A</th><th>B</th></tr>",
         f"<tr><th>spec</th><td>{html.escape(a.spec)}</td><td>{html.escape(b.spec)}</td></tr>",
@@ -325,8 +329,10 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
         parts.append(f"<tr><th>{name}</th><td>{_ci(getattr(a, name))}</td><td>{_ci(getattr(b, name))}</td></tr>")
     for side in ("tp", "fp", "fn", "tn"):
         parts.append(f"<tr><th>{side}</th><td>{a.confusion_matrix[side]}</td><td>{b.confusion_matrix[side]}</td></tr>")
-    parts.append(f"<tr><th>teacher requests / cache hits</th><td>{a.teacher_requests} / {a.cache_hits}</td>"
-                 f"<td>{b.teacher_requests} / {b.cache_hits}</td></tr></table>")
+    for label, field in (("labelled in this run", "labelled_now"), ("teacher API requests", "teacher_requests"),
+                         ("answer-cache hits", "cache_hits"), ("resumed from an earlier run", "resumed")):
+        parts.append(f"<tr><th>{label}</th><td>{getattr(a, field)}</td><td>{getattr(b, field)}</td></tr>")
+    parts.append("</table>")
     parts.append(f"<p id='difference'><b>F1(B) &minus; F1(A)</b> = {_num(d.value)} [{_num(d.lower)}, {_num(d.upper)}] "
                  f"(paired bootstrap; B &ge; A in {d.share_b_at_least_a:.1%} of resamples): <b>{d.verdict}</b></p>")
     parts.append(f"<h2>Flipped items ({len(report.flipped)})</h2>")
@@ -337,7 +343,8 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
             images = "".join(f"<img alt='frame' src='{html.escape(u, quote=True)}'>"
                              for u in thumbnails.get(f.video_id, []))
             parts.append(
-                f"<tr data-video-id='{html.escape(f.video_id, quote=True)}'><td class='thumbs'>{images or '&mdash;'}</td>"
+                f"<tr data-video-id='{html.escape(f.video_id, quote=True)}'>"
+                f"<td class='thumbs'>{images or '&mdash;'}</td>"
                 f"<td><code>{html.escape(f.video_id)}</code></td><td class='text'>{_text(f.title)}</td>"
                 f"<td>{f.resolved_label}</td><td>{f.label_a} (p={f.probability_a:.3f})</td>"
                 f"<td>{f.label_b} (p={f.probability_b:.3f})</td><td>{f.right}</td>"

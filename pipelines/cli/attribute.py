@@ -102,7 +102,9 @@ def compare(
     for name in ("f1", "precision", "recall"):
         ma, mb = getattr(report.a, name), getattr(report.b, name)
         table.add_row(name, _ci(ma.value, ma.lower, ma.upper), _ci(mb.value, mb.lower, mb.upper))
-    table.add_row("teacher requests", str(report.a.teacher_requests), str(report.b.teacher_requests))
+    for label, field in (("labelled now", "labelled_now"), ("API requests", "teacher_requests"),
+                         ("cache hits", "cache_hits"), ("resumed", "resumed")):
+        table.add_row(label, str(getattr(report.a, field)), str(getattr(report.b, field)))
     d = report.f1_difference
     console.print(table)
     console.print(f"F1(B) - F1(A) = {_ci(d.value, d.lower, d.upper)}: {d.verdict}", markup=False)

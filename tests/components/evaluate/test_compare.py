@@ -134,7 +134,8 @@ def test_swapping_the_definitions_swaps_the_sign_and_reuses_the_labels(tmp_path,
     assert second.f1_difference.value == pytest.approx(-first.f1_difference.value)
     assert second.f1_difference.verdict == "B worse" and second.f1_difference.upper < 0
     # the second run found both definitions' labels in the folder: the teacher labelled nothing again
-    assert (second.a.resumed, second.b.resumed) == (20, 20)
+    assert (first.a.labelled_now, first.b.labelled_now) == (20, 20)
+    assert (second.a.resumed, second.b.resumed) == (20, 20) and (second.a.labelled_now, second.b.labelled_now) == (0, 0)
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["a"]["key"] == "cooking@v1"
 
 
