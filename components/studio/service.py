@@ -266,8 +266,10 @@ class Studio:
                 session.add(AdjudicationRow(attribute_id=attribute.id, video_id=video_id, value=value, adjudicator=adjudicator, at=now))
             else:
                 # Compare-and-set on the revision, as for labels: a concurrent adjudication is refused, never lost.
-                result = session.execute(update(AdjudicationRow).where(AdjudicationRow.id == row.id, AdjudicationRow.revision == row.revision)
-                                         .values(value=value, adjudicator=adjudicator, at=now, revision=row.revision + 1))
+                unchanged = update(AdjudicationRow).where(AdjudicationRow.id == row.id,
+                                                          AdjudicationRow.revision == row.revision)
+                result = session.execute(unchanged.values(value=value, adjudicator=adjudicator, at=now,
+                                                          revision=row.revision + 1))
                 if result.rowcount != 1:
                     session.rollback()
                     raise Conflict(f"the adjudication of '{video_id}' changed concurrently; reload and retry")

@@ -59,14 +59,17 @@ def workdir(tmp_path_factory, corpus):
                          "description": [f"clip {i}" for i in range(N_VIDEOS)]})
     tables.write_table(manifest, root / "manifest.parquet", schemas.MANIFEST)
     d = corpus.embeddings.shape[1]
-    embeddings = pa.table({"video_id": ids, "vector": pa.FixedSizeListArray.from_arrays(pa.array(corpus.embeddings.ravel()), d),
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(corpus.embeddings.ravel()), d)
+    embeddings = pa.table({"video_id": ids, "vector": vectors,
                            "embedder_id": ["test-embedder"] * N_VIDEOS})
     tables.write_table(embeddings, root / "embeddings" / "part-0.parquet", schemas.embeddings_schema(d))
     red, grey = _jpeg((200, 20, 20)), _jpeg((120, 120, 120))
     frame_rows = [{"video_id": v, "frame_index": f, "timestamp_s": f * 0.5, "width": 32, "height": 24,
                    "jpeg": red if corpus.truth[i] else grey} for i, v in enumerate(ids) for f in range(6)]
-    tables.write_table(pa.Table.from_pylist(frame_rows, schema=schemas.FRAMES), root / "frames" / "part-0.parquet", schemas.FRAMES)
-    truth = pa.table({"video_id": ids, "attribute": ["red_dominant"] * N_VIDEOS, "label": corpus.truth.astype(np.int32)})
+    tables.write_table(pa.Table.from_pylist(frame_rows, schema=schemas.FRAMES), root / "frames" / "part-0.parquet",
+                       schemas.FRAMES)
+    truth = pa.table({"video_id": ids, "attribute": ["red_dominant"] * N_VIDEOS,
+                      "label": corpus.truth.astype(np.int32)})
     tables.write_table(truth, root / "truth.parquet", schemas.TRUTH)
     return root
 

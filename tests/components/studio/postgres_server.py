@@ -122,7 +122,8 @@ class PostgresServer:
         deadline = time.monotonic() + self.start_timeout_s
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self._process.returncode} while starting: {self.log()[-2000:]}")
+                raise RuntimeError(f"postgres exited with {self._process.returncode} while starting: "
+                                   f"{self.log()[-2000:]}")
             try:
                 psycopg.connect(**self._connect_args("postgres"), connect_timeout=2).close()
                 return

@@ -85,8 +85,8 @@ def test_two_clients_editing_one_label_at_once_get_one_200_and_one_409(studio, u
                 first = laptop.post(f"/api/attributes/{KEY}/labels", json={"video_id": video_id, "label": "skip"})
                 assert first.status_code == 200 and first.json()["label"]["revision"] == 1
             expected = 0 if creating else 1
-            answers = race([lambda c=c, v=v: c.post(f"/api/attributes/{KEY}/labels",
-                                                    json={"video_id": video_id, "label": v, "expected_revision": expected})
+            edit = {"video_id": video_id, "expected_revision": expected}
+            answers = race([lambda c=c, v=v: c.post(f"/api/attributes/{KEY}/labels", json={**edit, "label": v})
                             for c, v in ((laptop, "positive"), (tablet, "negative"))])
             assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
             won = next(a for a in answers if a.status_code == 200).json()["label"]
@@ -99,6 +99,28 @@ def test_two_clients_editing_one_label_at_once_get_one_200_and_one_409(studio, u
         assert len(audit) == sum(revision for _, revision in winners.values())  # one audit row per applied edit
         assert [a["new"] for a in audit if a["old"] is not None] == [winners[v][0] for v in videos
                                                                      if winners[v][1] == 2]
+
+
+def test_two_adjudicators_settling_one_video_at_once_get_one_200_and_one_409(studio, users, tokens):
+    """Adjudications race too: to create the first one and to change it; the loser is told, nothing is lost."""
+    videos = studio.catalog.video_ids[20:28]
+    with serving(create_app(studio, users=users)) as url, \
+            httpx.Client(base_url=url, headers=bearer(tokens, "dana")) as dana, \
+            httpx.Client(base_url=url, headers=bearer(tokens, "root")) as root:
+        assert root.post("/api/attributes", json={"example": "red_dominant"}).status_code == 201
+        path = f"/api/attributes/{KEY}/adjudications"
+        for round_, video_id in enumerate(videos):
+            if round_ % 2:  # odd rounds change an existing adjudication
+                assert dana.post(path, json={"video_id": video_id, "label": "positive"}).status_code == 200
+            answers = race([lambda c=c, v=v: c.post(path, json={"video_id": video_id, "label": v})
+                            for c, v in ((dana, "negative"), (root, "positive"))])
+            codes = sorted(a.status_code for a in answers)
+            assert codes in ([200, 200], [200, 409]), [a.text for a in answers]  # serialised, or one refused
+        audit = [a for a in root.get(f"/api/attributes/{KEY}/audit").json() if a["action"] == "adjudicate"]
+        for video_id in videos:
+            chain = [(a["old"], a["new"]) for a in audit if a["video_id"] == video_id]
+            assert all(old == chain[i - 1][1] for i, (old, _) in enumerate(chain) if i), chain  # no lost update
+            assert chain[0][0] is None
 
 
 @POSTGRES_ONLY
@@ -115,7 +137,8 @@ def test_a_writer_blocked_behind_a_committing_edit_gets_409_not_an_overwrite(stu
     other = create_engine(db_url)
     try:
         with other.connect() as rival, other.connect() as observer:
-            rival.execute(text("UPDATE labels SET value = 'negative', revision = 2 WHERE video_id = :v"), {"v": video_id})
+            rival.execute(text("UPDATE labels SET value = 'negative', revision = 2 WHERE video_id = :v"),
+                          {"v": video_id})
             outcome = {}
 
             def stale_edit():
@@ -267,9 +290,11 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
             assert one.post("/api/attributes", json={"example": "red_dominant"}).status_code == 201
             assert [a["key"] for a in two.get("/api/attributes").json()] == [KEY]  # the other replica sees it
             video_id = "vid0005"
-            assert one.post(f"/api/attributes/{KEY}/labels", json={"video_id": video_id, "label": "skip"}).status_code == 200
-            answers = race([lambda c=c, v=v: c.post(f"/api/attributes/{KEY}/labels", json={
-                "video_id": video_id, "label": v, "expected_revision": 1}) for c, v in ((one, "positive"), (two, "negative"))])
+            labels = f"/api/attributes/{KEY}/labels"
+            assert one.post(labels, json={"video_id": video_id, "label": "skip"}).status_code == 200
+            edit = {"video_id": video_id, "expected_revision": 1}
+            answers = race([lambda c=c, v=v: c.post(labels, json={**edit, "label": v})
+                            for c, v in ((one, "positive"), (two, "negative"))])
             assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
             won = next(a for a in answers if a.status_code == 200).json()["label"]["label"]
             for client in (one, two):
@@ -292,14 +317,16 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
     ("mysql+nosuchdriver://u:p@127.0.0.1/x", "no driver for it is installed"),
 ])
 def test_a_database_url_that_does_not_parse_or_has_no_driver_exits_2_naming_it(cli, workdir, db, problem):
-    result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(_free_port()))
+    result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search",
+                 "--port", str(_free_port()))
     assert result.code == 2 and _squeezed(problem) in _squeezed(result.err), result.err  # rich wraps the line
 
 
 def test_a_postgres_server_refusing_the_password_exits_2_naming_the_url_without_the_password(cli, workdir,
                                                                                            postgres_server):
     db = postgres_server.url("postgres").replace(postgres_server.password, "not-the-password")
-    result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(_free_port()))
+    result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search",
+                 "--port", str(_free_port()))
     assert result.code == 2, (result.out, result.err)
     shown = f"studio database 'postgresql+psycopg://silverset:***@127.0.0.1:{postgres_server.port}/postgres'"
     assert _squeezed(shown) in _squeezed(result.err), result.err
