@@ -27,6 +27,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -87,8 +88,12 @@ class PostgresServer:
                 raise RuntimeError(f"SILVERSET_PG_USER '{name}' is not a user on this machine; PostgreSQL refuses to "
                                    "run as root, so the tests need an unprivileged user to run it as") from None
             self._as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-        # Under /tmp (world-searchable), not pytest's tmp_path: the unprivileged user must reach it.
-        self.root = Path(tempfile.mkdtemp(prefix="silverset-pg-"))
+        # Not pytest's tmp_path (root-only): the unprivileged user must reach the folder, so every parent of it
+        # must be searchable by others; a private TMPDIR falls back to /tmp.
+        base = Path(tempfile.gettempdir()).resolve()
+        if self._as and not all(os.stat(p).st_mode & stat.S_IXOTH for p in (base, *base.parents)):
+            base = Path("/tmp")
+        self.root = Path(tempfile.mkdtemp(prefix="silverset-pg-", dir=base))
         atexit.register(self.stop)
         data, sockets, pwfile = self.root / "data", self.root / "sockets", self.root / "pwfile"
         sockets.mkdir()
