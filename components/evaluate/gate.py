@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from silverset.components.common import tables
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.common.golden import read_golden_set
+from silverset.components.common.golden import GoldenSet, read_golden_set
 from silverset.components.common.spec import AttributeSpec, load_spec
 
 from . import metrics
@@ -37,15 +37,18 @@ class GateProblem(Exception):
 def read_golden(uri: str | None, spec: AttributeSpec) -> dict[str, int]:
     """video_id -> resolved human label for this attribute and version (or the newest version with the same classes,
     see golden.read_golden_set); raises GateProblem when unusable."""
+    return dict(_golden_set(uri, spec).resolved)
+
+
+def _golden_set(uri: str | None, spec: AttributeSpec) -> GoldenSet:
     if not uri:
         raise GateProblem("no golden set given")
     try:
-        golden_set = read_golden_set(uri, spec=spec)
+        return read_golden_set(uri, spec=spec)
     except SilversetInputError as exc:
         if exc.problem.startswith("attribute version mismatch"):
             raise GateProblem(str(exc)) from None
         raise GateProblem(f"golden set unreadable: {exc}") from None
-    return dict(golden_set.resolved)
 
 
 def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict[str, Any]:
@@ -197,7 +200,10 @@ def run(
             result["candidate_digest"] = model_meta["model_digest"]
             if (model_meta["attribute"], model_meta["attribute_version"]) != (spec.name, spec.version):
                 raise GateProblem(f"attribute version mismatch: model is for {model_meta['attribute']}@v{model_meta['attribute_version']}, spec is {spec.key}")
-        golden_labels = read_golden(golden, spec)
+        golden_set = _golden_set(golden, spec)
+        golden_labels = dict(golden_set.resolved)
+        # The version the golden labels were given for: the spec's own, or an earlier one with the same classes.
+        result["golden_version"] = golden_set.carried_from or spec.version
         labels = np.array(list(golden_labels.values()), dtype=np.int64)
         n_pos, n_neg = int(labels.sum()), int(len(labels) - labels.sum())
         bars = settings.teacher

@@ -35,6 +35,7 @@ def test_teacher_gate_counts_each_video_once_on_a_per_rater_golden_set(tmp_path,
             out=str(tmp_path / "eval"))
     block = s["metrics"]["candidate"]
     assert block["n"] == len(truth)  # 3 rows per video in the file
+    assert json.loads(Path(s["gate_json"]).read_text())["golden_version"] == 1  # the spec's own version
     assert block["f1"]["value"] == pytest.approx(f1_score(truth, (probs >= 0.5).astype(int)))
 
 
@@ -52,7 +53,8 @@ def test_teacher_gate_reads_v1_labels_for_a_v2_spec_with_the_same_classes(tmp_pa
     scores = write_scores(tmp_path / "t.parquet", noisy_predictions(truth, flip=0.05, seed=1), version=2)
     s = run(attribute=_spec_v2(tmp_path), golden=path, predictions=scores, gate="teacher", out=str(tmp_path / "a"))
     assert s["passed"], s["reasons"]
-    assert json.loads(Path(s["gate_json"]).read_text())["attribute_version"] == 2
+    written = json.loads(Path(s["gate_json"]).read_text())
+    assert (written["attribute_version"], written["golden_version"]) == (2, 1)  # says whose labels it judged by
 
 
 def test_teacher_gate_refuses_v1_labels_when_the_classes_changed(tmp_path, truth):
