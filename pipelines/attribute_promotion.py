@@ -1,7 +1,11 @@
-"""The ``attribute-promotion`` KFP pipeline: plan -> frames -> embed (ParallelFor shards) -> teacher gate ->
-annotate (ParallelFor shards) -> merge -> carry -> distill -> student gate -> approval -> score -> restricted
-vocabulary + index build -> deploy -> commit -> (optional) experiment, with ``dsl.If`` on each gate and on the
-approval, in an exit handler that posts a run summary to a webhook and cleans up.
+"""The ``attribute-promotion`` KFP pipeline: plan -> frames -> embed (each ParallelFor shards) -> teacher gate ->
+annotate (ParallelFor shards) -> merge -> carry -> distill -> student gate -> approval -> score (ParallelFor
+shards) -> restricted vocabulary + index build -> deploy -> commit -> (optional) experiment, with ``dsl.If`` on
+each gate and on the approval, in an exit handler that posts a run summary to a webhook and cleans up.
+
+``beam_runner`` / ``beam_options`` (run parameters; their defaults come from PlatformOptions, checked by
+``common.beam_runner``) hand the frames and bulk-score shards' Beam pipelines to DirectRunner (default, in the
+step's pod) or a distributed runner (Flink, Spark, Dataflow; manifests/README.md).
 
 ``embedder`` picks the embed step's embedder (default, clip:PATH_OR_HUB_ID, a checkpoint); the plan puts it in
 the run's identity and re-embeds carried videos of another embedder. ``experiment_treatment_share`` > 0 writes
@@ -30,8 +34,9 @@ import importlib
 from typing import Callable
 
 from kfp import dsl, kubernetes
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from silverset.components.common.beam_runner import beam_args, check_runner
 from silverset.components.common.images import ImageSet
 from silverset.components.common.kube import CONTROL_STORE_URI
 from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD, EMBED_MANIFEST, TEACHER_MANIFEST
@@ -45,7 +50,11 @@ class PlatformOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    shards: int = Field(4, ge=1, le=256)  # ParallelFor width for embed and annotate
+    shards: int = Field(4, ge=1, le=256)  # ParallelFor width for frames, embed, annotate and bulk score
+    # Defaults of the beam_runner / beam_options run parameters (frames and bulk score hand their Beam pipelines to
+    # this runner); checked here, so a package never carries an unknown runner or a secret-carrying option.
+    beam_runner: str = "DirectRunner"
+    beam_options: str = ""  # JSON list or space-separated Beam flags, e.g. "--flink_master=... --environment_type=..."
     images: ImageSet = ImageSet()  # registry and tag/digest of the CPU and GPU images every step runs in
     gemini_secret: str = "silverset-gemini"  # Kubernetes Secret name (never its value); optional on teacher steps only
     gemini_secret_key: str = "api-key"
@@ -64,6 +73,17 @@ class PlatformOptions(BaseModel):
     approval_timeout_hours: float = Field(72.0, gt=0, le=24 * 30)
     # Only the local demo's build has the auto_approve_as parameter; a compiled cluster package never does.
     local_demo: bool = False
+
+    @field_validator("beam_runner")
+    @classmethod
+    def _known_runner(cls, value: str) -> str:
+        return check_runner(value)
+
+    @field_validator("beam_options")
+    @classmethod
+    def _safe_options(cls, value: str) -> str:
+        beam_args(options=value)
+        return value
 
 
 # stage -> (module, component function name); every one is imported when the pipeline is built.
@@ -147,7 +167,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
              gemini_rps, gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root,
              serving_namespace,
              teacher_budget_videos, teacher_budget_usd, teacher_priority, cost_per_core_hour_usd, embedder,
-             teacher_temperature, experiment_treatment_share, experiment_dir, auto_approve_as="") -> None:
+             teacher_temperature, experiment_treatment_share, experiment_dir, beam_runner, beam_options,
+             auto_approve_as="") -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
         exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
                                 state_dir=state_dir, run_lock=run_lock)
@@ -166,7 +187,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
                 _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
                                 state_dir=state_dir, frames_per_video=frames_per_video, frame_size=frame_size,
-                                frame_sampling=frame_sampling,
+                                frame_sampling=frame_sampling, beam=dict(runner=beam_runner, beam_options=beam_options),
                                 teacher=dict(teacher=teacher_backend, checkpoint=teacher_checkpoint,
                                              precision=teacher_precision,
                                              gemini_model=teacher_model, price_table_uri=gemini_price_table,
@@ -192,7 +213,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
             serving_namespace: str = "", teacher_budget_videos: int = 0, teacher_budget_usd: float = 0.0,
             teacher_priority: str = DEFAULT_PRIORITY, cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
             embedder: str = "default", teacher_temperature: float = 0.0, experiment_treatment_share: float = 0.0,
-            experiment_dir: str = "", auto_approve_as: str = "",
+            experiment_dir: str = "", beam_runner: str = options.beam_runner, beam_options: str = options.beam_options,
+            auto_approve_as: str = "",
         ) -> None:
             body(**{name: value for name, value in locals().items() if name != "body"})
 
@@ -215,6 +237,8 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         teacher_temperature: float = 0.0,  # clip-zero-shot teacher's softmax temperature (0 = the model's scale)
         experiment_treatment_share: float = 0.0,  # > 0: write the promoted version's experiment.json (0 = none)
         experiment_dir: str = "",  # "": experiment/ beside serve_root (/data/experiment, read by the index server)
+        beam_runner: str = options.beam_runner,  # frames + bulk score: DirectRunner | FlinkRunner | DataflowRunner ...
+        beam_options: str = options.beam_options,  # their Beam flags: a JSON list or one space-separated string
     ) -> None:
         body(**{name: value for name, value in locals().items() if name != "body"})
 
@@ -222,9 +246,9 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
 
 def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
-                    frame_size, frame_sampling, teacher: dict, teacher_budget_usd, golden_set, approval_store, run_lock,
-                    submitter, auto_approve_as, webhook_url, deploy_target, serve_root, serving_namespace, embedder,
-                    experiment: dict) -> None:
+                    frame_size, frame_sampling, beam: dict, teacher: dict, teacher_budget_usd, golden_set,
+                    approval_store, run_lock, submitter, auto_approve_as, webhook_url, deploy_target, serve_root,
+                    serving_namespace, embedder, experiment: dict) -> None:
     """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
     dsl.Else step fails the run naming the stage that stopped it. ``teacher``: the annotate steps' teacher
     arguments (backend, checkpoint, Gemini model, price table and the key's quota for the whole run).
@@ -232,7 +256,10 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
     (``teacher_manifest.parquet``, every due video without a budget; ``teacher_budget_usd`` is its Gemini
     hard stop); the student trains on the labelled videos and scores every embedding of the corpus.
     ``embedder``: the embed steps' (the plan's ``embed_manifest.parquet`` adds carried videos of another embedder);
-    ``experiment``: create_experiment's treatment_share (> 0 runs it after the commit) and out_dir."""
+    ``experiment``: create_experiment's treatment_share (> 0 runs it after the commit) and out_dir.
+    ``beam``: the Beam runner and options the frames and bulk-score shards run their pipelines with; both stages
+    fan out over ``options.shards`` pods like embed and annotate, each shard writing ``<folder>/shard-<tag>/``
+    (its own errors.parquet) that the next steps read as one table."""
     plan_dir = f"{run_dir}/plan"
     embed_manifest = f"{plan_dir}/{EMBED_MANIFEST}"  # todo videos + carried videos of another embedder
     teacher_manifest = f"{plan_dir}/{TEACHER_MANIFEST}"
@@ -242,9 +269,11 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
     lock = {"run_lock": run_lock, "state_dir": state_dir, "run_id": run_id}  # every working step renews the run lock
 
     # New/changed videos plus the golden-set videos (the teacher gate labels those every run).
-    frames = c["frames"](manifest=f"{plan_dir}/frames_manifest.parquet", out_dir=frames_dir,
-                         frames_per_video=frames_per_video, size=frame_size, sampling=frame_sampling, **lock)
-    _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
+    with dsl.ParallelFor(items=list(range(options.shards)), name="frames-shards") as shard:
+        frames = c["frames"](manifest=f"{plan_dir}/frames_manifest.parquet", out_dir=frames_dir,
+                             frames_per_video=frames_per_video, size=frame_size, sampling=frame_sampling,
+                             shard_index=shard, shard_count=options.shards, **beam, **lock)
+        _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
     with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
         embed = c["embed"](frames_uri=frames_dir, manifest_uri=embed_manifest, out_uri=embeddings_dir,
                            shard_index=shard, shard_count=options.shards, embedder=embedder, **lock)
@@ -302,9 +331,11 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
                                               memory_limit="256Mi")), options).set_display_name("human-approval")
             kubernetes.set_timeout(approval, int(options.approval_timeout_hours * 3600) + 900)
             with dsl.If(approval.output == "approved", name="approved"):
-                score = c["score"](model_dir=model_dir, embeddings=f"{merged}/embeddings",
-                                   out_dir=f"{run_dir}/scores", **lock).after(approval)
-                _common(score, options, cpu="4", memory="8Gi").set_display_name("bulk-score")
+                with dsl.ParallelFor(items=list(range(options.shards)), name="score-shards") as shard:
+                    score = c["score"](model_dir=model_dir, embeddings=f"{merged}/embeddings",
+                                       out_dir=f"{run_dir}/scores", shard_index=shard, shard_count=options.shards,
+                                       **beam, **lock).after(approval)
+                    _common(score, options, cpu="4", memory="8Gi").set_display_name("bulk-score")
                 index = c["index"](scores=f"{run_dir}/scores", embeddings=f"{merged}/embeddings",
                                    attribute_spec=attribute_spec, out_dir=f"{run_dir}/index", **lock).after(score)
                 _common(index, options, cpu="4", memory="8Gi").set_display_name("restricted-vocabulary-and-index")

@@ -22,13 +22,26 @@ pipeline_app = typer.Typer(help="The attribute-promotion KFP pipeline: compile, 
 PARAM_HELP = "Pipeline parameter key=value (repeatable), e.g. --param workdir=/data/red --param manifest=gs://b/m.csv."
 
 
+def _check_beam_params(params: dict) -> dict:
+    """Refuse (exit 2) a ``beam_runner``/``beam_options`` run parameter that the frames and score steps would refuse
+    later: an unknown runner (the valid ones named), a malformed flag, ``--runner``, or a secret-carrying option."""
+    from silverset.components.common.beam_runner import DEFAULT_RUNNER, beam_args
+
+    if "beam_runner" in params or "beam_options" in params:
+        beam_args(runner=str(params.get("beam_runner", DEFAULT_RUNNER)), options=params.get("beam_options", ""))
+    return params
+
+
 def _options(shards: int, pvc: str, no_pvc: bool, gemini_secret: str, pull_secret: str, image_registry: str,
              image_tag: str, cpu_digest: str, gpu_digest: str, gpu_teacher: bool, gpu_trainer: bool,
-             approval_timeout_hours: float):
+             approval_timeout_hours: float, beam_runner: str = "DirectRunner", beam_options: str = ""):
     from pydantic import ValidationError
 
+    from silverset.components.common.beam_runner import beam_args
     from silverset.components.common.images import ImageSet
     from silverset.pipelines.attribute_promotion import PlatformOptions
+
+    beam_args(runner=beam_runner, options=beam_options)  # SilversetInputError naming the parameter: exit 2
 
     try:
         digests = {image: digest for image, digest in (("cpu", cpu_digest), ("gpu", gpu_digest)) if digest}
@@ -40,13 +53,15 @@ def _options(shards: int, pvc: str, no_pvc: bool, gemini_secret: str, pull_secre
         raise SilversetInputError(flag, error["msg"].removeprefix("Value error, ")) from None
     return PlatformOptions(shards=shards, artifacts_pvc=None if no_pvc else pvc, gemini_secret=gemini_secret,
                            image_pull_secret=pull_secret or None, images=images, gpu_teacher=gpu_teacher,
-                           gpu_trainer=gpu_trainer, approval_timeout_hours=approval_timeout_hours)
+                           gpu_trainer=gpu_trainer, approval_timeout_hours=approval_timeout_hours,
+                           beam_runner=beam_runner, beam_options=beam_options)
 
 
 @pipeline_app.command("compile")
 def compile_cmd(
     out: Path = typer.Option(Path("pipeline.yaml"), "--out", help="Where to write the compiled package (YAML)."),
-    shards: int = typer.Option(4, "--shards", min=1, max=256, help="ParallelFor width for embed and annotate."),
+    shards: int = typer.Option(4, "--shards", min=1, max=256,
+                               help="ParallelFor width for frames, embed, annotate and bulk score."),
     pvc: str = typer.Option("silverset-artifacts", "--pvc", help="PVC mounted at /data in every step."),
     no_pvc: bool = typer.Option(False, "--no-pvc", help="Mount no PVC; pass gs:// or s3:// URIs as workdir instead."),
     gemini_secret: str = typer.Option("silverset-gemini", "--gemini-secret", help="Secret (name only) with key api-key."),
@@ -61,13 +76,21 @@ def compile_cmd(
     gpu_trainer: bool = typer.Option(False, "--gpu-trainer", help="The student trainer on the GPU pool, GPU image."),
     approval_timeout_hours: float = typer.Option(72.0, "--approval-timeout-hours", min=0.01,
                                                  help="KFP timeout of the approval step (>= the specs' expiry)."),
+    beam_runner: str = typer.Option("DirectRunner", "--beam-runner",
+                                    help="Default of the beam_runner parameter: the runner of the frames and "
+                                         "bulk-score Beam pipelines (DirectRunner, FlinkRunner, SparkRunner, "
+                                         "PortableRunner, DataflowRunner, PrismRunner)."),
+    beam_options: str = typer.Option("", "--beam-options",
+                                     help="Default of the beam_options parameter: Beam flags as a JSON list or one "
+                                          "space-separated string, e.g. '--flink_master=flink:8081 "
+                                          "--environment_type=EXTERNAL'. Never a secret (refused)."),
 ) -> None:
     """Compile the pipeline to a deterministic YAML package (no secret values, only Secret names)."""
     from silverset.pipelines.compile import compile_pipeline
 
     path = compile_pipeline(out, options=_options(shards, pvc, no_pvc, gemini_secret, pull_secret, image_registry,
                                                   image_tag, cpu_digest, gpu_digest, gpu_teacher, gpu_trainer,
-                                                  approval_timeout_hours))
+                                                  approval_timeout_hours, beam_runner, beam_options))
     console.print(f"wrote {path}", markup=False)
 
 
@@ -80,7 +103,8 @@ def run_cmd(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Incremental state (default WORKDIR/state)."),
     golden_set: Optional[Path] = typer.Option(None, "--golden-set", help="Golden set Parquet (studio export); "
                                               "without one the teacher gate fails closed and nothing is promoted."),
-    shards: int = typer.Option(2, "--shards", min=1, max=64, help="ParallelFor width for embed and annotate."),
+    shards: int = typer.Option(2, "--shards", min=1, max=64,
+                               help="ParallelFor width for frames, embed, annotate and bulk score."),
     auto_approve_as: str = typer.Option("", "--auto-approve-as", help="Demo only: approve as this approver "
                                         "(recorded as auto-approve in the audit log)."),
     webhook_url: str = typer.Option("", "--webhook-url", help="POST the run summary here when the run ends."),
@@ -98,7 +122,7 @@ def run_cmd(
     if not local:
         raise SilversetInputError("--local", "only local runs start from here; use `silverset pipeline submit` for a cluster")
     with console.status("running attribute-promotion through kfp.local ..."):
-        params = parse_params(param)
+        params = _check_beam_params(parse_params(param))
         if auto_approve_as:
             params["auto_approve_as"] = auto_approve_as
         result = run_local(attribute_spec=attribute, manifest=manifest, workdir=workdir, state_dir=state_dir,
@@ -161,7 +185,8 @@ def submit_cmd(
     """Start one run on the cluster."""
     from silverset.pipelines.cluster import parse_params, submit
 
-    run = submit(host=host, package=_package(package), params=parse_params(param), experiment=experiment,
+    run = submit(host=host, package=_package(package), params=_check_beam_params(parse_params(param)),
+                 experiment=experiment,
                  run_name=run_name, service_account=service_account, namespace=namespace)
     console.print(f"run {run.run_id} in experiment {run.experiment_id}\n{run.url}", markup=False)
 
@@ -183,7 +208,8 @@ def schedule_cmd(
     """Create a recurring run (idempotent by --name); each run processes only new or changed videos."""
     from silverset.pipelines.cluster import parse_params, schedule
 
-    job = schedule(host=host, package=_package(package), params=parse_params(param), cron=cron, name=name,
+    job = schedule(host=host, package=_package(package), params=_check_beam_params(parse_params(param)), cron=cron,
+                   name=name,
                    experiment=experiment, max_concurrency=max_concurrency, no_catchup=no_catchup,
                    service_account=service_account, namespace=namespace, replace=replace)
     verb = "created" if job.created else "already exists, unchanged:"

@@ -64,9 +64,12 @@ def test_each_gate_and_the_approval_guard_what_follows(compiled):
     tasks = _tasks(spec)
     branch_of = {name: component for component, body in spec["components"].items()
                  for name in body.get("dag", {}).get("tasks", {})}
-    assert branch_of["deploy-index"] == branch_of["build-index"] == branch_of["bulk-score-2"]
+    # Bulk scoring fans out over shards (a ParallelFor in the approved branch); the index waits for every shard.
+    score_loop = next(name for name, t in tasks.items() if "parameterIterator" in t
+                      and "bulk-score-2" in spec["components"][t["componentRef"]["name"]]["dag"]["tasks"])
+    assert branch_of["deploy-index"] == branch_of["build-index"] == branch_of[score_loop]
     assert "approval-gate" not in spec["components"][branch_of["deploy-index"]]["dag"]["tasks"]
-    assert tasks["build-index"]["dependentTasks"] == ["bulk-score-2"]
+    assert tasks["build-index"]["dependentTasks"] == [score_loop]
     # Only the last step, after the deploy, commits the corpus state: a stopped promotion is planned again.
     assert branch_of["commit-promotion"] == branch_of["deploy-index"]
     assert tasks["commit-promotion"]["dependentTasks"] == ["deploy-index"]
@@ -110,11 +113,34 @@ def test_the_approval_step_waits_cheaply_and_is_bounded_by_a_timeout(compiled, t
     assert 2 * 3600 <= deadline <= 2 * 3600 + 900
 
 
-def test_embed_and_annotate_fan_out_over_shards(compiled):
+def _loop_of(spec: dict, task: str) -> str:
+    """The ParallelFor task whose body holds ``task``."""
+    return next(name for name, t in _tasks(spec).items() if "parameterIterator" in t
+                and task in spec["components"][t["componentRef"]["name"]]["dag"]["tasks"])
+
+
+def test_frames_embed_annotate_and_bulk_score_fan_out_over_shards(compiled, tmp_path):
     _, spec, _ = compiled
-    loops = [t for t in _tasks(spec).values() if "parameterIterator" in t]
-    assert len(loops) == 2
-    assert all(t["parameterIterator"]["items"]["raw"] == "[0, 1, 2, 3]" for t in loops)
+    tasks = _tasks(spec)
+    loops = {name: t for name, t in tasks.items() if "parameterIterator" in t}
+    assert len(loops) == 4
+    assert all(t["parameterIterator"]["items"]["raw"] == "[0, 1, 2, 3]" for t in loops.values())
+    for step in ("extract-frames", "embed-shard", "annotate-shard-2", "bulk-score-2"):
+        loop = _loop_of(spec, step)
+        inputs = tasks[step]["inputs"]["parameters"]
+        assert inputs["shard_count"]["runtimeValue"]["constant"] == 4, step
+        assert inputs["shard_index"]["componentInputParameter"] == loops[loop]["parameterIterator"]["itemInput"], step
+    # Every embed shard and the golden-set annotation start after every frames shard finished.
+    frames_loop = _loop_of(spec, "extract-frames")
+    assert frames_loop in tasks[_loop_of(spec, "embed-shard")]["dependentTasks"]
+    assert frames_loop in tasks["annotate-shard"]["dependentTasks"]
+    # The golden-set scoring stays one step outside any loop: the student gate reads one small table.
+    with pytest.raises(StopIteration):
+        _loop_of(spec, "bulk-score")
+    two = next(yaml.safe_load_all(compile_pipeline(tmp_path / "two.yaml", options=PlatformOptions(shards=2))
+                                  .read_text()))
+    widths = {t["parameterIterator"]["items"]["raw"] for t in _tasks(two).values() if "parameterIterator" in t}
+    assert widths == {"[0, 1]"}
 
 
 def test_only_teacher_steps_see_the_gemini_key_and_only_as_an_optional_secret(compiled):
@@ -224,3 +250,65 @@ def test_the_experiment_starts_only_when_asked_after_the_commit_in_the_approved_
     assert "experiment_treatment_share" in condition and "> 0.0" in condition
     assert branch_of[guard] == branch_of["commit-promotion"]
     assert tasks[guard]["dependentTasks"] == ["commit-promotion"]  # .after(commit) lands on the If's task
+
+
+FLINK_OPTIONS = ("--flink_master=flink-jobmanager.flink:8081 --environment_type=EXTERNAL "
+                 "--environment_config=localhost:50000 --parallelism=8")
+
+
+def test_beam_runner_and_options_are_run_parameters_that_reach_the_frames_and_score_shards(compiled, tmp_path):
+    _, spec, _ = compiled
+    local = next(yaml.safe_load_all(compile_pipeline(tmp_path / "local.yaml",
+                                                     options=PlatformOptions(local_demo=True)).read_text()))
+    for package in (spec, local):
+        params = package["root"]["inputDefinitions"]["parameters"]
+        assert params["beam_runner"]["defaultValue"] == "DirectRunner"
+        assert params["beam_options"]["defaultValue"] == ""
+    tasks = _tasks(spec)
+    for step in ("extract-frames", "bulk-score-2"):
+        inputs = tasks[step]["inputs"]["parameters"]
+        assert inputs["runner"]["componentInputParameter"] == "pipelinechannel--beam_runner", step
+        assert inputs["beam_options"]["componentInputParameter"] == "pipelinechannel--beam_options", step
+    # The golden-set scoring is left on DirectRunner in its own pod: a few hundred rows.
+    assert "beam_options" not in tasks["bulk-score"]["inputs"]["parameters"]
+
+
+def test_the_compiled_yaml_carries_the_runner_options_chosen_at_compile_time(tmp_path):
+    options = PlatformOptions(beam_runner="FlinkRunner", beam_options=FLINK_OPTIONS)
+    path = compile_pipeline(tmp_path / "flink.yaml", options=options)
+    spec = next(yaml.safe_load_all(path.read_text()))
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["beam_runner"]["defaultValue"] == "FlinkRunner"
+    assert params["beam_options"]["defaultValue"] == FLINK_OPTIONS
+    from silverset.components.common.beam_runner import beam_args
+
+    # What the steps will hand Beam: the flags one by one, in order.
+    assert beam_args(runner="FlinkRunner", options=params["beam_options"]["defaultValue"]) == FLINK_OPTIONS.split()
+    check_no_secret_values(path.read_text())
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("beam_runner", "Flink", "use one of DirectRunner, PrismRunner, FlinkRunner, SparkRunner, PortableRunner"),
+    ("beam_options", "--service_account_key_file=/secrets/sa.json", "secret"),
+    ("beam_options", '["--dataflow_service_options={\\"type\\": \\"service_account\\"}"]', "key JSON"),
+    ("beam_options", "--runner=DataflowRunner", "beam_runner parameter"),
+    ("beam_options", "flink_master=x:8081", "not a Beam flag"),
+])
+def test_an_unknown_runner_or_a_secret_carrying_option_is_refused_at_compile_time(field, value, problem, tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=problem):
+        PlatformOptions(**{field: value})
+
+
+def test_the_cli_refuses_bad_beam_parameters_with_exit_code_2(cli, tmp_path):
+    out = tmp_path / "p.yaml"
+    result = cli("pipeline", "compile", "--out", str(out), "--beam-runner", "SparkRuner")
+    assert result.code == 2 and "SparkRunner" in result.flat_err and not out.exists()
+    result = cli("pipeline", "run", "--local", "--attribute", str(tmp_path / "a.yaml"), "--manifest", "m.csv",
+                 "--param", "beam_options=--aws_secret_access_key=abc")
+    assert result.code == 2 and "beam_options" in result.flat_err and "secret" in result.flat_err
+    assert "abc" not in result.flat_err  # the refused value is never echoed
+    result = cli("pipeline", "compile", "--out", str(out), "--beam-runner", "DataflowRunner", "--beam-options",
+                 '["--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp"]')
+    assert result.code == 0 and "DataflowRunner" in out.read_text()
