@@ -8,10 +8,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.incremental.plan import PLAN_FILE, plan_dir_of
 from silverset.components.notify.webhook import SUMMARY_FILE
+from silverset.pipelines.local_progress import TaskEvent, following_tasks
 
 
 @dataclass
@@ -31,7 +33,7 @@ class LocalRun:
 
 def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path, state_dir: str | Path | None = None,
               golden_set: str | Path = "", webhook_url: str = "", params: dict | None = None,
-              options=None, quiet: bool = True) -> LocalRun:
+              options=None, quiet: bool = True, on_task: Callable[[TaskEvent], None] | None = None) -> LocalRun:
     """Run the compiled pipeline's function end to end with kfp.local; every artifact stays under ``workdir``.
 
     ``options`` (attribute_promotion.PlatformOptions) sets e.g. the shard count; default 4 shards.
@@ -41,6 +43,8 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     nothing after it runs. Raises SilversetInputError for a missing spec/manifest/golden set or an unknown or
     missing pipeline parameter. A run that a gate, the approval, the deploy or a failed stage stopped returns
     with status "FAILED" and ``error``; its summary says which stage stopped it and why.
+    ``on_task`` is called as each task starts and ends (``local_progress.TaskEvent``: display name, seconds,
+    the count the task reports); kfp.local's own task log is kept either way.
     """
     import logging
     import warnings
@@ -83,6 +87,8 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     try:
         with contextlib.ExitStack() as stack:
             job_names = stack.enter_context(_recording_job_name())
+            if on_task is not None:
+                stack.enter_context(following_tasks(on_task))
             if log_path is not None:
                 # kfp.local logs every task (and streams its subprocess output) to stdout; keep that in a file.
                 stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(log_path, "w"))))
