@@ -106,14 +106,14 @@ def postgres_server():
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path):
-    """The studio database's URL: a SQLite file in tmp_path, or a fresh database on the session's PostgreSQL."""
+    """The studio database's URL: a SQLite file in tmp_path, or an emptied database on the session's PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'studio.db'}"
         return
     server = request.getfixturevalue("postgres_server")
-    url = server.create_database()
+    url = server.lend_database()
     yield url
-    server.drop_database(url)
+    server.give_back(url)
 
 
 @pytest.fixture

@@ -11,6 +11,10 @@ Contract:
   TimeZone is deliberately not UTC, so code that stores naive local times shows up in the tests.
 - ``create_database()`` returns a SQLAlchemy URL (``postgresql+psycopg://``) of a new, empty database;
   ``drop_database()`` drops one even while a client still holds connections.
+- ``lend_database()`` / ``give_back()``: a database whose tables (if any) are empty, with identities restarted, as a
+  new one would behave for the studio (tables it lacks are created by the studio itself); a returned database is
+  emptied with TRUNCATE (far cheaper than CREATE DATABASE) and lent again, or dropped if that fails. A test that
+  needs a database without tables at all uses ``create_database()``.
 - ``stop()`` shuts the server down and deletes the folder; it is idempotent and also runs at interpreter exit.
   The server gets SIGQUIT from the kernel if the process that started it dies without stopping it.
 """
@@ -76,6 +80,7 @@ class PostgresServer:
         self.password = secrets.token_hex(16)
         self._process: subprocess.Popen | None = None
         self._databases = 0
+        self._spare: list[str] = []
         self._as: dict = {}
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -181,6 +186,29 @@ class PostgresServer:
         name = f"{prefix}_{self._databases}"
         self._admin(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def lend_database(self) -> str:
+        """A database for one test (see the module docstring); hand it back with ``give_back``."""
+        return self._spare.pop() if self._spare else self.create_database()
+
+    def give_back(self, url: str) -> None:
+        """Empty a lent database for the next test: end its sessions, truncate every table; drop it if that fails."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        try:
+            self._admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            with psycopg.connect(**self._connect_args(name), autocommit=True) as connection:
+                connection.execute("SET lock_timeout = '5s'")
+                tables = [row[0] for row in connection.execute(
+                    "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")]
+                if tables:
+                    connection.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        except Exception:  # noqa: BLE001 - a database that cannot be emptied is not lent again
+            _LOGGER.warning("could not empty database %s for reuse; dropping it", name, exc_info=True)
+            self.drop_database(url)
+            return
+        self._spare.append(url)
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]

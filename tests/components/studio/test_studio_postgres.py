@@ -206,12 +206,12 @@ def test_a_video_id_longer_than_256_characters_is_stored_whole(db_url):
         engine.dispose()
 
 
-@POSTGRES_ONLY
-def test_studio_replicas_starting_together_on_a_fresh_database_all_start(db_url):
+def test_studio_replicas_starting_together_on_a_fresh_database_all_start(postgres_server):
     from sqlalchemy import inspect
 
     from silverset.components.studio.models import Base, make_engine
 
+    db_url = postgres_server.create_database()  # without tables: a lent database has them already
     engines, errors = [], []
 
     def start():
@@ -227,6 +227,7 @@ def test_studio_replicas_starting_together_on_a_fresh_database_all_start(db_url)
     finally:
         for engine in engines:
             engine.dispose()
+        postgres_server.drop_database(db_url)
 
 
 def test_a_nul_character_is_a_404_or_a_422_on_both_backends_never_a_500(studio, users, tokens):
