@@ -23,9 +23,9 @@ import shlex
 from .errors import SilversetInputError
 
 DEFAULT_RUNNER = "DirectRunner"
-# Beam 2.77's runner names: in-process, the portable Flink/Spark runners (through a job server), Dataflow.
-RUNNERS = ("DirectRunner", "PrismRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "DataflowRunner")
-DISTRIBUTED_RUNNERS = frozenset(RUNNERS) - {"DirectRunner", "PrismRunner"}
+# Beam 2.77 runner names: in the step's pod, Flink/Spark (portable, through a Beam job server), Dataflow. Prism is
+# left out: it fetches its binary from GitHub at start, which a step pod cannot.
+RUNNERS = ("DirectRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "DataflowRunner")
 
 _FLAG_RE = re.compile(r"^--(?P<key>[A-Za-z][A-Za-z0-9_\-]*)(?:=(?P<value>.*))?$", re.DOTALL)
 _SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|credential|private_key|key_?file|api_?key|access_?key)",

@@ -79,7 +79,7 @@ def compile_cmd(
     beam_runner: str = typer.Option("DirectRunner", "--beam-runner",
                                     help="Default of the beam_runner parameter: the runner of the frames and "
                                          "bulk-score Beam pipelines (DirectRunner, FlinkRunner, SparkRunner, "
-                                         "PortableRunner, DataflowRunner, PrismRunner)."),
+                                         "PortableRunner, DataflowRunner)."),
     beam_options: str = typer.Option("", "--beam-options",
                                      help="Default of the beam_options parameter: Beam flags as a JSON list or one "
                                           "space-separated string, e.g. '--flink_master=flink:8081 "

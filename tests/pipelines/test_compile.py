@@ -288,7 +288,7 @@ def test_the_compiled_yaml_carries_the_runner_options_chosen_at_compile_time(tmp
 
 
 @pytest.mark.parametrize("field, value, problem", [
-    ("beam_runner", "Flink", "use one of DirectRunner, PrismRunner, FlinkRunner, SparkRunner, PortableRunner"),
+    ("beam_runner", "Flink", "use one of DirectRunner, FlinkRunner, SparkRunner, PortableRunner, DataflowRunner"),
     ("beam_options", "--service_account_key_file=/secrets/sa.json", "secret"),
     ("beam_options", '["--dataflow_service_options={\\"type\\": \\"service_account\\"}"]', "key JSON"),
     ("beam_options", "--runner=DataflowRunner", "beam_runner parameter"),
@@ -312,3 +312,18 @@ def test_the_cli_refuses_bad_beam_parameters_with_exit_code_2(cli, tmp_path):
     result = cli("pipeline", "compile", "--out", str(out), "--beam-runner", "DataflowRunner", "--beam-options",
                  '["--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp"]')
     assert result.code == 0 and "DataflowRunner" in out.read_text()
+
+
+def test_the_documented_beam_parameters_pass_the_checks_the_steps_make():
+    import shlex
+    from pathlib import Path
+
+    from silverset.pipelines.cli.pipeline import _check_beam_params
+
+    text = (Path(__file__).resolve().parents[2] / "manifests" / "README.md").read_text().replace("\\\n", " ")
+    documented = [dict(w.split("=", 1) for w in shlex.split(line) if w.startswith("beam_"))
+                  for line in text.splitlines() if line.startswith("silverset pipeline submit")]
+    documented = [params for params in documented if params]
+    assert documented and any(p["beam_runner"] == "PortableRunner" for p in documented)
+    for params in documented:
+        assert _check_beam_params(params) == params

@@ -38,7 +38,8 @@ def test_the_flags_reach_beam_as_its_own_options():
     assert "direct_num_workers" not in " ".join(flink.get_all_options(drop_default=True))
 
 
-@pytest.mark.parametrize("runner", ["Flink", "directrunner", "DataFlowRunner", "", "TestDataflowRunner"])
+@pytest.mark.parametrize("runner", ["Flink", "directrunner", "DataFlowRunner", "", "TestDataflowRunner",
+                                    "PrismRunner"])
 def test_an_unknown_runner_is_refused_with_the_valid_ones_named(runner):
     with pytest.raises(SilversetInputError, match="beam_runner") as info:
         beam_args(runner=runner)
