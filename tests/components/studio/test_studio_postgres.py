@@ -86,7 +86,7 @@ def test_two_clients_editing_one_label_at_once_get_one_200_and_one_409(studio, u
                 assert first.status_code == 200 and first.json()["label"]["revision"] == 1
             expected = 0 if creating else 1
             edit = {"video_id": video_id, "expected_revision": expected}
-            answers = race([lambda c=c, v=v: c.post(f"/api/attributes/{KEY}/labels", json={**edit, "label": v})
+            answers = race([lambda c=c, v=v, e=edit: c.post(f"/api/attributes/{KEY}/labels", json={**e, "label": v})
                             for c, v in ((laptop, "positive"), (tablet, "negative"))])
             assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
             won = next(a for a in answers if a.status_code == 200).json()["label"]
@@ -112,7 +112,7 @@ def test_two_adjudicators_settling_one_video_at_once_get_one_200_and_one_409(stu
         for round_, video_id in enumerate(videos):
             if round_ % 2:  # odd rounds change an existing adjudication
                 assert dana.post(path, json={"video_id": video_id, "label": "positive"}).status_code == 200
-            answers = race([lambda c=c, v=v: c.post(path, json={"video_id": video_id, "label": v})
+            answers = race([lambda c=c, v=v, i=video_id: c.post(path, json={"video_id": i, "label": v})
                             for c, v in ((dana, "negative"), (root, "positive"))])
             codes = sorted(a.status_code for a in answers)
             assert codes in ([200, 200], [200, 409]), [a.text for a in answers]  # serialised, or one refused
@@ -281,10 +281,10 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
     shutil.copytree(workdir, tmp_path / "w")  # serve writes W/studio and W/golden
     ports = [_free_port(), _free_port()]
     logs = [tmp_path / f"serve-{i}.log" for i in range(2)]
-    processes = [_serve(tmp_path / "w", db_url, port, log) for port, log in zip(ports, logs)]
+    processes = [_serve(tmp_path / "w", db_url, port, log) for port, log in zip(ports, logs, strict=True)]
     try:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url, process, log in zip(urls, processes, logs):
+        for url, process, log in zip(urls, processes, logs, strict=True):
             _wait_ready(url, process, log)
         one, two = (httpx.Client(base_url=url, timeout=30) for url in urls)
         with one, two:
@@ -317,14 +317,14 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
     ("not a url", "studio database URL: not a SQLAlchemy URL"),
     ("mysql+nosuchdriver://u:p@127.0.0.1/x", "no driver for it is installed"),
 ])
-def test_a_database_url_that_does_not_parse_or_has_no_driver_exits_2_naming_it(cli, workdir, db, problem):
+def test_a_database_url_that_does_not_parse_or_has_no_driver_exits_2_naming_it(cli, workdir, db, problem):  # noqa: F811
     result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search",
                  "--port", str(_free_port()))
     assert result.code == 2 and _squeezed(problem) in _squeezed(result.err), result.err  # rich wraps the line
 
 
-def test_a_postgres_server_refusing_the_password_exits_2_naming_the_url_without_the_password(cli, workdir,
-                                                                                           postgres_server):
+def test_a_postgres_server_refusing_the_password_exits_2_naming_the_url_without_the_password(
+        cli, workdir, postgres_server):  # noqa: F811 - the imported fixture
     db = postgres_server.url("postgres").replace(postgres_server.password, "not-the-password")
     result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search",
                  "--port", str(_free_port()))
