@@ -313,6 +313,31 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
     assert db_url.split(":")[2].split("@")[0] not in logs[0].read_text() + logs[1].read_text()
 
 
+def test_cli_export_then_import_round_trip_through_the_database_url(cli, monkeypatch, studio, db_url, workdir,  # noqa: F811
+                                                                      users_file, tmp_path):
+    """`silverset studio export/import --db URL` on both backends: the export holds the labels, importing it back
+    changes nothing, and both are audited under the token holder."""
+    from silverset.components.common import tables
+
+    studio.create_attribute(spec_yaml=_spec_text())
+    truth = {v: "positive" if i % 2 else "negative" for i, v in enumerate(studio.catalog.video_ids[:6])}
+    for video_id, value in truth.items():
+        studio.set_label(KEY, video_id=video_id, value=value, labeler="alice")
+    path, tokens = users_file
+    common = ("--workdir", str(workdir), "--db", db_url, "--users", str(path))
+    monkeypatch.setenv("SILVERSET_STUDIO_TOKEN", tokens["dana"])
+    exported = cli("studio", "export", KEY, "--out", str(tmp_path / "g"), *common)
+    assert exported.code == 0, exported.err
+    golden = tables.read_table(tmp_path / "g" / "golden.parquet").to_pylist()
+    assert {r["video_id"]: r["label"] for r in golden} == {v: int(value == "positive") for v, value in truth.items()}
+    monkeypatch.setenv("SILVERSET_STUDIO_TOKEN", tokens["root"])
+    imported = cli("studio", "import", KEY, str(tmp_path / "g" / "golden.parquet"), *common)
+    assert imported.code == 0, imported.err
+    assert [(lab["label"], lab["revision"]) for lab in studio.labels(KEY)] == [(truth[v], 1) for v in truth]
+    whole_set = [(a["actor"], a["action"], a["new"]) for a in studio.audit(KEY) if a["video_id"] == "*"]
+    assert whole_set == [("dana", "export", "6 rows"), ("root", "import", "0 rows")]
+
+
 @pytest.mark.parametrize("db, problem", [
     ("not a url", "studio database URL: not a SQLAlchemy URL"),
     ("mysql+nosuchdriver://u:p@127.0.0.1/x", "no driver for it is installed"),
