@@ -65,7 +65,7 @@ def shard_dir(out: str, shard: Shard) -> str:
 def remove_other_shardings(out: str, shard: Shard) -> list[str]:
     """Delete ``out/shard-*`` folders written with another shard count (a rerun of the folder with a different
     width would otherwise read old rows twice); returns what it removed. Folders of this count are left to
-    their own shard, which replaces its folder atomically."""
+    their own shard, which replaces its folder atomically. The new width's shards may all do this at once."""
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(str(out))
@@ -75,7 +75,11 @@ def remove_other_shardings(out: str, shard: Shard) -> list[str]:
     for item in fs.ls(path, detail=False):
         match = _SHARD_DIR_RE.match(item.rstrip("/").rsplit("/", 1)[-1])
         if match and int(match["count"]) != shard.count:
-            fs.rm(item, recursive=True)
+            try:
+                fs.rm(item, recursive=True)
+            except OSError:  # a sibling shard of the new width removing it at the same time is fine
+                if fs.exists(item):
+                    raise
             removed.append(item)
     return removed
 
