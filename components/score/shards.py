@@ -66,7 +66,8 @@ def run_shard(*, model: str, embeddings: str, out: str, shard: Shard = Shard(), 
         return {**run(model=model, embeddings=embeddings, out=out, options=options, overwrite=overwrite),
                 "shard": str(shard), "table": out}
     if "://" in out and not out.startswith("file://"):
-        raise SilversetInputError(f"out '{out}'", "bulk scoring writes a local folder (a PVC path), not an object store")
+        raise SilversetInputError(f"out '{out}'", "bulk scoring writes a local folder (a PVC path), not an object "
+                                                  "store")
     whole = Path(out.removeprefix("file://"))
     tables.check_output_folder(whole, command="score", replaces=False)
     whole.mkdir(parents=True, exist_ok=True)
@@ -97,5 +98,5 @@ def _empty_shard(model: str, target: str, options: ScoreOptions) -> dict[str, An
     metadata = read_metadata(model)
     with tables.atomic_directory(target, command="score", overwrite=False) as staging:
         tables.write_table(schemas.ERRORS.empty_table(), staging / tables.ERRORS_FILE, schemas.ERRORS)
-    return {"scores": target, "model_digest": metadata["model_digest"], "backend": options.backend, "inputs": 0, "scored": 0,
-            "errors": 0}
+    return {"scores": target, "model_digest": metadata["model_digest"], "backend": options.backend, "inputs": 0,
+            "scored": 0, "errors": 0}
