@@ -46,6 +46,11 @@ def test_the_union_of_three_shards_equals_one_unsharded_run(tmp_path, mixed_mani
     assert sum(s["inputs"] for s in summaries) == single["inputs"] == inputs
     assert sum(s["videos_ok"] for s in summaries) == single["videos_ok"]
     assert sum(s["errors"] for s in summaries) == single["errors"]
+    # embed and the teacher read the sharded folder as they read one run's: the same videos, frames and bytes.
+    from silverset.components.runtime.inputs import load_frames
+
+    assert load_frames(str(out)) == load_frames(str(tmp_path / "single"))
+    assert load_frames(str(out), shard=Shard(1, 3)).keys() == load_frames(str(out / "shard-00001-of-00003")).keys()
     for i, summary in enumerate(summaries):
         folder = out / f"shard-{i:05d}-of-00003"
         assert summary["out"] == str(folder) and summary["table"] == str(out)
