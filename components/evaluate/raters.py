@@ -203,14 +203,6 @@ def _scores_draws(weights: np.ndarray, reference: np.ndarray, decided: np.ndarra
     return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy, "n": n}
 
 
-def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))
-
-
 def _scores(draws: dict[str, np.ndarray], column: int, *, positives: int, confidence: float) -> Scores:
     n = int(draws["n"][0, column])
     estimates = {}
@@ -219,7 +211,7 @@ def _scores(draws: dict[str, np.ndarray], column: int, *, positives: int, confid
         if n == 0:
             estimates[name] = metrics.Estimate(float("nan"), float("nan"), float("nan"))
         else:
-            estimates[name] = metrics.Estimate(float(values[0]), *_interval(values[1:], confidence))
+            estimates[name] = metrics.Estimate(float(values[0]), *metrics._interval(values[1:], confidence))
     return Scores(n=n, positives=positives, **estimates)
 
 
@@ -367,7 +359,7 @@ def evaluate_raters(golden_set: GoldenSet, teacher: dict[str, int], *, n_classes
             warnings.simplefilter("ignore", RuntimeWarning)  # a resample with no defined term: NaN, dropped below
             draws = np.nanmean(diff, axis=1)
         boot = draws[1:][np.isfinite(draws[1:])]
-        lower, upper = _interval(boot, confidence)
+        lower, upper = metrics._interval(boot, confidence)
         p_value = float(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
         difference = Difference(value=float(draws[0]), lower=lower, upper=upper, p_value=p_value,
                                 raters=len(scored_raters), teacher_f1_mean=float(t_f1[0].mean()),
