@@ -18,15 +18,66 @@ summary reports the run that made the live index.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
+import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from silverset.pipelines.local_progress import TaskEvent
 
 DEMO_SPEC = "red_dominant.yaml"
 DEMO_HARD_CASE_SHARE = 0.25  # share of videos with a hard case per attribute (see components/corpus/synth.py)
+PIPELINE_STAGE = "attribute-promotion pipeline (kfp.local)"
+# Library progress bars and chatter the demo turns off, in its own process and in every kfp.local task (they
+# inherit the environment): tqdm (sentence-transformers' encode bars), Hugging Face Hub and transformers
+# ("Loading weights" bars). A value the user set is kept.
+QUIET_LIBRARIES = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+                   "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Within the block, no library progress bars (``QUIET_LIBRARIES``), here and in the subprocesses started.
+
+    The variables are read when the libraries are imported (tqdm, huggingface_hub, transformers): the demo
+    imports them inside this block; one already imported is switched off through its own call as well.
+    """
+    added = {name: value for name, value in QUIET_LIBRARIES.items() if name not in os.environ}
+    os.environ.update(added)
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
+def _stage(emit: Callable[[TaskEvent], None], name: str) -> Iterator[dict]:
+    """Emit ``name``'s start, run the block, emit its end with seconds and what the block put in the yielded dict
+    (``count``, ``unit``, ``note``); an exception ends it with status FAILURE and propagates."""
+    emit(TaskEvent(task=name, phase="start"))
+    result: dict = {}
+    started, status = time.perf_counter(), "FAILURE"
+    try:
+        yield result
+        status = "SUCCESS"
+    finally:
+        emit(TaskEvent(task=name, phase="end", seconds=time.perf_counter() - started, status=status,
+                       count=result.get("count"), unit=result.get("unit", ""), note=result.get("note", "")))
 
 
 def _read_json(path: Path) -> dict:
@@ -146,7 +197,7 @@ def run_demo(
     teacher_budget_share: float = 0.5,
     hard_case_share: float = DEMO_HARD_CASE_SHARE,
     on_video: Callable[[str], None] | None = None,
-    on_step: Callable[[str], None] | None = None,
+    on_event: Callable[[TaskEvent], None] | None = None,
 ) -> dict:
     """Run the demo under ``workdir``; returns a summary dict (see ``print_summary`` in the CLI).
 
@@ -158,8 +209,22 @@ def run_demo(
     ``workdir/corpus``: videos, manifest, truth; ``workdir/golden.parquet``; ``workdir/pipeline``: the
     pipeline's run folders, state, approvals.db, serve/ and run_summary.json; ``workdir/abtest``: the
     experiment and the closed loop (the index server runs it with an exposure log, ``ab_users`` simulated users
-    search it, the analysis reads the server's log). ``on_video`` is called per synthesized video, ``on_step`` with each step's name (progress).
+    search it, the analysis reads the server's log). ``on_video`` is called per synthesized video; ``on_event``
+    as each demo stage, and each task of its pipeline (``within`` = ``PIPELINE_STAGE``), starts and ends, with
+    its seconds and count. Library progress bars are off throughout (``quiet_libraries``).
     """
+    with quiet_libraries():
+        return _run_demo(workdir=workdir, videos=videos, seed=seed, duration_s=duration_s, width=width,
+                         height=height, frames_per_video=frames_per_video, frame_size=frame_size, shards=shards,
+                         golden_share=golden_share, ab_users=ab_users, teacher=teacher,
+                         teacher_budget_share=teacher_budget_share, hard_case_share=hard_case_share,
+                         on_video=on_video, emit=on_event or (lambda _: None))
+
+
+def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float, width: int, height: int,
+              frames_per_video: int, frame_size: int, shards: int, golden_share: float, ab_users: int, teacher: str,
+              teacher_budget_share: float, hard_case_share: float, on_video: Callable[[str], None] | None,
+              emit: Callable[[TaskEvent], None]) -> dict:
     from silverset.components.abtest.closed_loop import run_closed_loop
     from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common import schemas, tables
@@ -172,31 +237,40 @@ def run_demo(
     from silverset.pipelines.attribute_promotion import PlatformOptions
     from silverset.pipelines.local_run import run_local
 
-    step = on_step or (lambda _: None)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = example_specs_dir() / DEMO_SPEC
     spec = load_spec(spec_path)
 
-    step("corpus synth")
-    corpus = synth(out=workdir / "corpus", videos=videos, seed=seed, duration_s=duration_s, width=width,
-                   height=height, hard_case_share=hard_case_share, on_video=on_video)
-    golden = golden_from_truth(truth=corpus["truth"], spec_path=str(spec_path), out=str(workdir / "golden.parquet"),
-                               share=golden_share, seed=seed)
+    with _stage(emit, "corpus synth") as done:
+        corpus = synth(out=workdir / "corpus", videos=videos, seed=seed, duration_s=duration_s, width=width,
+                       height=height, hard_case_share=hard_case_share, on_video=on_video)
+        done.update(count=corpus["videos"], unit="videos",
+                    note=f"{corpus['errors']} errors" if corpus["errors"] else "")
+    with _stage(emit, "golden set (from the corpus's truth)") as done:
+        golden = golden_from_truth(truth=corpus["truth"], spec_path=str(spec_path), out=str(workdir / "golden.parquet"),
+                                   share=golden_share, seed=seed)
+        done.update(count=golden["items"], unit="videos", note=f"{golden['positives']} positive")
     checkpoint: Path | None = None
     if teacher == "local":  # trained once, kept across demos: same file, same teacher id
-        step("demo teacher: frames CNN trained on its own synthetic corpus (cached)")
-        checkpoint = teacher_checkpoint(workdir / "teacher", spec.name)
+        with _stage(emit, "demo teacher: frames CNN on its own synthetic corpus") as done:
+            cached = (workdir / "teacher").exists() and any((workdir / "teacher").glob("*/card.json"))
+            checkpoint = teacher_checkpoint(workdir / "teacher", spec.name)
+            done.update(note="reused from the workdir" if cached else "trained (cached for later demos)")
 
-    step("attribute-promotion pipeline (kfp.local)")
     pipeline_dir = workdir / "pipeline"
     budget = max(10, round(videos * teacher_budget_share)) if teacher_budget_share > 0 else 0
-    run = run_local(attribute_spec=spec_path, manifest=corpus["manifest"], workdir=pipeline_dir,
-                    golden_set=golden["golden"], options=PlatformOptions(shards=shards),
-                    params={"frames_per_video": frames_per_video, "frame_size": frame_size,
-                            "teacher_backend": teacher, "teacher_checkpoint": str(checkpoint or ""),
-                            "auto_approve_as": spec.approvers[0], "submitter": "silverset-demo",
-                            "teacher_budget_videos": budget})
+    with _stage(emit, PIPELINE_STAGE) as done:
+        run = run_local(attribute_spec=spec_path, manifest=corpus["manifest"], workdir=pipeline_dir,
+                        golden_set=golden["golden"], options=PlatformOptions(shards=shards),
+                        params={"frames_per_video": frames_per_video, "frame_size": frame_size,
+                                "teacher_backend": teacher, "teacher_checkpoint": str(checkpoint or ""),
+                                "auto_approve_as": spec.approvers[0], "submitter": "silverset-demo",
+                                "teacher_budget_videos": budget},
+                        on_task=lambda event: emit(replace(event, within=PIPELINE_STAGE)))
+        outcome = run.summary.get("outcome", "") if run.status != "SUCCEEDED" else ""
+        log = f"; kfp.local task log {run.log.relative_to(workdir)}" if run.log is not None else ""
+        done.update(count=run.tasks, unit="tasks", note=f"{run.status}" + (f" ({outcome})" if outcome else "") + log)
     run_dir = Path(run.plan.get("run_dir") or run_dir_of(str(pipeline_dir), run.plan["corpus_digest"]))
     teacher_gate = _gate_summary(run_dir / "teacher_gate")
     student_gate = _gate_summary(run_dir / "student_gate")
@@ -207,28 +281,31 @@ def run_demo(
 
     query: dict = {}
     if live:
-        step("sample query (local index server)")
-        truth = tables.read_table(corpus["truth"], schemas.TRUTH)
-        positives = sorted(v for v, a, label in zip(truth.column("video_id").to_pylist(),
-                                                    truth.column("attribute").to_pylist(),
-                                                    truth.column("label").to_pylist()) if a == spec.name and label)
-        query = sample_query(serve_root=serve_root, attribute=spec.name, history=positives[:5])
-        hits = [r["video_id"] for r in query["response"]["results"]]
-        query["positives_in_results"] = sum(1 for v in hits if v in set(positives))
+        with _stage(emit, "sample query (local index server)") as done:
+            truth = tables.read_table(corpus["truth"], schemas.TRUTH)
+            positives = sorted(v for v, a, label in zip(truth.column("video_id").to_pylist(),
+                                                        truth.column("attribute").to_pylist(),
+                                                        truth.column("label").to_pylist()) if a == spec.name and label)
+            query = sample_query(serve_root=serve_root, attribute=spec.name, history=positives[:5])
+            hits = [r["video_id"] for r in query["response"]["results"]]
+            query["positives_in_results"] = sum(1 for v in hits if v in set(positives))
+            done.update(count=len(hits), unit="results", note=f"{query['positives_in_results']} positive")
 
     zero_shot: dict = {}
     if teacher != "zero-shot":
-        step("embedded zero-shot teacher on the golden set (for comparison)")
-        zero_shot = zero_shot_on_golden(spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"],
-                                        out=workdir / "zero_shot")
+        with _stage(emit, "embedded zero-shot teacher on the golden set (for comparison)") as done:
+            zero_shot = zero_shot_on_golden(spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"],
+                                            out=workdir / "zero_shot")
+            done.update(note="teacher gate " + ("passed" if zero_shot.get("passed") else "failed"))
 
     ab: dict = {}
     if live:
-        step("A/B closed loop: the index server runs the experiment, simulated users search it")
-        experiment_dir = workdir / "abtest" / "experiment"
-        create_experiment(spec=spec, salt=f"demo-{seed}", treatment_share=0.5, out_dir=experiment_dir)
-        ab = run_closed_loop(serve_root=serve_root, attribute=spec.name, experiment_path=experiment_dir,
-                             out_dir=workdir / "abtest" / "closed_loop", users=ab_users, effect=2.0, seed=seed)
+        with _stage(emit, "A/B closed loop: the index server runs the experiment, simulated users search it") as done:
+            experiment_dir = workdir / "abtest" / "experiment"
+            create_experiment(spec=spec, salt=f"demo-{seed}", treatment_share=0.5, out_dir=experiment_dir)
+            ab = run_closed_loop(serve_root=serve_root, attribute=spec.name, experiment_path=experiment_dir,
+                                 out_dir=workdir / "abtest" / "closed_loop", users=ab_users, effect=2.0, seed=seed)
+            done.update(count=ab.get("requests"), unit="searches", note=f"{ab_users} simulated users")
     run_summary = _read_json(pipeline_dir / "run_summary.json")
 
     return {

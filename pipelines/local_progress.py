@@ -4,17 +4,16 @@ kfp.local (2.17.0) runs each task as a subprocess and logs it to stdout, which a
 file. ``following_tasks`` follows the same tasks one level up, through kfp.local's task executor
 (``kfp.local.orchestrator.task_executor.execute_single_task``, called for every task of both its orchestrators,
 cache hits included), and calls ``on_task`` with the task's display name (``set_display_name`` in
-``attribute_promotion``), the shard of a ParallelFor iteration, its seconds and status, and a count read from
-the task's own outputs where the stage reports one (videos framed, embedded, labelled, scored). It reads nothing
-else, so the full kfp.local log stays as it is. ``on_task`` may be called from kfp.local's worker threads (a
-ParallelFor runs two iterations at once); calls are serialised here.
+``attribute_promotion``), its shard (its ``shard_index``/``shard_count`` arguments), its seconds and status, and a
+count read from the task's own outputs where the stage reports one (videos framed, embedded, labelled, scored; the
+plan step's count from the plan.json it wrote). kfp.local's own log stays as it is. ``on_task`` may be called from kfp.local's worker
+threads (a ParallelFor runs two iterations at once); calls are serialised here.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -34,31 +33,36 @@ _COUNTS: tuple[tuple[str, str, str], ...] = (
     ("commit-promoted-state", "videos", "videos in the promoted state"),
     ("deploy-index", "status", ""),
 )
-_ITERATION = re.compile(r"-iteration-(\d+)")
+# display name -> what precedes the one-word result the task returns
+_VERDICTS = {"teacher-gate": "", "student-gate": "", "human-approval": "",
+             "restricted-vocabulary-and-index": "version "}
 
 
 @dataclass(frozen=True)
 class TaskEvent:
     """One task of a kfp.local run starting (``phase`` "start") or ending ("end").
 
-    ``task``: the display name (e.g. "frames", "embed-shard"); ``shard``: the ParallelFor iteration, else None;
+    ``task``: the display name (e.g. "frames", "embed-shard"); ``shard`` of ``shards``: the task's
+    ``shard_index``/``shard_count`` arguments when it is one of several shards (a ParallelFor iteration), else None;
     ``seconds``: wall seconds of the task (end only); ``status``: "SUCCESS" / "FAILURE" (end only);
     ``count`` with ``unit``: what the task reports it did (e.g. 60, "videos framed"), None when it reports no
-    count; ``note``: a short result without a count (a gate's "passed", the index version).
+    count; ``note``: a short result without a count (a gate's "passed", the index version), or beside the count.
     """
 
     task: str
     phase: Literal["start", "end"]
     shard: int | None = None
+    shards: int | None = None
     seconds: float | None = None
     status: str = ""
     count: int | None = None
     unit: str = ""
     note: str = ""
+    within: str = ""  # the enclosing stage, when a caller nests these events (the demo: its pipeline stage)
 
     @property
     def label(self) -> str:
-        return self.task if self.shard is None else f"{self.task} [shard {self.shard}]"
+        return self.task if self.shard is None else f"{self.task} [shard {self.shard + 1}/{self.shards}]"
 
 
 def _as_json(value: Any) -> dict:
@@ -84,12 +88,44 @@ def describe_outputs(task: str, outputs: dict) -> tuple[int | None, str, str]:
             return int(value), unit, note
         if isinstance(value, str) and value:
             return None, "", value
-    if task == "plan-incremental":
-        return None, "", "corpus unchanged: nothing to do" if outputs.get("Output") == "" else ""
     output = outputs.get("Output")
-    if isinstance(output, str) and output and len(output) <= 40 and "/" not in output and not output.startswith("{"):
-        return None, "", output  # a gate's passed/failed, the approval's decision, the index version
+    if task == "plan-incremental":  # its output is the run folder, "" when the corpus is unchanged
+        if output == "":
+            return None, "", "corpus unchanged: nothing to do"
+        plan = _read_plan(f"{output}/plan/plan.json") if isinstance(output, str) and output else {}
+        if isinstance(plan.get("todo"), int):
+            return plan["todo"], f"of {plan.get('videos')} videos to process (new or changed)", ""
+        return None, "", ""
+    if task in _VERDICTS and isinstance(output, str) and output and len(output) <= 60:
+        return None, "", f"{_VERDICTS[task]}{output}"
     return None, "", ""
+
+
+def _read_plan(path: str) -> dict:
+    """The plan.json a plan step wrote (local path or fsspec URI); {} when it cannot be read."""
+    try:
+        import fsspec
+
+        with fsspec.open(path, "r") as f:
+            loaded = json.load(f)
+    except (OSError, ValueError, ImportError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _shard_of(task_spec, io_store) -> tuple[int | None, int | None]:
+    """(shard_index, shard_count) of a sharded task (its own ``shard_index``/``shard_count`` arguments, as kfp.local
+    resolves them for this ParallelFor iteration); (None, None) for a task that is not split in several shards."""
+    if io_store is None or "shard_index" not in task_spec.inputs.parameters:
+        return None, None
+    try:
+        from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+
+        arguments = OrchestratorUtils.make_task_arguments(task_inputs_spec=task_spec.inputs, io_store=io_store)
+        index, count = int(arguments["shard_index"]), int(arguments.get("shard_count", 1))
+    except Exception:  # noqa: BLE001 - an argument kfp.local cannot resolve yet: no shard shown, nothing else
+        return None, None
+    return (index, count) if count > 1 else (None, None)
 
 
 @contextlib.contextmanager
@@ -119,9 +155,8 @@ def following_tasks(on_task: Callable[[TaskEvent], None]) -> Iterator[None]:
 
     def following(task_name, task_spec, pipeline_resource_name, *args, **kwargs):
         display = task_spec.task_info.name or task_name
-        match = _ITERATION.search(f"{pipeline_resource_name}/{task_name}")
-        shard = int(match.group(1)) if match else None
-        emit(TaskEvent(task=display, phase="start", shard=shard))
+        shard, shards = _shard_of(task_spec, kwargs.get("io_store"))
+        emit(TaskEvent(task=display, phase="start", shard=shard, shards=shards))
         started = time.perf_counter()
         status_name = "FAILURE"
         outputs: dict = {}
@@ -131,8 +166,8 @@ def following_tasks(on_task: Callable[[TaskEvent], None]) -> Iterator[None]:
             return outputs, status
         finally:
             count, unit, note = describe_outputs(display, outputs or {}) if status_name == "SUCCESS" else (None, "", "")
-            emit(TaskEvent(task=display, phase="end", shard=shard, seconds=time.perf_counter() - started,
-                           status=status_name, count=count, unit=unit, note=note))
+            emit(TaskEvent(task=display, phase="end", shard=shard, shards=shards, status=status_name,
+                           seconds=time.perf_counter() - started, count=count, unit=unit, note=note))
 
     task_executor.execute_single_task = following
     try:

@@ -1,4 +1,11 @@
-"""The studio's read-only view of a corpus: manifest metadata, embeddings, frame thumbnails, text search."""
+"""The studio's read-only view of a corpus: manifest metadata, embeddings, frame thumbnails, text search.
+
+A studio workdir W holds ``W/embeddings``, ``W/manifest.*`` and optionally ``W/frames``. A pipeline workdir (or a
+demo workdir, whose pipeline works in ``W/pipeline``) holds none of those at its top: ``load_workdir`` opens its
+live run instead, the promoted state the last promotion that went live committed (``live_run``): the state's
+embeddings, and each video's metadata and thumbnails from the run folder that processed the content the state
+holds. Anything else is refused naming what is missing.
+"""
 from __future__ import annotations
 
 import os
@@ -8,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
@@ -66,6 +74,7 @@ class Catalog:
     clusters: np.ndarray | None = None
     text_encoder: TextEncoder | None = None
     text_vectors: np.ndarray | None = None  # float32 [n, d_text]: the embeddings' own text block, when they have one
+    source: str = ""  # where the catalog was read from, in words (shown when the studio starts)
     _text_index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -141,10 +150,12 @@ def clip_text_encoder(model: str, embedder_id: str) -> TextEncoder:
     return encode
 
 
-def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, frames: str | Path | None = None,
-                 text_encoder: TextEncoder | None = None, frames_per_video: int = 4,
-                 clusters_seed: int = 0, clip_model: str | None = None) -> Catalog:
-    """Read the embeddings table (required), and optionally the manifest and the frames table.
+def load_catalog(*, embeddings: str | Path, manifest: str | Path | pa.Table | None = None,
+                 frames: str | Path | pa.Table | None = None, text_encoder: TextEncoder | None = None,
+                 frames_per_video: int = 4, clusters_seed: int = 0, clip_model: str | None = None,
+                 source: str = "") -> Catalog:
+    """Read the embeddings table (required), and optionally the manifest and the frames table (each a path, or a
+    table already read: manifest rows conformed to ``schemas.MANIFEST``, frames rows to ``schemas.FRAMES``).
 
     Videos without an embedding cannot be scored, so the catalog holds exactly the embedded videos;
     manifest metadata joins on video_id. ``frames_per_video`` evenly spaced thumbnails are kept per video.
@@ -190,12 +201,13 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, 
         text_vectors = np.ascontiguousarray(vectors[:, block[1]:block[2]])
     meta: dict[str, tuple[str, str, str]] = {}
     if manifest is not None:
-        rows, _ = read_manifest(str(manifest), stage="studio")
+        rows = manifest if isinstance(manifest, pa.Table) else read_manifest(str(manifest), stage="studio")[0]
         for vid, uri, title, desc in zip(*(rows.column(c).to_pylist() for c in ("video_id", "uri", "title", "description"))):
             meta[vid] = (uri or "", title or "", desc or "")
     frame_index: dict[str, list[tuple[int, float, bytes]]] = {}
     if frames is not None:
-        frame_table = tables.read_table(frames, schemas.FRAMES, name=f"frames '{frames}'")
+        frame_table = frames if isinstance(frames, pa.Table) else tables.read_table(frames, schemas.FRAMES,
+                                                                                   name=f"frames '{frames}'")
         wanted = set(video_ids)
         grouped: dict[str, list[tuple[int, float, bytes]]] = {}
         for vid, idx, ts, jpeg in zip(*(frame_table.column(c).to_pylist() for c in ("video_id", "frame_index", "timestamp_s", "jpeg"))):
@@ -216,22 +228,141 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | None = None, 
         clusters=corpus_clusters(vectors, seed=clusters_seed),
         text_encoder=text_encoder,
         text_vectors=text_vectors,
+        source=source or f"embeddings table {embeddings}",
     )
 
 
 def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None, embeddings: str | Path | None = None,
                  manifest: str | Path | None = None, frames: str | Path | None = None,
                  clip_model: str | None = None) -> Catalog:
-    """Catalog from a demo-style workdir: ``W/embeddings``, ``W/manifest.{parquet,jsonl,csv}``, ``W/frames`` (optional)."""
+    """Catalog from a studio workdir (``W/embeddings``, ``W/manifest.{parquet,jsonl,csv}``, ``W/frames`` optional),
+    or from the live run of a pipeline or demo workdir (``live_run``) when ``W/embeddings`` is not there.
+
+    ``embeddings``, ``manifest`` and ``frames`` given explicitly win over what the workdir holds. Raises
+    SilversetInputError naming the workdir and what it lacks: no embeddings table and no pipeline state, a
+    pipeline that has not promoted yet, or a live run whose files are gone.
+    """
     workdir = Path(workdir)
+    if embeddings is None and not (workdir / "embeddings").exists():
+        live = live_run(workdir)
+        if live is not None:
+            return load_catalog(embeddings=live.embeddings, text_encoder=text_encoder, clip_model=clip_model,
+                                manifest=manifest if manifest is not None else live.manifest_rows(),
+                                frames=frames if frames is not None else live.frame_rows(), source=live.describe())
     embeddings = embeddings or workdir / "embeddings"
     if not Path(embeddings).exists():
-        raise SilversetInputError(f"workdir '{workdir}'", f"has no embeddings table at '{embeddings}'; pass --embeddings")
+        raise SilversetInputError(f"workdir '{workdir}'", f"has no embeddings table at '{embeddings}' and no pipeline "
+                                  f"state ({', '.join(str(workdir / d / COMPLETED_FILE) for d in STATE_FOLDERS)}): "
+                                  "run `silverset demo --workdir` or the pipeline into it first, or pass --embeddings")
     manifest = manifest or _find_manifest(workdir)
     if frames is None and (workdir / "frames").exists():
         frames = workdir / "frames"
     return load_catalog(embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder,
                         clip_model=clip_model)
+
+
+# Where a workdir keeps its pipeline's state: W/state for a pipeline workdir W (``run_local``'s default), and
+# W/pipeline/state for a demo workdir (the demo runs its pipeline in W/pipeline).
+STATE_FOLDERS = ("state", "pipeline/state")
+COMPLETED_FILE = "completed.json"  # incremental.plan.COMPLETED_FILE: the promotion that went live
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """The promoted state of a pipeline workdir: what the last promotion that went live committed.
+
+    ``embeddings``: the state's embeddings (every video the live index covers, one embedder); ``run_dir``: the
+    run folder of that promotion; ``sources``: for each run folder that embedded content the state holds (the
+    live one first, then newer folders first), the manifest rows of the videos it embedded with the etag the
+    state holds (``embed_manifest.parquet`` of its plan), whose thumbnails are in its ``frames``.
+    """
+
+    pipeline_dir: Path
+    state_dir: Path
+    run_dir: Path
+    run_id: str
+    embeddings: Path
+    videos: int
+    sources: tuple[tuple[Path, pa.Table], ...]
+
+    def describe(self) -> str:
+        return (f"live run {self.run_dir.name} of {self.pipeline_dir} (promoted by {self.run_id or 'an unnamed run'}): "
+                f"{self.videos} videos of the promoted state {self.state_dir}")
+
+    def manifest_rows(self) -> pa.Table | None:
+        """Manifest rows (schemas.MANIFEST) of the state's videos, from the plan of the run that embedded each."""
+        parts = [tables.conform(rows.select(schemas.MANIFEST.names), schemas.MANIFEST, name=f"run manifest of '{run}'")
+                 for run, rows in self.sources]
+        return pa.concat_tables(parts) if parts else None
+
+    def frame_rows(self) -> pa.Table | None:
+        """Frames rows (schemas.FRAMES) of the state's videos, from the run folder that embedded each."""
+        parts = []
+        for run_dir, rows in self.sources:
+            if (run_dir / "frames").exists():
+                frames = tables.read_table(run_dir / "frames", schemas.FRAMES, name=f"frames '{run_dir / 'frames'}'")
+                parts.append(frames.filter(pc.is_in(frames.column("video_id"), rows.column("video_id"))))
+        return pa.concat_tables(parts) if parts else None
+
+
+EMBEDDED_MANIFESTS = ("embed_manifest.parquet", "todo_manifest.parquet")  # a run's plan: the videos it embedded
+
+
+def live_run(workdir: str | Path) -> LiveRun | None:
+    """The live run of the pipeline workdir ``workdir`` (or of the demo workdir's ``pipeline/``), None when the
+    workdir holds no pipeline state at all. A state without a promotion, or whose promotion's files are gone, is
+    a SilversetInputError naming what is missing."""
+    import json
+
+    from silverset.components.incremental import state as incremental_state
+
+    workdir = Path(workdir)
+    states = [workdir / d for d in STATE_FOLDERS if (workdir / d).is_dir()]
+    if not states:
+        return None
+    promoted = [d for d in states if (d / COMPLETED_FILE).is_file()]
+    if not promoted:
+        raise SilversetInputError(f"workdir '{workdir}'", f"has a pipeline state ({states[0]}) but no promotion "
+                                  f"went live yet (no {states[0] / COMPLETED_FILE}): the studio opens the live run; "
+                                  f"{states[0].parent / 'run_summary.json'} says what stopped the last run. Or pass "
+                                  "--embeddings")
+    state_dir = promoted[0]
+    pipeline_dir = state_dir.parent
+    try:
+        completed = json.loads((state_dir / COMPLETED_FILE).read_text())
+        digest = str(completed["corpus_digest"])
+    except (ValueError, KeyError, TypeError):
+        raise SilversetInputError(f"state '{state_dir / COMPLETED_FILE}'",
+                                  "is not a promotion record ({corpus_digest, run_id})") from None
+    run_dir = pipeline_dir / "runs" / digest[:16]  # incremental.plan.run_dir_of
+    embeddings = state_dir / "embeddings"
+    if not embeddings.exists():
+        raise SilversetInputError(f"state '{state_dir}'", f"has no embeddings table at '{embeddings}' (the live run "
+                                  f"{run_dir.name} committed none); pass --embeddings")
+    videos = tables.read_table(state_dir / incremental_state.VIDEOS_FILE, incremental_state.VIDEO_STATE,
+                               name=f"state '{state_dir}' videos")
+    etags = dict(zip(videos.column("video_id").to_pylist(), videos.column("etag").to_pylist()))
+    others = sorted((p for p in (pipeline_dir / "runs").glob("*") if p.is_dir() and p != run_dir),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    sources: list[tuple[Path, pa.Table]] = []
+    left = set(etags)
+    for folder in ([run_dir] if run_dir.is_dir() else []) + others:
+        planned = next((folder / "plan" / name for name in EMBEDDED_MANIFESTS if (folder / "plan" / name).exists()),
+                       None)
+        if not left or planned is None:
+            continue
+        rows = tables.read_table(planned, name=f"run plan '{planned}'")
+        if "etag" not in rows.column_names or rows.num_rows == 0:
+            continue
+        keep = [v in left and etags[v] == etag for v, etag in zip(rows.column("video_id").to_pylist(),
+                                                                   rows.column("etag").to_pylist())]
+        rows = rows.filter(pa.array(keep, pa.bool_()))
+        if rows.num_rows:
+            sources.append((folder, rows))
+            left -= set(rows.column("video_id").to_pylist())
+    return LiveRun(pipeline_dir=pipeline_dir, state_dir=state_dir, run_dir=run_dir,
+                   run_id=str(completed.get("run_id", "")), embeddings=embeddings, videos=len(etags),
+                   sources=tuple(sources))
 
 
 TEACHER_GATE_FOLDER = "teacher_gate"

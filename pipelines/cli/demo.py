@@ -2,13 +2,15 @@
 query against the served index, a simulated A/B analysis, and a summary a person can read."""
 from __future__ import annotations
 
-import json
+import sys
+import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from silverset.pipelines.local_progress import TaskEvent
 
 console = Console()
 
@@ -27,24 +29,50 @@ def demo(
                                                "least 10 videos; 0: all); the student scores every video."),
     ab_users: int = typer.Option(4000, "--ab-users", min=100, help="Simulated users in the closed A/B loop."),
 ) -> None:
-    """Run the whole pipeline end to end on a synthetic corpus and print what it made and where."""
+    """Run the whole pipeline end to end on a synthetic corpus and print what it made and where.
+
+    Each stage, and each task of the pipeline, prints a line as it starts and as it ends (seconds, and the count
+    it reports); kfp.local's full task log goes to a file under the workdir, named on the pipeline's line.
+    """
     from silverset.components.common.errors import SilversetInputError
     from silverset.pipelines.demo import run_demo
 
     if teacher not in ("local", "zero-shot"):
         raise SilversetInputError("--teacher", f"{teacher!r} is not a demo teacher; use local or zero-shot")
+    # Bound to this stdout now: kfp.local's task log replaces sys.stdout while the pipeline runs.
+    out = Console(file=sys.stdout, highlight=False)
+    printer = ProgressPrinter(out)
+    synthesized = [0]
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("corpus synth", total=videos)
+    def on_video(_: str) -> None:
+        synthesized[0] += 1
+        if synthesized[0] < videos and synthesized[0] % max(1, videos // 4) == 0:
+            out.print(f"{time.strftime('%H:%M:%S')}       corpus synth: {synthesized[0]}/{videos} videos", markup=False)
 
-        def step(name: str) -> None:
-            progress.update(task, description=name)
-
-        summary = run_demo(workdir=workdir, videos=videos, seed=seed, shards=shards,
-                           frames_per_video=frames_per_video, teacher=teacher,
-                           teacher_budget_share=teacher_budget_share, ab_users=ab_users, on_video=lambda _: progress.advance(task), on_step=step)
+    summary = run_demo(workdir=workdir, videos=videos, seed=seed, shards=shards, frames_per_video=frames_per_video,
+                       teacher=teacher, teacher_budget_share=teacher_budget_share, ab_users=ab_users,
+                       on_video=on_video, on_event=printer)
     print_summary(summary)
+
+
+class ProgressPrinter:
+    """One line per stage start and end: ``HH:MM:SS start <stage>`` / ``HH:MM:SS done  <stage>: 60 videos framed
+    (note) 12.3 s``; a pipeline task is indented under its stage, a failed stage or task says FAILED."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, event: TaskEvent) -> None:
+        indent = "  " if event.within else ""
+        clock = time.strftime("%H:%M:%S")
+        if event.phase == "start":
+            self.console.print(f"{clock} {indent}start {event.label}", markup=False, soft_wrap=True)
+            return
+        what = ", ".join(part for part in (f"{event.count} {event.unit}".strip() if event.count is not None else "",
+                                           event.note) if part)
+        verdict = "done " if event.status == "SUCCESS" else "FAILED"
+        self.console.print(f"{clock} {indent}{verdict} {event.label}" + (f": {what}" if what else "")
+                           + f"  {event.seconds or 0.0:.1f} s", markup=False, soft_wrap=True)
 
 
 def _teacher_line(teacher: dict) -> str:

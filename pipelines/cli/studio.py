@@ -28,7 +28,8 @@ def _studio(workdir: Path, db: str | None, embeddings: Path | None, manifest: Pa
                   models_dir=workdir / "studio" / "models")
 
 
-WorkdirOpt = typer.Option(..., "--workdir", "-w", help="Workdir holding manifest.*, embeddings/ and (optionally) frames/.")
+WorkdirOpt = typer.Option(..., "--workdir", "-w", help="Workdir holding manifest.*, embeddings/ and (optionally) "
+                          "frames/; or a demo/pipeline workdir, whose live run (the promoted state) is opened.")
 DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite file W/studio/studio.db; postgresql+psycopg://... works).")
 EmbOpt = typer.Option(None, "--embeddings", help="Embeddings table (default W/embeddings).")
 ManOpt = typer.Option(None, "--manifest", help="Manifest (default W/manifest.{parquet,jsonl,csv}).")
@@ -106,6 +107,7 @@ def serve(
     from silverset.components.studio.models import shown_url
 
     console.print(f"studio: {len(studio.catalog)} videos, db {shown_url(db or default_db_url(workdir))}")  # no password
+    console.print(f"videos from the {studio.catalog.source}", markup=False)  # a demo/pipeline workdir: its live run
     # with OIDC the sign-in cookies belong to the redirect base's host: open the studio there, not by its address
     console.print(f"open {oidc.config.redirect_base_url}/" if oidc is not None else f"open http://{host}:{port}/")
     secure = oidc is not None and oidc.config.redirect_base_url.startswith("https://")

@@ -24,7 +24,7 @@ def frame_videos(videos: int) -> NamedTuple("Frames", videos=int, frames=int):
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
-def embed_shard(shard_index: int, per_shard: int) -> str:
+def embed_shard(shard_index: int, shard_count: int, per_shard: int) -> str:
     import json
 
     return json.dumps({"outputs": per_shard + int(shard_index), "errors": 0})
@@ -41,7 +41,7 @@ def gate(passed: bool) -> str:
 def probe(videos: int = 12, passed: bool = True):
     frames = frame_videos(videos=videos).set_display_name("frames")
     with dsl.ParallelFor(items=[0, 1], name="embed-shards") as shard:
-        embed_shard(shard_index=shard, per_shard=5).after(frames).set_display_name("embed-shard")
+        embed_shard(shard_index=shard, shard_count=2, per_shard=5).after(frames).set_display_name("embed-shard")
     gate(passed=passed).after(frames).set_display_name("teacher-gate")
 
 
@@ -69,14 +69,14 @@ def test_each_task_starts_and_ends_with_its_seconds_and_the_count_it_reports(kfp
         by_label.setdefault(event.label, []).append(event)
     # Four tasks: frames, two embed shards (one per ParallelFor iteration, numbered), the gate; each one start
     # then one end.
-    assert sorted(by_label) == ["embed-shard [shard 0]", "embed-shard [shard 1]", "frames", "teacher-gate"]
+    assert sorted(by_label) == ["embed-shard [shard 1/2]", "embed-shard [shard 2/2]", "frames", "teacher-gate"]
     for label, pair in by_label.items():
         assert [e.phase for e in pair] == ["start", "end"], label
         assert pair[1].status == "SUCCESS" and pair[1].seconds is not None and pair[1].seconds > 0
-    assert events.index(by_label["frames"][1]) < events.index(by_label["embed-shard [shard 0]"][0])  # .after(frames)
+    assert events.index(by_label["frames"][1]) < events.index(by_label["embed-shard [shard 1/2]"][0])  # .after(frames)
     frames = by_label["frames"][1]
     assert (frames.count, frames.unit) == (12, "videos framed") and frames.seconds >= 0.3  # the task slept 0.3 s
-    assert [by_label[f"embed-shard [shard {i}]"][1].count for i in (0, 1)] == [5, 6]
+    assert [by_label[f"embed-shard [shard {i}/2]"][1].count for i in (1, 2)] == [5, 6]
     assert by_label["teacher-gate"][1].note == "passed" and by_label["teacher-gate"][1].count is None
     assert "frames" in log and "videos framed" not in log  # kfp.local's own log, without our lines
 
@@ -108,9 +108,29 @@ def test_leaving_the_block_restores_kfp_local_and_a_failing_callback_never_fails
     ("annotate-shard", {"Output": '{"outputs": 0, "resumed": 30, "errors": 0}'},
      (0, "videos labelled", "30 done by an earlier run")),
     ("bulk-score", {"scores": "/r/scores", "scored": 58.0, "errors": 2}, (58, "videos scored", "")),
-    ("restricted-vocabulary-and-index", {"Output": "20261130T101500-ab12"}, (None, "", "20261130T101500-ab12")),
+    ("restricted-vocabulary-and-index", {"Output": "20261130T101500-ab12"},
+     (None, "", "version 20261130T101500-ab12")),
+    ("notify-and-clean-up", {"Output": "none"}, (None, "", "")),
     ("plan-incremental", {"Output": ""}, (None, "", "corpus unchanged: nothing to do")),
-    ("plan-incremental", {"Output": "/w/runs/abc"}, (None, "", "")),
+    ("plan-incremental", {"Output": "/no/such/run"}, (None, "", "")),
 ])
 def test_counts_come_from_what_each_stage_returns(task, outputs, expected):
     assert describe_outputs(task, outputs) == expected
+
+
+def test_the_plan_step_counts_the_videos_its_plan_says_are_due(tmp_path):
+    from silverset.components.common.spec import example_specs_dir
+    from silverset.components.incremental.plan import plan_run
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    lines = ["video_id,uri"]
+    for i in range(5):
+        (videos / f"v{i}.mp4").write_bytes(f"bytes {i}".encode())
+        lines.append(f"v{i},{videos / f'v{i}.mp4'}")
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    summary = plan_run(manifest=str(tmp_path / "manifest.csv"), state_dir=str(tmp_path / "state"),
+                       attribute_spec=str(example_specs_dir() / "red_dominant.yaml"), workdir=str(tmp_path / "w"),
+                       run_id="run-1")
+    assert describe_outputs("plan-incremental", {"Output": summary.run_dir}) == (
+        5, "of 5 videos to process (new or changed)", "")
