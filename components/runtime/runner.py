@@ -15,6 +15,7 @@ is computed (or paid for) twice and none is lost. An item whose error the handle
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,8 @@ from silverset.components.common.sharding import Shard
 from silverset.components.common.tables import ErrorRow
 
 from .handler import BudgetExhausted, ItemResult, ModelHandler, WorkItem
+
+_LOGGER = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
 STATS_DIR = "stats"
@@ -235,6 +238,12 @@ def run_sharded(
             stats.requests += r.requests
             stats.cache_hits += int(r.cached)
         stats.processed += len(results) + len(extra_errors)
+        failed = [r for r in results if r.error_type is not None]
+        _LOGGER.debug("%s [shard %s]: part %d, %d rows, %d errors", description, shard, seq - 1, len(rows), len(errors))
+        if failed:  # extra_errors were dropped upstream: their stage reports them
+            _LOGGER.warning("%s [shard %s]: %d item(s) written to the errors table (%s); first: %s", description, shard,
+                            len(failed), ", ".join(sorted({r.error_type or "error" for r in failed})),
+                            ", ".join(r.key for r in failed[:5]))
 
     uris = {it.key: it.uri for it in pending}
     bar = None

@@ -1,6 +1,8 @@
 """The annotate stage: manifest + frames + attribute spec -> labels table, with any teacher, sharded and resumable."""
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +20,8 @@ from silverset.components.runtime.inputs import VideoFrames, load_frames, manife
 from silverset.components.runtime.runner import ShardStats, run_sharded
 
 from .gemini import GeminiOptions
+
+_LOGGER = logging.getLogger(__name__)
 
 TEACHERS = ("zero-shot", "gemini", "local", "clip-zero-shot")
 
@@ -123,9 +127,23 @@ def run(*, attribute: str, manifest: str, out: str, frames: str | None = None,
                                       message=f"video '{vid}' has no rows in the frames table"))
             continue
         items.append(WorkItem(key=vid, uri=uri, payload=TeacherInput(title or "", desc or "", videos.get(vid))))
+    _LOGGER.info("annotate %s [shard %s]: %s teacher on %d of %d manifest videos", spec.key, shard,
+                 handler.model_id, sum(1 for it in items if shard.owns(it.key)), len(ids))
+    dropped = [e for e in prior if shard.owns(e.key)]
+    if dropped:
+        reasons = Counter(e.error_type for e in dropped)
+        _LOGGER.warning("annotate %s [shard %s]: %d video(s) skipped before the teacher and written to the errors "
+                        "table (%s); first: %s", spec.key, shard, len(dropped),
+                        ", ".join(f"{kind} {n}" for kind, n in sorted(reasons.items())),
+                        ", ".join(e.key for e in dropped[:5]))
     stats = run_sharded(items=items, handler=handler, out_dir=out, shard=shard, schema=schemas.LABELS,
                         batch_size=options.batch_size, prior_errors=prior, max_items=options.max_items,
                         id_column="teacher_id", progress=progress, description=f"annotate {spec.key}")
+    _LOGGER.log(logging.WARNING if stats.stopped == "budget" else logging.INFO,
+                "annotate %s [shard %s]: %d labelled, %d errors %s, %d resumed, %d remaining (stopped: %s); $%.4f, "
+                "%d requests, %d cache hits in %.1f s", spec.key, shard, stats.outputs, stats.errors, stats.error_types,
+                stats.resumed, stats.remaining, stats.stopped or "no", stats.cost_usd, stats.requests, stats.cache_hits,
+                stats.seconds)
     return AnnotateSummary(teacher_id=handler.model_id, attribute=spec.key, out=str(out), stats=stats)
 
 

@@ -302,6 +302,9 @@ class GeminiHandler(ModelHandler):
 
         self._key = resolve_api_key(self.options.api_key_file)
         http = types.HttpOptions(base_url=self.options.base_url, timeout=int(self.options.timeout_s * 1000))
+        _LOGGER.info("gemini teacher: model %s, %s mode, %.3g requests/s and %d tokens/min for this shard, budget %s",
+                     self.options.model, self.options.mode, self.limiter.rps, self.limiter.tpm,
+                     "none" if self.options.max_usd is None else f"${self.options.max_usd:.4f}")
         return genai.Client(api_key=self._key, http_options=http)
 
     def cache_key(self, item: WorkItem) -> str:
@@ -396,27 +399,40 @@ class GeminiHandler(ModelHandler):
             except genai_errors.APIError as exc:
                 last = f"HTTP {exc.code} {exc.status or ''}: {exc.message or ''}".strip()
                 if exc.code in (401, 403, 404) or exc.status == "FAILED_PRECONDITION":
-                    self._fatal = self._fatal or self._refused(exc)
+                    if self._fatal is None:
+                        self._fatal = self._refused(exc)
+                        _LOGGER.error("%s: HTTP %s stops the run: %s", item.key, exc.code, self._fatal.problem)
                     raise self._fatal from None
                 if exc.code not in RETRYABLE_STATUS:
                     kind = "invalid_request" if exc.code == 400 else f"http_{exc.code}"
+                    _LOGGER.warning("%s: HTTP %s on attempt %d, not retried (%s)", item.key, exc.code, attempt + 1,
+                                    kind)
                     return ItemResult(key=item.key, error_type=kind, message=self.redact(last), requests=requests)
                 asked = server_retry_delay(exc)
                 if asked is not None:
                     asked = min(asked, self.options.max_server_delay_s)
                     if exc.code == 429:
                         self.limiter.hold(asked)  # the quota is the key's: nobody on this shard sends until then
-                    _LOGGER.info("%s: HTTP %s, server asks to retry in %.3gs", item.key, exc.code, asked)
-                self.sleep(asked if asked is not None else self._backoff(attempt))
+                wait = asked if asked is not None else self._backoff(attempt)
+                _LOGGER.warning("%s: HTTP %s on attempt %d/%d; retrying in %.3g s (%s)", item.key, exc.code,
+                                attempt + 1, self.options.max_attempts, wait,
+                                "server's retryDelay" if asked is not None else "backoff")
+                self.sleep(wait)
                 continue
             except _transport_errors() as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                self.sleep(self._backoff(attempt))
+                wait = self._backoff(attempt)
+                _LOGGER.warning("%s: %s on attempt %d/%d; retrying in %.3g s (backoff)", item.key, type(exc).__name__,
+                                attempt + 1, self.options.max_attempts, wait)
+                self.sleep(wait)
                 continue
             record = self.outcome(response)
             self.cache.put(self.cache_key(item), record)  # before anything else: a crash now must not re-pay
+            _LOGGER.debug("%s: %s after %d request(s), $%.6f", item.key, record.get("outcome", "label"), requests,
+                          float(record.get("cost_usd", 0.0)))
             return self._from_record(item, record, requests=requests)
-        _LOGGER.warning("%s: gave up after %d attempts; a rerun tries again", item.key, requests)
+        _LOGGER.warning("%s: gave up after %d attempts (last: %s); recorded as retries_exhausted in the errors table, "
+                        "a rerun tries again", item.key, requests, self.redact(last))
         return ItemResult(key=item.key, error_type="retries_exhausted",
                           message=self.redact(f"gave up after {requests} attempts; last: {last}"), requests=requests)
 
@@ -453,6 +469,10 @@ class GeminiHandler(ModelHandler):
                 raise self._fatal  # answers received before it are cached: a rerun replays them for free
             results += [future.result() for future in futures]
         if len(admitted) < len(misses):
+            _LOGGER.warning("budget stop: spent $%.4f of --max-usd %s; %d video(s) of this batch left unlabelled "
+                            "(not in the errors table: a rerun with a higher --max-usd labels them), first: %s",
+                            self.budget.spent, self.options.max_usd, len(misses) - len(admitted),
+                            ", ".join(it.key for it in misses[len(admitted):][:5]))
             raise BudgetExhausted(partial=results, message=(
                 f"stopped at the budget: spent ${self.budget.spent:.4f} of --max-usd {self.options.max_usd}; "
                 f"{len(misses) - len(admitted)} video(s) of this batch left unlabelled; rerun with a higher "
@@ -503,6 +523,8 @@ class GeminiHandler(ModelHandler):
             if exc.code in (401, 403, 404) or exc.status == "FAILED_PRECONDITION":
                 raise self._refused(exc) from None
             message = self.redact(f"batch job not created: HTTP {exc.code} {exc.status or ''}: {exc.message or ''}")
+            _LOGGER.warning("batch job for %d videos not created (HTTP %s); they go to the errors table as "
+                            "batch_failed and a rerun submits them again", len(chunk), exc.code)
             for item in chunk:
                 results[item.key] = ItemResult(key=item.key, error_type="batch_failed", message=message, requests=1)
             return None
@@ -521,9 +543,13 @@ class GeminiHandler(ModelHandler):
                     job = client.batches.get(name=record.name)
                 except genai_errors.APIError as exc:
                     if exc.code in RETRYABLE_STATUS:
+                        _LOGGER.warning("batch job %s: poll answered HTTP %s; polling again in %.3g s", record.name,
+                                        exc.code, self.options.batch_poll_s)
                         still.append(record)
                         continue
                     if exc.code == 404:  # the job is gone (expired from the service): submit its videos again
+                        _LOGGER.warning("batch job %s is gone (HTTP 404); a rerun submits its %d videos again",
+                                        record.name, len(record.cache_keys))
                         self.ledger.forget(record.name)
                         continue
                     raise self._refused(exc) from None
@@ -541,6 +567,8 @@ class GeminiHandler(ModelHandler):
         responses = job.dest.inlined_responses if job.dest and job.dest.inlined_responses else []
         if state not in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED") or not responses:
             reason = self.redact(str(job.error.message if job.error else state))
+            _LOGGER.warning("batch job %s ended %s: %d video(s) go to the errors table as batch_failed (%s)", job.name,
+                            state, len(record.cache_keys.keys() & by_key.keys()), reason)
             for key in record.cache_keys.keys() & by_key.keys():
                 results[key] = ItemResult(key=key, error_type="batch_failed", message=f"batch {job.name}: {reason}",
                                           requests=1)
