@@ -1,0 +1,1 @@
+"""Tests of the pipeline stages, one sub-package per ``silverset.components`` stage."""

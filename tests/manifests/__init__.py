@@ -1,0 +1,1 @@
+"""Tests of the kustomize manifests against the loopback Kubernetes API."""

@@ -1,0 +1,1 @@
+"""Tests of ``silverset.pipelines``: the CLI, compile, local runs and documented commands."""

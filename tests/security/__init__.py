@@ -1,0 +1,1 @@
+"""Security tests: clean errors, fuzzing, output folders, the OIDC fake and the serving soak."""
