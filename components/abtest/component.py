@@ -10,6 +10,9 @@ from silverset.components.common.images import CPU_IMAGE
 def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0) -> NamedTuple(
         "ABAnalysis", report=str, passed=bool, summary_json=str):
     """Simulate the attribute's A/B traffic and analyse it; the report and result.json land under out_dir/analysis."""
+    from silverset.components.common.logs import configure_step_logging
+
+    configure_step_logging()  # the step's INFO records reach its pod log
     import json
     from collections import namedtuple
 
@@ -30,6 +33,9 @@ def create_experiment(attribute_spec: str, out_dir: str = "", treatment_share: f
     server's manifests read it). salt "" = one bound to the spec's content hash, so a rerun for the same
     version keeps every user's arm.
     """
+    from silverset.components.common.logs import configure_step_logging
+
+    configure_step_logging()  # the step's INFO records reach its pod log
     import posixpath
     from collections import namedtuple
 

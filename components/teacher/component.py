@@ -20,6 +20,9 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     ``budget_usd`` > 0 (the run's Gemini budget): the shard stops at its share of it, by its share of the
     manifest's videos (all shards together never pass it), unless ``max_usd`` sets the shard's own cap.
     ``temperature``: the clip-zero-shot teacher's softmax temperature (0 = the model's own logit scale)."""
+    from silverset.components.common.logs import configure_step_logging
+
+    configure_step_logging()  # the step's INFO records reach its pod log
     import json
 
     from silverset.components.common.sharding import Shard
@@ -53,6 +56,9 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def merge_labels(manifest_uri: str, out_uri: str) -> int:
     """Fail unless every manifest video is labelled or in errors.parquet exactly once; returns the label count."""
+    from silverset.components.common.logs import configure_step_logging
+
+    configure_step_logging()  # the step's INFO records reach its pod log
     from silverset.components.common.manifest import read_manifest
     from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.runtime.runner import merge_check
