@@ -46,7 +46,8 @@ def quiet_libraries() -> Iterator[None]:
     """Within the block, no library progress bars (``QUIET_LIBRARIES``), here and in the subprocesses started.
 
     The variables are read when the libraries are imported (tqdm, huggingface_hub, transformers): the demo
-    imports them inside this block; one already imported is switched off through its own call as well.
+    imports them inside this block. huggingface_hub or transformers already imported have their bars switched off
+    through their own calls too, for the rest of the process; the variables are removed again on leaving.
     """
     added = {name: value for name, value in QUIET_LIBRARIES.items() if name not in os.environ}
     os.environ.update(added)

@@ -48,6 +48,9 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
     loop = json.loads((workdir / "abtest" / "closed_loop" / "summary.json").read_text())
     assert loop["checks"]["control_never_served"] and loop["logged_requests"] == loop["requests"]
     assert (workdir / "pipeline" / "state" / "completed.json").is_file()  # committed only because it went live
+    from silverset.components.studio.catalog import load_workdir  # `studio serve --workdir` opens the live run
+
+    assert len(load_workdir(workdir)) == 120
     version = summary["index_version"]
     assert (workdir / "pipeline" / "serve" / "red_dominant" / "CURRENT").read_text().strip() == version
     assert f"version{version}" in out

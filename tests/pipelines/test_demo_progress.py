@@ -134,3 +134,38 @@ def test_the_plan_step_counts_the_videos_its_plan_says_are_due(tmp_path):
                        run_id="run-1")
     assert describe_outputs("plan-incremental", {"Output": summary.run_dir}) == (
         5, "of 5 videos to process (new or changed)", "")
+
+
+def test_the_demo_prints_one_line_per_start_and_end_with_count_note_and_seconds():
+    from rich.console import Console
+
+    from silverset.pipelines.cli.demo import ProgressPrinter
+
+    out = io.StringIO()
+    printer = ProgressPrinter(Console(file=out, width=60))
+    printer(TaskEvent(task="corpus synth", phase="start"))
+    printer(TaskEvent(task="corpus synth", phase="end", seconds=12.34, status="SUCCESS", count=200, unit="videos"))
+    printer(TaskEvent(task="embed-shard", phase="end", shard=1, shards=2, seconds=3.0, status="SUCCESS", count=100,
+                      unit="videos embedded", note="4 done by an earlier run", within="pipeline"))
+    printer(TaskEvent(task="student-gate", phase="end", seconds=0.5, status="FAILURE", within="pipeline"))
+    lines = [line[9:] for line in out.getvalue().splitlines()]  # after HH:MM:SS
+    assert lines == ["start corpus synth",
+                     "done  corpus synth: 200 videos  12.3 s",
+                     "  done  embed-shard [shard 2/2]: 100 videos embedded, 4 done by an earlier run  3.0 s",
+                     "  FAILED student-gate  0.5 s"]  # one line each, even past the console's 60 columns
+
+
+def test_quiet_libraries_reach_a_subprocess_keep_the_users_own_setting_and_are_undone(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from silverset.pipelines.demo import quiet_libraries
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")  # the user's choice wins
+    script = "import os; print(os.environ.get('TQDM_DISABLE'), os.environ.get('TRANSFORMERS_VERBOSITY'))"
+    with quiet_libraries():
+        seen = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert seen.split() == ["1", "info"]
+    assert "TQDM_DISABLE" not in os.environ and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
