@@ -45,14 +45,14 @@ def free_port() -> int:
 def build(workdir: Path, vectors: np.ndarray, *, brute_force: bool) -> tuple[Path, bool]:
     """Build (or reuse) the benchmark index. Returns (folder, reused)."""
     from silverset.components.common.spec import example_specs_dir, load_spec
-    from silverset.components.index.build import BuildOptions, build_index, history_schema, read_manifest
+    from silverset.components.index.build import BuildOptions, build_index, history_schema, read_index_manifest
 
     n, d = vectors.shape
     out = workdir / ("exact" if brute_force else "scann")
     algorithm = "brute_force" if brute_force else "tree_ah"
     if (out / "manifest.json").is_file():
-        m = read_manifest(out)
-        if m["count"] == n and m["dimensions"] == d and m["parameters"]["algorithm"] == algorithm:
+        m = read_index_manifest(out)
+        if m.count == n and m.dimensions == d and m.parameters["algorithm"] == algorithm:
             return out, True
     spec = load_spec(example_specs_dir() / "red_dominant.yaml")
     history = pa.table({"video_id": pa.array([f"v{i:07d}" for i in range(n)]), "probability": pa.array(np.ones(n, np.float32)),

@@ -6,6 +6,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from silverset.components.common.artifacts import GateResult  # noqa: F401 - gate.json's model, recorded on requests
 from silverset.components.common.digest import sha256_json
 
 GENESIS_HASH = "0" * 64  # prev_hash of the first audit entry
@@ -32,20 +33,6 @@ class Action(str, Enum):
     def decides(self) -> State | None:
         """The state this action moves a pending request to (None for submit)."""
         return {Action.approve: State.approved, Action.auto_approve: State.approved, Action.reject: State.rejected}.get(self)
-
-
-class GateResult(BaseModel):
-    """The evaluate stage's gate.json, as recorded on the request."""
-
-    model_config = ConfigDict(extra="allow")
-
-    passed: bool
-    reasons: list[str] = Field(default_factory=list)
-    metrics: dict = Field(default_factory=dict)
-    candidate_digest: str
-    attribute: str | None = None
-    attribute_version: int | None = None
-    spec_content_hash: str | None = None  # the attribute spec the gate ran with (evaluate writes it)
 
 
 class ApprovalRequest(BaseModel):

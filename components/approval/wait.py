@@ -1,12 +1,12 @@
 """The pipeline's approval step: submit the candidate, then wait with backoff until a decision or the request expires."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Callable
 
+from silverset.components.common import artifacts
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
 
@@ -19,16 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def read_gate(path: str | Path) -> GateResult:
-    """gate.json (a file, or a folder holding one) as written by the evaluate stage."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "gate.json"
-    try:
-        return GateResult.model_validate(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise SilversetInputError(f"gate '{path}'", "file not found") from None
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise SilversetInputError(f"gate '{path}'", f"not a gate result: {exc}") from None
+    """gate.json (a file, or a folder holding one) as written by the evaluate stage; it must name its candidate."""
+    gate = artifacts.read_gate(path)
+    if not gate.candidate_digest:
+        raise SilversetInputError(f"gate '{path}'", "names no candidate_digest: approval is bound to the digest of a "
+                                                    "distilled candidate (run the student gate with --model)")
+    return gate
 
 
 def wait_for_decision(service: ApprovalService, digest: str, *, initial_delay_s: float = 2.0, max_delay_s: float = 60.0,

@@ -19,10 +19,11 @@ def deploy_index(index_dir: str, gate: str, approval_store: str, run_dir: str, t
 
     import fsspec
 
+    from silverset.components.common.artifacts import GATE_FILE
     from silverset.components.deploy.deploy import run
     from silverset.components.incremental.guard import renewing
 
-    gate_path = Path(gate) / "gate.json" if Path(gate).is_dir() else Path(gate)
+    gate_path = Path(gate) / GATE_FILE if Path(gate).is_dir() else Path(gate)
     record_uri = f"{run_dir.rstrip('/')}/deploy/deploy.json"
     fs, record_path = fsspec.core.url_to_fs(record_uri)
     fs.makedirs(fs._parent(record_path), exist_ok=True)

@@ -5,27 +5,28 @@ from __future__ import annotations
 from silverset.components.approval.policy import ApprovalService, NotApproved
 from silverset.components.approval.store import open_store
 from silverset.components.approval.wait import read_gate
+from silverset.components.common.artifacts import IndexManifest, read_index_manifest
 from silverset.components.common.errors import GateFailed, SilversetInputError
-from silverset.components.index.build import read_manifest
 
 
-def check_release(*, manifest: dict, gate_path: str, approvals: ApprovalService) -> None:
+def check_release(*, manifest: IndexManifest, gate_path: str, approvals: ApprovalService) -> None:
     """Raise GateFailed unless gate.json passed for this index's model digest and the audit chain approves that digest.
 
     The approval is read from the verified audit chain (an ``approve`` entry for exactly this digest by
     one of the spec's approvers), never from the request row alone, and must be for the spec the gate ran with.
+    ``gate_path`` is gate.json or the folder holding it.
     """
-    digest = manifest["model_digest"]
+    digest = manifest.model_digest
     gate = read_gate(gate_path)
     if gate.candidate_digest != digest:
         raise GateFailed(f"gate result is for candidate {gate.candidate_digest[:19]}, the index was built from {digest[:19]}")
     if not gate.passed:
         raise GateFailed(f"gate did not pass for {digest[:19]}: {'; '.join(gate.reasons) or 'no reasons given'}")
     try:
-        approvals.approval_for(digest, attribute=manifest["attribute"], attribute_version=manifest["attribute_version"],
+        approvals.approval_for(digest, attribute=manifest.attribute, attribute_version=manifest.attribute_version,
                                spec_content_hash=gate.spec_content_hash)
     except NotApproved as exc:
-        raise GateFailed(f"candidate {digest[:19]} ({manifest['attribute']}@v{manifest['attribute_version']}) has no approval: {exc}; "
+        raise GateFailed(f"candidate {digest[:19]} ({manifest.attribute}@v{manifest.attribute_version}) has no approval: {exc}; "
                          f"an approver runs `silverset approvals approve {digest[:19]} --reason TEXT` (plus --as NAME on a SQLite store)") from None
 
 
@@ -38,7 +39,7 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
     kubernetes: publish the index under ``serve_root`` (where the index server pods read it) and pin it on the
     Deployment in ``namespace`` (default: this pod's own namespace, where the overlays put the index server).
     """
-    manifest = read_manifest(index)
+    manifest = read_index_manifest(index)
     check_release(manifest=manifest, gate_path=gate, approvals=ApprovalService(open_store(approval_store, api_client=api_client)))
     if target == "local":
         from .local import deploy_local
@@ -52,7 +53,7 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
 
         from .kube import KubernetesDeployer
 
-        load_verified(index, attribute=manifest["attribute"])  # digest + self-check before any pin moves
+        load_verified(index, attribute=manifest.attribute)  # digest + self-check before any pin moves
 
         from silverset.components.common.kube import current_namespace, load_api_client
 
@@ -60,6 +61,6 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
             api_client = load_api_client()
         deployer = KubernetesDeployer(namespace or current_namespace(), deployment=deployment, api_client=api_client,
                                       timeout_s=timeout_s, poll_s=poll_s)
-        return deployer.deploy(attribute=manifest["attribute"], version=manifest["version"], index_dir=index,
+        return deployer.deploy(attribute=manifest.attribute, version=manifest.version, index_dir=index,
                                serve_root=serve_root, index_uri=index_uri)
     raise SilversetInputError("--target", f"{target!r} is not a target; use local or kubernetes")

@@ -5,6 +5,7 @@ import logging
 import time
 from pathlib import Path
 
+from silverset.components.common.artifacts import IndexManifest
 from silverset.components.common.errors import GateFailed
 from silverset.components.index import pointer
 from silverset.components.index.loaded import IndexRefused, load_verified
@@ -40,9 +41,9 @@ def _verifies(root: str | Path, attribute: str, version: str) -> bool:
     return True
 
 
-def deploy_local(*, index_dir: str | Path, manifest: dict, serve_root: str | Path, server_url: str | None = None,
+def deploy_local(*, index_dir: str | Path, manifest: IndexManifest, serve_root: str | Path, server_url: str | None = None,
                  timeout_s: float = 60.0, token: str | None = None) -> dict:
-    """Make ``manifest['version']`` live under ``serve_root``. No-op when it already is.
+    """Make ``manifest.version`` (the index in ``index_dir``) live under ``serve_root``. No-op when it already is.
 
     The published copy is verified (digest, load, self-check search) before any pointer moves: a corrupt or
     truncated index raises IndexRefused (exit 2) and leaves CURRENT and PREVIOUS as they were. PREVIOUS only
@@ -50,7 +51,7 @@ def deploy_local(*, index_dir: str | Path, manifest: dict, serve_root: str | Pat
     the running server to report the new version and, if it does not, puts both pointers back (removing
     CURRENT on a first deploy) and raises GateFailed.
     """
-    attribute, version = manifest["attribute"], manifest["version"]
+    attribute, version = manifest.attribute, manifest.version
     live = pointer.read_pointer(serve_root, attribute)
     previous = pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS)
     if live == version:

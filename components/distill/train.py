@@ -5,7 +5,6 @@ Both exports map embeddings float32 [n, d] to calibrated P(positive) float32 [n]
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,19 @@ import numpy as np
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
-from silverset.components.common.digest import sha256_bytes, sha256_file, sha256_json
+# The model's files, metadata and digest are a contract between stages: defined in common.artifacts, re-exported
+# here under their old names for the studio export, score and the benchmarks.
+from silverset.components.common.artifacts import ONNX_FILE, TORCHSCRIPT_FILE, ModelMetadata  # noqa: F401
+from silverset.components.common.artifacts import MODEL_METADATA_FILE as METADATA_FILE  # noqa: F401
+from silverset.components.common.artifacts import model_digest, read_model_metadata, weights_digest  # noqa: F401
+from silverset.components.common.artifacts import write_model_metadata
+from silverset.components.common.digest import sha256_bytes, sha256_json
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import AttributeSpec, load_spec
 
 from .student import StudentOptions
 
 STAGE = "distill"
-TORCHSCRIPT_FILE = "model.pt"
-ONNX_FILE = "model.onnx"
-METADATA_FILE = "metadata.json"
 ONNX_INPUT = "embeddings"
 ONNX_OUTPUT = "probability"
 
@@ -202,38 +204,6 @@ def export_model(model: Any, dimension: int, out_dir: Path) -> None:
         )
 
 
-def weights_digest(torchscript_path: str | Path) -> str:
-    """sha256 of the TorchScript model's tensors (names, shapes, bytes) in state_dict order.
-
-    TorchScript archives carry a random serialization id, so the file bytes are not reproducible;
-    the tensors are.
-    """
-    import torch
-
-    module = torch.jit.load(str(torchscript_path), map_location="cpu")
-    parts = []
-    for name, tensor in module.state_dict().items():
-        array = tensor.detach().cpu().contiguous().numpy()
-        parts.append(f"{name}:{array.dtype}:{list(array.shape)}:{sha256_bytes(array.tobytes())}")
-    return sha256_bytes("\n".join(parts).encode("utf-8"))
-
-
-def model_digest(model_dir: str | Path, metadata: dict[str, Any]) -> str:
-    """The candidate's identity: weights, ONNX graph, and every field that changes its decisions."""
-    model_dir = Path(model_dir)
-    return sha256_json(
-        {
-            "weights": weights_digest(model_dir / TORCHSCRIPT_FILE),
-            "onnx": sha256_file(model_dir / ONNX_FILE),
-            "attribute": metadata["attribute"],
-            "attribute_version": metadata["attribute_version"],
-            "embedder_id": metadata["embedder_id"],
-            "dimension": metadata["dimension"],
-            "threshold": metadata["threshold"],
-        }
-    )
-
-
 def measure_latency_s_per_item(model_dir: str | Path, dimension: int, *, batch: int = 1024, repeats: int = 20) -> float:
     """Median seconds per item of the ONNX student on one CPU thread, batches of ``batch`` items."""
     import onnxruntime as ort
@@ -253,17 +223,11 @@ def measure_latency_s_per_item(model_dir: str | Path, dimension: int, *, batch: 
 
 
 def read_metadata(model_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """MODELDIR's metadata.json; with ``verify`` the digest is recomputed and must match."""
-    model_dir = Path(model_dir)
-    path = model_dir / METADATA_FILE
-    if not path.is_file():
-        raise SilversetInputError(f"model '{model_dir}'", f"has no {METADATA_FILE} (not a distilled model directory)")
-    metadata = json.loads(path.read_text())
-    if verify:
-        actual = model_digest(model_dir, metadata)
-        if actual != metadata.get("model_digest"):
-            raise SilversetInputError(f"model '{model_dir}'", f"digest mismatch: files give {actual}, metadata says {metadata.get('model_digest')}")
-    return metadata
+    """MODELDIR's metadata.json as a dict (``artifacts.read_model_metadata`` gives the typed ModelMetadata).
+
+    Kept for readers that index it by key (score.bulk, score.shards); new code reads the model.
+    """
+    return read_model_metadata(model_dir, verify=verify).model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- entry point
@@ -320,16 +284,16 @@ def run(
     trained = train_student(vectors, teacher_probs, options=options)
     with tables.atomic_directory(out, command="distill", overwrite=overwrite) as staging:
         export_model(trained["model"], dimension, staging)
-        metadata: dict[str, Any] = {
-            "attribute": spec.name,
-            "attribute_version": spec.version,
-            "prompt_hash": spec.prompt_hash,
-            "embedder_id": embedder_id,
-            "dimension": dimension,
-            "threshold": trained["threshold"]["threshold"],
-            "threshold_rule": trained["threshold"]["rule"],
-            "training_data_digest": training_data_digest(kept_ids, vectors, teacher_probs),
-            "training_metrics": {
+        metadata = ModelMetadata(
+            attribute=spec.name,
+            attribute_version=spec.version,
+            prompt_hash=spec.prompt_hash,
+            embedder_id=embedder_id,
+            dimension=dimension,
+            threshold=trained["threshold"]["threshold"],
+            threshold_rule=trained["threshold"]["rule"],
+            training_data_digest=training_data_digest(kept_ids, vectors, teacher_probs),
+            training_metrics={
                 "held_out_vs_teacher": trained["held_out_metrics_vs_teacher"],
                 "epochs": trained["epochs"],
                 "best_epoch": trained["best_epoch"],
@@ -339,24 +303,24 @@ def run(
                 "n_teacher_positives": trained["n_teacher_positives"],
                 "pos_weight": trained["pos_weight"],
             },
-            "calibration": trained["calibration"],
-            "options": options.model_dump(mode="json"),
-            "files": {"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE},
-            "onnx_io": {"input": ONNX_INPUT, "output": ONNX_OUTPUT},
-        }
-        metadata["latency_s_per_item"] = measure_latency_s_per_item(staging, dimension) if measure_latency else None
-        metadata["model_digest"] = model_digest(staging, metadata)
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+            calibration=trained["calibration"],
+            options=options.model_dump(mode="json"),
+            files={"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE},
+            onnx_io={"input": ONNX_INPUT, "output": ONNX_OUTPUT},
+            latency_s_per_item=measure_latency_s_per_item(staging, dimension) if measure_latency else None,
+        )
+        metadata = metadata.model_copy(update={"model_digest": model_digest(staging, metadata)})
+        write_model_metadata(staging, metadata)
         tables.write_errors(staging, errors)
     return {
         "model_dir": str(out),
-        "model_digest": metadata["model_digest"],
+        "model_digest": metadata.model_digest,
         "attribute": spec.key,
         "embedder_id": embedder_id,
         "items": len(video_ids),
         "trained_on": len(keep),
         "errors": len(errors),
-        "threshold": metadata["threshold"],
+        "threshold": metadata.threshold,
         "held_out_f1_vs_teacher": trained["held_out_metrics_vs_teacher"]["f1"],
-        "latency_s_per_item": metadata["latency_s_per_item"],
+        "latency_s_per_item": metadata.latency_s_per_item,
     }

@@ -16,13 +16,13 @@ import numpy as np
 import pyarrow as pa
 
 from silverset.components.common import tables
+from silverset.components.common.artifacts import GateResult, read_model_metadata, write_gate
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.golden import GoldenSet, read_golden_set
 from silverset.components.common.spec import AttributeSpec, load_spec
 
 from . import metrics
 
-GATE_FILE = "gate.json"
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
 GateKind = Literal["teacher", "student"]
@@ -191,15 +191,14 @@ def run(
     try:
         model_meta = None
         if model:
-            from silverset.components.distill.train import read_metadata
-
             try:
-                model_meta = read_metadata(model)
+                model_meta = read_model_metadata(model)
             except SilversetInputError as exc:
                 raise GateProblem(f"candidate model unusable: {exc}") from None
-            result["candidate_digest"] = model_meta["model_digest"]
-            if (model_meta["attribute"], model_meta["attribute_version"]) != (spec.name, spec.version):
-                raise GateProblem(f"attribute version mismatch: model is for {model_meta['attribute']}@v{model_meta['attribute_version']}, spec is {spec.key}")
+            result["candidate_digest"] = model_meta.model_digest
+            if (model_meta.attribute, model_meta.attribute_version) != (spec.name, spec.version):
+                raise GateProblem(f"attribute version mismatch: model is for {model_meta.attribute}@v{model_meta.attribute_version}, "
+                                  f"spec is {spec.key}")
         golden_set = _golden_set(golden, spec)
         golden_labels = dict(golden_set.resolved)
         # The version the golden labels were given for: the spec's own, or an earlier one with the same classes.
@@ -211,11 +210,11 @@ def run(
             raise GateProblem(f"golden set too small: {n_pos} positives / {n_neg} negatives, need {bars.min_positives} / {bars.min_negatives}")
 
         candidate = read_predictions(predictions, spec, role="candidate")
-        if gate == "student" and model_meta and candidate["model_digest"] and candidate["model_digest"] != {model_meta["model_digest"]}:
+        if gate == "student" and model_meta and candidate["model_digest"] and candidate["model_digest"] != {model_meta.model_digest}:
             raise GateProblem("candidate predictions were made by a different model than --model (model_digest differs)")
         if result["candidate_digest"] is None and len(candidate["model_digest"]) == 1:
             result["candidate_digest"] = next(iter(candidate["model_digest"]))
-        cut = threshold if threshold is not None else (model_meta["threshold"] if model_meta else spec.decision_threshold)
+        cut = threshold if threshold is not None else (model_meta.threshold if model_meta else spec.decision_threshold)
         probs, decided = aligned(golden_labels, candidate, threshold=cut, role="candidate")
         block = _metric_block(labels, probs, decided, samples=samples, seed=seed)
         result["metrics"]["candidate"] = block
@@ -248,7 +247,7 @@ def run(
             if not (_finite(retention) and retention >= student_bars.min_f1_retention):
                 reasons.append(f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} (student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})")
 
-            student_latency = student_latency_s_per_item if student_latency_s_per_item is not None else (model_meta or {}).get("latency_s_per_item")
+            student_latency = student_latency_s_per_item if student_latency_s_per_item is not None else (model_meta.latency_s_per_item if model_meta else None)
             teacher_latency = teacher_latency_s_per_item if teacher_latency_s_per_item is not None else (teacher_latency_from_stats(teacher_stats) if teacher_stats else None)
             result["metrics"]["latency"] = {"student_s_per_item": student_latency, "teacher_s_per_item": teacher_latency}
             if not (_finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0):
@@ -274,7 +273,7 @@ def run(
     result["reasons"] = reasons
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / GATE_FILE).write_text(json.dumps(_jsonable(result), indent=2, sort_keys=True))
+    gate_json = write_gate(out_dir, GateResult.model_validate(_jsonable(result)))
     (out_dir / METRICS_FILE).write_text(json.dumps(_jsonable(result["metrics"]), indent=2, sort_keys=True))
     from .disagreements import DISAGREEMENTS_FILE, write_disagreements
     from .report import write_report
@@ -286,7 +285,7 @@ def run(
     write_report(out_dir / REPORT_FILE, result=result, curves=curves, spec=spec,
                  disagreements=review[0] if review else None, thumbnails=review[1] if review else None)
     return {"passed": result["passed"], "reasons": reasons, "gate": gate, "candidate_digest": result["candidate_digest"],
-            "gate_json": str(out_dir / GATE_FILE), "report": str(out_dir / REPORT_FILE), "metrics": result["metrics"],
+            "gate_json": gate_json, "report": str(out_dir / REPORT_FILE), "metrics": result["metrics"],
             "curves": curves, "disagreements": str(out_dir / DISAGREEMENTS_FILE) if review else None}
 
 

@@ -11,7 +11,6 @@ Index folder layout (everything the server needs, shipped together):
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import INDEX_MANIFEST_FILE, IndexManifest, write_index_manifest
+from silverset.components.common.artifacts import read_index_manifest  # noqa: F401 - the index stage's reader
 from silverset.components.common.digest import sha256_json, sha256_tree
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.common.spec import AttributeSpec, load_spec
@@ -29,7 +30,7 @@ from . import ann, tuning
 from .tuning import TuningOptions
 
 STAGE = "index"
-MANIFEST_FILE = "manifest.json"
+MANIFEST_FILE = INDEX_MANIFEST_FILE  # the index's own manifest.json (common.artifacts.IndexManifest)
 FORMAT_VERSION = 1
 # Files not covered by the content digest: the manifest holds the digest, errors are not served.
 DIGEST_EXCLUDE = (MANIFEST_FILE, tables.ERRORS_FILE, tables.OUTPUT_MARKER)
@@ -164,19 +165,9 @@ def index_version(*, spec: AttributeSpec, model_digest: str, vocabulary_ids: lis
     return f"{spec.name}-v{spec.version}-{digest[:12]}"
 
 
-def read_manifest(index_dir: str | Path) -> dict:
-    path = Path(index_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise SilversetInputError(f"index '{index_dir}'", f"has no {MANIFEST_FILE}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SilversetInputError(f"index '{index_dir}'", f"{MANIFEST_FILE} is not JSON: {exc}") from None
-
-
 def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_digest: str, spec: AttributeSpec, out: str | Path, options: BuildOptions = BuildOptions(),
-                overwrite: bool = False) -> dict:
-    """Build, gate and write one index version into ``out`` (replaced atomically). Returns the manifest.
+                overwrite: bool = False) -> IndexManifest:
+    """Build, gate and write one index version into ``out`` (replaced atomically). Returns its manifest.
 
     Brute force below ``options.brute_force_below`` vectors; otherwise the tuning grid
     (components/index/tuning.py) picks the fastest configuration meeting ``spec.serving.recall_target``
@@ -222,24 +213,24 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
         tables.write_table(vocabulary.select(["video_id", "probability"]), staging / "vocabulary.parquet", VOCABULARY)
         tables.write_table(history, staging / "history.parquet", history_schema(dimension))
         tables.write_errors(staging, errors)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "version": version,
-            "attribute": spec.name,
-            "attribute_version": spec.version,
-            "spec_hash": spec.content_hash,
-            "model_digest": model_digest,
-            "vocabulary_rule": spec.vocabulary.model_dump(mode="json"),
-            "serving": spec.serving.model_dump(mode="json"),
-            "count": count,
-            "history_count": history.num_rows,
-            "dimensions": dimension,
-            "parameters": params.model_dump(mode="json"),
-            "build": {"seconds": round(build_seconds, 3), "recall_k": options.recall_k, "recall": recall,
-                      "recall_queries": int(queries.shape[0]), "tuning": tuned, "errors": len(errors)},
-            "digest": sha256_tree(staging, exclude=DIGEST_EXCLUDE),
-        }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        manifest = IndexManifest(
+            format_version=FORMAT_VERSION,
+            version=version,
+            attribute=spec.name,
+            attribute_version=spec.version,
+            spec_hash=spec.content_hash,
+            model_digest=model_digest,
+            vocabulary_rule=spec.vocabulary.model_dump(mode="json"),
+            serving=spec.serving.model_dump(mode="json"),
+            count=count,
+            history_count=history.num_rows,
+            dimensions=dimension,
+            parameters=params.model_dump(mode="json"),
+            build={"seconds": round(build_seconds, 3), "recall_k": options.recall_k, "recall": recall,
+                   "recall_queries": int(queries.shape[0]), "tuning": tuned, "errors": len(errors)},
+            digest=sha256_tree(staging, exclude=DIGEST_EXCLUDE),
+        )
+        write_index_manifest(staging, manifest)
     return manifest
 
 
@@ -254,12 +245,12 @@ def run(*, scores: str, embeddings: str, attribute: str, out: str, options: Buil
                            overwrite=overwrite)
     return {
         "index_dir": str(out),
-        "version": manifest["version"],
+        "version": manifest.version,
         "model_digest": model_digest,
         "inputs": scores_table.num_rows,
         "history": history.num_rows,
         "errors": len(errors),
-        "vocabulary": manifest["count"],
-        "algorithm": manifest["parameters"]["algorithm"],
-        "recall": manifest["build"]["recall"],
+        "vocabulary": manifest.count,
+        "algorithm": manifest.parameters["algorithm"],
+        "recall": manifest.build["recall"],
     }

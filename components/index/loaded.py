@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from silverset.components.common.artifacts import IndexManifest, read_index_manifest
 from silverset.components.common.digest import sha256_tree
 from silverset.components.common.errors import SilversetInputError
 
 from . import ann
-from .build import DIGEST_EXCLUDE, FORMAT_VERSION, read_manifest, vectors_of
+from .build import DIGEST_EXCLUDE, FORMAT_VERSION, vectors_of
 
 
 class IndexRefused(SilversetInputError):
@@ -68,7 +69,12 @@ class LoadedIndex:
         directory = Path(directory)
         where = f"index '{directory}'"
         self.directory = directory
-        self.manifest = read_manifest(directory)
+        try:
+            self.index_manifest: IndexManifest = read_index_manifest(directory)
+        except SilversetInputError as exc:
+            raise IndexRefused(exc.input_name, exc.problem) from None
+        # The manifest as written, for readers that index it by key (the server's /v1/indexes and metrics).
+        self.manifest = self.index_manifest.model_dump(mode="json")
         m = self.manifest
         if m.get("format_version") != FORMAT_VERSION:
             raise IndexRefused(where, f"format_version {m.get('format_version')!r}, this server reads {FORMAT_VERSION}")

@@ -8,16 +8,16 @@ On Kubernetes no pointer is written: the pod template's annotations pin the vers
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
 
+from silverset.components.common.artifacts import IndexManifest, read_index_manifest
 from silverset.components.common.errors import SilversetInputError
 
-from .build import MANIFEST_FILE, read_manifest
+from .build import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,11 @@ def _is_local(root: str) -> bool:
     return "://" not in root or root.startswith("file://")
 
 
-def _check_same_index(published: dict, manifest: dict, where: str) -> None:
+def _check_same_index(published: IndexManifest, manifest: IndexManifest, where: str) -> None:
     """A version name is derived from the index's content; the same name with another digest is a collision."""
-    if published.get("digest") != manifest.get("digest"):
-        raise SilversetInputError(where, f"already holds version {manifest['version']} with content digest "
-                                         f"{str(published.get('digest'))[:12]}, not {str(manifest.get('digest'))[:12]}")
+    if published.digest != manifest.digest:
+        raise SilversetInputError(where, f"already holds version {manifest.version} with content digest "
+                                         f"{published.digest[:12]}, not {manifest.digest[:12]}")
 
 
 def publish_version(index_dir: str | Path, serve_root: str | Path, attribute: str, version: str) -> Path | str:
@@ -80,16 +80,16 @@ def publish_version(index_dir: str | Path, serve_root: str | Path, attribute: st
     published. A no-op when the version is already published (its digest must then match). Returns the
     version folder: a Path for a local root, the URI string otherwise.
     """
-    manifest = read_manifest(index_dir)
-    if (manifest.get("attribute"), manifest.get("version")) != (attribute, version):
-        raise SilversetInputError(f"index '{index_dir}'", f"is {manifest.get('attribute')}/{manifest.get('version')}, "
+    manifest = read_index_manifest(index_dir)
+    if (manifest.attribute, manifest.version) != (attribute, version):
+        raise SilversetInputError(f"index '{index_dir}'", f"is {manifest.attribute}/{manifest.version}, "
                                                           f"not the {attribute}/{version} asked to publish")
     root = str(serve_root)
     if not _is_local(root):
         return _publish_to_object_store(Path(index_dir), root, manifest)
     target = version_dir(root.removeprefix("file://"), attribute, version)
     if target.exists():
-        _check_same_index(read_manifest(target), manifest, f"serving root '{root}'")
+        _check_same_index(read_index_manifest(target), manifest, f"serving root '{root}'")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{version}.{uuid.uuid4().hex[:8]}.tmp")
@@ -100,23 +100,22 @@ def publish_version(index_dir: str | Path, serve_root: str | Path, attribute: st
         shutil.rmtree(staging, ignore_errors=True)
         if not target.exists():
             raise
-        _check_same_index(read_manifest(target), manifest, f"serving root '{root}'")
+        _check_same_index(read_index_manifest(target), manifest, f"serving root '{root}'")
     log.info("published %s/%s to %s", attribute, version, target)
     return target
 
 
-def _publish_to_object_store(index_dir: Path, root: str, manifest: dict) -> str:
+def _publish_to_object_store(index_dir: Path, root: str, manifest: IndexManifest) -> str:
     import fsspec
 
     fs, base = fsspec.core.url_to_fs(root)
-    target = f"{base.rstrip('/')}/{manifest['attribute']}/versions/{manifest['version']}"
+    target = f"{base.rstrip('/')}/{manifest.attribute}/versions/{manifest.version}"
     uri = fs.unstrip_protocol(target)
     if fs.exists(f"{target}/{MANIFEST_FILE}"):
-        with fs.open(f"{target}/{MANIFEST_FILE}", "r") as f:
-            _check_same_index(json.load(f), manifest, f"serving root '{root}'")
+        _check_same_index(read_index_manifest(uri), manifest, f"serving root '{root}'")
         return uri
     files = sorted(p for p in index_dir.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
     for path in files + [index_dir / MANIFEST_FILE]:
         fs.put_file(str(path), f"{target}/{path.relative_to(index_dir).as_posix()}")
-    log.info("published %s/%s to %s (%d files)", manifest["attribute"], manifest["version"], uri, len(files) + 1)
+    log.info("published %s/%s to %s (%d files)", manifest.attribute, manifest.version, uri, len(files) + 1)
     return uri

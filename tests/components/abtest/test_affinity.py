@@ -98,7 +98,7 @@ def test_spec_names_the_model_and_the_index_manifest_carries_it(tmp_path):
     import yaml
 
     from silverset.components.common.spec import example_specs_dir, load_spec
-    from silverset.components.index.build import read_manifest
+    from silverset.components.common.artifacts import read_index_manifest
     from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
 
     plain = tiny_index_spec(tmp_path)
@@ -108,7 +108,7 @@ def test_spec_names_the_model_and_the_index_manifest_carries_it(tmp_path):
     named.parent.mkdir()
     named.write_text(yaml.safe_dump(data))
     index_dir, _, _, _ = build_tiny_index(tmp_path / "named", named, n=120)
-    assert read_manifest(index_dir)["serving"]["affinity_model"] == "gs://models/red_dominant/affinity-1.json"
+    assert read_index_manifest(index_dir).serving["affinity_model"] == "gs://models/red_dominant/affinity-1.json"
     # Without a model the field is absent everywhere: a spec's content hash is what it was before the field existed.
     spec = load_spec(example_specs_dir() / "red_dominant.yaml")
     assert "affinity_model" not in spec.model_dump(mode="json")["serving"]

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from silverset.components.approval.model import GateResult, State
 from silverset.components.approval.policy import ApprovalService
 from silverset.components.approval.store import SqliteApprovalStore
+from silverset.components.common.artifacts import IndexManifest
 from silverset.components.common.errors import GateFailed
 from silverset.components.common.spec import example_specs_dir, load_spec
 from silverset.components.deploy.deploy import check_release
@@ -59,7 +60,8 @@ def verify_cli(path):
 
 
 def release(gate, service):
-    manifest = {"model_digest": A, "attribute": "red_dominant", "attribute_version": 1}
+    manifest = IndexManifest(format_version=1, version="red_dominant-v1-x", attribute="red_dominant", attribute_version=1,
+                             model_digest=A, digest="d", count=1, dimensions=4)
     check_release(manifest=manifest, gate_path=str(gate), approvals=service)
 
 

@@ -20,6 +20,7 @@ from silverset.components.approval.kube_store import AUDIT_CONFIGMAP, ApprovalFo
 from silverset.components.approval.model import Action, AuditEntry, GateResult, State
 from silverset.components.approval.policy import ApprovalService
 from silverset.components.approval.wait import step
+from silverset.components.common.artifacts import IndexManifest
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
 from silverset.components.deploy.deploy import check_release
@@ -94,7 +95,8 @@ def test_the_step_submits_an_approver_approves_and_deploy_sees_it(cluster, tmp_p
     assert [(e.actor, e.action) for e in chain] == [("alice@silverset.dev", Action.approve)]
 
     # The deploy step (the runner again) reads the decision from the verified chain.
-    manifest = {"model_digest": A, "attribute": "red_dominant", "attribute_version": 1}
+    manifest = IndexManifest(format_version=1, version="red_dominant-v1-x", attribute="red_dominant", attribute_version=1,
+                             model_digest=A, digest="d", count=1, dimensions=4)
     check_release(manifest=manifest, gate_path=gate_file(tmp_path), approvals=steps)
     assert steps.get(A).state is State.approved and steps.verify_audit() is None
     # Nobody wrote to the request object after the step created it.
@@ -306,6 +308,7 @@ def test_deploy_refuses_when_the_cluster_audit_was_rewritten(cluster, tmp_path):
     core.replace_namespaced_config_map(AUDIT_CONFIGMAP, CONTROL, cm)
     broken = steps.verify_audit()
     assert broken.index == 0 and "edited" in broken.problem
-    manifest = {"model_digest": A, "attribute": "red_dominant", "attribute_version": 1}
+    manifest = IndexManifest(format_version=1, version="red_dominant-v1-x", attribute="red_dominant", attribute_version=1,
+                             model_digest=A, digest="d", count=1, dimensions=4)
     with pytest.raises(GateFailed, match="audit chain is broken"):
         check_release(manifest=manifest, gate_path=gate_file(tmp_path), approvals=steps)

@@ -6,10 +6,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from distill_data import SPEC, write_synthetic
 from silverset.components.common import schemas, tables
-from silverset.components.distill.flow import distill_and_gate, golden_from_truth
+from silverset.components.distill.flow import golden_from_truth
 from silverset.components.distill.student import StudentOptions
+from silverset.pipelines.distill_flow import distill_and_gate
+from tests.helpers.factories import SPEC, write_synthetic
 
 
 @pytest.mark.slow  # Beam + tfx-bsl import TensorFlow

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from silverset.components.deploy.local import deploy_local
 from silverset.components.index import pointer
-from silverset.components.index.build import read_manifest
+from silverset.components.common.artifacts import read_index_manifest
 from silverset.components.index.loaded import IndexRefused
 from silverset.components.index.server import create_app
 
@@ -29,7 +29,7 @@ def truncate(index_dir) -> None:
 
 
 def deploy(index_dir, root):
-    return deploy_local(index_dir=index_dir, manifest=read_manifest(index_dir), serve_root=root)
+    return deploy_local(index_dir=index_dir, manifest=read_index_manifest(index_dir), serve_root=root)
 
 
 def test_a_truncated_index_is_refused_before_any_pointer_moves(tmp_path, two_versions):
@@ -39,7 +39,7 @@ def test_a_truncated_index_is_refused_before_any_pointer_moves(tmp_path, two_ver
     broken = tmp_path / "broken"
     shutil.copytree(second, broken)
     truncate(broken)
-    with pytest.raises(IndexRefused, match=f"index '.*{read_manifest(broken)['version']}'"):
+    with pytest.raises(IndexRefused, match=f"index '.*{read_index_manifest(broken).version}'"):
         deploy(broken, root)
     assert pointer.read_pointer(root, "red_dominant") == v1
     assert pointer.read_pointer(root, "red_dominant", pointer.PREVIOUS) is None

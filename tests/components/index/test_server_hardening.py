@@ -139,15 +139,15 @@ def running_server(app):
 def test_deploy_with_server_url_sends_the_token(tmp_path, tiny):
     from silverset.components.common.errors import GateFailed
     from silverset.components.deploy.local import deploy_local
-    from silverset.components.index.build import read_manifest
+    from silverset.components.common.artifacts import read_index_manifest
 
     out, _, _, summary = tiny
     root = tmp_path / "serving"
     root.mkdir()
     with running_server(create_app(root, ServerOptions(bearer_token="t0ken"), poll=False)) as url:
         with pytest.raises(GateFailed, match="did not serve"):  # no token: the reload is refused, the pointer rolled back
-            deploy_local(index_dir=out, manifest=read_manifest(out), serve_root=root, server_url=url, timeout_s=1.5)
-        done = deploy_local(index_dir=out, manifest=read_manifest(out), serve_root=root, server_url=url, timeout_s=20,
+            deploy_local(index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=1.5)
+        done = deploy_local(index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=20,
                             token="t0ken")
         assert done["changed"] is True
         assert httpx.get(f"{url}/readyz").json()["live"] == {"red_dominant": summary["version"]}

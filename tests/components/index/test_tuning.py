@@ -40,7 +40,8 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
     scores, embeddings, _ = write_inputs(tmp_path, vectors, np.ones(3000))
     out = tmp_path / "index"
     options = build.BuildOptions(brute_force_below=1000, recall_queries=100)
-    manifest = build.build_index(**_inputs(scores, embeddings, spec_path), out=out, options=options)
+    built = build.build_index(**_inputs(scores, embeddings, spec_path), out=out, options=options)
+    manifest = built.model_dump(mode="json")
     record = manifest["build"]["tuning"]
     target = manifest["serving"]["recall_target"]
 
@@ -71,7 +72,7 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
     assert record["served"]["self_hit"] >= build.BuildOptions().grid.min_self_hit and record["held_out_vocabulary_rows"] == 100
 
     # manifest round trip: what is on disk is what the build returned, and the server loads that searcher
-    assert build.read_manifest(out) == json.loads(json.dumps(manifest))
+    assert build.read_index_manifest(out).model_dump(mode="json") == json.loads(json.dumps(manifest))
     loaded = LoadedIndex(out)
     loaded.self_check()
     assert loaded.leaves_to_search == params["num_leaves_to_search"]
