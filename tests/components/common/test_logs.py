@@ -96,3 +96,37 @@ def test_cli_prints_warnings_only_by_default_and_info_when_asked():
     default, asked = _step(code), _step(code, {"SILVERSET_LOG_LEVEL": "INFO"})
     assert default.stdout == "" and default.stderr == "retry 2\n"  # Python's last-resort handler, as before
     assert f"INFO {STAGE}: stage done" in asked.stderr and asked.stdout == ""
+
+
+STEP_PACKAGES = ("frames", "embed", "teacher", "distill", "index", "deploy", "incremental", "notify", "abtest")
+
+
+def test_every_step_of_the_long_running_stages_configures_its_log():
+    import importlib
+    import inspect
+
+    missing = []
+    for package in STEP_PACKAGES:
+        module = importlib.import_module(f"silverset.components.{package}.component")
+        for name, obj in vars(module).items():
+            func = getattr(obj, "python_func", None)
+            if func is not None and func.__module__ == module.__name__:
+                if "configure_step_logging()" not in inspect.getsource(func):
+                    missing.append(f"{package}.{name}")
+    assert missing == []
+
+
+def test_an_annotate_step_logs_its_counts_to_the_step_output(tmp_path):
+    from silverset.components.common.spec import example_specs_dir
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("video_id,uri,title,description\n"
+                        "v1,file:///v1.mp4,a red sunset,red sky\nv2,file:///v2.mp4,a blue lake,calm water\n")
+    spec = example_specs_dir() / "red_dominant.yaml"
+    code = ("from silverset.components.teacher.component import annotate_shard; "
+            f"annotate_shard.python_func(attribute_uri={str(spec)!r}, manifest_uri={str(manifest)!r}, frames_uri='', "
+            f"out_uri={str(tmp_path / 'labels')!r}, teacher='zero-shot')")
+    done = _step(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ends = [line for line in done.stdout.splitlines() if f"INFO {STAGE}: annotate" in line and "labelled" in line]
+    assert len(ends) == 1 and ": 2 labelled, 0 errors" in ends[0], done.stdout[-2000:]
