@@ -48,7 +48,10 @@ _register_all()
 
 def main() -> None:
     """Entry point: bad input exits 2 with a message naming it; a failed gate exits 3."""
+    from silverset.components.common.logs import configure_cli_logging
+
     try:
+        configure_cli_logging()  # nothing unless SILVERSET_LOG_LEVEL is set: the CLI's output stays as it is
         app()
     except SilversetInputError as exc:
         err_console.print(Text("error: ", style="bold red") + Text(str(exc)))

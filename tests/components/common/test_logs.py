@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,23 @@ def test_an_annotate_step_logs_its_counts_to_the_step_output(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     ends = [line for line in done.stdout.splitlines() if f"INFO {STAGE}: annotate" in line and "labelled" in line]
     assert len(ends) == 1 and ": 2 labelled, 0 errors" in ends[0], done.stdout[-2000:]
+
+
+def test_the_cli_logs_stages_only_when_asked_and_refuses_a_bad_level(tmp_path):
+    from silverset.components.common.spec import example_specs_dir
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("video_id,uri,title,description\nv1,file:///v1.mp4,a red sunset,red sky\n")
+    command = [str(Path(sys.executable).with_name("silverset")), "annotate", "--attribute",
+               str(example_specs_dir() / "red_dominant.yaml"), "--manifest", str(manifest), "--teacher", "zero-shot"]
+    environ = {k: v for k, v in os.environ.items() if k != "SILVERSET_LOG_LEVEL"}
+    quiet = subprocess.run(command + ["--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=120,
+                           env=environ)
+    asked = subprocess.run(command + ["--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=120,
+                           env=environ | {"SILVERSET_LOG_LEVEL": "info"})
+    bad = subprocess.run(command + ["--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=120,
+                         env=environ | {"SILVERSET_LOG_LEVEL": "loud"})
+    assert quiet.returncode == 0 and asked.returncode == 0, quiet.stderr + asked.stderr
+    assert f"INFO {STAGE}" not in quiet.stderr + quiet.stdout
+    assert f"INFO {STAGE}: annotate" in asked.stderr and "1 labelled" in asked.stderr
+    assert bad.returncode == 2 and "SILVERSET_LOG_LEVEL" in bad.stderr and "'loud'" in bad.stderr
