@@ -37,6 +37,9 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from silverset.components.common import schemas, tables
+# plan.json's models and file name are a contract between stages (common.artifacts); re-exported here.
+from silverset.components.common.artifacts import DEFAULT_COST_PER_CORE_HOUR_USD, PLAN_FILE  # noqa: F401
+from silverset.components.common.artifacts import LockedOut, PlanSummary, write_plan
 from silverset.components.common.digest import sha256_json
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
@@ -53,59 +56,11 @@ CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an un
 COMPLETED_FILE = "completed.json"
 EMBED_MANIFEST = "embed_manifest.parquet"  # the videos the embed step embeds: todo + carried from another embedder
 TEACHER_MANIFEST = "teacher_manifest.parquet"  # the due videos the teacher labels this run (all of them: no budget)
-# $ per vCPU-hour that prices measured CPU-seconds (local/zero-shot teacher, student): AWS EC2 on-demand
-# m7g.large, Linux, us-east-1, $0.0816/h for 2 vCPUs (June 2026 list price). Pass your own rate.
-DEFAULT_COST_PER_CORE_HOUR_USD = 0.0408
-PLAN_FILE = "plan.json"
 PLANS_DIR = "plans"
 # What a run's gates, approval and deploy record in its run folder (read by the run summary); plan_run clears
 # them when it re-plans into an existing run folder, so a summary never reads a previous attempt's outcome.
 OUTCOME_RECORDS = {"teacher_gate": "teacher_gate/gate.json", "student_gate": "student_gate/gate.json",
                    "approval": "approval/decision.json", "deploy": "deploy/deploy.json"}
-
-
-class PlanSummary(BaseModel):
-    """Counts of one plan; ``todo`` videos go through frames/embed/teacher, ``unchanged`` are carried."""
-
-    model_config = ConfigDict(frozen=True)
-
-    videos: int  # manifest rows read (inputs)
-    todo: int  # new + changed (+ everything when relabel_all)
-    new: int
-    changed: int
-    unchanged: int
-    removed: int  # in the state, no longer in the manifest
-    errors: int
-    relabel_all: bool
-    up_to_date: bool  # the last completed run covered exactly these videos with this prompt: nothing to do
-    corpus_digest: str
-    todo_manifest: str
-    out_dir: str
-    golden: int = 0  # golden-set videos of this manifest (teacher gate input; framed every run)
-    run_dir: str = ""  # where this run's stages write ({workdir}/runs/{digest}); "" when up_to_date
-    teacher_identity: str = ""  # teacher_identity.teacher_identity of the run's teacher (in the digest)
-    run_id: str = ""
-    plan_dir: str = ""  # plan_dir_of(workdir, run_id): this run's own record
-    locked_out: bool = False  # always False here; a lock-out writes LockedOut instead
-    teacher_manifest: str = ""  # the videos the teacher labels this run (the budgeted sample, or every todo video)
-    teacher_sample: dict = {}  # sample.SampleChoice: budget, candidates, chosen, priority order
-    carried_unlabelled: int = 0  # unchanged videos carried with an embedding but no teacher label
-    embedder_identity: str = ""  # embedder_identity.embedder_identity of the run's embedder ("" = not checked)
-    reembed: int = 0  # unchanged videos whose carried embedding came from another embedder: embedded again
-    embed_manifest: str = ""  # the videos the embed step embeds (todo + reembed)
-    cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD  # prices the measured CPU-seconds in the summary
-
-
-class LockedOut(BaseModel):
-    """plan.json of a run that found the state locked by another: it did nothing, and its clean-up touches nothing."""
-
-    model_config = ConfigDict(frozen=True)
-
-    locked_out: bool = True
-    run_id: str
-    holder: str  # the run that holds the lock
-    since: str  # when the holder took it (UTC)
-    message: str
 
 
 def content_etag(uri: str) -> str:
@@ -211,11 +166,6 @@ def read_plan(plan_dir: str) -> dict:
     return tables.read_json(_join(plan_dir, PLAN_FILE))
 
 
-def _write_json(uri: str, model: BaseModel) -> None:
-    with fsspec.open(uri, "w") as f:
-        f.write(model.model_dump_json(indent=2))
-
-
 def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str, golden_set: str = "",
              run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", teacher_model: str = "",
              budget: TeacherBudget = TeacherBudget(), price_table: str = "",
@@ -260,7 +210,7 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
         lock.acquire(run_id)
     except StateLocked as exc:
         holder = exc.holder
-        _write_json(_join(own_dir, PLAN_FILE), LockedOut(
+        write_plan(_join(own_dir, PLAN_FILE), LockedOut(
             run_id=run_id, holder=holder.holder if holder else "", message=str(exc),
             since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.acquired_at)) if holder else ""))
         raise
@@ -269,9 +219,9 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
                   cost_per_core_hour_usd=cost_per_core_hour_usd, embedder=embedder_id,
                   embedder_in_digest=(embedder or DEFAULT_EMBEDDER) not in ("default", "visual"))
     summary = summary.model_copy(update={"plan_dir": own_dir})
-    _write_json(_join(own_dir, PLAN_FILE), summary)
+    write_plan(_join(own_dir, PLAN_FILE), summary)
     if summary.run_dir:
-        _write_json(_join(summary.out_dir, PLAN_FILE), summary)
+        write_plan(_join(summary.out_dir, PLAN_FILE), summary)
         for record in OUTCOME_RECORDS.values():  # a previous, stopped attempt's gate/approval/deploy outcome
             fs, path = fsspec.core.url_to_fs(_join(summary.run_dir, record))
             if fs.exists(path):
@@ -384,7 +334,7 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         embedder_identity=embedder, reembed=len(reembed_ids), embed_manifest=_join(out, EMBED_MANIFEST),
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
-    _write_json(_join(out, PLAN_FILE), summary)
+    write_plan(_join(out, PLAN_FILE), summary)
     return summary
 
 

@@ -18,39 +18,16 @@ from pathlib import Path
 import fsspec
 from pydantic import BaseModel, ConfigDict
 
+from silverset.components.common import artifacts
+from silverset.components.common.artifacts import RUN_SUMMARY_FILE, LockedOut, PlanSummary, RunSummary
+from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.tables import STAGING_PREFIX, read_json
 from silverset.components.incremental import plan as incremental_plan
 
 SUCCEEDED = "SUCCEEDED"
 OUTCOMES = ("promoted", "up_to_date", "teacher_gate_failed", "student_gate_failed", "approval_rejected",
             "approval_expired", "deploy_failed", "locked", "failed")
-SUMMARY_FILE = "run_summary.json"
-
-
-class RunSummary(BaseModel):
-    """What the webhook receives (and ``run_summary.json`` holds)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    text: str
-    pipeline: str = "attribute-promotion"
-    run_id: str
-    status: str  # SUCCEEDED, FAILED, CANCELED (KFP's PipelineTaskFinalStatus.state)
-    outcome: str = "failed"  # one of OUTCOMES: what happened to the promotion
-    reasons: list[str] = []  # why the promotion stopped (gate reasons, approval reason, deploy error, lock holder)
-    error_message: str = ""
-    attribute_spec: str = ""
-    workdir: str = ""
-    run_dir: str = ""
-    plan: dict = {}  # plan.json: counts (videos, todo, new, changed, unchanged, removed, errors), digest, teacher
-    stages: dict[str, dict] = {}  # stage folder -> its summary.json, where the stage wrote one
-    gates: dict[str, dict] = {}  # teacher_gate / student_gate -> {passed, reasons}, for the gates that ran
-    annotate: dict = {}  # bulk teacher shards summed: items, processed, resumed, outputs, errors, requests, cost_usd
-    golden_annotate: dict = {}  # the same for the teacher gate's golden-set labelling
-    approval: dict = {}  # {decision, decided_by, reason, candidate_digest}
-    deploy: dict = {}  # {status, version, previous, changed, error}; status "failed" = rolled back / not live
-    index_version: str = ""  # the index this run built ("" when it stopped before the index)
-    costs: dict = {}  # costs.run_costs: teacher calls/spend, student items scored/CPU-seconds, $ per 1,000 videos
+SUMMARY_FILE = RUN_SUMMARY_FILE  # common.artifacts.RunSummary: what the webhook receives and the file holds
 
 
 class NotifyResult(BaseModel):
@@ -91,11 +68,11 @@ def teacher_spend(out_dir: str) -> dict:
     return total
 
 
-def _outcome(*, status: str, plan: dict, gates: dict, approval: dict, deploy: dict,
+def _outcome(*, status: str, plan: PlanSummary | LockedOut | None, gates: dict, approval: dict, deploy: dict,
              error_message: str) -> tuple[str, list[str]]:
     """The promotion's outcome and its reasons, from the earliest stage that stopped it."""
-    if plan.get("locked_out"):
-        return "locked", [plan.get("message") or f"the state is held by run {plan.get('holder')!r}"]
+    if isinstance(plan, LockedOut):
+        return "locked", [plan.message or f"the state is held by run {plan.holder!r}"]
     for gate in ("teacher_gate", "student_gate"):
         if gate in gates and not gates[gate]["passed"]:
             return f"{gate}_failed", list(gates[gate]["reasons"]) or ["no reasons given"]
@@ -105,7 +82,7 @@ def _outcome(*, status: str, plan: dict, gates: dict, approval: dict, deploy: di
         return f"approval_{decision}", [f"{decision} by {who}: {approval.get('reason') or 'no reason given'}"]
     if deploy.get("status") == "failed":
         return "deploy_failed", [deploy.get("error") or "deploy failed"]
-    if status == SUCCEEDED and plan.get("up_to_date"):
+    if status == SUCCEEDED and isinstance(plan, PlanSummary) and plan.up_to_date:
         return "up_to_date", []
     if status == SUCCEEDED and deploy.get("status") == "deployed":
         return "promoted", []
@@ -115,7 +92,7 @@ def _outcome(*, status: str, plan: dict, gates: dict, approval: dict, deploy: di
 def build_summary(*, run_id: str, status: str, error_message: str, attribute_spec: str, workdir: str,
                   plan_dir: str) -> RunSummary:
     """Read what this run's stages wrote (plan, gates, teacher stats, approval decision, deploy record)."""
-    plan = incremental_plan.read_plan(plan_dir) if plan_dir else {}
+    plan, plan_problem = _read_plan(plan_dir)
     stages: dict[str, dict] = {}
     root = Path(workdir)
     if workdir and "://" not in workdir and root.is_dir():
@@ -131,30 +108,30 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
     deploy: dict = {}
     index_version = ""
     costs: dict = {}
-    run_dir = "" if plan.get("locked_out") else plan.get("run_dir") or ""
+    run_dir = plan.run_dir if isinstance(plan, PlanSummary) else ""
     if run_dir:
         records = incremental_plan.OUTCOME_RECORDS
         for gate in ("teacher_gate", "student_gate"):
-            result = read_json(_join(run_dir, records[gate]))
-            if result:
-                gates[gate] = {"passed": bool(result.get("passed")), "reasons": list(result.get("reasons", []))}
+            result = _read_gate(_join(run_dir, records[gate]))
+            if result is not None:
+                gates[gate] = {"passed": result.passed, "reasons": list(result.reasons)}
         annotate = teacher_spend(_join(run_dir, "teacher"))
         golden_annotate = teacher_spend(_join(run_dir, "teacher_golden"))
         decision = read_json(_join(run_dir, records["approval"]))
         approval = {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
         deploy = read_json(_join(run_dir, records["deploy"]))
-        index_version = read_json(_join(run_dir, "index", "manifest.json")).get("version", "")
+        index_version = read_json(_join(run_dir, "index", artifacts.INDEX_MANIFEST_FILE)).get("version", "")
         costs = _costs(run_dir, plan, annotate, golden_annotate)
     outcome, reasons = _outcome(status=status, plan=plan, gates=gates, approval=approval, deploy=deploy,
-                                error_message=error_message)
-    if plan.get("locked_out"):
+                                error_message=error_message or plan_problem)
+    if isinstance(plan, LockedOut):
         work = "did nothing"
-    elif plan.get("up_to_date"):
-        work = f"corpus unchanged ({plan.get('videos')} videos): nothing to do"
-    elif plan:
-        work = f"{plan.get('todo', '?')} of {plan.get('videos', '?')} videos to process"
+    elif plan is not None and plan.up_to_date:
+        work = f"corpus unchanged ({plan.videos} videos): nothing to do"
+    elif plan is not None:
+        work = f"{plan.todo} of {plan.videos} videos to process"
     else:
-        work = "no plan"
+        work = plan_problem or "no plan"
     text = f"silverset attribute-promotion run {run_id}: {status}, {outcome.replace('_', ' ')}; {work}"
     if annotate:
         text += f"; teacher labelled {annotate['outputs']} ({annotate['requests']} requests, ${annotate['cost_usd']:.2f})"
@@ -178,11 +155,36 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
         text += f"; error: {error_message[:300]}"
     return RunSummary(text=text, run_id=run_id, status=status, outcome=outcome, reasons=reasons,
                       error_message=error_message, attribute_spec=attribute_spec, workdir=workdir, run_dir=run_dir,
-                      plan=plan, stages=stages, gates=gates, annotate=annotate, golden_annotate=golden_annotate,
+                      plan=plan.model_dump(mode="json") if plan is not None else {}, stages=stages, gates=gates, annotate=annotate, golden_annotate=golden_annotate,
                       approval=approval, deploy=deploy, index_version=index_version, costs=costs)
 
 
-def _costs(run_dir: str, plan: dict, annotate: dict, golden_annotate: dict) -> dict:
+def _read_plan(plan_dir: str) -> tuple[PlanSummary | LockedOut | None, str]:
+    """This run's plan.json (None when there is none) and, when it cannot be read, why: the summary still goes out."""
+    if not plan_dir:
+        return None, ""
+    uri = _join(plan_dir, artifacts.PLAN_FILE)
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not fs.exists(path):
+        return None, ""
+    try:
+        return artifacts.read_plan(uri), ""
+    except SilversetInputError as exc:
+        return None, str(exc)
+
+
+def _read_gate(uri: str) -> artifacts.GateResult | None:
+    """A gate.json of the run folder (None when that gate did not run); an unreadable one counts as failed."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not fs.exists(path):
+        return None
+    try:
+        return artifacts.read_gate(uri)
+    except SilversetInputError as exc:
+        return artifacts.GateResult(passed=False, reasons=[str(exc)])
+
+
+def _costs(run_dir: str, plan: PlanSummary, annotate: dict, golden_annotate: dict) -> dict:
     """costs.run_costs of the run folder's teacher and score steps ({} before the teacher ran)."""
     from silverset.components.common.tables import parquet_files
 
@@ -199,8 +201,8 @@ def _costs(run_dir: str, plan: dict, annotate: dict, golden_annotate: dict) -> d
         for file in parquet_files(scores):
             with fsspec.open(file, "rb") as f:
                 scored += pq.ParquetFile(f).metadata.num_rows
-    sample = plan.get("teacher_sample") or {}
-    rate = float(plan.get("cost_per_core_hour_usd", incremental_plan.DEFAULT_COST_PER_CORE_HOUR_USD))
+    sample = plan.teacher_sample or {}
+    rate = float(plan.cost_per_core_hour_usd)
     return run_costs(annotate=annotate, golden_annotate=golden_annotate,
                      teacher_cpu=read_cpu(_join(run_dir, "teacher")), golden_cpu=read_cpu(_join(run_dir, "teacher_golden")),
                      student_cpu=read_cpu(scores), scored=scored,
@@ -266,7 +268,6 @@ def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str =
     summary_path = _join(plan_dir, SUMMARY_FILE) if plan_dir else ""
     targets = [summary_path] + ([_join(workdir, SUMMARY_FILE)] if workdir and summary.outcome != "locked" else [])
     for target in filter(None, targets):
-        with fsspec.open(target, "w") as f:
-            f.write(summary.model_dump_json(indent=2))
+        artifacts.write_run_summary(target, summary)
     return NotifyResult(status=status, outcome=summary.outcome, webhook_status=webhook_status, attempts=tries,
                         released_lock=released, removed_staging=removed, summary_path=summary_path or "")

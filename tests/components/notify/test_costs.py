@@ -8,6 +8,7 @@ import time
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import PlanSummary, write_plan
 from silverset.components.notify import webhook
 from silverset.components.notify.costs import measure_cpu, read_cpu, run_costs, write_cpu
 
@@ -58,9 +59,10 @@ def test_a_gemini_teacher_is_priced_by_its_tokens_and_a_local_one_by_its_cpu_sec
 def test_the_run_summary_carries_the_costs_of_the_run_folder(tmp_path):
     run_dir, plan_dir = tmp_path / "runs" / "abc", tmp_path / "plans" / "r1"
     plan_dir.mkdir(parents=True)
-    (plan_dir / "plan.json").write_text(json.dumps({
-        "run_dir": str(run_dir), "videos": 10, "todo": 10, "cost_per_core_hour_usd": 0.36,
-        "teacher_sample": {"budget_videos": 2, "budget_usd": 0.0}}))
+    write_plan(plan_dir / "plan.json", PlanSummary(
+        videos=10, todo=10, new=10, changed=0, unchanged=0, removed=0, errors=0, relabel_all=False, up_to_date=False,
+        corpus_digest="abc", todo_manifest="", out_dir="", run_dir=str(run_dir), cost_per_core_hour_usd=0.36,
+        teacher_sample={"budget_videos": 2, "budget_usd": 0.0}))
     stats = run_dir / "teacher" / "stats"
     stats.mkdir(parents=True)
     (stats / "shard-00000-of-00001.json").write_text(json.dumps({"model_id": "local:sha256:ab", "processed": 2,

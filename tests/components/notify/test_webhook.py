@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from silverset.components.common.artifacts import PlanSummary, write_plan
 from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan as incremental_plan
 from silverset.components.notify import webhook
@@ -40,13 +41,19 @@ def receiver():
     server.shutdown()
 
 
+def plan_of(**fields) -> PlanSummary:
+    """A plan of 10 videos, 3 to do (new), as the plan step writes it; ``fields`` override."""
+    counts = {"videos": 10, "todo": 3, "new": 3, "changed": 0, "unchanged": 7, "removed": 0, "errors": 0,
+              "relabel_all": False, "up_to_date": False, "corpus_digest": "abc", "todo_manifest": "", "out_dir": ""}
+    return PlanSummary(**(counts | fields))
+
+
 def _run(workdir, run_id: str, **plan_fields) -> tuple[str, object]:
     """A planned run: plans/<run_id>/plan.json naming its run folder; returns (run_dir, plan_dir Path)."""
     run_dir = workdir / "runs" / "abc"
     plan_dir = workdir / "plans" / run_id
     plan_dir.mkdir(parents=True)
-    fields = {"corpus_digest": "abc", "todo": 3, "videos": 10, "run_dir": str(run_dir), "run_id": run_id} | plan_fields
-    (plan_dir / "plan.json").write_text(json.dumps(fields))
+    write_plan(plan_dir / "plan.json", plan_of(run_dir=str(run_dir), run_id=run_id, **plan_fields))
     run_dir.mkdir(parents=True, exist_ok=True)
     return str(run_dir), plan_dir
 
@@ -150,7 +157,7 @@ def test_a_promoted_run_reports_spend_approver_and_the_live_version(tmp_path, re
 
 def test_an_unchanged_corpus_is_a_success_with_nothing_to_do(tmp_path, receiver):
     url, received, _ = receiver
-    _write(tmp_path / "plans" / "r" / "plan.json", {"up_to_date": True, "videos": 10, "todo": 0, "run_dir": ""})
+    write_plan(tmp_path / "plans" / "r" / "plan.json", plan_of(up_to_date=True, todo=0, new=0, unchanged=10, run_dir=""))
     result = webhook.run(run_id="r", status="SUCCEEDED", webhook_url=url, workdir=str(tmp_path))
     assert result.outcome == "up_to_date" and "nothing to do" in received[0]["text"]
 
