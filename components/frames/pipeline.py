@@ -17,6 +17,7 @@ that shard's own ``errors.parquet``); ``tables.read_table(out)`` reads the n fol
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,6 +35,8 @@ from silverset.components.common.sharding import Shard, remove_other_shardings, 
 from silverset.components.common.tables import ErrorRow
 
 from .extract import SAMPLING_MODES, STAGE, FrameOptions, VideoError, sample_frames
+
+_LOGGER = logging.getLogger(__name__)
 
 ERRORS_TAG = "errors"
 DIRECT_DEFAULTS = {"direct_num_workers": "1", "direct_running_mode": "in_memory"}
@@ -74,6 +77,7 @@ class ExtractFrames(beam.DoFn):
             frames = sample_frames(video_id, uri, self._options)
         except VideoError as exc:
             self._failed.inc()
+            _LOGGER.debug("%s: no frames (%s)", video_id, exc.error_type)
             yield beam.pvalue.TaggedOutput(
                 ERRORS_TAG,
                 {"key": video_id, "uri": uri, "stage": STAGE, "error_type": exc.error_type, "message": exc.message},
@@ -81,6 +85,7 @@ class ExtractFrames(beam.DoFn):
             return
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the run; its reason is kept
             self._failed.inc()
+            _LOGGER.debug("%s: no frames (unexpected %s)", video_id, type(exc).__name__)
             yield beam.pvalue.TaggedOutput(
                 ERRORS_TAG,
                 {"key": video_id, "uri": uri, "stage": STAGE, "error_type": "unexpected_error",
@@ -88,6 +93,7 @@ class ExtractFrames(beam.DoFn):
             )
             return
         self._videos.inc()
+        _LOGGER.debug("%s: %d frames", video_id, len(frames))
         for frame in frames:
             yield frame.as_row()
 
@@ -178,6 +184,8 @@ def run(
     manifest_errors = [error for error in manifest_errors if shard.owns(error.key)]
     inputs = len(videos) + len(manifest_errors)
     beam_opts = beam_options(runner, pipeline_options)
+    _LOGGER.info("frames [shard %s]: %d videos, %d frames each (%s, %d px), runner %s", shard, len(videos),
+                 frames_per_video, sampling, size, runner)
     whole = str(out).rstrip("/")
     out = shard_dir(whole, shard)
     if shard.count > 1:
@@ -203,6 +211,13 @@ def run(
 
     frame_rows, videos_ok, repeated, errors = _count_outputs(out)
     by_type = Counter(errors.column("error_type").to_pylist())
+    seconds = round(time.monotonic() - started, 2)
+    if errors.num_rows:
+        _LOGGER.warning("frames [shard %s]: %d of %d videos written to the errors table (%s); first: %s", shard,
+                        errors.num_rows, inputs, ", ".join(f"{k} {n}" for k, n in sorted(by_type.items())),
+                        ", ".join(errors.column("key").to_pylist()[:5]))
+    _LOGGER.info("frames [shard %s]: %d videos, %d frames, %d errors in %.1f s", shard, videos_ok, frame_rows,
+                 errors.num_rows, seconds)
     return {
         "inputs": inputs,
         "videos_ok": videos_ok,
@@ -215,7 +230,7 @@ def run(
         "shard": str(shard),
         "table": str(Path(whole.removeprefix("file://")).resolve()) if "://" not in whole or whole.startswith(
             "file://") else whole,
-        "seconds": round(time.monotonic() - started, 2),
+        "seconds": seconds,
     }
 
 

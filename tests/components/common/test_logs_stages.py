@@ -1,0 +1,56 @@
+"""Each long-running stage's log: INFO start/end with counts, skipped items as a WARNING with count, reason and
+first ids (they are in the errors table), DEBUG per item; no secret in any record."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from silverset.components.common import tables
+
+
+@pytest.fixture
+def stage_log(caplog):
+    caplog.set_level(logging.DEBUG, logger="silverset")
+    return caplog
+
+
+def _at(caplog, level: int, name: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level and r.name == name]
+
+
+def _video(path: Path, frames: int = 6) -> Path:
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10, options={"preset": "ultrafast", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(frames):
+            image = np.full((32, 32, 3), 20 * i, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_frames_logs_its_counts_and_the_videos_it_dropped(tmp_path, stage_log):
+    from silverset.components.frames import pipeline
+
+    rows = [{"video_id": "good", "uri": str(_video(tmp_path / "good.mp4"))},
+            {"video_id": "gone1", "uri": str(tmp_path / "gone1.mp4")},
+            {"video_id": "gone2", "uri": str(tmp_path / "gone2.mp4")}]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = pipeline.run(manifest=str(manifest), out=str(tmp_path / "frames"), frames_per_video=2, size=32)
+    name = "silverset.components.frames.pipeline"
+    assert _at(stage_log, logging.WARNING, name) == [
+        "frames [shard 0/1]: 2 of 3 videos written to the errors table (missing_file 2); first: gone1, gone2"]
+    assert {e["key"] for e in tables.read_errors(tmp_path / "frames").to_pylist()} == {"gone1", "gone2"}
+    infos = _at(stage_log, logging.INFO, name)
+    assert infos[0].startswith("frames [shard 0/1]: 3 videos, 2 frames each")
+    assert infos[-1] == f"frames [shard 0/1]: 1 videos, 2 frames, 2 errors in {summary['seconds']:.1f} s"
+    assert sorted(_at(stage_log, logging.DEBUG, name)) == ["gone1: no frames (missing_file)",
+                                                          "gone2: no frames (missing_file)", "good: 2 frames"]
