@@ -9,7 +9,9 @@ studio can search the text block with ``embed_query_text``.
 """
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +31,8 @@ from silverset.components.runtime.runner import ShardStats, run_sharded
 from . import clip
 from . import text as text_tower
 from . import visual
+
+_LOGGER = logging.getLogger(__name__)
 
 BUILTIN_EMBEDDERS = ("default", "visual", "text")
 _BLOCK_RE = re.compile(r"^(?P<name>.+)\[(?P<dim>\d+)\]$")
@@ -236,7 +240,19 @@ def run(*, frames: str, out: str, manifest: str | None = None, options: EmbedOpt
                                       message=f"video '{key}' has no rows in the frames table '{frames}'"))
             continue
         work.append(WorkItem(key=key, payload=(videos.get(key), texts.get(key, "")), uri=uris.get(key)))
+    _LOGGER.info("embed [shard %s]: %s (%d dims) on %d videos", shard, handler.model_id, handler.dimension,
+                 sum(1 for it in work if shard.owns(it.key)))
+    dropped = [e for e in prior if shard.owns(e.key)]
+    if dropped:
+        reasons = Counter(e.error_type for e in dropped)
+        _LOGGER.warning("embed [shard %s]: %d video(s) skipped before the embedder and written to the errors table "
+                        "(%s); first: %s", shard, len(dropped),
+                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+                        ", ".join(e.key for e in dropped[:5]))
     stats = run_sharded(items=work, handler=handler, out_dir=out, shard=shard, batch_size=options.batch_size,
                         schema=schemas.embeddings_schema(handler.dimension), prior_errors=prior,
                         id_column="embedder_id", progress=progress, description="embed")
+    _LOGGER.info("embed [shard %s]: %d embedded, %d errors %s, %d resumed, %d remaining in %.1f s (%.1f videos/s)",
+                 shard, stats.outputs, stats.errors, stats.error_types, stats.resumed, stats.remaining, stats.seconds,
+                 stats.items_per_s)
     return EmbedSummary(embedder_id=handler.model_id, dimension=handler.dimension, out=str(out), stats=stats)

@@ -54,3 +54,22 @@ def test_frames_logs_its_counts_and_the_videos_it_dropped(tmp_path, stage_log):
     assert infos[-1] == f"frames [shard 0/1]: 1 videos, 2 frames, 2 errors in {summary['seconds']:.1f} s"
     assert sorted(_at(stage_log, logging.DEBUG, name)) == ["gone1: no frames (missing_file)",
                                                           "gone2: no frames (missing_file)", "good: 2 frames"]
+
+
+def test_embed_logs_videos_without_frames_and_its_end_counts(tmp_path, stage_log):
+    from silverset.components.embed import embed
+    from tests.helpers import factories
+
+    videos = {f"v{i}": factories.VIDEO_KINDS[i % 5] for i in range(6)}
+    frames = factories.write_frames(tmp_path / "frames", {k: videos[k] for k in ["v0", "v1", "v2", "v3"]}, n=3)
+    manifest = factories.write_manifest(tmp_path / "manifest.csv", videos)
+    summary = embed.run(frames=str(frames), manifest=str(manifest), out=str(tmp_path / "emb"),
+                        options=embed.EmbedOptions(embedder="visual", with_text=False))
+    name = "silverset.components.embed.embed"
+    assert _at(stage_log, logging.WARNING, name) == [
+        "embed [shard 0/1]: 2 video(s) skipped before the embedder and written to the errors table (no_frames 2); "
+        "first: v4, v5"]
+    assert {e["key"] for e in tables.read_errors(tmp_path / "emb").to_pylist()} == {"v4", "v5"}
+    end = _at(stage_log, logging.INFO, name)[-1]
+    assert end.startswith(f"embed [shard 0/1]: 4 embedded, 2 errors {{'no_frames': 2}}, 0 resumed, 0 remaining in "
+                          f"{summary.stats.seconds:.1f} s")
