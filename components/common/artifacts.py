@@ -197,13 +197,15 @@ def read_model_metadata(model_dir: str | Path, *, verify: bool = True) -> ModelM
     model_dir = Path(model_dir)
     path = model_dir / MODEL_METADATA_FILE
     if not path.is_file():
-        raise SilversetInputError(f"model '{model_dir}'", f"has no {MODEL_METADATA_FILE} (not a distilled model directory)")
+        raise SilversetInputError(f"model '{model_dir}'",
+                                  f"has no {MODEL_METADATA_FILE} (not a distilled model directory)")
     metadata = _validate(ModelMetadata, _read_object(path, what="model metadata"), uri=path, what="model metadata")
     if verify:
         actual = model_digest(model_dir, metadata)
         if actual != metadata.model_digest:
+            recorded = metadata.model_digest or None
             raise SilversetInputError(f"model '{model_dir}'",
-                                      f"digest mismatch: files give {actual}, metadata says {metadata.model_digest or None}")
+                                      f"digest mismatch: files give {actual}, metadata says {recorded}")
     return metadata
 
 

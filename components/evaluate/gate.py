@@ -197,8 +197,8 @@ def run(
                 raise GateProblem(f"candidate model unusable: {exc}") from None
             result["candidate_digest"] = model_meta.model_digest
             if (model_meta.attribute, model_meta.attribute_version) != (spec.name, spec.version):
-                raise GateProblem(f"attribute version mismatch: model is for {model_meta.attribute}@v{model_meta.attribute_version}, "
-                                  f"spec is {spec.key}")
+                raise GateProblem(f"attribute version mismatch: model is for {model_meta.attribute}"
+                                  f"@v{model_meta.attribute_version}, spec is {spec.key}")
         golden_set = _golden_set(golden, spec)
         golden_labels = dict(golden_set.resolved)
         # The version the golden labels were given for: the spec's own, or an earlier one with the same classes.
@@ -247,7 +247,9 @@ def run(
             if not (_finite(retention) and retention >= student_bars.min_f1_retention):
                 reasons.append(f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} (student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})")
 
-            student_latency = student_latency_s_per_item if student_latency_s_per_item is not None else (model_meta.latency_s_per_item if model_meta else None)
+            student_latency = student_latency_s_per_item
+            if student_latency is None and model_meta is not None:
+                student_latency = model_meta.latency_s_per_item
             teacher_latency = teacher_latency_s_per_item if teacher_latency_s_per_item is not None else (teacher_latency_from_stats(teacher_stats) if teacher_stats else None)
             result["metrics"]["latency"] = {"student_s_per_item": student_latency, "teacher_s_per_item": teacher_latency}
             if not (_finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0):

@@ -1,0 +1,179 @@
+"""common.artifacts: the files stages hand each other read back as written, old files still read, bad ones are
+refused with the file and the problem named, and re-serializing a recorded approval keeps its hash."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from silverset.components.common import artifacts
+from silverset.components.common.digest import sha256_json
+from silverset.components.common.errors import SilversetInputError
+
+DIGEST = "sha256:" + "a" * 64
+
+# gate.json as evaluate wrote it before the contract had a model (keys sorted, NaN written as null).
+OLD_GATE = {
+    "attribute": "red_dominant", "attribute_version": 1, "best_f1_threshold_on_golden": {"f1": 0.9, "threshold": 0.4},
+    "candidate_digest": DIGEST, "gate": "student", "golden_version": 1,
+    "metrics": {"candidate": {"f1": {"value": 0.91, "lower": 0.85, "upper": 0.95}}, "f1_retention": 0.97,
+                "latency": {"student_s_per_item": 1e-6, "teacher_s_per_item": None}},
+    "passed": True, "reasons": [], "spec_content_hash": "sha256:" + "b" * 64, "threshold": 0.42,
+}
+
+
+def test_an_old_gate_json_reads_from_its_file_or_folder_and_round_trips(tmp_path):
+    (tmp_path / "gate.json").write_text(json.dumps(OLD_GATE))
+    for path in (tmp_path, tmp_path / "gate.json"):
+        gate = artifacts.read_gate(path)
+        assert gate.passed and gate.candidate_digest == DIGEST and gate.threshold == 0.42 and gate.golden_version == 1
+        assert gate.metrics["latency"]["teacher_s_per_item"] is None
+    out = tmp_path / "again"
+    written = artifacts.write_gate(out, artifacts.read_gate(tmp_path))
+    assert written == f"{out}/gate.json" and json.loads((out / "gate.json").read_text()) == OLD_GATE
+
+
+def test_a_gate_keeps_keys_it_does_not_model():
+    gate = artifacts.GateResult.model_validate(OLD_GATE | {"written_by": "a newer evaluate"})
+    assert gate.model_dump(mode="json")["written_by"] == "a newer evaluate"
+
+
+def test_a_gate_recorded_before_the_late_fields_dumps_as_it_was_recorded():
+    # Approval stores hash the request's JSON; a gate recorded with only the first fields must dump to exactly
+    # those (no gate/threshold/golden_version nulls), or every old audit entry would stop verifying.
+    recorded = {"passed": True, "reasons": [], "metrics": {"f1_retention": 0.97}, "candidate_digest": DIGEST,
+                "attribute": "red_dominant", "attribute_version": 1, "spec_content_hash": "sha256:" + "c" * 64}
+    gate = artifacts.GateResult.model_validate(recorded)
+    assert gate.model_dump(mode="json") == recorded
+    assert sha256_json(gate.model_dump(mode="json")) == sha256_json(recorded)
+    # a late field that was set is kept, even when it is null on purpose
+    assert artifacts.GateResult(passed=False, candidate_digest=None, threshold=None).model_dump()["threshold"] is None
+
+
+def test_an_approval_request_hash_does_not_move_across_a_round_trip():
+    from silverset.components.approval.model import ApprovalRequest
+
+    now = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    gate = artifacts.GateResult.model_validate(OLD_GATE)
+    request = ApprovalRequest(candidate_digest=DIGEST, attribute="red_dominant", attribute_version=1,
+                              spec_content_hash="sha256:" + "c" * 64, gate=gate, submitter="ci", approvers=("alice",),
+                              created_at=now, expires_at=now)
+    again = ApprovalRequest.model_validate_json(request.model_dump_json())
+    assert again.request_hash == request.request_hash
+    assert again.gate.model_dump(mode="json") == OLD_GATE
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (None, "file not found"),
+    ("{not json", "is not JSON"),
+    ("[1, 2]", "is a JSON list, expected an object"),
+    ('{"reasons": []}', "passed: Field required"),
+    ('{"passed": "maybe"}', "passed: Input should be a valid boolean"),
+])
+def test_a_bad_gate_json_is_refused_naming_the_file_and_the_problem(tmp_path, text, problem):
+    path = tmp_path / "gate.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SilversetInputError, match="gate") as caught:
+        artifacts.read_gate(path)
+    assert str(path) in caught.value.input_name and problem in caught.value.problem
+
+
+def test_the_approval_step_refuses_a_gate_without_a_candidate(tmp_path):
+    from silverset.components.approval.wait import read_gate
+
+    artifacts.write_gate(tmp_path, artifacts.GateResult.model_validate(OLD_GATE | {"candidate_digest": None}))
+    with pytest.raises(SilversetInputError, match="names no candidate_digest"):
+        read_gate(tmp_path)
+
+
+def _student(model_dir):
+    """A tiny real model folder: TorchScript weights + an ONNX file (the digest hashes its bytes)."""
+    import torch
+
+    torch.manual_seed(0)
+    model_dir.mkdir()
+    torch.jit.script(torch.nn.Linear(4, 1)).save(str(model_dir / artifacts.TORCHSCRIPT_FILE))
+    (model_dir / artifacts.ONNX_FILE).write_bytes(b"onnx graph bytes")
+    metadata = artifacts.ModelMetadata(attribute="red_dominant", attribute_version=1, embedder_id="e1", dimension=4,
+                                       threshold=0.5, latency_s_per_item=2e-6)
+    return metadata.model_copy(update={"model_digest": artifacts.model_digest(model_dir, metadata)})
+
+
+def test_model_metadata_verifies_its_digest_and_refuses_an_edited_threshold(tmp_path):
+    model_dir = tmp_path / "model"
+    metadata = _student(model_dir)
+    artifacts.write_model_metadata(model_dir, metadata)
+    read = artifacts.read_model_metadata(model_dir)
+    assert read == metadata and read.latency_s_per_item == 2e-6
+    # the digest is over the fields that change decisions: another threshold is another model
+    edited = json.loads((model_dir / "metadata.json").read_text()) | {"threshold": 0.1}
+    (model_dir / "metadata.json").write_text(json.dumps(edited))
+    with pytest.raises(SilversetInputError, match="digest mismatch"):
+        artifacts.read_model_metadata(model_dir)
+    assert artifacts.read_model_metadata(model_dir, verify=False).threshold == 0.1
+
+
+def test_the_old_dict_reader_of_model_metadata_still_gives_the_dict(tmp_path):
+    from silverset.components.distill.train import read_metadata
+
+    model_dir = tmp_path / "model"
+    artifacts.write_model_metadata(model_dir, _student(model_dir))
+    as_dict = read_metadata(model_dir)
+    assert as_dict["threshold"] == 0.5 and as_dict["model_digest"] == artifacts.model_digest(model_dir, as_dict)
+    assert as_dict == json.loads((model_dir / "metadata.json").read_text())
+
+
+def test_a_folder_without_metadata_is_not_a_model(tmp_path):
+    with pytest.raises(SilversetInputError, match="has no metadata.json"):
+        artifacts.read_model_metadata(tmp_path)
+
+
+MANIFEST = {"format_version": 1, "version": "red_dominant-v1-0123456789ab", "attribute": "red_dominant",
+            "attribute_version": 1, "spec_hash": "s", "model_digest": DIGEST, "digest": "d" * 64, "count": 3,
+            "history_count": 5, "dimensions": 4, "vocabulary_rule": {"min_probability": 0.5},
+            "serving": {"default_k": 10, "affinity_model": "gs://m/a.json"}, "parameters": {"algorithm": "brute_force"},
+            "build": {"recall": 1.0}}
+
+
+def test_an_index_manifest_round_trips_through_an_object_store_uri():
+    uri = "memory://serve/red_dominant/versions/v1"
+    artifacts.write_index_manifest(uri, artifacts.IndexManifest.model_validate(MANIFEST))
+    manifest = artifacts.read_index_manifest(uri)
+    assert manifest.model_dump(mode="json") == MANIFEST and manifest.serving["affinity_model"] == "gs://m/a.json"
+
+
+def test_an_index_without_a_manifest_or_with_a_broken_one_is_refused(tmp_path):
+    with pytest.raises(SilversetInputError, match="has no manifest.json"):
+        artifacts.read_index_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(MANIFEST | {"dimensions": 0}))
+    with pytest.raises(SilversetInputError, match="dimensions: Input should be greater than or equal to 1"):
+        artifacts.read_index_manifest(tmp_path)
+
+
+PLAN = {"videos": 10, "todo": 3, "new": 3, "changed": 0, "unchanged": 7, "removed": 0, "errors": 0,
+        "relabel_all": False, "up_to_date": False, "corpus_digest": "abc", "todo_manifest": "t.parquet", "out_dir": "o"}
+
+
+def test_a_plan_reads_as_a_plan_summary_or_a_lock_out(tmp_path):
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN))  # an old plan.json, before the embedder/cost fields
+    plan = artifacts.read_plan(tmp_path)
+    assert isinstance(plan, artifacts.PlanSummary) and plan.todo == 3 and plan.reembed == 0
+    assert plan.cost_per_core_hour_usd == artifacts.DEFAULT_COST_PER_CORE_HOUR_USD
+    locked = artifacts.LockedOut(run_id="manual", holder="scheduled", since="2027-01-15T08:00:00Z", message="held")
+    artifacts.write_plan(tmp_path / "other" / "plan.json", locked)
+    assert artifacts.read_plan(tmp_path / "other") == locked
+    (tmp_path / "plan.json").write_text(json.dumps({"locked_out": True, "run_id": "x"}))
+    with pytest.raises(SilversetInputError, match="is not a LockedOut: holder: Field required"):
+        artifacts.read_plan(tmp_path)
+
+
+def test_a_run_summary_round_trips_and_an_old_one_reads(tmp_path):
+    summary = artifacts.RunSummary(text="run r: promoted", run_id="r", status="SUCCEEDED", outcome="promoted",
+                                   plan=PLAN, gates={"student_gate": {"passed": True, "reasons": []}})
+    artifacts.write_run_summary(tmp_path / "run_summary.json", summary)
+    assert artifacts.read_run_summary(tmp_path) == summary
+    (tmp_path / "run_summary.json").write_text(json.dumps({"run_id": "old", "status": "FAILED", "text": "t"}))
+    old = artifacts.read_run_summary(tmp_path)
+    assert (old.outcome, old.costs, old.index_version) == ("failed", {}, "")
