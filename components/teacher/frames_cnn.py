@@ -198,6 +198,7 @@ def teacher_checkpoint(cache_dir: str | Path, attribute: str, corpus: TrainingCo
     folder = Path(cache_dir) / f"{TEACHER_VERSION}-{corpus.digest()}"
     if not (folder / CARD_FILE).exists():
         staging = folder.with_name(folder.name + ".partial")
+        _LOGGER.info("training %s into %s (none cached for these settings)", TEACHER_VERSION, folder)
         train(corpus, staging)
         if folder.exists():  # another process finished first: same settings, same model
             import shutil
@@ -205,6 +206,8 @@ def teacher_checkpoint(cache_dir: str | Path, attribute: str, corpus: TrainingCo
             shutil.rmtree(staging)
         else:
             staging.rename(folder)
+    else:
+        _LOGGER.debug("reusing %s from %s", TEACHER_VERSION, folder)
     return folder / f"{attribute}.pt"
 
 

@@ -91,6 +91,8 @@ class LocalTeacherHandler(ModelHandler):
                                        frames_shape=(FRAMES_PER_VIDEO, 3, IMAGE_SIZE, IMAGE_SIZE))
         if batches:
             self.precision_report = self._agreement(batches)
+        _LOGGER.info("local teacher: %s on %s (precision %s, batch %d)", Path(self.checkpoint).name,
+                     getattr(self._runner, "name", type(self._runner).__name__), self.precision, self.batch_size)
         return self._runner
 
     def _agreement(self, batches) -> PrecisionReport:
