@@ -5,7 +5,9 @@ Both exports map embeddings float32 [n, d] to calibrated P(positive) float32 [n]
 """
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import AttributeSpec, load_spec
 
 from .student import StudentOptions
+
+_LOGGER = logging.getLogger(__name__)
 
 STAGE = "distill"
 ONNX_INPUT = "embeddings"
@@ -138,12 +142,15 @@ def train_student(
             net.eval()
             with torch.no_grad():
                 held_loss = float(loss_fn(net(x_held), p_held)) if len(held_idx) else float(loss)
+            _LOGGER.debug("epoch %d: held-out KD loss %.5f (best %.5f)", epochs, held_loss, best_loss)
             if held_loss < best_loss - 1e-6:
                 best_loss, best_epoch, stale = held_loss, epochs, 0
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 stale += 1
                 if stale >= options.patience:
+                    _LOGGER.info("early stop after epoch %d: no held-out gain for %d epochs (best epoch %d, loss %.5f)",
+                                 epochs, stale, best_epoch, best_loss)
                     break
         net.load_state_dict(best_state)
         net.eval()
@@ -281,6 +288,14 @@ def run(
     if not np.all(np.isfinite(vectors)) or not np.all(np.isfinite(teacher_probs)):
         raise SilversetInputError(f"embeddings '{embeddings}'", "contains NaN or infinite values")
 
+    if errors:
+        reasons = Counter(e.error_type for e in errors)
+        _LOGGER.warning("distill %s: %d of %d embeddings left out of training and written to the errors table (%s); "
+                        "first: %s", spec.key, len(errors), len(video_ids),
+                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())), ", ".join(e.key for e in errors[:5]))
+    _LOGGER.info("distill %s: training a %s student on %d videos (%d dims, %s)", spec.key, options.architecture,
+                 len(keep), dimension, embedder_id)
+    started = time.perf_counter()
     trained = train_student(vectors, teacher_probs, options=options)
     with tables.atomic_directory(out, command="distill", overwrite=overwrite) as staging:
         export_model(trained["model"], dimension, staging)
@@ -312,6 +327,9 @@ def run(
         metadata = metadata.model_copy(update={"model_digest": model_digest(staging, metadata)})
         write_model_metadata(staging, metadata)
         tables.write_errors(staging, errors)
+    _LOGGER.info("distill %s: %d epochs (best %d), held-out F1 vs teacher %.3f, threshold %.3f, digest %s in %.1f s",
+                 spec.key, trained["epochs"], trained["best_epoch"], trained["held_out_metrics_vs_teacher"]["f1"],
+                 metadata.threshold, metadata.model_digest, time.perf_counter() - started)
     return {
         "model_dir": str(out),
         "model_digest": metadata.model_digest,

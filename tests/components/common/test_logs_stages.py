@@ -73,3 +73,28 @@ def test_embed_logs_videos_without_frames_and_its_end_counts(tmp_path, stage_log
     end = _at(stage_log, logging.INFO, name)[-1]
     assert end.startswith(f"embed [shard 0/1]: 4 embedded, 2 errors {{'no_frames': 2}}, 0 resumed, 0 remaining in "
                           f"{summary.stats.seconds:.1f} s")
+
+
+def test_distill_logs_unlabelled_embeddings_training_and_the_result(tmp_path, stage_log):
+    import pyarrow.parquet as pq
+
+    from silverset.components.distill import train
+    from silverset.components.distill.student import StudentOptions
+    from tests.helpers import factories
+
+    data = factories.write_synthetic(tmp_path, n=120)
+    labels = pq.read_table(data["labels"])
+    pq.write_table(labels.slice(3), data["labels"])  # the first 3 videos lose their teacher label
+    result = train.run(embeddings=data["embeddings"], labels=data["labels"], attribute=factories.SPEC,
+                       out=str(tmp_path / "model"), options=StudentOptions(max_epochs=30), measure_latency=False)
+    name = "silverset.components.distill.train"
+    assert _at(stage_log, logging.WARNING, name) == [
+        f"distill {result['attribute']}: 3 of 120 embeddings left out of training and written to the errors table "
+        "(no_teacher_label 3); first: v00000, v00001, v00002"]
+    assert sorted(tables.read_errors(tmp_path / "model").column("key").to_pylist()) == ["v00000", "v00001", "v00002"]
+    infos = _at(stage_log, logging.INFO, name)
+    assert infos[0].startswith(f"distill {result['attribute']}: training a mlp student on 117 videos (16 dims")
+    assert f"held-out F1 vs teacher {result['held_out_f1_vs_teacher']:.3f}" in infos[-1]
+    assert result["model_digest"] in infos[-1]
+    epochs = [m for m in _at(stage_log, logging.DEBUG, name) if m.startswith("epoch ")]
+    assert 1 <= len(epochs) <= 30
