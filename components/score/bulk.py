@@ -2,16 +2,19 @@
 
 Embeddings are read with tfx-bsl's ``ParquetTFXIO`` as Arrow RecordBatches (one per Parquet row group); each
 batch is checked against the model (embedder id, dimension, finite values), its good rows are cut into
-float32 [n, d] blocks of ``batch_size`` rows that go through Beam's own ``OnnxModelHandlerNumpy`` or
-``PytorchModelHandlerTensor`` one block per call, and the probabilities are written as the scores table.
-Rows that do not fit the model go to errors.parquet.
+``ScoringBlock``s of ``batch_size`` rows (video ids + float32 [n, d]) that go through Beam's own
+``OnnxModelHandlerNumpy`` or ``PytorchModelHandlerTensor`` as pre-batched elements (``with_no_batching``: one
+block per call, no BatchElements step), and the probabilities are written as the scores table. Rows that do not
+fit the model go to errors.parquet.
 
-Throughput on DirectRunner is bound by what Beam does around the model: it encodes (by default, pickles)
-sampled elements of every PCollection to estimate sizes, and everything that crosses a stage boundary. So
-the files are read by one Beam read (one glob pattern) rather than a Flatten of per-file reads; row groups
-stay unsliced (pickling a zero-copy Arrow slice pickles its whole parent buffer); every Table/RecordBatch
-PCollection, tfx-bsl's untyped inner ones included, gets an Arrow IPC coder whose size estimate is
-``nbytes``; and blocks carry compact id arrays and numpy views.
+Throughput on DirectRunner is bound by what Beam does around the model: it encodes sampled elements of every
+PCollection to estimate sizes (by default with pickle: ~35 samples of each PCollection per run, each a whole
+block), and everything that crosses a stage boundary. So the files are read by one Beam read (one glob
+pattern) rather than a Flatten of per-file reads; row groups stay unsliced (pickling a zero-copy Arrow slice
+pickles its whole parent buffer); every PCollection on the scoring path is typed (row groups, blocks, scored
+blocks, scores tables, tfx-bsl's untyped inner ones included) so it gets an Arrow IPC coder whose size
+estimate is ``nbytes``; the per-row telemetry distributions tfx-bsl computes on a random tenth of the row
+groups are turned off (its row and byte counters stay); and blocks carry compact id arrays and numpy views.
 """
 from __future__ import annotations
 
@@ -46,6 +49,46 @@ class ScoreOptions(BaseModel):
 
 
 # ---------------------------------------------------------------- per-batch logic (plain Python)
+
+class ScoringBlock:
+    """A block of rows for one inference call: ``video_ids`` [n] (Arrow strings) and ``vectors`` float32 [n, d].
+
+    One Beam element (a pre-batched RunInference input); ``len`` is its row count.
+    """
+
+    __slots__ = ("video_ids", "vectors")
+
+    def __init__(self, video_ids: pa.Array, vectors: np.ndarray):
+        if len(video_ids) != len(vectors):
+            raise ValueError(f"{len(video_ids)} video ids for {len(vectors)} vectors")
+        self.video_ids, self.vectors = video_ids, vectors
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    @property
+    def nbytes(self) -> int:
+        return self.video_ids.nbytes + self.vectors.nbytes
+
+
+class ScoredBlock:
+    """The model's answer for a ``ScoringBlock``: its ``video_ids`` [n] and ``probabilities`` float32 [n]."""
+
+    __slots__ = ("video_ids", "probabilities")
+
+    def __init__(self, video_ids: pa.Array, probabilities: np.ndarray):
+        probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1)
+        if len(video_ids) != len(probabilities):
+            raise ValueError(f"{len(video_ids)} video ids for {len(probabilities)} probabilities")
+        self.video_ids, self.probabilities = video_ids, probabilities
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    @property
+    def nbytes(self) -> int:
+        return self.video_ids.nbytes + self.probabilities.nbytes
+
 
 def split_batch(batch: pa.RecordBatch, *, embedder_id: str, dimension: int) -> tuple[pa.RecordBatch | None, list[tables.ErrorRow]]:
     """The rows of ``batch`` the model can score, and an error row for each one it cannot.
@@ -82,17 +125,17 @@ def vectors_of_batch(batch: pa.RecordBatch, dimension: int) -> np.ndarray:
     return np.asarray(flat, dtype=np.float32).reshape(-1, dimension)
 
 
-def blocks_of(batch: pa.RecordBatch, *, rows: int, dimension: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
-    """(video_ids [k], vectors float32 [k, d]) blocks of at most ``rows`` rows, in order, covering ``batch``.
+def blocks_of(batch: pa.RecordBatch, *, rows: int, dimension: int) -> Iterator[ScoringBlock]:
+    """Blocks of at most ``rows`` rows (video_ids [k], vectors float32 [k, d]), in order, covering ``batch``.
 
-    Ids are compacted (a slice would drag its parent's whole buffer into every encode Beam does); vectors are
-    numpy views, which pickle only their own rows.
+    Ids are compacted (a slice would drag its parent's whole buffer into any encode Beam does); vectors are
+    numpy views, which encode only their own rows.
     """
     ids = batch.column(batch.schema.get_field_index("video_id"))
     vectors = vectors_of_batch(batch, dimension)
     for start in range(0, len(ids), rows):
         stop = min(start + rows, len(ids))
-        yield pa.concat_arrays([ids.slice(start, stop - start)]), vectors[start:stop]
+        yield ScoringBlock(pa.concat_arrays([ids.slice(start, stop - start)]), vectors[start:stop])
 
 
 def scores_batch(video_ids: pa.Array, probabilities: np.ndarray, metadata: dict[str, Any]) -> pa.Table:
@@ -142,6 +185,53 @@ def _input_rows(files: list[str]) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
+def build_scoring(pipeline: Any, *, files: list[str], model: str, metadata: dict[str, Any], options: ScoreOptions,
+                  scores_prefix: str, errors_prefix: str) -> None:
+    """Add the scoring graph to ``pipeline``: read ``files``, check, RunInference, write scores and error shards.
+
+    Every PCollection on the way is typed with an Arrow-coded type (see the module docstring); nothing runs here.
+    """
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+    # tfx-bsl 1.21 does not re-export ParquetTFXIO from tfx_bsl.public.tfxio; the class lives here.
+    from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
+
+    from .handlers import model_handler, quiet_tfxio_row_telemetry, register_scoring_coders, type_arrow_read_outputs
+
+    embedder_id, dimension = metadata["embedder_id"], int(metadata["dimension"])
+
+    def check(batch: pa.RecordBatch):
+        good, errors = split_batch(batch, embedder_id=embedder_id, dimension=dimension)
+        if errors:
+            yield beam.pvalue.TaggedOutput("errors", tables.errors_table(errors))
+        if good is not None:
+            yield from blocks_of(good, rows=options.batch_size, dimension=dimension)
+
+    def to_scores(scored: ScoredBlock) -> pa.Table:
+        return scores_batch(scored.video_ids, scored.probabilities, metadata)
+
+    register_scoring_coders()
+    columns = ["video_id", "vector", "embedder_id"]
+    checked = (
+        pipeline
+        | "ReadEmbeddings" >> ParquetTFXIO(read_patterns(files), column_names=columns).BeamSource(batch_size=None)  # one unsliced RecordBatch per row group
+        | "CheckAgainstModel" >> beam.FlatMap(check).with_output_types(ScoringBlock).with_outputs("errors", main="blocks")
+    )
+    scored = checked.blocks | "RunInference" >> RunInference(
+        model_handler(model, metadata, backend=options.backend, threads=options.threads))
+    scored.element_type = ScoredBlock  # Beam leaves RunInference's output Any, i.e. pickled for every size sample
+    checked.errors.element_type = pa.Table
+    _ = (
+        scored
+        | "ToScores" >> beam.Map(to_scores).with_output_types(pa.Table)
+        | "WriteScores" >> beam.io.WriteToParquetBatched(scores_prefix, schema=schemas.SCORES, file_name_suffix=".parquet")
+    )
+    _ = checked.errors | "WriteErrorShards" >> beam.io.WriteToParquetBatched(
+        errors_prefix, schema=schemas.ERRORS, file_name_suffix=".parquet")
+    type_arrow_read_outputs(pipeline, "ReadEmbeddings")
+    quiet_tfxio_row_telemetry(pipeline, "ReadEmbeddings")
+
+
 def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None = None,
         overwrite: bool = False) -> dict[str, Any]:
     """Score every row of ``embeddings`` with the student in MODELDIR ``model``; write ``out``/scores-*.parquet + errors.parquet.
@@ -150,14 +240,9 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tfx-bsl pulls in TensorFlow; keep its start-up chatter out
     import apache_beam as beam
-    from apache_beam.ml.inference.base import RunInference
     from apache_beam.options.pipeline_options import PipelineOptions
-    # tfx-bsl 1.21 does not re-export ParquetTFXIO from tfx_bsl.public.tfxio; the class lives here.
-    from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 
     from silverset.components.distill.train import read_metadata
-
-    from .handlers import model_handler, register_arrow_coders, type_arrow_read_outputs
 
     options = options or ScoreOptions()
     metadata = read_metadata(model)
@@ -165,46 +250,11 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
     if not files:
         raise SilversetInputError(f"embeddings '{embeddings}'", "has no Parquet files")
     n_inputs = _input_rows(files)
-    embedder_id, dimension = metadata["embedder_id"], int(metadata["dimension"])
-    torch_backend = options.backend == "torchscript"
-
-    def check(batch: pa.RecordBatch):
-        good, errors = split_batch(batch, embedder_id=embedder_id, dimension=dimension)
-        if errors:
-            yield beam.pvalue.TaggedOutput("errors", tables.errors_table(errors))
-        if good is not None:
-            for video_ids, block in blocks_of(good, rows=options.batch_size, dimension=dimension):
-                if torch_backend:
-                    import torch
-
-                    block = torch.from_numpy(np.array(block))  # writable copy: torch refuses read-only Arrow memory
-                yield video_ids, block
-
-    def to_scores(keyed: tuple) -> pa.Table:
-        video_ids, result = keyed
-        return scores_batch(video_ids, np.asarray(result.inference), metadata)
-
-    register_arrow_coders()
     with tables.atomic_directory(out, command="score", overwrite=overwrite) as staging:
         beam_options = PipelineOptions(list(options.pipeline_args), runner=options.runner)
         with beam.Pipeline(options=beam_options) as pipeline:
-            checked = (
-                pipeline
-                | "ReadEmbeddings" >> ParquetTFXIO(read_patterns(files), column_names=["video_id", "vector", "embedder_id"]).BeamSource(batch_size=None)  # one unsliced RecordBatch per row group
-                | "CheckAgainstModel" >> beam.FlatMap(check).with_outputs("errors", main="blocks")
-            )
-            _ = (
-                checked.blocks
-                | "RunInference" >> RunInference(model_handler(model, metadata, backend=options.backend, threads=options.threads))
-                | "ToScores" >> beam.Map(to_scores)
-                | "WriteScores" >> beam.io.WriteToParquetBatched(
-                    str(staging / SCORES_PREFIX), schema=schemas.SCORES, file_name_suffix=".parquet"
-                )
-            )
-            _ = checked.errors | "WriteErrorShards" >> beam.io.WriteToParquetBatched(
-                str(staging / ERRORS_TMP / "part"), schema=schemas.ERRORS, file_name_suffix=".parquet"
-            )
-            type_arrow_read_outputs(pipeline, "ReadEmbeddings")
+            build_scoring(pipeline, files=files, model=model, metadata=metadata, options=options,
+                          scores_prefix=str(staging / SCORES_PREFIX), errors_prefix=str(staging / ERRORS_TMP / "part"))
         error_dir = staging / ERRORS_TMP
         error_rows = tables.read_table(error_dir, schemas.ERRORS) if error_dir.exists() and any(error_dir.glob("*.parquet")) else schemas.ERRORS.empty_table()
         tables.write_table(error_rows, staging / tables.ERRORS_FILE, schemas.ERRORS)

@@ -24,12 +24,12 @@ def embeddings_batch(n: int, d: int = 8, *, embedder: str = EMBEDDER) -> pa.Reco
 def test_blocks_cover_every_row_once_in_order_and_encode_only_their_own_rows():
     batch = embeddings_batch(10_000)
     blocks = list(blocks_of(batch, rows=4096, dimension=8))
-    assert [len(ids) for ids, _ in blocks] == [4096, 4096, 1808]
-    ids = [v for block_ids, _ in blocks for v in block_ids.to_pylist()]
+    assert [len(b) for b in blocks] == [4096, 4096, 1808]
+    ids = [v for b in blocks for v in b.video_ids.to_pylist()]
     assert ids == batch.column(0).to_pylist()
-    np.testing.assert_array_equal(np.concatenate([v for _, v in blocks]), np.arange(80_000, dtype=np.float32).reshape(-1, 8))
-    # Beam pickles sampled elements to size them: a block must not drag the whole row group along.
-    last_ids, last_vectors = blocks[-1]
+    np.testing.assert_array_equal(np.concatenate([b.vectors for b in blocks]), np.arange(80_000, dtype=np.float32).reshape(-1, 8))
+    # An encode of a block (a stage boundary) must not drag the whole row group along.
+    last_ids, last_vectors = blocks[-1].video_ids, blocks[-1].vectors
     assert len(pickle.dumps(last_ids)) < 0.3 * len(pickle.dumps(batch.column(0)))
     assert len(pickle.dumps(last_vectors)) < 0.3 * batch.nbytes
 
@@ -75,6 +75,59 @@ def test_arrow_coders_round_trip_a_slice_and_size_it_without_encoding():
     assert len(encoded) < 2 * piece.nbytes < len(pickle.dumps(piece)) / 10  # pickle drags the parent buffers
     table = pa.Table.from_batches([batch])
     assert ArrowTableCoder().decode(ArrowTableCoder().encode(table)).equals(table)
+
+
+@pytest.mark.slow  # imports Beam
+def test_block_coders_round_trip_and_size_blocks_without_encoding():
+    from silverset.components.score.bulk import ScoredBlock
+    from silverset.components.score.handlers import ScoredBlockCoder, ScoringBlockCoder
+
+    block = list(blocks_of(embeddings_batch(5000), rows=1000, dimension=8))[2]
+    coder = ScoringBlockCoder()
+    back = coder.decode(coder.encode(block))
+    assert back.video_ids.to_pylist() == [f"v{i}" for i in range(2000, 3000)]
+    np.testing.assert_array_equal(back.vectors, np.arange(16_000, 24_000, dtype=np.float32).reshape(1000, 8))
+    assert coder.estimate_size(block) == block.video_ids.nbytes + 1000 * 8 * 4
+    scored = ScoredBlock(block.video_ids, np.linspace(0, 1, 1000, dtype=np.float32).reshape(-1, 1))  # ONNX gives [n, 1]
+    again = ScoredBlockCoder().decode(ScoredBlockCoder().encode(scored))
+    assert again.video_ids.equals(block.video_ids)
+    np.testing.assert_array_equal(again.probabilities, np.linspace(0, 1, 1000, dtype=np.float32))
+    with pytest.raises(ValueError, match="999 video ids for 1000 probabilities"):
+        ScoredBlock(block.video_ids.slice(1), np.zeros(1000))
+
+
+@pytest.mark.slow  # imports Beam and tfx-bsl (TensorFlow)
+def test_every_pcollection_on_the_scoring_path_has_an_arrow_coder_and_row_telemetry_is_off(distilled, tmp_path):
+    import apache_beam as beam
+    from apache_beam import coders
+    from apache_beam.coders.coders import FastPrimitivesCoder, PickleCoder
+
+    from silverset.components.distill.train import read_metadata
+    from silverset.components.score.bulk import ScoreOptions, build_scoring
+
+    pipeline = beam.Pipeline()
+    files = tables.parquet_files(distilled["embeddings"])
+    build_scoring(pipeline, files=files, model=distilled["model"], metadata=read_metadata(distilled["model"]),
+                  options=ScoreOptions(), scores_prefix=str(tmp_path / "s"), errors_prefix=str(tmp_path / "e"))
+    pickled, telemetry = [], []
+
+    class Outputs(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if node.full_label.startswith(("WriteScores/", "WriteErrorShards/")):
+                return  # the writes' own bookkeeping PCollections carry file names, not rows
+            for tag, o in node.outputs.items():
+                coder = coders.registry.get_coder(o.element_type)
+                if isinstance(coder, (FastPrimitivesCoder, PickleCoder)) and o.element_type is not bytes:
+                    if "EmitSource" not in node.full_label:  # the Parquet source object itself, once per file pattern
+                        pickled.append((node.full_label, tag, o.element_type))
+            fn = getattr(node.transform, "fn", None)
+            if type(fn).__name__ == "_ProfileRecordBatchDoFn":
+                telemetry.append(fn._dist_update_prob)
+
+    pipeline.visit(Outputs())
+    # Beam sizes ~35 sampled elements of every PCollection per run by encoding them: a pickled block is ~12 MB.
+    assert pickled == []
+    assert telemetry == [0.0]
 
 
 @pytest.mark.slow  # imports Beam and tfx-bsl (TensorFlow)
