@@ -1,9 +1,15 @@
-"""Shared pytest fixtures: nothing here reaches the network."""
+"""Shared pytest fixtures: nothing here reaches the network.
+
+Shared fixtures live in ``tests.helpers`` modules registered below as plugins (the one way a test gets a shared
+fixture); shared plain helpers are imported by full name, ``from tests.helpers.ports import free_port``.
+"""
 from __future__ import annotations
 
 import os
 
 import pytest
+
+pytest_plugins = ("tests.helpers.cli",)  # the in-process ``cli`` runner fixture
 
 # The MiniLM weights ship inside a package; no test may fetch anything from a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -7,7 +7,6 @@ executor the components run under, and answers ``silverset --help``.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 
@@ -20,13 +19,8 @@ from silverset.components.index import pins, pointer
 
 from tests.components.index.downward_api import write_annotations_volume
 from tests.components.index.index_inputs import build_tiny_index
+from tests.helpers.ports import free_port, wait_ready
 from tests.images.image_venv import build_image_venv, image_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _distributions(python, where) -> set[str]:
@@ -52,22 +46,13 @@ def test_index_server_image_serves_a_pinned_index_through_its_entrypoint(tmp_pat
     annotations = write_annotations_volume(tmp_path / "podinfo", {pins.ANNOTATION_PREFIX + "red_dominant": summary["version"]})
 
     # ENTRYPOINT ["silverset", "index", "serve", "--host", ..., "--port", ...] with the Deployment's pin flag.
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(python.parent / "silverset"), "index", "serve", "--host", "127.0.0.1", "--port", str(port),
                                "--index-dir", str(root), "--pinned-versions", str(annotations)],
                               cwd=tmp_path, env=image_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, f"the server exited {server.returncode}:\n{server.stderr.read().decode()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the image's server never got ready"
-            time.sleep(0.2)
+        wait_ready(port, server, timeout_s=90, poll_s=0.2)
         body = httpx.post(f"{url}/v1/attributes/red_dominant/search", json={"vector": vectors[4].tolist(), "k": 1}).json()
         assert body["index_version"] == summary["version"] and body["results"][0]["video_id"] == ids[4]
         assert "silverset_search_requests_total" in httpx.get(f"{url}/metrics").text

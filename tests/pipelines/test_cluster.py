@@ -1,18 +1,15 @@
 """submit / schedule / runs drive the real kfp.Client into a loopback fake of the KFP v2beta1 API."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fakes.kfp_api_server import FakeKfpApiServer  # noqa: E402
-
 from silverset.components.common.errors import SilversetInputError
 from silverset.pipelines import cluster
 from silverset.pipelines.compile import compile_pipeline
+from tests.fakes.kfp_api_server import FakeKfpApiServer
 
 
 @pytest.fixture(scope="module")

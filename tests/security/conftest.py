@@ -1,13 +1,5 @@
-"""Security-suite fixtures: the in-process ``cli`` runner is the one tests/pipelines uses (loaded, not copied)."""
+"""Security-suite fixtures: none of its own. ``cli`` is tests.helpers.cli's, which the root conftest registers for
+every test; it is re-exported here only for the studio tests that still import it from this module."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location("silverset_cli_fixtures", Path(__file__).parents[1] / "pipelines" / "conftest.py")
-_fixtures = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _fixtures  # dataclasses look their module up by name
-_spec.loader.exec_module(_fixtures)
-
-cli = _fixtures.cli
+from tests.helpers.cli import cli  # noqa: F401 - see the docstring

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.components.embed.frames_factory import write_frames
+from tests.helpers.factories import write_frames
 from tests.security.test_fuzz import fuzz_settings
 
 VIDEOS = {"v0": "red", "v1": "plain", "v2": "cuts"}

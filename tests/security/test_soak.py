@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from silverset.components.index import build, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
 from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec, write_inputs
+from tests.helpers.ports import free_port
 
 ATTRIBUTE = "red_dominant"
 CLIENTS = 4
@@ -38,16 +38,10 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(root):
     """uvicorn serving ``create_app(root)`` on a loopback port, its pointer watcher polling every 0.1 s."""
-    port = _free_port()
+    port = free_port()
     app = create_app(root, ServerOptions(poll_interval_s=0.1), poll=True)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from distill_data import SPEC
 from silverset.components.distill.component import distill_student
 from silverset.components.distill.train import read_metadata
+from tests.helpers.factories import SPEC
 
 
 def test_python_func_returns_the_digest(tmp_path, synthetic):

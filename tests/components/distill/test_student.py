@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 import torch
 
-from distill_data import EMBEDDER, SPEC, write_synthetic
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.distill import train
 from silverset.components.distill.student import DistillationLoss, StudentOptions, fit_calibration
+from tests.helpers.factories import EMBEDDER, SPEC, write_synthetic
 
 FAST = StudentOptions(max_epochs=40, patience=5, hidden_units=16)
 

@@ -14,18 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import frames_factory  # noqa: E402
-import tiny_clip  # noqa: E402
+from silverset.components.common import schemas, tables
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.spec import example_specs_dir, load_spec
+from silverset.components.embed import clip, embed
+from silverset.components.runtime.inputs import load_frames
+from silverset.components.runtime.runner import merge_check
+from tests.helpers import checkpoints, factories
+from tests.helpers.factories import VIDEO_KINDS as KINDS
 
-from silverset.components.common import schemas, tables  # noqa: E402
-from silverset.components.common.errors import SilversetInputError  # noqa: E402
-from silverset.components.common.spec import example_specs_dir, load_spec  # noqa: E402
-from silverset.components.embed import clip, embed  # noqa: E402
-from silverset.components.runtime.inputs import load_frames  # noqa: E402
-from silverset.components.runtime.runner import merge_check  # noqa: E402
-
-KINDS = ["red", "moving", "cuts", "text", "plain"]
 SPEC = str(example_specs_dir() / "red_dominant.yaml")
 
 
@@ -33,15 +30,15 @@ SPEC = str(example_specs_dir() / "red_dominant.yaml")
 def corpus(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("clip")
     videos = {f"vid{i:03d}": KINDS[i % len(KINDS)] for i in range(20)}
-    return {"videos": videos, "tmp": tmp, "frames": str(frames_factory.write_frames(tmp / "frames", videos, n=4)),
-            "manifest": str(frames_factory.write_manifest(tmp / "manifest.csv", videos)),
-            "clip": tiny_clip.save_tiny_clip(tmp / "tinyclip")}
+    return {"videos": videos, "tmp": tmp, "frames": str(factories.write_frames(tmp / "frames", videos, n=4)),
+            "manifest": str(factories.write_manifest(tmp / "manifest.csv", videos)),
+            "clip": checkpoints.save_tiny_clip(tmp / "tinyclip")}
 
 
 @pytest.fixture(scope="module")
 def other_clip(corpus) -> Path:
     """Same shape as corpus["clip"], other weights."""
-    return tiny_clip.save_tiny_clip(corpus["tmp"] / "other", seed=1)
+    return checkpoints.save_tiny_clip(corpus["tmp"] / "other", seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +103,7 @@ def test_clip_block_is_named_pooled_and_followed_by_minilm(corpus, clip_run):
 
 
 def test_siglip_directory_embeds_too(corpus, tmp_path):
-    siglip = tiny_clip.save_tiny_siglip(tmp_path / "tinysiglip")
+    siglip = checkpoints.save_tiny_siglip(tmp_path / "tinysiglip")
     summary = embed.run(frames=corpus["frames"], out=str(tmp_path / "sig"),
                         options=embed.EmbedOptions(embedder=f"clip:{siglip}"))
     assert summary.embedder_id.startswith("clip-tinysiglip@sha256:") and summary.embedder_id.endswith("[32]")
@@ -123,7 +120,7 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
 
     from silverset.components.embed import component
 
-    frames_factory.write_frames(tmp_path / "frames", {"good": "red"}, n=3)
+    factories.write_frames(tmp_path / "frames", {"good": "red"}, n=3)
     bad = [{"video_id": "bad", "frame_index": 0, "timestamp_s": 0.0, "width": 8, "height": 8, "jpeg": b"not a jpeg"}]
     tables.write_table(pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet",
                        schemas.FRAMES)
@@ -215,7 +212,7 @@ def test_hub_id_in_the_local_cache_loads_offline(corpus, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
     attempts = _block_sockets(monkeypatch)
-    tiny_clip.populate_hf_cache(tmp_path / "hub", "silverset-test/tiny-clip", corpus["clip"])
+    checkpoints.populate_hf_cache(tmp_path / "hub", "silverset-test/tiny-clip", corpus["clip"])
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     loaded = clip.load("clip:silverset-test/tiny-clip")
     assert loaded.block_name == f"clip-silverset-test--tiny-clip@sha256:{clip.weights_digest(corpus['clip'])[:16]}"

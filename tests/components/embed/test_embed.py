@@ -1,32 +1,28 @@
 """The embed stage: visual statistics with real signal, the MiniLM text block, sharding and error rows."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import frames_factory  # noqa: E402
-
-from silverset.components.common import tables  # noqa: E402
-from silverset.components.common.digest import sha256_file  # noqa: E402
-from silverset.components.common.errors import SilversetInputError  # noqa: E402
-from silverset.components.common.sharding import Shard  # noqa: E402
-from silverset.components.embed import component, embed, text, visual  # noqa: E402
-from silverset.components.runtime.inputs import load_frames, video_text  # noqa: E402
-from silverset.components.runtime.runner import merge_check  # noqa: E402
-
-KINDS = ["red", "moving", "cuts", "text", "plain"]
+from silverset.components.common import tables
+from silverset.components.common.digest import sha256_file
+from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.sharding import Shard
+from silverset.components.embed import component, embed, text, visual
+from silverset.components.runtime.inputs import load_frames, video_text
+from silverset.components.runtime.runner import merge_check
+from tests.helpers import factories
+from tests.helpers.factories import VIDEO_KINDS as KINDS
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("embed")
     videos = {f"vid{i:03d}": KINDS[i % len(KINDS)] for i in range(15)}
-    frames = frames_factory.write_frames(tmp / "frames", videos, n=8)
-    manifest = frames_factory.write_manifest(tmp / "manifest.csv", videos)
+    frames = factories.write_frames(tmp / "frames", videos, n=8)
+    manifest = factories.write_manifest(tmp / "manifest.csv", videos)
     return {"videos": videos, "frames": str(frames), "manifest": str(manifest), "tmp": tmp}
 
 
@@ -153,7 +149,7 @@ def test_corrupt_jpeg_is_an_error_row_not_a_crash(tmp_path):
 
     from silverset.components.common import schemas
 
-    frames_factory.write_frames(tmp_path / "frames", {"good": "red"}, n=3)
+    factories.write_frames(tmp_path / "frames", {"good": "red"}, n=3)
     bad = [{"video_id": "bad", "frame_index": 0, "timestamp_s": 0.0, "width": 8, "height": 8, "jpeg": b"not a jpeg"}]
     tables.write_table(pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet",
                        schemas.FRAMES)

@@ -1,14 +1,8 @@
 """Fixtures for the evaluate tests."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-# importlib import mode: make the test-data helper beside this file importable as `golden_data`.
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from golden_data import SPEC, noisy_predictions, write_golden, write_scores
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.golden import golden_rows
 from silverset.components.common.spec import load_spec
 from silverset.components.evaluate.disagreements import DISAGREEMENTS_FILE, read_disagreements
 from silverset.components.evaluate.gate import run
+from tests.helpers.factories import SPEC, noisy_predictions, write_golden, write_scores
 
 HOSTILE_TITLE = "<script>alert('title')</script> Tom & \"Jerry\""
 HOSTILE_RATIONALE = "<img src=x onerror=alert(1)> looks red'</td>"

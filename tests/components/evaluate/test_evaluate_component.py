@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from golden_data import SPEC, noisy_predictions, write_golden, write_scores
 from silverset.components.evaluate.component import evaluate_gate
+from tests.helpers.factories import SPEC, noisy_predictions, write_golden, write_scores
 
 
 class _Artifact:

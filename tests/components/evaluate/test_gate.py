@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from golden_data import SPEC, noisy_predictions, write_golden, write_scores
 from silverset.components.evaluate.gate import run
+from tests.helpers.factories import SPEC, noisy_predictions, write_golden, write_scores
 
 
 def gate_json(out):

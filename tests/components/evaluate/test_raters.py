@@ -15,7 +15,7 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.golden import GoldenSet
 from silverset.components.evaluate import raters
 
-from golden_data import SPEC, write_golden, write_scores
+from tests.helpers.factories import SPEC, write_golden, write_scores
 
 M = raters.MISSING
 AT = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)

@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 from silverset.components.common import golden, schemas, tables
 from silverset.components.evaluate.gate import run
 
-from golden_data import SPEC, noisy_predictions, write_scores
+from tests.helpers.factories import SPEC, noisy_predictions, write_scores
 
 AT = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 

@@ -12,48 +12,9 @@ from silverset.components.common.digest import sha256_file
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.runtime import backends, precision
 from silverset.components.teacher import annotate
-
-FRAMES = (8, 3, 64, 64)  # the local teacher's frames input per video: [T, 3, S, S]
-TEXT_DIM = 384
-
-
-def export_scorer(folder: Path, *, seed: int = 0) -> tuple[Path, Path]:
-    """A tiny scorer (8x8 patches -> Linear 192->32 -> GELU MLP -> mean pool, + text Linear -> logit [B]).
-
-    Written as ``scorer.pt`` (TorchScript) and ``scorer.onnx`` (dynamic batch axis) into ``folder``.
-    """
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-
-    class Scorer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = nn.Linear(192, 32)
-            self.mlp = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
-            self.text = nn.Linear(TEXT_DIM, 32)
-            self.head = nn.Linear(64, 1)
-
-        def forward(self, frames, text):
-            b, t, c, h, w = frames.shape
-            x = frames.reshape(b, t, c, h // 8, 8, w // 8, 8).permute(0, 1, 3, 5, 2, 4, 6)
-            x = self.embed(x.reshape(b, t * (h // 8) * (w // 8), c * 64))
-            x = (x + self.mlp(x)).mean(1)
-            # frames carry the signal (x 4): the red channel's mean decides most of the logit
-            red = frames[:, :, 0].mean((1, 2, 3)) - frames[:, :, 1:].mean((1, 2, 3, 4))
-            return self.head(torch.cat([x, self.text(text)], -1)).squeeze(-1) + 8.0 * red
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model = Scorer().eval()
-    example = (torch.rand(2, *FRAMES), torch.randn(2, TEXT_DIM))
-    script = folder / "scorer.pt"
-    torch.jit.trace(model, example).save(str(script))
-    onnx = folder / "scorer.onnx"
-    torch.onnx.export(model, example, str(onnx), input_names=["frames", "text"], output_names=["logit"],
-                      dynamic_axes={"frames": {0: "batch"}, "text": {0: "batch"}, "logit": {0: "batch"}},
-                      opset_version=17, dynamo=False)
-    return script, onnx
+from tests.helpers.checkpoints import SCORER_FRAMES as FRAMES
+from tests.helpers.checkpoints import SCORER_TEXT_DIM as TEXT_DIM
+from tests.helpers.checkpoints import export_scorer
 
 
 @pytest.fixture(scope="module")
