@@ -11,7 +11,9 @@ Index folder layout (everything the server needs, shipped together):
 """
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,8 @@ from silverset.components.common.spec import AttributeSpec, load_spec
 
 from . import ann, tuning
 from .tuning import TuningOptions
+
+_LOGGER = logging.getLogger(__name__)
 
 STAGE = "index"
 MANIFEST_FILE = INDEX_MANIFEST_FILE  # the index's own manifest.json (common.artifacts.IndexManifest)
@@ -174,12 +178,21 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
     and the manifest's ``build.tuning`` records the choice and the whole measured curve. Raises
     GateFailed (nothing written) when no configuration reaches the target.
     """
+    if errors:
+        reasons = Counter(e.error_type for e in errors)
+        _LOGGER.warning("index %s: %d scored video(s) left out of the index and written to the errors table (%s); "
+                        "first: %s", spec.key, len(errors), ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+                        ", ".join(e.key for e in errors[:5]))
     vocabulary = restricted_vocabulary(history, spec)
     if vocabulary.num_rows == 0:
+        _LOGGER.error("index %s: no video of %d passes the vocabulary rule (probability >= %s)", spec.key,
+                      history.num_rows, spec.vocabulary.min_probability)
         raise GateFailed(f"{spec.key}: no video passes the vocabulary rule (probability >= {spec.vocabulary.min_probability})")
     database = vectors_of(vocabulary)
     count, dimension = database.shape
     params = ann.choose_parameters(count, dimension, k=options.recall_k, brute_force_below=options.brute_force_below)
+    _LOGGER.info("index %s: %d of %d scored videos in the vocabulary (%d dims), %s", spec.key, count,
+                 history.num_rows, dimension, params.algorithm)
 
     # Queries are the kind the server sees: vectors of scored videos (users' history), in or out of the vocabulary.
     rng = np.random.default_rng(options.seed)
@@ -201,6 +214,8 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
     recall = tuned["chosen"]["recall"]
     # A tuned index must meet the target with margin (recall less 2 standard errors over the queries).
     if not tuned.get("met_target", recall >= spec.serving.recall_target):
+        _LOGGER.error("index %s: recall@%d %.3f below the target %.3f after %d configurations; nothing written",
+                      spec.key, options.recall_k, recall, spec.serving.recall_target, len(tuned["curve"]))
         raise GateFailed(f"{spec.key}: index recall@{options.recall_k} {recall:.3f} (lower bound {tuned['chosen'].get('recall_lower', recall):.3f}) "
                          f"is below the spec's target {spec.serving.recall_target:.3f}; best of {len(tuned['curve'])} measured "
                          f"configurations: {_point_text(tuned['chosen'])}")
@@ -231,6 +246,8 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
             digest=sha256_tree(staging, exclude=DIGEST_EXCLUDE),
         )
         write_index_manifest(staging, manifest)
+    _LOGGER.info("index %s: version %s, %d vectors, %s, recall@%d %.3f, built in %.1f s", spec.key, version, count,
+                 params.algorithm, options.recall_k, recall, build_seconds)
     return manifest
 
 

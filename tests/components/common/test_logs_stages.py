@@ -98,3 +98,21 @@ def test_distill_logs_unlabelled_embeddings_training_and_the_result(tmp_path, st
     assert result["model_digest"] in infos[-1]
     epochs = [m for m in _at(stage_log, logging.DEBUG, name) if m.startswith("epoch ")]
     assert 1 <= len(epochs) <= 30
+
+
+def test_index_build_logs_dropped_scores_its_vocabulary_and_the_version(tmp_path, stage_log):
+    from silverset.components.index import build
+    from tests.components.index.index_inputs import clustered, tiny_index_spec, write_inputs
+
+    spec = tiny_index_spec(tmp_path)
+    probabilities = np.linspace(0, 1, 300)
+    scores, embeddings, ids = write_inputs(tmp_path, clustered(300, 16), probabilities, missing_embedding=2)
+    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec), out=str(tmp_path / "ix"))
+    name = "silverset.components.index.build"
+    (warning,) = _at(stage_log, logging.WARNING, name)
+    assert warning.startswith("index red_dominant") and "2 scored video(s) left out of the index and written to the " \
+        "errors table" in warning and warning.endswith(f"first: {ids[0]}, {ids[1]}")
+    start, end = _at(stage_log, logging.INFO, name)
+    assert f": {summary['vocabulary']} of 298 scored videos in the vocabulary (16 dims), brute_force" in start
+    assert f"version {summary['version']}, {summary['vocabulary']} vectors, brute_force, recall@" in end
+    assert int((probabilities[2:].astype(np.float32) >= 0.5).sum()) == summary["vocabulary"]
