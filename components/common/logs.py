@@ -72,3 +72,21 @@ def configure_cli_logging() -> logging.Logger | None:
     package = logging.getLogger(PACKAGE_LOGGER)
     package.setLevel(chosen)
     return package
+
+
+def safe_url(url: str | None, *, keep_path: bool = True) -> str:
+    """``url`` fit for a log line: no user:password, query or fragment (they carry tokens), and no path either
+    when ``keep_path`` is False (a webhook's path is its secret). None gives "none"."""
+    if not url:
+        return "none"
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "[unparseable url]"
+    if not parts.scheme or not parts.hostname:
+        return "[url without scheme or host]" if "@" in url or "?" in url else url
+    path = parts.path if keep_path else ("/..." if parts.path not in ("", "/") else "")
+    return f"{parts.scheme}://{parts.hostname}{port}{path}"

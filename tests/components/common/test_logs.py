@@ -151,3 +151,14 @@ def test_the_cli_logs_stages_only_when_asked_and_refuses_a_bad_level(tmp_path):
     assert f"INFO {STAGE}" not in quiet.stderr + quiet.stdout
     assert f"INFO {STAGE}: annotate" in asked.stderr and "1 labelled" in asked.stderr
     assert bad.returncode == 2 and "SILVERSET_LOG_LEVEL" in bad.stderr and "'loud'" in bad.stderr
+
+
+def test_safe_url_drops_what_carries_secrets():
+    from silverset.components.common.logs import safe_url
+
+    assert safe_url("https://bob:hunter2@idx.example:8443/v1/admin?token=abc#x") == "https://idx.example:8443/v1/admin"
+    assert safe_url("https://hooks.slack.com/services/T0/B0/SECRETPART", keep_path=False) == \
+        "https://hooks.slack.com/..."
+    assert safe_url("http://127.0.0.1:8080", keep_path=False) == "http://127.0.0.1:8080"
+    assert safe_url(None) == "none" and safe_url("") == "none"
+    assert "hunter2" not in safe_url("bob:hunter2@host/x") and "abc" not in safe_url("host/x?token=abc")
