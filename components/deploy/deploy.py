@@ -1,12 +1,15 @@
 """`silverset index deploy`: refuse without a passing gate and an approval for the same digest, then roll out."""
 from __future__ import annotations
 
+import logging
 
 from silverset.components.approval.policy import ApprovalService, NotApproved
 from silverset.components.approval.store import open_store
 from silverset.components.approval.wait import read_gate
 from silverset.components.common.artifacts import IndexManifest, read_index_manifest
 from silverset.components.common.errors import GateFailed, SilversetInputError
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def check_release(*, manifest: IndexManifest, gate_path: str, approvals: ApprovalService) -> None:
@@ -40,7 +43,14 @@ def run(*, index: str, gate: str, approval_store: str, target: str = "local", se
     Deployment in ``namespace`` (default: this pod's own namespace, where the overlays put the index server).
     """
     manifest = read_index_manifest(index)
-    check_release(manifest=manifest, gate_path=gate, approvals=ApprovalService(open_store(approval_store, api_client=api_client)))
+    _LOGGER.info("deploy %s version %s (candidate %s) to %s", manifest.attribute, manifest.version,
+                 manifest.model_digest[:19], target)
+    try:
+        check_release(manifest=manifest, gate_path=gate,
+                      approvals=ApprovalService(open_store(approval_store, api_client=api_client)))
+    except GateFailed as exc:
+        _LOGGER.error("deploy %s refused: %s", manifest.attribute, exc)
+        raise
     if target == "local":
         from .local import deploy_local
 

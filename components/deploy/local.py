@@ -7,6 +7,7 @@ from pathlib import Path
 
 from silverset.components.common.artifacts import IndexManifest
 from silverset.components.common.errors import GateFailed
+from silverset.components.common.logs import safe_url
 from silverset.components.index import pointer
 from silverset.components.index.loaded import IndexRefused, load_verified
 
@@ -19,14 +20,21 @@ def wait_until_serving(server_url: str, attribute: str, version: str, *, timeout
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + timeout_s
+    attempt = 0
     while time.monotonic() < deadline:
+        attempt += 1
         try:
             httpx.post(f"{server_url}/v1/admin/reload", headers=headers, timeout=30)
             live = httpx.get(f"{server_url}/readyz", timeout=5).json().get("live", {})
             if live.get(attribute) == version:
+                log.info("%s: %s serves %s after %d poll(s)", attribute, safe_url(server_url), version, attempt)
                 return True
-        except httpx.HTTPError:
-            pass
+            log.debug("%s: poll %d, server serves %s, waiting for %s", attribute, attempt, live.get(attribute), version)
+        except httpx.HTTPError as exc:
+            # the server may be restarting: keep polling until the deadline; one WARNING, then DEBUG
+            log.log(logging.WARNING if attempt == 1 else logging.DEBUG, "%s: poll %d of %s failed (%s); retrying in "
+                    "0.2 s until %g s have passed", attribute, attempt, safe_url(server_url), type(exc).__name__,
+                    timeout_s)
         time.sleep(0.2)
     return False
 
@@ -55,6 +63,7 @@ def deploy_local(*, index_dir: str | Path, manifest: IndexManifest, serve_root: 
     live = pointer.read_pointer(serve_root, attribute)
     previous = pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS)
     if live == version:
+        log.info("%s: %s is already live under %s; nothing to do", attribute, version, serve_root)
         return {"target": "local", "attribute": attribute, "version": version, "changed": False, "previous": previous}
     published = pointer.publish_version(index_dir, serve_root, attribute, version)
     load_verified(published, attribute=attribute)  # before the pointer moves
@@ -68,6 +77,9 @@ def deploy_local(*, index_dir: str | Path, manifest: IndexManifest, serve_root: 
             pointer.remove_pointer(serve_root, attribute)
         if previous is not None:
             pointer.write_pointer(serve_root, attribute, previous, pointer.PREVIOUS)
+        log.error("%s: %s did not serve %s within %g s; CURRENT rolled back to %s", attribute,
+                  safe_url(server_url), version, timeout_s, live)
         raise GateFailed(f"{attribute}: server at {server_url} did not serve {version} within {timeout_s:.0f} s; pointer rolled back to {live}")
+    log.info("%s: CURRENT is now %s under %s (was %s)", attribute, version, serve_root, live)
     return {"target": "local", "attribute": attribute, "version": version, "changed": True,
             "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS), "verified": True}

@@ -116,3 +116,53 @@ def test_index_build_logs_dropped_scores_its_vocabulary_and_the_version(tmp_path
     assert f": {summary['vocabulary']} of 298 scored videos in the vocabulary (16 dims), brute_force" in start
     assert f"version {summary['version']}, {summary['vocabulary']} vectors, brute_force, recall@" in end
     assert int((probabilities[2:].astype(np.float32) >= 0.5).sum()) == summary["vocabulary"]
+
+
+def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secrets(tmp_path, stage_log):
+    import json
+    import shutil
+
+    from silverset.components.approval.model import GateResult
+    from silverset.components.approval.policy import ApprovalService
+    from silverset.components.approval.store import SqliteApprovalStore
+    from silverset.components.common.errors import GateFailed
+    from silverset.components.common.spec import example_specs_dir, load_spec
+    from silverset.components.deploy import deploy
+    from tests.components.index.index_inputs import DIGEST, build_tiny_index, tiny_index_spec
+
+    built = build_tiny_index(tmp_path / "built", tiny_index_spec(tmp_path))
+    index = tmp_path / "index"
+    shutil.copytree(built[0], index)
+    version = built[3]["version"]
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": DIGEST}))
+    store = tmp_path / "approvals.db"
+    service = ApprovalService(SqliteApprovalStore(store))
+    service.submit(gate=GateResult.model_validate_json(gate.read_text()),
+                   spec=load_spec(example_specs_dir() / "red_dominant.yaml"), submitter="ci")
+    args = dict(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(tmp_path / "serve"))
+    with pytest.raises(GateFailed):
+        deploy.run(**args)
+    (refusal,) = _at(stage_log, logging.ERROR, "silverset.components.deploy.deploy")
+    assert refusal.startswith("deploy red_dominant refused: candidate sha256:abababab") and "no approval" in refusal
+
+    service.approve(DIGEST, user="alice@silverset.dev", reason="ok")
+    deploy.run(**args)
+    local = "silverset.components.deploy.local"
+    assert _at(stage_log, logging.INFO, local)[-1] == (f"red_dominant: CURRENT is now {version} under "
+                                                       f"{tmp_path / 'serve'} (was None)")
+    deploy.run(**args)
+    assert _at(stage_log, logging.INFO, local)[-1].endswith("is already live under " + str(tmp_path / "serve") +
+                                                           "; nothing to do")
+
+    shutil.rmtree(tmp_path / "serve")
+    with pytest.raises(GateFailed):  # nothing listens on port 9: the rollout never shows up, the pointer goes back
+        deploy.run(**args, server_url="http://ops:pa55word@127.0.0.1:9", timeout_s=0.5,
+                   server_token="BEARER-SECRET-42")
+    warnings = _at(stage_log, logging.WARNING, local)
+    assert len(warnings) == 1 and warnings[0].startswith("red_dominant: poll 1 of http://127.0.0.1:9 failed (")
+    (rolled_back,) = _at(stage_log, logging.ERROR, local)
+    assert rolled_back == f"red_dominant: http://127.0.0.1:9 did not serve {version} within 0.5 s; CURRENT rolled back " \
+        "to None"
+    for secret in ("pa55word", "BEARER-SECRET-42"):
+        assert secret not in stage_log.text and not any(secret in r.getMessage() for r in stage_log.records)
