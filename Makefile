@@ -68,7 +68,8 @@ test-fast: venv
 
 bench: venv
 	@mkdir -p benchmarks/results
-	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script --out benchmarks/results || exit 1; done
+	@for script in benchmarks/[a-z]*.py; do name=$$(basename $$script .py); echo "== python -m benchmarks.$$name"; \
+	  $(BIN)/python -m benchmarks.$$name --out benchmarks/results || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _text_corpus  # noqa: E402
+if not __package__:  # run as a file, the repository root is not importable: say how to run it
+    raise SystemExit("run from the repository root as a module: python -m benchmarks.ann")
+
+from benchmarks import _text_corpus  # noqa: E402 - after the guard
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ann as ann_bench  # noqa: E402  (benchmarks/ann.py: datasets, memory and size helpers)
+if not __package__:  # run as a file, the repository root is not importable: say how to run it
+    raise SystemExit("run from the repository root as a module: python -m benchmarks.ann_tuning")
+
+from benchmarks import ann as ann_bench  # noqa: E402 - after the guard; datasets, memory and size helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,7 +186,7 @@ def main() -> None:
     results.setdefault("args", {})[("text" if args.text else "clustered")] = vars(args)
     results |= {"benchmark": "ann_tuning", "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}}
     if args.text:
-        import _text_corpus
+        from benchmarks import _text_corpus
 
         site = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
         sentences = _text_corpus.shuffled(_text_corpus.load_or_build_sentences(site, args.text_cache))[: args.queries + args.text]

@@ -17,14 +17,14 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests" / "components" / "embed"))
+
+if not __package__:  # run as a file, the repository root is not importable: say how to run it
+    raise SystemExit("run from the repository root as a module: python -m benchmarks.clip_embed")
 
 QUERY = "red is the dominant colour of the picture"
 
@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from embed import make_inputs  # benchmarks/embed.py: the same synthetic frames as the embed benchmark
-    from tiny_clip import save_tiny_clip
-
+    from benchmarks.embed import make_inputs  # the same synthetic frames as the embed benchmark
     from silverset.components.embed import clip, embed, text
+    from tests.helpers.checkpoints import save_tiny_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -29,9 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import selectors
-import socket
 import subprocess
 import sys
 import time
@@ -40,9 +37,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import serving  # noqa: E402 - the serving benchmark's index builder, port and CPU helpers
+if not __package__:  # run as a file, the repository root is not importable: say how to run it
+    raise SystemExit("run from the repository root as a module: python -m benchmarks.exposure_logging")
+
+from benchmarks import _loadgen, serving  # noqa: E402 - after the guard; index builder and CPU accounting
+from tests.helpers.ports import free_port, wait_ready  # noqa: E402
 
 SEARCH_PATH = serving.SEARCH_PATH
 NO_OP_APPEND = (
@@ -59,92 +59,6 @@ def request_bodies(n_videos: int, *, users: int, history: int, seed: int) -> lis
         ).encode()
         for u in range(users)
     ]
-
-
-def client_main(port: int, bodies_path: str, connections: int, seconds: float, warmup: float) -> None:
-    """Closed loop over pre-encoded bodies (one JSON body per line); prints MEASURING, then one JSON result.
-
-    The result counts every 200 answered, warm-up included (``answered``), to check the log against.
-    """
-    bodies = Path(bodies_path).read_bytes().splitlines()
-    requests = [
-        b"POST " + SEARCH_PATH.encode() + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        b"Content-Length: " + str(len(b)).encode() + b"\r\n\r\n" + b
-        for b in bodies
-    ]
-    selector = selectors.DefaultSelector()
-    for i in range(connections):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        state = {"buffer": b"", "sent_at": time.perf_counter(), "next": i}
-        sock.sendall(requests[i % len(requests)])
-        selector.register(sock, selectors.EVENT_READ, state)
-    latencies, errors, answered, measuring = [], 0, 0, False
-    started = time.perf_counter()
-    measure_from, measure_until = started + warmup, started + warmup + seconds
-    cpu0 = t0 = None
-    while True:
-        now = time.perf_counter()
-        if not measuring and now >= measure_from:
-            measuring, cpu0, t0 = True, resource.getrusage(resource.RUSAGE_SELF), now
-            print("MEASURING", flush=True)
-        if now >= measure_until:
-            break
-        for key, _ in selector.select(1.0):
-            state = key.data
-            state["buffer"] += key.fileobj.recv(65536)
-            head_end = state["buffer"].find(b"\r\n\r\n")
-            if head_end < 0:
-                continue
-            head = state["buffer"][:head_end]
-            length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-            if len(state["buffer"]) < head_end + 4 + length:
-                continue
-            state["buffer"] = state["buffer"][head_end + 4 + length :]
-            done = time.perf_counter()
-            ok = head.startswith(b"HTTP/1.1 200")
-            answered += ok
-            if measuring:
-                latencies.append(done - state["sent_at"])
-                errors += not ok
-            state["next"] += connections
-            state["sent_at"] = done
-            key.fileobj.sendall(requests[state["next"] % len(requests)])
-    # Stop sending; collect the answers still in flight so ``answered`` is every request the server logged.
-    deadline = time.perf_counter() + 10
-    pending = connections
-    while pending and time.perf_counter() < deadline:
-        for key, _ in selector.select(1.0):
-            state = key.data
-            state["buffer"] += key.fileobj.recv(65536)
-            head_end = state["buffer"].find(b"\r\n\r\n")
-            if head_end >= 0:
-                length = int(state["buffer"][:head_end].lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-                if len(state["buffer"]) >= head_end + 4 + length:
-                    answered += state["buffer"].startswith(b"HTTP/1.1 200")
-                    selector.unregister(key.fileobj)
-                    pending -= 1
-    elapsed = time.perf_counter() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    lat = np.array(latencies) * 1000
-    print(
-        json.dumps(
-            {
-                "requests": int(lat.size),
-                "errors": int(errors),
-                "answered_incl_warmup": int(answered),
-                "seconds": elapsed,
-                "qps": lat.size / elapsed,
-                "p50_ms": float(np.percentile(lat, 50)),
-                "p99_ms": float(np.percentile(lat, 99)),
-                "connections": connections,
-                "client_cpu_ms_per_request": 1000
-                * ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
-                / max(1, lat.size),
-            }
-        ),
-        flush=True,
-    )
 
 
 def server_code(index_dir: Path, port: int, *, variant: str, experiment: Path, log_dir: Path, max_rows: int) -> str:
@@ -173,9 +87,7 @@ def measure(
     seconds: float,
     max_rows: int,
 ) -> dict:
-    import http.client
-
-    port = serving.free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -186,20 +98,11 @@ def measure(
         stderr=subprocess.PIPE,
     )
     try:
-        started = time.perf_counter()
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.perf_counter() - started > 600:
-                raise RuntimeError(f"index server did not become ready: {server.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+        wait_ready(port, server, timeout_s=600, poll_s=0.5)
         client = subprocess.Popen(
-            [sys.executable, __file__, "--client", str(port), str(bodies_path), str(connections), str(seconds)],
+            [sys.executable, *_loadgen.command(port=port, path=SEARCH_PATH, bodies=bodies_path, connections=connections,
+                                               seconds=seconds, drain=True)],
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -301,19 +204,11 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/silverset-exposure-bench")
     parser.add_argument("--blocks", type=int, default=20, help="in-process: alternating blocks per variant")
     parser.add_argument("--per-block", type=int, default=1000, help="in-process: requests per block")
-    parser.add_argument(
-        "--client", nargs=4, metavar=("PORT", "BODIES", "CONNECTIONS", "SECONDS"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args()
-    if args.client:
-        port, bodies_path, connections, seconds = args.client
-        client_main(int(port), bodies_path, int(connections), float(seconds), warmup=2.0)
-        return
 
     import shutil
 
-    from ann import clustered
-
+    from benchmarks.ann import clustered
     from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common.spec import example_specs_dir, load_spec
 

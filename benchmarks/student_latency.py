@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "components" / "distill"))
+
+if not __package__:  # run as a file, the repository root is not importable: say how to run it
+    raise SystemExit("run from the repository root as a module: python -m benchmarks.student_latency")
 
 
 def per_item(fn, x, *, repeats: int) -> float:
@@ -43,10 +45,10 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from distill_data import SPEC, write_synthetic
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run as distill
     from silverset.components.evaluate.gate import teacher_latency_from_stats
+    from tests.helpers.factories import SPEC, write_synthetic
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="student-latency-"))
