@@ -11,6 +11,7 @@ touches nothing. The corpus state is never marked here: ``incremental.plan.commi
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -21,8 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from silverset.components.common import artifacts
 from silverset.components.common.artifacts import RUN_SUMMARY_FILE, LockedOut, PlanSummary, RunSummary
 from silverset.components.common.errors import SilversetInputError
+from silverset.components.common.logs import safe_url
 from silverset.components.common.tables import STAGING_PREFIX, read_json
 from silverset.components.incremental import plan as incremental_plan
+
+_LOGGER = logging.getLogger(__name__)
 
 SUCCEEDED = "SUCCEEDED"
 OUTCOMES = ("promoted", "up_to_date", "teacher_gate_failed", "student_gate_failed", "approval_rejected",
@@ -220,16 +224,26 @@ def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float =
     import httpx
 
     status = None
+    where = safe_url(url, keep_path=False)  # a webhook's path is its secret
     for attempt in range(1, attempts + 1):
+        failure = ""
         try:
             response = httpx.post(url, json=summary.model_dump(mode="json"), timeout=timeout_s)
             status = response.status_code
             if status < 500 and status != 429:
+                level = logging.INFO if status < 400 else logging.WARNING
+                _LOGGER.log(level, "webhook %s answered HTTP %s on attempt %d", where, status, attempt)
                 return status, attempt
-        except httpx.HTTPError:
-            status = None
+            failure = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            status, failure = None, type(exc).__name__
         if attempt < attempts:
-            time.sleep(backoff_s * 2 ** (attempt - 1))
+            wait = backoff_s * 2 ** (attempt - 1)
+            _LOGGER.warning("webhook %s: %s on attempt %d/%d; retrying in %.3g s", where, failure, attempt, attempts,
+                            wait)
+            time.sleep(wait)
+    _LOGGER.warning("webhook %s: %s on attempt %d/%d; gave up (the run's outcome stands; the summary is in the "
+                    "run folder)", where, failure, attempts, attempts)
     return status, attempts
 
 
@@ -256,6 +270,7 @@ def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str =
     plan_dir = incremental_plan.plan_dir_of(workdir, run_id) if workdir and run_id else ""
     summary = build_summary(run_id=run_id, status=status, error_message=error_message,
                             attribute_spec=attribute_spec, workdir=workdir, plan_dir=plan_dir)
+    _LOGGER.info("run %s ended %s: outcome %s", run_id, status, summary.outcome)
     webhook_status, tries = (post(webhook_url, summary, attempts=attempts, backoff_s=backoff_s)
                              if webhook_url else (None, 0))
     released, removed = False, 0
@@ -269,5 +284,7 @@ def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str =
     targets = [summary_path] + ([_join(workdir, SUMMARY_FILE)] if workdir and summary.outcome != "locked" else [])
     for target in filter(None, targets):
         artifacts.write_run_summary(target, summary)
+    _LOGGER.info("run %s: summary written to %s; lock released %s, %d staging folder(s) removed", run_id,
+                 ", ".join(filter(None, targets)) or "nowhere", released, removed)
     return NotifyResult(status=status, outcome=summary.outcome, webhook_status=webhook_status, attempts=tries,
                         released_lock=released, removed_staging=removed, summary_path=summary_path or "")

@@ -166,3 +166,49 @@ def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secr
         "to None"
     for secret in ("pa55word", "BEARER-SECRET-42"):
         assert secret not in stage_log.text and not any(secret in r.getMessage() for r in stage_log.records)
+
+
+def test_notify_logs_webhook_retries_with_attempt_status_and_wait_but_never_the_hook_path(stage_log):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from silverset.components.notify import webhook
+
+    answers = [503, 429, 204]
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(answers.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/HOOK-SECRET-77"
+    try:
+        result = webhook.run(run_id="r1", status="SUCCEEDED", webhook_url=url, attempts=4, backoff_s=0.01)
+    finally:
+        server.shutdown()
+    assert result.webhook_status == 204 and result.attempts == 3
+    name = "silverset.components.notify.webhook"
+    where = f"http://127.0.0.1:{server.server_port}/..."
+    assert _at(stage_log, logging.WARNING, name) == [f"webhook {where}: HTTP 503 on attempt 1/4; retrying in 0.01 s",
+                                                     f"webhook {where}: HTTP 429 on attempt 2/4; retrying in 0.02 s"]
+    assert f"webhook {where} answered HTTP 204 on attempt 3" in _at(stage_log, logging.INFO, name)
+    assert "HOOK-SECRET-77" not in stage_log.text
+
+
+def test_notify_logs_a_webhook_that_never_answers_as_given_up(stage_log):
+    from silverset.components.notify import webhook
+
+    result = webhook.run(run_id="r2", status="FAILED", webhook_url="http://127.0.0.1:9/x/TOKEN-9", attempts=2,
+                         backoff_s=0.01)
+    assert result.webhook_status is None and result.attempts == 2
+    warnings = _at(stage_log, logging.WARNING, "silverset.components.notify.webhook")
+    assert [w.split(": ", 1)[1].split(";")[0] for w in warnings] == ["ConnectError on attempt 1/2",
+                                                                     "ConnectError on attempt 2/2"]
+    assert "gave up" in warnings[-1] and "TOKEN-9" not in stage_log.text
