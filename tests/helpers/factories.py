@@ -5,6 +5,8 @@
 - embeddings + teacher labels: ``write_synthetic`` makes embeddings whose positives lie along one direction and
   noisy teacher probabilities of that truth.
 - golden sets and scores: ``write_golden``, ``write_scores`` and ``noisy_predictions`` for the gate tests.
+- incremental runs: ``file_corpus`` (small files + manifest), ``spec_version`` (the example spec at a version),
+  ``teacher_labels`` (what a teacher would label for a plan's todo videos), ``golden_for_ids``.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pyarrow as pa
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.golden import GOLDEN_V1
-from silverset.components.common.spec import example_specs_dir
+from silverset.components.common.spec import example_specs_dir, load_spec
 
 SPEC = str(example_specs_dir() / "red_dominant.yaml")  # teacher gate: F1 >= 0.6, lower CI >= 0.45, 10 pos / 10 neg
 EMBEDDER = "minilm-test@sha256:0"
@@ -159,3 +161,51 @@ def noisy_predictions(truth: np.ndarray, *, flip: float, seed: int) -> np.ndarra
     decided = np.where(wrong, 1 - truth, truth)
     return np.where(decided == 1, 0.6 + 0.39 * rng.random(len(truth)), 0.4 * rng.random(len(truth)))
 
+
+
+# --- incremental runs ----------------------------------------------------------------------------------------------
+
+
+def file_corpus(root: Path, n: int) -> Path:
+    """``n`` small files ``root/videos/v000.mp4``... (distinct bytes), listed in ``root/manifest.csv``; returns it."""
+    videos = root / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    lines = ["video_id,uri,title"]
+    for i in range(n):
+        path = videos / f"v{i:03d}.mp4"
+        path.write_bytes(f"video bytes {i}".encode())
+        lines.append(f"v{i:03d},{path},title {i}")
+    manifest = root / "manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def spec_version(root: Path, *, version: int = 1) -> Path:
+    """The example red_dominant spec at ``version``, written as ``root/spec_v<version>.yaml``."""
+    text = (example_specs_dir() / "red_dominant.yaml").read_text().replace("version: 1", f"version: {version}")
+    path = root / f"spec_v{version}.yaml"
+    path.write_text(text)
+    return path
+
+
+def teacher_labels(todo_manifest: str, spec_path: Path, out: Path) -> tuple[str, int]:
+    """What the teacher would produce for a plan's todo videos (label i % 2); returns (labels dir, teacher calls)."""
+    spec = load_spec(spec_path)
+    ids = tables.read_table(todo_manifest).column("video_id").to_pylist()
+    rows = [{"video_id": v, "attribute": spec.name, "attribute_version": spec.version, "label": i % 2,
+             "probability": 0.9 if i % 2 else 0.1, "rationale": "r", "teacher_id": "fake",
+             "prompt_hash": spec.prompt_hash} for i, v in enumerate(ids)]
+    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.LABELS), out / "part-00000.parquet", schemas.LABELS)
+    tables.write_errors(out, [])
+    return str(out), len(ids)
+
+
+def golden_for_ids(path: Path, ids: list[str], attribute: str = "red_dominant") -> str:
+    """A v1 golden set of ``ids`` (label i % 2, labeler alice) for ``attribute``; returns the path."""
+    n = len(ids)
+    tables.write_table(pa.table({
+        "video_id": ids, "attribute": [attribute] * n, "attribute_version": pa.array([1] * n, pa.int32()),
+        "label": pa.array([i % 2 for i in range(n)], pa.int32()), "labeler": ["alice"] * n,
+        "labeled_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
+    }), path, GOLDEN_V1)
+    return str(path)

@@ -14,8 +14,8 @@ from silverset.components.incremental import plan
 from silverset.components.incremental.embedder_identity import block_names, embedder_identity
 from silverset.components.incremental.teacher_identity import teacher_identity
 from silverset.components.teacher.annotate import AnnotateOptions
+from tests.helpers.factories import file_corpus, spec_version, teacher_labels
 
-from .test_plan import _corpus, _label, _spec
 
 
 def _fake_clip_dir(root: Path, weights: bytes) -> Path:
@@ -41,7 +41,7 @@ def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int, embedder: str) 
     plan_dir, run_dir = tmp / f"run{run}" / "plan", tmp / f"run{run}"
     summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"),
                        out_dir=str(plan_dir), embedder=block_names(embedder))
-    labels, calls = _label(summary.teacher_manifest, spec_path, run_dir / "teacher")
+    labels, calls = teacher_labels(summary.teacher_manifest, spec_path, run_dir / "teacher")
     embeddings = _embed(summary.embed_manifest, embedder, run_dir / "embeddings")
     plan.finalize(plan_dir=str(plan_dir), new_labels=labels, new_embeddings=embeddings, out_dir=str(run_dir / "m"))
     plan.commit_promotion(plan_dir=str(plan_dir), merged_dir=str(run_dir / "m"), state_dir=str(tmp / "state"),
@@ -58,7 +58,7 @@ def _state_embedders(tmp: Path) -> set[str]:
 
 
 def test_a_new_embedder_re_embeds_every_carried_video_keeps_labels_and_calls_no_teacher(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 8), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 8), spec_version(tmp_path)
     first, calls1 = _cycle(tmp_path, manifest, spec_path, 1, VISUAL)
     assert (first.todo, calls1, first.reembed) == (8, 8, 0)
     second, calls2 = _cycle(tmp_path, manifest, spec_path, 2, CLIP)
@@ -74,7 +74,7 @@ def test_a_new_embedder_re_embeds_every_carried_video_keeps_labels_and_calls_no_
 
 
 def test_an_unchanged_embedder_carries_embeddings_and_a_new_video_alone_is_embedded(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 5), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 5), spec_version(tmp_path)
     _cycle(tmp_path, manifest, spec_path, 1, VISUAL)
     extra = tmp_path / "videos" / "v100.mp4"
     extra.write_bytes(b"new video")
@@ -86,13 +86,13 @@ def test_an_unchanged_embedder_carries_embeddings_and_a_new_video_alone_is_embed
 
 
 def test_finalize_refuses_embeddings_of_two_embedders(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 4), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 4), spec_version(tmp_path)
     _cycle(tmp_path, manifest, spec_path, 1, VISUAL)
     (tmp_path / "videos" / "v001.mp4").write_bytes(b"changed")
     plan_dir = tmp_path / "run2" / "plan"
     summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp_path / "state"),
                        out_dir=str(plan_dir))  # no embedder given: carried rows are not checked
-    labels, _ = _label(summary.teacher_manifest, spec_path, tmp_path / "run2" / "teacher")
+    labels, _ = teacher_labels(summary.teacher_manifest, spec_path, tmp_path / "run2" / "teacher")
     embeddings = _embed(summary.embed_manifest, CLIP, tmp_path / "run2" / "embeddings")
     with pytest.raises(SilversetInputError, match="mix embedders"):
         plan.finalize(plan_dir=str(plan_dir), new_labels=labels, new_embeddings=embeddings,
@@ -113,7 +113,7 @@ def test_embedder_identity_follows_the_weights_and_names_a_missing_model(tmp_pat
 
 
 def test_plan_run_puts_a_non_default_embedder_in_the_run_folder_and_keeps_the_default_digest(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 3), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 3), spec_version(tmp_path)
     model = _fake_clip_dir(tmp_path / "vit", b"weights one")
 
     def planned(embedder: str, run_id: str) -> plan.PlanSummary:
@@ -130,7 +130,7 @@ def test_plan_run_puts_a_non_default_embedder_in_the_run_folder_and_keeps_the_de
 
 
 def test_clip_zero_shot_teacher_identity_covers_weights_and_temperature(tmp_path):
-    spec = load_spec(_spec(tmp_path))
+    spec = load_spec(spec_version(tmp_path))
     model = str(_fake_clip_dir(tmp_path / "vit", b"weights one"))
 
     def identity(**kw) -> str:

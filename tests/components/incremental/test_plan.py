@@ -8,48 +8,16 @@ import pytest
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.common.golden import GOLDEN_V1
-from silverset.components.common.spec import example_specs_dir, load_spec
+from silverset.components.common.spec import load_spec
 from silverset.components.incremental import plan, state
-
-
-def _corpus(root: Path, n: int) -> Path:
-    videos = root / "videos"
-    videos.mkdir(parents=True, exist_ok=True)
-    lines = ["video_id,uri,title"]
-    for i in range(n):
-        path = videos / f"v{i:03d}.mp4"
-        path.write_bytes(f"video bytes {i}".encode())
-        lines.append(f"v{i:03d},{path},title {i}")
-    manifest = root / "manifest.csv"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest
-
-
-def _spec(root: Path, *, version: int = 1) -> Path:
-    text = (example_specs_dir() / "red_dominant.yaml").read_text().replace("version: 1", f"version: {version}")
-    path = root / f"spec_v{version}.yaml"
-    path.write_text(text)
-    return path
-
-
-def _label(todo_manifest: str, spec_path: Path, out: Path) -> tuple[str, int]:
-    """What the teacher would produce for the plan's todo videos; returns (labels dir, teacher calls)."""
-    spec = load_spec(spec_path)
-    ids = tables.read_table(todo_manifest).column("video_id").to_pylist()
-    rows = [{"video_id": v, "attribute": spec.name, "attribute_version": spec.version, "label": i % 2,
-             "probability": 0.9 if i % 2 else 0.1, "rationale": "r", "teacher_id": "fake",
-             "prompt_hash": spec.prompt_hash} for i, v in enumerate(ids)]
-    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.LABELS), out / "part-00000.parquet", schemas.LABELS)
-    tables.write_errors(out, [])
-    return str(out), len(ids)
+from tests.helpers.factories import file_corpus, golden_for_ids, spec_version, teacher_labels
 
 
 def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int) -> tuple[plan.PlanSummary, int, plan.FinalizeSummary]:
     plan_dir = tmp / f"run{run}" / "plan"
     summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"),
                        out_dir=str(plan_dir))
-    labels_dir, calls = _label(summary.todo_manifest, spec_path, tmp / f"run{run}" / "teacher")
+    labels_dir, calls = teacher_labels(summary.todo_manifest, spec_path, tmp / f"run{run}" / "teacher")
     merged = plan.finalize(plan_dir=str(plan_dir), new_labels=labels_dir, out_dir=str(tmp / f"run{run}" / "merged"))
     plan.commit_promotion(plan_dir=str(plan_dir), merged_dir=str(tmp / f"run{run}" / "merged"),
                           state_dir=str(tmp / "state"), run_id=f"run{run}")
@@ -57,7 +25,7 @@ def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int) -> tuple[plan.P
 
 
 def test_second_run_over_unchanged_corpus_makes_no_teacher_calls(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 12), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 12), spec_version(tmp_path)
     first, calls1, merged1 = _cycle(tmp_path, manifest, spec_path, 1)
     assert (first.todo, first.new, calls1, merged1.labels) == (12, 12, 12, 12)
     second, calls2, merged2 = _cycle(tmp_path, manifest, spec_path, 2)
@@ -67,7 +35,7 @@ def test_second_run_over_unchanged_corpus_makes_no_teacher_calls(tmp_path):
 
 
 def test_new_and_changed_videos_only_are_relabelled(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 10), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 10), spec_version(tmp_path)
     _cycle(tmp_path, manifest, spec_path, 1)
     (tmp_path / "videos" / "v003.mp4").write_bytes(b"re-encoded content")  # changed content, same id
     extra = tmp_path / "videos" / "v100.mp4"
@@ -82,9 +50,9 @@ def test_new_and_changed_videos_only_are_relabelled(tmp_path):
 
 
 def test_attribute_version_change_relabels_everything_and_never_mixes(tmp_path):
-    manifest = _corpus(tmp_path, 6)
-    _cycle(tmp_path, manifest, _spec(tmp_path, version=1), 1)
-    summary, calls, merged = _cycle(tmp_path, manifest, _spec(tmp_path, version=2), 2)
+    manifest = file_corpus(tmp_path, 6)
+    _cycle(tmp_path, manifest, spec_version(tmp_path, version=1), 1)
+    summary, calls, merged = _cycle(tmp_path, manifest, spec_version(tmp_path, version=2), 2)
     assert summary.relabel_all and calls == 6 and merged.carried_labels == 0
     labels = tables.read_table(merged.labels_dir, schemas.LABELS)
     assert set(labels.column("attribute_version").to_pylist()) == {2}
@@ -92,7 +60,7 @@ def test_attribute_version_change_relabels_everything_and_never_mixes(tmp_path):
 
 
 def test_unreadable_video_is_an_error_row_and_is_retried_next_run(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 4), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 4), spec_version(tmp_path)
     missing = tmp_path / "videos" / "v001.mp4"
     missing.unlink()
     first, calls1, _ = _cycle(tmp_path, manifest, spec_path, 1)
@@ -105,7 +73,7 @@ def test_unreadable_video_is_an_error_row_and_is_retried_next_run(tmp_path):
 
 
 def test_commit_refuses_labels_of_another_version(tmp_path):
-    spec = load_spec(_spec(tmp_path))
+    spec = load_spec(spec_version(tmp_path))
     row = {"video_id": "a", "attribute": spec.name, "attribute_version": 7, "label": 1, "probability": 0.9,
            "rationale": None, "teacher_id": "t", "prompt_hash": spec.prompt_hash}
     labels = pa.Table.from_pylist([row], schema=schemas.LABELS)
@@ -114,29 +82,17 @@ def test_commit_refuses_labels_of_another_version(tmp_path):
                      attribute=spec.name, attribute_version=spec.version, prompt_hash=spec.prompt_hash)
 
 
-def _golden(path: Path, ids: list[str], attribute: str = "red_dominant") -> str:
-    import datetime as dt
-
-    n = len(ids)
-    tables.write_table(pa.table({
-        "video_id": ids, "attribute": [attribute] * n, "attribute_version": pa.array([1] * n, pa.int32()),
-        "label": pa.array([i % 2 for i in range(n)], pa.int32()), "labeler": ["alice"] * n,
-        "labeled_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
-    }), path, GOLDEN_V1)
-    return str(path)
-
-
 def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 8), _spec(tmp_path)
-    golden = _golden(tmp_path / "golden.parquet", ["v001", "v002", "v007"])
-    _golden(tmp_path / "other.parquet", ["v000"], attribute="moving_object")
+    manifest, spec_path = file_corpus(tmp_path, 8), spec_version(tmp_path)
+    golden = golden_for_ids(tmp_path / "golden.parquet", ["v001", "v002", "v007"])
+    golden_for_ids(tmp_path / "other.parquet", ["v000"], attribute="moving_object")
     state_dir = str(tmp_path / "state")
     first = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
                      out_dir=str(tmp_path / "p1"), golden_set=golden)
     assert first.golden == 3
     ids = lambda name, d="p1": sorted(tables.read_table(str(tmp_path / d / name)).column("video_id").to_pylist())  # noqa: E731
     assert ids("golden_manifest.parquet") == ["v001", "v002", "v007"]
-    labels_dir, _ = _label(first.todo_manifest, spec_path, tmp_path / "t1")
+    labels_dir, _ = teacher_labels(first.todo_manifest, spec_path, tmp_path / "t1")
     embeddings = tmp_path / "e1"
     tables.write_table(pa.table({"video_id": [f"v{i:03d}" for i in range(8)], "x": list(range(8))}),
                        embeddings / "part.parquet")
@@ -158,9 +114,9 @@ def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp
 
 
 def test_a_changed_golden_set_is_new_work_and_an_empty_plan_manifest_is_detected(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 4), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 4), spec_version(tmp_path)
     state_dir = str(tmp_path / "state")
-    golden = _golden(tmp_path / "golden.parquet", ["v000", "v001"])
+    golden = golden_for_ids(tmp_path / "golden.parquet", ["v000", "v001"])
     summary, _, _ = _cycle(tmp_path, manifest, spec_path, 1)
     same = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
                     out_dir=str(tmp_path / "p"), golden_set=golden)

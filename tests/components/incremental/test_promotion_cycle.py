@@ -10,7 +10,7 @@ from silverset.components.common import tables
 from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan, state
 from silverset.components.teacher import annotate
-from tests.components.incremental.test_plan import _corpus, _spec
+from tests.helpers.factories import file_corpus, spec_version
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -30,7 +30,7 @@ def _annotate(summary: plan.PlanSummary) -> annotate.AnnotateSummary:
 
 
 def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teacher_is_not_paid_twice(tmp_path):
-    _corpus(tmp_path, 6), _spec(tmp_path)
+    file_corpus(tmp_path, 6), spec_version(tmp_path)
     first = _plan(tmp_path, "run-1")
     assert (first.todo, first.relabel_all) == (6, True)
     assert first.plan_dir == str(tmp_path / "work" / "plans" / "run-1")
@@ -70,7 +70,7 @@ def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teach
 def test_commit_keeps_only_videos_whose_scores_went_live(tmp_path):
     import pyarrow as pa
 
-    _corpus(tmp_path, 4), _spec(tmp_path)
+    file_corpus(tmp_path, 4), spec_version(tmp_path)
     summary = _plan(tmp_path, "run-1")
     _annotate(summary)
     plan.finalize(plan_dir=summary.out_dir, new_labels=f"{summary.run_dir}/teacher", out_dir=f"{summary.run_dir}/m")
@@ -85,7 +85,7 @@ def test_commit_keeps_only_videos_whose_scores_went_live(tmp_path):
 
 
 def test_a_new_teacher_checkpoint_relabels_every_video(tmp_path):
-    _corpus(tmp_path, 3), _spec(tmp_path)
+    file_corpus(tmp_path, 3), spec_version(tmp_path)
     checkpoint = tmp_path / "teacher.onnx"
     checkpoint.write_bytes(b"weights v1")
     first = _plan(tmp_path, "run-1", teacher_backend="local", teacher_checkpoint=str(checkpoint))
@@ -106,7 +106,7 @@ def test_a_new_teacher_checkpoint_relabels_every_video(tmp_path):
 
 
 def test_a_teacher_change_against_the_committed_state_relabels_everything(tmp_path):
-    _corpus(tmp_path, 3), _spec(tmp_path)
+    file_corpus(tmp_path, 3), spec_version(tmp_path)
     summary = _plan(tmp_path, "run-1")
     _annotate(summary)
     plan.finalize(plan_dir=summary.out_dir, new_labels=f"{summary.run_dir}/teacher", out_dir=f"{summary.run_dir}/m")
@@ -118,7 +118,7 @@ def test_a_teacher_change_against_the_committed_state_relabels_everything(tmp_pa
 
 
 def test_a_run_that_finds_the_state_locked_touches_nothing_but_its_own_record(tmp_path):
-    _corpus(tmp_path, 3), _spec(tmp_path)
+    file_corpus(tmp_path, 3), spec_version(tmp_path)
     holder = _plan(tmp_path, "scheduled-run")
     before = _files(tmp_path)
     with pytest.raises(run_lock.StateLocked, match="held by run 'scheduled-run'"):

@@ -16,7 +16,7 @@ from silverset.components.common.spec import load_spec
 from silverset.components.incremental import plan, state
 from silverset.components.incremental.sample import (TeacherBudget, choose_sample, gemini_usd_per_video,
                                                      parse_priority, teacher_budget)
-from tests.components.incremental.test_plan import _corpus, _golden, _label, _spec
+from tests.helpers.factories import file_corpus, golden_for_ids, spec_version, teacher_labels
 
 
 def _manifest(rows: list[dict]) -> pa.Table:
@@ -115,8 +115,8 @@ def _embeddings(path: Path, ids: list[str]) -> str:
 
 
 def test_a_budgeted_plan_labels_the_sample_only_and_the_state_keeps_the_rest_as_unlabelled(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 20), _spec(tmp_path)
-    golden = _golden(tmp_path / "golden.parquet", ["v000", "v001", "v002", "v003"])
+    manifest, spec_path = file_corpus(tmp_path, 20), spec_version(tmp_path)
+    golden = golden_for_ids(tmp_path / "golden.parquet", ["v000", "v001", "v002", "v003"])
     state_dir = str(tmp_path / "state")
     budget = TeacherBudget(videos=4)
     first = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
@@ -125,7 +125,8 @@ def test_a_budgeted_plan_labels_the_sample_only_and_the_state_keeps_the_rest_as_
     assert first.todo == 20 and len(sample) == 4
     assert not set(sample) & {"v000", "v001", "v002", "v003"}  # the gate labels the golden set anyway
     assert first.teacher_sample["candidates"] == 16 and first.teacher_sample["excluded"] == 4
-    labels_dir, calls = _label(first.teacher_manifest, spec_path, tmp_path / "t1")  # the teacher sees the sample
+    # the teacher sees the sample
+    labels_dir, calls = teacher_labels(first.teacher_manifest, spec_path, tmp_path / "t1")
     assert calls == 4
     every = [f"v{i:03d}" for i in range(20)]
     merged = plan.finalize(plan_dir=str(tmp_path / "p1"), new_labels=labels_dir, out_dir=str(tmp_path / "m1"),
@@ -138,7 +139,7 @@ def test_a_budgeted_plan_labels_the_sample_only_and_the_state_keeps_the_rest_as_
     assert sorted(previous.labels.column("video_id").to_pylist()) == sorted(sample)  # only real teacher labels
 
     # Two new videos: they are due (and new first); the 16 unlabelled ones are carried as unlabelled, not re-done.
-    extra = _corpus(tmp_path / "more", 22)
+    extra = file_corpus(tmp_path / "more", 22)
     lines = Path(manifest).read_text().splitlines() + Path(extra).read_text().splitlines()[21:]
     Path(manifest).write_text("\n".join(lines) + "\n")
     second = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
@@ -150,12 +151,12 @@ def test_a_budgeted_plan_labels_the_sample_only_and_the_state_keeps_the_rest_as_
 
 
 def test_a_sampled_video_the_teacher_did_not_answer_is_not_committed_and_is_planned_again(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 6), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 6), spec_version(tmp_path)
     state_dir = str(tmp_path / "state")
     first = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
                      out_dir=str(tmp_path / "p1"), budget=TeacherBudget(videos=3))
     sample = _ids(tables.read_table(first.teacher_manifest))
-    labels_dir, _ = _label(first.teacher_manifest, spec_path, tmp_path / "t1")
+    labels_dir, _ = teacher_labels(first.teacher_manifest, spec_path, tmp_path / "t1")
     # the teacher answered two of its three videos (the third failed: an error row, no label)
     answered = tables.read_table(labels_dir).filter(pa.array([v != sample[2] for v in sample]))
     (tmp_path / "t1" / "part-00000.parquet").unlink()
@@ -173,7 +174,7 @@ def test_a_sampled_video_the_teacher_did_not_answer_is_not_committed_and_is_plan
 
 
 def test_the_budget_is_part_of_the_run_folder_digest_and_an_unchanged_corpus_stays_up_to_date(tmp_path):
-    manifest, spec_path = _corpus(tmp_path, 5), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 5), spec_version(tmp_path)
     state_dir = str(tmp_path / "state")
     kw = dict(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir, workdir=str(tmp_path / "w"),
               out_dir="")
@@ -183,7 +184,7 @@ def test_the_budget_is_part_of_the_run_folder_digest_and_an_unchanged_corpus_sta
     assert len({uncapped.run_dir, capped.run_dir, other.run_dir}) == 3  # a new sample never reuses a cached one
     assert uncapped.corpus_digest == plan.run(**kw, budget=TeacherBudget(videos=0)).corpus_digest
 
-    labels_dir, _ = _label(capped.teacher_manifest, spec_path, tmp_path / "t")
+    labels_dir, _ = teacher_labels(capped.teacher_manifest, spec_path, tmp_path / "t")
     plan.finalize(plan_dir=capped.out_dir, new_labels=labels_dir, out_dir=str(tmp_path / "m"),
                   new_embeddings=_embeddings(tmp_path / "e", [f"v{i:03d}" for i in range(5)]))
     plan.commit_promotion(plan_dir=capped.out_dir, merged_dir=str(tmp_path / "m"), state_dir=state_dir, run_id="r")
@@ -198,7 +199,7 @@ def test_annotate_by_hand_labels_the_same_budgeted_sample_as_the_pipeline_would(
     from silverset.components.common.manifest import read_manifest
     from silverset.components.incremental.sample import annotate_sample
 
-    manifest, spec_path = _corpus(tmp_path, 8), _spec(tmp_path)
+    manifest, spec_path = file_corpus(tmp_path, 8), spec_version(tmp_path)
     budget = TeacherBudget(videos=3)
     path, choice, hard_stop = annotate_sample(attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "o"),
                                               budget=budget, teacher="zero-shot")
