@@ -28,8 +28,10 @@ Folders of one run: ``plan_dir_of(workdir, run_id)`` = ``{workdir}/plans/{run_ke
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
+from collections import Counter
 
 import fsspec
 import pyarrow as pa
@@ -50,6 +52,8 @@ from . import state
 from .embedder_identity import DEFAULT_EMBEDDER, block_names
 from .lock import StateLocked, open_run_lock
 from .sample import TeacherBudget, choose_sample, gemini_usd_per_video
+
+_LOGGER = logging.getLogger(__name__)
 
 STAGE = "incremental"
 CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an unchanged video keeps
@@ -209,6 +213,7 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     try:
         lock.acquire(run_id)
     except StateLocked as exc:
+        _LOGGER.warning("run %s locked out: %s", run_id, exc)
         holder = exc.holder
         write_plan(_join(own_dir, PLAN_FILE), LockedOut(
             run_id=run_id, holder=holder.holder if holder else "", message=str(exc),
@@ -261,6 +266,11 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
             etags.append(None)
             errors.append(ErrorRow(key=video_id, uri=uri, stage=STAGE, error_type="unreadable_video",
                                    message=f"cannot read video for its etag: {type(exc).__name__}: {exc}"))
+    if errors:
+        reasons = Counter(e.error_type for e in errors)
+        _LOGGER.warning("plan: %d of %d manifest videos cannot be planned (%s; a written plan lists them in its "
+                        "errors.parquet); first: %s", len(errors), inputs,
+                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())), ", ".join(e.key for e in errors[:5]))
     readable = pa.array([e is not None for e in etags])
     rows = rows.append_column("etag", pa.array(etags, pa.string())).filter(readable)
     videos = rows.select(["video_id", "uri", "etag"])
@@ -298,6 +308,8 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     run_dir = "" if up_to_date or not workdir else run_dir_of(workdir, digest)
     if not out_dir:
         if not run_dir:  # nothing to do: no stage reads a plan, so none is written
+            _LOGGER.info("plan %s: up to date (%d videos, corpus %s); nothing to do", spec.key, len(current_ids),
+                         digest[:19])
             return PlanSummary(videos=inputs, todo=0, new=0, changed=0, unchanged=len(unchanged_ids), removed=0,
                                errors=len(errors), relabel_all=False, up_to_date=True, corpus_digest=digest,
                                todo_manifest="", out_dir="", run_dir="", teacher_identity=teacher, run_id=run_id,
@@ -334,6 +346,10 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         embedder_identity=embedder, reembed=len(reembed_ids), embed_manifest=_join(out, EMBED_MANIFEST),
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
+    _LOGGER.info("plan %s: %d videos: %d to do (%d new, %d changed%s), %d unchanged, %d re-embedded, %d removed, "
+                 "%d errors; teacher sample %d; run folder %s", spec.key, summary.videos, summary.todo, summary.new,
+                 summary.changed, ", relabel all" if relabel_all else "", summary.unchanged, summary.reembed, removed,
+                 summary.errors, sample.num_rows, run_dir or out)
     write_plan(_join(out, PLAN_FILE), summary)
     return summary
 
@@ -424,6 +440,8 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
         tables.write_errors(_join(out, "golden_embeddings"), [])
     unlabelled = (len(set(embeddings.column("video_id").to_pylist()) - set(labels.column("video_id").to_pylist()))
                   if embeddings is not None and embeddings.num_rows else 0)
+    _LOGGER.info("finalize: %d labels (%d carried, %d new), %d embeddings, %d training labels, %d unlabelled",
+                 labels.num_rows, n_carried, n_new, n_embeddings, train.num_rows, unlabelled)
     return FinalizeSummary(labels=labels.num_rows, carried_labels=n_carried, new_labels=n_new,
                            embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir,
                            train_labels=train.num_rows, unlabelled=unlabelled)
@@ -466,6 +484,10 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
     embeddings = state.load_table(merged_dir, "embeddings")
     embedded = set(embeddings.column("video_id").to_pylist()) if embeddings is not None else set()
     unanswered = set(_teacher_ids(plan_dir)) - labelled if plan.get("todo") else set()
+    if unanswered:
+        _LOGGER.warning("commit: %d video(s) the teacher was asked to label got no label (see the labels' errors "
+                        "table); not committed, the next run plans them again; first: %s", len(unanswered),
+                        ", ".join(sorted(unanswered)[:5]))
     live = (labelled | embedded) - unanswered
     if scores:
         live &= set(tables.read_table(scores, name=f"scores '{scores}'").column("video_id").to_pylist())
@@ -485,6 +507,8 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
     state.commit(state_dir, videos=videos, labels=labels, attribute=attribute, attribute_version=int(version),
                  prompt_hash=prompt_hash, teacher_identity=plan.get("teacher_identity", ""))
     _mark_completed(state_dir, corpus_digest=plan["corpus_digest"], run_id=run_id)
+    _LOGGER.info("commit %s: %d videos, %d labels, %d embeddings to the state (corpus %s)", run_id, videos.num_rows,
+                 labels.num_rows, embeddings.num_rows if embeddings is not None else 0, plan["corpus_digest"][:19])
     return CommitSummary(videos=videos.num_rows, labels=labels.num_rows,
                          embeddings=embeddings.num_rows if embeddings is not None else 0,
                          corpus_digest=plan["corpus_digest"], run_id=run_id, state_dir=state_dir)

@@ -212,3 +212,23 @@ def test_notify_logs_a_webhook_that_never_answers_as_given_up(stage_log):
     assert [w.split(": ", 1)[1].split(";")[0] for w in warnings] == ["ConnectError on attempt 1/2",
                                                                      "ConnectError on attempt 2/2"]
     assert "gave up" in warnings[-1] and "TOKEN-9" not in stage_log.text
+
+
+def test_incremental_plan_logs_its_diff_and_the_videos_it_cannot_plan(tmp_path, stage_log):
+    from silverset.components.common.spec import example_specs_dir
+    from silverset.components.incremental import plan
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.mp4").write_bytes(name.encode() * 100)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("video_id,uri,title\n" + "".join(f"{v},{tmp_path / v}.mp4,t {v}\n" for v in ("a", "b", "gone")))
+    summary = plan.run(manifest=str(manifest), attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+                       state_dir=str(tmp_path / "state"), out_dir=str(tmp_path / "plan"))
+    name = "silverset.components.incremental.plan"
+    assert _at(stage_log, logging.WARNING, name) == [
+        "plan: 1 of 3 manifest videos cannot be planned (unreadable_video 1; a written plan lists them in its "
+        "errors.parquet); first: gone"]
+    assert tables.read_errors(tmp_path / "plan").column("key").to_pylist() == ["gone"]
+    (end,) = _at(stage_log, logging.INFO, name)
+    assert summary.todo == 2 and ": 3 videos: 2 to do (2 new, 0 changed, relabel all), 0 unchanged" in end
+    assert "1 errors; teacher sample 2" in end
