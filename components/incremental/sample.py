@@ -10,6 +10,7 @@ the same sample. ``choose_sample`` is the one selection used by the pipeline's p
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import AttributeSpec
+
+_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_PRIORITY = "new,priority,views"
 NEW = "new"  # the priority term for "videos not in the state come first"
@@ -144,6 +147,11 @@ def choose_sample(manifest: pa.Table, budget: TeacherBudget, *, new_ids: set[str
                           ignored_priority=[t for t in priority if t not in applied],
                           candidates=candidates.num_rows, excluded=manifest.num_rows - candidates.num_rows,
                           chosen=chosen.num_rows, first=chosen.column("video_id").to_pylist()[:10])
+    if cap is not None and cap < candidates.num_rows:
+        left = [candidates.column("video_id")[i].as_py() for i in order[cap:cap + 5]]
+        _LOGGER.warning("teacher budget (%d videos, $%.4f): %d of %d due videos chosen by %s; %d left for a later run "
+                        "(not errors), first: %s", budget.videos, budget.usd, chosen.num_rows, candidates.num_rows,
+                        ", ".join(applied) or "stable hash", candidates.num_rows - chosen.num_rows, ", ".join(left))
     return chosen, choice
 
 

@@ -232,3 +232,19 @@ def test_incremental_plan_logs_its_diff_and_the_videos_it_cannot_plan(tmp_path, 
     (end,) = _at(stage_log, logging.INFO, name)
     assert summary.todo == 2 and ": 3 videos: 2 to do (2 new, 0 changed, relabel all), 0 unchanged" in end
     assert "1 errors; teacher sample 2" in end
+
+
+def test_a_teacher_budget_that_leaves_videos_for_later_is_a_warning(stage_log):
+    import pyarrow as pa
+
+    from silverset.components.incremental.sample import TeacherBudget, choose_sample
+
+    manifest = pa.table({"video_id": [f"v{i}" for i in range(8)], "uri": [f"file:///v{i}.mp4" for i in range(8)]})
+    chosen, choice = choose_sample(manifest, TeacherBudget(videos=3))
+    (warning,) = _at(stage_log, logging.WARNING, "silverset.components.incremental.sample")
+    left = [v for v in manifest.column("video_id").to_pylist() if v not in set(chosen.column("video_id").to_pylist())]
+    assert warning.startswith("teacher budget (3 videos, $0.0000): 3 of 8 due videos chosen by ")
+    assert "; 5 left for a later run (not errors), first: " in warning
+    assert set(warning.split("first: ")[1].split(", ")) == set(left)
+    choose_sample(manifest, TeacherBudget())  # no cap: every video is chosen, nothing to warn about
+    assert len(_at(stage_log, logging.WARNING, "silverset.components.incremental.sample")) == 1
