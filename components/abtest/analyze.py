@@ -9,6 +9,9 @@ triggered users across arms: the effect on the users restricted retrieval reache
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +23,8 @@ from silverset.components.common.tables import ErrorRow, write_errors
 
 from . import cbps, lift
 from .experiment import ARMS, CONTROL, TREATMENT
+
+_LOGGER = logging.getLogger(__name__)
 
 STAGE = "abtest"
 RESULT_FILE = "result.json"
@@ -329,6 +334,7 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
     """
     from .report import write_report
 
+    started = time.perf_counter()
     from_log = is_exposure_log(exposures)
     if from_log:
         from .exposure import read_exposures
@@ -378,6 +384,12 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
                        for u in merged.loc[bad_cov, "user_id"]]
         merged = merged[~bad_cov]
 
+    _LOGGER.info("abtest: %d exposed users, metrics %s, %d covariates", len(exp), ", ".join(metrics), len(cov_names))
+    if error_rows:
+        reasons = Counter(e.error_type for e in error_rows)
+        _LOGGER.warning("abtest: %d user row(s) left out of the analysis and written to the errors table (%s); "
+                        "first: %s", len(error_rows), ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+                        ", ".join(str(e.key) for e in error_rows[:5]))
     treatment = (merged["arm"] == TREATMENT).to_numpy()
     result = analyze_arrays(
         treatment=treatment,
@@ -392,7 +404,15 @@ def run(*, exposures: str | Path, outcomes: str | Path, out_dir: str | Path, cov
     write_errors(out, error_rows)
     (out / RESULT_FILE).write_text(json.dumps(result.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
     write_report(result, out)
-    return summarize(result, out)
+    summary = summarize(result, out)
+    for note in result.notes:
+        _LOGGER.info("abtest: %s", note)
+    if not result.passed:
+        _LOGGER.warning("abtest: the analysis's checks failed: %s", "; ".join(summary["failures"]))
+    _LOGGER.info("abtest: %d of %d users analysed, %d errors, SRM p %.3g, checks %s, in %.1f s; report %s",
+                 result.users_analysed, result.users_in, result.errors, result.srm.p_value,
+                 "passed" if result.passed else "failed", time.perf_counter() - started, summary["report"])
+    return summary
 
 
 def _lift_summary(m: MetricResult) -> dict:

@@ -248,3 +248,27 @@ def test_a_teacher_budget_that_leaves_videos_for_later_is_a_warning(stage_log):
     assert set(warning.split("first: ")[1].split(", ")) == set(left)
     choose_sample(manifest, TeacherBudget())  # no cap: every video is chosen, nothing to warn about
     assert len(_at(stage_log, logging.WARNING, "silverset.components.incremental.sample")) == 1
+
+
+def test_abtest_analysis_logs_dropped_users_and_its_result(tmp_path, stage_log):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from silverset.components.abtest import analyze, simulate
+    from silverset.components.abtest.promotion import simulate_logs
+
+    logs = simulate_logs(out_dir=tmp_path / "logs", options=simulate.SimulationOptions(users=3000, seed=1))
+    outcomes = pq.read_table(logs["outcomes"])
+    orphans = outcomes.slice(0, 2).set_column(0, "user_id", pa.array(["ghost-1", "ghost-2"]))
+    pq.write_table(pa.concat_tables([outcomes, orphans]), logs["outcomes"])
+    summary = analyze.run(exposures=logs["exposures"], outcomes=logs["outcomes"], covariates=logs["covariates"],
+                          out_dir=tmp_path / "analysis", options=analyze.AnalysisOptions(bootstrap_samples=0))
+    name = "silverset.components.abtest.analyze"
+    assert _at(stage_log, logging.WARNING, name)[0] == (
+        "abtest: 2 user row(s) left out of the analysis and written to the errors table (not_exposed 2); "
+        "first: ghost-1, ghost-2")
+    assert sorted(tables.read_errors(tmp_path / "analysis").column("key").to_pylist()) == ["ghost-1", "ghost-2"]
+    infos = _at(stage_log, logging.INFO, name)
+    assert infos[0].startswith("abtest: 3000 exposed users, metrics ")
+    assert infos[-1].startswith(f"abtest: {summary['users_analysed']} of 3002 users analysed, 2 errors, SRM p ")
+    assert ("checks passed" if summary["passed"] else "checks failed") in infos[-1]
