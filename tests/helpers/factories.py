@@ -1,7 +1,8 @@
 """Real Silverset tables built from known truth for tests and benchmarks, written with the pinned schemas.
 
 - frames: ``video_frames`` / ``write_frames`` / ``write_manifest`` make tiny synthetic videos of a known kind
-  ('red', 'moving', 'cuts', 'text', 'plain') as a frames table (JPEG bytes) and a manifest CSV.
+  ('red', 'moving', 'cuts', 'text', 'plain') as a frames table (JPEG bytes) and a manifest CSV;
+  ``encode_video`` writes uint8 RGB frames as a real H.264 file.
 - embeddings + teacher labels: ``write_synthetic`` makes embeddings whose positives lie along one direction and
   noisy teacher probabilities of that truth.
 - golden sets and scores: ``write_golden``, ``write_scores`` and ``noisy_predictions`` for the gate tests.
@@ -78,6 +79,23 @@ def write_manifest(path: Path, videos: dict[str, str]) -> Path:
     for vid, kind in videos.items():
         lines.append(f"{vid},file:///videos/{vid}.mp4,{titles[kind]},synthetic {kind} clip")
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def encode_video(path: Path, frames: list[np.ndarray], *, fps: int = 10, gop: int = 10, fmt: str = "mp4") -> Path:
+    """Encode uint8 RGB frames [h, w, 3] to H.264 at ``path``."""
+    height, width = frames[0].shape[:2]
+    import av
+
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = gop
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 

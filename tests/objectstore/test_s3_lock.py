@@ -6,7 +6,7 @@ import time
 import pytest
 
 from silverset.components.incremental import lock as run_lock
-from tests.components.incremental.test_lock import Clock, race_two_processes
+from tests.helpers.locks import Clock, race_two_processes
 
 
 def test_two_processes_racing_for_an_s3_lock_never_both_win(s3):

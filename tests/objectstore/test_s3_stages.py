@@ -12,7 +12,7 @@ from silverset.components.notify import webhook
 from silverset.components.embed import embed
 from silverset.components.frames import pipeline as frames
 from silverset.components.teacher import annotate
-from tests.components.frames.conftest import encode
+from tests.helpers.factories import encode_video
 
 
 def _corpus_on_s3(root: str, n: int, scratch) -> str:
@@ -21,7 +21,7 @@ def _corpus_on_s3(root: str, n: int, scratch) -> str:
     lines = ["video_id,uri,title"]
     for i in range(n):
         uri = f"{root}/videos/v{i:03d}.mp4"
-        local = encode(scratch / f"v{i:03d}.mp4", [np.full((32, 32, 3), 20 * k + i, np.uint8) for k in range(10)])
+        local = encode_video(scratch / f"v{i:03d}.mp4", [np.full((32, 32, 3), 20 * k + i, np.uint8) for k in range(10)])
         fs.put(str(local), uri)
         lines.append(f"v{i:03d},{uri},{'a red sports car' if i % 2 else 'a quiet lake'} {i}")
     fs.pipe(f"{root}/manifest.csv", ("\n".join(lines) + "\n").encode())

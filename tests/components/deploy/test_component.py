@@ -9,10 +9,10 @@ import pytest
 from silverset.components.common.errors import GateFailed
 from silverset.components.deploy.component import deploy_index
 from silverset.components.index import pointer
-from tests.components.deploy.test_deploy import DIGEST, built, release  # noqa: F401 - fixtures
+from tests.components.index.index_inputs import DIGEST
 
 
-def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):  # noqa: F811
+def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):
     index, gate, store, service = release
     version = json.loads((index / "manifest.json").read_text())["version"]
     gate_dir = tmp_path / "student_gate"

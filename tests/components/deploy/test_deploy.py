@@ -13,37 +13,18 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from silverset.components.approval.model import GateResult
-from silverset.components.approval.policy import ApprovalService
-from silverset.components.approval.store import SqliteApprovalStore
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.common.kube import KFP_STANDALONE
-from silverset.components.common.spec import example_specs_dir, load_spec
 from silverset.components.deploy import deploy
 from silverset.components.deploy.kube import KubernetesDeployer
 from silverset.components.index import pointer
 from tests.components.deploy.kubelet import IndexServerKubelet
-from tests.components.index.index_inputs import build_two_versions
+from tests.components.index.index_inputs import DIGEST
 from tests.fakes.kube_api_server import FakeKubeApi, kfp_cluster
 
 ROOT = Path(__file__).resolve().parents[3]
 STANDALONE = ROOT / "manifests" / "overlays" / "kfp-standalone"
 PIN = "index.silverset.dev/red_dominant"
-
-DIGEST = "sha256:" + "ab" * 32
-
-
-@pytest.fixture
-def release(tmp_path, built):
-    """A real index folder (deploy verifies its digest and self-check), a passing gate, and an approval store."""
-    index = tmp_path / "index"
-    shutil.copytree(built[0][0], index)
-    gate = tmp_path / "gate.json"
-    gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": DIGEST}))
-    store = tmp_path / "approvals.db"
-    service = ApprovalService(SqliteApprovalStore(store))
-    service.submit(gate=GateResult.model_validate_json(gate.read_text()), spec=load_spec(example_specs_dir() / "red_dominant.yaml"), submitter="ci")
-    return index, gate, store, service
 
 
 def test_refuses_without_approval_or_with_a_gate_for_another_digest(tmp_path, release):
@@ -74,12 +55,6 @@ def test_local_deploy_swaps_the_pointer_and_is_idempotent(tmp_path, release):
     assert (pointer.version_dir(root, "red_dominant", version) / "manifest.json").is_file()
     again = deploy.run(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(root))
     assert again["changed"] is False and pointer.read_pointer(root, "red_dominant") == version
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Two real index versions of red_dominant (ScaNN brute force on 400 tiny vectors): (folder, version) each."""
-    return [(out, version) for out, version, _, _ in build_two_versions(tmp_path_factory.mktemp("built"))]
 
 
 @pytest.fixture

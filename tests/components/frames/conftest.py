@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from silverset.components.corpus import synth
+from tests.helpers import factories
 
 # error_type the frames stage must report for each bad file made by make_bad_videos
 BAD_KINDS = {
@@ -22,21 +23,6 @@ BAD_KINDS = {
     "zero_duration": "zero_duration",
     "huge_resolution": "resolution_too_large",
 }
-
-
-def encode(path: Path, frames: list[np.ndarray], *, fps: int = 10, gop: int = 10, fmt: str = "mp4") -> Path:
-    """Encode uint8 RGB frames [h, w, 3] to H.264 at ``path``."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "threads": "1"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = gop
-        for array in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def make_bad_videos(folder: Path, good: Path) -> dict[str, Path]:
@@ -100,7 +86,7 @@ def bad_kinds() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def encode_video():
     """``encode_video(path, frames, fps=10, gop=10) -> path``: H.264 MP4 from uint8 RGB frames [h, w, 3]."""
-    return encode
+    return factories.encode_video
 
 
 @pytest.fixture(scope="session")
