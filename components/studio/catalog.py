@@ -322,10 +322,13 @@ def live_run(workdir: str | Path) -> LiveRun | None:
         return None
     promoted = [d for d in states if (d / COMPLETED_FILE).is_file()]
     if not promoted:
+        runs = sorted((p for p in (states[0].parent / "runs").glob("*") if (p / "embeddings").is_dir()),
+                      key=lambda p: p.stat().st_mtime)
+        last = (f" To label the last run's videos anyway: --embeddings {runs[-1] / 'embeddings'} --frames "
+                f"{runs[-1] / 'frames'} --manifest {runs[-1] / 'plan' / 'todo_manifest.parquet'}") if runs else ""
         raise SilversetInputError(f"workdir '{workdir}'", f"has a pipeline state ({states[0]}) but no promotion "
                                   f"went live yet (no {states[0] / COMPLETED_FILE}): the studio opens the live run; "
-                                  f"{states[0].parent / 'run_summary.json'} says what stopped the last run. Or pass "
-                                  "--embeddings")
+                                  f"{states[0].parent / 'run_summary.json'} says what stopped the last run.{last}")
     state_dir = promoted[0]
     pipeline_dir = state_dir.parent
     try:

@@ -134,6 +134,14 @@ def test_a_workdir_without_a_live_run_is_refused_naming_what_is_missing(tmp_path
 
     import shutil
 
+    unpromoted = tmp_path / "unpromoted"  # runs made embeddings, none went live: the error says how to open one
+    shutil.copytree(demo_workdir[0] / "pipeline", unpromoted / "pipeline")
+    (unpromoted / "pipeline" / "state" / "completed.json").unlink()
+    with pytest.raises(SilversetInputError) as hint:
+        load_workdir(unpromoted)
+    last_run = Path(demo_workdir[1]["second"].run_dir).name
+    assert f"--embeddings {unpromoted / 'pipeline' / 'runs' / last_run / 'embeddings'}" in str(hint.value)
+
     gone = tmp_path / "gone"
     shutil.copytree(demo_workdir[0] / "pipeline" / "state", gone / "state")
     shutil.rmtree(gone / "state" / "embeddings")
