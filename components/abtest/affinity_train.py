@@ -12,6 +12,8 @@ comparison of the two triggers compares whom they reach, not how many.
 """
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import AttributeSpec
 
 from .affinity import DEFAULT_HALF_LIFE, FEATURE_NAMES, AffinityModel, history_features
+
+_LOGGER = logging.getLogger(__name__)
 
 
 STAGE = "affinity_train"
@@ -170,9 +174,18 @@ def run(*, exposures: str | Path, outcomes: str | Path, scores: str | Path, spec
     errors += [ErrorRow(key=u, stage=STAGE, error_type="no_known_history", uri=str(outcomes),
                         message="no history video has a score: nothing to learn from")
                for u in merged.loc[~keep, "user_id"]]
+    if errors:
+        reasons = Counter(e.error_type for e in errors)
+        _LOGGER.warning("affinity %s: %d of %d logged users left out of training and written to %s (%s); first: %s",
+                        spec.key, len(errors), len(users), Path(str(out)).with_suffix(".errors.parquet").name,
+                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+                        ", ".join(str(e.key) for e in errors[:5]))
+    _LOGGER.info("affinity %s: training on %d users (%d positive)", spec.key, int(keep.sum()),
+                 int(labels[keep].astype(np.int64).sum()))
     model, _ = fit(x[keep], labels[keep].astype(np.int64), rule[keep], spec=spec, options=options)
     model.save(out)
     errors_path = Path(str(out)).with_suffix(".errors.parquet")
     write_table(errors_table(errors), errors_path)
+    _LOGGER.info("affinity %s: model written to %s (threshold %.3f)", spec.key, out, model.threshold)
     return {**model.training, "errors": len(errors), "errors_table": str(errors_path), "threshold": model.threshold,
             "out": str(out)}

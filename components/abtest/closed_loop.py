@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import socket
 import threading
@@ -31,6 +32,8 @@ import pyarrow.parquet as pq
 from scipy.special import expit
 
 from silverset.components.common.errors import SilversetInputError
+
+_LOGGER = logging.getLogger(__name__)
 
 RECENT_SHARE = 0.3  # newest part of a history that follows the current interest
 TASTE_CORRELATION = 0.3  # corr(old taste, current taste) on the logit scale
@@ -201,6 +204,8 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
     failures: list[str] = []
 
     started = time.perf_counter()
+    _LOGGER.info("closed loop %s: %d users, %d searches over %d clients against index %s", attribute, users,
+                 len(order), clients, manifest["version"])
     with loopback_server(root, options) as url:
         search_url = f"{url}/v1/attributes/{attribute}/search"
 
@@ -219,7 +224,11 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
             list(pool.map(send, [list(range(c, len(order), clients)) for c in range(clients)]))
     serve_seconds = time.perf_counter() - started
     if failures:
+        _LOGGER.error("closed loop %s: %d of %d searches failed, e.g. %s", attribute, len(failures), len(order),
+                      failures[0])
         raise RuntimeError(f"{len(failures)} of {len(order)} searches failed, e.g. {failures[0]}")
+    _LOGGER.info("closed loop %s: %d searches served in %.1f s (%.0f/s)", attribute, len(order), serve_seconds,
+                 len(order) / serve_seconds if serve_seconds > 0 else 0.0)
 
     served = np.zeros(users, dtype=bool)
     triggered = np.zeros(users, dtype=bool)
@@ -272,4 +281,7 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
         "paths": {"exposures": str(exposures_dir), "outcomes": str(outcomes_path), "analysis": str(out / "analysis")},
     }
     (out / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        _LOGGER.warning("closed loop %s: checks failed: %s", attribute, ", ".join(failed))
     return report
