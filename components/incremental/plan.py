@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict
 from silverset.components.common import schemas, tables
 # plan.json's models and file name are a contract between stages (common.artifacts); re-exported here.
 from silverset.components.common.artifacts import DEFAULT_COST_PER_CORE_HOUR_USD, PLAN_FILE  # noqa: F401
-from silverset.components.common.artifacts import LockedOut, PlanSummary, write_plan
+from silverset.components.common.artifacts import GATE_FILE, LockedOut, PlanSummary, write_plan
 from silverset.components.common.digest import sha256_json
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
@@ -63,7 +63,7 @@ TEACHER_MANIFEST = "teacher_manifest.parquet"  # the due videos the teacher labe
 PLANS_DIR = "plans"
 # What a run's gates, approval and deploy record in its run folder (read by the run summary); plan_run clears
 # them when it re-plans into an existing run folder, so a summary never reads a previous attempt's outcome.
-OUTCOME_RECORDS = {"teacher_gate": "teacher_gate/gate.json", "student_gate": "student_gate/gate.json",
+OUTCOME_RECORDS = {"teacher_gate": f"teacher_gate/{GATE_FILE}", "student_gate": f"student_gate/{GATE_FILE}",
                    "approval": "approval/decision.json", "deploy": "deploy/deploy.json"}
 
 

@@ -124,7 +124,7 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
         decision = read_json(_join(run_dir, records["approval"]))
         approval = {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
         deploy = read_json(_join(run_dir, records["deploy"]))
-        index_version = read_json(_join(run_dir, "index", artifacts.INDEX_MANIFEST_FILE)).get("version", "")
+        index_version = _index_version(_join(run_dir, "index"))
         costs = _costs(run_dir, plan, annotate, golden_annotate)
     outcome, reasons = _outcome(status=status, plan=plan, gates=gates, approval=approval, deploy=deploy,
                                 error_message=error_message or plan_problem)
@@ -186,6 +186,17 @@ def _read_gate(uri: str) -> artifacts.GateResult | None:
         return artifacts.read_gate(uri)
     except SilversetInputError as exc:
         return artifacts.GateResult(passed=False, reasons=[str(exc)])
+
+
+def _index_version(index_dir: str) -> str:
+    """The version of the index this run built ("" when it built none, or left an unreadable manifest)."""
+    fs, path = fsspec.core.url_to_fs(_join(index_dir, artifacts.INDEX_MANIFEST_FILE))
+    if not fs.exists(path):
+        return ""
+    try:
+        return artifacts.read_index_manifest(index_dir).version
+    except SilversetInputError:
+        return ""
 
 
 def _costs(run_dir: str, plan: PlanSummary, annotate: dict, golden_annotate: dict) -> dict:

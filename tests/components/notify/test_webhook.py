@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from silverset.components.common.artifacts import PlanSummary, write_plan
+from silverset.components.common.artifacts import IndexManifest, PlanSummary, write_index_manifest, write_plan
 from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan as incremental_plan
 from silverset.components.notify import webhook
@@ -142,7 +142,8 @@ def test_a_promoted_run_reports_spend_approver_and_the_live_version(tmp_path, re
     _write(runs / "student_gate" / "gate.json", {"passed": True, "reasons": []})
     _write(runs / "approval" / "decision.json", {"decision": "approved", "decided_by": "carol", "reason": "ok",
                                                  "candidate_digest": "sha256:9"})
-    _write(runs / "index" / "manifest.json", {"version": "v-123"})
+    write_index_manifest(runs / "index", IndexManifest(format_version=1, version="v-123", attribute="red_dominant",
+                                                       model_digest="d", digest="x", count=3, dimensions=4))
     _write(runs / "deploy" / "deploy.json", {"status": "deployed", "version": "v-123", "previous": "v-100", "changed": True})
     result = webhook.run(run_id="r", status="SUCCEEDED", webhook_url=url, workdir=str(tmp_path))
     body = received[0]
