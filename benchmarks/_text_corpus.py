@@ -128,7 +128,7 @@ def embed(texts: list[str], cache_dir: str | Path, *, threads: int = 1, batch_si
     return (np.concatenate(parts) if parts else np.zeros((0, 384), np.float32)), total_s
 
 
-if __name__ == "__main__":  # background pre-embedding: python benchmarks/_text_corpus.py N
+if __name__ == "__main__":  # background pre-embedding: python -m benchmarks._text_corpus N
     import sys
 
     root = Path(__file__).resolve().parent.parent / ".venv" / "lib" / "python3.11" / "site-packages"

@@ -16,8 +16,8 @@ bag of words over titles; search queries the keyword, zero-shot the attribute's 
 W/embeddings and W/truth.parquet (the synthetic corpus after the embed stage) and uses the embeddings' MiniLM text
 block, with the example specs' title and first definition sentence as the zero-shot query.
 
-    python benchmarks/studio_active_learning.py            # 10 seeds, 3,000 videos (about a minute on 2 cores)
-    python benchmarks/studio_active_learning.py --quick    # 3 seeds, 1,500 videos
+    python -m benchmarks.studio_active_learning            # 10 seeds, 3,000 videos (about a minute on 2 cores)
+    python -m benchmarks.studio_active_learning --quick    # 3 seeds, 1,500 videos
 """
 from __future__ import annotations
 
