@@ -31,7 +31,6 @@ _COUNTS: tuple[tuple[str, str, str], ...] = (
     ("score-golden-set", "scored", "golden-set videos scored"),
     ("bulk-score", "scored", "videos scored"),
     ("commit-promoted-state", "videos", "videos in the promoted state"),
-    ("deploy-index", "status", ""),
 )
 # display name -> what precedes the one-word result the task returns
 _VERDICTS = {"teacher-gate": "", "student-gate": "", "human-approval": "",
@@ -89,6 +88,8 @@ def describe_outputs(task: str, outputs: dict) -> tuple[int | None, str, str]:
         if isinstance(value, str) and value:
             return None, "", value
     output = outputs.get("Output")
+    if task == "deploy-index" and values.get("version"):
+        return None, "", f"{values['version']} " + ("now live" if values.get("changed", True) else "already live")
     if task == "plan-incremental":  # its output is the run folder, "" when the corpus is unchanged
         if output == "":
             return None, "", "corpus unchanged: nothing to do"

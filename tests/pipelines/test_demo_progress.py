@@ -111,6 +111,8 @@ def test_leaving_the_block_restores_kfp_local_and_a_failing_callback_never_fails
     ("restricted-vocabulary-and-index", {"Output": "20261130T101500-ab12"},
      (None, "", "version 20261130T101500-ab12")),
     ("notify-and-clean-up", {"Output": "none"}, (None, "", "")),
+    ("deploy-index", {"Output": '{"target": "local", "version": "red_dominant-v1-4a90", "changed": false}'},
+     (None, "", "red_dominant-v1-4a90 already live")),
     ("plan-incremental", {"Output": ""}, (None, "", "corpus unchanged: nothing to do")),
     ("plan-incremental", {"Output": "/no/such/run"}, (None, "", "")),
 ])
