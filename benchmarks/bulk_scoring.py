@@ -13,6 +13,7 @@ check and block cutting, inference, the scores table, Parquet write, coders, wri
 of Beam's runtime (every bundle runs on the profiled main thread with the in-memory DirectRunner).
 
 Default size 200k items (a few minutes here); ``--full`` adds the issue's 1M. Writes <out>/bulk_scoring.json.
+Run from the repository root: ``python -m benchmarks.bulk_scoring [--full] [--profile]``.
 """
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ import platform
 import pstats
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "components" / "distill"))
+if not __package__:  # run as a file, the repository root is not importable: say how to run it
+    raise SystemExit("run from the repository root as a module: python -m benchmarks.bulk_scoring")
 
 
 def plain_loop(model_dir: Path, embeddings: Path, out: Path, batch_size: int) -> int:
@@ -159,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(set(args.items + ([1_000_000] if args.full else [])))
 
-    from distill_data import write_synthetic
+    from tests.components.distill.distill_data import write_synthetic
     from silverset.components.common import tables
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run as distill

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import numpy as np
