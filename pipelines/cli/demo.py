@@ -194,6 +194,9 @@ def print_summary(summary: dict) -> None:
                                                 f"({'balanced' if analysis.get('cbps_balance_passed') else 'NOT balanced'})",
                           where)
     console.print(table)
+    if index.get("live_version"):  # what a newcomer does next: label the live run's videos in the studio
+        console.print(f"next: silverset studio serve --workdir {w}   (label the live run's videos: text search, "
+                      "active-learning feeds; http://127.0.0.1:8765/)", markup=False, soft_wrap=True)
 
 
 def _costs_line(costs: dict, pipeline: dict) -> str:
