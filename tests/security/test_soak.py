@@ -17,13 +17,12 @@ from collections import Counter
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from silverset.components.index import build, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
 from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec, write_inputs
-from tests.helpers.ports import free_port
+from tests.helpers.ports import serve_app
 
 ATTRIBUTE = "red_dominant"
 CLIENTS = 4
@@ -41,25 +40,9 @@ def rss_mib() -> float:
 @contextlib.contextmanager
 def running_server(root):
     """uvicorn serving ``create_app(root)`` on a loopback port, its pointer watcher polling every 0.1 s."""
-    port = free_port()
     app = create_app(root, ServerOptions(poll_interval_s=0.1), poll=True)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the index server did not become ready in 30 s")
+    with serve_app(app, ready_path="/readyz", access_log=False) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
