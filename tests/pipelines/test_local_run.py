@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from silverset.components.common.spec import example_specs_dir
+from tests.helpers.cli import silverset_argv
 
 PARAMS = {"frames_per_video": 2, "frame_size": 64, "teacher_backend": "local", "submitter": "silverset-pipeline"}
 
@@ -214,9 +214,9 @@ def test_two_runs_started_together_over_one_workdir_never_corrupt_each_other(cor
     with outcome "locked", naming the holder, and touches nothing of the first run's."""
     spec = spec_with(tmp_path, **{"gates.teacher__min_positives": 50})  # the holder stops at its teacher gate
     workdir = tmp_path / "w"
-    command = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "pipeline", "run", "--local",
-               "--attribute", spec, "--manifest", corpus["manifest"], "--golden-set", corpus["golden"],
-               "--workdir", str(workdir), "--shards", "1", "--param", "frames_per_video=2", "--param", "frame_size=64"]
+    command = silverset_argv("pipeline", "run", "--local", "--attribute", spec, "--manifest", corpus["manifest"],
+                             "--golden-set", corpus["golden"], "--workdir", str(workdir), "--shards", "1",
+                             "--param", "frames_per_video=2", "--param", "frame_size=64")
     # The second run starts once the first holds the lock (its plan step has taken it), so the test does not depend
     # on which process's interpreter starts first; racing creators of one lock are tested in test_lock/test_s3_lock.
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from silverset.components.evaluate.gate import run
+from tests.helpers.cli import run_silverset
 from tests.helpers.factories import SPEC, noisy_predictions, write_golden, write_scores
 
 
@@ -121,9 +120,8 @@ def test_cli_exit_codes(tmp_path, truth):
     golden = write_golden(tmp_path / "golden.parquet", truth)
     good = write_scores(tmp_path / "good.parquet", noisy_predictions(truth, flip=0.05, seed=1))
     bad = write_scores(tmp_path / "bad.parquet", noisy_predictions(truth, flip=0.4, seed=1))
-    cli = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "evaluate", "--attribute", SPEC,
-           "--golden", golden, "--gate", "teacher"]
-    ok = subprocess.run(cli + ["--predictions", good, "--out", str(tmp_path / "a")], capture_output=True, text=True)
+    cli = ["evaluate", "--attribute", SPEC, "--golden", golden, "--gate", "teacher"]
+    ok = run_silverset(*cli, "--predictions", good, "--out", str(tmp_path / "a"))
     assert ok.returncode == 0, ok.stderr
-    failed = subprocess.run(cli + ["--predictions", bad, "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    failed = run_silverset(*cli, "--predictions", bad, "--out", str(tmp_path / "b"))
     assert failed.returncode == 3 and "gate failed" in failed.stderr

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.golden import GoldenSet
 from silverset.components.evaluate import raters
 
+from tests.helpers.cli import run_silverset
 from tests.helpers.factories import SPEC, write_golden, write_scores
 
 M = raters.MISSING
@@ -229,13 +228,10 @@ def test_cli_raters_flag(tmp_path):
     gs, teacher = _random_golden(4, n=160)
     path = _write_v2(tmp_path / "g.parquet", gs)
     scores = _teacher_scores(tmp_path / "t.parquet", teacher)
-    cli = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "evaluate", "--attribute", SPEC,
-           "--golden", path, "--predictions", scores]
-    ok = subprocess.run(cli + ["--gate", "teacher", "--raters", "--out", str(tmp_path / "a")], capture_output=True,
-                        text=True)
+    cli = ["evaluate", "--attribute", SPEC, "--golden", path, "--predictions", scores]
+    ok = run_silverset(*cli, "--gate", "teacher", "--raters", "--out", str(tmp_path / "a"))
     assert ok.returncode == 0, ok.stderr
     assert "Krippendorff" in ok.stdout and "teacher - mean rater F1" in ok.stdout
     assert json.loads((tmp_path / "a" / "raters.json").read_text())["videos"] == 160
-    wrong = subprocess.run(cli + ["--gate", "student", "--raters", "--out", str(tmp_path / "b")], capture_output=True,
-                           text=True)
+    wrong = run_silverset(*cli, "--gate", "student", "--raters", "--out", str(tmp_path / "b"))
     assert wrong.returncode == 2 and "--raters" in wrong.stderr and "--gate teacher" in wrong.stderr

@@ -3,8 +3,6 @@ the target times recorded, and the option refused when it names no mode."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import av
 import numpy as np
@@ -15,6 +13,7 @@ from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.frames import extract, pipeline
 from silverset.components.frames.extract import FrameOptions, sample_frames, target_times
+from tests.helpers.cli import run_silverset
 
 
 def _grey(jpeg: bytes) -> int:
@@ -100,11 +99,8 @@ def test_an_unknown_sampling_mode_is_refused_before_anything_runs(tmp_path, tiny
 
 
 def test_cli_bad_sampling_exits_2_with_one_line(tmp_path, tiny_corpus):
-    result = subprocess.run(
-        [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "frames", "--manifest",
-         tiny_corpus["manifest"], "--out", str(tmp_path / "frames"), "--sampling", "keyframes"],
-        capture_output=True, text=True, timeout=120,
-    )
+    result = run_silverset("frames", "--manifest", tiny_corpus["manifest"], "--out", str(tmp_path / "frames"),
+                           "--sampling", "keyframes", timeout_s=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--sampling" in lines[0] and "'keyframes' is not one of exact, keyframe" in lines[0]
