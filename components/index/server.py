@@ -81,7 +81,8 @@ class IndexRegistry:
         self.static = (self.index_dir / MANIFEST_FILE).is_file()
         self.pinned_file = Path(pinned_file) if pinned_file is not None else None
         if self.static and self.pinned_file is not None:
-            raise SilversetInputError("--pinned-versions", f"pins versions under a serving root; '{index_dir}' is one index folder")
+            raise SilversetInputError("--pinned-versions",
+                                      f"pins versions under a serving root; '{index_dir}' is one index folder")
         self.verify_digest = verify_digest
         self.tune_leaves = tune_leaves
         self.served_with: dict[str, dict] = {}  # attribute -> search parameters tuned at load
@@ -118,12 +119,15 @@ class IndexRegistry:
             loaded = LoadedIndex(candidate, verify_digest=self.verify_digest, expect_attribute=attribute)
             if loaded.version != version:
                 raise IndexRefused(f"index '{candidate}'",
-                                   f"manifest version {loaded.version!r} does not match the pinned or pointed version {version!r}")
+                                   f"manifest version {loaded.version!r} does not match the pinned or pointed "
+                                   f"version {version!r}")
             current = self._live.get(attribute)
             if current is not None and current.dimensions != loaded.dimensions:
-                raise IndexRefused(f"index '{candidate}'", f"{loaded.dimensions} dimensions, live version has {current.dimensions}")
+                raise IndexRefused(f"index '{candidate}'",
+                                   f"{loaded.dimensions} dimensions, live version has {current.dimensions}")
             loaded.self_check()
-            tuning = loaded.tune_leaves_to_search(target=float(loaded.manifest["serving"]["recall_target"])) if self.tune_leaves else None
+            target = float(loaded.manifest["serving"]["recall_target"])
+            tuning = loaded.tune_leaves_to_search(target=target) if self.tune_leaves else None
         except Exception as exc:  # noqa: BLE001 - any unservable version is refused once; others keep refreshing
             problem = exc.problem if isinstance(exc, IndexRefused) else f"cannot be served: {type(exc).__name__}: {exc}"
             self.refused[key] = problem
@@ -152,7 +156,7 @@ class IndexRegistry:
         return wanted
 
     def refresh(self) -> None:
-        """Load whatever the pins or pointers name now (or the static folder, once). Blocking: call off the event loop."""
+        """Load whatever the pins or pointers name now (or the static folder, once); blocking, so off the event loop."""
         with self._refreshing:
             self._refresh()
 
@@ -199,7 +203,8 @@ class IndexRegistry:
             return
         if self._install(attribute, pointer.version_dir(self.index_dir, attribute, previous), previous) is None:
             self.fallback[attribute] = {"serving": previous, "instead_of": version, "reason": reason}
-            log.warning("%s: serving PREVIOUS version %s because CURRENT %s cannot be served: %s", attribute, previous, version, reason)
+            log.warning("%s: serving PREVIOUS version %s because CURRENT %s cannot be served: %s",
+                        attribute, previous, version, reason)
 
     def readiness(self) -> dict:
         """The /readyz body; ``ready`` is true when traffic may come here.
@@ -218,13 +223,15 @@ class IndexRegistry:
         if self.source_problem is not None:
             body["reason"] = self.source_problem
         elif self.mode == "pinned" and not self.wanted:
-            body["reason"] = f"no index version is pinned in '{self.pinned_file}' (annotations {pins.ANNOTATION_PREFIX}<attribute>)"
+            body["reason"] = (f"no index version is pinned in '{self.pinned_file}' "
+                              f"(annotations {pins.ANNOTATION_PREFIX}<attribute>)")
         elif self.mode == "pinned" and any(live.get(a) != v for a, v in self.wanted.items()):
             body["reason"] = "pinned versions not serving yet: " + "; ".join(
                 f"{a}: {self.waiting.get(a, 'loading')}" for a, v in sorted(self.wanted.items()) if live.get(a) != v)
         elif not live:
             body["reason"] = (f"serving root '{self.index_dir}' has no {pointer.CURRENT} pointer yet" if not self.wanted
-                              else "no version serves yet: " + "; ".join(f"{a}: {r}" for a, r in sorted(self.waiting.items())))
+                              else "no version serves yet: "
+                              + "; ".join(f"{a}: {r}" for a, r in sorted(self.waiting.items())))
         else:
             body["ready"] = True
         return body
@@ -290,12 +297,16 @@ class _SearchEndpoint:
         self.exposures_total = Counter("silverset_experiment_exposures_total",
                                        "Search requests of the running experiment",
                                        ["attribute", "arm", "triggered", "served"], registry=metrics)
-        self.requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"], registry=metrics)
-        self.triggered_total = Counter("silverset_search_triggered_total", "History searches that triggered restricted retrieval",
+        self.requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"],
+                                      registry=metrics)
+        self.triggered_total = Counter("silverset_search_triggered_total",
+                                       "History searches that triggered restricted retrieval",
                                        ["attribute", "triggered"], registry=metrics)
-        self.latency = Histogram("silverset_search_seconds", "Search latency (seconds)", ["attribute"], registry=metrics,
+        self.latency = Histogram("silverset_search_seconds", "Search latency (seconds)", ["attribute"],
+                                 registry=metrics,
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
-        self._served_metrics: dict = {}  # live attribute -> (its 200 counter, its latency histogram): labels() costs a lock
+        # live attribute -> (its 200 counter, its latency histogram): labels() takes a lock on every call
+        self._served_metrics: dict = {}
 
     def _ok_metrics(self, attribute: str):
         metrics = self._served_metrics.get(attribute)
@@ -329,7 +340,8 @@ class _SearchEndpoint:
         options = self.options
         index = self.registry.get(attribute)
         if index is None:
-            return self.problem(attribute, 404, f"attribute '{attribute}' has no live index (live: {sorted(self.registry.live_versions())})")
+            live = sorted(self.registry.live_versions())
+            return self.problem(attribute, 404, f"attribute '{attribute}' has no live index (live: {live})")
         try:
             body, vector = self.parse(raw_body)
         except ValidationError as exc:
@@ -350,7 +362,8 @@ class _SearchEndpoint:
             if any(len(v) != index.dimensions for v in body.history_vectors):
                 error = f"every 'history_vectors' entry needs {index.dimensions} dimensions"
             elif body.history_probabilities is None or len(body.history_probabilities) != len(body.history_vectors):
-                error = "'history_vectors' needs 'history_probabilities' of the same length (the student's scores, for affinity)"
+                error = ("'history_vectors' needs 'history_probabilities' of the same length "
+                         "(the student's scores, for affinity)")
         experiment = self.experiment if self.experiment is not None and self.experiment.attribute == attribute else None
         if error is None and experiment is not None and body.user_id is None:
             error = (f"user_id: required while experiment '{experiment.experiment_id}' runs on '{attribute}' "
@@ -378,7 +391,8 @@ class _SearchEndpoint:
         # Control gets the same trigger decision, logged, but never the restricted results.
         hits = index.search(query, k, exclude=exclude) if triggered and arm != CONTROL else []
         if any(not math.isfinite(h.score) for h in hits):
-            return self.problem(attribute, 422, "the query vector's scores overflow float32; send a vector of ordinary magnitude")
+            return self.problem(attribute, 422,
+                                "the query vector's scores overflow float32; send a vector of ordinary magnitude")
         served = bool(hits)
         affinity = decision.affinity if decision is not None else None
         if decision is not None:
@@ -475,9 +489,11 @@ class IndexServerApp:
         limit = self.options.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _respond(send, 413 if length.isdigit() else 400,
-                           self.search.dumps({"detail": f"body is {length.decode(errors='replace')} bytes; the limit is {limit}"}))
+                           self.search.dumps({"detail": f"body is {length.decode(errors='replace')} bytes; "
+                                                        f"the limit is {limit}"}))
             return
-        attribute = path[len(_SEARCH_PREFIX) : -len(_SEARCH_SUFFIX)] if path.startswith(_SEARCH_PREFIX) and path.endswith(_SEARCH_SUFFIX) else ""
+        is_search = path.startswith(_SEARCH_PREFIX) and path.endswith(_SEARCH_SUFFIX)
+        attribute = path[len(_SEARCH_PREFIX) : -len(_SEARCH_SUFFIX)] if is_search else ""
         if scope["method"] != "POST" or not attribute or "/" in attribute:
             await self.api(scope, receive, send)
             return
@@ -532,8 +548,10 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
           registry=metrics).set_function(lambda: search.exposures.rows_dropped if search.exposures else 0)
     swaps = Counter("silverset_index_swaps_total", "Index versions swapped in", ["attribute"], registry=metrics)
     refusals = Counter("silverset_index_refused_total", "Index versions refused", ["attribute"], registry=metrics)
-    live_count = Gauge("silverset_index_vectors", "Vectors in the live index", ["attribute", "version"], registry=metrics)
-    registry.on_swap = lambda a, v: (swaps.labels(a).inc(), live_count.labels(a, v).set(registry.get(a).manifest["count"]))
+    live_count = Gauge("silverset_index_vectors", "Vectors in the live index", ["attribute", "version"],
+                       registry=metrics)
+    registry.on_swap = lambda a, v: (swaps.labels(a).inc(),
+                                     live_count.labels(a, v).set(registry.get(a).manifest["count"]))
     registry.on_refuse = lambda a, v, reason: refusals.labels(a).inc()
     stop = threading.Event()
 
@@ -642,7 +660,8 @@ def _check_log_folder(folder: str) -> None:
         raise SilversetInputError(f"--exposure-log '{folder}'", "folder is not writable")
 
 
-def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions(), workers: int = 1) -> None:
+def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions(),
+          workers: int = 1) -> None:
     """Run the server until interrupted (uvicorn; h11/httptools and asyncio/uvloop, whichever is installed).
 
     ``workers`` > 1 loads the index once, then forks that many uvicorn processes sharing the listening

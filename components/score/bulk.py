@@ -41,7 +41,8 @@ class ScoreOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: Literal["onnx", "torchscript"] = "onnx"
-    batch_size: int = Field(8192, ge=1, le=1_000_000)  # rows per inference call (one Beam element); fewer, larger blocks cost Beam less
+    # rows per inference call (one Beam element, a ScoringBlock)
+    batch_size: int = Field(8192, ge=1, le=1_000_000)
     runner: str = "DirectRunner"
     threads: int = Field(1, ge=1, le=64)  # intra-op threads per model copy
     pipeline_args: tuple[str, ...] = ()  # extra Beam options, e.g. ("--direct_num_workers=2",)
@@ -89,18 +90,22 @@ class ScoredBlock:
         return self.video_ids.nbytes + self.probabilities.nbytes
 
 
-def split_batch(batch: pa.RecordBatch, *, embedder_id: str, dimension: int) -> tuple[pa.RecordBatch | None, list[tables.ErrorRow]]:
+def split_batch(batch: pa.RecordBatch, *, embedder_id: str,
+                dimension: int) -> tuple[pa.RecordBatch | None, list[tables.ErrorRow]]:
     """The rows of ``batch`` the model can score, and an error row for each one it cannot.
 
     A batch whose ``vector`` column is not fixed_size_list<float>[dimension] is all errors.
     """
     video_ids = batch.column(batch.schema.get_field_index("video_id"))
     vector_type = batch.schema.field("vector").type
-    if not (pa.types.is_fixed_size_list(vector_type) and vector_type.list_size == dimension and pa.types.is_floating(vector_type.value_type)):
+    if not (pa.types.is_fixed_size_list(vector_type) and vector_type.list_size == dimension
+            and pa.types.is_floating(vector_type.value_type)):
         found = vector_type.list_size if pa.types.is_fixed_size_list(vector_type) else str(vector_type)
-        return None, [tables.ErrorRow(v, STAGE, "dimension_mismatch", f"vector dimension {found}, model expects {dimension}") for v in video_ids.to_pylist()]
+        message = f"vector dimension {found}, model expects {dimension}"
+        return None, [tables.ErrorRow(v, STAGE, "dimension_mismatch", message) for v in video_ids.to_pylist()]
     embedders = batch.column(batch.schema.get_field_index("embedder_id"))
-    right_embedder = pc.fill_null(pc.equal(embedders, pa.scalar(embedder_id, embedders.type)), False).to_numpy(zero_copy_only=False)
+    same = pc.equal(embedders, pa.scalar(embedder_id, embedders.type))
+    right_embedder = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
     finite = np.isfinite(vectors_of_batch(batch, dimension)).all(axis=1)
     keep = right_embedder & finite
     errors: list[tables.ErrorRow] = []
@@ -108,7 +113,8 @@ def split_batch(batch: pa.RecordBatch, *, embedder_id: str, dimension: int) -> t
         vid = video_ids[i].as_py()
         if not right_embedder[i]:
             eid = embedders[i].as_py()
-            errors.append(tables.ErrorRow(vid, STAGE, "embedder_mismatch", f"embedder id {eid!r}, model expects {embedder_id!r}"))
+            errors.append(tables.ErrorRow(vid, STAGE, "embedder_mismatch",
+                                          f"embedder id {eid!r}, model expects {embedder_id!r}"))
         else:
             errors.append(tables.ErrorRow(vid, STAGE, "non_finite_vector", "vector has NaN or infinite values"))
     if not keep.any():
@@ -211,10 +217,12 @@ def build_scoring(pipeline: Any, *, files: list[str], model: str, metadata: dict
 
     register_scoring_coders()
     columns = ["video_id", "vector", "embedder_id"]
+    read = ParquetTFXIO(read_patterns(files), column_names=columns).BeamSource(batch_size=None)  # unsliced row groups
     checked = (
         pipeline
-        | "ReadEmbeddings" >> ParquetTFXIO(read_patterns(files), column_names=columns).BeamSource(batch_size=None)  # one unsliced RecordBatch per row group
-        | "CheckAgainstModel" >> beam.FlatMap(check).with_output_types(ScoringBlock).with_outputs("errors", main="blocks")
+        | "ReadEmbeddings" >> read
+        | "CheckAgainstModel" >> beam.FlatMap(check).with_output_types(ScoringBlock).with_outputs("errors",
+                                                                                                  main="blocks")
     )
     scored = checked.blocks | "RunInference" >> RunInference(
         model_handler(model, metadata, backend=options.backend, threads=options.threads))
@@ -223,7 +231,8 @@ def build_scoring(pipeline: Any, *, files: list[str], model: str, metadata: dict
     _ = (
         scored
         | "ToScores" >> beam.Map(to_scores).with_output_types(pa.Table)
-        | "WriteScores" >> beam.io.WriteToParquetBatched(scores_prefix, schema=schemas.SCORES, file_name_suffix=".parquet")
+        | "WriteScores" >> beam.io.WriteToParquetBatched(scores_prefix, schema=schemas.SCORES,
+                                                         file_name_suffix=".parquet")
     )
     _ = checked.errors | "WriteErrorShards" >> beam.io.WriteToParquetBatched(
         errors_prefix, schema=schemas.ERRORS, file_name_suffix=".parquet")
@@ -233,7 +242,9 @@ def build_scoring(pipeline: Any, *, files: list[str], model: str, metadata: dict
 
 def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None = None,
         overwrite: bool = False) -> dict[str, Any]:
-    """Score every row of ``embeddings`` with the student in MODELDIR ``model``; write ``out``/scores-*.parquet + errors.parquet.
+    """Score every row of ``embeddings`` with the student in MODELDIR ``model``.
+
+    Writes ``out``/scores-*.parquet + errors.parquet.
 
     Returns inputs, scored, errors (inputs == scored + errors), the model digest and the output path.
     """
@@ -255,7 +266,8 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
             build_scoring(pipeline, files=files, model=model, metadata=metadata, options=options,
                           scores_prefix=str(staging / SCORES_PREFIX), errors_prefix=str(staging / ERRORS_TMP / "part"))
         error_dir = staging / ERRORS_TMP
-        error_rows = tables.read_table(error_dir, schemas.ERRORS) if error_dir.exists() and any(error_dir.glob("*.parquet")) else schemas.ERRORS.empty_table()
+        has_errors = error_dir.exists() and any(error_dir.glob("*.parquet"))
+        error_rows = tables.read_table(error_dir, schemas.ERRORS) if has_errors else schemas.ERRORS.empty_table()
         tables.write_table(error_rows, staging / tables.ERRORS_FILE, schemas.ERRORS)
         shutil.rmtree(error_dir, ignore_errors=True)
         scored = _input_rows([str(p) for p in staging.glob(f"{SCORES_PREFIX}*.parquet")])

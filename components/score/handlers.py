@@ -21,7 +21,7 @@ from .bulk import ScoredBlock, ScoringBlock
 
 
 class StudentOnnxHandler(OnnxModelHandlerNumpy):
-    """Beam's ONNX handler, one ``ScoringBlock`` per call, CPU session options built at load (they cannot be pickled)."""
+    """Beam's ONNX handler, one ``ScoringBlock`` per call; CPU session options built at load (not picklable)."""
 
     def __init__(self, model_uri: str, *, threads: int):
         super().__init__(model_uri, providers=["CPUExecutionProvider"])
@@ -105,7 +105,8 @@ class ScoredBlockCoder(coders.Coder):
     """Arrow IPC coder for ``ScoredBlock`` (ids + float32 probabilities), size estimate ``nbytes``."""
 
     def encode(self, scored: ScoredBlock) -> bytes:
-        return _ipc_bytes(pa.record_batch([scored.video_ids, pa.array(scored.probabilities)], names=["video_id", "probability"]))
+        columns = [scored.video_ids, pa.array(scored.probabilities)]
+        return _ipc_bytes(pa.record_batch(columns, names=["video_id", "probability"]))
 
     def decode(self, encoded: bytes) -> ScoredBlock:
         batch = pa.ipc.open_stream(encoded).read_next_batch()
@@ -173,7 +174,7 @@ class ArrowTableCoder(coders.Coder):
 
 
 def register_scoring_coders() -> None:
-    """Use the Arrow IPC coders for every PCollection typed ``pa.RecordBatch``, ``pa.Table``, ``ScoringBlock``, ``ScoredBlock``."""
+    """Arrow IPC coders for PCollections typed ``pa.RecordBatch``, ``pa.Table``, ``ScoringBlock`` or ``ScoredBlock``."""
     coders.registry.register_coder(pa.RecordBatch, ArrowRecordBatchCoder)
     coders.registry.register_coder(pa.Table, ArrowTableCoder)
     coders.registry.register_coder(ScoringBlock, ScoringBlockCoder)
