@@ -30,24 +30,18 @@ import urllib.parse
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from silverset.components.common.spec import example_specs_dir
 
 from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
 from tests.components.studio.conftest import PEOPLE, bearer, catalog, corpus, tokens, users, users_file, workdir  # noqa: F401
+from tests.helpers.fuzz import fuzz_settings
 
 ATTRIBUTE = "red_dominant"
 SEARCH_URL = f"/v1/attributes/{ATTRIBUTE}/search"
 DIMENSIONS = 16
-
-
-def fuzz_settings(max_examples: int):
-    """Same examples on every run (CI is deterministic); no time limit per example; no .hypothesis folder."""
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
 
 
 def json_body(response) -> object:

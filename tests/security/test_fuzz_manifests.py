@@ -31,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.helpers.factories import write_frames
-from tests.security.test_fuzz import fuzz_settings
+from tests.helpers.fuzz import fuzz_settings
 
 VIDEOS = {"v0": "red", "v1": "plain", "v2": "cuts"}
 BASE_ROWS = [{"video_id": v, "uri": f"file:///videos/{v}.mp4", "title": f"clip {v}", "description": f"a {k} clip"}
