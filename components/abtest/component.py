@@ -10,9 +10,9 @@ from silverset.components.common.images import CPU_IMAGE
 def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0) -> NamedTuple(
         "ABAnalysis", report=str, passed=bool, summary_json=str):
     """Simulate the attribute's A/B traffic and analyse it; the report and result.json land under out_dir/analysis."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     from collections import namedtuple
 
@@ -33,9 +33,9 @@ def create_experiment(attribute_spec: str, out_dir: str = "", treatment_share: f
     server's manifests read it). salt "" = one bound to the spec's content hash, so a rerun for the same
     version keeps every user's arm.
     """
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import posixpath
     from collections import namedtuple
 

@@ -10,6 +10,9 @@ def approval_gate(gate: str, attribute_spec: str, approval_store: str, submitter
                   state_dir: str = "", run_id: str = "") -> str:
     """Submit the candidate that ``gate`` (gate.json or its folder) blessed and wait for a human decision,
     keeping the run lock while it waits; the decision goes to ``run_dir``/approval/decision.json."""
+    from silverset.components.common.step import begin_step
+
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
     from silverset.components.approval.wait import run

@@ -10,6 +10,9 @@ from silverset.components.common.images import CPU_IMAGE
 def synth_corpus(out_dir: str, videos: int = 200, seed: int = 0, duration_s: float = 3.0, width: int = 320,
                  height: int = 240) -> NamedTuple("Corpus", manifest=str, truth=str, videos=int):
     """Write out_dir/videos/*.mp4, manifest.parquet and truth.parquet; same seed, same bytes."""
+    from silverset.components.common.step import begin_step
+
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     from collections import namedtuple
 

@@ -11,9 +11,9 @@ def deploy_index(index_dir: str, gate: str, approval_store: str, run_dir: str, t
     """Make the index in ``index_dir`` live; ``gate`` is gate.json or its folder; ``namespace`` "" is the step
     pod's own (kubernetes target). The outcome (or the failure and rollback) goes to ``run_dir``/deploy/deploy.json;
     returns it as JSON. A failed deploy fails the step."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     from pathlib import Path
 

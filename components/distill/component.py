@@ -12,9 +12,9 @@ def distill_student(embeddings: str, labels: str, attribute: str, out_dir: str, 
                     run_lock: str = "", state_dir: str = "", run_id: str = ""
                     ) -> NamedTuple("Student", model_dir=str, model_digest=str, threshold=float):
     """Train, calibrate and export the student into out_dir; returns its digest for the gates and approval."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     from collections import namedtuple
 

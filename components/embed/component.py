@@ -9,9 +9,9 @@ def embed_shard(frames_uri: str, manifest_uri: str, out_uri: str, shard_index: i
                 embedder: str = "default", batch_size: int = 32,
                 run_lock: str = "", state_dir: str = "", run_id: str = "") -> str:
     """Embed shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
     from silverset.components.common.sharding import Shard

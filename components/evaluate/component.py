@@ -17,6 +17,9 @@ def evaluate_gate(attribute: str, golden: str, predictions: str, gate: str, out_
     """Write gate.json + report.html (+ disagreements.json, with thumbnails from ``frames`` and titles from
     ``manifest``, for the teacher gate) to out_dir and the KFP artifacts; returns "passed" or "failed", never raises
     on a failed gate."""
+    from silverset.components.common.step import begin_step
+
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     import shutil
 

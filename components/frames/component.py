@@ -15,9 +15,9 @@ def extract_frames(manifest: str, out_dir: str, frames_per_video: int = 8, size:
     """Sample frames_per_video JPEG frames (size x size) per manifest video of shard shard_index/shard_count
     (``sampling``: exact | keyframe) into out_dir (out_dir/shard-<tag>/ when shard_count > 1) on Beam ``runner``
     with ``beam_options`` (JSON list or space-separated flags); bad videos go to that folder's errors.parquet."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     from collections import namedtuple
 

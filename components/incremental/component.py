@@ -18,9 +18,9 @@ def plan_incremental(manifest: str, attribute_spec: str, state_dir: str, workdir
     sample). Returns the run folder ({workdir}/runs/{digest}: every stage writes under it) or "" when the corpus,
     spec, golden set, teacher, budget and embedder are unchanged (``teacher_temperature`` 0 = the clip-zero-shot
     model's own scale). Fails (StateLocked) when another run holds the lock."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.incremental.plan import plan_run
     from silverset.components.incremental.sample import teacher_budget
 
@@ -39,9 +39,9 @@ def finalize_incremental(plan_dir: str, new_labels: str, new_embeddings: str, ou
                          ) -> NamedTuple("Merged", labels_dir=str, embeddings_dir=str, labels=int):
     """Carried + new labels (and embeddings) into out_dir, with train_labels/ and golden_embeddings/ for distill.
     Writes nothing to the state: only ``commit_promotion`` does, after the deploy."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from collections import namedtuple
 
     from silverset.components.incremental.plan import finalize
@@ -57,9 +57,9 @@ def commit_promotion(plan_dir: str, merged_dir: str, state_dir: str, run_dir: st
                      run_lock: str = "") -> str:
     """The promotion is live: commit its labels (and embeddings) to the state and mark the corpus completed,
     so the next run over the same corpus has nothing to do. Returns the commit summary as JSON."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.incremental.guard import renewing
     from silverset.components.incremental.plan import commit_promotion as commit
 

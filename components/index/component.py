@@ -8,9 +8,9 @@ from silverset.components.common.images import CPU_IMAGE
 def build_index(scores: str, embeddings: str, attribute_spec: str, out_dir: str,
                 run_lock: str = "", state_dir: str = "", run_id: str = "") -> str:
     """Scores + embeddings -> restricted vocabulary -> recall-checked index in ``out_dir``; returns its version."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
     from silverset.components.index.build import run

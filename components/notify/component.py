@@ -9,9 +9,9 @@ from silverset.components.common.images import CPU_IMAGE
 def notify_run(status: dsl.PipelineTaskFinalStatus, run_id: str, webhook_url: str, attribute_spec: str, workdir: str,
                state_dir: str, run_lock: str = "") -> str:
     """Runs whatever happened inside the ExitHandler; returns the HTTP status of the webhook (or 'none')."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.notify.webhook import run
 
     result = run(run_id=run_id, status=status.state, error_message=status.error_message or "", webhook_url=webhook_url,
@@ -23,9 +23,9 @@ def notify_run(status: dsl.PipelineTaskFinalStatus, run_id: str, webhook_url: st
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def stop_promotion(run_dir: str, stage: str):
     """Fail the run: ``stage`` (teacher_gate, student_gate or approval) stopped the promotion; the error names why."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.notify.stop import stop
 
     stop(run_dir=run_dir, stage=stage)

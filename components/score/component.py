@@ -15,6 +15,9 @@ def bulk_score(model_dir: str, embeddings: str, out_dir: str, backend: str = "on
     space-separated flags): out_dir/scores-*.parquet and errors.parquet (rows whose embedder id or dimension do not
     fit the model), under out_dir/shard-<tag>/ when shard_count > 1, and the step's measured CPU-seconds in
     out_dir/stats/cpu-score[-<tag>].json."""
+    from silverset.components.common.step import begin_step
+
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
     from collections import namedtuple
 

@@ -20,9 +20,9 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     ``budget_usd`` > 0 (the run's Gemini budget): the shard stops at its share of it, by its share of the
     manifest's videos (all shards together never pass it), unless ``max_usd`` sets the shard's own cap.
     ``temperature``: the clip-zero-shot teacher's softmax temperature (0 = the model's own logit scale)."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
     from silverset.components.common.sharding import Shard
@@ -31,9 +31,6 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     from silverset.components.teacher.gemini import GeminiOptions
     from silverset.components.incremental.guard import renewing
     from silverset.components.notify.costs import measure_cpu, write_cpu
-    from silverset.components.common.process_exit import exit_cleanly_after_kfp_step
-
-    exit_cleanly_after_kfp_step()  # a step that did its work must not abort in native teardown (see the module)
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     shard = Shard(shard_index, shard_count)
@@ -56,9 +53,9 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def merge_labels(manifest_uri: str, out_uri: str) -> int:
     """Fail unless every manifest video is labelled or in errors.parquet exactly once; returns the label count."""
-    from silverset.components.common.logs import configure_step_logging
+    from silverset.components.common.step import begin_step
 
-    configure_step_logging()  # the step's INFO records reach its pod log
+    begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.common.manifest import read_manifest
     from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.runtime.runner import merge_check

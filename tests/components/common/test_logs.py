@@ -99,10 +99,12 @@ def test_cli_prints_warnings_only_by_default_and_info_when_asked():
     assert f"INFO {STAGE}: stage done" in asked.stderr and asked.stdout == ""
 
 
-STEP_PACKAGES = ("frames", "embed", "teacher", "distill", "index", "deploy", "incremental", "notify", "abtest")
+STEP_PACKAGES = ("frames", "embed", "teacher", "distill", "index", "deploy", "incremental", "notify", "abtest",
+                 "evaluate", "approval", "score", "corpus")
 
 
-def test_every_step_of_the_long_running_stages_configures_its_log():
+def test_every_step_begins_with_the_step_set_up():
+    """Every component function calls common.step.begin_step (its logging and the clean exit after its work)."""
     import importlib
     import inspect
 
@@ -112,7 +114,7 @@ def test_every_step_of_the_long_running_stages_configures_its_log():
         for name, obj in vars(module).items():
             func = getattr(obj, "python_func", None)
             if func is not None and func.__module__ == module.__name__:
-                if "configure_step_logging()" not in inspect.getsource(func):
+                if "begin_step()" not in inspect.getsource(func):
                     missing.append(f"{package}.{name}")
     assert missing == []
 
