@@ -229,6 +229,16 @@ def measure_latency_s_per_item(model_dir: str | Path, dimension: int, *, batch: 
     return float(np.median(times) / batch)
 
 
+def seal_model_dir(model_dir: Path, metadata: ModelMetadata, *, measure_latency: bool = True) -> ModelMetadata:
+    """The last step of writing a MODELDIR (a distilled student or the studio's classifier), whose model files are
+    already there: its latency measured, its digest over the files and the deciding fields, metadata.json written."""
+    latency = measure_latency_s_per_item(model_dir, metadata.dimension) if measure_latency else None
+    metadata = metadata.model_copy(update={"latency_s_per_item": latency})
+    metadata = metadata.model_copy(update={"model_digest": model_digest(model_dir, metadata)})
+    write_model_metadata(model_dir, metadata)
+    return metadata
+
+
 def read_metadata(model_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
     """MODELDIR's metadata.json as a dict (``artifacts.read_model_metadata`` gives the typed ModelMetadata).
 
@@ -322,10 +332,8 @@ def run(
             options=options.model_dump(mode="json"),
             files={"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE},
             onnx_io={"input": ONNX_INPUT, "output": ONNX_OUTPUT},
-            latency_s_per_item=measure_latency_s_per_item(staging, dimension) if measure_latency else None,
         )
-        metadata = metadata.model_copy(update={"model_digest": model_digest(staging, metadata)})
-        write_model_metadata(staging, metadata)
+        metadata = seal_model_dir(staging, metadata, measure_latency=measure_latency)
         tables.write_errors(staging, errors)
     _LOGGER.info("distill %s: %d epochs (best %d), held-out F1 vs teacher %.3f, threshold %.3f, digest %s in %.1f s",
                  spec.key, trained["epochs"], trained["best_epoch"], trained["held_out_metrics_vs_teacher"]["f1"],

@@ -9,7 +9,6 @@ student. Both exports map embeddings float32 [n, d] to P(positive) float32 [n], 
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -49,9 +48,9 @@ def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[st
     ``errors.parquet`` as the distill stage keeps its dropped rows. Returns the summary (model_dir, model_digest,
     threshold, counts, latency).
     """
-    from silverset.components.distill.train import (METADATA_FILE, ONNX_FILE, ONNX_INPUT, ONNX_OUTPUT,
-                                                     TORCHSCRIPT_FILE, export_model, measure_latency_s_per_item,
-                                                     model_digest, training_data_digest)
+    from silverset.components.common.artifacts import ModelMetadata
+    from silverset.components.distill.train import (ONNX_FILE, ONNX_INPUT, ONNX_OUTPUT, TORCHSCRIPT_FILE,
+                                                     export_model, seal_model_dir, training_data_digest)
 
     from .scores import classifier
 
@@ -66,34 +65,32 @@ def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[st
     n_pos = int(labels.sum())
     with tables.atomic_directory(out, command=COMMAND, overwrite=overwrite) as staging:
         export_model(model, dimension, staging)
-        metadata: dict[str, Any] = {
-            "attribute": spec.name,
-            "attribute_version": spec.version,
-            "prompt_hash": spec.prompt_hash,
-            "embedder_id": embedder_id,
-            "dimension": dimension,
+        metadata = ModelMetadata(
+            attribute=spec.name,
+            attribute_version=spec.version,
+            prompt_hash=spec.prompt_hash,
+            embedder_id=embedder_id,
+            dimension=dimension,
             # The classifier weighs classes to balance, so its own decision point is 0.5; the spec's threshold
             # (0.5 unless the spec says otherwise) is what the gate would use for any other candidate.
-            "threshold": float(spec.decision_threshold),
-            "threshold_rule": "spec decision_threshold (studio classifier, class-balanced)",
-            "training_data_digest": training_data_digest(video_ids, vectors, labels.astype(np.float32)),
-            "training_metrics": {"source": SOURCE, "n_train": int(len(labels)), "n_held_out": 0,
-                                 "n_positives": n_pos, "n_negatives": int(len(labels) - n_pos),
-                                 "quality": studio_info.get("quality"), "diversity": studio_info.get("diversity")},
-            "calibration": {"method": "none", "scale": 1.0, "bias": 0.0},
-            "options": {"architecture": "logistic", "trainer": "sklearn LogisticRegression(liblinear, C=1, "
-                        "class_weight=balanced)", "targets": "human golden labels (resolved)", "seed": seed},
-            "source": SOURCE,
-            "studio": studio_info,
-            "files": {"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE},
-            "onnx_io": {"input": ONNX_INPUT, "output": ONNX_OUTPUT},
-        }
-        metadata["latency_s_per_item"] = measure_latency_s_per_item(staging, dimension) if measure_latency else None
-        metadata["model_digest"] = model_digest(staging, metadata)
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+            threshold=float(spec.decision_threshold),
+            threshold_rule="spec decision_threshold (studio classifier, class-balanced)",
+            training_data_digest=training_data_digest(video_ids, vectors, labels.astype(np.float32)),
+            training_metrics={"source": SOURCE, "n_train": int(len(labels)), "n_held_out": 0,
+                              "n_positives": n_pos, "n_negatives": int(len(labels) - n_pos),
+                              "quality": studio_info.get("quality"), "diversity": studio_info.get("diversity")},
+            calibration={"method": "none", "scale": 1.0, "bias": 0.0},
+            options={"architecture": "logistic", "trainer": "sklearn LogisticRegression(liblinear, C=1, "
+                     "class_weight=balanced)", "targets": "human golden labels (resolved)", "seed": seed},
+            files={"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE},
+            onnx_io={"input": ONNX_INPUT, "output": ONNX_OUTPUT},
+            source=SOURCE,
+            studio=studio_info,
+        )
+        metadata = seal_model_dir(staging, metadata, measure_latency=measure_latency)
         tables.write_errors(staging, errors)
-    _LOGGER.info("studio classifier for %s exported to %s (%s)", spec.key, out, metadata["model_digest"])
-    return {"model_dir": str(out), "model_digest": metadata["model_digest"], "attribute": spec.key,
+    _LOGGER.info("studio classifier for %s exported to %s (%s)", spec.key, out, metadata.model_digest)
+    return {"model_dir": str(out), "model_digest": metadata.model_digest, "attribute": spec.key,
             "embedder_id": embedder_id, "trained_on": int(len(labels)), "positives": n_pos,
-            "negatives": int(len(labels) - n_pos), "errors": len(errors), "threshold": metadata["threshold"],
-            "latency_s_per_item": metadata["latency_s_per_item"]}
+            "negatives": int(len(labels) - n_pos), "errors": len(errors), "threshold": metadata.threshold,
+            "latency_s_per_item": metadata.latency_s_per_item}
