@@ -248,12 +248,27 @@ def main() -> None:
         "input_layouts": layouts,
         "before_this_change": {
             "issue_19_1M": {"beam_items_per_min": 8_900_000, "loop_items_per_min": 14_800_000, "ratio": 1.68},
+            "side_by_side_1M_one_row_group_per_file": {
+                "how": "the previous bulk.py/handlers.py (commit 5de1085) loaded beside the current ones in one process, "
+                       "alternating with the loop, 2 rounds, medians; load average 1.5-3.7",
+                "plain_loop_seconds": 2.184, "beam_before_seconds": 6.517, "beam_now_seconds": 4.855,
+                "cpu_seconds": {"plain_loop": 2.198, "beam_before": 6.485, "beam_now": 4.711}},
+            "side_by_side_200k_one_row_group_per_file": {"plain_loop_seconds": 0.501, "beam_before_seconds": 1.21,
+                                                         "beam_now_seconds": 1.192, "rounds": 3},
             "cause": "three PCollections on the scoring path were untyped (blocks, RunInference's keyed PredictionResults, "
                      "the scores tables; plus BatchElements' lists), so Beam's size sampling pickled ~35 elements of each "
                      "per run, each holding a whole 8192 x 384 float32 block (12.6 MB) or, for PredictionResult, the block "
                      "again as its example; tfx-bsl's telemetry updated per-row distributions on a random 10% of row "
                      "groups (~0.3 s per 50k rows)",
         },
+        "remaining_gap": (
+            "what is left is (1) the fixed cost of one Beam run (graph construction, translation, runner start, model "
+            "load: beam_fixed_cost_run, ~0.45 CPU-s), which dominates at 200k, and (2) Beam's Parquet read inside "
+            "tfx-bsl's ParquetTFXIO, which materializes each whole row group through a Python file object: every "
+            "byte lands in freshly mapped memory (page faults: ~384k minor faults and 1-3 s of system time per 1M x "
+            "384 read in one-row-group files, measured with getrusage), where the loop's iter_batches streams through "
+            "reused buffers (~10k faults). Smaller row groups (65,536 rows) shrink (2); neither is in the scoring "
+            "code: the read is tfx-bsl's, the layout is the embed stage's."),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
