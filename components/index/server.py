@@ -436,9 +436,12 @@ def _non_finite(body: SearchRequest, vector: np.ndarray | None = None) -> str | 
         if values is None:
             continue
         array = vector if name == "vector" and vector is not None else np.asarray(values, dtype=np.float64)
-        if array.size and not np.all(np.isfinite(array)):
+        if not array.size:
+            continue
+        largest = float(np.abs(array).max())  # NaN when any value is NaN, inf when any is infinite: one pass
+        if not math.isfinite(largest):
             return f"'{name}' holds NaN or infinite values"
-        if array.size and np.max(np.abs(array)) > MAX_COMPONENT:
+        if largest > MAX_COMPONENT:
             return f"'{name}' holds values beyond +/-{MAX_COMPONENT:g}; scores would overflow float32"
     return None
 
