@@ -63,7 +63,8 @@ def plain_loop(model_dir: Path, embeddings: Path, out: Path, batch_size: int) ->
     return rows
 
 
-def write_items(folder: Path, *, items: int, files: int, dimension: int, embedder: str, row_group_rows: int | None = None) -> int:
+def write_items(folder: Path, *, items: int, files: int, dimension: int, embedder: str,
+                row_group_rows: int | None = None) -> int:
     """``files`` Parquet files of random float32 [items / files, dimension] embeddings.
 
     ``row_group_rows`` None: one row group per file (what ``tables.write_table`` writes for embed's shards today).
@@ -84,7 +85,8 @@ def write_items(folder: Path, *, items: int, files: int, dimension: int, embedde
             tables.write_table(table, folder / f"part-{f}.parquet", schemas.embeddings_schema(dimension))
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table.cast(schemas.embeddings_schema(dimension)), folder / f"part-{f}.parquet", row_group_size=row_group_rows)
+            pq.write_table(table.cast(schemas.embeddings_schema(dimension)), folder / f"part-{f}.parquet",
+                           row_group_size=row_group_rows)
     return per_file * files
 
 
@@ -171,7 +173,8 @@ def main() -> None:
     train = write_synthetic(work / "train", n=2000, dimension=args.dimension)
     spec = str(Path(__file__).resolve().parents[1] / "components" / "corpus" / "attributes" / "red_dominant.yaml")
     distill(embeddings=train["embeddings"], labels=train["labels"], attribute=spec,
-            out=str(work / "model"), options=StudentOptions(architecture="mlp", hidden_units=128, max_epochs=30), measure_latency=False)
+            out=str(work / "model"), options=StudentOptions(architecture="mlp", hidden_units=128, max_epochs=30),
+            measure_latency=False)
     embedder = tables.read_table(train["embeddings"]).column("embedder_id")[0].as_py()
 
     # Import Beam, its RunInference (which imports torch), tfx-bsl/TensorFlow and ORT before timing:
@@ -206,7 +209,8 @@ def main() -> None:
                 order = ["loop", "beam"] if r % 2 == 0 else ["beam", "loop"]
                 for which in order:
                     if which == "loop":
-                        loop_runs.append(timed(lambda: plain_loop(work / "model", folder, work / "loop", args.batch_size), items))
+                        loop = lambda: plain_loop(work / "model", folder, work / "loop", args.batch_size)  # noqa: E731
+                        loop_runs.append(timed(loop, items))
                     else:
                         beam_runs.append(timed(lambda: beam(folder, "beam"), items))
                 fixed_runs.append(timed(lambda: beam(tiny, "tiny-scores"), tiny_items))
@@ -223,7 +227,8 @@ def main() -> None:
                           "beam_within_1.3x_of_loop_time": beam_onnx["median_seconds"] <= 1.3 * loop["median_seconds"]},
             }
             if args.torchscript and row_group_rows == args.row_group_rows[0]:
-                entry["beam_torchscript_once"] = summary([timed(lambda: beam(folder, "beam-ts", backend="torchscript"), items)], items)
+                torchscript = timed(lambda: beam(folder, "beam-ts", backend="torchscript"), items)
+                entry["beam_torchscript_once"] = summary([torchscript], items)
             if args.profile:
                 entry["beam_onnx_profile_seconds_by_stage"] = profile_breakdown(lambda: beam(folder, "beam-profiled"))
             layouts[layout][str(items)] = entry
@@ -233,14 +238,16 @@ def main() -> None:
     report = {
         "benchmark": "bulk_scoring",
         "sizes_run": sizes,
-        "what": f"{args.dimension}-d MLP student (hidden 128), ONNX Runtime 1 intra-op thread; Beam DirectRunner (in-process), "
-                f"ParquetTFXIO row-group RecordBatches cut into {args.batch_size}-row ScoringBlocks, one per RunInference call "
-                f"(pre-batched, no BatchElements); {args.files} input files per size, in each row-group layout; wall time "
+        "what": f"{args.dimension}-d MLP student (hidden 128), ONNX Runtime 1 intra-op thread; Beam DirectRunner "
+                f"(in-process), ParquetTFXIO row-group RecordBatches cut into {args.batch_size}-row ScoringBlocks, one "
+                f"per RunInference call (pre-batched, no BatchElements); {args.files} input files per size, in each "
+                "row-group layout; wall time "
                 "including Parquet read and write, excluding library import. Reference in the same run: pyarrow "
                 "iter_batches -> the same ONNX session settings -> ParquetWriter, in one process, same batch size; "
                 f"{args.rounds} alternating rounds, medians.",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2 cores shared with other engineers' jobs; load_1min_* is os.getloadavg() around each timing"},
+                    "note": "2 cores shared with other engineers' jobs; load_1min_* is os.getloadavg() around each "
+                            "timing"},
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "dimension": args.dimension,
@@ -249,16 +256,17 @@ def main() -> None:
         "before_this_change": {
             "issue_19_1M": {"beam_items_per_min": 8_900_000, "loop_items_per_min": 14_800_000, "ratio": 1.68},
             "side_by_side_1M_one_row_group_per_file": {
-                "how": "the previous bulk.py/handlers.py (commit 5de1085) loaded beside the current ones in one process, "
+                "how": "the previous bulk.py/handlers.py (commit 5de1085) loaded beside the current ones in one "
+                       "process, "
                        "alternating with the loop, 2 rounds, medians; load average 1.5-3.7",
                 "plain_loop_seconds": 2.184, "beam_before_seconds": 6.517, "beam_now_seconds": 4.855,
                 "cpu_seconds": {"plain_loop": 2.198, "beam_before": 6.485, "beam_now": 4.711}},
             "side_by_side_200k_one_row_group_per_file": {"plain_loop_seconds": 0.501, "beam_before_seconds": 1.21,
                                                          "beam_now_seconds": 1.192, "rounds": 3},
-            "cause": "three PCollections on the scoring path were untyped (blocks, RunInference's keyed PredictionResults, "
-                     "the scores tables; plus BatchElements' lists), so Beam's size sampling pickled ~35 elements of each "
-                     "per run, each holding a whole 8192 x 384 float32 block (12.6 MB) or, for PredictionResult, the block "
-                     "again as its example; tfx-bsl's telemetry updated per-row distributions on a random 10% of row "
+            "cause": "three PCollections on the scoring path were untyped (blocks, RunInference's keyed "
+                     "PredictionResults, the scores tables; plus BatchElements' lists), so Beam's size sampling "
+                     "pickled ~35 elements of each per run, each holding a whole 8192 x 384 float32 block (12.6 MB) "
+                     "or, for PredictionResult, the block again as its example; tfx-bsl's telemetry updated per-row distributions on a random 10% of row "
                      "groups (~0.3 s per 50k rows)",
         },
         "remaining_gap": (
