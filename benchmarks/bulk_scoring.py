@@ -266,8 +266,8 @@ def main() -> None:
             "cause": "three PCollections on the scoring path were untyped (blocks, RunInference's keyed "
                      "PredictionResults, the scores tables; plus BatchElements' lists), so Beam's size sampling "
                      "pickled ~35 elements of each per run, each holding a whole 8192 x 384 float32 block (12.6 MB) "
-                     "or, for PredictionResult, the block again as its example; tfx-bsl's telemetry updated per-row distributions on a random 10% of row "
-                     "groups (~0.3 s per 50k rows)",
+                     "or, for PredictionResult, the block again as its example; tfx-bsl's telemetry updated per-row "
+                     "distributions on a random 10% of row groups (~0.3 s per 50k rows)",
         },
         "remaining_gap": (
             "what is left is (1) the fixed cost of one Beam run (graph construction, translation, runner start, model "
