@@ -24,8 +24,8 @@ from silverset.components.common.images import REPOSITORIES
 from silverset.components.common.kube import CONTROL_STORE_URI, LAYOUTS
 from silverset.components.common.spec import load_spec
 from silverset.pipelines.compile import compile_pipeline
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
 from tests.fakes.kube_api_server import kfp_cluster
+from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 from tests.helpers.kubelet import IndexServerKubelet
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from silverset.components.index.server import ServerOptions, create_app
-from tests.components.index.downward_api import write_annotations_volume
 from tests.fakes.kube_api_server import FakeKubeApi
+from tests.helpers.downward_api import write_annotations_volume
 
 
 class IndexServerKubelet:

@@ -17,8 +17,8 @@ import yaml
 from silverset.components.common.spec import example_specs_dir
 from silverset.components.index import pins, pointer
 
-from tests.components.index.downward_api import write_annotations_volume
-from tests.components.index.index_inputs import build_tiny_index
+from tests.helpers.downward_api import write_annotations_volume
+from tests.helpers.indexes import build_tiny_index
 from tests.helpers.ports import free_port, wait_ready
 from tests.images.image_venv import build_image_venv, image_env
 

@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 
 from silverset.components.common.spec import example_specs_dir
 
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
 from tests.components.studio.conftest import PEOPLE, bearer, catalog, corpus, tokens, users, users_file, workdir  # noqa: F401
 from tests.helpers.fuzz import fuzz_settings
+from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 
 ATTRIBUTE = "red_dominant"
 SEARCH_URL = f"/v1/attributes/{ATTRIBUTE}/search"

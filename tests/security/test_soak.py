@@ -21,7 +21,7 @@ import pytest
 from silverset.components.index import build, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec, write_inputs
+from tests.helpers.indexes import build_tiny_index, tiny_index_spec, write_inputs
 from tests.helpers.ports import serve_app
 
 ATTRIBUTE = "red_dominant"

@@ -99,7 +99,7 @@ def test_spec_names_the_model_and_the_index_manifest_carries_it(tmp_path):
 
     from silverset.components.common.spec import example_specs_dir, load_spec
     from silverset.components.common.artifacts import read_index_manifest
-    from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+    from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 
     plain = tiny_index_spec(tmp_path)
     data = yaml.safe_load(plain.read_text())

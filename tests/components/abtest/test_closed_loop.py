@@ -16,7 +16,7 @@ from silverset.components.common.spec import load_spec
 from silverset.components.index import pointer
 from silverset.components.index.build import MANIFEST_FILE
 
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 
 
 @pytest.fixture(scope="module")

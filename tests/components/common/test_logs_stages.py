@@ -102,7 +102,7 @@ def test_distill_logs_unlabelled_embeddings_training_and_the_result(tmp_path, st
 
 def test_index_build_logs_dropped_scores_its_vocabulary_and_the_version(tmp_path, stage_log):
     from silverset.components.index import build
-    from tests.components.index.index_inputs import clustered, tiny_index_spec, write_inputs
+    from tests.helpers.indexes import clustered, tiny_index_spec, write_inputs
 
     spec = tiny_index_spec(tmp_path)
     probabilities = np.linspace(0, 1, 300)
@@ -128,7 +128,7 @@ def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secr
     from silverset.components.common.errors import GateFailed
     from silverset.components.common.spec import example_specs_dir, load_spec
     from silverset.components.deploy import deploy
-    from tests.components.index.index_inputs import DIGEST, build_tiny_index, tiny_index_spec
+    from tests.helpers.indexes import DIGEST, build_tiny_index, tiny_index_spec
 
     built = build_tiny_index(tmp_path / "built", tiny_index_spec(tmp_path))
     index = tmp_path / "index"

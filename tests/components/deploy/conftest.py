@@ -10,7 +10,7 @@ from silverset.components.approval.model import GateResult
 from silverset.components.approval.policy import ApprovalService
 from silverset.components.approval.store import SqliteApprovalStore
 from silverset.components.common.spec import example_specs_dir, load_spec
-from tests.components.index.index_inputs import DIGEST, build_two_versions
+from tests.helpers.indexes import DIGEST, build_two_versions
 
 
 @pytest.fixture(scope="module")

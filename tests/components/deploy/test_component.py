@@ -9,7 +9,7 @@ import pytest
 from silverset.components.common.errors import GateFailed
 from silverset.components.deploy.component import deploy_index
 from silverset.components.index import pointer
-from tests.components.index.index_inputs import DIGEST
+from tests.helpers.indexes import DIGEST
 
 
 def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):

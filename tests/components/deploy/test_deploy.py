@@ -18,8 +18,8 @@ from silverset.components.common.kube import KFP_STANDALONE
 from silverset.components.deploy import deploy
 from silverset.components.deploy.kube import KubernetesDeployer
 from silverset.components.index import pointer
-from tests.components.index.index_inputs import DIGEST
 from tests.fakes.kube_api_server import FakeKubeApi, kfp_cluster
+from tests.helpers.indexes import DIGEST
 from tests.helpers.kubelet import IndexServerKubelet
 
 ROOT = Path(__file__).resolve().parents[3]

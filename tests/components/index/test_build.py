@@ -12,7 +12,7 @@ from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.index import ann, build
 from silverset.components.index.loaded import IndexRefused, LoadedIndex
 
-from tests.components.index.index_inputs import DIGEST, clustered, write_inputs
+from tests.helpers.indexes import DIGEST, clustered, write_inputs
 
 
 def test_exact_top_k_matches_a_hand_sorted_example():

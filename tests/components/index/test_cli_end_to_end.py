@@ -3,30 +3,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.components.index.index_inputs import DIGEST, clustered, write_inputs
+from tests.helpers.cli import run_silverset as cli
+from tests.helpers.cli import silverset_argv
+from tests.helpers.indexes import DIGEST, clustered, write_inputs
+from tests.helpers.ports import free_port, wait_ready
 
 SILVERSET = [sys.executable, "-m", "silverset.pipelines.cli"]
-
-
-def cli(*args, cwd):
-    code = "import sys; from silverset.pipelines.cli import main; sys.argv[0] = 'silverset'; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -53,17 +43,11 @@ def test_approved_candidate_is_deployed_and_answers_a_query(tmp_path, spec_path)
     assert [json.loads(line)["action"] for line in r.stdout.splitlines()] == ["submit", "auto-approve"]
 
     port = free_port()
-    code = "import sys; from silverset.pipelines.cli import main; sys.argv[0] = 'silverset'; main()"
-    server = subprocess.Popen([sys.executable, "-c", code, "index", "serve", "--index-dir", str(tmp_path / "serve"), "--port", str(port)],
+    server = subprocess.Popen(silverset_argv("index", "serve", "--index-dir", str(tmp_path / "serve"), "--port", str(port)),
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_ready(port, server, timeout_s=120, poll_s=0.2)
         body = httpx.post(f"{url}/v1/attributes/red_dominant/search", json={"history": [ids[499], ids[498]], "k": 3}).json()
         assert body["triggered"] and body["index_version"] == version and len(body["results"]) == 3
     finally:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from silverset.components.index.component import build_index
-from tests.components.index.index_inputs import clustered, write_inputs
+from tests.helpers.indexes import clustered, write_inputs
 
 
 def test_python_func_builds_the_restricted_index_and_returns_its_version(tmp_path, spec_path):

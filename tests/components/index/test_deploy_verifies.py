@@ -14,7 +14,7 @@ from silverset.components.common.artifacts import read_index_manifest
 from silverset.components.index.loaded import IndexRefused
 from silverset.components.index.server import create_app
 
-from tests.components.index.index_inputs import build_two_versions
+from tests.helpers.indexes import build_two_versions
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,9 @@ from silverset.components.common.spec import load_spec
 from silverset.components.index.build import MANIFEST_FILE
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.index_inputs import build_tiny_index
-from tests.components.index.test_server_hardening import running_server
+from tests.helpers.cli import run_silverset
+from tests.helpers.indexes import build_tiny_index
+from tests.helpers.ports import free_port, serve_app, wait_ready
 
 URL = "/v1/attributes/red_dominant/search"
 
@@ -192,7 +193,7 @@ def test_log_rotates_without_loss_under_concurrent_requests(tiny, tmp_path):
             except Exception as exc:  # a partial file would surface here
                 read_errors.append(repr(exc))
 
-    with running_server(app) as url:
+    with serve_app(app) as url:
 
         def client(c: int):
             with httpx.Client(base_url=url, timeout=10) as http:
@@ -293,10 +294,8 @@ def test_a_named_but_broken_learned_trigger_refuses_the_version(tiny, tmp_path):
 
 
 def test_cli_refuses_an_exposure_log_without_an_experiment_in_one_line(tiny, tmp_path):
-    from tests.components.index.test_cli_end_to_end import cli
-
     out = tiny[0]
-    result = cli("index", "serve", "--index-dir", str(out), "--exposure-log", str(tmp_path / "log"), cwd=tmp_path)
+    result = run_silverset("index", "serve", "--index-dir", str(out), "--exposure-log", str(tmp_path / "log"), cwd=tmp_path)
     assert result.returncode == 2
     assert (
         " ".join(result.stderr.split())
@@ -311,9 +310,6 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
     import http.client
     import signal
     import time
-
-    from tests.components.index.index_inputs import wait_ready
-    from tests.components.index.test_cli_end_to_end import free_port
 
     out, _, ids, experiment, _, _ = tiny
     port = free_port()

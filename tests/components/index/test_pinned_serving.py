@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 
 import httpx
@@ -17,9 +16,10 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.index import pins, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.downward_api import format_annotations, write_annotations_volume
-from tests.components.index.index_inputs import build_two_versions
-from tests.components.index.test_cli_end_to_end import free_port
+from tests.helpers.cli import silverset_argv
+from tests.helpers.downward_api import format_annotations, write_annotations_volume
+from tests.helpers.indexes import build_two_versions
+from tests.helpers.ports import free_port
 
 URL = "/v1/attributes/red_dominant/search"
 PIN = pins.ANNOTATION_PREFIX + "red_dominant"
@@ -147,10 +147,10 @@ def test_cli_serve_on_a_missing_root_starts_unready_and_serves_what_the_env_pins
     root = tmp_path / "serving"
     pinned = write_annotations_volume(tmp_path / "podinfo", {PIN: v1})
     port = free_port()
-    code = "import sys; from silverset.pipelines.cli import main; sys.argv[0] = 'silverset'; main()"
     env = {"SILVERSET_PINNED_VERSIONS": str(pinned), "PATH": "/usr/bin:/bin"}
-    server = subprocess.Popen([sys.executable, "-c", code, "index", "serve", "--index-dir", str(root), "--port", str(port),
-                               "--poll-interval", "0.2"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(silverset_argv("index", "serve", "--index-dir", str(root), "--port", str(port),
+                                             "--poll-interval", "0.2"),
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
 
     def get(path):

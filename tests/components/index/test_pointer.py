@@ -11,7 +11,7 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.index import pointer
 from silverset.components.index.loaded import LoadedIndex
 
-from tests.components.index.index_inputs import build_tiny_index
+from tests.helpers.indexes import build_tiny_index
 
 
 @pytest.fixture

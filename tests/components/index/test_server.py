@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from silverset.components.index import build, pointer
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.index_inputs import clustered, write_inputs
+from tests.helpers.indexes import clustered, write_inputs
 
 
 @pytest.fixture

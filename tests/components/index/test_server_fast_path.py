@@ -4,7 +4,6 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ from silverset.components.index import ann, build
 from silverset.components.index.loaded import LoadedIndex
 from silverset.components.index.server import ServerOptions, create_app
 
-from tests.components.index.index_inputs import clustered, tiny_index_spec, wait_ready, write_inputs
+from tests.helpers.indexes import clustered, tiny_index_spec, write_inputs
+from tests.helpers.ports import free_port, wait_ready
 
 URL = "/v1/attributes/red_dominant/search"
 
@@ -100,16 +100,10 @@ def test_bearer_token_guards_every_v1_route_but_not_health(tree_index):
         assert client.get("/readyz").status_code == 200 and client.get("/healthz").status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
     out, vectors, ids = tree_index
-    port = _free_port()
+    port = free_port()
     code = ("from silverset.components.index.server import serve, ServerOptions; "
             f"serve(index_dir={str(out)!r}, port={port}, options=ServerOptions(), workers=2)")
     server = subprocess.Popen([sys.executable, "-c", code])

@@ -2,11 +2,9 @@
 health, a bad version refused once without stopping other attributes, and loading off the event loop."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
-import socket
 import threading
 import time
 
@@ -18,7 +16,8 @@ from pydantic import ValidationError
 from silverset.components.index import pointer
 from silverset.components.index.server import IndexRegistry, ServerOptions, create_app
 
-from tests.components.index.index_inputs import build_tiny_index, tiny_index_spec
+from tests.helpers.indexes import build_tiny_index, tiny_index_spec
+from tests.helpers.ports import serve_app
 
 URL = "/v1/attributes/red_dominant/search"
 
@@ -111,31 +110,6 @@ def test_a_broken_manifest_is_refused_once_and_other_attributes_still_refresh(tm
     assert len(refusals) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(app):
-    """``app`` served by uvicorn on a loopback port in a thread; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def test_deploy_with_server_url_sends_the_token(tmp_path, tiny):
     from silverset.components.common.errors import GateFailed
     from silverset.components.deploy.local import deploy_local
@@ -144,7 +118,7 @@ def test_deploy_with_server_url_sends_the_token(tmp_path, tiny):
     out, _, _, summary = tiny
     root = tmp_path / "serving"
     root.mkdir()
-    with running_server(create_app(root, ServerOptions(bearer_token="t0ken"), poll=False)) as url:
+    with serve_app(create_app(root, ServerOptions(bearer_token="t0ken"), poll=False)) as url:
         with pytest.raises(GateFailed, match="did not serve"):  # no token: the reload is refused, the pointer rolled back
             deploy_local(index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=1.5)
         done = deploy_local(index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=20,
@@ -166,7 +140,7 @@ def test_a_slow_reload_does_not_stall_other_requests(tiny, monkeypatch):
         original(self)
 
     monkeypatch.setattr(IndexRegistry, "refresh", slow_refresh)
-    with running_server(create_app(out, poll=False)) as base:
+    with serve_app(create_app(out, poll=False)) as base:
         reload = threading.Thread(target=lambda: httpx.post(f"{base}/v1/admin/reload", timeout=10))
         reload.start()
         assert started.wait(5)

@@ -8,7 +8,7 @@ import numpy as np
 from silverset.components.index import ann, build, tuning
 from silverset.components.index.loaded import LoadedIndex
 
-from tests.components.index.index_inputs import clustered, write_inputs
+from tests.helpers.indexes import clustered, write_inputs
 
 
 def _point(build_id, recall, qps, size, **extra):

@@ -1,15 +1,15 @@
-"""Tiny real inputs for the index tests: clustered embeddings and student scores."""
+"""Tiny real index inputs and indexes: clustered embeddings, student scores, and built brute-force indexes.
+
+Used by the index, deploy, A/B, cluster, image and security tests.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
-import yaml
 
 from silverset.components.common import schemas, tables
-from silverset.components.common.spec import example_specs_dir
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -34,8 +34,6 @@ def write_inputs(folder: Path, vectors: np.ndarray, probabilities: np.ndarray, *
                        "probability": probabilities.astype(np.float32), "model_digest": [digest] * len(ids)})
     tables.write_table(scores, folder / "scores.parquet", schemas.SCORES)
     return folder / "scores.parquet", folder / "embeddings", ids
-
-
 
 
 def tiny_index_spec(folder: Path, *, recall_target: float = 0.9) -> Path:
@@ -74,21 +72,3 @@ def build_two_versions(folder: Path):
     second = build_tiny_index(folder / "second", spec, probabilities=np.ones(400))
     assert first[3]["version"] != second[3]["version"]
     return [(out, summary["version"], vectors, ids) for out, vectors, ids, summary in (first, second)]
-
-
-def wait_ready(port: int, server, *, timeout_s: float = 120.0) -> None:
-    """Poll a server process's ``/readyz`` on loopback until it answers 200; fail if it exits or times out."""
-    import http.client
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
-        time.sleep(0.3)
