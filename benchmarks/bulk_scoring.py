@@ -162,10 +162,10 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(set(args.items + ([1_000_000] if args.full else [])))
 
-    from tests.components.distill.distill_data import write_synthetic
     from silverset.components.common import tables
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run as distill
+    from tests.helpers.factories import write_synthetic
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     work = Path(tempfile.mkdtemp(prefix="bulk-scoring-"))
