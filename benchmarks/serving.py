@@ -43,7 +43,7 @@ if not __package__:  # run as a file, the repository root is not importable: say
     raise SystemExit("run from the repository root as a module: python -m benchmarks.serving")
 
 from benchmarks import _loadgen  # noqa: E402 - after the guard
-from tests.helpers.ports import free_port  # noqa: E402
+from tests.helpers.ports import free_port, wait_ready  # noqa: E402
 
 ATTRIBUTE = "red_dominant"
 SEARCH_PATH = f"/v1/attributes/{ATTRIBUTE}/search"
@@ -128,8 +128,6 @@ def server_command(kind: str, index_dir: Path, port: int, *, workers: int, body_
 def start(kind: str, index_dir: Path, *, workers: int, body_file: Path,
           site: str | None = None) -> tuple[subprocess.Popen, int, float]:
     """Start a server process and wait until it answers; ``site``: a folder put first on its PYTHONPATH."""
-    import http.client
-
     port = free_port()
     env = dict(os.environ)
     if site is not None:
@@ -137,18 +135,8 @@ def start(kind: str, index_dir: Path, *, workers: int, body_file: Path,
     server = subprocess.Popen(server_command(kind, index_dir, port, workers=workers, body_file=body_file),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     started = time.perf_counter()
-    path = "/healthz" if kind == "bare_asgi" else "/readyz"
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", path)
-            if c.getresponse().status == 200:
-                return server, port, time.perf_counter() - started
-        except OSError:
-            pass
-        if server.poll() is not None or time.perf_counter() - started > 600:
-            raise RuntimeError(f"{kind} server did not become ready: {server.stderr.read().decode()[-2000:]}")
-        time.sleep(0.3)
+    wait_ready(port, server, timeout_s=600, path="/healthz" if kind == "bare_asgi" else "/readyz")
+    return server, port, time.perf_counter() - started
 
 
 def stop(server: subprocess.Popen) -> None:

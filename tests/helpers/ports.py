@@ -23,14 +23,15 @@ def readyz_ok(port: int) -> bool:
     return _get_ok(port, "/readyz")
 
 
-def wait_ready(port: int, server: subprocess.Popen, *, timeout_s: float = 120.0, poll_s: float = 0.3) -> None:
-    """Poll ``/readyz`` on loopback ``port`` until it answers 200.
+def wait_ready(port: int, server: subprocess.Popen, *, timeout_s: float = 120.0, poll_s: float = 0.3,
+               path: str = "/readyz") -> None:
+    """Poll ``GET path`` on loopback ``port`` until it answers 200.
 
     Raises AssertionError when the ``server`` process exits first (with its exit code, and the end of its stderr when
     that is a pipe) or when ``timeout_s`` passes.
     """
     deadline = time.monotonic() + timeout_s
-    while not readyz_ok(port):
+    while not _get_ok(port, path):
         code = server.poll()
         if code is not None:
             stderr = server.stderr.read() if server.stderr is not None else b""
