@@ -6,6 +6,7 @@
 - embeddings + teacher labels: ``write_synthetic`` makes embeddings whose positives lie along one direction and
   noisy teacher probabilities of that truth.
 - golden sets and scores: ``write_golden``, ``write_scores`` and ``noisy_predictions`` for the gate tests.
+- exposure logs: ``write_exposure_log`` writes A/B exposure rows as the server's rotated Parquet files.
 - incremental runs: ``file_corpus`` (small files + manifest), ``spec_version`` (the example spec at a version),
   ``teacher_labels`` (what a teacher would label for a plan's todo videos), ``golden_for_ids``.
 """
@@ -227,3 +228,18 @@ def golden_for_ids(path: Path, ids: list[str], attribute: str = "red_dominant") 
         "labeled_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
     }), path, GOLDEN_V1)
     return str(path)
+
+
+# --- A/B exposure logs ---------------------------------------------------------------------------------------------
+
+
+def write_exposure_log(folder: Path, rows: list, files: int = 3) -> None:
+    """Write ``rows`` (``abtest.exposure.Exposure``) as ``files`` exposure Parquet files in ``folder``, in order."""
+    import pyarrow.parquet as pq
+
+    from silverset.components.abtest.exposure import exposures_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, chunk in enumerate(np.array_split(np.arange(len(rows)), files)):
+        pq.write_table(exposures_table([rows[j] for j in chunk]),
+                       folder / f"exposures-2026113{i}T000000000000Z-1-{i:06d}.parquet")

@@ -19,7 +19,7 @@ from silverset.components.abtest.exposure import Exposure
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
 
-from .test_analyze_log import write_log
+from tests.helpers.factories import write_exposure_log as write_log
 
 SILVERSET = str(Path(sys.executable).with_name("silverset"))
 SPEC = load_spec(example_specs_dir() / "red_dominant.yaml")  # share rule, min_probability 0.5, trigger 0.3

@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from silverset.components.abtest import analyze
 from silverset.components.abtest.experiment import ExperimentConfig
-from silverset.components.abtest.exposure import Exposure, exposures_table
+from silverset.components.abtest.exposure import Exposure
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.tables import read_errors
+from tests.helpers.factories import write_exposure_log as write_log
 
 EFFECT = 1.5  # minutes/day for a served user
 
@@ -22,12 +22,6 @@ EFFECT = 1.5  # minutes/day for a served user
 def _config(experiment_id: str = "exp-1") -> ExperimentConfig:
     return ExperimentConfig(experiment_id=experiment_id, attribute="cooking", attribute_version=3, spec_content_hash="h",
                             salt="s1", treatment_share=0.5, trigger_threshold=0.3)
-
-
-def write_log(folder, rows: list[Exposure], files: int = 3) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, chunk in enumerate(np.array_split(np.arange(len(rows)), files)):
-        pq.write_table(exposures_table([rows[j] for j in chunk]), folder / f"exposures-2026113{i}T000000000000Z-1-{i:06d}.parquet")
 
 
 def synthetic(tmp_path, *, users: int = 4000, effect: float = EFFECT, seed: int = 0, serve_control: int = 0):
