@@ -123,11 +123,14 @@ class LoadedIndex:
     def dimensions(self) -> int:
         return int(self.manifest["dimensions"])
 
-    def self_check(self, *, samples: int = 16, k: int = 10, min_self_hit: float = 0.9) -> None:
+    def self_check(self, *, samples: int = 64, k: int = 10, min_self_hit: float = 0.75) -> None:
         """Refuse the version unless searching vocabulary vectors finds those same videos.
 
         Vectors of ``samples`` vocabulary videos are looked up in the history table and searched;
-        each video should be in its own top-k (exact duplicates may tie, hence k, not 1).
+        each video should be in its own top-k (exact duplicates may tie, hence k, not 1). This is an integrity
+        check run before serving (wrong ids, a searcher of another vocabulary, a broken load score near 0), not
+        the quality bar: the build measures recall and self-hit on held-out rows. With 16 probes at 0.9 a sound
+        tree index whose self-hit is about 0.9 was refused now and then (14 of 16 found themselves in a CI run).
         """
         step = max(1, len(self.vocabulary_ids) // samples)
         probe_ids = self.vocabulary_ids[::step][:samples]

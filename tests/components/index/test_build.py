@@ -74,6 +74,20 @@ def test_tree_index_recall_against_exact_search_and_round_trip(tmp_path, spec_pa
     assert ann.recall_at_k(np.array(found), truth) >= 0.85
 
 
+def test_the_load_self_check_refuses_an_index_whose_ids_do_not_match_its_vectors(tmp_path, spec_path):
+    vectors = clustered(3000, 32, seed=2)
+    scores, embeddings, _ = write_inputs(tmp_path, vectors, np.ones(3000))
+    out = tmp_path / "index"
+    build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out),
+              options=build.BuildOptions(brute_force_below=1000, recall_queries=100))
+    loaded = LoadedIndex(out)
+    loaded.self_check()  # the sound index passes
+    # the searcher's rows name other videos (a vocabulary of another build, rows out of order): refused
+    loaded.vocabulary_ids = np.random.default_rng(0).permutation(loaded.vocabulary_ids)
+    with pytest.raises(IndexRefused, match="find themselves"):
+        loaded.self_check()
+
+
 def test_recall_below_target_fails_the_build_and_writes_nothing(tmp_path, spec_path):
     data = yaml.safe_load(spec_path.read_text())
     data["serving"]["recall_target"] = 1.0
