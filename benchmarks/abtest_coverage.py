@@ -1,5 +1,6 @@
 """Coverage of 95% CIs over repeated simulated A/B tests, and bias of the confounded triggered-vs-not comparison:
 naive difference and logistic-regression IPW (baselines) vs CBPS (target), side by side on the same draws."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,17 @@ def run_scenario(*, confounding: float, reps: int, users: int, bootstrap_reps: i
     from silverset.components.abtest.analyze import AnalysisOptions, analyze_arrays
     from silverset.components.abtest.simulate import SimulationOptions, simulate
 
-    cover = {k: 0 for k in ("relative_lift_delta", "relative_lift_cuped", "difference_delta", "creation_relative_lift",
-                            "cbps_att", "cbps_att_over_identified")}
+    cover = {
+        k: 0
+        for k in (
+            "relative_lift_delta",
+            "relative_lift_cuped",
+            "difference_delta",
+            "creation_relative_lift",
+            "cbps_att",
+            "cbps_att_over_identified",
+        )
+    }
     boot_cover = 0
     widths = {"delta": [], "cuped": []}
     att = {"naive": [], "ipw_logistic": [], "cbps": [], "cbps_over_identified": []}
@@ -39,14 +49,20 @@ def run_scenario(*, confounding: float, reps: int, users: int, bootstrap_reps: i
         seed = seed0 + r
         sim = simulate(SimulationOptions(users=users, seed=seed, salt=f"bench-{seed}", confounding=confounding))
         truth = sim.truth
-        res = analyze_arrays(treatment=sim.treatment, outcomes=sim.outcomes, covariates=sim.covariates,
-                             options=AnalysisOptions(bootstrap_samples=0))
+        res = analyze_arrays(
+            treatment=sim.treatment,
+            outcomes=sim.outcomes,
+            covariates=sim.covariates,
+            options=AnalysisOptions(bootstrap_samples=0),
+        )
         sc, cp = res.metrics
         t_sc = truth["satisfied_consumption"]
         cover["relative_lift_delta"] += sc.estimate.relative_lift_ci.covers(t_sc["relative_itt"])
         cover["relative_lift_cuped"] += sc.cuped.relative_lift_ci.covers(t_sc["relative_itt"])
         cover["difference_delta"] += sc.estimate.difference_ci.covers(t_sc["itt"])
-        cover["creation_relative_lift"] += cp.estimate.relative_lift_ci.covers(truth["creation_participation"]["relative_itt"])
+        cover["creation_relative_lift"] += cp.estimate.relative_lift_ci.covers(
+            truth["creation_participation"]["relative_itt"]
+        )
         widths["delta"].append(sc.estimate.relative_lift_ci.width)
         widths["cuped"].append(sc.cuped.relative_lift_ci.width)
         tr = sim.treatment
@@ -67,7 +83,8 @@ def run_scenario(*, confounding: float, reps: int, users: int, bootstrap_reps: i
             smd[key].append(fit.max_abs_smd())
             balanced[key] += fit.max_abs_smd() < 0.1
             cover["cbps_att" if not over else "cbps_att_over_identified"] += (
-                eff.difference_ci_low <= t_sc["att"] <= eff.difference_ci_high)
+                eff.difference_ci_low <= t_sc["att"] <= eff.difference_ci_high
+            )
         att["naive"].append(float(y[t].mean() - y[~t].mean()))
         ipw, ipw_smd = _ipw_att(x, t, y)
         att["ipw_logistic"].append(ipw)
@@ -77,14 +94,24 @@ def run_scenario(*, confounding: float, reps: int, users: int, bootstrap_reps: i
 
     def bias(values):
         v = np.asarray(values)
-        return {"mean": float(v.mean()), "bias": float(v.mean() - true_att), "sd": float(v.std(ddof=1)),
-                "rmse": float(np.sqrt(np.mean((v - true_att) ** 2))),
-                "bias_se": float(v.std(ddof=1) / np.sqrt(len(v)))}
+        return {
+            "mean": float(v.mean()),
+            "bias": float(v.mean() - true_att),
+            "sd": float(v.std(ddof=1)),
+            "rmse": float(np.sqrt(np.mean((v - true_att) ** 2))),
+            "bias_se": float(v.std(ddof=1) / np.sqrt(len(v))),
+        }
 
     return {
-        "confounding": confounding, "reps": reps, "users": users, "seconds": time.perf_counter() - start,
-        "truth": {"relative_itt": truth["satisfied_consumption"]["relative_itt"], "att": true_att,
-                  "trigger_rate": truth["trigger_rate"]},
+        "confounding": confounding,
+        "reps": reps,
+        "users": users,
+        "seconds": time.perf_counter() - start,
+        "truth": {
+            "relative_itt": truth["satisfied_consumption"]["relative_itt"],
+            "att": true_att,
+            "trigger_rate": truth["trigger_rate"],
+        },
         "coverage_95": {k: v / reps for k, v in cover.items()}
         | {"relative_lift_bootstrap_percentile": boot_cover / bootstrap_reps if bootstrap_reps else None},
         "coverage_binomial_se": float(np.sqrt(0.95 * 0.05 / reps)),
@@ -111,7 +138,7 @@ def main() -> None:
     result = {
         "benchmark": "abtest_coverage",
         "what": "95% CI coverage over repeated simulated A/B tests (delta method, CUPED, bootstrap, CBPS) and bias of "
-                "the triggered-vs-not effect: naive difference and logistic-MLE IPW (baselines) vs CBPS (target)",
+        "the triggered-vs-not effect: naive difference and logistic-MLE IPW (baselines) vs CBPS (target)",
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
         "scenarios": scenarios,
     }
@@ -121,9 +148,11 @@ def main() -> None:
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for s in scenarios:
         a = s["att_estimates"]
-        print(f"confounding {s['confounding']}: coverage {s['coverage_95']}; ATT bias naive {a['naive']['bias']:+.3f}, "
-              f"IPW {a['ipw_logistic']['bias']:+.3f}, CBPS {a['cbps']['bias']:+.3f} (truth {s['truth']['att']}); "
-              f"CUPED width x{s['cuped_width_ratio']:.2f}; {s['seconds']:.0f}s")
+        print(
+            f"confounding {s['confounding']}: coverage {s['coverage_95']}; ATT bias naive {a['naive']['bias']:+.3f}, "
+            f"IPW {a['ipw_logistic']['bias']:+.3f}, CBPS {a['cbps']['bias']:+.3f} (truth {s['truth']['att']}); "
+            f"CUPED width x{s['cuped_width_ratio']:.2f}; {s['seconds']:.0f}s"
+        )
     print(f"wrote {path}")
 
 

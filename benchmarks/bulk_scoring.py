@@ -15,6 +15,7 @@ of Beam's runtime (every bundle runs on the profiled main thread with the in-mem
 Default size 200k items (a few minutes here); ``--full`` adds the issue's 1M. Writes <out>/bulk_scoring.json.
 Run from the repository root: ``python -m benchmarks.bulk_scoring [--full] [--profile]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,9 @@ def plain_loop(model_dir: Path, embeddings: Path, out: Path, batch_size: int) ->
     return rows
 
 
-def write_items(folder: Path, *, items: int, files: int, dimension: int, embedder: str,
-                row_group_rows: int | None = None) -> int:
+def write_items(
+    folder: Path, *, items: int, files: int, dimension: int, embedder: str, row_group_rows: int | None = None
+) -> int:
     """``files`` Parquet files of random float32 [items / files, dimension] embeddings.
 
     ``row_group_rows`` None: one row group per file (what ``tables.write_table`` writes for embed's shards today).
@@ -78,15 +80,22 @@ def write_items(folder: Path, *, items: int, files: int, dimension: int, embedde
     per_file = items // files
     for f in range(files):
         vectors = rng.standard_normal((per_file, dimension), dtype=np.float32)
-        table = pa.table({"video_id": [f"b{f}-{i}" for i in range(per_file)],
-                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dimension),
-                          "embedder_id": [embedder] * per_file})
+        table = pa.table(
+            {
+                "video_id": [f"b{f}-{i}" for i in range(per_file)],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dimension),
+                "embedder_id": [embedder] * per_file,
+            }
+        )
         if row_group_rows is None:
             tables.write_table(table, folder / f"part-{f}.parquet", schemas.embeddings_schema(dimension))
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table.cast(schemas.embeddings_schema(dimension)), folder / f"part-{f}.parquet",
-                           row_group_size=row_group_rows)
+            pq.write_table(
+                table.cast(schemas.embeddings_schema(dimension)),
+                folder / f"part-{f}.parquet",
+                row_group_size=row_group_rows,
+            )
     return per_file * files
 
 
@@ -96,16 +105,24 @@ def timed(fn, items: int) -> dict:
     scored = fn()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     assert scored == items, (scored, items)
-    return {"seconds": seconds, "cpu_seconds": cpu, "load_1min_before": round(load_before, 2),
-            "load_1min_after": round(os.getloadavg()[0], 2)}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "load_1min_before": round(load_before, 2),
+        "load_1min_after": round(os.getloadavg()[0], 2),
+    }
 
 
 def summary(runs: list[dict], items: int) -> dict:
     wall = statistics.median(r["seconds"] for r in runs)
     cpu = statistics.median(r["cpu_seconds"] for r in runs)
-    return {"median_seconds": round(wall, 3), "median_cpu_seconds": round(cpu, 3),
-            "items_per_min": round(items / wall * 60), "items_per_min_per_cpu_second": round(items / cpu * 60),
-            "rounds": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in runs]}
+    return {
+        "median_seconds": round(wall, 3),
+        "median_cpu_seconds": round(cpu, 3),
+        "items_per_min": round(items / wall * 60),
+        "items_per_min_per_cpu_second": round(items / cpu * 60),
+        "rounds": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in runs],
+    }
 
 
 # What each stage's time is, from the profile of one Beam run: (label, [(file suffix, function name)]).
@@ -117,9 +134,16 @@ STAGES = [
     ("inference", [("score/handlers.py", "run_inference")]),
     ("scores_table", [("score/bulk.py", "to_scores")]),
     ("parquet_write", [("apache_beam/io/parquetio.py", "write_record"), ("apache_beam/io/parquetio.py", "close")]),
-    ("coders_encode_decode_size", [("score/handlers.py", "encode"), ("score/handlers.py", "decode"),
-                                   ("score/handlers.py", "estimate_size"), ("~", "<built-in method _pickle.dumps>"),
-                                   ("~", "<built-in method _pickle.loads>")]),
+    (
+        "coders_encode_decode_size",
+        [
+            ("score/handlers.py", "encode"),
+            ("score/handlers.py", "decode"),
+            ("score/handlers.py", "estimate_size"),
+            ("~", "<built-in method _pickle.dumps>"),
+            ("~", "<built-in method _pickle.loads>"),
+        ],
+    ),
     ("write_finalize", [("apache_beam/io/filebasedsink.py", "finalize_write")]),
 ]
 
@@ -155,8 +179,13 @@ def main() -> None:
     parser.add_argument("--dimension", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=8192, help="rows per inference call, Beam and loop alike")
     parser.add_argument("--files", type=int, default=4)
-    parser.add_argument("--row-group-rows", type=int, nargs="+", default=[0, 65536],
-                        help="input layouts to time: rows per Parquet row group (0: one row group per file)")
+    parser.add_argument(
+        "--row-group-rows",
+        type=int,
+        nargs="+",
+        default=[0, 65536],
+        help="input layouts to time: rows per Parquet row group (0: one row group per file)",
+    )
     parser.add_argument("--torchscript", action="store_true", help="also time the TorchScript handler once per size")
     parser.add_argument("--profile", action="store_true", help="one cProfile'd Beam run per size and layout, by stage")
     args = parser.parse_args()
@@ -172,9 +201,14 @@ def main() -> None:
     load_at_start = list(os.getloadavg())
     train = write_synthetic(work / "train", n=2000, dimension=args.dimension)
     spec = str(Path(__file__).resolve().parents[1] / "components" / "corpus" / "attributes" / "red_dominant.yaml")
-    distill(embeddings=train["embeddings"], labels=train["labels"], attribute=spec,
-            out=str(work / "model"), options=StudentOptions(architecture="mlp", hidden_units=128, max_epochs=30),
-            measure_latency=False)
+    distill(
+        embeddings=train["embeddings"],
+        labels=train["labels"],
+        attribute=spec,
+        out=str(work / "model"),
+        options=StudentOptions(architecture="mlp", hidden_units=128, max_epochs=30),
+        measure_latency=False,
+    )
     embedder = tables.read_table(train["embeddings"]).column("embedder_id")[0].as_py()
 
     # Import Beam, its RunInference (which imports torch), tfx-bsl/TensorFlow and ORT before timing:
@@ -184,12 +218,17 @@ def main() -> None:
     import apache_beam.ml.inference.onnx_inference  # noqa: F401
     import tfx_bsl.tfxio.parquet_tfxio  # noqa: F401
 
-    from silverset.components.score.bulk import ScoreOptions, run as score
+    from silverset.components.score.bulk import ScoreOptions
+    from silverset.components.score.bulk import run as score
 
     def beam(folder: Path, out: str, **options) -> int:
         shutil.rmtree(work / out, ignore_errors=True)
-        return score(model=str(work / "model"), embeddings=str(folder), out=str(work / out),
-                     options=ScoreOptions(batch_size=args.batch_size, **options))["scored"]
+        return score(
+            model=str(work / "model"),
+            embeddings=str(folder),
+            out=str(work / out),
+            options=ScoreOptions(batch_size=args.batch_size, **options),
+        )["scored"]
 
     tiny = work / "tiny"
     tiny_items = write_items(tiny, items=1024, files=args.files, dimension=args.dimension, embedder=embedder)
@@ -202,8 +241,14 @@ def main() -> None:
         layouts[layout] = {}
         for items in sizes:
             folder = work / f"bulk-{items}-{row_group_rows}"
-            items = write_items(folder, items=items, files=args.files, dimension=args.dimension, embedder=embedder,
-                                row_group_rows=row_group_rows or None)
+            items = write_items(
+                folder,
+                items=items,
+                files=args.files,
+                dimension=args.dimension,
+                embedder=embedder,
+                row_group_rows=row_group_rows or None,
+            )
             loop_runs, beam_runs = [], []
             for r in range(args.rounds):
                 order = ["loop", "beam"] if r % 2 == 0 else ["beam", "loop"]
@@ -223,8 +268,10 @@ def main() -> None:
                 "beam_over_loop_time_ratio": round(beam_onnx["median_seconds"] / loop["median_seconds"], 3),
                 "beam_over_loop_time_ratio_per_round": [round(x, 3) for x in per_round],
                 "beam_over_loop_cpu_ratio": round(beam_onnx["median_cpu_seconds"] / loop["median_cpu_seconds"], 3),
-                "goals": {"beam_at_least_10M_items_per_min": beam_onnx["items_per_min"] >= 10_000_000,
-                          "beam_within_1.3x_of_loop_time": beam_onnx["median_seconds"] <= 1.3 * loop["median_seconds"]},
+                "goals": {
+                    "beam_at_least_10M_items_per_min": beam_onnx["items_per_min"] >= 10_000_000,
+                    "beam_within_1.3x_of_loop_time": beam_onnx["median_seconds"] <= 1.3 * loop["median_seconds"],
+                },
             }
             if args.torchscript and row_group_rows == args.row_group_rows[0]:
                 torchscript = timed(lambda: beam(folder, "beam-ts", backend="torchscript"), items)
@@ -239,15 +286,18 @@ def main() -> None:
         "benchmark": "bulk_scoring",
         "sizes_run": sizes,
         "what": f"{args.dimension}-d MLP student (hidden 128), ONNX Runtime 1 intra-op thread; Beam DirectRunner "
-                f"(in-process), ParquetTFXIO row-group RecordBatches cut into {args.batch_size}-row ScoringBlocks, one "
-                f"per RunInference call (pre-batched, no BatchElements); {args.files} input files per size, in each "
-                "row-group layout; wall time "
-                "including Parquet read and write, excluding library import. Reference in the same run: pyarrow "
-                "iter_batches -> the same ONNX session settings -> ParquetWriter, in one process, same batch size; "
-                f"{args.rounds} alternating rounds, medians.",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2 cores shared with other engineers' jobs; load_1min_* is os.getloadavg() around each "
-                            "timing"},
+        f"(in-process), ParquetTFXIO row-group RecordBatches cut into {args.batch_size}-row ScoringBlocks, one "
+        f"per RunInference call (pre-batched, no BatchElements); {args.files} input files per size, in each "
+        "row-group layout; wall time "
+        "including Parquet read and write, excluding library import. Reference in the same run: pyarrow "
+        "iter_batches -> the same ONNX session settings -> ParquetWriter, in one process, same batch size; "
+        f"{args.rounds} alternating rounds, medians.",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "note": "2 cores shared with other engineers' jobs; load_1min_* is os.getloadavg() around each timing",
+        },
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "dimension": args.dimension,
@@ -257,17 +307,24 @@ def main() -> None:
             "issue_19_1M": {"beam_items_per_min": 8_900_000, "loop_items_per_min": 14_800_000, "ratio": 1.68},
             "side_by_side_1M_one_row_group_per_file": {
                 "how": "the previous bulk.py/handlers.py (commit 5de1085) loaded beside the current ones in one "
-                       "process, "
-                       "alternating with the loop, 2 rounds, medians; load average 1.5-3.7",
-                "plain_loop_seconds": 2.184, "beam_before_seconds": 6.517, "beam_now_seconds": 4.855,
-                "cpu_seconds": {"plain_loop": 2.198, "beam_before": 6.485, "beam_now": 4.711}},
-            "side_by_side_200k_one_row_group_per_file": {"plain_loop_seconds": 0.501, "beam_before_seconds": 1.21,
-                                                         "beam_now_seconds": 1.192, "rounds": 3},
+                "process, "
+                "alternating with the loop, 2 rounds, medians; load average 1.5-3.7",
+                "plain_loop_seconds": 2.184,
+                "beam_before_seconds": 6.517,
+                "beam_now_seconds": 4.855,
+                "cpu_seconds": {"plain_loop": 2.198, "beam_before": 6.485, "beam_now": 4.711},
+            },
+            "side_by_side_200k_one_row_group_per_file": {
+                "plain_loop_seconds": 0.501,
+                "beam_before_seconds": 1.21,
+                "beam_now_seconds": 1.192,
+                "rounds": 3,
+            },
             "cause": "three PCollections on the scoring path were untyped (blocks, RunInference's keyed "
-                     "PredictionResults, the scores tables; plus BatchElements' lists), so Beam's size sampling "
-                     "pickled ~35 elements of each per run, each holding a whole 8192 x 384 float32 block (12.6 MB) "
-                     "or, for PredictionResult, the block again as its example; tfx-bsl's telemetry updated per-row "
-                     "distributions on a random 10% of row groups (~0.3 s per 50k rows)",
+            "PredictionResults, the scores tables; plus BatchElements' lists), so Beam's size sampling "
+            "pickled ~35 elements of each per run, each holding a whole 8192 x 384 float32 block (12.6 MB) "
+            "or, for PredictionResult, the block again as its example; tfx-bsl's telemetry updated per-row "
+            "distributions on a random 10% of row groups (~0.3 s per 50k rows)",
         },
         "remaining_gap": (
             "what is left is (1) the fixed cost of one Beam run (graph construction, translation, runner start, model "
@@ -276,7 +333,8 @@ def main() -> None:
             "byte lands in freshly mapped memory (page faults: ~384k minor faults and 1-3 s of system time per 1M x "
             "384 read in one-row-group files, measured with getrusage), where the loop's iter_batches streams through "
             "reused buffers (~10k faults). Smaller row groups (65,536 rows) shrink (2); neither is in the scoring "
-            "code: the read is tfx-bsl's, the layout is the embed stage's."),
+            "code: the read is tfx-bsl's, the layout is the embed stage's."
+        ),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ had here, so the model is randomly initialised in the exact shape of OpenAI's Vi
 ``CLIPConfig`` defaults); the compute is the same as the real model's, the vectors are meaningless. The
 query tokenizer is word-level (about one token per word, like BPE on plain English).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+
     from benchmarks.embed import make_inputs  # the same synthetic frames as the embed benchmark
     from silverset.components.embed import clip, embed, text
     from tests.helpers.checkpoints import save_tiny_clip
@@ -65,15 +67,25 @@ def main(argv: list[str] | None = None) -> int:
             seconds, summary = [], None
             for r in range(args.repeats):
                 t0 = time.perf_counter()
-                summary = embed.run(frames=str(frames), out=str(folder / f"out-{len(runs)}-{r}"),
-                                    options=embed.EmbedOptions(embedder=embedder, with_text=False,
-                                                               batch_size=args.batch_size))
+                summary = embed.run(
+                    frames=str(frames),
+                    out=str(folder / f"out-{len(runs)}-{r}"),
+                    options=embed.EmbedOptions(embedder=embedder, with_text=False, batch_size=args.batch_size),
+                )
                 seconds.append(time.perf_counter() - t0)
             assert summary is not None and summary.stats.outputs == args.videos, summary
-            runs.append({"embedder": name, "embedder_id": summary.embedder_id, "dimension": summary.dimension,
-                         "videos": args.videos, "frames_per_video": 8, "batch_size": args.batch_size,
-                         "seconds": [round(s, 3) for s in seconds],
-                         "videos_per_s": round(args.videos / statistics.median(seconds), 2)})
+            runs.append(
+                {
+                    "embedder": name,
+                    "embedder_id": summary.embedder_id,
+                    "dimension": summary.dimension,
+                    "videos": args.videos,
+                    "frames_per_video": 8,
+                    "batch_size": args.batch_size,
+                    "seconds": [round(s, 3) for s in seconds],
+                    "videos_per_s": round(args.videos / statistics.median(seconds), 2),
+                }
+            )
             print(json.dumps(runs[-1]), flush=True)
         text.embed_texts(["warm-up"])
         query_ms = {
@@ -83,11 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     visual, clip_run = runs
     result = {
         "benchmark": "clip_embed",
-        "setup": {"frames": "8 per video, 224x224 JPEG (benchmarks/embed.py inputs)", "device": "cpu",
-                  "torch_threads": torch.get_num_threads(), "model": "CLIPModel, transformers CLIPConfig defaults "
-                  "(ViT-B/32 shape), random weights: speed only, vectors meaningless",
-                  "model_parameters": params, "model_load_s": round(load_s, 2),
-                  "stage": "embed.run without the text block (read, decode, embed, write parts + errors + stats)"},
+        "setup": {
+            "frames": "8 per video, 224x224 JPEG (benchmarks/embed.py inputs)",
+            "device": "cpu",
+            "torch_threads": torch.get_num_threads(),
+            "model": "CLIPModel, transformers CLIPConfig defaults "
+            "(ViT-B/32 shape), random weights: speed only, vectors meaningless",
+            "model_parameters": params,
+            "model_load_s": round(load_s, 2),
+            "stage": "embed.run without the text block (read, decode, embed, write parts + errors + stats)",
+        },
         "runs": runs,
         "summary": {
             "videos_per_s": {r["embedder"]: r["videos_per_s"] for r in runs},
@@ -95,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             "clip_slowdown_vs_visual_stats": round(visual["videos_per_s"] / clip_run["videos_per_s"], 1),
             "query_ms": query_ms,
         },
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

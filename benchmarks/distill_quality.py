@@ -14,6 +14,7 @@ held-out part of the sample, by the distill stage.
 The teacher labels every video once (so its F1 on the unseen videos can be measured); a budgeted run would
 call it only on the sample. Writes ``distill_quality.json`` to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ATTRIBUTE_SPECS = ROOT / "components" / "corpus" / "attributes"
 
 
-def build_corpus(work: Path, *, videos: int, seed: int, hard_case_share: float, duration_s: float, width: int,
-                 height: int) -> dict:
+def build_corpus(
+    work: Path, *, videos: int, seed: int, hard_case_share: float, duration_s: float, width: int, height: int
+) -> dict:
     """corpus synth -> frames (8 x 64 px) -> embed (visual + MiniLM text); returns paths, truth and stage seconds."""
     from silverset.components.corpus.synth import run as synth
     from silverset.components.embed.embed import run as embed
@@ -39,8 +41,15 @@ def build_corpus(work: Path, *, videos: int, seed: int, hard_case_share: float, 
 
     seconds = {}
     start = time.perf_counter()
-    corpus = synth(out=work / "corpus", videos=videos, seed=seed, duration_s=duration_s, width=width, height=height,
-                   hard_case_share=hard_case_share)
+    corpus = synth(
+        out=work / "corpus",
+        videos=videos,
+        seed=seed,
+        duration_s=duration_s,
+        width=width,
+        height=height,
+        hard_case_share=hard_case_share,
+    )
     seconds["corpus_synth"] = time.perf_counter() - start
     start = time.perf_counter()
     frames(manifest=corpus["manifest"], out=str(work / "frames"), frames_per_video=8, size=64)
@@ -48,8 +57,13 @@ def build_corpus(work: Path, *, videos: int, seed: int, hard_case_share: float, 
     start = time.perf_counter()
     embedded = embed(frames=str(work / "frames"), out=str(work / "embeddings"), manifest=corpus["manifest"])
     seconds["embed"] = time.perf_counter() - start
-    return {"corpus": corpus, "frames": str(work / "frames"), "embeddings": str(work / "embeddings"),
-            "embedder_id": embedded.embedder_id, "seconds": seconds}
+    return {
+        "corpus": corpus,
+        "frames": str(work / "frames"),
+        "embeddings": str(work / "embeddings"),
+        "embedder_id": embedded.embedder_id,
+        "seconds": seconds,
+    }
 
 
 def teacher_labels(work: Path, *, attribute: str, manifest: str, frames: str, cache: Path) -> tuple[str, float, str]:
@@ -60,14 +74,19 @@ def teacher_labels(work: Path, *, attribute: str, manifest: str, frames: str, ca
 
     checkpoint = teacher_checkpoint(cache, attribute)
     start = time.perf_counter()
-    summary = annotate(attribute=str(ATTRIBUTE_SPECS / f"{attribute}.yaml"), manifest=manifest, frames=frames,
-                       out=str(work / "labels" / attribute),
-                       options=AnnotateOptions(teacher="local", checkpoint=str(checkpoint), runtime="eager"))
+    summary = annotate(
+        attribute=str(ATTRIBUTE_SPECS / f"{attribute}.yaml"),
+        manifest=manifest,
+        frames=frames,
+        out=str(work / "labels" / attribute),
+        options=AnnotateOptions(teacher="local", checkpoint=str(checkpoint), runtime="eager"),
+    )
     return str(work / "labels" / attribute), time.perf_counter() - start, summary.teacher_id
 
 
-def student_on_unseen(work: Path, *, attribute: str, embeddings: str, labels: str, sample: list[str],
-                      truth: dict[str, int] | None = None) -> dict:
+def student_on_unseen(
+    work: Path, *, attribute: str, embeddings: str, labels: str, sample: list[str], truth: dict[str, int] | None = None
+) -> dict:
     """Distill on the sample's teacher labels (or, with ``truth``, on the sample's truth: what the embeddings allow
     at this sample size); returns the student's label for every video and the stage summary."""
     import pyarrow as pa
@@ -81,31 +100,56 @@ def student_on_unseen(work: Path, *, attribute: str, embeddings: str, labels: st
     if truth is not None:
         known = [truth[v] for v in table.column("video_id").to_pylist()]
         table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(known, pa.int32()))
-        table = table.set_column(table.schema.get_field_index("probability"), "probability",
-                                 pa.array([float(x) for x in known], pa.float32()))
+        table = table.set_column(
+            table.schema.get_field_index("probability"),
+            "probability",
+            pa.array([float(x) for x in known], pa.float32()),
+        )
     chosen = set(sample)
     sample_labels = work / "sample_labels.parquet"
-    tables.write_table(table.filter(pa.array([v in chosen for v in table.column("video_id").to_pylist()])),
-                       sample_labels, schemas.LABELS)
+    tables.write_table(
+        table.filter(pa.array([v in chosen for v in table.column("video_id").to_pylist()])),
+        sample_labels,
+        schemas.LABELS,
+    )
     spec = str(ATTRIBUTE_SPECS / f"{attribute}.yaml")
-    trained = distill(embeddings=embeddings, labels=str(sample_labels), attribute=spec, out=str(work / "model"),
-                      measure_latency=False, overwrite=True)
-    score(model=str(work / "model"), embeddings=embeddings, out=str(work / "scores"),
-          options=ScoreOptions(backend="torchscript"), overwrite=True)
+    trained = distill(
+        embeddings=embeddings,
+        labels=str(sample_labels),
+        attribute=spec,
+        out=str(work / "model"),
+        measure_latency=False,
+        overwrite=True,
+    )
+    score(
+        model=str(work / "model"),
+        embeddings=embeddings,
+        out=str(work / "scores"),
+        options=ScoreOptions(backend="torchscript"),
+        overwrite=True,
+    )
     scores = tables.read_table(work / "scores", schemas.SCORES)
-    predicted = {v: int(p >= trained["threshold"]) for v, p in
-                 zip(scores.column("video_id").to_pylist(), scores.column("probability").to_pylist())}
-    return {"predicted": predicted, "trained_on": trained["trained_on"], "threshold": trained["threshold"],
-            "held_out_f1_vs_teacher": trained["held_out_f1_vs_teacher"]}
+    predicted = {
+        v: int(p >= trained["threshold"])
+        for v, p in zip(scores.column("video_id").to_pylist(), scores.column("probability").to_pylist())
+    }
+    return {
+        "predicted": predicted,
+        "trained_on": trained["trained_on"],
+        "threshold": trained["threshold"],
+        "held_out_f1_vs_teacher": trained["held_out_f1_vs_teacher"],
+    }
 
 
-def hard_case_ids(videos: int, *, seed: int, hard_case_share: float, duration_s: float, width: int, height: int,
-                  attribute: str) -> list[str]:
+def hard_case_ids(
+    videos: int, *, seed: int, hard_case_share: float, duration_s: float, width: int, height: int, attribute: str
+) -> list[str]:
     """The videos the synth gave a hard case for ``attribute`` (re-drawn from the same plans, not read from truth)."""
     from silverset.components.corpus.synth import SynthOptions, plan_video
 
-    options = SynthOptions(videos=videos, seed=seed, hard_case_share=hard_case_share, duration_s=duration_s,
-                           width=width, height=height)
+    options = SynthOptions(
+        videos=videos, seed=seed, hard_case_share=hard_case_share, duration_s=duration_s, width=width, height=height
+    )
     return [plan.video_id for plan in (plan_video(i, options) for i in range(videos)) if attribute in plan.hard_cases]
 
 
@@ -133,8 +177,9 @@ def main() -> None:
     parser.add_argument("--attributes", default="red_dominant,moving_object,frequent_cuts,onscreen_text")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--work", default=None, help="work folder (kept); default: a temporary folder")
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse the corpus, frames and embeddings already in --work (same settings)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the corpus, frames and embeddings already in --work (same settings)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -152,8 +197,15 @@ def main() -> None:
     if reused:
         built = json.loads((work / "built.json").read_text())
     else:
-        built = build_corpus(work, videos=args.videos, seed=args.seed, hard_case_share=args.hard_case_share,
-                             duration_s=args.duration_s, width=width, height=height)
+        built = build_corpus(
+            work,
+            videos=args.videos,
+            seed=args.seed,
+            hard_case_share=args.hard_case_share,
+            duration_s=args.duration_s,
+            width=width,
+            height=height,
+        )
         (work / "built.json").write_text(json.dumps(built, default=str))
     seconds = dict(built["seconds"])
     start = time.perf_counter()
@@ -164,11 +216,22 @@ def main() -> None:
 
     results = {}
     for a_index, attribute in enumerate(attributes):
-        truth = {v: int(label) for v, a, label in zip(truth_table.column("video_id").to_pylist(),
-                                                       truth_table.column("attribute").to_pylist(),
-                                                       truth_table.column("label").to_pylist()) if a == attribute}
-        labels, teacher_s, teacher_id = teacher_labels(work, attribute=attribute, manifest=built["corpus"]["manifest"],
-                                                       frames=built["frames"], cache=work / "teacher")
+        truth = {
+            v: int(label)
+            for v, a, label in zip(
+                truth_table.column("video_id").to_pylist(),
+                truth_table.column("attribute").to_pylist(),
+                truth_table.column("label").to_pylist(),
+            )
+            if a == attribute
+        }
+        labels, teacher_s, teacher_id = teacher_labels(
+            work,
+            attribute=attribute,
+            manifest=built["corpus"]["manifest"],
+            frames=built["frames"],
+            cache=work / "teacher",
+        )
         table = tables.read_table(labels, schemas.LABELS)
         teacher = dict(zip(table.column("video_id").to_pylist(), (int(x) for x in table.column("label").to_pylist())))
         all_ids = np.array(ids)
@@ -179,39 +242,69 @@ def main() -> None:
             n_sample = int(round(share * len(ids)))
             sample = sorted(rng.choice(all_ids, size=n_sample, replace=False).tolist())
             start = time.perf_counter()
-            student = student_on_unseen(work / "students" / attribute / f"{share:g}", attribute=attribute,
-                                        embeddings=built["embeddings"], labels=labels, sample=sample)
+            student = student_on_unseen(
+                work / "students" / attribute / f"{share:g}",
+                attribute=attribute,
+                embeddings=built["embeddings"],
+                labels=labels,
+                sample=sample,
+            )
             student_s = time.perf_counter() - start
-            on_truth = student_on_unseen(work / "students_on_truth" / attribute / f"{share:g}", attribute=attribute,
-                                         embeddings=built["embeddings"], labels=labels, sample=sample, truth=truth)
+            on_truth = student_on_unseen(
+                work / "students_on_truth" / attribute / f"{share:g}",
+                attribute=attribute,
+                embeddings=built["embeddings"],
+                labels=labels,
+                sample=sample,
+                truth=truth,
+            )
             unseen = sorted(set(ids) - set(sample))
             y = np.array([truth[v] for v in unseen])
             t = np.array([teacher[v] for v in unseen])
             s = np.array([student["predicted"][v] for v in unseen])
             ceiling = np.array([on_truth["predicted"][v] for v in unseen])
             retention = f1_retention(y, t, s, samples=args.bootstrap, seed=0)
-            rows.append({
-                "share": share, "teacher_calls": n_sample, "teacher_calls_saved": len(ids) - n_sample,
-                "unseen_videos": len(unseen), "unseen_positives": int(y.sum()),
-                "student_f1_vs_truth": f1_with_ci(y, s, samples=args.bootstrap, seed=0),
-                "student_f1_vs_teacher": f1_with_ci(t, s, samples=args.bootstrap, seed=0),
-                "teacher_f1_vs_truth": f1_with_ci(y, t, samples=args.bootstrap, seed=0),
-                # the same student trained on the same sample's TRUTH: what the embeddings allow at this size
-                "student_on_truth_labels_f1_vs_truth": f1_with_ci(y, ceiling, samples=args.bootstrap, seed=0),
-                "retention": {k: round(v, 4) for k, v in retention.as_dict().items()},
-                "meets_target": bool(retention.value >= 0.95),
-                "student": {"trained_on": student["trained_on"], "threshold": round(student["threshold"], 4),
-                            "held_out_f1_vs_teacher": round(student["held_out_f1_vs_teacher"], 4),
-                            "distill_and_score_s": round(student_s, 1)},
-            })
-            print(f"{attribute:14s} {share:>4.0%}  teacher {rows[-1]['teacher_f1_vs_truth']['value']:.3f}  "
-                  f"student {rows[-1]['student_f1_vs_truth']['value']:.3f}  retention {retention.value:.3f} "
-                  f"[{retention.lower:.3f}, {retention.upper:.3f}]  student on truth "
-                  f"{rows[-1]['student_on_truth_labels_f1_vs_truth']['value']:.3f}", flush=True)
-        hard = hard_case_ids(len(ids), seed=args.seed, hard_case_share=args.hard_case_share,
-                             duration_s=args.duration_s, width=width, height=height, attribute=attribute)
+            rows.append(
+                {
+                    "share": share,
+                    "teacher_calls": n_sample,
+                    "teacher_calls_saved": len(ids) - n_sample,
+                    "unseen_videos": len(unseen),
+                    "unseen_positives": int(y.sum()),
+                    "student_f1_vs_truth": f1_with_ci(y, s, samples=args.bootstrap, seed=0),
+                    "student_f1_vs_teacher": f1_with_ci(t, s, samples=args.bootstrap, seed=0),
+                    "teacher_f1_vs_truth": f1_with_ci(y, t, samples=args.bootstrap, seed=0),
+                    # the same student trained on the same sample's TRUTH: what the embeddings allow at this size
+                    "student_on_truth_labels_f1_vs_truth": f1_with_ci(y, ceiling, samples=args.bootstrap, seed=0),
+                    "retention": {k: round(v, 4) for k, v in retention.as_dict().items()},
+                    "meets_target": bool(retention.value >= 0.95),
+                    "student": {
+                        "trained_on": student["trained_on"],
+                        "threshold": round(student["threshold"], 4),
+                        "held_out_f1_vs_teacher": round(student["held_out_f1_vs_teacher"], 4),
+                        "distill_and_score_s": round(student_s, 1),
+                    },
+                }
+            )
+            print(
+                f"{attribute:14s} {share:>4.0%}  teacher {rows[-1]['teacher_f1_vs_truth']['value']:.3f}  "
+                f"student {rows[-1]['student_f1_vs_truth']['value']:.3f}  retention {retention.value:.3f} "
+                f"[{retention.lower:.3f}, {retention.upper:.3f}]  student on truth "
+                f"{rows[-1]['student_on_truth_labels_f1_vs_truth']['value']:.3f}",
+                flush=True,
+            )
+        hard = hard_case_ids(
+            len(ids),
+            seed=args.seed,
+            hard_case_share=args.hard_case_share,
+            duration_s=args.duration_s,
+            width=width,
+            height=height,
+            attribute=attribute,
+        )
         results[attribute] = {
-            "teacher_id": teacher_id, "teacher_labelling_s": round(teacher_s, 1),
+            "teacher_id": teacher_id,
+            "teacher_labelling_s": round(teacher_s, 1),
             "teacher_f1_vs_truth_all_videos": f1_with_ci(y_all, t_all, samples=args.bootstrap, seed=0),
             "prevalence": round(float(y_all.mean()), 4),
             "teacher_accuracy_on_hard_cases": accuracy(truth, teacher, hard),
@@ -219,15 +312,22 @@ def main() -> None:
             "by_share": rows,
         }
 
-    at_20 = ({a: r["by_share"][shares.index(0.2)]["retention"]["value"] for a, r in results.items()}
-             if 0.2 in shares else {})
+    at_20 = (
+        {a: r["by_share"][shares.index(0.2)]["retention"]["value"] for a, r in results.items()} if 0.2 in shares else {}
+    )
     report = {
         "benchmark": "distill_quality",
         "what": "teacher (frames CNN trained on its own synthetic corpus) labels a random share; student on embeddings "
-                "trained on those labels; F1 on the videos the teacher never saw, against truth",
-        "corpus": {"videos": len(ids), "seed": args.seed, "duration_s": args.duration_s, "size": args.size,
-                   "hard_case_share": args.hard_case_share, "hard_cases": built["corpus"].get("hard_cases"),
-                   "embedder_id": built["embedder_id"]},
+        "trained on those labels; F1 on the videos the teacher never saw, against truth",
+        "corpus": {
+            "videos": len(ids),
+            "seed": args.seed,
+            "duration_s": args.duration_s,
+            "size": args.size,
+            "hard_case_share": args.hard_case_share,
+            "hard_cases": built["corpus"].get("hard_cases"),
+            "embedder_id": built["embedder_id"],
+        },
         "teacher": {"card": card, "runtime": "eager TorchScript via the annotate stage (--teacher local)"},
         "target": {"retention": 0.95, "share": 0.2, "on_at_least_attributes": 3},
         "retention_at_20_percent": at_20,
@@ -241,8 +341,20 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "distill_quality.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("retention_at_20_percent", "attributes_meeting_target_at_20_percent",
-                                             "stage_seconds", "total_s")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "retention_at_20_percent",
+                    "attributes_meeting_target_at_20_percent",
+                    "stage_seconds",
+                    "total_s",
+                )
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

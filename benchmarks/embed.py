@@ -16,6 +16,7 @@ Each is measured with torch's default intra-op threads (one per visible core) an
 on an oversubscribed machine (or a container whose CPU quota is below its visible cores) every OpenMP
 barrier inside MiniLM waits for a descheduled thread, which makes small text batches very slow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def make_inputs(folder: Path, n: int, *, frames_per_video: int = 8, size: int = 
     rows, lines = [], ["video_id,uri,title,description"]
     for v in range(n):
         kind, vid = kinds[v % len(kinds)], f"emb{v:05d}"
-        lines.append(f"{vid},file:///videos/{vid}.mp4,A {kind} clip number {v},synthetic {kind} video for the benchmark")
+        lines.append(
+            f"{vid},file:///videos/{vid}.mp4,A {kind} clip number {v},synthetic {kind} video for the benchmark"
+        )
         base = rng.integers(40, 200, 3)
         for t in range(frames_per_video):
             f = np.empty((size, size, 3), np.uint8)
@@ -60,10 +63,20 @@ def make_inputs(folder: Path, n: int, *, frames_per_video: int = 8, size: int = 
                     f[size - 40 : size - 20, c : c + 3] = 255
             buf = io.BytesIO()
             Image.fromarray(f).save(buf, format="JPEG", quality=85)
-            rows.append({"video_id": vid, "frame_index": t, "timestamp_s": t * 0.5, "width": size, "height": size,
-                         "jpeg": buf.getvalue()})
+            rows.append(
+                {
+                    "video_id": vid,
+                    "frame_index": t,
+                    "timestamp_s": t * 0.5,
+                    "width": size,
+                    "height": size,
+                    "jpeg": buf.getvalue(),
+                }
+            )
     frames = folder / "frames"
-    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.FRAMES), frames / "frames-00000.parquet", schemas.FRAMES)
+    tables.write_table(
+        pa.Table.from_pylist(rows, schema=schemas.FRAMES), frames / "frames-00000.parquet", schemas.FRAMES
+    )
     manifest = folder / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     return frames, manifest
@@ -104,28 +117,50 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(1 if batch == 1 else args.repeats):
                 out = folder / f"out-{len(runs)}-{r}"
                 t0 = time.perf_counter()
-                summary = embed.run(frames=str(frames), out=str(out), manifest=str(manifest) if with_manifest else None,
-                                    options=embed.EmbedOptions(batch_size=batch, **opts))
+                summary = embed.run(
+                    frames=str(frames),
+                    out=str(out),
+                    manifest=str(manifest) if with_manifest else None,
+                    options=embed.EmbedOptions(batch_size=batch, **opts),
+                )
                 seconds.append(time.perf_counter() - t0)
             assert summary is not None and summary.stats.outputs == args.videos, summary
             median = statistics.median(seconds)
-            runs.append({"embedder": name, "embedder_id": summary.embedder_id, "dimension": summary.dimension,
-                         "batch_size": batch, "torch_threads": threads, "videos": args.videos, "seconds": [round(s, 3) for s in seconds],
-                         "videos_per_s": round(args.videos / median, 2)})
+            runs.append(
+                {
+                    "embedder": name,
+                    "embedder_id": summary.embedder_id,
+                    "dimension": summary.dimension,
+                    "batch_size": batch,
+                    "torch_threads": threads,
+                    "videos": args.videos,
+                    "seconds": [round(s, 3) for s in seconds],
+                    "videos_per_s": round(args.videos / median, 2),
+                }
+            )
             print(json.dumps(runs[-1]), flush=True)
         torch.set_num_threads(default_threads)
     by_name = {(r["embedder"], r["torch_threads"]): r for r in runs}
     result = {
         "benchmark": "embed",
-        "setup": {"frames_per_video": 8, "frame_size": "224x224 JPEG", "stage": "embed.run (read, decode, embed, "
-                  "write parts + errors + stats)", "device": "cpu", "minilm_load_s": round(minilm_load_s, 2)},
+        "setup": {
+            "frames_per_video": 8,
+            "frame_size": "224x224 JPEG",
+            "stage": "embed.run (read, decode, embed, write parts + errors + stats)",
+            "device": "cpu",
+            "minilm_load_s": round(minilm_load_s, 2),
+        },
         "runs": runs,
         "summary": {
             "videos_per_s": {f"{r['embedder']}, torch threads {r['torch_threads']}": r["videos_per_s"] for r in runs},
             "default_batched_vs_batch_1": {
-                f"torch threads {t}": round(by_name[("default", t)]["videos_per_s"]
-                                            / by_name[("default, batch 1 (baseline)", t)]["videos_per_s"], 2)
-                for t in sorted({default_threads, 1})},
+                f"torch threads {t}": round(
+                    by_name[("default", t)]["videos_per_s"]
+                    / by_name[("default, batch 1 (baseline)", t)]["videos_per_s"],
+                    2,
+                )
+                for t in sorted({default_threads, 1})
+            },
         },
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
     }

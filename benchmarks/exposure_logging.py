@@ -100,8 +100,17 @@ def measure(
     try:
         wait_ready(port, server, timeout_s=600, poll_s=0.5)
         client = subprocess.Popen(
-            [sys.executable, *_loadgen.command(port=port, path=SEARCH_PATH, bodies=bodies_path, connections=connections,
-                                               seconds=seconds, drain=True)],
+            [
+                sys.executable,
+                *_loadgen.command(
+                    port=port,
+                    path=SEARCH_PATH,
+                    bodies=bodies_path,
+                    connections=connections,
+                    seconds=seconds,
+                    drain=True,
+                ),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

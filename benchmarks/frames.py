@@ -24,6 +24,7 @@ Writes ``<out>/frames.json``. Not a test: numbers depend on the machine and its 
 3. Peak RSS of one process sampling K=16 frames from a 10 s and a 120 s clip (1280x720): it should be
    flat, not grow with the clip's length.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,16 +51,16 @@ print(len(frames), before, after)
 """
 
 
-def make_clip(path: Path, *, seconds: float, width: int = 1280, height: int = 720, fps: int = 30,
-              gop_s: float = 2.0) -> Path:
+def make_clip(
+    path: Path, *, seconds: float, width: int = 1280, height: int = 720, fps: int = 30, gop_s: float = 2.0
+) -> Path:
     """H.264 clip of a drifting textured picture with a moving block (uint8 RGB frames [height, width, 3])."""
     import av
 
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
     with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "26",
-                                                                      "threads": "2"})
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "26", "threads": "2"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = int(gop_s * fps)
         for i in range(int(seconds * fps)):
@@ -143,9 +144,16 @@ def decoded_frame_counts(path: Path, k: int) -> dict:
         previous = (key, chosen)
     full = next((i for i, t in enumerate(times) if t >= targets[-1] - half), len(times) - 1) + 1
     keyframes = sum(key for _, key in frames)
-    return {"full_decode": full, "exact": on, "exact_seek_every_target": per_seek, "keyframe_at_most": k,
-            "bare_all_keyframes": keyframes, "frames_in_clip": len(frames), "keyframes_in_clip": keyframes,
-            "exact_speedup_bound_from_frames": round(full / on, 2)}
+    return {
+        "full_decode": full,
+        "exact": on,
+        "exact_seek_every_target": per_seek,
+        "keyframe_at_most": k,
+        "bare_all_keyframes": keyframes,
+        "frames_in_clip": len(frames),
+        "keyframes_in_clip": keyframes,
+        "exact_speedup_bound_from_frames": round(full / on, 2),
+    }
 
 
 def sampling_vs_references(clip: Path, repeats: int) -> dict:
@@ -154,11 +162,13 @@ def sampling_vs_references(clip: Path, repeats: int) -> dict:
 
     k, size, path = 16, 224, str(clip)
     samplers = {
-        "full_decode": lambda: [f.jpeg for f in sample_frames_full_decode("clip", path, FrameOptions(
-            frames_per_video=k, size=size))],
+        "full_decode": lambda: [
+            f.jpeg for f in sample_frames_full_decode("clip", path, FrameOptions(frames_per_video=k, size=size))
+        ],
         "exact": lambda: sample_frames("clip", path, FrameOptions(frames_per_video=k, size=size)),
-        "keyframe": lambda: sample_frames("clip", path, FrameOptions(frames_per_video=k, size=size,
-                                                                      sampling="keyframe")),
+        "keyframe": lambda: sample_frames(
+            "clip", path, FrameOptions(frames_per_video=k, size=size, sampling="keyframe")
+        ),
         "bare_seek_keyframe": lambda: bare_seek_keyframe(path, k, size),
         "bare_all_keyframes": lambda: bare_all_keyframes(path, k, size),
     }
@@ -168,7 +178,7 @@ def sampling_vs_references(clip: Path, repeats: int) -> dict:
     times = {name: {"wall": [], "cpu": []} for name in names}
     outputs: dict = {}
     for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[: repeat % len(names)]:
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             outputs[name], wall, cpu = _timed(samplers[name])
             times[name]["wall"].append(wall)
             times[name]["cpu"].append(cpu)
@@ -180,27 +190,39 @@ def sampling_vs_references(clip: Path, repeats: int) -> dict:
     exact_rows, key_rows = outputs["exact"], outputs["keyframe"]
     best_bare = min(("bare_seek_keyframe", "bare_all_keyframes"), key=lambda n: med[n]["cpu"])
     return {
-        "clip": "60 s, 1280x720, 30 fps, H.264, 2 s GOP", "k": k, "size": size, "repeats": repeats,
+        "clip": "60 s, 1280x720, 30 fps, H.264, 2 s GOP",
+        "k": k,
+        "size": size,
+        "repeats": repeats,
         "cpu_s_median": {n: round(m["cpu"], 3) for n, m in med.items()},
         "wall_s_median": {n: round(m["wall"], 3) for n, m in med.items()},
         "all_runs_s": {n: {m: [round(x, 3) for x in v] for m, v in t.items()} for n, t in times.items()},
         "decoded_frames": decoded_frame_counts(clip, k),
-        "exact_speedup_over_full_decode": {"cpu": ratio("full_decode", "exact", "cpu"),
-                                           "wall": ratio("full_decode", "exact", "wall"),
-                                           "goal": 3.0, "meets_goal": ratio("full_decode", "exact", "cpu") >= 3.0},
-        "keyframe_speedup_over_full_decode": {"cpu": ratio("full_decode", "keyframe", "cpu"),
-                                              "wall": ratio("full_decode", "keyframe", "wall")},
+        "exact_speedup_over_full_decode": {
+            "cpu": ratio("full_decode", "exact", "cpu"),
+            "wall": ratio("full_decode", "exact", "wall"),
+            "goal": 3.0,
+            "meets_goal": ratio("full_decode", "exact", "cpu") >= 3.0,
+        },
+        "keyframe_speedup_over_full_decode": {
+            "cpu": ratio("full_decode", "keyframe", "cpu"),
+            "wall": ratio("full_decode", "keyframe", "wall"),
+        },
         "keyframe_over_bare": {
             "fastest_bare_loop": best_bare,
-            "cpu": ratio("keyframe", best_bare, "cpu"), "wall": ratio("keyframe", best_bare, "wall"),
+            "cpu": ratio("keyframe", best_bare, "cpu"),
+            "wall": ratio("keyframe", best_bare, "wall"),
             "cpu_vs_bare_seek_keyframe": ratio("keyframe", "bare_seek_keyframe", "cpu"),
             "cpu_vs_bare_all_keyframes": ratio("keyframe", "bare_all_keyframes", "cpu"),
-            "goal": 1.1, "meets_goal": ratio("keyframe", best_bare, "cpu") <= 1.1,
+            "goal": 1.1,
+            "meets_goal": ratio("keyframe", best_bare, "cpu") <= 1.1,
         },
         "exact_frames_identical_to_full_decode": [f.jpeg for f in exact_rows] == outputs["full_decode"],
         "keyframe_frames_identical_to_bare_all_keyframes": [f.jpeg for f in key_rows] == outputs["bare_all_keyframes"],
-        "distinct_frames": {"exact": len({f.timestamp_s for f in exact_rows}),
-                            "keyframe": len({f.timestamp_s for f in key_rows})},
+        "distinct_frames": {
+            "exact": len({f.timestamp_s for f in exact_rows}),
+            "keyframe": len({f.timestamp_s for f in key_rows}),
+        },
         "mean_abs_offset_from_target_s": {
             "exact": round(statistics.mean(abs(f.timestamp_s - f.target_s) for f in exact_rows), 4),
             "keyframe": round(statistics.mean(abs(f.timestamp_s - f.target_s) for f in key_rows), 4),
@@ -230,8 +252,9 @@ def long_gop_exact(clip: Path, repeats: int) -> dict:
 
     k, size, path = 16, 224, str(clip)
     samplers = {
-        "full_decode": lambda: [f.jpeg for f in sample_frames_full_decode("c", path, FrameOptions(
-            frames_per_video=k, size=size))],
+        "full_decode": lambda: [
+            f.jpeg for f in sample_frames_full_decode("c", path, FrameOptions(frames_per_video=k, size=size))
+        ],
         "exact": lambda: [f.jpeg for f in sample_frames("c", path, FrameOptions(frames_per_video=k, size=size))],
         "exact_seek_every_target": lambda: exact_seek_every_target(path, k, size),
     }
@@ -239,19 +262,23 @@ def long_gop_exact(clip: Path, repeats: int) -> dict:
     outputs = {name: samplers[name]() for name in names}  # warm-up
     times = {name: {"wall": [], "cpu": []} for name in names}
     for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[: repeat % len(names)]:
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             outputs[name], wall, cpu = _timed(samplers[name])
             times[name]["wall"].append(wall)
             times[name]["cpu"].append(cpu)
     med = {n: {m: statistics.median(v) for m, v in t.items()} for n, t in times.items()}
     return {
-        "clip": "60 s, 1280x720, 30 fps, H.264, 10 s GOP", "k": k, "size": size, "repeats": repeats,
+        "clip": "60 s, 1280x720, 30 fps, H.264, 10 s GOP",
+        "k": k,
+        "size": size,
+        "repeats": repeats,
         "cpu_s_median": {n: round(m["cpu"], 3) for n, m in med.items()},
         "wall_s_median": {n: round(m["wall"], 3) for n, m in med.items()},
         "decoded_frames": decoded_frame_counts(clip, k),
         "exact_speedup_over_full_decode_cpu": round(med["full_decode"]["cpu"] / med["exact"]["cpu"], 2),
         "exact_speedup_over_seek_every_target_cpu": round(
-            med["exact_seek_every_target"]["cpu"] / med["exact"]["cpu"], 2),
+            med["exact_seek_every_target"]["cpu"] / med["exact"]["cpu"], 2
+        ),
         "all_three_identical": outputs["exact"] == outputs["full_decode"] == outputs["exact_seek_every_target"],
     }
 
@@ -263,11 +290,18 @@ def beam_throughput(workdir: Path, videos: int) -> dict:
     corpus = synth(out=workdir / "corpus", videos=videos, seed=0)
     results = {"videos": videos, "clip": "3 s, 320x240, 15 fps synthetic", "k": 8, "size": 224}
     for label, sampling, options in (
-            ("1_worker_in_memory", "exact", ()),
-            ("1_worker_in_memory_keyframe", "keyframe", ()),
-            ("2_workers_multi_threading", "exact", ("direct_num_workers=2", "direct_running_mode=multi_threading"))):
-        summary = extract(manifest=corpus["manifest"], out=str(workdir / f"frames-{label}"), frames_per_video=8,
-                          size=224, pipeline_options=options, sampling=sampling)
+        ("1_worker_in_memory", "exact", ()),
+        ("1_worker_in_memory_keyframe", "keyframe", ()),
+        ("2_workers_multi_threading", "exact", ("direct_num_workers=2", "direct_running_mode=multi_threading")),
+    ):
+        summary = extract(
+            manifest=corpus["manifest"],
+            out=str(workdir / f"frames-{label}"),
+            frames_per_video=8,
+            size=224,
+            pipeline_options=options,
+            sampling=sampling,
+        )
         assert summary["videos_ok"] == videos, summary
         results[label] = {"seconds": summary["seconds"], "videos_per_s": round(videos / summary["seconds"], 2)}
     return results
@@ -278,12 +312,16 @@ def peak_rss(workdir: Path) -> dict:
     out = {}
     for seconds in (10, 120):
         clip = make_clip(workdir / f"clip-{seconds}s.mp4", seconds=seconds)
-        result = subprocess.run([sys.executable, "-c", RSS_CHILD, str(clip), str(warm)], capture_output=True,
-                                text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", RSS_CHILD, str(clip), str(warm)], capture_output=True, text=True, check=True
+        )
         n, before, after = (int(v) for v in result.stdout.split())
-        out[f"{seconds}s"] = {"frames": n, "peak_rss_mib": round(after / 1024, 1),
-                              "peak_rss_after_warmup_mib": round(before / 1024, 1),
-                              "file_mib": round(clip.stat().st_size / 2**20, 1)}
+        out[f"{seconds}s"] = {
+            "frames": n,
+            "peak_rss_mib": round(after / 1024, 1),
+            "peak_rss_after_warmup_mib": round(before / 1024, 1),
+            "file_mib": round(clip.stat().st_size / 2**20, 1),
+        }
     out["ratio_120s_over_10s"] = round(out["120s"]["peak_rss_mib"] / out["10s"]["peak_rss_mib"], 3)
     out["clip"] = "1280x720, 30 fps, H.264, 2 s GOP; K=16"
     return out
@@ -302,10 +340,15 @@ def main() -> None:
         clip = make_clip(workdir / "clip-60s.mp4", seconds=60)
         result = {
             "benchmark": "frames",
-            "machine": {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg(), "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "loadavg_at_start": os.getloadavg(),
+                "python": platform.python_version(),
+            },
             "sampling_vs_references": sampling_vs_references(clip, args.repeats),
-            "long_gop_exact": long_gop_exact(make_clip(workdir / "clip-60s-gop10.mp4", seconds=60, gop_s=10.0),
-                                             args.repeats),
+            "long_gop_exact": long_gop_exact(
+                make_clip(workdir / "clip-60s-gop10.mp4", seconds=60, gop_s=10.0), args.repeats
+            ),
         }
         if not args.sampling_only:
             result["peak_rss"] = peak_rss(workdir)

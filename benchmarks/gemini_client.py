@@ -17,6 +17,7 @@ Reported per run: labelled videos/s over R (goal >= 0.85; the ceiling is 0.9 R a
 (goal 0), requests per video (goal <= 1.12), 429s from the key's quota and the most requests the server saw
 in any 1 s window (goal: never above R beyond the bucket's one-second burst).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,11 +61,20 @@ def make_inputs(folder: Path, n_videos: int, frames_per_video: int = 4) -> tuple
         lines.append(f"{vid},file:///videos/{vid}.mp4,clip {v},synthetic clip number {v}")
         for t in range(frames_per_video):
             frame = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            rows.append({"video_id": vid, "frame_index": t, "timestamp_s": t * 0.5, "width": 32, "height": 32,
-                         "jpeg": _jpeg(frame)})
+            rows.append(
+                {
+                    "video_id": vid,
+                    "frame_index": t,
+                    "timestamp_s": t * 0.5,
+                    "width": 32,
+                    "height": 32,
+                    "jpeg": _jpeg(frame),
+                }
+            )
     frames = folder / "frames"
-    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.FRAMES), frames / "frames-00000.parquet",
-                       schemas.FRAMES)
+    tables.write_table(
+        pa.Table.from_pylist(rows, schema=schemas.FRAMES), frames / "frames-00000.parquet", schemas.FRAMES
+    )
     manifest = folder / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     return frames, manifest
@@ -79,8 +89,12 @@ def baseline_module():
     import importlib.util
     import subprocess
 
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:components/teacher/gemini.py"],
-                            capture_output=True, text=True, check=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:components/teacher/gemini.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     spec = importlib.util.spec_from_loader("silverset.components.teacher._gemini_baseline", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "silverset.components.teacher"
@@ -99,8 +113,20 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-def run_once(*, label: str, shards: int, rate: float, n_videos: int, frames: Path, manifest: Path, folder: Path, latency_s: float,
-             fault_rate: float, concurrency: int, batch_size: int) -> dict:
+def run_once(
+    *,
+    label: str,
+    shards: int,
+    rate: float,
+    n_videos: int,
+    frames: Path,
+    manifest: Path,
+    folder: Path,
+    latency_s: float,
+    fault_rate: float,
+    concurrency: int,
+    batch_size: int,
+) -> dict:
     import threading
 
     from silverset.components.common import tables
@@ -112,29 +138,54 @@ def run_once(*, label: str, shards: int, rate: float, n_videos: int, frames: Pat
     from tests.fakes.gemini_server import SERVED_MODELS, FakeGemini, GeminiServer
 
     out = folder / f"labels-{label}-{shards}-{rate:g}"
-    fake = FakeGemini(api_key=KEY, latency_s=latency_s, rate_limit_rps=rate, fault_rate=fault_rate, seed=1,
-                      retry_delay_s=0.05, models=SERVED_MODELS | {"gemini-2.5-flash"})
-    knobs = dict(concurrency=concurrency, backoff_initial_s=0.1, backoff_max_s=2.0, timeout_s=10, max_attempts=8,
-                 cache_dir=str(out / ".cache"))
+    fake = FakeGemini(
+        api_key=KEY,
+        latency_s=latency_s,
+        rate_limit_rps=rate,
+        fault_rate=fault_rate,
+        seed=1,
+        retry_delay_s=0.05,
+        models=SERVED_MODELS | {"gemini-2.5-flash"},
+    )
+    knobs = dict(
+        concurrency=concurrency,
+        backoff_initial_s=0.1,
+        backoff_max_s=2.0,
+        timeout_s=10,
+        max_attempts=8,
+        cache_dir=str(out / ".cache"),
+    )
     make_handler = annotate.make_handler
     if label == "baseline":
         old = baseline_module()
 
         def make_handler(spec, options, *, out, shard_count=1, **_):  # noqa: F811 - the old client, per-shard quota
-            return old.GeminiHandler(spec, old.GeminiOptions(model="gemini-2.5-flash", base_url=server.url, rps=rate,
-                                                             **knobs),
-                                     frames_per_request=spec.teacher.frames_per_request, batch_size=batch_size)
-    options = annotate.AnnotateOptions(teacher="gemini", batch_size=batch_size,
-                                       gemini=GeminiOptions(model="gemini-3.8-flash", rps=rate, **knobs))
+            return old.GeminiHandler(
+                spec,
+                old.GeminiOptions(model="gemini-2.5-flash", base_url=server.url, rps=rate, **knobs),
+                frames_per_request=spec.teacher.frames_per_request,
+                batch_size=batch_size,
+            )
+
+    options = annotate.AnnotateOptions(
+        teacher="gemini", batch_size=batch_size, gemini=GeminiOptions(model="gemini-3.8-flash", rps=rate, **knobs)
+    )
     stats, failures = [], []
     with GeminiServer(fake) as server:
         options = options.model_copy(update={"gemini": options.gemini.model_copy(update={"base_url": server.url})})
 
         def shard(i: int) -> None:
             try:
-                stats.append(annotate.run(attribute=str(example_specs_dir() / "red_dominant.yaml"),
-                                          manifest=str(manifest), frames=str(frames), out=str(out), options=options,
-                                          shard=Shard(i, shards)).stats)
+                stats.append(
+                    annotate.run(
+                        attribute=str(example_specs_dir() / "red_dominant.yaml"),
+                        manifest=str(manifest),
+                        frames=str(frames),
+                        out=str(out),
+                        options=options,
+                        shard=Shard(i, shards),
+                    ).stats
+                )
             except Exception as exc:  # noqa: BLE001 - recorded in the result
                 failures.append(repr(exc))
 
@@ -199,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     from google import genai  # noqa: F401 - import cost (seconds under load) kept out of the timed runs
 
     from silverset.components.teacher import annotate  # noqa: F401
+
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -208,33 +260,59 @@ def main(argv: list[str] | None = None) -> int:
             sub.mkdir()
             frames, manifest = make_inputs(sub, n)
             for label, shards in (("target", 1), ("baseline", 1), ("target", SHARDS), ("baseline", SHARDS)):
-                result = run_once(label=label, shards=shards, rate=rate, n_videos=n, frames=frames, manifest=manifest, folder=sub,
-                                  latency_s=args.latency_ms / 1000, fault_rate=args.fault_rate,
-                                  concurrency=args.concurrency, batch_size=args.batch_size)
+                result = run_once(
+                    label=label,
+                    shards=shards,
+                    rate=rate,
+                    n_videos=n,
+                    frames=frames,
+                    manifest=manifest,
+                    folder=sub,
+                    latency_s=args.latency_ms / 1000,
+                    fault_rate=args.fault_rate,
+                    concurrency=args.concurrency,
+                    batch_size=args.batch_size,
+                )
                 runs.append(result)
                 print(json.dumps(result), flush=True)
     target = [r for r in runs if r["client"] == "target"]
     baseline = [r for r in runs if r["client"] == "baseline"]
     summary = {
         "goal": "labelled/s >= 0.85 R, 0 lost, <= 1.12 requests per video, 4 shards never above the key's R",
-        "met": all(r["labelled_per_s_vs_R"] >= 0.85 and r["lost"] == 0 and r["requests_per_video"] <= 1.12
-                   and r["http_429_key_quota"] == 0 for r in target),
-        "target": {k: [r[k] for r in target] for k in ("labelled_per_s_vs_R", "lost", "requests_per_video",
-                                                        "http_429_key_quota", "max_requests_in_1s")},
-        "baseline": {k: [r[k] for r in baseline] for k in ("labelled_per_s_vs_R", "lost", "requests_per_video",
-                                                            "http_429_key_quota", "max_requests_in_1s")},
-        "note": ("every request, faulted or not, counts against R, so labelled videos/s can reach at most 0.9 R; "
-                 "'labelled_per_s_vs_R' is over the wall time of the whole run (imports, set-up, the last retries); "
-                 "max_requests_in_1s may exceed R by the bucket's one-second burst at the start"),
+        "met": all(
+            r["labelled_per_s_vs_R"] >= 0.85
+            and r["lost"] == 0
+            and r["requests_per_video"] <= 1.12
+            and r["http_429_key_quota"] == 0
+            for r in target
+        ),
+        "target": {
+            k: [r[k] for r in target]
+            for k in ("labelled_per_s_vs_R", "lost", "requests_per_video", "http_429_key_quota", "max_requests_in_1s")
+        },
+        "baseline": {
+            k: [r[k] for r in baseline]
+            for k in ("labelled_per_s_vs_R", "lost", "requests_per_video", "http_429_key_quota", "max_requests_in_1s")
+        },
+        "note": (
+            "every request, faulted or not, counts against R, so labelled videos/s can reach at most 0.9 R; "
+            "'labelled_per_s_vs_R' is over the wall time of the whole run (imports, set-up, the last retries); "
+            "max_requests_in_1s may exceed R by the bucket's one-second burst at the start"
+        ),
     }
     result = {
         "benchmark": "gemini_client",
-        "setup": {"latency_ms": args.latency_ms, "fault_rate": args.fault_rate, "shards": SHARDS,
-                  "faults": "random 429 (RetryInfo retryDelay 0.05s, no Retry-After) / 500 / 503",
-                  "server_rate_limit": "the key's quota: token bucket of R/s, one second deep; 429 + RetryInfo beyond",
-                  "client": "google-genai through silverset annotate --teacher gemini, 4 shards at once",
-                  "baseline": f"components/teacher/gemini.py at {BASELINE_COMMIT}", "frames_per_request": 4,
-                  "batch_size": args.batch_size},
+        "setup": {
+            "latency_ms": args.latency_ms,
+            "fault_rate": args.fault_rate,
+            "shards": SHARDS,
+            "faults": "random 429 (RetryInfo retryDelay 0.05s, no Retry-After) / 500 / 503",
+            "server_rate_limit": "the key's quota: token bucket of R/s, one second deep; 429 + RetryInfo beyond",
+            "client": "google-genai through silverset annotate --teacher gemini, 4 shards at once",
+            "baseline": f"components/teacher/gemini.py at {BASELINE_COMMIT}",
+            "frames_per_request": 4,
+            "batch_size": args.batch_size,
+        },
         "runs": runs,
         "summary": summary,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},

@@ -28,23 +28,30 @@ def _cycle(*, manifest: str, spec: str, state_dir: str, work: Path, incremental:
         from silverset.components.incremental import state
         from silverset.components.incremental.lock import open_run_lock
 
-        summary = plan.plan_run(manifest=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work),
-                                run_id=work.name)
+        summary = plan.plan_run(
+            manifest=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work), run_id=work.name
+        )
         if summary.up_to_date:  # the pipeline's dsl.If: an unchanged corpus runs no stage after the plan
             labels = state.load(state_dir).labels.num_rows
         else:
             labels_dir = f"{summary.run_dir}/teacher"
-            calls = annotate(attribute=spec, manifest=summary.todo_manifest, out=labels_dir,
-                             options=AnnotateOptions(teacher="zero-shot")).stats.processed
+            calls = annotate(
+                attribute=spec,
+                manifest=summary.todo_manifest,
+                out=labels_dir,
+                options=AnnotateOptions(teacher="zero-shot"),
+            ).stats.processed
             merged = plan.finalize(plan_dir=summary.out_dir, new_labels=labels_dir, out_dir=f"{summary.run_dir}/merged")
-            plan.commit_promotion(plan_dir=summary.out_dir, merged_dir=f"{summary.run_dir}/merged",
-                                  state_dir=state_dir, run_id=work.name)  # as if deployed
+            plan.commit_promotion(
+                plan_dir=summary.out_dir, merged_dir=f"{summary.run_dir}/merged", state_dir=state_dir, run_id=work.name
+            )  # as if deployed
             labels = merged.labels
         open_run_lock(state_dir).release(work.name)
         todo = summary.todo
     else:
-        stats = annotate(attribute=spec, manifest=manifest, out=str(work / "teacher"),
-                         options=AnnotateOptions(teacher="zero-shot")).stats
+        stats = annotate(
+            attribute=spec, manifest=manifest, out=str(work / "teacher"), options=AnnotateOptions(teacher="zero-shot")
+        ).stats
         calls, labels, todo = stats.processed, stats.outputs, stats.items
     return {"wall_s": round(time.perf_counter() - started, 3), "teacher_calls": calls, "labels": labels, "todo": todo}
 
@@ -65,13 +72,23 @@ def _pipeline_run(*, manifest: str, spec: str, golden: str, checkpoint: str, wor
     from silverset.pipelines.local_run import run_local
 
     started = time.time()
-    run = run_local(attribute_spec=spec, manifest=manifest, workdir=workdir, golden_set=golden,
-                    options=PlatformOptions(shards=shards),
-                    params={"teacher_backend": "local", "teacher_checkpoint": checkpoint,
-                            "auto_approve_as": "alice@silverset.dev"})
-    return {"wall_s": round(run.wall_s, 3), "teacher_calls": _teacher_calls(workdir, started), "tasks": run.tasks,
-            "todo": run.plan.get("todo"), "up_to_date": run.plan.get("up_to_date"),
-            "index_version": run.summary.get("index_version", ""), "gates": run.summary.get("gates", {})}
+    run = run_local(
+        attribute_spec=spec,
+        manifest=manifest,
+        workdir=workdir,
+        golden_set=golden,
+        options=PlatformOptions(shards=shards),
+        params={"teacher_backend": "local", "teacher_checkpoint": checkpoint, "auto_approve_as": "alice@silverset.dev"},
+    )
+    return {
+        "wall_s": round(run.wall_s, 3),
+        "teacher_calls": _teacher_calls(workdir, started),
+        "tasks": run.tasks,
+        "todo": run.plan.get("todo"),
+        "up_to_date": run.plan.get("up_to_date"),
+        "index_version": run.summary.get("index_version", ""),
+        "gates": run.summary.get("gates", {}),
+    }
 
 
 def _local_overhead(root: Path, tasks: int) -> dict:
@@ -118,10 +135,21 @@ def main() -> None:
     golden = golden_from_truth(truth=corpus["truth"], spec_path=spec, out=str(scratch / "golden.parquet"))["golden"]
     checkpoint = write_demo_teacher(scratch / "teacher" / "red_share_scorer.pt")
 
-    target = {name: _pipeline_run(manifest=manifest, spec=spec, golden=golden, checkpoint=checkpoint,
-                                  workdir=scratch / "pipeline", shards=args.shards) for name in ("first", "second")}
-    baseline = {"first": _cycle(manifest=manifest, spec=spec, state_dir="", work=scratch / "full1", incremental=False),
-                "second": _cycle(manifest=manifest, spec=spec, state_dir="", work=scratch / "full2", incremental=False)}
+    target = {
+        name: _pipeline_run(
+            manifest=manifest,
+            spec=spec,
+            golden=golden,
+            checkpoint=checkpoint,
+            workdir=scratch / "pipeline",
+            shards=args.shards,
+        )
+        for name in ("first", "second")
+    }
+    baseline = {
+        "first": _cycle(manifest=manifest, spec=spec, state_dir="", work=scratch / "full1", incremental=False),
+        "second": _cycle(manifest=manifest, spec=spec, state_dir="", work=scratch / "full2", incremental=False),
+    }
     overhead = _local_overhead(scratch, tasks=5)
 
     ratio = target["second"]["wall_s"] / target["first"]["wall_s"]
@@ -136,11 +164,13 @@ def main() -> None:
         "met": {"teacher_calls": target["second"]["teacher_calls"] == 0, "wall_ratio": ratio <= 0.10},
         "kfp_local_overhead": overhead,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "note": ("target: the whole pipeline through kfp.local with the demo's settings (3 s 320x240 videos, 8 "
-                 "frames/video at 224 px, 2 shards); the "
-                 "second run executes plan + notify only. Baseline: the teacher over every video each run "
-                 "(stage-level, without frames/embed/distill/index), so the baseline's second run is a lower bound "
-                 "on what a non-incremental pipeline would spend. Wall times on a shared, loaded 2-core box."),
+        "note": (
+            "target: the whole pipeline through kfp.local with the demo's settings (3 s 320x240 videos, 8 "
+            "frames/video at 224 px, 2 shards); the "
+            "second run executes plan + notify only. Baseline: the teacher over every video each run "
+            "(stage-level, without frames/embed/distill/index), so the baseline's second run is a lower bound "
+            "on what a non-incremental pipeline would spend. Wall times on a shared, loaded 2-core box."
+        ),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

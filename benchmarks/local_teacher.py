@@ -17,6 +17,7 @@ moving block" -> logit +-3) so the logits have a trained scorer's spread. Label 
 Reported: items/s (median of ``--repeats`` alternated passes over ``--items`` videos), speed-up over eager,
 label agreement with eager, max |logit difference|.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,9 +81,16 @@ def build_scorer(folder: Path, *, seed: int = 0) -> tuple[Path, Path]:
     script = folder / "scorer.pt"
     torch.jit.trace(model, example).save(str(script))
     onnx = folder / "scorer.onnx"
-    torch.onnx.export(model, example, str(onnx), input_names=["frames", "text"], output_names=["logit"],
-                      dynamic_axes={"frames": {0: "batch"}, "text": {0: "batch"}, "logit": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        example,
+        str(onnx),
+        input_names=["frames", "text"],
+        output_names=["logit"],
+        dynamic_axes={"frames": {0: "batch"}, "text": {0: "batch"}, "logit": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     return script, onnx
 
 
@@ -110,7 +118,9 @@ def make_inputs(n: int, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def _run_all(runner, frames: np.ndarray, text: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    out = [np.asarray(runner(frames[i : i + batch], text[i : i + batch])).reshape(-1) for i in range(0, len(frames), batch)]
+    out = [
+        np.asarray(runner(frames[i : i + batch], text[i : i + batch])).reshape(-1) for i in range(0, len(frames), batch)
+    ]
     return np.concatenate(out), time.perf_counter() - start
 
 
@@ -143,8 +153,14 @@ def measure(runners: dict, frames: np.ndarray, text: np.ndarray, batch: int, rep
             out, seconds = _run_all(runner, frames, text, batch)
             outputs[name] = out
             times[name].append(seconds)
-    return {name: {"items_per_s": round(len(frames) / statistics.median(times[name]), 2),
-                   "seconds": [round(t, 3) for t in times[name]], "logits": outputs[name]} for name in runners}
+    return {
+        name: {
+            "items_per_s": round(len(frames) / statistics.median(times[name]), 2),
+            "seconds": [round(t, 3) for t in times[name]],
+            "logits": outputs[name],
+        }
+        for name in runners
+    }
 
 
 def compare(results: dict[str, dict], baseline: str) -> dict[str, dict]:
@@ -154,10 +170,13 @@ def compare(results: dict[str, dict], baseline: str) -> dict[str, dict]:
     table = {}
     for name, r in results.items():
         labels = r["logits"] >= threshold
-        table[name] = {"items_per_s": r["items_per_s"], "seconds": r["seconds"],
-                       "speedup_vs_eager": round(r["items_per_s"] / results[baseline]["items_per_s"], 3),
-                       "label_agreement": round(float((labels == base_labels).mean()), 4),
-                       "max_abs_logit_diff": round(float(np.abs(r["logits"] - base).max()), 5)}
+        table[name] = {
+            "items_per_s": r["items_per_s"],
+            "seconds": r["seconds"],
+            "speedup_vs_eager": round(r["items_per_s"] / results[baseline]["items_per_s"], 3),
+            "label_agreement": round(float((labels == base_labels).mean()), 4),
+            "max_abs_logit_diff": round(float(np.abs(r["logits"] - base).max()), 5),
+        }
     return table
 
 
@@ -174,8 +193,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from silverset.components.runtime.backends import open_checkpoint
 
-    result: dict = {"benchmark": "local_teacher", "device": "cpu", "gpu": "none lent in this run; TensorRT FP16 vs "
-                    "eager FP16 not measured", "items": args.items, "frames_shape": list(FRAMES_SHAPE)}
+    result: dict = {
+        "benchmark": "local_teacher",
+        "device": "cpu",
+        "gpu": "none lent in this run; TensorRT FP16 vs eager FP16 not measured",
+        "items": args.items,
+        "frames_shape": list(FRAMES_SHAPE),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SILVERSET_CACHE"] = str(Path(tmp) / "cache")
         script, onnx = build_scorer(Path(tmp))
@@ -186,23 +210,30 @@ def main(argv: list[str] | None = None) -> int:
         result["model"]["params"] = sum(p.numel() for p in torch.jit.load(str(script)).parameters())
 
         def shipped(threads: int) -> dict:
-            return {"eager": open_checkpoint(script, runtime="eager", threads=threads),
-                    "onnxruntime-int8": open_checkpoint(onnx, runtime="onnxruntime-int8", threads=threads),
-                    "onnxruntime-fp32": open_checkpoint(onnx, runtime="onnxruntime", threads=threads)}
+            return {
+                "eager": open_checkpoint(script, runtime="eager", threads=threads),
+                "onnxruntime-int8": open_checkpoint(onnx, runtime="onnxruntime-int8", threads=threads),
+                "onnxruntime-fp32": open_checkpoint(onnx, runtime="onnxruntime", threads=threads),
+            }
 
         # 1. the headline: shipped runners, same batch and threads
         main_runners = shipped(args.threads)
-        main_runners["onnxruntime-int8-basic-opt"] = _ort_session(onnx, int8=True, level="ORT_ENABLE_BASIC",
-                                                                  threads=args.threads)
+        main_runners["onnxruntime-int8-basic-opt"] = _ort_session(
+            onnx, int8=True, level="ORT_ENABLE_BASIC", threads=args.threads
+        )
         # static INT8 as TensorRT 10/11 take it (Q/DQ graph), calibrated on the first 64 items, run by ONNX Runtime
         calibration = [(frames[i : i + 16], text[i : i + 16]) for i in range(0, min(64, args.items), 16)]
-        main_runners["onnxruntime-int8-qdq"] = open_checkpoint(onnx, runtime="onnxruntime", precision="int8",
-                                                               calibration=calibration, threads=args.threads)
+        main_runners["onnxruntime-int8-qdq"] = open_checkpoint(
+            onnx, runtime="onnxruntime", precision="int8", calibration=calibration, threads=args.threads
+        )
         measured = measure(main_runners, frames, text, args.batch_size, args.repeats)
         eager_logits = measured["eager"]["logits"]
-        result["model"]["eager_logits"] = {"mean": round(float(eager_logits.mean()), 3), "std": round(float(eager_logits.std()), 3),
-                                           "positive_fraction": round(float((eager_logits >= 0).mean()), 3),
-                                           "accuracy_vs_has_block": round(float(((eager_logits >= 0) == has_block).mean()), 3)}
+        result["model"]["eager_logits"] = {
+            "mean": round(float(eager_logits.mean()), 3),
+            "std": round(float(eager_logits.std()), 3),
+            "positive_fraction": round(float((eager_logits >= 0).mean()), 3),
+            "accuracy_vs_has_block": round(float(((eager_logits >= 0) == has_block).mean()), 3),
+        }
         headline = compare(measured, "eager")
         result["headline"] = {"batch_size": args.batch_size, "threads": args.threads, "runtimes": headline}
         print(json.dumps(result["headline"], indent=1), flush=True)
@@ -223,13 +254,25 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_int8_vs_eager": head["speedup_vs_eager"],
         "label_agreement": head["label_agreement"],
         "met": head["speedup_vs_eager"] >= 2.0 and head["label_agreement"] >= 0.99,
-        "best_config": max(([("headline", name, r["speedup_vs_eager"]) for name, r in result["headline"]["runtimes"].items()]
-                            + [(f"batch {s['batch_size']} threads {s['threads']}", name, r["speedup_vs_eager"])
-                               for s in result["levers"] for name, r in s["runtimes"].items()]), key=lambda x: x[2]),
+        "best_config": max(
+            (
+                [("headline", name, r["speedup_vs_eager"]) for name, r in result["headline"]["runtimes"].items()]
+                + [
+                    (f"batch {s['batch_size']} threads {s['threads']}", name, r["speedup_vs_eager"])
+                    for s in result["levers"]
+                    for name, r in s["runtimes"].items()
+                ]
+            ),
+            key=lambda x: x[2],
+        ),
     }
-    result["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                         "load_avg_1m": os.getloadavg()[0], "torch": torch.__version__,
-                         "onnxruntime": __import__("onnxruntime").__version__}
+    result["machine"] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        "torch": torch.__version__,
+        "onnxruntime": __import__("onnxruntime").__version__,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "local_teacher.json").write_text(json.dumps(result, indent=2) + "\n")

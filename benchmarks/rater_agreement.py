@@ -24,6 +24,7 @@ scores are what theory predicts for a noisy reference. What it does not show: re
 class-dependent accuracy, raters who learn), or that the teacher beats human raters on any real attribute.
 Writes ``rater_agreement.json`` to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ KAPPA_TOLERANCE = 0.05
 
 # ---------------------------------------------------------------- simulation
 
+
 def simulate(*, n: int, prevalence: float, coverage: float, seed: int, scenario: str):
     """(votes {video: {rater: vote}}, resolved, how, teacher decisions, truth) for one replicate."""
     rng = np.random.default_rng(seed)
@@ -51,8 +53,9 @@ def simulate(*, n: int, prevalence: float, coverage: float, seed: int, scenario:
     votes, resolved, how = {}, {}, {}
     for j in range(n):
         video = f"v{j:05d}"
-        voters = {r: int(truth[j] if rng.random() < a else 1 - truth[j]) for r, a in RATERS.items()
-                  if rng.random() < coverage}
+        voters = {
+            r: int(truth[j] if rng.random() < a else 1 - truth[j]) for r, a in RATERS.items() if rng.random() < coverage
+        }
         if not voters:  # every golden video has at least one vote: draw one rater
             r = list(RATERS)[rng.integers(len(RATERS))]
             voters = {r: int(truth[j] if rng.random() < RATERS[r] else 1 - truth[j])}
@@ -68,6 +71,7 @@ def simulate(*, n: int, prevalence: float, coverage: float, seed: int, scenario:
 
 
 # ---------------------------------------------------------------- analytic values
+
 
 def _patterns(coverage: float, prevalence: float):
     """Every (probability, truth, {rater: vote}) pattern of one video, including the one-vote redraw when all skip."""
@@ -129,7 +133,7 @@ def expected(coverage: float, prevalence: float, scenario: str) -> dict:
     share = ones / values
     d_e = 2 * share * (1 - share)
     pi = full_ones / full_n
-    fleiss_pe = pi ** 2 + (1 - pi) ** 2
+    fleiss_pe = pi**2 + (1 - pi) ** 2
     fleiss_po = full_pairs / full_n
     return {
         "rater_accuracy": {r: acc_num[r] / acc_den[r] for r in RATERS},
@@ -148,30 +152,58 @@ def f1_of(accuracy: float, prevalence: float) -> float:
 
 # ---------------------------------------------------------------- one replicate
 
-def replicate(*, work: Path, spec: str, n: int, prevalence: float, coverage: float, seed: int, scenario: str,
-              samples: int) -> dict:
+
+def replicate(
+    *, work: Path, spec: str, n: int, prevalence: float, coverage: float, seed: int, scenario: str, samples: int
+) -> dict:
     import pyarrow as pa
 
     from silverset.components.common import golden, schemas, tables
     from silverset.components.evaluate import raters
 
-    votes, resolved, how, teacher, truth = simulate(n=n, prevalence=prevalence, coverage=coverage, seed=seed,
-                                                    scenario=scenario)
+    votes, resolved, how, teacher, truth = simulate(
+        n=n, prevalence=prevalence, coverage=coverage, seed=seed, scenario=scenario
+    )
     at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    table = golden.golden_rows(attribute="red_dominant", version=1, classes=("negative", "positive"), votes=votes,
-                               resolved=resolved, how=how, labeled_at={v: at for v in resolved})
+    table = golden.golden_rows(
+        attribute="red_dominant",
+        version=1,
+        classes=("negative", "positive"),
+        votes=votes,
+        resolved=resolved,
+        how=how,
+        labeled_at={v: at for v in resolved},
+    )
     tables.write_table(table, work / "golden.parquet", schemas.GOLDEN)
     ids = list(teacher)
-    tables.write_table(pa.table({
-        "video_id": ids, "attribute": ["red_dominant"] * n, "attribute_version": pa.array([1] * n, pa.int32()),
-        "probability": pa.array([0.9 if teacher[v] else 0.1 for v in ids], pa.float32()), "model_digest": ["sim"] * n,
-    }), work / "teacher.parquet", schemas.SCORES)
+    tables.write_table(
+        pa.table(
+            {
+                "video_id": ids,
+                "attribute": ["red_dominant"] * n,
+                "attribute_version": pa.array([1] * n, pa.int32()),
+                "probability": pa.array([0.9 if teacher[v] else 0.1 for v in ids], pa.float32()),
+                "model_digest": ["sim"] * n,
+            }
+        ),
+        work / "teacher.parquet",
+        schemas.SCORES,
+    )
     started = time.perf_counter()
-    report = raters.run(attribute=spec, golden=str(work / "golden.parquet"), predictions=str(work / "teacher.parquet"),
-                        out=str(work / "eval"), options=raters.RaterOptions(samples=samples, seed=seed))
+    report = raters.run(
+        attribute=spec,
+        golden=str(work / "golden.parquet"),
+        predictions=str(work / "teacher.parquet"),
+        out=str(work / "eval"),
+        options=raters.RaterOptions(samples=samples, seed=seed),
+    )
     seconds = time.perf_counter() - started
-    return {"report": report, "seconds": seconds, "golden_rows": table.num_rows,
-            "prevalence_observed": float(truth.mean())}
+    return {
+        "report": report,
+        "seconds": seconds,
+        "golden_rows": table.num_rows,
+        "prevalence_observed": float(truth.mean()),
+    }
 
 
 def _est(e) -> dict:
@@ -188,42 +220,71 @@ def check(report, *, scenario: str, prevalence: float, coverage: float) -> dict:
         acc = score.scores.accuracy
         target = RATERS[score.rater] if scenario == "adjudicated" else exp["rater_accuracy"][score.rater]
         inc_target = exp["rater_accuracy_including_own_vote"][score.rater]
-        row = {"simulated_accuracy": RATERS[score.rater], "expected_accuracy_vs_reference": round(target, 4),
-               "measured_accuracy": _est(acc), "covered": bool(acc.lower <= target <= acc.upper), "n": score.scores.n,
-               "expected_accuracy_including_own_vote": round(inc_target, 4),
-               "measured_accuracy_including_own_vote": _est(score.vs_resolved.accuracy),
-               "covered_including_own_vote": bool(score.vs_resolved.accuracy.lower <= inc_target
-                                                  <= score.vs_resolved.accuracy.upper)}
+        row = {
+            "simulated_accuracy": RATERS[score.rater],
+            "expected_accuracy_vs_reference": round(target, 4),
+            "measured_accuracy": _est(acc),
+            "covered": bool(acc.lower <= target <= acc.upper),
+            "n": score.scores.n,
+            "expected_accuracy_including_own_vote": round(inc_target, 4),
+            "measured_accuracy_including_own_vote": _est(score.vs_resolved.accuracy),
+            "covered_including_own_vote": bool(
+                score.vs_resolved.accuracy.lower <= inc_target <= score.vs_resolved.accuracy.upper
+            ),
+        }
         if scenario == "adjudicated":
             f1 = f1_of(RATERS[score.rater], prevalence)
-            row.update({"analytic_f1": round(f1, 4), "measured_f1": _est(score.scores.f1),
-                        "f1_covered": bool(score.scores.f1.lower <= f1 <= score.scores.f1.upper)})
+            row.update(
+                {
+                    "analytic_f1": round(f1, 4),
+                    "measured_f1": _est(score.scores.f1),
+                    "f1_covered": bool(score.scores.f1.lower <= f1 <= score.scores.f1.upper),
+                }
+            )
         out["raters"][score.rater] = row
     t = report.teacher.accuracy
     t_target = exp["teacher_accuracy"]
-    out["teacher"] = {"simulated_accuracy": TEACHER_ACCURACY, "expected_accuracy_vs_resolved": round(t_target, 4),
-                      "measured_accuracy": _est(t), "covered": bool(t.lower <= t_target <= t.upper)}
+    out["teacher"] = {
+        "simulated_accuracy": TEACHER_ACCURACY,
+        "expected_accuracy_vs_resolved": round(t_target, 4),
+        "measured_accuracy": _est(t),
+        "covered": bool(t.lower <= t_target <= t.upper),
+    }
     if scenario == "adjudicated":
         diff = float(np.mean([f1_of(TEACHER_ACCURACY, prevalence) - f1_of(a, prevalence) for a in RATERS.values()]))
         d = report.teacher_minus_mean_rater
-        out["teacher_minus_mean_rater_f1"] = {"analytic": round(diff, 4), "measured": round(d.value, 4),
-                                              "lower": round(d.lower, 4), "upper": round(d.upper, 4),
-                                              "p_value": d.p_value, "covered": bool(d.lower <= diff <= d.upper)}
+        out["teacher_minus_mean_rater_f1"] = {
+            "analytic": round(diff, 4),
+            "measured": round(d.value, 4),
+            "lower": round(d.lower, 4),
+            "upper": round(d.upper, 4),
+            "p_value": d.p_value,
+            "covered": bool(d.lower <= diff <= d.upper),
+        }
     a = report.agreement
     for pair in a.pairs:
-        analytic = analytic_cohen_kappa(accuracy_a=RATERS[pair.rater_a], accuracy_b=RATERS[pair.rater_b],
-                                        prevalence=prevalence)
+        analytic = analytic_cohen_kappa(
+            accuracy_a=RATERS[pair.rater_a], accuracy_b=RATERS[pair.rater_b], prevalence=prevalence
+        )
         out["pairs"][f"{pair.rater_a}/{pair.rater_b}"] = {
-            "n": pair.n, "cohen_kappa": round(pair.cohen_kappa, 4), "analytic": round(analytic, 4),
+            "n": pair.n,
+            "cohen_kappa": round(pair.cohen_kappa, 4),
+            "analytic": round(analytic, 4),
             "abs_error": round(abs(pair.cohen_kappa - analytic), 4),
-            "within_tolerance": bool(abs(pair.cohen_kappa - analytic) <= KAPPA_TOLERANCE)}
-    out["fleiss_kappa"] = {"value": round(a.fleiss_kappa, 4), "analytic": round(exp["fleiss_kappa"], 4),
-                           "videos": a.fleiss_videos, "votes_per_video": a.fleiss_votes_per_video,
-                           "within_tolerance": bool(abs(a.fleiss_kappa - exp["fleiss_kappa"]) <= KAPPA_TOLERANCE)}
-    out["krippendorff_alpha"] = {"value": round(a.krippendorff_alpha, 4),
-                                 "analytic": round(exp["krippendorff_alpha"], 4),
-                                 "within_tolerance": bool(abs(a.krippendorff_alpha - exp["krippendorff_alpha"])
-                                                          <= KAPPA_TOLERANCE)}
+            "within_tolerance": bool(abs(pair.cohen_kappa - analytic) <= KAPPA_TOLERANCE),
+        }
+    out["fleiss_kappa"] = {
+        "value": round(a.fleiss_kappa, 4),
+        "analytic": round(exp["fleiss_kappa"], 4),
+        "videos": a.fleiss_videos,
+        "votes_per_video": a.fleiss_votes_per_video,
+        "within_tolerance": bool(abs(a.fleiss_kappa - exp["fleiss_kappa"]) <= KAPPA_TOLERANCE),
+    }
+    out["krippendorff_alpha"] = {
+        "value": round(a.krippendorff_alpha, 4),
+        "analytic": round(exp["krippendorff_alpha"], 4),
+        "within_tolerance": bool(abs(a.krippendorff_alpha - exp["krippendorff_alpha"]) <= KAPPA_TOLERANCE),
+    }
     out["percent_agreement"] = round(a.percent_agreement, 4)
     return out
 
@@ -243,23 +304,42 @@ def main() -> None:
     from silverset.components.common.spec import example_specs_dir
 
     spec = str(example_specs_dir() / "red_dominant.yaml")
-    result: dict = {"benchmark": "rater_agreement", "config": {
-        "videos": args.videos, "replicates": args.replicates, "bootstrap_samples": args.samples,
-        "prevalence": args.prevalence, "coverage": args.coverage, "raters": RATERS,
-        "teacher_accuracy": TEACHER_ACCURACY,
-        "kappa_tolerance": KAPPA_TOLERANCE, "quick": args.quick, "python": platform.python_version()},
-        "scenarios": {}}
+    result: dict = {
+        "benchmark": "rater_agreement",
+        "config": {
+            "videos": args.videos,
+            "replicates": args.replicates,
+            "bootstrap_samples": args.samples,
+            "prevalence": args.prevalence,
+            "coverage": args.coverage,
+            "raters": RATERS,
+            "teacher_accuracy": TEACHER_ACCURACY,
+            "kappa_tolerance": KAPPA_TOLERANCE,
+            "quick": args.quick,
+            "python": platform.python_version(),
+        },
+        "scenarios": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in ("adjudicated", "majority"):
             runs = []
             for seed in range(args.replicates):
                 work = Path(tmp) / scenario / str(seed)
                 work.mkdir(parents=True)
-                done = replicate(work=work, spec=spec, n=args.videos, prevalence=args.prevalence,
-                                 coverage=args.coverage, seed=seed, scenario=scenario, samples=args.samples)
+                done = replicate(
+                    work=work,
+                    spec=spec,
+                    n=args.videos,
+                    prevalence=args.prevalence,
+                    coverage=args.coverage,
+                    seed=seed,
+                    scenario=scenario,
+                    samples=args.samples,
+                )
                 checked = check(done["report"], scenario=scenario, prevalence=args.prevalence, coverage=args.coverage)
-                runs.append({"seed": seed, "seconds": round(done["seconds"], 3), "golden_rows": done["golden_rows"],
-                             **checked})
+                runs.append(
+                    {"seed": seed, "seconds": round(done["seconds"], 3), "golden_rows": done["golden_rows"], **checked}
+                )
             result["scenarios"][scenario] = {"first_replicate": runs[0], "summary": _summary(runs)}
             print(scenario, json.dumps(result["scenarios"][scenario]["summary"], indent=1))
     out = Path(args.out)
@@ -270,6 +350,7 @@ def main() -> None:
 
 def _summary(runs: list[dict]) -> dict:
     """Across replicates: how often each CI covered its target (~0.95 expected), worst kappa/alpha errors."""
+
     def rate(flags):
         return round(float(np.mean(flags)), 3)
 
@@ -277,34 +358,51 @@ def _summary(runs: list[dict]) -> dict:
         "replicates": len(runs),
         "rater_accuracy_ci_coverage": {r: rate([run["raters"][r]["covered"] for run in runs]) for r in RATERS},
         "rater_accuracy_including_own_vote_ci_coverage": {
-            r: rate([run["raters"][r]["covered_including_own_vote"] for run in runs]) for r in RATERS},
-        "mean_measured_accuracy": {r: round(float(np.mean([run["raters"][r]["measured_accuracy"]["value"]
-                                                            for run in runs])), 4) for r in RATERS},
+            r: rate([run["raters"][r]["covered_including_own_vote"] for run in runs]) for r in RATERS
+        },
+        "mean_measured_accuracy": {
+            r: round(float(np.mean([run["raters"][r]["measured_accuracy"]["value"] for run in runs])), 4)
+            for r in RATERS
+        },
         "expected_accuracy_vs_reference": {r: runs[0]["raters"][r]["expected_accuracy_vs_reference"] for r in RATERS},
         "teacher_accuracy_ci_coverage": rate([run["teacher"]["covered"] for run in runs]),
-        "teacher_mean_measured_accuracy": round(float(np.mean([run["teacher"]["measured_accuracy"]["value"]
-                                                               for run in runs])), 4),
+        "teacher_mean_measured_accuracy": round(
+            float(np.mean([run["teacher"]["measured_accuracy"]["value"] for run in runs])), 4
+        ),
         # bias: the mean over replicates of (measured - analytic); spread: its SD (the tolerance is 0.05)
-        "cohen_kappa_by_pair": {pair: {
-            "analytic": runs[0]["pairs"][pair]["analytic"],
-            "mean_measured": round(float(np.mean([run["pairs"][pair]["cohen_kappa"] for run in runs])), 4),
-            "sd_measured": round(float(np.std([run["pairs"][pair]["cohen_kappa"] for run in runs], ddof=1)), 4)
-            if len(runs) > 1 else None} for pair in runs[0]["pairs"]},
-        "fleiss_kappa_mean_error": round(float(np.mean([run["fleiss_kappa"]["value"] - run["fleiss_kappa"]["analytic"]
-                                                        for run in runs])), 4),
-        "krippendorff_alpha_mean_error": round(float(np.mean(
-            [run["krippendorff_alpha"]["value"] - run["krippendorff_alpha"]["analytic"] for run in runs])), 4),
+        "cohen_kappa_by_pair": {
+            pair: {
+                "analytic": runs[0]["pairs"][pair]["analytic"],
+                "mean_measured": round(float(np.mean([run["pairs"][pair]["cohen_kappa"] for run in runs])), 4),
+                "sd_measured": round(float(np.std([run["pairs"][pair]["cohen_kappa"] for run in runs], ddof=1)), 4)
+                if len(runs) > 1
+                else None,
+            }
+            for pair in runs[0]["pairs"]
+        },
+        "fleiss_kappa_mean_error": round(
+            float(np.mean([run["fleiss_kappa"]["value"] - run["fleiss_kappa"]["analytic"] for run in runs])), 4
+        ),
+        "krippendorff_alpha_mean_error": round(
+            float(
+                np.mean([run["krippendorff_alpha"]["value"] - run["krippendorff_alpha"]["analytic"] for run in runs])
+            ),
+            4,
+        ),
         "cohen_kappa_max_abs_error": max(p["abs_error"] for run in runs for p in run["pairs"].values()),
         "cohen_kappa_within_tolerance": rate([p["within_tolerance"] for run in runs for p in run["pairs"].values()]),
-        "fleiss_kappa_max_abs_error": round(max(abs(run["fleiss_kappa"]["value"] - run["fleiss_kappa"]["analytic"])
-                                                for run in runs), 4),
-        "krippendorff_alpha_max_abs_error": round(max(abs(run["krippendorff_alpha"]["value"]
-                                                          - run["krippendorff_alpha"]["analytic"]) for run in runs), 4),
+        "fleiss_kappa_max_abs_error": round(
+            max(abs(run["fleiss_kappa"]["value"] - run["fleiss_kappa"]["analytic"]) for run in runs), 4
+        ),
+        "krippendorff_alpha_max_abs_error": round(
+            max(abs(run["krippendorff_alpha"]["value"] - run["krippendorff_alpha"]["analytic"]) for run in runs), 4
+        ),
         "mean_seconds_per_report": round(float(np.mean([run["seconds"] for run in runs])), 3),
     }
     if "teacher_minus_mean_rater_f1" in runs[0]:
-        summary["teacher_minus_mean_rater_f1_ci_coverage"] = rate([run["teacher_minus_mean_rater_f1"]["covered"]
-                                                                   for run in runs])
+        summary["teacher_minus_mean_rater_f1_ci_coverage"] = rate(
+            [run["teacher_minus_mean_rater_f1"]["covered"] for run in runs]
+        )
         summary["rater_f1_ci_coverage"] = {r: rate([run["raters"][r]["f1_covered"] for run in runs]) for r in RATERS}
     return summary
 

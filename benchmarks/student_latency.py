@@ -5,6 +5,7 @@ Teachers: zero-shot (MiniLM text similarity) is measured end to end by `silverse
 corpus and read from its per-shard stats (seconds / processed items), the same figure the student gate uses.
 The Gemini teacher cannot be reached from this machine and the local teacher has no real checkpoint here
 (its tests use a tiny stand-in scorer), so neither is timed; both are listed with the reason."""
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,14 @@ def main() -> None:
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="student-latency-"))
     data = write_synthetic(work / "train", n=1000, dimension=args.dimension)
-    distill(embeddings=data["embeddings"], labels=data["labels"], attribute=SPEC, out=str(work / "model"),
-            options=StudentOptions(max_epochs=10), measure_latency=False)
+    distill(
+        embeddings=data["embeddings"],
+        labels=data["labels"],
+        attribute=SPEC,
+        out=str(work / "model"),
+        options=StudentOptions(max_epochs=10),
+        measure_latency=False,
+    )
     x = np.random.default_rng(0).standard_normal((1024, args.dimension)).astype(np.float32)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -68,17 +75,43 @@ def main() -> None:
     }
 
     cli = [sys.executable, "-c", "from silverset.pipelines.cli import main; main()"]
-    subprocess.run(cli + ["corpus", "synth", "--out", str(work / "corpus"), "--videos", str(args.videos), "--duration-s", "1"],
-                   check=True, capture_output=True)
-    subprocess.run(cli + ["annotate", "--attribute", SPEC, "--manifest", str(work / "corpus" / "manifest.parquet"),
-                          "--teacher", "zero-shot", "--out", str(work / "labels")], check=True, capture_output=True)
+    subprocess.run(
+        cli + ["corpus", "synth", "--out", str(work / "corpus"), "--videos", str(args.videos), "--duration-s", "1"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        cli
+        + [
+            "annotate",
+            "--attribute",
+            SPEC,
+            "--manifest",
+            str(work / "corpus" / "manifest.parquet"),
+            "--teacher",
+            "zero-shot",
+            "--out",
+            str(work / "labels"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     zero_shot = teacher_latency_from_stats(work / "labels")
     teachers = {
-        "zero-shot": {"s_per_item": zero_shot, "how": f"silverset annotate on {args.videos} synthetic videos, stats seconds/processed"},
+        "zero-shot": {
+            "s_per_item": zero_shot,
+            "how": f"silverset annotate on {args.videos} synthetic videos, stats seconds/processed",
+        },
         "gemini": {"s_per_item": None, "how": "not measured: no network from this machine"},
-        "local": {"s_per_item": None, "how": "not measured: no real multimodal checkpoint here (tests use a tiny stand-in)"},
+        "local": {
+            "s_per_item": None,
+            "how": "not measured: no real multimodal checkpoint here (tests use a tiny stand-in)",
+        },
     }
-    ratios = {name: (student["onnx_batch1024_s_per_item"] / t["s_per_item"] if t["s_per_item"] else None) for name, t in teachers.items()}
+    ratios = {
+        name: (student["onnx_batch1024_s_per_item"] / t["s_per_item"] if t["s_per_item"] else None)
+        for name, t in teachers.items()
+    }
     report = {
         "benchmark": "student_latency",
         "student": {"architecture": "mlp 384->128->1 + Platt, exported", **student},
@@ -86,7 +119,11 @@ def main() -> None:
         "ratio_student_over_teacher": ratios,
         "target_ratio": 0.01,
         "meets_target": {k: (None if r is None else r <= 0.01) for k, r in ratios.items()},  # None: not measured
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "note": "2 cores shared with other engineers' jobs; medians"},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "note": "2 cores shared with other engineers' jobs; medians",
+        },
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ block, with the example specs' title and first definition sentence as the zero-s
     python -m benchmarks.studio_active_learning            # 10 seeds, 3,000 videos (about a minute on 2 cores)
     python -m benchmarks.studio_active_learning --quick    # 3 seeds, 1,500 videos
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,17 +47,31 @@ def _bag_of_words(texts: list[str], dims: int = 2048) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-def generated_tasks(seeds: int, videos: int, *, clusters: int = 24, positive_clusters: int = 3,
-                    noise: float = 0.03) -> list[dict]:
+def generated_tasks(
+    seeds: int, videos: int, *, clusters: int = 24, positive_clusters: int = 3, noise: float = 0.03
+) -> list[dict]:
     tasks = []
     for seed in range(seeds):
-        corpus = simulate.clustered_corpus(n=videos, dimension=64, clusters=clusters,
-                                           positive_clusters=positive_clusters, prevalence_noise=noise, seed=seed)
+        corpus = simulate.clustered_corpus(
+            n=videos,
+            dimension=64,
+            clusters=clusters,
+            positive_clusters=positive_clusters,
+            prevalence_noise=noise,
+            seed=seed,
+        )
         text = _bag_of_words(corpus.titles)
-        tasks.append({"name": f"generated-seed{seed}", "embeddings": corpus.embeddings, "truth": corpus.truth,
-                      "search": text @ _bag_of_words([corpus.keyword])[0],
-                      "zero_shot": text @ _bag_of_words([corpus.definition])[0],
-                      "clusters": scores.corpus_clusters(corpus.embeddings, seed=seed), "seed": seed})
+        tasks.append(
+            {
+                "name": f"generated-seed{seed}",
+                "embeddings": corpus.embeddings,
+                "truth": corpus.truth,
+                "search": text @ _bag_of_words([corpus.keyword])[0],
+                "zero_shot": text @ _bag_of_words([corpus.definition])[0],
+                "clusters": scores.corpus_clusters(corpus.embeddings, seed=seed),
+                "seed": seed,
+            }
+        )
     return tasks
 
 
@@ -70,8 +85,12 @@ def workdir_tasks(workdir: Path, seeds: int) -> list[dict]:
     catalog = load_catalog(embeddings=workdir / "embeddings")
     truth_table = tables.read_table(workdir / "truth.parquet", schemas.TRUTH).to_pylist()
     text = text_block(catalog.embeddings, catalog.embedder_id)
-    queries = {"red_dominant": "red", "moving_object": "moving ball", "frequent_cuts": "fast cuts",
-               "onscreen_text": "captions"}
+    queries = {
+        "red_dominant": "red",
+        "moving_object": "moving ball",
+        "frequent_cuts": "fast cuts",
+        "onscreen_text": "captions",
+    }
     tasks = []
     for attribute, query in queries.items():
         spec = parse_spec((example_specs_dir() / f"{attribute}.yaml").read_text(), source=attribute)
@@ -80,8 +99,17 @@ def workdir_tasks(workdir: Path, seeds: int) -> list[dict]:
         search = text @ embed_query_text(query)[0]
         zero_shot = text @ embed_query_text(feeds.zero_shot_query(title=spec.title, definition=spec.definition))[0]
         for seed in range(seeds):
-            tasks.append({"name": f"{attribute}-seed{seed}", "embeddings": catalog.embeddings, "truth": truth,
-                          "search": search, "zero_shot": zero_shot, "clusters": catalog.clusters, "seed": seed})
+            tasks.append(
+                {
+                    "name": f"{attribute}-seed{seed}",
+                    "embeddings": catalog.embeddings,
+                    "truth": truth,
+                    "search": search,
+                    "zero_shot": zero_shot,
+                    "clusters": catalog.clusters,
+                    "seed": seed,
+                }
+            )
     return tasks
 
 
@@ -113,26 +141,45 @@ def run(tasks: list[dict], budgets: tuple[int, ...]) -> tuple[dict[str, list[dic
         bar = progress.add_task("simulated labelling", total=len(tasks) * len(simulate.STRATEGIES))
         for task in tasks:
             order = np.random.default_rng(task["seed"]).permutation(len(task["truth"]))
-            test, pool = order[: len(order) // 5], order[len(order) // 5:]
+            test, pool = order[: len(order) // 5], order[len(order) // 5 :]
             ceilings.append(all_pool_ap(task, pool, test))
             for strategy in simulate.STRATEGIES:
-                result = simulate.run_strategy(strategy, embeddings=task["embeddings"], truth=task["truth"],
-                                               search_similarity=task["search"], zero_shot_similarity=task["zero_shot"],
-                                               pool=pool, test=test, budgets=budgets, clusters=task["clusters"],
-                                               seed=task["seed"])
-                results[strategy].append({"task": task["name"], "ap": result["ap"], "diversity": result["diversity"],
-                                          "arms": result["arms"], "bootstrap_labels": result["bootstrap_labels"],
-                                          "positives_labelled": result["positives_labelled"]})
+                result = simulate.run_strategy(
+                    strategy,
+                    embeddings=task["embeddings"],
+                    truth=task["truth"],
+                    search_similarity=task["search"],
+                    zero_shot_similarity=task["zero_shot"],
+                    pool=pool,
+                    test=test,
+                    budgets=budgets,
+                    clusters=task["clusters"],
+                    seed=task["seed"],
+                )
+                results[strategy].append(
+                    {
+                        "task": task["name"],
+                        "ap": result["ap"],
+                        "diversity": result["diversity"],
+                        "arms": result["arms"],
+                        "bootstrap_labels": result["bootstrap_labels"],
+                        "positives_labelled": result["positives_labelled"],
+                    }
+                )
                 progress.advance(bar)
     return results, ceilings
 
 
 def summarise(results: dict[str, list[dict]], budgets: tuple[int, ...]) -> dict:
     ap = {s: {str(n): interval([r["ap"][n] for r in runs]) for n in budgets} for s, runs in results.items()}
-    diversity = {s: {str(n): interval([r["diversity"][n] for r in runs]) for n in budgets}
-                 for s, runs in results.items()}
-    gain = {s: {str(n): interval([r["ap"][n] - b["ap"][n] for r, b in zip(runs, results[BASELINE])]) for n in budgets}
-            for s, runs in results.items() if s != BASELINE}
+    diversity = {
+        s: {str(n): interval([r["diversity"][n] for r in runs]) for n in budgets} for s, runs in results.items()
+    }
+    gain = {
+        s: {str(n): interval([r["ap"][n] - b["ap"][n] for r, b in zip(runs, results[BASELINE])]) for n in budgets}
+        for s, runs in results.items()
+        if s != BASELINE
+    }
     arm_share = {}
     for s, runs in results.items():
         pulls = [arm for r in runs for arm in r["arms"]]
@@ -143,16 +190,22 @@ def summarise(results: dict[str, list[dict]], budgets: tuple[int, ...]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="Use W/embeddings + W/truth.parquet instead of a generated corpus")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Use W/embeddings + W/truth.parquet instead of a generated corpus"
+    )
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--videos", type=int, default=3000, help="Generated corpus size")
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="Label counts n to score at")
     parser.add_argument("--clusters", type=int, default=24, help="Generated corpus: Gaussian clusters")
-    parser.add_argument("--positive-clusters", type=int, default=3,
-                        help="Generated corpus: clusters where the attribute holds for 80%% of videos")
-    parser.add_argument("--noise", type=float, default=0.03,
-                        help="Generated corpus: rate of positives outside the positive clusters")
+    parser.add_argument(
+        "--positive-clusters",
+        type=int,
+        default=3,
+        help="Generated corpus: clusters where the attribute holds for 80%% of videos",
+    )
+    parser.add_argument(
+        "--noise", type=float, default=0.03, help="Generated corpus: rate of positives outside the positive clusters"
+    )
     parser.add_argument("--quick", action="store_true", help="3 seeds and 1,500 generated videos")
     args = parser.parse_args(argv)
     if args.quick:
@@ -164,26 +217,39 @@ def main(argv: list[str] | None = None) -> int:
     budgets = tuple(sorted(set(args.budgets)))
 
     started = time.perf_counter()
-    tasks = workdir_tasks(args.workdir, args.seeds) if args.workdir else generated_tasks(
-        args.seeds, args.videos, clusters=args.clusters, positive_clusters=args.positive_clusters, noise=args.noise)
+    tasks = (
+        workdir_tasks(args.workdir, args.seeds)
+        if args.workdir
+        else generated_tasks(
+            args.seeds, args.videos, clusters=args.clusters, positive_clusters=args.positive_clusters, noise=args.noise
+        )
+    )
     results, ceilings = run(tasks, budgets)
     summary = {
         "benchmark": "studio_active_learning",
         "question": "AP after n labels for the Video Annotator paper's sources (va_loop, random, zero_shot) and "
-                    "bandits over them (round_robin, epsilon_greedy 0.25, ucb c=0.01), batch d=25",
-        "corpus": str(args.workdir) if args.workdir else (
+        "bandits over them (round_robin, epsilon_greedy 0.25, ucb c=0.01), batch d=25",
+        "corpus": str(args.workdir)
+        if args.workdir
+        else (
             f"generated clustered Gaussians, {args.videos} videos, d=64, {args.clusters} clusters "
             f"({args.positive_clusters} 80% positive, {args.noise:.0%} positive elsewhere); "
-            "text tower = hashed bag of words of titles"),
-        "tasks": len(tasks), "prevalence": float(np.mean([t["truth"].mean() for t in tasks])),
-        "budgets": list(budgets), "batch": 25, "strategies": list(simulate.STRATEGIES),
+            "text tower = hashed bag of words of titles"
+        ),
+        "tasks": len(tasks),
+        "prevalence": float(np.mean([t["truth"].mean() for t in tasks])),
+        "budgets": list(budgets),
+        "batch": 25,
+        "strategies": list(simulate.STRATEGIES),
         "metric": "average precision on a held-out 20% against truth; mean, std, 95% t-interval over tasks",
         "baseline": BASELINE,
         "ap_all_pool_labels": interval(ceilings),
         **summarise(results, budgets),
-        "bootstrap_labels_mean": {s: float(np.mean([r["bootstrap_labels"] for r in runs]))
-                                  for s, runs in results.items()},
-        "runs": results, "seconds": None,
+        "bootstrap_labels_mean": {
+            s: float(np.mean([r["bootstrap_labels"] for r in runs])) for s, runs in results.items()
+        },
+        "runs": results,
+        "seconds": None,
     }
     summary["seconds"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
@@ -199,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{cell['mean']:.3f}" + (f" [{lo:.3f},{hi:.3f}]" if lo is not None else ""))
         print(strategy.ljust(16) + "".join(c.rjust(22) for c in cells))
     ceiling = summary["ap_all_pool_labels"]["mean"]
-    print(f"prevalence {summary['prevalence']:.3f}; AP with every pool label {ceiling:.3f}; {len(tasks)} tasks; "
-          f"{summary['seconds']:.0f} s")
+    print(
+        f"prevalence {summary['prevalence']:.3f}; AP with every pool label {ceiling:.3f}; {len(tasks)} tasks; "
+        f"{summary['seconds']:.0f} s"
+    )
     return 0
 
 
@@ -217,8 +285,13 @@ def _plot(summary: dict, path: Path) -> None:
         style = "-" if strategy in ("ucb", "epsilon_greedy", "round_robin") else "--"
         ax.plot(budgets, means, style, marker="o", label=strategy, linewidth=2 if strategy in ("ucb", BASELINE) else 1)
     ax.axhline(summary["prevalence"], color="grey", linewidth=0.8, label="prevalence (AP of chance)")
-    ax.axhline(summary["ap_all_pool_labels"]["mean"], color="black", linestyle=":", linewidth=0.8,
-               label="AP with every pool label")
+    ax.axhline(
+        summary["ap_all_pool_labels"]["mean"],
+        color="black",
+        linestyle=":",
+        linewidth=0.8,
+        label="AP with every pool label",
+    )
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks(budgets, [str(n) for n in budgets])

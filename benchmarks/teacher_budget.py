@@ -17,6 +17,7 @@ What it does not show: label quality (see distill_quality.json), wall time, or t
 TorchScript model: a real teacher (Gemini, a large local model) costs far more per video. Writes
 ``teacher_budget.json`` to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,18 @@ def _measured(fn, **kwargs):
     return result, cpu.cpu_seconds
 
 
-def _arm(*, name: str, work: Path, spec: str, sample: list[str], manifest, frames: str, embeddings: str,
-         checkpoint: str, rate: float) -> dict:
+def _arm(
+    *,
+    name: str,
+    work: Path,
+    spec: str,
+    sample: list[str],
+    manifest,
+    frames: str,
+    embeddings: str,
+    checkpoint: str,
+    rate: float,
+) -> dict:
     """Teacher on ``sample``, student distilled on its labels and scoring every embedding; CPU and $ per stage."""
     from silverset.components.common import tables
     from silverset.components.distill.train import run as distill
@@ -50,20 +61,40 @@ def _arm(*, name: str, work: Path, spec: str, sample: list[str], manifest, frame
 
     chosen = manifest.filter(pc.is_in(manifest.column("video_id"), pa.array(sample)))
     tables.write_table(chosen, work / name / "teacher_manifest.parquet")
-    labelled, teacher_s = _measured(annotate, attribute=spec, manifest=str(work / name / "teacher_manifest.parquet"),
-                                    frames=frames, out=str(work / name / "labels"),
-                                    options=AnnotateOptions(teacher="local", checkpoint=checkpoint))
-    _, distill_s = _measured(distill, embeddings=embeddings, labels=str(work / name / "labels"), attribute=spec,
-                             out=str(work / name / "model"), measure_latency=False)
-    scored, score_s = _measured(score, model=str(work / name / "model"), embeddings=embeddings,
-                                out=str(work / name / "scores"))
+    labelled, teacher_s = _measured(
+        annotate,
+        attribute=spec,
+        manifest=str(work / name / "teacher_manifest.parquet"),
+        frames=frames,
+        out=str(work / name / "labels"),
+        options=AnnotateOptions(teacher="local", checkpoint=checkpoint),
+    )
+    _, distill_s = _measured(
+        distill,
+        embeddings=embeddings,
+        labels=str(work / name / "labels"),
+        attribute=spec,
+        out=str(work / name / "model"),
+        measure_latency=False,
+    )
+    scored, score_s = _measured(
+        score, model=str(work / name / "model"), embeddings=embeddings, out=str(work / name / "scores")
+    )
     usd = lambda s: round(s / 3600 * rate, 8)  # noqa: E731
     videos = manifest.num_rows
     total_s = teacher_s + distill_s + score_s
-    return {"teacher_calls": labelled.stats.processed, "teacher_cpu_s": teacher_s, "distill_cpu_s": distill_s,
-            "score_cpu_s": score_s, "student_items_scored": scored["scored"], "total_cpu_s": round(total_s, 4),
-            "teacher_usd": usd(teacher_s), "student_usd": usd(distill_s + score_s), "total_usd": usd(total_s),
-            "usd_per_1000_corpus_videos": round(usd(total_s) / videos * 1000, 8)}
+    return {
+        "teacher_calls": labelled.stats.processed,
+        "teacher_cpu_s": teacher_s,
+        "distill_cpu_s": distill_s,
+        "score_cpu_s": score_s,
+        "student_items_scored": scored["scored"],
+        "total_cpu_s": round(total_s, 4),
+        "teacher_usd": usd(teacher_s),
+        "student_usd": usd(distill_s + score_s),
+        "total_usd": usd(total_s),
+        "usd_per_1000_corpus_videos": round(usd(total_s) / videos * 1000, 8),
+    }
 
 
 def _median(runs: list[dict]) -> dict:
@@ -78,11 +109,19 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results", help="Folder for teacher_budget.json.")
     parser.add_argument("--videos", type=int, default=200)
     parser.add_argument("--share", type=float, default=0.2, help="Teacher budget as a share of the corpus.")
-    parser.add_argument("--cost-per-core-hour", type=float, default=None,
-                        help="USD per vCPU-hour (default: the pipeline's cost_per_core_hour_usd default).")
+    parser.add_argument(
+        "--cost-per-core-hour",
+        type=float,
+        default=None,
+        help="USD per vCPU-hour (default: the pipeline's cost_per_core_hour_usd default).",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="Runs of each arm (medians are reported).")
-    parser.add_argument("--student-rows", type=int, default=200_000,
-                        help="Rows the student scores to measure its marginal CPU per video.")
+    parser.add_argument(
+        "--student-rows",
+        type=int,
+        default=200_000,
+        help="Rows the student scores to measure its marginal CPU per video.",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the scratch folder.")
     args = parser.parse_args()
 
@@ -103,18 +142,27 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="silverset-bench-teacher-budget-"))
     spec = str(example_specs_dir() / "red_dominant.yaml")
     corpus = synth(out=work / "corpus", videos=args.videos, seed=0, duration_s=1.0, width=96, height=64)
-    _, frames_s = _measured(frames_run, manifest=corpus["manifest"], out=str(work / "frames"), frames_per_video=4,
-                            size=64)
-    _, embed_s = _measured(embed, frames=str(work / "frames"), out=str(work / "embeddings"),
-                           manifest=corpus["manifest"])
+    _, frames_s = _measured(
+        frames_run, manifest=corpus["manifest"], out=str(work / "frames"), frames_per_video=4, size=64
+    )
+    _, embed_s = _measured(
+        embed, frames=str(work / "frames"), out=str(work / "embeddings"), manifest=corpus["manifest"]
+    )
     checkpoint = write_demo_teacher(work / "teacher.pt")
     manifest, _ = read_manifest(corpus["manifest"])
     every = manifest.column("video_id").to_pylist()
     budget = TeacherBudget(videos=max(1, round(args.share * len(every))))
     chosen, choice = choose_sample(manifest, budget)
     sample = chosen.column("video_id").to_pylist()
-    common = dict(work=work, spec=spec, manifest=manifest, frames=str(work / "frames"),
-                  embeddings=str(work / "embeddings"), checkpoint=checkpoint, rate=rate)
+    common = dict(
+        work=work,
+        spec=spec,
+        manifest=manifest,
+        frames=str(work / "frames"),
+        embeddings=str(work / "embeddings"),
+        checkpoint=checkpoint,
+        rate=rate,
+    )
     # A first pass pays the one-time imports and warm-ups (torch, Beam, TensorFlow via tfx-bsl), so neither
     # measured arm is charged for them; then both arms run in the same warm process.
     _arm(name="warm-up", sample=sample, **common)
@@ -131,16 +179,30 @@ def main() -> None:
     embeddings = tables.read_table(str(work / "embeddings"))
     subset = embeddings.filter(pc.is_in(embeddings.column("video_id"), pa.array(sample)))
     tables.write_table(subset, work / "sample_embeddings" / "part.parquet")
-    _, score_sample_s = _measured(score, model=str(work / "budgeted-0" / "model"),
-                                  embeddings=str(work / "sample_embeddings"), out=str(work / "sample_scores"))
+    _, score_sample_s = _measured(
+        score,
+        model=str(work / "budgeted-0" / "model"),
+        embeddings=str(work / "sample_embeddings"),
+        out=str(work / "sample_scores"),
+    )
     copies = -(-args.student_rows // embeddings.num_rows)
-    big = pa.concat_tables([embeddings.set_column(embeddings.schema.get_field_index("video_id"), "video_id",
-                                                  pc.binary_join_element_wise(embeddings.column("video_id"),
-                                                                              pa.scalar(f"-copy{i}"), ""))
-                            for i in range(copies)]).slice(0, args.student_rows)
+    big = pa.concat_tables(
+        [
+            embeddings.set_column(
+                embeddings.schema.get_field_index("video_id"),
+                "video_id",
+                pc.binary_join_element_wise(embeddings.column("video_id"), pa.scalar(f"-copy{i}"), ""),
+            )
+            for i in range(copies)
+        ]
+    ).slice(0, args.student_rows)
     tables.write_table(big, work / "big_embeddings" / "part.parquet")
-    big_scored, score_big_s = _measured(score, model=str(work / "budgeted-0" / "model"),
-                                        embeddings=str(work / "big_embeddings"), out=str(work / "big_scores"))
+    big_scored, score_big_s = _measured(
+        score,
+        model=str(work / "budgeted-0" / "model"),
+        embeddings=str(work / "big_embeddings"),
+        out=str(work / "big_scores"),
+    )
     saved_calls = baseline["teacher_calls"] - budgeted["teacher_calls"]
     teacher_marginal = (baseline["teacher_cpu_s"] - budgeted["teacher_cpu_s"]) / saved_calls if saved_calls else None
     student_marginal = (score_big_s - score_sample_s) / (big_scored["scored"] - len(sample))
@@ -155,29 +217,39 @@ def main() -> None:
         "repeats": args.repeats,
         "baseline_teacher_on_every_video": baseline,  # medians over the repeats
         "budgeted_teacher_on_sample_student_on_every_video": budgeted,
-        "cpu_s_per_repeat": {arm: [{k: r[k] for k in ("teacher_cpu_s", "distill_cpu_s", "score_cpu_s")} for r in rs]
-                             for arm, rs in runs.items()},
+        "cpu_s_per_repeat": {
+            arm: [{k: r[k] for k in ("teacher_cpu_s", "distill_cpu_s", "score_cpu_s")} for r in rs]
+            for arm, rs in runs.items()
+        },
         "total_cost_saving_share": round(1 - budgeted["total_usd"] / baseline["total_usd"], 4)
-        if baseline["total_usd"] else None,
+        if baseline["total_usd"]
+        else None,
         # frames + embeddings are paid for every video by both arms: with them, the share saved is smaller
         "total_cost_saving_share_with_frames_and_embed": round(
-            (baseline["total_cpu_s"] - budgeted["total_cpu_s"]) / (baseline["total_cpu_s"] + frames_s + embed_s), 4),
+            (baseline["total_cpu_s"] - budgeted["total_cpu_s"]) / (baseline["total_cpu_s"] + frames_s + embed_s), 4
+        ),
         "teacher_calls_saved": saved_calls,
         "marginal_cpu_s_per_video": {
             "teacher": round(teacher_marginal, 6) if teacher_marginal is not None else None,
             "student_scoring": round(student_marginal, 6) if student_marginal is not None else None,
             "teacher_to_student_ratio": round(teacher_marginal / student_marginal, 1)
-            if teacher_marginal and student_marginal and student_marginal > 0 else None,
+            if teacher_marginal and student_marginal and student_marginal > 0
+            else None,
             "student_score_cpu_s": {"rows": {len(sample): score_sample_s, big_scored["scored"]: score_big_s}},
         },
-        "gemini_estimate": {"model": load_spec(spec).teacher.model, "usd_per_video": round(per_video_gemini, 8),
-                            "baseline_teacher_usd": round(per_video_gemini * len(every), 6),
-                            "budgeted_teacher_usd": round(per_video_gemini * len(sample), 6),
-                            "note": "price table x pre-flight token estimate; no request was made"},
+        "gemini_estimate": {
+            "model": load_spec(spec).teacher.model,
+            "usd_per_video": round(per_video_gemini, 8),
+            "baseline_teacher_usd": round(per_video_gemini * len(every), 6),
+            "budgeted_teacher_usd": round(per_video_gemini * len(sample), 6),
+            "note": "price table x pre-flight token estimate; no request was made",
+        },
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "note": ("CPU-seconds of this process and its children per stage (costs.measure_cpu), on a shared, "
-                 "loaded 2-core box; start-up (model load, Beam pipeline) is inside each stage's figure, which is "
-                 "why the marginal per-video figures are reported apart. Quality is not measured here."),
+        "note": (
+            "CPU-seconds of this process and its children per stage (costs.measure_cpu), on a shared, "
+            "loaded 2-core box; start-up (model load, Beam pipeline) is inside each stage's figure, which is "
+            "why the marginal per-video figures are reported apart. Quality is not measured here."
+        ),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -115,15 +115,23 @@ def stage_component(stage: str) -> Callable:
 
 
 # --- per-step platform settings (the only place kfp.kubernetes is used) ------------------------
-def _common(task: dsl.PipelineTask, options: PlatformOptions, *, cpu: str, memory: str,
-            cpu_limit: str | None = None, memory_limit: str | None = None) -> dsl.PipelineTask:
+def _common(
+    task: dsl.PipelineTask,
+    options: PlatformOptions,
+    *,
+    cpu: str,
+    memory: str,
+    cpu_limit: str | None = None,
+    memory_limit: str | None = None,
+) -> dsl.PipelineTask:
     task.set_cpu_request(cpu).set_cpu_limit(cpu_limit or cpu)
     task.set_memory_request(memory).set_memory_limit(memory_limit or memory)
     task.set_container_image(options.images.cpu)
     kubernetes.set_image_pull_policy(task, options.images.pull_policy("cpu"))  # Always, unless pinned by digest
     if options.run_as_user is not None:
-        kubernetes.set_security_context(task, run_as_user=options.run_as_user, run_as_group=options.run_as_user,
-                                        run_as_non_root=True)
+        kubernetes.set_security_context(
+            task, run_as_user=options.run_as_user, run_as_group=options.run_as_user, run_as_non_root=True
+        )
     if options.image_pull_secret:
         kubernetes.set_image_pull_secrets(task, [options.image_pull_secret])
     if options.artifacts_pvc:
@@ -143,8 +151,9 @@ def _gpu(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.PipelineTask:
 
 def _calls_services(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.PipelineTask:
     if options.service_retries:
-        task.set_retry(num_retries=options.service_retries, backoff_duration="30s", backoff_factor=2.0,
-                       backoff_max_duration="600s")
+        task.set_retry(
+            num_retries=options.service_retries, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s"
+        )
     return task
 
 
@@ -162,58 +171,147 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     c = {stage: stage_component(stage) for stage in STAGES}
     description = "Promote a plain-language video attribute to a served, A/B-tested retrieval signal."
 
-    def body(*, attribute_spec, manifest, workdir, state_dir, golden_set, webhook_url, frames_per_video, frame_size,
-             frame_sampling, teacher_backend, teacher_checkpoint, teacher_model, teacher_precision, gemini_price_table,
-             gemini_rps, gemini_tokens_per_min, approval_store, run_lock, submitter, deploy_target, serve_root,
-             serving_namespace,
-             teacher_budget_videos, teacher_budget_usd, teacher_priority, cost_per_core_hour_usd, embedder,
-             teacher_temperature, experiment_treatment_share, experiment_dir, beam_runner, beam_options,
-             auto_approve_as="") -> None:
+    def body(
+        *,
+        attribute_spec,
+        manifest,
+        workdir,
+        state_dir,
+        golden_set,
+        webhook_url,
+        frames_per_video,
+        frame_size,
+        frame_sampling,
+        teacher_backend,
+        teacher_checkpoint,
+        teacher_model,
+        teacher_precision,
+        gemini_price_table,
+        gemini_rps,
+        gemini_tokens_per_min,
+        approval_store,
+        run_lock,
+        submitter,
+        deploy_target,
+        serve_root,
+        serving_namespace,
+        teacher_budget_videos,
+        teacher_budget_usd,
+        teacher_priority,
+        cost_per_core_hour_usd,
+        embedder,
+        teacher_temperature,
+        experiment_treatment_share,
+        experiment_dir,
+        beam_runner,
+        beam_options,
+        auto_approve_as="",
+    ) -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-        exit_task = c["notify"](run_id=run_id, webhook_url=webhook_url, attribute_spec=attribute_spec, workdir=workdir,
-                                state_dir=state_dir, run_lock=run_lock)
+        exit_task = c["notify"](
+            run_id=run_id,
+            webhook_url=webhook_url,
+            attribute_spec=attribute_spec,
+            workdir=workdir,
+            state_dir=state_dir,
+            run_lock=run_lock,
+        )
         _calls_services(_no_cache(_common(exit_task, options, cpu="100m", memory="256Mi")), options)
         exit_task.set_display_name("notify-and-clean-up")
 
         with dsl.ExitHandler(exit_task, name="promotion"):
-            plan = c["plan"](manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, workdir=workdir,
-                             run_id=run_id, golden_set=golden_set, run_lock=run_lock, teacher_backend=teacher_backend,
-                             teacher_checkpoint=teacher_checkpoint, teacher_model=teacher_model,
-                             gemini_price_table=gemini_price_table, teacher_budget_videos=teacher_budget_videos,
-                             teacher_budget_usd=teacher_budget_usd, teacher_priority=teacher_priority,
-                             cost_per_core_hour_usd=cost_per_core_hour_usd, embedder=embedder,
-                             teacher_temperature=teacher_temperature)
+            plan = c["plan"](
+                manifest=manifest,
+                attribute_spec=attribute_spec,
+                state_dir=state_dir,
+                workdir=workdir,
+                run_id=run_id,
+                golden_set=golden_set,
+                run_lock=run_lock,
+                teacher_backend=teacher_backend,
+                teacher_checkpoint=teacher_checkpoint,
+                teacher_model=teacher_model,
+                gemini_price_table=gemini_price_table,
+                teacher_budget_videos=teacher_budget_videos,
+                teacher_budget_usd=teacher_budget_usd,
+                teacher_priority=teacher_priority,
+                cost_per_core_hour_usd=cost_per_core_hour_usd,
+                embedder=embedder,
+                teacher_temperature=teacher_temperature,
+            )
             _no_cache(_common(plan, options, cpu="1", memory="1Gi")).set_display_name("plan-incremental")
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
-                _promotion_body(c, options, run_dir=plan.output, run_id=run_id, attribute_spec=attribute_spec,
-                                state_dir=state_dir, frames_per_video=frames_per_video, frame_size=frame_size,
-                                frame_sampling=frame_sampling, beam=dict(runner=beam_runner, beam_options=beam_options),
-                                teacher=dict(teacher=teacher_backend, checkpoint=teacher_checkpoint,
-                                             precision=teacher_precision,
-                                             gemini_model=teacher_model, price_table_uri=gemini_price_table,
-                                             gemini_rps=gemini_rps, gemini_tokens_per_min=gemini_tokens_per_min,
-                                             temperature=teacher_temperature),
-                                teacher_budget_usd=teacher_budget_usd,
-                                golden_set=golden_set, approval_store=approval_store, run_lock=run_lock,
-                                submitter=submitter, auto_approve_as=auto_approve_as, webhook_url=webhook_url,
-                                deploy_target=deploy_target, serve_root=serve_root,
-                                serving_namespace=serving_namespace, embedder=embedder,
-                                experiment=dict(treatment_share=experiment_treatment_share,
-                                                out_dir=experiment_dir))
+                _promotion_body(
+                    c,
+                    options,
+                    run_dir=plan.output,
+                    run_id=run_id,
+                    attribute_spec=attribute_spec,
+                    state_dir=state_dir,
+                    frames_per_video=frames_per_video,
+                    frame_size=frame_size,
+                    frame_sampling=frame_sampling,
+                    beam=dict(runner=beam_runner, beam_options=beam_options),
+                    teacher=dict(
+                        teacher=teacher_backend,
+                        checkpoint=teacher_checkpoint,
+                        precision=teacher_precision,
+                        gemini_model=teacher_model,
+                        price_table_uri=gemini_price_table,
+                        gemini_rps=gemini_rps,
+                        gemini_tokens_per_min=gemini_tokens_per_min,
+                        temperature=teacher_temperature,
+                    ),
+                    teacher_budget_usd=teacher_budget_usd,
+                    golden_set=golden_set,
+                    approval_store=approval_store,
+                    run_lock=run_lock,
+                    submitter=submitter,
+                    auto_approve_as=auto_approve_as,
+                    webhook_url=webhook_url,
+                    deploy_target=deploy_target,
+                    serve_root=serve_root,
+                    serving_namespace=serving_namespace,
+                    embedder=embedder,
+                    experiment=dict(treatment_share=experiment_treatment_share, out_dir=experiment_dir),
+                )
 
     if options.local_demo:
+
         @dsl.pipeline(name=PIPELINE_NAME, description=description)
         def attribute_promotion(
-            attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
-            frames_per_video: int = 8, frame_size: int = 224, frame_sampling: str = "exact",
-            teacher_backend: str = "zero-shot", teacher_checkpoint: str = "", teacher_model: str = "",
-            teacher_precision: str = "auto", gemini_price_table: str = "", gemini_rps: float = 2.0,
-            gemini_tokens_per_min: int = 2_000_000, approval_store: str = "", run_lock: str = "",
-            submitter: str = "silverset-pipeline", deploy_target: str = "local", serve_root: str = "",
-            serving_namespace: str = "", teacher_budget_videos: int = 0, teacher_budget_usd: float = 0.0,
-            teacher_priority: str = DEFAULT_PRIORITY, cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
-            embedder: str = "default", teacher_temperature: float = 0.0, experiment_treatment_share: float = 0.0,
-            experiment_dir: str = "", beam_runner: str = options.beam_runner, beam_options: str = options.beam_options,
+            attribute_spec: str,
+            manifest: str,
+            workdir: str,
+            state_dir: str,
+            golden_set: str,
+            webhook_url: str = "",
+            frames_per_video: int = 8,
+            frame_size: int = 224,
+            frame_sampling: str = "exact",
+            teacher_backend: str = "zero-shot",
+            teacher_checkpoint: str = "",
+            teacher_model: str = "",
+            teacher_precision: str = "auto",
+            gemini_price_table: str = "",
+            gemini_rps: float = 2.0,
+            gemini_tokens_per_min: int = 2_000_000,
+            approval_store: str = "",
+            run_lock: str = "",
+            submitter: str = "silverset-pipeline",
+            deploy_target: str = "local",
+            serve_root: str = "",
+            serving_namespace: str = "",
+            teacher_budget_videos: int = 0,
+            teacher_budget_usd: float = 0.0,
+            teacher_priority: str = DEFAULT_PRIORITY,
+            cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
+            embedder: str = "default",
+            teacher_temperature: float = 0.0,
+            experiment_treatment_share: float = 0.0,
+            experiment_dir: str = "",
+            beam_runner: str = options.beam_runner,
+            beam_options: str = options.beam_options,
             auto_approve_as: str = "",
         ) -> None:
             body(**{name: value for name, value in locals().items() if name != "body"})
@@ -222,12 +320,27 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
     @dsl.pipeline(name=PIPELINE_NAME, description=description)
     def attribute_promotion(
-        attribute_spec: str, manifest: str, workdir: str, state_dir: str, golden_set: str, webhook_url: str = "",
-        frames_per_video: int = 8, frame_size: int = 224, frame_sampling: str = "exact",  # exact | keyframe
-        teacher_backend: str = "zero-shot", teacher_checkpoint: str = "", teacher_model: str = "",
-        teacher_precision: str = "auto", gemini_price_table: str = "", gemini_rps: float = 2.0,
-        gemini_tokens_per_min: int = 2_000_000, approval_store: str = CONTROL_STORE_URI, run_lock: str = CONTROL_STORE_URI,
-        submitter: str = "silverset-pipeline", deploy_target: str = "kubernetes", serve_root: str = "/data/serving",
+        attribute_spec: str,
+        manifest: str,
+        workdir: str,
+        state_dir: str,
+        golden_set: str,
+        webhook_url: str = "",
+        frames_per_video: int = 8,
+        frame_size: int = 224,
+        frame_sampling: str = "exact",  # exact | keyframe
+        teacher_backend: str = "zero-shot",
+        teacher_checkpoint: str = "",
+        teacher_model: str = "",
+        teacher_precision: str = "auto",
+        gemini_price_table: str = "",
+        gemini_rps: float = 2.0,
+        gemini_tokens_per_min: int = 2_000_000,
+        approval_store: str = CONTROL_STORE_URI,
+        run_lock: str = CONTROL_STORE_URI,
+        submitter: str = "silverset-pipeline",
+        deploy_target: str = "kubernetes",
+        serve_root: str = "/data/serving",
         serving_namespace: str = "",  # "": the step pod's own namespace (where the overlays put the index server)
         teacher_budget_videos: int = 0,  # the teacher labels at most this many due videos per run (0 = all)
         teacher_budget_usd: float = 0.0,  # Gemini teacher: at most this many USD per run (0 = no cap)
@@ -245,10 +358,32 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     return attribute_promotion
 
 
-def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attribute_spec, state_dir, frames_per_video,
-                    frame_size, frame_sampling, beam: dict, teacher: dict, teacher_budget_usd, golden_set,
-                    approval_store, run_lock, submitter, auto_approve_as, webhook_url, deploy_target, serve_root,
-                    serving_namespace, embedder, experiment: dict) -> None:
+def _promotion_body(
+    c: dict,
+    options: PlatformOptions,
+    *,
+    run_dir,
+    run_id,
+    attribute_spec,
+    state_dir,
+    frames_per_video,
+    frame_size,
+    frame_sampling,
+    beam: dict,
+    teacher: dict,
+    teacher_budget_usd,
+    golden_set,
+    approval_store,
+    run_lock,
+    submitter,
+    auto_approve_as,
+    webhook_url,
+    deploy_target,
+    serve_root,
+    serving_namespace,
+    embedder,
+    experiment: dict,
+) -> None:
     """Every stage after the plan; each gate and the approval guard the steps after them with dsl.If, and a
     dsl.Else step fails the run naming the stage that stopped it. ``teacher``: the annotate steps' teacher
     arguments (backend, checkpoint, Gemini model, price table and the key's quota for the whole run).
@@ -270,87 +405,179 @@ def _promotion_body(c: dict, options: PlatformOptions, *, run_dir, run_id, attri
 
     # New/changed videos plus the golden-set videos (the teacher gate labels those every run).
     with dsl.ParallelFor(items=list(range(options.shards)), name="frames-shards") as shard:
-        frames = c["frames"](manifest=f"{plan_dir}/frames_manifest.parquet", out_dir=frames_dir,
-                             frames_per_video=frames_per_video, size=frame_size, sampling=frame_sampling,
-                             shard_index=shard, shard_count=options.shards, **beam, **lock)
+        frames = c["frames"](
+            manifest=f"{plan_dir}/frames_manifest.parquet",
+            out_dir=frames_dir,
+            frames_per_video=frames_per_video,
+            size=frame_size,
+            sampling=frame_sampling,
+            shard_index=shard,
+            shard_count=options.shards,
+            **beam,
+            **lock,
+        )
         _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
     with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
-        embed = c["embed"](frames_uri=frames_dir, manifest_uri=embed_manifest, out_uri=embeddings_dir,
-                           shard_index=shard, shard_count=options.shards, embedder=embedder, **lock)
+        embed = c["embed"](
+            frames_uri=frames_dir,
+            manifest_uri=embed_manifest,
+            out_uri=embeddings_dir,
+            shard_index=shard,
+            shard_count=options.shards,
+            embedder=embedder,
+            **lock,
+        )
         embed.after(frames)  # frames reach embed through the run folder, not a task output
         _common(embed, options, cpu="2", memory="4Gi").set_display_name("embed-shard")
 
     # The teacher must pass a golden-set gate before any bulk annotation is spent.
-    golden_annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=f"{plan_dir}/golden_manifest.parquet",
-                                    frames_uri=frames_dir, out_uri=golden_labels, shard_index=0, shard_count=1,
-                                    **teacher, **lock).after(frames)
+    golden_annotate = c["annotate"](
+        attribute_uri=attribute_spec,
+        manifest_uri=f"{plan_dir}/golden_manifest.parquet",
+        frames_uri=frames_dir,
+        out_uri=golden_labels,
+        shard_index=0,
+        shard_count=1,
+        **teacher,
+        **lock,
+    ).after(frames)
     _teacher_step(_no_cache(golden_annotate), options).set_display_name("annotate-golden-set")
-    teacher_gate = c["teacher_gate"](attribute=attribute_spec, golden=golden_set, predictions=golden_labels,
-                                     gate="teacher", out_dir=f"{run_dir}/teacher_gate", frames=frames_dir,
-                                     manifest=f"{plan_dir}/golden_manifest.parquet").after(golden_annotate)
+    teacher_gate = c["teacher_gate"](
+        attribute=attribute_spec,
+        golden=golden_set,
+        predictions=golden_labels,
+        gate="teacher",
+        out_dir=f"{run_dir}/teacher_gate",
+        frames=frames_dir,
+        manifest=f"{plan_dir}/golden_manifest.parquet",
+    ).after(golden_annotate)
     _no_cache(_common(teacher_gate, options, cpu="1", memory="2Gi")).set_display_name("teacher-gate")
 
     with dsl.If(teacher_gate.outputs["Output"] == "passed", name="teacher-gate-passed"):
         with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
-            annotate = c["annotate"](attribute_uri=attribute_spec, manifest_uri=teacher_manifest,
-                                     frames_uri=frames_dir, out_uri=teacher_labels, shard_index=shard,
-                                     shard_count=options.shards, budget_usd=teacher_budget_usd,
-                                     **teacher, **lock).after(frames)
+            annotate = c["annotate"](
+                attribute_uri=attribute_spec,
+                manifest_uri=teacher_manifest,
+                frames_uri=frames_dir,
+                out_uri=teacher_labels,
+                shard_index=shard,
+                shard_count=options.shards,
+                budget_usd=teacher_budget_usd,
+                **teacher,
+                **lock,
+            ).after(frames)
             _teacher_step(annotate, options).set_display_name("annotate-shard")
         merge = c["merge"](manifest_uri=teacher_manifest, out_uri=teacher_labels).after(annotate)
         _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")
-        carry = c["carry"](plan_dir=plan_dir, new_labels=teacher_labels, new_embeddings=embeddings_dir,
-                           out_dir=merged, golden_set=golden_set).after(merge, embed)
+        carry = c["carry"](
+            plan_dir=plan_dir,
+            new_labels=teacher_labels,
+            new_embeddings=embeddings_dir,
+            out_dir=merged,
+            golden_set=golden_set,
+        ).after(merge, embed)
         _no_cache(_common(carry, options, cpu="1", memory="4Gi")).set_display_name("carry-over-unchanged-videos")
 
-        distill = c["distill"](embeddings=f"{merged}/embeddings", labels=f"{merged}/train_labels",
-                               attribute=attribute_spec, out_dir=model_dir, **lock).after(carry)
+        distill = c["distill"](
+            embeddings=f"{merged}/embeddings",
+            labels=f"{merged}/train_labels",
+            attribute=attribute_spec,
+            out_dir=model_dir,
+            **lock,
+        ).after(carry)
         _common(distill, options, cpu="4", memory="8Gi").set_display_name("distill-student")
         if options.gpu_trainer:
             _gpu(distill, options)
-        golden_scores = c["score"](model_dir=model_dir, embeddings=f"{merged}/golden_embeddings",
-                                   out_dir=f"{run_dir}/student_golden_scores", **lock).after(distill)
+        golden_scores = c["score"](
+            model_dir=model_dir,
+            embeddings=f"{merged}/golden_embeddings",
+            out_dir=f"{run_dir}/student_golden_scores",
+            **lock,
+        ).after(distill)
         _common(golden_scores, options, cpu="1", memory="2Gi").set_display_name("score-golden-set")
-        student_gate = c["student_gate"](attribute=attribute_spec, golden=golden_set,
-                                         predictions=f"{run_dir}/student_golden_scores", gate="student",
-                                         out_dir=student_gate_dir, model_dir=model_dir,
-                                         teacher_predictions=golden_labels, teacher_stats=golden_labels
-                                         ).after(golden_scores)
+        student_gate = c["student_gate"](
+            attribute=attribute_spec,
+            golden=golden_set,
+            predictions=f"{run_dir}/student_golden_scores",
+            gate="student",
+            out_dir=student_gate_dir,
+            model_dir=model_dir,
+            teacher_predictions=golden_labels,
+            teacher_stats=golden_labels,
+        ).after(golden_scores)
         _no_cache(_common(student_gate, options, cpu="1", memory="2Gi")).set_display_name("student-gate")
 
         with dsl.If(student_gate.outputs["Output"] == "passed", name="student-gate-passed"):
             approval_args = dict(auto_approve_as=auto_approve_as) if options.local_demo else {}
-            approval = c["approval"](gate=student_gate_dir, attribute_spec=attribute_spec,
-                                     approval_store=approval_store, submitter=submitter,
-                                     report_uri=f"{student_gate_dir}/report.html", webhook_url=webhook_url,
-                                     run_dir=run_dir, **lock, **approval_args).after(student_gate)
+            approval = c["approval"](
+                gate=student_gate_dir,
+                attribute_spec=attribute_spec,
+                approval_store=approval_store,
+                submitter=submitter,
+                report_uri=f"{student_gate_dir}/report.html",
+                webhook_url=webhook_url,
+                run_dir=run_dir,
+                **lock,
+                **approval_args,
+            ).after(student_gate)
             # Waiting for a person is cheap: a small request, and a KFP timeout that bounds a hung wait (the
             # step itself returns "expired" at the spec's expiry). The limit stays above the ~113 MiB the
             # process holds after `import kfp.dsl`, which pulls in the kubernetes client.
-            _calls_services(_no_cache(_common(approval, options, cpu="50m", memory="64Mi", cpu_limit="500m",
-                                              memory_limit="256Mi")), options).set_display_name("human-approval")
+            _calls_services(
+                _no_cache(_common(approval, options, cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="256Mi")),
+                options,
+            ).set_display_name("human-approval")
             kubernetes.set_timeout(approval, int(options.approval_timeout_hours * 3600) + 900)
             with dsl.If(approval.output == "approved", name="approved"):
                 with dsl.ParallelFor(items=list(range(options.shards)), name="score-shards") as shard:
-                    score = c["score"](model_dir=model_dir, embeddings=f"{merged}/embeddings",
-                                       out_dir=f"{run_dir}/scores", shard_index=shard, shard_count=options.shards,
-                                       **beam, **lock).after(approval)
+                    score = c["score"](
+                        model_dir=model_dir,
+                        embeddings=f"{merged}/embeddings",
+                        out_dir=f"{run_dir}/scores",
+                        shard_index=shard,
+                        shard_count=options.shards,
+                        **beam,
+                        **lock,
+                    ).after(approval)
                     _common(score, options, cpu="4", memory="8Gi").set_display_name("bulk-score")
-                index = c["index"](scores=f"{run_dir}/scores", embeddings=f"{merged}/embeddings",
-                                   attribute_spec=attribute_spec, out_dir=f"{run_dir}/index", **lock).after(score)
+                index = c["index"](
+                    scores=f"{run_dir}/scores",
+                    embeddings=f"{merged}/embeddings",
+                    attribute_spec=attribute_spec,
+                    out_dir=f"{run_dir}/index",
+                    **lock,
+                ).after(score)
                 _common(index, options, cpu="4", memory="8Gi").set_display_name("restricted-vocabulary-and-index")
-                deploy = c["deploy"](index_dir=f"{run_dir}/index", gate=student_gate_dir,
-                                     approval_store=approval_store, target=deploy_target, serve_root=serve_root,
-                                     namespace=serving_namespace, run_dir=run_dir, **lock).after(index)
-                _calls_services(_no_cache(_common(deploy, options, cpu="250m", memory="512Mi")), options
-                                ).set_display_name("deploy-index")
-                commit = c["commit"](plan_dir=plan_dir, merged_dir=merged, state_dir=state_dir, run_dir=run_dir,
-                                     run_id=run_id, run_lock=run_lock).after(deploy)
+                deploy = c["deploy"](
+                    index_dir=f"{run_dir}/index",
+                    gate=student_gate_dir,
+                    approval_store=approval_store,
+                    target=deploy_target,
+                    serve_root=serve_root,
+                    namespace=serving_namespace,
+                    run_dir=run_dir,
+                    **lock,
+                ).after(index)
+                _calls_services(
+                    _no_cache(_common(deploy, options, cpu="250m", memory="512Mi")), options
+                ).set_display_name("deploy-index")
+                commit = c["commit"](
+                    plan_dir=plan_dir,
+                    merged_dir=merged,
+                    state_dir=state_dir,
+                    run_dir=run_dir,
+                    run_id=run_id,
+                    run_lock=run_lock,
+                ).after(deploy)
                 _no_cache(_common(commit, options, cpu="1", memory="2Gi")).set_display_name("commit-promoted-state")
                 share = experiment["treatment_share"]
                 with dsl.If(share > 0.0, name="experiment-requested"):
-                    start = c["experiment"](attribute_spec=attribute_spec, out_dir=experiment["out_dir"],
-                                            treatment_share=share, serve_root=serve_root).after(commit)
+                    start = c["experiment"](
+                        attribute_spec=attribute_spec,
+                        out_dir=experiment["out_dir"],
+                        treatment_share=share,
+                        serve_root=serve_root,
+                    ).after(commit)
                     _no_cache(_common(start, options, cpu="100m", memory="256Mi")).set_display_name("start-experiment")
             with dsl.Else(name="not-approved"):
                 _stop(c, options, run_dir=run_dir, stage="approval")
@@ -370,8 +597,12 @@ def _teacher_step(task: dsl.PipelineTask, options: PlatformOptions) -> dsl.Pipel
     """A teacher step: retried, the Gemini key mounted as an optional Secret (zero-shot and local runs need no
     Secret on the cluster), on the GPU pool in the GPU image when the local teacher runs there."""
     _calls_services(_common(task, options, cpu="2", memory="4Gi"), options)
-    kubernetes.use_secret_as_env(task, secret_name=options.gemini_secret,
-                                 secret_key_to_env={options.gemini_secret_key: "GEMINI_API_KEY"}, optional=True)
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=options.gemini_secret,
+        secret_key_to_env={options.gemini_secret_key: "GEMINI_API_KEY"},
+        optional=True,
+    )
     if options.gpu_teacher:
         _gpu(task, options)
     return task

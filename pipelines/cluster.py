@@ -4,6 +4,7 @@ Parameters are checked against the compiled package before anything is sent: an 
 required one is a SilversetInputError listing the valid ones, and store URIs (``approval_store``,
 ``run_lock``) must be ``kubernetes://NAMESPACE`` or ``sqlite:///PATH`` (the lock also takes a path or URI).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,20 +34,33 @@ def pipeline_inputs(package: str | Path) -> dict[str, dict]:
     """The compiled package's pipeline parameters: name -> {"type", "required", "default"}."""
     spec = next(yaml.safe_load_all(Path(package).read_text()))
     declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
-    return {name: {"type": d.get("parameterType", ""), "required": not d.get("isOptional", False),
-                   "default": d.get("defaultValue")} for name, d in declared.items()}
+    return {
+        name: {
+            "type": d.get("parameterType", ""),
+            "required": not d.get("isOptional", False),
+            "default": d.get("defaultValue"),
+        }
+        for name, d in declared.items()
+    }
 
 
 def check_store_uri(name: str, value: str, *, allow_path: bool = False) -> None:
     """``kubernetes://NAMESPACE`` or ``sqlite:///PATH`` (and, with ``allow_path``, a folder path or URI)."""
     from silverset.components.approval.store import parse_store_uri
 
-    if allow_path and value and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:(?!//)", value) \
-            and not value.startswith(("kubernetes:", "sqlite:")):
+    if (
+        allow_path
+        and value
+        and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:(?!//)", value)
+        and not value.startswith(("kubernetes:", "sqlite:"))
+    ):
         return  # the run lock in a folder: a path, or an fsspec URI such as s3://bucket/state
     if not value.startswith(("kubernetes://", "sqlite:///")):
-        raise SilversetInputError(f"--param {name}", f"{value!r} is not a store URI; use kubernetes://NAMESPACE or "
-                                                     "sqlite:///PATH" + (" or a folder path/URI" if allow_path else ""))
+        raise SilversetInputError(
+            f"--param {name}",
+            f"{value!r} is not a store URI; use kubernetes://NAMESPACE or "
+            "sqlite:///PATH" + (" or a folder path/URI" if allow_path else ""),
+        )
     try:
         parse_store_uri(value)
     except SilversetInputError as exc:
@@ -57,8 +71,14 @@ STORE_PARAMS = {"approval_store": False, "run_lock": True}  # parameter -> wheth
 
 
 # compiled parameterType or component-spec type -> how a command-line string becomes that type
-_CASTS = {"NUMBER_INTEGER": int, "Integer": int, "NUMBER_DOUBLE": float, "Float": float,
-          "BOOLEAN": lambda v: {"true": True, "false": False}[v.lower()], "Boolean": lambda v: {"true": True, "false": False}[v.lower()]}
+_CASTS = {
+    "NUMBER_INTEGER": int,
+    "Integer": int,
+    "NUMBER_DOUBLE": float,
+    "Float": float,
+    "BOOLEAN": lambda v: {"true": True, "false": False}[v.lower()],
+    "Boolean": lambda v: {"true": True, "false": False}[v.lower()],
+}
 
 
 def typed_params(params: dict, inputs: dict[str, dict]) -> dict:
@@ -76,8 +96,9 @@ def typed_params(params: dict, inputs: dict[str, dict]) -> dict:
             raise SilversetInputError(f"--param {name}", f"{value!r} is not {kind}") from None
     share = typed.get("experiment_treatment_share", 0.0)
     if not (share == 0 or 0 < share < 1):  # refused before the run, not by its last step after the deploy
-        raise SilversetInputError("--param experiment_treatment_share",
-                                  f"must be 0 (no experiment) or strictly between 0 and 1, got {share}")
+        raise SilversetInputError(
+            "--param experiment_treatment_share", f"must be 0 (no experiment) or strictly between 0 and 1, got {share}"
+        )
     return typed
 
 
@@ -85,12 +106,14 @@ def check_params(params: dict, inputs: dict[str, dict], *, where: str = "--param
     """Refuse unknown and missing required pipeline parameters (naming the valid ones) and bad store URIs."""
     unknown = sorted(set(params) - set(inputs))
     if unknown:
-        raise SilversetInputError(where, f"unknown pipeline parameter(s) {', '.join(unknown)}; valid: "
-                                         f"{', '.join(sorted(inputs))}")
+        raise SilversetInputError(
+            where, f"unknown pipeline parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(inputs))}"
+        )
     missing = sorted(n for n, d in inputs.items() if d["required"] and n not in params)
     if missing:
-        raise SilversetInputError(where, f"missing required pipeline parameter(s) {', '.join(missing)} "
-                                         f"(set each with --param NAME=VALUE)")
+        raise SilversetInputError(
+            where, f"missing required pipeline parameter(s) {', '.join(missing)} (set each with --param NAME=VALUE)"
+        )
     for name, allow_path in STORE_PARAMS.items():
         if name in params and (params[name] or not allow_path):
             check_store_uri(name, str(params[name]), allow_path=allow_path)
@@ -120,9 +143,18 @@ class Submitted:
     url: str
 
 
-def submit(*, host: str, package: str | Path, params: dict[str, str], experiment: str = DEFAULT_EXPERIMENT,
-           run_name: str | None = None, pipeline_root: str | None = None, service_account: str | None = None,
-           namespace: str | None = None, existing_token: str | None = None) -> Submitted:
+def submit(
+    *,
+    host: str,
+    package: str | Path,
+    params: dict[str, str],
+    experiment: str = DEFAULT_EXPERIMENT,
+    run_name: str | None = None,
+    pipeline_root: str | None = None,
+    service_account: str | None = None,
+    namespace: str | None = None,
+    existing_token: str | None = None,
+) -> Submitted:
     """One run of the compiled pipeline package (create_run_from_pipeline_package)."""
     package = _check_package(package)
     inputs = pipeline_inputs(package)
@@ -130,10 +162,18 @@ def submit(*, host: str, package: str | Path, params: dict[str, str], experiment
     params = typed_params(params, inputs)
     client = _client(host, namespace=namespace, existing_token=existing_token)
     result = client.create_run_from_pipeline_package(
-        package, arguments=params, run_name=run_name, experiment_name=experiment,
-        namespace=namespace, pipeline_root=pipeline_root, service_account=service_account)
+        package,
+        arguments=params,
+        run_name=run_name,
+        experiment_name=experiment,
+        namespace=namespace,
+        pipeline_root=pipeline_root,
+        service_account=service_account,
+    )
     run = client.get_run(result.run_id)
-    return Submitted(run_id=result.run_id, experiment_id=run.experiment_id, url=f"{host.rstrip('/')}/#/runs/details/{result.run_id}")
+    return Submitted(
+        run_id=result.run_id, experiment_id=run.experiment_id, url=f"{host.rstrip('/')}/#/runs/details/{result.run_id}"
+    )
 
 
 @dataclass(frozen=True)
@@ -148,22 +188,39 @@ class Scheduled:
 
 def _find_recurring_run(client, *, experiment_id: str, name: str, namespace: str | None):
     name_filter = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
-    found = client.list_recurring_runs(experiment_id=experiment_id, namespace=namespace, filter=name_filter,
-                                       page_size=100)
+    found = client.list_recurring_runs(
+        experiment_id=experiment_id, namespace=namespace, filter=name_filter, page_size=100
+    )
     return [j for j in (found.recurring_runs or []) if j.display_name == name]
 
 
 def _same_schedule(job, *, cron: str, params: dict, max_concurrency: int, no_catchup: bool) -> bool:
     trigger = job.trigger.cron_schedule.cron if job.trigger and job.trigger.cron_schedule else None
     given = {k: v for k, v in ((job.runtime_config.parameters if job.runtime_config else None) or {}).items()}
-    return (trigger == cron and int(job.max_concurrency or 1) == max_concurrency and bool(job.no_catchup) == no_catchup
-            and given == params)
+    return (
+        trigger == cron
+        and int(job.max_concurrency or 1) == max_concurrency
+        and bool(job.no_catchup) == no_catchup
+        and given == params
+    )
 
 
-def schedule(*, host: str, package: str | Path, params: dict[str, str], cron: str, name: str,
-             experiment: str = DEFAULT_EXPERIMENT, max_concurrency: int = 1, no_catchup: bool = True,
-             pipeline_root: str | None = None, service_account: str | None = None, namespace: str | None = None,
-             existing_token: str | None = None, replace: bool = False) -> Scheduled:
+def schedule(
+    *,
+    host: str,
+    package: str | Path,
+    params: dict[str, str],
+    cron: str,
+    name: str,
+    experiment: str = DEFAULT_EXPERIMENT,
+    max_concurrency: int = 1,
+    no_catchup: bool = True,
+    pipeline_root: str | None = None,
+    service_account: str | None = None,
+    namespace: str | None = None,
+    existing_token: str | None = None,
+    replace: bool = False,
+) -> Scheduled:
     """A recurring run on a cron schedule (6 fields, seconds first, e.g. ``0 0 3 * * *`` = daily 03:00).
 
     ``max_concurrency=1`` keeps runs of one attribute from overlapping; ``no_catchup`` starts only the
@@ -187,24 +244,49 @@ def schedule(*, host: str, package: str | Path, params: dict[str, str], cron: st
     exp = client.create_experiment(name=experiment, namespace=namespace)
     for job in _find_recurring_run(client, experiment_id=exp.experiment_id, name=name, namespace=namespace):
         if not replace:
-            if not _same_schedule(job, cron=cron, params=params, max_concurrency=max_concurrency, no_catchup=no_catchup):
-                raise SilversetInputError("--name", f"recurring run {name!r} ({job.recurring_run_id}) already exists "
-                                                    "with other settings; pass --replace to replace it")
-            return Scheduled(recurring_run_id=job.recurring_run_id, experiment_id=exp.experiment_id, cron=cron,
-                             max_concurrency=int(job.max_concurrency or max_concurrency),
-                             no_catchup=bool(job.no_catchup), created=False)
+            if not _same_schedule(
+                job, cron=cron, params=params, max_concurrency=max_concurrency, no_catchup=no_catchup
+            ):
+                raise SilversetInputError(
+                    "--name",
+                    f"recurring run {name!r} ({job.recurring_run_id}) already exists "
+                    "with other settings; pass --replace to replace it",
+                )
+            return Scheduled(
+                recurring_run_id=job.recurring_run_id,
+                experiment_id=exp.experiment_id,
+                cron=cron,
+                max_concurrency=int(job.max_concurrency or max_concurrency),
+                no_catchup=bool(job.no_catchup),
+                created=False,
+            )
         client.delete_recurring_run(job.recurring_run_id)
     job = client.create_recurring_run(
-        experiment_id=exp.experiment_id, job_name=name, cron_expression=cron, max_concurrency=max_concurrency,
-        no_catchup=no_catchup, params=params, pipeline_package_path=package,
-        pipeline_root=pipeline_root, service_account=service_account)
-    return Scheduled(recurring_run_id=job.recurring_run_id, experiment_id=exp.experiment_id, cron=cron,
-                     max_concurrency=int(job.max_concurrency or max_concurrency), no_catchup=bool(job.no_catchup))
+        experiment_id=exp.experiment_id,
+        job_name=name,
+        cron_expression=cron,
+        max_concurrency=max_concurrency,
+        no_catchup=no_catchup,
+        params=params,
+        pipeline_package_path=package,
+        pipeline_root=pipeline_root,
+        service_account=service_account,
+    )
+    return Scheduled(
+        recurring_run_id=job.recurring_run_id,
+        experiment_id=exp.experiment_id,
+        cron=cron,
+        max_concurrency=int(job.max_concurrency or max_concurrency),
+        no_catchup=bool(job.no_catchup),
+    )
 
 
 # display names of the steps that tell a run's promotion outcome (pipelines/attribute_promotion.py)
-STOP_STEPS = {"stop-teacher-gate": "teacher gate failed", "stop-student-gate": "student gate failed",
-              "stop-approval": "not approved"}
+STOP_STEPS = {
+    "stop-teacher-gate": "teacher gate failed",
+    "stop-student-gate": "student gate failed",
+    "stop-approval": "not approved",
+}
 OUTCOME_STEPS = {"deploy-index": "deploy failed", "plan-incremental": "plan failed (or locked by another run)"}
 
 
@@ -252,8 +334,15 @@ def run_summaries(workdir: str) -> dict[str, dict]:
     return summaries
 
 
-def list_runs(*, host: str, experiment: str | None = None, page_size: int = 20, namespace: str | None = None,
-              existing_token: str | None = None, workdir: str = "") -> list[RunRow]:
+def list_runs(
+    *,
+    host: str,
+    experiment: str | None = None,
+    page_size: int = 20,
+    namespace: str | None = None,
+    existing_token: str | None = None,
+    workdir: str = "",
+) -> list[RunRow]:
     """Most recent runs first (optionally of one experiment by name). With ``workdir`` (the runs' workdir
     parameter, as this machine reaches it), each run's costs from its run summary, matched by the run id
     the pipeline's steps saw (KFP's run id or its name)."""
@@ -264,11 +353,19 @@ def list_runs(*, host: str, experiment: str | None = None, page_size: int = 20, 
             experiment_id = client.get_experiment(experiment_name=experiment, namespace=namespace).experiment_id
         except ValueError as exc:
             raise SilversetInputError("--experiment", str(exc)) from None
-    response = client.list_runs(page_size=page_size, sort_by="created_at desc", experiment_id=experiment_id,
-                                namespace=namespace)
+    response = client.list_runs(
+        page_size=page_size, sort_by="created_at desc", experiment_id=experiment_id, namespace=namespace
+    )
     summaries = run_summaries(workdir) if workdir else {}
-    return [RunRow(run_id=r.run_id, name=r.display_name, state=str(r.state or ""), created_at=str(r.created_at or ""),
-                   recurring_run_id=r.recurring_run_id,
-                   outcome=promotion_outcome(str(r.state or ""), r.run_details.task_details if r.run_details else None),
-                   costs=(summaries.get(r.run_id) or summaries.get(r.display_name) or {}).get("costs"))
-            for r in (response.runs or [])]
+    return [
+        RunRow(
+            run_id=r.run_id,
+            name=r.display_name,
+            state=str(r.state or ""),
+            created_at=str(r.created_at or ""),
+            recurring_run_id=r.recurring_run_id,
+            outcome=promotion_outcome(str(r.state or ""), r.run_details.task_details if r.run_details else None),
+            costs=(summaries.get(r.run_id) or summaries.get(r.display_name) or {}).get("costs"),
+        )
+        for r in (response.runs or [])
+    ]

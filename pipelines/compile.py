@@ -1,4 +1,5 @@
 """Compile the attribute-promotion pipeline to one deterministic YAML package (same code, same bytes)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,9 @@ def check_no_secret_values(text: str) -> None:
     for doc in yaml.safe_load_all(text):
         if not isinstance(doc, dict):
             continue
-        for executor in (doc.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
-                         .get("executors", {}).values()):
+        for executor in (
+            doc.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {}).values()
+        ):
             for env in executor.get("secretAsEnv", []):
                 if set(env) - {"secretName", "keyToEnv", "optional", "secretNameParameter"}:
                     raise ValueError(f"unexpected secret fields in the platform spec: {sorted(env)}")

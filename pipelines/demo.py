@@ -16,6 +16,7 @@ the same golden set, for comparison (it fails: F1 0.604 [0.435, 0.754]). A secon
 the same folder finds the corpus unchanged: the pipeline does nothing (zero teacher calls) and the
 summary reports the run that made the live index.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,8 +38,13 @@ PIPELINE_STAGE = "attribute-promotion pipeline (kfp.local)"
 # Library progress bars and chatter the demo turns off, in its own process and in every kfp.local task (they
 # inherit the environment): tqdm (sentence-transformers' encode bars), Hugging Face Hub and transformers
 # ("Loading weights" bars). A value the user set is kept.
-QUIET_LIBRARIES = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
-                   "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
+QUIET_LIBRARIES = {
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 @contextlib.contextmanager
@@ -77,8 +83,17 @@ def _stage(emit: Callable[[TaskEvent], None], name: str) -> Iterator[dict]:
         yield result
         status = "SUCCESS"
     finally:
-        emit(TaskEvent(task=name, phase="end", seconds=time.perf_counter() - started, status=status,
-                       count=result.get("count"), unit=result.get("unit", ""), note=result.get("note", "")))
+        emit(
+            TaskEvent(
+                task=name,
+                phase="end",
+                seconds=time.perf_counter() - started,
+                status=status,
+                count=result.get("count"),
+                unit=result.get("unit", ""),
+                note=result.get("note", ""),
+            )
+        )
 
 
 def _read_json(path: Path) -> dict:
@@ -91,8 +106,14 @@ def _gate_summary(gate_dir: Path) -> dict:
     if not gate:
         return {}
     metrics = {k: v for k, v in gate.get("metrics", {}).items() if k != "slices"}
-    return {"kind": gate.get("gate"), "passed": gate.get("passed"), "reasons": gate.get("reasons", []), "metrics": metrics,
-            "candidate_digest": gate.get("candidate_digest"), "report": str(gate_dir / "report.html")}
+    return {
+        "kind": gate.get("gate"),
+        "passed": gate.get("passed"),
+        "reasons": gate.get("reasons", []),
+        "metrics": metrics,
+        "candidate_digest": gate.get("candidate_digest"),
+        "report": str(gate_dir / "report.html"),
+    }
 
 
 def _approval_record(store: Path, digest: str | None) -> dict:
@@ -106,10 +127,17 @@ def _approval_record(store: Path, digest: str | None) -> dict:
     if approvals.store.load(digest) is None:
         return {}
     request = approvals.get(digest)
-    return {"state": request.state.value, "decided_by": request.decided_by, "reason": request.reason,
-            "decided_at": str(request.decided_at), "store": str(store),
-            "audit": [{"action": e.action.value, "actor": e.actor, "at": str(e.at), "reason": e.reason}
-                      for e in approvals.audit(digest)]}
+    return {
+        "state": request.state.value,
+        "decided_by": request.decided_by,
+        "reason": request.reason,
+        "decided_at": str(request.decided_at),
+        "store": str(store),
+        "audit": [
+            {"action": e.action.value, "actor": e.actor, "at": str(e.at), "reason": e.reason}
+            for e in approvals.audit(digest)
+        ],
+    }
 
 
 def zero_shot_on_golden(*, spec_path: Path, manifest: str, golden: str, out: Path) -> dict:
@@ -133,9 +161,15 @@ def zero_shot_on_golden(*, spec_path: Path, manifest: str, golden: str, out: Pat
     videos, _ = read_manifest(manifest)
     golden_manifest = out / "golden_manifest.parquet"
     tables.write_table(videos.filter(pc.is_in(videos.column("video_id"), golden_ids)), golden_manifest)
-    labels = annotate(attribute=str(spec_path), manifest=str(golden_manifest), out=str(out / "labels"),
-                      options=AnnotateOptions(teacher="zero-shot"))
-    gate(attribute=str(spec_path), golden=golden, predictions=str(out / "labels"), gate="teacher", out=str(out / "gate"))
+    labels = annotate(
+        attribute=str(spec_path),
+        manifest=str(golden_manifest),
+        out=str(out / "labels"),
+        options=AnnotateOptions(teacher="zero-shot"),
+    )
+    gate(
+        attribute=str(spec_path), golden=golden, predictions=str(out / "labels"), gate="teacher", out=str(out / "gate")
+    )
     return {"teacher_id": labels.teacher_id, **_gate_summary(out / "gate")}
 
 
@@ -158,8 +192,11 @@ def sample_query(*, serve_root: Path, attribute: str, history: list[str], k: int
     from silverset.components.index.server import ServerOptions, create_app
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(serve_root, ServerOptions(), poll=True), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(serve_root, ServerOptions(), poll=True), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -215,17 +252,45 @@ def run_demo(
     its seconds and count. Library progress bars are off throughout (``quiet_libraries``).
     """
     with quiet_libraries():
-        return _run_demo(workdir=workdir, videos=videos, seed=seed, duration_s=duration_s, width=width,
-                         height=height, frames_per_video=frames_per_video, frame_size=frame_size, shards=shards,
-                         golden_share=golden_share, ab_users=ab_users, teacher=teacher,
-                         teacher_budget_share=teacher_budget_share, hard_case_share=hard_case_share,
-                         on_video=on_video, emit=on_event or (lambda _: None))
+        return _run_demo(
+            workdir=workdir,
+            videos=videos,
+            seed=seed,
+            duration_s=duration_s,
+            width=width,
+            height=height,
+            frames_per_video=frames_per_video,
+            frame_size=frame_size,
+            shards=shards,
+            golden_share=golden_share,
+            ab_users=ab_users,
+            teacher=teacher,
+            teacher_budget_share=teacher_budget_share,
+            hard_case_share=hard_case_share,
+            on_video=on_video,
+            emit=on_event or (lambda _: None),
+        )
 
 
-def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float, width: int, height: int,
-              frames_per_video: int, frame_size: int, shards: int, golden_share: float, ab_users: int, teacher: str,
-              teacher_budget_share: float, hard_case_share: float, on_video: Callable[[str], None] | None,
-              emit: Callable[[TaskEvent], None]) -> dict:
+def _run_demo(
+    *,
+    workdir: str | Path,
+    videos: int,
+    seed: int,
+    duration_s: float,
+    width: int,
+    height: int,
+    frames_per_video: int,
+    frame_size: int,
+    shards: int,
+    golden_share: float,
+    ab_users: int,
+    teacher: str,
+    teacher_budget_share: float,
+    hard_case_share: float,
+    on_video: Callable[[str], None] | None,
+    emit: Callable[[TaskEvent], None],
+) -> dict:
     from silverset.components.abtest.closed_loop import run_closed_loop
     from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common import schemas, tables
@@ -233,8 +298,8 @@ def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float,
     from silverset.components.corpus.synth import run as synth
     from silverset.components.distill.flow import golden_from_truth
     from silverset.components.incremental.plan import run_dir_of
-    from silverset.components.teacher.frames_cnn import teacher_card, teacher_checkpoint
     from silverset.components.index import pointer
+    from silverset.components.teacher.frames_cnn import teacher_card, teacher_checkpoint
     from silverset.pipelines.attribute_promotion import PlatformOptions
     from silverset.pipelines.local_run import run_local
 
@@ -244,13 +309,27 @@ def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float,
     spec = load_spec(spec_path)
 
     with _stage(emit, "corpus synth") as done:
-        corpus = synth(out=workdir / "corpus", videos=videos, seed=seed, duration_s=duration_s, width=width,
-                       height=height, hard_case_share=hard_case_share, on_video=on_video)
-        done.update(count=corpus["videos"], unit="videos",
-                    note=f"{corpus['errors']} errors" if corpus["errors"] else "")
+        corpus = synth(
+            out=workdir / "corpus",
+            videos=videos,
+            seed=seed,
+            duration_s=duration_s,
+            width=width,
+            height=height,
+            hard_case_share=hard_case_share,
+            on_video=on_video,
+        )
+        done.update(
+            count=corpus["videos"], unit="videos", note=f"{corpus['errors']} errors" if corpus["errors"] else ""
+        )
     with _stage(emit, "golden set (from the corpus's truth)") as done:
-        golden = golden_from_truth(truth=corpus["truth"], spec_path=str(spec_path), out=str(workdir / "golden.parquet"),
-                                   share=golden_share, seed=seed)
+        golden = golden_from_truth(
+            truth=corpus["truth"],
+            spec_path=str(spec_path),
+            out=str(workdir / "golden.parquet"),
+            share=golden_share,
+            seed=seed,
+        )
         done.update(count=golden["items"], unit="videos", note=f"{golden['positives']} positive")
     checkpoint: Path | None = None
     if teacher == "local":  # trained once, kept across demos: same file, same teacher id
@@ -262,13 +341,23 @@ def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float,
     pipeline_dir = workdir / "pipeline"
     budget = max(10, round(videos * teacher_budget_share)) if teacher_budget_share > 0 else 0
     with _stage(emit, PIPELINE_STAGE) as done:
-        run = run_local(attribute_spec=spec_path, manifest=corpus["manifest"], workdir=pipeline_dir,
-                        golden_set=golden["golden"], options=PlatformOptions(shards=shards),
-                        params={"frames_per_video": frames_per_video, "frame_size": frame_size,
-                                "teacher_backend": teacher, "teacher_checkpoint": str(checkpoint or ""),
-                                "auto_approve_as": spec.approvers[0], "submitter": "silverset-demo",
-                                "teacher_budget_videos": budget},
-                        on_task=lambda event: emit(replace(event, within=PIPELINE_STAGE)))
+        run = run_local(
+            attribute_spec=spec_path,
+            manifest=corpus["manifest"],
+            workdir=pipeline_dir,
+            golden_set=golden["golden"],
+            options=PlatformOptions(shards=shards),
+            params={
+                "frames_per_video": frames_per_video,
+                "frame_size": frame_size,
+                "teacher_backend": teacher,
+                "teacher_checkpoint": str(checkpoint or ""),
+                "auto_approve_as": spec.approvers[0],
+                "submitter": "silverset-demo",
+                "teacher_budget_videos": budget,
+            },
+            on_task=lambda event: emit(replace(event, within=PIPELINE_STAGE)),
+        )
         outcome = run.summary.get("outcome", "") if run.status != "SUCCEEDED" else ""
         log = f"; kfp.local task log {run.log.relative_to(workdir)}" if run.log is not None else ""
         done.update(count=run.tasks, unit="tasks", note=f"{run.status}" + (f" ({outcome})" if outcome else "") + log)
@@ -284,9 +373,15 @@ def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float,
     if live:
         with _stage(emit, "sample query (local index server)") as done:
             truth = tables.read_table(corpus["truth"], schemas.TRUTH)
-            positives = sorted(v for v, a, label in zip(truth.column("video_id").to_pylist(),
-                                                        truth.column("attribute").to_pylist(),
-                                                        truth.column("label").to_pylist()) if a == spec.name and label)
+            positives = sorted(
+                v
+                for v, a, label in zip(
+                    truth.column("video_id").to_pylist(),
+                    truth.column("attribute").to_pylist(),
+                    truth.column("label").to_pylist(),
+                )
+                if a == spec.name and label
+            )
             query = sample_query(serve_root=serve_root, attribute=spec.name, history=positives[:5])
             hits = [r["video_id"] for r in query["response"]["results"]]
             query["positives_in_results"] = sum(1 for v in hits if v in set(positives))
@@ -295,8 +390,9 @@ def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float,
     zero_shot: dict = {}
     if teacher != "zero-shot":
         with _stage(emit, "embedded zero-shot teacher on the golden set (for comparison)") as done:
-            zero_shot = zero_shot_on_golden(spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"],
-                                            out=workdir / "zero_shot")
+            zero_shot = zero_shot_on_golden(
+                spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"], out=workdir / "zero_shot"
+            )
             done.update(note="teacher gate " + ("passed" if zero_shot.get("passed") else "failed"))
 
     ab: dict = {}
@@ -304,25 +400,53 @@ def _run_demo(*, workdir: str | Path, videos: int, seed: int, duration_s: float,
         with _stage(emit, "A/B closed loop: the index server runs the experiment, simulated users search it") as done:
             experiment_dir = workdir / "abtest" / "experiment"
             create_experiment(spec=spec, salt=f"demo-{seed}", treatment_share=0.5, out_dir=experiment_dir)
-            ab = run_closed_loop(serve_root=serve_root, attribute=spec.name, experiment_path=experiment_dir,
-                                 out_dir=workdir / "abtest" / "closed_loop", users=ab_users, effect=2.0, seed=seed)
+            ab = run_closed_loop(
+                serve_root=serve_root,
+                attribute=spec.name,
+                experiment_path=experiment_dir,
+                out_dir=workdir / "abtest" / "closed_loop",
+                users=ab_users,
+                effect=2.0,
+                seed=seed,
+            )
             done.update(count=ab.get("requests"), unit="searches", note=f"{ab_users} simulated users")
     run_summary = _read_json(pipeline_dir / "run_summary.json")
 
     return {
-        "workdir": str(workdir), "attribute": spec.key, "corpus": corpus, "golden": golden,
-        "teacher": {"backend": teacher, "checkpoint": str(checkpoint or ""),
-                    "card": teacher_card(checkpoint) if checkpoint else {}},
-        "pipeline": {"status": run.status, "wall_s": round(run.wall_s, 1), "tasks": run.tasks, "plan": run.plan,
-                     "run_dir": str(run_dir), "run_summary": str(pipeline_dir / "run_summary.json"),
-                     "teacher_budget_videos": budget, "costs": run_summary.get("costs") or {}},
-        "teacher_gate": teacher_gate, "student_gate": student_gate, "approval": approval,
+        "workdir": str(workdir),
+        "attribute": spec.key,
+        "corpus": corpus,
+        "golden": golden,
+        "teacher": {
+            "backend": teacher,
+            "checkpoint": str(checkpoint or ""),
+            "card": teacher_card(checkpoint) if checkpoint else {},
+        },
+        "pipeline": {
+            "status": run.status,
+            "wall_s": round(run.wall_s, 1),
+            "tasks": run.tasks,
+            "plan": run.plan,
+            "run_dir": str(run_dir),
+            "run_summary": str(pipeline_dir / "run_summary.json"),
+            "teacher_budget_videos": budget,
+            "costs": run_summary.get("costs") or {},
+        },
+        "teacher_gate": teacher_gate,
+        "student_gate": student_gate,
+        "approval": approval,
         "zero_shot_teacher": zero_shot,
-        "index": {"version": index_manifest.get("version"), "vocabulary": index_manifest.get("count"),
-                  "history": index_manifest.get("history_count"),
-                  "recall": index_manifest.get("build", {}).get("recall"), "live_version": live,
-                  "serve_root": str(serve_root), "index_dir": str(run_dir / "index")},
-        "query": query, "abtest": ab,
+        "index": {
+            "version": index_manifest.get("version"),
+            "vocabulary": index_manifest.get("count"),
+            "history": index_manifest.get("history_count"),
+            "recall": index_manifest.get("build", {}).get("recall"),
+            "live_version": live,
+            "serve_root": str(serve_root),
+            "index_dir": str(run_dir / "index"),
+        },
+        "query": query,
+        "abtest": ab,
     }
 
 

@@ -3,6 +3,7 @@
 It spans four stages (evaluate, distill, score, evaluate), so it lives here with the other cross-stage code rather
 than in a stage package: no stage package imports another that imports it back.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,15 +48,16 @@ def distill_and_gate(
     (benchmarks measure the student anyway). Returns
     each step's summary; ``passed`` is True only when both gates passed.
     """
+    from silverset.components.distill.train import run as distill
     from silverset.components.evaluate.gate import run as evaluate
     from silverset.components.score.bulk import ScoreOptions
     from silverset.components.score.bulk import run as score
 
-    from silverset.components.distill.train import run as distill
-
     root = Path(out)
     result: dict[str, Any] = {}
-    result["teacher_gate"] = evaluate(attribute=attribute, golden=golden, predictions=labels, gate="teacher", out=str(root / "teacher_gate"))
+    result["teacher_gate"] = evaluate(
+        attribute=attribute, golden=golden, predictions=labels, gate="teacher", out=str(root / "teacher_gate")
+    )
     if not result["teacher_gate"]["passed"] and stop_on_teacher_failure:
         result["passed"] = False
         return result
@@ -66,12 +68,26 @@ def distill_and_gate(
         keep = pa.array([v not in golden_ids for v in table.column("video_id").to_pylist()])
         train_labels = str(root / "train_labels.parquet")
         tables.write_table(table.filter(keep), train_labels, schemas.LABELS)
-    result["distill"] = distill(embeddings=embeddings, labels=train_labels, attribute=attribute, out=str(root / "model"), options=options)
-    result["score"] = score(model=str(root / "model"), embeddings=embeddings, out=str(root / "scores"), options=ScoreOptions(backend=score_backend))
+    result["distill"] = distill(
+        embeddings=embeddings, labels=train_labels, attribute=attribute, out=str(root / "model"), options=options
+    )
+    result["score"] = score(
+        model=str(root / "model"),
+        embeddings=embeddings,
+        out=str(root / "scores"),
+        options=ScoreOptions(backend=score_backend),
+    )
     student_golden = golden_predictions(str(root / "scores"), golden, str(root / "student_golden_scores.parquet"))
     result["student_gate"] = evaluate(
-        attribute=attribute, golden=golden, predictions=student_golden, gate="student", out=str(root / "student_gate"),
-        model=str(root / "model"), teacher_predictions=labels, baseline=baseline, teacher_stats=teacher_stats,
+        attribute=attribute,
+        golden=golden,
+        predictions=student_golden,
+        gate="student",
+        out=str(root / "student_gate"),
+        model=str(root / "model"),
+        teacher_predictions=labels,
+        baseline=baseline,
+        teacher_stats=teacher_stats,
         teacher_latency_s_per_item=teacher_latency_s_per_item,
     )
     result["passed"] = bool(result["teacher_gate"]["passed"] and result["student_gate"]["passed"])

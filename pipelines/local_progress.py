@@ -9,6 +9,7 @@ count read from the task's own outputs where the stage reports one (videos frame
 plan step's count from the plan.json it wrote). kfp.local's own log stays as it is. ``on_task`` may be called from kfp.local's worker
 threads (a ParallelFor runs two iterations at once); calls are serialised here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,8 +34,12 @@ _COUNTS: tuple[tuple[str, str, str], ...] = (
     ("commit-promoted-state", "videos", "videos in the promoted state"),
 )
 # display name -> what precedes the one-word result the task returns
-_VERDICTS = {"teacher-gate": "", "student-gate": "", "human-approval": "",
-             "restricted-vocabulary-and-index": "version "}
+_VERDICTS = {
+    "teacher-gate": "",
+    "student-gate": "",
+    "human-approval": "",
+    "restricted-vocabulary-and-index": "version ",
+}
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,19 @@ def following_tasks(on_task: Callable[[TaskEvent], None]) -> Iterator[None]:
             return outputs, status
         finally:
             count, unit, note = describe_outputs(display, outputs or {}) if status_name == "SUCCESS" else (None, "", "")
-            emit(TaskEvent(task=display, phase="end", shard=shard, shards=shards, status=status_name,
-                           seconds=time.perf_counter() - started, count=count, unit=unit, note=note))
+            emit(
+                TaskEvent(
+                    task=display,
+                    phase="end",
+                    shard=shard,
+                    shards=shards,
+                    status=status_name,
+                    seconds=time.perf_counter() - started,
+                    count=count,
+                    unit=unit,
+                    note=note,
+                )
+            )
 
     task_executor.execute_single_task = following
     try:

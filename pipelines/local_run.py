@@ -1,4 +1,5 @@
 """Run the attribute-promotion pipeline on this machine through ``kfp.local`` (SubprocessRunner, same env)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,19 @@ class LocalRun:
     error: str = ""  # why the run FAILED (kfp.local's message; the run summary says which stage stopped it)
 
 
-def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path, state_dir: str | Path | None = None,
-              golden_set: str | Path = "", webhook_url: str = "", params: dict | None = None,
-              options=None, quiet: bool = True, on_task: Callable[[TaskEvent], None] | None = None) -> LocalRun:
+def run_local(
+    *,
+    attribute_spec: str | Path,
+    manifest: str,
+    workdir: str | Path,
+    state_dir: str | Path | None = None,
+    golden_set: str | Path = "",
+    webhook_url: str = "",
+    params: dict | None = None,
+    options=None,
+    quiet: bool = True,
+    on_task: Callable[[TaskEvent], None] | None = None,
+) -> LocalRun:
     """Run the compiled pipeline's function end to end with kfp.local; every artifact stays under ``workdir``.
 
     ``options`` (attribute_promotion.PlatformOptions) sets e.g. the shard count; default 4 shards.
@@ -57,8 +68,10 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
 
     options = (options or PlatformOptions()).model_copy(update={"local_demo": True})
     pipeline = build(options)
-    inputs = {name: {"required": not spec.optional, "type": spec.type}
-              for name, spec in pipeline.component_spec.inputs.items()}
+    inputs = {
+        name: {"required": not spec.optional, "type": spec.type}
+        for name, spec in pipeline.component_spec.inputs.items()
+    }
     load_spec(attribute_spec)  # fail fast, naming the spec, before any task starts
     if "://" not in manifest and not Path(manifest).exists():
         raise SilversetInputError(f"manifest '{manifest}'", "file not found")
@@ -71,12 +84,20 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log" if quiet else None
-    arguments = {"attribute_spec": str(Path(attribute_spec).resolve()),
-                 "manifest": manifest if "://" in manifest else str(Path(manifest).resolve()),
-                 "workdir": str(workdir), "state_dir": str(state), "webhook_url": webhook_url,
-                 "golden_set": str(Path(golden_set).resolve()) if golden_set and "://" not in str(golden_set) else str(golden_set),
-                 "approval_store": f"sqlite:///{workdir / 'approvals.db'}", "deploy_target": "local",
-                 "serve_root": str(workdir / "serve"), **(params or {})}
+    arguments = {
+        "attribute_spec": str(Path(attribute_spec).resolve()),
+        "manifest": manifest if "://" in manifest else str(Path(manifest).resolve()),
+        "workdir": str(workdir),
+        "state_dir": str(state),
+        "webhook_url": webhook_url,
+        "golden_set": str(Path(golden_set).resolve())
+        if golden_set and "://" not in str(golden_set)
+        else str(golden_set),
+        "approval_store": f"sqlite:///{workdir / 'approvals.db'}",
+        "deploy_target": "local",
+        "serve_root": str(workdir / "serve"),
+        **(params or {}),
+    }
     check_params(arguments, inputs)
     arguments = typed_params(arguments, inputs)
     started = time.perf_counter()
@@ -107,9 +128,17 @@ def run_local(*, attribute_spec: str | Path, manifest: str, workdir: str | Path,
     run_id = job_names[0] if job_names else ""
     own = Path(plan_dir_of(str(workdir), run_id)) if run_id else None
     summary_path, plan_path = (own / SUMMARY_FILE, own / PLAN_FILE) if own else (Path(), Path())
-    return LocalRun(workdir=workdir, wall_s=wall, status=status, tasks=tasks, log=log_path, error=error, run_id=run_id,
-                    summary=json.loads(summary_path.read_text()) if own and summary_path.exists() else {},
-                    plan=json.loads(plan_path.read_text()) if own and plan_path.exists() else {})
+    return LocalRun(
+        workdir=workdir,
+        wall_s=wall,
+        status=status,
+        tasks=tasks,
+        log=log_path,
+        error=error,
+        run_id=run_id,
+        summary=json.loads(summary_path.read_text()) if own and summary_path.exists() else {},
+        plan=json.loads(plan_path.read_text()) if own and plan_path.exists() else {},
+    )
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 Shared fixtures live in ``tests.helpers`` modules registered below as plugins (the one way a test gets a shared
 fixture); shared plain helpers are imported by full name, ``from tests.helpers.ports import free_port``.
 """
+
 from __future__ import annotations
 
 import os

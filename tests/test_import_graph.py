@@ -4,6 +4,7 @@ Every ``import``/``from ... import`` in every module counts, including those ins
 hides a cycle from Python but not from a reader): the edges of the package graph are components.X ->
 components.Y for X != Y. ``common`` must import no stage package at all.
 """
+
 from __future__ import annotations
 
 import ast
@@ -103,8 +104,9 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 
 
 def _describe(component: frozenset[str], graph: dict[str, set[str]], where: dict) -> str:
-    edges = [f"  {a} -> {b}: {', '.join(where[(a, b)][:3])}" for a in sorted(component)
-             for b in sorted(graph[a] & component)]
+    edges = [
+        f"  {a} -> {b}: {', '.join(where[(a, b)][:3])}" for a in sorted(component) for b in sorted(graph[a] & component)
+    ]
     return f"cycle among {sorted(component)}:\n" + "\n".join(edges)
 
 
@@ -125,7 +127,7 @@ def test_common_imports_no_stage_package():
 def test_distill_evaluate_and_score_import_each_other_one_way_only():
     graph, where = package_graph()
     for a, b in (("distill", "evaluate"), ("distill", "score")):
-        assert not (b in graph[a] and a in graph[b]), (f"{a} <-> {b}: {where[(a, b)]} and {where[(b, a)]}")
+        assert not (b in graph[a] and a in graph[b]), f"{a} <-> {b}: {where[(a, b)]} and {where[(b, a)]}"
 
 
 def test_no_import_cycle_among_component_packages_but_the_known_ones():

@@ -5,6 +5,7 @@ a regular package, a stand-in ``tests`` made ``import tests.fakes`` fail wheneve
 was collected first. Shared code lives in ``tests.helpers`` (and ``benchmarks`` is a package run with ``-m``), so
 no file under ``tests/`` or ``benchmarks/`` needs to put a folder on ``sys.path``.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,6 +38,7 @@ def test_no_test_or_benchmark_edits_sys_path():
         relative = path.relative_to(ROOT).as_posix()
         if relative == "tests/test_suite_layout.py":
             continue
-        offenders += [f"{relative}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
-                      if SYS_PATH_EDIT.search(line)]
+        offenders += [
+            f"{relative}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1) if SYS_PATH_EDIT.search(line)
+        ]
     assert offenders == [], "put shared code in tests/helpers and import it by name instead: " + ", ".join(offenders)

@@ -9,6 +9,7 @@ A model is a JSON file (coefficients, feature names, scaler, decision threshold,
 server reads numbers, never unpickles code. ``AffinityModel.load`` refuses anything malformed with a
 SilversetInputError naming the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ DEFAULT_HALF_LIFE = 5.0
 MAX_FILE_BYTES = 1 << 20
 
 
-def history_features(probabilities: np.ndarray, threshold: float, *, half_life: float = DEFAULT_HALF_LIFE) -> np.ndarray:
+def history_features(
+    probabilities: np.ndarray, threshold: float, *, half_life: float = DEFAULT_HALF_LIFE
+) -> np.ndarray:
     """Features of one history: float64 [len(FEATURE_NAMES)].
 
     ``probabilities`` are the student's scores of the user's known history videos, oldest -> newest.
@@ -42,13 +45,16 @@ def history_features(probabilities: np.ndarray, threshold: float, *, half_life: 
         return np.zeros(len(FEATURE_NAMES), dtype=np.float64)
     age = np.arange(n - 1, -1, -1, dtype=np.float64)
     weights = 0.5 ** (age / half_life)
-    return np.array([
-        float(np.mean(p >= threshold)),
-        float(p.mean()),
-        float(p.max()),
-        float(np.dot(weights, p) / weights.sum()),
-        math.log1p(n),
-    ], dtype=np.float64)
+    return np.array(
+        [
+            float(np.mean(p >= threshold)),
+            float(p.mean()),
+            float(p.max()),
+            float(np.dot(weights, p) / weights.sum()),
+            math.log1p(n),
+        ],
+        dtype=np.float64,
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ class AffinityModel:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Engagement probability per row of ``features`` float [n, len(FEATURE_NAMES)]."""
-        x = (np.atleast_2d(np.asarray(features, dtype=np.float64)) - np.asarray(self.scaler_mean)) / np.asarray(self.scaler_scale)
+        x = (np.atleast_2d(np.asarray(features, dtype=np.float64)) - np.asarray(self.scaler_mean)) / np.asarray(
+            self.scaler_scale
+        )
         z = x @ np.asarray(self.coefficients) + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
@@ -114,17 +122,29 @@ class AffinityModel:
         scaler = value.get("scaler")
         if not isinstance(scaler, dict):
             raise SilversetInputError(what, "'scaler' must be an object with 'mean' and 'scale'")
-        vectors = {"coefficients": value.get("coefficients"), "scaler.mean": scaler.get("mean"), "scaler.scale": scaler.get("scale")}
+        vectors = {
+            "coefficients": value.get("coefficients"),
+            "scaler.mean": scaler.get("mean"),
+            "scaler.scale": scaler.get("scale"),
+        }
         for name, vec in vectors.items():
             if not isinstance(vec, list) or len(vec) != len(FEATURE_NAMES) or not all(_finite_number(v) for v in vec):
                 raise SilversetInputError(what, f"'{name}' must be {len(FEATURE_NAMES)} finite numbers")
         if not all(v > 0 for v in vectors["scaler.scale"]):
             raise SilversetInputError(what, "'scaler.scale' entries must be > 0")
-        for name, low, high in (("intercept", -math.inf, math.inf), ("threshold", 0.0, 1.0), ("half_life", 0.0, math.inf)):
+        for name, low, high in (
+            ("intercept", -math.inf, math.inf),
+            ("threshold", 0.0, 1.0),
+            ("half_life", 0.0, math.inf),
+        ):
             v = value.get(name, DEFAULT_HALF_LIFE if name == "half_life" else None)
             if not _finite_number(v) or not (low <= v <= high) or (name == "half_life" and v <= 0):
-                raise SilversetInputError(what, f"'{name}' must be a finite number" + (f" in [{low}, {high}]" if name == "threshold" else "")
-                                          + (" > 0" if name == "half_life" else ""))
+                raise SilversetInputError(
+                    what,
+                    f"'{name}' must be a finite number"
+                    + (f" in [{low}, {high}]" if name == "threshold" else "")
+                    + (" > 0" if name == "half_life" else ""),
+                )
         training = value.get("training", {})
         if not isinstance(training, dict):
             raise SilversetInputError(what, "'training' must be an object")

@@ -10,6 +10,7 @@ Threshold: equal reach. The model triggers the same share of users as the rule d
 ``serving.trigger_threshold`` (its quantile over the training users' model probabilities), so a lift
 comparison of the two triggers compares whom they reach, not how many.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,11 @@ class TrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     label: str = Field("attribute_engagement", description="outcome column: 1 = the user engaged with the attribute")
-    arm: str = Field("control", pattern="^(control|treatment|all)$",
-                     description="users whose label trains the model; control's was not changed by serving")
+    arm: str = Field(
+        "control",
+        pattern="^(control|treatment|all)$",
+        description="users whose label trains the model; control's was not changed by serving",
+    )
     test_share: float = Field(0.3, gt=0.0, lt=1.0)
     bootstrap_samples: int = Field(1000, ge=100, le=100_000)
     half_life: float = Field(DEFAULT_HALF_LIFE, gt=0.0)
@@ -70,8 +74,9 @@ def score_lookup(scores, *, attribute: str | None, label: str) -> dict[str, floa
     return dict(zip(scores["video_id"].astype(str), scores["probability"].astype(np.float64)))
 
 
-def feature_matrix(histories, lookup: dict[str, float], *, min_probability: float, affinity: str,
-                   half_life: float = DEFAULT_HALF_LIFE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def feature_matrix(
+    histories, lookup: dict[str, float], *, min_probability: float, affinity: str, half_life: float = DEFAULT_HALF_LIFE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features float [n, F], rule score float [n], known history length int [n]) for lists of video ids.
 
     Unknown videos are skipped, as the server skips them."""
@@ -101,47 +106,91 @@ def paired_auc(y: np.ndarray, model_score: np.ndarray, rule_score: np.ndarray, *
         stats.append((a, b, a - b))
     lo, hi = np.percentile(np.array(stats), [2.5, 97.5], axis=0)
     m, r = roc_auc_score(y, model_score), roc_auc_score(y, rule_score)
-    return AucReport(model=m, model_ci=(lo[0], hi[0]), rule=r, rule_ci=(lo[1], hi[1]), difference=m - r,
-                     difference_ci=(lo[2], hi[2]), test_users=n, test_positives=int(y.sum()))
+    return AucReport(
+        model=m,
+        model_ci=(lo[0], hi[0]),
+        rule=r,
+        rule_ci=(lo[1], hi[1]),
+        difference=m - r,
+        difference_ci=(lo[2], hi[2]),
+        test_users=n,
+        test_positives=int(y.sum()),
+    )
 
 
-def fit(x: np.ndarray, y: np.ndarray, rule: np.ndarray, *, spec: AttributeSpec,
-        options: TrainOptions = TrainOptions()) -> tuple[AffinityModel, AucReport]:
+def fit(
+    x: np.ndarray, y: np.ndarray, rule: np.ndarray, *, spec: AttributeSpec, options: TrainOptions = TrainOptions()
+) -> tuple[AffinityModel, AucReport]:
     """Fit on a stratified train split, report held-out AUC vs the rule, pick the equal-reach threshold."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
     if len(y) < 20 or y.min() == y.max() or min(y.sum(), (1 - y).sum()) < 5:
-        raise SilversetInputError("training users", f"need at least 20 users with both labels (5 of each); got {len(y)} "
-                                  f"users, {int(y.sum())} positive")
-    train, test = train_test_split(np.arange(len(y)), test_size=options.test_share, stratify=y, random_state=options.seed)
+        raise SilversetInputError(
+            "training users",
+            f"need at least 20 users with both labels (5 of each); got {len(y)} users, {int(y.sum())} positive",
+        )
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=options.test_share, stratify=y, random_state=options.seed
+    )
     mean = x[train].mean(axis=0)
     scale = x[train].std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
     clf = LogisticRegression(C=options.l2, max_iter=1000).fit((x[train] - mean) / scale, y[train])
-    model = AffinityModel(coefficients=tuple(float(c) for c in clf.coef_[0]), intercept=float(clf.intercept_[0]),
-                          scaler_mean=tuple(map(float, mean)), scaler_scale=tuple(map(float, scale)),
-                          threshold=0.5, half_life=options.half_life)
-    auc = paired_auc(y[test], model.probabilities(x[test]), rule[test], samples=options.bootstrap_samples, seed=options.seed)
+    model = AffinityModel(
+        coefficients=tuple(float(c) for c in clf.coef_[0]),
+        intercept=float(clf.intercept_[0]),
+        scaler_mean=tuple(map(float, mean)),
+        scaler_scale=tuple(map(float, scale)),
+        threshold=0.5,
+        half_life=options.half_life,
+    )
+    auc = paired_auc(
+        y[test], model.probabilities(x[test]), rule[test], samples=options.bootstrap_samples, seed=options.seed
+    )
     reach = float(np.mean(rule >= spec.serving.trigger_threshold))
     probs = model.probabilities(x)
     threshold = float(np.quantile(probs, 1 - reach)) if 0 < reach < 1 else (1.0 if reach == 0 else 0.0)
     training = {
-        "users": int(len(y)), "train_users": int(len(train)), "test_users": int(len(test)), "positives": int(y.sum()),
-        "label": options.label, "arm": options.arm, "attribute": spec.name, "attribute_version": spec.version,
-        "min_probability": spec.vocabulary.min_probability, "rule": spec.serving.affinity,
-        "rule_trigger_threshold": spec.serving.trigger_threshold, "threshold_rule": "equal reach: the model triggers "
-        "the share of users the rule triggers at serving.trigger_threshold", "reach": reach,
-        "auc": auc.model_dump(mode="json"), "seed": options.seed,
+        "users": int(len(y)),
+        "train_users": int(len(train)),
+        "test_users": int(len(test)),
+        "positives": int(y.sum()),
+        "label": options.label,
+        "arm": options.arm,
+        "attribute": spec.name,
+        "attribute_version": spec.version,
+        "min_probability": spec.vocabulary.min_probability,
+        "rule": spec.serving.affinity,
+        "rule_trigger_threshold": spec.serving.trigger_threshold,
+        "threshold_rule": "equal reach: the model triggers "
+        "the share of users the rule triggers at serving.trigger_threshold",
+        "reach": reach,
+        "auc": auc.model_dump(mode="json"),
+        "seed": options.seed,
     }
-    model = AffinityModel(coefficients=model.coefficients, intercept=model.intercept, scaler_mean=model.scaler_mean,
-                          scaler_scale=model.scaler_scale, threshold=min(max(threshold, 0.0), 1.0),
-                          half_life=options.half_life, training=training)
+    model = AffinityModel(
+        coefficients=model.coefficients,
+        intercept=model.intercept,
+        scaler_mean=model.scaler_mean,
+        scaler_scale=model.scaler_scale,
+        threshold=min(max(threshold, 0.0), 1.0),
+        half_life=options.half_life,
+        training=training,
+    )
     return model, auc
 
 
-def run(*, exposures: str | Path, outcomes: str | Path, scores: str | Path, spec: AttributeSpec, out: str | Path,
-        options: TrainOptions = TrainOptions(), experiment_id: str | None = None) -> dict:
+def run(
+    *,
+    exposures: str | Path,
+    outcomes: str | Path,
+    scores: str | Path,
+    spec: AttributeSpec,
+    out: str | Path,
+    options: TrainOptions = TrainOptions(),
+    experiment_id: str | None = None,
+) -> dict:
     """Train from files and write the model JSON to ``out``; returns the model's training record."""
     from silverset.components.common.tables import ErrorRow, errors_table, read_table, write_table
 
@@ -157,35 +206,72 @@ def run(*, exposures: str | Path, outcomes: str | Path, scores: str | Path, spec
     _check_unique(out_frame, f"outcomes '{outcomes}'")
     for column in (options.label, "history"):
         if column not in out_frame.columns:
-            raise SilversetInputError(f"outcomes '{outcomes}'", f"missing required column '{column}'"
-                                      + (" (the user's history: a list of video ids, oldest first)" if column == "history" else ""))
+            raise SilversetInputError(
+                f"outcomes '{outcomes}'",
+                f"missing required column '{column}'"
+                + (" (the user's history: a list of video ids, oldest first)" if column == "history" else ""),
+            )
     merged = users.merge(out_frame[["user_id", options.label, "history"]], on="user_id", how="left")
     no_label = merged[options.label].isna()
-    errors = [ErrorRow(key=u, stage=STAGE, error_type="missing_label", uri=str(outcomes),
-                       message=f"no '{options.label}' value for a logged user") for u in merged.loc[no_label, "user_id"]]
+    errors = [
+        ErrorRow(
+            key=u,
+            stage=STAGE,
+            error_type="missing_label",
+            uri=str(outcomes),
+            message=f"no '{options.label}' value for a logged user",
+        )
+        for u in merged.loc[no_label, "user_id"]
+    ]
     merged = merged[~no_label]
     labels = merged[options.label].to_numpy()
     if not set(np.unique(labels)) <= {0, 1, True, False}:
         raise SilversetInputError(f"outcomes '{outcomes}'", f"column '{options.label}' must be 0/1")
     lookup = score_lookup(read_table(scores).to_pandas(), attribute=spec.name, label=f"scores '{scores}'")
-    x, rule, known = feature_matrix(merged["history"], lookup, min_probability=spec.vocabulary.min_probability,
-                                    affinity=spec.serving.affinity, half_life=options.half_life)
+    x, rule, known = feature_matrix(
+        merged["history"],
+        lookup,
+        min_probability=spec.vocabulary.min_probability,
+        affinity=spec.serving.affinity,
+        half_life=options.half_life,
+    )
     keep = known > 0
-    errors += [ErrorRow(key=u, stage=STAGE, error_type="no_known_history", uri=str(outcomes),
-                        message="no history video has a score: nothing to learn from")
-               for u in merged.loc[~keep, "user_id"]]
+    errors += [
+        ErrorRow(
+            key=u,
+            stage=STAGE,
+            error_type="no_known_history",
+            uri=str(outcomes),
+            message="no history video has a score: nothing to learn from",
+        )
+        for u in merged.loc[~keep, "user_id"]
+    ]
     if errors:
         reasons = Counter(e.error_type for e in errors)
-        _LOGGER.warning("affinity %s: %d of %d logged users left out of training and written to %s (%s); first: %s",
-                        spec.key, len(errors), len(users), Path(str(out)).with_suffix(".errors.parquet").name,
-                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
-                        ", ".join(str(e.key) for e in errors[:5]))
-    _LOGGER.info("affinity %s: training on %d users (%d positive)", spec.key, int(keep.sum()),
-                 int(labels[keep].astype(np.int64).sum()))
+        _LOGGER.warning(
+            "affinity %s: %d of %d logged users left out of training and written to %s (%s); first: %s",
+            spec.key,
+            len(errors),
+            len(users),
+            Path(str(out)).with_suffix(".errors.parquet").name,
+            ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+            ", ".join(str(e.key) for e in errors[:5]),
+        )
+    _LOGGER.info(
+        "affinity %s: training on %d users (%d positive)",
+        spec.key,
+        int(keep.sum()),
+        int(labels[keep].astype(np.int64).sum()),
+    )
     model, _ = fit(x[keep], labels[keep].astype(np.int64), rule[keep], spec=spec, options=options)
     model.save(out)
     errors_path = Path(str(out)).with_suffix(".errors.parquet")
     write_table(errors_table(errors), errors_path)
     _LOGGER.info("affinity %s: model written to %s (threshold %.3f)", spec.key, out, model.threshold)
-    return {**model.training, "errors": len(errors), "errors_table": str(errors_path), "threshold": model.threshold,
-            "out": str(out)}
+    return {
+        **model.training,
+        "errors": len(errors),
+        "errors_table": str(errors_path),
+        "threshold": model.threshold,
+        "out": str(out),
+    }

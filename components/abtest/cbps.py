@@ -6,6 +6,7 @@ standardized mean difference is ~0); the over-identified version adds the logist
 fitted by two-step GMM. The weighted effect's standard error comes from a sandwich over the stacked
 estimating equations, so it accounts for estimating the propensity.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -91,7 +92,9 @@ def logistic_propensity(covariates: np.ndarray, treated: np.ndarray) -> np.ndarr
     return np.clip(expit(z @ _logistic_mle(z, np.asarray(treated).astype(np.float64))), _CLIP, 1 - _CLIP)
 
 
-def standardized_mean_differences(covariates: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def standardized_mean_differences(
+    covariates: np.ndarray, treated: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """SMD per covariate column, float [k]: weighted group means over the pooled *unweighted* SD
     sqrt((var_treated + var_control) / 2), so before/after values share one scale."""
     x = np.asarray(covariates, dtype=np.float64)
@@ -104,8 +107,14 @@ def standardized_mean_differences(covariates: np.ndarray, treated: np.ndarray, w
         return np.where(sd > 0, (mean_t - mean_c) / sd, 0.0)
 
 
-def fit(covariates: np.ndarray, treated: np.ndarray, *, names: list[str] | None = None, estimand: Estimand = "ATT",
-        over_identified: bool = False) -> CBPSFit:
+def fit(
+    covariates: np.ndarray,
+    treated: np.ndarray,
+    *,
+    names: list[str] | None = None,
+    estimand: Estimand = "ATT",
+    over_identified: bool = False,
+) -> CBPSFit:
     """Fit CBPS. ``covariates``: float [n, k]; ``treated``: bool [n] (e.g. triggered restricted retrieval).
 
     ATT weights: treated 1, control pi/(1-pi); ATE: treated 1/pi, control 1/(1-pi); normalized within group.
@@ -126,14 +135,16 @@ def fit(covariates: np.ndarray, treated: np.ndarray, *, names: list[str] | None 
     sol = optimize.least_squares(mean_balance, beta0, method="lm", xtol=1e-12, ftol=1e-12, gtol=1e-12)
     beta = sol.x
     if over_identified:
+
         def stacked(b):
             return np.hstack([_score_moments(b, z, t), _balance_moments(b, z, t, estimand)])
 
         g = stacked(beta)
         cov = np.cov(g, rowvar=False) + 1e-9 * np.eye(g.shape[1])
         chol = np.linalg.cholesky(np.linalg.inv(cov))  # W = L L'; objective |L' gbar|^2 = gbar' W gbar
-        sol = optimize.least_squares(lambda b: chol.T @ stacked(b).mean(axis=0), beta, method="lm",
-                                     xtol=1e-12, ftol=1e-12, gtol=1e-12)
+        sol = optimize.least_squares(
+            lambda b: chol.T @ stacked(b).mean(axis=0), beta, method="lm", xtol=1e-12, ftol=1e-12, gtol=1e-12
+        )
         beta = sol.x
     max_moment = float(np.abs(mean_balance(beta)).max())
     pi = np.clip(expit(z @ beta), _CLIP, 1 - _CLIP)
@@ -142,12 +153,17 @@ def fit(covariates: np.ndarray, treated: np.ndarray, *, names: list[str] | None 
     before = standardized_mean_differences(x, t)
     after = standardized_mean_differences(x, t, weights)
     return CBPSFit(
-        estimand=estimand, over_identified=over_identified,
+        estimand=estimand,
+        over_identified=over_identified,
         converged=bool(sol.success) and (over_identified or max_moment < 1e-6),
         max_moment=max_moment,
-        balance=[CovariateBalance(covariate=n, smd_before=float(b), smd_after=float(a))
-                 for n, b, a in zip(names, before, after)],
-        coefficients=[float(v) for v in beta], propensity=pi, weights=weights,
+        balance=[
+            CovariateBalance(covariate=n, smd_before=float(b), smd_after=float(a))
+            for n, b, a in zip(names, before, after)
+        ],
+        coefficients=[float(v) for v in beta],
+        propensity=pi,
+        weights=weights,
     )
 
 
@@ -174,8 +190,15 @@ class WeightedEffect(BaseModel):
     alpha: float
 
 
-def weighted_effect(fit_result: CBPSFit, covariates: np.ndarray, treated: np.ndarray, outcome: np.ndarray, *,
-                    metric: str = "metric", alpha: float = 0.05) -> WeightedEffect:
+def weighted_effect(
+    fit_result: CBPSFit,
+    covariates: np.ndarray,
+    treated: np.ndarray,
+    outcome: np.ndarray,
+    *,
+    metric: str = "metric",
+    alpha: float = 0.05,
+) -> WeightedEffect:
     """Effect of ``treated`` on ``outcome`` (float [n]) under ``fit_result``'s weights.
 
     Stacked M-estimation over theta = (beta, mu_1, mu_0): psi_i = [M g_i(beta), w1_i (y_i - mu_1),
@@ -194,8 +217,10 @@ def weighted_effect(fit_result: CBPSFit, covariates: np.ndarray, treated: np.nda
     mu0 = float(np.sum(weights * (1 - t) * y))
 
     if fit_result.over_identified:
+
         def stacked(b):
             return np.hstack([_score_moments(b, z, t), _balance_moments(b, z, t, estimand)])
+
         g = stacked(beta)
         w_gmm = np.linalg.inv(np.cov(g, rowvar=False) + 1e-9 * np.eye(g.shape[1]))
         jac = _numeric_jacobian(lambda b: stacked(b).mean(axis=0), beta)
@@ -204,6 +229,7 @@ def weighted_effect(fit_result: CBPSFit, covariates: np.ndarray, treated: np.nda
         def beta_equations(b):
             return stacked(b) @ m.T
     else:
+
         def beta_equations(b):
             return _balance_moments(b, z, t, estimand)
 
@@ -228,12 +254,22 @@ def weighted_effect(fit_result: CBPSFit, covariates: np.ndarray, treated: np.nda
     se_rel = float(np.sqrt(max(var_rel, 0.0)))
     tb = t.astype(bool)
     return WeightedEffect(
-        metric=metric, estimand=estimand, n_treated=int(tb.sum()), n_control=int((~tb).sum()),
-        mean_treated=mu1, mean_control=mu0, difference=diff, difference_se=se,
-        difference_ci_low=diff - z_crit * se, difference_ci_high=diff + z_crit * se,
-        relative_lift=rel, relative_lift_se=se_rel,
-        relative_lift_ci_low=rel - z_crit * se_rel, relative_lift_ci_high=rel + z_crit * se_rel,
-        naive_difference=float(y[tb].mean() - y[~tb].mean()), alpha=alpha,
+        metric=metric,
+        estimand=estimand,
+        n_treated=int(tb.sum()),
+        n_control=int((~tb).sum()),
+        mean_treated=mu1,
+        mean_control=mu0,
+        difference=diff,
+        difference_se=se,
+        difference_ci_low=diff - z_crit * se,
+        difference_ci_high=diff + z_crit * se,
+        relative_lift=rel,
+        relative_lift_se=se_rel,
+        relative_lift_ci_low=rel - z_crit * se_rel,
+        relative_lift_ci_high=rel + z_crit * se_rel,
+        naive_difference=float(y[tb].mean() - y[~tb].mean()),
+        alpha=alpha,
     )
 
 

@@ -12,6 +12,7 @@ Outcomes: a user the server served restricted results gains ``effect x current i
 satisfied consumption (and ``creation_effect x interest`` in creation probability); the truth for the
 triggered users is the mean of that over the users the server triggered, in both arms.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,16 +53,26 @@ class SimulatedUsers:
     creation_logit: np.ndarray  # float [n]
 
 
-def simulate_users(video_ids: list[str], probabilities: np.ndarray, *, users: int, min_probability: float,
-                   seed: int = 0, id_prefix: str = "user") -> SimulatedUsers:
+def simulate_users(
+    video_ids: list[str],
+    probabilities: np.ndarray,
+    *,
+    users: int,
+    min_probability: float,
+    seed: int = 0,
+    id_prefix: str = "user",
+) -> SimulatedUsers:
     """Draw ``users`` users whose histories come from ``video_ids`` (student ``probabilities`` decide which
     count as the attribute's: >= ``min_probability``)."""
     ids = np.asarray(video_ids, dtype=object)
     p = np.asarray(probabilities, dtype=np.float64)
     attr_pool, other_pool = ids[p >= min_probability], ids[p < min_probability]
     if len(attr_pool) == 0 or len(other_pool) == 0:
-        raise SilversetInputError("index history", f"needs videos on both sides of min_probability {min_probability} "
-                                  f"to draw histories (has {len(attr_pool)} above, {len(other_pool)} below)")
+        raise SilversetInputError(
+            "index history",
+            f"needs videos on both sides of min_probability {min_probability} "
+            f"to draw histories (has {len(attr_pool)} above, {len(other_pool)} below)",
+        )
     rng = np.random.default_rng(seed)
     z_now = rng.normal(size=users)
     z_old = TASTE_CORRELATION * z_now + np.sqrt(1 - TASTE_CORRELATION**2) * rng.normal(size=users)
@@ -74,7 +85,9 @@ def simulate_users(video_ids: list[str], probabilities: np.ndarray, *, users: in
         recent = max(2, int(round(RECENT_SHARE * n)))
         share = np.where(np.arange(n) >= n - recent, interest[i], interest_old[i])
         from_attr = rng.random(n) < share
-        picks = np.where(from_attr, attr_pool[rng.integers(0, len(attr_pool), n)], other_pool[rng.integers(0, len(other_pool), n)])
+        picks = np.where(
+            from_attr, attr_pool[rng.integers(0, len(attr_pool), n)], other_pool[rng.integers(0, len(other_pool), n)]
+        )
         histories.append([str(v) for v in picks])
     activity, tenure, level = rng.normal(size=users), rng.normal(size=users), rng.normal(scale=3.0, size=users)
     base = 20.0 + 3.0 * activity + 1.0 * tenure + 2.0 * z_now + level
@@ -86,24 +99,29 @@ def simulate_users(video_ids: list[str], probabilities: np.ndarray, *, users: in
         "pre_satisfied_consumption": base + rng.normal(scale=2.0, size=users),
         "pre_creation_participation": (rng.random(users) < expit(creation_logit)).astype(np.float64),
     }
-    return SimulatedUsers([f"{id_prefix}-{seed}-{i:06d}" for i in range(users)], histories, interest, covariates,
-                          base, creation_logit)
+    return SimulatedUsers(
+        [f"{id_prefix}-{seed}-{i:06d}" for i in range(users)], histories, interest, covariates, base, creation_logit
+    )
 
 
-def outcomes_of(sim: SimulatedUsers, served: np.ndarray, *, effect: float, creation_effect: float, seed: int) -> pa.Table:
+def outcomes_of(
+    sim: SimulatedUsers, served: np.ndarray, *, effect: float, creation_effect: float, seed: int
+) -> pa.Table:
     """Outcome table from what was served (bool [n]): metrics, pre_* covariates, the engagement label, history."""
     rng = np.random.default_rng(seed + 7919)
     gain = sim.interest * np.asarray(served, dtype=np.float64)
     consumption = sim.base + rng.normal(scale=2.0, size=len(gain)) + effect * gain
     creation = rng.random(len(gain)) < np.clip(expit(sim.creation_logit) + creation_effect * gain, 0.0, 1.0)
-    return pa.table({
-        "user_id": sim.user_id,
-        "satisfied_consumption": consumption,
-        "creation_participation": creation.astype(np.float64),
-        **sim.covariates,
-        "attribute_engagement": (rng.random(len(gain)) < sim.interest).astype(np.int64),
-        "history": pa.array(sim.histories, type=pa.list_(pa.string())),
-    })
+    return pa.table(
+        {
+            "user_id": sim.user_id,
+            "satisfied_consumption": consumption,
+            "creation_participation": creation.astype(np.float64),
+            **sim.covariates,
+            "attribute_engagement": (rng.random(len(gain)) < sim.interest).astype(np.int64),
+            "history": pa.array(sim.histories, type=pa.list_(pa.string())),
+        }
+    )
 
 
 def _free_port() -> int:
@@ -122,8 +140,9 @@ def loopback_server(serve_root: str | Path, options) -> Iterator[str]:
     from silverset.components.index.server import create_app
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(serve_root, options, poll=False), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(serve_root, options, poll=False), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, name="closed-loop-index-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -144,7 +163,9 @@ def loopback_server(serve_root: str | Path, options) -> Iterator[str]:
         thread.join(timeout=60)
 
 
-def stage_serve_root(*, serve_root: str | Path, attribute: str, out: Path, affinity_model: str | Path | None) -> tuple[Path, dict]:
+def stage_serve_root(
+    *, serve_root: str | Path, attribute: str, out: Path, affinity_model: str | Path | None
+) -> tuple[Path, dict]:
     """Copy the live version of ``attribute`` into ``out`` (CURRENT pointing at it); with ``affinity_model``
     its manifest names the model (the manifest is outside the content digest). Returns (root, manifest)."""
     from silverset.components.index import pointer
@@ -166,9 +187,20 @@ def stage_serve_root(*, serve_root: str | Path, attribute: str, out: Path, affin
     return out, manifest
 
 
-def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: str | Path, out_dir: str | Path,
-                    users: int = 4000, effect: float = 2.0, seed: int = 0, affinity_model: str | Path | None = None,
-                    creation_effect: float = 0.04, clients: int = 8, bootstrap_samples: int = 200) -> dict:
+def run_closed_loop(
+    *,
+    serve_root: str | Path,
+    attribute: str,
+    experiment_path: str | Path,
+    out_dir: str | Path,
+    users: int = 4000,
+    effect: float = 2.0,
+    seed: int = 0,
+    affinity_model: str | Path | None = None,
+    creation_effect: float = 0.04,
+    clients: int = 8,
+    bootstrap_samples: int = 200,
+) -> dict:
     """Serve ``attribute``'s live index with the experiment, send one history search per simulated user (a
     quarter send a second), generate outcomes from the responses, analyse the server's exposure log.
 
@@ -189,23 +221,41 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
     config = load_experiment(experiment_path)
     if config.attribute != attribute:
         raise SilversetInputError(f"experiment '{experiment_path}'", f"is for '{config.attribute}', not '{attribute}'")
-    root, manifest = stage_serve_root(serve_root=serve_root, attribute=attribute, out=out / "serve", affinity_model=affinity_model)
+    root, manifest = stage_serve_root(
+        serve_root=serve_root, attribute=attribute, out=out / "serve", affinity_model=affinity_model
+    )
     history = pq.read_table(Path(root) / attribute / "versions" / manifest["version"] / "history.parquet")
-    sim = simulate_users(history.column("video_id").to_pylist(), history.column("probability").to_numpy(),
-                         users=users, min_probability=float(manifest["vocabulary_rule"]["min_probability"]), seed=seed)
+    sim = simulate_users(
+        history.column("video_id").to_pylist(),
+        history.column("probability").to_numpy(),
+        users=users,
+        min_probability=float(manifest["vocabulary_rule"]["min_probability"]),
+        seed=seed,
+    )
     exposures_dir = out / "exposures"
     if exposures_dir.exists():
         shutil.rmtree(exposures_dir)
-    options = ServerOptions(experiment=str(Path(experiment_path).resolve()), exposure_log=str(exposures_dir),
-                            exposure_max_rows=1000, exposure_max_seconds=1.0, tune_leaves=False)
+    options = ServerOptions(
+        experiment=str(Path(experiment_path).resolve()),
+        exposure_log=str(exposures_dir),
+        exposure_max_rows=1000,
+        exposure_max_seconds=1.0,
+        tune_leaves=False,
+    )
     repeat = [i for i in range(users) if i % 4 == 0]
     order = list(range(users)) + repeat
     responses: list[dict | None] = [None] * len(order)
     failures: list[str] = []
 
     started = time.perf_counter()
-    _LOGGER.info("closed loop %s: %d users, %d searches over %d clients against index %s", attribute, users,
-                 len(order), clients, manifest["version"])
+    _LOGGER.info(
+        "closed loop %s: %d users, %d searches over %d clients against index %s",
+        attribute,
+        users,
+        len(order),
+        clients,
+        manifest["version"],
+    )
     with loopback_server(root, options) as url:
         search_url = f"{url}/v1/attributes/{attribute}/search"
 
@@ -213,7 +263,12 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
             with httpx.Client(timeout=30) as client:
                 for j in chunk:
                     i = order[j]
-                    body = {"user_id": sim.user_id[i], "history": sim.histories[i], "k": 10, "exclude": sim.histories[i]}
+                    body = {
+                        "user_id": sim.user_id[i],
+                        "history": sim.histories[i],
+                        "k": 10,
+                        "exclude": sim.histories[i],
+                    }
                     r = client.post(search_url, json=body)
                     if r.status_code != 200:
                         failures.append(f"{r.status_code}: {r.text[:200]}")
@@ -224,11 +279,17 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
             list(pool.map(send, [list(range(c, len(order), clients)) for c in range(clients)]))
     serve_seconds = time.perf_counter() - started
     if failures:
-        _LOGGER.error("closed loop %s: %d of %d searches failed, e.g. %s", attribute, len(failures), len(order),
-                      failures[0])
+        _LOGGER.error(
+            "closed loop %s: %d of %d searches failed, e.g. %s", attribute, len(failures), len(order), failures[0]
+        )
         raise RuntimeError(f"{len(failures)} of {len(order)} searches failed, e.g. {failures[0]}")
-    _LOGGER.info("closed loop %s: %d searches served in %.1f s (%.0f/s)", attribute, len(order), serve_seconds,
-                 len(order) / serve_seconds if serve_seconds > 0 else 0.0)
+    _LOGGER.info(
+        "closed loop %s: %d searches served in %.1f s (%.0f/s)",
+        attribute,
+        len(order),
+        serve_seconds,
+        len(order) / serve_seconds if serve_seconds > 0 else 0.0,
+    )
 
     served = np.zeros(users, dtype=bool)
     triggered = np.zeros(users, dtype=bool)
@@ -243,16 +304,28 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
     outcomes_path = out / "outcomes.parquet"
     pq.write_table(outcomes_of(sim, served, effect=effect, creation_effect=creation_effect, seed=seed), outcomes_path)
     summary = analyze.run(
-        exposures=exposures_dir, outcomes=outcomes_path, out_dir=out / "analysis",
-        options=analyze.AnalysisOptions(treatment_share=config.treatment_share, metrics=METRICS, seed=seed,
-                                        bootstrap_samples=bootstrap_samples, experiment_id=config.experiment_id))
+        exposures=exposures_dir,
+        outcomes=outcomes_path,
+        out_dir=out / "analysis",
+        options=analyze.AnalysisOptions(
+            treatment_share=config.treatment_share,
+            metrics=METRICS,
+            seed=seed,
+            bootstrap_samples=bootstrap_samples,
+            experiment_id=config.experiment_id,
+        ),
+    )
     from .exposure import read_exposures
 
     logged = read_exposures(exposures_dir)
     truth_gain = float(sim.interest[triggered].mean()) if triggered.any() else 0.0
     truth = {
-        "satisfied_consumption": {"triggered_difference": effect * truth_gain,
-                                  "itt_difference": effect * float((sim.interest * (triggered & treatment)).sum()) / max(int(treatment.sum()), 1)},
+        "satisfied_consumption": {
+            "triggered_difference": effect * truth_gain,
+            "itt_difference": effect
+            * float((sim.interest * (triggered & treatment)).sum())
+            / max(int(treatment.sum()), 1),
+        },
         # the effect on the users actually served (treatment's triggered users): what CBPS estimates
         "served_difference": effect * float(sim.interest[served].mean()) if served.any() else 0.0,
         "creation_participation": {"triggered_difference_approx": creation_effect * truth_gain},
@@ -263,7 +336,12 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
     result = json.loads((out / "analysis" / analyze.RESULT_FILE).read_text())
     obs = result.get("observational") or {}
     checks = {
-        "effect_within_ci": bool(trig and trig["difference_ci"][0] <= truth["satisfied_consumption"]["triggered_difference"] <= trig["difference_ci"][1]),
+        "effect_within_ci": bool(
+            trig
+            and trig["difference_ci"][0]
+            <= truth["satisfied_consumption"]["triggered_difference"]
+            <= trig["difference_ci"][1]
+        ),
         "srm_passed": not summary["srm_mismatch"],
         "cbps_all_abs_smd_below_0_1": bool(obs) and all(abs(b["smd_after"]) < 0.1 for b in obs["balance"]),
         "control_never_served": int((served & ~treatment).sum()) == 0 and summary["control_served"] == 0,
@@ -271,13 +349,26 @@ def run_closed_loop(*, serve_root: str | Path, attribute: str, experiment_path: 
         "every_request_logged": logged.num_rows == len(order),
     }
     report = {
-        "experiment_id": config.experiment_id, "attribute": attribute, "index_version": manifest["version"],
-        "trigger_source": "model" if affinity_model is not None else "rule", "affinity_model": str(affinity_model) if affinity_model else None,
-        "users": users, "requests": len(order), "logged_requests": logged.num_rows, "serve_seconds": round(serve_seconds, 2),
-        "requests_per_second": round(len(order) / serve_seconds, 1), "treatment_users": int(treatment.sum()),
-        "triggered_users": int(triggered.sum()), "served_users": int(served.sum()),
-        "effect": effect, "creation_effect": creation_effect, "seed": seed, "truth": truth, "analysis": summary,
-        "checks": checks, "passed": all(checks.values()),
+        "experiment_id": config.experiment_id,
+        "attribute": attribute,
+        "index_version": manifest["version"],
+        "trigger_source": "model" if affinity_model is not None else "rule",
+        "affinity_model": str(affinity_model) if affinity_model else None,
+        "users": users,
+        "requests": len(order),
+        "logged_requests": logged.num_rows,
+        "serve_seconds": round(serve_seconds, 2),
+        "requests_per_second": round(len(order) / serve_seconds, 1),
+        "treatment_users": int(treatment.sum()),
+        "triggered_users": int(triggered.sum()),
+        "served_users": int(served.sum()),
+        "effect": effect,
+        "creation_effect": creation_effect,
+        "seed": seed,
+        "truth": truth,
+        "analysis": summary,
+        "checks": checks,
+        "passed": all(checks.values()),
         "paths": {"exposures": str(exposures_dir), "outcomes": str(outcomes_path), "analysis": str(out / "analysis")},
     }
     (out / "summary.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")

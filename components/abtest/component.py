@@ -1,4 +1,5 @@
 """KFP components of the A/B stage: the experiment config for a promoted attribute, and the simulated A/B analysis."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -8,7 +9,8 @@ from silverset.components.common.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0) -> NamedTuple(
-        "ABAnalysis", report=str, passed=bool, summary_json=str):
+    "ABAnalysis", report=str, passed=bool, summary_json=str
+):
     """Simulate the attribute's A/B traffic and analyse it; the report and result.json land under out_dir/analysis."""
     from silverset.components.common.step import begin_step
 
@@ -24,9 +26,9 @@ def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def create_experiment(attribute_spec: str, out_dir: str = "", treatment_share: float = 0.5, salt: str = "",
-                      serve_root: str = "") -> NamedTuple(
-        "Experiment", experiment_path=str, experiment_id=str, attribute_version=int):
+def create_experiment(
+    attribute_spec: str, out_dir: str = "", treatment_share: float = 0.5, salt: str = "", serve_root: str = ""
+) -> NamedTuple("Experiment", experiment_path=str, experiment_id=str, attribute_version=int):
     """Write out_dir/experiment.json for the promoted spec (the index server's --experiment).
 
     out_dir "" = ``experiment/`` beside ``serve_root`` (/data/serving -> /data/experiment, where the index
@@ -46,10 +48,12 @@ def create_experiment(attribute_spec: str, out_dir: str = "", treatment_share: f
             raise SilversetInputError("experiment_dir", "empty, and no serve_root to put experiment/ beside")
         out_dir = posixpath.join(posixpath.dirname(serve_root.rstrip("/")), "experiment")
 
-    from silverset.components.abtest.experiment import CONFIG_FILE, create_experiment as create, default_salt
+    from silverset.components.abtest.experiment import CONFIG_FILE, default_salt
+    from silverset.components.abtest.experiment import create_experiment as create
     from silverset.components.common.spec import load_spec
 
     spec = load_spec(attribute_spec)
     config = create(spec=spec, salt=salt or default_salt(spec), treatment_share=treatment_share, out_dir=out_dir)
     return namedtuple("Experiment", "experiment_path experiment_id attribute_version")(
-        f"{out_dir.rstrip('/')}/{CONFIG_FILE}", config.experiment_id, config.attribute_version)
+        f"{out_dir.rstrip('/')}/{CONFIG_FILE}", config.experiment_id, config.attribute_version
+    )

@@ -1,4 +1,5 @@
 """Experiment set-up for a promoted attribute: the config file and deterministic salted-hash bucketing."""
+
 from __future__ import annotations
 
 import hashlib
@@ -76,8 +77,9 @@ def default_salt(spec: AttributeSpec) -> str:
     return spec.content_hash[:12]
 
 
-def create_experiment(*, spec: AttributeSpec, salt: str, treatment_share: float, out_dir: str | Path,
-                      experiment_id: str | None = None) -> ExperimentConfig:
+def create_experiment(
+    *, spec: AttributeSpec, salt: str, treatment_share: float, out_dir: str | Path, experiment_id: str | None = None
+) -> ExperimentConfig:
     """Write ``out_dir/experiment.json`` for ``spec`` and return it (the same inputs write the same file)."""
     if not 0.0 < treatment_share < 1.0:
         raise SilversetInputError("--treatment-share", f"must be strictly between 0 and 1, got {treatment_share}")

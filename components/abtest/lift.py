@@ -1,5 +1,6 @@
 """Randomized comparison of two arms: difference in means and relative lift with delta-method CIs,
 a bootstrap check, CUPED variance reduction and the sample-ratio-mismatch chi-square test."""
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,19 @@ def _z(alpha: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
 
 
-def lift_from_moments(*, metric: str, method: str, mean_t: float, mean_c: float, var_mean_t: float,
-                      var_mean_c: float, n_t: int, n_c: int, alpha: float, cov_means: float = 0.0) -> LiftEstimate:
+def lift_from_moments(
+    *,
+    metric: str,
+    method: str,
+    mean_t: float,
+    mean_c: float,
+    var_mean_t: float,
+    var_mean_c: float,
+    n_t: int,
+    n_c: int,
+    alpha: float,
+    cov_means: float = 0.0,
+) -> LiftEstimate:
     """Lift from two arm means and the variances of those means (independent arms unless ``cov_means``).
 
     Delta method for r = m_t / m_c - 1: Var(r) ~= Var(m_t)/m_c^2 + m_t^2 Var(m_c)/m_c^4 - 2 m_t Cov/m_c^3.
@@ -63,34 +75,52 @@ def lift_from_moments(*, metric: str, method: str, mean_t: float, mean_c: float,
     se = math.sqrt(max(var_mean_t + var_mean_c - 2 * cov_means, 0.0))
     if mean_c != 0:
         relative = mean_t / mean_c - 1
-        var_rel = (var_mean_t / mean_c**2 + mean_t**2 * var_mean_c / mean_c**4
-                   - 2 * mean_t * cov_means / mean_c**3)
+        var_rel = var_mean_t / mean_c**2 + mean_t**2 * var_mean_c / mean_c**4 - 2 * mean_t * cov_means / mean_c**3
         se_rel = math.sqrt(max(var_rel, 0.0))
     else:
         relative, se_rel = float("nan"), float("nan")
     p_value = float(2 * stats.norm.sf(abs(difference) / se)) if se > 0 else (0.0 if difference else 1.0)
     return LiftEstimate(
-        metric=metric, method=method, n_treatment=n_t, n_control=n_c,
-        mean_treatment=mean_t, mean_control=mean_c,
-        difference=difference, difference_se=se,
+        metric=metric,
+        method=method,
+        n_treatment=n_t,
+        n_control=n_c,
+        mean_treatment=mean_t,
+        mean_control=mean_c,
+        difference=difference,
+        difference_se=se,
         difference_ci=Interval(low=difference - z * se, high=difference + z * se),
-        relative_lift=relative, relative_lift_se=se_rel,
+        relative_lift=relative,
+        relative_lift_se=se_rel,
         relative_lift_ci=Interval(low=relative - z * se_rel, high=relative + z * se_rel),
-        p_value=p_value, alpha=alpha,
+        p_value=p_value,
+        alpha=alpha,
     )
 
 
-def difference_in_means(treatment: np.ndarray, control: np.ndarray, *, metric: str = "metric",
-                        alpha: float = 0.05, method: str = "difference in means") -> LiftEstimate:
+def difference_in_means(
+    treatment: np.ndarray,
+    control: np.ndarray,
+    *,
+    metric: str = "metric",
+    alpha: float = 0.05,
+    method: str = "difference in means",
+) -> LiftEstimate:
     """Compare per-user values ``treatment``: float [n_t] and ``control``: float [n_c] (unequal variances)."""
     t = np.asarray(treatment, dtype=np.float64)
     c = np.asarray(control, dtype=np.float64)
     if len(t) < 2 or len(c) < 2:
         raise ValueError(f"{metric}: each arm needs at least 2 users, got {len(t)} treatment and {len(c)} control")
     return lift_from_moments(
-        metric=metric, method=method, mean_t=float(t.mean()), mean_c=float(c.mean()),
-        var_mean_t=float(t.var(ddof=1)) / len(t), var_mean_c=float(c.var(ddof=1)) / len(c),
-        n_t=len(t), n_c=len(c), alpha=alpha,
+        metric=metric,
+        method=method,
+        mean_t=float(t.mean()),
+        mean_c=float(c.mean()),
+        var_mean_t=float(t.var(ddof=1)) / len(t),
+        var_mean_c=float(c.var(ddof=1)) / len(c),
+        n_t=len(t),
+        n_c=len(c),
+        alpha=alpha,
     )
 
 
@@ -102,8 +132,16 @@ class CupedAdjustment(BaseModel):
     variance_reduction: float  # 1 - Var(adjusted) / Var(raw), pooled over both arms
 
 
-def cuped(treatment: np.ndarray, control: np.ndarray, pre_treatment: np.ndarray, pre_control: np.ndarray, *,
-          metric: str = "metric", covariate: str = "pre_metric", alpha: float = 0.05) -> tuple[LiftEstimate, CupedAdjustment]:
+def cuped(
+    treatment: np.ndarray,
+    control: np.ndarray,
+    pre_treatment: np.ndarray,
+    pre_control: np.ndarray,
+    *,
+    metric: str = "metric",
+    covariate: str = "pre_metric",
+    alpha: float = 0.05,
+) -> tuple[LiftEstimate, CupedAdjustment]:
     """CUPED (Deng et al. 2013): y' = y - theta (x - mean x), theta = Cov(y, x) / Var(x) pooled over arms.
 
     ``pre_*`` is a pre-period covariate per user, float [n_t] / [n_c], unaffected by treatment. The
@@ -134,8 +172,15 @@ class BootstrapCheck(BaseModel):
     tolerance: float
 
 
-def bootstrap_check(treatment: np.ndarray, control: np.ndarray, estimate: LiftEstimate, *, samples: int = 1000,
-                    seed: int = 0, tolerance: float = 0.15) -> BootstrapCheck:
+def bootstrap_check(
+    treatment: np.ndarray,
+    control: np.ndarray,
+    estimate: LiftEstimate,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    tolerance: float = 0.15,
+) -> BootstrapCheck:
     """Resample users within each arm ``samples`` times; compare percentile CIs with ``estimate``'s."""
     rng = np.random.default_rng(seed)
     means_t = _bootstrap_means(np.asarray(treatment, dtype=np.float64), samples, rng)
@@ -152,8 +197,9 @@ def bootstrap_check(treatment: np.ndarray, control: np.ndarray, estimate: LiftEs
         return abs(a.low - b.low) <= tolerance * scale and abs(a.high - b.high) <= tolerance * scale
 
     agrees = close(diff_ci, estimate.difference_ci) and close(rel_ci, estimate.relative_lift_ci)
-    return BootstrapCheck(samples=samples, difference_ci=diff_ci, relative_lift_ci=rel_ci, agrees=agrees,
-                          tolerance=tolerance)
+    return BootstrapCheck(
+        samples=samples, difference_ci=diff_ci, relative_lift_ci=rel_ci, agrees=agrees, tolerance=tolerance
+    )
 
 
 def _bootstrap_means(values: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -183,14 +229,20 @@ class SampleRatioCheck(BaseModel):
     mismatch: bool
 
 
-def sample_ratio_mismatch(*, n_treatment: int, n_control: int, treatment_share: float,
-                          threshold: float = 0.001) -> SampleRatioCheck:
+def sample_ratio_mismatch(
+    *, n_treatment: int, n_control: int, treatment_share: float, threshold: float = 0.001
+) -> SampleRatioCheck:
     """SRM test: flags ``mismatch`` when p < ``threshold`` (0.001 by convention, since it runs on every test)."""
     total = n_treatment + n_control
     expected = np.array([total * (1 - treatment_share), total * treatment_share])
     chi2, p = stats.chisquare([n_control, n_treatment], f_exp=expected)
     return SampleRatioCheck(
-        n_treatment=n_treatment, n_control=n_control, expected_treatment_share=treatment_share,
+        n_treatment=n_treatment,
+        n_control=n_control,
+        expected_treatment_share=treatment_share,
         observed_treatment_share=n_treatment / total if total else float("nan"),
-        chi_square=float(chi2), p_value=float(p), threshold=threshold, mismatch=bool(p < threshold),
+        chi_square=float(chi2),
+        p_value=float(p),
+        threshold=threshold,
+        mismatch=bool(p < threshold),
     )

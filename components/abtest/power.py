@@ -1,4 +1,5 @@
 """Power calculation: users (and days) a two-arm test needs to detect a minimum effect on a rate or a mean."""
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,17 @@ class PowerResult(BaseModel):
     days: float | None = None
 
 
-def required_users(*, baseline_rate: float, mde: float, alpha: float = 0.05, power: float = 0.8,
-                   treatment_share: float = 0.5, relative: bool = True, baseline_sd: float | None = None,
-                   daily_users: int | None = None) -> PowerResult:
+def required_users(
+    *,
+    baseline_rate: float,
+    mde: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatment_share: float = 0.5,
+    relative: bool = True,
+    baseline_sd: float | None = None,
+    daily_users: int | None = None,
+) -> PowerResult:
     """Total users for a two-sided z-test of ``treatment - control`` at level ``alpha`` with ``power``.
 
     ``baseline_rate`` is the control rate of a 0/1 metric (or its mean when ``baseline_sd`` is given);
@@ -67,10 +76,16 @@ def required_users(*, baseline_rate: float, mde: float, alpha: float = 0.05, pow
     n_treatment = math.ceil(total * s)
     n_control = math.ceil(total * c)
     return PowerResult(
-        baseline=baseline_rate, treated=treated, absolute_effect=delta,
+        baseline=baseline_rate,
+        treated=treated,
+        absolute_effect=delta,
         relative_effect=delta / baseline_rate if baseline_rate else float("nan"),
-        alpha=alpha, power=power, treatment_share=treatment_share,
-        users_total=n_treatment + n_control, users_treatment=n_treatment, users_control=n_control,
+        alpha=alpha,
+        power=power,
+        treatment_share=treatment_share,
+        users_total=n_treatment + n_control,
+        users_treatment=n_treatment,
+        users_control=n_control,
         days=(n_treatment + n_control) / daily_users if daily_users else None,
     )
 
@@ -80,9 +95,17 @@ def required_users(*, baseline_rate: float, mde: float, alpha: float = 0.05, pow
 SEED_EFFECTS = {"creation_participation": 0.0049, "satisfied_consumption": 0.0021}
 
 
-def seed_effect_requirements(*, creation_rate: float, consumption_mean: float, consumption_sd: float,
-                             alpha: float = 0.05, power: float = 0.8, treatment_share: float = 0.5,
-                             variance_reduction: float = 0.0, daily_users: int | None = None) -> dict[str, PowerResult]:
+def seed_effect_requirements(
+    *,
+    creation_rate: float,
+    consumption_mean: float,
+    consumption_sd: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatment_share: float = 0.5,
+    variance_reduction: float = 0.0,
+    daily_users: int | None = None,
+) -> dict[str, PowerResult]:
     """Users needed to detect the seeds' lifts: creation as a rate, consumption as a mean with ``consumption_sd``.
 
     ``variance_reduction`` (CUPED's, in [0, 1)) shrinks the consumption SD by sqrt(1 - reduction); the
@@ -92,7 +115,13 @@ def seed_effect_requirements(*, creation_rate: float, consumption_mean: float, c
         raise SilversetInputError("--variance-reduction", f"must be in [0, 1), got {variance_reduction}")
     common = dict(alpha=alpha, power=power, treatment_share=treatment_share, daily_users=daily_users)
     return {
-        "creation_participation": required_users(baseline_rate=creation_rate, mde=SEED_EFFECTS["creation_participation"], **common),
-        "satisfied_consumption": required_users(baseline_rate=consumption_mean, mde=SEED_EFFECTS["satisfied_consumption"],
-                                                baseline_sd=consumption_sd * math.sqrt(1.0 - variance_reduction), **common),
+        "creation_participation": required_users(
+            baseline_rate=creation_rate, mde=SEED_EFFECTS["creation_participation"], **common
+        ),
+        "satisfied_consumption": required_users(
+            baseline_rate=consumption_mean,
+            mde=SEED_EFFECTS["satisfied_consumption"],
+            baseline_sd=consumption_sd * math.sqrt(1.0 - variance_reduction),
+            **common,
+        ),
     }

@@ -8,6 +8,7 @@ and gain ``effect`` minutes of satisfied consumption and ``creation_effect`` in 
 same covariates raise the outcomes, so triggered-vs-not comparisons are confounded; pre-period metrics
 share ``u`` with the outcomes, which is what CUPED exploits.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,11 +33,15 @@ class SimulationOptions(BaseModel):
 
     users: int = Field(20_000, ge=20)
     effect: float = Field(0.5, description="minutes/day of satisfied consumption gained by a triggered user")
-    creation_effect: float = Field(0.005, ge=-0.2, le=0.2, description="creation probability gained by a triggered user")
+    creation_effect: float = Field(
+        0.005, ge=-0.2, le=0.2, description="creation probability gained by a triggered user"
+    )
     confounding: float = Field(1.0, ge=0.0, description="how strongly covariates drive affinity (0 = none)")
     treatment_share: float = Field(0.5, gt=0.0, lt=1.0)
     trigger_threshold: float = Field(0.3, gt=0.0, lt=1.0)
-    lost_treatment_share: float = Field(0.0, ge=0.0, lt=1.0, description="treatment users missing from the logs (a broken split)")
+    lost_treatment_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="treatment users missing from the logs (a broken split)"
+    )
     salt: str = "simulation"
     seed: int = 0
 
@@ -55,8 +60,9 @@ class SimulatedExperiment:
 
 
 def _affinity_logit(x: dict[str, np.ndarray], confounding: float) -> np.ndarray:
-    return -0.6 + confounding * (0.9 * x["attribute_interest"] + 0.5 * x["prior_activity"]
-                                 - 0.4 * x["tenure"] + 0.8 * (x["past_creator"] - 0.2))
+    return -0.6 + confounding * (
+        0.9 * x["attribute_interest"] + 0.5 * x["prior_activity"] - 0.4 * x["tenure"] + 0.8 * (x["past_creator"] - 0.2)
+    )
 
 
 def _draw_covariates(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -69,8 +75,14 @@ def _draw_covariates(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 
 def _consumption_mean(x: dict[str, np.ndarray], u: np.ndarray) -> np.ndarray:
-    return (BASE_CONSUMPTION + 3.0 * x["prior_activity"] + 1.0 * x["tenure"] + 2.0 * (x["past_creator"] - 0.2)
-            + 2.5 * x["attribute_interest"] + u)
+    return (
+        BASE_CONSUMPTION
+        + 3.0 * x["prior_activity"]
+        + 1.0 * x["tenure"]
+        + 2.0 * (x["past_creator"] - 0.2)
+        + 2.5 * x["attribute_interest"]
+        + u
+    )
 
 
 def _creation_probability(x: dict[str, np.ndarray], u: np.ndarray) -> np.ndarray:
@@ -93,12 +105,16 @@ def true_effects(*, effect: float, creation_effect: float, confounding: float, t
     return {
         "trigger_rate": p_trigger,
         "satisfied_consumption": {
-            "itt": effect * p_trigger, "relative_itt": effect * p_trigger / BASE_CONSUMPTION, "att": effect,
+            "itt": effect * p_trigger,
+            "relative_itt": effect * p_trigger / BASE_CONSUMPTION,
+            "att": effect,
             "control_mean": BASE_CONSUMPTION,
         },
         "creation_participation": {
-            "itt": creation_effect * p_trigger, "relative_itt": creation_effect * p_trigger / creation_control,
-            "att": creation_effect, "control_mean": creation_control,
+            "itt": creation_effect * p_trigger,
+            "relative_itt": creation_effect * p_trigger / creation_control,
+            "att": creation_effect,
+            "control_mean": creation_control,
         },
     }
 
@@ -125,10 +141,17 @@ def simulate(options: SimulationOptions = SimulationOptions()) -> SimulatedExper
     keep = np.ones(n, dtype=bool)
     if options.lost_treatment_share > 0:
         keep = ~(treatment & (rng.random(n) < options.lost_treatment_share))
-    truth = true_effects(effect=options.effect, creation_effect=options.creation_effect,
-                         confounding=options.confounding, trigger_threshold=options.trigger_threshold)
+    truth = true_effects(
+        effect=options.effect,
+        creation_effect=options.creation_effect,
+        confounding=options.confounding,
+        trigger_threshold=options.trigger_threshold,
+    )
     return SimulatedExperiment(
-        user_id=user_id[keep], treatment=treatment[keep], affinity=affinity[keep], triggered=triggered[keep],
+        user_id=user_id[keep],
+        treatment=treatment[keep],
+        affinity=affinity[keep],
+        triggered=triggered[keep],
         covariates={k: v[keep] for k, v in covariates.items()},
         outcomes={"satisfied_consumption": consumption[keep], "creation_participation": creation[keep]},
         truth=truth,
@@ -143,8 +166,17 @@ def write_logs(experiment: SimulatedExperiment, out_dir: str | Path) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     arm = np.where(experiment.treatment, "treatment", "control")
     paths = {name: str(out / f"{name}.parquet") for name in ("exposures", "outcomes", "covariates")}
-    write_table(pa.table({"user_id": experiment.user_id, "arm": arm, "triggered": experiment.triggered,
-                          "affinity": experiment.affinity}), paths["exposures"])
+    write_table(
+        pa.table(
+            {
+                "user_id": experiment.user_id,
+                "arm": arm,
+                "triggered": experiment.triggered,
+                "affinity": experiment.affinity,
+            }
+        ),
+        paths["exposures"],
+    )
     write_table(pa.table({"user_id": experiment.user_id, **experiment.outcomes}), paths["outcomes"])
     write_table(pa.table({"user_id": experiment.user_id, **experiment.covariates}), paths["covariates"])
     paths["truth"] = str(out / "truth.json")
@@ -160,7 +192,9 @@ def seed_effect_options(**overrides) -> SimulationOptions:
     from .power import SEED_EFFECTS
 
     base = SimulationOptions(**overrides)
-    unit = true_effects(effect=1.0, creation_effect=0.0, confounding=base.confounding, trigger_threshold=base.trigger_threshold)
+    unit = true_effects(
+        effect=1.0, creation_effect=0.0, confounding=base.confounding, trigger_threshold=base.trigger_threshold
+    )
     p_trigger = unit["trigger_rate"]
     effect = SEED_EFFECTS["satisfied_consumption"] * unit["satisfied_consumption"]["control_mean"] / p_trigger
     creation = SEED_EFFECTS["creation_participation"] * unit["creation_participation"]["control_mean"] / p_trigger
@@ -170,8 +204,14 @@ def seed_effect_options(**overrides) -> SimulationOptions:
 def metric_baselines(options: SimulationOptions, *, users: int = 200_000) -> dict:
     """Control-arm baselines of the simulator for power: creation rate, consumption mean and SD, and the
     share of consumption variance CUPED removes (from one draw of ``users`` users with no effect)."""
-    sim = simulate(options.model_copy(update={"users": users, "effect": 0.0, "creation_effect": 0.0, "lost_treatment_share": 0.0}))
+    sim = simulate(
+        options.model_copy(update={"users": users, "effect": 0.0, "creation_effect": 0.0, "lost_treatment_share": 0.0})
+    )
     y = sim.outcomes["satisfied_consumption"]
     x = sim.covariates["pre_satisfied_consumption"]
-    return {"creation_rate": float(sim.outcomes["creation_participation"].mean()), "consumption_mean": float(y.mean()),
-            "consumption_sd": float(y.std(ddof=1)), "cuped_variance_reduction": float(np.corrcoef(x, y)[0, 1] ** 2)}
+    return {
+        "creation_rate": float(sim.outcomes["creation_participation"].mean()),
+        "consumption_mean": float(y.mean()),
+        "consumption_sd": float(y.std(ddof=1)),
+        "cuped_variance_reduction": float(np.corrcoef(x, y)[0, 1] ** 2),
+    }

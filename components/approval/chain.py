@@ -10,6 +10,7 @@ another entry; dropping entries from the end leaves a shorter valid chain, which
 decisions (fail closed), and a reader who can rewrite every entry can forge a new chain: the chain
 is tamper-evident, not tamper-proof. Who may append is up to the store (on Kubernetes: RBAC).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,7 +61,9 @@ def decision_problem(request: ApprovalRequest, entry: AuditEntry) -> str | None:
     return None
 
 
-def verify(entries: list[AuditEntry], requests: Iterable[ApprovalRequest], *, submissions_chained: bool) -> BrokenLink | None:
+def verify(
+    entries: list[AuditEntry], requests: Iterable[ApprovalRequest], *, submissions_chained: bool
+) -> BrokenLink | None:
     """The first broken link, or None when the chain and every request row agree.
 
     Checks, in chain order: each ``prev_hash`` is the previous entry's hash (nothing removed, inserted
@@ -75,10 +78,16 @@ def verify(entries: list[AuditEntry], requests: Iterable[ApprovalRequest], *, su
     for index, entry in enumerate(entries):
         digest = entry.candidate_digest
         if entry.prev_hash != prev:
-            return BrokenLink(index, digest, f"prev_hash {entry.prev_hash[:16]} is not the hash of the entry before it "
-                                             f"({prev[:16]}): an entry was removed, inserted or moved")
+            return BrokenLink(
+                index,
+                digest,
+                f"prev_hash {entry.prev_hash[:16]} is not the hash of the entry before it "
+                f"({prev[:16]}): an entry was removed, inserted or moved",
+            )
         if entry.hash != entry.content_hash():
-            return BrokenLink(index, digest, f"hash {entry.hash[:16]} does not match the entry's content: the entry was edited")
+            return BrokenLink(
+                index, digest, f"hash {entry.hash[:16]} does not match the entry's content: the entry was edited"
+            )
         prev = entry.hash
         request = by_digest.get(digest)
         if request is None:
@@ -97,8 +106,12 @@ def verify(entries: list[AuditEntry], requests: Iterable[ApprovalRequest], *, su
             return BrokenLink(index, digest, f"'{entry.action.value}' the policy does not allow: {problem}")
     for digest, request in by_digest.items():
         if request.state is not State.pending or request.decided_by or request.decided_at or request.reason:
-            return BrokenLink(None, digest, f"the stored request says '{request.state.value}' (decided by {request.decided_by!r}); "
-                                            "decisions live only in the audit chain")
+            return BrokenLink(
+                None,
+                digest,
+                f"the stored request says '{request.state.value}' (decided by {request.decided_by!r}); "
+                "decisions live only in the audit chain",
+            )
         if submissions_chained and digest not in submitted:
             return BrokenLink(None, digest, "the audit chain holds no submit entry for this request")
     return None
@@ -111,11 +124,27 @@ def derive(request: ApprovalRequest, entries: Iterable[AuditEntry], *, now: date
     for entry in entries:
         if entry.candidate_digest != request.candidate_digest or entry.action.decides is None:
             continue
-        if entry.hash != entry.content_hash() or entry.request_hash != submitted.request_hash or decision_problem(submitted, entry) is not None:
+        if (
+            entry.hash != entry.content_hash()
+            or entry.request_hash != submitted.request_hash
+            or decision_problem(submitted, entry) is not None
+        ):
             continue  # an edited entry, or not a decision on this request that the policy allows; verify() reports it
-        return submitted.model_copy(update={"state": entry.action.decides, "decided_by": entry.actor,
-                                            "decided_at": entry.at, "reason": entry.reason})
+        return submitted.model_copy(
+            update={
+                "state": entry.action.decides,
+                "decided_by": entry.actor,
+                "decided_at": entry.at,
+                "reason": entry.reason,
+            }
+        )
     if now >= submitted.expires_at:
-        return submitted.model_copy(update={"state": State.expired, "decided_by": EXPIRY_ACTOR, "decided_at": submitted.expires_at,
-                                            "reason": f"no decision within {submitted.expires_at - submitted.created_at}"})
+        return submitted.model_copy(
+            update={
+                "state": State.expired,
+                "decided_by": EXPIRY_ACTOR,
+                "decided_at": submitted.expires_at,
+                "reason": f"no decision within {submitted.expires_at - submitted.created_at}",
+            }
+        )
     return submitted

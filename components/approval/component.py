@@ -1,13 +1,24 @@
 """KFP component: the approval step; its string output ("approved"/"rejected"/"expired") is what dsl.If branches on."""
+
 from kfp import dsl
 
 from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def approval_gate(gate: str, attribute_spec: str, approval_store: str, submitter: str, run_dir: str,
-                  report_uri: str = "", webhook_url: str = "", auto_approve_as: str = "", run_lock: str = "",
-                  state_dir: str = "", run_id: str = "") -> str:
+def approval_gate(
+    gate: str,
+    attribute_spec: str,
+    approval_store: str,
+    submitter: str,
+    run_dir: str,
+    report_uri: str = "",
+    webhook_url: str = "",
+    auto_approve_as: str = "",
+    run_lock: str = "",
+    state_dir: str = "",
+    run_id: str = "",
+) -> str:
     """Submit the candidate that ``gate`` (gate.json or its folder) blessed and wait for a human decision,
     keeping the run lock while it waits; the decision goes to ``run_dir``/approval/decision.json."""
     from silverset.components.common.step import begin_step
@@ -20,8 +31,15 @@ def approval_gate(gate: str, attribute_spec: str, approval_store: str, submitter
     from silverset.components.notify.stop import write_decision
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        result = run(gate=gate, attribute=attribute_spec, store=approval_store, submitter=submitter,
-                     report_uri=report_uri, webhook_url=webhook_url, auto_approve_as=auto_approve_as)
+        result = run(
+            gate=gate,
+            attribute=attribute_spec,
+            store=approval_store,
+            submitter=submitter,
+            report_uri=report_uri,
+            webhook_url=webhook_url,
+            auto_approve_as=auto_approve_as,
+        )
     write_decision(run_dir, result)
     print(json.dumps(result, default=str))
     return result["decision"]

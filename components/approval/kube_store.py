@@ -19,6 +19,7 @@ archives the chain (copy it out, start a new one whose first entry links to the 
 
 The approver's identity is what the API server says it is (a SelfSubjectReview), never a flag.
 """
+
 from __future__ import annotations
 
 from silverset.components.common.errors import SilversetInputError
@@ -74,12 +75,17 @@ class KubernetesApprovalStore:
             message = exc.reason
         who = self._user or "the caller"
         if who.startswith("system:serviceaccount:"):
-            hint = ("a pipeline step may create and read requests (Role silverset-pipeline-steps) but never decide; "
-                    f"deciding needs a person in group '{APPROVERS_GROUP}'")
+            hint = (
+                "a pipeline step may create and read requests (Role silverset-pipeline-steps) but never decide; "
+                f"deciding needs a person in group '{APPROVERS_GROUP}'"
+            )
         else:
             hint = f"approvers need membership in group '{APPROVERS_GROUP}' (Role silverset-approver)"
-        return ApprovalForbidden(f"identity {who!r}", f"the Kubernetes API server refused to {doing} in namespace "
-                                                      f"'{self.namespace}' (HTTP {exc.status}: {message}); {hint}")
+        return ApprovalForbidden(
+            f"identity {who!r}",
+            f"the Kubernetes API server refused to {doing} in namespace "
+            f"'{self.namespace}' (HTTP {exc.status}: {message}); {hint}",
+        )
 
     # -- requests ------------------------------------------------------------------------
     def load(self, digest: str) -> ApprovalRequest | None:
@@ -94,7 +100,9 @@ class KubernetesApprovalStore:
                 raise self._refused(exc, "read an approval request") from None
             raise
         request = ApprovalRequest.model_validate_json(cm.data[REQUEST_KEY])
-        return request if request.candidate_digest == digest else None  # the name holds 40 hex: a prefix is not the digest
+        return (
+            request if request.candidate_digest == digest else None
+        )  # the name holds 40 hex: a prefix is not the digest
 
     def list(self) -> list[ApprovalRequest]:
         from kubernetes.client.exceptions import ApiException
@@ -115,7 +123,9 @@ class KubernetesApprovalStore:
 
         labels = dict(LABELS, **{"silverset.dev/attribute": request.attribute})
         body = client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=configmap_name(request.candidate_digest), namespace=self.namespace, labels=labels),
+            metadata=client.V1ObjectMeta(
+                name=configmap_name(request.candidate_digest), namespace=self.namespace, labels=labels
+            ),
             data={REQUEST_KEY: request.as_submitted().model_dump_json()},
         )
         try:
@@ -142,7 +152,7 @@ class KubernetesApprovalStore:
 
     @staticmethod
     def _entries(cm) -> list[AuditEntry]:
-        text = ((cm.data or {}).get(AUDIT_KEY, "") if cm is not None else "")
+        text = (cm.data or {}).get(AUDIT_KEY, "") if cm is not None else ""
         return [AuditEntry.model_validate_json(line) for line in text.splitlines() if line.strip()]
 
     def chain(self) -> tuple[list[AuditEntry], str]:
@@ -154,8 +164,10 @@ class KubernetesApprovalStore:
 
         cm = self._read_audit()
         if cm is None:
-            raise SilversetInputError(f"approval store 'kubernetes://{self.namespace}'",
-                                      f"ConfigMap '{AUDIT_CONFIGMAP}' does not exist; apply manifests/base/approvals.yaml")
+            raise SilversetInputError(
+                f"approval store 'kubernetes://{self.namespace}'",
+                f"ConfigMap '{AUDIT_CONFIGMAP}' does not exist; apply manifests/base/approvals.yaml",
+            )
         if cm.metadata.resource_version != after:
             raise Conflict(f"the audit changed since resourceVersion {after}")
         entries = self._entries(cm)
@@ -163,8 +175,11 @@ class KubernetesApprovalStore:
         text = "".join(e.model_dump_json() + "\n" for e in entries) + sealed.model_dump_json() + "\n"
         size = len(AUDIT_KEY) + len(text.encode("utf-8"))
         if size > CONFIGMAP_LIMIT_BYTES:
-            raise SilversetInputError(f"ConfigMap '{AUDIT_CONFIGMAP}'", f"full: {len(entries)} entries; one more would make it {size} bytes, "
-                                                                         f"over the API server's {CONFIGMAP_LIMIT_BYTES}-byte limit; archive the chain")
+            raise SilversetInputError(
+                f"ConfigMap '{AUDIT_CONFIGMAP}'",
+                f"full: {len(entries)} entries; one more would make it {size} bytes, "
+                f"over the API server's {CONFIGMAP_LIMIT_BYTES}-byte limit; archive the chain",
+            )
         cm.data = dict(cm.data or {}, **{AUDIT_KEY: text})
         cm.metadata.resource_version = after  # the API server compares it: a stale write gets 409
         try:
@@ -186,11 +201,14 @@ class KubernetesApprovalStore:
 
             try:
                 review = client.AuthenticationV1Api(self.api_client).create_self_subject_review(
-                    client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview"))
+                    client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+                )
             except ApiException as exc:
                 if exc.status in (401, 403):
                     raise self._refused(exc, "tell who the caller is (SelfSubjectReview)") from None
                 raise
             user_info = review.status.user_info if review.status is not None else None
-            self._user = check_identity(user_info.username if user_info is not None else "", what="SelfSubjectReview username")
+            self._user = check_identity(
+                user_info.username if user_info is not None else "", what="SelfSubjectReview username"
+            )
         return self._user

@@ -1,4 +1,5 @@
 """Approval requests and audit entries: the records every backend stores."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -32,7 +33,9 @@ class Action(str, Enum):
     @property
     def decides(self) -> State | None:
         """The state this action moves a pending request to (None for submit)."""
-        return {Action.approve: State.approved, Action.auto_approve: State.approved, Action.reject: State.rejected}.get(self)
+        return {Action.approve: State.approved, Action.auto_approve: State.approved, Action.reject: State.rejected}.get(
+            self
+        )
 
 
 class ApprovalRequest(BaseModel):

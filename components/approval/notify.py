@@ -1,4 +1,5 @@
 """Webhook notifications of approval events (JSON POST with retries; a dead webhook never blocks a decision)."""
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,15 @@ class Notifier:
     """POST ``{"event", "candidate_digest", "attribute", "attribute_version", "state", "report_uri", "request"}``
     to ``url``; a Slack-style ``text`` field is included so chat webhooks show something readable."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, attempts: int = 3, backoff_s: float = 0.5, headers: dict | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        attempts: int = 3,
+        backoff_s: float = 0.5,
+        headers: dict | None = None,
+    ):
         self.url = url
         self.timeout_s = timeout_s
         self.attempts = attempts
@@ -32,7 +41,7 @@ class Notifier:
             "state": request.state.value,
             "report_uri": request.report_uri,
             "text": f"silverset: {request.key} candidate {request.candidate_digest[:19]} {event}"
-                    + (f" by {request.decided_by}: {request.reason}" if request.decided_by else ""),
+            + (f" by {request.decided_by}: {request.reason}" if request.decided_by else ""),
             "request": request.model_dump(mode="json"),
         }
         for attempt in range(self.attempts):

@@ -4,6 +4,7 @@ A store keeps each request exactly as submitted (never changed) and appends seal
 audit chain, compare-and-swap on the chain's head: ``Conflict`` means someone appended since it was
 read, and the caller re-reads and retries. Policy and decisions live in ``policy.py`` and ``chain.py``.
 """
+
 from __future__ import annotations
 
 import re
@@ -97,8 +98,10 @@ class SqliteApprovalStore:
         except sqlite3.DatabaseError as exc:
             raise SilversetInputError(where, f"is not a SQLite database ({exc})") from None
         if has_tables and version != SCHEMA_VERSION:
-            raise SilversetInputError(f"approval store '{self.path}'", "was written by an older Silverset without the audit "
-                                                                       "hash chain; start a new store file")
+            raise SilversetInputError(
+                f"approval store '{self.path}'",
+                "was written by an older Silverset without the audit hash chain; start a new store file",
+            )
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -111,7 +114,11 @@ class SqliteApprovalStore:
         return db
 
     def load(self, digest: str) -> ApprovalRequest | None:
-        row = self._connect().execute("SELECT body FROM approval_requests WHERE candidate_digest = ?", (digest,)).fetchone()
+        row = (
+            self._connect()
+            .execute("SELECT body FROM approval_requests WHERE candidate_digest = ?", (digest,))
+            .fetchone()
+        )
         return None if row is None else ApprovalRequest.model_validate_json(row[0])
 
     def list(self) -> list[ApprovalRequest]:
@@ -119,7 +126,10 @@ class SqliteApprovalStore:
         return [ApprovalRequest.model_validate_json(r[0]) for r in rows]
 
     def _entries(self, db: sqlite3.Connection) -> list[AuditEntry]:
-        return [AuditEntry.model_validate_json(r[0]) for r in db.execute("SELECT body FROM approval_audit ORDER BY id").fetchall()]
+        return [
+            AuditEntry.model_validate_json(r[0])
+            for r in db.execute("SELECT body FROM approval_audit ORDER BY id").fetchall()
+        ]
 
     def _last_hash(self, db: sqlite3.Connection) -> str:
         row = db.execute("SELECT body FROM approval_audit ORDER BY id DESC LIMIT 1").fetchone()
@@ -129,10 +139,15 @@ class SqliteApprovalStore:
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("INSERT INTO approval_requests (candidate_digest, body) VALUES (?, ?)",
-                       (request.candidate_digest, request.as_submitted().model_dump_json()))
+            db.execute(
+                "INSERT INTO approval_requests (candidate_digest, body) VALUES (?, ?)",
+                (request.candidate_digest, request.as_submitted().model_dump_json()),
+            )
             sealed = submit.sealed(self._last_hash(db))
-            db.execute("INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)", (sealed.candidate_digest, sealed.model_dump_json()))
+            db.execute(
+                "INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)",
+                (sealed.candidate_digest, sealed.model_dump_json()),
+            )
             db.execute("COMMIT")
         except sqlite3.IntegrityError:
             db.execute("ROLLBACK")
@@ -153,7 +168,10 @@ class SqliteApprovalStore:
             if head != after:
                 raise Conflict(f"the audit chain grew since it was read (head {after[:16]} is now {head[:16]})")
             sealed = entry.sealed(head)
-            db.execute("INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)", (sealed.candidate_digest, sealed.model_dump_json()))
+            db.execute(
+                "INSERT INTO approval_audit (candidate_digest, body) VALUES (?, ?)",
+                (sealed.candidate_digest, sealed.model_dump_json()),
+            )
             db.execute("COMMIT")
             return sealed
         except BaseException:
@@ -174,19 +192,26 @@ def parse_store_uri(uri: str) -> tuple[str, str]:
     ``sqlite:///relative.db``, ``sqlite:////abs/approvals.db`` (SQLAlchemy's convention) or a plain path."""
     scheme = _SCHEME.match(uri)
     if scheme and scheme.group(1) not in ("sqlite", "kubernetes"):
-        raise SilversetInputError("approval store", f"{uri!r}: unknown scheme '{scheme.group(1)}:'; use kubernetes://NAMESPACE, "
-                                                    "sqlite:///FILE or a file path")
+        raise SilversetInputError(
+            "approval store",
+            f"{uri!r}: unknown scheme '{scheme.group(1)}:'; use kubernetes://NAMESPACE, sqlite:///FILE or a file path",
+        )
     if uri.startswith("kubernetes://"):
-        namespace = uri[len("kubernetes://"):].strip("/")
+        namespace = uri[len("kubernetes://") :].strip("/")
         if not _NAMESPACE.match(namespace):
-            raise SilversetInputError("approval store", f"{uri!r} names no valid namespace (kubernetes://NAMESPACE, "
-                                                        "a DNS-1123 label such as silverset-control)")
+            raise SilversetInputError(
+                "approval store",
+                f"{uri!r} names no valid namespace (kubernetes://NAMESPACE, "
+                "a DNS-1123 label such as silverset-control)",
+            )
         return "kubernetes", namespace
     if uri.startswith("sqlite:") and not uri.startswith("sqlite:///"):
         raise SilversetInputError("approval store", f"{uri!r}: write sqlite:///relative.db or sqlite:////absolute.db")
     if not uri:
-        raise SilversetInputError("approval store", "is empty; use kubernetes://NAMESPACE, sqlite:///FILE or a file path")
-    return "sqlite", uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
+        raise SilversetInputError(
+            "approval store", "is empty; use kubernetes://NAMESPACE, sqlite:///FILE or a file path"
+        )
+    return "sqlite", uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else uri
 
 
 def open_store(uri: str, *, api_client=None, create: bool = True) -> ApprovalStore:

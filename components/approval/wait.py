@@ -1,4 +1,5 @@
 """The pipeline's approval step: submit the candidate, then wait with backoff until a decision or the request expires."""
+
 from __future__ import annotations
 
 import logging
@@ -22,13 +23,24 @@ def read_gate(path: str | Path) -> GateResult:
     """gate.json (a file, or a folder holding one) as written by the evaluate stage; it must name its candidate."""
     gate = artifacts.read_gate(path)
     if not gate.candidate_digest:
-        raise SilversetInputError(f"gate '{path}'", "names no candidate_digest: approval is bound to the digest of a "
-                                                    "distilled candidate (run the student gate with --model)")
+        raise SilversetInputError(
+            f"gate '{path}'",
+            "names no candidate_digest: approval is bound to the digest of a "
+            "distilled candidate (run the student gate with --model)",
+        )
     return gate
 
 
-def wait_for_decision(service: ApprovalService, digest: str, *, initial_delay_s: float = 2.0, max_delay_s: float = 60.0,
-                      factor: float = 2.0, max_wait_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> ApprovalRequest:
+def wait_for_decision(
+    service: ApprovalService,
+    digest: str,
+    *,
+    initial_delay_s: float = 2.0,
+    max_delay_s: float = 60.0,
+    factor: float = 2.0,
+    max_wait_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ApprovalRequest:
     """Poll until the request is approved, rejected or expired. Delays grow by ``factor`` up to ``max_delay_s``
     and never run past the request's ``expires_at``, so the wait ends at expiry at the latest.
     ``max_wait_s`` bounds this call further (the request then may still be pending)."""
@@ -46,9 +58,21 @@ def wait_for_decision(service: ApprovalService, digest: str, *, initial_delay_s:
         delay = min(delay * factor, max_delay_s)
 
 
-def step(*, gate: str, attribute: str, store: str, submitter: str, report_uri: str = "", webhook_url: str = "",
-         auto_approve_as: str = "", initial_delay_s: float = 2.0, max_delay_s: float = 60.0,
-         api_client=None, service: ApprovalService | None = None, sleep: Callable[[float], None] = time.sleep) -> ApprovalOutcome:
+def step(
+    *,
+    gate: str,
+    attribute: str,
+    store: str,
+    submitter: str,
+    report_uri: str = "",
+    webhook_url: str = "",
+    auto_approve_as: str = "",
+    initial_delay_s: float = 2.0,
+    max_delay_s: float = 60.0,
+    api_client=None,
+    service: ApprovalService | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ApprovalOutcome:
     """Submit the gate's candidate with the spec's approvers and wait; return the outcome (the step's own output).
 
     ``decision`` is ``approved``, ``rejected`` or ``expired`` (nobody decided before the spec's
@@ -57,39 +81,87 @@ def step(*, gate: str, attribute: str, store: str, submitter: str, report_uri: s
     from the spec the gate ran with. ``auto_approve_as`` is for the local demo: refused unless the store
     is a SQLite file, and audited as ``auto-approve``. ``service`` replaces the store/webhook (tests).
     """
-    if auto_approve_as and (not service.store.allows_auto_approval if service else parse_store_uri(store)[0] != "sqlite"):
-        raise SilversetInputError("auto_approve_as", f"auto-approval is for the local demo's SQLite store only; the store {store!r} "
-                                                     "needs a human approver (leave auto_approve_as empty)")
+    if auto_approve_as and (
+        not service.store.allows_auto_approval if service else parse_store_uri(store)[0] != "sqlite"
+    ):
+        raise SilversetInputError(
+            "auto_approve_as",
+            f"auto-approval is for the local demo's SQLite store only; the store {store!r} "
+            "needs a human approver (leave auto_approve_as empty)",
+        )
     spec = load_spec(attribute)
     gate_result = read_gate(gate)
     if service is None:
-        service = ApprovalService(open_store(store, api_client=api_client), notifier=Notifier(webhook_url) if webhook_url else None)
+        service = ApprovalService(
+            open_store(store, api_client=api_client), notifier=Notifier(webhook_url) if webhook_url else None
+        )
     if gate_result.spec_content_hash is None:
-        raise SilversetInputError(f"gate '{gate}'", "records no spec_content_hash; the approval step takes approvers only from the spec "
-                                                    "the gate ran with (re-run the evaluate stage)")
+        raise SilversetInputError(
+            f"gate '{gate}'",
+            "records no spec_content_hash; the approval step takes approvers only from the spec "
+            "the gate ran with (re-run the evaluate stage)",
+        )
     if not gate_result.passed:
-        outcome = ApprovalOutcome(decision=State.rejected, candidate_digest=gate_result.candidate_digest, attribute=spec.name,
-                                  attribute_version=spec.version, decided_by="gate", reason="; ".join(gate_result.reasons) or "gate failed")
+        outcome = ApprovalOutcome(
+            decision=State.rejected,
+            candidate_digest=gate_result.candidate_digest,
+            attribute=spec.name,
+            attribute_version=spec.version,
+            decided_by="gate",
+            reason="; ".join(gate_result.reasons) or "gate failed",
+        )
     else:
         request = service.submit(gate=gate_result, spec=spec, submitter=submitter, report_uri=report_uri)
         if auto_approve_as and request.state is State.pending:
-            request = service.approve(request.candidate_digest, user=auto_approve_as, reason="auto-approved for the demo", auto=True)
-        log.info("waiting for a decision on %s (%s) until %s", request.candidate_digest[:19], request.key, request.expires_at)
-        request = wait_for_decision(service, request.candidate_digest, initial_delay_s=initial_delay_s, max_delay_s=max_delay_s, sleep=sleep)
+            request = service.approve(
+                request.candidate_digest, user=auto_approve_as, reason="auto-approved for the demo", auto=True
+            )
+        log.info(
+            "waiting for a decision on %s (%s) until %s", request.candidate_digest[:19], request.key, request.expires_at
+        )
+        request = wait_for_decision(
+            service, request.candidate_digest, initial_delay_s=initial_delay_s, max_delay_s=max_delay_s, sleep=sleep
+        )
         if request.state is State.expired:
             service.notify("expired", request)  # only the waiting step tells: an expiry is read, never written
         if request.state is State.approved:
             # The release must stand on the audit chain, not on this process's reading of it.
-            request = service.approval_for(request.candidate_digest, attribute=spec.name, attribute_version=spec.version,
-                                           spec_content_hash=spec.content_hash)
-        outcome = ApprovalOutcome(decision=request.state, candidate_digest=request.candidate_digest, attribute=request.attribute,
-                                  attribute_version=request.attribute_version, decided_by=request.decided_by,
-                                  decided_at=request.decided_at, reason=request.reason, expires_at=request.expires_at)
+            request = service.approval_for(
+                request.candidate_digest,
+                attribute=spec.name,
+                attribute_version=spec.version,
+                spec_content_hash=spec.content_hash,
+            )
+        outcome = ApprovalOutcome(
+            decision=request.state,
+            candidate_digest=request.candidate_digest,
+            attribute=request.attribute,
+            attribute_version=request.attribute_version,
+            decided_by=request.decided_by,
+            decided_at=request.decided_at,
+            reason=request.reason,
+            expires_at=request.expires_at,
+        )
     return outcome
 
 
-def run(*, gate: str, attribute: str, store: str, submitter: str, report_uri: str = "", webhook_url: str = "",
-        auto_approve_as: str = "") -> dict:
+def run(
+    *,
+    gate: str,
+    attribute: str,
+    store: str,
+    submitter: str,
+    report_uri: str = "",
+    webhook_url: str = "",
+    auto_approve_as: str = "",
+) -> dict:
     """The KFP component's entry: ``step(...)`` as JSON (``{"decision": "approved"|"rejected"|"expired", ...}``)."""
-    return step(gate=gate, attribute=attribute, store=store, submitter=submitter, report_uri=report_uri,
-                webhook_url=webhook_url, auto_approve_as=auto_approve_as).model_dump(mode="json")
+    return step(
+        gate=gate,
+        attribute=attribute,
+        store=store,
+        submitter=submitter,
+        report_uri=report_uri,
+        webhook_url=webhook_url,
+        auto_approve_as=auto_approve_as,
+    ).model_dump(mode="json")

@@ -14,6 +14,7 @@ allow extra keys. ``read_*`` raise SilversetInputError naming the file and the p
 wrong shape); ``write_*`` take a local path or any fsspec URI. This module imports no stage package, so every
 stage may import it (the model's digest needs torch, imported only when it is computed).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,6 +40,7 @@ DEFAULT_COST_PER_CORE_HOUR_USD = 0.0408
 
 
 # ---------------------------------------------------------------- file IO shared by every contract
+
 
 def _join(folder: str | Path, name: str) -> str:
     return f"{str(folder).rstrip('/')}/{name}"
@@ -85,6 +87,7 @@ def _file_in(path: str | Path, name: str) -> str:
 
 
 # ---------------------------------------------------------------- gate.json
+
 
 class GateResult(BaseModel):
     """The evaluate stage's gate.json: the typed "blessing" the pipeline's ``dsl.If``, approval and deploy read.
@@ -133,6 +136,7 @@ def write_gate(out_dir: str | Path, gate: GateResult) -> str:
 
 
 # ---------------------------------------------------------------- metadata.json (a distilled model)
+
 
 class ModelMetadata(BaseModel):
     """MODELDIR's metadata.json: what the student is for, its decision threshold and its digest.
@@ -197,15 +201,17 @@ def read_model_metadata(model_dir: str | Path, *, verify: bool = True) -> ModelM
     model_dir = Path(model_dir)
     path = model_dir / MODEL_METADATA_FILE
     if not path.is_file():
-        raise SilversetInputError(f"model '{model_dir}'",
-                                  f"has no {MODEL_METADATA_FILE} (not a distilled model directory)")
+        raise SilversetInputError(
+            f"model '{model_dir}'", f"has no {MODEL_METADATA_FILE} (not a distilled model directory)"
+        )
     metadata = _validate(ModelMetadata, _read_object(path, what="model metadata"), uri=path, what="model metadata")
     if verify:
         actual = model_digest(model_dir, metadata)
         if actual != metadata.model_digest:
             recorded = metadata.model_digest or None
-            raise SilversetInputError(f"model '{model_dir}'",
-                                      f"digest mismatch: files give {actual}, metadata says {recorded}")
+            raise SilversetInputError(
+                f"model '{model_dir}'", f"digest mismatch: files give {actual}, metadata says {recorded}"
+            )
     return metadata
 
 
@@ -215,6 +221,7 @@ def write_model_metadata(model_dir: str | Path, metadata: ModelMetadata) -> str:
 
 
 # ---------------------------------------------------------------- manifest.json (an index version)
+
 
 class IndexManifest(BaseModel):
     """An index version's manifest.json: its version, what it was built from, and how to serve it.
@@ -257,6 +264,7 @@ def write_index_manifest(index_dir: str | Path, manifest: IndexManifest) -> str:
 
 # ---------------------------------------------------------------- run_summary.json
 
+
 class RunSummary(BaseModel):
     """What the end-of-run webhook receives and ``run_summary.json`` holds."""
 
@@ -295,6 +303,7 @@ def write_run_summary(uri: str | Path, summary: RunSummary) -> str:
 
 
 # ---------------------------------------------------------------- plan.json
+
 
 class PlanSummary(BaseModel):
     """Counts of one plan; ``todo`` videos go through frames/embed/teacher, ``unchanged`` are carried."""

@@ -14,6 +14,7 @@ into a checked list of Beam flags, or raises SilversetInputError naming the para
 
 Nothing here reads the environment. No kfp or apache_beam import.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ DEFAULT_RUNNER = "DirectRunner"
 RUNNERS = ("DirectRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "DataflowRunner")
 
 _FLAG_RE = re.compile(r"^--(?P<key>[A-Za-z][A-Za-z0-9_\-]*)(?:=(?P<value>.*))?$", re.DOTALL)
-_SECRET_NAME_RE = re.compile(r"(password|passwd|secret|token|credential|private_key|key_?file|api_?key|access_?key)",
-                             re.IGNORECASE)
+_SECRET_NAME_RE = re.compile(
+    r"(password|passwd|secret|token|credential|private_key|key_?file|api_?key|access_?key)", re.IGNORECASE
+)
 _SECRET_VALUE_RES = (
     (re.compile(r'"private_key(_id)?"\s*:'), "a service-account key JSON"),
     (re.compile(r'"type"\s*:\s*"service_account"'), "a service-account key JSON"),
@@ -63,15 +65,16 @@ def parse_beam_options(text: str | list | tuple | None) -> list[str]:
             except ValueError as exc:
                 raise SilversetInputError("beam_options", f"cannot be split into flags: {exc}") from None
     if not all(isinstance(item, str) for item in items):
-        raise SilversetInputError("beam_options", "must hold only strings, e.g. [\"--flink_master=host:8081\"]")
+        raise SilversetInputError("beam_options", 'must hold only strings, e.g. ["--flink_master=host:8081"]')
     return [item.strip() for item in items if item.strip()]
 
 
 def check_runner(runner: str) -> str:
     """``runner`` if it is a known Beam runner name, else SilversetInputError listing the valid ones."""
     if runner not in RUNNERS:
-        raise SilversetInputError("beam_runner", f"{runner!r} is not a Beam runner Silverset runs on; use one of "
-                                                 f"{', '.join(RUNNERS)}")
+        raise SilversetInputError(
+            "beam_runner", f"{runner!r} is not a Beam runner Silverset runs on; use one of {', '.join(RUNNERS)}"
+        )
     return runner
 
 
@@ -79,8 +82,10 @@ def check_option(option: str) -> str:
     """One Beam flag, refused when malformed, when it sets the runner, or when it would carry a secret."""
     for pattern, what in _SECRET_VALUE_RES:
         if pattern.search(option):
-            raise SilversetInputError("beam_options", f"an option looks like {what}; secrets never go in "
-                                                      "beam_options (give the workers a service account)")
+            raise SilversetInputError(
+                "beam_options",
+                f"an option looks like {what}; secrets never go in beam_options (give the workers a service account)",
+            )
     match = _FLAG_RE.match(option)
     if not match:
         raise SilversetInputError("beam_options", f"{_shown(option)} is not a Beam flag; write --key=value or --flag")
@@ -88,8 +93,11 @@ def check_option(option: str) -> str:
     if key.replace("-", "_") == "runner":
         raise SilversetInputError("beam_options", "sets --runner; choose the runner with the beam_runner parameter")
     if _SECRET_NAME_RE.search(key):
-        raise SilversetInputError("beam_options", f"--{key} would put a secret in the compiled pipeline and every "
-                                                  "step's command line; give the workers a service account instead")
+        raise SilversetInputError(
+            "beam_options",
+            f"--{key} would put a secret in the compiled pipeline and every "
+            "step's command line; give the workers a service account instead",
+        )
     return option
 
 

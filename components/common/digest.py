@@ -1,4 +1,5 @@
 """Content digests (sha256) of bytes, files, directories and JSON-able values."""
+
 from __future__ import annotations
 
 import hashlib

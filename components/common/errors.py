@@ -1,4 +1,5 @@
 """Exceptions that name the bad input and the problem; the CLI turns them into exit code 2."""
+
 from __future__ import annotations
 
 

@@ -15,6 +15,7 @@ none, those of the newest other version whose ``classes`` equal the spec's ("the
 versions when the classes are unchanged"), with ``carried_from`` set. Anything else is a version mismatch, raised
 as SilversetInputError naming the file, as is every other unusable input.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,8 +30,12 @@ from .spec import AttributeSpec
 
 HOW = ("adjudicated", "unanimous", "majority", "single")
 # The v1 layout: one row per video, agreeing labelers joined by ",".
-GOLDEN_V1 = pa.schema([schemas.GOLDEN.field(name) for name in
-                       ("video_id", "attribute", "attribute_version", "label", "labeler", "labeled_at")])
+GOLDEN_V1 = pa.schema(
+    [
+        schemas.GOLDEN.field(name)
+        for name in ("video_id", "attribute", "attribute_version", "label", "labeler", "labeled_at")
+    ]
+)
 _V2_ONLY = [f for f in schemas.GOLDEN if f.name not in GOLDEN_V1.names]
 
 
@@ -69,8 +74,11 @@ def upgrade(table: pa.Table, *, name: str = "golden set") -> pa.Table:
     base = tables.conform(table, GOLDEN_V1, name=name)
     n = table.num_rows
     extra = {f.name: (table.column(f.name) if f.name in table.column_names else pa.nulls(n, f.type)) for f in _V2_ONLY}
-    rows = tables.conform(pa.Table.from_arrays([*base.columns, *extra.values()], names=[*base.column_names, *extra]),
-                          schemas.GOLDEN, name=name).to_pylist()
+    rows = tables.conform(
+        pa.Table.from_arrays([*base.columns, *extra.values()], names=[*base.column_names, *extra]),
+        schemas.GOLDEN,
+        name=name,
+    ).to_pylist()
     out = []
     for row in rows:
         if row["rater_label"] is not None:
@@ -115,9 +123,12 @@ def read_golden_set(uri: str, *, spec: AttributeSpec) -> GoldenSet:
         same = [v for v in versions if all(r["classes"] == wanted for r in rows if r["attribute_version"] == v)]
         if not same:
             found = sorted({str(r["classes"]) for r in rows})
-            raise SilversetInputError(name, f"attribute version mismatch: golden set is for {spec.name} v{versions}, "
-                                            f"spec is {spec.key}; labels carry to a new version only when their "
-                                            f"classes equal the spec's ({wanted!r}), these have {found}")
+            raise SilversetInputError(
+                name,
+                f"attribute version mismatch: golden set is for {spec.name} v{versions}, "
+                f"spec is {spec.key}; labels carry to a new version only when their "
+                f"classes equal the spec's ({wanted!r}), these have {found}",
+            )
         carried_from = max(same)
     version = carried_from if carried_from is not None else spec.version
     n_classes = len(spec.classes)
@@ -130,11 +141,15 @@ def read_golden_set(uri: str, *, spec: AttributeSpec) -> GoldenSet:
         video, rater = row["video_id"], row["labeler"]
         for column in ("label", "rater_label"):
             if not 0 <= row[column] < n_classes:
-                raise SilversetInputError(name, f"video '{video}' has {column} {row[column]}; {spec.key} has classes "
-                                                f"0..{n_classes - 1} ({wanted})")
+                raise SilversetInputError(
+                    name,
+                    f"video '{video}' has {column} {row[column]}; {spec.key} has classes 0..{n_classes - 1} ({wanted})",
+                )
         if resolved.setdefault(video, row["label"]) != row["label"]:
-            raise SilversetInputError(name, f"video '{video}' has different resolved labels on its rows "
-                                            f"({resolved[video]} and {row['label']})")
+            raise SilversetInputError(
+                name,
+                f"video '{video}' has different resolved labels on its rows ({resolved[video]} and {row['label']})",
+            )
         if rater in votes.setdefault(video, {}):
             raise SilversetInputError(name, f"rater '{rater}' has two votes on video '{video}'")
         votes[video][rater] = row["rater_label"]
@@ -143,13 +158,27 @@ def read_golden_set(uri: str, *, spec: AttributeSpec) -> GoldenSet:
                 raise SilversetInputError(name, f"video '{video}' has how={row['how']!r}; expected one of {HOW}")
             how.setdefault(video, row["how"])
     raters = sorted({r for v in votes.values() for r in v})
-    return GoldenSet(attribute=spec.name, version=spec.version, carried_from=carried_from, resolved=resolved,
-                     votes=votes, raters=raters, how=how)
+    return GoldenSet(
+        attribute=spec.name,
+        version=spec.version,
+        carried_from=carried_from,
+        resolved=resolved,
+        votes=votes,
+        raters=raters,
+        how=how,
+    )
 
 
-def golden_rows(*, attribute: str, version: int, classes: Iterable[str] | None,
-                votes: Mapping[str, Mapping[str, int]], resolved: Mapping[str, int], how: Mapping[str, str],
-                labeled_at: Mapping[str, dt.datetime]) -> pa.Table:
+def golden_rows(
+    *,
+    attribute: str,
+    version: int,
+    classes: Iterable[str] | None,
+    votes: Mapping[str, Mapping[str, int]],
+    resolved: Mapping[str, int],
+    how: Mapping[str, str],
+    labeled_at: Mapping[str, dt.datetime],
+) -> pa.Table:
     """A schemas.GOLDEN (v2) table: for each video of ``resolved`` (in its order), one row per rater (sorted).
 
     classes: the spec's class names (None when unknown: the labels then never carry to another version).
@@ -167,7 +196,17 @@ def golden_rows(*, attribute: str, version: int, classes: Iterable[str] | None,
         if how.get(video) not in HOW:
             raise ValueError(f"video '{video}' has how={how.get(video)!r}; expected one of {HOW}")
         for rater in sorted(votes[video]):
-            out.append({"video_id": video, "attribute": attribute, "attribute_version": version, "label": int(label),
-                        "labeler": rater, "labeled_at": labeled_at[video], "rater_label": int(votes[video][rater]),
-                        "how": how[video], "classes": text})
+            out.append(
+                {
+                    "video_id": video,
+                    "attribute": attribute,
+                    "attribute_version": version,
+                    "label": int(label),
+                    "labeler": rater,
+                    "labeled_at": labeled_at[video],
+                    "rater_label": int(votes[video][rater]),
+                    "how": how[video],
+                    "classes": text,
+                }
+            )
     return pa.Table.from_pylist(out, schema=schemas.GOLDEN)

@@ -4,6 +4,7 @@ An identity names who did something in an audit trail, so it must be unambiguous
 not empty, no whitespace, no control or invisible formatting characters (a zero-width space makes
 ``alice@x`` and ``alice\\u200b@x`` look the same), at most ``MAX_IDENTITY_LENGTH`` characters.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -34,5 +35,7 @@ def check_identity(value: object, *, what: str) -> str:
     """Return ``value`` if it is a usable identity; else raise SilversetInputError naming ``what``."""
     problem = identity_problem(value)
     if problem is not None:
-        raise SilversetInputError(what, f"identity {value!r} {problem}" if isinstance(value, str) else f"identity {problem}")
+        raise SilversetInputError(
+            what, f"identity {value!r} {problem}" if isinstance(value, str) else f"identity {problem}"
+        )
     return value  # type: ignore[return-value]

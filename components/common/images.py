@@ -4,6 +4,7 @@ The defaults name ``ghcr.io/silverset/<image>:<pyproject version>``; ``ImageSet`
 registry, under another tag, or pinned by digest, and is what ``silverset pipeline compile`` writes into
 the compiled pipeline.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,9 @@ REPOSITORIES: dict[str, str] = {
 
 # The distribution reference grammar (github.com/distribution/reference): a registry host with an
 # optional port, then lowercase path components; a tag; a digest.
-_HOST = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?")
+_HOST = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+)
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
@@ -67,11 +70,15 @@ class ImageSet(BaseModel):
             raise ValueError(f"registry {value!r}: a tag or digest goes in the tag, not the registry")
         host, *path = value.split("/")
         if not (_HOST.fullmatch(host) or _PATH_COMPONENT.fullmatch(host)):
-            raise ValueError(f"registry {value!r}: {host!r} is not a registry host (letters, digits, '-', '.', optional :port)")
+            raise ValueError(
+                f"registry {value!r}: {host!r} is not a registry host (letters, digits, '-', '.', optional :port)"
+            )
         for component in path:
             if not _PATH_COMPONENT.fullmatch(component):
-                raise ValueError(f"registry {value!r}: path component {component!r} must be lowercase letters and digits "
-                                 "joined by '.', '_', '__' or '-'")
+                raise ValueError(
+                    f"registry {value!r}: path component {component!r} must be lowercase letters and digits "
+                    "joined by '.', '_', '__' or '-'"
+                )
         longest = max(len(r) for r in REPOSITORIES.values())
         if len(value) + 1 + longest > _MAX_NAME:
             raise ValueError(f"registry {value!r}: image names under it would be over {_MAX_NAME} characters")
@@ -84,8 +91,10 @@ class ImageSet(BaseModel):
         if value.startswith(("sha256:", "sha512:")):
             return _check_digest(value, "tag")
         if not _TAG.fullmatch(value):
-            raise ValueError(f"tag {value!r}: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-' "
-                             "(or a digest sha256:...)")
+            raise ValueError(
+                f"tag {value!r}: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-' "
+                "(or a digest sha256:...)"
+            )
         return value
 
     @field_validator("digests")
@@ -135,8 +144,11 @@ class ImageSet(BaseModel):
         """Refuse one digest ``tag`` for more than one image (it names one image's bytes, so the others would not pull)."""
         if is_digest(self.tag) and len(set(images)) > 1:
             used = ", ".join(REPOSITORIES[i] for i in sorted(images))
-            raise SilversetInputError(f"--image-tag {self.tag[:19]}...", f"a digest names one image, and these steps run {used}; "
-                                      "give a tag, and pin each image by its own digest")
+            raise SilversetInputError(
+                f"--image-tag {self.tag[:19]}...",
+                f"a digest names one image, and these steps run {used}; "
+                "give a tag, and pin each image by its own digest",
+            )
 
 
 _DEFAULT = ImageSet()

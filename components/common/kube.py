@@ -5,6 +5,7 @@ on standalone KFP, ``<profile>/default-editor`` on multi-user Kubeflow (``manife
 The index server and its version ConfigMaps live in the pod namespace; approval requests, the approvals
 audit and the run-lock Leases live in :data:`CONTROL_NAMESPACE`, where no pod runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,7 +32,12 @@ class KfpLayout:
 KFP_STANDALONE = KfpLayout("kfp-standalone", "kubeflow", "pipeline-runner")
 KFP_MULTI_USER = KfpLayout("kfp-multi-user", "silverset", "default-editor")
 # overlay name -> layout; local (kind/minikube) and prod are sizings of the standalone layout.
-LAYOUTS = {"kfp-standalone": KFP_STANDALONE, "kfp-multi-user": KFP_MULTI_USER, "local": KFP_STANDALONE, "prod": KFP_STANDALONE}
+LAYOUTS = {
+    "kfp-standalone": KFP_STANDALONE,
+    "kfp-multi-user": KFP_MULTI_USER,
+    "local": KFP_STANDALONE,
+    "prod": KFP_STANDALONE,
+}
 
 
 def load_api_client():

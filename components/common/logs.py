@@ -13,6 +13,7 @@ nothing. Two entry points decide where records go:
   stderr, bare messages), so the CLI's output stays as it is; ``SILVERSET_LOG_LEVEL=INFO`` (or DEBUG) asks
   for more, read when the command starts, never at import.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Read a video manifest (CSV, JSONL or Parquet; local path or fsspec URI) into the manifest table."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -14,7 +15,14 @@ from . import schemas
 from .errors import SilversetInputError
 from .tables import ErrorRow
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def manifest_format(uri: str) -> str:
@@ -59,7 +67,9 @@ def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[
     raw = _read_raw(uri)
     repeated = sorted({c for c in raw.column_names if raw.column_names.count(c) > 1})
     if repeated:
-        raise SilversetInputError(f"manifest '{uri}'", f"column(s) {', '.join(repr(c) for c in repeated)} appear more than once")
+        raise SilversetInputError(
+            f"manifest '{uri}'", f"column(s) {', '.join(repr(c) for c in repeated)} appear more than once"
+        )
     missing = [c for c in schemas.MANIFEST_REQUIRED if c not in raw.column_names]
     if missing:
         raise SilversetInputError(
@@ -75,7 +85,9 @@ def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[
             try:
                 col = pc.cast(col, pa.string())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise SilversetInputError(f"manifest '{uri}'", f"column '{name}' holds {col.type} values, not UTF-8 text") from None
+                raise SilversetInputError(
+                    f"manifest '{uri}'", f"column '{name}' holds {col.type} values, not UTF-8 text"
+                ) from None
         columns[name] = col
     for optional in ("title", "description"):
         columns.setdefault(optional, pa.nulls(raw.num_rows, pa.string()))
@@ -88,19 +100,41 @@ def read_manifest(uri: str, *, stage: str = "manifest") -> tuple[pa.Table, list[
     uris = table.column("uri").to_pylist()
     for row, (video_id, video_uri) in enumerate(zip(ids, uris)):
         if not video_id or not str(video_id).strip():
-            errors.append(ErrorRow(key=f"<row {row}>", uri=video_uri, stage=stage, error_type="missing_video_id",
-                                   message=f"row {row} has an empty video_id"))
+            errors.append(
+                ErrorRow(
+                    key=f"<row {row}>",
+                    uri=video_uri,
+                    stage=stage,
+                    error_type="missing_video_id",
+                    message=f"row {row} has an empty video_id",
+                )
+            )
             continue
         if not video_uri or not str(video_uri).strip():
-            errors.append(ErrorRow(key=video_id, uri=None, stage=stage, error_type="missing_uri",
-                                   message=f"video '{video_id}' (row {row}) has an empty uri"))
+            errors.append(
+                ErrorRow(
+                    key=video_id,
+                    uri=None,
+                    stage=stage,
+                    error_type="missing_uri",
+                    message=f"video '{video_id}' (row {row}) has an empty uri",
+                )
+            )
             continue
         seen[video_id] += 1
         if seen[video_id] > 1:
-            errors.append(ErrorRow(key=video_id, uri=video_uri, stage=stage, error_type="duplicate_video_id",
-                                   message=f"video_id '{video_id}' appears again at row {row}; the first row is kept"))
+            errors.append(
+                ErrorRow(
+                    key=video_id,
+                    uri=video_uri,
+                    stage=stage,
+                    error_type="duplicate_video_id",
+                    message=f"video_id '{video_id}' appears again at row {row}; the first row is kept",
+                )
+            )
             continue
         keep.append(row)
-    ordered = ["video_id", "uri", "title", "description"] + [c for c in table.column_names
-                                                           if c not in ("video_id", "uri", "title", "description")]
+    ordered = ["video_id", "uri", "title", "description"] + [
+        c for c in table.column_names if c not in ("video_id", "uri", "title", "description")
+    ]
     return table.take(pa.array(keep, pa.int64())).select(ordered), errors

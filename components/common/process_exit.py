@@ -6,6 +6,7 @@ teardown with "terminate called without an active exception" (SIGABRT: a C++ thr
 joinable; pyarrow was the only extension with C++ threads loaded). A step that did its work must not fail there,
 neither as the ``silverset`` command nor as a KFP step. The root cause is not pinned down.
 """
+
 from __future__ import annotations
 
 import atexit

@@ -1,4 +1,5 @@
 """Pinned pyarrow schemas for every table stages exchange; defined here once and nowhere else."""
+
 from __future__ import annotations
 
 import pyarrow as pa

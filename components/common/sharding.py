@@ -1,5 +1,6 @@
 """Deterministic sharding by a stable hash of video_id: n workers split any manifest with no overlap, and a sharded
 stage writes one folder per shard under its output folder, read back as one table."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """The attribute spec: a versioned YAML file (definition = teacher prompt, thresholds, gates, serving rule)."""
+
 from __future__ import annotations
 
 import re
@@ -8,7 +9,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .digest import sha256_json
 from .errors import SilversetInputError
@@ -107,8 +117,7 @@ class TeacherSettings(_Strict):
         if isinstance(data, dict) and "gemini_model" in data:
             if "model" in data:
                 raise ValueError("give teacher.model only; teacher.gemini_model is its deprecated old name")
-            warnings.warn("teacher.gemini_model is deprecated: rename it to teacher.model", FutureWarning,
-                          stacklevel=2)
+            warnings.warn("teacher.gemini_model is deprecated: rename it to teacher.model", FutureWarning, stacklevel=2)
             data = {("model" if k == "gemini_model" else k): v for k, v in data.items()}
         return data
 
@@ -235,7 +244,9 @@ def _one_line(exc: yaml.YAMLError) -> str:
 def parse_spec(text: str, *, source: str = "<spec>") -> AttributeSpec:
     """Parse and validate YAML text; raises SilversetInputError naming the field and problem."""
     if len(text) > MAX_SPEC_CHARS:
-        raise SilversetInputError(f"attribute spec '{source}'", f"is {len(text):,} characters; a spec is at most {MAX_SPEC_CHARS:,}")
+        raise SilversetInputError(
+            f"attribute spec '{source}'", f"is {len(text):,} characters; a spec is at most {MAX_SPEC_CHARS:,}"
+        )
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -261,11 +272,15 @@ def load_spec(path: str | Path) -> AttributeSpec:
     except IsADirectoryError:
         raise SilversetInputError(what, "is a folder, not a YAML file") from None
     if len(data) > MAX_SPEC_CHARS * 4:
-        raise SilversetInputError(what, f"is over {MAX_SPEC_CHARS * 4:,} bytes; a spec is at most {MAX_SPEC_CHARS:,} characters")
+        raise SilversetInputError(
+            what, f"is over {MAX_SPEC_CHARS * 4:,} bytes; a spec is at most {MAX_SPEC_CHARS:,} characters"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SilversetInputError(what, f"is not UTF-8 text (a binary file?): byte {exc.start} is 0x{data[exc.start]:02x}") from None
+        raise SilversetInputError(
+            what, f"is not UTF-8 text (a binary file?): byte {exc.start} is 0x{data[exc.start]:02x}"
+        ) from None
     if "\x00" in text:
         raise SilversetInputError(what, "contains NUL bytes: it is a binary file, not YAML")
     return parse_spec(text, source=str(path))

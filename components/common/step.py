@@ -5,6 +5,7 @@
   "terminate called without an active exception" after every output was written, seen in Gemini annotate steps
   and in Beam frames steps under kfp.local on loaded 2-core machines. Only active in a KFP executor process.
 """
+
 from __future__ import annotations
 
 from .logs import configure_step_logging

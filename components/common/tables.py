@@ -1,4 +1,5 @@
 """Parquet table IO for stage outputs: schema-checked writes, atomic replacement, errors tables."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +34,9 @@ def conform(table: pa.Table, schema: pa.Schema, *, name: str = "table") -> pa.Ta
         try:
             columns.append(column.cast(field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise SilversetInputError(name, f"column '{field.name}' is {column.type}, expected {field.type}: {exc}") from None
+            raise SilversetInputError(
+                name, f"column '{field.name}' is {column.type}, expected {field.type}: {exc}"
+            ) from None
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -42,7 +45,7 @@ def _is_local(uri: str) -> bool:
 
 
 def _local_path(uri: str) -> str:
-    return uri[len("file://"):] if uri.startswith("file://") else uri
+    return uri[len("file://") :] if uri.startswith("file://") else uri
 
 
 def write_table(table: pa.Table, uri: str | Path, schema: pa.Schema | None = None, *, name: str = "table") -> None:
@@ -125,7 +128,10 @@ def read_json(uri: str | Path) -> dict:
 def errors_table(rows: Iterable[ErrorRow]) -> pa.Table:
     rows = list(rows)
     return pa.Table.from_pylist(
-        [{"key": r.key, "uri": r.uri, "stage": r.stage, "error_type": r.error_type, "message": r.message} for r in rows],
+        [
+            {"key": r.key, "uri": r.uri, "stage": r.stage, "error_type": r.error_type, "message": r.message}
+            for r in rows
+        ],
         schema=schemas.ERRORS,
     )
 
@@ -168,8 +174,9 @@ def write_output_marker(folder: str | Path, *, command: str) -> None:
     (Path(folder) / OUTPUT_MARKER).write_text(json.dumps({"command": command}) + "\n")
 
 
-def check_output_folder(out_dir: str | Path, *, command: str, overwrite: bool = False,
-                        replaces: bool = True) -> Path | None:
+def check_output_folder(
+    out_dir: str | Path, *, command: str, overwrite: bool = False, replaces: bool = True
+) -> Path | None:
     """Refuse an ``--out`` whose replacement would delete a user's files; returns its absolute local path.
 
     Allowed: a path that does not exist, an empty folder, a folder this same command wrote (marker file),
@@ -186,15 +193,17 @@ def check_output_folder(out_dir: str | Path, *, command: str, overwrite: bool = 
     out = Path(os.path.abspath(os.path.expanduser(_local_path(uri))))
     cwd = Path.cwd()
     if out == Path(out.anchor) or out == Path.home() or out == cwd or out in cwd.parents:
-        raise SilversetInputError(name, "is the current directory, a parent of it, the home folder or the root; "
-                                        "name a new folder to write")
+        raise SilversetInputError(
+            name, "is the current directory, a parent of it, the home folder or the root; name a new folder to write"
+        )
     if out.is_symlink():
         raise SilversetInputError(name, "is a symbolic link; name the folder itself")
     if not out.exists():
         return out
     if not out.is_dir():
-        raise SilversetInputError(name, f"is a file, not a folder; `silverset {command}` writes a folder and "
-                                        "never replaces a file")
+        raise SilversetInputError(
+            name, f"is a file, not a folder; `silverset {command}` writes a folder and never replaces a file"
+        )
     if not any(out.iterdir()) or overwrite:
         return out
     writer = _marker_command(out)
@@ -202,10 +211,16 @@ def check_output_folder(out_dir: str | Path, *, command: str, overwrite: bool = 
         return out
     who = f"was written by `silverset {writer}`" if writer else f"is a non-empty folder without {OUTPUT_MARKER}"
     if replaces:
-        raise SilversetInputError(name, f"{who}, not by `silverset {command}`; its files would be deleted. "
-                                        "Choose a new folder, or pass --overwrite to replace it")
-    raise SilversetInputError(name, f"{who}, not by `silverset {command}`; its files would be mixed with "
-                                    "this command's. Choose a new or empty folder")
+        raise SilversetInputError(
+            name,
+            f"{who}, not by `silverset {command}`; its files would be deleted. "
+            "Choose a new folder, or pass --overwrite to replace it",
+        )
+    raise SilversetInputError(
+        name,
+        f"{who}, not by `silverset {command}`; its files would be mixed with "
+        "this command's. Choose a new or empty folder",
+    )
 
 
 def _remove_created(created: list[Path]) -> None:

@@ -21,6 +21,7 @@ holds and ``mention_if_false`` when it does not, so a text-only teacher is weak 
 Same seed, same bytes: every random draw comes from ``numpy.random.default_rng([seed, video_number])``
 and the encoder runs single-threaded.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -42,8 +43,18 @@ MENTIONS = {
     "onscreen_text": ("with captions", "subtitled", "text overlay", "lower thirds"),
 }
 SUBJECTS = (
-    "Studio session", "Morning routine", "Test pattern", "Weekend vlog", "Product teaser", "City walk",
-    "Abstract loop", "Short clip", "Channel intro", "Behind the scenes", "Daily update", "Sample reel",
+    "Studio session",
+    "Morning routine",
+    "Test pattern",
+    "Weekend vlog",
+    "Product teaser",
+    "City walk",
+    "Abstract loop",
+    "Short clip",
+    "Channel intro",
+    "Behind the scenes",
+    "Daily update",
+    "Sample reel",
 )
 CAPTIONS = ("HELLO WORLD", "BREAKING NEWS", "SUBSCRIBE", "CHAPTER ONE", "LIVE NOW", "SALE 50%", "THE END")
 RED_PATCH_COLOUR = (220, 24, 30)
@@ -151,8 +162,9 @@ def _harden(plan: VideoPlan, options: SynthOptions, number: int) -> VideoPlan:
         done.append("moving_object")
     if "frequent_cuts" in picked and plan.truth["frequent_cuts"] and "shot_colours" not in changes:
         base = np.asarray(plan.shot_colours[0], float)  # cuts between near-identical colours
-        changes["shot_colours"] = tuple(tuple(int(c) for c in np.clip(base * rng.uniform(0.85, 1.15), 0, 255))
-                                        for _ in plan.shot_colours)
+        changes["shot_colours"] = tuple(
+            tuple(int(c) for c in np.clip(base * rng.uniform(0.85, 1.15), 0, 255)) for _ in plan.shot_colours
+        )
         done.append("frequent_cuts")
     if "onscreen_text" in picked and plan.truth["onscreen_text"]:
         changes["caption_band"] = False
@@ -292,9 +304,7 @@ def encode_video(path: Path, frames, *, fps: int, width: int, height: int, keyfr
     import av
 
     with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream(
-            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "23", "threads": "1"}
-        )
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "23", "threads": "1"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = max(1, int(round(keyframe_interval_s * fps)))
         for array in frames:
@@ -326,8 +336,9 @@ def run(
 
     from silverset.components.common import schemas, tables
 
-    options = SynthOptions(videos=videos, seed=seed, duration_s=duration_s, width=width, height=height,
-                           hard_case_share=hard_case_share)
+    options = SynthOptions(
+        videos=videos, seed=seed, duration_s=duration_s, width=width, height=height, hard_case_share=hard_case_share
+    )
     if options.width % 2 or options.height % 2:
         from silverset.components.common.errors import SilversetInputError
 
@@ -349,8 +360,12 @@ def run(
                 keyframe_interval_s=options.keyframe_interval_s,
             )
             manifest_rows.append(
-                {"video_id": plan.video_id, "uri": str(final / "videos" / name), "title": plan.title,
-                 "description": plan.description}
+                {
+                    "video_id": plan.video_id,
+                    "uri": str(final / "videos" / name),
+                    "title": plan.title,
+                    "description": plan.description,
+                }
             )
             for attribute in plan.hard_cases:
                 hard_cases[attribute] += 1
@@ -361,9 +376,7 @@ def run(
         tables.write_table(pa.Table.from_pylist(truth_rows, schema=schemas.TRUTH), staging / "truth.parquet")
         tables.write_errors(staging, [])
         (staging / "corpus.json").write_text(json.dumps(options.model_dump(), indent=2, sort_keys=True) + "\n")
-    prevalence = {
-        a: sum(r["label"] for r in truth_rows if r["attribute"] == a) / options.videos for a in ATTRIBUTES
-    }
+    prevalence = {a: sum(r["label"] for r in truth_rows if r["attribute"] == a) / options.videos for a in ATTRIBUTES}
     return {
         "videos": options.videos,
         "errors": 0,

@@ -1,13 +1,24 @@
 """KFP component: deploy an approved index version (re-checks the gate and the approval for its digest)."""
+
 from kfp import dsl
 
 from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def deploy_index(index_dir: str, gate: str, approval_store: str, run_dir: str, target: str = "local",
-                 serve_root: str = "", namespace: str = "", index_uri: str = "", run_lock: str = "",
-                 state_dir: str = "", run_id: str = "") -> str:
+def deploy_index(
+    index_dir: str,
+    gate: str,
+    approval_store: str,
+    run_dir: str,
+    target: str = "local",
+    serve_root: str = "",
+    namespace: str = "",
+    index_uri: str = "",
+    run_lock: str = "",
+    state_dir: str = "",
+    run_id: str = "",
+) -> str:
     """Make the index in ``index_dir`` live; ``gate`` is gate.json or its folder; ``namespace`` "" is the step
     pod's own (kubernetes target). The outcome (or the failure and rollback) goes to ``run_dir``/deploy/deploy.json;
     returns it as JSON. A failed deploy fails the step."""
@@ -29,8 +40,15 @@ def deploy_index(index_dir: str, gate: str, approval_store: str, run_dir: str, t
     fs.makedirs(fs._parent(record_path), exist_ok=True)
     try:
         with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-            summary = run(index=index_dir, gate=str(gate_path), approval_store=approval_store, target=target,
-                          serve_root=serve_root or None, namespace=namespace or None, index_uri=index_uri or None)
+            summary = run(
+                index=index_dir,
+                gate=str(gate_path),
+                approval_store=approval_store,
+                target=target,
+                serve_root=serve_root or None,
+                namespace=namespace or None,
+                index_uri=index_uri or None,
+            )
     except Exception as exc:
         with fs.open(record_path, "w") as f:
             json.dump({"status": "failed", "target": target, "error": f"{type(exc).__name__}: {exc}"}, f)

@@ -10,6 +10,7 @@
    the previous pin back on every Deployment touched (only where ours is still the pin) and raise GateFailed.
 4. Record the live version in ConfigMap ``<name>-<attribute>`` (create, or patch when it exists).
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,16 @@ def rollout_state(deployment) -> tuple[bool, str]:
 class KubernetesDeployer:
     """Rolls index versions onto the index server Deployment(s) in ``namespace`` (the KFP pod namespace)."""
 
-    def __init__(self, namespace: str, *, deployment: str = "silverset-index", api_client=None, timeout_s: float = 300.0,
-                 poll_s: float = 2.0, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        deployment: str = "silverset-index",
+        api_client=None,
+        timeout_s: float = 300.0,
+        poll_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         from kubernetes import client
 
         self.namespace = namespace
@@ -91,9 +100,13 @@ class KubernetesDeployer:
         from kubernetes.client.exceptions import ApiException
 
         path = "/spec/template/metadata/annotations/" + _annotation(attribute).replace("~", "~0").replace("/", "~1")
-        change = {"op": "remove", "path": path} if previous is None else {"op": "replace", "path": path, "value": previous}
+        change = (
+            {"op": "remove", "path": path} if previous is None else {"op": "replace", "path": path, "value": previous}
+        )
         try:
-            self.apps.patch_namespaced_deployment(name, self.namespace, [{"op": "test", "path": path, "value": ours}, change])
+            self.apps.patch_namespaced_deployment(
+                name, self.namespace, [{"op": "test", "path": path, "value": ours}, change]
+            )
         except ApiException as exc:
             if exc.status != 422:
                 raise
@@ -115,7 +128,9 @@ class KubernetesDeployer:
         data = {"attribute": attribute, "version": version, "previous": previous or "", "index_uri": index_uri}
         labels = {"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "index-version"}
         try:
-            self.core.create_namespaced_config_map(self.namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data))
+            self.core.create_namespaced_config_map(
+                self.namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -125,8 +140,15 @@ class KubernetesDeployer:
         stable = self._read(self.deployment)
         return None if stable is None else _template_version(stable, attribute)
 
-    def deploy(self, *, attribute: str, version: str, index_dir: str | Path | None = None, serve_root: str | None = None,
-               index_uri: str | None = None) -> dict:
+    def deploy(
+        self,
+        *,
+        attribute: str,
+        version: str,
+        index_dir: str | Path | None = None,
+        serve_root: str | None = None,
+        index_uri: str | None = None,
+    ) -> dict:
         """Publish ``index_dir`` under ``serve_root`` and roll ``version`` out: canary (if any) -> stable -> ConfigMap.
 
         A rollout that does not finish within ``timeout_s`` puts the previous pin back on every Deployment
@@ -134,23 +156,36 @@ class KubernetesDeployer:
         in the ConfigMap) defaults to the published version folder.
         """
         if not serve_root:
-            raise SilversetInputError("--serve-root", "the kubernetes target publishes the index where the index server pods read it: "
-                                                      "/data/serving on the artifacts PVC, or an s3:// or gs:// URI")
+            raise SilversetInputError(
+                "--serve-root",
+                "the kubernetes target publishes the index where the index server pods read it: "
+                "/data/serving on the artifacts PVC, or an s3:// or gs:// URI",
+            )
         if index_dir is None:
             raise SilversetInputError("--index", "the kubernetes target needs the built index folder to publish")
         stable = self._read(self.deployment)
         if stable is None:
-            raise GateFailed(f"deployment {self.namespace}/{self.deployment} does not exist; apply manifests/overlays/<layout> first")
+            raise GateFailed(
+                f"deployment {self.namespace}/{self.deployment} does not exist; apply manifests/overlays/<layout> first"
+            )
         published = str(pointer.publish_version(index_dir, serve_root, attribute, version))
         previous = _template_version(stable, attribute)
         canary_name = f"{self.deployment}-canary"
         canary = self._read(canary_name)
-        result = {"target": "kubernetes", "attribute": attribute, "version": version, "previous": previous,
-                  "canary": canary is not None, "published": published}
+        result = {
+            "target": "kubernetes",
+            "attribute": attribute,
+            "version": version,
+            "previous": previous,
+            "canary": canary is not None,
+            "published": published,
+        }
         if previous == version and (canary is None or _template_version(canary, attribute) == version):
             return result | {"changed": False}
         touched: list[tuple[str, str | None]] = []
-        for name, before in ([(canary_name, _template_version(canary, attribute))] if canary is not None else []) + [(self.deployment, previous)]:
+        for name, before in ([(canary_name, _template_version(canary, attribute))] if canary is not None else []) + [
+            (self.deployment, previous)
+        ]:
             _LOGGER.info("%s: pinning %s on %s/%s (was %s)", attribute, version, self.namespace, name, before)
             self._pin(name, attribute, version)
             touched.append((name, before))
@@ -161,8 +196,10 @@ class KubernetesDeployer:
             if not done:
                 for undo_name, undo_version in reversed(touched):
                     self._unpin(undo_name, attribute, version, undo_version)
-                raise GateFailed(f"{attribute}: {name} did not become ready with {version} within {self.timeout_s:.0f} s "
-                                 f"({waiting_for}); rolled back to {previous}")
+                raise GateFailed(
+                    f"{attribute}: {name} did not become ready with {version} within {self.timeout_s:.0f} s "
+                    f"({waiting_for}); rolled back to {previous}"
+                )
         self._record(attribute, version, previous, index_uri or published)
         _LOGGER.info("%s: %s live on %s/%s", attribute, version, self.namespace, self.deployment)
         return result | {"changed": True}

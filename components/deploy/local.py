@@ -1,4 +1,5 @@
 """Local deploy target: publish the index version under the serving root, verify it, then swap its CURRENT pointer."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,9 @@ from silverset.components.index.loaded import IndexRefused, load_verified
 log = logging.getLogger(__name__)
 
 
-def wait_until_serving(server_url: str, attribute: str, version: str, *, timeout_s: float, token: str | None = None) -> bool:
+def wait_until_serving(
+    server_url: str, attribute: str, version: str, *, timeout_s: float, token: str | None = None
+) -> bool:
     """Poll the server's /v1/admin/reload then /readyz until ``attribute`` serves ``version``."""
     import httpx
 
@@ -32,9 +35,15 @@ def wait_until_serving(server_url: str, attribute: str, version: str, *, timeout
             log.debug("%s: poll %d, server serves %s, waiting for %s", attribute, attempt, live.get(attribute), version)
         except httpx.HTTPError as exc:
             # the server may be restarting: keep polling until the deadline; one WARNING, then DEBUG
-            log.log(logging.WARNING if attempt == 1 else logging.DEBUG, "%s: poll %d of %s failed (%s); retrying in "
-                    "0.2 s until %g s have passed", attribute, attempt, safe_url(server_url), type(exc).__name__,
-                    timeout_s)
+            log.log(
+                logging.WARNING if attempt == 1 else logging.DEBUG,
+                "%s: poll %d of %s failed (%s); retrying in 0.2 s until %g s have passed",
+                attribute,
+                attempt,
+                safe_url(server_url),
+                type(exc).__name__,
+                timeout_s,
+            )
         time.sleep(0.2)
     return False
 
@@ -49,8 +58,15 @@ def _verifies(root: str | Path, attribute: str, version: str) -> bool:
     return True
 
 
-def deploy_local(*, index_dir: str | Path, manifest: IndexManifest, serve_root: str | Path, server_url: str | None = None,
-                 timeout_s: float = 60.0, token: str | None = None) -> dict:
+def deploy_local(
+    *,
+    index_dir: str | Path,
+    manifest: IndexManifest,
+    serve_root: str | Path,
+    server_url: str | None = None,
+    timeout_s: float = 60.0,
+    token: str | None = None,
+) -> dict:
     """Make ``manifest.version`` (the index in ``index_dir``) live under ``serve_root``. No-op when it already is.
 
     The published copy is verified (digest, load, self-check search) before any pointer moves: a corrupt or
@@ -77,9 +93,23 @@ def deploy_local(*, index_dir: str | Path, manifest: IndexManifest, serve_root: 
             pointer.remove_pointer(serve_root, attribute)
         if previous is not None:
             pointer.write_pointer(serve_root, attribute, previous, pointer.PREVIOUS)
-        log.error("%s: %s did not serve %s within %g s; CURRENT rolled back to %s", attribute,
-                  safe_url(server_url), version, timeout_s, live)
-        raise GateFailed(f"{attribute}: server at {server_url} did not serve {version} within {timeout_s:.0f} s; pointer rolled back to {live}")
+        log.error(
+            "%s: %s did not serve %s within %g s; CURRENT rolled back to %s",
+            attribute,
+            safe_url(server_url),
+            version,
+            timeout_s,
+            live,
+        )
+        raise GateFailed(
+            f"{attribute}: server at {server_url} did not serve {version} within {timeout_s:.0f} s; pointer rolled back to {live}"
+        )
     log.info("%s: CURRENT is now %s under %s (was %s)", attribute, version, serve_root, live)
-    return {"target": "local", "attribute": attribute, "version": version, "changed": True,
-            "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS), "verified": True}
+    return {
+        "target": "local",
+        "attribute": attribute,
+        "version": version,
+        "changed": True,
+        "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS),
+        "verified": True,
+    }

@@ -1,4 +1,5 @@
 """KFP component: distill a student from teacher labels on precomputed embeddings (TorchScript + ONNX + digest)."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -7,10 +8,19 @@ from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def distill_student(embeddings: str, labels: str, attribute: str, out_dir: str, architecture: str = "mlp",
-                    hidden_units: int = 128, max_epochs: int = 200, seed: int = 0,
-                    run_lock: str = "", state_dir: str = "", run_id: str = ""
-                    ) -> NamedTuple("Student", model_dir=str, model_digest=str, threshold=float):
+def distill_student(
+    embeddings: str,
+    labels: str,
+    attribute: str,
+    out_dir: str,
+    architecture: str = "mlp",
+    hidden_units: int = 128,
+    max_epochs: int = 200,
+    seed: int = 0,
+    run_lock: str = "",
+    state_dir: str = "",
+    run_id: str = "",
+) -> NamedTuple("Student", model_dir=str, model_digest=str, threshold=float):
     """Train, calibrate and export the student into out_dir; returns its digest for the gates and approval."""
     from silverset.components.common.step import begin_step
 
@@ -23,8 +33,14 @@ def distill_student(embeddings: str, labels: str, attribute: str, out_dir: str, 
     from silverset.components.incremental.guard import renewing
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        s = run(embeddings=embeddings, labels=labels, attribute=attribute, out=out_dir,
-                options=StudentOptions(architecture=architecture, hidden_units=hidden_units,
-                                                    max_epochs=max_epochs, seed=seed))
+        s = run(
+            embeddings=embeddings,
+            labels=labels,
+            attribute=attribute,
+            out=out_dir,
+            options=StudentOptions(
+                architecture=architecture, hidden_units=hidden_units, max_epochs=max_epochs, seed=seed
+            ),
+        )
     print(json.dumps(s))
     return namedtuple("Student", "model_dir model_digest threshold")(s["model_dir"], s["model_digest"], s["threshold"])

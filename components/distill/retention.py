@@ -4,6 +4,7 @@ retention = F1(student vs truth) / F1(teacher vs truth). The CI is a seeded perc
 items, resampled once for both models (paired), so it reflects how much the ratio moves with the sample,
 not two independent noises.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,13 @@ class Retention:
     teacher_f1: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"value": self.value, "lower": self.lower, "upper": self.upper,
-                "student_f1": self.student_f1, "teacher_f1": self.teacher_f1}
+        return {
+            "value": self.value,
+            "lower": self.lower,
+            "upper": self.upper,
+            "student_f1": self.student_f1,
+            "teacher_f1": self.teacher_f1,
+        }
 
 
 def f1_rows(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -35,8 +41,15 @@ def f1_rows(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.where(2 * tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0)
 
 
-def f1_retention(truth: np.ndarray, teacher: np.ndarray, student: np.ndarray, *, samples: int = 1000,
-                 seed: int = 0, confidence: float = CONFIDENCE) -> Retention:
+def f1_retention(
+    truth: np.ndarray,
+    teacher: np.ndarray,
+    student: np.ndarray,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> Retention:
     """Retention of ``student`` vs ``teacher`` (int [n] 0/1 predictions) against ``truth`` (int [n]).
 
     Resamples where the teacher's F1 is 0 are left out of the CI (the ratio is undefined there); the value is
@@ -51,5 +64,6 @@ def f1_retention(truth: np.ndarray, teacher: np.ndarray, student: np.ndarray, *,
     if ratios.size == 0:
         return Retention(value, float("nan"), float("nan"), student_f1, teacher_f1)
     alpha = (1 - confidence) / 2
-    return Retention(value, float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha)),
-                     student_f1, teacher_f1)
+    return Retention(
+        value, float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha)), student_f1, teacher_f1
+    )

@@ -1,4 +1,5 @@
 """The student: a logistic head or small MLP on precomputed embeddings, its KD loss and its calibration."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -88,9 +89,7 @@ class CalibratedStudent(nn.Module):
         return torch.sigmoid(self.net(embeddings) * self.scale + self.bias)
 
 
-def fit_calibration(
-    logits: torch.Tensor, teacher_probabilities: torch.Tensor, *, method: str
-) -> tuple[float, float]:
+def fit_calibration(logits: torch.Tensor, teacher_probabilities: torch.Tensor, *, method: str) -> tuple[float, float]:
     """Fit (scale, bias) on held-out logits [n] against the teacher's probabilities [n] by minimizing BCE.
 
     ``platt``: scale and bias; ``temperature``: scale only (bias 0); ``none``: (1, 0).

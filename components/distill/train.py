@@ -3,6 +3,7 @@
 MODELDIR holds ``model.pt`` (TorchScript), ``model.onnx``, ``metadata.json`` and ``errors.parquet``.
 Both exports map embeddings float32 [n, d] to calibrated P(positive) float32 [n].
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,12 +16,19 @@ import numpy as np
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import MODEL_METADATA_FILE as METADATA_FILE  # noqa: F401
+
 # The model's files, metadata and digest are a contract between stages: defined in common.artifacts, re-exported
 # here under their old names for the studio export, score and the benchmarks.
-from silverset.components.common.artifacts import ONNX_FILE, TORCHSCRIPT_FILE, ModelMetadata  # noqa: F401
-from silverset.components.common.artifacts import MODEL_METADATA_FILE as METADATA_FILE  # noqa: F401
-from silverset.components.common.artifacts import model_digest, read_model_metadata, weights_digest  # noqa: F401
-from silverset.components.common.artifacts import write_model_metadata
+from silverset.components.common.artifacts import (  # noqa: F401  # noqa: F401
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    ModelMetadata,
+    model_digest,
+    read_model_metadata,
+    weights_digest,
+    write_model_metadata,
+)
 from silverset.components.common.digest import sha256_bytes, sha256_json
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import AttributeSpec, load_spec
@@ -35,6 +43,7 @@ ONNX_OUTPUT = "probability"
 
 
 # ---------------------------------------------------------------- inputs
+
 
 def embedding_dimension(table: pa.Table, *, name: str) -> int:
     """d of a table whose ``vector`` column is fixed_size_list<float32>[d]."""
@@ -67,7 +76,9 @@ def teacher_labels_for(labels: pa.Table, spec: AttributeSpec, *, name: str) -> d
     mine = attribute == spec.name
     if mine.any() and not (version[mine] == spec.version).any():
         found = sorted({int(v) for v in version[mine]})
-        raise SilversetInputError(name, f"attribute version mismatch: labels are for {spec.name} v{found}, spec is {spec.key}")
+        raise SilversetInputError(
+            name, f"attribute version mismatch: labels are for {spec.name} v{found}, spec is {spec.key}"
+        )
     keep = mine & (version == spec.version)
     if not keep.any():
         raise SilversetInputError(name, f"has no labels for {spec.key}")
@@ -92,6 +103,7 @@ def training_data_digest(video_ids: list[str], vectors: np.ndarray, teacher_prob
 
 # ---------------------------------------------------------------- training
 
+
 def split_held_out(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, held_out) index arrays; held-out has at least one item when n >= 2."""
     order = np.random.default_rng(seed).permutation(n)
@@ -99,9 +111,7 @@ def split_held_out(n: int, *, fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(order[n_held:]), np.sort(order[:n_held])
 
 
-def train_student(
-    vectors: np.ndarray, teacher_probabilities: np.ndarray, *, options: StudentOptions
-) -> dict[str, Any]:
+def train_student(vectors: np.ndarray, teacher_probabilities: np.ndarray, *, options: StudentOptions) -> dict[str, Any]:
     """Train with early stopping on held-out KD loss, then calibrate and pick a threshold on held-out.
 
     vectors: float32 [n, d]; teacher_probabilities: float32 [n].
@@ -125,7 +135,9 @@ def train_student(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
         generator = torch.Generator().manual_seed(options.seed)
-        net = StudentNet(dimension, architecture=options.architecture, hidden_units=options.hidden_units, dropout=options.dropout)
+        net = StudentNet(
+            dimension, architecture=options.architecture, hidden_units=options.hidden_units, dropout=options.dropout
+        )
         loss_fn = DistillationLoss(pos_weight=pos_weight, hard_weight=options.hard_label_weight)
         optimizer = torch.optim.AdamW(net.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
         x_train, p_train = x[train_idx], p[train_idx]
@@ -149,8 +161,13 @@ def train_student(
             else:
                 stale += 1
                 if stale >= options.patience:
-                    _LOGGER.info("early stop after epoch %d: no held-out gain for %d epochs (best epoch %d, loss %.5f)",
-                                 epochs, stale, best_epoch, best_loss)
+                    _LOGGER.info(
+                        "early stop after epoch %d: no held-out gain for %d epochs (best epoch %d, loss %.5f)",
+                        epochs,
+                        stale,
+                        best_epoch,
+                        best_loss,
+                    )
                     break
         net.load_state_dict(best_state)
         net.eval()
@@ -187,6 +204,7 @@ def train_student(
 
 
 # ---------------------------------------------------------------- export
+
 
 def export_model(model: Any, dimension: int, out_dir: Path) -> None:
     """Write ``model.pt`` (TorchScript) and ``model.onnx`` (dynamic batch axis) under ``out_dir``."""
@@ -249,6 +267,7 @@ def read_metadata(model_dir: str | Path, *, verify: bool = True) -> dict[str, An
 
 # ---------------------------------------------------------------- entry point
 
+
 def run(
     *,
     embeddings: str,
@@ -282,16 +301,24 @@ def run(
     seen: set[str] = set()
     for i, (vid, eid) in enumerate(zip(video_ids, embedder_ids)):
         if eid != embedder_id:
-            errors.append(tables.ErrorRow(vid, STAGE, "embedder_mismatch", f"embedder id {eid!r}, student trains on {embedder_id!r}"))
+            errors.append(
+                tables.ErrorRow(
+                    vid, STAGE, "embedder_mismatch", f"embedder id {eid!r}, student trains on {embedder_id!r}"
+                )
+            )
         elif vid in seen:
-            errors.append(tables.ErrorRow(vid, STAGE, "duplicate_embedding", "video_id appears twice in the embeddings"))
+            errors.append(
+                tables.ErrorRow(vid, STAGE, "duplicate_embedding", "video_id appears twice in the embeddings")
+            )
         elif vid not in teacher:
             errors.append(tables.ErrorRow(vid, STAGE, "no_teacher_label", f"no teacher label for {spec.key}"))
         else:
             keep.append(i)
             seen.add(vid)
     if len(keep) < 10:
-        raise SilversetInputError(f"labels '{labels}'", f"only {len(keep)} embeddings have a teacher label for {spec.key}; need at least 10")
+        raise SilversetInputError(
+            f"labels '{labels}'", f"only {len(keep)} embeddings have a teacher label for {spec.key}; need at least 10"
+        )
     vectors = vectors_of(table, dimension)[keep]
     kept_ids = [video_ids[i] for i in keep]
     teacher_probs = np.array([teacher[v] for v in kept_ids], dtype=np.float32)
@@ -300,11 +327,22 @@ def run(
 
     if errors:
         reasons = Counter(e.error_type for e in errors)
-        _LOGGER.warning("distill %s: %d of %d embeddings left out of training and written to the errors table (%s); "
-                        "first: %s", spec.key, len(errors), len(video_ids),
-                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())), ", ".join(e.key for e in errors[:5]))
-    _LOGGER.info("distill %s: training a %s student on %d videos (%d dims, %s)", spec.key, options.architecture,
-                 len(keep), dimension, embedder_id)
+        _LOGGER.warning(
+            "distill %s: %d of %d embeddings left out of training and written to the errors table (%s); first: %s",
+            spec.key,
+            len(errors),
+            len(video_ids),
+            ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+            ", ".join(e.key for e in errors[:5]),
+        )
+    _LOGGER.info(
+        "distill %s: training a %s student on %d videos (%d dims, %s)",
+        spec.key,
+        options.architecture,
+        len(keep),
+        dimension,
+        embedder_id,
+    )
     started = time.perf_counter()
     trained = train_student(vectors, teacher_probs, options=options)
     with tables.atomic_directory(out, command="distill", overwrite=overwrite) as staging:
@@ -335,9 +373,16 @@ def run(
         )
         metadata = seal_model_dir(staging, metadata, measure_latency=measure_latency)
         tables.write_errors(staging, errors)
-    _LOGGER.info("distill %s: %d epochs (best %d), held-out F1 vs teacher %.3f, threshold %.3f, digest %s in %.1f s",
-                 spec.key, trained["epochs"], trained["best_epoch"], trained["held_out_metrics_vs_teacher"]["f1"],
-                 metadata.threshold, metadata.model_digest, time.perf_counter() - started)
+    _LOGGER.info(
+        "distill %s: %d epochs (best %d), held-out F1 vs teacher %.3f, threshold %.3f, digest %s in %.1f s",
+        spec.key,
+        trained["epochs"],
+        trained["best_epoch"],
+        trained["held_out_metrics_vs_teacher"]["f1"],
+        metadata.threshold,
+        metadata.model_digest,
+        time.perf_counter() - started,
+    )
     return {
         "model_dir": str(out),
         "model_digest": metadata.model_digest,

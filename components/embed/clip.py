@@ -9,6 +9,7 @@ and L2-normalised, so a query's text vector compares with a video's pooled frame
 The block of the embedding is named ``clip-<name>@sha256:<16 hex of the weights>[D]``; the digest, not the name,
 is the identity: ``encode_text`` refuses a model whose digest differs from the embeddings' block.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
 PREFIX = "clip:"
 _BLOCK_PREFIX = "clip-"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
-HOW_TO_PROVIDE = ("give a directory written by save_pretrained (model, tokenizer and image processor: "
-                  "model.save_pretrained(D); processor.save_pretrained(D)) or a hub id already in the local "
-                  "Hugging Face cache (fill it where there is network, e.g. `hf download ORG/NAME`, and copy "
-                  "HF_HOME here); weights are never downloaded at run time")
+HOW_TO_PROVIDE = (
+    "give a directory written by save_pretrained (model, tokenizer and image processor: "
+    "model.save_pretrained(D); processor.save_pretrained(D)) or a hub id already in the local "
+    "Hugging Face cache (fill it where there is network, e.g. `hf download ORG/NAME`, and copy "
+    "HF_HOME here); weights are never downloaded at run time"
+)
 
 
 def is_clip(embedder: str) -> bool:
@@ -84,8 +87,9 @@ class ImageTextModel:
             out[lo : lo + len(feats)] = _unit(feats.float().cpu().numpy())
         return out
 
-    def encode_videos(self, videos: dict[str, VideoFrames], *,
-                      max_frames: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def encode_videos(
+        self, videos: dict[str, VideoFrames], *, max_frames: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Unit frame vectors of each video, float32 [T, dimension] per key, from one pass over all their frames.
 
         ``max_frames`` evenly spaced frames per video, decoded at full size (the image processor resizes and
@@ -115,8 +119,13 @@ class ImageTextModel:
         padding = "max_length" if self.model_type.startswith("siglip") else True
         max_length = getattr(getattr(self.model.config, "text_config", None), "max_position_embeddings", None)
         for lo in range(0, len(texts), batch_size):
-            tokens = self.tokenizer(list(texts[lo : lo + batch_size]), padding=padding, truncation=True,
-                                    max_length=max_length, return_tensors="pt")
+            tokens = self.tokenizer(
+                list(texts[lo : lo + batch_size]),
+                padding=padding,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             tokens = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
             if self.model_type.startswith("siglip"):
                 tokens.pop("attention_mask", None)  # SigLIP was trained without one (pads are attended)
@@ -141,10 +150,9 @@ def pool_frames(frame_vectors: np.ndarray) -> np.ndarray:
 
 
 def _source_of(embedder: str, flag: str = "--embedder") -> str:
-    source = embedder[len(PREFIX):] if is_clip(embedder) else embedder
+    source = embedder[len(PREFIX) :] if is_clip(embedder) else embedder
     if not source.strip():
-        raise SilversetInputError(f"{flag} '{embedder}'",
-                                  f"names no model; use clip:PATH_OR_HUB_ID ({HOW_TO_PROVIDE})")
+        raise SilversetInputError(f"{flag} '{embedder}'", f"names no model; use clip:PATH_OR_HUB_ID ({HOW_TO_PROVIDE})")
     return source
 
 
@@ -159,8 +167,9 @@ def resolve(embedder: str, *, flag: str = "--embedder") -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise SilversetInputError(f"{flag} '{embedder}'",
-                                  f"'{source}' is a file, not a model directory; {HOW_TO_PROVIDE}")
+        raise SilversetInputError(
+            f"{flag} '{embedder}'", f"'{source}' is a file, not a model directory; {HOW_TO_PROVIDE}"
+        )
     if not _HUB_ID.match(source) or source.startswith("."):
         raise SilversetInputError(f"{flag} '{embedder}'", f"no model directory at '{source}'; {HOW_TO_PROVIDE}")
     from huggingface_hub import constants, snapshot_download
@@ -172,7 +181,8 @@ def resolve(embedder: str, *, flag: str = "--embedder") -> Path:
         raise SilversetInputError(
             f"{flag} '{embedder}'",
             f"'{source}' is neither a model directory nor in the local Hugging Face cache "
-            f"({constants.HF_HUB_CACHE}); {HOW_TO_PROVIDE}") from exc
+            f"({constants.HF_HUB_CACHE}); {HOW_TO_PROVIDE}",
+        ) from exc
 
 
 def weights_digest(directory: Path) -> str:
@@ -183,8 +193,9 @@ def weights_digest(directory: Path) -> str:
 
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     if not files:
-        raise SilversetInputError(f"model directory '{directory}'",
-                                  f"holds no *.safetensors or *.bin weights; {HOW_TO_PROVIDE}")
+        raise SilversetInputError(
+            f"model directory '{directory}'", f"holds no *.safetensors or *.bin weights; {HOW_TO_PROVIDE}"
+        )
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.name}:{sha256_file(f)}\n".encode())
@@ -219,8 +230,9 @@ def _load_directory(directory: str, source: str, flag: str) -> ImageTextModel:
         image_processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-        raise SilversetInputError(what, f"cannot load model, tokenizer and image processor from '{path}' "
-                                        f"({reason}); {HOW_TO_PROVIDE}") from exc
+        raise SilversetInputError(
+            what, f"cannot load model, tokenizer and image processor from '{path}' ({reason}); {HOW_TO_PROVIDE}"
+        ) from exc
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise SilversetInputError(what, f"'{type(model).__name__}' is not an image-text model (CLIPModel, SiglipModel)")
     import torch
@@ -228,15 +240,29 @@ def _load_directory(directory: str, source: str, flag: str) -> ImageTextModel:
     model.eval()
     if torch.cuda.is_available():  # fp32 on the GPU: same vectors as on CPU up to rounding
         model.to("cuda")
-    loaded = ImageTextModel(source=source, directory=path, name=_label(source, path), digest=digest, dimension=0,
-                            model_type=str(model.config.model_type), model=model, tokenizer=tokenizer,
-                            image_processor=image_processor)
+    loaded = ImageTextModel(
+        source=source,
+        directory=path,
+        name=_label(source, path),
+        digest=digest,
+        dimension=0,
+        model_type=str(model.config.model_type),
+        model=model,
+        tokenizer=tokenizer,
+        image_processor=image_processor,
+    )
     # The joint width differs by family (CLIP: projection_dim; SigLIP: the text head's width): ask the model.
     tokens = tokenizer(["a video"], return_tensors="pt")
     with torch.inference_mode():
         probe = _pooled(model.get_text_features(input_ids=tokens["input_ids"].to(loaded.device)))
-    _LOGGER.info("image-text model %s (%s, %d dims) loaded from %s on %s", loaded.name, loaded.model_type,
-                 int(probe.shape[-1]), path, loaded.device)
+    _LOGGER.info(
+        "image-text model %s (%s, %d dims) loaded from %s on %s",
+        loaded.name,
+        loaded.model_type,
+        int(probe.shape[-1]),
+        path,
+        loaded.device,
+    )
     return dataclasses.replace(loaded, dimension=int(probe.shape[-1]))
 
 
@@ -267,11 +293,14 @@ def encode_text(model: ImageTextModel | str, texts: Sequence[str], *, embedder_i
     if embedder_id is not None:
         block = clip_block(embedder_id)
         if block is None:
-            raise SilversetInputError(f"embedder id '{embedder_id}'",
-                                      "has no clip block; embed with --embedder clip:PATH_OR_HUB_ID")
+            raise SilversetInputError(
+                f"embedder id '{embedder_id}'", "has no clip block; embed with --embedder clip:PATH_OR_HUB_ID"
+            )
         name, lo, hi = block
         if name.rsplit("@sha256:", 1)[-1] != loaded.digest[:16] or hi - lo != loaded.dimension:
-            raise SilversetInputError(f"clip model '{loaded.source}'",
-                                      f"is {loaded.block_name}[{loaded.dimension}], but the embeddings were made "
-                                      f"with {name}[{hi - lo}]; give the same weights")
+            raise SilversetInputError(
+                f"clip model '{loaded.source}'",
+                f"is {loaded.block_name}[{loaded.dimension}], but the embeddings were made "
+                f"with {name}[{hi - lo}]; give the same weights",
+            )
     return loaded.encode_text(list(texts))

@@ -1,13 +1,23 @@
 """KFP component: embed one shard of the videos (fan out with dsl.ParallelFor over shard indices)."""
+
 from kfp import dsl
 
 from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def embed_shard(frames_uri: str, manifest_uri: str, out_uri: str, shard_index: int = 0, shard_count: int = 1,
-                embedder: str = "default", batch_size: int = 32,
-                run_lock: str = "", state_dir: str = "", run_id: str = "") -> str:
+def embed_shard(
+    frames_uri: str,
+    manifest_uri: str,
+    out_uri: str,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    embedder: str = "default",
+    batch_size: int = 32,
+    run_lock: str = "",
+    state_dir: str = "",
+    run_id: str = "",
+) -> str:
     """Embed shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON."""
     from silverset.components.common.step import begin_step
 
@@ -22,6 +32,11 @@ def embed_shard(frames_uri: str, manifest_uri: str, out_uri: str, shard_index: i
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        summary = run(frames=frames_uri, out=out_uri, manifest=manifest_uri or None, shard=Shard(shard_index, shard_count),
-                      options=EmbedOptions(embedder=embedder, batch_size=batch_size))
+        summary = run(
+            frames=frames_uri,
+            out=out_uri,
+            manifest=manifest_uri or None,
+            shard=Shard(shard_index, shard_count),
+            options=EmbedOptions(embedder=embedder, batch_size=batch_size),
+        )
     return json.dumps(summary.stats.to_dict())

@@ -7,6 +7,7 @@ An embedder id names every block of the vector with its width, e.g.
 ``visual-stats-v1[46]+minilm-l6-v2@sha256:ab12...[384]``; ``blocks`` / ``text_block`` read it back so the
 studio can search the text block with ``embed_query_text``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,9 +29,8 @@ from silverset.components.runtime.handler import ItemResult, ModelHandler, WorkI
 from silverset.components.runtime.inputs import VideoFrames, load_frames, manifest_texts
 from silverset.components.runtime.runner import ShardStats, run_sharded
 
-from . import clip
+from . import clip, visual
 from . import text as text_tower
-from . import visual
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class EmbedOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    embedder: str = Field("default",
-                          description="default | visual | text | clip:PATH_OR_HUB_ID | path to a .onnx/.pt checkpoint")
+    embedder: str = Field(
+        "default", description="default | visual | text | clip:PATH_OR_HUB_ID | path to a .onnx/.pt checkpoint"
+    )
     with_text: bool | None = Field(None, description="append the MiniLM text block; None = when a manifest is given")
     runtime: str = "auto"
     batch_size: int = Field(32, ge=1, le=4096)
@@ -86,9 +87,12 @@ class EmbedHandler(ModelHandler):
         builtin = options.embedder in BUILTIN_EMBEDDERS or self.image_text is not None
         self.checkpoint = None if builtin else Path(options.embedder)
         if self.checkpoint is not None and not self.checkpoint.exists():
-            raise SilversetInputError("--embedder", f"{options.embedder!r} is neither one of "
-                                      f"{', '.join(BUILTIN_EMBEDDERS)}, clip:PATH_OR_HUB_ID "
-                                      "nor an existing checkpoint file")
+            raise SilversetInputError(
+                "--embedder",
+                f"{options.embedder!r} is neither one of "
+                f"{', '.join(BUILTIN_EMBEDDERS)}, clip:PATH_OR_HUB_ID "
+                "nor an existing checkpoint file",
+            )
         self._runner = None
         self._id: str | None = None
 
@@ -100,9 +104,12 @@ class EmbedHandler(ModelHandler):
             from silverset.components.runtime.backends import open_checkpoint
 
             s = self.options.checkpoint_image_size
-            self._runner = open_checkpoint(self.checkpoint, runtime=self.options.runtime,  # type: ignore[arg-type]
-                                           batch_size=self.options.batch_size,
-                                           frames_shape=(self.options.frames_per_video, 3, s, s))
+            self._runner = open_checkpoint(
+                self.checkpoint,
+                runtime=self.options.runtime,  # type: ignore[arg-type]
+                batch_size=self.options.batch_size,
+                frames_shape=(self.options.frames_per_video, 3, s, s),
+            )
         return self._runner
 
     @property
@@ -118,7 +125,9 @@ class EmbedHandler(ModelHandler):
         elif self.checkpoint is not None:
             from silverset.components.common.digest import sha256_file
 
-            parts.append(f"checkpoint:{self.checkpoint.name}@sha256:{sha256_file(self.checkpoint)[:16]}[{checkpoint_dim or 0}]")
+            parts.append(
+                f"checkpoint:{self.checkpoint.name}@sha256:{sha256_file(self.checkpoint)[:16]}[{checkpoint_dim or 0}]"
+            )
         if self.with_text or self.options.embedder == "text":
             parts.append(f"{text_tower.text_embedder_id()}[{text_tower.TEXT_DIM}]")
         return parts
@@ -130,8 +139,10 @@ class EmbedHandler(ModelHandler):
             if self.checkpoint is not None:
                 runner = self._runner or self.load_model()
                 s = self.options.checkpoint_image_size
-                probe = runner(np.zeros((1, self.options.frames_per_video, 3, s, s), np.float32),
-                               np.zeros((1, text_tower.TEXT_DIM), np.float32))
+                probe = runner(
+                    np.zeros((1, self.options.frames_per_video, 3, s, s), np.float32),
+                    np.zeros((1, text_tower.TEXT_DIM), np.float32),
+                )
                 dim = int(np.asarray(probe).reshape(1, -1).shape[1])
             self._id = "+".join(self.block_ids(dim))
         return self._id
@@ -152,7 +163,9 @@ class EmbedHandler(ModelHandler):
                     frames = item.payload[0].decode(visual.SIZE, max_frames=self.options.frames_per_video)
                     vectors[i] = visual.pooled_visual_vector(frames)
                 except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
-                    results.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+                    results.append(
+                        ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}")
+                    )
         elif self.image_text is not None:
             results += self._image_text_vectors(batch, vectors)
         elif self.checkpoint is not None:
@@ -163,7 +176,9 @@ class EmbedHandler(ModelHandler):
                     stack.append(checkpoint_frames(item.payload[0], self.options.frames_per_video, s))
                     ok.append(i)
                 except Exception as exc:  # noqa: BLE001
-                    results.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+                    results.append(
+                        ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}")
+                    )
             if ok:
                 out = np.asarray(model(np.stack(stack), text_vecs[ok])).reshape(len(ok), -1)
                 for j, i in enumerate(ok):
@@ -175,14 +190,19 @@ class EmbedHandler(ModelHandler):
                 continue
             else:
                 vec = np.concatenate([vectors[i], text_vecs[i]]) if self.with_text else vectors[i]
-            results.append(ItemResult(key=item.key, row={"video_id": item.key, "vector": vec.astype(np.float32).tolist(),
-                                                          "embedder_id": self.model_id}))
+            results.append(
+                ItemResult(
+                    key=item.key,
+                    row={"video_id": item.key, "vector": vec.astype(np.float32).tolist(), "embedder_id": self.model_id},
+                )
+            )
         return results
 
     def _image_text_vectors(self, batch: Sequence[WorkItem], vectors: list[np.ndarray | None]) -> list[ItemResult]:
         """Fill ``vectors[i]`` with video i's pooled image vector; one forward pass over every frame of the batch."""
-        per_video, failed = self.image_text.encode_videos({item.key: item.payload[0] for item in batch},
-                                                          max_frames=self.options.frames_per_video)
+        per_video, failed = self.image_text.encode_videos(
+            {item.key: item.payload[0] for item in batch}, max_frames=self.options.frames_per_video
+        )
         for i, item in enumerate(batch):
             if item.key in per_video:
                 vectors[i] = clip.pool_frames(per_video[item.key])
@@ -205,8 +225,15 @@ class EmbedSummary:
     stats: ShardStats
 
 
-def run(*, frames: str, out: str, manifest: str | None = None, options: EmbedOptions = EmbedOptions(),
-        shard: Shard = Shard(), progress: bool = False) -> EmbedSummary:
+def run(
+    *,
+    frames: str,
+    out: str,
+    manifest: str | None = None,
+    options: EmbedOptions = EmbedOptions(),
+    shard: Shard = Shard(),
+    progress: bool = False,
+) -> EmbedSummary:
     """Embed every video of ``shard``: frames table (+ manifest for text) -> embeddings parts in ``out``.
 
     Inputs are the manifest's videos when a manifest is given (a video with no frames is an error row), else
@@ -236,23 +263,55 @@ def run(*, frames: str, out: str, manifest: str | None = None, options: EmbedOpt
     for key in keys:
         if handler.uses_frames and key not in videos:
             if shard.owns(key):
-                prior.append(ErrorRow(key=key, uri=uris.get(key), stage="embed", error_type="no_frames",
-                                      message=f"video '{key}' has no rows in the frames table '{frames}'"))
+                prior.append(
+                    ErrorRow(
+                        key=key,
+                        uri=uris.get(key),
+                        stage="embed",
+                        error_type="no_frames",
+                        message=f"video '{key}' has no rows in the frames table '{frames}'",
+                    )
+                )
             continue
         work.append(WorkItem(key=key, payload=(videos.get(key), texts.get(key, "")), uri=uris.get(key)))
-    _LOGGER.info("embed [shard %s]: %s (%d dims) on %d videos", shard, handler.model_id, handler.dimension,
-                 sum(1 for it in work if shard.owns(it.key)))
+    _LOGGER.info(
+        "embed [shard %s]: %s (%d dims) on %d videos",
+        shard,
+        handler.model_id,
+        handler.dimension,
+        sum(1 for it in work if shard.owns(it.key)),
+    )
     dropped = [e for e in prior if shard.owns(e.key)]
     if dropped:
         reasons = Counter(e.error_type for e in dropped)
-        _LOGGER.warning("embed [shard %s]: %d video(s) skipped before the embedder and written to the errors table "
-                        "(%s); first: %s", shard, len(dropped),
-                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
-                        ", ".join(e.key for e in dropped[:5]))
-    stats = run_sharded(items=work, handler=handler, out_dir=out, shard=shard, batch_size=options.batch_size,
-                        schema=schemas.embeddings_schema(handler.dimension), prior_errors=prior,
-                        id_column="embedder_id", progress=progress, description="embed")
-    _LOGGER.info("embed [shard %s]: %d embedded, %d errors %s, %d resumed, %d remaining in %.1f s (%.1f videos/s)",
-                 shard, stats.outputs, stats.errors, stats.error_types, stats.resumed, stats.remaining, stats.seconds,
-                 stats.items_per_s)
+        _LOGGER.warning(
+            "embed [shard %s]: %d video(s) skipped before the embedder and written to the errors table (%s); first: %s",
+            shard,
+            len(dropped),
+            ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+            ", ".join(e.key for e in dropped[:5]),
+        )
+    stats = run_sharded(
+        items=work,
+        handler=handler,
+        out_dir=out,
+        shard=shard,
+        batch_size=options.batch_size,
+        schema=schemas.embeddings_schema(handler.dimension),
+        prior_errors=prior,
+        id_column="embedder_id",
+        progress=progress,
+        description="embed",
+    )
+    _LOGGER.info(
+        "embed [shard %s]: %d embedded, %d errors %s, %d resumed, %d remaining in %.1f s (%.1f videos/s)",
+        shard,
+        stats.outputs,
+        stats.errors,
+        stats.error_types,
+        stats.resumed,
+        stats.remaining,
+        stats.seconds,
+        stats.items_per_s,
+    )
     return EmbedSummary(embedder_id=handler.model_id, dimension=handler.dimension, out=str(out), stats=stats)

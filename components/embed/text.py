@@ -1,4 +1,5 @@
 """The bundled MiniLM-L6-v2 text tower: video title/description and query text -> float32 [n, 384]."""
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,9 @@ def _model_and_id() -> tuple[object, str]:
     weights = sorted(path.rglob("*.safetensors"))
     digest = sha256_file(weights[0])[:16] if weights else "unknown"
     model = SentenceTransformer(str(path), device="cpu")
-    _LOGGER.info("text tower minilm-l6-v2@sha256:%s loaded from %s in %.1f s", digest, path,
-                 time.perf_counter() - started)
+    _LOGGER.info(
+        "text tower minilm-l6-v2@sha256:%s loaded from %s in %.1f s", digest, path, time.perf_counter() - started
+    )
     return model, f"minilm-l6-v2@sha256:{digest}"
 
 
@@ -46,8 +48,13 @@ def embed_texts(texts: list[str], *, batch_size: int = 64) -> np.ndarray:
     out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
     idx = [i for i, t in enumerate(texts) if t and t.strip()]
     if idx:
-        vecs = model.encode([texts[i] for i in idx], batch_size=batch_size, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
+        vecs = model.encode(
+            [texts[i] for i in idx],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         out[idx] = vecs.astype(np.float32)
     return out
 

@@ -3,6 +3,7 @@
 It is honest about what it is (``visual-stats-v1``): it carries signal for colour dominance, on-screen
 text-like edges, moving objects and cuts, and nothing semantic beyond that.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,32 @@ CUT_THRESHOLD = 0.35  # colour-histogram L1 distance (in [0, 2]) above which two
 
 FEATURE_NAMES: tuple[str, ...] = (
     tuple(f"hue_hist_{i}" for i in range(HUE_BINS))
-    + ("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "saturation", "value", "red_fraction",
-       "green_fraction", "blue_fraction", "red_fraction_max")
+    + (
+        "mean_r",
+        "mean_g",
+        "mean_b",
+        "std_r",
+        "std_g",
+        "std_b",
+        "saturation",
+        "value",
+        "red_fraction",
+        "green_fraction",
+        "blue_fraction",
+        "red_fraction_max",
+    )
     + tuple(f"edge_hist_{i}" for i in range(EDGE_BINS))
     + ("edge_mean", "edge_std", "edge_density", "horizontal_edge_ratio", "text_band_score", "contrast")
-    + ("motion_mean", "motion_max", "motion_std", "moving_fraction", "centroid_shift",
-       "cut_count", "cuts_per_frame", "hist_change_mean")
+    + (
+        "motion_mean",
+        "motion_max",
+        "motion_std",
+        "moving_fraction",
+        "centroid_shift",
+        "cut_count",
+        "cuts_per_frame",
+        "hist_change_mean",
+    )
 )
 VISUAL_DIM = len(FEATURE_NAMES)
 
@@ -49,10 +70,14 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
     red = ((r > 0.45) & (r > 1.5 * g) & (r > 1.5 * b)).mean((1, 2))
     green = ((g > 0.45) & (g > 1.3 * r) & (g > 1.3 * b)).mean((1, 2))
     blue = ((b > 0.45) & (b > 1.3 * r) & (b > 1.3 * g)).mean((1, 2))
-    colour = np.concatenate([
-        hue_hist.mean(0), x.mean((0, 1, 2)), x.std((0, 1, 2)),
-        [sat.mean(), val.mean(), red.mean(), green.mean(), blue.mean(), red.max()],
-    ])
+    colour = np.concatenate(
+        [
+            hue_hist.mean(0),
+            x.mean((0, 1, 2)),
+            x.std((0, 1, 2)),
+            [sat.mean(), val.mean(), red.mean(), green.mean(), blue.mean(), red.max()],
+        ]
+    )
 
     gray = x.mean(-1)  # [T, H, W]
     gx = np.abs(np.diff(gray, axis=2))[:, :-1, :]
@@ -63,19 +88,25 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
     strong = mag > 0.15
     # Text overlays are dense runs of strong vertical strokes within a horizontal band.
     row_density = strong.mean(2)  # [T, H-1]
-    text_band = np.sort(row_density, axis=1)[:, -max(1, row_density.shape[1] // 8):].mean(1)
-    texture = np.array([
-        mag.mean(), mag.std(), strong.mean(),
-        gx.mean() / max(gy.mean(), 1e-6) / 4.0,
-        text_band.mean() - row_density.mean(),
-        gray.std((1, 2)).mean(),
-    ])
+    text_band = np.sort(row_density, axis=1)[:, -max(1, row_density.shape[1] // 8) :].mean(1)
+    texture = np.array(
+        [
+            mag.mean(),
+            mag.std(),
+            strong.mean(),
+            gx.mean() / max(gy.mean(), 1e-6) / 4.0,
+            text_band.mean() - row_density.mean(),
+            gray.std((1, 2)).mean(),
+        ]
+    )
 
     if t > 1:
         diff = np.abs(np.diff(gray, axis=0))  # [T-1, H, W]
         per_step = diff.mean((1, 2))
         moving = (diff > 0.1).mean((1, 2))
-        hist = np.stack([np.histogramdd(x[i].reshape(-1, 3), bins=(4, 4, 4), range=[(0, 1)] * 3)[0].ravel() for i in range(t)])
+        hist = np.stack(
+            [np.histogramdd(x[i].reshape(-1, 3), bins=(4, 4, 4), range=[(0, 1)] * 3)[0].ravel() for i in range(t)]
+        )
         hist /= hist.sum(1, keepdims=True)
         change = np.abs(np.diff(hist, axis=0)).sum(1)  # [T-1] in [0, 2]
         cuts = change > CUT_THRESHOLD
@@ -87,10 +118,18 @@ def frame_features(frames: np.ndarray) -> np.ndarray:
         cy, cx = (w * ys).sum((1, 2)), (w * xs).sum((1, 2))
         shift = np.sqrt(np.diff(cy) ** 2 + np.diff(cx) ** 2).mean() if t > 2 else 0.0
         steps, moved = (per_step[calm], moving[calm]) if calm.any() else (np.zeros(1), np.zeros(1))
-        motion = np.array([
-            steps.mean(), steps.max(), steps.std(), moved.mean(), shift if calm.any() else 0.0,
-            cuts.sum() / 4.0, cuts.mean(), change.mean() / 2.0,
-        ])
+        motion = np.array(
+            [
+                steps.mean(),
+                steps.max(),
+                steps.std(),
+                moved.mean(),
+                shift if calm.any() else 0.0,
+                cuts.sum() / 4.0,
+                cuts.mean(),
+                change.mean() / 2.0,
+            ]
+        )
     else:
         motion = np.zeros(8)
     return np.concatenate([colour, edge_hist, texture, motion]).astype(np.float32)

@@ -11,6 +11,7 @@ listed with both rationales. Writes ``compare.json`` (:class:`CompareReport`) an
 A and B must be versions of one attribute with the same classes: that is when the golden set carries across versions
 (``golden.read_golden_set``); anything else is refused with a SilversetInputError before the teacher runs.
 """
+
 from __future__ import annotations
 
 import html
@@ -137,12 +138,18 @@ def read_compare(uri: str | Path) -> CompareReport:
 def check_comparable(a: AttributeSpec, b: AttributeSpec, *, a_name: str, b_name: str) -> None:
     """Refuse two specs the golden set does not carry between: another attribute, or other classes."""
     if a.name != b.name:
-        raise SilversetInputError(b_name, f"is attribute '{b.name}', {a_name} is '{a.name}': compare takes two "
-                                          "definitions of one attribute (one golden set)")
+        raise SilversetInputError(
+            b_name,
+            f"is attribute '{b.name}', {a_name} is '{a.name}': compare takes two "
+            "definitions of one attribute (one golden set)",
+        )
     if a.label_type != b.label_type or tuple(a.classes) != tuple(b.classes):
-        raise SilversetInputError(b_name, f"has classes {list(b.classes)} ({b.label_type.value}), {a_name} has "
-                                          f"{list(a.classes)} ({a.label_type.value}): the golden set carries across "
-                                          "definitions only when the classes are unchanged")
+        raise SilversetInputError(
+            b_name,
+            f"has classes {list(b.classes)} ({b.label_type.value}), {a_name} has "
+            f"{list(a.classes)} ({a.label_type.value}): the golden set carries across "
+            "definitions only when the classes are unchanged",
+        )
 
 
 def _teacher_of(spec: AttributeSpec, options: AnnotateOptions) -> tuple[str, str | None]:
@@ -153,9 +160,17 @@ def _teacher_of(spec: AttributeSpec, options: AnnotateOptions) -> tuple[str, str
 def _labels_folder(out: Path, spec: AttributeSpec, options: AnnotateOptions) -> Path:
     """One labels folder per (definition, teacher settings): a changed definition or teacher never reuses labels."""
     teacher, model = _teacher_of(spec, options)
-    settings = sha256_json({"teacher": teacher, "model": model, "checkpoint": options.checkpoint,
-                            "temperature": options.temperature, "runtime": options.runtime,
-                            "precision": options.precision, "threshold_logit": options.threshold_logit})
+    settings = sha256_json(
+        {
+            "teacher": teacher,
+            "model": model,
+            "checkpoint": options.checkpoint,
+            "temperature": options.temperature,
+            "runtime": options.runtime,
+            "precision": options.precision,
+            "threshold_logit": options.threshold_logit,
+        }
+    )
     return out / "labels" / f"{spec.name}-v{spec.version}-{spec.prompt_hash[:12]}-{teacher}-{settings[:8]}"
 
 
@@ -184,22 +199,35 @@ def _golden_manifest(out: Path, video_ids: list[str], manifest: str | None) -> t
     return str(path), {r["video_id"]: r["title"] for r in out_rows}
 
 
-def _label_golden(*, spec_path: str, spec: AttributeSpec, manifest: str, frames: str | None, out: Path,
-                  options: AnnotateOptions, video_ids: list[str]) -> tuple[dict[str, dict], dict, Path]:
+def _label_golden(
+    *,
+    spec_path: str,
+    spec: AttributeSpec,
+    manifest: str,
+    frames: str | None,
+    out: Path,
+    options: AnnotateOptions,
+    video_ids: list[str],
+) -> tuple[dict[str, dict], dict, Path]:
     """Run the teacher over the golden manifest with one definition; ({video_id: labels row}, stats, folder)."""
     from silverset.components.teacher.annotate import run as annotate
 
     folder = _labels_folder(out, spec, options)
     summary = annotate(attribute=spec_path, manifest=manifest, out=str(folder), frames=frames, options=options)
-    rows = {r["video_id"]: r for r in tables.read_table(folder, schemas.LABELS, name=f"labels '{folder}'").to_pylist()
-            if r["prompt_hash"] == spec.prompt_hash}
+    rows = {
+        r["video_id"]: r
+        for r in tables.read_table(folder, schemas.LABELS, name=f"labels '{folder}'").to_pylist()
+        if r["prompt_hash"] == spec.prompt_hash
+    }
     missing = [v for v in video_ids if v not in rows]
     if missing:
         errors = {e["key"]: f"{e['error_type']}: {e['message']}" for e in tables.read_errors(folder).to_pylist()}
         examples = "; ".join(f"{v} ({errors.get(v, 'not labelled')})" for v in missing[:3])
-        raise SilversetInputError(f"teacher on {spec_path}",
-                                  f"{len(missing)} of {len(video_ids)} golden items got no label (e.g. {examples}); "
-                                  "a rerun retries transient errors")
+        raise SilversetInputError(
+            f"teacher on {spec_path}",
+            f"{len(missing)} of {len(video_ids)} golden items got no label (e.g. {examples}); "
+            "a rerun retries transient errors",
+        )
     return rows, summary.stats.to_dict(), folder
 
 
@@ -208,8 +236,16 @@ def _estimate(e: metrics.Estimate) -> MetricEstimate:
     return MetricEstimate(value=float(e.value), lower=finite(e.lower), upper=finite(e.upper))
 
 
-def run(*, a: str, b: str, golden: str, out: str, manifest: str | None = None, frames: str | None = None,
-        options: AnnotateOptions = AnnotateOptions()) -> CompareReport:
+def run(
+    *,
+    a: str,
+    b: str,
+    golden: str,
+    out: str,
+    manifest: str | None = None,
+    frames: str | None = None,
+    options: AnnotateOptions = AnnotateOptions(),
+) -> CompareReport:
     """Compare definitions ``a`` and ``b`` (spec YAML paths) on the golden set at ``golden``; write under ``out``.
 
     Raises SilversetInputError for specs of different attributes or classes, different teachers (without
@@ -220,9 +256,12 @@ def run(*, a: str, b: str, golden: str, out: str, manifest: str | None = None, f
     spec_a, spec_b = load_spec(a), load_spec(b)
     check_comparable(spec_a, spec_b, a_name=a, b_name=b)
     if _teacher_of(spec_a, options) != _teacher_of(spec_b, options):
-        raise SilversetInputError(b, f"names teacher {_teacher_of(spec_b, options)}, {a} names "
-                                     f"{_teacher_of(spec_a, options)}; give --teacher (and --model) so both "
-                                     "definitions go to one teacher")
+        raise SilversetInputError(
+            b,
+            f"names teacher {_teacher_of(spec_b, options)}, {a} names "
+            f"{_teacher_of(spec_a, options)}; give --teacher (and --model) so both "
+            "definitions go to one teacher",
+        )
     golden_set = read_golden_set(golden, spec=spec_a)
     if not golden_set.resolved:
         raise SilversetInputError(f"golden set '{golden}'", f"has no labels for {spec_a.name}")
@@ -232,54 +271,102 @@ def run(*, a: str, b: str, golden: str, out: str, manifest: str | None = None, f
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.gemini.cache_dir is None:  # one cache for both definitions and every rerun
-        options = options.model_copy(update={"gemini": options.gemini.model_copy(
-            update={"cache_dir": str(out_dir / ".teacher-cache")})})
+        options = options.model_copy(
+            update={"gemini": options.gemini.model_copy(update={"cache_dir": str(out_dir / ".teacher-cache")})}
+        )
     golden_manifest, titles = _golden_manifest(out_dir, ids, manifest)
 
     samples, seed = spec_a.gates.bootstrap_samples, spec_a.gates.seed
     results, decided, rows_of = {}, {}, {}
     for side, path, spec in (("a", a, spec_a), ("b", b, spec_b)):
-        rows, stats, folder = _label_golden(spec_path=path, spec=spec, manifest=golden_manifest, frames=frames,
-                                            out=out_dir, options=options, video_ids=ids)
+        rows, stats, folder = _label_golden(
+            spec_path=path,
+            spec=spec,
+            manifest=golden_manifest,
+            frames=frames,
+            out=out_dir,
+            options=options,
+            video_ids=ids,
+        )
         probs = np.array([rows[v]["probability"] for v in ids], dtype=np.float64)
         decided[side] = np.array([rows[v]["label"] for v in ids], dtype=np.int64)
         rows_of[side] = rows
         est = metrics.bootstrap_metrics(labels, probs, decided[side], samples=samples, seed=seed)
         tn, fp, fn, tp = metrics.confusion_counts(labels, decided[side])
         results[side] = DefinitionResult(
-            spec=path, key=spec.key, prompt_hash=spec.prompt_hash, teacher_id=rows[ids[0]]["teacher_id"],
-            labels=str(folder), precision=_estimate(est["precision"]), recall=_estimate(est["recall"]),
-            f1=_estimate(est["f1"]), confusion_matrix={"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-            labelled_now=int(stats["processed"]), teacher_requests=int(stats["requests"]),
-            cache_hits=int(stats["cache_hits"]), resumed=int(stats["resumed"]))
-        _LOGGER.info("%s: F1 %.3f, %d teacher requests, %d cache hits, %d resumed", spec.key,
-                     est["f1"].value, stats["requests"], stats["cache_hits"], stats["resumed"])
+            spec=path,
+            key=spec.key,
+            prompt_hash=spec.prompt_hash,
+            teacher_id=rows[ids[0]]["teacher_id"],
+            labels=str(folder),
+            precision=_estimate(est["precision"]),
+            recall=_estimate(est["recall"]),
+            f1=_estimate(est["f1"]),
+            confusion_matrix={"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+            labelled_now=int(stats["processed"]),
+            teacher_requests=int(stats["requests"]),
+            cache_hits=int(stats["cache_hits"]),
+            resumed=int(stats["resumed"]),
+        )
+        _LOGGER.info(
+            "%s: F1 %.3f, %d teacher requests, %d cache hits, %d resumed",
+            spec.key,
+            est["f1"].value,
+            stats["requests"],
+            stats["cache_hits"],
+            stats["resumed"],
+        )
 
-    paired = metrics.paired_f1_comparison(labels, decided["b"], decided["a"], alpha=(1 - CONFIDENCE) / 2,
-                                          samples=samples, seed=seed)
+    paired = metrics.paired_f1_comparison(
+        labels, decided["b"], decided["a"], alpha=(1 - CONFIDENCE) / 2, samples=samples, seed=seed
+    )
     lower = paired.delta_lower if np.isfinite(paired.delta_lower) else None
     upper = paired.delta_upper if np.isfinite(paired.delta_upper) else None
-    verdict = ("B better" if lower is not None and lower > 0 else
-               "B worse" if upper is not None and upper < 0 else "no significant difference")
-    difference = F1Difference(value=paired.delta, lower=lower, upper=upper, share_b_at_least_a=paired.p_value,
-                              verdict=verdict)
+    verdict = (
+        "B better"
+        if lower is not None and lower > 0
+        else "B worse"
+        if upper is not None and upper < 0
+        else "no significant difference"
+    )
+    difference = F1Difference(
+        value=paired.delta, lower=lower, upper=upper, share_b_at_least_a=paired.p_value, verdict=verdict
+    )
 
     flipped = []
     for i, vid in enumerate(ids):
         if decided["a"][i] == decided["b"][i]:
             continue
         ra, rb = rows_of["a"][vid], rows_of["b"][vid]
-        flipped.append(FlippedItem(video_id=vid, title=titles.get(vid), resolved_label=int(labels[i]),
-                                   label_a=int(decided["a"][i]), label_b=int(decided["b"][i]),
-                                   probability_a=float(ra["probability"]), probability_b=float(rb["probability"]),
-                                   rationale_a=ra["rationale"], rationale_b=rb["rationale"],
-                                   right="B" if decided["b"][i] == labels[i] else "A"))
+        flipped.append(
+            FlippedItem(
+                video_id=vid,
+                title=titles.get(vid),
+                resolved_label=int(labels[i]),
+                label_a=int(decided["a"][i]),
+                label_b=int(decided["b"][i]),
+                probability_a=float(ra["probability"]),
+                probability_b=float(rb["probability"]),
+                rationale_a=ra["rationale"],
+                rationale_b=rb["rationale"],
+                right="B" if decided["b"][i] == labels[i] else "A",
+            )
+        )
     flipped.sort(key=lambda f: (-abs(f.probability_b - f.probability_a), f.video_id))
 
-    report = CompareReport(attribute=spec_a.name, golden=golden,
-                           golden_version=golden_set.carried_from or spec_a.version, n=len(ids),
-                           positives=int(labels.sum()), bootstrap_samples=samples, seed=seed,
-                           a=results["a"], b=results["b"], f1_difference=difference, flipped=flipped)
+    report = CompareReport(
+        attribute=spec_a.name,
+        golden=golden,
+        golden_version=golden_set.carried_from or spec_a.version,
+        n=len(ids),
+        positives=int(labels.sum()),
+        bootstrap_samples=samples,
+        seed=seed,
+        a=results["a"],
+        b=results["b"],
+        f1_difference=difference,
+        flipped=flipped,
+    )
     write_compare(out_dir, report)
     thumbnails = {}
     if frames and flipped:
@@ -329,26 +416,36 @@ def compare_html(report: CompareReport, *, thumbnails: dict[str, list[str]] | No
         parts.append(f"<tr><th>{name}</th><td>{_ci(getattr(a, name))}</td><td>{_ci(getattr(b, name))}</td></tr>")
     for side in ("tp", "fp", "fn", "tn"):
         parts.append(f"<tr><th>{side}</th><td>{a.confusion_matrix[side]}</td><td>{b.confusion_matrix[side]}</td></tr>")
-    for label, field in (("labelled in this run", "labelled_now"), ("teacher API requests", "teacher_requests"),
-                         ("answer-cache hits", "cache_hits"), ("resumed from an earlier run", "resumed")):
+    for label, field in (
+        ("labelled in this run", "labelled_now"),
+        ("teacher API requests", "teacher_requests"),
+        ("answer-cache hits", "cache_hits"),
+        ("resumed from an earlier run", "resumed"),
+    ):
         parts.append(f"<tr><th>{label}</th><td>{getattr(a, field)}</td><td>{getattr(b, field)}</td></tr>")
     parts.append("</table>")
-    parts.append(f"<p id='difference'><b>F1(B) &minus; F1(A)</b> = {_num(d.value)} [{_num(d.lower)}, {_num(d.upper)}] "
-                 f"(paired bootstrap; B &ge; A in {d.share_b_at_least_a:.1%} of resamples): <b>{d.verdict}</b></p>")
+    parts.append(
+        f"<p id='difference'><b>F1(B) &minus; F1(A)</b> = {_num(d.value)} [{_num(d.lower)}, {_num(d.upper)}] "
+        f"(paired bootstrap; B &ge; A in {d.share_b_at_least_a:.1%} of resamples): <b>{d.verdict}</b></p>"
+    )
     parts.append(f"<h2>Flipped items ({len(report.flipped)})</h2>")
     if report.flipped:
-        parts.append("<table id='flipped'><tr><th>frames</th><th>video</th><th>title</th><th>resolved</th>"
-                     "<th>A</th><th>B</th><th>right</th><th>rationale A</th><th>rationale B</th></tr>")
+        parts.append(
+            "<table id='flipped'><tr><th>frames</th><th>video</th><th>title</th><th>resolved</th>"
+            "<th>A</th><th>B</th><th>right</th><th>rationale A</th><th>rationale B</th></tr>"
+        )
         for f in report.flipped:
-            images = "".join(f"<img alt='frame' src='{html.escape(u, quote=True)}'>"
-                             for u in thumbnails.get(f.video_id, []))
+            images = "".join(
+                f"<img alt='frame' src='{html.escape(u, quote=True)}'>" for u in thumbnails.get(f.video_id, [])
+            )
             parts.append(
                 f"<tr data-video-id='{html.escape(f.video_id, quote=True)}'>"
                 f"<td class='thumbs'>{images or '&mdash;'}</td>"
                 f"<td><code>{html.escape(f.video_id)}</code></td><td class='text'>{_text(f.title)}</td>"
                 f"<td>{f.resolved_label}</td><td>{f.label_a} (p={f.probability_a:.3f})</td>"
                 f"<td>{f.label_b} (p={f.probability_b:.3f})</td><td>{f.right}</td>"
-                f"<td class='text'>{_text(f.rationale_a)}</td><td class='text'>{_text(f.rationale_b)}</td></tr>")
+                f"<td class='text'>{_text(f.rationale_a)}</td><td class='text'>{_text(f.rationale_b)}</td></tr>"
+            )
         parts.append("</table>")
     else:
         parts.append("<p>The teacher decides every golden item the same way under both definitions.</p>")

@@ -8,6 +8,7 @@ most telling one to review). :func:`html_section` renders the same list for repo
 data: URIs, every user or model text escaped, and a column sort done by a static inline script (no external JS).
 Frames and manifest are optional: without them the list still shows, with no thumbnails or titles.
 """
+
 from __future__ import annotations
 
 import base64
@@ -105,20 +106,33 @@ def find_disagreements(
     Sorted by |p - 0.5| descending, ties by video_id.
     """
     items = [
-        DisagreementItem(video_id=vid, title=titles.get(vid), teacher_label=int(decided[vid]),
-                         teacher_probability=float(probabilities[vid]), resolved_label=int(label),
-                         rationale=rationales.get(vid),
-                         votes={r: int(v) for r, v in sorted(votes.get(vid, {}).items())},
-                         frame_count=int(frame_counts.get(vid, 0)))
-        for vid, label in resolved.items() if int(decided[vid]) != int(label)
+        DisagreementItem(
+            video_id=vid,
+            title=titles.get(vid),
+            teacher_label=int(decided[vid]),
+            teacher_probability=float(probabilities[vid]),
+            resolved_label=int(label),
+            rationale=rationales.get(vid),
+            votes={r: int(v) for r, v in sorted(votes.get(vid, {}).items())},
+            frame_count=int(frame_counts.get(vid, 0)),
+        )
+        for vid, label in resolved.items()
+        if int(decided[vid]) != int(label)
     ]
     items.sort(key=lambda item: (-item.confidence, item.video_id))
     return Disagreements(attribute=attribute, attribute_version=attribute_version, items=items)
 
 
-def teacher_disagreements(*, spec: "AttributeSpec", golden: str, probabilities: dict[str, float],
-                          decided: dict[str, int], rationales: dict[str, str | None], frames: str | None = None,
-                          manifest: str | None = None) -> tuple[Disagreements, dict[str, list[str]]]:
+def teacher_disagreements(
+    *,
+    spec: "AttributeSpec",
+    golden: str,
+    probabilities: dict[str, float],
+    decided: dict[str, int],
+    rationales: dict[str, str | None],
+    frames: str | None = None,
+    manifest: str | None = None,
+) -> tuple[Disagreements, dict[str, list[str]]]:
     """The teacher gate's disagreements on the golden set at ``golden`` and their thumbnails (empty without frames).
 
     Resolved labels and votes come from ``read_golden_set``; titles from ``manifest``; thumbnails and frame counts
@@ -131,9 +145,17 @@ def teacher_disagreements(*, spec: "AttributeSpec", golden: str, probabilities: 
     titles = read_titles(manifest, wrong) if manifest else {}
     counts, thumbs = read_thumbnails(frames, wrong) if frames else ({}, {})
     resolved = {v: label for v, label in golden_set.resolved.items() if v in decided}
-    found = find_disagreements(attribute=spec.name, attribute_version=spec.version, resolved=resolved,
-                               votes=golden_set.votes, probabilities=probabilities, decided=decided,
-                               rationales=rationales, titles=titles, frame_counts=counts)
+    found = find_disagreements(
+        attribute=spec.name,
+        attribute_version=spec.version,
+        resolved=resolved,
+        votes=golden_set.votes,
+        probabilities=probabilities,
+        decided=decided,
+        rationales=rationales,
+        titles=titles,
+        frame_counts=counts,
+    )
     return found, thumbs
 
 
@@ -150,8 +172,9 @@ def read_titles(manifest: str, video_ids: Sequence[str]) -> dict[str, str | None
     return {v: t for v, t in zip(ids, titles) if v in wanted}
 
 
-def read_thumbnails(frames: str, video_ids: Sequence[str], *, per_item: int = THUMBNAILS_PER_ITEM,
-                    size: int = THUMBNAIL_PX) -> tuple[dict[str, int], dict[str, list[str]]]:
+def read_thumbnails(
+    frames: str, video_ids: Sequence[str], *, per_item: int = THUMBNAILS_PER_ITEM, size: int = THUMBNAIL_PX
+) -> tuple[dict[str, int], dict[str, list[str]]]:
     """(video_id -> frame count, video_id -> up to ``per_item`` evenly spaced thumbnails as JPEG data: URIs).
 
     Reads only the rows of ``video_ids`` from each Parquet file of the frames table (row-group filtering), so a
@@ -172,11 +195,13 @@ def read_thumbnails(frames: str, video_ids: Sequence[str], *, per_item: int = TH
     for file in tables.parquet_files(frames):
         try:
             with fsspec.open(file, "rb") as f:
-                parts.append(pq.read_table(f, columns=["video_id", "frame_index", "jpeg"],
-                                           filters=[("video_id", "in", wanted)]))
+                parts.append(
+                    pq.read_table(f, columns=["video_id", "frame_index", "jpeg"], filters=[("video_id", "in", wanted)])
+                )
         except (OSError, pa.ArrowInvalid, KeyError) as exc:
-            raise SilversetInputError(f"frames '{frames}'",
-                                      f"file '{file}' unreadable as a frames table: {exc}") from None
+            raise SilversetInputError(
+                f"frames '{frames}'", f"file '{file}' unreadable as a frames table: {exc}"
+            ) from None
     if not parts:
         return counts, thumbs
     table = pa.concat_tables(parts).sort_by([("video_id", "ascending"), ("frame_index", "ascending")])
@@ -185,8 +210,11 @@ def read_thumbnails(frames: str, video_ids: Sequence[str], *, per_item: int = TH
         by_video.setdefault(vid, []).append(jpeg)
     for vid, jpegs in by_video.items():
         counts[vid] = len(jpegs)
-        thumbs[vid] = [uri for uri in (_thumbnail(jpegs[i], size=size) for i in sample_indices(len(jpegs), per_item))
-                       if uri is not None]
+        thumbs[vid] = [
+            uri
+            for uri in (_thumbnail(jpegs[i], size=size) for i in sample_indices(len(jpegs), per_item))
+            if uri is not None
+        ]
     return counts, thumbs
 
 
@@ -243,14 +271,17 @@ def html_section(disagreements: Disagreements, *, thumbnails: dict[str, list[str
         "<th>p(positive)</th><th>confidence</th><th>resolved</th><th>votes</th><th>rationale</th></tr></thead><tbody>",
     ]
     for item in items:
-        images = "".join(f"<img class='thumb' alt='frame' src='{html.escape(uri, quote=True)}'>"
-                         for uri in thumbnails.get(item.video_id, []))
+        images = "".join(
+            f"<img class='thumb' alt='frame' src='{html.escape(uri, quote=True)}'>"
+            for uri in thumbnails.get(item.video_id, [])
+        )
         votes = ", ".join(f"{html.escape(rater)}: {vote}" for rater, vote in item.votes.items())
         parts.append(
             f"<tr data-video-id='{html.escape(item.video_id, quote=True)}' data-confidence='{item.confidence:.6f}'>"
             f"<td class='thumbs'>{images or '&mdash;'}</td><td><code>{html.escape(item.video_id)}</code></td>"
             f"<td class='title'>{_text(item.title)}</td><td>{item.teacher_label}</td>"
             f"<td>{item.teacher_probability:.3f}</td><td>{item.confidence:.3f}</td><td>{item.resolved_label}</td>"
-            f"<td>{votes or '&mdash;'}</td><td class='rationale'>{_text(item.rationale)}</td></tr>")
+            f"<td>{votes or '&mdash;'}</td><td class='rationale'>{_text(item.rationale)}</td></tr>"
+        )
     parts += ["</tbody></table>", _SORT_SCRIPT]
     return "\n".join(parts)

@@ -5,6 +5,7 @@ The gate fails closed: a missing or too-small golden set, an attribute-version m
 without a prediction, NaN probabilities, or a missing latency each fail it with a reason; nothing
 passes by default. gate.json is the typed "blessing" the pipeline's ``dsl.If`` and the approval step read.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,6 +34,7 @@ class GateProblem(Exception):
 
 
 # ---------------------------------------------------------------- inputs
+
 
 def read_golden(uri: str | None, spec: AttributeSpec) -> dict[str, int]:
     """video_id -> resolved human label for this attribute and version (or the newest version with the same classes,
@@ -72,7 +74,9 @@ def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict
     if "attribute_version" in table.column_names and keep.any():
         versions = np.asarray(table.column("attribute_version").to_pylist())
         if not (versions[keep] == spec.version).any():
-            raise GateProblem(f"attribute version mismatch: {role} predictions are for v{sorted({int(v) for v in versions[keep]})}, spec is {spec.key}")
+            raise GateProblem(
+                f"attribute version mismatch: {role} predictions are for v{sorted({int(v) for v in versions[keep]})}, spec is {spec.key}"
+            )
         keep &= versions == spec.version
     table = table.filter(pa.array(keep))
     ids = table.column("video_id").to_pylist()
@@ -85,11 +89,15 @@ def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict
     return {"probability": dict(zip(ids, probs)), "label": label, "rationale": rationale, "model_digest": digests}
 
 
-def aligned(golden: dict[str, int], predictions: dict[str, Any], *, threshold: float, role: str) -> tuple[np.ndarray, np.ndarray]:
+def aligned(
+    golden: dict[str, int], predictions: dict[str, Any], *, threshold: float, role: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities float64 [n], decisions int [n]) in golden order; every golden item must be predicted, with no NaN."""
     missing = [v for v in golden if v not in predictions["probability"]]
     if missing:
-        raise GateProblem(f"{len(missing)} of {len(golden)} golden items have no {role} prediction (e.g. {missing[:3]})")
+        raise GateProblem(
+            f"{len(missing)} of {len(golden)} golden items have no {role} prediction (e.g. {missing[:3]})"
+        )
     probs = np.array([predictions["probability"][v] for v in golden], dtype=np.float64)
     nan = int(np.sum(~np.isfinite(probs)))
     if nan:
@@ -124,7 +132,10 @@ def _finite(value: float) -> bool:
 
 # ---------------------------------------------------------------- the gates
 
-def _metric_block(labels: np.ndarray, probs: np.ndarray, decided: np.ndarray, *, samples: int, seed: int) -> dict[str, Any]:
+
+def _metric_block(
+    labels: np.ndarray, probs: np.ndarray, decided: np.ndarray, *, samples: int, seed: int
+) -> dict[str, Any]:
     estimates = metrics.bootstrap_metrics(labels, probs, decided, samples=samples, seed=seed)
     tn, fp, fn, tp = metrics.confusion_counts(labels, decided)
     return {
@@ -136,15 +147,20 @@ def _metric_block(labels: np.ndarray, probs: np.ndarray, decided: np.ndarray, *,
     }
 
 
-def slice_metrics(labels: np.ndarray, probs: np.ndarray, decided: np.ndarray, slices: list[str], *, samples: int, seed: int) -> dict[str, Any]:
+def slice_metrics(
+    labels: np.ndarray, probs: np.ndarray, decided: np.ndarray, slices: list[str], *, samples: int, seed: int
+) -> dict[str, Any]:
     """Precision/recall/F1 with CIs per value of a metadata column (slices: one value per golden item)."""
     out = {}
     values = np.asarray(slices, dtype=object)
     for value in sorted(set(slices), key=str):
         mask = values == value
         est = metrics.bootstrap_metrics(labels[mask], probs[mask], decided[mask], samples=samples, seed=seed)
-        out[str(value)] = {"n": int(mask.sum()), "positives": int(labels[mask].sum()),
-                           **{k: est[k].as_dict() for k in ("precision", "recall", "f1")}}
+        out[str(value)] = {
+            "n": int(mask.sum()),
+            "positives": int(labels[mask].sum()),
+            **{k: est[k].as_dict() for k in ("precision", "recall", "f1")},
+        }
     return out
 
 
@@ -184,8 +200,14 @@ def run(
     settings = spec.gates
     samples, seed = settings.bootstrap_samples, settings.seed
     reasons: list[str] = []
-    result: dict[str, Any] = {"gate": gate, "attribute": spec.name, "attribute_version": spec.version,
-                              "spec_content_hash": spec.content_hash, "candidate_digest": None, "metrics": {}}
+    result: dict[str, Any] = {
+        "gate": gate,
+        "attribute": spec.name,
+        "attribute_version": spec.version,
+        "spec_content_hash": spec.content_hash,
+        "candidate_digest": None,
+        "metrics": {},
+    }
     curves: dict[str, Any] = {}
     review = None  # (Disagreements, thumbnails) of the teacher gate
     try:
@@ -197,8 +219,10 @@ def run(
                 raise GateProblem(f"candidate model unusable: {exc}") from None
             result["candidate_digest"] = model_meta.model_digest
             if (model_meta.attribute, model_meta.attribute_version) != (spec.name, spec.version):
-                raise GateProblem(f"attribute version mismatch: model is for {model_meta.attribute}"
-                                  f"@v{model_meta.attribute_version}, spec is {spec.key}")
+                raise GateProblem(
+                    f"attribute version mismatch: model is for {model_meta.attribute}"
+                    f"@v{model_meta.attribute_version}, spec is {spec.key}"
+                )
         golden_set = _golden_set(golden, spec)
         golden_labels = dict(golden_set.resolved)
         # The version the golden labels were given for: the spec's own, or an earlier one with the same classes.
@@ -207,11 +231,20 @@ def run(
         n_pos, n_neg = int(labels.sum()), int(len(labels) - labels.sum())
         bars = settings.teacher
         if n_pos < bars.min_positives or n_neg < bars.min_negatives:
-            raise GateProblem(f"golden set too small: {n_pos} positives / {n_neg} negatives, need {bars.min_positives} / {bars.min_negatives}")
+            raise GateProblem(
+                f"golden set too small: {n_pos} positives / {n_neg} negatives, need {bars.min_positives} / {bars.min_negatives}"
+            )
 
         candidate = read_predictions(predictions, spec, role="candidate")
-        if gate == "student" and model_meta and candidate["model_digest"] and candidate["model_digest"] != {model_meta.model_digest}:
-            raise GateProblem("candidate predictions were made by a different model than --model (model_digest differs)")
+        if (
+            gate == "student"
+            and model_meta
+            and candidate["model_digest"]
+            and candidate["model_digest"] != {model_meta.model_digest}
+        ):
+            raise GateProblem(
+                "candidate predictions were made by a different model than --model (model_digest differs)"
+            )
         if result["candidate_digest"] is None and len(candidate["model_digest"]) == 1:
             result["candidate_digest"] = next(iter(candidate["model_digest"]))
         cut = threshold if threshold is not None else (model_meta.threshold if model_meta else spec.decision_threshold)
@@ -222,15 +255,30 @@ def run(
         result["best_f1_threshold_on_golden"] = metrics.select_threshold(labels, probs)
         curves["candidate"] = {"labels": labels, "probabilities": probs, "decided": decided}
         if metadata and slice_column:
-            result["metrics"]["slices"] = {slice_column: slice_metrics(labels, probs, decided, _slice_values(metadata, slice_column, golden_labels), samples=samples, seed=seed)}
+            result["metrics"]["slices"] = {
+                slice_column: slice_metrics(
+                    labels,
+                    probs,
+                    decided,
+                    _slice_values(metadata, slice_column, golden_labels),
+                    samples=samples,
+                    seed=seed,
+                )
+            }
 
         f1 = block["f1"]
         if gate == "teacher":
             from .disagreements import teacher_disagreements
 
-            review = teacher_disagreements(spec=spec, golden=golden, probabilities=dict(zip(golden_labels, probs)),
-                                           decided=dict(zip(golden_labels, decided)), rationales=candidate["rationale"],
-                                           frames=frames, manifest=manifest)
+            review = teacher_disagreements(
+                spec=spec,
+                golden=golden,
+                probabilities=dict(zip(golden_labels, probs)),
+                decided=dict(zip(golden_labels, decided)),
+                rationales=candidate["rationale"],
+                frames=frames,
+                manifest=manifest,
+            )
             if not f1["value"] >= bars.min_f1:
                 reasons.append(f"teacher F1 {f1['value']:.3f} < {bars.min_f1}")
             if not (_finite(f1["lower"]) and f1["lower"] >= bars.min_f1_lower_ci):
@@ -245,15 +293,28 @@ def run(
             retention = f1["value"] / t_block["f1"]["value"] if t_block["f1"]["value"] > 0 else float("nan")
             result["metrics"]["f1_retention"] = retention
             if not (_finite(retention) and retention >= student_bars.min_f1_retention):
-                reasons.append(f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} (student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})")
+                reasons.append(
+                    f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} (student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})"
+                )
 
             student_latency = student_latency_s_per_item
             if student_latency is None and model_meta is not None:
                 student_latency = model_meta.latency_s_per_item
-            teacher_latency = teacher_latency_s_per_item if teacher_latency_s_per_item is not None else (teacher_latency_from_stats(teacher_stats) if teacher_stats else None)
-            result["metrics"]["latency"] = {"student_s_per_item": student_latency, "teacher_s_per_item": teacher_latency}
-            if not (_finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0):
-                reasons.append(f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): cannot check the {student_bars.max_latency_ratio} ratio")
+            teacher_latency = (
+                teacher_latency_s_per_item
+                if teacher_latency_s_per_item is not None
+                else (teacher_latency_from_stats(teacher_stats) if teacher_stats else None)
+            )
+            result["metrics"]["latency"] = {
+                "student_s_per_item": student_latency,
+                "teacher_s_per_item": teacher_latency,
+            }
+            if not (
+                _finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0
+            ):
+                reasons.append(
+                    f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): cannot check the {student_bars.max_latency_ratio} ratio"
+                )
             else:
                 ratio = student_latency / teacher_latency
                 result["metrics"]["latency"]["ratio"] = ratio
@@ -264,10 +325,14 @@ def run(
                 base = read_predictions(baseline, spec, role="baseline")
                 b_cut = baseline_threshold if baseline_threshold is not None else spec.decision_threshold
                 b_probs, b_decided = aligned(golden_labels, base, threshold=b_cut, role="baseline")
-                comparison = metrics.paired_f1_comparison(labels, decided, b_decided, alpha=student_bars.regression_alpha, samples=samples, seed=seed)
+                comparison = metrics.paired_f1_comparison(
+                    labels, decided, b_decided, alpha=student_bars.regression_alpha, samples=samples, seed=seed
+                )
                 result["metrics"]["vs_baseline"] = {k: v for k, v in comparison.__dict__.items() if k != "extra"}
                 if comparison.regression:
-                    reasons.append(f"significant F1 regression vs the promoted model: {comparison.candidate_f1:.3f} vs {comparison.baseline_f1:.3f} (p={comparison.p_value:.3f} < {student_bars.regression_alpha})")
+                    reasons.append(
+                        f"significant F1 regression vs the promoted model: {comparison.candidate_f1:.3f} vs {comparison.baseline_f1:.3f} (p={comparison.p_value:.3f} < {student_bars.regression_alpha})"
+                    )
     except GateProblem as problem:
         reasons.append(str(problem))
 
@@ -284,11 +349,25 @@ def run(
         write_disagreements(out_dir, review[0])
     else:  # a rerun into the same folder must not leave an earlier run's list beside this gate.json
         (out_dir / DISAGREEMENTS_FILE).unlink(missing_ok=True)
-    write_report(out_dir / REPORT_FILE, result=result, curves=curves, spec=spec,
-                 disagreements=review[0] if review else None, thumbnails=review[1] if review else None)
-    return {"passed": result["passed"], "reasons": reasons, "gate": gate, "candidate_digest": result["candidate_digest"],
-            "gate_json": gate_json, "report": str(out_dir / REPORT_FILE), "metrics": result["metrics"],
-            "curves": curves, "disagreements": str(out_dir / DISAGREEMENTS_FILE) if review else None}
+    write_report(
+        out_dir / REPORT_FILE,
+        result=result,
+        curves=curves,
+        spec=spec,
+        disagreements=review[0] if review else None,
+        thumbnails=review[1] if review else None,
+    )
+    return {
+        "passed": result["passed"],
+        "reasons": reasons,
+        "gate": gate,
+        "candidate_digest": result["candidate_digest"],
+        "gate_json": gate_json,
+        "report": str(out_dir / REPORT_FILE),
+        "metrics": result["metrics"],
+        "curves": curves,
+        "disagreements": str(out_dir / DISAGREEMENTS_FILE) if review else None,
+    }
 
 
 def _slice_values(metadata: str, column: str, golden: dict[str, int]) -> list[str]:

@@ -1,4 +1,5 @@
 """Fill KFP ``Metrics`` and ``ClassificationMetrics`` artifacts from an evaluation summary (duck-typed: no kfp import)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,7 +19,10 @@ def log_artifacts(summary: dict[str, Any], *, metrics: Any, classification: Any)
                 value = block[name][part]
                 if value is not None and value == value:  # NaN is not a metric KFP can show
                     metrics.log_metric(f"{role}_{name}" + ("" if part == "value" else f"_{part}"), float(value))
-    if isinstance(summary["metrics"].get("f1_retention"), float) and summary["metrics"]["f1_retention"] == summary["metrics"]["f1_retention"]:
+    if (
+        isinstance(summary["metrics"].get("f1_retention"), float)
+        and summary["metrics"]["f1_retention"] == summary["metrics"]["f1_retention"]
+    ):
         metrics.log_metric("f1_retention", summary["metrics"]["f1_retention"])
     ratio = summary["metrics"].get("latency", {}).get("ratio")
     if ratio is not None:

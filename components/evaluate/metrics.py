@@ -4,6 +4,7 @@ Everything here is plain numpy so a bootstrap of 1000 resamples over a few thous
 well under a second. ``labels`` are int {0, 1} [n]; ``probabilities`` are float P(positive) in [0, 1] [n];
 ``predicted`` are int {0, 1} [n] (the model's decisions at its threshold).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ ECE_BINS = 10
 
 
 # ---------------------------------------------------------------- point metrics
+
 
 def confusion_counts(labels: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int, int]:
     """(tn, fp, fn, tp) counts."""
@@ -109,6 +111,7 @@ def point_metrics(labels: np.ndarray, probabilities: np.ndarray, predicted: np.n
 
 
 # ---------------------------------------------------------------- bootstrap
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -206,7 +209,9 @@ def _ece_rows(y: np.ndarray, p: np.ndarray, *, bins: int = ECE_BINS) -> np.ndarr
     index = np.clip((p * bins).astype(int), 0, bins - 1) + bins * np.arange(rows)[:, None]
     count = np.bincount(index.ravel(), minlength=rows * bins).reshape(rows, bins)
     prob_sum = np.bincount(index.ravel(), weights=p.ravel(), minlength=rows * bins).reshape(rows, bins)
-    pos_sum = np.bincount(index.ravel(), weights=y.ravel().astype(np.float64), minlength=rows * bins).reshape(rows, bins)
+    pos_sum = np.bincount(index.ravel(), weights=y.ravel().astype(np.float64), minlength=rows * bins).reshape(
+        rows, bins
+    )
     return np.abs(pos_sum - prob_sum).sum(axis=1) / n
 
 
@@ -262,6 +267,7 @@ def paired_f1_comparison(
 
 # ---------------------------------------------------------------- thresholds and curves
 
+
 def pr_curve(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
     """Precision, recall, F1 at every distinct threshold t (predict positive when probability >= t), descending t."""
     labels = np.asarray(labels, dtype=np.float64)
@@ -299,7 +305,13 @@ def select_threshold(
     ``rule`` saying so. Returns threshold, precision, recall, f1 and rule.
     """
     if len(labels) == 0 or int(np.sum(labels)) == 0:
-        return {"threshold": 0.5, "precision": float("nan"), "recall": float("nan"), "f1": float("nan"), "rule": "default (no positives)"}
+        return {
+            "threshold": 0.5,
+            "precision": float("nan"),
+            "recall": float("nan"),
+            "f1": float("nan"),
+            "rule": "default (no positives)",
+        }
     curve = pr_curve(labels, probabilities)
     best = int(np.argmax(curve["f1"]))
     rule = "best_f1"

@@ -21,6 +21,7 @@ per video (statsmodels), and Krippendorff's alpha (nominal), which handles missi
 (``krippendorff``). The teacher's Cohen's kappa with each rater is reported beside them.
 Binary attributes: class 1 is the positive class for precision, recall and F1.
 """
+
 from __future__ import annotations
 
 import json
@@ -146,6 +147,7 @@ class RaterReport:
 
 # ---------------------------------------------------------------- arrays
 
+
 def vote_matrix(golden_set: GoldenSet) -> tuple[list[str], list[str], np.ndarray]:
     """(videos in file order, raters sorted, votes int64 [raters, videos] with MISSING where a rater did not vote)."""
     videos = list(golden_set.resolved)
@@ -158,8 +160,9 @@ def vote_matrix(golden_set: GoldenSet) -> tuple[list[str], list[str], np.ndarray
     return videos, raters, votes
 
 
-def references(votes: np.ndarray, resolved: np.ndarray, adjudicated: np.ndarray, *, n_classes: int,
-               min_other_votes: int) -> np.ndarray:
+def references(
+    votes: np.ndarray, resolved: np.ndarray, adjudicated: np.ndarray, *, n_classes: int, min_other_votes: int
+) -> np.ndarray:
     """int64 [raters, videos]: each rater's reference label per video, MISSING where there is none.
 
     votes: int [R, V] (MISSING = no vote); resolved: int [V]; adjudicated: bool [V]. An adjudicated video's
@@ -217,6 +220,7 @@ def _scores(draws: dict[str, np.ndarray], column: int, *, positives: int, confid
 
 # ---------------------------------------------------------------- agreement
 
+
 def cohen_kappa(a: np.ndarray, b: np.ndarray, *, n_classes: int) -> float | None:
     """Cohen's kappa of two vote vectors (scikit-learn); None when undefined (< 2 items, or chance agreement 1)."""
     if len(a) < 2:
@@ -261,8 +265,11 @@ def krippendorff_alpha(votes: np.ndarray, *, n_classes: int) -> float | None:
 
     try:
         with np.errstate(invalid="ignore", divide="ignore"):
-            value = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal",
-                                             value_domain=list(range(n_classes))))
+            value = float(
+                krippendorff.alpha(
+                    reliability_data=data, level_of_measurement="nominal", value_domain=list(range(n_classes))
+                )
+            )
     except ValueError:  # one value in the whole domain, or no pairable values
         return None
     return value if math.isfinite(value) else None
@@ -283,13 +290,26 @@ def agreement(votes: np.ndarray, raters: list[str], *, n_classes: int) -> Agreem
     for a, b in combinations(range(len(raters)), 2):
         both = voted[a] & voted[b]
         n = int(both.sum())
-        pairs.append(PairAgreement(rater_a=raters[a], rater_b=raters[b], n=n,
-                                   percent_agreement=float(np.mean(votes[a, both] == votes[b, both])) if n else None,
-                                   cohen_kappa=cohen_kappa(votes[a, both], votes[b, both], n_classes=n_classes)))
+        pairs.append(
+            PairAgreement(
+                rater_a=raters[a],
+                rater_b=raters[b],
+                n=n,
+                percent_agreement=float(np.mean(votes[a, both] == votes[b, both])) if n else None,
+                cohen_kappa=cohen_kappa(votes[a, both], votes[b, both], n_classes=n_classes),
+            )
+        )
     fleiss, m, fleiss_videos = fleiss_kappa_modal(votes, n_classes=n_classes)
-    return Agreement(videos=int(multi.sum()), percent_agreement=percent, unanimous_share=unanimous, pairs=pairs,
-                     fleiss_kappa=fleiss, fleiss_votes_per_video=m, fleiss_videos=fleiss_videos,
-                     krippendorff_alpha=krippendorff_alpha(votes, n_classes=n_classes))
+    return Agreement(
+        videos=int(multi.sum()),
+        percent_agreement=percent,
+        unanimous_share=unanimous,
+        pairs=pairs,
+        fleiss_kappa=fleiss,
+        fleiss_votes_per_video=m,
+        fleiss_videos=fleiss_videos,
+        krippendorff_alpha=krippendorff_alpha(votes, n_classes=n_classes),
+    )
 
 
 def analytic_cohen_kappa(*, accuracy_a: float, accuracy_b: float, prevalence: float) -> float:
@@ -307,16 +327,27 @@ def analytic_cohen_kappa(*, accuracy_a: float, accuracy_b: float, prevalence: fl
 
 # ---------------------------------------------------------------- evaluation
 
-def evaluate_raters(golden_set: GoldenSet, teacher: dict[str, int], *, n_classes: int, samples: int, seed: int,
-                    min_other_votes: int = 2, confidence: float = metrics.CONFIDENCE) -> RaterReport:
+
+def evaluate_raters(
+    golden_set: GoldenSet,
+    teacher: dict[str, int],
+    *,
+    n_classes: int,
+    samples: int,
+    seed: int,
+    min_other_votes: int = 2,
+    confidence: float = metrics.CONFIDENCE,
+) -> RaterReport:
     """Score every rater and the teacher (decisions by video_id, one per golden video) on one golden set."""
     if n_classes != 2:
         raise SilversetInputError("golden set", f"rater scores need a binary attribute, not {n_classes} classes")
     videos, raters, votes = vote_matrix(golden_set)
     missing = [v for v in videos if v not in teacher]
     if missing:
-        raise SilversetInputError("teacher predictions", f"{len(missing)} of {len(videos)} golden videos have no "
-                                                         f"teacher decision (e.g. {missing[:3]})")
+        raise SilversetInputError(
+            "teacher predictions",
+            f"{len(missing)} of {len(videos)} golden videos have no teacher decision (e.g. {missing[:3]})",
+        )
     resolved = np.array([golden_set.resolved[v] for v in videos], dtype=np.int64)
     decided = np.array([int(teacher[v]) for v in videos], dtype=np.int64)
     adjudicated = np.array([golden_set.how.get(v) == "adjudicated" for v in videos], dtype=bool)
@@ -332,23 +363,40 @@ def evaluate_raters(golden_set: GoldenSet, teacher: dict[str, int], *, n_classes
     for r, rater in enumerate(raters):
         scored = ref[r] != MISSING
         positives = int(np.sum(ref[r] == 1))
-        per_rater.append(RaterScore(
-            rater=rater, votes=int(np.sum(votes[r] != MISSING)),
-            adjudicated_references=int(np.sum(scored & adjudicated)),
-            leave_one_out_references=int(np.sum(scored & ~adjudicated)),
-            scores=_scores(rater_draws, r, positives=positives, confidence=confidence),
-            teacher_same_videos=_scores(teacher_draws, r, positives=positives, confidence=confidence),
-            teacher_kappa=cohen_kappa(decided[votes[r] != MISSING], votes[r, votes[r] != MISSING], n_classes=n_classes),
-            vs_resolved=_scores(inclusive_draws, r, positives=int(np.sum(resolved[votes[r] != MISSING] == 1)),
-                                confidence=confidence),
-        ))
+        per_rater.append(
+            RaterScore(
+                rater=rater,
+                votes=int(np.sum(votes[r] != MISSING)),
+                adjudicated_references=int(np.sum(scored & adjudicated)),
+                leave_one_out_references=int(np.sum(scored & ~adjudicated)),
+                scores=_scores(rater_draws, r, positives=positives, confidence=confidence),
+                teacher_same_videos=_scores(teacher_draws, r, positives=positives, confidence=confidence),
+                teacher_kappa=cohen_kappa(
+                    decided[votes[r] != MISSING], votes[r, votes[r] != MISSING], n_classes=n_classes
+                ),
+                vs_resolved=_scores(
+                    inclusive_draws, r, positives=int(np.sum(resolved[votes[r] != MISSING] == 1)), confidence=confidence
+                ),
+            )
+        )
         if not scored.any():
-            _LOGGER.warning("rater %s has no reference on any video (no adjudication, fewer than %d other votes or "
-                            "a tie): left out of the teacher comparison", rater, min_other_votes)
+            _LOGGER.warning(
+                "rater %s has no reference on any video (no adjudication, fewer than %d other votes or "
+                "a tie): left out of the teacher comparison",
+                rater,
+                min_other_votes,
+            )
 
     scored_raters = [r for r in range(n_r) if rater_draws["n"][0, r] > 0]
-    difference = Difference(value=None, lower=None, upper=None, p_value=None, raters=len(scored_raters),
-                            teacher_f1_mean=None, rater_f1_mean=None)
+    difference = Difference(
+        value=None,
+        lower=None,
+        upper=None,
+        p_value=None,
+        raters=len(scored_raters),
+        teacher_f1_mean=None,
+        rater_f1_mean=None,
+    )
     if scored_raters:
         t_f1 = teacher_draws["f1"][:, scored_raters]
         r_f1 = rater_draws["f1"][:, scored_raters]
@@ -361,22 +409,42 @@ def evaluate_raters(golden_set: GoldenSet, teacher: dict[str, int], *, n_classes
         boot = draws[1:][np.isfinite(draws[1:])]
         lower, upper = metrics._interval(boot, confidence)
         p_value = float(min(1.0, 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))))
-        difference = Difference(value=float(draws[0]), lower=lower, upper=upper, p_value=p_value,
-                                raters=len(scored_raters), teacher_f1_mean=float(t_f1[0].mean()),
-                                rater_f1_mean=float(r_f1[0].mean()))
+        difference = Difference(
+            value=float(draws[0]),
+            lower=lower,
+            upper=upper,
+            p_value=p_value,
+            raters=len(scored_raters),
+            teacher_f1_mean=float(t_f1[0].mean()),
+            rater_f1_mean=float(r_f1[0].mean()),
+        )
     return RaterReport(
-        attribute=golden_set.attribute, attribute_version=golden_set.version,
+        attribute=golden_set.attribute,
+        attribute_version=golden_set.version,
         golden_carried_from=golden_set.carried_from,
-        reference=REFERENCE, videos=len(videos), raters=raters,
+        reference=REFERENCE,
+        videos=len(videos),
+        raters=raters,
         teacher=_scores(overall, 0, positives=int(resolved.sum()), confidence=confidence),
-        per_rater=per_rater, teacher_minus_mean_rater=difference,
+        per_rater=per_rater,
+        teacher_minus_mean_rater=difference,
         agreement=agreement(votes, raters, n_classes=n_classes),
-        samples=samples, seed=seed, min_other_votes=min_other_votes, confidence=confidence,
+        samples=samples,
+        seed=seed,
+        min_other_votes=min_other_votes,
+        confidence=confidence,
     )
 
 
-def run(*, attribute: str, golden: str, predictions: str, out: str, threshold: float | None = None,
-        options: RaterOptions | None = None) -> RaterReport:
+def run(
+    *,
+    attribute: str,
+    golden: str,
+    predictions: str,
+    out: str,
+    threshold: float | None = None,
+    options: RaterOptions | None = None,
+) -> RaterReport:
     """Read the golden set and the teacher's predictions, evaluate, write ``out/raters.json``; return the report.
 
     Decisions come from the predictions' ``label`` column, else probability >= ``threshold`` (default: the spec's
@@ -393,14 +461,23 @@ def run(*, attribute: str, golden: str, predictions: str, out: str, threshold: f
         raise SilversetInputError(f"golden set '{golden}'", f"has no rows for {spec.key}")
     try:
         teacher = read_predictions(predictions, spec, role="teacher")
-        _, decided = aligned(golden_set.resolved, teacher, role="teacher",
-                             threshold=threshold if threshold is not None else spec.decision_threshold)
+        _, decided = aligned(
+            golden_set.resolved,
+            teacher,
+            role="teacher",
+            threshold=threshold if threshold is not None else spec.decision_threshold,
+        )
     except GateProblem as problem:
         raise SilversetInputError(f"--predictions '{predictions}'", str(problem)) from None
-    report = evaluate_raters(golden_set, dict(zip(golden_set.resolved, decided.tolist())), n_classes=len(spec.classes),
-                             samples=options.samples or spec.gates.bootstrap_samples,
-                             seed=options.seed if options.seed is not None else spec.gates.seed,
-                             min_other_votes=options.min_other_votes, confidence=options.confidence)
+    report = evaluate_raters(
+        golden_set,
+        dict(zip(golden_set.resolved, decided.tolist())),
+        n_classes=len(spec.classes),
+        samples=options.samples or spec.gates.bootstrap_samples,
+        seed=options.seed if options.seed is not None else spec.gates.seed,
+        min_other_votes=options.min_other_votes,
+        confidence=options.confidence,
+    )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RATERS_FILE).write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True))

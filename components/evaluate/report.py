@@ -1,5 +1,6 @@
 """A self-contained HTML gate report (PR curve, calibration plot, confusion matrix, and for the teacher gate the
 golden items it disagrees on) a person opens from the KFP UI: no external resources, every user text escaped."""
+
 from __future__ import annotations
 
 import base64
@@ -46,7 +47,13 @@ def _figures(curves: dict[str, Any]) -> dict[str, str]:
         bins = metrics.calibration_bins(c["labels"], c["probabilities"])
         ok = np.array(bins["count"]) > 0
         ax.plot(np.array(bins["mean_probability"])[ok], np.array(bins["positive_rate"])[ok], marker="o", label=role)
-    ax.set(xlabel="mean predicted probability", ylabel="share of golden positives", xlim=(0, 1), ylim=(0, 1), title="Calibration (10 bins)")
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="share of golden positives",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Calibration (10 bins)",
+    )
     ax.legend()
     figures["calibration"] = _png(fig)
 
@@ -58,7 +65,13 @@ def _figures(curves: dict[str, Any]) -> dict[str, str]:
         ax.imshow(matrix, cmap="Blues")
         for (i, j), v in np.ndenumerate(matrix):
             ax.text(j, i, str(v), ha="center", va="center", color="black", fontsize=14)
-        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"], yticklabels=["human 0", "human 1"], title="Confusion matrix (candidate)")
+        ax.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=["pred 0", "pred 1"],
+            yticklabels=["human 0", "human 1"],
+            title="Confusion matrix (candidate)",
+        )
         figures["confusion_matrix"] = _png(fig)
     return figures
 
@@ -69,8 +82,15 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
-def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, Any], spec: Any,
-                 disagreements: Disagreements | None = None, thumbnails: dict[str, list[str]] | None = None) -> None:
+def write_report(
+    path: str | Path,
+    *,
+    result: dict[str, Any],
+    curves: dict[str, Any],
+    spec: Any,
+    disagreements: Disagreements | None = None,
+    thumbnails: dict[str, list[str]] | None = None,
+) -> None:
     """Write the report for one gate result (as in gate.json), its golden-set curves and, when given, the
     teacher-vs-golden disagreements (``thumbnails``: video_id -> JPEG data: URIs)."""
     verdict = "PASSED" if result["passed"] else "FAILED"
@@ -89,19 +109,32 @@ def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, 
         f"threshold: {_fmt(result.get('threshold'))}</p>",
     ]
     if result["reasons"]:
-        parts.append("<h2>Reasons</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in result["reasons"]) + "</ul>")
+        parts.append(
+            "<h2>Reasons</h2><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in result["reasons"]) + "</ul>"
+        )
     roles = [r for r in ("candidate", "teacher") if r in result["metrics"]]
     if roles:
-        parts.append("<h2>Golden-set metrics (95% bootstrap CI)</h2><table><tr><th>metric</th>"
-                     + "".join(f"<th>{r}</th>" for r in roles) + "</tr>")
+        parts.append(
+            "<h2>Golden-set metrics (95% bootstrap CI)</h2><table><tr><th>metric</th>"
+            + "".join(f"<th>{r}</th>" for r in roles)
+            + "</tr>"
+        )
         for name in METRIC_ROWS:
             cells = []
             for r in roles:
                 m = result["metrics"][r][name]
                 cells.append(f"<td>{_fmt(m['value'])} [{_fmt(m['lower'])}, {_fmt(m['upper'])}]</td>")
             parts.append(f"<tr><th>{name}</th>{''.join(cells)}</tr>")
-        parts.append("".join(f"<tr><th>n (pos/neg)</th>" + "".join(
-            f"<td>{result['metrics'][r]['n']} ({result['metrics'][r]['positives']}/{result['metrics'][r]['negatives']})</td>" for r in roles) + "</tr>"))
+        parts.append(
+            "".join(
+                "<tr><th>n (pos/neg)</th>"
+                + "".join(
+                    f"<td>{result['metrics'][r]['n']} ({result['metrics'][r]['positives']}/{result['metrics'][r]['negatives']})</td>"
+                    for r in roles
+                )
+                + "</tr>"
+            )
+        )
         parts.append("</table>")
     for key in ("f1_retention", "latency", "vs_baseline"):
         if key in result["metrics"]:
@@ -109,10 +142,18 @@ def write_report(path: str | Path, *, result: dict[str, Any], curves: dict[str, 
             text = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) if isinstance(value, dict) else _fmt(value)
             parts.append(f"<p><b>{key}</b>: {text}</p>")
     for column, slices in result["metrics"].get("slices", {}).items():
-        parts.append(f"<h2>By {html.escape(column)}</h2><table><tr><th>value</th><th>n</th><th>precision</th><th>recall</th><th>F1</th></tr>")
+        parts.append(
+            f"<h2>By {html.escape(column)}</h2><table><tr><th>value</th><th>n</th><th>precision</th><th>recall</th><th>F1</th></tr>"
+        )
         for value, m in slices.items():
-            parts.append(f"<tr><th>{html.escape(value)}</th><td>{m['n']}</td>" + "".join(
-                f"<td>{_fmt(m[k]['value'])} [{_fmt(m[k]['lower'])}, {_fmt(m[k]['upper'])}]</td>" for k in ("precision", "recall", "f1")) + "</tr>")
+            parts.append(
+                f"<tr><th>{html.escape(value)}</th><td>{m['n']}</td>"
+                + "".join(
+                    f"<td>{_fmt(m[k]['value'])} [{_fmt(m[k]['lower'])}, {_fmt(m[k]['upper'])}]</td>"
+                    for k in ("precision", "recall", "f1")
+                )
+                + "</tr>"
+            )
         parts.append("</table>")
     if curves:
         for name, uri in _figures(curves).items():

@@ -11,6 +11,7 @@ chosen frame's own presentation time. Plain Python, no Beam and no kfp: the Beam
 (``frames.pipeline``) and the benchmark call ``sample_frames``; ``sample_frames_full_decode`` is the
 baseline that decodes the whole stream.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -90,7 +91,7 @@ def _is_local(uri: str) -> bool:
 def _open_source(uri: str) -> str | IO[bytes]:
     """A local path for PyAV, or a seekable file object from Beam's filesystems for any other URI."""
     if _is_local(uri):
-        path = uri[len("file://"):] if uri.startswith("file://") else uri
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
@@ -265,8 +266,11 @@ def _sample_exact(video: _OpenVideo, video_id: str, targets: list[float], option
         last = chosen
         if chosen.pts not in jpegs:
             jpegs[chosen.pts] = _to_jpeg(chosen, options.size, options.jpeg_quality)
-        rows.append(SampledFrame(video_id, index, _frame_time(video, chosen), options.size, options.size,
-                                 jpegs[chosen.pts], target))
+        rows.append(
+            SampledFrame(
+                video_id, index, _frame_time(video, chosen), options.size, options.size, jpegs[chosen.pts], target
+            )
+        )
     return rows
 
 
@@ -386,8 +390,9 @@ def _nearest_keyframe_packet(video: _OpenVideo, target: float, indexed_pts: int 
     return min(candidates, key=lambda p: abs(float(p.pts * video.time_base) - target)) if candidates else None
 
 
-def _sample_keyframes(video: _OpenVideo, video_id: str, targets: list[float],
-                      options: FrameOptions) -> list[SampledFrame]:
+def _sample_keyframes(
+    video: _OpenVideo, video_id: str, targets: list[float], options: FrameOptions
+) -> list[SampledFrame]:
     """For each target, the keyframe nearest it (the earlier one on a tie). Targets that pick the same
     keyframe get one seek, one decode and one JPEG, and rows with the same ``timestamp_s`` and JPEG."""
     video.stream.codec_context.skip_frame = "NONKEY"
@@ -425,14 +430,28 @@ def sample_frames_full_decode(video_id: str, uri: str, options: FrameOptions = F
             last = frame
             while len(rows) < len(targets) and _frame_time(video, frame) >= targets[len(rows)] - half_frame:
                 rows.append(
-                    SampledFrame(video_id, len(rows), _frame_time(video, frame), options.size, options.size,
-                                 _to_jpeg(frame, options.size, options.jpeg_quality))
+                    SampledFrame(
+                        video_id,
+                        len(rows),
+                        _frame_time(video, frame),
+                        options.size,
+                        options.size,
+                        _to_jpeg(frame, options.size, options.jpeg_quality),
+                    )
                 )
             if len(rows) == len(targets):
                 break
         while last is not None and len(rows) < len(targets):
-            rows.append(SampledFrame(video_id, len(rows), _frame_time(video, last), options.size, options.size,
-                                     _to_jpeg(last, options.size, options.jpeg_quality)))
+            rows.append(
+                SampledFrame(
+                    video_id,
+                    len(rows),
+                    _frame_time(video, last),
+                    options.size,
+                    options.size,
+                    _to_jpeg(last, options.size, options.jpeg_quality),
+                )
+            )
         if not rows:
             raise VideoError("decode_error", f"no frame could be decoded from '{uri}'")
         return rows

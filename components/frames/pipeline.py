@@ -15,6 +15,7 @@ Sharded across pods: ``shard=Shard(i, n)`` frames only the manifest rows whose v
 that shard's own ``errors.parquet``); ``tables.read_table(out)`` reads the n folders as one frames table and
 ``sharding.read_shard_errors(out)`` their errors. The union of the n shards equals the unsharded output.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,13 @@ class ExtractFrames(beam.DoFn):
             _LOGGER.debug("%s: no frames (unexpected %s)", video_id, type(exc).__name__)
             yield beam.pvalue.TaggedOutput(
                 ERRORS_TAG,
-                {"key": video_id, "uri": uri, "stage": STAGE, "error_type": "unexpected_error",
-                 "message": f"{type(exc).__name__}: {exc}"},
+                {
+                    "key": video_id,
+                    "uri": uri,
+                    "stage": STAGE,
+                    "error_type": "unexpected_error",
+                    "message": f"{type(exc).__name__}: {exc}",
+                },
             )
             return
         self._videos.inc()
@@ -99,8 +105,13 @@ class ExtractFrames(beam.DoFn):
 
 
 def _error_dict(error: ErrorRow) -> dict:
-    return {"key": error.key, "uri": error.uri, "stage": error.stage, "error_type": error.error_type,
-            "message": error.message}
+    return {
+        "key": error.key,
+        "uri": error.uri,
+        "stage": error.stage,
+        "error_type": error.error_type,
+        "message": error.message,
+    }
 
 
 def build(
@@ -122,7 +133,10 @@ def build(
     early = pipeline | "ManifestErrors" >> beam.Create([_error_dict(e) for e in manifest_errors])
     errors = (rows[ERRORS_TAG], early) | "AllErrors" >> beam.Flatten()
     rows.frames | "WriteFrames" >> beam.io.WriteToParquet(
-        f"{out_dir}/frames", schemas.FRAMES, num_shards=num_shards, file_name_suffix=".parquet",
+        f"{out_dir}/frames",
+        schemas.FRAMES,
+        num_shards=num_shards,
+        file_name_suffix=".parquet",
         record_batch_size=256,
     )
     errors | "WriteErrors" >> beam.io.WriteToParquet(
@@ -133,8 +147,8 @@ def build(
 def _count_outputs(out_dir: str) -> tuple[int, int, int, pa.Table]:
     """(frame rows, distinct videos with frames, rows repeating an earlier row's (video_id, timestamp_s),
     errors table) as read back from ``out_dir``."""
-    import pyarrow.parquet as pq
     import fsspec
+    import pyarrow.parquet as pq
 
     frame_rows, video_ids, moments = 0, set(), set()
     for file in tables.parquet_files(out_dir):
@@ -177,15 +191,26 @@ def run(
     started = time.monotonic()
     if sampling not in SAMPLING_MODES:
         raise SilversetInputError("sampling", f"{sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
-    options = FrameOptions(frames_per_video=frames_per_video, size=size, sampling=sampling,
-                           **({"max_pixels": max_pixels} if max_pixels else {}))
+    options = FrameOptions(
+        frames_per_video=frames_per_video,
+        size=size,
+        sampling=sampling,
+        **({"max_pixels": max_pixels} if max_pixels else {}),
+    )
     table, manifest_errors = read_manifest(str(manifest), stage=STAGE)
     videos = [row for row in table.select(["video_id", "uri"]).to_pylist() if shard.owns(row["video_id"])]
     manifest_errors = [error for error in manifest_errors if shard.owns(error.key)]
     inputs = len(videos) + len(manifest_errors)
     beam_opts = beam_options(runner, pipeline_options)
-    _LOGGER.info("frames [shard %s]: %d videos, %d frames each (%s, %d px), runner %s", shard, len(videos),
-                 frames_per_video, sampling, size, runner)
+    _LOGGER.info(
+        "frames [shard %s]: %d videos, %d frames each (%s, %d px), runner %s",
+        shard,
+        len(videos),
+        frames_per_video,
+        sampling,
+        size,
+        runner,
+    )
     whole = str(out).rstrip("/")
     out = shard_dir(whole, shard)
     if shard.count > 1:
@@ -197,8 +222,14 @@ def run(
 
     def execute(target: str) -> None:
         with beam.Pipeline(options=beam_opts) as pipeline:
-            build(pipeline, videos=videos, manifest_errors=manifest_errors, out_dir=target, options=options,
-                  num_shards=num_shards)
+            build(
+                pipeline,
+                videos=videos,
+                manifest_errors=manifest_errors,
+                out_dir=target,
+                options=options,
+                num_shards=num_shards,
+            )
         if not _has_errors_file(target):  # Beam may skip an empty single-shard write
             tables.write_errors(target, [])
 
@@ -213,11 +244,22 @@ def run(
     by_type = Counter(errors.column("error_type").to_pylist())
     seconds = round(time.monotonic() - started, 2)
     if errors.num_rows:
-        _LOGGER.warning("frames [shard %s]: %d of %d videos written to the errors table (%s); first: %s", shard,
-                        errors.num_rows, inputs, ", ".join(f"{k} {n}" for k, n in sorted(by_type.items())),
-                        ", ".join(errors.column("key").to_pylist()[:5]))
-    _LOGGER.info("frames [shard %s]: %d videos, %d frames, %d errors in %.1f s", shard, videos_ok, frame_rows,
-                 errors.num_rows, seconds)
+        _LOGGER.warning(
+            "frames [shard %s]: %d of %d videos written to the errors table (%s); first: %s",
+            shard,
+            errors.num_rows,
+            inputs,
+            ", ".join(f"{k} {n}" for k, n in sorted(by_type.items())),
+            ", ".join(errors.column("key").to_pylist()[:5]),
+        )
+    _LOGGER.info(
+        "frames [shard %s]: %d videos, %d frames, %d errors in %.1f s",
+        shard,
+        videos_ok,
+        frame_rows,
+        errors.num_rows,
+        seconds,
+    )
     return {
         "inputs": inputs,
         "videos_ok": videos_ok,
@@ -228,8 +270,9 @@ def run(
         "errors_by_type": dict(sorted(by_type.items())),
         "out": out,
         "shard": str(shard),
-        "table": str(Path(whole.removeprefix("file://")).resolve()) if "://" not in whole or whole.startswith(
-            "file://") else whole,
+        "table": str(Path(whole.removeprefix("file://")).resolve())
+        if "://" not in whole or whole.startswith("file://")
+        else whole,
         "seconds": seconds,
     }
 

@@ -11,6 +11,7 @@ computed without loading any model (weights are hashed, not loaded):
 
 The pipeline's embed step always has a manifest, so the MiniLM text block is always part of the vector.
 """
+
 from __future__ import annotations
 
 from silverset.components.common.errors import SilversetInputError
@@ -38,8 +39,11 @@ def embedder_identity(embedder: str) -> str:
         return f"{clip.block_name_for(embedder)}+{text}"
     path = Path(embedder)
     if not path.is_file():
-        raise SilversetInputError(f"embedder '{embedder}'", f"is neither one of {', '.join(BUILTIN_EMBEDDERS)}, "
-                                  "clip:PATH_OR_HUB_ID nor an existing .onnx/.pt checkpoint file")
+        raise SilversetInputError(
+            f"embedder '{embedder}'",
+            f"is neither one of {', '.join(BUILTIN_EMBEDDERS)}, "
+            "clip:PATH_OR_HUB_ID nor an existing .onnx/.pt checkpoint file",
+        )
     return f"checkpoint:{path.name}@sha256:{_sha256_uri(str(path), 'embedder checkpoint')[:16]}+{text}"
 
 

@@ -5,6 +5,7 @@ heartbeat thread while it works, so the lock outlives a long step or a days-long
 soon after a crashed run stops renewing it. The lock is ``run_lock`` (``kubernetes://NS``) or, when that is
 empty, the state folder itself.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -20,6 +20,7 @@ expires ``duration_s`` after its last renewal: a crashed run frees it, a live ru
 it swaps in a record with no holder, so it too is a compare-and-swap and only the holder can do it.
 Expiry compares clocks of different machines: keep ``duration_s`` well above their skew.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,9 +58,11 @@ class StateLocked(RuntimeError):
     def __init__(self, where: str, holder: "LockRecord | None", problem: str = ""):
         self.where, self.holder = where, holder
         if holder is not None and holder.holder:
-            problem = (f"held by run {holder.holder!r} since {_iso(holder.acquired_at)} (last renewed "
-                       f"{_iso(holder.renewed_at)}, free at {_iso(holder.expires_at)} unless renewed)"
-                       + (f"; {problem}" if problem else ""))
+            problem = (
+                f"held by run {holder.holder!r} since {_iso(holder.acquired_at)} (last renewed "
+                f"{_iso(holder.renewed_at)}, free at {_iso(holder.expires_at)} unless renewed)"
+                + (f"; {problem}" if problem else "")
+            )
         super().__init__(f"run lock '{where}': {problem}")
 
 
@@ -115,8 +118,12 @@ def _encode(record: LockRecord) -> bytes:
 def _decode(data: bytes, where: str) -> LockRecord:
     try:
         raw = json.loads(data)
-        return LockRecord(holder=str(raw["holder"]), acquired_at=float(raw["acquired_at"]),
-                          renewed_at=float(raw["renewed_at"]), duration_s=float(raw["duration_s"]))
+        return LockRecord(
+            holder=str(raw["holder"]),
+            acquired_at=float(raw["acquired_at"]),
+            renewed_at=float(raw["renewed_at"]),
+            duration_s=float(raw["duration_s"]),
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise SilversetInputError(f"run lock '{where}'", f"unreadable lock record: {exc}") from None
 
@@ -124,8 +131,9 @@ def _decode(data: bytes, where: str) -> LockRecord:
 class RunLock:
     """acquire / renew / release one state's lock for a run id; ``held`` keeps it renewed while a step works."""
 
-    def __init__(self, records: LockRecords, *, lease_duration_s: float = DEFAULT_LEASE_S,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, records: LockRecords, *, lease_duration_s: float = DEFAULT_LEASE_S, clock: Callable[[], float] = time.time
+    ):
         if lease_duration_s <= 0:
             raise SilversetInputError("lease_duration_s", f"must be > 0 seconds, got {lease_duration_s}")
         self.records, self.lease_duration_s, self.clock = records, float(lease_duration_s), clock
@@ -160,8 +168,12 @@ class RunLock:
             if current.holder == run_id:
                 mine = replace(mine, acquired_at=current.acquired_at)
             elif current.holder:
-                _LOGGER.warning("run lock %s: taking over from %s, whose lease expired at %s", self.where,
-                                current.holder, _iso(current.expires_at))
+                _LOGGER.warning(
+                    "run lock %s: taking over from %s, whose lease expired at %s",
+                    self.where,
+                    current.holder,
+                    _iso(current.expires_at),
+                )
             try:
                 self.records.replace(mine, token)
                 return mine
@@ -201,8 +213,9 @@ class RunLock:
         return False
 
     @contextlib.contextmanager
-    def held(self, run_id: str, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S,
-             release_on_exit: bool = False) -> Iterator["Heartbeat"]:
+    def held(
+        self, run_id: str, *, heartbeat_s: float = DEFAULT_HEARTBEAT_S, release_on_exit: bool = False
+    ) -> Iterator["Heartbeat"]:
         """Acquire (or re-take) the lock, renew it every ``heartbeat_s`` seconds until the block exits.
 
         The lock stays held after the block unless ``release_on_exit``: a run's later steps take it up
@@ -210,8 +223,10 @@ class RunLock:
         taken over, so the step fails instead of reporting work done without the lock.
         """
         if not 0 < heartbeat_s < self.lease_duration_s:
-            raise SilversetInputError("heartbeat_s", f"must be > 0 and below the lease duration "
-                                                     f"({self.lease_duration_s:g} s), got {heartbeat_s}")
+            raise SilversetInputError(
+                "heartbeat_s",
+                f"must be > 0 and below the lease duration ({self.lease_duration_s:g} s), got {heartbeat_s}",
+            )
         self.acquire(run_id)
         beat = Heartbeat(self, run_id, heartbeat_s)
         beat.start()
@@ -252,8 +267,13 @@ class Heartbeat:
                 self.lost = exc
                 return
             except Exception as exc:  # noqa: BLE001 - a failed renewal is retried next beat, the lease has slack
-                _LOGGER.warning("run lock %s: renewal failed, retrying in %.0f s: %s: %s", self.lock.where,
-                                self.interval_s, type(exc).__name__, exc)
+                _LOGGER.warning(
+                    "run lock %s: renewal failed, retrying in %.0f s: %s: %s",
+                    self.lock.where,
+                    self.interval_s,
+                    type(exc).__name__,
+                    exc,
+                )
 
 
 def _check_run_id(run_id: str) -> None:
@@ -350,8 +370,14 @@ class S3Records:
 
     def _put(self, record: LockRecord, **condition) -> object:
         async def put():
-            response = await self.fs._call_s3("put_object", Bucket=self.bucket, Key=self.key, Body=_encode(record),
-                                              ContentType="application/json", **condition)
+            response = await self.fs._call_s3(
+                "put_object",
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=_encode(record),
+                ContentType="application/json",
+                **condition,
+            )
             return response["ETag"]
 
         return self._run(put)
@@ -400,8 +426,9 @@ class GcsRecords:
                 meta = await self.fs._call("GET", "b/{}/o/{}", self.bucket, self.key, json_out=True)
                 generation = meta["generation"]
                 # Read exactly the generation whose number is the swap token.
-                _, data = await self.fs._call("GET", "b/{}/o/{}", self.bucket, self.key, alt="media",
-                                              generation=generation)
+                _, data = await self.fs._call(
+                    "GET", "b/{}/o/{}", self.bucket, self.key, alt="media", generation=generation
+                )
             except FileNotFoundError:
                 return None
             return data, generation
@@ -411,10 +438,16 @@ class GcsRecords:
 
     def _upload(self, record: LockRecord, generation: str) -> object:
         async def upload():
-            response = await self.fs._call("POST", f"{self.fs._location}/upload/storage/v1/b/{self.bucket}/o",
-                                           uploadType="media", name=self.key, ifGenerationMatch=generation,
-                                           headers={"Content-Type": "application/json"}, data=_encode(record),
-                                           json_out=True)
+            response = await self.fs._call(
+                "POST",
+                f"{self.fs._location}/upload/storage/v1/b/{self.bucket}/o",
+                uploadType="media",
+                name=self.key,
+                ifGenerationMatch=generation,
+                headers={"Content-Type": "application/json"},
+                data=_encode(record),
+                json_out=True,
+            )
             return response["generation"]
 
         return self._run(upload)
@@ -457,13 +490,19 @@ class LeaseRecords:
         self.where = f"{KUBERNETES_SCHEME}{namespace}/leases/{self.name} ({key})"
 
     def _body(self, record: LockRecord, resource_version: str | None = None) -> dict:
-        metadata = {"name": self.name, "namespace": self.namespace,
-                    "labels": {"app.kubernetes.io/part-of": "silverset", "app.kubernetes.io/component": "run-lock"},
-                    "annotations": {STATE_ANNOTATION: self.key}}
+        metadata = {
+            "name": self.name,
+            "namespace": self.namespace,
+            "labels": {"app.kubernetes.io/part-of": "silverset", "app.kubernetes.io/component": "run-lock"},
+            "annotations": {STATE_ANNOTATION: self.key},
+        }
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
-        spec = {"leaseDurationSeconds": max(1, math.ceil(record.duration_s)),
-                "acquireTime": _micro_time(record.acquired_at), "renewTime": _micro_time(record.renewed_at)}
+        spec = {
+            "leaseDurationSeconds": max(1, math.ceil(record.duration_s)),
+            "acquireTime": _micro_time(record.acquired_at),
+            "renewTime": _micro_time(record.renewed_at),
+        }
         if record.holder:
             spec["holderIdentity"] = record.holder
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
@@ -486,8 +525,12 @@ class LeaseRecords:
             raise self._forbidden(exc) from None
         spec = lease.spec
         seconds = lambda t: t.timestamp() if t is not None else 0.0  # noqa: E731
-        record = LockRecord(holder=spec.holder_identity or "", acquired_at=seconds(spec.acquire_time),
-                            renewed_at=seconds(spec.renew_time), duration_s=float(spec.lease_duration_seconds or 0))
+        record = LockRecord(
+            holder=spec.holder_identity or "",
+            acquired_at=seconds(spec.acquire_time),
+            renewed_at=seconds(spec.renew_time),
+            duration_s=float(spec.lease_duration_seconds or 0),
+        )
         return record, lease.metadata.resource_version
 
     def create(self, record: LockRecord) -> object:
@@ -512,8 +555,14 @@ class LeaseRecords:
             raise self._forbidden(exc) from None
 
 
-def open_run_lock(uri: str, *, key: str = "", api_client=None, lease_duration_s: float = DEFAULT_LEASE_S,
-                  clock: Callable[[], float] = time.time) -> RunLock:
+def open_run_lock(
+    uri: str,
+    *,
+    key: str = "",
+    api_client=None,
+    lease_duration_s: float = DEFAULT_LEASE_S,
+    clock: Callable[[], float] = time.time,
+) -> RunLock:
     """The run lock at ``uri``: ``kubernetes://NS`` (a Lease for the state ``key``), or a folder path/URI.
 
     ``key`` is what the lock guards (the state folder URI); it names the Lease and is required for
@@ -523,7 +572,7 @@ def open_run_lock(uri: str, *, key: str = "", api_client=None, lease_duration_s:
     if not uri:
         raise SilversetInputError("run lock", "no URI given: use kubernetes://NAMESPACE or the state folder")
     if uri.startswith(KUBERNETES_SCHEME):
-        namespace = uri[len(KUBERNETES_SCHEME):].strip("/")
+        namespace = uri[len(KUBERNETES_SCHEME) :].strip("/")
         if not _DNS_LABEL.match(namespace):
             raise SilversetInputError(f"run lock '{uri}'", "expected kubernetes://NAMESPACE with a DNS-label namespace")
         if not key:
@@ -545,5 +594,7 @@ def open_run_lock(uri: str, *, key: str = "", api_client=None, lease_duration_s:
     if protocol in ("gs", "gcs"):
         fs, path = fsspec.core.url_to_fs(lock_uri)
         return RunLock(GcsRecords(fs, path, lock_uri), lease_duration_s=lease_duration_s, clock=clock)
-    raise SilversetInputError(f"run lock '{uri}'", f"no atomic create-if-absent on '{protocol}://'; "
-                                                   "use a local path, s3://, gs:// or kubernetes://NAMESPACE")
+    raise SilversetInputError(
+        f"run lock '{uri}'",
+        f"no atomic create-if-absent on '{protocol}://'; use a local path, s3://, gs:// or kubernetes://NAMESPACE",
+    )

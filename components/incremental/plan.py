@@ -25,6 +25,7 @@ Folders of one run: ``plan_dir_of(workdir, run_id)`` = ``{workdir}/plans/{run_ke
 (this run's plan, or its lock-out record: what the exit handler reads); the run folder
 ``{workdir}/runs/{digest[:16]}`` named in it holds every stage's output, the stage inputs under ``plan/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,16 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from silverset.components.common import schemas, tables
+
 # plan.json's models and file name are a contract between stages (common.artifacts); re-exported here.
-from silverset.components.common.artifacts import DEFAULT_COST_PER_CORE_HOUR_USD, PLAN_FILE  # noqa: F401
-from silverset.components.common.artifacts import GATE_FILE, LockedOut, PlanSummary, write_plan
+from silverset.components.common.artifacts import (  # noqa: F401
+    DEFAULT_COST_PER_CORE_HOUR_USD,
+    GATE_FILE,
+    PLAN_FILE,
+    LockedOut,
+    PlanSummary,
+    write_plan,
+)
 from silverset.components.common.digest import sha256_json
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
@@ -63,8 +71,12 @@ TEACHER_MANIFEST = "teacher_manifest.parquet"  # the due videos the teacher labe
 PLANS_DIR = "plans"
 # What a run's gates, approval and deploy record in its run folder (read by the run summary); plan_run clears
 # them when it re-plans into an existing run folder, so a summary never reads a previous attempt's outcome.
-OUTCOME_RECORDS = {"teacher_gate": f"teacher_gate/{GATE_FILE}", "student_gate": f"student_gate/{GATE_FILE}",
-                   "approval": "approval/decision.json", "deploy": "deploy/deploy.json"}
+OUTCOME_RECORDS = {
+    "teacher_gate": f"teacher_gate/{GATE_FILE}",
+    "student_gate": f"student_gate/{GATE_FILE}",
+    "approval": "approval/decision.json",
+    "deploy": "deploy/deploy.json",
+}
 
 
 def content_etag(uri: str) -> str:
@@ -87,8 +99,14 @@ def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
-def corpus_digest(videos: pa.Table, spec_content_hash: str, golden_etag: str = "", teacher_identity: str = "",
-                  teacher_budget: dict | None = None, embedder: str = "") -> str:
+def corpus_digest(
+    videos: pa.Table,
+    spec_content_hash: str,
+    golden_etag: str = "",
+    teacher_identity: str = "",
+    teacher_budget: dict | None = None,
+    embedder: str = "",
+) -> str:
     """Digest of (video_id, etag) pairs plus the whole spec's content hash (and the golden set's etag, the
     teacher's identity, a capped teacher budget and a non-default embedder's identity, when given): equal
     digests mean equal work.
@@ -170,11 +188,25 @@ def read_plan(plan_dir: str) -> dict:
     return tables.read_json(_join(plan_dir, PLAN_FILE))
 
 
-def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str, run_id: str, golden_set: str = "",
-             run_lock: str = "", teacher_backend: str = "", teacher_checkpoint: str = "", teacher_model: str = "",
-             budget: TeacherBudget = TeacherBudget(), price_table: str = "",
-             cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD, embedder: str = "default",
-             teacher_temperature: float | None = None, api_client=None) -> PlanSummary:
+def plan_run(
+    *,
+    manifest: str,
+    attribute_spec: str,
+    state_dir: str,
+    workdir: str,
+    run_id: str,
+    golden_set: str = "",
+    run_lock: str = "",
+    teacher_backend: str = "",
+    teacher_checkpoint: str = "",
+    teacher_model: str = "",
+    budget: TeacherBudget = TeacherBudget(),
+    price_table: str = "",
+    cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
+    embedder: str = "default",
+    teacher_temperature: float | None = None,
+    api_client=None,
+) -> PlanSummary:
     """The pipeline's first step: take the run lock, then plan.
 
     The lock is ``run_lock`` (``kubernetes://NS``) or, when empty, the state folder; it stays held for the
@@ -199,13 +231,18 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     spec = load_spec(attribute_spec)
     from .embedder_identity import embedder_identity
 
-    options = AnnotateOptions(teacher=teacher_backend or None, checkpoint=teacher_checkpoint or None,
-                              gemini=GeminiOptions(model=teacher_model or None), temperature=teacher_temperature)
+    options = AnnotateOptions(
+        teacher=teacher_backend or None,
+        checkpoint=teacher_checkpoint or None,
+        gemini=GeminiOptions(model=teacher_model or None),
+        temperature=teacher_temperature,
+    )
     identity = teacher_identity(spec, options)
     embedder_id = embedder_identity(embedder)
     if not cost_per_core_hour_usd >= 0 or cost_per_core_hour_usd == float("inf"):
-        raise SilversetInputError("cost_per_core_hour_usd",
-                                  f"must be a finite number >= 0, got {cost_per_core_hour_usd}")
+        raise SilversetInputError(
+            "cost_per_core_hour_usd", f"must be a finite number >= 0, got {cost_per_core_hour_usd}"
+        )
     usd_per_video = None
     if budget.usd > 0 and (options.teacher or spec.teacher.backend) == "gemini":
         usd_per_video = gemini_usd_per_video(spec, model=teacher_model or None, price_table=price_table or None)
@@ -215,14 +252,31 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     except StateLocked as exc:
         _LOGGER.warning("run %s locked out: %s", run_id, exc)
         holder = exc.holder
-        write_plan(_join(own_dir, PLAN_FILE), LockedOut(
-            run_id=run_id, holder=holder.holder if holder else "", message=str(exc),
-            since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.acquired_at)) if holder else ""))
+        write_plan(
+            _join(own_dir, PLAN_FILE),
+            LockedOut(
+                run_id=run_id,
+                holder=holder.holder if holder else "",
+                message=str(exc),
+                since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.acquired_at)) if holder else "",
+            ),
+        )
         raise
-    summary = run(manifest=manifest, attribute_spec=attribute_spec, state_dir=state_dir, out_dir="", run_id=run_id,
-                  workdir=workdir, golden_set=golden_set, teacher=identity, budget=budget, usd_per_video=usd_per_video,
-                  cost_per_core_hour_usd=cost_per_core_hour_usd, embedder=embedder_id,
-                  embedder_in_digest=(embedder or DEFAULT_EMBEDDER) not in ("default", "visual"))
+    summary = run(
+        manifest=manifest,
+        attribute_spec=attribute_spec,
+        state_dir=state_dir,
+        out_dir="",
+        run_id=run_id,
+        workdir=workdir,
+        golden_set=golden_set,
+        teacher=identity,
+        budget=budget,
+        usd_per_video=usd_per_video,
+        cost_per_core_hour_usd=cost_per_core_hour_usd,
+        embedder=embedder_id,
+        embedder_in_digest=(embedder or DEFAULT_EMBEDDER) not in ("default", "visual"),
+    )
     summary = summary.model_copy(update={"plan_dir": own_dir})
     write_plan(_join(own_dir, PLAN_FILE), summary)
     if summary.run_dir:
@@ -234,11 +288,22 @@ def plan_run(*, manifest: str, attribute_spec: str, state_dir: str, workdir: str
     return summary
 
 
-def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run_id: str = "",
-        workdir: str = "", golden_set: str = "", teacher: str = "", budget: TeacherBudget = TeacherBudget(),
-        usd_per_video: float | None = None,
-        cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD, embedder: str = "",
-        embedder_in_digest: bool = True) -> PlanSummary:
+def run(
+    *,
+    manifest: str,
+    attribute_spec: str,
+    state_dir: str,
+    out_dir: str,
+    run_id: str = "",
+    workdir: str = "",
+    golden_set: str = "",
+    teacher: str = "",
+    budget: TeacherBudget = TeacherBudget(),
+    usd_per_video: float | None = None,
+    cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
+    embedder: str = "",
+    embedder_in_digest: bool = True,
+) -> PlanSummary:
     """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
@@ -264,20 +329,35 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
             etags.append(content_etag(uri))
         except (OSError, ValueError) as exc:
             etags.append(None)
-            errors.append(ErrorRow(key=video_id, uri=uri, stage=STAGE, error_type="unreadable_video",
-                                   message=f"cannot read video for its etag: {type(exc).__name__}: {exc}"))
+            errors.append(
+                ErrorRow(
+                    key=video_id,
+                    uri=uri,
+                    stage=STAGE,
+                    error_type="unreadable_video",
+                    message=f"cannot read video for its etag: {type(exc).__name__}: {exc}",
+                )
+            )
     if errors:
         reasons = Counter(e.error_type for e in errors)
-        _LOGGER.warning("plan: %d of %d manifest videos cannot be planned (%s; a written plan lists them in its "
-                        "errors.parquet); first: %s", len(errors), inputs,
-                        ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())), ", ".join(e.key for e in errors[:5]))
+        _LOGGER.warning(
+            "plan: %d of %d manifest videos cannot be planned (%s; a written plan lists them in its "
+            "errors.parquet); first: %s",
+            len(errors),
+            inputs,
+            ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+            ", ".join(e.key for e in errors[:5]),
+        )
     readable = pa.array([e is not None for e in etags])
     rows = rows.append_column("etag", pa.array(etags, pa.string())).filter(readable)
     videos = rows.select(["video_id", "uri", "etag"])
 
     previous = state.load(state_dir)
-    relabel_all = (not previous.exists or previous.prompt_hash != spec.prompt_hash
-                   or (bool(teacher) and previous.teacher_identity != teacher))
+    relabel_all = (
+        not previous.exists
+        or previous.prompt_hash != spec.prompt_hash
+        or (bool(teacher) and previous.teacher_identity != teacher)
+    )
     old = dict(zip(previous.videos.column("video_id").to_pylist(), previous.videos.column("etag").to_pylist()))
     current_ids = videos.column("video_id").to_pylist()
     current_etags = videos.column("etag").to_pylist()
@@ -291,29 +371,61 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     reembed_ids: set[str] = set()
     if carried_embeddings is not None:
         carried_embeddings = carried_embeddings.filter(
-            pc.is_in(carried_embeddings.column("video_id"), pa.array(unchanged_ids, pa.string())))
+            pc.is_in(carried_embeddings.column("video_id"), pa.array(unchanged_ids, pa.string()))
+        )
         if embedder and "embedder_id" in carried_embeddings.column_names:
-            same = pa.array([_embedder_of(e) == embedder for e in carried_embeddings.column("embedder_id").to_pylist()],
-                            pa.bool_())
+            same = pa.array(
+                [_embedder_of(e) == embedder for e in carried_embeddings.column("embedder_id").to_pylist()], pa.bool_()
+            )
             reembed_ids = set(carried_embeddings.filter(pc.invert(same)).column("video_id").to_pylist())
             carried_embeddings = carried_embeddings.filter(same)
 
     golden = golden_ids(golden_set, spec.name)
-    budget_key = ({**budget.model_dump(), "usd_per_video": round(usd_per_video, 9) if usd_per_video else None}
-                  if budget.capped else None)
-    digest = corpus_digest(videos, spec.content_hash, content_etag(golden_set) if golden_set else "", teacher,
-                           budget_key, embedder if embedder_in_digest else "")
-    up_to_date = (not relabel_all and not todo_ids and not removed and not reembed_ids
-                  and _read_completed(state_dir).get("corpus_digest") == digest)
+    budget_key = (
+        {**budget.model_dump(), "usd_per_video": round(usd_per_video, 9) if usd_per_video else None}
+        if budget.capped
+        else None
+    )
+    digest = corpus_digest(
+        videos,
+        spec.content_hash,
+        content_etag(golden_set) if golden_set else "",
+        teacher,
+        budget_key,
+        embedder if embedder_in_digest else "",
+    )
+    up_to_date = (
+        not relabel_all
+        and not todo_ids
+        and not removed
+        and not reembed_ids
+        and _read_completed(state_dir).get("corpus_digest") == digest
+    )
     run_dir = "" if up_to_date or not workdir else run_dir_of(workdir, digest)
     if not out_dir:
         if not run_dir:  # nothing to do: no stage reads a plan, so none is written
-            _LOGGER.info("plan %s: up to date (%d videos, corpus %s); nothing to do", spec.key, len(current_ids),
-                         digest[:19])
-            return PlanSummary(videos=inputs, todo=0, new=0, changed=0, unchanged=len(unchanged_ids), removed=0,
-                               errors=len(errors), relabel_all=False, up_to_date=True, corpus_digest=digest,
-                               todo_manifest="", out_dir="", run_dir="", teacher_identity=teacher, run_id=run_id,
-                               cost_per_core_hour_usd=cost_per_core_hour_usd, embedder_identity=embedder)
+            _LOGGER.info(
+                "plan %s: up to date (%d videos, corpus %s); nothing to do", spec.key, len(current_ids), digest[:19]
+            )
+            return PlanSummary(
+                videos=inputs,
+                todo=0,
+                new=0,
+                changed=0,
+                unchanged=len(unchanged_ids),
+                removed=0,
+                errors=len(errors),
+                relabel_all=False,
+                up_to_date=True,
+                corpus_digest=digest,
+                todo_manifest="",
+                out_dir="",
+                run_dir="",
+                teacher_identity=teacher,
+                run_id=run_id,
+                cost_per_core_hour_usd=cost_per_core_hour_usd,
+                embedder_identity=embedder,
+            )
         out_dir = _join(run_dir, "plan")
 
     todo_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids), pa.string()))
@@ -325,8 +437,9 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
     embed_mask = pc.is_in(rows.column("video_id"), pa.array(sorted(todo_ids | reembed_ids), pa.string()))
     tables.write_table(rows.filter(embed_mask), _join(out, EMBED_MANIFEST))
     tables.write_table(rows.filter(pc.or_(embed_mask, golden_mask)), _join(out, "frames_manifest.parquet"))
-    sample, choice = choose_sample(todo_manifest, budget, new_ids=set(new), usd_per_video=usd_per_video,
-                                   exclude=golden if budget.capped else set())
+    sample, choice = choose_sample(
+        todo_manifest, budget, new_ids=set(new), usd_per_video=usd_per_video, exclude=golden if budget.capped else set()
+    )
     tables.write_table(sample, _join(out, TEACHER_MANIFEST))
     tables.write_table(videos, _join(out, "videos.parquet"), state.VIDEO_STATE, name="plan videos")
     keep = pa.array(unchanged_ids, pa.string())
@@ -337,19 +450,47 @@ def run(*, manifest: str, attribute_spec: str, state_dir: str, out_dir: str, run
         tables.write_table(carried_embeddings, _join(out, "carried", "embeddings", "part.parquet"))
     tables.write_errors(out, errors)
     summary = PlanSummary(
-        videos=inputs, todo=len(todo_ids), new=len(new), changed=len(changed), unchanged=len(unchanged_ids),
-        removed=removed, errors=len(errors), relabel_all=relabel_all, up_to_date=up_to_date,
-        corpus_digest=digest, todo_manifest=_join(out, "todo_manifest.parquet"), out_dir=out,
-        golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0), run_dir=run_dir, teacher_identity=teacher,
-        run_id=run_id, teacher_manifest=_join(out, TEACHER_MANIFEST), teacher_sample=choice.model_dump(),
-        carried_unlabelled=carried_unlabelled, cost_per_core_hour_usd=cost_per_core_hour_usd,
-        embedder_identity=embedder, reembed=len(reembed_ids), embed_manifest=_join(out, EMBED_MANIFEST),
+        videos=inputs,
+        todo=len(todo_ids),
+        new=len(new),
+        changed=len(changed),
+        unchanged=len(unchanged_ids),
+        removed=removed,
+        errors=len(errors),
+        relabel_all=relabel_all,
+        up_to_date=up_to_date,
+        corpus_digest=digest,
+        todo_manifest=_join(out, "todo_manifest.parquet"),
+        out_dir=out,
+        golden=int(pc.sum(golden_mask.cast(pa.int64())).as_py() or 0),
+        run_dir=run_dir,
+        teacher_identity=teacher,
+        run_id=run_id,
+        teacher_manifest=_join(out, TEACHER_MANIFEST),
+        teacher_sample=choice.model_dump(),
+        carried_unlabelled=carried_unlabelled,
+        cost_per_core_hour_usd=cost_per_core_hour_usd,
+        embedder_identity=embedder,
+        reembed=len(reembed_ids),
+        embed_manifest=_join(out, EMBED_MANIFEST),
     )
     assert summary.todo + summary.unchanged + summary.errors == summary.videos, summary
-    _LOGGER.info("plan %s: %d videos: %d to do (%d new, %d changed%s), %d unchanged, %d re-embedded, %d removed, "
-                 "%d errors; teacher sample %d; run folder %s", spec.key, summary.videos, summary.todo, summary.new,
-                 summary.changed, ", relabel all" if relabel_all else "", summary.unchanged, summary.reembed, removed,
-                 summary.errors, sample.num_rows, run_dir or out)
+    _LOGGER.info(
+        "plan %s: %d videos: %d to do (%d new, %d changed%s), %d unchanged, %d re-embedded, %d removed, "
+        "%d errors; teacher sample %d; run folder %s",
+        spec.key,
+        summary.videos,
+        summary.todo,
+        summary.new,
+        summary.changed,
+        ", relabel all" if relabel_all else "",
+        summary.unchanged,
+        summary.reembed,
+        removed,
+        summary.errors,
+        sample.num_rows,
+        run_dir or out,
+    )
     write_plan(_join(out, PLAN_FILE), summary)
     return summary
 
@@ -387,8 +528,9 @@ def _merge(carried_uri: str, new_uri: str | None, name: str) -> tuple[pa.Table, 
     return merged, (carried.num_rows if carried is not None else 0), (new.num_rows if new is not None else 0)
 
 
-def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: str | None = None,
-             golden_set: str = "") -> FinalizeSummary:
+def finalize(
+    *, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: str | None = None, golden_set: str = ""
+) -> FinalizeSummary:
     """Merge carried + this run's labels (and embeddings) into ``out_dir``; write nothing to the state.
 
     Writes ``labels/``, ``embeddings/`` and the distill stage's inputs: ``train_labels/`` (labels without the
@@ -402,13 +544,20 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
 
         report = merge_check(new_labels, _teacher_ids(plan_dir))
         if not report.ok:
-            raise SilversetInputError(f"teacher labels '{new_labels}'",
-                                      f"not exactly once: missing {list(report.missing)[:5]}, duplicated "
-                                      f"{list(report.duplicated)[:5]}, unexpected {list(report.unexpected)[:5]}")
+            raise SilversetInputError(
+                f"teacher labels '{new_labels}'",
+                f"not exactly once: missing {list(report.missing)[:5]}, duplicated "
+                f"{list(report.duplicated)[:5]}, unexpected {list(report.unexpected)[:5]}",
+            )
     labels, n_carried, n_new = _merge(_join(plan_dir, "carried", "labels"), new_labels, "labels")
     labels = tables.conform(labels, schemas.LABELS, name="merged labels")
-    versions = set(zip(labels.column("attribute").to_pylist(), labels.column("attribute_version").to_pylist(),
-                       labels.column("prompt_hash").to_pylist()))
+    versions = set(
+        zip(
+            labels.column("attribute").to_pylist(),
+            labels.column("attribute_version").to_pylist(),
+            labels.column("prompt_hash").to_pylist(),
+        )
+    )
     if len(versions) > 1:
         raise SilversetInputError("labels", f"carried and new labels mix attribute versions: {sorted(versions)}")
     out = out_dir.rstrip("/")
@@ -423,8 +572,9 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
         if "embedder_id" in embeddings.column_names:
             ids = set(embeddings.column("embedder_id").to_pylist())
             if len(ids) > 1:
-                raise SilversetInputError(f"embeddings '{new_embeddings}'",
-                                          f"carried and new embeddings mix embedders: {sorted(ids)}")
+                raise SilversetInputError(
+                    f"embeddings '{new_embeddings}'", f"carried and new embeddings mix embedders: {sorted(ids)}"
+                )
         embeddings_dir = _join(out, "embeddings")
         tables.write_table(embeddings, _join(embeddings_dir, "embeddings.parquet"))
         tables.write_errors(embeddings_dir, [])
@@ -438,13 +588,30 @@ def finalize(*, plan_dir: str, new_labels: str, out_dir: str, new_embeddings: st
         golden_embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), held_out))
         tables.write_table(golden_embeddings, _join(out, "golden_embeddings", "embeddings.parquet"))
         tables.write_errors(_join(out, "golden_embeddings"), [])
-    unlabelled = (len(set(embeddings.column("video_id").to_pylist()) - set(labels.column("video_id").to_pylist()))
-                  if embeddings is not None and embeddings.num_rows else 0)
-    _LOGGER.info("finalize: %d labels (%d carried, %d new), %d embeddings, %d training labels, %d unlabelled",
-                 labels.num_rows, n_carried, n_new, n_embeddings, train.num_rows, unlabelled)
-    return FinalizeSummary(labels=labels.num_rows, carried_labels=n_carried, new_labels=n_new,
-                           embeddings=n_embeddings, labels_dir=labels_dir, embeddings_dir=embeddings_dir,
-                           train_labels=train.num_rows, unlabelled=unlabelled)
+    unlabelled = (
+        len(set(embeddings.column("video_id").to_pylist()) - set(labels.column("video_id").to_pylist()))
+        if embeddings is not None and embeddings.num_rows
+        else 0
+    )
+    _LOGGER.info(
+        "finalize: %d labels (%d carried, %d new), %d embeddings, %d training labels, %d unlabelled",
+        labels.num_rows,
+        n_carried,
+        n_new,
+        n_embeddings,
+        train.num_rows,
+        unlabelled,
+    )
+    return FinalizeSummary(
+        labels=labels.num_rows,
+        carried_labels=n_carried,
+        new_labels=n_new,
+        embeddings=n_embeddings,
+        labels_dir=labels_dir,
+        embeddings_dir=embeddings_dir,
+        train_labels=train.num_rows,
+        unlabelled=unlabelled,
+    )
 
 
 def _teacher_ids(plan_dir: str) -> list[str]:
@@ -485,9 +652,12 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
     embedded = set(embeddings.column("video_id").to_pylist()) if embeddings is not None else set()
     unanswered = set(_teacher_ids(plan_dir)) - labelled if plan.get("todo") else set()
     if unanswered:
-        _LOGGER.warning("commit: %d video(s) the teacher was asked to label got no label (see the labels' errors "
-                        "table); not committed, the next run plans them again; first: %s", len(unanswered),
-                        ", ".join(sorted(unanswered)[:5]))
+        _LOGGER.warning(
+            "commit: %d video(s) the teacher was asked to label got no label (see the labels' errors "
+            "table); not committed, the next run plans them again; first: %s",
+            len(unanswered),
+            ", ".join(sorted(unanswered)[:5]),
+        )
     live = (labelled | embedded) - unanswered
     if scores:
         live &= set(tables.read_table(scores, name=f"scores '{scores}'").column("video_id").to_pylist())
@@ -495,20 +665,45 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
     labels = labels.filter(pc.is_in(labels.column("video_id"), keep))
     videos = tables.read_table(_join(plan_dir, "videos.parquet"), state.VIDEO_STATE)
     videos = videos.filter(pc.is_in(videos.column("video_id"), keep))
-    versions = set(zip(labels.column("attribute").to_pylist(), labels.column("attribute_version").to_pylist(),
-                       labels.column("prompt_hash").to_pylist()))
+    versions = set(
+        zip(
+            labels.column("attribute").to_pylist(),
+            labels.column("attribute_version").to_pylist(),
+            labels.column("prompt_hash").to_pylist(),
+        )
+    )
     if len(versions) != 1:
-        raise SilversetInputError(f"merged labels '{merged_dir}'",
-                                  f"expected labels of exactly one attribute version, found {sorted(versions)}")
+        raise SilversetInputError(
+            f"merged labels '{merged_dir}'",
+            f"expected labels of exactly one attribute version, found {sorted(versions)}",
+        )
     attribute, version, prompt_hash = next(iter(versions))
     if embeddings is not None:
         embeddings = embeddings.filter(pc.is_in(embeddings.column("video_id"), keep))
         state.commit_table(state_dir, "embeddings", embeddings)
-    state.commit(state_dir, videos=videos, labels=labels, attribute=attribute, attribute_version=int(version),
-                 prompt_hash=prompt_hash, teacher_identity=plan.get("teacher_identity", ""))
+    state.commit(
+        state_dir,
+        videos=videos,
+        labels=labels,
+        attribute=attribute,
+        attribute_version=int(version),
+        prompt_hash=prompt_hash,
+        teacher_identity=plan.get("teacher_identity", ""),
+    )
     _mark_completed(state_dir, corpus_digest=plan["corpus_digest"], run_id=run_id)
-    _LOGGER.info("commit %s: %d videos, %d labels, %d embeddings to the state (corpus %s)", run_id, videos.num_rows,
-                 labels.num_rows, embeddings.num_rows if embeddings is not None else 0, plan["corpus_digest"][:19])
-    return CommitSummary(videos=videos.num_rows, labels=labels.num_rows,
-                         embeddings=embeddings.num_rows if embeddings is not None else 0,
-                         corpus_digest=plan["corpus_digest"], run_id=run_id, state_dir=state_dir)
+    _LOGGER.info(
+        "commit %s: %d videos, %d labels, %d embeddings to the state (corpus %s)",
+        run_id,
+        videos.num_rows,
+        labels.num_rows,
+        embeddings.num_rows if embeddings is not None else 0,
+        plan["corpus_digest"][:19],
+    )
+    return CommitSummary(
+        videos=videos.num_rows,
+        labels=labels.num_rows,
+        embeddings=embeddings.num_rows if embeddings is not None else 0,
+        corpus_digest=plan["corpus_digest"],
+        run_id=run_id,
+        state_dir=state_dir,
+    )

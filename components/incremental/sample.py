@@ -7,6 +7,7 @@ without a numeric value last), then a stable hash of ``video_id``. The same mani
 the same sample. ``choose_sample`` is the one selection used by the pipeline's plan and by
 ``silverset annotate --budget-videos/--budget-usd/--priority``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +26,7 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_PRIORITY = "new,priority,views"
 NEW = "new"  # the priority term for "videos not in the state come first"
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
 
 class TeacherBudget(BaseModel):
     """A run's teacher budget; 0 in a field means no cap of that kind. Both set: the smaller sample wins."""
@@ -68,8 +70,14 @@ def parse_priority(text: str) -> list[str]:
     return terms
 
 
-def gemini_usd_per_video(spec: AttributeSpec, *, model: str | None = None, price_table: str | None = None,
-                         output_tokens: int = 1000, batch: bool = False) -> float:
+def gemini_usd_per_video(
+    spec: AttributeSpec,
+    *,
+    model: str | None = None,
+    price_table: str | None = None,
+    output_tokens: int = 1000,
+    batch: bool = False,
+) -> float:
     """The Gemini teacher's estimated USD per video from the price table (the same pre-flight estimate
     GeminiHandler starts its budget with; the real spend comes from the tokens each answer reports)."""
     from silverset.components.teacher.gemini import preflight_input_tokens
@@ -117,8 +125,14 @@ def priority_order(manifest: pa.Table, priority: list[str], *, new_ids: set[str]
     return sorted(range(len(ids)), key=lambda i: keys[i])
 
 
-def choose_sample(manifest: pa.Table, budget: TeacherBudget, *, new_ids: set[str] | None = None,
-                  exclude: set[str] = frozenset(), usd_per_video: float | None = None) -> tuple[pa.Table, SampleChoice]:
+def choose_sample(
+    manifest: pa.Table,
+    budget: TeacherBudget,
+    *,
+    new_ids: set[str] | None = None,
+    exclude: set[str] = frozenset(),
+    usd_per_video: float | None = None,
+) -> tuple[pa.Table, SampleChoice]:
     """The manifest rows the teacher labels under ``budget``, in priority order, and a record of the choice.
 
     ``new_ids``: the videos that are new this run (the ``new`` priority term; None = unknown, term skipped).
@@ -127,8 +141,11 @@ def choose_sample(manifest: pa.Table, budget: TeacherBudget, *, new_ids: set[str
     """
     priority = parse_priority(budget.priority)
     if budget.usd > 0 and not (usd_per_video and usd_per_video > 0):
-        raise SilversetInputError("teacher_budget_usd", "needs a teacher priced per video (the Gemini teacher, from "
-                                  "its price table); cap the local and zero-shot teachers with teacher_budget_videos")
+        raise SilversetInputError(
+            "teacher_budget_usd",
+            "needs a teacher priced per video (the Gemini teacher, from "
+            "its price table); cap the local and zero-shot teachers with teacher_budget_videos",
+        )
     ids = manifest.column("video_id").to_pylist()
     keep = pa.array([v not in exclude for v in ids], pa.bool_())
     candidates = manifest.filter(keep) if exclude else manifest
@@ -142,22 +159,41 @@ def choose_sample(manifest: pa.Table, budget: TeacherBudget, *, new_ids: set[str
     chosen_idx = order if cap is None else order[:cap]
     chosen = candidates.take(pa.array(chosen_idx, pa.int64())) if chosen_idx else candidates.slice(0, 0)
     applied = [t for t in priority if (t == NEW and new_ids is not None) or t in manifest.column_names]
-    choice = SampleChoice(budget_videos=budget.videos, budget_usd=budget.usd,
-                          usd_per_video=usd_per_video if budget.usd > 0 else None, cap=cap, priority=applied,
-                          ignored_priority=[t for t in priority if t not in applied],
-                          candidates=candidates.num_rows, excluded=manifest.num_rows - candidates.num_rows,
-                          chosen=chosen.num_rows, first=chosen.column("video_id").to_pylist()[:10])
+    choice = SampleChoice(
+        budget_videos=budget.videos,
+        budget_usd=budget.usd,
+        usd_per_video=usd_per_video if budget.usd > 0 else None,
+        cap=cap,
+        priority=applied,
+        ignored_priority=[t for t in priority if t not in applied],
+        candidates=candidates.num_rows,
+        excluded=manifest.num_rows - candidates.num_rows,
+        chosen=chosen.num_rows,
+        first=chosen.column("video_id").to_pylist()[:10],
+    )
     if cap is not None and cap < candidates.num_rows:
-        left = [candidates.column("video_id")[i].as_py() for i in order[cap:cap + 5]]
-        _LOGGER.warning("teacher budget (%d videos, $%.4f): %d of %d due videos chosen by %s; %d left for a later run "
-                        "(not errors), first: %s", budget.videos, budget.usd, chosen.num_rows, candidates.num_rows,
-                        ", ".join(applied) or "stable hash", candidates.num_rows - chosen.num_rows, ", ".join(left))
+        left = [candidates.column("video_id")[i].as_py() for i in order[cap : cap + 5]]
+        _LOGGER.warning(
+            "teacher budget (%d videos, $%.4f): %d of %d due videos chosen by %s; %d left for a later run "
+            "(not errors), first: %s",
+            budget.videos,
+            budget.usd,
+            chosen.num_rows,
+            candidates.num_rows,
+            ", ".join(applied) or "stable hash",
+            candidates.num_rows - chosen.num_rows,
+            ", ".join(left),
+        )
     return chosen, choice
 
 
-def teacher_budget(*, videos: int = 0, usd: float = 0.0, priority: str = DEFAULT_PRIORITY,
-                   names: tuple[str, str, str] = ("teacher_budget_videos", "teacher_budget_usd", "teacher_priority")
-                   ) -> TeacherBudget:
+def teacher_budget(
+    *,
+    videos: int = 0,
+    usd: float = 0.0,
+    priority: str = DEFAULT_PRIORITY,
+    names: tuple[str, str, str] = ("teacher_budget_videos", "teacher_budget_usd", "teacher_priority"),
+) -> TeacherBudget:
     """A TeacherBudget from loose values; a bad one is a SilversetInputError naming it (``names``: the caller's
     parameter names, e.g. the CLI's ``--budget-videos``)."""
     if not isinstance(videos, int) or isinstance(videos, bool) or videos < 0:
@@ -180,9 +216,19 @@ def shard_share_usd(manifest: str, shard, budget_usd: float) -> float:
     return budget_usd * sum(shard.owns(v) for v in ids) / max(len(ids), 1)
 
 
-def annotate_sample(*, attribute: str, manifest: str, out: str, budget: TeacherBudget, teacher: str | None = None,
-                    model: str | None = None, price_table: str | None = None, batch: bool = False,
-                    shard=None, max_usd: float | None = None) -> tuple[str, SampleChoice | None, float | None]:
+def annotate_sample(
+    *,
+    attribute: str,
+    manifest: str,
+    out: str,
+    budget: TeacherBudget,
+    teacher: str | None = None,
+    model: str | None = None,
+    price_table: str | None = None,
+    batch: bool = False,
+    shard=None,
+    max_usd: float | None = None,
+) -> tuple[str, SampleChoice | None, float | None]:
     """``silverset annotate``'s budget: (manifest to label, the choice or None, the Gemini hard stop).
 
     Without a cap: the manifest itself, None, ``max_usd``. With one: the chosen rows (every ``shard`` worker,
@@ -200,8 +246,11 @@ def annotate_sample(*, attribute: str, manifest: str, out: str, budget: TeacherB
     usd_per_video = None
     if budget.usd > 0:
         if (teacher or spec.teacher.backend) != "gemini":
-            raise SilversetInputError("--budget-usd", "needs the gemini teacher (priced per token); cap the local "
-                                      "and zero-shot teachers with --budget-videos")
+            raise SilversetInputError(
+                "--budget-usd",
+                "needs the gemini teacher (priced per token); cap the local "
+                "and zero-shot teachers with --budget-videos",
+            )
         usd_per_video = gemini_usd_per_video(spec, model=model, price_table=price_table, batch=batch)
     rows, _ = read_manifest(manifest, stage="annotate")
     chosen, choice = choose_sample(rows, budget, usd_per_video=usd_per_video)

@@ -15,6 +15,7 @@ The state lives in one folder (local path or fsspec URI) that every scheduled ru
 It is only replaced by ``plan.commit_promotion`` after a promotion went live, so a run that failed or was
 stopped by a gate, the approval or the deploy leaves it as it was and the next run plans the same work again.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,31 +78,65 @@ def load(state_dir: str) -> PreviousRun:
         meta = json.load(f)
     videos = tables.read_table(_join(state_dir, VIDEOS_FILE), VIDEO_STATE, name=f"state '{state_dir}' videos")
     labels_uri = _join(state_dir, LABELS_DIR)
-    labels = (tables.read_table(labels_uri, schemas.LABELS, name=f"state '{state_dir}' labels")
-              if _exists(labels_uri) else schemas.LABELS.empty_table())
-    return PreviousRun(videos, labels, meta["attribute"], int(meta["attribute_version"]), meta["prompt_hash"],
-                       meta.get("teacher_identity", ""))
+    labels = (
+        tables.read_table(labels_uri, schemas.LABELS, name=f"state '{state_dir}' labels")
+        if _exists(labels_uri)
+        else schemas.LABELS.empty_table()
+    )
+    return PreviousRun(
+        videos,
+        labels,
+        meta["attribute"],
+        int(meta["attribute_version"]),
+        meta["prompt_hash"],
+        meta.get("teacher_identity", ""),
+    )
 
 
-def commit(state_dir: str, *, videos: pa.Table, labels: pa.Table, attribute: str, attribute_version: int,
-           prompt_hash: str, teacher_identity: str = "") -> None:
+def commit(
+    state_dir: str,
+    *,
+    videos: pa.Table,
+    labels: pa.Table,
+    attribute: str,
+    attribute_version: int,
+    prompt_hash: str,
+    teacher_identity: str = "",
+) -> None:
     """Replace the state with this run's videos and labels. Called only after the promotion went live.
 
     ``attribute.json`` is written last: a crash part-way leaves the old metadata, whose prompt hash
     still matches the old labels' rows, so the next run re-does at most this run's work.
     """
-    foreign = labels.filter(pa.compute.or_(
-        pa.compute.not_equal(labels.column("attribute_version"), attribute_version),
-        pa.compute.not_equal(labels.column("prompt_hash"), prompt_hash),
-    )) if labels.num_rows else labels
+    foreign = (
+        labels.filter(
+            pa.compute.or_(
+                pa.compute.not_equal(labels.column("attribute_version"), attribute_version),
+                pa.compute.not_equal(labels.column("prompt_hash"), prompt_hash),
+            )
+        )
+        if labels.num_rows
+        else labels
+    )
     if foreign.num_rows:
-        raise SilversetInputError("labels", f"{foreign.num_rows} label(s) are not for {attribute}@v{attribute_version} "
-                                            f"(prompt {prompt_hash[:12]}); old and new versions must not mix")
+        raise SilversetInputError(
+            "labels",
+            f"{foreign.num_rows} label(s) are not for {attribute}@v{attribute_version} "
+            f"(prompt {prompt_hash[:12]}); old and new versions must not mix",
+        )
     tables.write_table(videos, _join(state_dir, VIDEOS_FILE), VIDEO_STATE, name="state videos")
     tables.write_table(labels, _join(state_dir, LABELS_DIR, "labels.parquet"), schemas.LABELS, name="state labels")
     with fsspec.open(_join(state_dir, ATTRIBUTE_FILE), "w") as f:
-        json.dump({"attribute": attribute, "attribute_version": attribute_version, "prompt_hash": prompt_hash,
-                   "teacher_identity": teacher_identity}, f, sort_keys=True)
+        json.dump(
+            {
+                "attribute": attribute,
+                "attribute_version": attribute_version,
+                "prompt_hash": prompt_hash,
+                "teacher_identity": teacher_identity,
+            },
+            f,
+            sort_keys=True,
+        )
 
 
 def load_table(state_dir: str, name: str) -> pa.Table | None:

@@ -10,6 +10,7 @@
 
 Computed without loading any model: the plan step stays small.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,11 @@ def teacher_identity(spec: AttributeSpec, options: AnnotateOptions) -> str:
         from silverset.components.embed import clip
 
         if not options.checkpoint:
-            raise SilversetInputError("teacher_checkpoint", "the clip-zero-shot teacher needs an image-text model: "
-                                      "a save_pretrained directory or a hub id in the local Hugging Face cache")
+            raise SilversetInputError(
+                "teacher_checkpoint",
+                "the clip-zero-shot teacher needs an image-text model: "
+                "a save_pretrained directory or a hub id in the local Hugging Face cache",
+            )
         model = options.checkpoint if clip.is_clip(options.checkpoint) else clip.PREFIX + options.checkpoint
         clip.resolve(model, flag="teacher_checkpoint")  # a missing model is named as the pipeline's parameter
         temperature = f"t{options.temperature:.6g}" if options.temperature is not None else "t-model"

@@ -3,6 +3,7 @@
 Vectors are float32 [n, d] and scored by dot product; callers that want cosine similarity
 L2-normalize before building (MiniLM-style embeddings already are).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,9 @@ class IndexParameters(BaseModel):
     pre_reorder_num_neighbors: int = 0
 
 
-def choose_parameters(count: int, dimensions: int, *, k: int = 10, brute_force_below: int = BRUTE_FORCE_BELOW) -> IndexParameters:
+def choose_parameters(
+    count: int, dimensions: int, *, k: int = 10, brute_force_below: int = BRUTE_FORCE_BELOW
+) -> IndexParameters:
     """Pick parameters by dataset size following ScaNN's algorithms.md.
 
     Fewer than ``brute_force_below`` points: brute force. Otherwise a partitioning tree with about
@@ -75,7 +78,10 @@ def build_searcher(database: np.ndarray, params: IndexParameters, *, training_th
                 num_leaves_to_search=params.num_leaves_to_search,
                 training_sample_size=params.training_sample_size,
             )
-            .score_ah(params.dimensions_per_block, anisotropic_quantization_threshold=params.anisotropic_quantization_threshold)
+            .score_ah(
+                params.dimensions_per_block,
+                anisotropic_quantization_threshold=params.anisotropic_quantization_threshold,
+            )
             .reorder(params.reorder_num_neighbors, quantize=_reorder_type(params.reorder_quantize))
         )
     return builder.set_n_training_threads(training_threads).build() if training_threads else builder.build()
@@ -97,15 +103,27 @@ def load_searcher(directory: str | Path):
     return scann_ops_pybind().load_searcher(str(directory))
 
 
-def search_batched(searcher, queries: np.ndarray, k: int, *, leaves_to_search: int | None = None, parallel: bool = False,
-                   pre_reorder_num_neighbors: int | None = None) -> np.ndarray:
+def search_batched(
+    searcher,
+    queries: np.ndarray,
+    k: int,
+    *,
+    leaves_to_search: int | None = None,
+    parallel: bool = False,
+    pre_reorder_num_neighbors: int | None = None,
+) -> np.ndarray:
     """Row ids int64 [q, k] of the top-k database vectors for each query (float32 [q, d]).
 
     ``pre_reorder_num_neighbors`` (None or 0: the searcher's built default) is how many AH candidates are reordered.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     fn = searcher.search_batched_parallel if parallel else searcher.search_batched
-    ids, _ = fn(queries, final_num_neighbors=k, leaves_to_search=leaves_to_search, pre_reorder_num_neighbors=pre_reorder_num_neighbors or None)
+    ids, _ = fn(
+        queries,
+        final_num_neighbors=k,
+        leaves_to_search=leaves_to_search,
+        pre_reorder_num_neighbors=pre_reorder_num_neighbors or None,
+    )
     return np.asarray(ids, dtype=np.int64)
 
 

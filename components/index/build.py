@@ -9,6 +9,7 @@ Index folder layout (everything the server needs, shipped together):
                          so the server can compute a user's affinity and mean history vector
     errors.parquet       scored videos that could not be used (inputs == history rows + errors)
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,12 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import schemas, tables
-from silverset.components.common.artifacts import INDEX_MANIFEST_FILE, IndexManifest, write_index_manifest
-from silverset.components.common.artifacts import read_index_manifest  # noqa: F401 - the index stage's reader
+from silverset.components.common.artifacts import (
+    INDEX_MANIFEST_FILE,
+    IndexManifest,
+    read_index_manifest,  # noqa: F401 - the index stage's reader
+    write_index_manifest,
+)
 from silverset.components.common.digest import sha256_json, sha256_tree
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.common.spec import AttributeSpec, load_spec
@@ -64,7 +69,9 @@ def history_schema(dimension: int) -> pa.Schema:
     )
 
 
-VOCABULARY = pa.schema([pa.field("video_id", pa.string(), nullable=False), pa.field("probability", pa.float32(), nullable=False)])
+VOCABULARY = pa.schema(
+    [pa.field("video_id", pa.string(), nullable=False), pa.field("probability", pa.float32(), nullable=False)]
+)
 
 
 def _embedding_dimension(table: pa.Table, name: str) -> int:
@@ -78,7 +85,9 @@ def _embedding_dimension(table: pa.Table, name: str) -> int:
     return len(table.column("vector")[0].as_py())
 
 
-def join_scores_embeddings(scores: pa.Table, embeddings: pa.Table, spec: AttributeSpec) -> tuple[pa.Table, list[tables.ErrorRow], str]:
+def join_scores_embeddings(
+    scores: pa.Table, embeddings: pa.Table, spec: AttributeSpec
+) -> tuple[pa.Table, list[tables.ErrorRow], str]:
     """Scores of ``spec``'s attribute joined to embeddings -> (history table, error rows, model digest).
 
     A scored row is dropped to errors when it is for another attribute or version, is a duplicate
@@ -88,14 +97,23 @@ def join_scores_embeddings(scores: pa.Table, embeddings: pa.Table, spec: Attribu
     dimension = _embedding_dimension(embeddings, "embeddings")
     embeddings = tables.conform(embeddings, schemas.embeddings_schema(dimension), name="embeddings")
     row_of = {vid: i for i, vid in enumerate(embeddings.column("video_id").to_pylist())}
-    vectors = embeddings.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension)
+    vectors = (
+        embeddings.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension)
+    )
 
     keep_rows, keep_ids, keep_prob, digests, seen = [], [], [], set(), set()
     for vid, attr, version, prob, digest in zip(
-        *(scores.column(c).to_pylist() for c in ("video_id", "attribute", "attribute_version", "probability", "model_digest"))
+        *(
+            scores.column(c).to_pylist()
+            for c in ("video_id", "attribute", "attribute_version", "probability", "model_digest")
+        )
     ):
         if attr != spec.name or version != spec.version:
-            errors.append(tables.ErrorRow(vid, STAGE, "OtherAttribute", f"score is for {attr}@v{version}, index is for {spec.key}"))
+            errors.append(
+                tables.ErrorRow(
+                    vid, STAGE, "OtherAttribute", f"score is for {attr}@v{version}, index is for {spec.key}"
+                )
+            )
         elif vid in seen:
             errors.append(tables.ErrorRow(vid, STAGE, "DuplicateScore", f"video scored more than once for {spec.key}"))
         elif vid not in row_of:
@@ -141,7 +159,9 @@ def vectors_of(table: pa.Table) -> np.ndarray:
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension).astype(np.float32, copy=False)
 
 
-def measure_brute_force(searcher, params: ann.IndexParameters, database: np.ndarray, queries: np.ndarray, options: TuningOptions) -> dict:
+def measure_brute_force(
+    searcher, params: ann.IndexParameters, database: np.ndarray, queries: np.ndarray, options: TuningOptions
+) -> dict:
     """build.tuning for a brute-force index: its one point (recall@k, single-thread QPS), no grid."""
     truth = ann.exact_top_k(database, queries, params.num_neighbors)
     timed = queries[: options.timed_queries]
@@ -151,26 +171,53 @@ def measure_brute_force(searcher, params: ann.IndexParameters, database: np.ndar
         for q in timed:
             searcher.search(q, final_num_neighbors=truth.shape[1])
         rates.append(len(timed) / (time.perf_counter() - started))
-    point = {"build": 0, "recall": ann.recall_at_k(ann.search_batched(searcher, queries, truth.shape[1]), truth),
-             "qps_single": float(np.median(rates))}
-    return {"mode": "brute_force", "chosen": point, "curve": [point], "queries": int(queries.shape[0]), "timed_queries": int(timed.shape[0])}
+    point = {
+        "build": 0,
+        "recall": ann.recall_at_k(ann.search_batched(searcher, queries, truth.shape[1]), truth),
+        "qps_single": float(np.median(rates)),
+    }
+    return {
+        "mode": "brute_force",
+        "chosen": point,
+        "curve": [point],
+        "queries": int(queries.shape[0]),
+        "timed_queries": int(timed.shape[0]),
+    }
 
 
 def _point_text(point: dict) -> str:
-    return ", ".join(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in point.items())
+    return ", ".join(
+        f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}" for key, value in point.items()
+    )
 
 
-def index_version(*, spec: AttributeSpec, model_digest: str, vocabulary_ids: list[str], params: ann.IndexParameters) -> str:
+def index_version(
+    *, spec: AttributeSpec, model_digest: str, vocabulary_ids: list[str], params: ann.IndexParameters
+) -> str:
     """Deterministic version id: the same candidate, rule and parameters give the same version."""
     digest = sha256_json(
-        {"attribute": spec.name, "attribute_version": spec.version, "rule": spec.vocabulary.model_dump(mode="json"),
-         "model_digest": model_digest, "vocabulary": sha256_json(vocabulary_ids), "parameters": params.model_dump(mode="json")}
+        {
+            "attribute": spec.name,
+            "attribute_version": spec.version,
+            "rule": spec.vocabulary.model_dump(mode="json"),
+            "model_digest": model_digest,
+            "vocabulary": sha256_json(vocabulary_ids),
+            "parameters": params.model_dump(mode="json"),
+        }
     )
     return f"{spec.name}-v{spec.version}-{digest[:12]}"
 
 
-def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_digest: str, spec: AttributeSpec, out: str | Path, options: BuildOptions = BuildOptions(),
-                overwrite: bool = False) -> IndexManifest:
+def build_index(
+    *,
+    history: pa.Table,
+    errors: list[tables.ErrorRow],
+    model_digest: str,
+    spec: AttributeSpec,
+    out: str | Path,
+    options: BuildOptions = BuildOptions(),
+    overwrite: bool = False,
+) -> IndexManifest:
     """Build, gate and write one index version into ``out`` (replaced atomically). Returns its manifest.
 
     Brute force below ``options.brute_force_below`` vectors; otherwise the tuning grid
@@ -180,19 +227,35 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
     """
     if errors:
         reasons = Counter(e.error_type for e in errors)
-        _LOGGER.warning("index %s: %d scored video(s) left out of the index and written to the errors table (%s); "
-                        "first: %s", spec.key, len(errors), ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
-                        ", ".join(e.key for e in errors[:5]))
+        _LOGGER.warning(
+            "index %s: %d scored video(s) left out of the index and written to the errors table (%s); first: %s",
+            spec.key,
+            len(errors),
+            ", ".join(f"{k} {n}" for k, n in sorted(reasons.items())),
+            ", ".join(e.key for e in errors[:5]),
+        )
     vocabulary = restricted_vocabulary(history, spec)
     if vocabulary.num_rows == 0:
-        _LOGGER.error("index %s: no video of %d passes the vocabulary rule (probability >= %s)", spec.key,
-                      history.num_rows, spec.vocabulary.min_probability)
-        raise GateFailed(f"{spec.key}: no video passes the vocabulary rule (probability >= {spec.vocabulary.min_probability})")
+        _LOGGER.error(
+            "index %s: no video of %d passes the vocabulary rule (probability >= %s)",
+            spec.key,
+            history.num_rows,
+            spec.vocabulary.min_probability,
+        )
+        raise GateFailed(
+            f"{spec.key}: no video passes the vocabulary rule (probability >= {spec.vocabulary.min_probability})"
+        )
     database = vectors_of(vocabulary)
     count, dimension = database.shape
     params = ann.choose_parameters(count, dimension, k=options.recall_k, brute_force_below=options.brute_force_below)
-    _LOGGER.info("index %s: %d of %d scored videos in the vocabulary (%d dims), %s", spec.key, count,
-                 history.num_rows, dimension, params.algorithm)
+    _LOGGER.info(
+        "index %s: %d of %d scored videos in the vocabulary (%d dims), %s",
+        spec.key,
+        count,
+        history.num_rows,
+        dimension,
+        params.algorithm,
+    )
 
     # Queries are the kind the server sees: vectors of scored videos (users' history), in or out of the vocabulary.
     rng = np.random.default_rng(options.seed)
@@ -208,17 +271,27 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
         row_of = {vid: i for i, vid in enumerate(vocabulary.column("video_id").to_pylist())}
         history_ids = history.column("video_id").to_pylist()
         self_rows = np.array([row_of.get(history_ids[i], -1) for i in np.sort(sample)], np.int64)
-        result = tuning.tune(database, queries, params, target=spec.serving.recall_target, options=options.grid, self_rows=self_rows)
+        result = tuning.tune(
+            database, queries, params, target=spec.serving.recall_target, options=options.grid, self_rows=self_rows
+        )
         searcher, params, tuned = result.searcher, result.params, result.record
     build_seconds = time.perf_counter() - started
     recall = tuned["chosen"]["recall"]
     # A tuned index must meet the target with margin (recall less 2 standard errors over the queries).
     if not tuned.get("met_target", recall >= spec.serving.recall_target):
-        _LOGGER.error("index %s: recall@%d %.3f below the target %.3f after %d configurations; nothing written",
-                      spec.key, options.recall_k, recall, spec.serving.recall_target, len(tuned["curve"]))
-        raise GateFailed(f"{spec.key}: index recall@{options.recall_k} {recall:.3f} (lower bound {tuned['chosen'].get('recall_lower', recall):.3f}) "
-                         f"is below the spec's target {spec.serving.recall_target:.3f}; best of {len(tuned['curve'])} measured "
-                         f"configurations: {_point_text(tuned['chosen'])}")
+        _LOGGER.error(
+            "index %s: recall@%d %.3f below the target %.3f after %d configurations; nothing written",
+            spec.key,
+            options.recall_k,
+            recall,
+            spec.serving.recall_target,
+            len(tuned["curve"]),
+        )
+        raise GateFailed(
+            f"{spec.key}: index recall@{options.recall_k} {recall:.3f} (lower bound {tuned['chosen'].get('recall_lower', recall):.3f}) "
+            f"is below the spec's target {spec.serving.recall_target:.3f}; best of {len(tuned['curve'])} measured "
+            f"configurations: {_point_text(tuned['chosen'])}"
+        )
 
     vocabulary_ids = vocabulary.column("video_id").to_pylist()
     version = index_version(spec=spec, model_digest=model_digest, vocabulary_ids=vocabulary_ids, params=params)
@@ -241,25 +314,53 @@ def build_index(*, history: pa.Table, errors: list[tables.ErrorRow], model_diges
             history_count=history.num_rows,
             dimensions=dimension,
             parameters=params.model_dump(mode="json"),
-            build={"seconds": round(build_seconds, 3), "recall_k": options.recall_k, "recall": recall,
-                   "recall_queries": int(queries.shape[0]), "tuning": tuned, "errors": len(errors)},
+            build={
+                "seconds": round(build_seconds, 3),
+                "recall_k": options.recall_k,
+                "recall": recall,
+                "recall_queries": int(queries.shape[0]),
+                "tuning": tuned,
+                "errors": len(errors),
+            },
             digest=sha256_tree(staging, exclude=DIGEST_EXCLUDE),
         )
         write_index_manifest(staging, manifest)
-    _LOGGER.info("index %s: version %s, %d vectors, %s, recall@%d %.3f, built in %.1f s", spec.key, version, count,
-                 params.algorithm, options.recall_k, recall, build_seconds)
+    _LOGGER.info(
+        "index %s: version %s, %d vectors, %s, recall@%d %.3f, built in %.1f s",
+        spec.key,
+        version,
+        count,
+        params.algorithm,
+        options.recall_k,
+        recall,
+        build_seconds,
+    )
     return manifest
 
 
-def run(*, scores: str, embeddings: str, attribute: str, out: str, options: BuildOptions = BuildOptions(),
-        overwrite: bool = False) -> dict:
+def run(
+    *,
+    scores: str,
+    embeddings: str,
+    attribute: str,
+    out: str,
+    options: BuildOptions = BuildOptions(),
+    overwrite: bool = False,
+) -> dict:
     """`silverset index build`: scores + embeddings + spec -> index folder. Returns a small summary."""
     spec = load_spec(attribute)
     scores_table = tables.read_table(scores, schemas.SCORES, name=f"scores '{scores}'")
     embeddings_table = tables.read_table(embeddings, name=f"embeddings '{embeddings}'")
     history, errors, model_digest = join_scores_embeddings(scores_table, embeddings_table, spec)
-    manifest = build_index(history=history, errors=errors, model_digest=model_digest, spec=spec, out=out, options=options,
-                           overwrite=overwrite)
+    manifest = build_index(
+        history=history,
+        errors=errors,
+        model_digest=model_digest,
+        spec=spec,
+        out=out,
+        options=options,
+        overwrite=overwrite,
+    )
     return {
         "index_dir": str(out),
         "version": manifest.version,

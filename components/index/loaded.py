@@ -1,4 +1,5 @@
 """A loaded, verified index version: restricted search by vector or by a user's history."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,9 +84,13 @@ class LoadedIndex:
         if verify_digest:
             actual = sha256_tree(directory, exclude=DIGEST_EXCLUDE)
             if actual != m.get("digest"):
-                raise IndexRefused(where, f"content digest {actual[:12]} does not match manifest {str(m.get('digest'))[:12]}")
+                raise IndexRefused(
+                    where, f"content digest {actual[:12]} does not match manifest {str(m.get('digest'))[:12]}"
+                )
         try:
-            self.vocabulary_ids = np.asarray(pq.read_table(directory / "vocabulary.parquet").column("video_id").to_pylist(), dtype=object)
+            self.vocabulary_ids = np.asarray(
+                pq.read_table(directory / "vocabulary.parquet").column("video_id").to_pylist(), dtype=object
+            )
             history = pq.read_table(directory / "history.parquet")
             self.searcher = ann.load_searcher(directory / "scann")
         except Exception as exc:  # noqa: BLE001 - any unreadable part means the version is refused
@@ -94,7 +99,10 @@ class LoadedIndex:
             raise IndexRefused(where, f"vocabulary has {len(self.vocabulary_ids)} rows, manifest says {m['count']}")
         self.history_vectors = vectors_of(history)
         if self.history_vectors.shape[1] != m["dimensions"]:
-            raise IndexRefused(where, f"history vectors have {self.history_vectors.shape[1]} dimensions, manifest says {m['dimensions']}")
+            raise IndexRefused(
+                where,
+                f"history vectors have {self.history_vectors.shape[1]} dimensions, manifest says {m['dimensions']}",
+            )
         self.history_probability = history.column("probability").to_numpy()
         self.history_row = {vid: i for i, vid in enumerate(history.column("video_id").to_pylist())}
         self.vocabulary_set = set(self.vocabulary_ids.tolist())
@@ -136,15 +144,25 @@ class LoadedIndex:
         probe_ids = self.vocabulary_ids[::step][:samples]
         queries = self.history_vectors[[self.history_row[v] for v in probe_ids]]
         want = min(k, len(self.vocabulary_ids))
-        rows = ann.search_batched(self.searcher, queries, want, leaves_to_search=self.leaves_to_search,
-                                  pre_reorder_num_neighbors=max(self.pre_reorder, want) if self.pre_reorder else None)
+        rows = ann.search_batched(
+            self.searcher,
+            queries,
+            want,
+            leaves_to_search=self.leaves_to_search,
+            pre_reorder_num_neighbors=max(self.pre_reorder, want) if self.pre_reorder else None,
+        )
         if rows.size and (rows.max() >= len(self.vocabulary_ids) or rows.min() < 0):
             raise IndexRefused(f"index '{self.directory}'", "self-check: searcher returned ids outside the vocabulary")
         hit = np.mean([vid in set(self.vocabulary_ids[r].tolist()) for vid, r in zip(probe_ids, rows)])
         if hit < min_self_hit:
-            raise IndexRefused(f"index '{self.directory}'", f"self-check: only {hit:.0%} of vocabulary videos find themselves in top-{k}")
+            raise IndexRefused(
+                f"index '{self.directory}'",
+                f"self-check: only {hit:.0%} of vocabulary videos find themselves in top-{k}",
+            )
 
-    def tune_leaves_to_search(self, *, target: float, queries: int = 100, k: int = 10, tolerance: float = 0.005, seed: int = 0) -> dict:
+    def tune_leaves_to_search(
+        self, *, target: float, queries: int = 100, k: int = 10, tolerance: float = 0.005, seed: int = 0
+    ) -> dict:
         """Serve with fewer tree leaves per query when recall@k allows it (tree indexes only).
 
         The build tunes ``num_leaves_to_search`` upward only, from ~5% of the leaves; on well-clustered
@@ -159,17 +177,27 @@ class LoadedIndex:
             return {"leaves_to_search": None, "recall": None, "trials": []}
         tuning = (self.manifest.get("build") or {}).get("tuning") or {}
         if tuning.get("mode") == "grid":  # the build measured on held-out history queries; this would overstate recall
-            return {"leaves_to_search": self.leaves_to_search, "recall": (tuning.get("chosen") or {}).get("recall"),
-                    "trials": [], "tuned_at_build": True}
+            return {
+                "leaves_to_search": self.leaves_to_search,
+                "recall": (tuning.get("chosen") or {}).get("recall"),
+                "trials": [],
+                "tuned_at_build": True,
+            }
         n_vocab = len(self.vocabulary_ids)
         k = min(k, n_vocab)
         rng = np.random.default_rng(seed)
-        sample = self.history_vectors[np.sort(rng.choice(len(self.history_vectors), size=min(queries, len(self.history_vectors)), replace=False))]
+        sample = self.history_vectors[
+            np.sort(rng.choice(len(self.history_vectors), size=min(queries, len(self.history_vectors)), replace=False))
+        ]
         # Exact top-k over the vocabulary's rows of the history table, in blocks of 32 queries (32 x n floats).
         try:
-            vocab_history_rows = np.fromiter((self.history_row[v] for v in self.vocabulary_ids), dtype=np.int64, count=n_vocab)
+            vocab_history_rows = np.fromiter(
+                (self.history_row[v] for v in self.vocabulary_ids), dtype=np.int64, count=n_vocab
+            )
         except KeyError as exc:
-            raise IndexRefused(f"index '{self.directory}'", f"vocabulary video {exc.args[0]!r} is missing from history.parquet") from None
+            raise IndexRefused(
+                f"index '{self.directory}'", f"vocabulary video {exc.args[0]!r} is missing from history.parquet"
+            ) from None
         in_vocab = np.zeros(len(self.history_vectors), dtype=bool)
         in_vocab[vocab_history_rows] = True
         vocab_row_of = np.full(len(self.history_vectors), -1, dtype=np.int64)
@@ -201,9 +229,12 @@ class LoadedIndex:
     def search(self, vector: np.ndarray, k: int, *, exclude: frozenset[str] = frozenset()) -> list[Hit]:
         """Top-k vocabulary videos for ``vector`` (float32 [d]) by dot product, excluded ids removed."""
         want = min(k + len(exclude & self.vocabulary_set), len(self.vocabulary_ids))
-        rows, scores = self.searcher.search(np.asarray(vector, dtype=np.float32), final_num_neighbors=want,
-                                            pre_reorder_num_neighbors=max(self.pre_reorder, want) if self.pre_reorder else -1,
-                                            leaves_to_search=self.leaves_to_search if self.leaves_to_search else -1)
+        rows, scores = self.searcher.search(
+            np.asarray(vector, dtype=np.float32),
+            final_num_neighbors=want,
+            pre_reorder_num_neighbors=max(self.pre_reorder, want) if self.pre_reorder else -1,
+            leaves_to_search=self.leaves_to_search if self.leaves_to_search else -1,
+        )
         hits = []
         for row, score in zip(rows, scores):
             vid = self.vocabulary_ids[row]

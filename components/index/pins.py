@@ -5,6 +5,7 @@ the pod mounts ``metadata.annotations`` through a downwardAPI volume, and the ku
 as its ``fieldpath.FormatMap`` does: one ``key="value"`` line per annotation, keys sorted, the value
 quoted by Go's ``%q`` (``strconv.Quote``), and the file replaced in place when the annotations change.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,18 @@ log = logging.getLogger(__name__)
 
 ANNOTATION_PREFIX = "index.silverset.dev/"
 
-_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-                   "\\": "\\", '"': '"', "'": "'"}
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.S)
 
 
@@ -30,7 +41,7 @@ def go_unquote(quoted: str) -> str:
     out = bytearray()
     pos = 0
     for match in _ESCAPE.finditer(body):
-        plain = body[pos:match.start()]
+        plain = body[pos : match.start()]
         if '"' in plain:
             raise ValueError("unescaped double quote")
         out += plain.encode()
@@ -58,7 +69,7 @@ def parse_annotations(text: str) -> dict[str, str]:
         key, sep, quoted = line.partition("=")
         try:
             if not sep or not key:
-                raise ValueError("no key=\"value\"")
+                raise ValueError('no key="value"')
             annotations[key] = go_unquote(quoted)
         except ValueError as exc:
             log.warning("annotations line %d skipped (%s): %.80r", number, exc, line)
@@ -71,14 +82,16 @@ def read_pinned_versions(path: str | Path) -> dict[str, str]:
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
-        raise SilversetInputError(where, "does not exist (mount metadata.annotations there with a downwardAPI volume)") from None
+        raise SilversetInputError(
+            where, "does not exist (mount metadata.annotations there with a downwardAPI volume)"
+        ) from None
     except OSError as exc:
         raise SilversetInputError(where, f"cannot be read: {exc}") from None
     pins = {}
     for key, value in parse_annotations(text).items():
         if not key.startswith(ANNOTATION_PREFIX):
             continue
-        attribute, version = key[len(ANNOTATION_PREFIX):], value.strip()
+        attribute, version = key[len(ANNOTATION_PREFIX) :], value.strip()
         if not attribute or not version or "/" in version or version.startswith("."):
             raise SilversetInputError(where, f"annotation {key}={value!r} does not name a version folder")
         pins[attribute] = version

@@ -6,6 +6,7 @@
 
 On Kubernetes no pointer is written: the pod template's annotations pin the versions (``pins.py``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,11 @@ def _is_local(root: str) -> bool:
 def _check_same_index(published: IndexManifest, manifest: IndexManifest, where: str) -> None:
     """A version name is derived from the index's content; the same name with another digest is a collision."""
     if published.digest != manifest.digest:
-        raise SilversetInputError(where, f"already holds version {manifest.version} with content digest "
-                                         f"{published.digest[:12]}, not {manifest.digest[:12]}")
+        raise SilversetInputError(
+            where,
+            f"already holds version {manifest.version} with content digest "
+            f"{published.digest[:12]}, not {manifest.digest[:12]}",
+        )
 
 
 def publish_version(index_dir: str | Path, serve_root: str | Path, attribute: str, version: str) -> Path | str:
@@ -82,8 +86,10 @@ def publish_version(index_dir: str | Path, serve_root: str | Path, attribute: st
     """
     manifest = read_index_manifest(index_dir)
     if (manifest.attribute, manifest.version) != (attribute, version):
-        raise SilversetInputError(f"index '{index_dir}'", f"is {manifest.attribute}/{manifest.version}, "
-                                                          f"not the {attribute}/{version} asked to publish")
+        raise SilversetInputError(
+            f"index '{index_dir}'",
+            f"is {manifest.attribute}/{manifest.version}, not the {attribute}/{version} asked to publish",
+        )
     root = str(serve_root)
     if not _is_local(root):
         return _publish_to_object_store(Path(index_dir), root, manifest)

@@ -4,6 +4,7 @@ ScaNN 1.4.2's TensorFlow ops were built for TF 2.20 and fail to load next to TF 
 tfx-bsl). The pybind path needs no TensorFlow, so ``sys.modules["tensorflow"]`` is set to None while
 ScaNN imports (its ``__init__`` then skips the TF ops) and restored right after.
 """
+
 from __future__ import annotations
 
 import sys

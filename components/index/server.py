@@ -11,6 +11,7 @@ With an experiment (``abtest create``'s experiment.json), searches of its attrib
 ``user_id``: the user's arm comes from the experiment's salted hash, the trigger is decided in both
 arms, only treatment is served, and every request is appended to the exposure log (``abtest/exposure.py``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,14 +76,21 @@ class IndexRegistry:
     changes in place, the old version answers until the new one has loaded, while /readyz says 503.
     """
 
-    def __init__(self, index_dir: str | Path, *, verify_digest: bool = True, tune_leaves: bool = True,
-                 pinned_file: str | Path | None = None):
+    def __init__(
+        self,
+        index_dir: str | Path,
+        *,
+        verify_digest: bool = True,
+        tune_leaves: bool = True,
+        pinned_file: str | Path | None = None,
+    ):
         self.index_dir = Path(index_dir)
         self.static = (self.index_dir / MANIFEST_FILE).is_file()
         self.pinned_file = Path(pinned_file) if pinned_file is not None else None
         if self.static and self.pinned_file is not None:
-            raise SilversetInputError("--pinned-versions",
-                                      f"pins versions under a serving root; '{index_dir}' is one index folder")
+            raise SilversetInputError(
+                "--pinned-versions", f"pins versions under a serving root; '{index_dir}' is one index folder"
+            )
         self.verify_digest = verify_digest
         self.tune_leaves = tune_leaves
         self.served_with: dict[str, dict] = {}  # attribute -> search parameters tuned at load
@@ -118,13 +126,15 @@ class IndexRegistry:
         try:
             loaded = LoadedIndex(candidate, verify_digest=self.verify_digest, expect_attribute=attribute)
             if loaded.version != version:
-                raise IndexRefused(f"index '{candidate}'",
-                                   f"manifest version {loaded.version!r} does not match the pinned or pointed "
-                                   f"version {version!r}")
+                raise IndexRefused(
+                    f"index '{candidate}'",
+                    f"manifest version {loaded.version!r} does not match the pinned or pointed version {version!r}",
+                )
             current = self._live.get(attribute)
             if current is not None and current.dimensions != loaded.dimensions:
-                raise IndexRefused(f"index '{candidate}'",
-                                   f"{loaded.dimensions} dimensions, live version has {current.dimensions}")
+                raise IndexRefused(
+                    f"index '{candidate}'", f"{loaded.dimensions} dimensions, live version has {current.dimensions}"
+                )
             loaded.self_check()
             target = float(loaded.manifest["serving"]["recall_target"])
             tuning = loaded.tune_leaves_to_search(target=target) if self.tune_leaves else None
@@ -203,8 +213,13 @@ class IndexRegistry:
             return
         if self._install(attribute, pointer.version_dir(self.index_dir, attribute, previous), previous) is None:
             self.fallback[attribute] = {"serving": previous, "instead_of": version, "reason": reason}
-            log.warning("%s: serving PREVIOUS version %s because CURRENT %s cannot be served: %s",
-                        attribute, previous, version, reason)
+            log.warning(
+                "%s: serving PREVIOUS version %s because CURRENT %s cannot be served: %s",
+                attribute,
+                previous,
+                version,
+                reason,
+            )
 
     def readiness(self) -> dict:
         """The /readyz body; ``ready`` is true when traffic may come here.
@@ -223,15 +238,19 @@ class IndexRegistry:
         if self.source_problem is not None:
             body["reason"] = self.source_problem
         elif self.mode == "pinned" and not self.wanted:
-            body["reason"] = (f"no index version is pinned in '{self.pinned_file}' "
-                              f"(annotations {pins.ANNOTATION_PREFIX}<attribute>)")
+            body["reason"] = (
+                f"no index version is pinned in '{self.pinned_file}' (annotations {pins.ANNOTATION_PREFIX}<attribute>)"
+            )
         elif self.mode == "pinned" and any(live.get(a) != v for a, v in self.wanted.items()):
             body["reason"] = "pinned versions not serving yet: " + "; ".join(
-                f"{a}: {self.waiting.get(a, 'loading')}" for a, v in sorted(self.wanted.items()) if live.get(a) != v)
+                f"{a}: {self.waiting.get(a, 'loading')}" for a, v in sorted(self.wanted.items()) if live.get(a) != v
+            )
         elif not live:
-            body["reason"] = (f"serving root '{self.index_dir}' has no {pointer.CURRENT} pointer yet" if not self.wanted
-                              else "no version serves yet: "
-                              + "; ".join(f"{a}: {r}" for a, r in sorted(self.waiting.items())))
+            body["reason"] = (
+                f"serving root '{self.index_dir}' has no {pointer.CURRENT} pointer yet"
+                if not self.wanted
+                else "no version serves yet: " + "; ".join(f"{a}: {r}" for a, r in sorted(self.waiting.items()))
+            )
         else:
             body["ready"] = True
         return body
@@ -294,25 +313,38 @@ class _SearchEndpoint:
         self.exposures = None  # ExposureLog, opened per process at startup (after any fork)
         self.new_request_ids()
         self.dumps = _json_dumps()
-        self.exposures_total = Counter("silverset_experiment_exposures_total",
-                                       "Search requests of the running experiment",
-                                       ["attribute", "arm", "triggered", "served"], registry=metrics)
-        self.requests_total = Counter("silverset_search_requests_total", "Search requests", ["attribute", "status"],
-                                      registry=metrics)
-        self.triggered_total = Counter("silverset_search_triggered_total",
-                                       "History searches that triggered restricted retrieval",
-                                       ["attribute", "triggered"], registry=metrics)
-        self.latency = Histogram("silverset_search_seconds", "Search latency (seconds)", ["attribute"],
-                                 registry=metrics,
-                                 buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
+        self.exposures_total = Counter(
+            "silverset_experiment_exposures_total",
+            "Search requests of the running experiment",
+            ["attribute", "arm", "triggered", "served"],
+            registry=metrics,
+        )
+        self.requests_total = Counter(
+            "silverset_search_requests_total", "Search requests", ["attribute", "status"], registry=metrics
+        )
+        self.triggered_total = Counter(
+            "silverset_search_triggered_total",
+            "History searches that triggered restricted retrieval",
+            ["attribute", "triggered"],
+            registry=metrics,
+        )
+        self.latency = Histogram(
+            "silverset_search_seconds",
+            "Search latency (seconds)",
+            ["attribute"],
+            registry=metrics,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+        )
         # live attribute -> (its 200 counter, its latency histogram): labels() takes a lock on every call
         self._served_metrics: dict = {}
 
     def _ok_metrics(self, attribute: str):
         metrics = self._served_metrics.get(attribute)
         if metrics is None:
-            metrics = self._served_metrics[attribute] = (self.requests_total.labels(attribute, "200"),
-                                                         self.latency.labels(attribute))
+            metrics = self._served_metrics[attribute] = (
+                self.requests_total.labels(attribute, "200"),
+                self.latency.labels(attribute),
+            )
         return metrics
 
     @staticmethod
@@ -362,12 +394,16 @@ class _SearchEndpoint:
             if any(len(v) != index.dimensions for v in body.history_vectors):
                 error = f"every 'history_vectors' entry needs {index.dimensions} dimensions"
             elif body.history_probabilities is None or len(body.history_probabilities) != len(body.history_vectors):
-                error = ("'history_vectors' needs 'history_probabilities' of the same length "
-                         "(the student's scores, for affinity)")
+                error = (
+                    "'history_vectors' needs 'history_probabilities' of the same length "
+                    "(the student's scores, for affinity)"
+                )
         experiment = self.experiment if self.experiment is not None and self.experiment.attribute == attribute else None
         if error is None and experiment is not None and body.user_id is None:
-            error = (f"user_id: required while experiment '{experiment.experiment_id}' runs on '{attribute}' "
-                     "(it decides the arm)")
+            error = (
+                f"user_id: required while experiment '{experiment.experiment_id}' runs on '{attribute}' "
+                "(it decides the arm)"
+            )
         if error is None:
             error = _non_finite(body, vector)
         if error is not None:
@@ -391,8 +427,9 @@ class _SearchEndpoint:
         # Control gets the same trigger decision, logged, but never the restricted results.
         hits = index.search(query, k, exclude=exclude) if triggered and arm != CONTROL else []
         if any(not math.isfinite(h.score) for h in hits):
-            return self.problem(attribute, 422,
-                                "the query vector's scores overflow float32; send a vector of ordinary magnitude")
+            return self.problem(
+                attribute, 422, "the query vector's scores overflow float32; send a vector of ordinary magnitude"
+            )
         served = bool(hits)
         affinity = decision.affinity if decision is not None else None
         if decision is not None:
@@ -410,10 +447,22 @@ class _SearchEndpoint:
             reply.update(arm=arm, experiment_id=experiment.experiment_id, request_id=request_id)
             self.exposures_total.labels(attribute, arm, str(triggered).lower(), str(served).lower()).inc()
             if self.exposures is not None:
-                self.exposures.append(Exposure(
-                    experiment.experiment_id, request_id, body.user_id, arm, triggered, served, affinity,
-                    decision.source if decision is not None else index.trigger_source, attribute,
-                    index.attribute_version or experiment.attribute_version, index.version, time.time()))
+                self.exposures.append(
+                    Exposure(
+                        experiment.experiment_id,
+                        request_id,
+                        body.user_id,
+                        arm,
+                        triggered,
+                        served,
+                        affinity,
+                        decision.source if decision is not None else index.trigger_source,
+                        attribute,
+                        index.attribute_version or experiment.attribute_version,
+                        index.version,
+                        time.time(),
+                    )
+                )
         answer = self.dumps(reply)
         requests_ok, latency = self._ok_metrics(attribute)
         requests_ok.inc()
@@ -483,17 +532,23 @@ class IndexServerApp:
             elif name == b"x-request-id":
                 request_id = value
         if self._token is not None and path not in OPEN_PATHS and not hmac.compare_digest(authorization, self._token):
-            await _respond(send, 401, self.search.dumps({"detail": "missing or wrong bearer token"}),
-                           extra=[(b"www-authenticate", b"Bearer")])
+            await _respond(
+                send,
+                401,
+                self.search.dumps({"detail": "missing or wrong bearer token"}),
+                extra=[(b"www-authenticate", b"Bearer")],
+            )
             return
         if not path.startswith("/v1/"):
             await self.api(scope, receive, send)
             return
         limit = self.options.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _respond(send, 413 if length.isdigit() else 400,
-                           self.search.dumps({"detail": f"body is {length.decode(errors='replace')} bytes; "
-                                                        f"the limit is {limit}"}))
+            await _respond(
+                send,
+                413 if length.isdigit() else 400,
+                self.search.dumps({"detail": f"body is {length.decode(errors='replace')} bytes; the limit is {limit}"}),
+            )
             return
         is_search = path.startswith(_SEARCH_PREFIX) and path.endswith(_SEARCH_SUFFIX)
         attribute = path[len(_SEARCH_PREFIX) : -len(_SEARCH_SUFFIX)] if is_search else ""
@@ -540,21 +595,30 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-    registry = IndexRegistry(index_dir, verify_digest=options.verify_digest, tune_leaves=options.tune_leaves,
-                             pinned_file=options.pinned_versions)
+    registry = IndexRegistry(
+        index_dir,
+        verify_digest=options.verify_digest,
+        tune_leaves=options.tune_leaves,
+        pinned_file=options.pinned_versions,
+    )
     metrics = CollectorRegistry()
     experiment_file = load_server_experiment(options)
     search = _SearchEndpoint(registry, options, metrics, experiment=experiment_file.config if experiment_file else None)
-    Gauge("silverset_exposure_log_rows_written", "Exposure rows finalized to Parquet by this process",
-          registry=metrics).set_function(lambda: search.exposures.rows_written if search.exposures else 0)
-    Gauge("silverset_exposure_log_rows_dropped", "Exposure rows dropped after repeated write failures",
-          registry=metrics).set_function(lambda: search.exposures.rows_dropped if search.exposures else 0)
+    Gauge(
+        "silverset_exposure_log_rows_written", "Exposure rows finalized to Parquet by this process", registry=metrics
+    ).set_function(lambda: search.exposures.rows_written if search.exposures else 0)
+    Gauge(
+        "silverset_exposure_log_rows_dropped", "Exposure rows dropped after repeated write failures", registry=metrics
+    ).set_function(lambda: search.exposures.rows_dropped if search.exposures else 0)
     swaps = Counter("silverset_index_swaps_total", "Index versions swapped in", ["attribute"], registry=metrics)
     refusals = Counter("silverset_index_refused_total", "Index versions refused", ["attribute"], registry=metrics)
-    live_count = Gauge("silverset_index_vectors", "Vectors in the live index", ["attribute", "version"],
-                       registry=metrics)
-    registry.on_swap = lambda a, v: (swaps.labels(a).inc(),
-                                     live_count.labels(a, v).set(registry.get(a).manifest["count"]))
+    live_count = Gauge(
+        "silverset_index_vectors", "Vectors in the live index", ["attribute", "version"], registry=metrics
+    )
+    registry.on_swap = lambda a, v: (
+        swaps.labels(a).inc(),
+        live_count.labels(a, v).set(registry.get(a).manifest["count"]),
+    )
     registry.on_refuse = lambda a, v, reason: refusals.labels(a).inc()
     stop = threading.Event()
 
@@ -582,8 +646,9 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
             from silverset.components.abtest.exposure import ExposureLog
 
             search.new_request_ids()  # a forked worker must not repeat its parent's ids
-            search.exposures = ExposureLog(options.exposure_log, max_rows=options.exposure_max_rows,
-                                           max_seconds=options.exposure_max_seconds)
+            search.exposures = ExposureLog(
+                options.exposure_log, max_rows=options.exposure_max_rows, max_seconds=options.exposure_max_seconds
+            )
         yield
         stop.set()
         if search.exposures is not None:
@@ -602,10 +667,13 @@ def create_app(index_dir: str | Path, options: ServerOptions = ServerOptions(), 
         body = registry.readiness()
         if search.experiment is not None:
             experiment, live = search.experiment, registry.get(search.experiment.attribute)
-            body["experiment"] = {"experiment_id": experiment.experiment_id, "attribute": experiment.attribute,
-                                  "attribute_version": experiment.attribute_version,
-                                  "serving_attribute_version": live.manifest.get("attribute_version") if live else None,
-                                  "exposure_log": options.exposure_log}
+            body["experiment"] = {
+                "experiment_id": experiment.experiment_id,
+                "attribute": experiment.attribute,
+                "attribute_version": experiment.attribute_version,
+                "serving_attribute_version": live.manifest.get("attribute_version") if live else None,
+                "exposure_log": options.exposure_log,
+            }
             if experiment_file.problem is not None:
                 body["experiment"]["problem"] = experiment_file.problem
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
@@ -638,15 +706,22 @@ def load_server_experiment(options: ServerOptions):
     if options.experiment is None:
         raise SilversetInputError("--exposure-log", "needs --experiment: exposures are logged for a running experiment")
     if options.exposure_log is None:
-        raise SilversetInputError("--exposure-log",
-                                  f"required with --experiment '{options.experiment}': the analysis reads it")
+        raise SilversetInputError(
+            "--exposure-log", f"required with --experiment '{options.experiment}': the analysis reads it"
+        )
     from silverset.components.abtest.experiment import ExperimentFile
 
     source = ExperimentFile(options.experiment)
     experiment = source.config
     _check_log_folder(options.exposure_log)
-    log.info("experiment %s on %s v%d: %.2f%% treatment, exposures to %s", experiment.experiment_id,
-             experiment.attribute, experiment.attribute_version, 100 * experiment.treatment_share, options.exposure_log)
+    log.info(
+        "experiment %s on %s v%d: %.2f%% treatment, exposures to %s",
+        experiment.experiment_id,
+        experiment.attribute,
+        experiment.attribute_version,
+        100 * experiment.treatment_share,
+        options.exposure_log,
+    )
     return source
 
 
@@ -663,8 +738,14 @@ def _check_log_folder(folder: str) -> None:
         raise SilversetInputError(f"--exposure-log '{folder}'", "folder is not writable")
 
 
-def serve(*, index_dir: str, host: str = "127.0.0.1", port: int = 8080, options: ServerOptions = ServerOptions(),
-          workers: int = 1) -> None:
+def serve(
+    *,
+    index_dir: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    options: ServerOptions = ServerOptions(),
+    workers: int = 1,
+) -> None:
     """Run the server until interrupted (uvicorn; h11/httptools and asyncio/uvloop, whichever is installed).
 
     ``workers`` > 1 loads the index once, then forks that many uvicorn processes sharing the listening

@@ -3,6 +3,7 @@
 ``run_app`` is what ``server.serve`` runs the index server with, and what the serving benchmark runs its bare
 fixed-body endpoint with, so both see exactly the same HTTP server settings (uvicorn config, socket, workers).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,14 @@ def uvicorn_config(app: Any, *, host: str, port: int):
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 
 
-def run_app(app: Any, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
-            before_fork: Callable[[], None] | None = None) -> None:
+def run_app(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    before_fork: Callable[[], None] | None = None,
+) -> None:
     """Serve ``app`` until interrupted.
 
     ``workers`` > 1: bind the socket here, call ``before_fork`` (e.g. load the index once so the workers share

@@ -16,6 +16,7 @@ Bound on build time: at most ``len(grid)`` builds (8, or 4 below ``FULL_GRID_FRO
 starts once the elapsed time plus the slowest build so far would pass ``budget_s``; the first build
 (the untuned default) always runs; the chosen configuration is built once more on the whole vocabulary.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -62,15 +63,25 @@ class Tuned:
         self.chosen, self.searcher, self.params, self.record = chosen, searcher, params, record
 
 
-def build_grid(count: int, dimensions: int, base: ann.IndexParameters, options: TuningOptions) -> list[ann.IndexParameters]:
+def build_grid(
+    count: int, dimensions: int, base: ann.IndexParameters, options: TuningOptions
+) -> list[ann.IndexParameters]:
     """Build-time configurations, the untuned default (``base`` with float32 reorder) first."""
     factors = options.leaves_factors if count >= FULL_GRID_FROM else options.leaves_factors[:1]
     depth = max(options.reorder_depth_factors) * base.num_neighbors
     grid = []
     for factor, dpb, quantize in itertools.product(factors, options.dimensions_per_block, options.reorder_quantize):
         leaves = int(min(max(round(base.num_leaves * factor), 2), count))
-        grid.append(base.model_copy(update={"num_leaves": leaves, "dimensions_per_block": min(dpb, dimensions),
-                                            "reorder_quantize": quantize, "reorder_num_neighbors": depth}))
+        grid.append(
+            base.model_copy(
+                update={
+                    "num_leaves": leaves,
+                    "dimensions_per_block": min(dpb, dimensions),
+                    "reorder_quantize": quantize,
+                    "reorder_num_neighbors": depth,
+                }
+            )
+        )
     first = base.model_copy(update={"reorder_quantize": "float32", "reorder_num_neighbors": depth})
     return [first] + [g for g in grid if g != first]
 
@@ -100,8 +111,16 @@ def _ladder(num_leaves: int, options: TuningOptions) -> list[int]:
     return sorted({min(num_leaves, max(1, math.ceil(num_leaves * f))) for f in options.search_fractions})
 
 
-def measure(searcher, params: ann.IndexParameters, build_id: int, queries: np.ndarray, truth: np.ndarray, options: TuningOptions, *,
-            target: float = 1.0) -> list[dict]:
+def measure(
+    searcher,
+    params: ann.IndexParameters,
+    build_id: int,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    options: TuningOptions,
+    *,
+    target: float = 1.0,
+) -> list[dict]:
     """The query-time points of one build: recall@k (with its lower bound) and single-thread QPS per (leaves_to_search, reorder depth).
 
     Leaves go up the ladder and stop after the first rung where every reorder depth meets ``target``.
@@ -112,15 +131,24 @@ def measure(searcher, params: ann.IndexParameters, build_id: int, queries: np.nd
     timed = queries[: options.timed_queries]
     points = []
     for leaves, depth in itertools.product(leaves_options, depths):
-        if points and depth == depths[0] and all(p["recall_lower"] >= target for p in points[-len(depths):]):
+        if points and depth == depths[0] and all(p["recall_lower"] >= target for p in points[-len(depths) :]):
             break  # every depth met the target at fewer leaves: more leaves only search longer
         found = ann.search_batched(searcher, queries, k, leaves_to_search=leaves, pre_reorder_num_neighbors=depth)
         per_query = np.array([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth)])
         standard_error = float(per_query.std(ddof=1) / np.sqrt(len(per_query))) if len(per_query) > 1 else 0.0
-        points.append({"build": build_id, "num_leaves": params.num_leaves, "dimensions_per_block": params.dimensions_per_block,
-                       "reorder_quantize": params.reorder_quantize, "num_leaves_to_search": leaves, "pre_reorder_num_neighbors": depth,
-                       "recall": ann.recall_at_k(found, truth), "recall_lower": float(per_query.mean()) - options.confidence_z * standard_error,
-                       "qps_single": _qps_single(searcher, timed, k, leaves, depth, options.passes)})
+        points.append(
+            {
+                "build": build_id,
+                "num_leaves": params.num_leaves,
+                "dimensions_per_block": params.dimensions_per_block,
+                "reorder_quantize": params.reorder_quantize,
+                "num_leaves_to_search": leaves,
+                "pre_reorder_num_neighbors": depth,
+                "recall": ann.recall_at_k(found, truth),
+                "recall_lower": float(per_query.mean()) - options.confidence_z * standard_error,
+                "qps_single": _qps_single(searcher, timed, k, leaves, depth, options.passes),
+            }
+        )
     return points
 
 
@@ -145,8 +173,15 @@ def _self_hit(searcher, database: np.ndarray, rows: np.ndarray, k: int, leaves: 
     return float(np.mean([r in f for r, f in zip(rows, found)]))
 
 
-def tune(database: np.ndarray, queries: np.ndarray, base: ann.IndexParameters, *, target: float, options: TuningOptions = TuningOptions(),
-         self_rows: np.ndarray | None = None) -> Tuned:
+def tune(
+    database: np.ndarray,
+    queries: np.ndarray,
+    base: ann.IndexParameters,
+    *,
+    target: float,
+    options: TuningOptions = TuningOptions(),
+    self_rows: np.ndarray | None = None,
+) -> Tuned:
     """Build and measure the grid for a tree index (``base.algorithm == "tree_ah"``); see the module docstring.
 
     ``self_rows`` int [q]: the database row each query is (-1: not in the database). Those rows are held
@@ -175,7 +210,14 @@ def tune(database: np.ndarray, queries: np.ndarray, base: ann.IndexParameters, *
         searcher = ann.build_searcher(grid_database, params)
         build_s = time.perf_counter() - t0
         size = _size_mib(searcher)
-        builds.append({"build": build_id, "parameters": params.model_dump(mode="json"), "build_s": round(build_s, 3), "size_mib": round(size, 3)})
+        builds.append(
+            {
+                "build": build_id,
+                "parameters": params.model_dump(mode="json"),
+                "build_s": round(build_s, 3),
+                "size_mib": round(size, 3),
+            }
+        )
         points = measure(searcher, params, build_id, queries, truth, options, target=target)
         for p in points:
             p["size_mib"] = round(size, 3)
@@ -199,11 +241,16 @@ def tune(database: np.ndarray, queries: np.ndarray, base: ann.IndexParameters, *
         "target": target,
         "met_target": met,
         "chosen": chosen,
-        "served": {"num_leaves_to_search": leaves, "pre_reorder_num_neighbors": depth, "self_hit": self_hit, "build_s": round(final_build_s, 3)},
+        "served": {
+            "num_leaves_to_search": leaves,
+            "pre_reorder_num_neighbors": depth,
+            "self_hit": self_hit,
+            "build_s": round(final_build_s, 3),
+        },
         "queries": int(queries.shape[0]),
         "held_out_vocabulary_rows": int(held_out.size),
         "query_source": "sampled history vectors (the server's queries are built from users' history); those in the vocabulary are "
-                        "held out of the grid's builds, the served index is rebuilt on the whole vocabulary",
+        "held out of the grid's builds, the served index is rebuilt on the whole vocabulary",
         "timed_queries": int(min(options.timed_queries, queries.shape[0])),
         "qps": f"single-thread, one query per call, queries per thread CPU-second, median of {options.passes} passes",
         "builds": builds,
@@ -213,6 +260,8 @@ def tune(database: np.ndarray, queries: np.ndarray, base: ann.IndexParameters, *
         "curve": curve,
     }
     if not met:
-        record["warning"] = (f"no configuration reached recall@{k} {target:.3f}; the highest-recall one "
-                             f"({chosen['recall']:.3f}) is recorded")
+        record["warning"] = (
+            f"no configuration reached recall@{k} {target:.3f}; the highest-recall one "
+            f"({chosen['recall']:.3f}) is recorded"
+        )
     return Tuned(chosen=chosen, searcher=searcher, params=params, record=record)

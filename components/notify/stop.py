@@ -4,6 +4,7 @@ A gate that fails, or an approval that is rejected or expires, is not an error i
 promotion that did not happen; a platform team scheduling runs must see it as a failed run (alerts, retries,
 the KFP UI's red mark), not a green one. The message names the stage and its reasons.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,10 @@ def stop_reason(*, run_dir: str, stage: str) -> str:
             return "approval: no decision recorded"
         who = decision.get("decided_by") or "nobody"
         digest = str(decision.get("candidate_digest") or "")[:19]
-        return (f"approval {decision.get('decision', '?')} by {who} for {digest}: "
-                f"{decision.get('reason') or 'no reason given'}")
+        return (
+            f"approval {decision.get('decision', '?')} by {who} for {digest}: "
+            f"{decision.get('reason') or 'no reason given'}"
+        )
     raise ValueError(f"stage {stage!r} cannot stop a promotion; expected one of {GATE_STAGES + (APPROVAL_STAGE,)}")
 
 

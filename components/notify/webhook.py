@@ -8,6 +8,7 @@ scored, each one's cost per 1,000 videos and their ratio). Clean-up releases the
 and removes staging folders under this run's own plan folder and run folder only. A run that was locked out
 touches nothing. The corpus state is never marked here: ``incremental.plan.commit_promotion`` does that after the deploy.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,17 @@ from silverset.components.incremental import plan as incremental_plan
 _LOGGER = logging.getLogger(__name__)
 
 SUCCEEDED = "SUCCEEDED"
-OUTCOMES = ("promoted", "up_to_date", "teacher_gate_failed", "student_gate_failed", "approval_rejected",
-            "approval_expired", "deploy_failed", "locked", "failed")
+OUTCOMES = (
+    "promoted",
+    "up_to_date",
+    "teacher_gate_failed",
+    "student_gate_failed",
+    "approval_rejected",
+    "approval_expired",
+    "deploy_failed",
+    "locked",
+    "failed",
+)
 SUMMARY_FILE = RUN_SUMMARY_FILE  # common.artifacts.RunSummary: what the webhook receives and the file holds
 
 
@@ -72,8 +82,9 @@ def teacher_spend(out_dir: str) -> dict:
     return total
 
 
-def _outcome(*, status: str, plan: PlanSummary | LockedOut | None, gates: dict, approval: dict, deploy: dict,
-             error_message: str) -> tuple[str, list[str]]:
+def _outcome(
+    *, status: str, plan: PlanSummary | LockedOut | None, gates: dict, approval: dict, deploy: dict, error_message: str
+) -> tuple[str, list[str]]:
     """The promotion's outcome and its reasons, from the earliest stage that stopped it."""
     if isinstance(plan, LockedOut):
         return "locked", [plan.message or f"the state is held by run {plan.holder!r}"]
@@ -93,8 +104,9 @@ def _outcome(*, status: str, plan: PlanSummary | LockedOut | None, gates: dict, 
     return "failed", [error_message] if error_message else [f"run ended {status} before the promotion went live"]
 
 
-def build_summary(*, run_id: str, status: str, error_message: str, attribute_spec: str, workdir: str,
-                  plan_dir: str) -> RunSummary:
+def build_summary(
+    *, run_id: str, status: str, error_message: str, attribute_spec: str, workdir: str, plan_dir: str
+) -> RunSummary:
     """Read what this run's stages wrote (plan, gates, teacher stats, approval decision, deploy record)."""
     plan, plan_problem = _read_plan(plan_dir)
     stages: dict[str, dict] = {}
@@ -122,12 +134,20 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
         annotate = teacher_spend(_join(run_dir, "teacher"))
         golden_annotate = teacher_spend(_join(run_dir, "teacher_golden"))
         decision = read_json(_join(run_dir, records["approval"]))
-        approval = {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
+        approval = (
+            {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
+        )
         deploy = read_json(_join(run_dir, records["deploy"]))
         index_version = _index_version(_join(run_dir, "index"))
         costs = _costs(run_dir, plan, annotate, golden_annotate)
-    outcome, reasons = _outcome(status=status, plan=plan, gates=gates, approval=approval, deploy=deploy,
-                                error_message=error_message or plan_problem)
+    outcome, reasons = _outcome(
+        status=status,
+        plan=plan,
+        gates=gates,
+        approval=approval,
+        deploy=deploy,
+        error_message=error_message or plan_problem,
+    )
     if isinstance(plan, LockedOut):
         work = "did nothing"
     elif plan is not None and plan.up_to_date:
@@ -138,13 +158,18 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
         work = plan_problem or "no plan"
     text = f"silverset attribute-promotion run {run_id}: {status}, {outcome.replace('_', ' ')}; {work}"
     if annotate:
-        text += f"; teacher labelled {annotate['outputs']} ({annotate['requests']} requests, ${annotate['cost_usd']:.2f})"
+        text += (
+            f"; teacher labelled {annotate['outputs']} ({annotate['requests']} requests, ${annotate['cost_usd']:.2f})"
+        )
     if costs.get("student_items_scored"):
-        text += (f"; teacher {costs['teacher_calls']} calls ${costs['teacher_spend_usd']:.4f}, student scored "
-                 f"{costs['student_items_scored']} ${costs['student_spend_usd']:.4f}")
+        text += (
+            f"; teacher {costs['teacher_calls']} calls ${costs['teacher_spend_usd']:.4f}, student scored "
+            f"{costs['student_items_scored']} ${costs['student_spend_usd']:.4f}"
+        )
     for gate, result in gates.items():
-        text += f"; {gate.replace('_', ' ')} " + ("passed" if result["passed"] else
-                                                   "FAILED (" + "; ".join(result["reasons"])[:200] + ")")
+        text += f"; {gate.replace('_', ' ')} " + (
+            "passed" if result["passed"] else "FAILED (" + "; ".join(result["reasons"])[:200] + ")"
+        )
     if approval.get("decision"):
         text += f"; approval {approval['decision']} by {approval.get('decided_by') or 'nobody'}"
     if index_version:
@@ -157,10 +182,26 @@ def build_summary(*, run_id: str, status: str, error_message: str, attribute_spe
         text += f"; {reasons[0][:300]}"
     if error_message:
         text += f"; error: {error_message[:300]}"
-    return RunSummary(text=text, run_id=run_id, status=status, outcome=outcome, reasons=reasons,
-                      error_message=error_message, attribute_spec=attribute_spec, workdir=workdir, run_dir=run_dir,
-                      plan=plan.model_dump(mode="json") if plan is not None else {}, stages=stages, gates=gates, annotate=annotate, golden_annotate=golden_annotate,
-                      approval=approval, deploy=deploy, index_version=index_version, costs=costs)
+    return RunSummary(
+        text=text,
+        run_id=run_id,
+        status=status,
+        outcome=outcome,
+        reasons=reasons,
+        error_message=error_message,
+        attribute_spec=attribute_spec,
+        workdir=workdir,
+        run_dir=run_dir,
+        plan=plan.model_dump(mode="json") if plan is not None else {},
+        stages=stages,
+        gates=gates,
+        annotate=annotate,
+        golden_annotate=golden_annotate,
+        approval=approval,
+        deploy=deploy,
+        index_version=index_version,
+        costs=costs,
+    )
 
 
 def _read_plan(plan_dir: str) -> tuple[PlanSummary | LockedOut | None, str]:
@@ -218,15 +259,22 @@ def _costs(run_dir: str, plan: PlanSummary, annotate: dict, golden_annotate: dic
                 scored += pq.ParquetFile(f).metadata.num_rows
     sample = plan.teacher_sample or {}
     rate = float(plan.cost_per_core_hour_usd)
-    return run_costs(annotate=annotate, golden_annotate=golden_annotate,
-                     teacher_cpu=read_cpu(_join(run_dir, "teacher")), golden_cpu=read_cpu(_join(run_dir, "teacher_golden")),
-                     student_cpu=read_cpu(scores), scored=scored,
-                     cost_per_core_hour_usd=rate,
-                     budget_videos=int(sample.get("budget_videos", 0)), budget_usd=float(sample.get("budget_usd", 0.0)))
+    return run_costs(
+        annotate=annotate,
+        golden_annotate=golden_annotate,
+        teacher_cpu=read_cpu(_join(run_dir, "teacher")),
+        golden_cpu=read_cpu(_join(run_dir, "teacher_golden")),
+        student_cpu=read_cpu(scores),
+        scored=scored,
+        cost_per_core_hour_usd=rate,
+        budget_videos=int(sample.get("budget_videos", 0)),
+        budget_usd=float(sample.get("budget_usd", 0.0)),
+    )
 
 
-def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float = 1.0,
-         timeout_s: float = 10.0) -> tuple[int | None, int]:
+def post(
+    url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float = 1.0, timeout_s: float = 10.0
+) -> tuple[int | None, int]:
     """POST the summary; retry connection errors and 5xx/429 with exponential backoff (seconds).
 
     Returns (HTTP status of the last attempt or None if none connected, attempts made). Never raises:
@@ -250,11 +298,17 @@ def post(url: str, summary: RunSummary, *, attempts: int = 4, backoff_s: float =
             status, failure = None, type(exc).__name__
         if attempt < attempts:
             wait = backoff_s * 2 ** (attempt - 1)
-            _LOGGER.warning("webhook %s: %s on attempt %d/%d; retrying in %.3g s", where, failure, attempt, attempts,
-                            wait)
+            _LOGGER.warning(
+                "webhook %s: %s on attempt %d/%d; retrying in %.3g s", where, failure, attempt, attempts, wait
+            )
             time.sleep(wait)
-    _LOGGER.warning("webhook %s: %s on attempt %d/%d; gave up (the run's outcome stands; the summary is in the "
-                    "run folder)", where, failure, attempts, attempts)
+    _LOGGER.warning(
+        "webhook %s: %s on attempt %d/%d; gave up (the run's outcome stands; the summary is in the run folder)",
+        where,
+        failure,
+        attempts,
+        attempts,
+    )
     return status, attempts
 
 
@@ -269,9 +323,20 @@ def remove_staging(root: str) -> int:
     return len(stale)
 
 
-def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str = "", attribute_spec: str = "",
-        workdir: str = "", state_dir: str = "", run_lock: str = "", api_client=None, attempts: int = 4,
-        backoff_s: float = 1.0) -> NotifyResult:
+def run(
+    *,
+    run_id: str,
+    status: str,
+    error_message: str = "",
+    webhook_url: str = "",
+    attribute_spec: str = "",
+    workdir: str = "",
+    state_dir: str = "",
+    run_lock: str = "",
+    api_client=None,
+    attempts: int = 4,
+    backoff_s: float = 1.0,
+) -> NotifyResult:
     """Summarize the run, post it to ``webhook_url`` (if set), write it, clean up after this run only.
 
     The plan is this run's ``plan_dir_of(workdir, run_id)``. The summary goes to ``run_summary.json`` there
@@ -279,11 +344,18 @@ def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str =
     (``run_lock``, or the state folder) is released only if this run holds it.
     """
     plan_dir = incremental_plan.plan_dir_of(workdir, run_id) if workdir and run_id else ""
-    summary = build_summary(run_id=run_id, status=status, error_message=error_message,
-                            attribute_spec=attribute_spec, workdir=workdir, plan_dir=plan_dir)
+    summary = build_summary(
+        run_id=run_id,
+        status=status,
+        error_message=error_message,
+        attribute_spec=attribute_spec,
+        workdir=workdir,
+        plan_dir=plan_dir,
+    )
     _LOGGER.info("run %s ended %s: outcome %s", run_id, status, summary.outcome)
-    webhook_status, tries = (post(webhook_url, summary, attempts=attempts, backoff_s=backoff_s)
-                             if webhook_url else (None, 0))
+    webhook_status, tries = (
+        post(webhook_url, summary, attempts=attempts, backoff_s=backoff_s) if webhook_url else (None, 0)
+    )
     released, removed = False, 0
     if summary.outcome != "locked":
         if state_dir and run_id:
@@ -295,7 +367,19 @@ def run(*, run_id: str, status: str, error_message: str = "", webhook_url: str =
     targets = [summary_path] + ([_join(workdir, SUMMARY_FILE)] if workdir and summary.outcome != "locked" else [])
     for target in filter(None, targets):
         artifacts.write_run_summary(target, summary)
-    _LOGGER.info("run %s: summary written to %s; lock released %s, %d staging folder(s) removed", run_id,
-                 ", ".join(filter(None, targets)) or "nowhere", released, removed)
-    return NotifyResult(status=status, outcome=summary.outcome, webhook_status=webhook_status, attempts=tries,
-                        released_lock=released, removed_staging=removed, summary_path=summary_path or "")
+    _LOGGER.info(
+        "run %s: summary written to %s; lock released %s, %d staging folder(s) removed",
+        run_id,
+        ", ".join(filter(None, targets)) or "nowhere",
+        released,
+        removed,
+    )
+    return NotifyResult(
+        status=status,
+        outcome=summary.outcome,
+        webhook_status=webhook_status,
+        attempts=tries,
+        released_lock=released,
+        removed_staging=removed,
+        summary_path=summary_path or "",
+    )

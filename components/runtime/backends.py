@@ -9,6 +9,7 @@ graph as a strongly typed network, so no TensorRT-11-removed builder flag or cal
 TensorRT cannot be had, ``open_checkpoint`` says why in the log and falls back to ONNX Runtime with the
 TensorRT or CUDA execution provider, then to ONNX Runtime on the CPU.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ from .precision import PRECISIONS, CalibrationBatch, calibration_digest, fp16_mo
 _LOGGER = logging.getLogger(__name__)
 
 Runtime = Literal["auto", "eager", "onnxruntime", "onnxruntime-int8", "tensorrt", "tensorrt-fp16", "tensorrt-int8"]
-RUNTIMES: tuple[str, ...] = ("auto", "eager", "onnxruntime", "onnxruntime-int8", "tensorrt", "tensorrt-fp16",
-                             "tensorrt-int8")
+RUNTIMES: tuple[str, ...] = (
+    "auto",
+    "eager",
+    "onnxruntime",
+    "onnxruntime-int8",
+    "tensorrt",
+    "tensorrt-fp16",
+    "tensorrt-int8",
+)
 # TensorRT majors whose strongly typed ONNX build this module is written against.
 TENSORRT_MAJORS = (10, 11)
 
@@ -76,7 +84,9 @@ class TorchScriptRunner:
 
         dtype = torch.float16 if self.fp16 else torch.float32
         with torch.inference_mode():
-            out = self.module(torch.from_numpy(frames).to(self.device, dtype), torch.from_numpy(text).to(self.device, dtype))
+            out = self.module(
+                torch.from_numpy(frames).to(self.device, dtype), torch.from_numpy(text).to(self.device, dtype)
+            )
         return out.float().cpu().numpy()
 
 
@@ -87,8 +97,17 @@ def execution_providers(available: list[str], *, gpu: bool, cache_dir: Path) -> 
     chosen: list = []
     if gpu and "TensorrtExecutionProvider" in available:
         engines = str(cache_dir / "ort-tensorrt")
-        chosen.append(("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": engines,
-                                                     "trt_timing_cache_enable": True, "trt_timing_cache_path": engines}))
+        chosen.append(
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": engines,
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": engines,
+                },
+            )
+        )
     if gpu and "CUDAExecutionProvider" in available:
         chosen.append("CUDAExecutionProvider")
     chosen.append("CPUExecutionProvider")
@@ -96,7 +115,11 @@ def execution_providers(available: list[str], *, gpu: bool, cache_dir: Path) -> 
 
 
 _PRECISION_SUFFIX = {"fp32": "", "fp16": "-fp16", "int8": "-int8-qdq", "int8-dynamic": "-int8-dynamic"}
-_PROVIDER_DEVICE = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda", "CPUExecutionProvider": "cpu"}
+_PROVIDER_DEVICE = {
+    "TensorrtExecutionProvider": "tensorrt",
+    "CUDAExecutionProvider": "cuda",
+    "CPUExecutionProvider": "cpu",
+}
 
 
 class OnnxRuntimeRunner:
@@ -106,9 +129,17 @@ class OnnxRuntimeRunner:
     ``calibration``), or int8-dynamic (MatMul/Gemm weights int8, activations quantized per batch; no calibration).
     """
 
-    def __init__(self, path: Path, *, int8: bool = False, precision: str = "fp32",
-                 calibration: list[CalibrationBatch] | None = None, cache_dir: Path | None = None,
-                 threads: int | None = None, gpu: bool | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        int8: bool = False,
+        precision: str = "fp32",
+        calibration: list[CalibrationBatch] | None = None,
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        gpu: bool | None = None,
+    ):
         import onnxruntime as ort
 
         precision = "int8-dynamic" if int8 else precision
@@ -122,8 +153,9 @@ class OnnxRuntimeRunner:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        wanted = execution_providers(ort.get_available_providers(), gpu=gpu_available() if gpu is None else gpu,
-                                     cache_dir=cache_dir)
+        wanted = execution_providers(
+            ort.get_available_providers(), gpu=gpu_available() if gpu is None else gpu, cache_dir=cache_dir
+        )
         self.session = ort.InferenceSession(str(model_path), options, providers=wanted)
         used = self.session.get_providers()
         first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
@@ -137,8 +169,9 @@ class OnnxRuntimeRunner:
         return self.session.run(None, feeds)[0]
 
 
-def precision_graph(path: Path, digest: str, precision: str, calibration: list[CalibrationBatch] | None,
-                    cache_dir: Path) -> Path:
+def precision_graph(
+    path: Path, digest: str, precision: str, calibration: list[CalibrationBatch] | None, cache_dir: Path
+) -> Path:
     """The ONNX file that carries ``precision``: the checkpoint itself for fp32, else a cached converted graph."""
     if precision == "fp32":
         return path
@@ -174,8 +207,10 @@ def tensorrt_major(version: str) -> int:
     except ValueError:
         raise RuntimeError(f"unreadable TensorRT version {version!r}") from None
     if major not in TENSORRT_MAJORS:
-        raise RuntimeError(f"TensorRT {version} is not supported (strongly typed builds are written for "
-                           f"{' and '.join(map(str, TENSORRT_MAJORS))}.x)")
+        raise RuntimeError(
+            f"TensorRT {version} is not supported (strongly typed builds are written for "
+            f"{' and '.join(map(str, TENSORRT_MAJORS))}.x)"
+        )
     return major
 
 
@@ -211,9 +246,17 @@ class TensorRTRunner:
     text [B, 384]); smaller final batches are zero-padded. Cache key: ``EngineKey``.
     """
 
-    def __init__(self, onnx_path: Path, *, batch_size: int, frames_shape: tuple[int, int, int, int], text_dim: int = 384,
-                 precision: Literal["fp32", "fp16", "int8"] = "fp16", calibration: list[CalibrationBatch] | None = None,
-                 cache_dir: Path | None = None):
+    def __init__(
+        self,
+        onnx_path: Path,
+        *,
+        batch_size: int,
+        frames_shape: tuple[int, int, int, int],
+        text_dim: int = 384,
+        precision: Literal["fp32", "fp16", "int8"] = "fp16",
+        calibration: list[CalibrationBatch] | None = None,
+        cache_dir: Path | None = None,
+    ):
         import tensorrt as trt
         import torch
 
@@ -223,9 +266,15 @@ class TensorRTRunner:
         self.digest = sha256_file(onnx_path)
         self.batch_size = batch_size
         graph = precision_graph(onnx_path, self.digest, precision, calibration, cache_dir)
-        self.key = EngineKey(self.digest, torch.cuda.get_device_name(0), trt.__version__, precision,
-                             (batch_size, *frames_shape), (batch_size, text_dim),
-                             calibration_digest(calibration) if precision == "int8" and calibration else None)
+        self.key = EngineKey(
+            self.digest,
+            torch.cuda.get_device_name(0),
+            trt.__version__,
+            precision,
+            (batch_size, *frames_shape),
+            (batch_size, text_dim),
+            calibration_digest(calibration) if precision == "int8" and calibration else None,
+        )
         path = cache_dir / "tensorrt" / f"{self.key.digest}.engine"
         self.cache_hit = path.exists()
         if not self.cache_hit:
@@ -268,8 +317,12 @@ class TensorRTRunner:
         torch = self.torch
         n = frames.shape[0]
         if n > self.batch_size:
-            return np.concatenate([self(frames[i : i + self.batch_size], text[i : i + self.batch_size])
-                                   for i in range(0, n, self.batch_size)])
+            return np.concatenate(
+                [
+                    self(frames[i : i + self.batch_size], text[i : i + self.batch_size])
+                    for i in range(0, n, self.batch_size)
+                ]
+            )
         pad = self.batch_size - n
         feeds = [np.pad(frames, [(0, pad)] + [(0, 0)] * (frames.ndim - 1)), np.pad(text, [(0, pad), (0, 0)])]
         stream = torch.cuda.current_stream()
@@ -290,9 +343,17 @@ class TensorRTRunner:
         return results[0].cpu().numpy()[:n]
 
 
-def open_checkpoint(path: str | Path, *, runtime: Runtime = "auto", precision: str = "auto", batch_size: int = 16,
-                    frames_shape: tuple[int, int, int, int] = (8, 3, 64, 64), threads: int | None = None,
-                    calibration: list[CalibrationBatch] | None = None, cache_dir: Path | None = None) -> CheckpointRunner:
+def open_checkpoint(
+    path: str | Path,
+    *,
+    runtime: Runtime = "auto",
+    precision: str = "auto",
+    batch_size: int = 16,
+    frames_shape: tuple[int, int, int, int] = (8, 3, 64, 64),
+    threads: int | None = None,
+    calibration: list[CalibrationBatch] | None = None,
+    cache_dir: Path | None = None,
+) -> CheckpointRunner:
     """Open a user checkpoint (``.onnx`` or TorchScript ``.pt``/``.ts``) on the best runtime available.
 
     ``auto`` on a GPU with an ONNX file: TensorRT, else (logged) ONNX Runtime on its TensorRT/CUDA provider, else
@@ -315,8 +376,11 @@ def open_checkpoint(path: str | Path, *, runtime: Runtime = "auto", precision: s
     if precision == "int8" and not calibration:
         raise SilversetInputError("--calibration", "precision int8 needs calibration frames (a frames table)")
     onnx = path if path.suffix == ".onnx" else next((p for p in (path.with_suffix(".onnx"),) if p.exists()), None)
-    script = path if path.suffix in (".pt", ".ts", ".pth") else next(
-        (p for p in (path.with_suffix(".pt"), path.with_suffix(".ts")) if p.exists()), None)
+    script = (
+        path
+        if path.suffix in (".pt", ".ts", ".pth")
+        else next((p for p in (path.with_suffix(".pt"), path.with_suffix(".ts")) if p.exists()), None)
+    )
     gpu = gpu_available()
     chose_runtime = runtime == "auto"
     if chose_runtime:
@@ -325,25 +389,42 @@ def open_checkpoint(path: str | Path, *, runtime: Runtime = "auto", precision: s
         if script is None:
             raise SilversetInputError(f"checkpoint '{path}'", "runtime 'eager' needs a TorchScript file (.pt)")
         if precision not in ("auto", "fp32"):
-            raise SilversetInputError("--precision", f"runtime 'eager' runs the TorchScript file in fp32, not {precision}")
+            raise SilversetInputError(
+                "--precision", f"runtime 'eager' runs the TorchScript file in fp32, not {precision}"
+            )
         return TorchScriptRunner(script, device="cuda" if gpu else "cpu", threads=threads)
     if onnx is None:
         raise SilversetInputError(f"checkpoint '{path}'", f"runtime '{runtime}' needs an ONNX file (.onnx)")
     if precision == "auto":  # an explicit onnxruntime runs the checkpoint as exported
-        precision = ("int8" if calibration else "fp16" if runtime == "tensorrt"
-                     else "int8-dynamic" if chose_runtime else "fp32")
+        precision = (
+            "int8" if calibration else "fp16" if runtime == "tensorrt" else "int8-dynamic" if chose_runtime else "fp32"
+        )
     if runtime == "tensorrt":
         if not gpu:
             raise SilversetInputError("--runtime", "'tensorrt' needs an NVIDIA GPU; none is visible")
         if precision == "int8-dynamic":
-            raise SilversetInputError("--precision", "TensorRT runs INT8 from a calibrated Q/DQ graph: give --calibration")
+            raise SilversetInputError(
+                "--precision", "TensorRT runs INT8 from a calibrated Q/DQ graph: give --calibration"
+            )
         try:
-            return TensorRTRunner(onnx, batch_size=batch_size, frames_shape=frames_shape, precision=precision,  # type: ignore[arg-type]
-                                  calibration=calibration, cache_dir=cache_dir)
+            return TensorRTRunner(
+                onnx,
+                batch_size=batch_size,
+                frames_shape=frames_shape,
+                precision=precision,  # type: ignore[arg-type]
+                calibration=calibration,
+                cache_dir=cache_dir,
+            )
         except SilversetInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - no TensorRT, an unsupported major or a failed build: say so, fall back
-            _LOGGER.warning("TensorRT is not usable for %s (%s: %s); falling back to ONNX Runtime (TensorRT/CUDA "
-                            "execution provider if offered, else CPU)", onnx.name, type(exc).__name__, exc)
-    return OnnxRuntimeRunner(onnx, precision=precision, calibration=calibration, cache_dir=cache_dir,
-                             threads=threads, gpu=gpu)
+            _LOGGER.warning(
+                "TensorRT is not usable for %s (%s: %s); falling back to ONNX Runtime (TensorRT/CUDA "
+                "execution provider if offered, else CPU)",
+                onnx.name,
+                type(exc).__name__,
+                exc,
+            )
+    return OnnxRuntimeRunner(
+        onnx, precision=precision, calibration=calibration, cache_dir=cache_dir, threads=threads, gpu=gpu
+    )

@@ -4,6 +4,7 @@ Shaped after Apache Beam's ``ml.inference.base.ModelHandler``: ``load_model()`` 
 ``run_inference(batch, model)`` per batch, ``batch_elements_kwargs()`` for batch sizing. Heavy imports
 (torch, onnxruntime, tensorrt, google-genai) happen inside ``load_model``, never at module import.
 """
+
 from __future__ import annotations
 
 import abc

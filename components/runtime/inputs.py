@@ -1,4 +1,5 @@
 """Reading the frames table and manifest into per-video work: frames grouped by video, decoded on demand."""
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,9 @@ def sample_indices(n: int, k: int | None) -> list[int]:
     return sorted({int(round(i * (n - 1) / (k - 1))) for i in range(k)}) if k > 1 else [n // 2]
 
 
-def load_frames(frames_uri: str, *, shard: Shard = Shard(), video_ids: Sequence[str] | None = None) -> dict[str, VideoFrames]:
+def load_frames(
+    frames_uri: str, *, shard: Shard = Shard(), video_ids: Sequence[str] | None = None
+) -> dict[str, VideoFrames]:
     """Read the frames table (file or folder of shards) for the videos ``shard`` owns.
 
     Returns ``{video_id: VideoFrames}``; frames are ordered by frame_index.
@@ -93,4 +96,3 @@ def manifest_texts(manifest: pa.Table) -> dict[str, str]:
             manifest.column("description").to_pylist(),
         )
     }
-

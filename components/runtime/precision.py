@@ -5,6 +5,7 @@ TensorRT 10 builds them too, so an engine's precision is decided here, in the gr
 Runtime runs the same graphs (the Q/DQ one on CPU as well), which is how INT8 label agreement with FP32 is
 measured on machines without a GPU. Converted graphs are cached by model digest (+ calibration digest).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,8 +69,9 @@ class _Batches:
     """ONNX Runtime's CalibrationDataReader over (frames, text) batches, fed by input name."""
 
     def __init__(self, input_names: list[str], batches: Sequence[CalibrationBatch]):
-        self._feeds = iter([dict(zip(input_names, (np.asarray(f, np.float32), np.asarray(t, np.float32))))
-                            for f, t in batches])
+        self._feeds = iter(
+            [dict(zip(input_names, (np.asarray(f, np.float32), np.asarray(t, np.float32)))) for f, t in batches]
+        )
 
     def get_next(self):
         return next(self._feeds, None)
@@ -91,10 +93,18 @@ def qdq_int8_model(onnx_path: Path, model_digest: str, batches: Sequence[Calibra
 
         names = [i.name for i in ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()]
         _LOGGER.info("calibrating INT8 ranges of %s on %d batches", onnx_path.name, len(batches))
-        quantize_static(str(onnx_path), str(tmp), _Batches(names, batches), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        op_types_to_quantize=QDQ_OPS, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+        quantize_static(
+            str(onnx_path),
+            str(tmp),
+            _Batches(names, batches),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=QDQ_OPS,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        )
 
     return _write_once(cache_dir / "onnx-qdq-int8" / f"{model_digest}-{digest[:16]}.onnx", build)
 

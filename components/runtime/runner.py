@@ -12,6 +12,7 @@ A crashed run (kill -9 included) resumes by skipping every item found in a compl
 is computed (or paid for) twice and none is lost. An item whose error the handler calls transient
 (``ModelHandler.is_final``) is run again by a rerun; its old error row is then superseded. ``merge_check`` verifies the exactly-once contract.
 """
+
 from __future__ import annotations
 
 import json
@@ -110,8 +111,9 @@ class ShardStats:
         return asdict(self)
 
 
-def _completed(out: _Folder, shard: Shard, key_column: str, id_column: str, model_id: str,
-               is_final=lambda error_type: True) -> tuple[set[str], int]:
+def _completed(
+    out: _Folder, shard: Shard, key_column: str, id_column: str, model_id: str, is_final=lambda error_type: True
+) -> tuple[set[str], int]:
     """Keys done by earlier runs of this shard, and the next part sequence number.
 
     An item is done when a part holds its output row or an error the handler calls final; an item whose
@@ -162,8 +164,10 @@ def collect_errors(out_dir: str | Path, *, key_column: str = "video_id") -> int:
         for tag, seq, part in error_parts:
             for key in part.column("key").to_pylist():
                 latest[(tag, key)] = max(latest.get((tag, key), -1), seq)
-    rows = [part.filter(pa.array([latest[(tag, k)] == seq for k in part.column("key").to_pylist()], pa.bool_()))
-            for tag, seq, part in error_parts]
+    rows = [
+        part.filter(pa.array([latest[(tag, k)] == seq for k in part.column("key").to_pylist()], pa.bool_()))
+        for tag, seq, part in error_parts
+    ]
     table = pa.concat_tables(rows) if rows else schemas.ERRORS.empty_table()
     tables.write_table(table, out.join(tables.ERRORS_FILE), schemas.ERRORS, name="errors")
     return table.num_rows
@@ -221,13 +225,24 @@ def run_sharded(
         nonlocal seq
         rows = [r.row for r in results if r.row is not None]
         errors = list(extra_errors) + [
-            ErrorRow(key=r.key, uri=uris.get(r.key), stage=handler.stage, error_type=r.error_type or "error",
-                     message=r.message or "") for r in results if r.error_type is not None
+            ErrorRow(
+                key=r.key,
+                uri=uris.get(r.key),
+                stage=handler.stage,
+                error_type=r.error_type or "error",
+                message=r.message or "",
+            )
+            for r in results
+            if r.error_type is not None
         ]
         # errors first, then the data part: the data part's atomic appearance marks the batch done.
         tables.write_table(tables.errors_table(errors), out.join(PARTS_DIR, f"errors-{shard.tag}-{seq:05d}.parquet"))
-        tables.write_table(pa.Table.from_pylist(rows, schema=schema), out.join(f"part-{shard.tag}-{seq:05d}.parquet"),
-                           schema, name=description)
+        tables.write_table(
+            pa.Table.from_pylist(rows, schema=schema),
+            out.join(f"part-{shard.tag}-{seq:05d}.parquet"),
+            schema,
+            name=description,
+        )
         seq += 1
         stats.outputs += len(rows)
         stats.errors += len(errors)
@@ -241,17 +256,27 @@ def run_sharded(
         failed = [r for r in results if r.error_type is not None]
         _LOGGER.debug("%s [shard %s]: part %d, %d rows, %d errors", description, shard, seq - 1, len(rows), len(errors))
         if failed:  # extra_errors were dropped upstream: their stage reports them
-            _LOGGER.warning("%s [shard %s]: %d item(s) written to the errors table (%s); first: %s", description, shard,
-                            len(failed), ", ".join(sorted({r.error_type or "error" for r in failed})),
-                            ", ".join(r.key for r in failed[:5]))
+            _LOGGER.warning(
+                "%s [shard %s]: %d item(s) written to the errors table (%s); first: %s",
+                description,
+                shard,
+                len(failed),
+                ", ".join(sorted({r.error_type or "error" for r in failed})),
+                ", ".join(r.key for r in failed[:5]),
+            )
 
     uris = {it.key: it.uri for it in pending}
     bar = None
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn(f"{description} [shard {shard}]"), BarColumn(), MofNCompleteColumn(),
-                       TimeRemainingColumn(), transient=False)
+        bar = Progress(
+            TextColumn(f"{description} [shard {shard}]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         bar.start()
         task = bar.add_task(description, total=len(pending))
     try:

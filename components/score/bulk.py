@@ -16,6 +16,7 @@ blocks, scores tables, tfx-bsl's untyped inner ones included) so it gets an Arro
 estimate is ``nbytes``; the per-row telemetry distributions tfx-bsl computes on a random tenth of the row
 groups are turned off (its row and byte counters stay); and blocks carry compact id arrays and numpy views.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,6 +50,7 @@ class ScoreOptions(BaseModel):
 
 
 # ---------------------------------------------------------------- per-batch logic (plain Python)
+
 
 class ScoringBlock:
     """A block of rows for one inference call: ``video_ids`` [n] (Arrow strings) and ``vectors`` float32 [n, d].
@@ -90,16 +92,20 @@ class ScoredBlock:
         return self.video_ids.nbytes + self.probabilities.nbytes
 
 
-def split_batch(batch: pa.RecordBatch, *, embedder_id: str,
-                dimension: int) -> tuple[pa.RecordBatch | None, list[tables.ErrorRow]]:
+def split_batch(
+    batch: pa.RecordBatch, *, embedder_id: str, dimension: int
+) -> tuple[pa.RecordBatch | None, list[tables.ErrorRow]]:
     """The rows of ``batch`` the model can score, and an error row for each one it cannot.
 
     A batch whose ``vector`` column is not fixed_size_list<float>[dimension] is all errors.
     """
     video_ids = batch.column(batch.schema.get_field_index("video_id"))
     vector_type = batch.schema.field("vector").type
-    if not (pa.types.is_fixed_size_list(vector_type) and vector_type.list_size == dimension
-            and pa.types.is_floating(vector_type.value_type)):
+    if not (
+        pa.types.is_fixed_size_list(vector_type)
+        and vector_type.list_size == dimension
+        and pa.types.is_floating(vector_type.value_type)
+    ):
         found = vector_type.list_size if pa.types.is_fixed_size_list(vector_type) else str(vector_type)
         message = f"vector dimension {found}, model expects {dimension}"
         return None, [tables.ErrorRow(v, STAGE, "dimension_mismatch", message) for v in video_ids.to_pylist()]
@@ -113,8 +119,9 @@ def split_batch(batch: pa.RecordBatch, *, embedder_id: str,
         vid = video_ids[i].as_py()
         if not right_embedder[i]:
             eid = embedders[i].as_py()
-            errors.append(tables.ErrorRow(vid, STAGE, "embedder_mismatch",
-                                          f"embedder id {eid!r}, model expects {embedder_id!r}"))
+            errors.append(
+                tables.ErrorRow(vid, STAGE, "embedder_mismatch", f"embedder id {eid!r}, model expects {embedder_id!r}")
+            )
         else:
             errors.append(tables.ErrorRow(vid, STAGE, "non_finite_vector", "vector has NaN or infinite values"))
     if not keep.any():
@@ -160,6 +167,7 @@ def scores_batch(video_ids: pa.Array, probabilities: np.ndarray, metadata: dict[
 
 # ---------------------------------------------------------------- pipeline
 
+
 def read_patterns(files: list[str]) -> list[str]:
     """One glob pattern that matches exactly ``files`` (same folder, shared name prefix), else ``files`` themselves.
 
@@ -190,14 +198,23 @@ def _input_rows(files: list[str]) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
 
-def build_scoring(pipeline: Any, *, files: list[str], model: str, metadata: dict[str, Any], options: ScoreOptions,
-                  scores_prefix: str, errors_prefix: str) -> None:
+def build_scoring(
+    pipeline: Any,
+    *,
+    files: list[str],
+    model: str,
+    metadata: dict[str, Any],
+    options: ScoreOptions,
+    scores_prefix: str,
+    errors_prefix: str,
+) -> None:
     """Add the scoring graph to ``pipeline``: read ``files``, check, RunInference, write scores and error shards.
 
     Every PCollection on the way is typed with an Arrow-coded type (see the module docstring); nothing runs here.
     """
     import apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
+
     # tfx-bsl 1.21 does not re-export ParquetTFXIO from tfx_bsl.public.tfxio; the class lives here.
     from tfx_bsl.tfxio.parquet_tfxio import ParquetTFXIO
 
@@ -221,27 +238,30 @@ def build_scoring(pipeline: Any, *, files: list[str], model: str, metadata: dict
     checked = (
         pipeline
         | "ReadEmbeddings" >> read
-        | "CheckAgainstModel" >> beam.FlatMap(check).with_output_types(ScoringBlock).with_outputs("errors",
-                                                                                                  main="blocks")
+        | "CheckAgainstModel"
+        >> beam.FlatMap(check).with_output_types(ScoringBlock).with_outputs("errors", main="blocks")
     )
     scored = checked.blocks | "RunInference" >> RunInference(
-        model_handler(model, metadata, backend=options.backend, threads=options.threads))
+        model_handler(model, metadata, backend=options.backend, threads=options.threads)
+    )
     scored.element_type = ScoredBlock  # Beam leaves RunInference's output Any, i.e. pickled for every size sample
     checked.errors.element_type = pa.Table
     _ = (
         scored
         | "ToScores" >> beam.Map(to_scores).with_output_types(pa.Table)
-        | "WriteScores" >> beam.io.WriteToParquetBatched(scores_prefix, schema=schemas.SCORES,
-                                                         file_name_suffix=".parquet")
+        | "WriteScores"
+        >> beam.io.WriteToParquetBatched(scores_prefix, schema=schemas.SCORES, file_name_suffix=".parquet")
     )
     _ = checked.errors | "WriteErrorShards" >> beam.io.WriteToParquetBatched(
-        errors_prefix, schema=schemas.ERRORS, file_name_suffix=".parquet")
+        errors_prefix, schema=schemas.ERRORS, file_name_suffix=".parquet"
+    )
     type_arrow_read_outputs(pipeline, "ReadEmbeddings")
     quiet_tfxio_row_telemetry(pipeline, "ReadEmbeddings")
 
 
-def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None = None,
-        overwrite: bool = False) -> dict[str, Any]:
+def run(
+    *, model: str, embeddings: str, out: str, options: ScoreOptions | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """Score every row of ``embeddings`` with the student in MODELDIR ``model``.
 
     Writes ``out``/scores-*.parquet + errors.parquet.
@@ -263,8 +283,15 @@ def run(*, model: str, embeddings: str, out: str, options: ScoreOptions | None =
     with tables.atomic_directory(out, command="score", overwrite=overwrite) as staging:
         beam_options = PipelineOptions(list(options.pipeline_args), runner=options.runner)
         with beam.Pipeline(options=beam_options) as pipeline:
-            build_scoring(pipeline, files=files, model=model, metadata=metadata, options=options,
-                          scores_prefix=str(staging / SCORES_PREFIX), errors_prefix=str(staging / ERRORS_TMP / "part"))
+            build_scoring(
+                pipeline,
+                files=files,
+                model=model,
+                metadata=metadata,
+                options=options,
+                scores_prefix=str(staging / SCORES_PREFIX),
+                errors_prefix=str(staging / ERRORS_TMP / "part"),
+            )
         error_dir = staging / ERRORS_TMP
         has_errors = error_dir.exists() and any(error_dir.glob("*.parquet"))
         error_rows = tables.read_table(error_dir, schemas.ERRORS) if has_errors else schemas.ERRORS.empty_table()

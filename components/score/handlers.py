@@ -4,6 +4,7 @@ the scoring path (RecordBatch, Table, ScoringBlock, ScoredBlock).
 
 Imports Beam, onnxruntime and torch at module import; ``bulk`` imports this module only inside ``run``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,9 @@ class StudentOnnxHandler(OnnxModelHandlerNumpy):
         options.inter_op_num_threads = 1
         return ort.InferenceSession(self._model_uri, sess_options=options, providers=["CPUExecutionProvider"])
 
-    def run_inference(self, batch: ScoringBlock, model: ort.InferenceSession,
-                      inference_args: dict | None = None) -> list[ScoredBlock]:
+    def run_inference(
+        self, batch: ScoringBlock, model: ort.InferenceSession, inference_args: dict | None = None
+    ) -> list[ScoredBlock]:
         """The block's probabilities, one session run over its float32 [n, d] vectors."""
         out = model.run(None, {model.get_inputs()[0].name: batch.vectors})[0]
         return [ScoredBlock(batch.video_ids, out)]
@@ -65,8 +67,9 @@ def model_handler(model_dir: str | Path, metadata: dict[str, Any], *, backend: s
     import torch
 
     torch.set_num_threads(threads)
-    return StudentTorchHandler(torch_script_model_path=str(model_dir / metadata["files"]["torchscript"]),
-                               device="CPU").with_no_batching()
+    return StudentTorchHandler(
+        torch_script_model_path=str(model_dir / metadata["files"]["torchscript"]), device="CPU"
+    ).with_no_batching()
 
 
 def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
@@ -202,8 +205,13 @@ def type_arrow_read_outputs(pipeline: Any, read_label: str) -> int:
             if not node.full_label.startswith(read_label + "/"):
                 return
             step = node.full_label.rsplit("/", 1)[-1]
-            arrow_type = pa.RecordBatch if step == "ToRecordBatch" else pa.Table if (
-                step == "FlattenPCollsFromPatterns" or "SDFBoundedSourceDoFn" in step) else None
+            arrow_type = (
+                pa.RecordBatch
+                if step == "ToRecordBatch"
+                else pa.Table
+                if (step == "FlattenPCollsFromPatterns" or "SDFBoundedSourceDoFn" in step)
+                else None
+            )
             for output in node.outputs.values():
                 if arrow_type is not None and output.element_type in (None, AnyHint):
                     output.element_type = arrow_type
@@ -228,8 +236,11 @@ def quiet_tfxio_row_telemetry(pipeline: Any, read_label: str) -> int:
         def visit_transform(self, node) -> None:
             nonlocal changed
             fn = getattr(node.transform, "fn", None)
-            if node.full_label.startswith(read_label + "/") and type(fn).__name__ == "_ProfileRecordBatchDoFn" \
-                    and hasattr(fn, "_dist_update_prob"):
+            if (
+                node.full_label.startswith(read_label + "/")
+                and type(fn).__name__ == "_ProfileRecordBatchDoFn"
+                and hasattr(fn, "_dist_update_prob")
+            ):
                 fn._dist_update_prob = 0.0  # np.random.rand() < 0.0 never holds
                 changed += 1
 

@@ -10,6 +10,7 @@ that owns no row writes an empty ``errors.parquet`` and no scores. ``Shard(0, 1)
 The copy lives under ``out`` (not in the pod's /tmp) so that a distributed Beam runner's workers, which see
 the run folder (a shared PVC or an object store) but not this pod, can read it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,15 @@ def owned_rows(embeddings: str, shard: Shard, folder: Path) -> int:
     return kept
 
 
-def run_shard(*, model: str, embeddings: str, out: str, shard: Shard = Shard(), options: ScoreOptions | None = None,
-              overwrite: bool = False) -> dict[str, Any]:
+def run_shard(
+    *,
+    model: str,
+    embeddings: str,
+    out: str,
+    shard: Shard = Shard(),
+    options: ScoreOptions | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Score the embeddings ``shard`` owns into ``out/shard-<tag>/`` (``out`` itself for Shard(0, 1)).
 
     Returns bulk.run's summary for the shard (inputs == scored + errors over the shard's rows) plus ``shard``
@@ -63,11 +71,15 @@ def run_shard(*, model: str, embeddings: str, out: str, shard: Shard = Shard(), 
 
     out = str(out).rstrip("/")
     if shard.count == 1:
-        return {**run(model=model, embeddings=embeddings, out=out, options=options, overwrite=overwrite),
-                "shard": str(shard), "table": out}
+        return {
+            **run(model=model, embeddings=embeddings, out=out, options=options, overwrite=overwrite),
+            "shard": str(shard),
+            "table": out,
+        }
     if "://" in out and not out.startswith("file://"):
-        raise SilversetInputError(f"out '{out}'", "bulk scoring writes a local folder (a PVC path), not an object "
-                                                  "store")
+        raise SilversetInputError(
+            f"out '{out}'", "bulk scoring writes a local folder (a PVC path), not an object store"
+        )
     whole = Path(out.removeprefix("file://"))
     tables.check_output_folder(whole, command="score", replaces=False)
     whole.mkdir(parents=True, exist_ok=True)
@@ -98,5 +110,11 @@ def _empty_shard(model: str, target: str, options: ScoreOptions) -> dict[str, An
     metadata = read_metadata(model)
     with tables.atomic_directory(target, command="score", overwrite=False) as staging:
         tables.write_table(schemas.ERRORS.empty_table(), staging / tables.ERRORS_FILE, schemas.ERRORS)
-    return {"scores": target, "model_digest": metadata["model_digest"], "backend": options.backend, "inputs": 0,
-            "scored": 0, "errors": 0}
+    return {
+        "scores": target,
+        "model_digest": metadata["model_digest"],
+        "backend": options.backend,
+        "inputs": 0,
+        "scored": 0,
+        "errors": 0,
+    }

@@ -1,5 +1,6 @@
 """The studio's HTTP API and single-page UI (FastAPI); all logic lives in service.Studio, users in users.Users,
 OpenID Connect sign-in in oidc.OidcSignIn and the sign-in rate limit in auth_limit.SignInLimiter."""
+
 from __future__ import annotations
 
 import hmac
@@ -57,7 +58,9 @@ class NewLabel(_Body):
     video_id: str = Field(min_length=1, max_length=256)
     label: Literal["positive", "negative", "skip"]
     source: str = Field("manual", pattern=r"^[a-z_:]{1,32}$")
-    expected_revision: int | None = Field(None, ge=0, description="revision last seen; 0 = no label yet; omit to overwrite")
+    expected_revision: int | None = Field(
+        None, ge=0, description="revision last seen; 0 = no label yet; omit to overwrite"
+    )
 
 
 class Adjudication(_Body):
@@ -102,7 +105,9 @@ def one_line(text: str) -> str:
 
 def validation_detail(errors) -> str:
     """Pydantic/FastAPI validation errors as one line, "where: problem; where: problem" (first five)."""
-    return one_line("; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}" for e in list(errors)[:5]))
+    return one_line(
+        "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'body'}: {e['msg']}" for e in list(errors)[:5])
+    )
 
 
 class _BodyLimit:
@@ -116,7 +121,9 @@ class _BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await JSONResponse({"detail": f"request body is over {self.limit} bytes"}, status_code=413)(scope, receive, send)
+            return await JSONResponse({"detail": f"request body is over {self.limit} bytes"}, status_code=413)(
+                scope, receive, send
+            )
         seen = 0
 
         async def limited():
@@ -130,9 +137,15 @@ class _BodyLimit:
         await self.app(scope, limited, send)
 
 
-def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS,
-               secure_cookies: bool = False, oidc: OidcSignIn | None = None,
-               limiter: SignInLimiter | None = None) -> FastAPI:
+def create_app(
+    studio: Studio,
+    *,
+    users: Users | None = None,
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS,
+    secure_cookies: bool = False,
+    oidc: OidcSignIn | None = None,
+    limiter: SignInLimiter | None = None,
+) -> FastAPI:
     """FastAPI app over one Studio.
 
     ``users``: who may sign in with a password or bearer token (None without ``oidc`` = ``Users.local("local")``,
@@ -183,7 +196,9 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
     def refuse_if_limited(*keys: str) -> None:
         wait = limiter.retry_after(*keys)
         if wait:
-            raise HTTPException(429, f"too many failed sign-ins; try again in {wait} s", headers={"Retry-After": str(wait)})
+            raise HTTPException(
+                429, f"too many failed sign-ins; try again in {wait} s", headers={"Retry-After": str(wait)}
+            )
 
     def signed_in(request: Request) -> User:
         """The request's user: a bearer token, else a session cookie (CSRF-checked on writes), else local mode."""
@@ -199,18 +214,22 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
         session = sessions.get(request.cookies.get(SESSION_COOKIE, ""))
         if session is not None:
             if request.method in UNSAFE_METHODS and not hmac.compare_digest(
-                    request.headers.get(CSRF_HEADER, "").encode(), session.csrf_token.encode()):
+                request.headers.get(CSRF_HEADER, "").encode(), session.csrf_token.encode()
+            ):
                 raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for this session")
             return session.user
         if users.local_user is not None:
             return users.local_user
-        raise HTTPException(401, "sign in first (POST /api/session) or send a bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "sign in first (POST /api/session) or send a bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
 
     def role(needed: str) -> Callable[[Request], User]:
         def check(user: User = Depends(signed_in)) -> User:
             if not user.may(needed):
                 raise HTTPException(403, f"user '{user.name}' is a {user.role}; this needs {needed}")
             return user
+
         return check
 
     labeler, adjudicator, admin = role("labeler"), role("adjudicator"), role("admin")
@@ -222,14 +241,24 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def set_session_cookie(response: Response, session_id: str) -> None:
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=secure_cookies,
-                            max_age=int(sessions.lifetime_s), path="/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_id,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies,
+            max_age=int(sessions.lifetime_s),
+            path="/",
+        )
 
     @app.get("/auth/methods")
     def sign_in_methods() -> dict:
         """How people sign in here (open: the page asks before anyone is signed in)."""
-        return {"oidc": oidc is not None, "password": users.local_user is None and users.has_entries,
-                "local": users.local_user is not None}
+        return {
+            "oidc": oidc is not None,
+            "password": users.local_user is None and users.has_entries,
+            "local": users.local_user is not None,
+        }
 
     @app.post("/api/session")
     def sign_in(body: SignIn, request: Request) -> JSONResponse:
@@ -256,13 +285,24 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
             raise HTTPException(exc.status, str(exc)) from None
         response = RedirectResponse(url, status_code=302)
         # Lax, not Strict: the provider's redirect back is a cross-site top-level navigation that must carry it.
-        response.set_cookie(OIDC_COOKIE, browser_secret, httponly=True, samesite="lax", secure=secure_cookies,
-                            max_age=LOGIN_SECONDS, path="/auth")
+        response.set_cookie(
+            OIDC_COOKIE,
+            browser_secret,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies,
+            max_age=LOGIN_SECONDS,
+            path="/auth",
+        )
         return response
 
     @app.get(CALLBACK_PATH, include_in_schema=False)
-    def oidc_callback(request: Request, code: str | None = Query(None, max_length=4096),
-                      state: str | None = Query(None, max_length=512), error: str | None = Query(None, max_length=128)):
+    def oidc_callback(
+        request: Request,
+        code: str | None = Query(None, max_length=4096),
+        state: str | None = Query(None, max_length=512),
+        error: str | None = Query(None, max_length=128),
+    ):
         if oidc is None:
             raise HTTPException(404, "this studio has no OpenID Connect sign-in")
         if error is not None:
@@ -288,14 +328,22 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
     @app.get("/api/me")
     def me(request: Request, user: User = Depends(signed_in)) -> dict:
         session = sessions.get(request.cookies.get(SESSION_COOKIE, ""))
-        return {"user": user.name, "role": user.role, "csrf_token": session.csrf_token if session else None,
-                "local": user is users.local_user}
+        return {
+            "user": user.name,
+            "role": user.role,
+            "csrf_token": session.csrf_token if session else None,
+            "local": user is users.local_user,
+        }
 
     @app.get("/api/corpus")
     def corpus(_: User = Depends(labeler)) -> dict:
         c = studio.catalog
-        return {"videos": len(c), "dimension": int(c.embeddings.shape[1]), "embedder_id": c.embedder_id,
-                "text_search": c.text_encoder is not None}
+        return {
+            "videos": len(c),
+            "dimension": int(c.embeddings.shape[1]),
+            "embedder_id": c.embedder_id,
+            "text_search": c.text_encoder is not None,
+        }
 
     @app.get("/api/examples")
     def examples(_: User = Depends(labeler)) -> list[str]:
@@ -326,8 +374,12 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
         return studio.set_policy(key, body.policy)
 
     @app.get("/api/attributes/{key}/search")
-    def search(key: str, q: str = Query(..., min_length=1, max_length=500), limit: int = Query(24, ge=1, le=200),
-               _: User = Depends(labeler)) -> list[dict]:
+    def search(
+        key: str,
+        q: str = Query(..., min_length=1, max_length=500),
+        limit: int = Query(24, ge=1, le=200),
+        _: User = Depends(labeler),
+    ) -> list[dict]:
         return studio.search(key, query=q, limit=limit)
 
     @app.get("/api/attributes/{key}/labels")
@@ -336,8 +388,14 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
 
     @app.post("/api/attributes/{key}/labels")
     def add_label(key: str, body: NewLabel, user: User = Depends(labeler)) -> dict:
-        label = studio.set_label(key, video_id=body.video_id, value=body.label, labeler=user.name,
-                                 source=body.source, expected_revision=body.expected_revision)
+        label = studio.set_label(
+            key,
+            video_id=body.video_id,
+            value=body.label,
+            labeler=user.name,
+            source=body.source,
+            expected_revision=body.expected_revision,
+        )
         return {"label": label, "state": studio.state(key)}
 
     @app.get("/api/attributes/{key}/feeds")
@@ -388,14 +446,17 @@ def create_app(studio: Studio, *, users: Users | None = None, allowed_hosts: tup
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         name = key.replace("@", "_")
-        return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet",
-                        headers={"Content-Disposition": f'attachment; filename="golden_{name}.parquet"'})
+        return Response(
+            buffer.getvalue(),
+            media_type="application/vnd.apache.parquet",
+            headers={"Content-Disposition": f'attachment; filename="golden_{name}.parquet"'},
+        )
 
     @app.post("/api/attributes/{key}/import")
     async def import_golden(key: str, request: Request, user: User = Depends(admin)) -> dict:
         # JSON only: a cross-site form or a text/plain "simple request" cannot reach this without a CORS preflight.
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-            raise HTTPException(415, "send the golden set as application/json: {\"rows\": [...]}")
+            raise HTTPException(415, 'send the golden set as application/json: {"rows": [...]}')
         try:
             body = GoldenImport.model_validate_json(await request.body())
         except ValidationError as exc:

@@ -6,6 +6,7 @@ oldest failure leaves the window; ``retry_after`` says how many seconds that is 
 A success does not erase earlier failures, so guessing between one's own good sign-ins gains nothing.
 Counts live in memory: a restart forgets them, and several studio replicas count separately.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,14 @@ MAX_TRACKED = 100_000  # keys remembered at once; the oldest are forgotten first
 class SignInLimiter:
     """Sliding-window failure counts per key ("user:<name>", "address:<ip>")."""
 
-    def __init__(self, *, window_s: float = WINDOW_SECONDS, per_user: int = FAILURES_PER_USER,
-                 per_address: int = FAILURES_PER_ADDRESS, clock=time.monotonic):
+    def __init__(
+        self,
+        *,
+        window_s: float = WINDOW_SECONDS,
+        per_user: int = FAILURES_PER_USER,
+        per_address: int = FAILURES_PER_ADDRESS,
+        clock=time.monotonic,
+    ):
         self.window_s, self.per_user, self.per_address = window_s, per_user, per_address
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}

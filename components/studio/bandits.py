@@ -15,6 +15,7 @@ Contract:
   s_i + c * sqrt(ln N / n_i), N = steps so far, n_i = pulls of arm i. Ties go to the earlier arm in ``ARMS``.
 - ``choose`` takes the arms available now (e.g. no ``zero_shot`` without a text tower); unavailable arms are skipped.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,14 @@ def ucb_value(state: BanditState, arm: str, *, c: float = UCB_C) -> float:
     return state.score.get(arm, 0.0) + c * math.sqrt(math.log(total) / state.pulls[arm])
 
 
-def choose(state: BanditState, rng: random.Random, *, available: list[str] | tuple[str, ...] | None = None,
-           epsilon: float = EPSILON, c: float = UCB_C) -> str:
+def choose(
+    state: BanditState,
+    rng: random.Random,
+    *,
+    available: list[str] | tuple[str, ...] | None = None,
+    epsilon: float = EPSILON,
+    c: float = UCB_C,
+) -> str:
     """Pick the next arm among ``available`` (default: all of ``state.arms``, in their order)."""
     arms = [arm for arm in state.arms if available is None or arm in available]
     if not arms:

@@ -6,6 +6,7 @@ live run instead, the promoted state the last promotion that went live committed
 embeddings, and each video's metadata and thumbnails from the run folder that processed the content the state
 holds. Anything else is refused naming what is missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -98,7 +99,9 @@ class Catalog:
         if self._text_index is None and self.text_vectors is not None:
             self._text_index = self.text_vectors
         if self._text_index is None:
-            self._text_index = np.asarray(self.text_encoder([self.metadata_text(i) for i in range(len(self))]), dtype=np.float32)
+            self._text_index = np.asarray(
+                self.text_encoder([self.metadata_text(i) for i in range(len(self))]), dtype=np.float32
+            )
         return self._text_index
 
     def search(self, query: str, *, limit: int, exclude: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -150,10 +153,17 @@ def clip_text_encoder(model: str, embedder_id: str) -> TextEncoder:
     return encode
 
 
-def load_catalog(*, embeddings: str | Path, manifest: str | Path | pa.Table | None = None,
-                 frames: str | Path | pa.Table | None = None, text_encoder: TextEncoder | None = None,
-                 frames_per_video: int = 4, clusters_seed: int = 0, clip_model: str | None = None,
-                 source: str = "") -> Catalog:
+def load_catalog(
+    *,
+    embeddings: str | Path,
+    manifest: str | Path | pa.Table | None = None,
+    frames: str | Path | pa.Table | None = None,
+    text_encoder: TextEncoder | None = None,
+    frames_per_video: int = 4,
+    clusters_seed: int = 0,
+    clip_model: str | None = None,
+    source: str = "",
+) -> Catalog:
     """Read the embeddings table (required), and optionally the manifest and the frames table (each a path, or a
     table already read: manifest rows conformed to ``schemas.MANIFEST``, frames rows to ``schemas.FRAMES``).
 
@@ -173,7 +183,11 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | pa.Table | No
     if table.num_rows == 0:
         raise SilversetInputError(f"embeddings '{embeddings}'", "has no rows")
     vector_type = table.schema.field("vector").type
-    dimension = vector_type.list_size if isinstance(vector_type, pa.FixedSizeListType) else len(table.column("vector")[0].as_py())
+    dimension = (
+        vector_type.list_size
+        if isinstance(vector_type, pa.FixedSizeListType)
+        else len(table.column("vector")[0].as_py())
+    )
     table = tables.conform(table, schemas.embeddings_schema(dimension), name=f"embeddings '{embeddings}'")
     video_ids = table.column("video_id").to_pylist()
     if len(set(video_ids)) != len(video_ids):
@@ -195,22 +209,32 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | pa.Table | No
         embedder_id = next(iter(embedder_ids))
         block = clip_block(embedder_id) if len(embedder_ids) == 1 else None
         if block is None:
-            raise SilversetInputError(f"embeddings '{embeddings}'", f"have no single clip block to search with "
-                                      f"'{clip_model}' (embedder ids: {', '.join(sorted(embedder_ids))[:300]})")
+            raise SilversetInputError(
+                f"embeddings '{embeddings}'",
+                f"have no single clip block to search with "
+                f"'{clip_model}' (embedder ids: {', '.join(sorted(embedder_ids))[:300]})",
+            )
         text_encoder = clip_text_encoder(clip_model, embedder_id)
-        text_vectors = np.ascontiguousarray(vectors[:, block[1]:block[2]])
+        text_vectors = np.ascontiguousarray(vectors[:, block[1] : block[2]])
     meta: dict[str, tuple[str, str, str]] = {}
     if manifest is not None:
         rows = manifest if isinstance(manifest, pa.Table) else read_manifest(str(manifest), stage="studio")[0]
-        for vid, uri, title, desc in zip(*(rows.column(c).to_pylist() for c in ("video_id", "uri", "title", "description"))):
+        for vid, uri, title, desc in zip(
+            *(rows.column(c).to_pylist() for c in ("video_id", "uri", "title", "description"))
+        ):
             meta[vid] = (uri or "", title or "", desc or "")
     frame_index: dict[str, list[tuple[int, float, bytes]]] = {}
     if frames is not None:
-        frame_table = frames if isinstance(frames, pa.Table) else tables.read_table(frames, schemas.FRAMES,
-                                                                                   name=f"frames '{frames}'")
+        frame_table = (
+            frames
+            if isinstance(frames, pa.Table)
+            else tables.read_table(frames, schemas.FRAMES, name=f"frames '{frames}'")
+        )
         wanted = set(video_ids)
         grouped: dict[str, list[tuple[int, float, bytes]]] = {}
-        for vid, idx, ts, jpeg in zip(*(frame_table.column(c).to_pylist() for c in ("video_id", "frame_index", "timestamp_s", "jpeg"))):
+        for vid, idx, ts, jpeg in zip(
+            *(frame_table.column(c).to_pylist() for c in ("video_id", "frame_index", "timestamp_s", "jpeg"))
+        ):
             if vid in wanted:
                 grouped.setdefault(vid, []).append((idx, ts, jpeg))
         for vid, items in grouped.items():
@@ -232,9 +256,15 @@ def load_catalog(*, embeddings: str | Path, manifest: str | Path | pa.Table | No
     )
 
 
-def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None, embeddings: str | Path | None = None,
-                 manifest: str | Path | None = None, frames: str | Path | None = None,
-                 clip_model: str | None = None) -> Catalog:
+def load_workdir(
+    workdir: str | Path,
+    *,
+    text_encoder: TextEncoder | None = None,
+    embeddings: str | Path | None = None,
+    manifest: str | Path | None = None,
+    frames: str | Path | None = None,
+    clip_model: str | None = None,
+) -> Catalog:
     """Catalog from a studio workdir (``W/embeddings``, ``W/manifest.{parquet,jsonl,csv}``, ``W/frames`` optional),
     or from the live run of a pipeline or demo workdir (``live_run``) when ``W/embeddings`` is not there.
 
@@ -246,19 +276,28 @@ def load_workdir(workdir: str | Path, *, text_encoder: TextEncoder | None = None
     if embeddings is None and not (workdir / "embeddings").exists():
         live = live_run(workdir)
         if live is not None:
-            return load_catalog(embeddings=live.embeddings, text_encoder=text_encoder, clip_model=clip_model,
-                                manifest=manifest if manifest is not None else live.manifest_rows(),
-                                frames=frames if frames is not None else live.frame_rows(), source=live.describe())
+            return load_catalog(
+                embeddings=live.embeddings,
+                text_encoder=text_encoder,
+                clip_model=clip_model,
+                manifest=manifest if manifest is not None else live.manifest_rows(),
+                frames=frames if frames is not None else live.frame_rows(),
+                source=live.describe(),
+            )
     embeddings = embeddings or workdir / "embeddings"
     if not Path(embeddings).exists():
-        raise SilversetInputError(f"workdir '{workdir}'", f"has no embeddings table at '{embeddings}' and no pipeline "
-                                  f"state ({', '.join(str(workdir / d / COMPLETED_FILE) for d in STATE_FOLDERS)}): "
-                                  "run `silverset demo --workdir` or the pipeline into it first, or pass --embeddings")
+        raise SilversetInputError(
+            f"workdir '{workdir}'",
+            f"has no embeddings table at '{embeddings}' and no pipeline "
+            f"state ({', '.join(str(workdir / d / COMPLETED_FILE) for d in STATE_FOLDERS)}): "
+            "run `silverset demo --workdir` or the pipeline into it first, or pass --embeddings",
+        )
     manifest = manifest or _find_manifest(workdir)
     if frames is None and (workdir / "frames").exists():
         frames = workdir / "frames"
-    return load_catalog(embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder,
-                        clip_model=clip_model)
+    return load_catalog(
+        embeddings=embeddings, manifest=manifest, frames=frames, text_encoder=text_encoder, clip_model=clip_model
+    )
 
 
 # Where a workdir keeps its pipeline's state: W/state for a pipeline workdir W (``run_local``'s default), and
@@ -286,13 +325,17 @@ class LiveRun:
     sources: tuple[tuple[Path, pa.Table], ...]
 
     def describe(self) -> str:
-        return (f"live run {self.run_dir.name} of {self.pipeline_dir} (promoted by {self.run_id or 'an unnamed run'}): "
-                f"{self.videos} videos of the promoted state {self.state_dir}")
+        return (
+            f"live run {self.run_dir.name} of {self.pipeline_dir} (promoted by {self.run_id or 'an unnamed run'}): "
+            f"{self.videos} videos of the promoted state {self.state_dir}"
+        )
 
     def manifest_rows(self) -> pa.Table | None:
         """Manifest rows (schemas.MANIFEST) of the state's videos, from the plan of the run that embedded each."""
-        parts = [tables.conform(rows.select(schemas.MANIFEST.names), schemas.MANIFEST, name=f"run manifest of '{run}'")
-                 for run, rows in self.sources]
+        parts = [
+            tables.conform(rows.select(schemas.MANIFEST.names), schemas.MANIFEST, name=f"run manifest of '{run}'")
+            for run, rows in self.sources
+        ]
         return pa.concat_tables(parts) if parts else None
 
     def frame_rows(self) -> pa.Table | None:
@@ -322,56 +365,98 @@ def live_run(workdir: str | Path) -> LiveRun | None:
         return None
     promoted = [d for d in states if (d / COMPLETED_FILE).is_file()]
     if not promoted:
-        runs = sorted((p for p in (states[0].parent / "runs").glob("*") if (p / "embeddings").is_dir()),
-                      key=lambda p: p.stat().st_mtime)
-        last = (f" To label the last run's videos anyway: --embeddings {runs[-1] / 'embeddings'} --frames "
-                f"{runs[-1] / 'frames'} --manifest {runs[-1] / 'plan' / 'todo_manifest.parquet'}") if runs else ""
-        raise SilversetInputError(f"workdir '{workdir}'", f"has a pipeline state ({states[0]}) but no promotion "
-                                  f"went live yet (no {states[0] / COMPLETED_FILE}): the studio opens the live run; "
-                                  f"{states[0].parent / 'run_summary.json'} says what stopped the last run.{last}")
+        runs = sorted(
+            (p for p in (states[0].parent / "runs").glob("*") if (p / "embeddings").is_dir()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        last = (
+            (
+                f" To label the last run's videos anyway: --embeddings {runs[-1] / 'embeddings'} --frames "
+                f"{runs[-1] / 'frames'} --manifest {runs[-1] / 'plan' / 'todo_manifest.parquet'}"
+            )
+            if runs
+            else ""
+        )
+        raise SilversetInputError(
+            f"workdir '{workdir}'",
+            f"has a pipeline state ({states[0]}) but no promotion "
+            f"went live yet (no {states[0] / COMPLETED_FILE}): the studio opens the live run; "
+            f"{states[0].parent / 'run_summary.json'} says what stopped the last run.{last}",
+        )
     state_dir = promoted[0]
     pipeline_dir = state_dir.parent
     try:
         completed = json.loads((state_dir / COMPLETED_FILE).read_text())
         digest = str(completed["corpus_digest"])
     except (ValueError, KeyError, TypeError):
-        raise SilversetInputError(f"state '{state_dir / COMPLETED_FILE}'",
-                                  "is not a promotion record ({corpus_digest, run_id})") from None
+        raise SilversetInputError(
+            f"state '{state_dir / COMPLETED_FILE}'", "is not a promotion record ({corpus_digest, run_id})"
+        ) from None
     run_dir = pipeline_dir / "runs" / digest[:16]  # incremental.plan.run_dir_of
     embeddings = state_dir / "embeddings"
     if not embeddings.exists():
-        raise SilversetInputError(f"state '{state_dir}'", f"has no embeddings table at '{embeddings}' (the live run "
-                                  f"{run_dir.name} committed none); pass --embeddings")
-    videos = tables.read_table(state_dir / incremental_state.VIDEOS_FILE, incremental_state.VIDEO_STATE,
-                               name=f"state '{state_dir}' videos")
+        raise SilversetInputError(
+            f"state '{state_dir}'",
+            f"has no embeddings table at '{embeddings}' (the live run "
+            f"{run_dir.name} committed none); pass --embeddings",
+        )
+    videos = tables.read_table(
+        state_dir / incremental_state.VIDEOS_FILE, incremental_state.VIDEO_STATE, name=f"state '{state_dir}' videos"
+    )
     etags = dict(zip(videos.column("video_id").to_pylist(), videos.column("etag").to_pylist()))
-    others = sorted((p for p in (pipeline_dir / "runs").glob("*") if p.is_dir() and p != run_dir),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
+    others = sorted(
+        (p for p in (pipeline_dir / "runs").glob("*") if p.is_dir() and p != run_dir),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     sources: list[tuple[Path, pa.Table]] = []
     left = set(etags)
     for folder in ([run_dir] if run_dir.is_dir() else []) + others:
-        planned = next((folder / "plan" / name for name in EMBEDDED_MANIFESTS if (folder / "plan" / name).exists()),
-                       None)
+        planned = next(
+            (folder / "plan" / name for name in EMBEDDED_MANIFESTS if (folder / "plan" / name).exists()), None
+        )
         if not left or planned is None:
             continue
         rows = tables.read_table(planned, name=f"run plan '{planned}'")
         if "etag" not in rows.column_names or rows.num_rows == 0:
             continue
-        keep = [v in left and etags[v] == etag for v, etag in zip(rows.column("video_id").to_pylist(),
-                                                                   rows.column("etag").to_pylist())]
+        keep = [
+            v in left and etags[v] == etag
+            for v, etag in zip(rows.column("video_id").to_pylist(), rows.column("etag").to_pylist())
+        ]
         rows = rows.filter(pa.array(keep, pa.bool_()))
         if rows.num_rows:
             sources.append((folder, rows))
             left -= set(rows.column("video_id").to_pylist())
-    return LiveRun(pipeline_dir=pipeline_dir, state_dir=state_dir, run_dir=run_dir,
-                   run_id=str(completed.get("run_id", "")), embeddings=embeddings, videos=len(etags),
-                   sources=tuple(sources))
+    return LiveRun(
+        pipeline_dir=pipeline_dir,
+        state_dir=state_dir,
+        run_dir=run_dir,
+        run_id=str(completed.get("run_id", "")),
+        embeddings=embeddings,
+        videos=len(etags),
+        sources=tuple(sources),
+    )
 
 
 TEACHER_GATE_FOLDER = "teacher_gate"
 MAX_SEARCH_DEPTH = 6  # W/pipeline/runs/<digest>/teacher_gate/disagreements.json is 5 levels down
-SKIPPED_FOLDERS = frozenset({"frames", "embeddings", "teacher", "teacher_golden", "merged", "scores", "index", "corpus",
-                             "studio", "golden", "models", "__pycache__"})
+SKIPPED_FOLDERS = frozenset(
+    {
+        "frames",
+        "embeddings",
+        "teacher",
+        "teacher_golden",
+        "merged",
+        "scores",
+        "index",
+        "corpus",
+        "studio",
+        "golden",
+        "models",
+        "__pycache__",
+    }
+)
 
 
 def find_teacher_disagreements(workdir: str | Path, *, attribute: str, version: int):
@@ -394,8 +479,11 @@ def find_teacher_disagreements(workdir: str | Path, *, attribute: str, version: 
         depth = len(Path(current).relative_to(root).parts)
         if Path(current).name == TEACHER_GATE_FOLDER and (Path(current) / DISAGREEMENTS_FILE).is_file():
             candidates.append(Path(current) / DISAGREEMENTS_FILE)
-        folders[:] = [] if depth >= MAX_SEARCH_DEPTH else sorted(
-            f for f in folders if not f.startswith(".") and f not in SKIPPED_FOLDERS)
+        folders[:] = (
+            []
+            if depth >= MAX_SEARCH_DEPTH
+            else sorted(f for f in folders if not f.startswith(".") and f not in SKIPPED_FOLDERS)
+        )
     found = []
     for path in candidates:
         try:

@@ -8,6 +8,7 @@ Contract:
   similarity between each video and the text of ``zero_shot_query`` (the attribute's title and the first sentence
   of its definition) in the embedding's text tower. All skip videos already labelled.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,12 +44,14 @@ def train(embeddings: np.ndarray, labelled_rows: np.ndarray, labels: np.ndarray,
     """Fit on ``embeddings[labelled_rows]`` (float32 [n, d]) with ``labels`` (int [m]) and score all n videos."""
     model = classifier(seed).fit(embeddings[labelled_rows], labels)
     probabilities = model.predict_proba(embeddings)[:, 1].astype(np.float32)
-    return FeedModel(probabilities=probabilities, n_positive=int((labels == 1).sum()),
-                     n_negative=int((labels == 0).sum()))
+    return FeedModel(
+        probabilities=probabilities, n_positive=int((labels == 1).sum()), n_negative=int((labels == 0).sum())
+    )
 
 
-def feed_rows(feed: str, probabilities: np.ndarray, exclude: np.ndarray, *, limit: int,
-              rng: np.random.Generator) -> np.ndarray:
+def feed_rows(
+    feed: str, probabilities: np.ndarray, exclude: np.ndarray, *, limit: int, rng: np.random.Generator
+) -> np.ndarray:
     """Corpus row indices of one feed, best first, skipping rows in ``exclude`` (already labelled).
 
     probabilities: float [n]; exclude: bool [n]. Ties are broken by row order so feeds are stable.
@@ -68,8 +71,9 @@ def feed_rows(feed: str, probabilities: np.ndarray, exclude: np.ndarray, *, limi
     return candidates[np.argsort(key, kind="stable")[:limit]]
 
 
-def va_loop_rows(probabilities: np.ndarray, exclude: np.ndarray, *, limit: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+def va_loop_rows(
+    probabilities: np.ndarray, exclude: np.ndarray, *, limit: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
     """The ``va_loop`` arm's batch: the four feeds interleaved, each row once, up to ``limit`` rows.
 
     probabilities: float [n]; exclude: bool [n]. Returns (rows int [m], the feed each row came from).

@@ -6,12 +6,23 @@ have no length limit on either backend (PostgreSQL enforces VARCHAR lengths, SQL
 edits are settled by a compare-and-set on ``revision`` plus the unique constraints, which needs nothing stronger
 than PostgreSQL's default READ COMMITTED isolation.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine,
-                        event, text)
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -136,8 +147,10 @@ def _refuse_nul(mapper, _connection, target) -> None:  # noqa: ANN001 - SQLAlche
     for attribute in mapper.column_attrs:
         value = getattr(target, attribute.key, None)
         if isinstance(value, str) and "\x00" in value:
-            raise SilversetInputError(f"{mapper.local_table.name}.{attribute.key}",
-                                      "contains a NUL character (U+0000), which a database text column cannot hold")
+            raise SilversetInputError(
+                f"{mapper.local_table.name}.{attribute.key}",
+                "contains a NUL character (U+0000), which a database text column cannot hold",
+            )
 
 
 for _event in ("before_insert", "before_update"):
@@ -161,8 +174,10 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise SilversetInputError("studio database URL", "not a SQLAlchemy URL (sqlite:///path/studio.db or "
-                                  "postgresql+psycopg://user:password@host:port/database)") from None
+        raise SilversetInputError(
+            "studio database URL",
+            "not a SQLAlchemy URL (sqlite:///path/studio.db or postgresql+psycopg://user:password@host:port/database)",
+        ) from None
     shown = f"studio database '{shown_url(url)}'"
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
@@ -172,15 +187,19 @@ def make_engine(url: str) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
-        raise SilversetInputError(shown, f"no driver for it is installed ({exc}); PostgreSQL needs "
-                                  "postgresql+psycopg:// with the psycopg package") from None
+        raise SilversetInputError(
+            shown,
+            f"no driver for it is installed ({exc}); PostgreSQL needs postgresql+psycopg:// with the psycopg package",
+        ) from None
     if parsed.get_backend_name() == "sqlite":
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001 - DB-API objects
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
+
     try:
         with engine.begin() as connection:
             if parsed.get_backend_name() == "postgresql":

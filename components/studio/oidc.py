@@ -8,6 +8,7 @@ algorithms only) and its ``iss``, ``aud``, ``exp``, ``iat`` and ``nonce`` are wh
 role comes from a claim the operator names (``groups`` by default) through the operator's mapping of claim
 values to roles; someone with no mapped value is refused or, by policy, a labeler.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,10 +58,13 @@ class OidcConfig(BaseModel):
     issuer: str = Field(min_length=1, description="Issuer URL; its /.well-known/openid-configuration is read")
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
-    redirect_base_url: str = Field(description="The studio's external URL; the provider redirects to <it>/auth/callback")
+    redirect_base_url: str = Field(
+        description="The studio's external URL; the provider redirects to <it>/auth/callback"
+    )
     role_claim: str = Field("groups", min_length=1, description="ID-token (or userinfo) claim holding group names")
     role_map: dict[str, Literal["labeler", "adjudicator", "admin"]] = Field(
-        description="claim value -> role; a user holding several gets the highest")
+        description="claim value -> role; a user holding several gets the highest"
+    )
     unknown_users: Literal["refuse", "labeler"] = "refuse"
     name_claim: str = Field("email", min_length=1, description="claim recorded as the labeler's name")
     scope: str = "openid email profile"
@@ -129,7 +133,9 @@ class OidcSignIn:
         if self._metadata is None:
             data = self._get_json(self.config.issuer + "/.well-known/openid-configuration", "discovery document")
             if data.get("issuer") != self.config.issuer:
-                raise OidcError(502, f"discovery document names issuer {data.get('issuer')!r}, not {self.config.issuer!r}")
+                raise OidcError(
+                    502, f"discovery document names issuer {data.get('issuer')!r}, not {self.config.issuer!r}"
+                )
             for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                 if not isinstance(data.get(key), str):
                     raise OidcError(502, f"discovery document has no {key}")
@@ -153,10 +159,15 @@ class OidcSignIn:
     def _client(self):
         from authlib.integrations.httpx_client import OAuth2Client
 
-        return OAuth2Client(client_id=self.config.client_id, client_secret=self.config.client_secret.get_secret_value(),
-                            scope=self.config.scope, redirect_uri=self.config.redirect_uri,
-                            code_challenge_method="S256", token_endpoint_auth_method="client_secret_basic",
-                            timeout=self.timeout_s)
+        return OAuth2Client(
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret.get_secret_value(),
+            scope=self.config.scope,
+            redirect_uri=self.config.redirect_uri,
+            code_challenge_method="S256",
+            token_endpoint_auth_method="client_secret_basic",
+            timeout=self.timeout_s,
+        )
 
     # --- the flow --------------------------------------------------------------------------------------------
     def begin(self) -> tuple[str, str]:
@@ -164,8 +175,9 @@ class OidcSignIn:
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         code_verifier, browser_secret = secrets.token_urlsafe(48), secrets.token_urlsafe(24)
         with self._client() as client:
-            url, _ = client.create_authorization_url(self.metadata()["authorization_endpoint"], state=state,
-                                                     nonce=nonce, code_verifier=code_verifier)
+            url, _ = client.create_authorization_url(
+                self.metadata()["authorization_endpoint"], state=state, nonce=nonce, code_verifier=code_verifier
+            )
         now = self._clock()
         with self._lock:
             self._attempts = {k: a for k, a in self._attempts.items() if a.expires > now}
@@ -186,8 +198,13 @@ class OidcSignIn:
 
         try:
             with self._client() as client:
-                token = client.fetch_token(self.metadata()["token_endpoint"], grant_type="authorization_code", code=code,
-                                           code_verifier=attempt.code_verifier, redirect_uri=self.config.redirect_uri)
+                token = client.fetch_token(
+                    self.metadata()["token_endpoint"],
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=attempt.code_verifier,
+                    redirect_uri=self.config.redirect_uri,
+                )
         except OAuthError as exc:
             raise OidcError(401, f"identity provider refused the code: {exc.error}") from None
         except httpx.HTTPError as exc:
@@ -199,11 +216,10 @@ class OidcSignIn:
 
     def verify_id_token(self, id_token: str, *, nonce: str, access_token: str | None = None) -> dict:
         """The ID token's claims once its signature, iss, aud, exp, iat, nonce (and at_hash, azp) check out."""
+        from authlib.oidc.core import CodeIDToken
         from joserfc import jwt
         from joserfc.errors import InvalidKeyIdError, JoseError
         from joserfc.jws import JWSRegistry
-
-        from authlib.oidc.core import CodeIDToken
 
         offered = self.metadata().get("id_token_signing_alg_values_supported") or ["RS256"]
         algorithms = [a for a in offered if a in SIGNING_ALGORITHMS]
@@ -213,9 +229,11 @@ class OidcSignIn:
                 decoded = jwt.decode(id_token, self._key_set(), registry=registry)
             except InvalidKeyIdError:  # the provider rotated its keys since the JWKS was read
                 decoded = jwt.decode(id_token, self._key_set(refresh=True), registry=registry)
-            options = {"iss": {"essential": True, "value": self.config.issuer},
-                       "aud": {"essential": True, "value": self.config.client_id},
-                       "exp": {"essential": True}}
+            options = {
+                "iss": {"essential": True, "value": self.config.issuer},
+                "aud": {"essential": True, "value": self.config.client_id},
+                "exp": {"essential": True},
+            }
             params = {"nonce": nonce, "client_id": self.config.client_id}
             if access_token:
                 params["access_token"] = access_token
@@ -250,9 +268,17 @@ class OidcSignIn:
             raise OidcError(403, f"the identity provider has not verified the email address of '{claims.get('sub')}'")
         name = claims.get(config.name_claim)
         if not isinstance(name, str) or not re.match(USER_NAME_PATTERN, name):
-            raise OidcError(403, f"claim '{config.name_claim}' is missing or not a user name (letters, digits and ._@+-)")
+            raise OidcError(
+                403, f"claim '{config.name_claim}' is missing or not a user name (letters, digits and ._@+-)"
+            )
         held = claims.get(config.role_claim)
-        values = [held] if isinstance(held, str) else [v for v in held if isinstance(v, str)] if isinstance(held, list) else []
+        values = (
+            [held]
+            if isinstance(held, str)
+            else [v for v in held if isinstance(v, str)]
+            if isinstance(held, list)
+            else []
+        )
         roles = [config.role_map[v] for v in values if v in config.role_map]
         if roles:
             return User(name, max(roles, key=ROLES.index))

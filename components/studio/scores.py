@@ -4,6 +4,7 @@ Contract: ``model_quality`` and ``data_diversity`` are in [0, 1] (quality None u
 ``stop_rule`` says whether labelling may stop: both scores at least ``STOP_SCORE`` (0.8), or ``MAX_LABELS`` (1,000)
 labels, the condition the paper gave its annotators ("model and data scores of at least 80, or 1K total examples").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ def classifier(seed: int = 0):
     return LogisticRegression(C=1.0, solver="liblinear", max_iter=1000, class_weight="balanced", random_state=seed)
 
 
-def model_quality(embeddings: np.ndarray, labels: np.ndarray, *, folds: int = QUALITY_FOLDS,
-                  seed: int = 0) -> float | None:
+def model_quality(
+    embeddings: np.ndarray, labels: np.ndarray, *, folds: int = QUALITY_FOLDS, seed: int = 0
+) -> float | None:
     """25th percentile of balanced accuracy over stratified ``folds``-fold cross-validation.
 
     embeddings: float32 [n, d]; labels: int [n] in {0, 1}. Returns None when a class has fewer than
@@ -56,8 +58,9 @@ def corpus_clusters(embeddings: np.ndarray, *, k: int = DIVERSITY_CLUSTERS, seed
     return KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(embeddings).astype(np.int64)
 
 
-def data_diversity(cluster_ids: np.ndarray, labels: np.ndarray, *, k: int = DIVERSITY_CLUSTERS,
-                   cap: int = DIVERSITY_CAP) -> float:
+def data_diversity(
+    cluster_ids: np.ndarray, labels: np.ndarray, *, k: int = DIVERSITY_CLUSTERS, cap: int = DIVERSITY_CAP
+) -> float:
     """Data diversity score in [0, 1].
 
     cluster_ids: int [m], the corpus cluster of each labelled video; labels: int [m] in {0, 1}.
@@ -73,8 +76,9 @@ def data_diversity(cluster_ids: np.ndarray, labels: np.ndarray, *, k: int = DIVE
     return total / (2 * k * cap)
 
 
-def stop_rule(*, quality: float | None, diversity: float, labels: int, threshold: float = STOP_SCORE,
-              max_labels: int = MAX_LABELS) -> dict:
+def stop_rule(
+    *, quality: float | None, diversity: float, labels: int, threshold: float = STOP_SCORE, max_labels: int = MAX_LABELS
+) -> dict:
     """The stop rule: reached when quality and diversity are both >= ``threshold``, or ``labels`` >= ``max_labels``.
 
     quality: the model quality score (None before it can be computed, which never meets the threshold);
@@ -95,6 +99,12 @@ def stop_rule(*, quality: float | None, diversity: float, labels: int, threshold
         if diversity < threshold:
             missing.append(f"data diversity {diversity:.3f} < {threshold}")
         reason = "; ".join(missing) + f"; {labels} of {max_labels} labels"
-    return {"reached": bool(scores_met or count_met), "reason": reason,
-            "quality": None if quality is None else float(quality), "diversity": float(diversity),
-            "labels": int(labels), "threshold": float(threshold), "max_labels": int(max_labels)}
+    return {
+        "reached": bool(scores_met or count_met),
+        "reason": reason,
+        "quality": None if quality is None else float(quality),
+        "diversity": float(diversity),
+        "labels": int(labels),
+        "threshold": float(threshold),
+        "max_labels": int(max_labels),
+    }

@@ -1,4 +1,5 @@
 """The studio's operations (attributes, labels, feeds, scores, bandit, golden-set export/import) over a database."""
+
 from __future__ import annotations
 
 import random
@@ -80,9 +81,17 @@ def resolve(values: list[str], adjudicated: str | None) -> tuple[str | None, str
 class Studio:
     """One corpus (a Catalog) and one database; safe to share between request threads."""
 
-    def __init__(self, *, catalog: Catalog, db_url: str | None = None, engine: Engine | None = None,
-                 golden_dir: str | Path | None = None, seed: int = 0, workdir: str | Path | None = None,
-                 models_dir: str | Path | None = None):
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        db_url: str | None = None,
+        engine: Engine | None = None,
+        golden_dir: str | Path | None = None,
+        seed: int = 0,
+        workdir: str | Path | None = None,
+        models_dir: str | Path | None = None,
+    ):
         """``workdir``: where pipeline runs are looked for (the teacher gate's disagreements.json);
         ``models_dir``: where exported classifiers go (default <golden_dir>/../models)."""
         self.catalog = catalog
@@ -103,15 +112,25 @@ class Studio:
             raise Invalid(f"policy '{policy}' is not one of {', '.join(bandits.POLICIES)}")
         spec = parse_spec(spec_yaml, source="request")
         with Session(self.engine) as session:
-            existing = session.scalar(select(AttributeRow).where(AttributeRow.name == spec.name, AttributeRow.version == spec.version))
+            existing = session.scalar(
+                select(AttributeRow).where(AttributeRow.name == spec.name, AttributeRow.version == spec.version)
+            )
             if existing is not None:
                 if existing.content_hash != spec.content_hash:
-                    raise Conflict(f"attribute {spec.key} already exists with a different spec; bump its version",
-                                   {"key": existing.key, "content_hash": existing.content_hash})
+                    raise Conflict(
+                        f"attribute {spec.key} already exists with a different spec; bump its version",
+                        {"key": existing.key, "content_hash": existing.content_hash},
+                    )
                 return self._attribute_dict(existing)
             state = bandits.BanditState(policy=policy, arms=list(bandits.ARMS))
-            row = AttributeRow(name=spec.name, version=spec.version, title=spec.title, spec_yaml=spec_yaml,
-                               content_hash=spec.content_hash, bandit_state=state.model_dump_json())
+            row = AttributeRow(
+                name=spec.name,
+                version=spec.version,
+                title=spec.title,
+                spec_yaml=spec_yaml,
+                content_hash=spec.content_hash,
+                bandit_state=state.model_dump_json(),
+            )
             session.add(row)
             try:
                 session.commit()
@@ -123,27 +142,55 @@ class Studio:
         """A new version whose classes equal those of the newest other version of the same attribute starts with
         that version's labels and adjudications (source ``carried:vN``, one audit row): a spec edit that keeps
         the classes keeps the golden set usable. Other classes start empty."""
-        others = session.scalars(select(AttributeRow).where(AttributeRow.name == spec.name, AttributeRow.id != row.id)
-                                 .order_by(AttributeRow.version.desc())).all()
+        others = session.scalars(
+            select(AttributeRow)
+            .where(AttributeRow.name == spec.name, AttributeRow.id != row.id)
+            .order_by(AttributeRow.version.desc())
+        ).all()
         source = next((o for o in others if parse_spec(o.spec_yaml, source=o.key).classes == spec.classes), None)
         if source is None:
             return {"carried_from": None, "carried_labels": 0}
         now = datetime.now(timezone.utc)
         labels = session.scalars(select(LabelRow).where(LabelRow.attribute_id == source.id).order_by(LabelRow.id)).all()
         for label in labels:
-            session.add(LabelRow(attribute_id=row.id, video_id=label.video_id, labeler=label.labeler, value=label.value,
-                                 source=f"carried:v{source.version}"[:32], revision=1, updated_at=label.updated_at))
+            session.add(
+                LabelRow(
+                    attribute_id=row.id,
+                    video_id=label.video_id,
+                    labeler=label.labeler,
+                    value=label.value,
+                    source=f"carried:v{source.version}"[:32],
+                    revision=1,
+                    updated_at=label.updated_at,
+                )
+            )
         for adj in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == source.id)):
-            session.add(AdjudicationRow(attribute_id=row.id, video_id=adj.video_id, value=adj.value,
-                                        adjudicator=adj.adjudicator, at=adj.at))
-        session.add(AuditRow(attribute_id=row.id, video_id="*", actor="studio", action="carry", old_value=None,
-                             new_value=f"{len(labels)} rows"[:16], source=f"carried:v{source.version}"[:32], at=now))
+            session.add(
+                AdjudicationRow(
+                    attribute_id=row.id, video_id=adj.video_id, value=adj.value, adjudicator=adj.adjudicator, at=adj.at
+                )
+            )
+        session.add(
+            AuditRow(
+                attribute_id=row.id,
+                video_id="*",
+                actor="studio",
+                action="carry",
+                old_value=None,
+                new_value=f"{len(labels)} rows"[:16],
+                source=f"carried:v{source.version}"[:32],
+                at=now,
+            )
+        )
         session.commit()
         return {"carried_from": source.version, "carried_labels": len(labels)}
 
     def list_attributes(self) -> list[dict]:
         with Session(self.engine) as session:
-            return [self._attribute_dict(r) for r in session.scalars(select(AttributeRow).order_by(AttributeRow.name, AttributeRow.version))]
+            return [
+                self._attribute_dict(r)
+                for r in session.scalars(select(AttributeRow).order_by(AttributeRow.name, AttributeRow.version))
+            ]
 
     def _attribute(self, session: Session, key: str) -> AttributeRow:
         name, sep, version = key.partition("@v")
@@ -153,7 +200,9 @@ class Studio:
             raise NotFound(f"attribute '{key}': version {version} is beyond the largest version ({MAX_VERSION})")
         if "\x00" in name:  # no name holds one, and PostgreSQL refuses it even in a WHERE clause
             raise NotFound(f"unknown attribute '{key}'")
-        row = session.scalar(select(AttributeRow).where(AttributeRow.name == name, AttributeRow.version == int(version)))
+        row = session.scalar(
+            select(AttributeRow).where(AttributeRow.name == name, AttributeRow.version == int(version))
+        )
         if row is None:
             raise NotFound(f"unknown attribute '{key}'")
         return row
@@ -164,8 +213,14 @@ class Studio:
 
     def _attribute_dict(self, row: AttributeRow) -> dict:
         state = bandits.BanditState.model_validate_json(row.bandit_state)
-        return {"key": row.key, "name": row.name, "version": row.version, "title": row.title,
-                "policy": state.policy, "content_hash": row.content_hash}
+        return {
+            "key": row.key,
+            "name": row.name,
+            "version": row.version,
+            "title": row.title,
+            "policy": state.policy,
+            "content_hash": row.content_hash,
+        }
 
     def set_policy(self, key: str, policy: str) -> dict:
         if policy not in bandits.POLICIES:
@@ -186,8 +241,16 @@ class Studio:
             raise NotFound(f"unknown video '{video_id}'")
         return row
 
-    def set_label(self, key: str, *, video_id: str, value: str, labeler: str, source: str = "manual",
-                  expected_revision: int | None = None) -> dict:
+    def set_label(
+        self,
+        key: str,
+        *,
+        video_id: str,
+        value: str,
+        labeler: str,
+        source: str = "manual",
+        expected_revision: int | None = None,
+    ) -> dict:
         """Store ``labeler``'s label for a video (positive | negative | skip) and audit the change.
 
         ``expected_revision``: the revision the client last saw (0 = "no label yet"); a mismatch raises
@@ -201,40 +264,76 @@ class Studio:
         self._require_video(video_id)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
-            current = session.scalar(select(LabelRow).where(LabelRow.attribute_id == attribute.id, LabelRow.video_id == video_id,
-                                                            LabelRow.labeler == labeler))
+            current = session.scalar(
+                select(LabelRow).where(
+                    LabelRow.attribute_id == attribute.id, LabelRow.video_id == video_id, LabelRow.labeler == labeler
+                )
+            )
             have = current.revision if current is not None else 0
             if expected_revision is not None and expected_revision != have:
-                raise Conflict(f"label of '{video_id}' by '{labeler}' is at revision {have}, not {expected_revision}; reload and retry",
-                               self._label_dict(current) if current else {"video_id": video_id, "revision": 0})
+                raise Conflict(
+                    f"label of '{video_id}' by '{labeler}' is at revision {have}, not {expected_revision}; reload and retry",
+                    self._label_dict(current) if current else {"video_id": video_id, "revision": 0},
+                )
             now = datetime.now(timezone.utc)
             old_value = current.value if current is not None else None
             if current is None:
-                current = LabelRow(attribute_id=attribute.id, video_id=video_id, labeler=labeler, value=value,
-                                   source=source, revision=1, updated_at=now)
+                current = LabelRow(
+                    attribute_id=attribute.id,
+                    video_id=video_id,
+                    labeler=labeler,
+                    value=value,
+                    source=source,
+                    revision=1,
+                    updated_at=now,
+                )
                 session.add(current)
             else:
                 # Compare-and-set on the revision: a writer in another process that got here first wins,
                 # this one gets a 409 instead of overwriting it.
-                result = session.execute(update(LabelRow).where(LabelRow.id == current.id, LabelRow.revision == have)
-                                         .values(value=value, source=source, revision=have + 1, updated_at=now))
+                result = session.execute(
+                    update(LabelRow)
+                    .where(LabelRow.id == current.id, LabelRow.revision == have)
+                    .values(value=value, source=source, revision=have + 1, updated_at=now)
+                )
                 if result.rowcount != 1:
                     session.rollback()
                     raise Conflict(f"label of '{video_id}' by '{labeler}' changed concurrently; reload and retry")
-            session.add(AuditRow(attribute_id=attribute.id, video_id=video_id, actor=labeler, action="label",
-                                 old_value=old_value, new_value=value, source=source, at=now))
+            session.add(
+                AuditRow(
+                    attribute_id=attribute.id,
+                    video_id=video_id,
+                    actor=labeler,
+                    action="label",
+                    old_value=old_value,
+                    new_value=value,
+                    source=source,
+                    at=now,
+                )
+            )
             try:
                 session.commit()
             except IntegrityError:
-                raise Conflict(f"label of '{video_id}' by '{labeler}' was created concurrently; reload and retry") from None
-            current = session.scalar(select(LabelRow).where(LabelRow.attribute_id == attribute.id, LabelRow.video_id == video_id,
-                                                            LabelRow.labeler == labeler))
+                raise Conflict(
+                    f"label of '{video_id}' by '{labeler}' was created concurrently; reload and retry"
+                ) from None
+            current = session.scalar(
+                select(LabelRow).where(
+                    LabelRow.attribute_id == attribute.id, LabelRow.video_id == video_id, LabelRow.labeler == labeler
+                )
+            )
             return self._label_dict(current)
 
     @staticmethod
     def _label_dict(row: LabelRow) -> dict:
-        return {"video_id": row.video_id, "labeler": row.labeler, "label": row.value, "source": row.source,
-                "revision": row.revision, "updated_at": _aware(row.updated_at).isoformat()}
+        return {
+            "video_id": row.video_id,
+            "labeler": row.labeler,
+            "label": row.value,
+            "source": row.source,
+            "revision": row.revision,
+            "updated_at": _aware(row.updated_at).isoformat(),
+        }
 
     def labels(self, key: str) -> list[dict]:
         with Session(self.engine) as session:
@@ -246,8 +345,18 @@ class Studio:
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
             rows = session.scalars(select(AuditRow).where(AuditRow.attribute_id == attribute.id).order_by(AuditRow.id))
-            return [{"video_id": r.video_id, "actor": r.actor, "action": r.action, "old": r.old_value, "new": r.new_value,
-                     "source": r.source, "at": _aware(r.at).isoformat()} for r in rows]
+            return [
+                {
+                    "video_id": r.video_id,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "old": r.old_value,
+                    "new": r.new_value,
+                    "source": r.source,
+                    "at": _aware(r.at).isoformat(),
+                }
+                for r in rows
+            ]
 
     def adjudicate(self, key: str, *, video_id: str, value: str, adjudicator: str) -> dict:
         """Settle a video's label (positive | negative); overrides the labelers' majority."""
@@ -258,23 +367,42 @@ class Studio:
         self._require_video(video_id)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
-            row = session.scalar(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id,
-                                                               AdjudicationRow.video_id == video_id))
+            row = session.scalar(
+                select(AdjudicationRow).where(
+                    AdjudicationRow.attribute_id == attribute.id, AdjudicationRow.video_id == video_id
+                )
+            )
             old = row.value if row else None
             now = datetime.now(timezone.utc)
             if row is None:
-                session.add(AdjudicationRow(attribute_id=attribute.id, video_id=video_id, value=value, adjudicator=adjudicator, at=now))
+                session.add(
+                    AdjudicationRow(
+                        attribute_id=attribute.id, video_id=video_id, value=value, adjudicator=adjudicator, at=now
+                    )
+                )
             else:
                 # Compare-and-set on the revision, as for labels: a concurrent adjudication is refused, never lost.
-                unchanged = update(AdjudicationRow).where(AdjudicationRow.id == row.id,
-                                                          AdjudicationRow.revision == row.revision)
-                result = session.execute(unchanged.values(value=value, adjudicator=adjudicator, at=now,
-                                                          revision=row.revision + 1))
+                unchanged = update(AdjudicationRow).where(
+                    AdjudicationRow.id == row.id, AdjudicationRow.revision == row.revision
+                )
+                result = session.execute(
+                    unchanged.values(value=value, adjudicator=adjudicator, at=now, revision=row.revision + 1)
+                )
                 if result.rowcount != 1:
                     session.rollback()
                     raise Conflict(f"the adjudication of '{video_id}' changed concurrently; reload and retry")
-            session.add(AuditRow(attribute_id=attribute.id, video_id=video_id, actor=adjudicator, action="adjudicate",
-                                 old_value=old, new_value=value, source="adjudication", at=now))
+            session.add(
+                AuditRow(
+                    attribute_id=attribute.id,
+                    video_id=video_id,
+                    actor=adjudicator,
+                    action="adjudicate",
+                    old_value=old,
+                    new_value=value,
+                    source="adjudication",
+                    at=now,
+                )
+            )
             try:
                 session.commit()
             except IntegrityError:
@@ -287,9 +415,14 @@ class Studio:
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
             by_video: dict[str, list[LabelRow]] = {}
-            for r in session.scalars(select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id)):
+            for r in session.scalars(
+                select(LabelRow).where(LabelRow.attribute_id == attribute.id).order_by(LabelRow.id)
+            ):
                 by_video.setdefault(r.video_id, []).append(r)
-            adjudicated = {r.video_id: r for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))}
+            adjudicated = {
+                r.video_id: r
+                for r in session.scalars(select(AdjudicationRow).where(AdjudicationRow.attribute_id == attribute.id))
+            }
             resolved, disputed = [], []
             for video_id in sorted(set(by_video) | set(adjudicated)):
                 rows = by_video.get(video_id, [])
@@ -307,16 +440,29 @@ class Studio:
                     agreeing = [r for r in rows if r.value == value]
                     labeler = ",".join(sorted(r.labeler for r in agreeing))
                     at = max(r.updated_at for r in agreeing)
-                resolved.append({"video_id": video_id, "label": value, "how": how, "labeler": labeler,
-                                 "labeled_at": _aware(at), "votes": votes,
-                                 "disagreement": len({v for v in votes.values() if v in LABEL_INDEX}) > 1})
+                resolved.append(
+                    {
+                        "video_id": video_id,
+                        "label": value,
+                        "how": how,
+                        "labeler": labeler,
+                        "labeled_at": _aware(at),
+                        "votes": votes,
+                        "disagreement": len({v for v in votes.values() if v in LABEL_INDEX}) > 1,
+                    }
+                )
             return resolved, disputed
 
     # ---- model, scores, feeds -----------------------------------------------------------------
     def _training_set(self, key: str) -> tuple[np.ndarray, np.ndarray, tuple]:
         resolved, _ = self.golden_labels(key)
-        rows = np.array([self.catalog.row_of[r["video_id"]] for r in resolved if r["video_id"] in self.catalog.row_of], dtype=np.int64)
-        labels = np.array([LABEL_INDEX[r["label"]] for r in resolved if r["video_id"] in self.catalog.row_of], dtype=np.int64)
+        rows = np.array(
+            [self.catalog.row_of[r["video_id"]] for r in resolved if r["video_id"] in self.catalog.row_of],
+            dtype=np.int64,
+        )
+        labels = np.array(
+            [LABEL_INDEX[r["label"]] for r in resolved if r["video_id"] in self.catalog.row_of], dtype=np.int64
+        )
         fingerprint = (tuple(rows.tolist()), tuple(labels.tolist()))
         return rows, labels, fingerprint
 
@@ -339,7 +485,15 @@ class Studio:
             self._models[attribute_id] = model
             if cached is None or (cached.n_positive, cached.n_negative) != (n_pos, n_neg) or cached.quality != quality:
                 with Session(self.engine) as session:
-                    session.add(ScoreRow(attribute_id=attribute_id, n_positive=n_pos, n_negative=n_neg, quality=quality, diversity=diversity))
+                    session.add(
+                        ScoreRow(
+                            attribute_id=attribute_id,
+                            n_positive=n_pos,
+                            n_negative=n_neg,
+                            quality=quality,
+                            diversity=diversity,
+                        )
+                    )
                     session.commit()
             return model
 
@@ -350,21 +504,35 @@ class Studio:
         _, disputed = self.golden_labels(key)
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
-            score_rows = session.scalars(select(ScoreRow).where(ScoreRow.attribute_id == attribute.id).order_by(ScoreRow.id))
-            history = [{"n": r.n_positive + r.n_negative, "quality": r.quality, "diversity": r.diversity}
-                       for r in score_rows]
+            score_rows = session.scalars(
+                select(ScoreRow).where(ScoreRow.attribute_id == attribute.id).order_by(ScoreRow.id)
+            )
+            history = [
+                {"n": r.n_positive + r.n_negative, "quality": r.quality, "diversity": r.diversity} for r in score_rows
+            ]
             bandit = bandits.current(bandits.BanditState.model_validate_json(attribute.bandit_state))
             info = self._attribute_dict(attribute)
-        return {**info, "positives": model.n_positive, "negatives": model.n_negative,
-                "feeds_ready": model.probabilities is not None, "needed_per_class": feeds.MIN_PER_CLASS,
-                "quality": model.quality, "diversity": model.diversity, "history": history,
-                "disagreements": len(disputed), "bandit": bandit.model_dump(), "arms": self._available_arms(),
-                "stop": self._stop(model), "corpus_size": len(self.catalog)}
+        return {
+            **info,
+            "positives": model.n_positive,
+            "negatives": model.n_negative,
+            "feeds_ready": model.probabilities is not None,
+            "needed_per_class": feeds.MIN_PER_CLASS,
+            "quality": model.quality,
+            "diversity": model.diversity,
+            "history": history,
+            "disagreements": len(disputed),
+            "bandit": bandit.model_dump(),
+            "arms": self._available_arms(),
+            "stop": self._stop(model),
+            "corpus_size": len(self.catalog),
+        }
 
     @staticmethod
     def _stop(model: _Model) -> dict:
-        return scores.stop_rule(quality=model.quality, diversity=model.diversity,
-                                labels=model.n_positive + model.n_negative)
+        return scores.stop_rule(
+            quality=model.quality, diversity=model.diversity, labels=model.n_positive + model.n_negative
+        )
 
     def _available_arms(self) -> list[str]:
         """The bandit's arms this studio can serve: ``zero_shot`` needs a text tower (not --no-text-search)."""
@@ -391,8 +559,10 @@ class Studio:
             picked = [(r, "zero_shot", {"similarity": s}) for r, s in hits]
         else:
             raise Invalid(f"arm '{arm}' is not one of {', '.join(bandits.ARMS)}")
-        return [{**self.catalog.card(r), "source": source, "probability": float(model.probabilities[r]), **extra}
-                for r, source, extra in picked]
+        return [
+            {**self.catalog.card(r), "source": source, "probability": float(model.probabilities[r]), **extra}
+            for r, source, extra in picked
+        ]
 
     def _labelled_mask(self, key: str, labeler: str | None = None) -> np.ndarray:
         """bool [n]: videos already labelled (by anyone, including skips), so feeds do not show them again."""
@@ -425,8 +595,10 @@ class Studio:
         """
         model = self.model(key)
         if model.probabilities is None:
-            raise Conflict(f"feeds open after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} negatives; "
-                           f"have {model.n_positive} and {model.n_negative}")
+            raise Conflict(
+                f"feeds open after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} negatives; "
+                f"have {model.n_positive} and {model.n_negative}"
+            )
         with self._lock, Session(self.engine) as session:
             attribute = self._attribute(session, key)
             state = bandits.current(bandits.BanditState.model_validate_json(attribute.bandit_state))
@@ -434,15 +606,24 @@ class Studio:
             arm = bandits.choose(state, self._rng, available=self._available_arms())
             state = bandits.record_pull(state, arm, quality_before=model.quality)
             revision = attribute.bandit_revision
-            result = session.execute(update(AttributeRow).where(AttributeRow.id == attribute.id, AttributeRow.bandit_revision == revision)
-                                     .values(bandit_state=state.model_dump_json(), bandit_revision=revision + 1))
+            result = session.execute(
+                update(AttributeRow)
+                .where(AttributeRow.id == attribute.id, AttributeRow.bandit_revision == revision)
+                .values(bandit_state=state.model_dump_json(), bandit_revision=revision + 1)
+            )
             if result.rowcount != 1:
                 session.rollback()
                 raise Conflict("the bandit was updated concurrently; retry")
             session.commit()
         batch = self._arm_batch(key, arm, model, limit=limit, exclude=self._labelled_mask(key))
-        return {"arm": arm, "feed": arm, "policy": state.policy, "videos": batch, "bandit": state.model_dump(),
-                "stop": self._stop(model)}
+        return {
+            "arm": arm,
+            "feed": arm,
+            "policy": state.policy,
+            "videos": batch,
+            "bandit": state.model_dump(),
+            "stop": self._stop(model),
+        }
 
     def search(self, key: str, *, query: str, limit: int = 24) -> list[dict]:
         """Text-to-video search over not-yet-labelled videos; cards carry the similarity and any model probability."""
@@ -450,8 +631,14 @@ class Studio:
             raise Invalid("search query is empty")
         model = self.model(key)
         hits = self.catalog.search(query, limit=limit, exclude=self._labelled_mask(key))
-        return [{**self.catalog.card(r), "similarity": s,
-                 "probability": None if model.probabilities is None else float(model.probabilities[r])} for r, s in hits]
+        return [
+            {
+                **self.catalog.card(r),
+                "similarity": s,
+                "probability": None if model.probabilities is None else float(model.probabilities[r]),
+            }
+            for r, s in hits
+        ]
 
     # ---- golden set ---------------------------------------------------------------------------
     def golden_table(self, key: str) -> tuple[pa.Table, list[ErrorRow]]:
@@ -462,36 +649,65 @@ class Studio:
 
         spec = self.spec(key)
         resolved, disputed = self.golden_labels(key)
-        votes = {r["video_id"]: {name: LABEL_INDEX[v] for name, v in r["votes"].items() if v in LABEL_INDEX}
-                 for r in resolved}
+        votes = {
+            r["video_id"]: {name: LABEL_INDEX[v] for name, v in r["votes"].items() if v in LABEL_INDEX}
+            for r in resolved
+        }
         voteless = [r for r in resolved if not votes[r["video_id"]]]
         kept = [r for r in resolved if votes[r["video_id"]]]
         table = golden_rows(
-            attribute=spec.name, version=spec.version, classes=spec.classes,
+            attribute=spec.name,
+            version=spec.version,
+            classes=spec.classes,
             votes={r["video_id"]: votes[r["video_id"]] for r in kept},
             resolved={r["video_id"]: LABEL_INDEX[r["label"]] for r in kept},
-            how={r["video_id"]: "single" if r["how"] == "unanimous" and len(votes[r["video_id"]]) == 1 else r["how"]
-                 for r in kept},
-            labeled_at={r["video_id"]: r["labeled_at"] for r in kept})
-        errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
-                           message=f"labelers disagree with no majority ({d['votes']}); adjudicate to include it")
-                  for d in disputed]
-        errors += [ErrorRow(key=r["video_id"], stage=STAGE, error_type="no_rater_vote",
-                            message=f"adjudicated {r['label']} by {r['labeler']} but no rater voted on it; "
-                                    "label it to include it")
-                   for r in voteless]
+            how={
+                r["video_id"]: "single" if r["how"] == "unanimous" and len(votes[r["video_id"]]) == 1 else r["how"]
+                for r in kept
+            },
+            labeled_at={r["video_id"]: r["labeled_at"] for r in kept},
+        )
+        errors = [
+            ErrorRow(
+                key=d["video_id"],
+                stage=STAGE,
+                error_type="unresolved_disagreement",
+                message=f"labelers disagree with no majority ({d['votes']}); adjudicate to include it",
+            )
+            for d in disputed
+        ]
+        errors += [
+            ErrorRow(
+                key=r["video_id"],
+                stage=STAGE,
+                error_type="no_rater_vote",
+                message=f"adjudicated {r['label']} by {r['labeler']} but no rater voted on it; label it to include it",
+            )
+            for r in voteless
+        ]
         return table, errors
 
     def record_set_action(self, key: str, *, actor: str, action: str, rows: int, via: str) -> None:
         """One audit row for a whole golden-set action (export, import) by ``actor`` through ``via`` (api, cli)."""
         with Session(self.engine) as session:
             attribute = self._attribute(session, key)
-            session.add(AuditRow(attribute_id=attribute.id, video_id="*", actor=actor, action=action, old_value=None,
-                                 new_value=f"{rows} rows"[:16], source=via[:32], at=datetime.now(timezone.utc)))
+            session.add(
+                AuditRow(
+                    attribute_id=attribute.id,
+                    video_id="*",
+                    actor=actor,
+                    action=action,
+                    old_value=None,
+                    new_value=f"{rows} rows"[:16],
+                    source=via[:32],
+                    at=datetime.now(timezone.utc),
+                )
+            )
             session.commit()
 
-    def export_golden(self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None,
-                      via: str = "api") -> dict:
+    def export_golden(
+        self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None, via: str = "api"
+    ) -> dict:
         """Write ``golden.parquet`` (GOLDEN v2) and ``errors.parquet`` to ``out_dir``
         (default <golden_dir>/<name>/v<version>).
 
@@ -511,9 +727,15 @@ class Studio:
         positives = sum(by_video.values())
         if actor is not None:
             self.record_set_action(key, actor=actor, action="export", rows=len(by_video), via=via)
-        return {"path": str(out_dir / "golden.parquet"), "rows": len(by_video), "rater_rows": table.num_rows,
-                "raters": sorted(set(table.column("labeler").to_pylist())), "positives": positives,
-                "negatives": len(by_video) - positives, "errors": len(errors)}
+        return {
+            "path": str(out_dir / "golden.parquet"),
+            "rows": len(by_video),
+            "rater_rows": table.num_rows,
+            "raters": sorted(set(table.column("labeler").to_pylist())),
+            "positives": positives,
+            "negatives": len(by_video) - positives,
+            "errors": len(errors),
+        }
 
     def export_folder(self, relative: str) -> Path:
         """The folder an API export may write: ``relative`` resolved inside the golden folder, never outside it.
@@ -528,9 +750,16 @@ class Studio:
         if root is None:
             raise Invalid(f"this studio has no {what} folder to export into")
         parts = Path(relative).parts
-        if not relative.strip() or Path(relative).is_absolute() or "\\" in relative or ".." in parts or "\x00" in relative:
-            raise Invalid(f"out_dir '{relative[:200]}' must be a relative folder inside the studio's {what} folder, "
-                          "without '..'")
+        if (
+            not relative.strip()
+            or Path(relative).is_absolute()
+            or "\\" in relative
+            or ".." in parts
+            or "\x00" in relative
+        ):
+            raise Invalid(
+                f"out_dir '{relative[:200]}' must be a relative folder inside the studio's {what} folder, without '..'"
+            )
         root = root.resolve()
         target = (root / relative).resolve()
         if not target.is_relative_to(root):
@@ -582,12 +811,16 @@ class Studio:
             if check not in classes_ok:
                 theirs = self._classes_of(spec.name, row["attribute_version"], row_classes)
                 if theirs is None:
-                    classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} and names no classes "
-                                         "(a v1 file) of a version this studio does not know; cannot tell it means "
-                                         f"the same as {spec.key}")
+                    classes_ok[check] = (
+                        f"row is for {spec.name}@v{row['attribute_version']} and names no classes "
+                        "(a v1 file) of a version this studio does not know; cannot tell it means "
+                        f"the same as {spec.key}"
+                    )
                 elif theirs != tuple(spec.classes):
-                    classes_ok[check] = (f"row is for {spec.name}@v{row['attribute_version']} with classes "
-                                         f"({','.join(theirs)}), {spec.key} has ({','.join(spec.classes)})")
+                    classes_ok[check] = (
+                        f"row is for {spec.name}@v{row['attribute_version']} with classes "
+                        f"({','.join(theirs)}), {spec.key} has ({','.join(spec.classes)})"
+                    )
                 else:
                     classes_ok[check] = None
             if classes_ok[check] is not None:
@@ -615,7 +848,9 @@ class Studio:
                 if current.get((row["video_id"], labeler)) == value:
                     unchanged += 1
                     continue
-                self.set_label(key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}"[:32])
+                self.set_label(
+                    key, video_id=row["video_id"], value=value, labeler=labeler, source=f"import:{actor}"[:32]
+                )
                 current[(row["video_id"], labeler)] = value
                 applied += 1
             resolved = "positive" if row["label"] == 1 else "negative"
@@ -624,8 +859,14 @@ class Studio:
                 current_adjudications[row["video_id"]] = resolved
                 adjudicated += 1
         self.record_set_action(key, actor=actor, action="import", rows=applied, via=via)
-        return {"rows": len(rows), "applied": applied, "unchanged": unchanged, "adjudicated": adjudicated,
-                "carried_from": sorted(carried), "skipped": skipped}
+        return {
+            "rows": len(rows),
+            "applied": applied,
+            "unchanged": unchanged,
+            "adjudicated": adjudicated,
+            "carried_from": sorted(carried),
+            "skipped": skipped,
+        }
 
     def _adjudications(self, key: str) -> dict[str, str]:
         with Session(self.engine) as session:
@@ -651,12 +892,26 @@ class Studio:
             value, how = resolve([r.value for r in rows], adj.value if adj else None)
             times = [_aware(r.updated_at) for r in rows] + ([_aware(adj.at)] if adj else [])
             row = self.catalog.row_of.get(video_id)
-            card = self.catalog.card(row) if row is not None else {
-                "video_id": video_id, "title": video_id, "description": "", "uri": "", "frames": []}
-            adjudication = None if adj is None else {"label": adj.value, "adjudicator": adj.adjudicator,
-                                                     "at": _aware(adj.at).isoformat()}
-            out.append({**card, "labels": [self._label_dict(r) for r in rows], "adjudication": adjudication,
-                        "resolved": value, "how": how, "updated_at": max(times).isoformat()})
+            card = (
+                self.catalog.card(row)
+                if row is not None
+                else {"video_id": video_id, "title": video_id, "description": "", "uri": "", "frames": []}
+            )
+            adjudication = (
+                None
+                if adj is None
+                else {"label": adj.value, "adjudicator": adj.adjudicator, "at": _aware(adj.at).isoformat()}
+            )
+            out.append(
+                {
+                    **card,
+                    "labels": [self._label_dict(r) for r in rows],
+                    "adjudication": adjudication,
+                    "resolved": value,
+                    "how": how,
+                    "updated_at": max(times).isoformat(),
+                }
+            )
         return out
 
     def teacher_disagreements(self, key: str) -> dict:
@@ -668,30 +923,50 @@ class Studio:
 
         spec = self.spec(key)
         if self.workdir is None:
-            return {"found": False, "items": [],
-                    "message": "this studio was started without a workdir to look for pipeline runs in"}
+            return {
+                "found": False,
+                "items": [],
+                "message": "this studio was started without a workdir to look for pipeline runs in",
+            }
         found = find_teacher_disagreements(self.workdir, attribute=spec.name, version=spec.version)
         if found is None:
-            return {"found": False, "items": [],
-                    "message": f"no teacher gate under the workdir has written disagreements.json for {spec.name}"}
+            return {
+                "found": False,
+                "items": [],
+                "message": f"no teacher gate under the workdir has written disagreements.json for {spec.name}",
+            }
         path, report = found
         items = []
         for item in report.items:
             row = self.catalog.row_of.get(item.video_id)
             frames = self.catalog.card(row)["frames"] if row is not None else []
-            items.append({**item.model_dump(), "frames": frames, "in_corpus": row is not None,
-                          "confidence": item.confidence})
+            items.append(
+                {**item.model_dump(), "frames": frames, "in_corpus": row is not None, "confidence": item.confidence}
+            )
         items.sort(key=lambda i: (-i["confidence"], i["video_id"]))
-        return {"found": True, "path": str(path), "attribute": report.attribute,
-                "attribute_version": report.attribute_version, "same_version": report.attribute_version == spec.version,
-                "items": items}
+        return {
+            "found": True,
+            "path": str(path),
+            "attribute": report.attribute,
+            "attribute_version": report.attribute_version,
+            "same_version": report.attribute_version == spec.version,
+            "items": items,
+        }
 
     def export_folder_for_models(self, relative: str) -> Path:
         """The folder an API model export may write: ``relative`` inside the studio's models folder, never outside."""
         return self._folder_inside(self.models_dir, relative, what="models")
 
-    def export_model(self, key: str, *, out_dir: str | Path | None = None, actor: str | None = None, via: str = "api",
-                     measure_latency: bool = True, overwrite: bool = False) -> dict:
+    def export_model(
+        self,
+        key: str,
+        *,
+        out_dir: str | Path | None = None,
+        actor: str | None = None,
+        via: str = "api",
+        measure_latency: bool = True,
+        overwrite: bool = False,
+    ) -> dict:
         """Write the studio's current classifier (trained on the resolved golden labels) as a student candidate
         MODELDIR in the distill stage's format (default <models_dir>/<name>/v<version>), so ``silverset score`` and
         the student gate read it like a distilled student. Needs the feeds' bar (10 positives, 10 negatives)."""
@@ -700,24 +975,46 @@ class Studio:
         spec = self.spec(key)
         rows, labels, _ = self._training_set(key)
         if not feeds.ready(labels):
-            raise Conflict(f"the classifier trains after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} "
-                           f"negatives; have {int((labels == 1).sum())} and {int((labels == 0).sum())}")
+            raise Conflict(
+                f"the classifier trains after {feeds.MIN_PER_CLASS} positives and {feeds.MIN_PER_CLASS} "
+                f"negatives; have {int((labels == 1).sum())} and {int((labels == 0).sum())}"
+            )
         if out_dir is None:
             if self.models_dir is None:
                 raise Invalid("no model folder: pass out_dir or start the studio with a workdir")
             out_dir = self.models_dir / spec.name / f"v{spec.version}"
         model = self.model(key)
         _, disputed = self.golden_labels(key)
-        errors = [ErrorRow(key=d["video_id"], stage=STAGE, error_type="unresolved_disagreement",
-                           message=f"labelers disagree with no majority ({d['votes']}); not trained on")
-                  for d in disputed]
-        info = {"attribute_key": spec.key, "quality": model.quality, "diversity": model.diversity,
-                "corpus_size": len(self.catalog), "exported_by": actor,
-                "exported_at": datetime.now(timezone.utc).isoformat()}
-        summary = write_candidate(spec=spec, embedder_id=self.catalog.embedder_id,
-                                  video_ids=[self.catalog.video_ids[r] for r in rows],
-                                  vectors=self.catalog.embeddings[rows], labels=labels, out=out_dir, seed=self._seed,
-                                  studio_info=info, errors=errors, measure_latency=measure_latency, overwrite=overwrite)
+        errors = [
+            ErrorRow(
+                key=d["video_id"],
+                stage=STAGE,
+                error_type="unresolved_disagreement",
+                message=f"labelers disagree with no majority ({d['votes']}); not trained on",
+            )
+            for d in disputed
+        ]
+        info = {
+            "attribute_key": spec.key,
+            "quality": model.quality,
+            "diversity": model.diversity,
+            "corpus_size": len(self.catalog),
+            "exported_by": actor,
+            "exported_at": datetime.now(timezone.utc).isoformat(),
+        }
+        summary = write_candidate(
+            spec=spec,
+            embedder_id=self.catalog.embedder_id,
+            video_ids=[self.catalog.video_ids[r] for r in rows],
+            vectors=self.catalog.embeddings[rows],
+            labels=labels,
+            out=out_dir,
+            seed=self._seed,
+            studio_info=info,
+            errors=errors,
+            measure_latency=measure_latency,
+            overwrite=overwrite,
+        )
         if actor is not None:
             self.record_set_action(key, actor=actor, action="export-model", rows=int(len(labels)), via=via)
         return summary

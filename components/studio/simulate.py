@@ -6,6 +6,7 @@ the paper's three sources alone (``va_loop``: search bootstrap then the four fee
 ``zero_shot``: top similarity to the attribute's text) and the three bandits over those sources (``round_robin``,
 ``epsilon_greedy``, ``ucb``), which choose as the studio does (``bandits.choose``, reward = change in model quality).
 """
+
 from __future__ import annotations
 
 import random
@@ -28,8 +29,16 @@ class SyntheticCorpus:
     definition: str = "A crimson scene: crimson is the dominant colour of the picture."
 
 
-def clustered_corpus(*, n: int = 2000, dimension: int = 64, clusters: int = 24, positive_clusters: int = 3,
-                     spread: float = 1.2, prevalence_noise: float = 0.03, seed: int = 0) -> SyntheticCorpus:
+def clustered_corpus(
+    *,
+    n: int = 2000,
+    dimension: int = 64,
+    clusters: int = 24,
+    positive_clusters: int = 3,
+    spread: float = 1.2,
+    prevalence_noise: float = 0.03,
+    seed: int = 0,
+) -> SyntheticCorpus:
     """Gaussian clusters, L2-normalised like real embedder output; the attribute is true for 80% of
     ``positive_clusters`` clusters and 3% elsewhere, so it is learnable but neither linear nor one cluster."""
     rng = np.random.default_rng(seed)
@@ -61,10 +70,20 @@ def average_precision(truth: np.ndarray, probabilities: np.ndarray) -> float:
     return float(average_precision_score(truth, probabilities))
 
 
-def run_strategy(strategy: str, *, embeddings: np.ndarray, truth: np.ndarray, search_similarity: np.ndarray,
-                 zero_shot_similarity: np.ndarray, pool: np.ndarray, test: np.ndarray,
-                 budgets: tuple[int, ...] = (25, 50, 100, 200), batch: int = bandits.BATCH_SIZE,
-                 clusters: np.ndarray | None = None, seed: int = 0) -> dict:
+def run_strategy(
+    strategy: str,
+    *,
+    embeddings: np.ndarray,
+    truth: np.ndarray,
+    search_similarity: np.ndarray,
+    zero_shot_similarity: np.ndarray,
+    pool: np.ndarray,
+    test: np.ndarray,
+    budgets: tuple[int, ...] = (25, 50, 100, 200),
+    batch: int = bandits.BATCH_SIZE,
+    clusters: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict:
     """Label videos from ``pool`` (int row ids) in batches of ``batch`` and report test AP at each budget.
 
     ``random`` labels uniformly random pool videos from the start (the paper's random-clip classifier);
@@ -112,7 +131,7 @@ def run_strategy(strategy: str, *, embeddings: np.ndarray, truth: np.ndarray, se
         while not feeds.ready(truth[order]) and len(order) < budget and (~labelled).any():
             positives = int(truth[order].sum()) if order else 0
             if positives < feeds.MIN_PER_CLASS and cursor < len(search_rows):
-                take(search_rows[cursor:cursor + batch])
+                take(search_rows[cursor : cursor + batch])
                 cursor += batch
             else:
                 take(feeds.random_rows(labelled, limit=batch, rng=rng))
@@ -149,8 +168,14 @@ def run_strategy(strategy: str, *, embeddings: np.ndarray, truth: np.ndarray, se
             continue
         model = feeds.train(embeddings, rows, y, seed=seed)
         ap[n] = average_precision(truth[test], model.probabilities[test])
-    out = {"strategy": strategy, "ap": ap, "arms": arms_used, "labelled": order, "bootstrap_labels": bootstrap,
-           "positives_labelled": int(truth[order].sum())}
+    out = {
+        "strategy": strategy,
+        "ap": ap,
+        "arms": arms_used,
+        "labelled": order,
+        "bootstrap_labels": bootstrap,
+        "positives_labelled": int(truth[order].sum()),
+    }
     if clusters is not None:
         out["diversity"] = diversity
     return out

@@ -7,6 +7,7 @@ functions, so ``silverset score`` and ``silverset evaluate --gate student --mode
 student. Both exports map embeddings float32 [n, d] to P(positive) float32 [n], equal to sklearn's
 ``predict_proba(x)[:, 1]`` (to float32 rounding).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,9 +40,20 @@ def logistic_student(coefficients: np.ndarray, intercept: float):
     return CalibratedStudent(net, scale=1.0, bias=0.0).eval()
 
 
-def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[str], vectors: np.ndarray,
-                    labels: np.ndarray, out: str | Path, seed: int, studio_info: dict[str, Any],
-                    errors: list[ErrorRow], measure_latency: bool = True, overwrite: bool = False) -> dict[str, Any]:
+def write_candidate(
+    *,
+    spec: AttributeSpec,
+    embedder_id: str,
+    video_ids: list[str],
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    out: str | Path,
+    seed: int,
+    studio_info: dict[str, Any],
+    errors: list[ErrorRow],
+    measure_latency: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Fit the studio's classifier on ``vectors`` (float32 [n, d]) and ``labels`` (int [n], 0/1) and write MODELDIR.
 
     ``errors``: labelled videos the classifier did not train on (unresolved disagreements), kept in
@@ -49,14 +61,22 @@ def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[st
     threshold, counts, latency).
     """
     from silverset.components.common.artifacts import ModelMetadata
-    from silverset.components.distill.train import (ONNX_FILE, ONNX_INPUT, ONNX_OUTPUT, TORCHSCRIPT_FILE,
-                                                     export_model, seal_model_dir, training_data_digest)
+    from silverset.components.distill.train import (
+        ONNX_FILE,
+        ONNX_INPUT,
+        ONNX_OUTPUT,
+        TORCHSCRIPT_FILE,
+        export_model,
+        seal_model_dir,
+        training_data_digest,
+    )
 
     from .scores import classifier
 
     if "," in embedder_id:
-        raise SilversetInputError("studio corpus", f"mixes embedders ({embedder_id[:300]}); "
-                                                   "a student serves one embedding space")
+        raise SilversetInputError(
+            "studio corpus", f"mixes embedders ({embedder_id[:300]}); a student serves one embedding space"
+        )
     labels = np.asarray(labels, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     fitted = classifier(seed).fit(vectors, labels)
@@ -76,12 +96,22 @@ def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[st
             threshold=float(spec.decision_threshold),
             threshold_rule="spec decision_threshold (studio classifier, class-balanced)",
             training_data_digest=training_data_digest(video_ids, vectors, labels.astype(np.float32)),
-            training_metrics={"source": SOURCE, "n_train": int(len(labels)), "n_held_out": 0,
-                              "n_positives": n_pos, "n_negatives": int(len(labels) - n_pos),
-                              "quality": studio_info.get("quality"), "diversity": studio_info.get("diversity")},
+            training_metrics={
+                "source": SOURCE,
+                "n_train": int(len(labels)),
+                "n_held_out": 0,
+                "n_positives": n_pos,
+                "n_negatives": int(len(labels) - n_pos),
+                "quality": studio_info.get("quality"),
+                "diversity": studio_info.get("diversity"),
+            },
             calibration={"method": "none", "scale": 1.0, "bias": 0.0},
-            options={"architecture": "logistic", "trainer": "sklearn LogisticRegression(liblinear, C=1, "
-                     "class_weight=balanced)", "targets": "human golden labels (resolved)", "seed": seed},
+            options={
+                "architecture": "logistic",
+                "trainer": "sklearn LogisticRegression(liblinear, C=1, class_weight=balanced)",
+                "targets": "human golden labels (resolved)",
+                "seed": seed,
+            },
             files={"torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_FILE},
             onnx_io={"input": ONNX_INPUT, "output": ONNX_OUTPUT},
             source=SOURCE,
@@ -90,7 +120,15 @@ def write_candidate(*, spec: AttributeSpec, embedder_id: str, video_ids: list[st
         metadata = seal_model_dir(staging, metadata, measure_latency=measure_latency)
         tables.write_errors(staging, errors)
     _LOGGER.info("studio classifier for %s exported to %s (%s)", spec.key, out, metadata.model_digest)
-    return {"model_dir": str(out), "model_digest": metadata.model_digest, "attribute": spec.key,
-            "embedder_id": embedder_id, "trained_on": int(len(labels)), "positives": n_pos,
-            "negatives": int(len(labels) - n_pos), "errors": len(errors), "threshold": metadata.threshold,
-            "latency_s_per_item": metadata.latency_s_per_item}
+    return {
+        "model_dir": str(out),
+        "model_digest": metadata.model_digest,
+        "attribute": spec.key,
+        "embedder_id": embedder_id,
+        "trained_on": int(len(labels)),
+        "positives": n_pos,
+        "negatives": int(len(labels) - n_pos),
+        "errors": len(errors),
+        "threshold": metadata.threshold,
+        "latency_s_per_item": metadata.latency_s_per_item,
+    }

@@ -9,6 +9,7 @@ A users file is YAML::
 ``silverset studio hash-password`` and ``hash-token`` print the two secret forms; the file never holds a
 plain secret. Roles are ordered: an adjudicator may do what a labeler may, an admin everything.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,7 +97,9 @@ class Users:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise SilversetInputError(what, f"cannot be read as YAML: {type(exc).__name__}") from None
         if not isinstance(data, dict) or not isinstance(data.get("users"), dict) or not data["users"]:
-            raise SilversetInputError(what, "must be a mapping with a non-empty 'users' mapping of name -> {role, secret}")
+            raise SilversetInputError(
+                what, "must be a mapping with a non-empty 'users' mapping of name -> {role, secret}"
+            )
         entries = {}
         for name, entry in data["users"].items():
             if not isinstance(name, str) or not re.match(USER_NAME_PATTERN, name):
@@ -106,7 +109,9 @@ class Users:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "entry"
-                raise SilversetInputError(what, f"user '{name}': {where}: {first['msg'].removeprefix('Value error, ')}") from None
+                raise SilversetInputError(
+                    what, f"user '{name}': {where}: {first['msg'].removeprefix('Value error, ')}"
+                ) from None
         return cls(entries)
 
     @property

@@ -1,4 +1,5 @@
 """The annotate stage: manifest + frames + attribute spec -> labels table, with any teacher, sharded and resumable."""
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,9 @@ class AnnotateSummary:
     stats: ShardStats
 
 
-def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str,
-                 manifest: str | None = None, shard_count: int = 1) -> ModelHandler:
+def make_handler(
+    spec: AttributeSpec, options: AnnotateOptions, *, out: str, manifest: str | None = None, shard_count: int = 1
+) -> ModelHandler:
     """The teacher ``options`` select for ``spec``; a Gemini teacher takes 1/``shard_count`` of the key's quota."""
     teacher = options.teacher or spec.teacher.backend
     if teacher == "zero-shot":
@@ -79,31 +81,54 @@ def make_handler(spec: AttributeSpec, options: AnnotateOptions, *, out: str,
         if gemini.model is None:
             gemini = gemini.model_copy(update={"model": spec.teacher.model})
         cache = gemini.cache_dir or str(Path(out) / ".teacher-cache")
-        return GeminiHandler(spec, gemini.model_copy(update={"cache_dir": cache}),
-                             frames_per_request=spec.teacher.frames_per_request, batch_size=options.batch_size,
-                             shard_count=shard_count)
+        return GeminiHandler(
+            spec,
+            gemini.model_copy(update={"cache_dir": cache}),
+            frames_per_request=spec.teacher.frames_per_request,
+            batch_size=options.batch_size,
+            shard_count=shard_count,
+        )
     if teacher == "clip-zero-shot":
         from .zero_shot import ImageTextZeroShotHandler
 
         if not options.checkpoint:
-            raise SilversetInputError("--checkpoint", "the clip-zero-shot teacher needs an image-text model: "
-                                      "a save_pretrained directory or a hub id in the local Hugging Face cache")
-        return ImageTextZeroShotHandler(spec, model=options.checkpoint, temperature=options.temperature,
-                                        batch_size=options.batch_size or 16)
+            raise SilversetInputError(
+                "--checkpoint",
+                "the clip-zero-shot teacher needs an image-text model: "
+                "a save_pretrained directory or a hub id in the local Hugging Face cache",
+            )
+        return ImageTextZeroShotHandler(
+            spec, model=options.checkpoint, temperature=options.temperature, batch_size=options.batch_size or 16
+        )
     if teacher == "local":
         from .local import LocalTeacherHandler
 
         if not options.checkpoint:
             raise SilversetInputError("--checkpoint", "the local teacher needs a .onnx or TorchScript checkpoint")
         texts = manifest_texts(read_manifest(manifest)[0]) if options.calibration and manifest else None
-        return LocalTeacherHandler(spec, checkpoint=options.checkpoint, runtime=options.runtime,
-                                   precision=options.precision, calibration=options.calibration, calibration_texts=texts,
-                                   batch_size=options.batch_size or 32, threshold_logit=options.threshold_logit)
+        return LocalTeacherHandler(
+            spec,
+            checkpoint=options.checkpoint,
+            runtime=options.runtime,
+            precision=options.precision,
+            calibration=options.calibration,
+            calibration_texts=texts,
+            batch_size=options.batch_size or 32,
+            threshold_logit=options.threshold_logit,
+        )
     raise SilversetInputError("--teacher", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
 
 
-def run(*, attribute: str, manifest: str, out: str, frames: str | None = None,
-        options: AnnotateOptions = AnnotateOptions(), shard: Shard = Shard(), progress: bool = False) -> AnnotateSummary:
+def run(
+    *,
+    attribute: str,
+    manifest: str,
+    out: str,
+    frames: str | None = None,
+    options: AnnotateOptions = AnnotateOptions(),
+    shard: Shard = Shard(),
+    progress: bool = False,
+) -> AnnotateSummary:
     """Label every manifest video this ``shard`` owns for the attribute spec at ``attribute``.
 
     Writes ``out/part-*.parquet`` (labels schema), ``out/errors.parquet`` and ``out/stats/shard-<tag>.json``.
@@ -114,36 +139,79 @@ def run(*, attribute: str, manifest: str, out: str, frames: str | None = None,
     handler = make_handler(spec, options, out=out, manifest=manifest, shard_count=shard.count)
     needs_frames = not isinstance(handler, _zero_shot_type())
     if needs_frames and not frames:
-        raise SilversetInputError("--frames", f"the {options.teacher or spec.teacher.backend} teacher needs the frames table")
+        raise SilversetInputError(
+            "--frames", f"the {options.teacher or spec.teacher.backend} teacher needs the frames table"
+        )
     table, prior = read_manifest(manifest, stage="annotate")
     ids = table.column("video_id").to_pylist()
     videos = load_frames(frames, shard=shard, video_ids=ids) if frames else {}
     items: list[WorkItem] = []
-    for vid, uri, title, desc in zip(ids, table.column("uri").to_pylist(), table.column("title").to_pylist(),
-                                     table.column("description").to_pylist()):
+    for vid, uri, title, desc in zip(
+        ids, table.column("uri").to_pylist(), table.column("title").to_pylist(), table.column("description").to_pylist()
+    ):
         if needs_frames and vid not in videos:
             if shard.owns(vid):
-                prior.append(ErrorRow(key=vid, uri=uri, stage="annotate", error_type="no_frames",
-                                      message=f"video '{vid}' has no rows in the frames table"))
+                prior.append(
+                    ErrorRow(
+                        key=vid,
+                        uri=uri,
+                        stage="annotate",
+                        error_type="no_frames",
+                        message=f"video '{vid}' has no rows in the frames table",
+                    )
+                )
             continue
         items.append(WorkItem(key=vid, uri=uri, payload=TeacherInput(title or "", desc or "", videos.get(vid))))
-    _LOGGER.info("annotate %s [shard %s]: %s teacher on %d of %d manifest videos", spec.key, shard,
-                 handler.model_id, sum(1 for it in items if shard.owns(it.key)), len(ids))
+    _LOGGER.info(
+        "annotate %s [shard %s]: %s teacher on %d of %d manifest videos",
+        spec.key,
+        shard,
+        handler.model_id,
+        sum(1 for it in items if shard.owns(it.key)),
+        len(ids),
+    )
     dropped = [e for e in prior if shard.owns(e.key)]
     if dropped:
         reasons = Counter(e.error_type for e in dropped)
-        _LOGGER.warning("annotate %s [shard %s]: %d video(s) skipped before the teacher and written to the errors "
-                        "table (%s); first: %s", spec.key, shard, len(dropped),
-                        ", ".join(f"{kind} {n}" for kind, n in sorted(reasons.items())),
-                        ", ".join(e.key for e in dropped[:5]))
-    stats = run_sharded(items=items, handler=handler, out_dir=out, shard=shard, schema=schemas.LABELS,
-                        batch_size=options.batch_size, prior_errors=prior, max_items=options.max_items,
-                        id_column="teacher_id", progress=progress, description=f"annotate {spec.key}")
-    _LOGGER.log(logging.WARNING if stats.stopped == "budget" else logging.INFO,
-                "annotate %s [shard %s]: %d labelled, %d errors %s, %d resumed, %d remaining (stopped: %s); $%.4f, "
-                "%d requests, %d cache hits in %.1f s", spec.key, shard, stats.outputs, stats.errors, stats.error_types,
-                stats.resumed, stats.remaining, stats.stopped or "no", stats.cost_usd, stats.requests, stats.cache_hits,
-                stats.seconds)
+        _LOGGER.warning(
+            "annotate %s [shard %s]: %d video(s) skipped before the teacher and written to the errors "
+            "table (%s); first: %s",
+            spec.key,
+            shard,
+            len(dropped),
+            ", ".join(f"{kind} {n}" for kind, n in sorted(reasons.items())),
+            ", ".join(e.key for e in dropped[:5]),
+        )
+    stats = run_sharded(
+        items=items,
+        handler=handler,
+        out_dir=out,
+        shard=shard,
+        schema=schemas.LABELS,
+        batch_size=options.batch_size,
+        prior_errors=prior,
+        max_items=options.max_items,
+        id_column="teacher_id",
+        progress=progress,
+        description=f"annotate {spec.key}",
+    )
+    _LOGGER.log(
+        logging.WARNING if stats.stopped == "budget" else logging.INFO,
+        "annotate %s [shard %s]: %d labelled, %d errors %s, %d resumed, %d remaining (stopped: %s); $%.4f, "
+        "%d requests, %d cache hits in %.1f s",
+        spec.key,
+        shard,
+        stats.outputs,
+        stats.errors,
+        stats.error_types,
+        stats.resumed,
+        stats.remaining,
+        stats.stopped or "no",
+        stats.cost_usd,
+        stats.requests,
+        stats.cache_hits,
+        stats.seconds,
+    )
     return AnnotateSummary(teacher_id=handler.model_id, attribute=spec.key, out=str(out), stats=stats)
 
 

@@ -5,6 +5,7 @@ name and removed once the job's answers are in the answer cache (or the job fail
 video of the job to its answer-cache key, so answers land in the cache even when a rerun asks for a
 different subset of videos.
 """
+
 from __future__ import annotations
 
 import hashlib

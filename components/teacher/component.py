@@ -1,15 +1,32 @@
 """KFP components: annotate one shard (fan out with dsl.ParallelFor) and check the merged labels exactly-once."""
+
 from kfp import dsl
 
 from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_uri: str, shard_index: int = 0,
-                   shard_count: int = 1, teacher: str = "zero-shot", max_usd: float = -1.0, checkpoint: str = "",
-                   run_lock: str = "", state_dir: str = "", run_id: str = "", gemini_model: str = "",
-                   price_table_uri: str = "", gemini_rps: float = 2.0, gemini_tokens_per_min: int = 2_000_000,
-                   precision: str = "auto", budget_usd: float = 0.0, temperature: float = 0.0) -> str:
+def annotate_shard(
+    attribute_uri: str,
+    manifest_uri: str,
+    frames_uri: str,
+    out_uri: str,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    teacher: str = "zero-shot",
+    max_usd: float = -1.0,
+    checkpoint: str = "",
+    run_lock: str = "",
+    state_dir: str = "",
+    run_id: str = "",
+    gemini_model: str = "",
+    price_table_uri: str = "",
+    gemini_rps: float = 2.0,
+    gemini_tokens_per_min: int = 2_000_000,
+    precision: str = "auto",
+    budget_usd: float = 0.0,
+    temperature: float = 0.0,
+) -> str:
     """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON and records
     the shard's measured CPU-seconds in ``out_uri/stats/cpu-shard-<tag>.json``.
 
@@ -26,11 +43,12 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
     import json
 
     from silverset.components.common.sharding import Shard
-    from silverset.components.teacher.annotate import AnnotateOptions, run
-    from silverset.components.incremental.plan import manifest_is_empty
-    from silverset.components.teacher.gemini import GeminiOptions
     from silverset.components.incremental.guard import renewing
+    from silverset.components.incremental.plan import manifest_is_empty
     from silverset.components.notify.costs import measure_cpu, write_cpu
+    from silverset.components.teacher.annotate import AnnotateOptions, run
+    from silverset.components.teacher.gemini import GeminiOptions
+
     if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     shard = Shard(shard_index, shard_count)
@@ -38,14 +56,30 @@ def annotate_shard(attribute_uri: str, manifest_uri: str, frames_uri: str, out_u
         from silverset.components.incremental.sample import shard_share_usd
 
         max_usd = shard_share_usd(manifest_uri, shard, budget_usd)
-    gemini = GeminiOptions(max_usd=max_usd if max_usd >= 0 else None, model=gemini_model or None,
-                           price_table=price_table_uri or None, rps=gemini_rps, tokens_per_min=gemini_tokens_per_min)
-    options = AnnotateOptions(teacher=teacher, gemini=gemini, checkpoint=checkpoint or None, precision=precision,
-                              temperature=temperature or None,
-                              calibration=frames_uri if precision == "int8" and frames_uri else None)
+    gemini = GeminiOptions(
+        max_usd=max_usd if max_usd >= 0 else None,
+        model=gemini_model or None,
+        price_table=price_table_uri or None,
+        rps=gemini_rps,
+        tokens_per_min=gemini_tokens_per_min,
+    )
+    options = AnnotateOptions(
+        teacher=teacher,
+        gemini=gemini,
+        checkpoint=checkpoint or None,
+        precision=precision,
+        temperature=temperature or None,
+        calibration=frames_uri if precision == "int8" and frames_uri else None,
+    )
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id), measure_cpu() as cpu:
-        summary = run(attribute=attribute_uri, manifest=manifest_uri, frames=frames_uri or None, out=out_uri,
-                      options=options, shard=shard)
+        summary = run(
+            attribute=attribute_uri,
+            manifest=manifest_uri,
+            frames=frames_uri or None,
+            out=out_uri,
+            options=options,
+            shard=shard,
+        )
     write_cpu(out_uri, f"shard-{shard.tag}", cpu_seconds=cpu.cpu_seconds, items=summary.stats.processed)
     return json.dumps(summary.stats.to_dict())
 
@@ -65,6 +99,8 @@ def merge_labels(manifest_uri: str, out_uri: str) -> int:
     manifest, dropped = read_manifest(manifest_uri)
     report = merge_check(out_uri, manifest.column("video_id").to_pylist() + [e.key for e in dropped])
     if not report.ok:
-        raise RuntimeError(f"labels not exactly-once: missing {report.missing[:5]}, duplicated {report.duplicated[:5]}, "
-                           f"unexpected {report.unexpected[:5]}")
+        raise RuntimeError(
+            f"labels not exactly-once: missing {report.missing[:5]}, duplicated {report.duplicated[:5]}, "
+            f"unexpected {report.unexpected[:5]}"
+        )
     return report.outputs

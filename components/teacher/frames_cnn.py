@@ -11,6 +11,7 @@ The trained checkpoints are cached under a folder named by the hash of the train
 file per attribute (``<attribute>.pt``, the local teacher's format; the text input is ignored) and
 ``card.json`` (the training settings and the validation F1 on held-out videos of its own corpus).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,7 +66,7 @@ def sample_frames(frames: np.ndarray, *, width: int, height: int, jpeg_quality: 
     top, left = (height - side) // 2, (width - side) // 2
     out = []
     for frame in frames:
-        small = Image.fromarray(frame[top:top + side, left:left + side]).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX)
+        small = Image.fromarray(frame[top : top + side, left : left + side]).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX)
         buffer = io.BytesIO()
         small.save(buffer, format="JPEG", quality=jpeg_quality)
         out.append(np.asarray(Image.open(buffer).convert("RGB")))
@@ -80,18 +81,30 @@ def render_training_set(corpus: TrainingCorpus, *, hard_case_share: float = 0.0)
     """
     from silverset.components.corpus.synth import SynthOptions, frame_count, plan_video, render_frames
 
-    by_size = [SynthOptions(videos=corpus.videos, seed=corpus.seed, width=w, height=h, duration_s=corpus.duration_s,
-                            hard_case_share=hard_case_share) for w, h in corpus.sizes]
+    by_size = [
+        SynthOptions(
+            videos=corpus.videos,
+            seed=corpus.seed,
+            width=w,
+            height=h,
+            duration_s=corpus.duration_s,
+            hard_case_share=hard_case_share,
+        )
+        for w, h in corpus.sizes
+    ]
     n = frame_count(by_size[0])
-    picks = [min(n - 1, int((i + 0.5) * corpus.duration_s / FRAMES_PER_VIDEO * by_size[0].fps))
-             for i in range(FRAMES_PER_VIDEO)]
+    picks = [
+        min(n - 1, int((i + 0.5) * corpus.duration_s / FRAMES_PER_VIDEO * by_size[0].fps))
+        for i in range(FRAMES_PER_VIDEO)
+    ]
     frames, truth = [], []
     for number in range(corpus.videos):
         options = by_size[number % len(by_size)]
         plan = plan_video(number, options)
         rendered = np.stack(list(render_frames(plan, options, frame_numbers=picks)))
-        frames.append(sample_frames(rendered, width=options.width, height=options.height,
-                                    jpeg_quality=corpus.jpeg_quality))
+        frames.append(
+            sample_frames(rendered, width=options.width, height=options.height, jpeg_quality=corpus.jpeg_quality)
+        )
         truth.append([plan.truth[a] for a in ATTRIBUTES])
     return np.stack(frames), np.asarray(truth, dtype=np.int64)
 
@@ -105,10 +118,21 @@ def _network():
 
         def __init__(self) -> None:
             super().__init__()
-            self.appearance = nn.Sequential(nn.Conv2d(3, 8, 4, stride=2, padding=1), nn.ReLU(),  # 64 -> 32: letters
-                                            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-            self.change = nn.Sequential(nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+            self.appearance = nn.Sequential(
+                nn.Conv2d(3, 8, 4, stride=2, padding=1),
+                nn.ReLU(),  # 64 -> 32: letters
+                nn.Conv2d(8, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            )
+            self.change = nn.Sequential(
+                nn.Conv2d(6, 8, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(8, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            )
             self.head = nn.Sequential(nn.Linear(32 * 2 + 32 * 3, 64), nn.ReLU(), nn.Linear(64, len(ATTRIBUTES)))
 
         def _pooled(self, y: torch.Tensor) -> torch.Tensor:
@@ -174,17 +198,29 @@ def train(corpus: TrainingCorpus, out_dir: Path) -> dict:
         net.eval()
         with torch.no_grad():
             val_logits = net(x[torch.from_numpy(val)]).numpy()
-    validation_f1 = {a: round(_f1(truth[val, k], (val_logits[:, k] >= 0).astype(np.int64)), 4)
-                     for k, a in enumerate(ATTRIBUTES)}
+    validation_f1 = {
+        a: round(_f1(truth[val, k], (val_logits[:, k] >= 0).astype(np.int64)), 4) for k, a in enumerate(ATTRIBUTES)
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, attribute in enumerate(ATTRIBUTES):
         torch.jit.save(torch.jit.script(AttributeTeacher(net, k)), str(out_dir / f"{attribute}.pt"))
-    card = {"teacher": TEACHER_VERSION, "training_corpus": corpus.model_dump(), "digest": corpus.digest(),
-            "trained_on": len(fit), "validation_videos": len(val), "validation_f1_own_corpus": validation_f1,
-            "render_s": round(rendered_s, 1), "train_s": round(time.perf_counter() - started - rendered_s, 1)}
+    card = {
+        "teacher": TEACHER_VERSION,
+        "training_corpus": corpus.model_dump(),
+        "digest": corpus.digest(),
+        "trained_on": len(fit),
+        "validation_videos": len(val),
+        "validation_f1_own_corpus": validation_f1,
+        "render_s": round(rendered_s, 1),
+        "train_s": round(time.perf_counter() - started - rendered_s, 1),
+    }
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    _LOGGER.info("trained %s in %.0f s; validation F1 on its own corpus %s", TEACHER_VERSION,
-                 time.perf_counter() - started, validation_f1)
+    _LOGGER.info(
+        "trained %s in %.0f s; validation F1 on its own corpus %s",
+        TEACHER_VERSION,
+        time.perf_counter() - started,
+        validation_f1,
+    )
     return card
 
 

@@ -10,6 +10,7 @@ a budget stop; and a Batch API mode whose jobs are recorded before polling, so a
 Current Gemini models ignore a custom temperature, so none is sent: repeatability comes from the cache.
 The API key comes from a secret file or GEMINI_API_KEY / GOOGLE_API_KEY and is redacted from every message.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,11 +46,30 @@ PROMPT_TOKENS_ESTIMATE = 600  # the prompt's text tokens, pre-flight
 def preflight_input_tokens(frames_per_request: int) -> int:
     """Input tokens one request is estimated at before any answer reports the real count (budgets start here)."""
     return TOKENS_PER_IMAGE * frames_per_request + PROMPT_TOKENS_ESTIMATE
-TERMINAL_BATCH_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
-                         "JOB_STATE_PARTIALLY_SUCCEEDED")
+
+
+TERMINAL_BATCH_STATES = (
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+    "JOB_STATE_PARTIALLY_SUCCEEDED",
+)
 # Finish reasons (candidate) and block reasons (prompt feedback) that mean a content policy stopped the answer.
-SAFETY_REASONS = frozenset({"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY",
-                            "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR", "JAILBREAK"})
+SAFETY_REASONS = frozenset(
+    {
+        "SAFETY",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "RECITATION",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+        "MODEL_ARMOR",
+        "JAILBREAK",
+    }
+)
 # Verdicts a rerun keeps. Every other error (retries exhausted, a failed batch job, a truncated or malformed
 # answer) is tried again by a rerun; a paid answer among them is replayed from the cache, never paid twice.
 TERMINAL_ERRORS = frozenset({"safety_blocked", "invalid_request", "no_frames"})
@@ -225,10 +245,17 @@ PROMPT_TEMPLATE = (
 
 
 def prompt_text(spec: AttributeSpec, *, video_id: str, title: str, description: str, n_frames: int) -> str:
-    return PROMPT_TEMPLATE.format(title=spec.title, key=spec.key, definition=spec.definition, n_frames=n_frames,
-                                  video_id=video_id, video_title=title or "(none)",
-                                  video_description=description or "(none)",
-                                  classes=" or ".join(repr(c) for c in spec.classes), positive=repr(spec.classes[1]))
+    return PROMPT_TEMPLATE.format(
+        title=spec.title,
+        key=spec.key,
+        definition=spec.definition,
+        n_frames=n_frames,
+        video_id=video_id,
+        video_title=title or "(none)",
+        video_description=description or "(none)",
+        classes=" or ".join(repr(c) for c in spec.classes),
+        positive=repr(spec.classes[1]),
+    )
 
 
 def server_retry_delay(exc) -> float | None:
@@ -257,9 +284,17 @@ class GeminiHandler(ModelHandler):
 
     stage = "annotate"
 
-    def __init__(self, spec: AttributeSpec, options: GeminiOptions, *, frames_per_request: int = 8,
-                 batch_size: int | None = None, shard_count: int = 1, price_table: PriceTable | None = None,
-                 sleep=time.sleep):
+    def __init__(
+        self,
+        spec: AttributeSpec,
+        options: GeminiOptions,
+        *,
+        frames_per_request: int = 8,
+        batch_size: int | None = None,
+        shard_count: int = 1,
+        price_table: PriceTable | None = None,
+        sleep=time.sleep,
+    ):
         if options.model is None:
             options = options.model_copy(update={"model": spec.teacher.model})
         table = price_table or load_price_table(options.price_table)
@@ -302,17 +337,29 @@ class GeminiHandler(ModelHandler):
 
         self._key = resolve_api_key(self.options.api_key_file)
         http = types.HttpOptions(base_url=self.options.base_url, timeout=int(self.options.timeout_s * 1000))
-        _LOGGER.info("gemini teacher: model %s, %s mode, %.3g requests/s and %d tokens/min for this shard, budget %s",
-                     self.options.model, self.options.mode, self.limiter.rps, self.limiter.tpm,
-                     "none" if self.options.max_usd is None else f"${self.options.max_usd:.4f}")
+        _LOGGER.info(
+            "gemini teacher: model %s, %s mode, %.3g requests/s and %d tokens/min for this shard, budget %s",
+            self.options.model,
+            self.options.mode,
+            self.limiter.rps,
+            self.limiter.tpm,
+            "none" if self.options.max_usd is None else f"${self.options.max_usd:.4f}",
+        )
         return genai.Client(api_key=self._key, http_options=http)
 
     def cache_key(self, item: WorkItem) -> str:
         frames = item.payload.frames
-        return sha256_json({"video_id": item.key, "frames": frames.digest if frames else None,
-                            "title": item.payload.title, "description": item.payload.description,
-                            "model": self.options.model, "prompt_hash": self.spec.prompt_hash,
-                            "frames_per_request": self.frames_per_request})
+        return sha256_json(
+            {
+                "video_id": item.key,
+                "frames": frames.digest if frames else None,
+                "title": item.payload.title,
+                "description": item.payload.description,
+                "model": self.options.model,
+                "prompt_hash": self.spec.prompt_hash,
+                "frames_per_request": self.frames_per_request,
+            }
+        )
 
     def request(self, item: WorkItem) -> tuple[list, Any, int]:
         """(contents, config, estimated input tokens) of one video's generateContent request."""
@@ -321,11 +368,17 @@ class GeminiHandler(ModelHandler):
         frames = item.payload.frames
         picks = sample_indices(len(frames.jpegs), self.frames_per_request) if frames else []
         parts = [types.Part.from_bytes(data=frames.jpegs[i], mime_type="image/jpeg") for i in picks]
-        text = prompt_text(self.spec, video_id=item.key, title=item.payload.title, description=item.payload.description,
-                           n_frames=len(picks))
+        text = prompt_text(
+            self.spec,
+            video_id=item.key,
+            title=item.payload.title,
+            description=item.payload.description,
+            n_frames=len(picks),
+        )
         parts.append(types.Part.from_text(text=text))
-        config = types.GenerateContentConfig(candidate_count=1, response_mime_type="application/json",
-                                             response_schema=response_schema(self.spec))
+        config = types.GenerateContentConfig(
+            candidate_count=1, response_mime_type="application/json", response_schema=response_schema(self.spec)
+        )
         return [types.Content(role="user", parts=parts)], config, TOKENS_PER_IMAGE * len(picks) + len(text) // 4
 
     def outcome(self, response) -> dict:
@@ -345,29 +398,55 @@ class GeminiHandler(ModelHandler):
         if finish in SAFETY_REASONS:
             return {"outcome": "safety_blocked", "message": f"answer blocked (finishReason {finish})", **paid}
         if finish == "MAX_TOKENS":
-            return {"outcome": "truncated", "message": "answer cut at the output token limit (finishReason MAX_TOKENS)",
-                    **paid}
+            return {
+                "outcome": "truncated",
+                "message": "answer cut at the output token limit (finishReason MAX_TOKENS)",
+                **paid,
+            }
         parts = candidate.content.parts if candidate.content and candidate.content.parts else []
         text = "".join(p.text or "" for p in parts if not getattr(p, "thought", False))
         try:
             verdict = Verdict.model_validate(json.loads(text))
         except (json.JSONDecodeError, ValidationError) as exc:
-            return {"outcome": "bad_response", "message": f"answer (finishReason {finish}) does not match the "
-                    f"response schema: {str(exc)[:300]}", **paid}
+            return {
+                "outcome": "bad_response",
+                "message": f"answer (finishReason {finish}) does not match the response schema: {str(exc)[:300]}",
+                **paid,
+            }
         if verdict.label not in self.spec.classes:
-            return {"outcome": "bad_response", "message": f"label {verdict.label!r} is not one of "
-                    f"{list(self.spec.classes)}", **paid}
-        return {"outcome": "label", "label": self.spec.classes.index(verdict.label),
-                "probability": verdict.probability, "rationale": verdict.rationale, **paid}
+            return {
+                "outcome": "bad_response",
+                "message": f"label {verdict.label!r} is not one of {list(self.spec.classes)}",
+                **paid,
+            }
+        return {
+            "outcome": "label",
+            "label": self.spec.classes.index(verdict.label),
+            "probability": verdict.probability,
+            "rationale": verdict.rationale,
+            **paid,
+        }
 
     def _from_record(self, item: WorkItem, record: dict, *, requests: int = 0, cached: bool = False) -> ItemResult:
         cost = 0.0 if cached else float(record.get("cost_usd", 0.0))
         outcome = record.get("outcome", "label")  # records written before outcomes were cached are all labels
         if outcome != "label":
-            return ItemResult(key=item.key, error_type=outcome, message=self.redact(record.get("message", "")),
-                              cost_usd=cost, requests=requests, cached=cached)
-        row = label_row(self.spec, item.key, float(record["probability"]), self.model_id, record["rationale"],
-                        label=int(record["label"]))
+            return ItemResult(
+                key=item.key,
+                error_type=outcome,
+                message=self.redact(record.get("message", "")),
+                cost_usd=cost,
+                requests=requests,
+                cached=cached,
+            )
+        row = label_row(
+            self.spec,
+            item.key,
+            float(record["probability"]),
+            self.model_id,
+            record["rationale"],
+            label=int(record["label"]),
+        )
         return ItemResult(key=item.key, row=row, cost_usd=cost, requests=requests, cached=cached)
 
     def _backoff(self, attempt: int) -> float:
@@ -377,9 +456,11 @@ class GeminiHandler(ModelHandler):
         """The run-stopping error for a 404 / 401 / 403 / FAILED_PRECONDITION answer."""
         detail = self.redact(f"HTTP {exc.code} {exc.status or ''}: {exc.message or ''}".strip())
         if exc.code == 404:
-            return ModelUnavailable(f"Gemini model '{self.options.model}'",
-                                    f"not served by the API ({detail}); it is retired or unknown: set teacher.model "
-                                    "or --model to a current model (https://ai.google.dev/gemini-api/docs/models)")
+            return ModelUnavailable(
+                f"Gemini model '{self.options.model}'",
+                f"not served by the API ({detail}); it is retired or unknown: set teacher.model "
+                "or --model to a current model (https://ai.google.dev/gemini-api/docs/models)",
+            )
         return ModelUnavailable("Gemini API key", f"refused for model '{self.options.model}' ({detail})")
 
     def call(self, client, item: WorkItem) -> ItemResult:
@@ -405,8 +486,9 @@ class GeminiHandler(ModelHandler):
                     raise self._fatal from None
                 if exc.code not in RETRYABLE_STATUS:
                     kind = "invalid_request" if exc.code == 400 else f"http_{exc.code}"
-                    _LOGGER.warning("%s: HTTP %s on attempt %d, not retried (%s)", item.key, exc.code, attempt + 1,
-                                    kind)
+                    _LOGGER.warning(
+                        "%s: HTTP %s on attempt %d, not retried (%s)", item.key, exc.code, attempt + 1, kind
+                    )
                     return ItemResult(key=item.key, error_type=kind, message=self.redact(last), requests=requests)
                 asked = server_retry_delay(exc)
                 if asked is not None:
@@ -414,27 +496,53 @@ class GeminiHandler(ModelHandler):
                     if exc.code == 429:
                         self.limiter.hold(asked)  # the quota is the key's: nobody on this shard sends until then
                 wait = asked if asked is not None else self._backoff(attempt)
-                _LOGGER.warning("%s: HTTP %s on attempt %d/%d; retrying in %.3g s (%s)", item.key, exc.code,
-                                attempt + 1, self.options.max_attempts, wait,
-                                "server's retryDelay" if asked is not None else "backoff")
+                _LOGGER.warning(
+                    "%s: HTTP %s on attempt %d/%d; retrying in %.3g s (%s)",
+                    item.key,
+                    exc.code,
+                    attempt + 1,
+                    self.options.max_attempts,
+                    wait,
+                    "server's retryDelay" if asked is not None else "backoff",
+                )
                 self.sleep(wait)
                 continue
             except _transport_errors() as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 wait = self._backoff(attempt)
-                _LOGGER.warning("%s: %s on attempt %d/%d; retrying in %.3g s (backoff)", item.key, type(exc).__name__,
-                                attempt + 1, self.options.max_attempts, wait)
+                _LOGGER.warning(
+                    "%s: %s on attempt %d/%d; retrying in %.3g s (backoff)",
+                    item.key,
+                    type(exc).__name__,
+                    attempt + 1,
+                    self.options.max_attempts,
+                    wait,
+                )
                 self.sleep(wait)
                 continue
             record = self.outcome(response)
             self.cache.put(self.cache_key(item), record)  # before anything else: a crash now must not re-pay
-            _LOGGER.debug("%s: %s after %d request(s), $%.6f", item.key, record.get("outcome", "label"), requests,
-                          float(record.get("cost_usd", 0.0)))
+            _LOGGER.debug(
+                "%s: %s after %d request(s), $%.6f",
+                item.key,
+                record.get("outcome", "label"),
+                requests,
+                float(record.get("cost_usd", 0.0)),
+            )
             return self._from_record(item, record, requests=requests)
-        _LOGGER.warning("%s: gave up after %d attempts (last: %s); recorded as retries_exhausted in the errors table, "
-                        "a rerun tries again", item.key, requests, self.redact(last))
-        return ItemResult(key=item.key, error_type="retries_exhausted",
-                          message=self.redact(f"gave up after {requests} attempts; last: {last}"), requests=requests)
+        _LOGGER.warning(
+            "%s: gave up after %d attempts (last: %s); recorded as retries_exhausted in the errors table, "
+            "a rerun tries again",
+            item.key,
+            requests,
+            self.redact(last),
+        )
+        return ItemResult(
+            key=item.key,
+            error_type="retries_exhausted",
+            message=self.redact(f"gave up after {requests} attempts; last: {last}"),
+            requests=requests,
+        )
 
     def _settled_call(self, client, item: WorkItem) -> ItemResult:
         """``call`` with the item's budget reservation settled exactly once, whatever happens."""
@@ -469,14 +577,22 @@ class GeminiHandler(ModelHandler):
                 raise self._fatal  # answers received before it are cached: a rerun replays them for free
             results += [future.result() for future in futures]
         if len(admitted) < len(misses):
-            _LOGGER.warning("budget stop: spent $%.4f of --max-usd %s; %d video(s) of this batch left unlabelled "
-                            "(not in the errors table: a rerun with a higher --max-usd labels them), first: %s",
-                            self.budget.spent, self.options.max_usd, len(misses) - len(admitted),
-                            ", ".join(it.key for it in misses[len(admitted):][:5]))
-            raise BudgetExhausted(partial=results, message=(
-                f"stopped at the budget: spent ${self.budget.spent:.4f} of --max-usd {self.options.max_usd}; "
-                f"{len(misses) - len(admitted)} video(s) of this batch left unlabelled; rerun with a higher "
-                "--max-usd to resume"))
+            _LOGGER.warning(
+                "budget stop: spent $%.4f of --max-usd %s; %d video(s) of this batch left unlabelled "
+                "(not in the errors table: a rerun with a higher --max-usd labels them), first: %s",
+                self.budget.spent,
+                self.options.max_usd,
+                len(misses) - len(admitted),
+                ", ".join(it.key for it in misses[len(admitted) :][:5]),
+            )
+            raise BudgetExhausted(
+                partial=results,
+                message=(
+                    f"stopped at the budget: spent ${self.budget.spent:.4f} of --max-usd {self.options.max_usd}; "
+                    f"{len(misses) - len(admitted)} video(s) of this batch left unlabelled; rerun with a higher "
+                    "--max-usd to resume"
+                ),
+            )
         return results
 
     def _run_batch_jobs(self, client, items: list[WorkItem]) -> list[ItemResult]:
@@ -490,7 +606,7 @@ class GeminiHandler(ModelHandler):
             covered = {k for rec in jobs for k in rec.cache_keys}
             fresh = [it for it in items if it.key not in covered]
             for lo in range(0, len(fresh), self.options.batch_job_size):
-                chunk = fresh[lo:lo + self.options.batch_job_size]
+                chunk = fresh[lo : lo + self.options.batch_job_size]
                 record = self._submit(client, chunk, results)
                 if record is not None:
                     jobs.append(record)
@@ -503,8 +619,12 @@ class GeminiHandler(ModelHandler):
                 self.budget.settle(cost, cost > 0)
         for item in items:
             if item.key not in results:
-                results[item.key] = ItemResult(key=item.key, error_type="batch_item_missing", requests=1,
-                                               message="the batch job returned no answer for this video")
+                results[item.key] = ItemResult(
+                    key=item.key,
+                    error_type="batch_item_missing",
+                    requests=1,
+                    message="the batch job returned no answer for this video",
+                )
         return [results[it.key] for it in items]
 
     def _submit(self, client, chunk: list[WorkItem], results: dict[str, ItemResult]) -> BatchJobRecord | None:
@@ -517,14 +637,21 @@ class GeminiHandler(ModelHandler):
             contents, config, _ = self.request(item)
             inlined.append(types.InlinedRequest(contents=contents, config=config, metadata={"key": item.key}))
         try:
-            job = client.batches.create(model=self.options.model, src=inlined,
-                                        config=types.CreateBatchJobConfig(display_name=f"silverset-{self.spec.key}"))
+            job = client.batches.create(
+                model=self.options.model,
+                src=inlined,
+                config=types.CreateBatchJobConfig(display_name=f"silverset-{self.spec.key}"),
+            )
         except genai_errors.APIError as exc:
             if exc.code in (401, 403, 404) or exc.status == "FAILED_PRECONDITION":
                 raise self._refused(exc) from None
             message = self.redact(f"batch job not created: HTTP {exc.code} {exc.status or ''}: {exc.message or ''}")
-            _LOGGER.warning("batch job for %d videos not created (HTTP %s); they go to the errors table as "
-                            "batch_failed and a rerun submits them again", len(chunk), exc.code)
+            _LOGGER.warning(
+                "batch job for %d videos not created (HTTP %s); they go to the errors table as "
+                "batch_failed and a rerun submits them again",
+                len(chunk),
+                exc.code,
+            )
             for item in chunk:
                 results[item.key] = ItemResult(key=item.key, error_type="batch_failed", message=message, requests=1)
             return None
@@ -543,13 +670,20 @@ class GeminiHandler(ModelHandler):
                     job = client.batches.get(name=record.name)
                 except genai_errors.APIError as exc:
                     if exc.code in RETRYABLE_STATUS:
-                        _LOGGER.warning("batch job %s: poll answered HTTP %s; polling again in %.3g s", record.name,
-                                        exc.code, self.options.batch_poll_s)
+                        _LOGGER.warning(
+                            "batch job %s: poll answered HTTP %s; polling again in %.3g s",
+                            record.name,
+                            exc.code,
+                            self.options.batch_poll_s,
+                        )
                         still.append(record)
                         continue
                     if exc.code == 404:  # the job is gone (expired from the service): submit its videos again
-                        _LOGGER.warning("batch job %s is gone (HTTP 404); a rerun submits its %d videos again",
-                                        record.name, len(record.cache_keys))
+                        _LOGGER.warning(
+                            "batch job %s is gone (HTTP 404); a rerun submits its %d videos again",
+                            record.name,
+                            len(record.cache_keys),
+                        )
                         self.ledger.forget(record.name)
                         continue
                     raise self._refused(exc) from None
@@ -561,17 +695,25 @@ class GeminiHandler(ModelHandler):
             if waiting:
                 self.sleep(self.options.batch_poll_s)
 
-    def _collect(self, record: BatchJobRecord, job, by_key: dict[str, WorkItem], results: dict[str, ItemResult]) -> None:
+    def _collect(
+        self, record: BatchJobRecord, job, by_key: dict[str, WorkItem], results: dict[str, ItemResult]
+    ) -> None:
         """Cache every answer of a finished job (all its videos, asked for now or not); fill ``results``."""
         state = job.state.value
         responses = job.dest.inlined_responses if job.dest and job.dest.inlined_responses else []
         if state not in ("JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED") or not responses:
             reason = self.redact(str(job.error.message if job.error else state))
-            _LOGGER.warning("batch job %s ended %s: %d video(s) go to the errors table as batch_failed (%s)", job.name,
-                            state, len(record.cache_keys.keys() & by_key.keys()), reason)
+            _LOGGER.warning(
+                "batch job %s ended %s: %d video(s) go to the errors table as batch_failed (%s)",
+                job.name,
+                state,
+                len(record.cache_keys.keys() & by_key.keys()),
+                reason,
+            )
             for key in record.cache_keys.keys() & by_key.keys():
-                results[key] = ItemResult(key=key, error_type="batch_failed", message=f"batch {job.name}: {reason}",
-                                          requests=1)
+                results[key] = ItemResult(
+                    key=key, error_type="batch_failed", message=f"batch {job.name}: {reason}", requests=1
+                )
             self.ledger.forget(record.name)
             return
         for answer in responses:
@@ -580,8 +722,9 @@ class GeminiHandler(ModelHandler):
                 continue
             if answer.error is not None or answer.response is None:
                 if key in by_key:
-                    results[key] = ItemResult(key=key, error_type="batch_item_failed", requests=1,
-                                              message=self.redact(str(answer.error)))
+                    results[key] = ItemResult(
+                        key=key, error_type="batch_item_failed", requests=1, message=self.redact(str(answer.error))
+                    )
                 continue
             cached = self.cache.get(record.cache_keys[key])
             fresh = cached is None

@@ -4,6 +4,7 @@ On GPU the ONNX file becomes a cached TensorRT engine (FP16, or INT8 from a Q/DQ
 the corpus); on CPU it runs in ONNX Runtime (dynamic INT8, or the same Q/DQ graph); eager TorchScript is the
 baseline. Output: one logit per video. The checkpoint is hashed and loaded once per run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,9 @@ class PrecisionReport:
     max_abs_logit_error: float
 
 
-def calibration_batches(frames_uri: str, texts: dict[str, str], *, limit: int = CALIBRATION_VIDEOS,
-                        batch_size: int = CALIBRATION_BATCH) -> list[tuple[np.ndarray, np.ndarray]]:
+def calibration_batches(
+    frames_uri: str, texts: dict[str, str], *, limit: int = CALIBRATION_VIDEOS, batch_size: int = CALIBRATION_BATCH
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(frames float32 [B, 8, 3, 64, 64], text float32 [B, 384]) batches from up to ``limit`` videos of a frames table.
 
     Videos are picked by a hash of their id (a spread over the corpus, the same on every run); a video's text is
@@ -67,11 +69,25 @@ class LocalTeacherHandler(ModelHandler):
 
     stage = "annotate"
 
-    def __init__(self, spec: AttributeSpec, *, checkpoint: str, runtime: str = "auto", precision: str = "auto",
-                 calibration: str | None = None, calibration_texts: dict[str, str] | None = None,
-                 batch_size: int = 32, threshold_logit: float = 0.0):
+    def __init__(
+        self,
+        spec: AttributeSpec,
+        *,
+        checkpoint: str,
+        runtime: str = "auto",
+        precision: str = "auto",
+        calibration: str | None = None,
+        calibration_texts: dict[str, str] | None = None,
+        batch_size: int = 32,
+        threshold_logit: float = 0.0,
+    ):
         self.spec, self.checkpoint = spec, Path(checkpoint)
-        self.runtime, self.precision, self.batch_size, self.threshold_logit = runtime, precision, batch_size, threshold_logit
+        self.runtime, self.precision, self.batch_size, self.threshold_logit = (
+            runtime,
+            precision,
+            batch_size,
+            threshold_logit,
+        )
         self.calibration, self.calibration_texts = calibration, calibration_texts or {}
         self.precision_report: PrecisionReport | None = None
         self._runner = None
@@ -86,13 +102,23 @@ class LocalTeacherHandler(ModelHandler):
         from silverset.components.runtime.backends import open_checkpoint
 
         batches = calibration_batches(self.calibration, self.calibration_texts) if self.calibration else None
-        self._runner = open_checkpoint(self.checkpoint, runtime=self.runtime, precision=self.precision,  # type: ignore[arg-type]
-                                       batch_size=self.batch_size, calibration=batches,
-                                       frames_shape=(FRAMES_PER_VIDEO, 3, IMAGE_SIZE, IMAGE_SIZE))
+        self._runner = open_checkpoint(
+            self.checkpoint,
+            runtime=self.runtime,
+            precision=self.precision,  # type: ignore[arg-type]
+            batch_size=self.batch_size,
+            calibration=batches,
+            frames_shape=(FRAMES_PER_VIDEO, 3, IMAGE_SIZE, IMAGE_SIZE),
+        )
         if batches:
             self.precision_report = self._agreement(batches)
-        _LOGGER.info("local teacher: %s on %s (precision %s, batch %d)", Path(self.checkpoint).name,
-                     getattr(self._runner, "name", type(self._runner).__name__), self.precision, self.batch_size)
+        _LOGGER.info(
+            "local teacher: %s on %s (precision %s, batch %d)",
+            Path(self.checkpoint).name,
+            getattr(self._runner, "name", type(self._runner).__name__),
+            self.precision,
+            self.batch_size,
+        )
         return self._runner
 
     def _agreement(self, batches) -> PrecisionReport:
@@ -102,21 +128,30 @@ class LocalTeacherHandler(ModelHandler):
         fp32 = open_checkpoint(self.checkpoint, runtime="onnxruntime", precision="fp32")
         reference = np.concatenate([np.asarray(fp32(f, t)).reshape(-1) for f, t in batches])
         logits = np.concatenate([np.asarray(self._runner(f, t)).reshape(-1) for f, t in batches])
-        report = PrecisionReport(precision=self._runner.name.split("@")[0], runner=self._runner.name,
-                                 calibration_videos=len(reference),
-                                 label_agreement_vs_fp32=label_agreement(reference, logits, threshold=self.threshold_logit),
-                                 max_abs_logit_error=float(np.abs(reference - logits).max()))
+        report = PrecisionReport(
+            precision=self._runner.name.split("@")[0],
+            runner=self._runner.name,
+            calibration_videos=len(reference),
+            label_agreement_vs_fp32=label_agreement(reference, logits, threshold=self.threshold_logit),
+            max_abs_logit_error=float(np.abs(reference - logits).max()),
+        )
         level = logging.INFO if report.label_agreement_vs_fp32 >= 0.95 else logging.WARNING
-        _LOGGER.log(level, "%s agrees with FP32 on %.1f%% of %d calibration videos (max logit error %.4f)",
-                    report.runner, 100 * report.label_agreement_vs_fp32, report.calibration_videos,
-                    report.max_abs_logit_error)
+        _LOGGER.log(
+            level,
+            "%s agrees with FP32 on %.1f%% of %d calibration videos (max logit error %.4f)",
+            report.runner,
+            100 * report.label_agreement_vs_fp32,
+            report.calibration_videos,
+            report.max_abs_logit_error,
+        )
         return report
 
     @property
     def model_id(self) -> str:
         runner = self.load_model()
-        calibrated = getattr(runner, "calibration_digest", None) or getattr(getattr(runner, "key", None),
-                                                                          "calibration_digest", None)
+        calibrated = getattr(runner, "calibration_digest", None) or getattr(
+            getattr(runner, "key", None), "calibration_digest", None
+        )
         suffix = f":cal-{calibrated[:12]}" if calibrated else ""
         return f"local:{self.checkpoint.name}@sha256:{runner.digest[:16]}:{runner.name}{suffix}"
 
@@ -130,12 +165,25 @@ class LocalTeacherHandler(ModelHandler):
                 stack.append(checkpoint_frames(item.payload.frames, FRAMES_PER_VIDEO, IMAGE_SIZE))
                 ok.append(item)
             except Exception as exc:  # noqa: BLE001 - a bad JPEG drops that video, not the batch
-                results.append(ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}"))
+                results.append(
+                    ItemResult(key=item.key, error_type="bad_frames", message=f"{type(exc).__name__}: {exc}")
+                )
         if ok:
             text = embed_texts([it.payload.text for it in ok])
             logits = np.asarray(model(np.stack(stack), text), dtype=np.float64).reshape(len(ok))
             for item, logit in zip(ok, logits):
                 p = float(1.0 / (1.0 + np.exp(-logit)))
-                results.append(ItemResult(key=item.key, row=label_row(
-                    self.spec, item.key, p, self.model_id, f"logit {logit:.3f}", label=int(logit >= self.threshold_logit))))
+                results.append(
+                    ItemResult(
+                        key=item.key,
+                        row=label_row(
+                            self.spec,
+                            item.key,
+                            p,
+                            self.model_id,
+                            f"logit {logit:.3f}",
+                            label=int(logit >= self.threshold_logit),
+                        ),
+                    )
+                )
         return results

@@ -1,4 +1,5 @@
 """Gemini prices as data: a dated table (``prices.yaml`` by default, or a user's file) and the cost of an answer."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,12 +50,16 @@ class PriceTable(BaseModel):
         periods = self.models.get(model)
         if periods is None:
             raise SilversetInputError(
-                "Gemini model", f"{model!r} has no price in the {source} (priced: {', '.join(sorted(self.models))}); "
+                "Gemini model",
+                f"{model!r} has no price in the {source} (priced: {', '.join(sorted(self.models))}); "
                 f"copy {DEFAULT_PRICE_TABLE}, add the model's input/output USD per 1M tokens from "
-                "https://ai.google.dev/gemini-api/docs/pricing, and pass the file with --price-table")
+                "https://ai.google.dev/gemini-api/docs/pricing, and pass the file with --price-table",
+            )
         current = [p for p in periods if p.valid_from <= day]
         if not current:
-            raise SilversetInputError("Gemini model", f"{model!r} has no price in the {source} before {periods[0].valid_from}")
+            raise SilversetInputError(
+                "Gemini model", f"{model!r} has no price in the {source} before {periods[0].valid_from}"
+            )
         return current[-1]
 
 

@@ -4,6 +4,7 @@ model (CLIP / SigLIP) comparing frames to the attribute's definition (``clip-zer
 The text one is the default so the demo runs with no key and no GPU. It is weak (text only, uncalibrated) and its
 teacher id says so; a golden-set gate should be expected to reject it for visual attributes.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -59,22 +60,42 @@ class ZeroShotHandler(ModelHandler):
         results = []
         for item, p in zip(batch, probs):
             if not item.payload.text:
-                results.append(ItemResult(key=item.key, error_type="no_text",
-                                          message="zero-shot teacher needs a title or description"))
+                results.append(
+                    ItemResult(
+                        key=item.key, error_type="no_text", message="zero-shot teacher needs a title or description"
+                    )
+                )
                 continue
-            results.append(ItemResult(key=item.key, row=label_row(self.spec, item.key, float(p), self.model_id,
-                                                                   f"text similarity margin -> p={p:.3f}")))
+            results.append(
+                ItemResult(
+                    key=item.key,
+                    row=label_row(self.spec, item.key, float(p), self.model_id, f"text similarity margin -> p={p:.3f}"),
+                )
+            )
         return results
 
 
-def label_row(spec: AttributeSpec, video_id: str, probability: float, teacher_id: str, rationale: str | None,
-              label: int | None = None) -> dict:
+def label_row(
+    spec: AttributeSpec,
+    video_id: str,
+    probability: float,
+    teacher_id: str,
+    rationale: str | None,
+    label: int | None = None,
+) -> dict:
     """One labels-table row; ``label`` defaults to probability >= the spec's decision threshold."""
     if label is None:
         label = int(probability >= spec.decision_threshold)
-    return {"video_id": video_id, "attribute": spec.name, "attribute_version": spec.version, "label": int(label),
-            "probability": float(probability), "rationale": rationale, "teacher_id": teacher_id,
-            "prompt_hash": spec.prompt_hash}
+    return {
+        "video_id": video_id,
+        "attribute": spec.name,
+        "attribute_version": spec.version,
+        "label": int(label),
+        "probability": float(probability),
+        "rationale": rationale,
+        "teacher_id": teacher_id,
+        "prompt_hash": spec.prompt_hash,
+    }
 
 
 # --- The visual zero-shot teacher: an image-text model (CLIP / SigLIP) looks at the frames. ---
@@ -141,8 +162,12 @@ class ImageTextZeroShotHandler(ModelHandler):
         """Class vectors float32 [2, D]: row 0 negative, row 1 positive (unit length)."""
         from silverset.components.embed.clip import pool_frames
 
-        return np.stack([pool_frames(self.image_text.encode_text(self.negative)),
-                         pool_frames(self.image_text.encode_text(self.positive))])
+        return np.stack(
+            [
+                pool_frames(self.image_text.encode_text(self.negative)),
+                pool_frames(self.image_text.encode_text(self.positive)),
+            ]
+        )
 
     def frame_probabilities(self, frame_vectors: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Unit frame vectors float32 [T, D] -> P(positive) per frame float [T] (softmax over the two classes)."""
@@ -150,11 +175,18 @@ class ImageTextZeroShotHandler(ModelHandler):
         return 1.0 / (1.0 + np.exp(-(logits[:, 1] - logits[:, 0])))
 
     def run_inference(self, batch: Sequence[WorkItem], model: np.ndarray) -> list[ItemResult]:
-        per_video, failed = self.image_text.encode_videos({item.key: item.payload.frames for item in batch},
-                                                          max_frames=self.spec.teacher.frames_per_request)
+        per_video, failed = self.image_text.encode_videos(
+            {item.key: item.payload.frames for item in batch}, max_frames=self.spec.teacher.frames_per_request
+        )
         results = [ItemResult(key=key, error_type="bad_frames", message=message) for key, message in failed.items()]
         for key, frame_vectors in per_video.items():
             p = float(self.frame_probabilities(frame_vectors, model).mean())
-            results.append(ItemResult(key=key, row=label_row(
-                self.spec, key, p, self.model_id, f"mean P(positive) over {len(frame_vectors)} frames = {p:.3f}")))
+            results.append(
+                ItemResult(
+                    key=key,
+                    row=label_row(
+                        self.spec, key, p, self.model_id, f"mean P(positive) over {len(frame_vectors)} frames = {p:.3f}"
+                    ),
+                )
+            )
         return results

@@ -1,4 +1,5 @@
 """The ``silverset`` command line: one typer app; each area registers its commands from its own module."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """`silverset attribute ...`: validate attribute specs, list the examples, compare two definitions on a golden set."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,27 +39,43 @@ def compare(
     a: Path = typer.Argument(..., help="Definition A (attribute spec YAML), e.g. the current version."),
     b: Path = typer.Argument(..., help="Definition B: another version of the same attribute, same classes."),
     golden: str = typer.Option(..., "--golden", help="Golden set table (human labels) of the attribute."),
-    out: Optional[str] = typer.Option(None, "--out", help="Folder for compare.json, compare.html and the teacher's "
-                                      "labels (default: compare-NAME-vA-vB); a rerun into it resumes."),
-    manifest: Optional[str] = typer.Option(None, "--manifest", help="Manifest: titles/descriptions of the golden "
-                                           "videos (the zero-shot teacher reads nothing else)."),
-    frames: Optional[str] = typer.Option(None, "--frames",
-                                         help="Frames table (needed by gemini, local, clip-zero-shot)."),
-    teacher: Optional[str] = typer.Option(None, "--teacher-backend", "--teacher",
-                                          help="gemini | local | zero-shot | clip-zero-shot (default: the specs')."),
+    out: Optional[str] = typer.Option(
+        None,
+        "--out",
+        help="Folder for compare.json, compare.html and the teacher's "
+        "labels (default: compare-NAME-vA-vB); a rerun into it resumes.",
+    ),
+    manifest: Optional[str] = typer.Option(
+        None,
+        "--manifest",
+        help="Manifest: titles/descriptions of the golden videos (the zero-shot teacher reads nothing else).",
+    ),
+    frames: Optional[str] = typer.Option(
+        None, "--frames", help="Frames table (needed by gemini, local, clip-zero-shot)."
+    ),
+    teacher: Optional[str] = typer.Option(
+        None,
+        "--teacher-backend",
+        "--teacher",
+        help="gemini | local | zero-shot | clip-zero-shot (default: the specs').",
+    ),
     model: Optional[str] = typer.Option(None, "--model", help="Gemini model (default: the spec's teacher.model)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Gemini endpoint (else GOOGLE_GEMINI_BASE_URL)."),
     api_key_file: Optional[str] = typer.Option(None, "--api-key-file", help="Secret file holding the API key."),
-    cache_dir: Optional[str] = typer.Option(None, "--cache", help="Gemini answer cache to reuse, e.g. an annotate "
-                                            "run's OUT/.teacher-cache (default OUT/.teacher-cache)."),
+    cache_dir: Optional[str] = typer.Option(
+        None,
+        "--cache",
+        help="Gemini answer cache to reuse, e.g. an annotate run's OUT/.teacher-cache (default OUT/.teacher-cache).",
+    ),
     rps: float = typer.Option(2.0, "--rps", help="Gemini requests/s of the API key."),
     tokens_per_min: int = typer.Option(2_000_000, "--tokens-per-min", help="Gemini tokens/min of the key."),
     concurrency: int = typer.Option(8, "--concurrency", min=1),
     mode: str = typer.Option("online", "--mode", help="gemini: online | batch (Batch API, half price)."),
     max_usd: Optional[float] = typer.Option(None, "--max-usd", min=0, help="Stop cleanly at this spend (gemini)."),
     price_table: Optional[str] = typer.Option(None, "--price-table", help="Gemini price table YAML."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint",
-                                             help="local: .onnx or TorchScript .pt; clip-zero-shot: CLIP/SigLIP."),
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", help="local: .onnx or TorchScript .pt; clip-zero-shot: CLIP/SigLIP."
+    ),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="clip-zero-shot: softmax temperature."),
     runtime: str = typer.Option("auto", "--runtime", help="local: auto|eager|onnxruntime|onnxruntime-int8|..."),
     precision: str = typer.Option("auto", "--precision", help="local: auto|fp32|fp16|int8."),
@@ -84,16 +101,34 @@ def compare(
     spec_a, spec_b = load_spec(a), load_spec(b)
     check_comparable(spec_a, spec_b, a_name=str(a), b_name=str(b))  # before any folder is made
     try:
-        gemini = GeminiOptions(model=model, mode=mode, base_url=base_url, api_key_file=api_key_file, rps=rps,
-                               tokens_per_min=tokens_per_min, concurrency=concurrency, max_usd=max_usd,
-                               cache_dir=cache_dir, price_table=price_table)
-        options = AnnotateOptions(teacher=teacher, batch_size=batch_size, gemini=gemini, checkpoint=checkpoint,
-                                  runtime=runtime, precision=precision, temperature=temperature)
+        gemini = GeminiOptions(
+            model=model,
+            mode=mode,
+            base_url=base_url,
+            api_key_file=api_key_file,
+            rps=rps,
+            tokens_per_min=tokens_per_min,
+            concurrency=concurrency,
+            max_usd=max_usd,
+            cache_dir=cache_dir,
+            price_table=price_table,
+        )
+        options = AnnotateOptions(
+            teacher=teacher,
+            batch_size=batch_size,
+            gemini=gemini,
+            checkpoint=checkpoint,
+            runtime=runtime,
+            precision=precision,
+            temperature=temperature,
+        )
     except ValidationError as exc:
         raise options_error("compare options", exc) from None
     out = out or f"compare-{spec_a.name}-v{spec_a.version}-v{spec_b.version}"
-    with console.status("labelling the golden set with both definitions..."), \
-            resumable_output_folder(out, command="attribute-compare"):
+    with (
+        console.status("labelling the golden set with both definitions..."),
+        resumable_output_folder(out, command="attribute-compare"),
+    ):
         report = run(a=str(a), b=str(b), golden=golden, out=out, manifest=manifest, frames=frames, options=options)
     table = Table(title=f"{report.attribute} on {report.n} golden items ({report.positives} positive)")
     table.add_column("")
@@ -102,8 +137,12 @@ def compare(
     for name in ("f1", "precision", "recall"):
         ma, mb = getattr(report.a, name), getattr(report.b, name)
         table.add_row(name, _ci(ma.value, ma.lower, ma.upper), _ci(mb.value, mb.lower, mb.upper))
-    for label, field in (("labelled now", "labelled_now"), ("API requests", "teacher_requests"),
-                         ("cache hits", "cache_hits"), ("resumed", "resumed")):
+    for label, field in (
+        ("labelled now", "labelled_now"),
+        ("API requests", "teacher_requests"),
+        ("cache hits", "cache_hits"),
+        ("resumed", "resumed"),
+    ):
         table.add_row(label, str(getattr(report.a, field)), str(getattr(report.b, field)))
     d = report.f1_difference
     console.print(table)

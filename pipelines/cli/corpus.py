@@ -1,4 +1,5 @@
 """`silverset corpus synth`: generate the synthetic H.264 corpus with known truth."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,22 +25,39 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def synth_with_progress(*, out: Path, videos: int, seed: int, duration_s: float, width: int, height: int,
-                        overwrite: bool = False) -> dict:
+def synth_with_progress(
+    *, out: Path, videos: int, seed: int, duration_s: float, width: int, height: int, overwrite: bool = False
+) -> dict:
     """Run the synthesizer under a rich progress bar; returns its summary."""
     from silverset.components.corpus.synth import run
 
-    with Progress(TextColumn("corpus synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("corpus synth"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("videos", total=videos)
-        return run(out=out, videos=videos, seed=seed, duration_s=duration_s, width=width, height=height,
-                   on_video=lambda _: progress.advance(task), overwrite=overwrite)
+        return run(
+            out=out,
+            videos=videos,
+            seed=seed,
+            duration_s=duration_s,
+            width=width,
+            height=height,
+            on_video=lambda _: progress.advance(task),
+            overwrite=overwrite,
+        )
 
 
 @corpus_app.command("synth")
 def synth(
     out: Path = typer.Option(..., "--out", help="Output folder (replaced atomically)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even when another command or the user wrote it."
+    ),
     videos: int = typer.Option(200, "--videos", min=1, help="Number of videos."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
     duration_s: float = typer.Option(3.0, "--duration-s", min=0.1, help="Seconds per video."),
@@ -50,8 +68,9 @@ def synth(
 
     width, height = parse_size(size)
     check_output_folder(out, command="corpus synth", overwrite=overwrite)
-    summary = synth_with_progress(out=out, videos=videos, seed=seed, duration_s=duration_s, width=width,
-                                  height=height, overwrite=overwrite)
+    summary = synth_with_progress(
+        out=out, videos=videos, seed=seed, duration_s=duration_s, width=width, height=height, overwrite=overwrite
+    )
     prevalence = ", ".join(f"{a} {p:.0%}" for a, p in summary["prevalence"].items())
     console.print(f"wrote {summary['videos']} videos to {summary['out']}", markup=False)
     console.print(f"prevalence: {prevalence}", markup=False)

@@ -1,5 +1,6 @@
 """`silverset demo`: the whole attribute-promotion pipeline through kfp.local on a synthetic corpus, a sample
 query against the served index, a simulated A/B analysis, and a summary a person can read."""
+
 from __future__ import annotations
 
 import sys
@@ -21,12 +22,21 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Random seed for the corpus, golden set and A/B simulation."),
     shards: int = typer.Option(2, "--shards", min=1, max=64, help="ParallelFor width for embed and annotate."),
     frames_per_video: int = typer.Option(8, "--frames-per-video", min=1, max=64),
-    teacher: str = typer.Option("local", "--teacher", help="local: a frames CNN trained on its own synthetic corpus "
-                                "(cached in the workdir); zero-shot: the embedded text-only teacher (weak: the "
-                                "teacher gate may stop the run)."),
-    teacher_budget_share: float = typer.Option(0.5, "--teacher-budget-share", min=0.0, max=1.0,
-                                               help="The bulk teacher labels at most this share of the corpus (at "
-                                               "least 10 videos; 0: all); the student scores every video."),
+    teacher: str = typer.Option(
+        "local",
+        "--teacher",
+        help="local: a frames CNN trained on its own synthetic corpus "
+        "(cached in the workdir); zero-shot: the embedded text-only teacher (weak: the "
+        "teacher gate may stop the run).",
+    ),
+    teacher_budget_share: float = typer.Option(
+        0.5,
+        "--teacher-budget-share",
+        min=0.0,
+        max=1.0,
+        help="The bulk teacher labels at most this share of the corpus (at "
+        "least 10 videos; 0: all); the student scores every video.",
+    ),
     ab_users: int = typer.Option(4000, "--ab-users", min=100, help="Simulated users in the closed A/B loop."),
 ) -> None:
     """Run the whole pipeline end to end on a synthetic corpus and print what it made and where.
@@ -49,9 +59,18 @@ def demo(
         if synthesized[0] < videos and synthesized[0] % max(1, videos // 4) == 0:
             out.print(f"{time.strftime('%H:%M:%S')}       corpus synth: {synthesized[0]}/{videos} videos", markup=False)
 
-    summary = run_demo(workdir=workdir, videos=videos, seed=seed, shards=shards, frames_per_video=frames_per_video,
-                       teacher=teacher, teacher_budget_share=teacher_budget_share, ab_users=ab_users,
-                       on_video=on_video, on_event=printer)
+    summary = run_demo(
+        workdir=workdir,
+        videos=videos,
+        seed=seed,
+        shards=shards,
+        frames_per_video=frames_per_video,
+        teacher=teacher,
+        teacher_budget_share=teacher_budget_share,
+        ab_users=ab_users,
+        on_video=on_video,
+        on_event=printer,
+    )
     print_summary(summary)
 
 
@@ -68,11 +87,19 @@ class ProgressPrinter:
         if event.phase == "start":
             self.console.print(f"{clock} {indent}start {event.label}", markup=False, soft_wrap=True)
             return
-        what = ", ".join(part for part in (f"{event.count} {event.unit}".strip() if event.count is not None else "",
-                                           event.note) if part)
+        what = ", ".join(
+            part
+            for part in (f"{event.count} {event.unit}".strip() if event.count is not None else "", event.note)
+            if part
+        )
         verdict = "done " if event.status == "SUCCESS" else "FAILED"
-        self.console.print(f"{clock} {indent}{verdict} {event.label}" + (f": {what}" if what else "")
-                           + f"  {event.seconds or 0.0:.1f} s", markup=False, soft_wrap=True)
+        self.console.print(
+            f"{clock} {indent}{verdict} {event.label}"
+            + (f": {what}" if what else "")
+            + f"  {event.seconds or 0.0:.1f} s",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _teacher_line(teacher: dict) -> str:
@@ -81,10 +108,12 @@ def _teacher_line(teacher: dict) -> str:
     corpus = card.get("training_corpus", {})
     own = card.get("validation_f1_own_corpus", {})
     sizes = ", ".join(f"{w}x{h}" for w, h in corpus.get("sizes", []))
-    return (f"local checkpoint: a small frames CNN trained on its own synthetic corpus ({corpus.get('videos')} videos, "
-            f"seed {corpus.get('seed')}, {sizes}, no hard cases; F1 "
-            f"{', '.join(f'{a} {v:.2f}' for a, v in own.items())} on held-out videos of that corpus); it never "
-            "sees this corpus's truth, and misses some of its hard cases (see the teacher gate)")
+    return (
+        f"local checkpoint: a small frames CNN trained on its own synthetic corpus ({corpus.get('videos')} videos, "
+        f"seed {corpus.get('seed')}, {sizes}, no hard cases; F1 "
+        f"{', '.join(f'{a} {v:.2f}' for a, v in own.items())} on held-out videos of that corpus); it never "
+        "sees this corpus's truth, and misses some of its hard cases (see the teacher gate)"
+    )
 
 
 def _rel(path: str | None, workdir: str) -> str:
@@ -111,8 +140,11 @@ def _gate_row(gate: dict) -> tuple[str, str]:
     shown = []
     for who in ("candidate", "teacher"):
         block = metrics.get(who) or {}
-        cells = [_with_ci(name, block[name]) for name in ("f1", "precision", "recall", "auc_pr")
-                 if isinstance(block.get(name), dict) and block[name].get("value") is not None]
+        cells = [
+            _with_ci(name, block[name])
+            for name in ("f1", "precision", "recall", "auc_pr")
+            if isinstance(block.get(name), dict) and block[name].get("value") is not None
+        ]
         if cells:
             model = "student" if who == "candidate" and gate["kind"] == "student" else "teacher"
             shown.append(f"{model}: " + ", ".join(cells))
@@ -127,8 +159,13 @@ def _gate_row(gate: dict) -> tuple[str, str]:
 
 def print_summary(summary: dict) -> None:
     w = summary["workdir"]
-    corpus, pipeline, index, query, ab = (summary["corpus"], summary["pipeline"], summary["index"], summary["query"],
-                                          summary["abtest"])
+    corpus, pipeline, index, query, ab = (
+        summary["corpus"],
+        summary["pipeline"],
+        summary["index"],
+        summary["query"],
+        summary["abtest"],
+    )
     plan = pipeline["plan"]
     table = Table(title=f"silverset demo: {summary['attribute']} in {w}", show_lines=True)
     table.add_column("step")
@@ -136,80 +173,118 @@ def print_summary(summary: dict) -> None:
     table.add_column("where (in workdir)", overflow="fold")
     table.add_row("corpus synth", f"{corpus['videos']} videos, {corpus['errors']} errors", _rel(corpus["out"], w))
     golden = summary["golden"]
-    table.add_row("golden set", f"{golden['items']} videos ({golden['positives']} positive), labeler synthetic-truth",
-                  _rel(golden["golden"], w))
+    table.add_row(
+        "golden set",
+        f"{golden['items']} videos ({golden['positives']} positive), labeler synthetic-truth",
+        _rel(golden["golden"], w),
+    )
     teacher = summary["teacher"]
     line = _teacher_line(teacher) if teacher["backend"] == "local" else "zero-shot (text only, embedded)"
     table.add_row("teacher", line, _rel(teacher["checkpoint"], w))
-    work = ("corpus unchanged: nothing to do, zero teacher calls" if plan.get("up_to_date")
-            else f"{plan.get('todo')} of {plan.get('videos')} videos processed")
-    table.add_row("pipeline (kfp.local)", f"{pipeline['status']} in {pipeline['wall_s']} s, {pipeline['tasks']} tasks; {work}",
-                  _rel(pipeline["run_summary"], w))
+    work = (
+        "corpus unchanged: nothing to do, zero teacher calls"
+        if plan.get("up_to_date")
+        else f"{plan.get('todo')} of {plan.get('videos')} videos processed"
+    )
+    table.add_row(
+        "pipeline (kfp.local)",
+        f"{pipeline['status']} in {pipeline['wall_s']} s, {pipeline['tasks']} tasks; {work}",
+        _rel(pipeline["run_summary"], w),
+    )
     costs = pipeline.get("costs") or {}
     if costs:
-        table.add_row("teacher on a sample, student on everything", _costs_line(costs, pipeline), _rel(pipeline["run_summary"], w))
+        table.add_row(
+            "teacher on a sample, student on everything", _costs_line(costs, pipeline), _rel(pipeline["run_summary"], w)
+        )
     for name in ("teacher_gate", "student_gate"):
         verdict, metrics = _gate_row(summary[name])
         table.add_row(name.replace("_", " "), f"{verdict}\n{metrics}".strip(), _rel(summary[name].get("report"), w))
     zero_shot = summary.get("zero_shot_teacher") or {}
     if zero_shot:
         verdict, metrics = _gate_row(zero_shot)
-        table.add_row("zero-shot teacher (embedded default, for comparison)",
-                      f"same golden set, teacher gate {verdict}\n{metrics}".strip(), _rel(zero_shot.get("report"), w))
+        table.add_row(
+            "zero-shot teacher (embedded default, for comparison)",
+            f"same golden set, teacher gate {verdict}\n{metrics}".strip(),
+            _rel(zero_shot.get("report"), w),
+        )
     approval = summary["approval"]
     if approval:
         trail = ", ".join(f"{e['action']} by {e['actor']}" for e in approval["audit"])
-        table.add_row("approval", f"{approval['state']} by {approval['decided_by']} ({approval['reason']}); audit: {trail}",
-                      _rel(approval["store"], w))
+        table.add_row(
+            "approval",
+            f"{approval['state']} by {approval['decided_by']} ({approval['reason']}); audit: {trail}",
+            _rel(approval["store"], w),
+        )
     else:
         table.add_row("approval", "not requested", "-")
     if index.get("version"):
-        table.add_row("index", f"version {index['version']}: {index['vocabulary']} of {index['history']} videos in the "
-                               f"restricted vocabulary, recall {index['recall']:.3f}; live: {index['live_version']}",
-                      _rel(index["index_dir"], w))
+        table.add_row(
+            "index",
+            f"version {index['version']}: {index['vocabulary']} of {index['history']} videos in the "
+            f"restricted vocabulary, recall {index['recall']:.3f}; live: {index['live_version']}",
+            _rel(index["index_dir"], w),
+        )
     else:
         table.add_row("index", f"not built; live: {index['live_version'] or 'none'}", _rel(index["serve_root"], w))
     if query:
         response = query["response"]
         hits = ", ".join(f"{r['video_id']} ({r['score']:.2f})" for r in response["results"][:5])
-        table.add_row("sample query", f"history {query['request']['history']} -> triggered {response['triggered']} "
-                                      f"(affinity {response['affinity']:.2f}), {len(response['results'])} results, "
-                                      f"{query['positives_in_results']} positive: {hits}", query["url"])
+        table.add_row(
+            "sample query",
+            f"history {query['request']['history']} -> triggered {response['triggered']} "
+            f"(affinity {response['affinity']:.2f}), {len(response['results'])} results, "
+            f"{query['positives_in_results']} positive: {hits}",
+            query["url"],
+        )
     if ab:
         analysis = ab["analysis"]
         where = _rel(ab["paths"]["analysis"], w)
-        table.add_row("A/B closed loop (index server runs the experiment)",
-                      f"{ab['users']} simulated users, {ab['requests']} searches, {ab['logged_requests']} exposures "
-                      f"logged by the server; {ab['treatment_users']} in treatment, {ab['triggered_users']} triggered, "
-                      f"{ab['served_users']} served; checks: "
-                      + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in ab["checks"].items()),
-                      _rel(ab["paths"]["exposures"], w))
+        table.add_row(
+            "A/B closed loop (index server runs the experiment)",
+            f"{ab['users']} simulated users, {ab['requests']} searches, {ab['logged_requests']} exposures "
+            f"logged by the server; {ab['treatment_users']} in treatment, {ab['triggered_users']} triggered, "
+            f"{ab['served_users']} served; checks: "
+            + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in ab["checks"].items()),
+            _rel(ab["paths"]["exposures"], w),
+        )
         for metric, est in _ab_lifts(analysis):
             table.add_row(f"A/B lift (all users): {metric}", est, where)
         for metric, est in _ab_lifts({"lifts": analysis.get("triggered_lifts") or {}}):
             table.add_row(f"A/B lift (triggered users, randomized): {metric}", est, where)
         if analysis.get("cbps_max_abs_smd_after") is not None:
-            table.add_row("A/B balance (CBPS)", f"max |SMD| {analysis['cbps_max_abs_smd_before']:.3f} before -> "
-                                                f"{analysis['cbps_max_abs_smd_after']:.3f} after weighting "
-                                                f"({'balanced' if analysis.get('cbps_balance_passed') else 'NOT balanced'})",
-                          where)
+            table.add_row(
+                "A/B balance (CBPS)",
+                f"max |SMD| {analysis['cbps_max_abs_smd_before']:.3f} before -> "
+                f"{analysis['cbps_max_abs_smd_after']:.3f} after weighting "
+                f"({'balanced' if analysis.get('cbps_balance_passed') else 'NOT balanced'})",
+                where,
+            )
     console.print(table)
     if index.get("live_version"):  # what a newcomer does next: label the live run's videos in the studio
-        console.print(f"next: silverset studio serve --workdir {w}   (label the live run's videos: text search, "
-                      "active-learning feeds; http://127.0.0.1:8765/)", markup=False, soft_wrap=True)
+        console.print(
+            f"next: silverset studio serve --workdir {w}   (label the live run's videos: text search, "
+            "active-learning feeds; http://127.0.0.1:8765/)",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _costs_line(costs: dict, pipeline: dict) -> str:
     """Teacher calls against the budget, student items scored, and $ per 1,000 videos for each."""
+
     def usd(value) -> str:
         return "n/a" if value is None else f"${value:.4f}"
+
     budget = pipeline.get("teacher_budget_videos") or costs.get("teacher_budget_videos") or 0
     ratio = costs.get("teacher_to_student_cost_ratio")
-    return (f"teacher: {costs['teacher_calls']} calls (budget {budget or 'none'}) + {costs['golden_teacher_calls']} "
-            f"golden-set calls, {usd(costs['teacher_usd_per_1000_videos'])} per 1,000 videos; student: "
-            f"{costs['student_items_scored']} videos scored, {usd(costs['student_usd_per_1000_videos'])} per 1,000 "
-            f"videos" + (f"; teacher/student {ratio:.0f}x per video" if ratio else "")
-            + f" (CPU-seconds at ${costs['cost_per_core_hour_usd']}/core-hour; {costs['teacher_priced_by']})")
+    return (
+        f"teacher: {costs['teacher_calls']} calls (budget {budget or 'none'}) + {costs['golden_teacher_calls']} "
+        f"golden-set calls, {usd(costs['teacher_usd_per_1000_videos'])} per 1,000 videos; student: "
+        f"{costs['student_items_scored']} videos scored, {usd(costs['student_usd_per_1000_videos'])} per 1,000 "
+        f"videos"
+        + (f"; teacher/student {ratio:.0f}x per video" if ratio else "")
+        + f" (CPU-seconds at ${costs['cost_per_core_hour_usd']}/core-hour; {costs['teacher_priced_by']})"
+    )
 
 
 def _ab_lifts(ab: dict) -> list[tuple[str, str]]:

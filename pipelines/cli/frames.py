@@ -1,4 +1,5 @@
 """`silverset frames`: sample K frames per video with a Beam pipeline (DirectRunner by default)."""
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -13,15 +14,22 @@ console = Console()
 def frames(
     manifest: str = typer.Option(..., "--manifest", help="Manifest (CSV, JSONL or Parquet) with video_id and uri."),
     out: str = typer.Option(..., "--out", help="Output folder (local: replaced atomically)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even when another command or the user wrote it."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even when another command or the user wrote it."
+    ),
     frames_per_video: int = typer.Option(8, "--frames-per-video", "-k", min=1, max=256, help="Frames per video (K)."),
     size: int = typer.Option(224, "--size", min=16, max=2048, help="Output frames are SIZE x SIZE px."),
-    runner: str = typer.Option("DirectRunner", "--runner", help="Beam runner (DirectRunner, FlinkRunner, DataflowRunner...)."),
+    runner: str = typer.Option(
+        "DirectRunner", "--runner", help="Beam runner (DirectRunner, FlinkRunner, DataflowRunner...)."
+    ),
     pipeline_option: Optional[List[str]] = typer.Option(
-        None, "--pipeline-option", help="Beam pipeline option key=value; repeat for more."),
+        None, "--pipeline-option", help="Beam pipeline option key=value; repeat for more."
+    ),
     sampling: str = typer.Option(
-        "exact", "--sampling",
-        help="exact: the frame at each target time; keyframe: the keyframe nearest it (faster, up to half a GOP off)."),
+        "exact",
+        "--sampling",
+        help="exact: the frame at each target time; keyframe: the keyframe nearest it (faster, up to half a GOP off).",
+    ),
 ) -> None:
     """Sample K frames per video (exact: seek + decode forward; keyframe: nearest keyframes only), write
     sharded Parquet and errors.parquet."""
@@ -37,8 +45,16 @@ def frames(
     from silverset.components.frames.pipeline import run
 
     with console.status("extracting frames (Beam)..."):
-        summary = run(manifest=manifest, out=out, frames_per_video=frames_per_video, size=size, runner=runner,
-                      pipeline_options=pipeline_option or (), overwrite=overwrite, sampling=sampling)
+        summary = run(
+            manifest=manifest,
+            out=out,
+            frames_per_video=frames_per_video,
+            size=size,
+            runner=runner,
+            pipeline_options=pipeline_option or (),
+            overwrite=overwrite,
+            sampling=sampling,
+        )
     print_summary(summary)
 
 

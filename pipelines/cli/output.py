@@ -1,4 +1,5 @@
 """Small output helpers the stage commands share: option errors and key/value summary tables."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping

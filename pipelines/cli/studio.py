@@ -1,4 +1,5 @@
 """`silverset studio ...`: serve the annotation studio; export and import golden sets from the command line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,30 +8,56 @@ import typer
 from rich.console import Console
 
 console = Console()
-studio_app = typer.Typer(help="Annotation studio: search, label, active-learning feeds, golden sets.", no_args_is_help=True)
+studio_app = typer.Typer(
+    help="Annotation studio: search, label, active-learning feeds, golden sets.", no_args_is_help=True
+)
 
 
 def default_db_url(workdir: Path) -> str:
     return f"sqlite:///{(workdir / 'studio' / 'studio.db').resolve()}"
 
 
-def _studio(workdir: Path, db: str | None, embeddings: Path | None, manifest: Path | None, frames: Path | None,
-            text_search: bool, clip_model: str | None = None):
+def _studio(
+    workdir: Path,
+    db: str | None,
+    embeddings: Path | None,
+    manifest: Path | None,
+    frames: Path | None,
+    text_search: bool,
+    clip_model: str | None = None,
+):
     from silverset.components.studio.catalog import load_workdir, minilm_text_encoder
     from silverset.components.studio.service import Studio
 
     (workdir / "studio").mkdir(parents=True, exist_ok=True)
     with console.status("Loading embeddings, metadata and frames..."):
-        catalog = load_workdir(workdir, embeddings=embeddings, manifest=manifest, frames=frames,
-                               text_encoder=minilm_text_encoder() if text_search and not clip_model else None,
-                               clip_model=clip_model)
-    return Studio(catalog=catalog, db_url=db or default_db_url(workdir), golden_dir=workdir / "golden", workdir=workdir,
-                  models_dir=workdir / "studio" / "models")
+        catalog = load_workdir(
+            workdir,
+            embeddings=embeddings,
+            manifest=manifest,
+            frames=frames,
+            text_encoder=minilm_text_encoder() if text_search and not clip_model else None,
+            clip_model=clip_model,
+        )
+    return Studio(
+        catalog=catalog,
+        db_url=db or default_db_url(workdir),
+        golden_dir=workdir / "golden",
+        workdir=workdir,
+        models_dir=workdir / "studio" / "models",
+    )
 
 
-WorkdirOpt = typer.Option(..., "--workdir", "-w", help="Workdir holding manifest.*, embeddings/ and (optionally) "
-                          "frames/; or a demo/pipeline workdir, whose live run (the promoted state) is opened.")
-DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite file W/studio/studio.db; postgresql+psycopg://... works).")
+WorkdirOpt = typer.Option(
+    ...,
+    "--workdir",
+    "-w",
+    help="Workdir holding manifest.*, embeddings/ and (optionally) "
+    "frames/; or a demo/pipeline workdir, whose live run (the promoted state) is opened.",
+)
+DbOpt = typer.Option(
+    None, "--db", help="SQLAlchemy URL (default: SQLite file W/studio/studio.db; postgresql+psycopg://... works)."
+)
 EmbOpt = typer.Option(None, "--embeddings", help="Embeddings table (default W/embeddings).")
 ManOpt = typer.Option(None, "--manifest", help="Manifest (default W/manifest.{parquet,jsonl,csv}).")
 FramesOpt = typer.Option(None, "--frames", help="Frames table for thumbnails (default W/frames if present).")
@@ -46,31 +73,66 @@ def serve(
     manifest: Path = ManOpt,
     frames: Path = FramesOpt,
     attribute: list[Path] = typer.Option([], "--attribute", "-a", help="Spec YAML to register at start (repeatable)."),
-    policy: str = typer.Option("ucb", "--policy", help="Feed-selection bandit for attributes registered here: round_robin | epsilon_greedy | ucb."),
-    text_search: bool = typer.Option(True, "--text-search/--no-text-search", help="MiniLM text-to-video search over title+description."),
-    clip_model: str = typer.Option(None, "--clip-model", help="CLIP/SigLIP directory (or cached hub id) the embeddings' "
-                                   "clip block was made with: text search then looks at the frames, not the titles."),
-    users_file: Path = typer.Option(None, "--users", help="Users file (YAML: name -> role and token_sha256 or scrypt password); "
-                                    "without it one local admin (--user) needs no sign-in, on a loopback --host only."),
+    policy: str = typer.Option(
+        "ucb",
+        "--policy",
+        help="Feed-selection bandit for attributes registered here: round_robin | epsilon_greedy | ucb.",
+    ),
+    text_search: bool = typer.Option(
+        True, "--text-search/--no-text-search", help="MiniLM text-to-video search over title+description."
+    ),
+    clip_model: str = typer.Option(
+        None,
+        "--clip-model",
+        help="CLIP/SigLIP directory (or cached hub id) the embeddings' "
+        "clip block was made with: text search then looks at the frames, not the titles.",
+    ),
+    users_file: Path = typer.Option(
+        None,
+        "--users",
+        help="Users file (YAML: name -> role and token_sha256 or scrypt password); "
+        "without it one local admin (--user) needs no sign-in, on a loopback --host only.",
+    ),
     user: str = typer.Option("local", "--user", help="Name recorded on labels in local mode (no --users)."),
-    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Host header the studio answers (repeatable; "
-                                           "default: loopback names, plus --host when it is a name)."),
-    trusted_proxy: list[str] = typer.Option([], "--trusted-proxy", help="Address of a reverse proxy whose "
-                                            "X-Forwarded-For names the client (repeatable; default 127.0.0.1): the "
-                                            "sign-in rate limit counts per client address."),
-    oidc_issuer: str = typer.Option(None, "--oidc-issuer", help="OpenID Connect issuer URL: people sign in there "
-                                    "(authorization code + PKCE); its discovery document is read at the first sign-in."),
+    allowed_host: list[str] = typer.Option(
+        [],
+        "--allowed-host",
+        help="Host header the studio answers (repeatable; default: loopback names, plus --host when it is a name).",
+    ),
+    trusted_proxy: list[str] = typer.Option(
+        [],
+        "--trusted-proxy",
+        help="Address of a reverse proxy whose "
+        "X-Forwarded-For names the client (repeatable; default 127.0.0.1): the "
+        "sign-in rate limit counts per client address.",
+    ),
+    oidc_issuer: str = typer.Option(
+        None,
+        "--oidc-issuer",
+        help="OpenID Connect issuer URL: people sign in there "
+        "(authorization code + PKCE); its discovery document is read at the first sign-in.",
+    ),
     oidc_client_id: str = typer.Option(None, "--oidc-client-id", help="This studio's client id at the issuer."),
-    oidc_client_secret_env: str = typer.Option("SILVERSET_OIDC_CLIENT_SECRET", "--oidc-client-secret-env",
-                                               help="NAME of the environment variable holding the client secret "
-                                                    "(never the secret itself)."),
-    oidc_redirect_base: str = typer.Option(None, "--oidc-redirect-base", help="The studio's external URL, e.g. "
-                                           "https://studio.example.com; register <it>/auth/callback at the issuer."),
+    oidc_client_secret_env: str = typer.Option(
+        "SILVERSET_OIDC_CLIENT_SECRET",
+        "--oidc-client-secret-env",
+        help="NAME of the environment variable holding the client secret (never the secret itself).",
+    ),
+    oidc_redirect_base: str = typer.Option(
+        None,
+        "--oidc-redirect-base",
+        help="The studio's external URL, e.g. https://studio.example.com; register <it>/auth/callback at the issuer.",
+    ),
     oidc_role_claim: str = typer.Option("groups", "--oidc-role-claim", help="Claim holding the user's groups."),
-    oidc_role: list[str] = typer.Option([], "--oidc-role", help="VALUE=ROLE: a role_claim value and the studio role "
-                                        "(labeler|adjudicator|admin) it grants (repeatable; the highest wins)."),
-    oidc_unknown_users: str = typer.Option("refuse", "--oidc-unknown-users", help="Someone with no mapped value: "
-                                           "refuse | labeler."),
+    oidc_role: list[str] = typer.Option(
+        [],
+        "--oidc-role",
+        help="VALUE=ROLE: a role_claim value and the studio role "
+        "(labeler|adjudicator|admin) it grants (repeatable; the highest wins).",
+    ),
+    oidc_unknown_users: str = typer.Option(
+        "refuse", "--oidc-unknown-users", help="Someone with no mapped value: refuse | labeler."
+    ),
     oidc_name_claim: str = typer.Option("email", "--oidc-name-claim", help="Claim recorded as the labeler's name."),
     oidc_scope: str = typer.Option("openid email profile", "--oidc-scope", help="Scopes asked for (Dex: add groups)."),
 ) -> None:
@@ -86,17 +148,26 @@ def serve(
 
     if policy not in POLICIES:
         raise SilversetInputError("--policy", f"'{policy}' is not one of {', '.join(POLICIES)}")
-    oidc = _oidc_sign_in(issuer=oidc_issuer, client_id=oidc_client_id, secret_env=oidc_client_secret_env,
-                         redirect_base=oidc_redirect_base, role_claim=oidc_role_claim, roles=oidc_role,
-                         unknown_users=oidc_unknown_users, name_claim=oidc_name_claim, scope=oidc_scope)
+    oidc = _oidc_sign_in(
+        issuer=oidc_issuer,
+        client_id=oidc_client_id,
+        secret_env=oidc_client_secret_env,
+        redirect_base=oidc_redirect_base,
+        role_claim=oidc_role_claim,
+        roles=oidc_role,
+        unknown_users=oidc_unknown_users,
+        name_claim=oidc_name_claim,
+        scope=oidc_scope,
+    )
     users = Users.load(users_file) if users_file is not None else None if oidc is not None else Users.local(user)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
     if users_file is None and oidc is None and not loopback:
-        raise SilversetInputError("--host", f"'{host}' is not a loopback address; a studio reachable by others needs "
-                                            "--users or --oidc-issuer")
+        raise SilversetInputError(
+            "--host", f"'{host}' is not a loopback address; a studio reachable by others needs --users or --oidc-issuer"
+        )
     hosts = tuple(allowed_host) or default_allowed_hosts(host, loopback=loopback, oidc=oidc)
     studio = _studio(workdir, db, embeddings, manifest, frames, text_search, clip_model)
     for spec_path in attribute:
@@ -111,9 +182,14 @@ def serve(
     # with OIDC the sign-in cookies belong to the redirect base's host: open the studio there, not by its address
     console.print(f"open {oidc.config.redirect_base_url}/" if oidc is not None else f"open http://{host}:{port}/")
     secure = oidc is not None and oidc.config.redirect_base_url.startswith("https://")
-    uvicorn.run(create_app(studio, users=users, allowed_hosts=hosts, oidc=oidc, secure_cookies=secure),
-                host=host, port=port, log_level="warning", proxy_headers=True,
-                forwarded_allow_ips=",".join(trusted_proxy) or "127.0.0.1")
+    uvicorn.run(
+        create_app(studio, users=users, allowed_hosts=hosts, oidc=oidc, secure_cookies=secure),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(trusted_proxy) or "127.0.0.1",
+    )
 
 
 def default_allowed_hosts(host: str, *, loopback: bool, oidc) -> tuple[str, ...]:
@@ -139,8 +215,15 @@ def _oidc_sign_in(*, issuer, client_id, secret_env, redirect_base, role_claim, r
     from silverset.components.studio.oidc import OidcConfig, OidcSignIn
 
     if issuer is None:
-        given = [name for name, value in (("--oidc-client-id", client_id), ("--oidc-redirect-base", redirect_base),
-                                          ("--oidc-role", roles)) if value]
+        given = [
+            name
+            for name, value in (
+                ("--oidc-client-id", client_id),
+                ("--oidc-redirect-base", redirect_base),
+                ("--oidc-role", roles),
+            )
+            if value
+        ]
         if given:
             raise SilversetInputError(given[0], "needs --oidc-issuer")
         return None
@@ -161,14 +244,26 @@ def _oidc_sign_in(*, issuer, client_id, secret_env, redirect_base, role_claim, r
     if not role_map and unknown_users == "refuse":
         raise SilversetInputError("--oidc-role", "give at least one VALUE=ROLE (or --oidc-unknown-users labeler)")
     try:
-        config = OidcConfig(issuer=issuer, client_id=client_id, client_secret=secret, redirect_base_url=redirect_base,
-                            role_claim=role_claim, role_map=role_map, unknown_users=unknown_users,
-                            name_claim=name_claim, scope=scope)
+        config = OidcConfig(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=secret,
+            redirect_base_url=redirect_base,
+            role_claim=role_claim,
+            role_map=role_map,
+            unknown_users=unknown_users,
+            name_claim=name_claim,
+            scope=scope,
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "oidc"
-        option = {"issuer": "--oidc-issuer", "redirect_base_url": "--oidc-redirect-base", "scope": "--oidc-scope",
-                  "unknown_users": "--oidc-unknown-users"}.get(field, f"--oidc-{field.replace('_', '-')}")
+        option = {
+            "issuer": "--oidc-issuer",
+            "redirect_base_url": "--oidc-redirect-base",
+            "scope": "--oidc-scope",
+            "unknown_users": "--oidc-unknown-users",
+        }.get(field, f"--oidc-{field.replace('_', '-')}")
         raise SilversetInputError(option, first["msg"].removeprefix("Value error, ")) from None
     return OidcSignIn(config)
 
@@ -192,10 +287,17 @@ def hash_token_cmd() -> None:
     print(f"token: {token}\ntoken_sha256: {hash_token(token)}")
 
 
-UsersForCliOpt = typer.Option(..., "--users", envvar="SILVERSET_STUDIO_USERS",
-                              help="The studio's users file (env SILVERSET_STUDIO_USERS): who you are is checked there.")
-TokenEnvOpt = typer.Option("SILVERSET_STUDIO_TOKEN", "--token-env",
-                           help="NAME of the environment variable holding your studio bearer token (never the token).")
+UsersForCliOpt = typer.Option(
+    ...,
+    "--users",
+    envvar="SILVERSET_STUDIO_USERS",
+    help="The studio's users file (env SILVERSET_STUDIO_USERS): who you are is checked there.",
+)
+TokenEnvOpt = typer.Option(
+    "SILVERSET_STUDIO_TOKEN",
+    "--token-env",
+    help="NAME of the environment variable holding your studio bearer token (never the token).",
+)
 
 
 def signed_in_actor(users_file: Path, token_env: str, *, needs: str, command: str):
@@ -214,13 +316,19 @@ def signed_in_actor(users_file: Path, token_env: str, *, needs: str, command: st
         raise SilversetInputError("--token-env", "takes the NAME of an environment variable, not a token")
     token = os.environ.get(token_env, "").strip()
     if not token:
-        raise SilversetInputError(f"environment variable {token_env}", "is not set: it must hold your studio bearer token "
-                                  "(an admin makes one with 'silverset studio hash-token')")
+        raise SilversetInputError(
+            f"environment variable {token_env}",
+            "is not set: it must hold your studio bearer token (an admin makes one with 'silverset studio hash-token')",
+        )
     user = Users.load(users_file).by_token(token)
     if user is None:
-        raise SilversetInputError(f"environment variable {token_env}", f"holds a token that users file '{users_file}' does not know")
+        raise SilversetInputError(
+            f"environment variable {token_env}", f"holds a token that users file '{users_file}' does not know"
+        )
     if not user.may(needs):
-        raise SilversetInputError(f"studio user '{user.name}'", f"has role {user.role}; 'studio {command}' needs {needs}")
+        raise SilversetInputError(
+            f"studio user '{user.name}'", f"has role {user.role}; 'studio {command}' needs {needs}"
+        )
     return user
 
 

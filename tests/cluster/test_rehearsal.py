@@ -8,6 +8,7 @@ Kubernetes API (run lock, approval request and wait, deploy onto index-server po
 lock release) as the runner's identity, with a person from the spec deciding as themselves, and require
 that no call of the run was refused.
 """
+
 from __future__ import annotations
 
 import ast
@@ -49,9 +50,17 @@ def release(tmp_path_factory):
     manifest = json.loads((index / "manifest.json").read_text())
     gate_dir = tmp / "student_gate"
     gate_dir.mkdir()
-    (gate_dir / "gate.json").write_text(json.dumps({
-        "passed": True, "reasons": [], "metrics": {}, "candidate_digest": manifest["model_digest"],
-        "spec_content_hash": load_spec(spec_path).content_hash}))
+    (gate_dir / "gate.json").write_text(
+        json.dumps(
+            {
+                "passed": True,
+                "reasons": [],
+                "metrics": {},
+                "candidate_digest": manifest["model_digest"],
+                "spec_content_hash": load_spec(spec_path).content_hash,
+            }
+        )
+    )
     return spec_path, index, gate_dir, summary["version"]
 
 
@@ -111,14 +120,27 @@ def test_one_run_of_the_steps_kubernetes_calls_succeeds_as_the_runner(overlay, r
         namespace_file = tmp_path / "namespace"
         namespace_file.write_text(layout.pod_namespace)
         monkeypatch.setattr(kube, "SERVICE_ACCOUNT_NAMESPACE_FILE", namespace_file)
-        run = {"run_lock": CONTROL_STORE_URI, "state_dir": "/data/red_dominant/state", "run_id": "attribute-promotion-x1"}
+        run = {
+            "run_lock": CONTROL_STORE_URI,
+            "state_dir": "/data/red_dominant/state",
+            "run_id": "attribute-promotion-x1",
+        }
 
         with renewing(**run):  # the plan step takes the lock; every later step re-takes and renews it
             pass
         outcome: dict = {}
-        step = threading.Thread(target=lambda: outcome.update(decision=approval_gate.python_func(
-            gate=str(gate_dir), attribute_spec=str(spec_path), approval_store=CONTROL_STORE_URI,
-            submitter="silverset-pipeline", run_dir=str(tmp_path / "run"), **run)))
+        step = threading.Thread(
+            target=lambda: outcome.update(
+                decision=approval_gate.python_func(
+                    gate=str(gate_dir),
+                    attribute_spec=str(spec_path),
+                    approval_store=CONTROL_STORE_URI,
+                    submitter="silverset-pipeline",
+                    run_dir=str(tmp_path / "run"),
+                    **run,
+                )
+            )
+        )
         step.start()
         approver = fake.client_for_user(load_spec(spec_path).approvers[0], groups=("silverset-approvers",))
         people = ApprovalService(KubernetesApprovalStore("silverset-control", api_client=approver))
@@ -130,9 +152,17 @@ def test_one_run_of_the_steps_kubernetes_calls_succeeds_as_the_runner(overlay, r
         step.join(timeout=120)
         assert outcome.get("decision") == "approved"
 
-        deployed = json.loads(deploy_index.python_func(
-            index_dir=str(index), gate=str(gate_dir), approval_store=CONTROL_STORE_URI, run_dir=str(tmp_path / "run"),
-            target="kubernetes", serve_root=str(tmp_path / "pvc" / "serving"), **run))
+        deployed = json.loads(
+            deploy_index.python_func(
+                index_dir=str(index),
+                gate=str(gate_dir),
+                approval_store=CONTROL_STORE_URI,
+                run_dir=str(tmp_path / "run"),
+                target="kubernetes",
+                serve_root=str(tmp_path / "pvc" / "serving"),
+                **run,
+            )
+        )
         assert deployed["changed"] and deployed["version"] == version
         stable = fake.objects[("Deployment", layout.pod_namespace, "silverset-index")]
         assert stable["spec"]["template"]["metadata"]["annotations"][PIN] == version
@@ -143,5 +173,7 @@ def test_one_run_of_the_steps_kubernetes_calls_succeeds_as_the_runner(overlay, r
         assert runner_calls and not refused, refused
         wrote = {(verb, resource) for _, verb, resource, _, _, code in runner_calls if code < 300}
         assert ("patch", "deployments") in wrote and ("create", "leases") in wrote and ("create", "configmaps") in wrote
-        assert not any(name == "silverset-approvals-audit" and verb not in ("get", "list", "watch")
-                       for _, verb, _, _, name, _ in runner_calls)  # the run never touched the decisions
+        assert not any(
+            name == "silverset-approvals-audit" and verb not in ("get", "list", "watch")
+            for _, verb, _, _, name, _ in runner_calls
+        )  # the run never touched the decisions

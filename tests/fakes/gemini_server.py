@@ -8,6 +8,7 @@ a model it does not serve (retired or unknown), 503 UNAVAILABLE "The model is ov
 INVALID_ARGUMENT; a per-key quota (token bucket) shared by every client of the key; and batch
 Operations with inlinedResponses keyed by metadata.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,21 +24,38 @@ from http.server import ThreadingHTTPServer
 
 from tests.fakes.loopback import JsonHandler
 
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 MESSAGES = {
     400: "Request contains an invalid argument.",
     429: "You exceeded your current quota, please check your plan and billing details. For more information on "
-         "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
     500: "An internal error has occurred. Please retry or report in "
-         "https://developers.generativeai.google/guide/troubleshooting",
+    "https://developers.generativeai.google/guide/troubleshooting",
     503: "The model is overloaded. Please try again later.",
 }
 # Models the fake serves, as the service did when it was last checked (2026-11-30): the 2.5 Pro/Flash models
 # are retired and answer 404 like any unknown model.
-SERVED_MODELS = frozenset({"gemini-3.8-flash", "gemini-3.7-flash", "gemini-3.6-flash", "gemini-3.5-flash",
-                           "gemini-3.5-flash-lite", "gemini-3.1-flash-lite", "gemini-3.1-pro-preview",
-                           "gemini-2.5-flash-lite"})
+SERVED_MODELS = frozenset(
+    {
+        "gemini-3.8-flash",
+        "gemini-3.7-flash",
+        "gemini-3.6-flash",
+        "gemini-3.5-flash",
+        "gemini-3.5-flash-lite",
+        "gemini-3.1-flash-lite",
+        "gemini-3.1-pro-preview",
+        "gemini-2.5-flash-lite",
+    }
+)
 # finishReason of each content-policy fault kind
 SAFETY_FINISH = {"safety": "SAFETY", "image_safety": "IMAGE_SAFETY", "prohibited": "PROHIBITED_CONTENT"}
 
@@ -127,28 +145,54 @@ class FakeGemini:
             if "inlineData" in p:
                 base64.urlsafe_b64decode(p["inlineData"]["data"])  # google-genai sends URL-safe base64
                 images += 1
-        usage = {"promptTokenCount": 258 * images + 200, "candidatesTokenCount": 40, "thoughtsTokenCount": 100,
-                 "totalTokenCount": 258 * images + 340}
+        usage = {
+            "promptTokenCount": 258 * images + 200,
+            "candidatesTokenCount": 40,
+            "thoughtsTokenCount": 100,
+            "totalTokenCount": 258 * images + 340,
+        }
         if kind in ("empty", "prompt_blocked"):
             reason = "OTHER" if kind == "empty" else "PROHIBITED_CONTENT"
-            return {"promptFeedback": {"blockReason": reason}, "usageMetadata": {**usage, "candidatesTokenCount": 0,
-                                                                                 "thoughtsTokenCount": 0}}
+            return {
+                "promptFeedback": {"blockReason": reason},
+                "usageMetadata": {**usage, "candidatesTokenCount": 0, "thoughtsTokenCount": 0},
+            }
         if kind in SAFETY_FINISH:
-            return {"candidates": [{"finishReason": SAFETY_FINISH[kind], "index": 0, "safetyRatings": [
-                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}],
-                "usageMetadata": usage}
+            return {
+                "candidates": [
+                    {
+                        "finishReason": SAFETY_FINISH[kind],
+                        "index": 0,
+                        "safetyRatings": [
+                            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+                        ],
+                    }
+                ],
+                "usageMetadata": usage,
+            }
         label = self.label_of(video_id)
-        classes = request.get("generationConfig", {}).get("responseSchema", {}).get("properties", {}) \
-            .get("label", {}).get("enum", ["negative", "positive"])
-        text = json.dumps({"label": classes[label], "probability": 0.9 if label else 0.1,
-                           "rationale": f"fake verdict for {video_id}"})
+        classes = (
+            request.get("generationConfig", {})
+            .get("responseSchema", {})
+            .get("properties", {})
+            .get("label", {})
+            .get("enum", ["negative", "positive"])
+        )
+        text = json.dumps(
+            {"label": classes[label], "probability": 0.9 if label else 0.1, "rationale": f"fake verdict for {video_id}"}
+        )
         finish = "STOP"
         if kind == "malformed":
             text = '{"label": "positive", "probab'
         if kind == "max_tokens":
             text, finish = text[: len(text) // 2], "MAX_TOKENS"
-        return {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": finish,
-                                "index": 0}], "usageMetadata": usage, "modelVersion": "fake"}
+        return {
+            "candidates": [
+                {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": finish, "index": 0}
+            ],
+            "usageMetadata": usage,
+            "modelVersion": "fake",
+        }
 
 
 def _video_id(request: dict) -> str:
@@ -173,21 +217,36 @@ def _handler(fake: FakeGemini):
         def _quota_error(self, model: str, delay_s: float) -> None:
             """429 as the Gemini API sends it: RetryInfo in the details, no Retry-After header."""
             details = [
-                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                    "quotaDimensions": {"location": "global", "model": model}}]},
-                {"@type": "type.googleapis.com/google.rpc.Help", "links": [
-                    {"description": "Learn more about Gemini API quotas",
-                     "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                            "quotaDimensions": {"location": "global", "model": model},
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {
+                            "description": "Learn more about Gemini API quotas",
+                            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                        }
+                    ],
+                },
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": duration(delay_s)},
             ]
             headers = {"Retry-After": f"{delay_s:g}"} if fake.retry_after_header else None
             self._error(429, f"{MESSAGES[429]} Please retry in {delay_s:.6f}s.", headers, details)
 
         def _unknown_model(self, model: str, method: str) -> None:
-            self._error(404, f"models/{model} is not found for API version v1beta, or is not supported for {method}. "
-                        "Call ListModels to see the list of available models and their supported methods.")
+            self._error(
+                404,
+                f"models/{model} is not found for API version v1beta, or is not supported for {method}. "
+                "Call ListModels to see the list of available models and their supported methods.",
+            )
 
         def _auth(self) -> bool:
             key = self.headers.get("x-goog-api-key")
@@ -243,12 +302,23 @@ def _handler(fake: FakeGemini):
         def _operation(self, name: str) -> dict:
             job = fake._batches[name]
             done = job["polls"] >= fake.batch_polls
-            state = ("BATCH_STATE_FAILED" if job["failed"] else "BATCH_STATE_SUCCEEDED") if done else "BATCH_STATE_RUNNING"
-            meta = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
-                    "name": name, "model": f"models/{job['model']}", "displayName": "silverset", "state": state}
+            state = (
+                ("BATCH_STATE_FAILED" if job["failed"] else "BATCH_STATE_SUCCEEDED") if done else "BATCH_STATE_RUNNING"
+            )
+            meta = {
+                "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+                "name": name,
+                "model": f"models/{job['model']}",
+                "displayName": "silverset",
+                "state": state,
+            }
             if done and job["failed"]:
-                return {"name": name, "metadata": meta, "done": True,
-                        "error": {"code": 13, "message": "Batch job failed."}}
+                return {
+                    "name": name,
+                    "metadata": meta,
+                    "done": True,
+                    "error": {"code": 13, "message": "Batch job failed."},
+                }
             if done:
                 if "responses" not in job:
                     answers = []
@@ -257,8 +327,9 @@ def _handler(fake: FakeGemini):
                         with fake._lock:
                             fake.attempts[video_id] += 1
                             fake.paid[video_id] += 1
-                        answers.append({"response": fake.answer(r["request"], video_id, "ok"),
-                                        "metadata": r.get("metadata")})
+                        answers.append(
+                            {"response": fake.answer(r["request"], video_id, "ok"), "metadata": r.get("metadata")}
+                        )
                     job["responses"] = answers
                 meta["output"] = {"inlinedResponses": {"inlinedResponses": job["responses"]}}
             return {"name": name, "metadata": meta, "done": done}

@@ -6,6 +6,7 @@ display_name filter)/get/delete. Stored objects are kept in memory and returned 
 real server uses, so the real client deserializes them. A run's ``run_details.task_details`` can be set by a
 test (``set_task_states``) as the real backend fills it from the run's Argo workflow.
 """
+
 from __future__ import annotations
 
 import cgi
@@ -48,7 +49,6 @@ class FakeKfpApiServer:
         fake = self
 
         class Handler(JsonHandler):
-
             def do_GET(self):  # noqa: N802
                 url = urlparse(self.path)
                 fake.requests.append(("GET", url.path))
@@ -59,8 +59,7 @@ class FakeKfpApiServer:
                 fake.requests.append(("POST", url.path))
                 path = url.path.removeprefix(PREFIX)
                 if path == "/pipelines/upload":
-                    form = cgi.FieldStorage(fp=self.rfile, headers=self.headers,
-                                            environ={"REQUEST_METHOD": "POST"})
+                    form = cgi.FieldStorage(fp=self.rfile, headers=self.headers, environ={"REQUEST_METHOD": "POST"})
                     self._send(*fake.upload(form["uploadfile"].file.read(), parse_qs(url.query)))
                     return
                 self._send(*fake.post(path, self._body()))
@@ -82,9 +81,12 @@ class FakeKfpApiServer:
     def set_task_states(self, run_id: str, state: str, tasks: dict[str, str]) -> None:
         """Finish a run as the backend would report it: its state and each task's (display name -> state)."""
         self.runs[run_id]["state"] = state
-        self.runs[run_id]["run_details"] = {"task_details": [
-            {"run_id": run_id, "task_id": str(uuid.uuid4()), "display_name": name, "state": task_state}
-            for name, task_state in tasks.items()]}
+        self.runs[run_id]["run_details"] = {
+            "task_details": [
+                {"run_id": run_id, "task_id": str(uuid.uuid4()), "display_name": name, "state": task_state}
+                for name, task_state in tasks.items()
+            ]
+        }
 
     # --- protocol -------------------------------------------------------------------------------
     @staticmethod
@@ -139,9 +141,14 @@ class FakeKfpApiServer:
         if path == "/experiments":
             if not body.get("display_name"):
                 return self._bad("experiment display_name is required")
-            exp = {"experiment_id": str(uuid.uuid4()), "display_name": body["display_name"],
-                   "description": body.get("description") or "", "created_at": _now(),
-                   "namespace": body.get("namespace") or "", "storage_state": "AVAILABLE"}
+            exp = {
+                "experiment_id": str(uuid.uuid4()),
+                "display_name": body["display_name"],
+                "description": body.get("description") or "",
+                "created_at": _now(),
+                "namespace": body.get("namespace") or "",
+                "storage_state": "AVAILABLE",
+            }
             self.experiments[exp["experiment_id"]] = exp
             return 200, exp
         if path == "/runs":
@@ -158,9 +165,14 @@ class FakeKfpApiServer:
                 problem = "recurring run needs a trigger (cron_schedule or periodic_schedule)"
             if problem:
                 return self._bad(problem)
-            job = dict(body, recurring_run_id=str(uuid.uuid4()), created_at=_now(), updated_at=_now(),
-                       status="ENABLED" if body.get("mode", "ENABLE") == "ENABLE" else "DISABLED",
-                       max_concurrency=str(body.get("max_concurrency") or "1"))
+            job = dict(
+                body,
+                recurring_run_id=str(uuid.uuid4()),
+                created_at=_now(),
+                updated_at=_now(),
+                status="ENABLED" if body.get("mode", "ENABLE") == "ENABLE" else "DISABLED",
+                max_concurrency=str(body.get("max_concurrency") or "1"),
+            )
             self.recurring_runs[job["recurring_run_id"]] = job
             return 200, job
         return self._not_found(path)

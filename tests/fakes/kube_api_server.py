@@ -18,6 +18,7 @@ Served to the official ``kubernetes`` client over HTTP:
   template carries an annotation value in ``unready_values`` or ``pod_ready(namespace, name, template)``
   (the tests' kubelet, called on each read) says no. Creating in a missing namespace is 404.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,12 +40,21 @@ from tests.fakes.loopback import JsonHandler
 
 # kind -> (apiVersion, namespaced): what load_objects accepts, as `kubectl apply` would know the kinds.
 KINDS = {
-    "Namespace": ("v1", False), "ConfigMap": ("v1", True), "Secret": ("v1", True), "ServiceAccount": ("v1", True),
-    "Service": ("v1", True), "PersistentVolumeClaim": ("v1", True), "Deployment": ("apps/v1", True),
-    "Lease": ("coordination.k8s.io/v1", True), "PodDisruptionBudget": ("policy/v1", True),
-    "NetworkPolicy": ("networking.k8s.io/v1", True), "Role": ("rbac.authorization.k8s.io/v1", True),
-    "RoleBinding": ("rbac.authorization.k8s.io/v1", True), "ClusterRole": ("rbac.authorization.k8s.io/v1", False),
-    "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", False), "Job": ("batch/v1", True),
+    "Namespace": ("v1", False),
+    "ConfigMap": ("v1", True),
+    "Secret": ("v1", True),
+    "ServiceAccount": ("v1", True),
+    "Service": ("v1", True),
+    "PersistentVolumeClaim": ("v1", True),
+    "Deployment": ("apps/v1", True),
+    "Lease": ("coordination.k8s.io/v1", True),
+    "PodDisruptionBudget": ("policy/v1", True),
+    "NetworkPolicy": ("networking.k8s.io/v1", True),
+    "Role": ("rbac.authorization.k8s.io/v1", True),
+    "RoleBinding": ("rbac.authorization.k8s.io/v1", True),
+    "ClusterRole": ("rbac.authorization.k8s.io/v1", False),
+    "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", False),
+    "Job": ("batch/v1", True),
 }
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Kubeflow's own RBAC for KFP's runner ServiceAccounts (standalone and multi-user), vendored with its sources.
@@ -81,16 +91,32 @@ RESOURCES = [
     Resource("", "v1", "namespaces", "Namespace", False, READ),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True, READ),
     Resource("apps", "v1", "deployments", "Deployment", True, CRUD),
-    Resource("coordination.k8s.io", "v1", "leases", "Lease", True, CRUD, unconditional_update=False, create_on_update=True),
+    Resource(
+        "coordination.k8s.io", "v1", "leases", "Lease", True, CRUD, unconditional_update=False, create_on_update=True
+    ),
     Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, frozenset({"create"})),
-    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, frozenset({"create"})),
+    Resource(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        frozenset({"create"}),
+    ),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 
 
 def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
     """A ``metav1.Status`` failure as the API server writes it (empty detail fields omitted, as Go does)."""
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason}
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
     if details:
         body["details"] = {k: v for k, v in details.items() if v}
     body["code"] = code
@@ -114,7 +140,12 @@ def not_found(resource: Resource, name: str) -> ApiError:
 
 
 def conflict(resource: Resource, name: str, why: str) -> ApiError:
-    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource.qualified} "{name}": {why}', _details(resource, name))
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource.qualified} "{name}": {why}',
+        _details(resource, name),
+    )
 
 
 STALE = "the object has been modified; please apply your changes to the latest version and try again"
@@ -123,8 +154,10 @@ STALE = "the object has been modified; please apply your changes to the latest v
 def forbidden(user: UserInfo, request: RequestAttributes, resource: Resource, reason: str) -> ApiError:
     """The real 403 (``responsewriters.Forbidden`` + ``apierrors.NewForbidden``)."""
     scope = f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
-    why = (f'User "{user.username}" cannot {request.verb} resource "{request.resource}" in API group '
-           f'"{request.api_group}" {scope}') + (f": {reason}" if reason else "")
+    why = (
+        f'User "{user.username}" cannot {request.verb} resource "{request.resource}" in API group '
+        f'"{request.api_group}" {scope}'
+    ) + (f": {reason}" if reason else "")
     what = f'{resource.qualified} "{request.name}"' if request.name else resource.qualified
     return ApiError(403, "Forbidden", f"{what} is forbidden: {why}", _details(resource, request.name))
 
@@ -169,7 +202,12 @@ class FakeKubeApi:
         self.tokens: dict[str, UserInfo] = {}
         self.authorizer = RbacAuthorizer(self.objects)
         self.load_objects(bootstrap_policy())
-        self.load_objects([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in SYSTEM_NAMESPACES + namespaces])
+        self.load_objects(
+            [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                for ns in SYSTEM_NAMESPACES + namespaces
+            ]
+        )
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -198,7 +236,9 @@ class FakeKubeApi:
         """A ``kubernetes.client.ApiClient`` authenticating as ServiceAccount ``namespace/name`` (which must exist)."""
         account = self.objects.get(("ServiceAccount", namespace, name))
         if account is None:
-            raise ValueError(f'serviceaccounts "{name}" not found in namespace {namespace!r}: load the manifests that create it first')
+            raise ValueError(
+                f'serviceaccounts "{name}" not found in namespace {namespace!r}: load the manifests that create it first'
+            )
         return self._client(service_account_user(namespace, name, account["metadata"]["uid"]))
 
     def client_for_user(self, username: str, groups: tuple[str, ...] | list[str] = ()):
@@ -216,7 +256,7 @@ class FakeKubeApi:
     def authenticate(self, header: str | None) -> UserInfo | None:
         if not header or not header.startswith("Bearer "):
             return None
-        user = self.tokens.get(header[len("Bearer "):].strip())
+        user = self.tokens.get(header[len("Bearer ") :].strip())
         if user is not None and user.uid:  # a ServiceAccount token dies with its ServiceAccount
             namespace, name = user.username.split(":")[2:4]
             account = self.objects.get(("ServiceAccount", namespace, name))
@@ -247,8 +287,14 @@ class FakeKubeApi:
                     raise ValueError(f'namespaces "{namespace}" not found (applying {kind} {meta.get("name")})')
                 key = (kind, namespace, meta["name"])
                 current = self.objects.get(key)
-                if kind in ("RoleBinding", "ClusterRoleBinding") and current and current.get("roleRef") != obj.get("roleRef"):
-                    raise ValueError(f'{kind} "{meta["name"]}" is invalid: roleRef: Invalid value: cannot change roleRef')
+                if (
+                    kind in ("RoleBinding", "ClusterRoleBinding")
+                    and current
+                    and current.get("roleRef") != obj.get("roleRef")
+                ):
+                    raise ValueError(
+                        f'{kind} "{meta["name"]}" is invalid: roleRef: Invalid value: cannot change roleRef'
+                    )
                 if namespaced:
                     meta["namespace"] = namespace
                 self._store(key, obj, current, verb="update" if current else "create")
@@ -264,7 +310,9 @@ class FakeKubeApi:
         kubectl = shutil.which("kubectl")
         if kubectl is None:
             raise RuntimeError("kubectl is not installed (the machine image provides it)")
-        rendered = subprocess.run([kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True, timeout=60).stdout
+        rendered = subprocess.run(
+            [kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True, timeout=60
+        ).stdout
         return self.load_objects([doc for doc in yaml.safe_load_all(rendered) if doc])
 
     # -- storage ---------------------------------------------------------------------------------
@@ -311,8 +359,14 @@ class FakeKubeApi:
         if ready and self.pod_ready is not None:
             ready = bool(self.pod_ready(key[1], key[2], copy.deepcopy(template)))
         count = replicas if ready else 0
-        obj["status"] = {"observedGeneration": obj["metadata"].get("generation", 1), "replicas": replicas, "updatedReplicas": replicas,
-                         "readyReplicas": count, "availableReplicas": count, "unavailableReplicas": replicas - count or None}
+        obj["status"] = {
+            "observedGeneration": obj["metadata"].get("generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": count,
+            "availableReplicas": count,
+            "unavailableReplicas": replicas - count or None,
+        }
         return obj
 
     def _shown(self, key, obj: dict) -> dict:
@@ -334,41 +388,74 @@ class FakeKubeApi:
             raise ApiError(400, "BadRequest", f"set-based label selectors are not served by this fake: {labels!r}")
         fields = dict(t.split("=", 1) for t in query.get("fieldSelector", [""])[0].split(",") if "=" in t)
         with self.lock:
-            found = [(k, copy.deepcopy(o)) for k, o in sorted(self.objects.items())
-                     if k[0] == resource.kind and (not resource.namespaced or not namespace or k[1] == namespace)
-                     and _selector_matches(labels, o["metadata"].get("labels") or {})
-                     and fields.get("metadata.name", k[2]) == k[2] and fields.get("metadata.namespace", k[1]) == k[1]]
+            found = [
+                (k, copy.deepcopy(o))
+                for k, o in sorted(self.objects.items())
+                if k[0] == resource.kind
+                and (not resource.namespaced or not namespace or k[1] == namespace)
+                and _selector_matches(labels, o["metadata"].get("labels") or {})
+                and fields.get("metadata.name", k[2]) == k[2]
+                and fields.get("metadata.namespace", k[1]) == k[1]
+            ]
             version = str(self.resource_version)
-        return {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": {"resourceVersion": version},
-                "items": [self._shown(k, o) for k, o in found]}
+        return {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": {"resourceVersion": version},
+            "items": [self._shown(k, o) for k, o in found],
+        }
 
     def create(self, resource: Resource, namespace: str, body: dict, *, dry_run: bool = False) -> dict:
         body = copy.deepcopy(body)
         meta = body.setdefault("metadata", {})
         if meta.get("namespace") and meta["namespace"] != namespace:
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
         name = meta.get("name")
         if not name:
-            raise ApiError(422, "Invalid", f'{resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required',
-                           {"group": resource.group, "kind": resource.kind})
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required',
+                {"group": resource.group, "kind": resource.kind},
+            )
         with self.lock:
             if resource.namespaced and ("Namespace", "", namespace) not in self.objects:
-                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+                raise ApiError(
+                    404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"}
+                )
             key = (resource.kind, namespace, name)
             if key in self.objects:
-                raise ApiError(409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name))
+                raise ApiError(
+                    409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name)
+                )
             meta.pop("resourceVersion", None)
             if resource.namespaced:
                 meta["namespace"] = namespace
             stored = body if dry_run else self._store(key, body, None, verb="create")
             return self._shown(key, stored)
 
-    def update(self, resource: Resource, namespace: str, name: str, body: dict, *, may_create: Callable[[], None],
-               dry_run: bool = False) -> tuple[int, dict]:
+    def update(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        body: dict,
+        *,
+        may_create: Callable[[], None],
+        dry_run: bool = False,
+    ) -> tuple[int, dict]:
         body = copy.deepcopy(body)
         meta = body.setdefault("metadata", {})
         if meta.get("name") != name:
-            raise ApiError(400, "BadRequest", "the name of the object (%s) does not match the name on the URL (%s)" % (meta.get("name"), name))
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the name of the object (%s) does not match the name on the URL (%s)" % (meta.get("name"), name),
+            )
         with self.lock:
             key = (resource.kind, namespace, name)
             current = self.objects.get(key)
@@ -379,8 +466,13 @@ class FakeKubeApi:
                 return 201, self.create(resource, namespace, body, dry_run=dry_run)
             sent = meta.get("resourceVersion")
             if not sent and not resource.unconditional_update:
-                raise ApiError(422, "Invalid", f'{resource.qualified} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
-                                               "must be specified for an update", {"name": name, "group": resource.group, "kind": resource.plural})
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'{resource.qualified} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
+                    "must be specified for an update",
+                    {"name": name, "group": resource.group, "kind": resource.plural},
+                )
             if sent and sent != current["metadata"]["resourceVersion"]:
                 self.conflicts += 1
                 raise conflict(resource, name, STALE)
@@ -388,7 +480,9 @@ class FakeKubeApi:
             stored = body if dry_run else self._store(key, body, current, verb="update")
             return 200, self._shown(key, stored)
 
-    def patch(self, resource: Resource, namespace: str, name: str, content_type: str, patch, *, dry_run: bool = False) -> dict:
+    def patch(
+        self, resource: Resource, namespace: str, name: str, content_type: str, patch, *, dry_run: bool = False
+    ) -> dict:
         with self.lock:
             key = (resource.kind, namespace, name)
             current = self.objects.get(key)
@@ -397,7 +491,9 @@ class FakeKubeApi:
             try:
                 patched = apply_patch(content_type, copy.deepcopy(current), patch)
             except PatchError as exc:
-                raise ApiError(exc.status, {400: "BadRequest", 415: "UnsupportedMediaType"}.get(exc.status, "Invalid"), str(exc))
+                raise ApiError(
+                    exc.status, {400: "BadRequest", 415: "UnsupportedMediaType"}.get(exc.status, "Invalid"), str(exc)
+                )
             meta = patched.setdefault("metadata", {})
             if meta.get("resourceVersion") != current["metadata"]["resourceVersion"]:
                 self.conflicts += 1
@@ -417,13 +513,27 @@ class FakeKubeApi:
             for field, label in (("resourceVersion", "ResourceVersion"), ("uid", "UID")):
                 wanted = preconditions.get(field)
                 if wanted and wanted != current["metadata"][field]:
-                    raise conflict(resource, name, f"Precondition failed: {label} in precondition: {wanted}, "
-                                                   f"{label} in object meta: {current['metadata'][field]}")
+                    raise conflict(
+                        resource,
+                        name,
+                        f"Precondition failed: {label} in precondition: {wanted}, "
+                        f"{label} in object meta: {current['metadata'][field]}",
+                    )
             if not dry_run:
                 del self.objects[key]
                 self.writes.append(("delete", resource.kind, name))
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": name, "group": resource.group, "kind": resource.plural, "uid": current["metadata"]["uid"]}}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": name,
+                "group": resource.group,
+                "kind": resource.plural,
+                "uid": current["metadata"]["uid"],
+            },
+        }
 
     def review(self, resource: Resource, user: UserInfo, body: dict) -> dict:
         """SelfSubjectReview (who am I) or SelfSubjectAccessReview (may I), answered for ``user``."""
@@ -438,8 +548,14 @@ class FakeKubeApi:
         if not attrs:
             body["status"] = {"allowed": False, "reason": "the fake answers resourceAttributes only"}
             return body
-        request = RequestAttributes(attrs.get("verb", ""), attrs.get("group", ""), attrs.get("resource", ""),
-                                    attrs.get("namespace", ""), attrs.get("name", ""), attrs.get("subresource", ""))
+        request = RequestAttributes(
+            attrs.get("verb", ""),
+            attrs.get("group", ""),
+            attrs.get("resource", ""),
+            attrs.get("namespace", ""),
+            attrs.get("name", ""),
+            attrs.get("subresource", ""),
+        )
         allowed, reason = self.authorizer.authorize(user, request)
         body["status"] = {"allowed": allowed} | ({"reason": reason} if reason else {})
         return body
@@ -483,8 +599,13 @@ def _handler_for(fake: FakeKubeApi):
             user = fake.authenticate(self.headers.get("Authorization"))
             route = _route(url.path)
             resource, namespace, name = route if route else (None, "", "")
-            verb = {"GET": "watch" if query.get("watch", ["false"])[0] in ("true", "1") else ("get" if name else "list"),
-                    "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+            verb = {
+                "GET": "watch" if query.get("watch", ["false"])[0] in ("true", "1") else ("get" if name else "list"),
+                "POST": "create",
+                "PUT": "update",
+                "PATCH": "patch",
+                "DELETE": "delete",
+            }[method]
             code, body = 500, {}
             try:
                 if user is None:
@@ -495,12 +616,20 @@ def _handler_for(fake: FakeKubeApi):
                 allowed, reason = fake.authorizer.authorize(user, request)
                 if not allowed:
                     raise forbidden(user, request, resource, reason)
-                if verb not in resource.verbs or (verb == "create" and name) or (verb in ("update", "patch", "delete") and not name):
-                    raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                if (
+                    verb not in resource.verbs
+                    or (verb == "create" and name)
+                    or (verb in ("update", "patch", "delete") and not name)
+                ):
+                    raise ApiError(
+                        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                    )
                 code, body = self._dispatch(user, resource, namespace, name, verb, query)
             except ApiError as exc:
                 code, body = exc.code, exc.body
-            fake.audit_log.append((user.username if user else "", verb, resource.plural if resource else url.path, namespace, name, code))
+            fake.audit_log.append(
+                (user.username if user else "", verb, resource.plural if resource else url.path, namespace, name, code)
+            )
             self._send(code, body)
 
         def _dispatch(self, user, resource, namespace, name, verb, query) -> tuple[int, dict]:

@@ -9,6 +9,7 @@
 - ``application/json-patch+json`` (RFC 6902): a list of add/remove/replace/move/copy/test operations; the
   python client sends this type when the body is a list. A failed ``test`` or a missing path is 422.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,9 +21,19 @@ CONTENT_TYPES = (JSON_PATCH, MERGE, STRATEGIC)
 
 # field name -> merge key, for the list fields of core/apps types declared ``patchStrategy: merge``.
 MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name", "volumes": "name",
-    "imagePullSecrets": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath", "ports": "containerPort",
-    "hostAliases": "ip", "topologySpreadConstraints": "topologyKey", "conditions": "type", "ownerReferences": "uid",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "imagePullSecrets": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "ports": "containerPort",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+    "conditions": "type",
+    "ownerReferences": "uid",
 }
 PRIMITIVE_MERGE_LISTS = {"finalizers"}
 
@@ -191,6 +202,11 @@ def apply_patch(content_type: str, current: dict, patch) -> dict:
     if content_type == STRATEGIC:
         return strategic_merge_patch(current, patch)
     if content_type == "application/apply-patch+yaml":
-        raise PatchError(415, "server-side apply is not served by this fake; send a merge, strategic-merge or JSON patch")
-    raise PatchError(415, f'the body of the request was in an unknown format - accepted media types include: '
-                          f'{", ".join(CONTENT_TYPES)}, application/apply-patch+yaml')
+        raise PatchError(
+            415, "server-side apply is not served by this fake; send a merge, strategic-merge or JSON patch"
+        )
+    raise PatchError(
+        415,
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{', '.join(CONTENT_TYPES)}, application/apply-patch+yaml",
+    )

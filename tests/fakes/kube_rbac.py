@@ -10,6 +10,7 @@ Aggregated ClusterRoles (``aggregationRule``, as Kubeflow's ``kubeflow-edit``) g
 ClusterRole their selectors match, as the clusterrole-aggregation controller writes them. A binding
 to a role that does not exist grants nothing and is named in the denial's reason, as the real one does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ class UserInfo:
 
 def service_account_user(namespace: str, name: str, uid: str = "") -> UserInfo:
     """The identity a ServiceAccount token authenticates as (username and the three implicit groups)."""
-    return UserInfo(f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
-                    ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"), uid)
+    return UserInfo(
+        f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+        uid,
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,9 @@ def _rule_allows(rule: dict, request: RequestAttributes) -> bool:
         return False
     combined = request.resource + (f"/{request.subresource}" if request.subresource else "")
     resources = rule.get("resources") or []
-    if not any(r == "*" or r == combined or (request.subresource and r == f"*/{request.subresource}") for r in resources):
+    if not any(
+        r == "*" or r == combined or (request.subresource and r == f"*/{request.subresource}") for r in resources
+    ):
         return False
     names = rule.get("resourceNames") or []
     return not names or request.name in names
@@ -92,8 +98,15 @@ class RbacAuthorizer:
             return list(role.get("rules") or [])
         rules: list[dict] = []  # aggregated roles nest (kubeflow-view is aggregated into kubeflow-edit)
         for (kind, _, other), candidate in sorted(self.objects.items()):
-            if kind == "ClusterRole" and other != name and other not in seen and any(
-                    _labels_match(s, candidate["metadata"].get("labels") or {}) for s in aggregation.get("clusterRoleSelectors") or []):
+            if (
+                kind == "ClusterRole"
+                and other != name
+                and other not in seen
+                and any(
+                    _labels_match(s, candidate["metadata"].get("labels") or {})
+                    for s in aggregation.get("clusterRoleSelectors") or []
+                )
+            ):
                 rules.extend(self._cluster_role_rules(other, seen | {name}) or [])
         return rules
 
@@ -102,9 +115,17 @@ class RbacAuthorizer:
         name = role_ref.get("name", "")
         if role_ref.get("kind") == "ClusterRole":
             rules = self._cluster_role_rules(name)
-            return (rules, None) if rules is not None else ([], f'clusterrole.rbac.authorization.k8s.io "{name}" not found')
+            return (
+                (rules, None)
+                if rules is not None
+                else ([], f'clusterrole.rbac.authorization.k8s.io "{name}" not found')
+            )
         role = self.objects.get(("Role", binding_namespace, name))
-        return (list(role.get("rules") or []), None) if role is not None else ([], f'role.rbac.authorization.k8s.io "{name}" not found')
+        return (
+            (list(role.get("rules") or []), None)
+            if role is not None
+            else ([], f'role.rbac.authorization.k8s.io "{name}" not found')
+        )
 
     def _bindings(self, namespace: str):
         for (kind, ns, _), binding in sorted(self.objects.items()):
@@ -133,15 +154,40 @@ def bootstrap_policy() -> list[dict]:
     self-subject reviews) for every authenticated user."""
     rbac = "rbac.authorization.k8s.io/v1"
     return [
-        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "cluster-admin"},
-         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]},
-        {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": "cluster-admin"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]},
-        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "system:basic-user"},
-         "rules": [{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
-                   {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]},
-        {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": "system:basic-user"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:basic-user"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]},
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": "cluster-admin"},
+            "rules": [
+                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                {"nonResourceURLs": ["*"], "verbs": ["*"]},
+            ],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cluster-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:basic-user"},
+            "rules": [
+                {
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    "verbs": ["create"],
+                },
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+            ],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:basic-user"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:basic-user"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}],
+        },
     ]

@@ -1,4 +1,5 @@
 """What every loopback fake shares: a quiet JSON request handler bound to 127.0.0.1."""
+
 from __future__ import annotations
 
 import json

@@ -17,6 +17,7 @@ It speaks the protocol a relying party meets at Keycloak, Dex or an authlib serv
 ID tokens are RS256 JWTs with ``kid``; ``id_token_changes`` (claims to override or drop) and ``sign_with``
 (another key) let a test hand the studio a token that must be refused.
 """
+
 from __future__ import annotations
 
 import base64
@@ -87,22 +88,38 @@ class FakeOidcProvider:
 
     def discovery(self) -> dict:
         base = self.issuer
-        return {"issuer": base, "authorization_endpoint": f"{base}/authorize", "token_endpoint": f"{base}/token",
-                "userinfo_endpoint": f"{base}/userinfo", "jwks_uri": f"{base}/jwks",
-                "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-                "scopes_supported": ["openid", "email", "profile", "groups"],
-                "grant_types_supported": ["authorization_code"]}
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "jwks_uri": f"{base}/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": ["openid", "email", "profile", "groups"],
+            "grant_types_supported": ["authorization_code"],
+        }
 
     def jwks(self) -> dict:
         return KeySet([self.key]).as_dict(private=False)
 
     def id_token(self, code: _Code, access_token: str) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": code.person.sub, "aud": code.client_id, "exp": now + TOKEN_SECONDS,
-                  "iat": now, "auth_time": now, "email": code.person.email, "email_verified": code.person.email_verified,
-                  "groups": code.person.groups, "at_hash": at_hash(access_token)}
+        claims = {
+            "iss": self.issuer,
+            "sub": code.person.sub,
+            "aud": code.client_id,
+            "exp": now + TOKEN_SECONDS,
+            "iat": now,
+            "auth_time": now,
+            "email": code.person.email,
+            "email_verified": code.person.email_verified,
+            "groups": code.person.groups,
+            "at_hash": at_hash(access_token),
+        }
         if code.nonce is not None:
             claims["nonce"] = code.nonce
         for name, value in self.id_token_changes.items():
@@ -116,8 +133,11 @@ class _Handler(JsonHandler):
 
     def _token_error(self, status: int, error: str, description: str, headers: dict | None = None) -> None:
         self.provider.token_errors.append((status, error))
-        self._send(status, {"error": error, "error_description": description},
-                   {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})})
+        self._send(
+            status,
+            {"error": error, "error_description": description},
+            {"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+        )
 
     def do_GET(self):  # noqa: N802 - http.server's name
         parts = urlsplit(self.path)
@@ -155,14 +175,18 @@ class _Handler(JsonHandler):
         if "openid" not in q.get("scope", "").split():
             return self._redirect(back, {"error": "invalid_scope", **state})
         if not q.get("code_challenge") or q.get("code_challenge_method") != "S256":
-            return self._redirect(back, {"error": "invalid_request", "error_description": "PKCE S256 is required", **state})
+            return self._redirect(
+                back, {"error": "invalid_request", "error_description": "PKCE S256 is required", **state}
+            )
         if p.next_person is None:
             return self._redirect(back, {"error": "access_denied", **state})
         if p.login_page and not q.get("signed_in"):
             # The person presses "Sign in" on the provider's own page: the redirect back starts on the provider's site.
             fields = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in q.items())
-            page = (f'<!doctype html><form method="get" action="/authorize">{fields}'
-                    f'<input type="hidden" name="signed_in" value="1"><button id="approve">Sign in</button></form>')
+            page = (
+                f'<!doctype html><form method="get" action="/authorize">{fields}'
+                f'<input type="hidden" name="signed_in" value="1"><button id="approve">Sign in</button></form>'
+            )
             data = page.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -171,8 +195,9 @@ class _Handler(JsonHandler):
             return self.wfile.write(data)
         code = secrets.token_urlsafe(24)
         with p.lock:
-            p.codes[code] = _Code(p.client_id, back, q["code_challenge"], q.get("nonce"), p.next_person,
-                                  time.time() + CODE_SECONDS)
+            p.codes[code] = _Code(
+                p.client_id, back, q["code_challenge"], q.get("nonce"), p.next_person, time.time() + CODE_SECONDS
+            )
         self._redirect(back, {"code": code, **state})
 
     def _client_credentials(self, form: dict) -> tuple[str | None, str | None, bool]:
@@ -195,8 +220,12 @@ class _Handler(JsonHandler):
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         client_id, secret, basic = self._client_credentials(form)
         if client_id != p.client_id or secret is None or not secrets.compare_digest(secret, p.client_secret):
-            return self._token_error(401, "invalid_client", "client authentication failed",
-                                     {"WWW-Authenticate": 'Basic realm="fake-oidc"'} if basic else None)
+            return self._token_error(
+                401,
+                "invalid_client",
+                "client authentication failed",
+                {"WWW-Authenticate": 'Basic realm="fake-oidc"'} if basic else None,
+            )
         if form.get("grant_type") != "authorization_code":
             return self._token_error(400, "unsupported_grant_type", "only authorization_code")
         if not form.get("code"):
@@ -216,17 +245,32 @@ class _Handler(JsonHandler):
             access_token = secrets.token_urlsafe(32)
             code.access_token = access_token
             p.access_tokens[access_token] = code.person
-        self._send(200, {"access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS,
-                         "scope": "openid email profile", "id_token": p.id_token(code, access_token)},
-                   {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        self._send(
+            200,
+            {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": TOKEN_SECONDS,
+                "scope": "openid email profile",
+                "id_token": p.id_token(code, access_token),
+            },
+            {"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
 
     def _userinfo(self) -> None:
         header = self.headers.get("Authorization", "")
         person = self.provider.access_tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
         if person is None:
             return self._send(401, {"error": "invalid_token"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        self._send(200, {"sub": person.sub, "email": person.email, "email_verified": person.email_verified,
-                         "groups": person.groups})
+        self._send(
+            200,
+            {
+                "sub": person.sub,
+                "email": person.email,
+                "email_verified": person.email_verified,
+                "groups": person.groups,
+            },
+        )
 
 
 class OidcProviderServer:
@@ -246,4 +290,3 @@ class OidcProviderServer:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
-

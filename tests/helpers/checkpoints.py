@@ -7,6 +7,7 @@
   names, which vectors are compared), never quality. The tokenizer is a word-level ``tokenizers`` tokenizer with
   <s> ... </s> around each text (CLIP pools at </s>).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,14 +53,22 @@ def export_scorer(folder: Path, *, seed: int = 0) -> tuple[Path, Path]:
     script = folder / "scorer.pt"
     torch.jit.trace(model, example).save(str(script))
     onnx = folder / "scorer.onnx"
-    torch.onnx.export(model, example, str(onnx), input_names=["frames", "text"], output_names=["logit"],
-                      dynamic_axes={"frames": {0: "batch"}, "text": {0: "batch"}, "logit": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        example,
+        str(onnx),
+        input_names=["frames", "text"],
+        output_names=["logit"],
+        dynamic_axes={"frames": {0: "batch"}, "text": {0: "batch"}, "logit": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     return script, onnx
 
 
-def distill_student(root: Path, *, n: int = 300, dimension: int = 16, max_epochs: int = 30,
-                    hidden_units: int = 16) -> dict:
+def distill_student(
+    root: Path, *, n: int = 300, dimension: int = 16, max_epochs: int = 30, hidden_units: int = 16
+) -> dict:
     """Distil a student on ``n`` synthetic videos (``factories.write_synthetic``) into ``root / "model"``.
 
     Returns write_synthetic's dict plus ``model`` (the model folder) and ``root``. Takes a few seconds on 2 cores.
@@ -68,12 +77,21 @@ def distill_student(root: Path, *, n: int = 300, dimension: int = 16, max_epochs
     from silverset.components.distill.student import StudentOptions
 
     data = factories.write_synthetic(root, n=n, dimension=dimension)
-    train.run(embeddings=data["embeddings"], labels=data["labels"], attribute=factories.SPEC, out=str(root / "model"),
-              options=StudentOptions(max_epochs=max_epochs, hidden_units=hidden_units), measure_latency=False)
+    train.run(
+        embeddings=data["embeddings"],
+        labels=data["labels"],
+        attribute=factories.SPEC,
+        out=str(root / "model"),
+        options=StudentOptions(max_epochs=max_epochs, hidden_units=hidden_units),
+        measure_latency=False,
+    )
     return {**data, "model": str(root / "model"), "root": root}
 
-WORDS = ("a video frame of red is the dominant colour picture green blue text on screen moving object cuts label "
-         "positive negative when small details logo brief flash are or crimson backgrounds large objects").split()
+
+WORDS = (
+    "a video frame of red is the dominant colour picture green blue text on screen moving object cuts label "
+    "positive negative when small details logo brief flash are or crimson backgrounds large objects"
+).split()
 SPECIALS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 
@@ -89,8 +107,14 @@ def _tokenizer():
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 3)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", model_max_length=16), len(vocab)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=16,
+    ), len(vocab)
 
 
 def _text_config(vocab_size: int) -> dict:
@@ -112,8 +136,14 @@ def save_tiny_clip(directory: Path, *, seed: int = 0, vit_b32: bool = False) -> 
         text = dict(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=3)
         config, size = CLIPConfig(text_config=text), 224
     else:
-        config, size = CLIPConfig(text_config=_text_config(vocab_size), projection_dim=16,
-                                  vision_config=dict(TINY, image_size=32, patch_size=8)), 32
+        config, size = (
+            CLIPConfig(
+                text_config=_text_config(vocab_size),
+                projection_dim=16,
+                vision_config=dict(TINY, image_size=32, patch_size=8),
+            ),
+            32,
+        )
     CLIPModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})

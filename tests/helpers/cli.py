@@ -4,6 +4,7 @@ The ``cli`` fixture calls the console script's ``main`` and reads its exit code 
 ``tests/conftest.py`` registers this module as a plugin, so every test can take ``cli``. ``run_silverset`` is for
 commands that must own their process (servers, signals, a clean import state).
 """
+
 from __future__ import annotations
 
 import subprocess

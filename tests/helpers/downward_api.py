@@ -5,6 +5,7 @@ Format as Kubernetes' ``pkg/fieldpath`` FormatMap writes it: keys sorted, one ``
 a new timestamped folder, then the ``..data`` symlink swapped to it in one rename, the visible file
 being a symlink through ``..data``.
 """
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@
 - incremental runs: ``file_corpus`` (small files + manifest), ``spec_version`` (the example spec at a version),
   ``teacher_labels`` (what a teacher would label for a plan's todo videos), ``golden_for_ids``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -66,16 +67,29 @@ def write_frames(path: Path, videos: dict[str, str], *, n: int = 8) -> Path:
     rows = []
     for i, (vid, kind) in enumerate(videos.items()):
         for t, f in enumerate(video_frames(kind, n=n, seed=i)):
-            rows.append({"video_id": vid, "frame_index": t, "timestamp_s": t * 0.5, "width": f.shape[1],
-                         "height": f.shape[0], "jpeg": jpeg(f)})
+            rows.append(
+                {
+                    "video_id": vid,
+                    "frame_index": t,
+                    "timestamp_s": t * 0.5,
+                    "width": f.shape[1],
+                    "height": f.shape[0],
+                    "jpeg": jpeg(f),
+                }
+            )
     tables.write_table(pa.Table.from_pylist(rows, schema=schemas.FRAMES), path / "frames-00000.parquet", schemas.FRAMES)
     return path
 
 
 def write_manifest(path: Path, videos: dict[str, str]) -> Path:
     """Write a manifest CSV (video_id, uri, title, description) for ``{video_id: kind}`` at ``path``."""
-    titles = {"red": "A crimson scene", "moving": "A ball rolling across", "cuts": "Fast montage",
-              "text": "Lecture with captions", "plain": "Quiet grey room"}
+    titles = {
+        "red": "A crimson scene",
+        "moving": "A ball rolling across",
+        "cuts": "Fast montage",
+        "text": "Lecture with captions",
+        "plain": "Quiet grey room",
+    }
     lines = ["video_id,uri,title,description"]
     for vid, kind in videos.items():
         lines.append(f"{vid},file:///videos/{vid}.mp4,{titles[kind]},synthetic {kind} clip")
@@ -103,8 +117,9 @@ def encode_video(path: Path, frames: list[np.ndarray], *, fps: int = 10, gop: in
 # --- embeddings and teacher labels ---------------------------------------------------------------------------------
 
 
-def write_synthetic(root: Path, *, n: int = 400, dimension: int = 16, seed: int = 0,
-                    positive_share: float = 0.3) -> dict:
+def write_synthetic(
+    root: Path, *, n: int = 400, dimension: int = 16, seed: int = 0, positive_share: float = 0.3
+) -> dict:
     """Embeddings float32 [n, d] whose positives lie along one direction; teacher = noisy truth probability."""
     rng = np.random.default_rng(seed)
     truth = (rng.random(n) < positive_share).astype(np.int32)
@@ -136,9 +151,15 @@ def write_synthetic(root: Path, *, n: int = 400, dimension: int = 16, seed: int 
         }
     )
     tables.write_table(labels, root / "labels.parquet", schemas.LABELS)
-    return {"embeddings": str(root / "embeddings"), "labels": str(root / "labels.parquet"), "vectors": vectors,
-            "truth": truth, "teacher": teacher_prob, "ids": ids, "dimension": dimension}
-
+    return {
+        "embeddings": str(root / "embeddings"),
+        "labels": str(root / "labels.parquet"),
+        "vectors": vectors,
+        "truth": truth,
+        "teacher": teacher_prob,
+        "ids": ids,
+        "dimension": dimension,
+    }
 
 
 # --- golden sets and scores ----------------------------------------------------------------------------------------
@@ -146,14 +167,16 @@ def write_synthetic(root: Path, *, n: int = 400, dimension: int = 16, seed: int 
 
 def write_golden(path: Path, labels, *, version: int = 1, attribute: str = "red_dominant") -> str:
     n = len(labels)
-    table = pa.table({
-        "video_id": [f"v{i:04d}" for i in range(n)],
-        "attribute": [attribute] * n,
-        "attribute_version": pa.array([version] * n, pa.int32()),
-        "label": pa.array(np.asarray(labels, dtype=np.int32)),
-        "labeler": ["alice"] * n,
-        "labeled_at": pa.array([dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
-    })
+    table = pa.table(
+        {
+            "video_id": [f"v{i:04d}" for i in range(n)],
+            "attribute": [attribute] * n,
+            "attribute_version": pa.array([version] * n, pa.int32()),
+            "label": pa.array(np.asarray(labels, dtype=np.int32)),
+            "labeler": ["alice"] * n,
+            "labeled_at": pa.array([dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
     tables.write_table(table, path, GOLDEN_V1)  # the v1 layout: golden.py reads it
     return str(path)
 
@@ -162,13 +185,15 @@ def write_scores(path: Path, probabilities, *, ids=None, version: int = 1, diges
     probabilities = np.asarray(probabilities, dtype=np.float32)
     ids = ids if ids is not None else [f"v{i:04d}" for i in range(len(probabilities))]
     n = len(ids)
-    table = pa.table({
-        "video_id": ids,
-        "attribute": ["red_dominant"] * n,
-        "attribute_version": pa.array([version] * n, pa.int32()),
-        "probability": pa.array(probabilities),
-        "model_digest": [digest] * n,
-    })
+    table = pa.table(
+        {
+            "video_id": ids,
+            "attribute": ["red_dominant"] * n,
+            "attribute_version": pa.array([version] * n, pa.int32()),
+            "probability": pa.array(probabilities),
+            "model_digest": [digest] * n,
+        }
+    )
     tables.write_table(table, path, schemas.SCORES)
     return str(path)
 
@@ -179,7 +204,6 @@ def noisy_predictions(truth: np.ndarray, *, flip: float, seed: int) -> np.ndarra
     wrong = rng.random(len(truth)) < flip
     decided = np.where(wrong, 1 - truth, truth)
     return np.where(decided == 1, 0.6 + 0.39 * rng.random(len(truth)), 0.4 * rng.random(len(truth)))
-
 
 
 # --- incremental runs ----------------------------------------------------------------------------------------------
@@ -211,9 +235,19 @@ def teacher_labels(todo_manifest: str, spec_path: Path, out: Path) -> tuple[str,
     """What the teacher would produce for a plan's todo videos (label i % 2); returns (labels dir, teacher calls)."""
     spec = load_spec(spec_path)
     ids = tables.read_table(todo_manifest).column("video_id").to_pylist()
-    rows = [{"video_id": v, "attribute": spec.name, "attribute_version": spec.version, "label": i % 2,
-             "probability": 0.9 if i % 2 else 0.1, "rationale": "r", "teacher_id": "fake",
-             "prompt_hash": spec.prompt_hash} for i, v in enumerate(ids)]
+    rows = [
+        {
+            "video_id": v,
+            "attribute": spec.name,
+            "attribute_version": spec.version,
+            "label": i % 2,
+            "probability": 0.9 if i % 2 else 0.1,
+            "rationale": "r",
+            "teacher_id": "fake",
+            "prompt_hash": spec.prompt_hash,
+        }
+        for i, v in enumerate(ids)
+    ]
     tables.write_table(pa.Table.from_pylist(rows, schema=schemas.LABELS), out / "part-00000.parquet", schemas.LABELS)
     tables.write_errors(out, [])
     return str(out), len(ids)
@@ -222,11 +256,22 @@ def teacher_labels(todo_manifest: str, spec_path: Path, out: Path) -> tuple[str,
 def golden_for_ids(path: Path, ids: list[str], attribute: str = "red_dominant") -> str:
     """A v1 golden set of ``ids`` (label i % 2, labeler alice) for ``attribute``; returns the path."""
     n = len(ids)
-    tables.write_table(pa.table({
-        "video_id": ids, "attribute": [attribute] * n, "attribute_version": pa.array([1] * n, pa.int32()),
-        "label": pa.array([i % 2 for i in range(n)], pa.int32()), "labeler": ["alice"] * n,
-        "labeled_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")),
-    }), path, GOLDEN_V1)
+    tables.write_table(
+        pa.table(
+            {
+                "video_id": ids,
+                "attribute": [attribute] * n,
+                "attribute_version": pa.array([1] * n, pa.int32()),
+                "label": pa.array([i % 2 for i in range(n)], pa.int32()),
+                "labeler": ["alice"] * n,
+                "labeled_at": pa.array(
+                    [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * n, pa.timestamp("us", tz="UTC")
+                ),
+            }
+        ),
+        path,
+        GOLDEN_V1,
+    )
     return str(path)
 
 
@@ -241,5 +286,6 @@ def write_exposure_log(folder: Path, rows: list, files: int = 3) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, chunk in enumerate(np.array_split(np.arange(len(rows)), files)):
-        pq.write_table(exposures_table([rows[j] for j in chunk]),
-                       folder / f"exposures-2026113{i}T000000000000Z-1-{i:06d}.parquet")
+        pq.write_table(
+            exposures_table([rows[j] for j in chunk]), folder / f"exposures-2026113{i}T000000000000Z-1-{i:06d}.parquet"
+        )

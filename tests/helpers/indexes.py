@@ -2,6 +2,7 @@
 
 Used by the index, deploy, A/B, cluster, image and security tests.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,16 +23,36 @@ def clustered(n: int, d: int, *, clusters: int = 32, seed: int = 0) -> np.ndarra
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def write_inputs(folder: Path, vectors: np.ndarray, probabilities: np.ndarray, *, attribute="red_dominant", version=1, digest=DIGEST, missing_embedding: int = 0):
+def write_inputs(
+    folder: Path,
+    vectors: np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    attribute="red_dominant",
+    version=1,
+    digest=DIGEST,
+    missing_embedding: int = 0,
+):
     ids = [f"v{i:06d}" for i in range(len(vectors))]
     d = vectors.shape[1]
     emb_ids = ids[missing_embedding:]
-    emb = pa.table({"video_id": emb_ids,
-                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[missing_embedding:].reshape(-1)), d),
-                    "embedder_id": ["test"] * len(emb_ids)})
+    emb = pa.table(
+        {
+            "video_id": emb_ids,
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[missing_embedding:].reshape(-1)), d),
+            "embedder_id": ["test"] * len(emb_ids),
+        }
+    )
     tables.write_table(emb, folder / "embeddings" / "part-0.parquet", schemas.embeddings_schema(d))
-    scores = pa.table({"video_id": ids, "attribute": [attribute] * len(ids), "attribute_version": [version] * len(ids),
-                       "probability": probabilities.astype(np.float32), "model_digest": [digest] * len(ids)})
+    scores = pa.table(
+        {
+            "video_id": ids,
+            "attribute": [attribute] * len(ids),
+            "attribute_version": [version] * len(ids),
+            "probability": probabilities.astype(np.float32),
+            "model_digest": [digest] * len(ids),
+        }
+    )
     tables.write_table(scores, folder / "scores.parquet", schemas.SCORES)
     return folder / "scores.parquet", folder / "embeddings", ids
 
@@ -49,7 +70,9 @@ def tiny_index_spec(folder: Path, *, recall_target: float = 0.9) -> Path:
     return path
 
 
-def build_tiny_index(folder: Path, spec_path: Path, *, n: int = 400, seed: int = 3, probabilities: np.ndarray | None = None):
+def build_tiny_index(
+    folder: Path, spec_path: Path, *, n: int = 400, seed: int = 3, probabilities: np.ndarray | None = None
+):
     """Build a real brute-force index of ``n`` clustered 16-d vectors (even ids in the vocabulary by default).
 
     Returns (index folder, vectors float32 [n, 16], video ids, build summary).

@@ -7,6 +7,7 @@ It reads the template as a kubelet would: the ``server`` container's args with `
 template that does not pin versions, mounts the PVC elsewhere or points the server at another root does
 not get ready here either.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,7 +41,7 @@ class IndexServerKubelet:
     def _host_path(self, pod_path: str, mounts: dict[str, Path]) -> Path:
         for mount_path, host in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
             if pod_path == mount_path or pod_path.startswith(mount_path.rstrip("/") + "/"):
-                return host / pod_path[len(mount_path):].lstrip("/")
+                return host / pod_path[len(mount_path) :].lstrip("/")
         return Path(tempfile.mkdtemp()) / "not-mounted"  # the pod sees an empty path there
 
     def __call__(self, namespace: str, name: str, template: dict) -> bool:
@@ -70,7 +71,9 @@ class IndexServerKubelet:
         args = [self._expand(namespace, container, a) for a in container.get("args") or []]
         option = dict(zip(args[::2], args[1::2]))
         pinned = option.get("--pinned-versions")
-        options = ServerOptions(poll_interval_s=60, pinned_versions=str(self._host_path(pinned, mounts)) if pinned else None)
+        options = ServerOptions(
+            poll_interval_s=60, pinned_versions=str(self._host_path(pinned, mounts)) if pinned else None
+        )
         with TestClient(create_app(self._host_path(option["--index-dir"], mounts), options, poll=False)) as server:
             answer = server.get(container["readinessProbe"]["httpGet"]["path"])
         self.readiness[key] = answer.json()

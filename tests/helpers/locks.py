@@ -2,6 +2,7 @@
 
 Used by the local-filesystem lock tests and by the same races against a loopback S3.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -38,8 +39,7 @@ def race_two_processes(uri: str, *, trials: int, lease_s: float = 60.0, before=N
         if before is not None:
             before(target)
         barrier, results = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_race, args=(target, barrier, results, f"run-{trial}-{p}", lease_s))
-                 for p in "ab"]
+        procs = [ctx.Process(target=_race, args=(target, barrier, results, f"run-{trial}-{p}", lease_s)) for p in "ab"]
         for p in procs:
             p.start()
         for p in procs:
@@ -50,4 +50,3 @@ def race_two_processes(uri: str, *, trials: int, lease_s: float = 60.0, before=N
         losers = [what for r, what in outcome if what != "won"]
         assert all(w.startswith("locked: ") and "held by run 'run-" in w for w in losers), losers
     return winners
-

@@ -1,5 +1,6 @@
 """Loopback servers for tests and benchmarks: ``free_port()``, ``wait_ready(port, process)`` for a server process,
 and ``serve_app(app)``, an ASGI app served by uvicorn in a thread."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,9 @@ def readyz_ok(port: int) -> bool:
     return _get_ok(port, "/readyz")
 
 
-def wait_ready(port: int, server: subprocess.Popen, *, timeout_s: float = 120.0, poll_s: float = 0.3,
-               path: str = "/readyz") -> None:
+def wait_ready(
+    port: int, server: subprocess.Popen, *, timeout_s: float = 120.0, poll_s: float = 0.3, path: str = "/readyz"
+) -> None:
     """Poll ``GET path`` on loopback ``port`` until it answers 200.
 
     Raises AssertionError when the ``server`` process exits first (with its exit code, and the end of its stderr when
@@ -51,8 +53,9 @@ def serve_app(app, *, ready_path: str | None = None, timeout_s: float = 30.0, ac
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=access_log))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=access_log)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

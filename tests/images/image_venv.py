@@ -6,6 +6,7 @@ is run as written with the venv's python in place of /opt/venv's, in uv's offlin
 the network; uv hardlinks from the cache that ``make venv`` filled). The only source added is
 ``/opt/wheels``, this machine's copy of the CPU torch wheel the CPU image pulls from PyTorch's index.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,9 @@ def _replay_copies(instructions: list[tuple[str, str]], context: Path) -> None:
                 into = target / src.name if dest.endswith("/") or len(sources) > 1 else target
                 into.parent.mkdir(parents=True, exist_ok=True)
                 if src.is_dir():
-                    shutil.copytree(src, into, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+                    shutil.copytree(
+                        src, into, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True
+                    )
                 else:
                     shutil.copy2(src, into)
 
@@ -68,16 +71,24 @@ def build_image_venv(image: str, where: Path, *, timeout_s: float = 300) -> Path
     venv = where / "venv"
     subprocess.run([str(UV), "venv", "--offline", "--quiet", "--python", sys._base_executable, str(venv)], check=True)
     python = venv / "bin" / "python"
-    env = {"PATH": f"{UV.parent}:/usr/bin:/bin", "HOME": str(where), "UV_CACHE_DIR": _uv_cache_dir(),
-           "UV_LINK_MODE": "hardlink"}
+    env = {
+        "PATH": f"{UV.parent}:/usr/bin:/bin",
+        "HOME": str(where),
+        "UV_CACHE_DIR": _uv_cache_dir(),
+        "UV_LINK_MODE": "hardlink",
+    }
     extra = ["--offline"] + (["--find-links", str(LOCAL_WHEELS)] if LOCAL_WHEELS.is_dir() else [])
     runs = [args for word, args in instructions if word == "RUN" and f"images/{image}/install.sh" in args]
     assert runs, f"{dockerfile} runs no images/{image}/install.sh"
     for args in runs:
         command = shlex.split(args.replace(f"{IMAGE_VENV}/bin/python", str(python)))
-        result = subprocess.run([*command, *extra], cwd=context, env=env, capture_output=True, text=True, timeout=timeout_s)
+        result = subprocess.run(
+            [*command, *extra], cwd=context, env=env, capture_output=True, text=True, timeout=timeout_s
+        )
         if result.returncode != 0 and CACHE_MISS.search(result.stderr) and "Traceback" not in result.stderr:
-            pytest.skip(f"uv's cache lacks a wheel {image} installs (run `make venv` online once): {result.stderr.strip()[-300:]}")
+            pytest.skip(
+                f"uv's cache lacks a wheel {image} installs (run `make venv` online once): {result.stderr.strip()[-300:]}"
+            )
         assert result.returncode == 0, f"{args} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return python
 

@@ -1,4 +1,5 @@
 """Dockerfiles build from what the repo has, with the lockfile's versions (no Docker engine needed)."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,10 @@ from silverset.components.common import images
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
-LOCK = {m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)$",
-                                                             (ROOT / "requirements.lock").read_text(), re.M)}
+LOCK = {
+    m.group(1).lower(): m.group(2)
+    for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)$", (ROOT / "requirements.lock").read_text(), re.M)
+}
 
 
 def _instructions(path: Path) -> list[tuple[str, str]]:
@@ -31,8 +34,9 @@ def _instructions(path: Path) -> list[tuple[str, str]]:
 def test_there_is_one_dockerfile_per_image():
     assert {p.parent.name for p in DOCKERFILES} == {"cpu", "gpu", "index-server"}
     for path in DOCKERFILES:
-        assert f"silverset-{path.parent.name}" in {i.rsplit("/", 1)[1].split(":")[0] for i in
-                                                   (images.CPU_IMAGE, images.GPU_IMAGE, images.SERVER_IMAGE)}
+        assert f"silverset-{path.parent.name}" in {
+            i.rsplit("/", 1)[1].split(":")[0] for i in (images.CPU_IMAGE, images.GPU_IMAGE, images.SERVER_IMAGE)
+        }
         # the build command in the header tags the same image the components run in
         tag = re.search(r"-t (\S+) \.", path.read_text()).group(1)
         assert tag in (images.CPU_IMAGE, images.GPU_IMAGE, images.SERVER_IMAGE)
@@ -56,7 +60,9 @@ def test_pins_agree_with_the_lockfile_and_bases_are_pinned(dockerfile):
             makefile = (ROOT / "Makefile").read_text()
             assert f"uv=={version}" in makefile
             continue
-        assert LOCK.get(name.lower()) == version, f"{dockerfile.parent.name}: {name}=={version} vs lock {LOCK.get(name)}"
+        assert LOCK.get(name.lower()) == version, (
+            f"{dockerfile.parent.name}: {name}=={version} vs lock {LOCK.get(name)}"
+        )
     for word, args in _instructions(dockerfile):
         if word == "FROM":
             image = args.split()[0]
@@ -75,8 +81,9 @@ def test_every_install_line_is_in_the_image_install_script(dockerfile):
         if script in args:
             continue
         installs = re.findall(r"(?:pip|uv pip) install [^&;|]*", args)
-        assert all(re.fullmatch(r"pip install --no-cache-dir uv==[0-9.]+\s*", i) for i in installs), \
+        assert all(re.fullmatch(r"pip install --no-cache-dir uv==[0-9.]+\s*", i) for i in installs), (
             f"{dockerfile.parent.name}: install outside {script}: {installs}"
+        )
     copied = " ".join(args for word, args in _instructions(dockerfile) if word == "COPY")
     assert script in copied
 
@@ -85,7 +92,9 @@ def test_server_lock_is_the_fresh_dependency_closure_of_its_requirements():
     closure = runpy.run_path(str(ROOT / "images/requirements_closure.py"))
     fresh = closure["render"](ROOT / "images/index-server/requirements.in")
     committed = (ROOT / "images/index-server/requirements.lock").read_text()
-    assert committed == fresh, "stale: run .venv/bin/python images/requirements_closure.py images/index-server/requirements.in"
+    assert committed == fresh, (
+        "stale: run .venv/bin/python images/requirements_closure.py images/index-server/requirements.in"
+    )
     pinned = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", committed, re.M))
     assert all(LOCK[name.lower()] == version for name, version in pinned.items())
     # Imported at run time by fastapi and by ScaNN, and missing from the hand-kept list this replaced.
@@ -101,7 +110,9 @@ def test_closure_follows_extras_and_markers_and_refuses_what_the_lock_lacks(tmp_
     names = set(closure["closure"]([closure["Requirement"]("typer")]))
     assert "colorama" not in names  # typer needs it only where platform_system == "Windows"
     assert {"rich", "pygments", "shellingham"} <= names
-    extra = set(closure["closure"]([closure["Requirement"]("fsspec[arrow]")])) - set(closure["closure"]([closure["Requirement"]("fsspec")]))
+    extra = set(closure["closure"]([closure["Requirement"]("fsspec[arrow]")])) - set(
+        closure["closure"]([closure["Requirement"]("fsspec")])
+    )
     assert extra == {"pyarrow"}  # fsspec's requirement `pyarrow>=1; extra == "arrow"`, and pyarrow needs nothing
     lock = {k: v for k, v in closure["read_lock"]().items() if k != "shellingham"}
     with pytest.raises(closure["ClosureError"], match=r"shellingham \(needed by typer\) is not in requirements.lock"):

@@ -1,4 +1,5 @@
 """Image references written into the compiled pipeline: another registry, another tag, or pinned by digest."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,8 +29,11 @@ def test_a_digest_tag_references_by_digest_and_refuses_more_than_one_image():
     assert s.cpu == f"ghcr.io/acme/silverset-cpu@{DIGEST}" and s.pinned and s.is_pinned("cpu")
     s.check_used({"cpu"})
     assert s.pull_policy("cpu") == "IfNotPresent" and ImageSet().pull_policy("cpu") == "Always"
-    with pytest.raises(SilversetInputError, match=r"--image-tag sha256:0123456789ab\.\.\.: a digest names one image, "
-                                                  r"and these steps run silverset-cpu, silverset-gpu"):
+    with pytest.raises(
+        SilversetInputError,
+        match=r"--image-tag sha256:0123456789ab\.\.\.: a digest names one image, "
+        r"and these steps run silverset-cpu, silverset-gpu",
+    ):
         s.check_used({"cpu", "gpu"})
 
 
@@ -45,22 +49,25 @@ def test_per_image_digests_pin_each_image_beside_the_tag():
         s.tag = "other"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"registry": "ghcr.io/Acme"}, "registry 'ghcr.io/Acme': path component 'Acme' must be lowercase"),
-    ({"registry": "https://ghcr.io/acme"}, "registry 'https://ghcr.io/acme': give host/path without a scheme"),
-    ({"registry": "ghcr.io/acme:1.0"}, "registry 'ghcr.io/acme:1.0': a tag or digest goes in the tag"),
-    ({"registry": "bad_host!/acme"}, "registry 'bad_host!/acme': 'bad_host!' is not a registry host"),
-    ({"registry": "  "}, "registry is empty"),
-    ({"registry": "ghcr.io/" + "a" * 240}, "would be over 255 characters"),
-    ({"tag": "sha256:abc"}, "tag 'sha256:abc' is not a digest: expected sha256: and 64 lowercase hex"),
-    ({"tag": "sha256:" + "A" * 64}, "is not a digest"),
-    ({"tag": "-rc1"}, "tag '-rc1': up to 128 letters"),
-    ({"tag": "v1/2"}, "tag 'v1/2': up to 128 letters"),
-    ({"tag": "é1"}, "tag 'é1': up to 128 letters"),
-    ({"tag": "x" * 129}, "up to 128 letters"),
-    ({"digests": {"cpu": "latest"}}, "digest of the cpu image 'latest' is not a digest"),
-    ({"tag": DIGEST, "digests": {"cpu": DIGEST}}, "is already a digest; with per-image digests give a tag"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"registry": "ghcr.io/Acme"}, "registry 'ghcr.io/Acme': path component 'Acme' must be lowercase"),
+        ({"registry": "https://ghcr.io/acme"}, "registry 'https://ghcr.io/acme': give host/path without a scheme"),
+        ({"registry": "ghcr.io/acme:1.0"}, "registry 'ghcr.io/acme:1.0': a tag or digest goes in the tag"),
+        ({"registry": "bad_host!/acme"}, "registry 'bad_host!/acme': 'bad_host!' is not a registry host"),
+        ({"registry": "  "}, "registry is empty"),
+        ({"registry": "ghcr.io/" + "a" * 240}, "would be over 255 characters"),
+        ({"tag": "sha256:abc"}, "tag 'sha256:abc' is not a digest: expected sha256: and 64 lowercase hex"),
+        ({"tag": "sha256:" + "A" * 64}, "is not a digest"),
+        ({"tag": "-rc1"}, "tag '-rc1': up to 128 letters"),
+        ({"tag": "v1/2"}, "tag 'v1/2': up to 128 letters"),
+        ({"tag": "é1"}, "tag 'é1': up to 128 letters"),
+        ({"tag": "x" * 129}, "up to 128 letters"),
+        ({"digests": {"cpu": "latest"}}, "digest of the cpu image 'latest' is not a digest"),
+        ({"tag": DIGEST, "digests": {"cpu": DIGEST}}, "is already a digest; with per-image digests give a tag"),
+    ],
+)
 def test_bad_parts_are_refused_naming_the_part(kwargs, message):
     with pytest.raises(ValidationError) as info:
         ImageSet(**kwargs)

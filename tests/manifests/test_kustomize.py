@@ -2,6 +2,7 @@
 RBAC-true fake API server beside Kubeflow's own RBAC -- lets each identity do exactly its job: the runner
 ServiceAccount deploys, takes the run lock and files approval requests but cannot decide one; approvers
 write only the audit; nobody else gets in. Dropping a verb the code needs from the manifests is a 403."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ from tests.fakes.kube_api_server import KUBEFLOW_RBAC, FakeKubeApi
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ["overlays/kfp-standalone", "overlays/kfp-multi-user", "overlays/local", "overlays/prod"]
 KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]  # oldest and a recent minor that clusters running KFP 2.x use
-CONTROL_OBJECTS = {("Namespace", "silverset-control"), ("Role", "silverset-pipeline-steps"), ("RoleBinding", "silverset-pipeline-steps"),
-                   ("Role", "silverset-approver"), ("RoleBinding", "silverset-approver"), ("ConfigMap", "silverset-approvals-audit")}
+CONTROL_OBJECTS = {
+    ("Namespace", "silverset-control"),
+    ("Role", "silverset-pipeline-steps"),
+    ("RoleBinding", "silverset-pipeline-steps"),
+    ("Role", "silverset-approver"),
+    ("RoleBinding", "silverset-approver"),
+    ("ConfigMap", "silverset-approvals-audit"),
+}
 APPROVERS_GROUP = "silverset-approvers"
 
 
@@ -31,8 +38,13 @@ def render(overlay: str) -> list[dict]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("kubectl is not installed (the machine image provides it)")
-    out = subprocess.run([kubectl, "kustomize", str(ROOT / "manifests" / overlay)], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "manifests" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -78,15 +90,22 @@ def test_roles_are_bound_to_the_service_account_kfp_runs_steps_as(rendered):
     runner = layout(overlay)
     for name in ("silverset-deploy", "silverset-pipeline-steps"):
         subjects = _one(objects, "RoleBinding", name)["subjects"]
-        assert subjects == [{"kind": "ServiceAccount", "name": runner.runner_service_account, "namespace": runner.pod_namespace}]
+        assert subjects == [
+            {"kind": "ServiceAccount", "name": runner.runner_service_account, "namespace": runner.pod_namespace}
+        ]
     assert _one(objects, "RoleBinding", "silverset-approver")["subjects"] == [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": APPROVERS_GROUP}]
-    rules = [(rule, o["metadata"]["name"]) for o in objects if o["kind"] in ("Role", "ClusterRole") for rule in o["rules"]]
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": APPROVERS_GROUP}
+    ]
+    rules = [
+        (rule, o["metadata"]["name"]) for o in objects if o["kind"] in ("Role", "ClusterRole") for rule in o["rules"]
+    ]
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]  # nothing cluster-wide
     for rule, role in rules:
         assert not set(rule["verbs"]) & {"*", "deletecollection", "escalate", "bind", "impersonate"}, role
         assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], role
-        assert "delete" not in rule["verbs"] or rule["resources"] == ["leases"], role  # only the run lock is ever deleted
+        assert "delete" not in rule["verbs"] or rule["resources"] == ["leases"], (
+            role
+        )  # only the run lock is ever deleted
     deploy = _one(objects, "Role", "silverset-deploy")["rules"]
     assert set(next(r for r in deploy if "deployments" in r["resources"])["verbs"]) == {"get", "list", "watch", "patch"}
     assert not any("delete" in r["verbs"] for r in deploy)
@@ -94,12 +113,18 @@ def test_roles_are_bound_to_the_service_account_kfp_runs_steps_as(rendered):
 
 def test_the_base_alone_binds_nobody():
     objects = render("base")
-    assert all(not o.get("subjects") for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] != "silverset-approver")
+    assert all(
+        not o.get("subjects")
+        for o in objects
+        if o["kind"] == "RoleBinding" and o["metadata"]["name"] != "silverset-approver"
+    )
 
 
 def test_no_secret_is_shipped_and_the_gemini_key_command_is_documented(rendered):
     _, objects = rendered
-    assert not [o for o in objects if o["kind"] == "Secret"]  # a shipped Secret collides with, and prunes, the user's key
+    assert not [
+        o for o in objects if o["kind"] == "Secret"
+    ]  # a shipped Secret collides with, and prunes, the user's key
     comment = (ROOT / "manifests" / "base" / "kustomization.yaml").read_text()
     assert "create secret generic silverset-gemini --from-literal=api-key=" in comment
 
@@ -113,8 +138,10 @@ def test_index_server_is_reachable_guarded_and_runs_the_image_from_images(render
     assert container["image"] == images.SERVER_IMAGE
     # A mutable tag is pulled again on every start (kind/minikube load images into the node instead).
     assert container["imagePullPolicy"] == ("Never" if overlay == "overlays/local" else "Always")
-    assert {p["path"] for p in (container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"])} == \
-        {"/readyz", "/healthz"}
+    assert {p["path"] for p in (container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"])} == {
+        "/readyz",
+        "/healthz",
+    }
     assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["fsGroup"] == 10001
     service = _one(objects, "Service", "silverset-index")
     assert service["spec"]["selector"].items() <= labels.items()
@@ -129,8 +156,10 @@ def test_index_server_is_reachable_guarded_and_runs_the_image_from_images(render
 
 
 def test_prod_runs_more_replicas_than_local():
-    replicas = {o: _one(render(o), "Deployment", "silverset-index")["spec"]["replicas"]
-                for o in ("overlays/local", "overlays/prod")}
+    replicas = {
+        o: _one(render(o), "Deployment", "silverset-index")["spec"]["replicas"]
+        for o in ("overlays/local", "overlays/prod")
+    }
     assert replicas["overlays/local"] == 1 and replicas["overlays/prod"] >= 3
 
 
@@ -157,8 +186,10 @@ def configmap(name, **data):
 
 
 def lease(name, holder, resource_version=None):
-    return client.V1Lease(metadata=client.V1ObjectMeta(name=name, resource_version=resource_version),
-                          spec=client.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=60))
+    return client.V1Lease(
+        metadata=client.V1ObjectMeta(name=name, resource_version=resource_version),
+        spec=client.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=60),
+    )
 
 
 def step_calls(fake: FakeKubeApi, pod_namespace: str, runner_client) -> dict[str, int]:
@@ -168,20 +199,34 @@ def step_calls(fake: FakeKubeApi, pod_namespace: str, runner_client) -> dict[str
     pin = {"spec": {"template": {"metadata": {"annotations": {"index.silverset.dev/red_dominant": "v2"}}}}}
     calls = {
         "deploy: read the index server": lambda: apps.read_namespaced_deployment("silverset-index", pod_namespace),
-        "deploy: patch the pod-template pin": lambda: apps.patch_namespaced_deployment("silverset-index", pod_namespace, pin),
-        "deploy: create the version record": lambda: core.create_namespaced_config_map(pod_namespace, configmap("silverset-index-red-dominant", version="v2")),
-        "deploy: patch the version record": lambda: core.patch_namespaced_config_map("silverset-index-red-dominant", pod_namespace, {"data": {"version": "v3"}}),
-        "approval: file a request": lambda: core.create_namespaced_config_map(CONTROL_NAMESPACE, configmap("silverset-approval-abc", state="pending")),
+        "deploy: patch the pod-template pin": lambda: apps.patch_namespaced_deployment(
+            "silverset-index", pod_namespace, pin
+        ),
+        "deploy: create the version record": lambda: core.create_namespaced_config_map(
+            pod_namespace, configmap("silverset-index-red-dominant", version="v2")
+        ),
+        "deploy: patch the version record": lambda: core.patch_namespaced_config_map(
+            "silverset-index-red-dominant", pod_namespace, {"data": {"version": "v3"}}
+        ),
+        "approval: file a request": lambda: core.create_namespaced_config_map(
+            CONTROL_NAMESPACE, configmap("silverset-approval-abc", state="pending")
+        ),
         "approval: read requests": lambda: core.list_namespaced_config_map(CONTROL_NAMESPACE),
         "lock: take": lambda: leases.create_namespaced_lease(CONTROL_NAMESPACE, lease("silverset-run-lock", "run-1")),
     }
     results = {name: status_of(call) for name, call in calls.items()}
-    taken = leases.read_namespaced_lease("silverset-run-lock", CONTROL_NAMESPACE) if results["lock: take"] == 200 else None
+    taken = (
+        leases.read_namespaced_lease("silverset-run-lock", CONTROL_NAMESPACE) if results["lock: take"] == 200 else None
+    )
     if taken is not None:
         renewed = lease("silverset-run-lock", "run-1", taken.metadata.resource_version)
         renewed.spec.lease_duration_seconds = 120
-        results["lock: renew"] = status_of(lambda: leases.replace_namespaced_lease("silverset-run-lock", CONTROL_NAMESPACE, renewed))
-        results["lock: release"] = status_of(lambda: leases.delete_namespaced_lease("silverset-run-lock", CONTROL_NAMESPACE))
+        results["lock: renew"] = status_of(
+            lambda: leases.replace_namespaced_lease("silverset-run-lock", CONTROL_NAMESPACE, renewed)
+        )
+        results["lock: release"] = status_of(
+            lambda: leases.delete_namespaced_lease("silverset-run-lock", CONTROL_NAMESPACE)
+        )
     return results
 
 
@@ -196,8 +241,18 @@ def test_the_runner_deploys_locks_and_files_requests_but_cannot_decide_one(overl
         core = client.CoreV1Api(runner_client)
         request = core.read_namespaced_config_map("silverset-approval-abc", CONTROL_NAMESPACE)
         request.data = {"state": "approved"}
-        assert status_of(lambda: core.replace_namespaced_config_map("silverset-approval-abc", CONTROL_NAMESPACE, request)) == 403
-        assert status_of(lambda: core.patch_namespaced_config_map("silverset-approvals-audit", CONTROL_NAMESPACE, {"data": {"1": "x"}})) == 403
+        assert (
+            status_of(lambda: core.replace_namespaced_config_map("silverset-approval-abc", CONTROL_NAMESPACE, request))
+            == 403
+        )
+        assert (
+            status_of(
+                lambda: core.patch_namespaced_config_map(
+                    "silverset-approvals-audit", CONTROL_NAMESPACE, {"data": {"1": "x"}}
+                )
+            )
+            == 403
+        )
         assert status_of(lambda: core.delete_namespaced_config_map("silverset-approval-abc", CONTROL_NAMESPACE)) == 403
         assert fake.objects[("ConfigMap", CONTROL_NAMESPACE, "silverset-approval-abc")]["data"] == {"state": "pending"}
 
@@ -208,18 +263,43 @@ def test_approvers_write_only_the_audit_and_strangers_see_nothing(overlay):
         admin = client.CoreV1Api(fake.admin_client())
         admin.create_namespaced_config_map(CONTROL_NAMESPACE, configmap("silverset-approval-abc", state="pending"))
         alice_client = fake.client_for_user("alice@example.com", groups=[APPROVERS_GROUP])
-        me = client.AuthenticationV1Api(alice_client).create_self_subject_review(client.V1SelfSubjectReview()).status.user_info
+        me = (
+            client.AuthenticationV1Api(alice_client)
+            .create_self_subject_review(client.V1SelfSubjectReview())
+            .status.user_info
+        )
         assert me.username == "alice@example.com"
         alice = client.CoreV1Api(alice_client)
         assert status_of(lambda: alice.list_namespaced_config_map(CONTROL_NAMESPACE)) == 200
-        assert status_of(lambda: alice.patch_namespaced_config_map("silverset-approvals-audit", CONTROL_NAMESPACE, {"data": {"1": "entry"}})) == 200
-        assert status_of(lambda: alice.patch_namespaced_config_map("silverset-approval-abc", CONTROL_NAMESPACE, {"data": {"state": "approved"}})) == 403
-        assert status_of(lambda: alice.create_namespaced_config_map(CONTROL_NAMESPACE, configmap("silverset-approval-forged"))) == 403
+        assert (
+            status_of(
+                lambda: alice.patch_namespaced_config_map(
+                    "silverset-approvals-audit", CONTROL_NAMESPACE, {"data": {"1": "entry"}}
+                )
+            )
+            == 200
+        )
+        assert (
+            status_of(
+                lambda: alice.patch_namespaced_config_map(
+                    "silverset-approval-abc", CONTROL_NAMESPACE, {"data": {"state": "approved"}}
+                )
+            )
+            == 403
+        )
+        assert (
+            status_of(
+                lambda: alice.create_namespaced_config_map(CONTROL_NAMESPACE, configmap("silverset-approval-forged"))
+            )
+            == 403
+        )
         mallory = client.CoreV1Api(fake.client_for_user("mallory@example.com", groups=["developers"]))
         assert status_of(lambda: mallory.list_namespaced_config_map(CONTROL_NAMESPACE)) == 403
         pod_namespace = layout(overlay).pod_namespace
         server = client.CoreV1Api(fake.client_for_service_account(pod_namespace, "silverset-index-server"))
-        assert status_of(lambda: server.list_namespaced_config_map(pod_namespace)) == 403  # the server needs no API access
+        assert (
+            status_of(lambda: server.list_namespaced_config_map(pod_namespace)) == 403
+        )  # the server needs no API access
 
 
 def without_verb(objects: list[dict], role: str, resource: str, verb: str) -> list[dict]:
@@ -251,7 +331,11 @@ REMOVALS = {
 }
 
 
-@pytest.mark.parametrize("overlay,removal", [(o, r) for o, rs in REMOVALS.items() for r in rs], ids=lambda v: v if isinstance(v, str) else f"{v[0]}-{v[2]}-{v[1]}")
+@pytest.mark.parametrize(
+    "overlay,removal",
+    [(o, r) for o, rs in REMOVALS.items() for r in rs],
+    ids=lambda v: v if isinstance(v, str) else f"{v[0]}-{v[2]}-{v[1]}",
+)
 def test_dropping_a_needed_verb_from_the_manifests_is_a_403(overlay, removal):
     role, resource, verb, call = removal
     runner = layout(overlay)
@@ -267,7 +351,11 @@ def test_dropping_the_lease_update_verb_stops_the_lock_renewal():
     overlay = "overlays/kfp-standalone"
     runner = layout(overlay)
     with cluster(without_verb(render(overlay), "silverset-pipeline-steps", "leases", "update")) as fake:
-        results = step_calls(fake, runner.pod_namespace, fake.client_for_service_account(runner.pod_namespace, runner.runner_service_account))
+        results = step_calls(
+            fake,
+            runner.pod_namespace,
+            fake.client_for_service_account(runner.pod_namespace, runner.runner_service_account),
+        )
         assert results["lock: take"] == 200 and results["lock: renew"] == 403
 
 
@@ -279,9 +367,15 @@ def render_with_experiment(overlay: str, tmp_path: Path) -> list[dict]:
     manifests = os.path.relpath(ROOT / "manifests", tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {manifests}/{overlay}\ncomponents:\n  - {manifests}/components/experiment\n")
-    out = subprocess.run([shutil.which("kubectl") or "kubectl", "kustomize", str(tmp_path)], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+        f"resources:\n  - {manifests}/{overlay}\ncomponents:\n  - {manifests}/components/experiment\n"
+    )
+    out = subprocess.run(
+        [shutil.which("kubectl") or "kubectl", "kustomize", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -309,8 +403,11 @@ def test_the_experiment_component_serves_the_pipelines_experiment_and_logs_to_th
     # The pipeline's experiment step (experiment_dir "" -> beside the serving root) writes the file the server reads.
     pvc = tmp_path / "pvc"
     serving_on_pvc = pvc / relpath(config["SILVERSET_SERVING_ROOT"], "/data")
-    made = create_experiment.python_func(attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
-                                         serve_root=str(serving_on_pvc), treatment_share=0.3)
+    made = create_experiment.python_func(
+        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+        serve_root=str(serving_on_pvc),
+        treatment_share=0.3,
+    )
     assert made.experiment_path == str(pvc / relpath(config["SILVERSET_EXPERIMENT"], "/data"))
     assert load_experiment(made.experiment_path).treatment_share == 0.3
     # The exposure log is a writable mount of the same PVC, beside the experiment file, made writable by the Job.

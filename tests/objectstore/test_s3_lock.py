@@ -1,4 +1,5 @@
 """The run lock on S3 (moto's loopback server): conditional writes make it atomic across processes."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """The stages with manifest, videos, workdir and state on S3 (moto's loopback server, real s3fs/botocore)."""
+
 from __future__ import annotations
 
 import fsspec
@@ -6,11 +7,11 @@ import numpy as np
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.spec import example_specs_dir
+from silverset.components.embed import embed
+from silverset.components.frames import pipeline as frames
 from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan, state
 from silverset.components.notify import webhook
-from silverset.components.embed import embed
-from silverset.components.frames import pipeline as frames
 from silverset.components.teacher import annotate
 from tests.helpers.factories import encode_video
 
@@ -37,28 +38,44 @@ def test_plan_frames_embed_annotate_finalize_commit_and_summary_with_everything_
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # a stage that wrongly treated s3:// as a local path would write under here
     state_dir, workdir = f"{s3}/state", f"{s3}/work"
-    first = plan.plan_run(manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir,
-                          run_id="run-1")
+    first = plan.plan_run(
+        manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir, run_id="run-1"
+    )
     assert (first.todo, first.errors) == (5, 0) and first.run_dir.startswith(f"{s3}/work/runs/")
     assert plan.read_plan(plan.plan_dir_of(workdir, "run-1"))["run_dir"] == first.run_dir
-    framed = frames.run(manifest=f"{first.out_dir}/frames_manifest.parquet", out=f"{first.run_dir}/frames",
-                        frames_per_video=2, size=32)
+    framed = frames.run(
+        manifest=f"{first.out_dir}/frames_manifest.parquet", out=f"{first.run_dir}/frames", frames_per_video=2, size=32
+    )
     assert (framed["videos_ok"], framed["errors"]) == (5, 0)
-    embedded = embed.run(frames=f"{first.run_dir}/frames", out=f"{first.run_dir}/embeddings",
-                         manifest=first.todo_manifest)
+    embedded = embed.run(
+        frames=f"{first.run_dir}/frames", out=f"{first.run_dir}/embeddings", manifest=first.todo_manifest
+    )
     assert embedded.stats.outputs == 5
-    labelled = annotate.run(attribute=f"{s3}/spec.yaml", manifest=first.todo_manifest, out=f"{first.run_dir}/teacher",
-                            options=annotate.AnnotateOptions(teacher="zero-shot"))
+    labelled = annotate.run(
+        attribute=f"{s3}/spec.yaml",
+        manifest=first.todo_manifest,
+        out=f"{first.run_dir}/teacher",
+        options=annotate.AnnotateOptions(teacher="zero-shot"),
+    )
     assert (labelled.stats.processed, labelled.stats.outputs) == (5, 5)
-    again = annotate.run(attribute=f"{s3}/spec.yaml", manifest=first.todo_manifest, out=f"{first.run_dir}/teacher",
-                         options=annotate.AnnotateOptions(teacher="zero-shot"))
+    again = annotate.run(
+        attribute=f"{s3}/spec.yaml",
+        manifest=first.todo_manifest,
+        out=f"{first.run_dir}/teacher",
+        options=annotate.AnnotateOptions(teacher="zero-shot"),
+    )
     assert (again.stats.processed, again.stats.resumed) == (0, 5)  # resumed from the parts on S3
-    merged = plan.finalize(plan_dir=first.out_dir, new_labels=f"{first.run_dir}/teacher",
-                           out_dir=f"{first.run_dir}/merged", new_embeddings=f"{first.run_dir}/embeddings")
+    merged = plan.finalize(
+        plan_dir=first.out_dir,
+        new_labels=f"{first.run_dir}/teacher",
+        out_dir=f"{first.run_dir}/merged",
+        new_embeddings=f"{first.run_dir}/embeddings",
+    )
     assert (merged.labels, merged.embeddings) == (5, 5)
     assert not state.load(state_dir).exists  # nothing committed before the promotion went live
-    committed = plan.commit_promotion(plan_dir=first.out_dir, merged_dir=f"{first.run_dir}/merged",
-                                      state_dir=state_dir, run_id="run-1")
+    committed = plan.commit_promotion(
+        plan_dir=first.out_dir, merged_dir=f"{first.run_dir}/merged", state_dir=state_dir, run_id="run-1"
+    )
     assert (committed.videos, committed.embeddings) == (5, 5)
     assert tables.read_table(f"{state_dir}/labels", schemas.LABELS).num_rows == 5
 
@@ -69,8 +86,9 @@ def test_plan_frames_embed_annotate_finalize_commit_and_summary_with_everything_
     # The shard stats say what the last annotate pass did: everything resumed, no teacher call.
     assert (summary.annotate["resumed"], summary.annotate["processed"], summary.annotate["requests"]) == (5, 0, 0)
 
-    second = plan.plan_run(manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir,
-                           run_id="run-2")
+    second = plan.plan_run(
+        manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir, run_id="run-2"
+    )
     assert second.up_to_date and second.todo == 0
     assert run_lock.open_run_lock(state_dir).holder().holder == "run-2"
     assert list(cwd.iterdir()) == []  # nothing landed on the local disk

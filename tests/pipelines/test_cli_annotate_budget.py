@@ -1,5 +1,6 @@
 """`silverset annotate --budget-videos/--budget-usd/--priority`: the teacher labels the same budgeted sample the
 pipeline's plan would choose (one selection function), and a USD cap without a priced teacher is refused."""
+
 from __future__ import annotations
 
 from silverset.components.common import tables
@@ -17,8 +18,21 @@ def _manifest(tmp_path) -> str:
 
 def test_annotate_labels_only_the_budgeted_sample_in_priority_order(cli, tmp_path):
     spec, manifest, out = str(example_specs_dir() / "red_dominant.yaml"), _manifest(tmp_path), tmp_path / "out"
-    result = cli("annotate", "--attribute", spec, "--manifest", manifest, "--out", str(out), "--teacher", "zero-shot",
-                 "--budget-videos", "3", "--priority", "views")
+    result = cli(
+        "annotate",
+        "--attribute",
+        spec,
+        "--manifest",
+        manifest,
+        "--out",
+        str(out),
+        "--teacher",
+        "zero-shot",
+        "--budget-videos",
+        "3",
+        "--priority",
+        "views",
+    )
     assert result.code == 0, result.err
     assert "teachersample:3of8videos" in result.flat_out
     assert sorted(tables.read_table(str(out)).column("video_id").to_pylist()) == ["v5", "v6", "v7"]  # most views
@@ -26,10 +40,30 @@ def test_annotate_labels_only_the_budgeted_sample_in_priority_order(cli, tmp_pat
 
 def test_a_usd_budget_for_an_unpriced_teacher_and_a_bad_budget_exit_2_naming_the_option(cli, tmp_path):
     spec, manifest = str(example_specs_dir() / "red_dominant.yaml"), _manifest(tmp_path)
-    refused = cli("annotate", "--attribute", spec, "--manifest", manifest, "--out", str(tmp_path / "o1"),
-                  "--teacher", "zero-shot", "--budget-usd", "1")
+    refused = cli(
+        "annotate",
+        "--attribute",
+        spec,
+        "--manifest",
+        manifest,
+        "--out",
+        str(tmp_path / "o1"),
+        "--teacher",
+        "zero-shot",
+        "--budget-usd",
+        "1",
+    )
     assert refused.code == 2 and "--budget-usd" in refused.err and "gemini" in refused.err
     assert not (tmp_path / "o1").exists()  # a refused start leaves no folder behind
-    bad = cli("annotate", "--attribute", spec, "--manifest", manifest, "--out", str(tmp_path / "o2"),
-              "--priority", "views;drop")
+    bad = cli(
+        "annotate",
+        "--attribute",
+        spec,
+        "--manifest",
+        manifest,
+        "--out",
+        str(tmp_path / "o2"),
+        "--priority",
+        "views;drop",
+    )
     assert bad.code == 2 and "--priority" in bad.err

@@ -1,4 +1,5 @@
 """`silverset attribute validate`: normalized spec + hashes, or exit 2 naming the bad field."""
+
 from __future__ import annotations
 
 from silverset.components.common.spec import example_specs_dir, load_spec
@@ -14,8 +15,11 @@ def test_valid_spec_prints_normalized_yaml_and_content_hash(cli):
 
 
 def test_invalid_spec_exits_2_naming_the_field(cli, tmp_path):
-    text = (example_specs_dir() / "red_dominant.yaml").read_text().replace("decision_threshold: 0.5",
-                                                                            "decision_threshold: 1.7")
+    text = (
+        (example_specs_dir() / "red_dominant.yaml")
+        .read_text()
+        .replace("decision_threshold: 0.5", "decision_threshold: 1.7")
+    )
     (tmp_path / "bad.yaml").write_text(text)
     result = cli("attribute", "validate", str(tmp_path / "bad.yaml"))
     assert result.code == 2

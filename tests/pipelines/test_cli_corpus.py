@@ -1,12 +1,25 @@
 """`silverset corpus synth`: writes the corpus; a bad --size exits 2."""
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 
 
 def test_synth_writes_videos_manifest_and_truth(cli, tmp_path):
-    result = cli("corpus", "synth", "--out", str(tmp_path / "c"), "--videos", "3", "--seed", "2",
-                 "--duration-s", "1", "--size", "96x64")
+    result = cli(
+        "corpus",
+        "synth",
+        "--out",
+        str(tmp_path / "c"),
+        "--videos",
+        "3",
+        "--seed",
+        "2",
+        "--duration-s",
+        "1",
+        "--size",
+        "96x64",
+    )
     assert result.code == 0
     assert "wrote3videos" in result.flat_out
     assert pq.read_table(tmp_path / "c" / "manifest.parquet").num_rows == 3

@@ -1,6 +1,7 @@
 """`silverset demo`: the whole pipeline through kfp.local on a small synthetic corpus (with hard cases), labelled
 by a frames CNN teacher trained on its own corpus, a query against the deployed index, the A/B analysis, a
 readable summary, the closed A/B loop against the live index server; a second demo over the same folder labels nothing and trains no teacher again."""
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,20 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
     result = cli("demo", "--workdir", str(workdir), *DEMO)
     assert result.code == 0, result.err
     out = result.flat_out
-    for line in ("teachergatePASSED", "studentgatePASSED", "asmallframesCNNtrainedonitsownsyntheticcorpus",
-                 "approvedbyalice@silverset.dev", "auto-approvebyalice", "samplequery",
-                 "A/Blift(allusers):satisfied_consumption", "A/Blift(triggeredusers,randomized):satisfied_consumption",
-                 "CBPS", "teacheronasample,studentoneverything", "control_never_servedok", "every_request_loggedok"):
+    for line in (
+        "teachergatePASSED",
+        "studentgatePASSED",
+        "asmallframesCNNtrainedonitsownsyntheticcorpus",
+        "approvedbyalice@silverset.dev",
+        "auto-approvebyalice",
+        "samplequery",
+        "A/Blift(allusers):satisfied_consumption",
+        "A/Blift(triggeredusers,randomized):satisfied_consumption",
+        "CBPS",
+        "teacheronasample,studentoneverything",
+        "control_never_servedok",
+        "every_request_loggedok",
+    ):
         assert line in out, line
     card_file = next((workdir / "teacher").glob("frames-cnn-*/card.json"))
     card = json.loads(card_file.read_text())
@@ -43,7 +54,9 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
     # No budget: the bulk teacher labelled every due video (120; the 36 golden ones also for the gate), the student
     # scored all 120.
     costs = summary["costs"]
-    assert (costs["teacher_calls"], costs["golden_teacher_calls"], costs["student_items_scored"]) == (120, 36, 120), costs
+    assert (costs["teacher_calls"], costs["golden_teacher_calls"], costs["student_items_scored"]) == (120, 36, 120), (
+        costs
+    )
     # The closed loop: the server's own exposure log has every search, and control was never served.
     loop = json.loads((workdir / "abtest" / "closed_loop" / "summary.json").read_text())
     assert loop["checks"]["control_never_served"] and loop["logged_requests"] == loop["requests"]
@@ -63,8 +76,12 @@ def test_demo_promotes_the_attribute_end_to_end_and_a_second_demo_makes_no_teach
 
 
 def test_help_lists_the_commands():
-    result = subprocess.run([sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "--help"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "from silverset.pipelines.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     for command in ("demo", "corpus", "frames", "attribute", "pipeline"):
         assert command in result.stdout

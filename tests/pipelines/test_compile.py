@@ -1,5 +1,6 @@
 """The compiled package: deterministic, every step present, the ExitHandler/If/ParallelFor structure, the
 kubernetes platform spec, and no secret value (only the Secret's name)."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,10 +39,27 @@ def test_every_stage_is_a_step_and_the_exit_handler_always_notifies(compiled):
     notify = spec["root"]["dag"]["tasks"]["notify-run"]
     assert notify["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"  # runs on failure too
     names = {t["taskInfo"]["name"] for t in tasks.values()}
-    for step in ("plan-incremental", "frames", "embed-shard", "annotate-golden-set", "teacher-gate", "annotate-shard",
-                 "merge-labels-exactly-once", "carry-over-unchanged-videos", "distill-student", "score-golden-set",
-                 "student-gate", "human-approval", "bulk-score", "restricted-vocabulary-and-index", "deploy-index",
-                 "commit-promoted-state", "stop-teacher-gate", "stop-student-gate", "stop-approval"):
+    for step in (
+        "plan-incremental",
+        "frames",
+        "embed-shard",
+        "annotate-golden-set",
+        "teacher-gate",
+        "annotate-shard",
+        "merge-labels-exactly-once",
+        "carry-over-unchanged-videos",
+        "distill-student",
+        "score-golden-set",
+        "student-gate",
+        "human-approval",
+        "bulk-score",
+        "restricted-vocabulary-and-index",
+        "deploy-index",
+        "commit-promoted-state",
+        "stop-teacher-gate",
+        "stop-student-gate",
+        "stop-approval",
+    ):
         assert step in names, step
 
 
@@ -62,11 +80,17 @@ def test_each_gate_and_the_approval_guard_what_follows(compiled):
     assert any("approval-gate-Output" in c and "== 'approved'" in c for c in conditions)
     # Bulk annotation sits under the teacher gate; score, index and deploy under the approval.
     tasks = _tasks(spec)
-    branch_of = {name: component for component, body in spec["components"].items()
-                 for name in body.get("dag", {}).get("tasks", {})}
+    branch_of = {
+        name: component
+        for component, body in spec["components"].items()
+        for name in body.get("dag", {}).get("tasks", {})
+    }
     # Bulk scoring fans out over shards (a ParallelFor in the approved branch); the index waits for every shard.
-    score_loop = next(name for name, t in tasks.items() if "parameterIterator" in t
-                      and "bulk-score-2" in spec["components"][t["componentRef"]["name"]]["dag"]["tasks"])
+    score_loop = next(
+        name
+        for name, t in tasks.items()
+        if "parameterIterator" in t and "bulk-score-2" in spec["components"][t["componentRef"]["name"]]["dag"]["tasks"]
+    )
     assert branch_of["deploy-index"] == branch_of["build-index"] == branch_of[score_loop]
     assert "approval-gate" not in spec["components"][branch_of["deploy-index"]]["dag"]["tasks"]
     assert tasks["build-index"]["dependentTasks"] == [score_loop]
@@ -81,8 +105,11 @@ def test_a_stopped_promotion_fails_the_run_in_an_else_branch_naming_the_stage(co
     stops = {t["taskInfo"]["name"]: t for t in tasks.values() if t["taskInfo"]["name"].startswith("stop-")}
     assert set(stops) == {"stop-teacher-gate", "stop-student-gate", "stop-approval"}
     stage_of = {name: t["inputs"]["parameters"]["stage"]["runtimeValue"]["constant"] for name, t in stops.items()}
-    assert stage_of == {"stop-teacher-gate": "teacher_gate", "stop-student-gate": "student_gate",
-                        "stop-approval": "approval"}
+    assert stage_of == {
+        "stop-teacher-gate": "teacher_gate",
+        "stop-student-gate": "student_gate",
+        "stop-approval": "approval",
+    }
     conditions = _conditions(spec)
     # dsl.Else compiles to the negation of its dsl.If: each gate's failure and the approval's refusal has a branch.
     assert any("evaluate-gate-Output" in c and c.startswith("!(") for c in conditions)
@@ -108,15 +135,21 @@ def test_the_approval_step_waits_cheaply_and_is_bounded_by_a_timeout(compiled, t
     assert int(executors["exec-approval-gate"]["activeDeadlineSeconds"]) >= 72 * 3600
     short = compile_pipeline(tmp_path / "short.yaml", options=PlatformOptions(approval_timeout_hours=2))
     platform = list(yaml.safe_load_all(short.read_text()))[1]
-    deadline = int(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-approval-gate"]
-                   ["activeDeadlineSeconds"])
+    deadline = int(
+        platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-approval-gate"][
+            "activeDeadlineSeconds"
+        ]
+    )
     assert 2 * 3600 <= deadline <= 2 * 3600 + 900
 
 
 def _loop_of(spec: dict, task: str) -> str:
     """The ParallelFor task whose body holds ``task``."""
-    return next(name for name, t in _tasks(spec).items() if "parameterIterator" in t
-                and task in spec["components"][t["componentRef"]["name"]]["dag"]["tasks"])
+    return next(
+        name
+        for name, t in _tasks(spec).items()
+        if "parameterIterator" in t and task in spec["components"][t["componentRef"]["name"]]["dag"]["tasks"]
+    )
 
 
 def test_frames_embed_annotate_and_bulk_score_fan_out_over_shards(compiled, tmp_path):
@@ -137,8 +170,9 @@ def test_frames_embed_annotate_and_bulk_score_fan_out_over_shards(compiled, tmp_
     # The golden-set scoring stays one step outside any loop: the student gate reads one small table.
     with pytest.raises(StopIteration):
         _loop_of(spec, "bulk-score")
-    two = next(yaml.safe_load_all(compile_pipeline(tmp_path / "two.yaml", options=PlatformOptions(shards=2))
-                                  .read_text()))
+    two = next(
+        yaml.safe_load_all(compile_pipeline(tmp_path / "two.yaml", options=PlatformOptions(shards=2)).read_text())
+    )
     widths = {t["parameterIterator"]["items"]["raw"] for t in _tasks(two).values() if "parameterIterator" in t}
     assert widths == {"[0, 1]"}
 
@@ -149,7 +183,9 @@ def test_only_teacher_steps_see_the_gemini_key_and_only_as_an_optional_secret(co
     secret = executors["exec-annotate-shard"]["secretAsEnv"][0]
     assert secret["secretName"] == "silverset-gemini" and secret["keyToEnv"][0]["envVar"] == "GEMINI_API_KEY"
     assert _tasks(spec)["annotate-shard"]["retryPolicy"]["maxRetryCount"] == 3
-    with_secret = {name for name, config in executors.items() if config.get("secretAsEnv") or config.get("secretAsVolume")}
+    with_secret = {
+        name for name, config in executors.items() if config.get("secretAsEnv") or config.get("secretAsVolume")
+    }
     assert with_secret == {"exec-annotate-shard", "exec-annotate-shard-2"}  # golden-set and bulk annotate
     # A zero-shot or local-teacher run needs no Secret on the cluster: no step requires one to start.
     for name in with_secret:
@@ -166,8 +202,11 @@ def test_every_step_runs_the_chosen_image_as_the_images_user_without_installing_
     containers = {name: e["container"] for name, e in spec["deploymentSpec"]["executors"].items()}
     gpu = {"exec-annotate-shard", "exec-annotate-shard-2"}
     for name, container in containers.items():
-        expected = ("registry.example.com/ml/silverset-gpu:1.4.2" if name in gpu
-                    else f"registry.example.com/ml/silverset-cpu:1.4.2@{digest}")
+        expected = (
+            "registry.example.com/ml/silverset-gpu:1.4.2"
+            if name in gpu
+            else f"registry.example.com/ml/silverset-cpu:1.4.2@{digest}"
+        )
         assert container["image"] == expected, name
         assert "pip install" not in " ".join(container["command"]), name  # the image has kfp (requirements.lock)
     for name, config in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items():
@@ -209,8 +248,11 @@ def test_the_compiled_yaml_never_carries_a_key_from_the_environment(tmp_path, mo
 
 def test_embedder_and_experiment_are_run_parameters_of_both_packages_and_reach_their_steps(compiled, tmp_path):
     _, spec, _ = compiled
-    local = next(yaml.safe_load_all(compile_pipeline(tmp_path / "local.yaml",
-                                                     options=PlatformOptions(local_demo=True)).read_text()))
+    local = next(
+        yaml.safe_load_all(
+            compile_pipeline(tmp_path / "local.yaml", options=PlatformOptions(local_demo=True)).read_text()
+        )
+    )
     for package in (spec, local):
         params = package["root"]["inputDefinitions"]["parameters"]
         assert params["embedder"]["defaultValue"] == "default"
@@ -235,8 +277,11 @@ def test_frame_sampling_is_a_run_parameter_that_reaches_the_frames_step(compiled
 def test_the_experiment_starts_only_when_asked_after_the_commit_in_the_approved_branch(compiled):
     _, spec, _ = compiled
     tasks = _tasks(spec)
-    branch_of = {name: component for component, body in spec["components"].items()
-                 for name in body.get("dag", {}).get("tasks", {})}
+    branch_of = {
+        name: component
+        for component, body in spec["components"].items()
+        for name in body.get("dag", {}).get("tasks", {})
+    }
     experiment = tasks["create-experiment"]
     assert experiment["taskInfo"]["name"] == "start-experiment"
     inputs = experiment["inputs"]["parameters"]
@@ -244,22 +289,28 @@ def test_the_experiment_starts_only_when_asked_after_the_commit_in_the_approved_
     assert inputs["out_dir"]["componentInputParameter"].endswith("experiment_dir")
     assert inputs["serve_root"]["componentInputParameter"].endswith("serve_root")
     # Its own dsl.If on the parameter, nested in the branch that deploys and commits.
-    guard = next(name for name, t in tasks.items() if branch_of.get("create-experiment") == t.get(
-        "componentRef", {}).get("name"))
+    guard = next(
+        name for name, t in tasks.items() if branch_of.get("create-experiment") == t.get("componentRef", {}).get("name")
+    )
     condition = tasks[guard]["triggerPolicy"]["condition"]
     assert "experiment_treatment_share" in condition and "> 0.0" in condition
     assert branch_of[guard] == branch_of["commit-promotion"]
     assert tasks[guard]["dependentTasks"] == ["commit-promotion"]  # .after(commit) lands on the If's task
 
 
-FLINK_OPTIONS = ("--flink_master=flink-jobmanager.flink:8081 --environment_type=EXTERNAL "
-                 "--environment_config=localhost:50000 --parallelism=8")
+FLINK_OPTIONS = (
+    "--flink_master=flink-jobmanager.flink:8081 --environment_type=EXTERNAL "
+    "--environment_config=localhost:50000 --parallelism=8"
+)
 
 
 def test_beam_runner_and_options_are_run_parameters_that_reach_the_frames_and_score_shards(compiled, tmp_path):
     _, spec, _ = compiled
-    local = next(yaml.safe_load_all(compile_pipeline(tmp_path / "local.yaml",
-                                                     options=PlatformOptions(local_demo=True)).read_text()))
+    local = next(
+        yaml.safe_load_all(
+            compile_pipeline(tmp_path / "local.yaml", options=PlatformOptions(local_demo=True)).read_text()
+        )
+    )
     for package in (spec, local):
         params = package["root"]["inputDefinitions"]["parameters"]
         assert params["beam_runner"]["defaultValue"] == "DirectRunner"
@@ -287,13 +338,16 @@ def test_the_compiled_yaml_carries_the_runner_options_chosen_at_compile_time(tmp
     check_no_secret_values(path.read_text())
 
 
-@pytest.mark.parametrize("field, value, problem", [
-    ("beam_runner", "Flink", "use one of DirectRunner, FlinkRunner, SparkRunner, PortableRunner, DataflowRunner"),
-    ("beam_options", "--service_account_key_file=/secrets/sa.json", "secret"),
-    ("beam_options", '["--dataflow_service_options={\\"type\\": \\"service_account\\"}"]', "key JSON"),
-    ("beam_options", "--runner=DataflowRunner", "beam_runner parameter"),
-    ("beam_options", "flink_master=x:8081", "not a Beam flag"),
-])
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("beam_runner", "Flink", "use one of DirectRunner, FlinkRunner, SparkRunner, PortableRunner, DataflowRunner"),
+        ("beam_options", "--service_account_key_file=/secrets/sa.json", "secret"),
+        ("beam_options", '["--dataflow_service_options={\\"type\\": \\"service_account\\"}"]', "key JSON"),
+        ("beam_options", "--runner=DataflowRunner", "beam_runner parameter"),
+        ("beam_options", "flink_master=x:8081", "not a Beam flag"),
+    ],
+)
 def test_an_unknown_runner_or_a_secret_carrying_option_is_refused_at_compile_time(field, value, problem, tmp_path):
     from pydantic import ValidationError
 
@@ -305,12 +359,29 @@ def test_the_cli_refuses_bad_beam_parameters_with_exit_code_2(cli, tmp_path):
     out = tmp_path / "p.yaml"
     result = cli("pipeline", "compile", "--out", str(out), "--beam-runner", "SparkRuner")
     assert result.code == 2 and "SparkRunner" in result.flat_err and not out.exists()
-    result = cli("pipeline", "run", "--local", "--attribute", str(tmp_path / "a.yaml"), "--manifest", "m.csv",
-                 "--param", "beam_options=--aws_secret_access_key=abc")
+    result = cli(
+        "pipeline",
+        "run",
+        "--local",
+        "--attribute",
+        str(tmp_path / "a.yaml"),
+        "--manifest",
+        "m.csv",
+        "--param",
+        "beam_options=--aws_secret_access_key=abc",
+    )
     assert result.code == 2 and "beam_options" in result.flat_err and "secret" in result.flat_err
     assert "abc" not in result.flat_err  # the refused value is never echoed
-    result = cli("pipeline", "compile", "--out", str(out), "--beam-runner", "DataflowRunner", "--beam-options",
-                 '["--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp"]')
+    result = cli(
+        "pipeline",
+        "compile",
+        "--out",
+        str(out),
+        "--beam-runner",
+        "DataflowRunner",
+        "--beam-options",
+        '["--project=p", "--region=europe-west4", "--temp_location=gs://b/tmp"]',
+    )
     assert result.code == 0 and "DataflowRunner" in out.read_text()
 
 
@@ -321,8 +392,11 @@ def test_the_documented_beam_parameters_pass_the_checks_the_steps_make():
     from silverset.pipelines.cli.pipeline import _check_beam_params
 
     text = (Path(__file__).resolve().parents[2] / "manifests" / "README.md").read_text().replace("\\\n", " ")
-    documented = [dict(w.split("=", 1) for w in shlex.split(line) if w.startswith("beam_"))
-                  for line in text.splitlines() if line.startswith("silverset pipeline submit")]
+    documented = [
+        dict(w.split("=", 1) for w in shlex.split(line) if w.startswith("beam_"))
+        for line in text.splitlines()
+        if line.startswith("silverset pipeline submit")
+    ]
     documented = [params for params in documented if params]
     assert documented and any(p["beam_runner"] == "PortableRunner" for p in documented)
     for params in documented:

@@ -103,19 +103,31 @@ def test_leaving_the_block_restores_kfp_local_and_a_failing_callback_never_fails
     assert task_executor.execute_single_task is original
 
 
-@pytest.mark.parametrize(("task", "outputs", "expected"), [
-    ("frames", {"frames_dir": "/r/frames", "videos": 60, "errors": 0, "frames": 480}, (60, "videos framed", "")),
-    ("annotate-shard", {"Output": '{"outputs": 0, "resumed": 30, "errors": 0}'},
-     (0, "videos labelled", "30 done by an earlier run")),
-    ("bulk-score", {"scores": "/r/scores", "scored": 58.0, "errors": 2}, (58, "videos scored", "")),
-    ("restricted-vocabulary-and-index", {"Output": "20261130T101500-ab12"},
-     (None, "", "version 20261130T101500-ab12")),
-    ("notify-and-clean-up", {"Output": "none"}, (None, "", "")),
-    ("deploy-index", {"Output": '{"target": "local", "version": "red_dominant-v1-4a90", "changed": false}'},
-     (None, "", "red_dominant-v1-4a90 already live")),
-    ("plan-incremental", {"Output": ""}, (None, "", "corpus unchanged: nothing to do")),
-    ("plan-incremental", {"Output": "/no/such/run"}, (None, "", "")),
-])
+@pytest.mark.parametrize(
+    ("task", "outputs", "expected"),
+    [
+        ("frames", {"frames_dir": "/r/frames", "videos": 60, "errors": 0, "frames": 480}, (60, "videos framed", "")),
+        (
+            "annotate-shard",
+            {"Output": '{"outputs": 0, "resumed": 30, "errors": 0}'},
+            (0, "videos labelled", "30 done by an earlier run"),
+        ),
+        ("bulk-score", {"scores": "/r/scores", "scored": 58.0, "errors": 2}, (58, "videos scored", "")),
+        (
+            "restricted-vocabulary-and-index",
+            {"Output": "20261130T101500-ab12"},
+            (None, "", "version 20261130T101500-ab12"),
+        ),
+        ("notify-and-clean-up", {"Output": "none"}, (None, "", "")),
+        (
+            "deploy-index",
+            {"Output": '{"target": "local", "version": "red_dominant-v1-4a90", "changed": false}'},
+            (None, "", "red_dominant-v1-4a90 already live"),
+        ),
+        ("plan-incremental", {"Output": ""}, (None, "", "corpus unchanged: nothing to do")),
+        ("plan-incremental", {"Output": "/no/such/run"}, (None, "", "")),
+    ],
+)
 def test_counts_come_from_what_each_stage_returns(task, outputs, expected):
     assert describe_outputs(task, outputs) == expected
 
@@ -131,11 +143,18 @@ def test_the_plan_step_counts_the_videos_its_plan_says_are_due(tmp_path):
         (videos / f"v{i}.mp4").write_bytes(f"bytes {i}".encode())
         lines.append(f"v{i},{videos / f'v{i}.mp4'}")
     (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
-    summary = plan_run(manifest=str(tmp_path / "manifest.csv"), state_dir=str(tmp_path / "state"),
-                       attribute_spec=str(example_specs_dir() / "red_dominant.yaml"), workdir=str(tmp_path / "w"),
-                       run_id="run-1")
+    summary = plan_run(
+        manifest=str(tmp_path / "manifest.csv"),
+        state_dir=str(tmp_path / "state"),
+        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+        workdir=str(tmp_path / "w"),
+        run_id="run-1",
+    )
     assert describe_outputs("plan-incremental", {"Output": summary.run_dir}) == (
-        5, "of 5 videos to process (new or changed)", "")
+        5,
+        "of 5 videos to process (new or changed)",
+        "",
+    )
 
 
 def test_the_demo_prints_one_line_per_start_and_end_with_count_note_and_seconds():
@@ -147,14 +166,28 @@ def test_the_demo_prints_one_line_per_start_and_end_with_count_note_and_seconds(
     printer = ProgressPrinter(Console(file=out, width=60))
     printer(TaskEvent(task="corpus synth", phase="start"))
     printer(TaskEvent(task="corpus synth", phase="end", seconds=12.34, status="SUCCESS", count=200, unit="videos"))
-    printer(TaskEvent(task="embed-shard", phase="end", shard=1, shards=2, seconds=3.0, status="SUCCESS", count=100,
-                      unit="videos embedded", note="4 done by an earlier run", within="pipeline"))
+    printer(
+        TaskEvent(
+            task="embed-shard",
+            phase="end",
+            shard=1,
+            shards=2,
+            seconds=3.0,
+            status="SUCCESS",
+            count=100,
+            unit="videos embedded",
+            note="4 done by an earlier run",
+            within="pipeline",
+        )
+    )
     printer(TaskEvent(task="student-gate", phase="end", seconds=0.5, status="FAILURE", within="pipeline"))
     lines = [line[9:] for line in out.getvalue().splitlines()]  # after HH:MM:SS
-    assert lines == ["start corpus synth",
-                     "done  corpus synth: 200 videos  12.3 s",
-                     "  done  embed-shard [shard 2/2]: 100 videos embedded, 4 done by an earlier run  3.0 s",
-                     "  FAILED student-gate  0.5 s"]  # one line each, even past the console's 60 columns
+    assert lines == [
+        "start corpus synth",
+        "done  corpus synth: 200 videos  12.3 s",
+        "  done  embed-shard [shard 2/2]: 100 videos embedded, 4 done by an earlier run  3.0 s",
+        "  FAILED student-gate  0.5 s",
+    ]  # one line each, even past the console's 60 columns
 
 
 def test_quiet_libraries_reach_a_subprocess_keep_the_users_own_setting_and_are_undone(monkeypatch):

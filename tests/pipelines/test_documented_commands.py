@@ -1,6 +1,7 @@
 """The commands README.md and manifests/README.md tell a platform team to run are runnable as written: every
 ``--param`` of ``silverset pipeline submit|schedule`` names a parameter of the compiled package, the required
 ones are all there, store URIs are valid, and every ``kubectl apply -k`` names an overlay that exists."""
+
 from __future__ import annotations
 
 import re
@@ -57,8 +58,9 @@ def test_every_documented_submit_and_schedule_command_passes_the_parameter_check
     cluster.check_params(params, inputs)  # unknown, missing required, bad store URI: SilversetInputError
 
 
-@pytest.mark.parametrize("doc,command", [(d, c) for d in DOCS for c in shell_commands(d.read_text())
-                                         if c.startswith("kubectl apply -k")])
+@pytest.mark.parametrize(
+    "doc,command", [(d, c) for d in DOCS for c in shell_commands(d.read_text()) if c.startswith("kubectl apply -k")]
+)
 def test_every_documented_overlay_exists(doc, command):
     overlay = shlex.split(command)[3]
     assert (ROOT / overlay / "kustomization.yaml").is_file(), f"{doc}: {command}"
@@ -68,8 +70,13 @@ def test_the_check_would_catch_what_the_documents_once_said(inputs):
     """The old manifests/README.md passed approval_store=k8s:silverset and the old README left out state_dir."""
     from silverset.components.common.errors import SilversetInputError
 
-    good = {"attribute_spec": "/data/s.yaml", "manifest": "/data/m.parquet", "workdir": "/data/w",
-            "state_dir": "/data/w/state", "golden_set": "/data/g.parquet"}
+    good = {
+        "attribute_spec": "/data/s.yaml",
+        "manifest": "/data/m.parquet",
+        "workdir": "/data/w",
+        "state_dir": "/data/w/state",
+        "golden_set": "/data/g.parquet",
+    }
     cluster.check_params(good, inputs)
     with pytest.raises(SilversetInputError, match="approval_store"):
         cluster.check_params({**good, "approval_store": "k8s:silverset"}, inputs)

@@ -2,6 +2,7 @@
 stops ends FAILED with the reason in the run summary and leaves the corpus un-marked; the next run plans the
 same videos again and pays the teacher nothing twice; two runs started together over one workdir never
 corrupt each other."""
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,18 @@ def corpus(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("corpus")
     made = synth(out=root / "c", videos=30, seed=0, duration_s=1.0, width=96, height=64)
-    golden = golden_from_truth(truth=made["truth"], spec_path=str(example_specs_dir() / "red_dominant.yaml"),
-                               out=str(root / "golden.parquet"), share=0.5, seed=0)
-    return {"manifest": made["manifest"], "golden": golden["golden"],
-            "checkpoint": write_demo_teacher(root / "teacher.pt")}
+    golden = golden_from_truth(
+        truth=made["truth"],
+        spec_path=str(example_specs_dir() / "red_dominant.yaml"),
+        out=str(root / "golden.parquet"),
+        share=0.5,
+        seed=0,
+    )
+    return {
+        "manifest": made["manifest"],
+        "golden": golden["golden"],
+        "checkpoint": write_demo_teacher(root / "teacher.pt"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +53,18 @@ def corpus60(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("corpus60")
     made = synth(out=root / "c", videos=60, seed=0, duration_s=1.0, width=96, height=64)
-    golden = golden_from_truth(truth=made["truth"], spec_path=str(example_specs_dir() / "red_dominant.yaml"),
-                               out=str(root / "golden.parquet"), share=0.5, seed=0)
-    return {"manifest": made["manifest"], "golden": golden["golden"],
-            "checkpoint": write_demo_teacher(root / "teacher.pt")}
+    golden = golden_from_truth(
+        truth=made["truth"],
+        spec_path=str(example_specs_dir() / "red_dominant.yaml"),
+        out=str(root / "golden.parquet"),
+        share=0.5,
+        seed=0,
+    )
+    return {
+        "manifest": made["manifest"],
+        "golden": golden["golden"],
+        "checkpoint": write_demo_teacher(root / "teacher.pt"),
+    }
 
 
 def spec_with(tmp_path: Path, **changes) -> str:
@@ -74,9 +91,14 @@ def run(corpus, workdir, spec, **params):
     from silverset.pipelines.attribute_promotion import PlatformOptions
     from silverset.pipelines.local_run import run_local
 
-    return run_local(attribute_spec=spec, manifest=corpus["manifest"], workdir=workdir, golden_set=corpus["golden"],
-                     params={**PARAMS, "teacher_checkpoint": corpus["checkpoint"], **params},
-                     options=PlatformOptions(shards=1))
+    return run_local(
+        attribute_spec=spec,
+        manifest=corpus["manifest"],
+        workdir=workdir,
+        golden_set=corpus["golden"],
+        params={**PARAMS, "teacher_checkpoint": corpus["checkpoint"], **params},
+        options=PlatformOptions(shards=1),
+    )
 
 
 def assert_stopped(result, outcome: str, reason: str) -> None:
@@ -112,8 +134,11 @@ def _reject_when_asked(workdir: Path, digest_seen: dict) -> threading.Thread:
                 pending = [r for r in service.list() if r.state.value == "pending"]
                 if pending:
                     digest_seen["digest"] = pending[0].candidate_digest
-                    service.reject(pending[0].candidate_digest, user="bob@silverset.dev", reason="the report shows "
-                                   "red logos labelled positive")
+                    service.reject(
+                        pending[0].candidate_digest,
+                        user="bob@silverset.dev",
+                        reason="the report shows red logos labelled positive",
+                    )
                     return
             time.sleep(0.5)
 
@@ -154,8 +179,9 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     spec = spec_with(tmp_path, **{"gates.student__min_f1_retention": 0.0})
     workdir = tmp_path / "w"
     budget = {"teacher_budget_videos": 12, "cost_per_core_hour_usd": 0.0408}  # 20% of the 60-video corpus
-    result = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev",
-                 experiment_treatment_share=0.25)
+    result = run(
+        corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev", experiment_treatment_share=0.25
+    )
     assert result.status == "SUCCEEDED", result.error
     assert result.summary["outcome"] == "promoted"
     # The experiment step ran after the commit: the promoted version's experiment, beside the serving root.
@@ -200,11 +226,24 @@ def test_an_expired_approval_fails_the_run_as_expired(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_an_unknown_pipeline_parameter_is_named_with_the_valid_ones(corpus, tmp_path, cli):
-    result = cli("pipeline", "run", "--local", "--attribute", spec_with(tmp_path), "--manifest", corpus["manifest"],
-                 "--workdir", str(tmp_path / "w"), "--param", "teacher=zero-shot")
+    result = cli(
+        "pipeline",
+        "run",
+        "--local",
+        "--attribute",
+        spec_with(tmp_path),
+        "--manifest",
+        corpus["manifest"],
+        "--workdir",
+        str(tmp_path / "w"),
+        "--param",
+        "teacher=zero-shot",
+    )
     assert result.code == 2
-    assert "unknown pipeline parameter(s) teacher" in result.flat_err.replace(" ", "") or \
-        "unknownpipelineparameter(s)teacher" in result.flat_err
+    assert (
+        "unknown pipeline parameter(s) teacher" in result.flat_err.replace(" ", "")
+        or "unknownpipelineparameter(s)teacher" in result.flat_err
+    )
     assert "teacher_backend" in result.err
 
 
@@ -214,9 +253,25 @@ def test_two_runs_started_together_over_one_workdir_never_corrupt_each_other(cor
     with outcome "locked", naming the holder, and touches nothing of the first run's."""
     spec = spec_with(tmp_path, **{"gates.teacher__min_positives": 50})  # the holder stops at its teacher gate
     workdir = tmp_path / "w"
-    command = silverset_argv("pipeline", "run", "--local", "--attribute", spec, "--manifest", corpus["manifest"],
-                             "--golden-set", corpus["golden"], "--workdir", str(workdir), "--shards", "1",
-                             "--param", "frames_per_video=2", "--param", "frame_size=64")
+    command = silverset_argv(
+        "pipeline",
+        "run",
+        "--local",
+        "--attribute",
+        spec,
+        "--manifest",
+        corpus["manifest"],
+        "--golden-set",
+        corpus["golden"],
+        "--workdir",
+        str(workdir),
+        "--shards",
+        "1",
+        "--param",
+        "frames_per_video=2",
+        "--param",
+        "frame_size=64",
+    )
     # The second run starts once the first holds the lock (its plan step has taken it), so the test does not depend
     # on which process's interpreter starts first; racing creators of one lock are tested in test_lock/test_s3_lock.
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,4 +1,5 @@
 """Clean errors: a bad --store exits 2 with one line naming it, and a read-only command creates nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,15 +30,18 @@ def _example_spec() -> str:
     return (example_specs_dir() / "red_dominant.yaml").read_text()
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "isnotUTF-8text"),
-    (b"name: x\x00\x00\x00\n", "NULbytes"),
-    ("approval_timeout_hours: .inf\n", "approval_timeout_hours':Inputshouldbeafinitenumber"),
-    ("approval_timeout_hours: .nan\n", "approval_timeout_hours':Inputshouldbeafinitenumber"),
-    ("version: true\n", "field'version':Inputshouldbeavalidinteger"),
-    ("version: 99999999999999999999999\n", "field'version':Inputshouldbelessthanorequalto2147483647"),
-    ("name: other_name\n", "duplicatekey'name'"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "isnotUTF-8text"),
+        (b"name: x\x00\x00\x00\n", "NULbytes"),
+        ("approval_timeout_hours: .inf\n", "approval_timeout_hours':Inputshouldbeafinitenumber"),
+        ("approval_timeout_hours: .nan\n", "approval_timeout_hours':Inputshouldbeafinitenumber"),
+        ("version: true\n", "field'version':Inputshouldbeavalidinteger"),
+        ("version: 99999999999999999999999\n", "field'version':Inputshouldbelessthanorequalto2147483647"),
+        ("name: other_name\n", "duplicatekey'name'"),
+    ],
+)
 def test_a_bad_spec_file_exits_2_with_one_line_naming_it(cli, tmp_path, content, problem):
     path = tmp_path / "spec.yaml"
     if isinstance(content, bytes):
@@ -45,7 +49,11 @@ def test_a_bad_spec_file_exits_2_with_one_line_naming_it(cli, tmp_path, content,
     else:
         base = _example_spec()
         key = content.split(":")[0]
-        path.write_text("\n".join(line for line in base.splitlines() if not line.startswith(f"{key}:") or key == "name") + "\n" + content)
+        path.write_text(
+            "\n".join(line for line in base.splitlines() if not line.startswith(f"{key}:") or key == "name")
+            + "\n"
+            + content
+        )
     result = cli("attribute", "validate", str(path))
     assert result.code == 2, result.err
     assert f"attributespec'{path}'" in result.flat_err and problem in result.flat_err, result.err

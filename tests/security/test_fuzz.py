@@ -21,6 +21,7 @@ Besides "no 5xx, always JSON", each property checks what a user relies on for th
 search answers from the live version with only vocabulary videos, best first, none excluded; a label lands
 under the signed-in user; a valid spec prints its content hash.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from silverset.components.common.spec import example_specs_dir
-
 from tests.components.studio.conftest import PEOPLE, bearer, catalog, corpus, tokens, users, users_file, workdir  # noqa: F401
 from tests.helpers.fuzz import fuzz_settings
 from tests.helpers.indexes import build_tiny_index, tiny_index_spec
@@ -45,11 +45,15 @@ DIMENSIONS = 16
 
 
 def json_body(response) -> object:
-    assert response.headers.get("content-type", "").startswith("application/json"), (response.status_code, response.headers)
+    assert response.headers.get("content-type", "").startswith("application/json"), (
+        response.status_code,
+        response.headers,
+    )
     return response.json()
 
 
 # ---- index server ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def index_client(tmp_path_factory):
@@ -67,11 +71,18 @@ def create_index_app(out):
     return create_app(out)
 
 
-any_float = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e309, -1e309, 3e38, 1e18, 1.0000001e18, 5e-324])
+any_float = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [1e309, -1e309, 3e38, 1e18, 1.0000001e18, 5e-324]
+)
 ordinary_float = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
-json_scalar = st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | any_float | st.text(max_size=20)
-json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                          max_leaves=12)
+json_scalar = (
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | any_float | st.text(max_size=20)
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 video_id = st.integers(min_value=0, max_value=420).map(lambda i: f"v{i:06d}") | st.text(max_size=30)
 
 
@@ -97,10 +108,17 @@ def search_bodies(draw):
         n = draw(st.integers(0, 4))
         body["history_vectors"] = draw(st.lists(vectors(valid=draw(st.booleans())), min_size=n, max_size=n))
         if draw(st.booleans()):
-            body["history_probabilities"] = draw(st.lists(any_float | st.floats(0, 1), min_size=n, max_size=n + draw(st.integers(0, 1))))
+            body["history_probabilities"] = draw(
+                st.lists(any_float | st.floats(0, 1), min_size=n, max_size=n + draw(st.integers(0, 1)))
+            )
     elif kind == "mixed":
-        body = draw(st.dictionaries(st.sampled_from(["vector", "history", "history_vectors", "history_probabilities", "k", "exclude"]),
-                                    json_value, max_size=4))
+        body = draw(
+            st.dictionaries(
+                st.sampled_from(["vector", "history", "history_vectors", "history_probabilities", "k", "exclude"]),
+                json_value,
+                max_size=4,
+            )
+        )
     else:
         return draw(json_value), False
     if valid:  # a well-formed query: k and exclude, when given, are of the right kind
@@ -110,7 +128,9 @@ def search_bodies(draw):
             body["exclude"] = draw(st.lists(video_id, max_size=20))
         return body, True
     if draw(st.booleans()):
-        body["k"] = draw(st.integers(1, 50) | st.integers(-5, 0) | st.sampled_from([1001, 10**9, 2**63, 10**40]) | json_scalar)
+        body["k"] = draw(
+            st.integers(1, 50) | st.integers(-5, 0) | st.sampled_from([1001, 10**9, 2**63, 10**40]) | json_scalar
+        )
     if draw(st.booleans()):
         body["exclude"] = draw(st.lists(video_id, max_size=20) | json_value)
     if draw(st.integers(0, 9)) == 0:
@@ -147,14 +167,21 @@ def test_index_search_never_answers_5xx_and_valid_queries_get_vocabulary_results
         assert len(answer["results"]) == min(body.get("k", 10), len(vocabulary - excluded))
 
 
-attribute_names = st.just(ATTRIBUTE) | st.text(min_size=1, max_size=40) | st.sampled_from(
-    ["..", "%2e%2e", "red_dominant/../red_dominant", "red_dominant%00", "\u202ered", "a" * 5000])
+attribute_names = (
+    st.just(ATTRIBUTE)
+    | st.text(min_size=1, max_size=40)
+    | st.sampled_from(["..", "%2e%2e", "red_dominant/../red_dominant", "red_dominant%00", "\u202ered", "a" * 5000])
+)
 
 
 @fuzz_settings(400)
-@given(attribute=attribute_names,
-       raw=st.binary(max_size=300) | json_value.map(encode) | st.sampled_from([b"", b"{", b"[]", b"null", b'{"vector": NaN}', b"\xff\xfe"]),
-       content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))
+@given(
+    attribute=attribute_names,
+    raw=st.binary(max_size=300)
+    | json_value.map(encode)
+    | st.sampled_from([b"", b"{", b"[]", b"null", b'{"vector": NaN}', b"\xff\xfe"]),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+)
 def test_index_raw_bodies_and_any_attribute_name_get_a_json_4xx_not_a_5xx(index_client, attribute, raw, content_type):
     path = "/v1/attributes/" + urllib.parse.quote(attribute, safe="") + "/search"
     r = index_client.post(path, content=raw, headers={"Content-Type": content_type} if content_type else {})
@@ -179,14 +206,30 @@ def studio_client(catalog, users, tokens, tmp_path_factory):  # noqa: F811 - the
 
     tmp = tmp_path_factory.mktemp("fuzz-studio")
     studio = Studio(catalog=catalog, db_url=f"sqlite:///{tmp / 'studio.db'}", golden_dir=tmp / "golden")
-    with TestClient(create_app(studio, users=users), base_url="http://localhost", headers=bearer(tokens, "root")) as client:
+    with TestClient(
+        create_app(studio, users=users), base_url="http://localhost", headers=bearer(tokens, "root")
+    ) as client:
         assert client.post("/api/attributes", json={"example": ATTRIBUTE, "policy": "ucb"}).status_code == 201
         client.tokens, client.video_ids = tokens, list(catalog.video_ids)
         yield client
 
 
-studio_keys = st.just(KEY) | st.sampled_from(["red_dominant@v99999999999999999999999", "red_dominant@v0", "red_dominant@v-1",
-                                              "red_dominant", "@v1", "red_dominant@v1@v1", "..", "cooking@v1"]) | st.text(min_size=1, max_size=30)
+studio_keys = (
+    st.just(KEY)
+    | st.sampled_from(
+        [
+            "red_dominant@v99999999999999999999999",
+            "red_dominant@v0",
+            "red_dominant@v-1",
+            "red_dominant",
+            "@v1",
+            "red_dominant@v1@v1",
+            "..",
+            "cooking@v1",
+        ]
+    )
+    | st.text(min_size=1, max_size=30)
+)
 
 
 @st.composite
@@ -200,8 +243,10 @@ def label_requests(draw):
             body["source"] = draw(st.sampled_from(["manual", "feed:random", "feed:borderline"]))
         return KEY, body, person, True
     key = draw(studio_keys)
-    body = {"video_id": draw(st.just(real) | st.text(max_size=300) | json_scalar),
-            "label": draw(st.sampled_from(["positive", "negative", "skip"]) | json_scalar)}
+    body = {
+        "video_id": draw(st.just(real) | st.text(max_size=300) | json_scalar),
+        "label": draw(st.sampled_from(["positive", "negative", "skip"]) | json_scalar),
+    }
     if draw(st.booleans()):
         body["source"] = draw(st.sampled_from(["manual", "feed:random"]) | json_scalar)
     if draw(st.booleans()):
@@ -210,9 +255,15 @@ def label_requests(draw):
         body[draw(st.sampled_from(["labeler", "user", "role"]) | st.text(max_size=8))] = draw(json_value)
     if draw(st.integers(0, 9)) == 0:
         body = draw(json_value)
-    valid = (key == KEY and isinstance(body, dict) and set(body) <= {"video_id", "label", "source"} and body.get("video_id") == real
-             and body.get("label") in ("positive", "negative", "skip") and body.get("source", "manual") in ("manual", "feed:random")
-             and "expected_revision" not in body)
+    valid = (
+        key == KEY
+        and isinstance(body, dict)
+        and set(body) <= {"video_id", "label", "source"}
+        and body.get("video_id") == real
+        and body.get("label") in ("positive", "negative", "skip")
+        and body.get("source", "manual") in ("manual", "feed:random")
+        and "expected_revision" not in body
+    )
     return key, body, person, valid
 
 
@@ -220,8 +271,11 @@ def label_requests(draw):
 @given(case=label_requests())
 def test_studio_labels_never_answer_5xx_and_a_valid_label_is_stored_under_the_signed_in_user(studio_client, case):
     key, body, person, valid = case
-    r = studio_client.post(f"/api/attributes/{urllib.parse.quote(key, safe='')}/labels", content=json.dumps(body),
-                           headers={**bearer(studio_client.tokens, person), "Content-Type": "application/json"})
+    r = studio_client.post(
+        f"/api/attributes/{urllib.parse.quote(key, safe='')}/labels",
+        content=json.dumps(body),
+        headers={**bearer(studio_client.tokens, person), "Content-Type": "application/json"},
+    )
     answer = json_body(r)
     assert r.status_code < 500, (r.status_code, answer)
     if not valid:
@@ -229,19 +283,30 @@ def test_studio_labels_never_answer_5xx_and_a_valid_label_is_stored_under_the_si
         return
     assert r.status_code == 200, answer
     assert answer["label"]["labeler"] == person and answer["label"]["label"] == body["label"]
-    stored = {(row["video_id"], row["labeler"]): row["label"] for row in json_body(studio_client.get(f"/api/attributes/{KEY}/labels"))}
+    stored = {
+        (row["video_id"], row["labeler"]): row["label"]
+        for row in json_body(studio_client.get(f"/api/attributes/{KEY}/labels"))
+    }
     assert stored[(body["video_id"], person)] == body["label"]
 
 
 @fuzz_settings(300)
-@given(key=studio_keys, q=st.text(max_size=600) | st.sampled_from(["crimson", "red", "%", "' OR 1=1 --", "\x00"]),
-       limit=st.none() | st.integers(-2, 250) | st.sampled_from(["ten", "1e3", "99999999999999999999999"]))
+@given(
+    key=studio_keys,
+    q=st.text(max_size=600) | st.sampled_from(["crimson", "red", "%", "' OR 1=1 --", "\x00"]),
+    limit=st.none() | st.integers(-2, 250) | st.sampled_from(["ten", "1e3", "99999999999999999999999"]),
+)
 def test_studio_search_never_answers_5xx_and_respects_the_limit(studio_client, key, q, limit):
     params = {"q": q} if limit is None else {"q": q, "limit": str(limit)}
     r = studio_client.get(f"/api/attributes/{urllib.parse.quote(key, safe='')}/search", params=params)
     answer = json_body(r)
     assert r.status_code < 500, (r.status_code, answer)
-    valid = key == KEY and 1 <= len(q) <= 500 and q.strip() and (limit is None or (isinstance(limit, int) and 1 <= limit <= 200))
+    valid = (
+        key == KEY
+        and 1 <= len(q) <= 500
+        and q.strip()
+        and (limit is None or (isinstance(limit, int) and 1 <= limit <= 200))
+    )
     if not valid:
         assert r.status_code in (404, 422), (r.status_code, answer)
         return
@@ -251,6 +316,7 @@ def test_studio_search_never_answers_5xx_and_respects_the_limit(studio_client, k
 
 
 # ---- spec loader CLI ------------------------------------------------------------------------------------
+
 
 def example_spec() -> dict:
     return yaml.safe_load((example_specs_dir() / f"{ATTRIBUTE}.yaml").read_text())
@@ -264,8 +330,12 @@ def _paths(data, prefix=()):
 
 
 SPEC_PATHS = sorted(_paths(example_spec()))
-weird_value = (json_value | st.integers(min_value=-(10**40), max_value=10**40) | st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
-               | st.sampled_from([float("inf"), float("nan"), 1e308, -0.0, "", "\u0000", "\u202e", "💥" * 50, [], {}, True]))
+weird_value = (
+    json_value
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+    | st.sampled_from([float("inf"), float("nan"), 1e308, -0.0, "", "\u0000", "\u202e", "💥" * 50, [], {}, True])
+)
 
 
 @st.composite
@@ -291,7 +361,14 @@ def spec_files(draw):
     text = yaml.safe_dump(data, allow_unicode=draw(st.booleans()), sort_keys=False)
     if draw(st.integers(0, 4)) == 0:
         at = draw(st.integers(0, len(text)))
-        text = text[:at] + draw(st.text(max_size=40) | st.sampled_from(["\n  - ", ": :", "&a *a", "!!python/object:os.system", "\t", "{"])) + text[at:]
+        text = (
+            text[:at]
+            + draw(
+                st.text(max_size=40)
+                | st.sampled_from(["\n  - ", ": :", "&a *a", "!!python/object:os.system", "\t", "{"])
+            )
+            + text[at:]
+        )
         unchanged = False
     return text, unchanged
 
@@ -328,14 +405,16 @@ def test_the_fuzz_strategies_reach_both_outcomes():
 
 # ---- studio: specs over the API and sign-in --------------------------------------------------------------
 
+
 @fuzz_settings(200)
 @given(case=spec_files())
 def test_studio_spec_upload_never_answers_5xx_and_the_unchanged_spec_is_accepted(studio_client, case):
     """The same mutated specs as the CLI gets, POSTed as an admin: 201 (new or the same spec), 409 (a changed
     spec under a taken name@version) or a one-line 422/413 -- never a 5xx."""
     text, unchanged = case
-    r = studio_client.post("/api/attributes", content=json.dumps({"spec_yaml": text}),
-                           headers={"Content-Type": "application/json"})
+    r = studio_client.post(
+        "/api/attributes", content=json.dumps({"spec_yaml": text}), headers={"Content-Type": "application/json"}
+    )
     answer = json_body(r)
     assert r.status_code in (201, 409, 413, 422), (r.status_code, answer, text)
     if r.status_code == 422:
@@ -348,8 +427,12 @@ def test_studio_spec_upload_never_answers_5xx_and_the_unchanged_spec_is_accepted
 def sign_in_bodies(draw):
     """Well-shaped sign-ins with a wrong secret (two thirds: these count as failures) and any other JSON."""
     if draw(st.integers(0, 2)) == 0:
-        return draw(json_value | st.fixed_dictionaries({"user": st.text(max_size=140)},
-                                                       optional={"password": json_scalar, "token": json_scalar}))
+        return draw(
+            json_value
+            | st.fixed_dictionaries(
+                {"user": st.text(max_size=140)}, optional={"password": json_scalar, "token": json_scalar}
+            )
+        )
     user = draw(st.sampled_from(sorted(PEOPLE)) | st.from_regex(r"\A[a-z]{1,12}\Z"))
     return {"user": user, draw(st.sampled_from(["password", "token"])): draw(st.text(max_size=40))}
 

@@ -14,6 +14,7 @@ column, a repeated column name, non-UTF-8 bytes in a Parquet text column or in a
 every row is dropped (blank ids) ended in a traceback. ``test_each_known_manifest_defect_exits_2`` keeps one case per
 defect; the property now accepts no traceback at all.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,10 @@ from tests.helpers.factories import write_frames
 from tests.helpers.fuzz import fuzz_settings
 
 VIDEOS = {"v0": "red", "v1": "plain", "v2": "cuts"}
-BASE_ROWS = [{"video_id": v, "uri": f"file:///videos/{v}.mp4", "title": f"clip {v}", "description": f"a {k} clip"}
-             for v, k in VIDEOS.items()]
+BASE_ROWS = [
+    {"video_id": v, "uri": f"file:///videos/{v}.mp4", "title": f"clip {v}", "description": f"a {k} clip"}
+    for v, k in VIDEOS.items()
+]
 TEXT_COLUMNS = ("video_id", "uri", "title", "description")
 # Traceback messages of the defects found and fixed (see the module docstring); a regression names its defect.
 KNOWN_DEFECTS = {
@@ -46,10 +49,35 @@ KNOWN_DEFECTS = {
     "non-UTF-8 bytes in a CSV header": r"UnicodeDecodeError: 'utf-8' codec can't decode",
 }
 
-odd_text = st.sampled_from(["", "   ", "\t", "v0", "../../etc/passwd", "C:\\x", "a,b", 'say "hi"', "line\nbreak", "\u202e",
-                            "💥", "x" * 300, "\x00", "null", "NaN", "0007"]) | st.text(max_size=20)
-odd_value = (odd_text | st.none() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.booleans()
-             | st.lists(st.integers(0, 3), max_size=2) | st.fixed_dictionaries({"x": st.integers(0, 3)}))
+odd_text = st.sampled_from(
+    [
+        "",
+        "   ",
+        "\t",
+        "v0",
+        "../../etc/passwd",
+        "C:\\x",
+        "a,b",
+        'say "hi"',
+        "line\nbreak",
+        "\u202e",
+        "💥",
+        "x" * 300,
+        "\x00",
+        "null",
+        "NaN",
+        "0007",
+    ]
+) | st.text(max_size=20)
+odd_value = (
+    odd_text
+    | st.none()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.booleans()
+    | st.lists(st.integers(0, 3), max_size=2)
+    | st.fixed_dictionaries({"x": st.integers(0, 3)})
+)
 
 
 @st.composite
@@ -60,8 +88,9 @@ def manifests(draw):
     unchanged = True
     for _ in range(draw(st.integers(0, 4))):
         unchanged = False
-        action = draw(st.sampled_from(["set", "set", "set", "drop_row", "dup_row", "drop_column", "rename_column",
-                                       "add_column"]))
+        action = draw(
+            st.sampled_from(["set", "set", "set", "drop_row", "dup_row", "drop_column", "rename_column", "add_column"])
+        )
         row = rows[draw(st.integers(0, len(rows) - 1))] if rows else {}
         if action == "set" and rows:
             row[draw(st.sampled_from(TEXT_COLUMNS))] = draw(odd_value)
@@ -89,7 +118,11 @@ def manifests(draw):
         data = data[: draw(st.integers(0, len(data)))]
     elif cut == 1:
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.binary(max_size=16) | st.sampled_from([b"\xff\xfe", b"\x00", b'"', b"\n\n", b"{"])) + data[at:]
+        data = (
+            data[:at]
+            + draw(st.binary(max_size=16) | st.sampled_from([b"\xff\xfe", b"\x00", b'"', b"\n\n", b"{"]))
+            + data[at:]
+        )
     elif cut == 2:
         data = b"\xef\xbb\xbf" + data
     unchanged = unchanged and cut > 2 and not repeat_header and not binary_id
@@ -163,29 +196,51 @@ def test_embed_on_a_generated_manifest_exits_0_or_2_and_never_a_traceback(frames
     n = next(COUNTER)
     manifest, out = root / f"m{n}.{fmt}", root / f"out{n}"
     manifest.write_bytes(data)
-    code, output = run_cli("embed", "--embedder", "visual", "--no-text", "--manifest", str(manifest),
-                           "--frames", str(frames_table), "--out", str(out), capsys=capsys)
+    code, output = run_cli(
+        "embed",
+        "--embedder",
+        "visual",
+        "--no-text",
+        "--manifest",
+        str(manifest),
+        "--frames",
+        str(frames_table),
+        "--out",
+        str(out),
+        capsys=capsys,
+    )
     assert not isinstance(code, str), (code, data[:300], output[-2000:])
     assert code in (0, 2), (code, data[:300], output[-2000:])
     assert "Traceback" not in output, output[-2000:]
     if code == 2:
-        assert re.match(r"\s*error: manifest '", output) and f"manifest '{manifest}'" in " ".join(output.split()), output
+        assert re.match(r"\s*error: manifest '", output) and f"manifest '{manifest}'" in " ".join(output.split()), (
+            output
+        )
         assert not unchanged, output
         return
-    embedded = [v for part in sorted(out.glob("part-*.parquet")) for v in parquet.read_table(part).column("video_id").to_pylist()]
-    assert set(embedded) <= set(VIDEOS) and len(embedded) == len(set(embedded)), embedded  # videos with frames, once each
+    embedded = [
+        v
+        for part in sorted(out.glob("part-*.parquet"))
+        for v in parquet.read_table(part).column("video_id").to_pylist()
+    ]
+    assert set(embedded) <= set(VIDEOS) and len(embedded) == len(set(embedded)), (
+        embedded
+    )  # videos with frames, once each
     embedded = set(embedded)
     if unchanged:
         assert embedded == set(VIDEOS)
 
 
-@pytest.mark.parametrize("defect, fmt, data", [
-    ("nested value in a text column", "jsonl", b'{"video_id": "v0", "uri": "u", "title": {"x": 1}}\n'),
-    ("repeated column name", "csv", b"video_id,uri,video_id\nv0,u,v1\n"),
-    ("non-UTF-8 bytes in a Parquet text column", "parquet", None),
-    ("every row dropped", "csv", b"video_id,uri\n   ,file:///a.mp4\n"),
-    ("non-UTF-8 bytes in a CSV header", "csv", b"\x80video_id,uri\nv0,u\n"),
-])
+@pytest.mark.parametrize(
+    "defect, fmt, data",
+    [
+        ("nested value in a text column", "jsonl", b'{"video_id": "v0", "uri": "u", "title": {"x": 1}}\n'),
+        ("repeated column name", "csv", b"video_id,uri,video_id\nv0,u,v1\n"),
+        ("non-UTF-8 bytes in a Parquet text column", "parquet", None),
+        ("every row dropped", "csv", b"video_id,uri\n   ,file:///a.mp4\n"),
+        ("non-UTF-8 bytes in a CSV header", "csv", b"\x80video_id,uri\nv0,u\n"),
+    ],
+)
 def test_each_known_manifest_defect_exits_2(frames_table, tmp_path, capsys, defect, fmt, data):
     if data is None:
         buffer = io.BytesIO()
@@ -193,8 +248,19 @@ def test_each_known_manifest_defect_exits_2(frames_table, tmp_path, capsys, defe
         data = buffer.getvalue()
     manifest = tmp_path / f"m.{fmt}"
     manifest.write_bytes(data)
-    code, output = run_cli("embed", "--embedder", "visual", "--no-text", "--manifest", str(manifest),
-                           "--frames", str(frames_table), "--out", str(tmp_path / "out"), capsys=capsys)
+    code, output = run_cli(
+        "embed",
+        "--embedder",
+        "visual",
+        "--no-text",
+        "--manifest",
+        str(manifest),
+        "--frames",
+        str(frames_table),
+        "--out",
+        str(tmp_path / "out"),
+        capsys=capsys,
+    )
     assert known_defect(str(code)) is None, f"{defect}: {code}"
     # "every row dropped" is not bad input: the rows become error rows and the command finishes
     assert code == (0 if defect == "every row dropped" else 2) and "Traceback" not in output

@@ -2,6 +2,7 @@
 passes against it would not pass only because the fake is lenient: wrong client secret -> 401 invalid_client;
 reused or unknown code, PKCE verifier mismatch, redirect_uri mismatch -> 400 invalid_grant; unregistered
 redirect_uri never redirected to; userinfo without a valid token -> 401."""
+
 from __future__ import annotations
 
 import base64
@@ -25,11 +26,21 @@ def provider():
 
 
 def authorize(provider, *, verifier: str, redirect_uri: str = CALLBACK, **changes) -> httpx.Response:
-    params = {"response_type": "code", "client_id": provider.client_id, "redirect_uri": redirect_uri,
-              "scope": "openid email", "state": "s-1", "nonce": "n-1", "code_challenge": s256(verifier),
-              "code_challenge_method": "S256", **changes}
-    return httpx.get(f"{provider.issuer}/authorize?{urlencode({k: v for k, v in params.items() if v is not None})}",
-                     follow_redirects=False)
+    params = {
+        "response_type": "code",
+        "client_id": provider.client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "openid email",
+        "state": "s-1",
+        "nonce": "n-1",
+        "code_challenge": s256(verifier),
+        "code_challenge_method": "S256",
+        **changes,
+    }
+    return httpx.get(
+        f"{provider.issuer}/authorize?{urlencode({k: v for k, v in params.items() if v is not None})}",
+        follow_redirects=False,
+    )
 
 
 def code_for(provider, verifier: str) -> str:
@@ -38,14 +49,24 @@ def code_for(provider, verifier: str) -> str:
     return parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
 
 
-def exchange(provider, code: str, *, verifier: str, secret: str | None = None, redirect_uri: str = CALLBACK,
-             basic: bool = True, grant_type: str = "authorization_code") -> httpx.Response:
+def exchange(
+    provider,
+    code: str,
+    *,
+    verifier: str,
+    secret: str | None = None,
+    redirect_uri: str = CALLBACK,
+    basic: bool = True,
+    grant_type: str = "authorization_code",
+) -> httpx.Response:
     form = {"grant_type": grant_type, "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
     secret = provider.client_secret if secret is None else secret
     if basic:
         auth = base64.b64encode(f"{provider.client_id}:{secret}".encode()).decode()
         return httpx.post(f"{provider.issuer}/token", data=form, headers={"Authorization": f"Basic {auth}"})
-    return httpx.post(f"{provider.issuer}/token", data={**form, "client_id": provider.client_id, "client_secret": secret})
+    return httpx.post(
+        f"{provider.issuer}/token", data={**form, "client_id": provider.client_id, "client_secret": secret}
+    )
 
 
 def test_a_good_exchange_returns_a_signed_id_token_with_the_nonce(provider):
@@ -54,7 +75,12 @@ def test_a_good_exchange_returns_a_signed_id_token_with_the_nonce(provider):
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
     body = answer.json()
     claims = jwt.decode(body["id_token"], KeySet.import_key_set(httpx.get(f"{provider.issuer}/jwks").json())).claims
-    assert (claims["iss"], claims["aud"], claims["nonce"], claims["sub"]) == (provider.issuer, provider.client_id, "n-1", "u-1")
+    assert (claims["iss"], claims["aud"], claims["nonce"], claims["sub"]) == (
+        provider.issuer,
+        provider.client_id,
+        "n-1",
+        "u-1",
+    )
     info = httpx.get(f"{provider.issuer}/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert info.status_code == 200 and info.json()["sub"] == "u-1"
 
@@ -82,8 +108,9 @@ def test_an_unknown_code_a_wrong_verifier_and_another_redirect_uri_are_invalid_g
     unknown = exchange(provider, "made-up-code", verifier=verifier)
     wrong_verifier = exchange(provider, code_for(provider, verifier), verifier=secrets.token_urlsafe(48))
     no_verifier = exchange(provider, code_for(provider, verifier), verifier="")
-    other_redirect = exchange(provider, code_for(provider, verifier), verifier=verifier,
-                              redirect_uri="http://localhost/elsewhere")
+    other_redirect = exchange(
+        provider, code_for(provider, verifier), verifier=verifier, redirect_uri="http://localhost/elsewhere"
+    )
     for answer in (unknown, wrong_verifier, no_verifier, other_redirect):
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
         assert set(answer.json()) == {"error", "error_description"}
@@ -95,8 +122,12 @@ def test_authorize_never_redirects_to_an_unregistered_uri_and_requires_pkce_and_
     evil = authorize(provider, verifier=verifier, redirect_uri="https://evil.example/cb")
     assert evil.status_code == 400 and "location" not in evil.headers
     assert authorize(provider, verifier=verifier, client_id="someone-else").status_code == 400
-    for changes, error in (({"code_challenge": None}, "invalid_request"), ({"code_challenge_method": "plain"}, "invalid_request"),
-                           ({"scope": "email"}, "invalid_scope"), ({"response_type": "token"}, "unsupported_response_type")):
+    for changes, error in (
+        ({"code_challenge": None}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"scope": "email"}, "invalid_scope"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+    ):
         answer = authorize(provider, verifier=verifier, **changes)
         query = parse_qs(urlsplit(answer.headers["location"]).query)
         assert answer.status_code == 302 and query["error"] == [error] and query["state"] == ["s-1"], changes

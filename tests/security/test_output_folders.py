@@ -1,5 +1,6 @@
 """No command deletes a user's files: --out that is a file, the current directory, or a folder another
 command (or the user) wrote exits 2 naming it; --overwrite is explicit; a failed run leaves nothing behind."""
+
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import pytest
 
 from silverset.components.common import tables
 from silverset.components.common.errors import SilversetInputError
+
 
 def flat(text: str) -> str:
     """``text`` without whitespace, as CliResult.flat_err compares (rich wraps long paths)."""
@@ -111,12 +113,37 @@ def test_annotate_without_an_api_key_leaves_no_empty_parts_or_stats(cli, tmp_pat
     frames.mkdir()
     jpeg = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(jpeg, format="JPEG")
-    tables.write_table(pa.table({"video_id": ["v1"], "frame_index": [0], "timestamp_s": [0.0], "width": [8], "height": [8],
-                                 "jpeg": [jpeg.getvalue()]}), frames / "part-0.parquet", schemas.FRAMES)
+    tables.write_table(
+        pa.table(
+            {
+                "video_id": ["v1"],
+                "frame_index": [0],
+                "timestamp_s": [0.0],
+                "width": [8],
+                "height": [8],
+                "jpeg": [jpeg.getvalue()],
+            }
+        ),
+        frames / "part-0.parquet",
+        schemas.FRAMES,
+    )
     spec = Path(__file__).parents[2] / "components" / "corpus" / "attributes" / "onscreen_text.yaml"
     out = tmp_path / "labels"
-    result = cli("annotate", "--attribute", str(spec), "--manifest", str(manifest), "--frames", str(frames),
-                 "--out", str(out), "--teacher", "gemini", "--model", "gemini-2.5-flash")
+    result = cli(
+        "annotate",
+        "--attribute",
+        str(spec),
+        "--manifest",
+        str(manifest),
+        "--frames",
+        str(frames),
+        "--out",
+        str(out),
+        "--teacher",
+        "gemini",
+        "--model",
+        "gemini-2.5-flash",
+    )
     assert result.code == 2, result.err  # no key (or, while model prices change, an unpriced model): exit 2 either way
     assert not out.exists()
 

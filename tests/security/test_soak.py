@@ -6,6 +6,7 @@ server must refuse while the live version keeps answering. Asserts: zero failed 
 ``k`` results), every answer from a verified version, each good flip served under load, and resident memory
 growth under 50 MiB. The QPS, error count and RSS figures are printed (``-s`` shows them).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,6 @@ import pytest
 
 from silverset.components.index import build, pointer
 from silverset.components.index.server import ServerOptions, create_app
-
 from tests.helpers.indexes import build_tiny_index, tiny_index_spec, write_inputs
 from tests.helpers.ports import serve_app
 
@@ -130,8 +130,9 @@ def test_hot_swaps_under_concurrent_search_fail_no_request_and_keep_memory_flat(
                 count = served()[target]
                 swapped_under_load.append(wait_until(lambda t=target, c0=count: served()[t] >= c0 + 50))
             else:
-                assert wait_until(lambda: f"{ATTRIBUTE}/{c}" in httpx.get(f"{url}/readyz", timeout=5).json()["refused"]), \
-                    "the damaged version was not refused"
+                assert wait_until(
+                    lambda: f"{ATTRIBUTE}/{c}" in httpx.get(f"{url}/readyz", timeout=5).json()["refused"]
+                ), "the damaged version was not refused"
             time.sleep(max(0.0, min(0.8, LOAD_SECONDS - (time.monotonic() - started))))
         time.sleep(max(0.0, LOAD_SECONDS - (time.monotonic() - started)))
         stop.set()
@@ -144,9 +145,11 @@ def test_hot_swaps_under_concurrent_search_fail_no_request_and_keep_memory_flat(
     by_version = served()
     requests = sum(by_version.values()) - before
     errors = [f for client_failures in failures for f in client_failures]
-    print(f"\nsoak: {requests} searches in {elapsed:.1f} s = {requests / elapsed:.0f} QPS by {CLIENTS} clients, "
-          f"{flips} pointer flips, {len(errors)} failed; answers by version {dict(by_version)}; "
-          f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB ({rss_after - rss_before:+.1f})")
+    print(
+        f"\nsoak: {requests} searches in {elapsed:.1f} s = {requests / elapsed:.0f} QPS by {CLIENTS} clients, "
+        f"{flips} pointer flips, {len(errors)} failed; answers by version {dict(by_version)}; "
+        f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB ({rss_after - rss_before:+.1f})"
+    )
     assert errors == [], errors[:5]
     assert set(by_version) <= verified, set(by_version) - verified  # never an answer from the damaged version
     assert flips >= 5 and all(swapped_under_load), swapped_under_load

@@ -5,6 +5,7 @@ migration guide, read late 2026): weak-typing builder flags, the INT8 calibrator
 quantization flags, and the fast-fp16/int8 platform queries. Strongly typed networks with Q/DQ in the graph
 replace them. A use is allowed only inside ``if <...tensorrt_major...> < 11:`` (TensorRT 10 only).
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,12 +14,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [ROOT / "components", ROOT / "pipelines", ROOT / "benchmarks"]
 
-REMOVED_BUILDER_FLAGS = {"FP16", "INT8", "FP8", "BF16", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS",
-                         "PREFER_PRECISION_CONSTRAINTS", "DIRECT_IO"}
-REMOVED_ATTRIBUTES = {"int8_calibrator", "set_calibration_profile", "get_calibration_profile", "set_quantization_flag",
-                      "get_quantization_flag", "quantization_flags", "clear_quantization_flag", "device_memory_size",
-                      "platform_has_fast_fp16", "platform_has_fast_int8", "IInt8Calibrator", "IInt8EntropyCalibrator",
-                      "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator", "IInt8LegacyCalibrator", "CalibrationAlgoType"}
+REMOVED_BUILDER_FLAGS = {
+    "FP16",
+    "INT8",
+    "FP8",
+    "BF16",
+    "INT4",
+    "FP4",
+    "OBEY_PRECISION_CONSTRAINTS",
+    "PREFER_PRECISION_CONSTRAINTS",
+    "DIRECT_IO",
+}
+REMOVED_ATTRIBUTES = {
+    "int8_calibrator",
+    "set_calibration_profile",
+    "get_calibration_profile",
+    "set_quantization_flag",
+    "get_quantization_flag",
+    "quantization_flags",
+    "clear_quantization_flag",
+    "device_memory_size",
+    "platform_has_fast_fp16",
+    "platform_has_fast_int8",
+    "IInt8Calibrator",
+    "IInt8EntropyCalibrator",
+    "IInt8EntropyCalibrator2",
+    "IInt8MinMaxCalibrator",
+    "IInt8LegacyCalibrator",
+    "CalibrationAlgoType",
+}
 
 
 def _guards_tensorrt_10(test: ast.expr) -> bool:
@@ -27,7 +51,9 @@ def _guards_tensorrt_10(test: ast.expr) -> bool:
         return False
     left, right = ast.unparse(test.left), ast.unparse(test.comparators[0])
     return "tensorrt_major" in left and (
-        (isinstance(test.ops[0], ast.Lt) and right == "11") or (isinstance(test.ops[0], (ast.Eq, ast.LtE)) and right == "10"))
+        (isinstance(test.ops[0], ast.Lt) and right == "11")
+        or (isinstance(test.ops[0], (ast.Eq, ast.LtE)) and right == "10")
+    )
 
 
 def unguarded_removed_apis(source: str, filename: str = "<source>") -> list[str]:
@@ -45,7 +71,9 @@ def unguarded_removed_apis(source: str, filename: str = "<source>") -> list[str]
             return
         if isinstance(node, ast.Attribute) and not guarded:
             owner = ast.unparse(node.value)
-            if (node.attr in REMOVED_BUILDER_FLAGS and owner.endswith("BuilderFlag")) or node.attr in REMOVED_ATTRIBUTES:
+            if (
+                node.attr in REMOVED_BUILDER_FLAGS and owner.endswith("BuilderFlag")
+            ) or node.attr in REMOVED_ATTRIBUTES:
                 found.append(f"{filename}:{node.lineno}: {owner}.{node.attr}")
         for child in ast.iter_child_nodes(node):
             visit(child, guarded)
@@ -73,8 +101,12 @@ class Calibrator(trt.IInt8EntropyCalibrator2):
     pass
 """
     assert [p.split(": ")[1] for p in unguarded_removed_apis(weak_typing)] == [
-        "trt.BuilderFlag.FP16", "trt.BuilderFlag.INT8", "config.int8_calibrator", "config.set_calibration_profile",
-        "trt.IInt8EntropyCalibrator2"]
+        "trt.BuilderFlag.FP16",
+        "trt.BuilderFlag.INT8",
+        "config.int8_calibrator",
+        "config.set_calibration_profile",
+        "trt.IInt8EntropyCalibrator2",
+    ]
     guarded = """
 if self.tensorrt_major < 11:
     config.set_flag(trt.BuilderFlag.FP16)
@@ -82,8 +114,9 @@ else:
     network = builder.create_network(strongly_typed_flags(trt))
 """
     assert unguarded_removed_apis(guarded) == []
-    wrong_branch = guarded.replace("network = builder.create_network(strongly_typed_flags(trt))",
-                                   "config.set_flag(trt.BuilderFlag.INT8)")
+    wrong_branch = guarded.replace(
+        "network = builder.create_network(strongly_typed_flags(trt))", "config.set_flag(trt.BuilderFlag.INT8)"
+    )
     assert [p.split(": ")[1] for p in unguarded_removed_apis(wrong_branch)] == ["trt.BuilderFlag.INT8"]
     # flags TensorRT 11 keeps are not flagged
     assert unguarded_removed_apis("config.set_flag(trt.BuilderFlag.TF32)\nconfig.set_flag(trt.BuilderFlag.REFIT)") == []

@@ -1,4 +1,5 @@
 """The learned trigger's model: features on hand-worked histories, JSON round trip, refusal of malformed files."""
+
 import json
 import math
 
@@ -10,8 +11,15 @@ from silverset.components.common.errors import SilversetInputError
 
 
 def _model(**over) -> AffinityModel:
-    base = dict(coefficients=(1.0, 0.5, -0.25, 2.0, 0.1), intercept=-0.3, scaler_mean=(0.2, 0.3, 0.5, 0.3, 1.5),
-                scaler_scale=(0.1, 0.2, 0.3, 0.2, 0.5), threshold=0.4, half_life=2.0, training={"rows": 10})
+    base = dict(
+        coefficients=(1.0, 0.5, -0.25, 2.0, 0.1),
+        intercept=-0.3,
+        scaler_mean=(0.2, 0.3, 0.5, 0.3, 1.5),
+        scaler_scale=(0.1, 0.2, 0.3, 0.2, 0.5),
+        threshold=0.4,
+        half_life=2.0,
+        training={"rows": 10},
+    )
     base.update(over)
     return AffinityModel(**base)
 
@@ -59,18 +67,24 @@ def test_json_round_trip_gives_the_same_probabilities(tmp_path):
     assert np.array_equal(back.probabilities(feats), m.probabilities(feats))
 
 
-@pytest.mark.parametrize("mutate, problem", [
-    (lambda d: d.update(format="pickle"), "format"),
-    (lambda d: d.update(feature_names=["share", "mean_score", "max_score", "recent_mean", "clicks"]), "feature_names"),
-    (lambda d: d.update(coefficients=[1.0, 2.0]), "'coefficients' must be 5 finite numbers"),
-    (lambda d: d.update(coefficients=[1.0, 2.0, 3.0, 4.0, "5"]), "'coefficients'"),
-    (lambda d: d["scaler"].update(scale=[1.0, 1.0, 0.0, 1.0, 1.0]), "'scaler.scale' entries must be > 0"),
-    (lambda d: d.update(threshold=1.5), "'threshold'"),
-    (lambda d: d.update(threshold=True), "'threshold'"),
-    (lambda d: d.pop("intercept"), "'intercept'"),
-    (lambda d: d.update(half_life=0), "'half_life'"),
-    (lambda d: d.update(training=[1]), "'training'"),
-])
+@pytest.mark.parametrize(
+    "mutate, problem",
+    [
+        (lambda d: d.update(format="pickle"), "format"),
+        (
+            lambda d: d.update(feature_names=["share", "mean_score", "max_score", "recent_mean", "clicks"]),
+            "feature_names",
+        ),
+        (lambda d: d.update(coefficients=[1.0, 2.0]), "'coefficients' must be 5 finite numbers"),
+        (lambda d: d.update(coefficients=[1.0, 2.0, 3.0, 4.0, "5"]), "'coefficients'"),
+        (lambda d: d["scaler"].update(scale=[1.0, 1.0, 0.0, 1.0, 1.0]), "'scaler.scale' entries must be > 0"),
+        (lambda d: d.update(threshold=1.5), "'threshold'"),
+        (lambda d: d.update(threshold=True), "'threshold'"),
+        (lambda d: d.pop("intercept"), "'intercept'"),
+        (lambda d: d.update(half_life=0), "'half_life'"),
+        (lambda d: d.update(training=[1]), "'training'"),
+    ],
+)
 def test_malformed_model_files_are_refused_naming_the_file(tmp_path, mutate, problem):
     data = _model().to_json()
     mutate(data)
@@ -88,8 +102,12 @@ def test_non_json_nan_missing_and_oversized_files_are_refused(tmp_path):
     pickled.write_bytes(b"\x80\x04\x95")
     huge = tmp_path / "huge.json"
     huge.write_text(json.dumps({"format": FORMAT, "training": {"pad": "x" * (1 << 20)}}))
-    for path, problem in ((nan_file, "NaN"), (pickled, "not valid JSON"), (tmp_path / "absent.json", "does not exist"),
-                          (huge, "larger than")):
+    for path, problem in (
+        (nan_file, "NaN"),
+        (pickled, "not valid JSON"),
+        (tmp_path / "absent.json", "does not exist"),
+        (huge, "larger than"),
+    ):
         with pytest.raises(SilversetInputError, match=problem):
             AffinityModel.load(path)
 
@@ -97,8 +115,8 @@ def test_non_json_nan_missing_and_oversized_files_are_refused(tmp_path):
 def test_spec_names_the_model_and_the_index_manifest_carries_it(tmp_path):
     import yaml
 
-    from silverset.components.common.spec import example_specs_dir, load_spec
     from silverset.components.common.artifacts import read_index_manifest
+    from silverset.components.common.spec import example_specs_dir, load_spec
     from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 
     plain = tiny_index_spec(tmp_path)

@@ -1,4 +1,5 @@
 """Training the learned trigger on simulated users whose engagement probability is known."""
+
 import os
 import subprocess
 import sys
@@ -18,7 +19,6 @@ from silverset.components.abtest.experiment import ExperimentConfig
 from silverset.components.abtest.exposure import Exposure
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
-
 from tests.helpers.factories import write_exposure_log as write_log
 
 SILVERSET = str(Path(sys.executable).with_name("silverset"))
@@ -67,7 +67,9 @@ def test_without_drift_the_model_has_no_edge_to_find(simulated, monkeypatch):
     monkeypatch.setattr(closed_loop, "TASTE_CORRELATION", 1.0)
     ids, probs = _catalogue()
     users = simulate_users(ids, probs, users=3000, min_probability=0.5, seed=5)
-    x, rule, _ = affinity_train.feature_matrix(users.histories, dict(zip(ids, probs)), min_probability=0.5, affinity="share")
+    x, rule, _ = affinity_train.feature_matrix(
+        users.histories, dict(zip(ids, probs)), min_probability=0.5, affinity="share"
+    )
     y = (np.random.default_rng(9).random(3000) < users.interest).astype(np.int64)
     _, auc = affinity_train.fit(x, y, rule, spec=SPEC, options=affinity_train.TrainOptions(bootstrap_samples=300))
     assert auc.difference_ci[0] < 0.01 and abs(auc.difference) < 0.03
@@ -81,26 +83,64 @@ def test_too_few_labels_are_refused(simulated):
 
 def _files(tmp_path, simulated, *, drop_history: int = 0):
     users, _, _, _, y = simulated
-    cfg = ExperimentConfig(experiment_id="e", attribute="red_dominant", attribute_version=1, spec_content_hash="h",
-                           salt="s", treatment_share=0.5, trigger_threshold=0.3)
-    rows = [Exposure("e", f"r{i}", u, cfg.arm_of(u), False, False, 0.1, "rule", "red_dominant", 1, "v", 1.0 + i)
-            for i, u in enumerate(users.user_id)]
+    cfg = ExperimentConfig(
+        experiment_id="e",
+        attribute="red_dominant",
+        attribute_version=1,
+        spec_content_hash="h",
+        salt="s",
+        treatment_share=0.5,
+        trigger_threshold=0.3,
+    )
+    rows = [
+        Exposure("e", f"r{i}", u, cfg.arm_of(u), False, False, 0.1, "rule", "red_dominant", 1, "v", 1.0 + i)
+        for i, u in enumerate(users.user_id)
+    ]
     write_log(tmp_path / "exposures", rows, files=2)
     histories = [h if i >= drop_history else ["unknown-video"] for i, h in enumerate(users.histories)]
-    pq.write_table(pa.table({"user_id": users.user_id, "attribute_engagement": y,
-                             "history": pa.array(histories, type=pa.list_(pa.string()))}), tmp_path / "outcomes.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": users.user_id,
+                "attribute_engagement": y,
+                "history": pa.array(histories, type=pa.list_(pa.string())),
+            }
+        ),
+        tmp_path / "outcomes.parquet",
+    )
     ids, probs = _catalogue()
-    pq.write_table(pa.table({"video_id": ids, "attribute": ["red_dominant"] * len(ids), "probability": probs}), tmp_path / "scores.parquet")
+    pq.write_table(
+        pa.table({"video_id": ids, "attribute": ["red_dominant"] * len(ids), "probability": probs}),
+        tmp_path / "scores.parquet",
+    )
     return cfg
 
 
 def test_cli_trains_from_the_log_and_writes_a_loadable_model_and_errors(tmp_path, simulated):
     cfg = _files(tmp_path, simulated, drop_history=7)
     spec_path = example_specs_dir() / "red_dominant.yaml"
-    done = subprocess.run([SILVERSET, "affinity", "train", "--exposures", str(tmp_path / "exposures"), "--outcomes",
-                           str(tmp_path / "outcomes.parquet"), "--scores", str(tmp_path / "scores.parquet"), "--attribute",
-                           str(spec_path), "--out", str(tmp_path / "m.json"), "--bootstrap-samples", "200"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            SILVERSET,
+            "affinity",
+            "train",
+            "--exposures",
+            str(tmp_path / "exposures"),
+            "--outcomes",
+            str(tmp_path / "outcomes.parquet"),
+            "--scores",
+            str(tmp_path / "scores.parquet"),
+            "--attribute",
+            str(spec_path),
+            "--out",
+            str(tmp_path / "m.json"),
+            "--bootstrap-samples",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "held-out AUC" in done.stdout and "equal" not in done.stderr
     model = AffinityModel.load(tmp_path / "m.json")
@@ -115,10 +155,27 @@ def test_cli_trains_from_the_log_and_writes_a_loadable_model_and_errors(tmp_path
 def test_cli_names_a_missing_history_column(tmp_path, simulated):
     _files(tmp_path, simulated)
     pd.read_parquet(tmp_path / "outcomes.parquet").drop(columns=["history"]).to_parquet(tmp_path / "outcomes.parquet")
-    done = subprocess.run([SILVERSET, "affinity", "train", "--exposures", str(tmp_path / "exposures"), "--outcomes",
-                           str(tmp_path / "outcomes.parquet"), "--scores", str(tmp_path / "scores.parquet"), "--attribute",
-                           str(example_specs_dir() / "red_dominant.yaml"), "--out", str(tmp_path / "m.json")],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+    done = subprocess.run(
+        [
+            SILVERSET,
+            "affinity",
+            "train",
+            "--exposures",
+            str(tmp_path / "exposures"),
+            "--outcomes",
+            str(tmp_path / "outcomes.parquet"),
+            "--scores",
+            str(tmp_path / "scores.parquet"),
+            "--attribute",
+            str(example_specs_dir() / "red_dominant.yaml"),
+            "--out",
+            str(tmp_path / "m.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "400"},
+    )
     assert done.returncode == 2
     assert "missing required column 'history'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.json").exists()

@@ -1,4 +1,5 @@
 """CBPS: balance it promises (every |SMD| < 0.1), recovery of a known effect under confounding, honest CIs."""
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression

@@ -1,4 +1,5 @@
 """KFP component: python_func directly, and one kfp.local run."""
+
 import json
 
 import pytest

@@ -1,10 +1,11 @@
 """Experiment set-up: deterministic salted bucketing and the config file."""
+
 import json
 
 import numpy as np
 import pytest
 
-from silverset.components.abtest.experiment import (BUCKETS, assign, bucket_of, create_experiment, load_experiment)
+from silverset.components.abtest.experiment import BUCKETS, assign, bucket_of, create_experiment, load_experiment
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
 

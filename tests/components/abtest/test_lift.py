@@ -1,4 +1,5 @@
 """Randomized lift: delta-method CIs against oracles and repeated simulations, CUPED, bootstrap, SRM."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -22,8 +23,9 @@ def test_difference_se_matches_welch():
 def test_relative_lift_se_matches_the_hand_worked_delta_method():
     # means 11 and 10, Var(mean_t) = 0.04, Var(mean_c) = 0.09:
     # Var(r) = 0.04 / 100 + 121 * 0.09 / 10^4 = 0.0004 + 0.001089 = 0.001489
-    est = lift.lift_from_moments(metric="m", method="x", mean_t=11.0, mean_c=10.0, var_mean_t=0.04, var_mean_c=0.09,
-                                 n_t=10, n_c=10, alpha=0.05)
+    est = lift.lift_from_moments(
+        metric="m", method="x", mean_t=11.0, mean_c=10.0, var_mean_t=0.04, var_mean_c=0.09, n_t=10, n_c=10, alpha=0.05
+    )
     assert est.relative_lift == pytest.approx(0.1)
     assert est.relative_lift_se == pytest.approx(np.sqrt(0.001489))
 
@@ -33,8 +35,12 @@ def _coverage(confounding: float, reps: int, users: int):
     widths = {"raw": [], "cuped": []}
     for seed in range(reps):
         sim = simulate(SimulationOptions(users=users, seed=seed, salt=f"cov-{seed}", confounding=confounding))
-        result = analyze_arrays(treatment=sim.treatment, outcomes=sim.outcomes, covariates=sim.covariates,
-                                options=AnalysisOptions(bootstrap_samples=0))
+        result = analyze_arrays(
+            treatment=sim.treatment,
+            outcomes=sim.outcomes,
+            covariates=sim.covariates,
+            options=AnalysisOptions(bootstrap_samples=0),
+        )
         truth = sim.truth
         consumption, creation = result.metrics
         hits["raw"] += consumption.estimate.relative_lift_ci.covers(truth["satisfied_consumption"]["relative_itt"])
@@ -77,17 +83,24 @@ def test_bootstrap_agrees_with_the_delta_method():
 def test_srm_is_caught_and_a_fair_split_is_not_flagged():
     broken = simulate(SimulationOptions(users=20_000, seed=7, lost_treatment_share=0.1))
     fair = simulate(SimulationOptions(users=20_000, seed=7))
-    check = lambda s: lift.sample_ratio_mismatch(n_treatment=int(s.treatment.sum()), n_control=int((~s.treatment).sum()),
-                                                 treatment_share=0.5)
+    check = lambda s: lift.sample_ratio_mismatch(
+        n_treatment=int(s.treatment.sum()), n_control=int((~s.treatment).sum()), treatment_share=0.5
+    )
     assert check(broken).mismatch
     assert not check(fair).mismatch
     # hand check: 5100 vs 4900 at 50/50 -> chi2 = 2 * 100^2 / 5000 = 4.0
-    assert lift.sample_ratio_mismatch(n_treatment=5100, n_control=4900, treatment_share=0.5).chi_square == pytest.approx(4.0)
+    assert lift.sample_ratio_mismatch(
+        n_treatment=5100, n_control=4900, treatment_share=0.5
+    ).chi_square == pytest.approx(4.0)
 
 
 def test_srm_false_alarm_rate_is_near_its_threshold():
     # Under a correct 30/70 split the p-value is uniform: flags at the 0.05 level should be ~5%.
     rng = np.random.default_rng(5)
-    flags = [lift.sample_ratio_mismatch(n_treatment=int(k), n_control=10_000 - int(k), treatment_share=0.3,
-                                        threshold=0.05).mismatch for k in rng.binomial(10_000, 0.3, size=2000)]
+    flags = [
+        lift.sample_ratio_mismatch(
+            n_treatment=int(k), n_control=10_000 - int(k), treatment_share=0.3, threshold=0.05
+        ).mismatch
+        for k in rng.binomial(10_000, 0.3, size=2000)
+    ]
     assert 0.035 < np.mean(flags) < 0.065

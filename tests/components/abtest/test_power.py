@@ -1,4 +1,5 @@
 """Power calculation against a hand-worked case and a Monte Carlo rejection rate."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -40,8 +41,15 @@ def test_continuous_metric_uses_the_sd():
     assert abs(r.users_treatment - expected) <= 1
 
 
-@pytest.mark.parametrize("kwargs", [dict(baseline_rate=1.2, mde=0.1), dict(baseline_rate=0.1, mde=0.0),
-                                    dict(baseline_rate=0.1, mde=0.1, alpha=1.5), dict(baseline_rate=0.9, mde=0.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(baseline_rate=1.2, mde=0.1),
+        dict(baseline_rate=0.1, mde=0.0),
+        dict(baseline_rate=0.1, mde=0.1, alpha=1.5),
+        dict(baseline_rate=0.9, mde=0.5),
+    ],
+)
 def test_bad_inputs_name_the_flag(kwargs):
     with pytest.raises(SilversetInputError):
         required_users(**kwargs)
@@ -58,7 +66,13 @@ def test_seed_effects_against_the_analytic_formula():
     # Two proportions 0.2 -> 0.2 * 1.0049, pooled null variance (hand formula as in required_users' docstring).
     p0, p1 = 0.2, 0.2 * (1 + SEED_EFFECTS["creation_participation"])
     pooled = (p0 + p1) / 2
-    n = ((stats.norm.ppf(0.975) * np.sqrt(pooled * (1 - pooled) * 4) + stats.norm.ppf(0.8) * np.sqrt(2 * p0 * (1 - p0) + 2 * p1 * (1 - p1))) / (p1 - p0)) ** 2
+    n = (
+        (
+            stats.norm.ppf(0.975) * np.sqrt(pooled * (1 - pooled) * 4)
+            + stats.norm.ppf(0.8) * np.sqrt(2 * p0 * (1 - p0) + 2 * p1 * (1 - p1))
+        )
+        / (p1 - p0)
+    ) ** 2
     assert abs(r["creation_participation"].users_total - n) <= 2
     # CUPED removing 46% of the variance needs 54% of the users.
     c = seed_effect_requirements(creation_rate=0.2, consumption_mean=20.0, consumption_sd=7.0, variance_reduction=0.46)
@@ -71,7 +85,11 @@ def test_simulator_at_the_seed_effect_sizes_has_those_true_lifts():
     from silverset.components.abtest.simulate import seed_effect_options, true_effects
 
     o = seed_effect_options(trigger_threshold=0.4)
-    t = true_effects(effect=o.effect, creation_effect=o.creation_effect, confounding=o.confounding,
-                     trigger_threshold=o.trigger_threshold)
+    t = true_effects(
+        effect=o.effect,
+        creation_effect=o.creation_effect,
+        confounding=o.confounding,
+        trigger_threshold=o.trigger_threshold,
+    )
     assert t["satisfied_consumption"]["relative_itt"] == pytest.approx(0.0021)
     assert t["creation_participation"]["relative_itt"] == pytest.approx(0.0049)

@@ -1,4 +1,5 @@
 """The demo's closing A/B step: a simulated analysis for a promoted attribute, checked against the known truth."""
+
 import json
 
 from silverset.components.abtest.promotion import simulate_and_analyze
@@ -15,6 +16,12 @@ def test_simulated_ab_for_a_promoted_attribute(tmp_path):
     assert consumption["naive_difference"] > consumption["ci"][1]  # confounded comparison is outside the CBPS CI
     config = json.loads((tmp_path / "experiment.json").read_text())
     assert config["spec_content_hash"] == spec.content_hash
-    for name in ("summary.json", "analysis/report.html", "analysis/result.json", "analysis/errors.parquet",
-                 "logs/exposures.parquet", "logs/truth.json"):
+    for name in (
+        "summary.json",
+        "analysis/report.html",
+        "analysis/result.json",
+        "analysis/errors.parquet",
+        "logs/exposures.parquet",
+        "logs/truth.json",
+    ):
         assert (tmp_path / name).exists(), name

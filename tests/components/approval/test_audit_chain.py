@@ -3,6 +3,7 @@
 Each tamper test does what the issue saw done: drop the append-only triggers, change the file by hand,
 then ask the service, the CLI (`approvals audit --verify`, exit 3) and deploy's release check.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,11 @@ def history(tmp_path):
     path = tmp_path / "approvals.db"
     service = ApprovalService(SqliteApprovalStore(path))
     for digest in (A, B):
-        service.submit(gate=GateResult(passed=True, candidate_digest=digest, spec_content_hash=spec.content_hash), spec=spec,
-                       submitter="carol@silverset.dev")
+        service.submit(
+            gate=GateResult(passed=True, candidate_digest=digest, spec_content_hash=spec.content_hash),
+            spec=spec,
+            submitter="carol@silverset.dev",
+        )
     service.approve(A, user="alice@silverset.dev", reason="retention fine")
     service.reject(B, user="bob@silverset.dev", reason="drift")
     gate = tmp_path / "gate.json"
@@ -43,7 +47,12 @@ def history(tmp_path):
 
 def tamper(path, *statements):
     db = sqlite3.connect(path)
-    for trigger in ("approval_audit_no_update", "approval_audit_no_delete", "approval_requests_no_update", "approval_requests_no_delete"):
+    for trigger in (
+        "approval_audit_no_update",
+        "approval_audit_no_delete",
+        "approval_requests_no_update",
+        "approval_requests_no_delete",
+    ):
         db.execute(f"DROP TRIGGER {trigger}")
     for sql, args in statements:
         db.execute(sql, args)
@@ -60,8 +69,16 @@ def verify_cli(path):
 
 
 def release(gate, service):
-    manifest = IndexManifest(format_version=1, version="red_dominant-v1-x", attribute="red_dominant", attribute_version=1,
-                             model_digest=A, digest="d", count=1, dimensions=4)
+    manifest = IndexManifest(
+        format_version=1,
+        version="red_dominant-v1-x",
+        attribute="red_dominant",
+        attribute_version=1,
+        model_digest=A,
+        digest="d",
+        count=1,
+        dimensions=4,
+    )
     check_release(manifest=manifest, gate_path=str(gate), approvals=service)
 
 
@@ -114,8 +131,11 @@ def test_deleting_an_audit_row_is_detected(history):
 def test_reordering_audit_rows_is_detected(history):
     path, service, _gate = history
     (r1, b1), (r2, b2) = rows(path, "approval_audit")[2:4]
-    tamper(path, ("UPDATE approval_audit SET body = ? WHERE rowid = ?", (b2, r1)),
-           ("UPDATE approval_audit SET body = ? WHERE rowid = ?", (b1, r2)))
+    tamper(
+        path,
+        ("UPDATE approval_audit SET body = ? WHERE rowid = ?", (b2, r1)),
+        ("UPDATE approval_audit SET body = ? WHERE rowid = ?", (b1, r2)),
+    )
     broken = service.verify_audit()
     assert broken.index == 2 and broken.candidate_digest == B and "moved" in broken.problem
     assert verify_cli(path).exit_code == 3
@@ -126,15 +146,22 @@ def test_a_request_row_edited_to_approved_does_not_deploy(tmp_path):
     spec = load_spec(SPEC)
     path = tmp_path / "approvals.db"
     service = ApprovalService(SqliteApprovalStore(path))
-    service.submit(gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=spec.content_hash), spec=spec,
-                   submitter="carol@silverset.dev")
+    service.submit(
+        gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=spec.content_hash),
+        spec=spec,
+        submitter="carol@silverset.dev",
+    )
     _rowid, body = rows(path, "approval_requests")[0]
     edited = json.loads(body) | {"state": "approved", "decided_by": "alice@silverset.dev", "reason": "by hand"}
     tamper(path, ("UPDATE approval_requests SET body = ? WHERE candidate_digest = ?", (json.dumps(edited), A)))
 
     assert service.get(A).state is State.pending  # list/show read the chain, not the row
     broken = service.verify_audit()
-    assert broken.index is None and broken.candidate_digest == A and "decisions live only in the audit chain" in broken.problem
+    assert (
+        broken.index is None
+        and broken.candidate_digest == A
+        and "decisions live only in the audit chain" in broken.problem
+    )
     result = verify_cli(path)
     assert result.exit_code == 3 and "request row for" in result.output
     listed = CliRunner().invoke(app, ["approvals", "list", "--store", str(path)])
@@ -150,8 +177,11 @@ def test_widening_the_approvers_of_a_pending_request_is_detected(tmp_path):
     spec = load_spec(SPEC)
     path = tmp_path / "approvals.db"
     service = ApprovalService(SqliteApprovalStore(path))
-    service.submit(gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=spec.content_hash), spec=spec,
-                   submitter="carol@silverset.dev")
+    service.submit(
+        gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=spec.content_hash),
+        spec=spec,
+        submitter="carol@silverset.dev",
+    )
     _rowid, body = rows(path, "approval_requests")[0]
     edited = json.loads(body) | {"approvers": ["alice@silverset.dev", "mallory@evil.dev"]}
     tamper(path, ("UPDATE approval_requests SET body = ? WHERE candidate_digest = ?", (json.dumps(edited), A)))
@@ -168,12 +198,25 @@ def test_an_approval_appended_by_hand_for_a_stranger_is_not_a_decision(history):
 
     store = service.store
     spec = load_spec(SPEC)
-    service.submit(gate=GateResult(passed=True, candidate_digest="sha256:" + "c" * 64, spec_content_hash=spec.content_hash),
-                   spec=spec, submitter="carol@silverset.dev")
+    service.submit(
+        gate=GateResult(passed=True, candidate_digest="sha256:" + "c" * 64, spec_content_hash=spec.content_hash),
+        spec=spec,
+        submitter="carol@silverset.dev",
+    )
     request = store.load("sha256:" + "c" * 64)
     _entries, head = store.chain()
-    store.append(AuditEntry(at=request.created_at, actor="mallory@evil.dev", action=Action.approve, candidate_digest=request.candidate_digest,
-                            previous_state=State.pending, new_state=State.approved, request_hash=request.request_hash), after=head)
+    store.append(
+        AuditEntry(
+            at=request.created_at,
+            actor="mallory@evil.dev",
+            action=Action.approve,
+            candidate_digest=request.candidate_digest,
+            previous_state=State.pending,
+            new_state=State.approved,
+            request_hash=request.request_hash,
+        ),
+        after=head,
+    )
     assert service.get(request.candidate_digest).state is State.pending
     broken = service.verify_audit()
     assert broken.index == 5 and "not an approver" in broken.problem
@@ -187,5 +230,7 @@ def test_audit_entries_fit_the_configmap_limit_estimate(history):
     _path, service, _gate = history
     decisions = [e for e in service.audit() if e.action.value != "submit"]
     typical = max(len(e.model_dump_json()) + 1 for e in decisions)
-    longest = len(decisions[0].model_copy(update={"reason": "x" * MAX_REASON_CHARS}).sealed("0" * 64).model_dump_json()) + 1
+    longest = (
+        len(decisions[0].model_copy(update={"reason": "x" * MAX_REASON_CHARS}).sealed("0" * 64).model_dump_json()) + 1
+    )
     assert 1024 * 1024 // typical >= 1_900 and 1024 * 1024 // longest >= 420

@@ -13,11 +13,25 @@ A = "sha256:" + "a" * 64
 def test_python_func_returns_the_decision(tmp_path):
     gate = tmp_path / "gate.json"
     spec = example_specs_dir() / "red_dominant.yaml"
-    gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": A,
-                                "spec_content_hash": load_spec(spec).content_hash}))
-    decision = approval_gate.python_func(gate=str(gate), attribute_spec=str(spec),
-                                         approval_store=str(tmp_path / "a.db"), submitter="demo", run_dir=str(tmp_path / "run"),
-                                         auto_approve_as="bob@silverset.dev")
+    gate.write_text(
+        json.dumps(
+            {
+                "passed": True,
+                "reasons": [],
+                "metrics": {},
+                "candidate_digest": A,
+                "spec_content_hash": load_spec(spec).content_hash,
+            }
+        )
+    )
+    decision = approval_gate.python_func(
+        gate=str(gate),
+        attribute_spec=str(spec),
+        approval_store=str(tmp_path / "a.db"),
+        submitter="demo",
+        run_dir=str(tmp_path / "run"),
+        auto_approve_as="bob@silverset.dev",
+    )
     assert decision == "approved"
 
 
@@ -37,7 +51,16 @@ def test_kfp_local_run_branches_on_the_decision(tmp_path):
 
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "gate.json"), "w") as f:
-            json.dump({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": digest, "spec_content_hash": spec_hash}, f)
+            json.dump(
+                {
+                    "passed": True,
+                    "reasons": [],
+                    "metrics": {},
+                    "candidate_digest": digest,
+                    "spec_content_hash": spec_hash,
+                },
+                f,
+            )
         return out_dir
 
     @dsl.component(base_image="python:3.11")
@@ -48,8 +71,14 @@ def test_kfp_local_run_branches_on_the_decision(tmp_path):
     @dsl.pipeline
     def promote():
         g = write_gate(out_dir=str(tmp_path / "gate"), digest=A, spec_hash=load_spec(spec).content_hash)
-        step = approval_gate(gate=g.output, attribute_spec=spec, approval_store=store, submitter="demo", run_dir=str(tmp_path / "run"),
-                             auto_approve_as="alice@silverset.dev")
+        step = approval_gate(
+            gate=g.output,
+            attribute_spec=spec,
+            approval_store=store,
+            submitter="demo",
+            run_dir=str(tmp_path / "run"),
+            auto_approve_as="alice@silverset.dev",
+        )
         with dsl.If(step.output == "approved"):
             released(decision=step.output, marker=marker)
 

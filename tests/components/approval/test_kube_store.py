@@ -4,6 +4,7 @@ The pipeline step runs as ServiceAccount kubeflow/pipeline-runner: it may create
 them, never decide one. Approvers are people in group silverset-approvers whose SelfSubjectReview
 username is in the spec; the audit ConfigMap is all they may change.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,12 @@ import yaml
 from kubernetes import client
 from typer.testing import CliRunner
 
-from silverset.components.approval.kube_store import AUDIT_CONFIGMAP, ApprovalForbidden, KubernetesApprovalStore, configmap_name
+from silverset.components.approval.kube_store import (
+    AUDIT_CONFIGMAP,
+    ApprovalForbidden,
+    KubernetesApprovalStore,
+    configmap_name,
+)
 from silverset.components.approval.model import Action, AuditEntry, GateResult, State
 from silverset.components.approval.policy import ApprovalService
 from silverset.components.approval.wait import step
@@ -79,9 +85,18 @@ def test_the_manifest_ships_an_empty_audit_and_a_narrow_approver_role():
     assert "data" not in audit  # `kubectl apply` of the manifests must never wipe the audit
     role = next(o for o in objects if o["kind"] == "Role")
     writes = [r for r in role["rules"] if set(r["verbs"]) & {"create", "update", "patch", "delete"}]
-    assert writes == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [AUDIT_CONFIGMAP], "verbs": ["update", "patch"]}]
+    assert writes == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [AUDIT_CONFIGMAP],
+            "verbs": ["update", "patch"],
+        }
+    ]
     binding = next(o for o in objects if o["kind"] == "RoleBinding")
-    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "silverset-approvers"}]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "silverset-approvers"}
+    ]
 
 
 def test_the_step_submits_an_approver_approves_and_deploy_sees_it(cluster, tmp_path):
@@ -89,14 +104,24 @@ def test_the_step_submits_an_approver_approves_and_deploy_sees_it(cluster, tmp_p
     assert request.approvers == ("alice@silverset.dev", "bob@silverset.dev")
     assert ("ConfigMap", CONTROL, configmap_name(A)) in cluster.objects
 
-    decided = service_as(person(cluster, "alice@silverset.dev")).approve(A[:50], reason="retention fine")  # a prefix past the name's 40 hex
+    decided = service_as(person(cluster, "alice@silverset.dev")).approve(
+        A[:50], reason="retention fine"
+    )  # a prefix past the name's 40 hex
     assert decided.state is State.approved and decided.decided_by == "alice@silverset.dev"
     chain = service_as(runner(cluster)).audit()
     assert [(e.actor, e.action) for e in chain] == [("alice@silverset.dev", Action.approve)]
 
     # The deploy step (the runner again) reads the decision from the verified chain.
-    manifest = IndexManifest(format_version=1, version="red_dominant-v1-x", attribute="red_dominant", attribute_version=1,
-                             model_digest=A, digest="d", count=1, dimensions=4)
+    manifest = IndexManifest(
+        format_version=1,
+        version="red_dominant-v1-x",
+        attribute="red_dominant",
+        attribute_version=1,
+        model_digest=A,
+        digest="d",
+        count=1,
+        dimensions=4,
+    )
     check_release(manifest=manifest, gate_path=gate_file(tmp_path), approvals=steps)
     assert steps.get(A).state is State.approved and steps.verify_audit() is None
     # Nobody wrote to the request object after the step created it.
@@ -119,8 +144,10 @@ def test_the_step_identity_cannot_decide_even_when_a_spec_names_it(cluster, tmp_
     assert (RUNNER_USER, "update", "configmaps", CONTROL, AUDIT_CONFIGMAP, 403) in cluster.audit_log
 
 
-@pytest.mark.parametrize("overlay,step_identity", [("kfp-standalone", ("kubeflow", "pipeline-runner")),
-                                                    ("kfp-multi-user", ("silverset", "default-editor"))])
+@pytest.mark.parametrize(
+    "overlay,step_identity",
+    [("kfp-standalone", ("kubeflow", "pipeline-runner")), ("kfp-multi-user", ("silverset", "default-editor"))],
+)
 def test_in_each_kfp_layout_the_step_submits_but_cannot_decide(overlay, step_identity, tmp_path):
     """Multi-user KFP's default-editor may write any ConfigMap in its profile namespace (kubeflow-edit),
     but approvals live in silverset-control, where only Silverset's Roles apply."""
@@ -133,8 +160,11 @@ def test_in_each_kfp_layout_the_step_submits_but_cannot_decide(overlay, step_ide
         fake.apply_overlay(OVERLAY.parent / overlay)
         steps = service_as(fake.client_for_service_account(*step_identity))
         own_spec = load_spec(own)
-        steps.submit(gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=own_spec.content_hash), spec=own_spec,
-                     submitter="ci@silverset.dev")
+        steps.submit(
+            gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=own_spec.content_hash),
+            spec=own_spec,
+            submitter="ci@silverset.dev",
+        )
         with pytest.raises(ApprovalForbidden, match="HTTP 403"):
             steps.approve(A, reason="I approve myself")
         assert steps.get(A).state is State.pending
@@ -148,9 +178,11 @@ def test_the_step_identity_cannot_rewrite_a_request_or_the_audit(cluster):
     cm = core.read_namespaced_config_map(configmap_name(A), CONTROL)
     body = json.loads(cm.data["request.json"]) | {"approvers": [RUNNER_USER]}
     cm.data["request.json"] = json.dumps(body)
-    for attempt in (lambda: core.replace_namespaced_config_map(configmap_name(A), CONTROL, cm),
-                    lambda: core.patch_namespaced_config_map(AUDIT_CONFIGMAP, CONTROL, {"data": {"audit.jsonl": "{}\n"}}),
-                    lambda: core.delete_namespaced_config_map(configmap_name(A), CONTROL)):
+    for attempt in (
+        lambda: core.replace_namespaced_config_map(configmap_name(A), CONTROL, cm),
+        lambda: core.patch_namespaced_config_map(AUDIT_CONFIGMAP, CONTROL, {"data": {"audit.jsonl": "{}\n"}}),
+        lambda: core.delete_namespaced_config_map(configmap_name(A), CONTROL),
+    ):
         with pytest.raises(client.ApiException) as refused:
             attempt()
         assert refused.value.status == 403 and json.loads(refused.value.body)["reason"] == "Forbidden"
@@ -166,8 +198,18 @@ def test_a_group_member_outside_the_spec_is_refused_by_policy(cluster):
     store = eve.store
     request = store.load(A)
     _entries, head = store.chain()
-    store.append(AuditEntry(at=request.created_at, actor="eve@silverset.dev", action=Action.approve, candidate_digest=A,
-                            previous_state=State.pending, new_state=State.approved, request_hash=request.request_hash), after=head)
+    store.append(
+        AuditEntry(
+            at=request.created_at,
+            actor="eve@silverset.dev",
+            action=Action.approve,
+            candidate_digest=A,
+            previous_state=State.pending,
+            new_state=State.approved,
+            request_hash=request.request_hash,
+        ),
+        after=head,
+    )
     steps = service_as(runner(cluster))
     assert steps.get(A).state is State.pending and not steps.is_approved(A)
     assert "not an approver" in steps.verify_audit().problem
@@ -175,15 +217,22 @@ def test_a_group_member_outside_the_spec_is_refused_by_policy(cluster):
 
 def test_a_spec_approver_outside_the_group_gets_a_clear_refusal(cluster):
     submit_as_step(cluster)
-    with pytest.raises(ApprovalForbidden, match=r"identity 'bob@silverset.dev'.*HTTP 403.*membership in group 'silverset-approvers'"):
+    with pytest.raises(
+        ApprovalForbidden, match=r"identity 'bob@silverset.dev'.*HTTP 403.*membership in group 'silverset-approvers'"
+    ):
         service_as(person(cluster, "bob@silverset.dev", groups=())).approve(A, reason="ok")
 
 
 def test_the_approver_identity_comes_from_the_api_server_not_a_flag(cluster):
     submit_as_step(cluster)
-    with pytest.raises(SilversetInputError, match=r"--as: .*API server \(you are 'eve@silverset.dev'\); drop --as 'alice@silverset.dev'"):
+    with pytest.raises(
+        SilversetInputError,
+        match=r"--as: .*API server \(you are 'eve@silverset.dev'\); drop --as 'alice@silverset.dev'",
+    ):
         service_as(person(cluster, "eve@silverset.dev")).approve(A, user="alice@silverset.dev", reason="as alice")
-    with pytest.raises(SilversetInputError, match="SelfSubjectReview username: identity 'alice @silverset.dev' contains whitespace"):
+    with pytest.raises(
+        SilversetInputError, match="SelfSubjectReview username: identity 'alice @silverset.dev' contains whitespace"
+    ):
         service_as(person(cluster, "alice @silverset.dev")).approve(A, reason="lookalike")
     assert service_as(runner(cluster)).audit() == []
 
@@ -222,8 +271,10 @@ def test_two_approvers_at_once_leave_one_decision(cluster):
         except SilversetInputError as exc:
             results[name] = str(exc)
 
-    threads = [threading.Thread(target=decide, args=("alice", lambda: alice.approve(A, reason="ok"))),
-               threading.Thread(target=decide, args=("bob", lambda: bob.reject(A, reason="drift")))]
+    threads = [
+        threading.Thread(target=decide, args=("alice", lambda: alice.approve(A, reason="ok"))),
+        threading.Thread(target=decide, args=("bob", lambda: bob.reject(A, reason="drift"))),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -244,8 +295,15 @@ def test_the_step_waits_on_the_cluster_and_returns_the_approval(cluster, tmp_pat
         if len(sleeps) == 2:  # alice decides while the step waits
             alice.approve(A, reason="retention fine")
 
-    outcome = step(gate=gate_file(tmp_path), attribute=str(SPEC_PATH), store=STORE, submitter="ci@silverset.dev",
-                   api_client=runner(cluster), sleep=sleep, initial_delay_s=1)
+    outcome = step(
+        gate=gate_file(tmp_path),
+        attribute=str(SPEC_PATH),
+        store=STORE,
+        submitter="ci@silverset.dev",
+        api_client=runner(cluster),
+        sleep=sleep,
+        initial_delay_s=1,
+    )
     assert outcome.decision is State.approved and outcome.decided_by == "alice@silverset.dev" and sleeps == [1, 2]
 
 
@@ -259,8 +317,16 @@ def test_an_expired_request_reads_expired_for_everyone_and_the_step_writes_nothi
 
     writes_before = list(cluster.writes)
     waiting = service_as(runner(cluster), now=lambda: clock["t"])
-    outcome = step(gate=gate_file(tmp_path), attribute=str(SPEC_PATH), store=STORE, submitter="ci@silverset.dev",
-                   service=waiting, sleep=sleep, initial_delay_s=3600, max_delay_s=3600)
+    outcome = step(
+        gate=gate_file(tmp_path),
+        attribute=str(SPEC_PATH),
+        store=STORE,
+        submitter="ci@silverset.dev",
+        service=waiting,
+        sleep=sleep,
+        initial_delay_s=3600,
+        max_delay_s=3600,
+    )
     assert outcome.decision is State.expired and clock["t"] >= request.expires_at
     assert cluster.writes == writes_before  # the expiry is derived, not written
     late = service_as(person(cluster, "alice@silverset.dev"), now=lambda: clock["t"])
@@ -272,12 +338,18 @@ def test_an_expired_request_reads_expired_for_everyone_and_the_step_writes_nothi
 def kubeconfig_for(fake, api_client, path: Path) -> str:
     """A kubeconfig file pointing at the fake with ``api_client``'s bearer token (what `silverset` loads)."""
     token = api_client.configuration.api_key["authorization"]
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": fake.host}}],
-        "users": [{"name": "me", "user": {"token": token}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "me"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": fake.host}}],
+                "users": [{"name": "me", "user": {"token": token}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "me"}}],
+            }
+        )
+    )
     return str(path)
 
 
@@ -285,10 +357,14 @@ def test_cli_approves_as_the_kubeconfig_identity_and_refuses_as(cluster, tmp_pat
     submit_as_step(cluster)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     # What KUBECONFIG=... does for a fresh `silverset` process (the client reads the variable at import).
-    monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION",
-                        kubeconfig_for(cluster, person(cluster, "bob@silverset.dev"), tmp_path / "bob.kubeconfig"))
+    monkeypatch.setattr(
+        "kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION",
+        kubeconfig_for(cluster, person(cluster, "bob@silverset.dev"), tmp_path / "bob.kubeconfig"),
+    )
     cli = CliRunner()
-    refused = cli.invoke(app, ["approvals", "approve", A[:20], "--as", "alice@silverset.dev", "--reason", "x", "--store", STORE])
+    refused = cli.invoke(
+        app, ["approvals", "approve", A[:20], "--as", "alice@silverset.dev", "--reason", "x", "--store", STORE]
+    )
     assert isinstance(refused.exception, SilversetInputError) and "drop --as" in str(refused.exception)
     done = cli.invoke(app, ["approvals", "approve", A[:20], "--reason", "retention fine", "--store", STORE])
     assert done.exit_code == 0, done.output
@@ -303,12 +379,23 @@ def test_deploy_refuses_when_the_cluster_audit_was_rewritten(cluster, tmp_path):
     # An admin (or anyone past RBAC) turns the rejection into an approval by hand.
     core = client.CoreV1Api(cluster.admin_client())
     cm = core.read_namespaced_config_map(AUDIT_CONFIGMAP, CONTROL)
-    cm.data["audit.jsonl"] = cm.data["audit.jsonl"].replace('"action":"reject"', '"action":"approve"').replace(
-        '"new_state":"rejected"', '"new_state":"approved"')
+    cm.data["audit.jsonl"] = (
+        cm.data["audit.jsonl"]
+        .replace('"action":"reject"', '"action":"approve"')
+        .replace('"new_state":"rejected"', '"new_state":"approved"')
+    )
     core.replace_namespaced_config_map(AUDIT_CONFIGMAP, CONTROL, cm)
     broken = steps.verify_audit()
     assert broken.index == 0 and "edited" in broken.problem
-    manifest = IndexManifest(format_version=1, version="red_dominant-v1-x", attribute="red_dominant", attribute_version=1,
-                             model_digest=A, digest="d", count=1, dimensions=4)
+    manifest = IndexManifest(
+        format_version=1,
+        version="red_dominant-v1-x",
+        attribute="red_dominant",
+        attribute_version=1,
+        model_digest=A,
+        digest="d",
+        count=1,
+        dimensions=4,
+    )
     with pytest.raises(GateFailed, match="audit chain is broken"):
         check_release(manifest=manifest, gate_path=gate_file(tmp_path), approvals=steps)

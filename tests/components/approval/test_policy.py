@@ -1,4 +1,5 @@
 """Approval policy: digest binding, approvers only from the gate's spec, self-approval, expiry, idempotence, identities."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -39,8 +40,13 @@ def spec_with(spec, **changes):
 
 
 def gate(digest, spec=None):
-    return GateResult(passed=True, reasons=[], metrics={"f1_retention": 0.97}, candidate_digest=digest,
-                      spec_content_hash=spec.content_hash if spec else None)
+    return GateResult(
+        passed=True,
+        reasons=[],
+        metrics={"f1_retention": 0.97},
+        candidate_digest=digest,
+        spec_content_hash=spec.content_hash if spec else None,
+    )
 
 
 def test_approval_is_bound_to_the_exact_digest(service, spec):
@@ -52,7 +58,11 @@ def test_approval_is_bound_to_the_exact_digest(service, spec):
     assert not service.is_approved(A, attribute_version=2)
     assert not service.is_approved(A, spec_content_hash="f" * 64)
     shown = service.get(A[:15])  # a unique prefix resolves
-    assert shown.state is State.approved and shown.decided_by == "alice@silverset.dev" and shown.report_uri == "file:///r.html"
+    assert (
+        shown.state is State.approved
+        and shown.decided_by == "alice@silverset.dev"
+        and shown.report_uri == "file:///r.html"
+    )
 
 
 def test_only_the_specs_approvers_decide_and_not_the_submitter(service, spec):
@@ -88,7 +98,9 @@ def test_the_first_submitter_cannot_fix_an_approver_list_the_spec_does_not_give(
         service.submit(gate=gate(A, spec), spec=spec, submitter="ci@silverset.dev")
     service.approve(A, user="mallory@evil.dev", reason="mine")
     # ...and an approval under her spec does not release the gate that ran with the real one.
-    assert not service.is_approved(A, attribute="red_dominant", attribute_version=1, spec_content_hash=spec.content_hash)
+    assert not service.is_approved(
+        A, attribute="red_dominant", attribute_version=1, spec_content_hash=spec.content_hash
+    )
 
 
 def test_submit_refuses_a_spec_other_than_the_gates(service, spec):
@@ -98,8 +110,10 @@ def test_submit_refuses_a_spec_other_than_the_gates(service, spec):
     assert service.store.load(A) is None
 
 
-@pytest.mark.parametrize("bad", ["", " ", "alice @silverset.dev", "alice@silverset.dev\n", "ali\x00ce", "ali\u200bce@silverset.dev",
-                                 "a" * 257])
+@pytest.mark.parametrize(
+    "bad",
+    ["", " ", "alice @silverset.dev", "alice@silverset.dev\n", "ali\x00ce", "ali\u200bce@silverset.dev", "a" * 257],
+)
 def test_malformed_identities_are_refused_everywhere(service, spec, bad):
     with pytest.raises(SilversetInputError, match="approvers.*identity|approver"):
         spec_with(spec, approvers=("bob@silverset.dev", bad))
@@ -162,16 +176,30 @@ def test_concurrent_deciders_see_one_decision(tmp_path, spec):
     request = service.submit(gate=gate(A, spec), spec=spec, submitter="carol@silverset.dev")
     _entries, head = store.chain()
     service.reject(A, user="bob@silverset.dev", reason="no")
-    stale = AuditEntry(at=request.created_at, actor="alice@silverset.dev", action=Action.approve, candidate_digest=A,
-                       previous_state=State.pending, new_state=State.approved, request_hash=request.request_hash)
+    stale = AuditEntry(
+        at=request.created_at,
+        actor="alice@silverset.dev",
+        action=Action.approve,
+        candidate_digest=A,
+        previous_state=State.pending,
+        new_state=State.approved,
+        request_hash=request.request_hash,
+    )
     with pytest.raises(Conflict):
         store.append(stale, after=head)
     assert service.get(A).state is State.rejected
 
 
-@pytest.mark.parametrize("uri,problem", [("k8s:silverset", "unknown scheme 'k8s:'"), ("s3://bucket/a.db", "unknown scheme 's3:'"),
-                                         ("kubernetes://", "names no valid namespace"), ("kubernetes://Bad_NS", "names no valid namespace"),
-                                         ("sqlite:a.db", "write sqlite:///relative.db")])
+@pytest.mark.parametrize(
+    "uri,problem",
+    [
+        ("k8s:silverset", "unknown scheme 'k8s:'"),
+        ("s3://bucket/a.db", "unknown scheme 's3:'"),
+        ("kubernetes://", "names no valid namespace"),
+        ("kubernetes://Bad_NS", "names no valid namespace"),
+        ("sqlite:a.db", "write sqlite:///relative.db"),
+    ],
+)
 def test_store_uris_are_validated(uri, problem):
     with pytest.raises(SilversetInputError, match="approval store") as info:
         open_store(uri)
@@ -182,7 +210,9 @@ def test_an_older_store_file_is_refused_by_name(tmp_path):
     import sqlite3
 
     path = tmp_path / "old.db"
-    sqlite3.connect(path).execute("CREATE TABLE approval_requests (candidate_digest TEXT PRIMARY KEY, body TEXT, revision INTEGER)")
+    sqlite3.connect(path).execute(
+        "CREATE TABLE approval_requests (candidate_digest TEXT PRIMARY KEY, body TEXT, revision INTEGER)"
+    )
     with pytest.raises(SilversetInputError, match="older Silverset"):
         SqliteApprovalStore(path)
 

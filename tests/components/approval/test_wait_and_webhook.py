@@ -1,5 +1,6 @@
 """The approval step: waits with backoff until a decision, ends "expired" at the spec's expiry, posts to a webhook;
 auto-approval only on the demo's SQLite store."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def test_wait_backs_off_until_approved_and_webhook_hears_each_event(tmp_path, we
     url, received = webhook
     service = ApprovalService(SqliteApprovalStore(tmp_path / "a.db"), notifier=Notifier(url))
     spec = load_spec(example_specs_dir() / "red_dominant.yaml")
-    service.submit(gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=spec.content_hash), spec=spec, submitter="ci")
+    service.submit(
+        gate=GateResult(passed=True, candidate_digest=A, spec_content_hash=spec.content_hash), spec=spec, submitter="ci"
+    )
     delays = []
 
     def sleep(seconds):
@@ -59,8 +62,17 @@ def test_wait_backs_off_until_approved_and_webhook_hears_each_event(tmp_path, we
 
 def gate_file(path, *, passed=True, reasons=(), spec=None):
     spec = spec or load_spec(example_specs_dir() / "red_dominant.yaml")
-    path.write_text(json.dumps({"passed": passed, "reasons": list(reasons), "metrics": {}, "candidate_digest": A,
-                                "spec_content_hash": spec.content_hash}))
+    path.write_text(
+        json.dumps(
+            {
+                "passed": passed,
+                "reasons": list(reasons),
+                "metrics": {},
+                "candidate_digest": A,
+                "spec_content_hash": spec.content_hash,
+            }
+        )
+    )
     return str(path)
 
 
@@ -77,8 +89,16 @@ def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp
         slept.append(seconds)
         clock["t"] += timedelta(seconds=seconds)
 
-    outcome = step(gate=gate_file(tmp_path / "gate.json"), attribute=str(example_specs_dir() / "red_dominant.yaml"), store="unused",
-                   submitter="ci@silverset.dev", service=service, sleep=sleep, initial_delay_s=600, max_delay_s=3600)
+    outcome = step(
+        gate=gate_file(tmp_path / "gate.json"),
+        attribute=str(example_specs_dir() / "red_dominant.yaml"),
+        store="unused",
+        submitter="ci@silverset.dev",
+        service=service,
+        sleep=sleep,
+        initial_delay_s=600,
+        max_delay_s=3600,
+    )
     assert outcome.decision is State.expired and outcome.decided_by == "system:expiry"
     assert sum(slept) == pytest.approx(72 * 3600, abs=1) and clock["t"] - outcome.expires_at < timedelta(seconds=1)
     assert [e.action for e in service.audit(A)] == [Action.submit]
@@ -87,29 +107,51 @@ def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp
 
 def test_step_rejects_a_failed_gate_and_auto_approves_for_the_demo(tmp_path):
     spec = str(example_specs_dir() / "red_dominant.yaml")
-    out = run(gate=gate_file(tmp_path / "failed.json", passed=False, reasons=["latency"]), attribute=spec, store=str(tmp_path / "a.db"),
-              submitter="ci")
+    out = run(
+        gate=gate_file(tmp_path / "failed.json", passed=False, reasons=["latency"]),
+        attribute=spec,
+        store=str(tmp_path / "a.db"),
+        submitter="ci",
+    )
     assert out["decision"] == "rejected" and out["reason"] == "latency" and out["decided_by"] == "gate"
     ok = tmp_path / "gate"
     ok.mkdir()
     gate_file(ok / "gate.json")
-    out = run(gate=str(ok), attribute=spec, store=str(tmp_path / "a.db"), submitter="demo", auto_approve_as="alice@silverset.dev")
+    out = run(
+        gate=str(ok),
+        attribute=spec,
+        store=str(tmp_path / "a.db"),
+        submitter="demo",
+        auto_approve_as="alice@silverset.dev",
+    )
     assert out["decision"] == "approved" and out["decided_by"] == "alice@silverset.dev"
     assert ApprovalService(SqliteApprovalStore(tmp_path / "a.db")).audit(A)[-1].action is Action.auto_approve
 
 
 def test_auto_approval_is_refused_off_the_demo_store(tmp_path):
     """A cluster store never takes a scripted approval, whatever name the run parameter carries."""
-    with pytest.raises(SilversetInputError, match="auto_approve_as: auto-approval is for the local demo's SQLite store only"):
-        run(gate=gate_file(tmp_path / "gate.json"), attribute=str(example_specs_dir() / "red_dominant.yaml"),
-            store="kubernetes://silverset-control", submitter="ci", auto_approve_as="alice@silverset.dev")
+    with pytest.raises(
+        SilversetInputError, match="auto_approve_as: auto-approval is for the local demo's SQLite store only"
+    ):
+        run(
+            gate=gate_file(tmp_path / "gate.json"),
+            attribute=str(example_specs_dir() / "red_dominant.yaml"),
+            store="kubernetes://silverset-control",
+            submitter="ci",
+            auto_approve_as="alice@silverset.dev",
+        )
 
 
 def test_the_step_refuses_a_gate_without_its_specs_hash(tmp_path):
     gate = tmp_path / "gate.json"
     gate.write_text(json.dumps({"passed": True, "candidate_digest": A}))
     with pytest.raises(SilversetInputError, match="records no spec_content_hash"):
-        run(gate=str(gate), attribute=str(example_specs_dir() / "red_dominant.yaml"), store=str(tmp_path / "a.db"), submitter="ci")
+        run(
+            gate=str(gate),
+            attribute=str(example_specs_dir() / "red_dominant.yaml"),
+            store=str(tmp_path / "a.db"),
+            submitter="ci",
+        )
     assert not ApprovalService(SqliteApprovalStore(tmp_path / "a.db")).list()
 
 
@@ -118,4 +160,9 @@ def test_the_step_refuses_a_spec_other_than_the_gates(tmp_path):
     other = tmp_path / "other.yaml"
     other.write_text(spec.normalized_yaml().replace("- bob@silverset.dev", "- mallory@evil.dev"))
     with pytest.raises(SilversetInputError, match="not the spec the gate ran with"):
-        run(gate=gate_file(tmp_path / "gate.json", spec=spec), attribute=str(other), store=str(tmp_path / "a.db"), submitter="ci")
+        run(
+            gate=gate_file(tmp_path / "gate.json", spec=spec),
+            attribute=str(other),
+            store=str(tmp_path / "a.db"),
+            submitter="ci",
+        )

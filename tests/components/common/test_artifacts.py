@@ -1,5 +1,6 @@
 """common.artifacts: the files stages hand each other read back as written, old files still read, bad ones are
 refused with the file and the problem named, and re-serializing a recorded approval keeps its hash."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,21 @@ DIGEST = "sha256:" + "a" * 64
 
 # gate.json as evaluate wrote it before the contract had a model (keys sorted, NaN written as null).
 OLD_GATE = {
-    "attribute": "red_dominant", "attribute_version": 1, "best_f1_threshold_on_golden": {"f1": 0.9, "threshold": 0.4},
-    "candidate_digest": DIGEST, "gate": "student", "golden_version": 1,
-    "metrics": {"candidate": {"f1": {"value": 0.91, "lower": 0.85, "upper": 0.95}}, "f1_retention": 0.97,
-                "latency": {"student_s_per_item": 1e-6, "teacher_s_per_item": None}},
-    "passed": True, "reasons": [], "spec_content_hash": "sha256:" + "b" * 64, "threshold": 0.42,
+    "attribute": "red_dominant",
+    "attribute_version": 1,
+    "best_f1_threshold_on_golden": {"f1": 0.9, "threshold": 0.4},
+    "candidate_digest": DIGEST,
+    "gate": "student",
+    "golden_version": 1,
+    "metrics": {
+        "candidate": {"f1": {"value": 0.91, "lower": 0.85, "upper": 0.95}},
+        "f1_retention": 0.97,
+        "latency": {"student_s_per_item": 1e-6, "teacher_s_per_item": None},
+    },
+    "passed": True,
+    "reasons": [],
+    "spec_content_hash": "sha256:" + "b" * 64,
+    "threshold": 0.42,
 }
 
 
@@ -42,8 +53,15 @@ def test_a_gate_keeps_keys_it_does_not_model():
 def test_a_gate_recorded_before_the_late_fields_dumps_as_it_was_recorded():
     # Approval stores hash the request's JSON; a gate recorded with only the first fields must dump to exactly
     # those (no gate/threshold/golden_version nulls), or every old audit entry would stop verifying.
-    recorded = {"passed": True, "reasons": [], "metrics": {"f1_retention": 0.97}, "candidate_digest": DIGEST,
-                "attribute": "red_dominant", "attribute_version": 1, "spec_content_hash": "sha256:" + "c" * 64}
+    recorded = {
+        "passed": True,
+        "reasons": [],
+        "metrics": {"f1_retention": 0.97},
+        "candidate_digest": DIGEST,
+        "attribute": "red_dominant",
+        "attribute_version": 1,
+        "spec_content_hash": "sha256:" + "c" * 64,
+    }
     gate = artifacts.GateResult.model_validate(recorded)
     assert gate.model_dump(mode="json") == recorded
     assert sha256_json(gate.model_dump(mode="json")) == sha256_json(recorded)
@@ -56,21 +74,32 @@ def test_an_approval_request_hash_does_not_move_across_a_round_trip():
 
     now = datetime(2026, 11, 30, tzinfo=timezone.utc)
     gate = artifacts.GateResult.model_validate(OLD_GATE)
-    request = ApprovalRequest(candidate_digest=DIGEST, attribute="red_dominant", attribute_version=1,
-                              spec_content_hash="sha256:" + "c" * 64, gate=gate, submitter="ci", approvers=("alice",),
-                              created_at=now, expires_at=now)
+    request = ApprovalRequest(
+        candidate_digest=DIGEST,
+        attribute="red_dominant",
+        attribute_version=1,
+        spec_content_hash="sha256:" + "c" * 64,
+        gate=gate,
+        submitter="ci",
+        approvers=("alice",),
+        created_at=now,
+        expires_at=now,
+    )
     again = ApprovalRequest.model_validate_json(request.model_dump_json())
     assert again.request_hash == request.request_hash
     assert again.gate.model_dump(mode="json") == OLD_GATE
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    (None, "file not found"),
-    ("{not json", "is not JSON"),
-    ("[1, 2]", "is a JSON list, expected an object"),
-    ('{"reasons": []}', "passed: Field required"),
-    ('{"passed": "maybe"}', "passed: Input should be a valid boolean"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, "file not found"),
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "is a JSON list, expected an object"),
+        ('{"reasons": []}', "passed: Field required"),
+        ('{"passed": "maybe"}', "passed: Input should be a valid boolean"),
+    ],
+)
 def test_a_bad_gate_json_is_refused_naming_the_file_and_the_problem(tmp_path, text, problem):
     path = tmp_path / "gate.json"
     if text is not None:
@@ -96,8 +125,14 @@ def _student(model_dir):
     model_dir.mkdir()
     torch.jit.script(torch.nn.Linear(4, 1)).save(str(model_dir / artifacts.TORCHSCRIPT_FILE))
     (model_dir / artifacts.ONNX_FILE).write_bytes(b"onnx graph bytes")
-    metadata = artifacts.ModelMetadata(attribute="red_dominant", attribute_version=1, embedder_id="e1", dimension=4,
-                                       threshold=0.5, latency_s_per_item=2e-6)
+    metadata = artifacts.ModelMetadata(
+        attribute="red_dominant",
+        attribute_version=1,
+        embedder_id="e1",
+        dimension=4,
+        threshold=0.5,
+        latency_s_per_item=2e-6,
+    )
     return metadata.model_copy(update={"model_digest": artifacts.model_digest(model_dir, metadata)})
 
 
@@ -130,11 +165,22 @@ def test_a_folder_without_metadata_is_not_a_model(tmp_path):
         artifacts.read_model_metadata(tmp_path)
 
 
-MANIFEST = {"format_version": 1, "version": "red_dominant-v1-0123456789ab", "attribute": "red_dominant",
-            "attribute_version": 1, "spec_hash": "s", "model_digest": DIGEST, "digest": "d" * 64, "count": 3,
-            "history_count": 5, "dimensions": 4, "vocabulary_rule": {"min_probability": 0.5},
-            "serving": {"default_k": 10, "affinity_model": "gs://m/a.json"}, "parameters": {"algorithm": "brute_force"},
-            "build": {"recall": 1.0}}
+MANIFEST = {
+    "format_version": 1,
+    "version": "red_dominant-v1-0123456789ab",
+    "attribute": "red_dominant",
+    "attribute_version": 1,
+    "spec_hash": "s",
+    "model_digest": DIGEST,
+    "digest": "d" * 64,
+    "count": 3,
+    "history_count": 5,
+    "dimensions": 4,
+    "vocabulary_rule": {"min_probability": 0.5},
+    "serving": {"default_k": 10, "affinity_model": "gs://m/a.json"},
+    "parameters": {"algorithm": "brute_force"},
+    "build": {"recall": 1.0},
+}
 
 
 def test_an_index_manifest_round_trips_through_an_object_store_uri():
@@ -152,8 +198,20 @@ def test_an_index_without_a_manifest_or_with_a_broken_one_is_refused(tmp_path):
         artifacts.read_index_manifest(tmp_path)
 
 
-PLAN = {"videos": 10, "todo": 3, "new": 3, "changed": 0, "unchanged": 7, "removed": 0, "errors": 0,
-        "relabel_all": False, "up_to_date": False, "corpus_digest": "abc", "todo_manifest": "t.parquet", "out_dir": "o"}
+PLAN = {
+    "videos": 10,
+    "todo": 3,
+    "new": 3,
+    "changed": 0,
+    "unchanged": 7,
+    "removed": 0,
+    "errors": 0,
+    "relabel_all": False,
+    "up_to_date": False,
+    "corpus_digest": "abc",
+    "todo_manifest": "t.parquet",
+    "out_dir": "o",
+}
 
 
 def test_a_plan_reads_as_a_plan_summary_or_a_lock_out(tmp_path):
@@ -170,8 +228,14 @@ def test_a_plan_reads_as_a_plan_summary_or_a_lock_out(tmp_path):
 
 
 def test_a_run_summary_round_trips_and_an_old_one_reads(tmp_path):
-    summary = artifacts.RunSummary(text="run r: promoted", run_id="r", status="SUCCEEDED", outcome="promoted",
-                                   plan=PLAN, gates={"student_gate": {"passed": True, "reasons": []}})
+    summary = artifacts.RunSummary(
+        text="run r: promoted",
+        run_id="r",
+        status="SUCCEEDED",
+        outcome="promoted",
+        plan=PLAN,
+        gates={"student_gate": {"passed": True, "reasons": []}},
+    )
     artifacts.write_run_summary(tmp_path / "run_summary.json", summary)
     assert artifacts.read_run_summary(tmp_path) == summary
     (tmp_path / "run_summary.json").write_text(json.dumps({"run_id": "old", "status": "FAILED", "text": "t"}))

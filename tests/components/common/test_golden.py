@@ -1,4 +1,5 @@
 """Golden set v2: per-rater rows round-trip, v1 files read, the carry-across-versions rule and its refusals."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +19,15 @@ def _v2(path, *, version=1, classes=("negative", "positive"), attribute="red_dom
     votes = {"v1": {"alice": 1, "bob": 1, "carol": 0}, "v2": {"alice": 0, "bob": 1}, "v3": {"carol": 1}}
     resolved = {"v1": 1, "v2": 0, "v3": 1}
     how = {"v1": "majority", "v2": "adjudicated", "v3": "single"}
-    table = golden.golden_rows(attribute=attribute, version=version, classes=classes, votes=votes, resolved=resolved,
-                               how=how, labeled_at={v: AT for v in resolved})
+    table = golden.golden_rows(
+        attribute=attribute,
+        version=version,
+        classes=classes,
+        votes=votes,
+        resolved=resolved,
+        how=how,
+        labeled_at={v: AT for v in resolved},
+    )
     tables.write_table(table, path, schemas.GOLDEN)
     return str(path)
 
@@ -27,11 +35,20 @@ def _v2(path, *, version=1, classes=("negative", "positive"), attribute="red_dom
 def _v1(path, rows, *, version=1):
     """A v1 file as the old studio export wrote it: one row per video, agreeing labelers joined by ','."""
     n = len(rows)
-    tables.write_table(pa.table({
-        "video_id": [r[0] for r in rows], "attribute": ["red_dominant"] * n,
-        "attribute_version": pa.array([version] * n, pa.int32()), "label": pa.array([r[1] for r in rows], pa.int32()),
-        "labeler": [r[2] for r in rows], "labeled_at": pa.array([AT] * n, pa.timestamp("us", tz="UTC")),
-    }), path, golden.GOLDEN_V1)
+    tables.write_table(
+        pa.table(
+            {
+                "video_id": [r[0] for r in rows],
+                "attribute": ["red_dominant"] * n,
+                "attribute_version": pa.array([version] * n, pa.int32()),
+                "label": pa.array([r[1] for r in rows], pa.int32()),
+                "labeler": [r[2] for r in rows],
+                "labeled_at": pa.array([AT] * n, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        path,
+        golden.GOLDEN_V1,
+    )
     return str(path)
 
 
@@ -71,10 +88,24 @@ def test_labels_carry_to_a_new_version_with_the_same_classes(tmp_path):
 
 
 def test_the_newest_matching_version_is_carried_and_the_own_version_wins(tmp_path):
-    tables.write_table(pa.concat_tables([
-        golden.golden_rows(attribute="red_dominant", version=v, classes=("negative", "positive"),
-                           votes={f"x{v}": {"alice": 1}}, resolved={f"x{v}": 1}, how={f"x{v}": "single"},
-                           labeled_at={f"x{v}": AT}) for v in (1, 2, 3)]), tmp_path / "g.parquet", schemas.GOLDEN)
+    tables.write_table(
+        pa.concat_tables(
+            [
+                golden.golden_rows(
+                    attribute="red_dominant",
+                    version=v,
+                    classes=("negative", "positive"),
+                    votes={f"x{v}": {"alice": 1}},
+                    resolved={f"x{v}": 1},
+                    how={f"x{v}": "single"},
+                    labeled_at={f"x{v}": AT},
+                )
+                for v in (1, 2, 3)
+            ]
+        ),
+        tmp_path / "g.parquet",
+        schemas.GOLDEN,
+    )
     path = str(tmp_path / "g.parquet")
     assert golden.read_golden_set(path, spec=SPEC.model_copy(update={"version": 5})).resolved == {"x3": 1}
     assert golden.read_golden_set(path, spec=SPEC.model_copy(update={"version": 2})).resolved == {"x2": 1}
@@ -97,13 +128,26 @@ def test_no_rows_for_the_attribute_is_an_empty_set(tmp_path):
     assert got.resolved == {} and got.raters == []
 
 
-@pytest.mark.parametrize("case,message", [
-    ("label_range", "label 2"), ("resolved_disagrees", "different resolved labels"),
-    ("twice", "two votes"), ("bad_how", "how='vibes'"), ("missing_column", "missing required column"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("label_range", "label 2"),
+        ("resolved_disagrees", "different resolved labels"),
+        ("twice", "two votes"),
+        ("bad_how", "how='vibes'"),
+        ("missing_column", "missing required column"),
+    ],
+)
 def test_unusable_golden_sets_are_refused_naming_file_and_problem(tmp_path, case, message):
-    rows = golden.golden_rows(attribute="red_dominant", version=1, classes=None, votes={"a": {"alice": 1}},
-                              resolved={"a": 1}, how={"a": "single"}, labeled_at={"a": AT}).to_pylist()
+    rows = golden.golden_rows(
+        attribute="red_dominant",
+        version=1,
+        classes=None,
+        votes={"a": {"alice": 1}},
+        resolved={"a": 1},
+        how={"a": "single"},
+        labeled_at={"a": AT},
+    ).to_pylist()
     row = rows[0]
     if case == "label_range":
         rows = [{**row, "rater_label": 2}]

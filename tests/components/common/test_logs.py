@@ -1,4 +1,5 @@
 """configure_step_logging: a step's INFO records reach its log; nothing global in library modules."""
+
 from __future__ import annotations
 
 import logging
@@ -38,16 +39,19 @@ def _step(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_a_plain_process_drops_info_and_the_helper_lets_it_through():
     emit = f"import logging; logging.getLogger({STAGE!r}).info('labelled %d videos in %.1f s', 3, 0.5)"
     without = _step(emit)
-    with_helper = _step("from silverset.components.common.logs import configure_step_logging; "
-                        "configure_step_logging(); " + emit)
+    with_helper = _step(
+        "from silverset.components.common.logs import configure_step_logging; configure_step_logging(); " + emit
+    )
     assert "labelled" not in without.stdout + without.stderr
     assert with_helper.returncode == 0, with_helper.stderr
     assert f"INFO {STAGE}: labelled 3 videos in 0.5 s" in with_helper.stdout
 
 
 def test_the_level_comes_from_the_environment_at_call_time():
-    code = ("from silverset.components.common.logs import configure_step_logging; configure_step_logging(); "
-            f"import logging; log = logging.getLogger({STAGE!r}); log.info('start'); log.warning('retry 2')")
+    code = (
+        "from silverset.components.common.logs import configure_step_logging; configure_step_logging(); "
+        f"import logging; log = logging.getLogger({STAGE!r}); log.info('start'); log.warning('retry 2')"
+    )
     quiet = _step(code, {"SILVERSET_LOG_LEVEL": "warning"})
     assert "start" not in quiet.stdout and "WARNING" in quiet.stdout and "retry 2" in quiet.stdout
 
@@ -71,9 +75,11 @@ def test_kfp_executor_handler_is_reused_not_doubled(bare_root, capsys):
 
 
 def test_twice_adds_one_handler():
-    done = _step("from silverset.components.common.logs import configure_step_logging; "
-                 "configure_step_logging(); configure_step_logging('DEBUG'); "
-                 f"import logging; logging.getLogger({STAGE!r}).debug('item %s', 'v1')")
+    done = _step(
+        "from silverset.components.common.logs import configure_step_logging; "
+        "configure_step_logging(); configure_step_logging('DEBUG'); "
+        f"import logging; logging.getLogger({STAGE!r}).debug('item %s', 'v1')"
+    )
     assert done.stdout.count(f"DEBUG {STAGE}: item v1") == 1, done.stdout + done.stderr
 
 
@@ -92,15 +98,30 @@ def test_cli_logging_is_untouched_unless_asked(bare_root, monkeypatch):
 
 
 def test_cli_prints_warnings_only_by_default_and_info_when_asked():
-    code = ("from silverset.components.common.logs import configure_cli_logging; configure_cli_logging(); "
-            f"import logging; log = logging.getLogger({STAGE!r}); log.info('stage done'); log.warning('retry 2')")
+    code = (
+        "from silverset.components.common.logs import configure_cli_logging; configure_cli_logging(); "
+        f"import logging; log = logging.getLogger({STAGE!r}); log.info('stage done'); log.warning('retry 2')"
+    )
     default, asked = _step(code), _step(code, {"SILVERSET_LOG_LEVEL": "INFO"})
     assert default.stdout == "" and default.stderr == "retry 2\n"  # Python's last-resort handler, as before
     assert f"INFO {STAGE}: stage done" in asked.stderr and asked.stdout == ""
 
 
-STEP_PACKAGES = ("frames", "embed", "teacher", "distill", "index", "deploy", "incremental", "notify", "abtest",
-                 "evaluate", "approval", "score", "corpus")
+STEP_PACKAGES = (
+    "frames",
+    "embed",
+    "teacher",
+    "distill",
+    "index",
+    "deploy",
+    "incremental",
+    "notify",
+    "abtest",
+    "evaluate",
+    "approval",
+    "score",
+    "corpus",
+)
 
 
 def test_every_step_begins_with_the_step_set_up():
@@ -123,12 +144,16 @@ def test_an_annotate_step_logs_its_counts_to_the_step_output(tmp_path):
     from silverset.components.common.spec import example_specs_dir
 
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("video_id,uri,title,description\n"
-                        "v1,file:///v1.mp4,a red sunset,red sky\nv2,file:///v2.mp4,a blue lake,calm water\n")
+    manifest.write_text(
+        "video_id,uri,title,description\n"
+        "v1,file:///v1.mp4,a red sunset,red sky\nv2,file:///v2.mp4,a blue lake,calm water\n"
+    )
     spec = example_specs_dir() / "red_dominant.yaml"
-    code = ("from silverset.components.teacher.component import annotate_shard; "
-            f"annotate_shard.python_func(attribute_uri={str(spec)!r}, manifest_uri={str(manifest)!r}, frames_uri='', "
-            f"out_uri={str(tmp_path / 'labels')!r}, teacher='zero-shot')")
+    code = (
+        "from silverset.components.teacher.component import annotate_shard; "
+        f"annotate_shard.python_func(attribute_uri={str(spec)!r}, manifest_uri={str(manifest)!r}, frames_uri='', "
+        f"out_uri={str(tmp_path / 'labels')!r}, teacher='zero-shot')"
+    )
     done = _step(code)
     assert done.returncode == 0, done.stderr[-2000:]
     ends = [line for line in done.stdout.splitlines() if f"INFO {STAGE}: annotate" in line and "labelled" in line]
@@ -140,15 +165,34 @@ def test_the_cli_logs_stages_only_when_asked_and_refuses_a_bad_level(tmp_path):
 
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("video_id,uri,title,description\nv1,file:///v1.mp4,a red sunset,red sky\n")
-    command = [str(Path(sys.executable).with_name("silverset")), "annotate", "--attribute",
-               str(example_specs_dir() / "red_dominant.yaml"), "--manifest", str(manifest), "--teacher", "zero-shot"]
+    command = [
+        str(Path(sys.executable).with_name("silverset")),
+        "annotate",
+        "--attribute",
+        str(example_specs_dir() / "red_dominant.yaml"),
+        "--manifest",
+        str(manifest),
+        "--teacher",
+        "zero-shot",
+    ]
     environ = {k: v for k, v in os.environ.items() if k != "SILVERSET_LOG_LEVEL"}
-    quiet = subprocess.run(command + ["--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=120,
-                           env=environ)
-    asked = subprocess.run(command + ["--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=120,
-                           env=environ | {"SILVERSET_LOG_LEVEL": "info"})
-    bad = subprocess.run(command + ["--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=120,
-                         env=environ | {"SILVERSET_LOG_LEVEL": "loud"})
+    quiet = subprocess.run(
+        command + ["--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=120, env=environ
+    )
+    asked = subprocess.run(
+        command + ["--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ | {"SILVERSET_LOG_LEVEL": "info"},
+    )
+    bad = subprocess.run(
+        command + ["--out", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ | {"SILVERSET_LOG_LEVEL": "loud"},
+    )
     assert quiet.returncode == 0 and asked.returncode == 0, quiet.stderr + asked.stderr
     assert f"INFO {STAGE}" not in quiet.stderr + quiet.stdout
     assert f"INFO {STAGE}: annotate" in asked.stderr and "1 labelled" in asked.stderr
@@ -159,8 +203,9 @@ def test_safe_url_drops_what_carries_secrets():
     from silverset.components.common.logs import safe_url
 
     assert safe_url("https://bob:hunter2@idx.example:8443/v1/admin?token=abc#x") == "https://idx.example:8443/v1/admin"
-    assert safe_url("https://hooks.slack.com/services/T0/B0/SECRETPART", keep_path=False) == \
-        "https://hooks.slack.com/..."
+    assert (
+        safe_url("https://hooks.slack.com/services/T0/B0/SECRETPART", keep_path=False) == "https://hooks.slack.com/..."
+    )
     assert safe_url("http://127.0.0.1:8080", keep_path=False) == "http://127.0.0.1:8080"
     assert safe_url(None) == "none" and safe_url("") == "none"
     assert "hunter2" not in safe_url("bob:hunter2@host/x") and "abc" not in safe_url("host/x?token=abc")

@@ -1,4 +1,5 @@
 """Manifests: CSV, JSONL and Parquet read alike; every manifest-level problem is a clear input error."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ still exits non-zero; outside a KFP executor process nothing changes (a test run
 The native abort is simulated faithfully: libc's ``abort`` registered with ``__cxa_atexit`` (the way C++ registers
 static destructors) runs after the interpreter's finalization, as a destroyed joinable ``std::thread`` does
 (SIGABRT, "terminate called without an active exception")."""
+
 from __future__ import annotations
 
 import signal

@@ -1,4 +1,5 @@
 """Sharding: n workers split any id list with every id owned exactly once, stably across runs."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Attribute spec: the shipped examples validate; bad files name the field; hashes move when they should."""
+
 from __future__ import annotations
 
 import pytest
@@ -109,8 +110,11 @@ def test_duplicate_keys_non_finite_numbers_and_boolean_versions_are_refused():
     text = (example_specs_dir() / "red_dominant.yaml").read_text()
     nested = text.replace("gates:\n", "gates:\n  seed: 1\n  seed: 2\n", 1)
     assert nested != text
-    for bad, words in ((nested, "duplicate key 'seed'"), (text.replace("version: 1", "version: yes", 1), "'version'"),
-                       (text + "\ndecision_threshold: .nan\n", "duplicate key 'decision_threshold'")):
+    for bad, words in (
+        (nested, "duplicate key 'seed'"),
+        (text.replace("version: 1", "version: yes", 1), "'version'"),
+        (text + "\ndecision_threshold: .nan\n", "duplicate key 'decision_threshold'"),
+    ):
         with pytest.raises(SilversetInputError, match=words):
             parse_spec(bad, source="spec.yaml")
     spec = yaml.safe_load(text)

@@ -1,4 +1,5 @@
 """Table IO: schema-checked writes, shard discovery, errors tables, atomic directory replacement."""
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -11,8 +12,9 @@ from silverset.components.common.tables import ErrorRow
 
 
 def truth_rows(n: int) -> pa.Table:
-    return pa.table({"video_id": [f"v{i}" for i in range(n)], "attribute": ["a"] * n, "label": list(range(n)),
-                     "extra": [0] * n})
+    return pa.table(
+        {"video_id": [f"v{i}" for i in range(n)], "attribute": ["a"] * n, "label": list(range(n)), "extra": [0] * n}
+    )
 
 
 def test_write_table_conforms_to_the_schema_and_leaves_no_temp_files(tmp_path):

@@ -1,4 +1,5 @@
 """Synthetic corpus: real H.264, same seed same bytes, balanced independent truth visible in the pixels."""
+
 from __future__ import annotations
 
 import av

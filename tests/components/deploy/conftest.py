@@ -1,4 +1,5 @@
 """Deploy fixtures shared by the deploy and deploy-component tests: two built index versions and a release."""
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,9 @@ def release(tmp_path, built):
     gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": DIGEST}))
     store = tmp_path / "approvals.db"
     service = ApprovalService(SqliteApprovalStore(store))
-    service.submit(gate=GateResult.model_validate_json(gate.read_text()),
-                   spec=load_spec(example_specs_dir() / "red_dominant.yaml"), submitter="ci")
+    service.submit(
+        gate=GateResult.model_validate_json(gate.read_text()),
+        spec=load_spec(example_specs_dir() / "red_dominant.yaml"),
+        submitter="ci",
+    )
     return index, gate, store, service

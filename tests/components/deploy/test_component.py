@@ -1,5 +1,6 @@
 """The deploy KFP component: str paths in (gate.json's folder, as the pipeline passes it), refuses an unapproved
 candidate, and records what it did (or why it failed) in the run folder for the run summary."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):
     (gate_dir / "gate.json").write_text(gate.read_text())
     serve = tmp_path / "serve"
     run_dir = tmp_path / "run"
-    kwargs = dict(index_dir=str(index), gate=str(gate_dir), approval_store=str(store), target="local", serve_root=str(serve),
-                  run_dir=str(run_dir))
+    kwargs = dict(
+        index_dir=str(index),
+        gate=str(gate_dir),
+        approval_store=str(store),
+        target="local",
+        serve_root=str(serve),
+        run_dir=str(run_dir),
+    )
     with pytest.raises(GateFailed, match="no approval"):
         deploy_index.python_func(**kwargs)
     failed = json.loads((run_dir / "deploy" / "deploy.json").read_text())

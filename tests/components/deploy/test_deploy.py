@@ -3,6 +3,7 @@ KFP's runner ServiceAccount of the kfp-standalone overlay against the RBAC-true 
 kubelet that runs the real index server for each pod template: the index is published on the artifacts
 volume, pinned canary then stable by PATCH, served by the pods, recorded; a version the pods cannot load
 never gets ready and is rolled back."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ def test_refuses_without_approval_or_with_a_gate_for_another_digest(tmp_path, re
     with pytest.raises(GateFailed, match="gate result is for candidate"):
         deploy.run(index=str(index), gate=str(other), approval_store=str(store), serve_root=str(tmp_path / "serve"))
     failed = tmp_path / "failed.json"
-    failed.write_text(json.dumps({"passed": False, "reasons": ["f1 retention 0.80 < 0.95"], "candidate_digest": DIGEST}))
+    failed.write_text(
+        json.dumps({"passed": False, "reasons": ["f1 retention 0.80 < 0.95"], "candidate_digest": DIGEST})
+    )
     with pytest.raises(GateFailed, match="retention"):
         deploy.run(index=str(index), gate=str(failed), approval_store=str(store), serve_root=str(tmp_path / "serve"))
     assert not (tmp_path / "serve").exists()
@@ -74,24 +77,35 @@ def cluster(tmp_path):
 
 
 def pin(fake, name):
-    return (fake.objects[("Deployment", "kubeflow", name)]["spec"]["template"]["metadata"].get("annotations") or {}).get(PIN)
+    return (
+        fake.objects[("Deployment", "kubeflow", name)]["spec"]["template"]["metadata"].get("annotations") or {}
+    ).get(PIN)
 
 
 def deployment_writes(fake):
-    return [(verb, name) for user, verb, resource, _, name, code in fake.audit_log
-            if resource == "deployments" and verb not in ("get", "list", "watch") and code < 300]
+    return [
+        (verb, name)
+        for user, verb, resource, _, name, code in fake.audit_log
+        if resource == "deployments" and verb not in ("get", "list", "watch") and code < 300
+    ]
 
 
 def deployer(runner, **kwargs):
-    return KubernetesDeployer(KFP_STANDALONE.pod_namespace, api_client=runner, timeout_s=kwargs.pop("timeout_s", 30), poll_s=0.02, **kwargs)
+    return KubernetesDeployer(
+        KFP_STANDALONE.pod_namespace, api_client=runner, timeout_s=kwargs.pop("timeout_s", 30), poll_s=0.02, **kwargs
+    )
 
 
 def test_the_index_reaches_the_pods_canary_first_and_deploying_again_changes_nothing(cluster, built):
     fake, kubelet, runner, pvc = cluster
     (first, v1), (second, v2) = built
-    result = deployer(runner).deploy(attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving"))
+    result = deployer(runner).deploy(
+        attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving")
+    )
     assert result["changed"] and result["canary"] and result["previous"] is None
-    assert (pointer.version_dir(pvc / "serving", "red_dominant", v1) / "manifest.json").is_file()  # published on the PVC
+    assert (
+        pointer.version_dir(pvc / "serving", "red_dominant", v1) / "manifest.json"
+    ).is_file()  # published on the PVC
     assert deployment_writes(fake) == [("patch", "silverset-index-canary"), ("patch", "silverset-index")]  # PATCH only
     assert pin(fake, "silverset-index") == v1 and pin(fake, "silverset-index-canary") == v1
     served = [body for key, body in kubelet.readiness.items() if "'silverset-index'" in key and v1 in key]
@@ -99,10 +113,14 @@ def test_the_index_reaches_the_pods_canary_first_and_deploying_again_changes_not
     record = fake.objects[("ConfigMap", "kubeflow", "silverset-index-red-dominant")]["data"]
     assert record["version"] == v1 and record["previous"] == "" and record["index_uri"].endswith(f"versions/{v1}")
 
-    again = deployer(runner).deploy(attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving"))
+    again = deployer(runner).deploy(
+        attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving")
+    )
     assert again["changed"] is False and len(deployment_writes(fake)) == 2
 
-    result = deployer(runner).deploy(attribute="red_dominant", version=v2, index_dir=second, serve_root=str(pvc / "serving"))
+    result = deployer(runner).deploy(
+        attribute="red_dominant", version=v2, index_dir=second, serve_root=str(pvc / "serving")
+    )
     assert result["previous"] == v1 and pin(fake, "silverset-index") == v2
     record = fake.objects[("ConfigMap", "kubeflow", "silverset-index-red-dominant")]["data"]
     assert record["version"] == v2 and record["previous"] == v1
@@ -114,13 +132,19 @@ def test_an_index_the_pods_cannot_load_never_gets_ready_and_is_rolled_back(clust
     deployer(runner).deploy(attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving"))
     broken = tmp_path / "broken"
     shutil.copytree(second, broken)
-    largest = max((p for p in broken.rglob("*") if p.is_file() and p.name != "manifest.json"), key=lambda p: p.stat().st_size)
+    largest = max(
+        (p for p in broken.rglob("*") if p.is_file() and p.name != "manifest.json"), key=lambda p: p.stat().st_size
+    )
     data = bytearray(largest.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte: the manifest's digest no longer matches
     largest.write_bytes(bytes(data))
     with pytest.raises(GateFailed, match=f"silverset-index-canary did not become ready with {v2}.*rolled back to {v1}"):
-        deployer(runner, timeout_s=1).deploy(attribute="red_dominant", version=v2, index_dir=broken, serve_root=str(pvc / "serving"))
-    assert pin(fake, "silverset-index-canary") == v1 and pin(fake, "silverset-index") == v1  # the stable one never saw v2
+        deployer(runner, timeout_s=1).deploy(
+            attribute="red_dominant", version=v2, index_dir=broken, serve_root=str(pvc / "serving")
+        )
+    assert (
+        pin(fake, "silverset-index-canary") == v1 and pin(fake, "silverset-index") == v1
+    )  # the stable one never saw v2
     refused = [body for key, body in kubelet.readiness.items() if v2 in key]
     assert refused and all(body["live"] == {} and "refused" in body["reason"] for body in refused)
     assert fake.objects[("ConfigMap", "kubeflow", "silverset-index-red-dominant")]["data"]["version"] == v1
@@ -131,7 +155,15 @@ def test_silverset_roles_alone_allow_patch_but_refuse_replace(built, tmp_path):
     deploy only PATCHes; the pre-fix deploy's replace (verb update) is refused."""
     (first, v1), _ = built
     with FakeKubeApi(namespaces=("kubeflow",)) as fake:
-        fake.load_objects([{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "pipeline-runner", "namespace": "kubeflow"}}])
+        fake.load_objects(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": "pipeline-runner", "namespace": "kubeflow"},
+                }
+            ]
+        )
         fake.apply_overlay(STANDALONE)
         runner = fake.client_for_service_account("kubeflow", "pipeline-runner")
         apps = client.AppsV1Api(runner)
@@ -141,7 +173,9 @@ def test_silverset_roles_alone_allow_patch_but_refuse_replace(built, tmp_path):
             apps.replace_namespaced_deployment("silverset-index", "kubeflow", current)
         assert refused.value.status == 403
         assert 'cannot update resource "deployments" in API group "apps"' in json.loads(refused.value.body)["message"]
-        result = deployer(runner).deploy(attribute="red_dominant", version=v1, index_dir=first, serve_root=str(tmp_path / "serving"))
+        result = deployer(runner).deploy(
+            attribute="red_dominant", version=v1, index_dir=first, serve_root=str(tmp_path / "serving")
+        )
         assert result["changed"] and pin(fake, "silverset-index") == v1
 
 
@@ -151,4 +185,6 @@ def test_kubernetes_deploy_needs_a_serving_root_and_an_installed_index_server(bu
         with pytest.raises(SilversetInputError, match="--serve-root"):
             deployer(fake.admin_client()).deploy(attribute="red_dominant", version=v1, index_dir=first, serve_root=None)
         with pytest.raises(GateFailed, match="kubeflow/silverset-index does not exist; apply manifests/overlays"):
-            deployer(fake.admin_client()).deploy(attribute="red_dominant", version=v1, index_dir=first, serve_root=str(tmp_path))
+            deployer(fake.admin_client()).deploy(
+                attribute="red_dominant", version=v1, index_dir=first, serve_root=str(tmp_path)
+            )

@@ -1,4 +1,5 @@
 """Fixtures for the distill tests."""
+
 from __future__ import annotations
 
 import pytest

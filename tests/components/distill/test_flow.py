@@ -1,4 +1,5 @@
 """The distill half of the flow end to end: teacher gate, distill (golden items held out), Beam scoring, student gate."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,19 @@ def test_distill_and_gate_passes_both_gates_and_writes_reports(tmp_path):
     data = write_synthetic(tmp_path / "data", n=400)
     truth = pa.table({"video_id": data["ids"], "attribute": ["red_dominant"] * 400, "label": pa.array(data["truth"])})
     tables.write_table(truth, tmp_path / "truth.parquet", schemas.TRUTH)
-    golden = golden_from_truth(truth=str(tmp_path / "truth.parquet"), spec_path=SPEC, out=str(tmp_path / "golden.parquet"))
+    golden = golden_from_truth(
+        truth=str(tmp_path / "truth.parquet"), spec_path=SPEC, out=str(tmp_path / "golden.parquet")
+    )
     assert golden["items"] == 160
-    result = distill_and_gate(attribute=SPEC, embeddings=data["embeddings"], labels=data["labels"], golden=golden["golden"],
-                              out=str(tmp_path / "flow"), teacher_latency_s_per_item=0.5,
-                              options=StudentOptions(architecture="logistic"))  # the simulated teacher is linear in the embedding
+    result = distill_and_gate(
+        attribute=SPEC,
+        embeddings=data["embeddings"],
+        labels=data["labels"],
+        golden=golden["golden"],
+        out=str(tmp_path / "flow"),
+        teacher_latency_s_per_item=0.5,
+        options=StudentOptions(architecture="logistic"),
+    )  # the simulated teacher is linear in the embedding
     assert result["teacher_gate"]["passed"], result["teacher_gate"]["reasons"]
     assert result["student_gate"]["passed"], result["student_gate"]["reasons"]
     assert result["passed"]

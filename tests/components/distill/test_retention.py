@@ -1,4 +1,5 @@
 """F1 retention (student F1 / teacher F1 against truth) with a paired bootstrap CI, on hand-worked cases."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Distillation: KD loss by hand, calibration, determinism, metadata/digest, and which rows become errors."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.distill import train
 from silverset.components.distill.student import DistillationLoss, StudentOptions, fit_calibration
-from tests.helpers.factories import EMBEDDER, SPEC, write_synthetic
+from tests.helpers.factories import EMBEDDER, SPEC
 
 FAST = StudentOptions(max_epochs=40, patience=5, hidden_units=16)
 
@@ -43,10 +44,21 @@ def test_platt_calibration_recovers_a_known_scale_and_bias():
 
 
 def test_distill_writes_both_exports_metadata_and_a_verifiable_digest(tmp_path, synthetic):
-    s = train.run(embeddings=synthetic["embeddings"], labels=synthetic["labels"], attribute=SPEC, out=str(tmp_path / "m"), options=FAST)
+    s = train.run(
+        embeddings=synthetic["embeddings"],
+        labels=synthetic["labels"],
+        attribute=SPEC,
+        out=str(tmp_path / "m"),
+        options=FAST,
+    )
     meta = train.read_metadata(tmp_path / "m")  # recomputes the digest
     assert meta["model_digest"] == s["model_digest"]
-    assert (meta["attribute"], meta["attribute_version"], meta["embedder_id"], meta["dimension"]) == ("red_dominant", 1, EMBEDDER, 16)
+    assert (meta["attribute"], meta["attribute_version"], meta["embedder_id"], meta["dimension"]) == (
+        "red_dominant",
+        1,
+        EMBEDDER,
+        16,
+    )
     assert 0 < meta["threshold"] < 1 and meta["training_data_digest"] and meta["latency_s_per_item"] > 0
     assert meta["training_metrics"]["held_out_vs_teacher"]["f1"] > 0.85
     # both exports give calibrated probabilities that agree with the truth
@@ -64,31 +76,76 @@ def test_distill_writes_both_exports_metadata_and_a_verifiable_digest(tmp_path, 
 
 
 def test_same_seed_same_student(tmp_path, synthetic):
-    a = train.run(embeddings=synthetic["embeddings"], labels=synthetic["labels"], attribute=SPEC, out=str(tmp_path / "a"), options=FAST, measure_latency=False)
-    b = train.run(embeddings=synthetic["embeddings"], labels=synthetic["labels"], attribute=SPEC, out=str(tmp_path / "b"), options=FAST, measure_latency=False)
-    c = train.run(embeddings=synthetic["embeddings"], labels=synthetic["labels"], attribute=SPEC, out=str(tmp_path / "c"),
-                  options=FAST.model_copy(update={"seed": 1}), measure_latency=False)
+    a = train.run(
+        embeddings=synthetic["embeddings"],
+        labels=synthetic["labels"],
+        attribute=SPEC,
+        out=str(tmp_path / "a"),
+        options=FAST,
+        measure_latency=False,
+    )
+    b = train.run(
+        embeddings=synthetic["embeddings"],
+        labels=synthetic["labels"],
+        attribute=SPEC,
+        out=str(tmp_path / "b"),
+        options=FAST,
+        measure_latency=False,
+    )
+    c = train.run(
+        embeddings=synthetic["embeddings"],
+        labels=synthetic["labels"],
+        attribute=SPEC,
+        out=str(tmp_path / "c"),
+        options=FAST.model_copy(update={"seed": 1}),
+        measure_latency=False,
+    )
     assert a["model_digest"] == b["model_digest"] != c["model_digest"]
     assert a["threshold"] == b["threshold"]
 
 
 def test_logistic_head_and_target_precision(tmp_path, synthetic):
     options = StudentOptions(architecture="logistic", target_precision=0.95, max_epochs=40)
-    train.run(embeddings=synthetic["embeddings"], labels=synthetic["labels"], attribute=SPEC, out=str(tmp_path / "m"), options=options, measure_latency=False)
+    train.run(
+        embeddings=synthetic["embeddings"],
+        labels=synthetic["labels"],
+        attribute=SPEC,
+        out=str(tmp_path / "m"),
+        options=options,
+        measure_latency=False,
+    )
     meta = train.read_metadata(tmp_path / "m")
-    assert meta["threshold_rule"].startswith("precision>=0.95") and meta["training_metrics"]["held_out_vs_teacher"]["precision"] >= 0.95
+    assert (
+        meta["threshold_rule"].startswith("precision>=0.95")
+        and meta["training_metrics"]["held_out_vs_teacher"]["precision"] >= 0.95
+    )
 
 
 def test_unlabelled_and_foreign_embeddings_become_errors(tmp_path, synthetic):
     emb = tables.read_table(synthetic["embeddings"])
-    extra = pa.table({"video_id": ["new1", "new2"], "vector": emb.column("vector").slice(0, 2).combine_chunks(),
-                      "embedder_id": [EMBEDDER, "clip@other"]})
+    extra = pa.table(
+        {
+            "video_id": ["new1", "new2"],
+            "vector": emb.column("vector").slice(0, 2).combine_chunks(),
+            "embedder_id": [EMBEDDER, "clip@other"],
+        }
+    )
     tables.write_table(extra, tmp_path / "emb2" / "b.parquet", schemas.embeddings_schema(16))
     tables.write_table(emb, tmp_path / "emb2" / "a.parquet", schemas.embeddings_schema(16))
-    s = train.run(embeddings=str(tmp_path / "emb2"), labels=synthetic["labels"], attribute=SPEC, out=str(tmp_path / "m"), options=FAST, measure_latency=False)
+    s = train.run(
+        embeddings=str(tmp_path / "emb2"),
+        labels=synthetic["labels"],
+        attribute=SPEC,
+        out=str(tmp_path / "m"),
+        options=FAST,
+        measure_latency=False,
+    )
     errors = tables.read_errors(tmp_path / "m").to_pylist()
     assert s["items"] == s["trained_on"] + s["errors"] == 402
-    assert {(e["key"], e["error_type"]) for e in errors} == {("new1", "no_teacher_label"), ("new2", "embedder_mismatch")}
+    assert {(e["key"], e["error_type"]) for e in errors} == {
+        ("new1", "no_teacher_label"),
+        ("new2", "embedder_mismatch"),
+    }
 
 
 def test_labels_for_another_attribute_version_are_refused(tmp_path, synthetic):
@@ -96,4 +153,10 @@ def test_labels_for_another_attribute_version_are_refused(tmp_path, synthetic):
     labels = labels.set_column(2, "attribute_version", pa.array([2] * labels.num_rows, pa.int32()))
     tables.write_table(labels, tmp_path / "v2.parquet", schemas.LABELS)
     with pytest.raises(SilversetInputError, match="attribute version mismatch"):
-        train.run(embeddings=synthetic["embeddings"], labels=str(tmp_path / "v2.parquet"), attribute=SPEC, out=str(tmp_path / "m"), options=FAST)
+        train.run(
+            embeddings=synthetic["embeddings"],
+            labels=str(tmp_path / "v2.parquet"),
+            attribute=SPEC,
+            out=str(tmp_path / "m"),
+            options=FAST,
+        )

@@ -1,5 +1,6 @@
 """The student's decision threshold: on a perfectly separated held-out set it sits mid-gap (max margin), not on
 the lowest held-out positive, so an unseen positive scored a little lower is still accepted."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,5 +24,8 @@ def test_threshold_sits_in_the_middle_of_a_clean_held_out_gap():
     lowest_positive, highest_negative = held[held_labels == 1].min(), held[held_labels == 0].max()
     assert highest_negative < lowest_positive  # the set is separated
     cut = result["threshold"]["threshold"]
-    assert cut == np.float32((lowest_positive + highest_negative) / 2) or abs(cut - (lowest_positive + highest_negative) / 2) < 1e-6
+    assert (
+        cut == np.float32((lowest_positive + highest_negative) / 2)
+        or abs(cut - (lowest_positive + highest_negative) / 2) < 1e-6
+    )
     assert result["threshold"]["f1"] == 1.0

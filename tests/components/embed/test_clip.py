@@ -5,6 +5,7 @@ Random weights prove the plumbing (what is loaded, which vectors are pooled and 
 quality: no test here says a CLIP model finds red videos. Every expected vector is recomputed by calling the
 transformers model directly, not through the code under test.
 """
+
 from __future__ import annotations
 
 import socket
@@ -30,9 +31,13 @@ SPEC = str(example_specs_dir() / "red_dominant.yaml")
 def corpus(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("clip")
     videos = {f"vid{i:03d}": KINDS[i % len(KINDS)] for i in range(20)}
-    return {"videos": videos, "tmp": tmp, "frames": str(factories.write_frames(tmp / "frames", videos, n=4)),
-            "manifest": str(factories.write_manifest(tmp / "manifest.csv", videos)),
-            "clip": checkpoints.save_tiny_clip(tmp / "tinyclip")}
+    return {
+        "videos": videos,
+        "tmp": tmp,
+        "frames": str(factories.write_frames(tmp / "frames", videos, n=4)),
+        "manifest": str(factories.write_manifest(tmp / "manifest.csv", videos)),
+        "clip": checkpoints.save_tiny_clip(tmp / "tinyclip"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +48,12 @@ def other_clip(corpus) -> Path:
 
 @pytest.fixture(scope="module")
 def clip_run(corpus) -> embed.EmbedSummary:
-    return embed.run(frames=corpus["frames"], out=str(corpus["tmp"] / "emb"), manifest=corpus["manifest"],
-                     options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}", batch_size=6))
+    return embed.run(
+        frames=corpus["frames"],
+        out=str(corpus["tmp"] / "emb"),
+        manifest=corpus["manifest"],
+        options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}", batch_size=6),
+    )
 
 
 def _vectors(out) -> tuple[list[str], np.ndarray, str]:
@@ -104,8 +113,9 @@ def test_clip_block_is_named_pooled_and_followed_by_minilm(corpus, clip_run):
 
 def test_siglip_directory_embeds_too(corpus, tmp_path):
     siglip = checkpoints.save_tiny_siglip(tmp_path / "tinysiglip")
-    summary = embed.run(frames=corpus["frames"], out=str(tmp_path / "sig"),
-                        options=embed.EmbedOptions(embedder=f"clip:{siglip}"))
+    summary = embed.run(
+        frames=corpus["frames"], out=str(tmp_path / "sig"), options=embed.EmbedOptions(embedder=f"clip:{siglip}")
+    )
     assert summary.embedder_id.startswith("clip-tinysiglip@sha256:") and summary.embedder_id.endswith("[32]")
     ids, vectors, _ = _vectors(tmp_path / "sig")
     frames = load_frames(corpus["frames"])["vid002"].decode()
@@ -122,10 +132,14 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
 
     factories.write_frames(tmp_path / "frames", {"good": "red"}, n=3)
     bad = [{"video_id": "bad", "frame_index": 0, "timestamp_s": 0.0, "width": 8, "height": 8, "jpeg": b"not a jpeg"}]
-    tables.write_table(pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet",
-                       schemas.FRAMES)
-    summary = embed.run(frames=str(tmp_path / "frames"), out=str(tmp_path / "emb"),
-                        options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}"))
+    tables.write_table(
+        pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet", schemas.FRAMES
+    )
+    summary = embed.run(
+        frames=str(tmp_path / "frames"),
+        out=str(tmp_path / "emb"),
+        options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}"),
+    )
     assert summary.stats.outputs == 1
     assert tables.read_errors(tmp_path / "emb").column("error_type").to_pylist() == ["bad_frames"]
     from silverset.components.teacher.annotate import AnnotateOptions
@@ -133,14 +147,27 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
 
     manifest = tmp_path / "m.csv"
     manifest.write_text("video_id,uri,title\ngood,file:///g.mp4,Good\nbad,file:///b.mp4,Bad\n")
-    labelled = annotate(attribute=SPEC, manifest=str(manifest), frames=str(tmp_path / "frames"), out=str(tmp_path / "l"),
-                        options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"])))
+    labelled = annotate(
+        attribute=SPEC,
+        manifest=str(manifest),
+        frames=str(tmp_path / "frames"),
+        out=str(tmp_path / "l"),
+        options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"])),
+    )
     assert labelled.stats.outputs == 1 and tables.read_errors(tmp_path / "l").column("key").to_pylist() == ["bad"]
     out = str(tmp_path / "shards")
     for i in range(2):  # the KFP component passes --embedder through
-        stats = json.loads(component.embed_shard.python_func(
-            frames_uri=corpus["frames"], manifest_uri=corpus["manifest"], out_uri=out, shard_index=i, shard_count=2,
-            embedder=f"clip:{corpus['clip']}", batch_size=4))
+        stats = json.loads(
+            component.embed_shard.python_func(
+                frames_uri=corpus["frames"],
+                manifest_uri=corpus["manifest"],
+                out_uri=out,
+                shard_index=i,
+                shard_count=2,
+                embedder=f"clip:{corpus['clip']}",
+                batch_size=4,
+            )
+        )
         assert stats["model_id"].startswith("clip-tinyclip@sha256:")
     assert merge_check(out, list(corpus["videos"])).ok
 
@@ -162,16 +189,42 @@ def _cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
 
 def test_cli_embeds_with_clip_and_missing_weights_exit_2_saying_how(corpus, monkeypatch, capsys, tmp_path):
     attempts = _block_sockets(monkeypatch)
-    code, out, err = _cli(monkeypatch, capsys, ["embed", "--frames", corpus["frames"], "--out", str(tmp_path / "e"),
-                                                "--embedder", f"clip:{corpus['clip']}", "--no-text"])
+    code, out, err = _cli(
+        monkeypatch,
+        capsys,
+        [
+            "embed",
+            "--frames",
+            corpus["frames"],
+            "--out",
+            str(tmp_path / "e"),
+            "--embedder",
+            f"clip:{corpus['clip']}",
+            "--no-text",
+        ],
+    )
     assert code == 0, err
     assert "clip-tinyclip@sha256:" in out and "(d=16)" in out
     missing = tmp_path / "no-such-model"
-    code, _, err = _cli(monkeypatch, capsys, ["embed", "--frames", corpus["frames"], "--out", str(tmp_path / "m"),
-                                              "--embedder", f"clip:{missing}"])
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        ["embed", "--frames", corpus["frames"], "--out", str(tmp_path / "m"), "--embedder", f"clip:{missing}"],
+    )
     assert code == 2 and f"--embedder 'clip:{missing}'" in err and "save_pretrained" in err
-    code, _, err = _cli(monkeypatch, capsys, ["embed", "--frames", corpus["frames"], "--out", str(tmp_path / "h"),
-                                              "--embedder", "clip:openai-silverset-test/not-in-cache"])
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        [
+            "embed",
+            "--frames",
+            corpus["frames"],
+            "--out",
+            str(tmp_path / "h"),
+            "--embedder",
+            "clip:openai-silverset-test/not-in-cache",
+        ],
+    )
     assert code == 2 and "'clip:openai-silverset-test/not-in-cache'" in err and "local Hugging Face cache" in err
     assert "save_pretrained" in err and not (tmp_path / "h" / "stats").exists()
     assert attempts == []  # never tried the network, even with HF_HUB_OFFLINE off
@@ -179,16 +232,30 @@ def test_cli_embeds_with_clip_and_missing_weights_exit_2_saying_how(corpus, monk
 
 def test_annotate_cli_clip_zero_shot_refusals_exit_2(corpus, monkeypatch, capsys, tmp_path):
     attempts = _block_sockets(monkeypatch)
-    args = ["annotate", "--attribute", SPEC, "--manifest", corpus["manifest"], "--frames", corpus["frames"],
-            "--teacher", "clip-zero-shot"]
+    args = [
+        "annotate",
+        "--attribute",
+        SPEC,
+        "--manifest",
+        corpus["manifest"],
+        "--frames",
+        corpus["frames"],
+        "--teacher",
+        "clip-zero-shot",
+    ]
     code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "a")])
     assert code == 2 and "--checkpoint" in err
     code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "b"), "--checkpoint", "org/absent-clip"])
     assert code == 2 and "--checkpoint 'clip:org/absent-clip'" in err and "local Hugging Face cache" in err
-    code, _, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "c"), "--checkpoint", str(corpus["clip"]),
-                                              "--temperature", "0"])
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        [*args, "--out", str(tmp_path / "c"), "--checkpoint", str(corpus["clip"]), "--temperature", "0"],
+    )
     assert code == 2 and "--temperature" in err
-    code, out, err = _cli(monkeypatch, capsys, [*args, "--out", str(tmp_path / "d"), "--checkpoint", str(corpus["clip"])])
+    code, out, err = _cli(
+        monkeypatch, capsys, [*args, "--out", str(tmp_path / "d"), "--checkpoint", str(corpus["clip"])]
+    )
     assert code == 0, err
     assert "by clip-zero-shot:clip-tinyclip@sha256:" in out and len(tables.read_table(tmp_path / "d")) == 20
     assert attempts == []
@@ -200,8 +267,10 @@ def test_directory_from_model_and_processor_save_pretrained_loads(corpus, tmp_pa
 
     target = tmp_path / "user-clip"
     CLIPModel.from_pretrained(corpus["clip"], local_files_only=True).save_pretrained(target)
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-                  tokenizer=AutoTokenizer.from_pretrained(corpus["clip"], local_files_only=True)).save_pretrained(target)
+    CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=AutoTokenizer.from_pretrained(corpus["clip"], local_files_only=True),
+    ).save_pretrained(target)
     loaded, reference = clip.load(f"clip:{target}"), clip.load(f"clip:{corpus['clip']}")
     assert loaded.digest == reference.digest and loaded.block_name.startswith("clip-user-clip@sha256:")
     frames = load_frames(corpus["frames"])["vid000"].decode()
@@ -246,8 +315,11 @@ def test_studio_search_ranks_videos_by_clip_block_with_the_text_tower(corpus, cl
     with pytest.raises(SilversetInputError, match="give the same weights"):
         load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"], clip_model=f"clip:{other_clip}")
     # Without the clip model, search stays on the MiniLM text block (titles), as before.
-    plain = load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"],
-                         text_encoder=lambda texts: np.zeros((len(texts), 384), np.float32))
+    plain = load_catalog(
+        embeddings=clip_run.out,
+        manifest=corpus["manifest"],
+        text_encoder=lambda texts: np.zeros((len(texts), 384), np.float32),
+    )
     np.testing.assert_array_equal(plain.text_index(), vectors[rows, 16:])
 
 
@@ -300,11 +372,21 @@ def test_clip_zero_shot_needs_a_model(corpus, tmp_path):
     from silverset.components.teacher.annotate import AnnotateOptions, run
 
     with pytest.raises(SilversetInputError, match="--checkpoint"):
-        run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(tmp_path / "l"),
-            options=AnnotateOptions(teacher="clip-zero-shot"))
+        run(
+            attribute=SPEC,
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(tmp_path / "l"),
+            options=AnnotateOptions(teacher="clip-zero-shot"),
+        )
     with pytest.raises(SilversetInputError, match="save_pretrained"):
-        run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(tmp_path / "l"),
-            options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(tmp_path / "absent")))
+        run(
+            attribute=SPEC,
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(tmp_path / "l"),
+            options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(tmp_path / "absent")),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -315,10 +397,20 @@ def student(corpus, clip_run) -> Path:
     from silverset.components.teacher.annotate import run as annotate
 
     labels = corpus["tmp"] / "student-labels"
-    annotate(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(labels),
-             options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"]), temperature=0.01))
-    result = train.run(embeddings=clip_run.out, labels=str(labels), attribute=SPEC, out=str(corpus["tmp"] / "model"),
-                       measure_latency=False)
+    annotate(
+        attribute=SPEC,
+        manifest=corpus["manifest"],
+        frames=corpus["frames"],
+        out=str(labels),
+        options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"]), temperature=0.01),
+    )
+    result = train.run(
+        embeddings=clip_run.out,
+        labels=str(labels),
+        attribute=SPEC,
+        out=str(corpus["tmp"] / "model"),
+        measure_latency=False,
+    )
     assert result["embedder_id"] == clip_run.embedder_id and result["trained_on"] == 20
     return corpus["tmp"] / "model"
 

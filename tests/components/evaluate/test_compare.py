@@ -1,4 +1,5 @@
 """Two definitions compared on a hand-made golden set with the real zero-shot text teacher (MiniLM)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,13 +19,30 @@ from silverset.components.common.golden import golden_rows
 from silverset.components.common.spec import example_specs_dir, load_spec
 from silverset.components.evaluate.compare import COMPARE_REPORT, read_compare, run
 
-COOKING = ["How to make pasta carbonara at home", "Easy chocolate cake recipe step by step",
-           "Chef shows how to fry rice", "Baking sourdough bread for beginners", "Cooking a Sunday roast dinner",
-           "Making homemade pizza dough", "Quick vegetable stir fry recipe", "Grandma's soup recipe in the kitchen",
-           "How to grill the perfect steak", "Pancake breakfast cooking lesson"]
-OTHER = ["Highlights of the football match", "Formula one race in Monaco", "Cat plays with a toy mouse",
-         "City skyline timelapse at night", "Guitar lesson for beginners", "Hiking in the mountains vlog",
-         "Stock market news today", "Kids playing in the park", "Car engine repair tutorial", "Sunset over the ocean"]
+COOKING = [
+    "How to make pasta carbonara at home",
+    "Easy chocolate cake recipe step by step",
+    "Chef shows how to fry rice",
+    "Baking sourdough bread for beginners",
+    "Cooking a Sunday roast dinner",
+    "Making homemade pizza dough",
+    "Quick vegetable stir fry recipe",
+    "Grandma's soup recipe in the kitchen",
+    "How to grill the perfect steak",
+    "Pancake breakfast cooking lesson",
+]
+OTHER = [
+    "Highlights of the football match",
+    "Formula one race in Monaco",
+    "Cat plays with a toy mouse",
+    "City skyline timelapse at night",
+    "Guitar lesson for beginners",
+    "Hiking in the mountains vlog",
+    "Stock market news today",
+    "Kids playing in the park",
+    "Car engine repair tutorial",
+    "Sunset over the ocean",
+]
 GOOD = ("A cooking tutorial", "Label a video POSITIVE when someone shows how to cook or bake food in a kitchen.")
 POOR = ("A motor race", "Label a video POSITIVE when it shows cars racing on a track.")
 
@@ -49,11 +67,23 @@ def write_golden_and_manifest(tmp_path, *, version=1, hostile=False):
     resolved = {v: int(i < len(COOKING)) for i, v in enumerate(ids)}
     votes = {v: {"alice": label, "bob": label} for v, label in resolved.items()}
     at = {v: dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) for v in ids}
-    table = golden_rows(attribute="cooking", version=version, classes=("negative", "positive"), votes=votes,
-                        resolved=resolved, how={v: "unanimous" for v in ids}, labeled_at=at)
+    table = golden_rows(
+        attribute="cooking",
+        version=version,
+        classes=("negative", "positive"),
+        votes=votes,
+        resolved=resolved,
+        how={v: "unanimous" for v in ids},
+        labeled_at=at,
+    )
     tables.write_table(table, tmp_path / "golden.parquet", schemas.GOLDEN)
-    manifest = pa.table({"video_id": ids + ["extra"], "uri": [f"file:///v/{v}.mp4" for v in ids + ["extra"]],
-                         "title": titles + ["not in the golden set"]})
+    manifest = pa.table(
+        {
+            "video_id": ids + ["extra"],
+            "uri": [f"file:///v/{v}.mp4" for v in ids + ["extra"]],
+            "title": titles + ["not in the golden set"],
+        }
+    )
     tables.write_table(manifest, tmp_path / "manifest.parquet")
     return str(tmp_path / "golden.parquet"), str(tmp_path / "manifest.parquet"), ids, titles, resolved
 
@@ -64,8 +94,16 @@ def write_frames(folder, ids):
         for t in range(2):
             buffer = io.BytesIO()
             Image.fromarray(np.full((40, 48, 3), (10 * i, 90, 120 * t), np.uint8)).save(buffer, format="JPEG")
-            rows.append({"video_id": vid, "frame_index": t, "timestamp_s": 0.5 * t, "width": 48, "height": 40,
-                         "jpeg": buffer.getvalue()})
+            rows.append(
+                {
+                    "video_id": vid,
+                    "frame_index": t,
+                    "timestamp_s": 0.5 * t,
+                    "width": 48,
+                    "height": 40,
+                    "jpeg": buffer.getvalue(),
+                }
+            )
     tables.write_table(pa.Table.from_pylist(rows, schema=schemas.FRAMES), folder / "part-0.parquet", schemas.FRAMES)
     return str(folder)
 
@@ -154,8 +192,9 @@ def test_refuses_another_attribute_or_other_classes(tmp_path, specs):
     other = write_spec(tmp_path / "other.yaml", title=GOOD[0], definition=GOOD[1], version=2, name="baking")
     with pytest.raises(SilversetInputError, match="is attribute 'baking'.*one attribute"):
         run(a=good, b=other, golden=golden, out=str(tmp_path / "c1"), manifest=manifest)
-    classes = write_spec(tmp_path / "classes.yaml", title=GOOD[0], definition=GOOD[1], version=2,
-                         classes=("absent", "present"))
+    classes = write_spec(
+        tmp_path / "classes.yaml", title=GOOD[0], definition=GOOD[1], version=2, classes=("absent", "present")
+    )
     with pytest.raises(SilversetInputError, match="classes .*unchanged"):
         run(a=good, b=classes, golden=golden, out=str(tmp_path / "c2"), manifest=manifest)
     assert not (tmp_path / "c1").exists() and not (tmp_path / "c2").exists()  # refused before the teacher ran

@@ -1,4 +1,5 @@
 """The teacher gate's disagreement review: disagreements.json (the studio's input) and the report's list."""
+
 from __future__ import annotations
 
 import base64
@@ -37,8 +38,15 @@ def _golden(tmp_path, n=24):
     how = {v: ("majority" if len(set(votes[v].values())) > 1 else "unanimous") for v in resolved}
     at = {v: dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) for v in resolved}
     spec = load_spec(SPEC)
-    table = golden_rows(attribute=spec.name, version=spec.version, classes=spec.classes, votes=votes,
-                        resolved=resolved, how=how, labeled_at=at)
+    table = golden_rows(
+        attribute=spec.name,
+        version=spec.version,
+        classes=spec.classes,
+        votes=votes,
+        resolved=resolved,
+        how=how,
+        labeled_at=at,
+    )
     tables.write_table(table, tmp_path / "golden.parquet", schemas.GOLDEN)
     return str(tmp_path / "golden.parquet"), resolved, votes
 
@@ -46,13 +54,18 @@ def _golden(tmp_path, n=24):
 def _teacher_labels(tmp_path, resolved, probabilities):
     ids = list(resolved)
     p = [probabilities[v] for v in ids]
-    table = pa.table({
-        "video_id": ids, "attribute": ["red_dominant"] * len(ids),
-        "attribute_version": pa.array([1] * len(ids), pa.int32()),
-        "label": pa.array([int(x >= 0.5) for x in p], pa.int32()), "probability": pa.array(p, pa.float32()),
-        "rationale": [HOSTILE_RATIONALE if v == "v0002" else f"rationale of {v}" for v in ids],
-        "teacher_id": ["t"] * len(ids), "prompt_hash": ["h"] * len(ids),
-    })
+    table = pa.table(
+        {
+            "video_id": ids,
+            "attribute": ["red_dominant"] * len(ids),
+            "attribute_version": pa.array([1] * len(ids), pa.int32()),
+            "label": pa.array([int(x >= 0.5) for x in p], pa.int32()),
+            "probability": pa.array(p, pa.float32()),
+            "rationale": [HOSTILE_RATIONALE if v == "v0002" else f"rationale of {v}" for v in ids],
+            "teacher_id": ["t"] * len(ids),
+            "prompt_hash": ["h"] * len(ids),
+        }
+    )
     tables.write_table(table, tmp_path / "labels.parquet", schemas.LABELS)
     return str(tmp_path / "labels.parquet")
 
@@ -64,16 +77,32 @@ def _jpeg(colour, size=64):
 
 
 def _frames(tmp_path, counts):
-    rows = [{"video_id": vid, "frame_index": i, "timestamp_s": i * 0.5, "width": 80, "height": 64,
-             "jpeg": _jpeg((200, 20 * i % 255, 30))} for vid, n in counts.items() for i in range(n)]
-    tables.write_table(pa.Table.from_pylist(rows, schema=schemas.FRAMES), tmp_path / "frames" / "part-0.parquet",
-                       schemas.FRAMES)
+    rows = [
+        {
+            "video_id": vid,
+            "frame_index": i,
+            "timestamp_s": i * 0.5,
+            "width": 80,
+            "height": 64,
+            "jpeg": _jpeg((200, 20 * i % 255, 30)),
+        }
+        for vid, n in counts.items()
+        for i in range(n)
+    ]
+    tables.write_table(
+        pa.Table.from_pylist(rows, schema=schemas.FRAMES), tmp_path / "frames" / "part-0.parquet", schemas.FRAMES
+    )
     return str(tmp_path / "frames")
 
 
 def _manifest(tmp_path, ids):
-    table = pa.table({"video_id": ids, "uri": [f"file:///v/{v}.mp4" for v in ids],
-                      "title": [HOSTILE_TITLE if v == "v0001" else f"title {v}" for v in ids]})
+    table = pa.table(
+        {
+            "video_id": ids,
+            "uri": [f"file:///v/{v}.mp4" for v in ids],
+            "title": [HOSTILE_TITLE if v == "v0001" else f"title {v}" for v in ids],
+        }
+    )
     tables.write_table(table, tmp_path / "manifest.parquet")
     return str(tmp_path / "manifest.parquet")
 
@@ -93,8 +122,15 @@ class _Rows(HTMLParser):
             self._script = True
             self.scripts.append("")
         elif self._in_table and tag == "tr" and "data-video-id" in attrs:
-            self.rows.append({"id": attrs["data-video-id"], "confidence": float(attrs["data-confidence"]),
-                              "title": "", "rationale": "", "thumbs": []})
+            self.rows.append(
+                {
+                    "id": attrs["data-video-id"],
+                    "confidence": float(attrs["data-confidence"]),
+                    "title": "",
+                    "rationale": "",
+                    "thumbs": [],
+                }
+            )
         elif self._in_table and tag == "td" and self.rows:
             self._cell = attrs.get("class")
         elif self._in_table and tag == "img" and self.rows:
@@ -135,8 +171,15 @@ def test_teacher_gate_lists_exactly_the_disagreements_sorted_by_confidence(tmp_p
     frame_counts = {"v0001": 5, "v0002": 2, "v0003": 1}  # v0005 and v0010 have no frames
     frames = _frames(tmp_path, {**frame_counts, "v0004": 3})
     manifest = _manifest(tmp_path, list(resolved))
-    run(attribute=SPEC, golden=golden, predictions=labels, gate="teacher", out=str(tmp_path / "gate"), frames=frames,
-        manifest=manifest)
+    run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=labels,
+        gate="teacher",
+        out=str(tmp_path / "gate"),
+        frames=frames,
+        manifest=manifest,
+    )
 
     # brute force: every golden item whose teacher decision differs from the resolved label, |p - 0.5| descending
     wrong = [v for v in resolved if int(probabilities[v] >= 0.5) != resolved[v]]
@@ -149,8 +192,16 @@ def test_teacher_gate_lists_exactly_the_disagreements_sorted_by_confidence(tmp_p
     assert [item["video_id"] for item in record["items"]] == expected
     for item in record["items"]:
         vid = item["video_id"]
-        assert set(item) == {"video_id", "title", "teacher_label", "teacher_probability", "resolved_label",
-                             "rationale", "votes", "frame_count"}
+        assert set(item) == {
+            "video_id",
+            "title",
+            "teacher_label",
+            "teacher_probability",
+            "resolved_label",
+            "rationale",
+            "votes",
+            "frame_count",
+        }
         assert item["resolved_label"] == resolved[vid] and item["teacher_label"] == 1 - resolved[vid]
         assert item["teacher_probability"] == pytest.approx(probabilities[vid], abs=1e-6)
         assert item["votes"] == votes[vid]
@@ -206,8 +257,16 @@ def test_student_gate_writes_no_list_and_a_stale_one_is_removed(tmp_path, truth)
     out = tmp_path / "gate"
     run(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out=str(out))
     assert (out / DISAGREEMENTS_FILE).exists()
-    run(attribute=SPEC, golden=golden, predictions=preds, gate="student", out=str(out), teacher_predictions=preds,
-        student_latency_s_per_item=1e-5, teacher_latency_s_per_item=1.0)
+    run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=preds,
+        gate="student",
+        out=str(out),
+        teacher_predictions=preds,
+        student_latency_s_per_item=1e-5,
+        teacher_latency_s_per_item=1.0,
+    )
     assert not (out / DISAGREEMENTS_FILE).exists()
     assert "disagreements" not in (out / "report.html").read_text()
 
@@ -215,16 +274,35 @@ def test_student_gate_writes_no_list_and_a_stale_one_is_removed(tmp_path, truth)
 def test_unreadable_inputs_are_named(tmp_path):
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
     with pytest.raises(SilversetInputError, match="absent"):
-        run(attribute=SPEC, golden=golden, predictions=labels, gate="teacher", out=str(tmp_path / "g"),
-            frames=str(tmp_path / "absent"))
+        run(
+            attribute=SPEC,
+            golden=golden,
+            predictions=labels,
+            gate="teacher",
+            out=str(tmp_path / "g"),
+            frames=str(tmp_path / "absent"),
+        )
     with pytest.raises(SilversetInputError, match="disagreements .*does not exist"):
         read_disagreements(tmp_path / "nowhere")
 
 
 def test_cli_exit_2_for_missing_frames(cli_run, tmp_path):
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
-    code, err = cli_run("evaluate", "--attribute", SPEC, "--golden", golden, "--predictions", labels,
-                        "--gate", "teacher", "--out", str(tmp_path / "g"), "--frames", str(tmp_path / "no-frames"))
+    code, err = cli_run(
+        "evaluate",
+        "--attribute",
+        SPEC,
+        "--golden",
+        golden,
+        "--predictions",
+        labels,
+        "--gate",
+        "teacher",
+        "--out",
+        str(tmp_path / "g"),
+        "--frames",
+        str(tmp_path / "no-frames"),
+    )
     assert code == 2 and "no-frames" in err
 
 
@@ -250,12 +328,14 @@ def test_browser_sorts_by_confidence(tmp_path):
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
     run(attribute=SPEC, golden=golden, predictions=labels, gate="teacher", out=str(tmp_path / "gate"))
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"),
-                                    args=["--no-sandbox", "--headless=new", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"), args=["--no-sandbox", "--headless=new", "--disable-gpu"]
+        )
         page = browser.new_page()
         page.goto((tmp_path / "gate" / "report.html").as_uri())
         order = lambda: page.eval_on_selector_all(  # noqa: E731
-            "#disagreements tbody tr", "rows => rows.map(r => r.dataset.videoId)")
+            "#disagreements tbody tr", "rows => rows.map(r => r.dataset.videoId)"
+        )
         assert order() == ["v0001", "v0002", "v0005", "v0010", "v0003"]
         page.click("#sort-confidence-asc")
         assert order() == ["v0003", "v0010", "v0005", "v0002", "v0001"]

@@ -1,4 +1,5 @@
 """The evaluate KFP component: python_func with artifact stand-ins, and one kfp.local run of a failing gate."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,16 @@ def test_python_func_fills_metrics_and_returns_passed(tmp_path, truth):
     golden = write_golden(tmp_path / "golden.parquet", truth)
     preds = write_scores(tmp_path / "p.parquet", noisy_predictions(truth, flip=0.05, seed=1))
     m, c, h = _Artifact(tmp_path / "m"), _Artifact(tmp_path / "c"), _Artifact(tmp_path / "report.html")
-    out = evaluate_gate.python_func(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out_dir=str(tmp_path / "e"),
-                                    metrics=m, classification=c, report=h)
+    out = evaluate_gate.python_func(
+        attribute=SPEC,
+        golden=golden,
+        predictions=preds,
+        gate="teacher",
+        out_dir=str(tmp_path / "e"),
+        metrics=m,
+        classification=c,
+        report=h,
+    )
     assert out == "passed"
     assert json.loads((tmp_path / "e" / "gate.json").read_text())["reasons"] == []
     assert m.metadata["passed"] == 1.0 and m.metadata["candidate_f1_lower"] <= m.metadata["candidate_f1"]

@@ -1,4 +1,5 @@
 """Teacher and student gates on hand-made golden sets: passes, failures, and every fail-closed case."""
+
 from __future__ import annotations
 
 import json
@@ -37,15 +38,22 @@ def test_teacher_gate_fails_a_poor_teacher_with_reasons(tmp_path, truth):
     assert any("teacher F1" in r for r in s["reasons"])
 
 
-@pytest.mark.parametrize("case", ["no_golden", "missing_file", "too_small", "golden_version", "prediction_version", "missing_predictions", "nan"])
+@pytest.mark.parametrize(
+    "case",
+    ["no_golden", "missing_file", "too_small", "golden_version", "prediction_version", "missing_predictions", "nan"],
+)
 def test_fail_closed(tmp_path, truth, case):
     golden = write_golden(tmp_path / "golden.parquet", truth)
     probs = noisy_predictions(truth, flip=0.0, seed=1)
     preds = write_scores(tmp_path / "p.parquet", probs)
     expected = {
-        "no_golden": "no golden set", "missing_file": "golden set unreadable", "too_small": "golden set too small",
-        "golden_version": "attribute version mismatch", "prediction_version": "attribute version mismatch",
-        "missing_predictions": "have no candidate prediction", "nan": "NaN",
+        "no_golden": "no golden set",
+        "missing_file": "golden set unreadable",
+        "too_small": "golden set too small",
+        "golden_version": "attribute version mismatch",
+        "prediction_version": "attribute version mismatch",
+        "missing_predictions": "have no candidate prediction",
+        "nan": "NaN",
     }[case]
     if case == "no_golden":
         golden = None
@@ -78,8 +86,16 @@ def _student_inputs(tmp_path, truth, *, student_flip, teacher_flip=0.05):
 
 def test_student_gate_passes_on_retention_and_latency(tmp_path, truth):
     golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.05)
-    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, gate="student",
-            out=str(tmp_path / "eval"), teacher_latency_s_per_item=2.0, student_latency_s_per_item=1e-5)
+    s = run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=student,
+        teacher_predictions=teacher,
+        gate="student",
+        out=str(tmp_path / "eval"),
+        teacher_latency_s_per_item=2.0,
+        student_latency_s_per_item=1e-5,
+    )
     assert s["passed"], s["reasons"]
     assert s["metrics"]["f1_retention"] >= 0.95
     assert s["metrics"]["latency"]["ratio"] == pytest.approx(5e-6)
@@ -88,18 +104,41 @@ def test_student_gate_passes_on_retention_and_latency(tmp_path, truth):
 def test_student_gate_fails_on_retention_latency_and_regression(tmp_path, truth):
     golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.3)
     promoted = write_scores(tmp_path / "promoted.parquet", noisy_predictions(truth, flip=0.02, seed=3))
-    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, baseline=promoted,
-            gate="student", out=str(tmp_path / "eval"), teacher_latency_s_per_item=0.01, student_latency_s_per_item=0.001)
+    s = run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=student,
+        teacher_predictions=teacher,
+        baseline=promoted,
+        gate="student",
+        out=str(tmp_path / "eval"),
+        teacher_latency_s_per_item=0.01,
+        student_latency_s_per_item=0.001,
+    )
     text = " | ".join(s["reasons"])
     assert "F1 retention" in text and "latency ratio" in text and "regression vs the promoted model" in text
 
 
 def test_student_gate_fails_closed_without_teacher_or_latency(tmp_path, truth):
     golden, teacher, student = _student_inputs(tmp_path, truth, student_flip=0.05)
-    s = run(attribute=SPEC, golden=golden, predictions=student, gate="student", out=str(tmp_path / "a"),
-            teacher_latency_s_per_item=1.0, student_latency_s_per_item=1e-6)
+    s = run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=student,
+        gate="student",
+        out=str(tmp_path / "a"),
+        teacher_latency_s_per_item=1.0,
+        student_latency_s_per_item=1e-6,
+    )
     assert not s["passed"] and "no teacher predictions" in s["reasons"][0]
-    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, gate="student", out=str(tmp_path / "b"))
+    s = run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=student,
+        teacher_predictions=teacher,
+        gate="student",
+        out=str(tmp_path / "b"),
+    )
     assert not s["passed"] and any("latency unknown" in r for r in s["reasons"])
 
 
@@ -109,8 +148,16 @@ def test_teacher_latency_comes_from_shard_stats(tmp_path, truth):
     stats.mkdir(parents=True)
     (stats / "shard-0.json").write_text(json.dumps({"seconds": 30.0, "processed": 12, "cache_hits": 2}))
     (stats / "shard-1.json").write_text(json.dumps({"seconds": 10.0, "processed": 10, "cache_hits": 0}))
-    s = run(attribute=SPEC, golden=golden, predictions=student, teacher_predictions=teacher, gate="student",
-            out=str(tmp_path / "eval"), teacher_stats=str(tmp_path / "labels"), student_latency_s_per_item=1e-4)
+    s = run(
+        attribute=SPEC,
+        golden=golden,
+        predictions=student,
+        teacher_predictions=teacher,
+        gate="student",
+        out=str(tmp_path / "eval"),
+        teacher_stats=str(tmp_path / "labels"),
+        student_latency_s_per_item=1e-4,
+    )
     assert s["metrics"]["latency"]["teacher_s_per_item"] == pytest.approx(40.0 / 20)
     assert s["passed"], s["reasons"]
 

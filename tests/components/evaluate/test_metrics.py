@@ -1,4 +1,5 @@
 """Golden-set metrics against scikit-learn and hand-worked cases; bootstrap and threshold behaviour."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,7 +71,9 @@ def test_select_threshold_matches_brute_force():
     p = np.clip(y * 0.35 + rng.random(200) * 0.65, 0, 1)
     best = max(np.unique(p), key=lambda t: (skm.f1_score(y, (p >= t).astype(int)), t))
     chosen = metrics.select_threshold(y, p)
-    assert skm.f1_score(y, (p >= chosen["threshold"]).astype(int)) == pytest.approx(skm.f1_score(y, (p >= best).astype(int)))
+    assert skm.f1_score(y, (p >= chosen["threshold"]).astype(int)) == pytest.approx(
+        skm.f1_score(y, (p >= best).astype(int))
+    )
     target = metrics.select_threshold(y, p, target_precision=0.8)
     ok = [t for t in np.unique(p) if skm.precision_score(y, (p >= t).astype(int), zero_division=0) >= 0.8]
     assert target["threshold"] == pytest.approx(min(ok))
@@ -92,7 +95,10 @@ def test_vectorized_bootstrap_rows_match_the_scalar_metrics():
     y = (rng.random((20, 60)) < 0.3).astype(int)
     p = rng.random((20, 60)).round(1)  # many ties
     y[0] = 0  # a resample without positives
-    for fn, rows in ((metrics.average_precision, metrics._average_precision_rows), (metrics.roc_auc, metrics._roc_auc_rows),
-                     (metrics.expected_calibration_error, metrics._ece_rows)):
+    for fn, rows in (
+        (metrics.average_precision, metrics._average_precision_rows),
+        (metrics.roc_auc, metrics._roc_auc_rows),
+        (metrics.expected_calibration_error, metrics._ece_rows),
+    ):
         expected = np.array([fn(y[b], p[b]) for b in range(20)])
         np.testing.assert_allclose(rows(y, p), expected, equal_nan=True, atol=1e-12)

@@ -1,4 +1,5 @@
 """Raters vs teacher: hand-worked kappa/alpha examples, per-rater scores against scikit-learn, references, the CLI."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,6 @@ from silverset.components.common import golden, schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.golden import GoldenSet
 from silverset.components.evaluate import raters
-
 from tests.helpers.cli import run_silverset
 from tests.helpers.factories import SPEC, write_golden, write_scores
 
@@ -27,6 +27,7 @@ def _matrix(columns):
 
 # ---------------------------------------------------------------- hand-worked agreement
 
+
 def test_cohen_kappa_wikipedia_example():
     # Wikipedia "Cohen's kappa": 50 proposals, both yes 20, both no 15, A yes/B no 5, A no/B yes 10:
     # p_o = 35/50 = 0.7; p_e = 0.5*0.6 + 0.5*0.4 = 0.5; kappa = 0.4
@@ -39,8 +40,16 @@ def test_cohen_kappa_wikipedia_example():
 
 
 FLEISS_TABLE = [  # Wikipedia "Fleiss' kappa": 10 subjects, 14 raters, 5 categories; kappa = 0.210
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
 ]
 
 
@@ -85,6 +94,7 @@ def test_analytic_kappa_matches_brute_force_enumeration():
 
 # ---------------------------------------------------------------- references and scores
 
+
 def test_references_use_adjudication_else_the_other_raters_majority():
     # videos: v1 a=1 b=1 c=0 (majority); v2 a=0 b=1 adjudicated to 0; v3 all 1; v4 a=1 b=0 c=0 d... (3 raters)
     votes = _matrix([(1, 1, 0), (0, 1, None), (1, 1, 1), (None, 0, 0)])
@@ -112,8 +122,9 @@ def _random_golden(seed: int, *, n: int = 120, n_raters: int = 4) -> tuple[Golde
             resolved[video] = int(ones * 2 > len(voters))
             how[video] = "single" if len(voters) == 1 else ("unanimous" if ones in (0, len(voters)) else "majority")
     teacher = {f"v{j:03d}": int(truth[j] if rng.random() < 0.88 else 1 - truth[j]) for j in range(n)}
-    return GoldenSet(attribute="red_dominant", version=1, carried_from=None, resolved=resolved, votes=votes,
-                     raters=names, how=how), teacher
+    return GoldenSet(
+        attribute="red_dominant", version=1, carried_from=None, resolved=resolved, votes=votes, raters=names, how=how
+    ), teacher
 
 
 def _brute_reference(gs: GoldenSet, video: str, rater: str) -> int | None:
@@ -149,9 +160,11 @@ def test_per_rater_and_teacher_scores_agree_with_sklearn():
         assert score.scores.f1.lower <= score.scores.f1.value <= score.scores.f1.upper
         rated = [v for v in videos if score.rater in gs.votes[v]]
         assert score.vs_resolved.f1.value == pytest.approx(
-            f1_score([gs.resolved[v] for v in rated], [gs.votes[v][score.rater] for v in rated]))
+            f1_score([gs.resolved[v] for v in rated], [gs.votes[v][score.rater] for v in rated])
+        )
         assert score.teacher_kappa == pytest.approx(
-            cohen_kappa_score([teacher[v] for v in rated], [gs.votes[v][score.rater] for v in rated]))
+            cohen_kappa_score([teacher[v] for v in rated], [gs.votes[v][score.rater] for v in rated])
+        )
         f1_gaps.append(f1_score(ref, tv) - f1_score(ref, vote))
     d = report.teacher_minus_mean_rater
     assert d.value == pytest.approx(np.mean(f1_gaps)) and d.lower <= d.value <= d.upper and d.raters == 4
@@ -164,8 +177,9 @@ def test_own_vote_inflates_the_inclusive_score():
     votes = {f"v{j}": {r: int(rng.random() < 0.5) for r in ("a", "b", "c")} for j in range(n)}
     resolved = {v: int(sum(x.values()) >= 2) for v, x in votes.items()}
     how = {v: "majority" for v in votes}
-    gs = GoldenSet(attribute="x", version=1, carried_from=None, resolved=resolved, votes=votes, raters=["a", "b", "c"],
-                   how=how)
+    gs = GoldenSet(
+        attribute="x", version=1, carried_from=None, resolved=resolved, votes=votes, raters=["a", "b", "c"], how=how
+    )
     report = raters.evaluate_raters(gs, {v: 1 for v in votes}, n_classes=2, samples=200, seed=0)
     for score in report.per_rater:
         # inclusive: 0.75 expected (the rater's own vote breaks the others' tie half the time); leave-one-out: 0.5
@@ -190,9 +204,17 @@ def test_missing_teacher_decision_is_refused():
 
 # ---------------------------------------------------------------- files and CLI
 
+
 def _write_v2(path, gs: GoldenSet) -> str:
-    table = golden.golden_rows(attribute="red_dominant", version=1, classes=("negative", "positive"), votes=gs.votes,
-                               resolved=gs.resolved, how=gs.how, labeled_at={v: AT for v in gs.resolved})
+    table = golden.golden_rows(
+        attribute="red_dominant",
+        version=1,
+        classes=("negative", "positive"),
+        votes=gs.votes,
+        resolved=gs.resolved,
+        how=gs.how,
+        labeled_at={v: AT for v in gs.resolved},
+    )
     tables.write_table(table, path, schemas.GOLDEN)
     return str(path)
 
@@ -204,8 +226,12 @@ def _teacher_scores(path, teacher: dict[str, int]) -> str:
 
 def test_run_writes_raters_json(tmp_path):
     gs, teacher = _random_golden(2)
-    report = raters.run(attribute=SPEC, golden=_write_v2(tmp_path / "g.parquet", gs),
-                        predictions=_teacher_scores(tmp_path / "t.parquet", teacher), out=str(tmp_path / "eval"))
+    report = raters.run(
+        attribute=SPEC,
+        golden=_write_v2(tmp_path / "g.parquet", gs),
+        predictions=_teacher_scores(tmp_path / "t.parquet", teacher),
+        out=str(tmp_path / "eval"),
+    )
     saved = json.loads((tmp_path / "eval" / raters.RATERS_FILE).read_text())
     assert saved["reference"] == raters.REFERENCE and saved["raters"] == ["r0", "r1", "r2", "r3"]
     assert saved["teacher"]["f1"]["value"] == pytest.approx(report.teacher.f1.value)
@@ -216,8 +242,12 @@ def test_v1_golden_file_runs_with_no_leave_one_out_reference(tmp_path):
     """An old one-row-per-video file: every video has a single (possibly joint) vote, so only vs_resolved is defined."""
     truth = (np.arange(40) % 3 == 0).astype(int)
     path = write_golden(tmp_path / "old.parquet", truth)
-    report = raters.run(attribute=SPEC, golden=path, out=str(tmp_path / "eval"),
-                        predictions=write_scores(tmp_path / "t.parquet", np.where(truth == 1, 0.8, 0.2)))
+    report = raters.run(
+        attribute=SPEC,
+        golden=path,
+        out=str(tmp_path / "eval"),
+        predictions=write_scores(tmp_path / "t.parquet", np.where(truth == 1, 0.8, 0.2)),
+    )
     assert report.raters == ["alice"] and report.per_rater[0].scores.n == 0
     assert report.per_rater[0].vs_resolved.f1.value == 1.0 and report.teacher.f1.value == 1.0
     assert report.teacher_minus_mean_rater.value is None and report.agreement.krippendorff_alpha is None

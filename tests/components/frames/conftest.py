@@ -1,4 +1,5 @@
 """Real videos for the frames tests: a tiny synthetic corpus plus one file for every kind of bad input."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Seek-based frame sampling on real H.264 files: right times, right pixels, every bad input named."""
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,9 @@ def test_seeks_once_per_frame_and_decodes_far_less_than_the_stream(tmp_path, mon
 
     monkeypatch.setattr(extract, "_decode_from", counting_decode)
     real_seek = av.container.InputContainer.seek
-    monkeypatch.setattr(av.container.InputContainer, "seek",
-                        lambda self, *a, **k: (seeks.append(a[0]), real_seek(self, *a, **k))[1])
+    monkeypatch.setattr(
+        av.container.InputContainer, "seek", lambda self, *a, **k: (seeks.append(a[0]), real_seek(self, *a, **k))[1]
+    )
     frames = sample_frames("long", str(path), FrameOptions(frames_per_video=4, size=32))
     assert len(seeks) == 4
     assert len(decoded) <= 4 * 10
@@ -137,7 +139,11 @@ def test_any_beam_filesystem_uri_is_read_through_beams_filesystems(tiny_corpus, 
     remote = sample_frames("v", prefix + _video(tiny_corpus), options)
     local = sample_frames("v", _video(tiny_corpus), options)
     assert [f.jpeg for f in remote] == [f.jpeg for f in local]
-    for kind, error_type in (("missing", "missing_file"), ("zero_byte", "empty_file"), ("truncated", "unreadable_video")):
+    for kind, error_type in (
+        ("missing", "missing_file"),
+        ("zero_byte", "empty_file"),
+        ("truncated", "unreadable_video"),
+    ):
         with pytest.raises(VideoError) as info:
             sample_frames(kind, prefix + str(bad_videos[kind]), options)
         assert info.value.error_type == error_type

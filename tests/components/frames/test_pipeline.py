@@ -1,4 +1,5 @@
 """The Beam frames pipeline: every manifest row lands in frames or errors, reruns replace output atomically."""
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
@@ -41,8 +42,9 @@ def test_every_row_ends_in_frames_or_errors(tmp_path, tiny_corpus, bad_videos, b
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "manifest.jsonl"]
 
 
-def test_rerun_replaces_output_and_a_failed_rerun_keeps_the_old_one(tmp_path, tiny_corpus, monkeypatch,
-                                                                   manifest_writer):
+def test_rerun_replaces_output_and_a_failed_rerun_keeps_the_old_one(
+    tmp_path, tiny_corpus, monkeypatch, manifest_writer
+):
     manifest = manifest_writer(tmp_path / "manifest.csv", _corpus_rows(tiny_corpus))
     out = tmp_path / "frames"
     pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=2, size=32, num_shards=3)

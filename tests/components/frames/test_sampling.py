@@ -1,5 +1,6 @@
 """Keyframe sampling on real H.264 files: nearest keyframe per target, only keyframes decoded, K rows kept,
 the target times recorded, and the option refused when it names no mode."""
+
 from __future__ import annotations
 
 import io
@@ -69,8 +70,9 @@ def test_exact_mode_stays_the_default_and_picks_non_key_frames(ramp_video):
 
 def test_targets_sharing_a_keyframe_keep_their_own_rows(tmp_path, encode_video):
     # 3 s at 10 fps with a single keyframe at 0 s: all 4 targets land on it.
-    path = encode_video(tmp_path / "one-gop.mp4", [np.full((48, 64, 3), 3 * i, np.uint8) for i in range(30)],
-                        fps=10, gop=300)
+    path = encode_video(
+        tmp_path / "one-gop.mp4", [np.full((48, 64, 3), 3 * i, np.uint8) for i in range(30)], fps=10, gop=300
+    )
     assert sum(key for _, key in _decoded(path)) == 1
     rows = sample_frames("one", str(path), FrameOptions(frames_per_video=4, size=32, sampling="keyframe"))
     assert [r.frame_index for r in rows] == [0, 1, 2, 3]
@@ -81,8 +83,9 @@ def test_targets_sharing_a_keyframe_keep_their_own_rows(tmp_path, encode_video):
 def test_pipeline_keyframe_run_writes_k_rows_and_counts_repeats(tmp_path, tiny_corpus):
     # tiny corpus: 2 s at 15 fps with a 1 s GOP, so 4 targets over 2 keyframes repeat some frames.
     out = tmp_path / "frames"
-    summary = pipeline.run(manifest=tiny_corpus["manifest"], out=str(out), frames_per_video=4, size=32,
-                           sampling="keyframe")
+    summary = pipeline.run(
+        manifest=tiny_corpus["manifest"], out=str(out), frames_per_video=4, size=32, sampling="keyframe"
+    )
     frames = tables.read_table(out, schemas.FRAMES).to_pylist()
     assert summary["sampling"] == "keyframe" and summary["videos_ok"] == 4
     assert summary["frames"] == len(frames) == 16
@@ -99,8 +102,16 @@ def test_an_unknown_sampling_mode_is_refused_before_anything_runs(tmp_path, tiny
 
 
 def test_cli_bad_sampling_exits_2_with_one_line(tmp_path, tiny_corpus):
-    result = run_silverset("frames", "--manifest", tiny_corpus["manifest"], "--out", str(tmp_path / "frames"),
-                           "--sampling", "keyframes", timeout_s=120)
+    result = run_silverset(
+        "frames",
+        "--manifest",
+        tiny_corpus["manifest"],
+        "--out",
+        str(tmp_path / "frames"),
+        "--sampling",
+        "keyframes",
+        timeout_s=120,
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--sampling" in lines[0] and "'keyframes' is not one of exact, keyframe" in lines[0]
@@ -146,8 +157,9 @@ def _encode_with_b_frames(path, fmt: str):
     return path
 
 
-@pytest.mark.parametrize("fmt,suffix,reads_index", [("mp4", "mp4", True), ("matroska", "mkv", False),
-                                                    ("mpegts", "ts", False)])
+@pytest.mark.parametrize(
+    "fmt,suffix,reads_index", [("mp4", "mp4", True), ("matroska", "mkv", False), ("mpegts", "ts", False)]
+)
 def test_nearest_keyframe_in_every_container_with_b_frames(tmp_path, monkeypatch, fmt, suffix, reads_index):
     # MP4 lists every sample in its index (keyframes found without reading packets); Matroska and MPEG-TS do
     # not, and the packets around each target are read instead. Either way: the nearest keyframe.
@@ -185,9 +197,16 @@ def test_exact_mode_decodes_on_without_seeking_when_targets_share_a_gop(tmp_path
     # frame decoded at most once, and the frames a full decode picks.
     path = tmp_path / "long-gop.mp4"
     with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=10, options={
-            "preset": "medium" if b_frames else "ultrafast", "bf": str(b_frames), "threads": "1",
-            "x264-params": "scenecut=0"})
+        stream = container.add_stream(
+            "libx264",
+            rate=10,
+            options={
+                "preset": "medium" if b_frames else "ultrafast",
+                "bf": str(b_frames),
+                "threads": "1",
+                "x264-params": "scenecut=0",
+            },
+        )
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.codec_context.gop_size = 100
         for i in range(200):
@@ -199,8 +218,9 @@ def test_exact_mode_decodes_on_without_seeking_when_targets_share_a_gop(tmp_path
     assert sum(key for _, key in _decoded(path)) == 2
     seeks, decoded = [], []
     real_seek, real_decode = av.container.InputContainer.seek, extract._decode_from
-    monkeypatch.setattr(av.container.InputContainer, "seek",
-                        lambda self, *a, **k: (seeks.append(a[0]), real_seek(self, *a, **k))[1])
+    monkeypatch.setattr(
+        av.container.InputContainer, "seek", lambda self, *a, **k: (seeks.append(a[0]), real_seek(self, *a, **k))[1]
+    )
 
     def counting_decode(video):
         for frame in real_decode(video):

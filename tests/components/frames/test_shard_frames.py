@@ -1,4 +1,5 @@
 """The frames stage sharded across pods: n shards' outputs, read as one table, equal one unsharded run's."""
+
 from __future__ import annotations
 
 import pyarrow.parquet as pq
@@ -35,8 +36,10 @@ def test_the_union_of_three_shards_equals_one_unsharded_run(tmp_path, mixed_mani
     manifest, inputs = mixed_manifest
     single = pipeline.run(manifest=str(manifest), out=str(tmp_path / "single"), frames_per_video=3, size=32)
     out = tmp_path / "sharded"
-    summaries = [pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=3, size=32, shard=Shard(i, 3))
-                 for i in range(3)]
+    summaries = [
+        pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=3, size=32, shard=Shard(i, 3))
+        for i in range(3)
+    ]
 
     whole = tables.read_table(out, schemas.FRAMES)
     assert _rows(whole) == _rows(tables.read_table(tmp_path / "single", schemas.FRAMES))
@@ -67,22 +70,26 @@ def test_a_shard_that_owns_no_video_writes_an_empty_errors_table(tmp_path, tiny_
     row = pq.read_table(tiny_corpus["manifest"]).select(["video_id", "uri"]).to_pylist()[0]
     manifest = manifest_writer(tmp_path / "one.csv", [row])
     other = (sharding.shard_of(row["video_id"], 2) + 1) % 2
-    summary = pipeline.run(manifest=str(manifest), out=str(tmp_path / "f"), frames_per_video=2, size=32,
-                           shard=Shard(other, 2))
+    summary = pipeline.run(
+        manifest=str(manifest), out=str(tmp_path / "f"), frames_per_video=2, size=32, shard=Shard(other, 2)
+    )
     assert (summary["inputs"], summary["videos_ok"], summary["errors"], summary["frames"]) == (0, 0, 0, 0)
     assert tables.read_errors(tmp_path / "f" / f"shard-{other:05d}-of-00002").num_rows == 0
 
 
 def test_a_rerun_with_another_shard_count_leaves_no_old_rows(tmp_path, tiny_corpus, manifest_writer):
-    manifest = manifest_writer(tmp_path / "m.parquet",
-                               pq.read_table(tiny_corpus["manifest"]).select(["video_id", "uri"]).to_pylist())
+    manifest = manifest_writer(
+        tmp_path / "m.parquet", pq.read_table(tiny_corpus["manifest"]).select(["video_id", "uri"]).to_pylist()
+    )
     out = tmp_path / "frames"
     for i in range(3):
         pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=1, size=32, shard=Shard(i, 3))
     for i in range(2):
         pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=1, size=32, shard=Shard(i, 2))
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "shard-00000-of-00002", "shard-00001-of-00002"]
+        "shard-00000-of-00002",
+        "shard-00001-of-00002",
+    ]
     assert tables.read_table(out, schemas.FRAMES).num_rows == 4  # each video once
     pipeline.run(manifest=str(manifest), out=str(out), frames_per_video=1, size=32)  # unsharded replaces it all
     assert tables.read_table(out, schemas.FRAMES).num_rows == 4
@@ -93,6 +100,7 @@ def test_unknown_runners_and_secret_options_are_refused_before_anything_runs(tmp
     with pytest.raises(SilversetInputError, match="beam_runner.*FlinkRunner.*DataflowRunner"):
         pipeline.run(manifest=manifest, out=str(tmp_path / "a"), runner="FlinkRuner")
     with pytest.raises(SilversetInputError, match="secret"):
-        pipeline.run(manifest=manifest, out=str(tmp_path / "b"),
-                     pipeline_options=["service_account_key_file=/keys/sa.json"])
+        pipeline.run(
+            manifest=manifest, out=str(tmp_path / "b"), pipeline_options=["service_account_key_file=/keys/sa.json"]
+        )
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,5 +1,6 @@
 """The embedder is part of a run's identity: a new embedder re-embeds carried videos (labels kept, no teacher
 call) and the state never mixes two embedders' vectors; the clip-zero-shot teacher has an identity too."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,6 @@ from silverset.components.teacher.annotate import AnnotateOptions
 from tests.helpers.factories import file_corpus, spec_version, teacher_labels
 
 
-
 def _fake_clip_dir(root: Path, weights: bytes) -> Path:
     """A save_pretrained-shaped folder: block_name_for hashes the weights file and never loads it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -29,8 +29,13 @@ def _fake_clip_dir(root: Path, weights: bytes) -> Path:
 def _embed(todo_manifest: str, embedder_id: str, out: Path) -> str:
     """What the embed step would write for the manifest's videos: one row each, stamped with its embedder id."""
     ids = tables.read_table(todo_manifest).column("video_id").to_pylist()
-    table = pa.table({"video_id": ids, "embedder_id": [embedder_id] * len(ids),
-                      "embedding": [[float(i), 1.0] for i in range(len(ids))]})
+    table = pa.table(
+        {
+            "video_id": ids,
+            "embedder_id": [embedder_id] * len(ids),
+            "embedding": [[float(i), 1.0] for i in range(len(ids))],
+        }
+    )
     tables.write_table(table, out / "part-00000.parquet")
     tables.write_errors(out, [])
     return str(out)
@@ -39,13 +44,19 @@ def _embed(todo_manifest: str, embedder_id: str, out: Path) -> str:
 def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int, embedder: str) -> tuple[plan.PlanSummary, int]:
     """plan -> teacher -> embed -> finalize -> commit with the embedder id ``embedder`` (``name[width]+...``)."""
     plan_dir, run_dir = tmp / f"run{run}" / "plan", tmp / f"run{run}"
-    summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"),
-                       out_dir=str(plan_dir), embedder=block_names(embedder))
+    summary = plan.run(
+        manifest=str(manifest),
+        attribute_spec=str(spec_path),
+        state_dir=str(tmp / "state"),
+        out_dir=str(plan_dir),
+        embedder=block_names(embedder),
+    )
     labels, calls = teacher_labels(summary.teacher_manifest, spec_path, run_dir / "teacher")
     embeddings = _embed(summary.embed_manifest, embedder, run_dir / "embeddings")
     plan.finalize(plan_dir=str(plan_dir), new_labels=labels, new_embeddings=embeddings, out_dir=str(run_dir / "m"))
-    plan.commit_promotion(plan_dir=str(plan_dir), merged_dir=str(run_dir / "m"), state_dir=str(tmp / "state"),
-                          run_id=f"run{run}")
+    plan.commit_promotion(
+        plan_dir=str(plan_dir), merged_dir=str(run_dir / "m"), state_dir=str(tmp / "state"), run_id=f"run{run}"
+    )
     return summary, calls
 
 
@@ -90,13 +101,15 @@ def test_finalize_refuses_embeddings_of_two_embedders(tmp_path):
     _cycle(tmp_path, manifest, spec_path, 1, VISUAL)
     (tmp_path / "videos" / "v001.mp4").write_bytes(b"changed")
     plan_dir = tmp_path / "run2" / "plan"
-    summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp_path / "state"),
-                       out_dir=str(plan_dir))  # no embedder given: carried rows are not checked
+    summary = plan.run(
+        manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp_path / "state"), out_dir=str(plan_dir)
+    )  # no embedder given: carried rows are not checked
     labels, _ = teacher_labels(summary.teacher_manifest, spec_path, tmp_path / "run2" / "teacher")
     embeddings = _embed(summary.embed_manifest, CLIP, tmp_path / "run2" / "embeddings")
     with pytest.raises(SilversetInputError, match="mix embedders"):
-        plan.finalize(plan_dir=str(plan_dir), new_labels=labels, new_embeddings=embeddings,
-                      out_dir=str(tmp_path / "run2" / "m"))
+        plan.finalize(
+            plan_dir=str(plan_dir), new_labels=labels, new_embeddings=embeddings, out_dir=str(tmp_path / "run2" / "m")
+        )
 
 
 def test_embedder_identity_follows_the_weights_and_names_a_missing_model(tmp_path):
@@ -117,15 +130,26 @@ def test_plan_run_puts_a_non_default_embedder_in_the_run_folder_and_keeps_the_de
     model = _fake_clip_dir(tmp_path / "vit", b"weights one")
 
     def planned(embedder: str, run_id: str) -> plan.PlanSummary:
-        return plan.plan_run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp_path / "s"),
-                             workdir=str(tmp_path / "w"), run_id=run_id, embedder=embedder,
-                             run_lock=str(tmp_path / f"lock-{run_id}"))
+        return plan.plan_run(
+            manifest=str(manifest),
+            attribute_spec=str(spec_path),
+            state_dir=str(tmp_path / "s"),
+            workdir=str(tmp_path / "w"),
+            run_id=run_id,
+            embedder=embedder,
+            run_lock=str(tmp_path / f"lock-{run_id}"),
+        )
 
     default, clip_run = planned("default", "r1"), planned(f"clip:{model}", "r2")
     assert default.run_dir != clip_run.run_dir
     assert clip_run.embedder_identity.startswith("clip-vit@sha256:")
-    without = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp_path / "s"),
-                       out_dir=str(tmp_path / "p"), teacher=default.teacher_identity)
+    without = plan.run(
+        manifest=str(manifest),
+        attribute_spec=str(spec_path),
+        state_dir=str(tmp_path / "s"),
+        out_dir=str(tmp_path / "p"),
+        teacher=default.teacher_identity,
+    )
     assert without.corpus_digest == default.corpus_digest  # plans made before the parameter keep their folders
 
 

@@ -1,4 +1,5 @@
 """The run lock on a local folder: one winner per race, take-over only after expiry, heartbeats keep it."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The run lock as a Lease in silverset-control, taken as the identity KFP runs steps under (RBAC-true fake)."""
+
 from __future__ import annotations
 
 import copy
@@ -43,16 +44,22 @@ def kube():
 
 
 def _lock(fake, clock=None, lease_s: float = 600):
-    return run_lock.open_run_lock(f"kubernetes://{CONTROL}", key=STATE, lease_duration_s=lease_s,
-                                  api_client=fake.client_for_service_account(*RUNNER),
-                                  **({"clock": clock} if clock else {}))
+    return run_lock.open_run_lock(
+        f"kubernetes://{CONTROL}",
+        key=STATE,
+        lease_duration_s=lease_s,
+        api_client=fake.client_for_service_account(*RUNNER),
+        **({"clock": clock} if clock else {}),
+    )
 
 
 def test_the_pipeline_runner_takes_renews_and_releases_a_lease_with_compare_and_swap(kube):
     clock = Clock()
     lock, other = _lock(kube, clock), _lock(kube, clock)
     lock.acquire("attribute-promotion-run-1")
-    with pytest.raises(run_lock.StateLocked, match=r"held by run 'attribute-promotion-run-1' since 2027-01-15T08:00:00Z"):
+    with pytest.raises(
+        run_lock.StateLocked, match=r"held by run 'attribute-promotion-run-1' since 2027-01-15T08:00:00Z"
+    ):
         other.acquire("attribute-promotion-run-2")
     clock.now += 300
     assert lock.renew("attribute-promotion-run-1").renewed_at == clock.now
@@ -81,8 +88,12 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_loses_it(kube):
 def test_runs_racing_for_the_lease_never_both_win(kube):
     for trial in range(15):
         key = f"{STATE}/trial-{trial}"
-        locks = [run_lock.open_run_lock(f"kubernetes://{CONTROL}", key=key,
-                                        api_client=kube.client_for_service_account(*RUNNER)) for _ in range(3)]
+        locks = [
+            run_lock.open_run_lock(
+                f"kubernetes://{CONTROL}", key=key, api_client=kube.client_for_service_account(*RUNNER)
+            )
+            for _ in range(3)
+        ]
         barrier, won = threading.Barrier(len(locks)), []
 
         def race(lock, run_id):
@@ -110,9 +121,17 @@ def test_without_update_on_leases_the_runner_cannot_keep_its_lock(kube):
 
 
 def test_an_identity_with_no_role_in_the_control_namespace_is_refused(kube):
-    kube.load_objects([{"apiVersion": "v1", "kind": "ServiceAccount",
-                        "metadata": {"name": "default-editor", "namespace": "kubeflow"}}])
-    lock = run_lock.open_run_lock(f"kubernetes://{CONTROL}", key=STATE,
-                                  api_client=kube.client_for_service_account("kubeflow", "default-editor"))
+    kube.load_objects(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "default-editor", "namespace": "kubeflow"},
+            }
+        ]
+    )
+    lock = run_lock.open_run_lock(
+        f"kubernetes://{CONTROL}", key=STATE, api_client=kube.client_for_service_account("kubeflow", "default-editor")
+    )
     with pytest.raises(PermissionError, match="403"):
         lock.acquire("run-1")

@@ -1,4 +1,5 @@
 """Incremental plans: only new/changed videos are re-done; a version change re-labels everything; no mixing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +16,17 @@ from tests.helpers.factories import file_corpus, golden_for_ids, spec_version, t
 
 def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int) -> tuple[plan.PlanSummary, int, plan.FinalizeSummary]:
     plan_dir = tmp / f"run{run}" / "plan"
-    summary = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"),
-                       out_dir=str(plan_dir))
+    summary = plan.run(
+        manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"), out_dir=str(plan_dir)
+    )
     labels_dir, calls = teacher_labels(summary.todo_manifest, spec_path, tmp / f"run{run}" / "teacher")
     merged = plan.finalize(plan_dir=str(plan_dir), new_labels=labels_dir, out_dir=str(tmp / f"run{run}" / "merged"))
-    plan.commit_promotion(plan_dir=str(plan_dir), merged_dir=str(tmp / f"run{run}" / "merged"),
-                          state_dir=str(tmp / "state"), run_id=f"run{run}")
+    plan.commit_promotion(
+        plan_dir=str(plan_dir),
+        merged_dir=str(tmp / f"run{run}" / "merged"),
+        state_dir=str(tmp / "state"),
+        run_id=f"run{run}",
+    )
     return summary, calls, merged
 
 
@@ -74,12 +80,26 @@ def test_unreadable_video_is_an_error_row_and_is_retried_next_run(tmp_path):
 
 def test_commit_refuses_labels_of_another_version(tmp_path):
     spec = load_spec(spec_version(tmp_path))
-    row = {"video_id": "a", "attribute": spec.name, "attribute_version": 7, "label": 1, "probability": 0.9,
-           "rationale": None, "teacher_id": "t", "prompt_hash": spec.prompt_hash}
+    row = {
+        "video_id": "a",
+        "attribute": spec.name,
+        "attribute_version": 7,
+        "label": 1,
+        "probability": 0.9,
+        "rationale": None,
+        "teacher_id": "t",
+        "prompt_hash": spec.prompt_hash,
+    }
     labels = pa.Table.from_pylist([row], schema=schemas.LABELS)
     with pytest.raises(SilversetInputError, match="must not mix"):
-        state.commit(str(tmp_path / "s"), videos=state.VIDEO_STATE.empty_table(), labels=labels,
-                     attribute=spec.name, attribute_version=spec.version, prompt_hash=spec.prompt_hash)
+        state.commit(
+            str(tmp_path / "s"),
+            videos=state.VIDEO_STATE.empty_table(),
+            labels=labels,
+            attribute=spec.name,
+            attribute_version=spec.version,
+            prompt_hash=spec.prompt_hash,
+        )
 
 
 def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp_path):
@@ -87,28 +107,45 @@ def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp
     golden = golden_for_ids(tmp_path / "golden.parquet", ["v001", "v002", "v007"])
     golden_for_ids(tmp_path / "other.parquet", ["v000"], attribute="moving_object")
     state_dir = str(tmp_path / "state")
-    first = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
-                     out_dir=str(tmp_path / "p1"), golden_set=golden)
+    first = plan.run(
+        manifest=str(manifest),
+        attribute_spec=str(spec_path),
+        state_dir=state_dir,
+        out_dir=str(tmp_path / "p1"),
+        golden_set=golden,
+    )
     assert first.golden == 3
     ids = lambda name, d="p1": sorted(tables.read_table(str(tmp_path / d / name)).column("video_id").to_pylist())  # noqa: E731
     assert ids("golden_manifest.parquet") == ["v001", "v002", "v007"]
     labels_dir, _ = teacher_labels(first.todo_manifest, spec_path, tmp_path / "t1")
     embeddings = tmp_path / "e1"
-    tables.write_table(pa.table({"video_id": [f"v{i:03d}" for i in range(8)], "x": list(range(8))}),
-                       embeddings / "part.parquet")
-    merged = plan.finalize(plan_dir=str(tmp_path / "p1"), new_labels=labels_dir, out_dir=str(tmp_path / "m1"),
-                           new_embeddings=str(embeddings), golden_set=golden)
+    tables.write_table(
+        pa.table({"video_id": [f"v{i:03d}" for i in range(8)], "x": list(range(8))}), embeddings / "part.parquet"
+    )
+    merged = plan.finalize(
+        plan_dir=str(tmp_path / "p1"),
+        new_labels=labels_dir,
+        out_dir=str(tmp_path / "m1"),
+        new_embeddings=str(embeddings),
+        golden_set=golden,
+    )
     assert merged.labels == 8 and merged.train_labels == 5
     train = tables.read_table(str(tmp_path / "m1" / "train_labels")).column("video_id").to_pylist()
     assert not {"v001", "v002", "v007"} & set(train)
     assert ids("golden_embeddings", "m1") == ["v001", "v002", "v007"]
-    plan.commit_promotion(plan_dir=str(tmp_path / "p1"), merged_dir=str(tmp_path / "m1"), state_dir=state_dir,
-                          run_id="r1")
+    plan.commit_promotion(
+        plan_dir=str(tmp_path / "p1"), merged_dir=str(tmp_path / "m1"), state_dir=state_dir, run_id="r1"
+    )
 
     # One new video: only it is labelled, but the golden videos are framed again for the teacher gate.
     (tmp_path / "videos" / "v003.mp4").write_bytes(b"re-encoded")
-    second = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
-                      out_dir=str(tmp_path / "p2"), golden_set=golden)
+    second = plan.run(
+        manifest=str(manifest),
+        attribute_spec=str(spec_path),
+        state_dir=state_dir,
+        out_dir=str(tmp_path / "p2"),
+        golden_set=golden,
+    )
     assert second.todo == 1 and ids("todo_manifest.parquet", "p2") == ["v003"]
     assert ids("frames_manifest.parquet", "p2") == ["v001", "v002", "v003", "v007"]
 
@@ -118,8 +155,13 @@ def test_a_changed_golden_set_is_new_work_and_an_empty_plan_manifest_is_detected
     state_dir = str(tmp_path / "state")
     golden = golden_for_ids(tmp_path / "golden.parquet", ["v000", "v001"])
     summary, _, _ = _cycle(tmp_path, manifest, spec_path, 1)
-    same = plan.run(manifest=str(manifest), attribute_spec=str(spec_path), state_dir=state_dir,
-                    out_dir=str(tmp_path / "p"), golden_set=golden)
+    same = plan.run(
+        manifest=str(manifest),
+        attribute_spec=str(spec_path),
+        state_dir=state_dir,
+        out_dir=str(tmp_path / "p"),
+        golden_set=golden,
+    )
     assert same.todo == 0 and same.corpus_digest != summary.corpus_digest and not same.up_to_date
     assert plan.manifest_is_empty(same.todo_manifest)
     assert not plan.manifest_is_empty(str(tmp_path / "p" / "golden_manifest.parquet"))

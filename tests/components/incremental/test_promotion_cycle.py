@@ -1,4 +1,5 @@
 """Only promoted work is marked done: a stopped promotion is planned again, into the same run folder, for free."""
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,24 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _plan(tmp: Path, run_id: str, **kw) -> plan.PlanSummary:
-    return plan.plan_run(manifest=str(tmp / "manifest.csv"), attribute_spec=str(tmp / "spec_v1.yaml"),
-                         state_dir=str(tmp / "state"), workdir=str(tmp / "work"), run_id=run_id, **kw)
+    return plan.plan_run(
+        manifest=str(tmp / "manifest.csv"),
+        attribute_spec=str(tmp / "spec_v1.yaml"),
+        state_dir=str(tmp / "state"),
+        workdir=str(tmp / "work"),
+        run_id=run_id,
+        **kw,
+    )
 
 
 def _annotate(summary: plan.PlanSummary) -> annotate.AnnotateSummary:
     """The zero-shot teacher over the plan's todo videos, into the run folder's resumable teacher shards."""
-    return annotate.run(attribute=str(Path(summary.run_dir).parents[2] / "spec_v1.yaml"),
-                        manifest=summary.todo_manifest, out=f"{summary.run_dir}/teacher",
-                        options=annotate.AnnotateOptions(teacher="zero-shot"))
+    return annotate.run(
+        attribute=str(Path(summary.run_dir).parents[2] / "spec_v1.yaml"),
+        manifest=summary.todo_manifest,
+        out=f"{summary.run_dir}/teacher",
+        options=annotate.AnnotateOptions(teacher="zero-shot"),
+    )
 
 
 def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teacher_is_not_paid_twice(tmp_path):
@@ -38,8 +48,9 @@ def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teach
     assert plan.read_plan(first.plan_dir)["run_dir"] == first.run_dir
     labelled = _annotate(first)
     assert (labelled.stats.processed, labelled.stats.resumed) == (6, 0)
-    merged = plan.finalize(plan_dir=first.out_dir, new_labels=f"{first.run_dir}/teacher",
-                           out_dir=f"{first.run_dir}/merged")
+    merged = plan.finalize(
+        plan_dir=first.out_dir, new_labels=f"{first.run_dir}/teacher", out_dir=f"{first.run_dir}/merged"
+    )
     assert merged.labels == 6
     # The student gate (or the approval, or the deploy) stops the promotion here: no commit.
     stale = Path(first.run_dir) / "student_gate" / "gate.json"
@@ -55,8 +66,12 @@ def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teach
     again = _annotate(second)
     assert (again.stats.processed, again.stats.resumed, again.stats.requests) == (0, 6, 0)  # zero teacher calls
     plan.finalize(plan_dir=second.out_dir, new_labels=f"{second.run_dir}/teacher", out_dir=f"{second.run_dir}/merged")
-    committed = plan.commit_promotion(plan_dir=second.out_dir, merged_dir=f"{second.run_dir}/merged",
-                                      state_dir=str(tmp_path / "state"), run_id="run-2")
+    committed = plan.commit_promotion(
+        plan_dir=second.out_dir,
+        merged_dir=f"{second.run_dir}/merged",
+        state_dir=str(tmp_path / "state"),
+        run_id="run-2",
+    )
     assert committed.videos == 6
     previous = state.load(str(tmp_path / "state"))
     assert previous.labels.num_rows == 6 and previous.teacher_identity.startswith("zero-shot:minilm-l6-v2@sha256:")
@@ -76,8 +91,13 @@ def test_commit_keeps_only_videos_whose_scores_went_live(tmp_path):
     plan.finalize(plan_dir=summary.out_dir, new_labels=f"{summary.run_dir}/teacher", out_dir=f"{summary.run_dir}/m")
     scores = tmp_path / "scores.parquet"
     tables.write_table(pa.table({"video_id": ["v000", "v002"], "probability": [0.1, 0.9]}), scores)
-    plan.commit_promotion(plan_dir=summary.out_dir, merged_dir=f"{summary.run_dir}/m", state_dir=str(tmp_path / "state"),
-                          run_id="run-1", scores=str(scores))
+    plan.commit_promotion(
+        plan_dir=summary.out_dir,
+        merged_dir=f"{summary.run_dir}/m",
+        state_dir=str(tmp_path / "state"),
+        run_id="run-1",
+        scores=str(scores),
+    )
     assert sorted(state.load(str(tmp_path / "state")).videos.column("video_id").to_pylist()) == ["v000", "v002"]
     run_lock.open_run_lock(str(tmp_path / "state")).release("run-1")
     nxt = _plan(tmp_path, "run-2")
@@ -90,9 +110,15 @@ def test_a_new_teacher_checkpoint_relabels_every_video(tmp_path):
     checkpoint.write_bytes(b"weights v1")
     first = _plan(tmp_path, "run-1", teacher_backend="local", teacher_checkpoint=str(checkpoint))
     assert first.teacher_identity.startswith("local:sha256:")
-    same = plan.plan_run(manifest=str(tmp_path / "manifest.csv"), attribute_spec=str(tmp_path / "spec_v1.yaml"),
-                         state_dir=str(tmp_path / "state"), workdir=str(tmp_path / "work"), run_id="run-1",
-                         teacher_backend="local", teacher_checkpoint=str(checkpoint))
+    same = plan.plan_run(
+        manifest=str(tmp_path / "manifest.csv"),
+        attribute_spec=str(tmp_path / "spec_v1.yaml"),
+        state_dir=str(tmp_path / "state"),
+        workdir=str(tmp_path / "work"),
+        run_id="run-1",
+        teacher_backend="local",
+        teacher_checkpoint=str(checkpoint),
+    )
     assert same.corpus_digest == first.corpus_digest  # re-planning by the lock holder: same work, same folder
     checkpoint.write_bytes(b"weights v2")
     retrained = _plan(tmp_path, "run-1", teacher_backend="local", teacher_checkpoint=str(checkpoint))
@@ -110,8 +136,9 @@ def test_a_teacher_change_against_the_committed_state_relabels_everything(tmp_pa
     summary = _plan(tmp_path, "run-1")
     _annotate(summary)
     plan.finalize(plan_dir=summary.out_dir, new_labels=f"{summary.run_dir}/teacher", out_dir=f"{summary.run_dir}/m")
-    plan.commit_promotion(plan_dir=summary.out_dir, merged_dir=f"{summary.run_dir}/m", state_dir=str(tmp_path / "state"),
-                          run_id="run-1")
+    plan.commit_promotion(
+        plan_dir=summary.out_dir, merged_dir=f"{summary.run_dir}/m", state_dir=str(tmp_path / "state"), run_id="run-1"
+    )
     run_lock.open_run_lock(str(tmp_path / "state")).release("run-1")
     switched = _plan(tmp_path, "run-2", teacher_backend="gemini")
     assert switched.relabel_all and switched.todo == 3 and switched.unchanged == 0
@@ -132,7 +159,9 @@ def test_a_run_that_finds_the_state_locked_touches_nothing_but_its_own_record(tm
 
 
 def test_run_keys_are_one_safe_path_segment():
-    assert plan.plan_dir_of("s3://b/work/", "attribute-promotion-x7k2p") == "s3://b/work/plans/attribute-promotion-x7k2p"
+    assert (
+        plan.plan_dir_of("s3://b/work/", "attribute-promotion-x7k2p") == "s3://b/work/plans/attribute-promotion-x7k2p"
+    )
     assert plan.run_key("../../etc/passwd run") == "etc-passwd-run"
     from silverset.components.common.errors import SilversetInputError
 

@@ -1,4 +1,5 @@
 """Fixtures for the index tests: an attribute spec with a reachable recall target."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Index build: restricted vocabulary by the spec's rule, recall against numpy exact search, manifest."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ from silverset.components.common import tables
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.index import ann, build
 from silverset.components.index.loaded import IndexRefused, LoadedIndex
-
 from tests.helpers.indexes import DIGEST, clustered, write_inputs
 
 
@@ -49,7 +49,9 @@ def test_build_restricts_vocabulary_and_records_manifest(tmp_path, spec_path):
     # small indexes skip the grid: one measured brute-force point
     assert manifest["build"]["tuning"]["mode"] == "brute_force" and len(manifest["build"]["tuning"]["curve"]) == 1
     # the same inputs give the same version (deploy idempotence relies on it)
-    again = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "again"))
+    again = build.run(
+        scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "again")
+    )
     assert again["version"] == summary["version"]
 
 
@@ -62,7 +64,9 @@ def test_tree_index_recall_against_exact_search_and_round_trip(tmp_path, spec_pa
     scores, embeddings, ids = write_inputs(tmp_path, vectors, probs)
     out = tmp_path / "index"
     options = build.BuildOptions(brute_force_below=1000, recall_queries=100)
-    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out), options=options)
+    summary = build.run(
+        scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out), options=options
+    )
     assert summary["algorithm"] == "tree_ah" and summary["recall"] >= 0.9
 
     loaded = LoadedIndex(out)
@@ -78,8 +82,13 @@ def test_the_load_self_check_refuses_an_index_whose_ids_do_not_match_its_vectors
     vectors = clustered(3000, 32, seed=2)
     scores, embeddings, _ = write_inputs(tmp_path, vectors, np.ones(3000))
     out = tmp_path / "index"
-    build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out),
-              options=build.BuildOptions(brute_force_below=1000, recall_queries=100))
+    build.run(
+        scores=str(scores),
+        embeddings=str(embeddings),
+        attribute=str(spec_path),
+        out=str(out),
+        options=build.BuildOptions(brute_force_below=1000, recall_queries=100),
+    )
     loaded = LoadedIndex(out)
     loaded.self_check()  # the sound index passes
     # the searcher's rows name other videos (a vocabulary of another build, rows out of order): refused
@@ -97,7 +106,13 @@ def test_recall_below_target_fails_the_build_and_writes_nothing(tmp_path, spec_p
     scores, embeddings, _ = write_inputs(tmp_path, vectors, np.ones(3000))
     options = build.BuildOptions(brute_force_below=1000, recall_queries=100)
     with pytest.raises(GateFailed, match="recall@10"):
-        build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "index"), options=options)
+        build.run(
+            scores=str(scores),
+            embeddings=str(embeddings),
+            attribute=str(spec_path),
+            out=str(tmp_path / "index"),
+            options=options,
+        )
     assert not (tmp_path / "index").exists()
 
 

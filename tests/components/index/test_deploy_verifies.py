@@ -1,5 +1,6 @@
 """Local deploy verifies what it serves: digest + load + self-check before the pointer moves, PREVIOUS only
 names a version that verifies, and a server restarted onto a broken CURRENT falls back to PREVIOUS, saying so."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,12 +9,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from silverset.components.common.artifacts import read_index_manifest
 from silverset.components.deploy.local import deploy_local
 from silverset.components.index import pointer
-from silverset.components.common.artifacts import read_index_manifest
 from silverset.components.index.loaded import IndexRefused
 from silverset.components.index.server import create_app
-
 from tests.helpers.indexes import build_two_versions
 
 
@@ -65,7 +65,9 @@ def test_a_restart_onto_a_broken_current_serves_previous_and_says_so(tmp_path, t
         ready = client.get("/readyz")
         body = ready.json()
         assert ready.status_code == 200 and body["live"] == {"red_dominant": v1}
-        assert body["fallback"]["red_dominant"]["serving"] == v1 and body["fallback"]["red_dominant"]["instead_of"] == v2
+        assert (
+            body["fallback"]["red_dominant"]["serving"] == v1 and body["fallback"]["red_dominant"]["instead_of"] == v2
+        )
         assert "digest" in body["fallback"]["red_dominant"]["reason"]
         vector = np.zeros(16, dtype=np.float32).tolist()
         answer = client.post("/v1/attributes/red_dominant/search", json={"vector": vector}).json()

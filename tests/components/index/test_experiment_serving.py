@@ -21,7 +21,6 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
 from silverset.components.index.build import MANIFEST_FILE
 from silverset.components.index.server import ServerOptions, create_app
-
 from tests.helpers.cli import run_silverset
 from tests.helpers.indexes import build_tiny_index
 from tests.helpers.ports import free_port, serve_app, wait_ready
@@ -295,7 +294,9 @@ def test_a_named_but_broken_learned_trigger_refuses_the_version(tiny, tmp_path):
 
 def test_cli_refuses_an_exposure_log_without_an_experiment_in_one_line(tiny, tmp_path):
     out = tiny[0]
-    result = run_silverset("index", "serve", "--index-dir", str(out), "--exposure-log", str(tmp_path / "log"), cwd=tmp_path)
+    result = run_silverset(
+        "index", "serve", "--index-dir", str(out), "--exposure-log", str(tmp_path / "log"), cwd=tmp_path
+    )
     assert result.returncode == 2
     assert (
         " ".join(result.stderr.split())
@@ -309,7 +310,6 @@ def test_forked_workers_each_log_and_flush_on_sigterm(tiny, tmp_path):
     """serve(workers=2): every answered request is in the log after SIGTERM, written by the workers, not the parent."""
     import http.client
     import signal
-    import time
 
     out, _, ids, experiment, _, _ = tiny
     port = free_port()

@@ -2,6 +2,7 @@
 
 The pins file is written the way the kubelet writes a downwardAPI ``metadata.annotations`` volume.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -15,7 +16,6 @@ from fastapi.testclient import TestClient
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.index import pins, pointer
 from silverset.components.index.server import ServerOptions, create_app
-
 from tests.helpers.cli import silverset_argv
 from tests.helpers.downward_api import format_annotations, write_annotations_volume
 from tests.helpers.indexes import build_two_versions
@@ -52,8 +52,10 @@ def test_kubelet_annotations_file_parses_back_to_the_pod_annotations(tmp_path):
     assert pins.read_pinned_versions(path) == {"red_dominant": "red_dominant-v1-abc", "pets": "pets-v2-def"}
 
     write_annotations_volume(tmp_path / "podinfo", {PIN: "../../etc"})
-    with pytest.raises(SilversetInputError,
-                       match=r"annotation index.silverset.dev/red_dominant='../../etc' does not name a version folder"):
+    with pytest.raises(
+        SilversetInputError,
+        match=r"annotation index.silverset.dev/red_dominant='../../etc' does not name a version folder",
+    ):
         pins.read_pinned_versions(path)
     with pytest.raises(SilversetInputError, match=r"--pinned-versions '.*nowhere': does not exist"):
         pins.read_pinned_versions(tmp_path / "nowhere")
@@ -101,7 +103,10 @@ def test_unready_while_a_pinned_version_is_missing_or_corrupt(tmp_path, two_vers
         r = client.get("/readyz")
         assert r.status_code == 503
         missing = pointer.version_dir(root, "red_dominant", v2)
-        assert r.json()["reason"] == f"pinned versions not serving yet: red_dominant: version {v2} is not published at '{missing}' yet"
+        assert (
+            r.json()["reason"]
+            == f"pinned versions not serving yet: red_dominant: version {v2} is not published at '{missing}' yet"
+        )
         assert r.json()["live"] == {}
 
         # v1 published and pinned, plus a corrupt pin for a second attribute: still unready, and says why.
@@ -148,9 +153,13 @@ def test_cli_serve_on_a_missing_root_starts_unready_and_serves_what_the_env_pins
     pinned = write_annotations_volume(tmp_path / "podinfo", {PIN: v1})
     port = free_port()
     env = {"SILVERSET_PINNED_VERSIONS": str(pinned), "PATH": "/usr/bin:/bin"}
-    server = subprocess.Popen(silverset_argv("index", "serve", "--index-dir", str(root), "--port", str(port),
-                                             "--poll-interval", "0.2"),
-                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        silverset_argv("index", "serve", "--index-dir", str(root), "--port", str(port), "--poll-interval", "0.2"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def get(path):

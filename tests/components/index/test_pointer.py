@@ -1,4 +1,5 @@
 """Publishing an index version where the servers read it: whole or not at all, idempotent, local or object store."""
+
 from __future__ import annotations
 
 import filecmp
@@ -10,7 +11,6 @@ import pytest
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.index import pointer
 from silverset.components.index.loaded import LoadedIndex
-
 from tests.helpers.indexes import build_tiny_index
 
 
@@ -23,7 +23,8 @@ def tiny(tmp_path, spec_path):
 def _same_tree(a, b) -> bool:
     cmp = filecmp.dircmp(a, b)
     return not (cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files) and all(
-        _same_tree(a / d, b / d) for d in cmp.common_dirs)
+        _same_tree(a / d, b / d) for d in cmp.common_dirs
+    )
 
 
 def test_publish_puts_a_loadable_copy_in_the_version_folder_and_is_a_no_op_the_second_time(tmp_path, tiny):
@@ -58,8 +59,10 @@ def test_publish_refuses_a_different_index_already_published_under_the_same_vers
     squatter.mkdir(parents=True)
     manifest = json.loads((index / "manifest.json").read_text())
     (squatter / "manifest.json").write_text(json.dumps({**manifest, "digest": "0" * 64}))
-    with pytest.raises(SilversetInputError,
-                       match=f"serving root '{root}': already holds version {version} with content digest 000000000000"):
+    with pytest.raises(
+        SilversetInputError,
+        match=f"serving root '{root}': already holds version {version} with content digest 000000000000",
+    ):
         pointer.publish_version(index, root, "red_dominant", version)
 
 
@@ -72,7 +75,7 @@ def test_publish_to_an_fsspec_uri_uploads_every_file_and_then_is_a_no_op(tiny):
         assert uri == f"memory:///silverset-test-serving/red_dominant/versions/{version}"
         local = sorted(p.relative_to(index).as_posix() for p in index.rglob("*") if p.is_file())
         remote_root = f"/silverset-test-serving/red_dominant/versions/{version}"
-        remote = sorted(p[len(remote_root) + 1:] for p in fs.find(remote_root))
+        remote = sorted(p[len(remote_root) + 1 :] for p in fs.find(remote_root))
         assert remote == local
         for rel in local:
             assert fs.cat_file(f"{remote_root}/{rel}") == (index / rel).read_bytes()

@@ -1,4 +1,5 @@
 """Index server: the search API, restricted-retrieval trigger, validation, and hot swap with refusal."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,7 +10,6 @@ from fastapi.testclient import TestClient
 
 from silverset.components.index import build, pointer
 from silverset.components.index.server import ServerOptions, create_app
-
 from tests.helpers.indexes import clustered, write_inputs
 
 
@@ -32,7 +32,9 @@ def test_search_by_vector_returns_exact_top_k_of_the_vocabulary(built):
     out, vectors, ids, summary = built
     with TestClient(create_app(out)) as client:
         query = vectors[7]
-        r = client.post("/v1/attributes/red_dominant/search", json={"vector": query.tolist(), "k": 5, "exclude": ["v000000"]})
+        r = client.post(
+            "/v1/attributes/red_dominant/search", json={"vector": query.tolist(), "k": 5, "exclude": ["v000000"]}
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         vocab = np.arange(0, 400, 2)
@@ -57,8 +59,14 @@ def test_history_triggers_restricted_retrieval_only_above_threshold(built):
         assert [h["video_id"] for h in body["results"]] == [ids[i] for i in best]
         stranger = [ids[1], ids[3], ids[5], ids[7]]  # none in the vocabulary: affinity 0
         body = client.post("/v1/attributes/red_dominant/search", json={"history": stranger}).json()
-        assert body == {"results": [], "index_version": body["index_version"], "triggered": False, "affinity": 0.0,
-                        "trigger_source": "rule", "served": False}
+        assert body == {
+            "results": [],
+            "index_version": body["index_version"],
+            "triggered": False,
+            "affinity": 0.0,
+            "trigger_source": "rule",
+            "served": False,
+        }
 
 
 def test_bad_requests_get_4xx_with_a_clear_message(built):
@@ -101,7 +109,9 @@ def test_hot_swap_keeps_old_version_until_new_one_passes(tmp_path, built, spec_p
 
         # A good new version (every video in the vocabulary) swaps in.
         scores, embeddings, _ = write_inputs(tmp_path / "v2", vectors, np.ones(400))
-        new = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "index2"))
+        new = build.run(
+            scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "index2")
+        )
         deploy_local(root, tmp_path / "index2", new["version"])
         assert client.post("/v1/admin/reload").json()["live"] == {"red_dominant": new["version"]}
         body = client.post(url, json={"vector": vectors[1].tolist(), "k": 1}).json()

@@ -1,4 +1,5 @@
 """Index server hot path: pure-ASGI search validation, leaves_to_search tuned at load, forked workers."""
+
 from __future__ import annotations
 
 import http.client
@@ -6,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from silverset.components.index import ann, build
 from silverset.components.index.loaded import LoadedIndex
 from silverset.components.index.server import ServerOptions, create_app
-
 from tests.helpers.indexes import clustered, tiny_index_spec, write_inputs
 from tests.helpers.ports import free_port, wait_ready
 
@@ -30,8 +29,13 @@ def tree_index(tmp_path_factory):
     vectors = clustered(3000, 16, clusters=64, seed=11)
     scores, embeddings, ids = write_inputs(tmp, vectors, np.ones(3000))
     out = tmp / "index"
-    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec), out=str(out),
-                        options=build.BuildOptions(brute_force_below=1000, recall_queries=100))
+    summary = build.run(
+        scores=str(scores),
+        embeddings=str(embeddings),
+        attribute=str(spec),
+        out=str(out),
+        options=build.BuildOptions(brute_force_below=1000, recall_queries=100),
+    )
     assert summary["algorithm"] == "tree_ah"
     return out, vectors, ids
 
@@ -45,7 +49,9 @@ def test_tuned_leaves_keep_recall_at_the_spec_target_against_exact_search(tree_i
     assert index.leaves_to_search >= -(-index.manifest["parameters"]["num_leaves"] // 100)
     # Oracle: queries unlike the tuning sample (perturbed vectors), numpy brute force over the vocabulary.
     rng = np.random.default_rng(5)
-    queries = vectors[rng.choice(len(vectors), 200, replace=False)] + 0.05 * rng.normal(size=(200, 16)).astype(np.float32)
+    queries = vectors[rng.choice(len(vectors), 200, replace=False)] + 0.05 * rng.normal(size=(200, 16)).astype(
+        np.float32
+    )
     truth = ann.exact_top_k(vectors, queries.astype(np.float32), 10)
     found = ann.search_batched(index.searcher, queries, 10, leaves_to_search=index.leaves_to_search)
     assert ann.recall_at_k(found, truth) >= 0.9
@@ -85,6 +91,7 @@ def test_malformed_bodies_get_a_clear_422_or_413(tree_index):
         def chunks():  # no Content-Length: the limit is enforced while reading
             for _ in range(10):
                 yield b" " * 512
+
         r = client.post(URL, content=chunks(), headers={"Content-Type": "application/json"})
         assert r.status_code == 413 and "2048" in r.json()["detail"]
         metrics = client.get("/metrics").text
@@ -104,8 +111,10 @@ def test_bearer_token_guards_every_v1_route_but_not_health(tree_index):
 def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
     out, vectors, ids = tree_index
     port = free_port()
-    code = ("from silverset.components.index.server import serve, ServerOptions; "
-            f"serve(index_dir={str(out)!r}, port={port}, options=ServerOptions(), workers=2)")
+    code = (
+        "from silverset.components.index.server import serve, ServerOptions; "
+        f"serve(index_dir={str(out)!r}, port={port}, options=ServerOptions(), workers=2)"
+    )
     server = subprocess.Popen([sys.executable, "-c", code])
     try:
         wait_ready(port, server)
@@ -113,7 +122,9 @@ def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
         found_itself = 0
         for i in range(40):  # keep-alive connections, spread over both workers by the kernel
             conn = connections[i % 4]
-            conn.request("POST", URL, json.dumps({"vector": vectors[i].tolist(), "k": 10}), {"Content-Type": "application/json"})
+            conn.request(
+                "POST", URL, json.dumps({"vector": vectors[i].tolist(), "k": 10}), {"Content-Type": "application/json"}
+            )
             response = conn.getresponse()
             assert response.status == 200
             found_itself += ids[i] in [r["video_id"] for r in json.loads(response.read())["results"]]
@@ -124,7 +135,6 @@ def test_two_forked_workers_serve_over_loopback_and_stop_on_sigterm(tree_index):
     finally:
         if server.poll() is None:
             server.kill()
-
 
 
 def test_a_vector_search_answers_exact_search_and_refuses_out_of_range_numbers(tree_index):

@@ -1,5 +1,6 @@
 """Index server hardening (issue 21): non-finite vectors, bounded metrics labels, the token on everything but
 health, a bad version refused once without stopping other attributes, and loading off the event loop."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ from pydantic import ValidationError
 
 from silverset.components.index import pointer
 from silverset.components.index.server import IndexRegistry, ServerOptions, create_app
-
 from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 from tests.helpers.ports import serve_app
 
@@ -38,8 +38,11 @@ def test_non_finite_or_overflowing_numbers_get_422_not_a_scann_traceback(tiny):
             assert r.status_code == 422 and "'vector'" in r.json()["detail"], (text, r.text)
         r = client.post(URL, json={"vector": [3e38] * 16})
         assert r.status_code == 422 and "overflow" in r.json()["detail"]
-        r = client.post(URL, content=json.dumps({"history_vectors": [good], "history_probabilities": [1.0]}).replace("1.0]", "NaN]"),
-                        headers={"Content-Type": "application/json"})
+        r = client.post(
+            URL,
+            content=json.dumps({"history_vectors": [good], "history_probabilities": [1.0]}).replace("1.0]", "NaN]"),
+            headers={"Content-Type": "application/json"},
+        )
         assert r.status_code == 422 and "history_probabilities" in r.json()["detail"]
         r = client.post(URL, json={"history_vectors": [[1e30] * 16], "history_probabilities": [0.9]})
         assert r.status_code == 422 and "history_vectors" in r.json()["detail"]
@@ -111,18 +114,28 @@ def test_a_broken_manifest_is_refused_once_and_other_attributes_still_refresh(tm
 
 
 def test_deploy_with_server_url_sends_the_token(tmp_path, tiny):
+    from silverset.components.common.artifacts import read_index_manifest
     from silverset.components.common.errors import GateFailed
     from silverset.components.deploy.local import deploy_local
-    from silverset.components.common.artifacts import read_index_manifest
 
     out, _, _, summary = tiny
     root = tmp_path / "serving"
     root.mkdir()
     with serve_app(create_app(root, ServerOptions(bearer_token="t0ken"), poll=False)) as url:
-        with pytest.raises(GateFailed, match="did not serve"):  # no token: the reload is refused, the pointer rolled back
-            deploy_local(index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=1.5)
-        done = deploy_local(index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=20,
-                            token="t0ken")
+        with pytest.raises(
+            GateFailed, match="did not serve"
+        ):  # no token: the reload is refused, the pointer rolled back
+            deploy_local(
+                index_dir=out, manifest=read_index_manifest(out), serve_root=root, server_url=url, timeout_s=1.5
+            )
+        done = deploy_local(
+            index_dir=out,
+            manifest=read_index_manifest(out),
+            serve_root=root,
+            server_url=url,
+            timeout_s=20,
+            token="t0ken",
+        )
         assert done["changed"] is True
         assert httpx.get(f"{url}/readyz").json()["live"] == {"red_dominant": summary["version"]}
 

@@ -1,5 +1,6 @@
 """The index server Deployment runs what the server understands: its flags parse, its pins file is the
 downwardAPI annotations mount, and its probes are the server's health and readiness endpoints."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,10 @@ def test_container_args_parse_as_index_serve_options_and_pin_from_the_downward_a
     pod = _deployment()["spec"]["template"]
     container = pod["spec"]["containers"][0]
     # $(VAR) is expanded by the kubelet from the container's env; any value of the right type parses here.
-    args = [re.sub(r"\$\((\w+)\)", lambda m: {"SILVERSET_SERVING_ROOT": "/data/serving"}.get(m.group(1), "2"), a)
-            for a in container["args"]]
+    args = [
+        re.sub(r"\$\((\w+)\)", lambda m: {"SILVERSET_SERVING_ROOT": "/data/serving"}.get(m.group(1), "2"), a)
+        for a in container["args"]
+    ]
     command = typer.main.get_command(index_app).commands["serve"]
     params = command.make_context("serve", args).params
     pinned = str(params["pinned_versions"])
@@ -31,9 +34,12 @@ def test_container_args_parse_as_index_serve_options_and_pin_from_the_downward_a
 
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    files = {f"{mounts[name]['mountPath'].rstrip('/')}/{item['path']}": item["fieldRef"]["fieldPath"]
-             for name, volume in volumes.items() if "downwardAPI" in volume and name in mounts
-             for item in volume["downwardAPI"]["items"]}
+    files = {
+        f"{mounts[name]['mountPath'].rstrip('/')}/{item['path']}": item["fieldRef"]["fieldPath"]
+        for name, volume in volumes.items()
+        if "downwardAPI" in volume and name in mounts
+        for item in volume["downwardAPI"]["items"]
+    }
     assert files.get(pinned) == "metadata.annotations"
     assert all(m.get("readOnly") for m in mounts.values() if m["mountPath"].startswith(("/data", "/etc/podinfo")))
 

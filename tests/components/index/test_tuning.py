@@ -1,4 +1,5 @@
 """Build-time ScaNN tuning: the grid's choice is the fastest config meeting the target, recorded with its curve."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import numpy as np
 
 from silverset.components.index import ann, build, tuning
 from silverset.components.index.loaded import LoadedIndex
-
 from tests.helpers.indexes import clustered, write_inputs
 
 
@@ -16,7 +16,12 @@ def _point(build_id, recall, qps, size, **extra):
 
 
 def test_choose_keeps_the_fastest_meeting_the_target_ties_by_size():
-    curve = [_point(0, 0.99, 1000.0, 5.0), _point(1, 0.96, 3000.0, 9.0), _point(2, 0.951, 2950.0, 4.0), _point(3, 0.90, 9000.0, 1.0)]
+    curve = [
+        _point(0, 0.99, 1000.0, 5.0),
+        _point(1, 0.96, 3000.0, 9.0),
+        _point(2, 0.951, 2950.0, 4.0),
+        _point(3, 0.90, 9000.0, 1.0),
+    ]
     chosen, met = tuning.choose(curve, 0.95, tie_margin=0.03)
     # 3 is fastest but misses 0.95; 1 and 2 tie within 3% of QPS, 2 is smaller
     assert met and chosen["build"] == 2
@@ -55,7 +60,11 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
         assert len(points) == 3 * len(rungs) and rungs[0] == 1
         top = [p for p in points if p["num_leaves_to_search"] == rungs[-1]]
         below = [p for p in points if p["num_leaves_to_search"] == rungs[-2]]
-        assert all(p["recall_lower"] >= target for p in top) or rungs[-1] == max(1, round(0.7 * b["parameters"]["num_leaves"]) + 1) or len(rungs) == 10
+        assert (
+            all(p["recall_lower"] >= target for p in top)
+            or rungs[-1] == max(1, round(0.7 * b["parameters"]["num_leaves"]) + 1)
+            or len(rungs) == 10
+        )
         assert not all(p["recall_lower"] >= target for p in below)
     # recompute the choice from the recorded curve
     meeting = [p for p in record["curve"] if p["recall_lower"] >= target]
@@ -65,11 +74,23 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
     assert chosen["qps_single"] >= (1 - build.BuildOptions().grid.tie_margin) * max(p["qps_single"] for p in meeting)
     assert manifest["build"]["recall"] == chosen["recall"]
     params = manifest["parameters"]
-    assert (params["pre_reorder_num_neighbors"], params["reorder_quantize"], params["dimensions_per_block"], params["num_leaves"]) == (
-        chosen["pre_reorder_num_neighbors"], chosen["reorder_quantize"], chosen["dimensions_per_block"], chosen["num_leaves"])
+    assert (
+        params["pre_reorder_num_neighbors"],
+        params["reorder_quantize"],
+        params["dimensions_per_block"],
+        params["num_leaves"],
+    ) == (
+        chosen["pre_reorder_num_neighbors"],
+        chosen["reorder_quantize"],
+        chosen["dimensions_per_block"],
+        chosen["num_leaves"],
+    )
     # served leaves: the chosen ones, or more if the rebuilt index needed them for vocabulary videos to find themselves
     assert params["num_leaves_to_search"] == record["served"]["num_leaves_to_search"] >= chosen["num_leaves_to_search"]
-    assert record["served"]["self_hit"] >= build.BuildOptions().grid.min_self_hit and record["held_out_vocabulary_rows"] == 100
+    assert (
+        record["served"]["self_hit"] >= build.BuildOptions().grid.min_self_hit
+        and record["held_out_vocabulary_rows"] == 100
+    )
 
     # manifest round trip: what is on disk is what the build returned, and the server loads that searcher
     assert build.read_index_manifest(out).model_dump(mode="json") == json.loads(json.dumps(manifest))
@@ -116,7 +137,9 @@ def test_the_time_budget_stops_the_grid_after_the_default_build():
 def test_int8_reordering_builds_a_smaller_index():
     database = clustered(3000, 64, seed=4)
     base = ann.choose_parameters(3000, 64, brute_force_below=1000)
-    options = tuning.TuningOptions(dimensions_per_block=(2,), search_fractions=(0.05,), reorder_depth_factors=(10,), passes=1)
+    options = tuning.TuningOptions(
+        dimensions_per_block=(2,), search_fractions=(0.05,), reorder_depth_factors=(10,), passes=1
+    )
     tuned = tuning.tune(database, database[:20], base, target=0.5, options=options, self_rows=np.arange(20))
     size = {b["parameters"]["reorder_quantize"]: b["size_mib"] for b in tuned.record["builds"]}
     assert size["int8"] < 0.6 * size["float32"]
@@ -127,5 +150,7 @@ def _inputs(scores, embeddings, spec_path):
     from silverset.components.common.spec import load_spec
 
     spec = load_spec(str(spec_path))
-    history, errors, digest = build.join_scores_embeddings(tables.read_table(scores, schemas.SCORES), tables.read_table(embeddings), spec)
+    history, errors, digest = build.join_scores_embeddings(
+        tables.read_table(scores, schemas.SCORES), tables.read_table(embeddings), spec
+    )
     return {"history": history, "errors": errors, "model_digest": digest, "spec": spec}

@@ -1,4 +1,5 @@
 """The sharded, batched, resumable runner, driven by small in-test ModelHandlers (no model weights)."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,9 @@ class Doubler(ModelHandler):
 
     stage = "test"
 
-    def __init__(self, *, name: str = "doubler-v1", crash_on_batch: int | None = None, max_batch: int = 32,
-                 cost: float = 0.0):
+    def __init__(
+        self, *, name: str = "doubler-v1", crash_on_batch: int | None = None, max_batch: int = 32, cost: float = 0.0
+    ):
         self.name, self.crash_on_batch, self.max_batch, self.cost = name, crash_on_batch, max_batch, cost
         self.batches: list[list[str]] = []
         self.loads = 0
@@ -51,8 +53,14 @@ class Doubler(ModelHandler):
             if it.payload is None:
                 out.append(ItemResult(key=it.key, error_type="no_value", message="payload missing", requests=1))
             else:
-                out.append(ItemResult(key=it.key, row={"video_id": it.key, "model_id": self.name,
-                                                       "value": model * it.payload}, cost_usd=self.cost, requests=1))
+                out.append(
+                    ItemResult(
+                        key=it.key,
+                        row={"video_id": it.key, "model_id": self.name, "value": model * it.payload},
+                        cost_usd=self.cost,
+                        requests=1,
+                    )
+                )
         return out
 
 
@@ -74,8 +82,10 @@ class Budgeted(Doubler):
 
 
 def items(n: int, *, missing: Sequence[int] = ()) -> list[WorkItem]:
-    return [WorkItem(key=f"v{i:04d}", payload=None if i in missing else float(i), uri=f"file:///v{i:04d}.mp4")
-            for i in range(n)]
+    return [
+        WorkItem(key=f"v{i:04d}", payload=None if i in missing else float(i), uri=f"file:///v{i:04d}.mp4")
+        for i in range(n)
+    ]
 
 
 def run(handler, out: Path, work, **kw):
@@ -191,8 +201,10 @@ def test_merge_check_finds_missing_duplicated_and_unexpected_keys(tmp_path):
 def test_an_item_both_labelled_and_in_errors_is_a_duplicate(tmp_path):
     work = items(5)
     run(Doubler(), tmp_path, work)
-    tables.write_table(tables.errors_table([ErrorRow(key="v0002", uri=None, stage="test", error_type="x", message="")]),
-                       tmp_path / ".parts" / "errors-00000-of-00001-00000.parquet")
+    tables.write_table(
+        tables.errors_table([ErrorRow(key="v0002", uri=None, stage="test", error_type="x", message="")]),
+        tmp_path / ".parts" / "errors-00000-of-00001-00000.parquet",
+    )
     assert merge_check(tmp_path, [it.key for it in work]).duplicated == ("v0002",)
 
 
@@ -220,8 +232,10 @@ def test_max_items_bounds_one_run(tmp_path):
 
 def test_prior_errors_are_recorded_once_in_their_shard(tmp_path):
     work = items(8)
-    prior = [ErrorRow(key="gone1", uri=None, stage="test", error_type="no_frames", message="no frames"),
-             ErrorRow(key="gone2", uri=None, stage="test", error_type="no_frames", message="no frames")]
+    prior = [
+        ErrorRow(key="gone1", uri=None, stage="test", error_type="no_frames", message="no frames"),
+        ErrorRow(key="gone2", uri=None, stage="test", error_type="no_frames", message="no frames"),
+    ]
     for i in range(2):
         run(Doubler(), tmp_path, work, shard=Shard(i, 2), prior_errors=prior)
         run(Doubler(), tmp_path, work, shard=Shard(i, 2), prior_errors=prior)  # a rerun adds nothing

@@ -1,4 +1,5 @@
 """A distilled model and its embeddings, built once per test module (distilling takes a few seconds)."""
+
 from __future__ import annotations
 
 import pytest

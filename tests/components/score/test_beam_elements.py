@@ -1,4 +1,5 @@
 """What keeps bulk scoring cheap on Beam: compact elements, Arrow-coded row groups, one read, vectorized checks."""
+
 from __future__ import annotations
 
 import pickle
@@ -15,9 +16,14 @@ EMBEDDER = "clip@test"
 
 def embeddings_batch(n: int, d: int = 8, *, embedder: str = EMBEDDER) -> pa.RecordBatch:
     vectors = np.arange(n * d, dtype=np.float32).reshape(n, d)
-    table = pa.table({"video_id": [f"v{i}" for i in range(n)],
-                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), d),
-                      "embedder_id": [embedder] * n}, schema=schemas.embeddings_schema(d))
+    table = pa.table(
+        {
+            "video_id": [f"v{i}" for i in range(n)],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), d),
+            "embedder_id": [embedder] * n,
+        },
+        schema=schemas.embeddings_schema(d),
+    )
     return table.combine_chunks().to_batches()[0]
 
 
@@ -27,7 +33,9 @@ def test_blocks_cover_every_row_once_in_order_and_encode_only_their_own_rows():
     assert [len(b) for b in blocks] == [4096, 4096, 1808]
     ids = [v for b in blocks for v in b.video_ids.to_pylist()]
     assert ids == batch.column(0).to_pylist()
-    np.testing.assert_array_equal(np.concatenate([b.vectors for b in blocks]), np.arange(80_000, dtype=np.float32).reshape(-1, 8))
+    np.testing.assert_array_equal(
+        np.concatenate([b.vectors for b in blocks]), np.arange(80_000, dtype=np.float32).reshape(-1, 8)
+    )
     # An encode of a block (a stage boundary) must not drag the whole row group along.
     last_ids, last_vectors = blocks[-1].video_ids, blocks[-1].vectors
     assert len(pickle.dumps(last_ids)) < 0.3 * len(pickle.dumps(batch.column(0)))
@@ -40,11 +48,21 @@ def test_misfit_rows_are_errors_and_an_embedder_mismatch_wins_over_nan():
     vectors[1, 3] = np.nan
     vectors[4, 0] = np.inf
     vectors[5, 0] = np.nan
-    batch = pa.record_batch([batch.column(0), pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 8),
-                             pa.array([EMBEDDER] * 5 + ["other@1"])], schema=batch.schema)
+    batch = pa.record_batch(
+        [
+            batch.column(0),
+            pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 8),
+            pa.array([EMBEDDER] * 5 + ["other@1"]),
+        ],
+        schema=batch.schema,
+    )
     good, errors = split_batch(batch, embedder_id=EMBEDDER, dimension=8)
     assert good.column(0).to_pylist() == ["v0", "v2", "v3"]
-    assert {(e.key, e.error_type) for e in errors} == {("v1", "non_finite_vector"), ("v4", "non_finite_vector"), ("v5", "embedder_mismatch")}
+    assert {(e.key, e.error_type) for e in errors} == {
+        ("v1", "non_finite_vector"),
+        ("v4", "non_finite_vector"),
+        ("v5", "embedder_mismatch"),
+    }
     assert len(good) + len(errors) == 6
 
 
@@ -107,8 +125,15 @@ def test_every_pcollection_on_the_scoring_path_has_an_arrow_coder_and_row_teleme
 
     pipeline = beam.Pipeline()
     files = tables.parquet_files(distilled["embeddings"])
-    build_scoring(pipeline, files=files, model=distilled["model"], metadata=read_metadata(distilled["model"]),
-                  options=ScoreOptions(), scores_prefix=str(tmp_path / "s"), errors_prefix=str(tmp_path / "e"))
+    build_scoring(
+        pipeline,
+        files=files,
+        model=distilled["model"],
+        metadata=read_metadata(distilled["model"]),
+        options=ScoreOptions(),
+        scores_prefix=str(tmp_path / "s"),
+        errors_prefix=str(tmp_path / "e"),
+    )
     pickled, telemetry = [], []
 
     class Outputs(beam.pipeline.PipelineVisitor):
@@ -148,7 +173,9 @@ def test_the_parquet_read_inside_tfx_bsl_gets_arrow_types(tmp_path):
 
     class Outputs(beam.pipeline.PipelineVisitor):
         def visit_transform(self, node):
-            untyped.extend(node.full_label for o in node.outputs.values() if o.element_type in (None, beam.typehints.Any))
+            untyped.extend(
+                node.full_label for o in node.outputs.values() if o.element_type in (None, beam.typehints.Any)
+            )
 
     pipeline.visit(Outputs())
     assert untyped == []  # so no row group is pickled for Beam's size samples

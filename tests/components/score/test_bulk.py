@@ -1,4 +1,5 @@
 """Bulk scoring through Beam RunInference: TorchScript vs ONNX agree, misfit rows become errors, nothing is lost."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,9 +19,18 @@ def scores_by_id(out) -> dict[str, float]:
 
 
 def test_torchscript_and_onnx_scores_agree_within_1e_5(distilled, tmp_path):
-    onnx = run(model=distilled["model"], embeddings=distilled["embeddings"], out=str(tmp_path / "onnx"), options=ScoreOptions(batch_size=64))
-    ts = run(model=distilled["model"], embeddings=distilled["embeddings"], out=str(tmp_path / "ts"),
-             options=ScoreOptions(backend="torchscript", batch_size=100))
+    onnx = run(
+        model=distilled["model"],
+        embeddings=distilled["embeddings"],
+        out=str(tmp_path / "onnx"),
+        options=ScoreOptions(batch_size=64),
+    )
+    ts = run(
+        model=distilled["model"],
+        embeddings=distilled["embeddings"],
+        out=str(tmp_path / "ts"),
+        options=ScoreOptions(backend="torchscript", batch_size=100),
+    )
     assert onnx["inputs"] == onnx["scored"] == ts["scored"] == 300 and onnx["errors"] == 0
     a, b = scores_by_id(tmp_path / "onnx"), scores_by_id(tmp_path / "ts")
     assert a.keys() == b.keys() == set(distilled["ids"])
@@ -43,13 +53,22 @@ def test_rows_that_do_not_fit_the_model_go_to_errors(distilled, tmp_path):
     foreign = emb.slice(50, 5).set_column(2, "embedder_id", pa.array(["clip@other"] * 5))
     tables.write_table(foreign, folder / "b.parquet")
     rng = np.random.default_rng(0)
-    wide = pa.table({"video_id": ["w1", "w2", "w3"],
-                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(rng.random(3 * 32).astype(np.float32)), 32),
-                     "embedder_id": [distilled_embedder(emb)] * 3})
+    wide = pa.table(
+        {
+            "video_id": ["w1", "w2", "w3"],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(rng.random(3 * 32).astype(np.float32)), 32),
+            "embedder_id": [distilled_embedder(emb)] * 3,
+        }
+    )
     tables.write_table(wide, folder / "c.parquet")
     nan_vec = np.full(16, np.nan, dtype=np.float32)
-    nan_row = pa.table({"video_id": ["n1"], "vector": pa.FixedSizeListArray.from_arrays(pa.array(nan_vec), 16),
-                        "embedder_id": [distilled_embedder(emb)]})
+    nan_row = pa.table(
+        {
+            "video_id": ["n1"],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(nan_vec), 16),
+            "embedder_id": [distilled_embedder(emb)],
+        }
+    )
     tables.write_table(nan_row, folder / "d.parquet")
     s = run(model=distilled["model"], embeddings=str(folder), out=str(tmp_path / "out"))
     assert s["inputs"] == 59 and s["scored"] == 50 and s["errors"] == 9

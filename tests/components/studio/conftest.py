@@ -5,6 +5,7 @@ a database of a throwaway PostgreSQL server (postgres_server.py) started once pe
 Without PostgreSQL installed (``make postgres``) or without psycopg, the PostgreSQL half is skipped with the
 reason; SILVERSET_REQUIRE_POSTGRES=1 turns that skip into a failure (for CI, where it must not go unnoticed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,21 +56,38 @@ def workdir(tmp_path_factory, corpus):
     """W/manifest.parquet, W/embeddings/part-0.parquet, W/frames/part-0.parquet, W/truth.parquet."""
     root = tmp_path_factory.mktemp("studio-workdir")
     ids = [f"vid{i:04d}" for i in range(N_VIDEOS)]
-    manifest = pa.table({"video_id": ids, "uri": [f"file:///videos/{v}.mp4" for v in ids], "title": corpus.titles,
-                         "description": [f"clip {i}" for i in range(N_VIDEOS)]})
+    manifest = pa.table(
+        {
+            "video_id": ids,
+            "uri": [f"file:///videos/{v}.mp4" for v in ids],
+            "title": corpus.titles,
+            "description": [f"clip {i}" for i in range(N_VIDEOS)],
+        }
+    )
     tables.write_table(manifest, root / "manifest.parquet", schemas.MANIFEST)
     d = corpus.embeddings.shape[1]
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(corpus.embeddings.ravel()), d)
-    embeddings = pa.table({"video_id": ids, "vector": vectors,
-                           "embedder_id": ["test-embedder"] * N_VIDEOS})
+    embeddings = pa.table({"video_id": ids, "vector": vectors, "embedder_id": ["test-embedder"] * N_VIDEOS})
     tables.write_table(embeddings, root / "embeddings" / "part-0.parquet", schemas.embeddings_schema(d))
     red, grey = _jpeg((200, 20, 20)), _jpeg((120, 120, 120))
-    frame_rows = [{"video_id": v, "frame_index": f, "timestamp_s": f * 0.5, "width": 32, "height": 24,
-                   "jpeg": red if corpus.truth[i] else grey} for i, v in enumerate(ids) for f in range(6)]
-    tables.write_table(pa.Table.from_pylist(frame_rows, schema=schemas.FRAMES), root / "frames" / "part-0.parquet",
-                       schemas.FRAMES)
-    truth = pa.table({"video_id": ids, "attribute": ["red_dominant"] * N_VIDEOS,
-                      "label": corpus.truth.astype(np.int32)})
+    frame_rows = [
+        {
+            "video_id": v,
+            "frame_index": f,
+            "timestamp_s": f * 0.5,
+            "width": 32,
+            "height": 24,
+            "jpeg": red if corpus.truth[i] else grey,
+        }
+        for i, v in enumerate(ids)
+        for f in range(6)
+    ]
+    tables.write_table(
+        pa.Table.from_pylist(frame_rows, schema=schemas.FRAMES), root / "frames" / "part-0.parquet", schemas.FRAMES
+    )
+    truth = pa.table(
+        {"video_id": ids, "attribute": ["red_dominant"] * N_VIDEOS, "label": corpus.truth.astype(np.int32)}
+    )
     tables.write_table(truth, root / "truth.parquet", schemas.TRUTH)
     return root
 
@@ -94,8 +112,9 @@ def postgres_server():
         _postgres_unavailable("psycopg is not installed (the dev extra has it: `make venv`)")
     bin_dir = find_binaries()
     if bin_dir is None:
-        _postgres_unavailable("PostgreSQL is not installed (no initdb/postgres): `make postgres` installs Debian's "
-                              "postgresql package")
+        _postgres_unavailable(
+            "PostgreSQL is not installed (no initdb/postgres): `make postgres` installs Debian's postgresql package"
+        )
     server = PostgresServer(bin_dir=bin_dir)
     try:
         server.start()
@@ -124,8 +143,14 @@ def studio(catalog, tmp_path, db_url):
 
 
 # Everyone the API tests sign in as: name -> (role, bearer token).
-PEOPLE = {"alice@silverset.dev": "labeler", "alice": "labeler", "bob": "labeler", "carol": "labeler",
-          "dana": "adjudicator", "root": "admin"}
+PEOPLE = {
+    "alice@silverset.dev": "labeler",
+    "alice": "labeler",
+    "bob": "labeler",
+    "carol": "labeler",
+    "dana": "adjudicator",
+    "root": "admin",
+}
 
 
 @pytest.fixture(scope="session")

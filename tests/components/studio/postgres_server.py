@@ -18,6 +18,7 @@ Contract:
 - ``stop()`` shuts the server down and deletes the folder; it is idempotent and also runs at interpreter exit.
   The server gets SIGQUIT from the kernel if the process that started it dies without stopping it.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -46,8 +47,11 @@ _PR_SET_PDEATHSIG = 1
 
 def find_binaries() -> Path | None:
     """The folder with ``initdb`` and ``postgres``, newest Debian major first, then PATH; None if absent."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-                        if Path(p).parent.name.isdigit() else 0, reverse=True)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(str(Path(on_path).parent))
@@ -90,8 +94,10 @@ class PostgresServer:
             try:
                 account = pwd.getpwnam(name)
             except KeyError:
-                raise RuntimeError(f"SILVERSET_PG_USER '{name}' is not a user on this machine; PostgreSQL refuses to "
-                                   "run as root, so the tests need an unprivileged user to run it as") from None
+                raise RuntimeError(
+                    f"SILVERSET_PG_USER '{name}' is not a user on this machine; PostgreSQL refuses to "
+                    "run as root, so the tests need an unprivileged user to run it as"
+                ) from None
             self._as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         # Not pytest's tmp_path (root-only): the unprivileged user must reach the folder, so every parent of it
         # must be searchable by others; a private TMPDIR falls back to /tmp.
@@ -106,16 +112,58 @@ class PostgresServer:
         if self._as:
             for path in (self.root, sockets, pwfile):
                 os.chown(path, self._as["user"], self._as["group"])
-        self._run([self.bin_dir / "initdb", "-D", data, "-U", SUPERUSER, "--pwfile", pwfile, "--auth", "scram-sha-256",
-                   "-E", "UTF8", "--locale", "C.UTF-8", "--no-sync", "--no-instructions"], what="initdb")
+        self._run(
+            [
+                self.bin_dir / "initdb",
+                "-D",
+                data,
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                pwfile,
+                "--auth",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C.UTF-8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            what="initdb",
+        )
         pwfile.unlink()
         self.port = _free_port()
         log = (self.root / "server.log").open("ab")
         self._process = subprocess.Popen(
-            [self.bin_dir / "postgres", "-D", data, "-h", "127.0.0.1", "-p", str(self.port), "-k", sockets,
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", f"timezone={SERVER_TIMEZONE}", "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
-            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **self._as)
+            [
+                self.bin_dir / "postgres",
+                "-D",
+                data,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                sockets,
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                f"timezone={SERVER_TIMEZONE}",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=32MB",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            **self._as,
+        )
         log.close()
         self._wait_ready()
         _LOGGER.info("PostgreSQL (%s) serving on 127.0.0.1:%d, data in %s", self.bin_dir, self.port, data)
@@ -132,15 +180,17 @@ class PostgresServer:
         deadline = time.monotonic() + self.start_timeout_s
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"postgres exited with {self._process.returncode} while starting: "
-                                   f"{self.log()[-2000:]}")
+                raise RuntimeError(
+                    f"postgres exited with {self._process.returncode} while starting: {self.log()[-2000:]}"
+                )
             try:
                 psycopg.connect(**self._connect_args("postgres"), connect_timeout=2).close()
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"postgres did not accept connections within {self.start_timeout_s:.0f} s: "
-                                       f"{self.log()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"postgres did not accept connections within {self.start_timeout_s:.0f} s: {self.log()[-2000:]}"
+                    ) from None
                 time.sleep(0.05)
 
     def log(self) -> str:
@@ -200,8 +250,12 @@ class PostgresServer:
             self._admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
             with psycopg.connect(**self._connect_args(name), autocommit=True) as connection:
                 connection.execute("SET lock_timeout = '5s'")
-                tables = [row[0] for row in connection.execute(
-                    "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")]
+                tables = [
+                    row[0]
+                    for row in connection.execute(
+                        "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'"
+                    )
+                ]
                 if tables:
                     connection.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         except Exception:  # noqa: BLE001 - a database that cannot be emptied is not lent again

@@ -1,4 +1,5 @@
 """The studio's HTTP API through FastAPI's TestClient: labelling, feeds, scores, bandit, disagreements, golden sets."""
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,11 @@ def client(studio, users, tokens):
 
 
 def label(client, video_id, value, labeler="alice@silverset.dev", **extra):
-    return client.post(f"/api/attributes/{KEY}/labels", json={"video_id": video_id, "label": value, **extra},
-                       headers=bearer(client.tokens, labeler))
+    return client.post(
+        f"/api/attributes/{KEY}/labels",
+        json={"video_id": video_id, "label": value, **extra},
+        headers=bearer(client.tokens, labeler),
+    )
 
 
 def label_by_truth(client, corpus, catalog, count_per_class, labeler="alice@silverset.dev"):
@@ -150,21 +154,42 @@ def test_racing_writers_one_wins_one_conflicts(client, catalog):
 
 def test_disagreements_resolve_by_majority_or_adjudication(client, catalog, tmp_path):
     a, b = catalog.video_ids[2], catalog.video_ids[3]
-    label(client, a, "positive", "alice"); label(client, a, "positive", "bob"); label(client, a, "negative", "carol")
-    label(client, b, "positive", "alice"); label(client, b, "negative", "bob")
-    assert client.get(f"/api/attributes/{KEY}/disagreements").json() == [{"video_id": b, "votes": {"alice": "positive", "bob": "negative"}}]
+    label(client, a, "positive", "alice")
+    label(client, a, "positive", "bob")
+    label(client, a, "negative", "carol")
+    label(client, b, "positive", "alice")
+    label(client, b, "negative", "bob")
+    assert client.get(f"/api/attributes/{KEY}/disagreements").json() == [
+        {"video_id": b, "votes": {"alice": "positive", "bob": "negative"}}
+    ]
     out = client.post(f"/api/attributes/{KEY}/export", json={"out_dir": "g1"}).json()
     assert (out["rows"], out["errors"]) == (1, 1)
     assert tables.read_errors(tmp_path / "golden" / "g1").column("key").to_pylist() == [b]
     adjudication = {"video_id": b, "label": "negative"}
-    assert client.post(f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "bob")).status_code == 403
-    assert client.post(f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "dana")).status_code == 200
+    assert (
+        client.post(
+            f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "bob")
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            f"/api/attributes/{KEY}/adjudications", json=adjudication, headers=bearer(client.tokens, "dana")
+        ).status_code
+        == 200
+    )
     assert client.get(f"/api/attributes/{KEY}/disagreements").json() == []
-    golden = tables.read_table(client.post(f"/api/attributes/{KEY}/export", json={"out_dir": "g2"}).json()["path"], schemas.GOLDEN)
+    golden = tables.read_table(
+        client.post(f"/api/attributes/{KEY}/export", json={"out_dir": "g2"}).json()["path"], schemas.GOLDEN
+    )
     rows = {(r["video_id"], r["labeler"]): r for r in golden.to_pylist()}  # GOLDEN v2: one row per rater
     assert {k: (r["rater_label"], r["label"], r["how"]) for k, r in rows.items()} == {
-        (a, "alice"): (1, 1, "majority"), (a, "bob"): (1, 1, "majority"), (a, "carol"): (0, 1, "majority"),
-        (b, "alice"): (1, 0, "adjudicated"), (b, "bob"): (0, 0, "adjudicated")}  # dana decided, did not vote
+        (a, "alice"): (1, 1, "majority"),
+        (a, "bob"): (1, 1, "majority"),
+        (a, "carol"): (0, 1, "majority"),
+        (b, "alice"): (1, 0, "adjudicated"),
+        (b, "bob"): (0, 0, "adjudicated"),
+    }  # dana decided, did not vote
     assert rows[(a, "alice")]["labeled_at"].tzinfo is not None
 
 
@@ -180,14 +205,23 @@ def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, ca
     download = client.get(f"/api/attributes/{KEY}/golden.parquet")
     assert pq.read_table(io.BytesIO(download.content)).num_rows == 25  # GOLDEN v2: one row per (video, rater)
 
-    rows = [{**r, "labeled_at": r["labeled_at"].isoformat()} for r in pq.read_table(io.BytesIO(download.content)).to_pylist()]
+    rows = [
+        {**r, "labeled_at": r["labeled_at"].isoformat()}
+        for r in pq.read_table(io.BytesIO(download.content)).to_pylist()
+    ]
     assert {r["labeler"] for r in rows} == {"alice@silverset.dev", "bob"}
 
     fresh = Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'fresh.db'}")
-    with TestClient(create_app(fresh, users=users), base_url="http://localhost", headers=bearer(client.tokens, "root")) as other:
+    with TestClient(
+        create_app(fresh, users=users), base_url="http://localhost", headers=bearer(client.tokens, "root")
+    ) as other:
         other.post("/api/attributes", json={"example": "red_dominant"})
         result = other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}).json()
-        assert (result["applied"], result["unchanged"], result["skipped"]) == (25, 0, [])  # each rater's row: their label
+        assert (result["applied"], result["unchanged"], result["skipped"]) == (
+            25,
+            0,
+            [],
+        )  # each rater's row: their label
         again = other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}).json()
         assert (again["applied"], again["unchanged"]) == (0, 25)
         state = other.get(f"/api/attributes/{KEY}").json()
@@ -195,14 +229,25 @@ def test_export_then_import_round_trips_into_a_fresh_database(client, corpus, ca
         audit = other.get(f"/api/attributes/{KEY}/audit").json()
         assert {a["actor"] for a in audit if a["action"] == "label"} == {"alice@silverset.dev", "bob"}
         assert [(a["actor"], a["action"], a["new"], a["source"]) for a in audit if a["video_id"] == "*"] == [
-            ("root", "import", "25 rows", "api"), ("root", "import", "0 rows", "api")]  # the importer, each time
+            ("root", "import", "25 rows", "api"),
+            ("root", "import", "0 rows", "api"),
+        ]  # the importer, each time
         # JSON only (no cross-site simple request), rows checked, labeler names checked, admins only.
-        assert other.post(f"/api/attributes/{KEY}/import", content=download.content,
-                          headers={"Content-Type": "text/plain"}).status_code == 415
+        assert (
+            other.post(
+                f"/api/attributes/{KEY}/import", content=download.content, headers={"Content-Type": "text/plain"}
+            ).status_code
+            == 415
+        )
         assert other.post(f"/api/attributes/{KEY}/import", json={"rows": [{"video_id": "x"}]}).status_code == 422
         evil = [{**rows[0], "labeler": "<script>"}]
         assert other.post(f"/api/attributes/{KEY}/import", json={"rows": evil}).status_code == 422
-        assert other.post(f"/api/attributes/{KEY}/import", json={"rows": rows}, headers=bearer(client.tokens, "dana")).status_code == 403
+        assert (
+            other.post(
+                f"/api/attributes/{KEY}/import", json={"rows": rows}, headers=bearer(client.tokens, "dana")
+            ).status_code
+            == 403
+        )
 
 
 def test_same_spec_is_idempotent_and_changed_spec_conflicts(client):

@@ -1,6 +1,7 @@
 """Sign-in rate limit: after repeated failures for one user name, or from one client address, the studio answers
 429 with Retry-After without checking the secret (so guessing stops paying), and lets them in again once the
 failures age out of the window; other users and other addresses are not affected."""
+
 from __future__ import annotations
 
 import pytest
@@ -80,4 +81,6 @@ def test_bad_bearer_tokens_count_against_the_address(app, tokens):
             assert guesser.get("/api/attributes", headers={"Authorization": f"Bearer guess-{i}"}).status_code == 401
         assert guesser.get("/api/attributes", headers={"Authorization": f"Bearer {tokens['bob']}"}).status_code == 429
     with browser(app, "10.0.0.21") as someone_else:
-        assert someone_else.get("/api/attributes", headers={"Authorization": f"Bearer {tokens['bob']}"}).status_code == 200
+        assert (
+            someone_else.get("/api/attributes", headers={"Authorization": f"Bearer {tokens['bob']}"}).status_code == 200
+        )

@@ -3,6 +3,7 @@
 Policies are checked on hand-made states against hand-worked numbers; the zero-shot arm against a numpy
 brute-force ranking; the stop rule at both of its thresholds; the service end to end on the studio fixtures.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,12 @@ def test_every_arm_is_pulled_once_first_and_its_reward_is_the_change_in_quality(
 
 
 def test_epsilon_greedy_explores_at_rate_a_quarter():
-    state = bandits.BanditState(policy="epsilon_greedy", score={VA: 0.0, RANDOM: 0.05, ZERO_SHOT: -0.02},
-                                pulls={VA: 1, RANDOM: 1, ZERO_SHOT: 1}, steps=3)
+    state = bandits.BanditState(
+        policy="epsilon_greedy",
+        score={VA: 0.0, RANDOM: 0.05, ZERO_SHOT: -0.02},
+        pulls={VA: 1, RANDOM: 1, ZERO_SHOT: 1},
+        steps=3,
+    )
     rng = random.Random(7)
     draws = 12_000
     picks = [bandits.choose(state, rng) for _ in range(draws)]
@@ -87,8 +92,9 @@ def test_ucb_picks_the_highest_score_plus_bonus_worked_by_hand():
     # va_loop:   0.010 + 0.01 * sqrt(2.0794 / 1) = 0.010 + 0.014420 = 0.024420
     # random:    0.000 + 0.01 * sqrt(2.0794 / 1) = 0.014420
     # zero_shot: 0.020 + 0.01 * sqrt(2.0794 / 6) = 0.020 + 0.005887 = 0.025887  -> zero_shot
-    state = bandits.BanditState(policy="ucb", score={VA: 0.010, RANDOM: 0.0, ZERO_SHOT: 0.020},
-                                pulls={VA: 1, RANDOM: 1, ZERO_SHOT: 6}, steps=8)
+    state = bandits.BanditState(
+        policy="ucb", score={VA: 0.010, RANDOM: 0.0, ZERO_SHOT: 0.020}, pulls={VA: 1, RANDOM: 1, ZERO_SHOT: 6}, steps=8
+    )
     assert bandits.ucb_value(state, VA) == pytest.approx(0.024420, abs=1e-6)
     assert bandits.ucb_value(state, RANDOM) == pytest.approx(0.014420, abs=1e-6)
     assert bandits.ucb_value(state, ZERO_SHOT) == pytest.approx(0.025887, abs=1e-6)
@@ -105,8 +111,9 @@ def test_ucb_picks_the_highest_score_plus_bonus_worked_by_hand():
 
 
 def test_a_stored_four_feed_bandit_restarts_over_the_papers_arms():
-    old = bandits.BanditState(policy="epsilon_greedy", arms=list(feeds.FEEDS), score={"borderline": 0.1},
-                              pulls={"borderline": 3}, steps=3)
+    old = bandits.BanditState(
+        policy="epsilon_greedy", arms=list(feeds.FEEDS), score={"borderline": 0.1}, pulls={"borderline": 3}, steps=3
+    )
     new = bandits.current(old)
     assert (new.policy, new.arms, new.score, new.pulls, new.steps) == ("epsilon_greedy", list(bandits.ARMS), {}, {}, 0)
     same = bandits.BanditState(policy="ucb", score={VA: 0.1}, pulls={VA: 1}, steps=1)
@@ -123,8 +130,15 @@ def test_va_loop_rows_interleave_the_four_feeds_once_each():
     # round 1: top positive 0 (0.9), top negative 7 (0.05), borderline 2 (0.5), random 2 is taken -> 4;
     # round 2: top positive 3 (0.8), top negative 1 (0.1), borderline 2 is taken -> 5 (0.45); 7 rows reached.
     assert rows.tolist() == [0, 7, 2, 4, 3, 1, 5]
-    assert sources == ["top_positive", "top_negative", "borderline", "random", "top_positive", "top_negative",
-                       "borderline"]
+    assert sources == [
+        "top_positive",
+        "top_negative",
+        "borderline",
+        "random",
+        "top_positive",
+        "top_negative",
+        "borderline",
+    ]
     everything, _ = feeds.va_loop_rows(p, exclude, limit=100, rng=np.random.default_rng(0))
     assert sorted(everything.tolist()) == [0, 1, 2, 3, 4, 5, 7]
 
@@ -139,25 +153,34 @@ def test_zero_shot_rows_are_the_top_similarity_unlabelled_videos():
 
 
 def test_zero_shot_query_is_title_and_first_sentence_of_the_definition():
-    query = feeds.zero_shot_query(title="Red is dominant", definition="Label POSITIVE when red fills\nthe frame. "
-                                  "Small red logos are NEGATIVE.")
+    query = feeds.zero_shot_query(
+        title="Red is dominant", definition="Label POSITIVE when red fills\nthe frame. Small red logos are NEGATIVE."
+    )
     assert query == "Red is dominant. Label POSITIVE when red fills the frame."
 
 
-@pytest.mark.parametrize(("quality", "diversity", "labels", "reached"), [
-    (0.80, 0.80, 40, True),      # both scores exactly at 0.8
-    (0.95, 0.79, 40, False),     # diversity just under
-    (0.79, 0.95, 40, False),     # quality just under
-    (None, 0.95, 40, False),     # quality not computable yet
-    (0.50, 0.30, 999, False),    # one label short of the cap
-    (0.50, 0.30, 1000, True),    # the 1,000-label cap
-    (None, 0.10, 1000, True),
-])
+@pytest.mark.parametrize(
+    ("quality", "diversity", "labels", "reached"),
+    [
+        (0.80, 0.80, 40, True),  # both scores exactly at 0.8
+        (0.95, 0.79, 40, False),  # diversity just under
+        (0.79, 0.95, 40, False),  # quality just under
+        (None, 0.95, 40, False),  # quality not computable yet
+        (0.50, 0.30, 999, False),  # one label short of the cap
+        (0.50, 0.30, 1000, True),  # the 1,000-label cap
+        (None, 0.10, 1000, True),
+    ],
+)
 def test_stop_rule_at_both_thresholds(quality, diversity, labels, reached):
     stop = scores.stop_rule(quality=quality, diversity=diversity, labels=labels)
     assert stop["reached"] is reached
     assert {k: stop[k] for k in ("quality", "diversity", "labels", "threshold", "max_labels")} == {
-        "quality": quality, "diversity": diversity, "labels": labels, "threshold": 0.8, "max_labels": 1000}
+        "quality": quality,
+        "diversity": diversity,
+        "labels": labels,
+        "threshold": 0.8,
+        "max_labels": 1000,
+    }
     if reached and labels >= 1000 and (quality is None or quality < 0.8):
         assert stop["reason"] == "1000 labels reached the cap of 1000"
     if not reached:
@@ -165,6 +188,7 @@ def test_stop_rule_at_both_thresholds(quality, diversity, labels, reached):
 
 
 # ---- the service, end to end on the studio fixtures --------------------------------------------------------
+
 
 def _create(studio, policy="ucb"):
     studio.create_attribute(spec_yaml=(example_specs_dir() / "red_dominant.yaml").read_text(), policy=policy)
@@ -248,8 +272,15 @@ def test_service_without_a_text_tower_has_no_zero_shot_arm(catalog, corpus, tmp_
 def test_state_reports_the_stop_rule_from_the_live_scores(studio, corpus, catalog):
     _create(studio)
     stop = studio.state(KEY)["stop"]
-    assert stop == {"reached": False, "reason": stop["reason"], "quality": None, "diversity": 0.0, "labels": 0,
-                    "threshold": 0.8, "max_labels": 1000}
+    assert stop == {
+        "reached": False,
+        "reason": stop["reason"],
+        "quality": None,
+        "diversity": 0.0,
+        "labels": 0,
+        "threshold": 0.8,
+        "max_labels": 1000,
+    }
     _label_ten_each(studio, corpus, catalog)
     state = studio.state(KEY)
     stop = state["stop"]
@@ -264,8 +295,9 @@ def test_set_policy_moves_a_stored_four_feed_bandit_onto_the_papers_arms(studio)
     from silverset.components.studio.models import AttributeRow
 
     _create(studio)
-    legacy = bandits.BanditState(policy="ucb", arms=list(feeds.FEEDS), score={"random": 0.2}, pulls={"random": 1},
-                                 steps=1)
+    legacy = bandits.BanditState(
+        policy="ucb", arms=list(feeds.FEEDS), score={"random": 0.2}, pulls={"random": 1}, steps=1
+    )
     with Session(studio.engine) as session:
         session.execute(update(AttributeRow).values(bandit_state=legacy.model_dump_json()))
         session.commit()

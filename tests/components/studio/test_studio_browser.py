@@ -1,6 +1,7 @@
 """A real browser (Playwright + Debian's chromium) drives the studio: sign in, search, label 20 videos by keyboard,
 see feeds and scores appear, run a bandit batch, export a golden set, save a screenshot; and script planted in
 an attribute title, an attribute key and a video id (manifest) shows as text and never runs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,14 @@ from silverset.components.studio.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -105,10 +112,12 @@ def test_label_twenty_videos_then_feeds_scores_and_export(server, studio, corpus
     assert set(golden.column("labeler").to_pylist()) == {"root"}
     audit = studio.audit("red_dominant@v1")
     assert {a["source"] for a in audit if a["action"] == "label"} == {"search"}
-    assert [(a["actor"], a["action"], a["new"]) for a in audit if a["video_id"] == "*"] == [("root", "export", "20 rows")]
+    assert [(a["actor"], a["action"], a["new"]) for a in audit if a["video_id"] == "*"] == [
+        ("root", "export", "20 rows")
+    ]
 
 
-XSS = "<img src=x onerror=\"window.__xss=(window.__xss||0)+1;alert(1)\">"
+XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1;alert(1)">'
 
 
 @pytest.fixture
@@ -131,8 +140,11 @@ def planted_studio(workdir, tmp_path):
     tables.write_table(pa.Table.from_pylist(manifest), root / "manifest.parquet", schemas.MANIFEST)
     ids = [evil_id] + embeddings.column("video_id").to_pylist()[1:]
     tables.write_table(embeddings.set_column(0, "video_id", pa.array(ids)), root / "embeddings" / "part-0.parquet")
-    studio = Studio(catalog=load_workdir(root, text_encoder=hashing_text_encoder), db_url=f"sqlite:///{tmp_path / 'p.db'}",
-                    golden_dir=root / "golden")
+    studio = Studio(
+        catalog=load_workdir(root, text_encoder=hashing_text_encoder),
+        db_url=f"sqlite:///{tmp_path / 'p.db'}",
+        golden_dir=root / "golden",
+    )
     from silverset.components.common.spec import example_specs_dir
 
     spec = (example_specs_dir() / "red_dominant.yaml").read_text()
@@ -140,8 +152,16 @@ def planted_studio(workdir, tmp_path):
     studio.create_attribute(spec_yaml=spec)
     with Session(studio.engine) as session:
         first = session.query(AttributeRow).one()
-        session.add(AttributeRow(name=f"k{XSS}", version=1, title=XSS, spec_yaml=first.spec_yaml,
-                                 content_hash=first.content_hash, bandit_state=first.bandit_state))
+        session.add(
+            AttributeRow(
+                name=f"k{XSS}",
+                version=1,
+                title=XSS,
+                spec_yaml=first.spec_yaml,
+                content_hash=first.content_hash,
+                bandit_state=first.bandit_state,
+            )
+        )
         session.commit()
     return studio, evil_id
 
@@ -163,7 +183,9 @@ def test_script_planted_in_titles_keys_and_video_ids_shows_as_text_and_never_run
         texts = options.all_text_contents()
         assert f"k{XSS}@v1 — {XSS}" in texts and f"red_dominant@v1 — Red {XSS}" in texts
         page.get_by_test_id("attribute").select_option("red_dominant@v1")
-        page.get_by_test_id("query").fill(f"crimson planted {XSS} {XSS}")  # the hashing encoder's nearest: the planted video
+        page.get_by_test_id("query").fill(
+            f"crimson planted {XSS} {XSS}"
+        )  # the hashing encoder's nearest: the planted video
         page.get_by_test_id("query").press("Enter")
         planted = page.locator(".card").first
         expect(planted).to_have_attribute("data-video", evil_id)
@@ -190,11 +212,20 @@ def test_oidc_sign_in_in_a_real_browser_across_sites_lands_signed_in_with_the_ma
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://localhost:{port}"
-    with OidcProviderServer(redirect_uris=(f"{base}/auth/callback",), login_page=True,
-                            next_person=Person("u-7", "gwen@silverset.dev", ["studio-adjudicators"])) as provider:
-        oidc = OidcSignIn(OidcConfig(issuer=provider.issuer, client_id=provider.client_id,
-                                     client_secret=provider.client_secret, redirect_base_url=base,
-                                     role_map={"studio-adjudicators": "adjudicator"}))
+    with OidcProviderServer(
+        redirect_uris=(f"{base}/auth/callback",),
+        login_page=True,
+        next_person=Person("u-7", "gwen@silverset.dev", ["studio-adjudicators"]),
+    ) as provider:
+        oidc = OidcSignIn(
+            OidcConfig(
+                issuer=provider.issuer,
+                client_id=provider.client_id,
+                client_secret=provider.client_secret,
+                redirect_base_url=base,
+                role_map={"studio-adjudicators": "adjudicator"},
+            )
+        )
         app = create_app(studio, oidc=oidc, allowed_hosts=("localhost",))
         with serving_on(app, port), sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)

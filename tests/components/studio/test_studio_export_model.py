@@ -1,6 +1,7 @@
 """The studio's classifier exported as a student candidate: the distill stage's MODELDIR (digest verified), both
 runtimes equal to the studio's own logistic regression (sklearn oracle), and `silverset score` + `silverset evaluate
 --gate student` take it like a distilled student and judge it on the golden set (a bad one fails the gate)."""
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,11 @@ def test_export_writes_a_distill_format_model_equal_to_the_studio_classifier(stu
     metadata = read_metadata(tmp_path / "m")  # recomputes the digest from the files
     assert metadata["model_digest"] == summary["model_digest"]
     assert (metadata["attribute"], metadata["attribute_version"], metadata["embedder_id"], metadata["dimension"]) == (
-        "red_dominant", 1, "test-embedder", catalog.embeddings.shape[1])
+        "red_dominant",
+        1,
+        "test-embedder",
+        catalog.embeddings.shape[1],
+    )
     assert (summary["trained_on"], summary["positives"], summary["negatives"]) == (30, 15, 15)
 
     expected = oracle(catalog, corpus, rows)
@@ -79,8 +84,9 @@ def test_export_writes_a_distill_format_model_equal_to_the_studio_classifier(stu
     assert [(a["actor"], a["action"]) for a in studio.audit(KEY) if a["video_id"] == "*"] == [("dana", "export-model")]
 
 
-def write_golden_and_teacher(catalog, corpus, tmp_path, exclude: list[int],
-                             teacher_p: np.ndarray | None = None) -> tuple[str, str, np.ndarray]:
+def write_golden_and_teacher(
+    catalog, corpus, tmp_path, exclude: list[int], teacher_p: np.ndarray | None = None
+) -> tuple[str, str, np.ndarray]:
     """A golden set of 20 positives and 20 negatives the studio never saw (one rater: the truth) and a teacher that
     gets every one right (p 0.9 / 0.1), or says ``teacher_p`` (float [n_corpus]); returns (golden path, teacher
     labels path, golden rows)."""
@@ -91,24 +97,41 @@ def write_golden_and_teacher(catalog, corpus, tmp_path, exclude: list[int],
     ids = [catalog.video_ids[r] for r in rows]
     truth = {v: int(corpus.truth[r]) for v, r in zip(ids, rows)}
     at = datetime(2026, 11, 1, tzinfo=timezone.utc)
-    golden = golden_rows(attribute="red_dominant", version=1, classes=("negative", "positive"),
-                         votes={v: {"truth": t} for v, t in truth.items()}, resolved=truth,
-                         how={v: "single" for v in ids}, labeled_at={v: at for v in ids})
+    golden = golden_rows(
+        attribute="red_dominant",
+        version=1,
+        classes=("negative", "positive"),
+        votes={v: {"truth": t} for v, t in truth.items()},
+        resolved=truth,
+        how={v: "single" for v in ids},
+        labeled_at={v: at for v in ids},
+    )
     tables.write_table(golden, tmp_path / "golden.parquet", schemas.GOLDEN)
     p = [float(teacher_p[r]) for r in rows] if teacher_p is not None else [0.9 if truth[v] else 0.1 for v in ids]
-    teacher = pa.table({"video_id": ids, "attribute": ["red_dominant"] * len(ids), "attribute_version": [1] * len(ids),
-                        "label": [int(q >= 0.5) for q in p], "probability": p,
-                        "rationale": [None] * len(ids), "teacher_id": ["truth"] * len(ids),
-                        "prompt_hash": ["x"] * len(ids)})
+    teacher = pa.table(
+        {
+            "video_id": ids,
+            "attribute": ["red_dominant"] * len(ids),
+            "attribute_version": [1] * len(ids),
+            "label": [int(q >= 0.5) for q in p],
+            "probability": p,
+            "rationale": [None] * len(ids),
+            "teacher_id": ["truth"] * len(ids),
+            "prompt_hash": ["x"] * len(ids),
+        }
+    )
     tables.write_table(teacher, tmp_path / "teacher.parquet", schemas.LABELS)
     return str(tmp_path / "golden.parquet"), str(tmp_path / "teacher.parquet"), rows
 
 
-@pytest.mark.parametrize("flip, teacher", [(False, "truth"), (True, "truth"), (False, "linear")],
-                         ids=["truth-labels-vs-perfect-teacher", "flipped-labels", "truth-labels-vs-linear-teacher"])
-def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(cli, monkeypatch, studio_db, catalog,
-                                                                               corpus, workdir, users_file, tmp_path,
-                                                                               flip, teacher):
+@pytest.mark.parametrize(
+    "flip, teacher",
+    [(False, "truth"), (True, "truth"), (False, "linear")],
+    ids=["truth-labels-vs-perfect-teacher", "flipped-labels", "truth-labels-vs-linear-teacher"],
+)
+def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(
+    cli, monkeypatch, studio_db, catalog, corpus, workdir, users_file, tmp_path, flip, teacher
+):
     """Against a perfect teacher the 30-label classifier keeps 0.88 of its F1 and fails the 0.95 bar; against a
     teacher no better than a linear model on these embeddings (the studio classifier trained on every non-golden
     video's truth) it keeps enough and passes; trained on flipped labels it fails."""
@@ -118,15 +141,44 @@ def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(c
     trained = label(studio, catalog, corpus, flip=flip)
     path, tokens = users_file
     monkeypatch.setenv("SILVERSET_STUDIO_TOKEN", tokens["bob"])  # a labeler may not export a candidate
-    refused = cli("studio", "export-model", KEY, "--workdir", str(workdir), "--db", url, "--users", str(path),
-                  "--out", str(tmp_path / "m"))
+    refused = cli(
+        "studio",
+        "export-model",
+        KEY,
+        "--workdir",
+        str(workdir),
+        "--db",
+        url,
+        "--users",
+        str(path),
+        "--out",
+        str(tmp_path / "m"),
+    )
     assert refused.code == 2 and "needsadjudicator" in refused.flat_err
     monkeypatch.setenv("SILVERSET_STUDIO_TOKEN", tokens["dana"])
-    exported = cli("studio", "export-model", KEY, "--workdir", str(workdir), "--db", url, "--users", str(path),
-                   "--out", str(tmp_path / "m"))
+    exported = cli(
+        "studio",
+        "export-model",
+        KEY,
+        "--workdir",
+        str(workdir),
+        "--db",
+        url,
+        "--users",
+        str(path),
+        "--out",
+        str(tmp_path / "m"),
+    )
     assert exported.code == 0, exported.err
-    scored = cli("score", "--model", str(tmp_path / "m"), "--embeddings", str(workdir / "embeddings"),
-                 "--out", str(tmp_path / "scores"))
+    scored = cli(
+        "score",
+        "--model",
+        str(tmp_path / "m"),
+        "--embeddings",
+        str(workdir / "embeddings"),
+        "--out",
+        str(tmp_path / "scores"),
+    )
     assert scored.code == 0, scored.err
     golden_candidates = write_golden_and_teacher(catalog, corpus, tmp_path, trained)[2]
     linear = None
@@ -135,10 +187,25 @@ def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(c
         linear = oracle(catalog, corpus, rest)
     golden, teacher_path, golden_rows_ = write_golden_and_teacher(catalog, corpus, tmp_path, trained, teacher_p=linear)
     spec = str(example_specs_dir() / "red_dominant.yaml")
-    gate = cli("evaluate", "--attribute", spec, "--gate", "student", "--golden", golden, "--model", str(tmp_path / "m"),
-               "--predictions", str(tmp_path / "scores"), "--teacher-predictions", teacher_path,
-               "--teacher-latency-s", "1.0",
-               "--out", str(tmp_path / "gate"))
+    gate = cli(
+        "evaluate",
+        "--attribute",
+        spec,
+        "--gate",
+        "student",
+        "--golden",
+        golden,
+        "--model",
+        str(tmp_path / "m"),
+        "--predictions",
+        str(tmp_path / "scores"),
+        "--teacher-predictions",
+        teacher_path,
+        "--teacher-latency-s",
+        "1.0",
+        "--out",
+        str(tmp_path / "gate"),
+    )
 
     result = json.loads((tmp_path / "gate" / "gate.json").read_text())
     metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
@@ -156,8 +223,9 @@ def test_student_gate_takes_the_exported_model_and_judges_it_on_the_golden_set(c
         assert expected_f1 < 0.2
 
 
-def test_api_export_needs_an_adjudicator_stays_inside_the_models_folder_and_is_reproducible(studio_db, catalog, corpus,
-                                                                                          users, tokens, tmp_path):
+def test_api_export_needs_an_adjudicator_stays_inside_the_models_folder_and_is_reproducible(
+    studio_db, catalog, corpus, users, tokens, tmp_path
+):
     from fastapi.testclient import TestClient
 
     from silverset.components.distill.train import read_metadata

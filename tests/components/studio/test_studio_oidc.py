@@ -1,6 +1,7 @@
 """OpenID Connect sign-in against a loopback provider that speaks the protocol: people sign in at the provider,
 come back with a role from their groups, label under their verified email; the studio refuses an ID token signed
 by another key, for another audience or issuer, expired, with another nonce, and a replayed or foreign state."""
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,13 @@ def _reset(provider):
 
 
 def sign_in_of(provider, **changes) -> OidcSignIn:
-    fields = dict(issuer=provider.issuer, client_id=provider.client_id, client_secret=provider.client_secret,
-                  redirect_base_url=STUDIO_URL, role_map=ROLE_MAP)
+    fields = dict(
+        issuer=provider.issuer,
+        client_id=provider.client_id,
+        client_secret=provider.client_secret,
+        redirect_base_url=STUDIO_URL,
+        role_map=ROLE_MAP,
+    )
     return OidcSignIn(OidcConfig(**{**fields, **changes}))
 
 
@@ -70,10 +76,17 @@ def test_the_authorize_request_carries_state_nonce_and_an_s256_challenge(client,
     assert provider.client_secret not in location
 
 
-@pytest.mark.parametrize("groups, role", [(["studio-labelers"], "labeler"), (["studio-adjudicators"], "adjudicator"),
-                                          (["studio-labelers", "studio-admins"], "admin")])
-def test_a_signed_in_person_gets_the_highest_mapped_role_and_labels_under_their_email(client, provider, catalog,
-                                                                                       groups, role):
+@pytest.mark.parametrize(
+    "groups, role",
+    [
+        (["studio-labelers"], "labeler"),
+        (["studio-adjudicators"], "adjudicator"),
+        (["studio-labelers", "studio-admins"], "admin"),
+    ],
+)
+def test_a_signed_in_person_gets_the_highest_mapped_role_and_labels_under_their_email(
+    client, provider, catalog, groups, role
+):
     provider.next_person = Person(sub="u-1", email="erin@silverset.dev", groups=groups)
     back = sign_in(client)
     assert back.status_code == 303 and back.headers["location"] == "/"
@@ -83,10 +96,17 @@ def test_a_signed_in_person_gets_the_highest_mapped_role_and_labels_under_their_
     created = client.post("/api/attributes", json={"example": "red_dominant"}, headers=csrf)
     assert created.status_code == (201 if role == "admin" else 403)
     if role == "admin":
-        assert client.post(f"/api/attributes/{KEY}/labels", json={"video_id": catalog.video_ids[0], "label": "positive"},
-                           headers={"X-CSRF-Token": "wrong"}).status_code == 403
-        labelled = client.post(f"/api/attributes/{KEY}/labels", json={"video_id": catalog.video_ids[0], "label": "positive"},
-                               headers=csrf)
+        assert (
+            client.post(
+                f"/api/attributes/{KEY}/labels",
+                json={"video_id": catalog.video_ids[0], "label": "positive"},
+                headers={"X-CSRF-Token": "wrong"},
+            ).status_code
+            == 403
+        )
+        labelled = client.post(
+            f"/api/attributes/{KEY}/labels", json={"video_id": catalog.video_ids[0], "label": "positive"}, headers=csrf
+        )
         assert labelled.status_code == 200 and labelled.json()["label"]["labeler"] == "erin@silverset.dev"
 
 
@@ -107,15 +127,18 @@ def test_an_unverified_email_is_not_taken_as_a_name(client, provider):
     assert answer.status_code == 403 and "not verified" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"aud": "another-client"}, "aud"),
-    ({"aud": ["another-client", "silverset-studio"], "azp": "another-client"}, "azp"),
-    ({"iss": "https://evil.example"}, "iss"),
-    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "exp"),
-    ({"nonce": "a-nonce-from-another-sign-in"}, "nonce"),
-    ({"nonce": DROP}, "nonce"),
-    ({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, "at_hash"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"aud": "another-client"}, "aud"),
+        ({"aud": ["another-client", "silverset-studio"], "azp": "another-client"}, "azp"),
+        ({"iss": "https://evil.example"}, "iss"),
+        ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "exp"),
+        ({"nonce": "a-nonce-from-another-sign-in"}, "nonce"),
+        ({"nonce": DROP}, "nonce"),
+        ({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, "at_hash"),
+    ],
+)
 def test_an_id_token_with_a_wrong_claim_is_refused(client, provider, changes, reason):
     provider.id_token_changes = changes
     answer = sign_in(client)
@@ -133,8 +156,10 @@ def test_an_id_token_signed_by_another_key_is_refused_even_with_the_providers_ki
 
 def test_a_replayed_state_and_a_callback_from_another_browser_are_refused(studio, provider):
     oidc = sign_in_of(provider)
-    with TestClient(create_app(studio, oidc=oidc), base_url=STUDIO_URL) as client, \
-            TestClient(create_app(studio, oidc=oidc), base_url=STUDIO_URL) as other_browser:
+    with (
+        TestClient(create_app(studio, oidc=oidc), base_url=STUDIO_URL) as client,
+        TestClient(create_app(studio, oidc=oidc), base_url=STUDIO_URL) as other_browser,
+    ):
         start = client.get("/auth/login", follow_redirects=False)
         back = urlsplit(httpx.get(start.headers["location"], follow_redirects=False).headers["location"])
         callback = f"{back.path}?{back.query}"
@@ -146,7 +171,9 @@ def test_a_replayed_state_and_a_callback_from_another_browser_are_refused(studio
 
 
 def test_a_wrong_client_secret_or_a_declined_sign_in_leaves_nobody_signed_in(studio, provider):
-    with TestClient(create_app(studio, oidc=sign_in_of(provider, client_secret="not-the-secret")), base_url=STUDIO_URL) as c:
+    with TestClient(
+        create_app(studio, oidc=sign_in_of(provider, client_secret="not-the-secret")), base_url=STUDIO_URL
+    ) as c:
         answer = sign_in(c)
         assert answer.status_code == 401 and "invalid_client" in answer.json()["detail"]
         assert "not-the-secret" not in answer.text and provider.token_errors == [(401, "invalid_client")]
@@ -164,7 +191,9 @@ def test_a_rotated_signing_key_is_fetched_once_the_cached_one_no_longer_matches(
     provider.key = RSAKey.generate_key(2048, parameters={"kid": "fake-2", "use": "sig"})
     now[0] += 120
     url, browser_secret = oidc.begin()
-    q = {k: v[0] for k, v in parse_qs(urlsplit(httpx.get(url, follow_redirects=False).headers["location"]).query).items()}
+    q = {
+        k: v[0] for k, v in parse_qs(urlsplit(httpx.get(url, follow_redirects=False).headers["location"]).query).items()
+    }
     user = oidc.finish(code=q["code"], state=q["state"], browser_secret=browser_secret)
     assert (user.name, user.role) == ("alice@silverset.dev", "labeler")
 
@@ -188,7 +217,12 @@ def test_sign_ins_in_flight_are_bounded_and_the_oldest_is_forgotten(provider, mo
     states = [parse_qs(urlsplit(url).query)["state"][0] for url, _ in started]
     with pytest.raises(OidcError, match="unknown, expired or already used"):
         oidc.finish(code="whatever", state=states[0], browser_secret=started[0][1])
-    q = {k: v[0] for k, v in parse_qs(urlsplit(httpx.get(started[3][0], follow_redirects=False).headers["location"]).query).items()}
+    q = {
+        k: v[0]
+        for k, v in parse_qs(
+            urlsplit(httpx.get(started[3][0], follow_redirects=False).headers["location"]).query
+        ).items()
+    }
     assert oidc.finish(code=q["code"], state=q["state"], browser_secret=started[3][1]).name == "alice@silverset.dev"
 
 

@@ -3,6 +3,7 @@ SQLite and on PostgreSQL (two HTTP clients on real threads, and two `silverset s
 PostgreSQL database), a writer blocked behind a committing one is refused rather than overwriting it, timestamps
 are UTC on a server whose TimeZone is not, long video ids fit, replicas starting together create the tables once,
 and a bad or unreachable database URL is one clear line with exit code 2."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,6 @@ import httpx
 import pytest
 
 from silverset.components.studio.app import create_app
-
 from tests.security.conftest import cli  # noqa: F401 - the in-process CLI runner fixture
 
 from .conftest import bearer
@@ -73,11 +73,15 @@ def race(requests: list) -> list[httpx.Response]:
 def test_two_clients_editing_one_label_at_once_get_one_200_and_one_409(studio, users, tokens):
     """alice has the studio open on two devices; both send an edit made against the same revision, at once."""
     videos = studio.catalog.video_ids[:12]
-    with serving(create_app(studio, users=users)) as url, \
-            httpx.Client(base_url=url, headers=bearer(tokens, "alice")) as laptop, \
-            httpx.Client(base_url=url, headers=bearer(tokens, "alice")) as tablet:
-        assert laptop.post("/api/attributes", json={"example": "red_dominant"},
-                           headers=bearer(tokens, "root")).status_code == 201
+    with (
+        serving(create_app(studio, users=users)) as url,
+        httpx.Client(base_url=url, headers=bearer(tokens, "alice")) as laptop,
+        httpx.Client(base_url=url, headers=bearer(tokens, "alice")) as tablet,
+    ):
+        assert (
+            laptop.post("/api/attributes", json={"example": "red_dominant"}, headers=bearer(tokens, "root")).status_code
+            == 201
+        )
         winners = {}
         for round_, video_id in enumerate(videos):
             creating = round_ % 3 == 0  # every third round races to create the label, the rest to change it
@@ -86,34 +90,47 @@ def test_two_clients_editing_one_label_at_once_get_one_200_and_one_409(studio, u
                 assert first.status_code == 200 and first.json()["label"]["revision"] == 1
             expected = 0 if creating else 1
             edit = {"video_id": video_id, "expected_revision": expected}
-            answers = race([lambda c=c, v=v, e=edit: c.post(f"/api/attributes/{KEY}/labels", json={**e, "label": v})
-                            for c, v in ((laptop, "positive"), (tablet, "negative"))])
+            answers = race(
+                [
+                    lambda c=c, v=v, e=edit: c.post(f"/api/attributes/{KEY}/labels", json={**e, "label": v})
+                    for c, v in ((laptop, "positive"), (tablet, "negative"))
+                ]
+            )
             assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
             won = next(a for a in answers if a.status_code == 200).json()["label"]
             assert won["revision"] == expected + 1
             winners[video_id] = (won["label"], 1 if creating else 2)
-        labels = {lab["video_id"]: (lab["label"], lab["revision"])
-                  for lab in laptop.get(f"/api/attributes/{KEY}/labels").json()}
+        labels = {
+            lab["video_id"]: (lab["label"], lab["revision"])
+            for lab in laptop.get(f"/api/attributes/{KEY}/labels").json()
+        }
         assert labels == winners  # the loser's value was never written
         audit = laptop.get(f"/api/attributes/{KEY}/audit").json()
         assert len(audit) == sum(revision for _, revision in winners.values())  # one audit row per applied edit
-        assert [a["new"] for a in audit if a["old"] is not None] == [winners[v][0] for v in videos
-                                                                     if winners[v][1] == 2]
+        assert [a["new"] for a in audit if a["old"] is not None] == [
+            winners[v][0] for v in videos if winners[v][1] == 2
+        ]
 
 
 def test_two_adjudicators_settling_one_video_at_once_get_one_200_and_one_409(studio, users, tokens):
     """Adjudications race too: to create the first one and to change it; the loser is told, nothing is lost."""
     videos = studio.catalog.video_ids[20:28]
-    with serving(create_app(studio, users=users)) as url, \
-            httpx.Client(base_url=url, headers=bearer(tokens, "dana")) as dana, \
-            httpx.Client(base_url=url, headers=bearer(tokens, "root")) as root:
+    with (
+        serving(create_app(studio, users=users)) as url,
+        httpx.Client(base_url=url, headers=bearer(tokens, "dana")) as dana,
+        httpx.Client(base_url=url, headers=bearer(tokens, "root")) as root,
+    ):
         assert root.post("/api/attributes", json={"example": "red_dominant"}).status_code == 201
         path = f"/api/attributes/{KEY}/adjudications"
         for round_, video_id in enumerate(videos):
             if round_ % 2:  # odd rounds change an existing adjudication
                 assert dana.post(path, json={"video_id": video_id, "label": "positive"}).status_code == 200
-            answers = race([lambda c=c, v=v, i=video_id: c.post(path, json={"video_id": i, "label": v})
-                            for c, v in ((dana, "negative"), (root, "positive"))])
+            answers = race(
+                [
+                    lambda c=c, v=v, i=video_id: c.post(path, json={"video_id": i, "label": v})
+                    for c, v in ((dana, "negative"), (root, "positive"))
+                ]
+            )
             codes = sorted(a.status_code for a in answers)
             assert codes in ([200, 200], [200, 409]), [a.text for a in answers]  # serialised, or one refused
         audit = [a for a in root.get(f"/api/attributes/{KEY}/audit").json() if a["action"] == "adjudicate"]
@@ -137,22 +154,28 @@ def test_a_writer_blocked_behind_a_committing_edit_gets_409_not_an_overwrite(stu
     other = create_engine(db_url)
     try:
         with other.connect() as rival, other.connect() as observer:
-            rival.execute(text("UPDATE labels SET value = 'negative', revision = 2 WHERE video_id = :v"),
-                          {"v": video_id})
+            rival.execute(
+                text("UPDATE labels SET value = 'negative', revision = 2 WHERE video_id = :v"), {"v": video_id}
+            )
             outcome = {}
 
             def stale_edit():
                 try:
-                    outcome["label"] = studio.set_label(KEY, video_id=video_id, value="positive", labeler="alice",
-                                                        expected_revision=1)
+                    outcome["label"] = studio.set_label(
+                        KEY, video_id=video_id, value="positive", labeler="alice", expected_revision=1
+                    )
                 except Conflict as exc:
                     outcome["conflict"] = str(exc)
 
             writer = threading.Thread(target=stale_edit)
             writer.start()
             deadline = time.monotonic() + 20
-            while not observer.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                            "AND datname = current_database()")).scalar():
+            while not observer.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            ).scalar():
                 assert writer.is_alive() and time.monotonic() < deadline, f"the studio did not wait: {outcome}"
                 time.sleep(0.02)
             rival.commit()
@@ -198,8 +221,9 @@ def test_a_video_id_longer_than_256_characters_is_stored_whole(db_url):
             attribute = AttributeRow(name="a", version=1, title="A", spec_yaml="", content_hash="h", bandit_state="{}")
             session.add(attribute)
             session.flush()
-            session.add(LabelRow(attribute_id=attribute.id, video_id=long_id, labeler="bob", value="positive",
-                                 source="manual"))
+            session.add(
+                LabelRow(attribute_id=attribute.id, video_id=long_id, labeler="bob", value="positive", source="manual")
+            )
             session.commit()
             assert session.scalar(select(LabelRow.video_id)) == long_id
     finally:
@@ -237,8 +261,12 @@ def test_a_nul_character_is_a_404_or_a_422_on_both_backends_never_a_500(studio, 
 
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(studio, users=users), base_url="http://localhost", headers=bearer(tokens, "root"),
-                    raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(studio, users=users),
+        base_url="http://localhost",
+        headers=bearer(tokens, "root"),
+        raise_server_exceptions=False,
+    ) as client:
         assert client.post("/api/attributes", json={"example": "red_dominant"}).status_code == 201
         assert client.get("/api/attributes/red%00dominant@v1").status_code == 404
         spec = re.sub(r"(?m)^title: .*$", lambda _: 'title: "Red' + chr(92) + '0 dominant"', _spec_text())
@@ -256,10 +284,23 @@ def _spec_text() -> str:
 
 # ---- `silverset studio serve --db postgresql+psycopg://...` -------------------------------------------------------
 def _serve(workdir: Path, db_url: str, port: int, log: Path) -> subprocess.Popen:
-    command = [str(Path(sys.executable).parent / "silverset"), "studio", "serve", "--workdir", str(workdir), "--db",
-               db_url, "--port", str(port), "--no-text-search", "--user", "alice"]
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "COLUMNS": "200"})
+    command = [
+        str(Path(sys.executable).parent / "silverset"),
+        "studio",
+        "serve",
+        "--workdir",
+        str(workdir),
+        "--db",
+        db_url,
+        "--port",
+        str(port),
+        "--no-text-search",
+        "--user",
+        "alice",
+    ]
+    return subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"}
+    )
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log: Path, *, timeout_s: float = 180) -> None:
@@ -274,8 +315,7 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, *, timeout_s: fl
 
 @POSTGRES_ONLY
 @pytest.mark.slow
-def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_settle_races(db_url, workdir,
-                                                                                            tmp_path):
+def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_settle_races(db_url, workdir, tmp_path):
     import shutil
 
     shutil.copytree(workdir, tmp_path / "w")  # serve writes W/studio and W/golden
@@ -294,13 +334,18 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
             labels = f"/api/attributes/{KEY}/labels"
             assert one.post(labels, json={"video_id": video_id, "label": "skip"}).status_code == 200
             edit = {"video_id": video_id, "expected_revision": 1}
-            answers = race([lambda c=c, v=v: c.post(labels, json={**edit, "label": v})
-                            for c, v in ((one, "positive"), (two, "negative"))])
+            answers = race(
+                [
+                    lambda c=c, v=v: c.post(labels, json={**edit, "label": v})
+                    for c, v in ((one, "positive"), (two, "negative"))
+                ]
+            )
             assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
             won = next(a for a in answers if a.status_code == 200).json()["label"]["label"]
             for client in (one, two):
-                assert [(lab["label"], lab["revision"]) for lab in client.get(f"/api/attributes/{KEY}/labels").json()] \
-                    == [(won, 2)]
+                assert [
+                    (lab["label"], lab["revision"]) for lab in client.get(f"/api/attributes/{KEY}/labels").json()
+                ] == [(won, 2)]
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)
@@ -313,8 +358,15 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
     assert db_url.split(":")[2].split("@")[0] not in logs[0].read_text() + logs[1].read_text()
 
 
-def test_cli_export_then_import_round_trip_through_the_database_url(cli, monkeypatch, studio, db_url, workdir,  # noqa: F811
-                                                                      users_file, tmp_path):
+def test_cli_export_then_import_round_trip_through_the_database_url(
+    cli,
+    monkeypatch,
+    studio,
+    db_url,
+    workdir,  # noqa: F811
+    users_file,
+    tmp_path,
+):
     """`silverset studio export/import --db URL` on both backends: the export holds the labels, importing it back
     changes nothing, and both are audited under the token holder."""
     from silverset.components.common import tables
@@ -338,21 +390,27 @@ def test_cli_export_then_import_round_trip_through_the_database_url(cli, monkeyp
     assert whole_set == [("dana", "export", "6 rows"), ("root", "import", "0 rows")]
 
 
-@pytest.mark.parametrize("db, problem", [
-    ("not a url", "studio database URL: not a SQLAlchemy URL"),
-    ("mysql+nosuchdriver://u:p@127.0.0.1/x", "no driver for it is installed"),
-])
+@pytest.mark.parametrize(
+    "db, problem",
+    [
+        ("not a url", "studio database URL: not a SQLAlchemy URL"),
+        ("mysql+nosuchdriver://u:p@127.0.0.1/x", "no driver for it is installed"),
+    ],
+)
 def test_a_database_url_that_does_not_parse_or_has_no_driver_exits_2_naming_it(cli, workdir, db, problem):  # noqa: F811
-    result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search",
-                 "--port", str(_free_port()))
+    result = cli(
+        "studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(_free_port())
+    )
     assert result.code == 2 and _squeezed(problem) in _squeezed(result.err), result.err  # rich wraps the line
 
 
 def test_a_postgres_server_refusing_the_password_exits_2_naming_the_url_without_the_password(
-        cli, workdir, postgres_server):  # noqa: F811 - the imported fixture
+    cli, workdir, postgres_server
+):  # noqa: F811 - the imported fixture
     db = postgres_server.url("postgres").replace(postgres_server.password, "not-the-password")
-    result = cli("studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search",
-                 "--port", str(_free_port()))
+    result = cli(
+        "studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(_free_port())
+    )
     assert result.code == 2, (result.out, result.err)
     shown = f"studio database 'postgresql+psycopg://silverset:***@127.0.0.1:{postgres_server.port}/postgres'"
     assert _squeezed(shown) in _squeezed(result.err), result.err

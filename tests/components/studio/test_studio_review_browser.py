@@ -2,6 +2,7 @@
 signed-in user's label going through the revision rule (a stale edit gets the 409 and the fresh list, the retry
 lands), the stop-rule banner appearing when the edit reaches the cap; then the teacher disagreements from the
 workdir's pipeline run, most confident first and re-sortable, with script in a title and a rationale shown as text."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,8 +27,12 @@ def seeded(catalog, corpus, tmp_path, monkeypatch):
     """alice labels 8 videos by their truth; bob agrees on one and contradicts her on another (a tie): 7 resolved."""
     stop_rule = scores.stop_rule
     monkeypatch.setattr(scores, "stop_rule", lambda **kw: stop_rule(**kw, max_labels=CAP))
-    studio = Studio(catalog=catalog, db_url=f"sqlite:///{tmp_path / 'studio.db'}", golden_dir=tmp_path / "golden",
-                    workdir=tmp_path / "wd")
+    studio = Studio(
+        catalog=catalog,
+        db_url=f"sqlite:///{tmp_path / 'studio.db'}",
+        golden_dir=tmp_path / "golden",
+        workdir=tmp_path / "wd",
+    )
     studio.create_attribute(spec_yaml=(example_specs_dir() / "red_dominant.yaml").read_text())
     ids = catalog.video_ids[:8]
     truth = {v: "positive" if corpus.truth[i] else "negative" for i, v in enumerate(ids)}
@@ -36,19 +41,32 @@ def seeded(catalog, corpus, tmp_path, monkeypatch):
     flip = {"positive": "negative", "negative": "positive"}
     studio.set_label(KEY, video_id=ids[1], value=flip[truth[ids[1]]], labeler="bob")
     studio.set_label(KEY, video_id=ids[2], value=truth[ids[2]], labeler="bob")
-    items = [DisagreementItem(video_id=ids[i], title=title, teacher_label=int(p >= 0.5), teacher_probability=p,
-                              resolved_label=int(p < 0.5), rationale=rationale, votes={"alice": int(p < 0.5)},
-                              frame_count=6)
-             for i, p, title, rationale in [(3, 0.62, "mild", "slightly red"),
-                                            (4, 0.97, f"sure {XSS}", f"because {XSS}"), (5, 0.21, "fairly", None)]]
+    items = [
+        DisagreementItem(
+            video_id=ids[i],
+            title=title,
+            teacher_label=int(p >= 0.5),
+            teacher_probability=p,
+            resolved_label=int(p < 0.5),
+            rationale=rationale,
+            votes={"alice": int(p < 0.5)},
+            frame_count=6,
+        )
+        for i, p, title, rationale in [
+            (3, 0.62, "mild", "slightly red"),
+            (4, 0.97, f"sure {XSS}", f"because {XSS}"),
+            (5, 0.21, "fairly", None),
+        ]
+    ]
     gate = tmp_path / "wd" / "pipeline" / "runs" / "0123456789abcdef" / "teacher_gate"
     gate.mkdir(parents=True)
     write_disagreements(gate, Disagreements(attribute="red_dominant", attribute_version=1, items=items))
     return studio, ids, truth
 
 
-def test_review_tab_filters_and_edits_labels_with_the_revision_rule_and_teacher_list_sorts(seeded, users, tokens,
-                                                                                           tmp_path):
+def test_review_tab_filters_and_edits_labels_with_the_revision_rule_and_teacher_list_sorts(
+    seeded, users, tokens, tmp_path
+):
     from playwright.sync_api import expect, sync_playwright
 
     studio, ids, truth = seeded
@@ -108,4 +126,7 @@ def test_review_tab_filters_and_edits_labels_with_the_revision_rule_and_teacher_
     assert (bob[ids[1]]["label"], bob[ids[1]]["revision"], bob[ids[1]]["source"]) == (truth[ids[1]], 3, "review")
     flipped = {"positive": "negative", "negative": "positive"}[truth[ids[1]]]
     assert [(a["old"], a["new"]) for a in studio.audit(KEY) if a["video_id"] == ids[1] and a["actor"] == "bob"] == [
-        (None, flipped), (flipped, "skip"), ("skip", truth[ids[1]])]  # the stale edit left no trace
+        (None, flipped),
+        (flipped, "skip"),
+        ("skip", truth[ids[1]]),
+    ]  # the stale edit left no trace

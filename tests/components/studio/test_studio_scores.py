@@ -1,4 +1,5 @@
 """Model quality, data diversity, feeds and bandits against hand-worked cases and sklearn/numpy oracles."""
+
 from __future__ import annotations
 
 import random
@@ -17,8 +18,15 @@ def test_quality_is_25th_percentile_of_fold_balanced_accuracy():
     x = np.vstack([rng.normal(0, 1, (40, 5)), rng.normal(0.8, 1, (25, 5))]).astype(np.float32)
     y = np.array([0] * 40 + [1] * 25)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    per_fold = [balanced_accuracy_score(y[te], LogisticRegression(solver="liblinear", max_iter=1000, class_weight="balanced", random_state=0)
-                                        .fit(x[tr], y[tr]).predict(x[te])) for tr, te in folds.split(x, y)]
+    per_fold = [
+        balanced_accuracy_score(
+            y[te],
+            LogisticRegression(solver="liblinear", max_iter=1000, class_weight="balanced", random_state=0)
+            .fit(x[tr], y[tr])
+            .predict(x[te]),
+        )
+        for tr, te in folds.split(x, y)
+    ]
     assert scores.model_quality(x, y, seed=0) == pytest.approx(np.percentile(per_fold, 25))
     assert scores.model_quality(x, y, seed=0) <= np.median(per_fold)
 
@@ -80,14 +88,21 @@ def test_ucb_tries_every_arm_then_follows_score_plus_bonus():
     assert bandits.choose(state, random.Random(0)) == "b"
     # With c = 0.01 the exploration bonus is sqrt(ln N / n_i) * 0.01: an arm pulled far less often wins
     # only when scores are within that bonus.
-    state = state.model_copy(update={"score": {"a": 0.0, "b": 0.001, "c": 0.0}, "pulls": {"a": 1, "b": 50, "c": 50}, "steps": 101})
+    state = state.model_copy(
+        update={"score": {"a": 0.0, "b": 0.001, "c": 0.0}, "pulls": {"a": 1, "b": 50, "c": 50}, "steps": 101}
+    )
     bonus = {arm: state.score[arm] + 1e-2 * np.sqrt(np.log(101) / state.pulls[arm]) for arm in "abc"}
     assert bandits.choose(state, random.Random(0)) == max(bonus, key=bonus.get) == "a"
 
 
 def test_epsilon_greedy_explores_a_quarter_of_the_time():
-    state = bandits.BanditState(policy="epsilon_greedy", arms=["a", "b", "c", "d"],
-                                score={"a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0}, pulls={"a": 1, "b": 1, "c": 1, "d": 1}, steps=4)
+    state = bandits.BanditState(
+        policy="epsilon_greedy",
+        arms=["a", "b", "c", "d"],
+        score={"a": 0.1, "b": 0.0, "c": 0.0, "d": 0.0},
+        pulls={"a": 1, "b": 1, "c": 1, "d": 1},
+        steps=4,
+    )
     rng = random.Random(1)
     picks = [bandits.choose(state, rng) for _ in range(4000)]
     # greedy 75% + a quarter of the 25% random picks

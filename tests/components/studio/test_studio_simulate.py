@@ -3,6 +3,7 @@
 Labelling orders are checked against numpy brute force (zero-shot ranking, the search bootstrap, the bandit's
 zero-shot pulls), AP and diversity against scikit-learn and a hand count, the benchmark's intervals against scipy.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,30 @@ def task():
     text /= np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
     order = rng.permutation(800)
     zero_shot = text @ np.array([1.0, 0.0, 0.3, 0.0, 0.0], np.float32)  # the definition: crimson, a street
-    return {"corpus": corpus, "search": text[:, 0].copy(), "zero_shot": zero_shot,
-            "test": order[:160], "pool": order[160:], "clusters": scores.corpus_clusters(corpus.embeddings, seed=0)}
+    return {
+        "corpus": corpus,
+        "search": text[:, 0].copy(),
+        "zero_shot": zero_shot,
+        "test": order[:160],
+        "pool": order[160:],
+        "clusters": scores.corpus_clusters(corpus.embeddings, seed=0),
+    }
 
 
 def _run(task, strategy, budgets=BUDGETS):
     c = task["corpus"]
-    return simulate.run_strategy(strategy, embeddings=c.embeddings, truth=c.truth, search_similarity=task["search"],
-                                 zero_shot_similarity=task["zero_shot"], pool=task["pool"], test=task["test"],
-                                 budgets=budgets, clusters=task["clusters"], seed=3)
+    return simulate.run_strategy(
+        strategy,
+        embeddings=c.embeddings,
+        truth=c.truth,
+        search_similarity=task["search"],
+        zero_shot_similarity=task["zero_shot"],
+        pool=task["pool"],
+        test=task["test"],
+        budgets=budgets,
+        clusters=task["clusters"],
+        seed=3,
+    )
 
 
 def test_strategies_are_the_papers_sources_and_bandits():
@@ -66,8 +82,11 @@ def test_random_labels_distinct_pool_videos_and_ap_matches_sklearn(task):
         oracle = average_precision_score(c.truth[task["test"]], model.predict_proba(c.embeddings[task["test"]])[:, 1])
         assert result["ap"][n] == pytest.approx(oracle, abs=1e-6)
         # diversity by hand: per cluster, positives and negatives each capped at 10, over 2 * 10 * 10
-        counts = sum(min(int(((task["clusters"][rows] == k) & (c.truth[rows] == label)).sum()), 10)
-                     for k in range(10) for label in (0, 1))
+        counts = sum(
+            min(int(((task["clusters"][rows] == k) & (c.truth[rows] == label)).sum()), 10)
+            for k in range(10)
+            for label in (0, 1)
+        )
         assert result["diversity"][n] == pytest.approx(counts / 200)
 
 
@@ -76,9 +95,9 @@ def test_va_loop_bootstraps_with_search_then_only_uses_the_feeds(task):
     result = _run(task, "va_loop")
     labelled, boot = result["labelled"], result["bootstrap_labels"]
     assert boot % bandits.BATCH_SIZE == 0 and feeds.ready(c.truth[labelled[:boot]])
-    assert not feeds.ready(c.truth[labelled[:boot - bandits.BATCH_SIZE]])
+    assert not feeds.ready(c.truth[labelled[: boot - bandits.BATCH_SIZE]])
     search_order = sorted(task["pool"].tolist(), key=lambda r: (-task["search"][r], r))
-    assert labelled[:bandits.BATCH_SIZE] == search_order[:bandits.BATCH_SIZE]
+    assert labelled[: bandits.BATCH_SIZE] == search_order[: bandits.BATCH_SIZE]
     assert result["arms"] == ["va_loop"] * ((100 - boot) // bandits.BATCH_SIZE)
 
 
@@ -93,12 +112,12 @@ def test_bandits_pull_every_source_once_first_and_zero_shot_pulls_take_the_top_u
     assert len(labelled) == 300 and set(labelled) <= set(task["pool"].tolist())
     for i, arm in enumerate(arms):
         lo = boot + i * bandits.BATCH_SIZE
-        batch = labelled[lo:lo + bandits.BATCH_SIZE]
+        batch = labelled[lo : lo + bandits.BATCH_SIZE]
         if arm == "zero_shot":
             taken = set(labelled[:lo])
             ranked = sorted(task["pool"].tolist(), key=lambda r: (-task["zero_shot"][r], r))
             rest = [r for r in ranked if r not in taken]
-            assert batch == rest[:bandits.BATCH_SIZE]
+            assert batch == rest[: bandits.BATCH_SIZE]
     assert c.truth[labelled].sum() == result["positives_labelled"]
 
 
@@ -111,9 +130,25 @@ def test_benchmark_reports_mean_and_t_interval_per_strategy_and_n(tmp_path):
     from scipy import stats
 
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "studio_active_learning.py"), "--seeds", "3",
-                           "--videos", "400", "--budgets", "25", "50", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "studio_active_learning.py"),
+            "--seeds",
+            "3",
+            "--videos",
+            "400",
+            "--budgets",
+            "25",
+            "50",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "studio_active_learning.json").read_text())
     assert summary["strategies"] == list(simulate.STRATEGIES) and summary["budgets"] == [25, 50]

@@ -4,6 +4,7 @@ go live changes nothing; a workdir with no live run is refused naming what is mi
 
 The workdir is built by the stage functions themselves (plan, frames, embed, zero-shot teacher, finalize, commit
 of the promotion), the way the pipeline's steps call them, on real tiny videos."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,16 +46,34 @@ def _promotion(pipeline: Path, manifest: str, run_id: str, *, commit: bool) -> p
     from silverset.components.teacher.annotate import run as annotate
 
     state_dir = str(pipeline / "state")
-    summary = plan.plan_run(manifest=manifest, attribute_spec=SPEC, state_dir=state_dir, workdir=str(pipeline),
-                            run_id=run_id, embedder="visual")
+    summary = plan.plan_run(
+        manifest=manifest,
+        attribute_spec=SPEC,
+        state_dir=state_dir,
+        workdir=str(pipeline),
+        run_id=run_id,
+        embedder="visual",
+    )
     run_dir, plan_dir = summary.run_dir, summary.out_dir
     extract_frames(manifest=f"{plan_dir}/frames_manifest.parquet", out=f"{run_dir}/frames", frames_per_video=2, size=32)
-    embed(frames=f"{run_dir}/frames", out=f"{run_dir}/embeddings", manifest=summary.embed_manifest,
-          options=EmbedOptions(embedder="visual", frames_per_video=2))
-    annotate(attribute=SPEC, manifest=summary.teacher_manifest, out=f"{run_dir}/teacher",
-             options=AnnotateOptions(teacher="zero-shot"))
-    plan.finalize(plan_dir=plan_dir, new_labels=f"{run_dir}/teacher", out_dir=f"{run_dir}/merged",
-                  new_embeddings=f"{run_dir}/embeddings")
+    embed(
+        frames=f"{run_dir}/frames",
+        out=f"{run_dir}/embeddings",
+        manifest=summary.embed_manifest,
+        options=EmbedOptions(embedder="visual", frames_per_video=2),
+    )
+    annotate(
+        attribute=SPEC,
+        manifest=summary.teacher_manifest,
+        out=f"{run_dir}/teacher",
+        options=AnnotateOptions(teacher="zero-shot"),
+    )
+    plan.finalize(
+        plan_dir=plan_dir,
+        new_labels=f"{run_dir}/teacher",
+        out_dir=f"{run_dir}/merged",
+        new_embeddings=f"{run_dir}/embeddings",
+    )
     if commit:
         plan.commit_promotion(plan_dir=plan_dir, merged_dir=f"{run_dir}/merged", state_dir=state_dir, run_id=run_id)
     run_lock.open_run_lock(state_dir).release(run_id)
@@ -102,7 +121,8 @@ def test_after_the_next_promotion_goes_live_its_new_videos_and_the_carried_ones_
     assert live is not None and live.run_dir.name == Path(again.run_dir).name and live.videos == 8
     # Each video's metadata and frames come from the run that embedded it: 2 from the live run, 6 carried.
     assert sorted((folder.name, rows.num_rows) for folder, rows in live.sources) == sorted(
-        [(Path(again.run_dir).name, 2), (Path(runs["first"].run_dir).name, 6)])
+        [(Path(again.run_dir).name, 2), (Path(runs["first"].run_dir).name, 6)]
+    )
     catalog = load_workdir(copy, text_encoder=hashing_text_encoder)
     assert sorted(catalog.video_ids) == [f"vid{i:05d}" for i in range(8)]
     assert [catalog.titles[catalog.row_of[v]] for v in ("vid00001", "vid00007")] == ["clip vid00001", "clip vid00007"]
@@ -114,8 +134,9 @@ def test_a_pipeline_workdir_opens_the_same_way_and_explicit_tables_still_win(dem
     pipeline_catalog = load_workdir(root / "pipeline", text_encoder=hashing_text_encoder)
     assert sorted(pipeline_catalog.video_ids) == [f"vid{i:05d}" for i in range(6)]
     # The run that did not go live, asked for by name: its own 2 new videos.
-    chosen = load_workdir(root, text_encoder=hashing_text_encoder, manifest=both,
-                          embeddings=f"{runs['second'].run_dir}/embeddings")
+    chosen = load_workdir(
+        root, text_encoder=hashing_text_encoder, manifest=both, embeddings=f"{runs['second'].run_dir}/embeddings"
+    )
     assert sorted(chosen.video_ids) == ["vid00006", "vid00007"] and "live run" not in chosen.source
 
 

@@ -1,5 +1,6 @@
 """The annotate stage's logs: a budget stop and skipped videos are WARNINGs that count them, name the first ids
 and say where they went; the stage's end is one line with its counts."""
+
 from __future__ import annotations
 
 import csv
@@ -31,9 +32,13 @@ def test_budget_stop_is_a_warning_with_spend_and_what_is_left(corpus, monkeypatc
     answer = ((4 * 258 + 200) * price.input_per_mtok + 140 * price.output_per_mtok) / 1e6  # one fake answer
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         out = corpus["tmp"] / "labels"
-        summary = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                               out=str(out), options=_options(server, max_usd=5.1 * answer,
-                                                              estimated_output_tokens=140))
+        summary = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(out),
+            options=_options(server, max_usd=5.1 * answer, estimated_output_tokens=140),
+        )
     stats = summary.stats
     assert stats.stopped == "budget" and 0 < stats.outputs < len(corpus["videos"])
     warnings = _messages(caplog, logging.WARNING)
@@ -45,9 +50,11 @@ def test_budget_stop_is_a_warning_with_spend_and_what_is_left(corpus, monkeypatc
     first_left = stop[0].split("first: ")[1].split(", ")
     assert first_left and not set(first_left) & done  # the ids it names are the ones left unlabelled
     end = [m for m in warnings if m.startswith("annotate ")]
-    assert end == [f"annotate {summary.attribute} [shard {stats.shard}]: {stats.outputs} labelled, 0 errors {{}}, "
-                   f"0 resumed, {stats.remaining} remaining (stopped: budget); ${stats.cost_usd:.4f}, "
-                   f"{stats.requests} requests, 0 cache hits in {stats.seconds:.1f} s"]
+    assert end == [
+        f"annotate {summary.attribute} [shard {stats.shard}]: {stats.outputs} labelled, 0 errors {{}}, "
+        f"0 resumed, {stats.remaining} remaining (stopped: budget); ${stats.cost_usd:.4f}, "
+        f"{stats.requests} requests, 0 cache hits in {stats.seconds:.1f} s"
+    ]
     assert KEY not in caplog.text
 
 
@@ -65,14 +72,25 @@ def test_skipped_videos_are_counted_named_and_in_the_errors_table(corpus, monkey
     ids = sorted(corpus["videos"])
     with GeminiServer(FakeGemini(api_key=KEY, faults={ids[3]: ["safety"], ids[4]: ["400"]})) as server:
         out = corpus["tmp"] / "labels"
-        summary = annotate.run(attribute=corpus["spec"], manifest=str(manifest), frames=corpus["frames"],
-                               out=str(out), options=_options(server))
+        summary = annotate.run(
+            attribute=corpus["spec"],
+            manifest=str(manifest),
+            frames=corpus["frames"],
+            out=str(out),
+            options=_options(server),
+        )
     errors = {e["key"]: e["error_type"] for e in tables.read_errors(out).to_pylist()}
-    assert errors == {**{e["video_id"]: "no_frames" for e in extra}, ids[3]: "safety_blocked", ids[4]: "invalid_request"}
+    assert errors == {
+        **{e["video_id"]: "no_frames" for e in extra},
+        ids[3]: "safety_blocked",
+        ids[4]: "invalid_request",
+    }
     warnings = _messages(caplog, logging.WARNING)
     skipped = [m for m in warnings if "skipped before the teacher" in m]
-    assert skipped == [f"annotate {summary.attribute} [shard 0/1]: 7 video(s) skipped before the teacher and written "
-                       "to the errors table (no_frames 7); first: noframes0, noframes1, noframes2, noframes3, noframes4"]
+    assert skipped == [
+        f"annotate {summary.attribute} [shard 0/1]: 7 video(s) skipped before the teacher and written "
+        "to the errors table (no_frames 7); first: noframes0, noframes1, noframes2, noframes3, noframes4"
+    ]
     teacher_errors = [m for m in warnings if "item(s) written to the errors table" in m]
     named = {k for m in teacher_errors for k in m.split("first: ")[1].split(", ")}
     assert named == {ids[3], ids[4]}

@@ -1,5 +1,6 @@
 """The frames CNN teacher: trained on its own synthetic corpus, never reads the truth of the corpus it labels,
 imperfect on hard cases but far from chance, cached by its training settings, in the local-teacher format."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +54,6 @@ def test_red_dominant_is_good_but_no_oracle_on_hard_cases_it_never_trained_on(ca
 
 def test_labels_a_corpus_whose_truth_file_is_gone(cache, tmp_path):
     from silverset.components.common import schemas, tables
-
     from silverset.components.common.spec import example_specs_dir
     from silverset.components.corpus.synth import run as synth
     from silverset.components.frames.pipeline import run as frames
@@ -64,9 +64,13 @@ def test_labels_a_corpus_whose_truth_file_is_gone(cache, tmp_path):
     (tmp_path / "c" / "truth.parquet").unlink()
     frames(manifest=corpus["manifest"], out=str(tmp_path / "f"), frames_per_video=8, size=64)
     checkpoint = teacher_checkpoint(cache, "red_dominant", SMALL)
-    summary = annotate(attribute=str(example_specs_dir() / "red_dominant.yaml"), manifest=corpus["manifest"],
-                       frames=str(tmp_path / "f"), out=str(tmp_path / "labels"),
-                       options=AnnotateOptions(teacher="local", checkpoint=str(checkpoint), runtime="eager"))
+    summary = annotate(
+        attribute=str(example_specs_dir() / "red_dominant.yaml"),
+        manifest=corpus["manifest"],
+        frames=str(tmp_path / "f"),
+        out=str(tmp_path / "labels"),
+        options=AnnotateOptions(teacher="local", checkpoint=str(checkpoint), runtime="eager"),
+    )
     labels = tables.read_table(tmp_path / "labels", schemas.LABELS).to_pylist()
     assert len(labels) == 6 and {r["label"] for r in labels} <= {0, 1}
     assert summary.teacher_id.startswith("local:red_dominant.pt@sha256:")

@@ -1,7 +1,7 @@
 """The Gemini teacher driven through the real google-genai client into the loopback fake server."""
+
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -11,7 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from silverset.components.common import tables
@@ -27,8 +26,16 @@ KEY = "sk-test-SECRET-0123456789"
 
 
 def _options(server, **kw) -> annotate.AnnotateOptions:
-    gem = dict(model="gemini-3.8-flash", base_url=server.url, rps=200, concurrency=4, backoff_initial_s=0.01,
-               backoff_max_s=0.05, timeout_s=2, batch_poll_s=0.01)
+    gem = dict(
+        model="gemini-3.8-flash",
+        base_url=server.url,
+        rps=200,
+        concurrency=4,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=2,
+        batch_poll_s=0.01,
+    )
     gem.update(kw.pop("gemini", {}))
     return annotate.AnnotateOptions(teacher="gemini", gemini=GeminiOptions(**gem), **kw)
 
@@ -40,20 +47,44 @@ def _labels(out: Path):
 def test_faults_become_retries_or_error_rows_and_nothing_is_lost(corpus, monkeypatch, caplog):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     ids = sorted(corpus["videos"])
-    faults = {ids[0]: ["429", "ok"], ids[1]: ["500", "503", "ok"], ids[2]: ["slow", "ok"], ids[3]: ["malformed"],
-              ids[4]: ["safety"], ids[5]: ["empty"], ids[6]: ["429"] * 10, ids[7]: ["image_safety"],
-              ids[8]: ["prohibited"], ids[9]: ["prompt_blocked"], ids[10]: ["max_tokens"], ids[11]: ["400"]}
+    faults = {
+        ids[0]: ["429", "ok"],
+        ids[1]: ["500", "503", "ok"],
+        ids[2]: ["slow", "ok"],
+        ids[3]: ["malformed"],
+        ids[4]: ["safety"],
+        ids[5]: ["empty"],
+        ids[6]: ["429"] * 10,
+        ids[7]: ["image_safety"],
+        ids[8]: ["prohibited"],
+        ids[9]: ["prompt_blocked"],
+        ids[10]: ["max_tokens"],
+        ids[11]: ["400"],
+    }
     caplog.set_level(logging.DEBUG)
     with GeminiServer(FakeGemini(api_key=KEY, faults=faults, slow_s=3.0)) as server:
         out = corpus["tmp"] / "labels"
-        summary = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                               out=str(out), options=_options(server, gemini={"max_attempts": 4}))
+        summary = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(out),
+            options=_options(server, gemini={"max_attempts": 4}),
+        )
         fake = server.fake
     rows = _labels(out)
     errors = {e["key"]: e["error_type"] for e in tables.read_errors(out).to_pylist()}
-    assert errors == {ids[3]: "bad_response", ids[4]: "safety_blocked", ids[5]: "no_candidate", ids[6]: "retries_exhausted",
-                      ids[7]: "safety_blocked", ids[8]: "safety_blocked", ids[9]: "safety_blocked", ids[10]: "truncated",
-                      ids[11]: "invalid_request"}
+    assert errors == {
+        ids[3]: "bad_response",
+        ids[4]: "safety_blocked",
+        ids[5]: "no_candidate",
+        ids[6]: "retries_exhausted",
+        ids[7]: "safety_blocked",
+        ids[8]: "safety_blocked",
+        ids[9]: "safety_blocked",
+        ids[10]: "truncated",
+        ids[11]: "invalid_request",
+    }
     assert merge_check(out, ids).ok and len(rows) + len(errors) == len(ids)
     for row in rows:
         assert row["label"] == fake.label_of(row["video_id"])
@@ -78,24 +109,35 @@ def test_rerun_pays_nothing_and_budget_stops_cleanly(corpus, monkeypatch):
         price = load_price_table().price("gemini-3.8-flash")
         answer = ((4 * 258 + 200) * price.input_per_mtok + 140 * price.output_per_mtok) / 1e6
         opts = _options(server, batch_size=4, gemini={"max_usd": 5.1 * answer, "estimated_output_tokens": 140})
-        first = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                             out=str(out), options=opts)
+        first = annotate.run(
+            attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=opts
+        )
         assert first.stats.stopped == "budget" and "--max-usd" in first.stats.message
         assert first.stats.cost_usd <= 5.1 * answer
         done = len(_labels(out))
         assert 0 < done < len(ids) and first.stats.remaining == len(ids) - done
         paid_before = sum(server.fake.paid.values())
         assert paid_before == done
-        second = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                              out=str(out), options=_options(server))
+        second = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(out),
+            options=_options(server),
+        )
         assert second.stats.resumed == done and second.stats.remaining == 0
         assert merge_check(out, ids).ok
         assert max(server.fake.paid.values()) == 1
         # a fresh output directory sharing the cache pays nothing at all
         third_out = corpus["tmp"] / "labels2"
         cached = _options(server, gemini={"cache_dir": str(out / ".teacher-cache")})
-        third = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                             out=str(third_out), options=cached)
+        third = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(third_out),
+            options=cached,
+        )
         assert third.stats.cache_hits == len(ids) and third.stats.cost_usd == 0
         assert sum(server.fake.paid.values()) == len(ids)
 
@@ -106,8 +148,14 @@ def test_shards_cover_every_item_exactly_once(corpus, monkeypatch):
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         out = corpus["tmp"] / "labels"
         for i in range(3):
-            annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                         out=str(out), options=_options(server), shard=Shard(i, 3))
+            annotate.run(
+                attribute=corpus["spec"],
+                manifest=corpus["manifest"],
+                frames=corpus["frames"],
+                out=str(out),
+                options=_options(server),
+                shard=Shard(i, 3),
+            )
         assert sum(server.fake.paid.values()) == len(ids)
     report = merge_check(out, ids)
     assert report.ok and report.outputs == len(ids)
@@ -118,14 +166,25 @@ def test_batch_mode_polls_to_completion_at_half_price(corpus, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     ids = sorted(corpus["videos"])
     with GeminiServer(FakeGemini(api_key=KEY, batch_polls=3)) as server:
-        online = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                              out=str(corpus["tmp"] / "online"), options=_options(server))
-        batch = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                             out=str(corpus["tmp"] / "batch"), options=_options(server, gemini={"mode": "batch"}))
+        online = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(corpus["tmp"] / "online"),
+            options=_options(server),
+        )
+        batch = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(corpus["tmp"] / "batch"),
+            options=_options(server, gemini={"mode": "batch"}),
+        )
     assert merge_check(corpus["tmp"] / "batch", ids).ok
     assert batch.stats.cost_usd == pytest.approx(online.stats.cost_usd / 2, rel=1e-3)
-    assert {r["video_id"]: r["label"] for r in _labels(corpus["tmp"] / "online")} == \
-        {r["video_id"]: r["label"] for r in _labels(corpus["tmp"] / "batch")}
+    assert {r["video_id"]: r["label"] for r in _labels(corpus["tmp"] / "online")} == {
+        r["video_id"]: r["label"] for r in _labels(corpus["tmp"] / "batch")
+    }
 
 
 def test_key_from_secret_file_and_missing_key(corpus, monkeypatch, tmp_path):
@@ -133,24 +192,41 @@ def test_key_from_secret_file_and_missing_key(corpus, monkeypatch, tmp_path):
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         with pytest.raises(SilversetInputError, match="GEMINI_API_KEY"):
-            annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                         out=str(tmp_path / "a"), options=_options(server))
+            annotate.run(
+                attribute=corpus["spec"],
+                manifest=corpus["manifest"],
+                frames=corpus["frames"],
+                out=str(tmp_path / "a"),
+                options=_options(server),
+            )
         secret = tmp_path / "secret"
         secret.write_text(KEY + "\n")
-        s = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                         out=str(tmp_path / "b"), options=_options(server, gemini={"api_key_file": str(secret)}))
+        s = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(tmp_path / "b"),
+            options=_options(server, gemini={"api_key_file": str(secret)}),
+        )
         assert s.stats.outputs == len(corpus["videos"])
         # GOOGLE_GEMINI_BASE_URL (honoured by google-genai) works when no base URL is configured
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         monkeypatch.setenv("GEMINI_API_KEY", KEY)
-        s = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                         out=str(tmp_path / "c"), options=_options(server, gemini={"base_url": None}))
+        s = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(tmp_path / "c"),
+            options=_options(server, gemini={"base_url": None}),
+        )
         assert s.stats.outputs == len(corpus["videos"])
 
 
 def test_rate_limiter_spaces_requests():
     now = [0.0]
-    limiter = RateLimiter(rps=4, tokens_per_min=600, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    limiter = RateLimiter(
+        rps=4, tokens_per_min=600, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+    )
     for _ in range(9):
         limiter.acquire(tokens=10)
     assert now[0] == pytest.approx(2.0)  # 9 requests at 4/s: the 9th starts at t = 2 s
@@ -168,7 +244,7 @@ def test_kill_9_and_resume_pays_no_answer_twice(corpus):
             from silverset.components.teacher.gemini import GeminiOptions
             opts = annotate.AnnotateOptions(teacher="gemini", batch_size=2, gemini=GeminiOptions(
                 model="gemini-3.8-flash", base_url={server.url!r}, rps=100, concurrency=2))
-            annotate.run(attribute={corpus['spec']!r}, manifest={corpus['manifest']!r}, frames={corpus['frames']!r},
+            annotate.run(attribute={corpus["spec"]!r}, manifest={corpus["manifest"]!r}, frames={corpus["frames"]!r},
                          out={str(out)!r}, options=opts)
         """)
         env = {**os.environ, "GEMINI_API_KEY": KEY}
@@ -183,8 +259,13 @@ def test_kill_9_and_resume_pays_no_answer_twice(corpus):
         time.sleep(0.5)  # requests in flight at the kill may still be answered (and billed)
         os.environ["GEMINI_API_KEY"] = KEY
         try:
-            annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"], out=str(out),
-                         options=_options(server))
+            annotate.run(
+                attribute=corpus["spec"],
+                manifest=corpus["manifest"],
+                frames=corpus["frames"],
+                out=str(out),
+                options=_options(server),
+            )
         finally:
             del os.environ["GEMINI_API_KEY"]
         fake = server.fake

@@ -1,5 +1,6 @@
 """The Gemini teacher against today's API shapes: RetryInfo delays, 404 for a retired model, one quota per run,
 transient failures retried on rerun without paying twice, batch jobs resumed, prices and prompt hash as data."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,20 +30,37 @@ TEMPLATE_DIGESTS = {2: "c5cdf95f0fedc4037b78cec0104af98baa3919b8791c34ce4b7f7e6d
 
 
 def _options(server, **gemini) -> annotate.AnnotateOptions:
-    gem = dict(base_url=server.url, rps=500, concurrency=4, backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=5,
-               batch_poll_s=0.01)
+    gem = dict(
+        base_url=server.url,
+        rps=500,
+        concurrency=4,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=5,
+        batch_poll_s=0.01,
+    )
     gem.update(gemini)
     return annotate.AnnotateOptions(teacher="gemini", gemini=GeminiOptions(**gem))
 
 
 def _run(corpus, out, options, **kw):
-    return annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"], out=str(out),
-                        options=options, **kw)
+    return annotate.run(
+        attribute=corpus["spec"],
+        manifest=corpus["manifest"],
+        frames=corpus["frames"],
+        out=str(out),
+        options=options,
+        **kw,
+    )
 
 
 def _post(url: str, body: dict, key: str = KEY):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"x-goog-api-key": key, "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"x-goog-api-key": key, "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, dict(response.headers), json.loads(response.read())
@@ -67,7 +85,9 @@ def test_the_fake_refuses_what_the_real_api_refuses():
         assert kinds["RetryInfo"]["retryDelay"] == "22s" and "QuotaFailure" in kinds
         status, _, body = _post(f"{server.url}/v1beta/models/gemini-3.8-flash:generateContent", _request("b"))
         assert status == 503 and body["error"]["status"] == "UNAVAILABLE"
-        status, _, body = _post(f"{server.url}/v1beta/models/gemini-3.8-flash:generateContent", _request("c"), key="bad")
+        status, _, body = _post(
+            f"{server.url}/v1beta/models/gemini-3.8-flash:generateContent", _request("c"), key="bad"
+        )
         assert status in (400, 401, 403) and "API key not valid" in body["error"]["message"]
         status, _, body = _post(f"{server.url}/v1beta/models/gemini-3.8-flash:generateContent", _request("c"))
         assert status == 200 and body["candidates"][0]["finishReason"] == "STOP"
@@ -90,12 +110,17 @@ def test_a_retired_model_stops_the_run_at_once_naming_it(corpus, monkeypatch, tm
     """A user's own price table still prices gemini-2.5-pro; the API answers 404: the run fails fast, exit 2."""
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     table = tmp_path / "prices.yaml"
-    table.write_text("checked: 2025-10-01\nmodels:\n  gemini-2.5-pro:\n"
-                     "    - {from: 2025-06-17, input_per_mtok: 1.25, output_per_mtok: 10.0}\n")
+    table.write_text(
+        "checked: 2025-10-01\nmodels:\n  gemini-2.5-pro:\n"
+        "    - {from: 2025-06-17, input_per_mtok: 1.25, output_per_mtok: 10.0}\n"
+    )
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         with pytest.raises(ModelUnavailable, match="gemini-2.5-pro.*retired or unknown") as err:
-            _run(corpus, corpus["tmp"] / "labels", _options(server, model="gemini-2.5-pro", price_table=str(table),
-                                                          concurrency=2, max_attempts=6))
+            _run(
+                corpus,
+                corpus["tmp"] / "labels",
+                _options(server, model="gemini-2.5-pro", price_table=str(table), concurrency=2, max_attempts=6),
+            )
         requests = sum(server.fake.attempts.values())
     assert isinstance(err.value, SilversetInputError)  # the CLI's exit 2
     assert requests == 0  # the fake counts only requests to a served model: none was retried or billed
@@ -136,8 +161,9 @@ def test_four_shards_together_stay_within_the_key_quota(corpus, monkeypatch):
     out = corpus["tmp"] / "labels"
     with GeminiServer(fake) as server:
         options = _options(server, rps=rate, concurrency=4)
-        threads = [threading.Thread(target=_run, args=(corpus, out, options), kwargs={"shard": Shard(i, 4)})
-                   for i in range(4)]
+        threads = [
+            threading.Thread(target=_run, args=(corpus, out, options), kwargs={"shard": Shard(i, 4)}) for i in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -218,7 +244,8 @@ def test_prompt_hash_follows_the_title_and_the_template(corpus):
     retitled = spec.model_copy(update={"title": spec.title + " (reworded)"})
     assert retitled.prompt_hash != spec.prompt_hash
     assert TEMPLATE_DIGESTS.get(PROMPT_TEMPLATE_VERSION) == hashlib.sha256(PROMPT_TEMPLATE.encode()).hexdigest(), (
-        "PROMPT_TEMPLATE changed: bump spec.PROMPT_TEMPLATE_VERSION and record the new digest here")
+        "PROMPT_TEMPLATE changed: bump spec.PROMPT_TEMPLATE_VERSION and record the new digest here"
+    )
 
 
 def test_a_changed_video_title_is_asked_again(corpus, monkeypatch):
@@ -247,7 +274,9 @@ def test_price_table_is_dated_and_an_unpriced_model_says_how_to_add_it(tmp_path)
         table.price("gemini-9-ultra")
     assert "gemini-9-ultra" in str(err.value)
     bad = tmp_path / "p.yaml"
-    bad.write_text("checked: 2026-11-30\nmodels:\n  m:\n    - {from: 2026-01-01, input_per_mtok: -1, output_per_mtok: 1}\n")
+    bad.write_text(
+        "checked: 2026-11-30\nmodels:\n  m:\n    - {from: 2026-01-01, input_per_mtok: -1, output_per_mtok: 1}\n"
+    )
     with pytest.raises(SilversetInputError, match=f"--price-table '{bad}'.*input_per_mtok"):
         load_price_table(bad)
     with pytest.raises(SilversetInputError, match="file not found"):

@@ -1,5 +1,6 @@
 """The Gemini teacher's logs, driven through the real google-genai client into the loopback fake: every retry
 is a WARNING with its attempt, status and wait; a refused key is an ERROR; the API key is in no record."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,18 @@ GEMINI = "silverset.components.teacher.gemini"
 
 
 def _options(server, **gemini) -> annotate.AnnotateOptions:
-    settings = dict(model="gemini-3.8-flash", base_url=server.url, rps=200, concurrency=2, backoff_initial_s=0.01,
-                    backoff_max_s=0.02, timeout_s=2) | gemini
+    settings = (
+        dict(
+            model="gemini-3.8-flash",
+            base_url=server.url,
+            rps=200,
+            concurrency=2,
+            backoff_initial_s=0.01,
+            backoff_max_s=0.02,
+            timeout_s=2,
+        )
+        | gemini
+    )
     return annotate.AnnotateOptions(teacher="gemini", gemini=GeminiOptions(**settings))
 
 
@@ -40,17 +51,25 @@ def test_429_then_200_and_503_retries_are_warnings_with_attempt_status_and_wait(
     caplog.set_level(logging.DEBUG, logger="silverset")
     with GeminiServer(FakeGemini(api_key=KEY, faults=faults, retry_delay_s=0.25)) as server:
         out = corpus["tmp"] / "labels"
-        summary = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                               out=str(out), options=_options(server, max_attempts=3))
+        summary = annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(out),
+            options=_options(server, max_attempts=3),
+        )
         assert server.fake.attempts[quota] == 2 and server.fake.attempts[unavailable] == 3
     assert summary.stats.outputs == len(ids) - 1
 
     (quota_retry,) = _records_of(caplog, quota, logging.WARNING)
-    assert quota_retry.getMessage() == (f"{quota}: HTTP 429 on attempt 1/3; retrying in 0.25 s "
-                                        "(server's retryDelay)")  # the RetryInfo the fake sent, honoured
+    assert quota_retry.getMessage() == (
+        f"{quota}: HTTP 429 on attempt 1/3; retrying in 0.25 s (server's retryDelay)"
+    )  # the RetryInfo the fake sent, honoured
     retries = [r.getMessage() for r in _records_of(caplog, unavailable, logging.WARNING)]
-    assert [m.split(";")[0] for m in retries] == [f"{unavailable}: HTTP 503 on attempt 1/3",
-                                                  f"{unavailable}: HTTP 503 on attempt 2/3"]
+    assert [m.split(";")[0] for m in retries] == [
+        f"{unavailable}: HTTP 503 on attempt 1/3",
+        f"{unavailable}: HTTP 503 on attempt 2/3",
+    ]
     assert all(m.endswith("(backoff)") and "retrying in" in m for m in retries)
     gave_up = _records_of(caplog, hopeless, logging.WARNING)[-1].getMessage()
     assert "gave up after 3 attempts" in gave_up and "errors table" in gave_up
@@ -67,8 +86,13 @@ def test_a_refused_key_is_one_error_naming_the_model_and_not_the_key(corpus, mon
     caplog.set_level(logging.DEBUG, logger="silverset")
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         with pytest.raises(ModelUnavailable):
-            annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                         out=str(corpus["tmp"] / "labels"), options=_options(server))
+            annotate.run(
+                attribute=corpus["spec"],
+                manifest=corpus["manifest"],
+                frames=corpus["frames"],
+                out=str(corpus["tmp"] / "labels"),
+                options=_options(server),
+            )
         assert server.fake.api_keys_seen == {wrong}  # the key did reach the server, in its header
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "HTTP 403 stops the run" in errors[0] and "gemini-3.8-flash" in errors[0]

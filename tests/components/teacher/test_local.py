@@ -1,4 +1,5 @@
 """The local teacher: a tiny frames + text scorer checkpoint made here, run eager, in ONNX Runtime and (GPU) TensorRT."""
+
 from __future__ import annotations
 
 import os
@@ -81,17 +82,31 @@ def test_quantized_model_is_cached_by_model_digest(checkpoint, tmp_path, cache_d
     _, other = export_scorer(tmp_path / "other", seed=1)  # other weights -> other digest -> its own entry
     backends.open_checkpoint(other, runtime="onnxruntime-int8")
     assert sorted(p.name for p in (cache_dir / "onnx-int8").glob("*.onnx")) == sorted(
-        [f"{sha256_file(onnx)}.onnx", f"{sha256_file(other)}.onnx"])
+        [f"{sha256_file(onnx)}.onnx", f"{sha256_file(other)}.onnx"]
+    )
 
 
 def test_engine_key_covers_model_gpu_precision_calibration_and_batch_shape():
-    base = dict(model_digest="a" * 64, gpu_name="NVIDIA H100", tensorrt_version="10.0", precision="int8",
-                frames_shape=(16, 8, 3, 64, 64), text_shape=(16, 384), calibration_digest="c" * 64)
+    base = dict(
+        model_digest="a" * 64,
+        gpu_name="NVIDIA H100",
+        tensorrt_version="10.0",
+        precision="int8",
+        frames_shape=(16, 8, 3, 64, 64),
+        text_shape=(16, 384),
+        calibration_digest="c" * 64,
+    )
     key = backends.EngineKey(**base).digest
     assert key == backends.EngineKey(**base).digest
-    for field, value in [("model_digest", "b" * 64), ("gpu_name", "NVIDIA L4"), ("tensorrt_version", "10.1"),
-                         ("precision", "fp16"), ("frames_shape", (32, 8, 3, 64, 64)), ("text_shape", (32, 384)),
-                         ("calibration_digest", "d" * 64)]:
+    for field, value in [
+        ("model_digest", "b" * 64),
+        ("gpu_name", "NVIDIA L4"),
+        ("tensorrt_version", "10.1"),
+        ("precision", "fp16"),
+        ("frames_shape", (32, 8, 3, 64, 64)),
+        ("text_shape", (32, 384)),
+        ("calibration_digest", "d" * 64),
+    ]:
         assert backends.EngineKey(**{**base, field: value}).digest != key, field
 
 
@@ -117,16 +132,20 @@ def test_open_checkpoint_picks_the_runtime_and_sibling_files(checkpoint, monkeyp
 @pytest.mark.slow  # ~25 s on 2 loaded cores, most of it loading MiniLM for the text input
 def test_local_teacher_labels_the_corpus(corpus, checkpoint):
     """annotate --teacher local: labels come from the checkpoint's logits on the real frames + MiniLM text."""
+    from silverset.components.common.manifest import read_manifest
     from silverset.components.embed.embed import checkpoint_frames
     from silverset.components.embed.text import embed_texts
     from silverset.components.runtime.inputs import load_frames, manifest_texts
-    from silverset.components.common.manifest import read_manifest
 
     script, onnx = checkpoint
     out = corpus["tmp"] / "labels"
-    summary = annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"], out=str(out),
-                           options=annotate.AnnotateOptions(teacher="local", checkpoint=str(onnx),
-                                                            runtime="onnxruntime", batch_size=5))
+    summary = annotate.run(
+        attribute=corpus["spec"],
+        manifest=corpus["manifest"],
+        frames=corpus["frames"],
+        out=str(out),
+        options=annotate.AnnotateOptions(teacher="local", checkpoint=str(onnx), runtime="onnxruntime", batch_size=5),
+    )
     rows = {r["video_id"]: r for r in tables.read_table(out).to_pylist()}
     assert sorted(rows) == sorted(corpus["videos"]) and summary.stats.errors == 0
     assert summary.teacher_id == f"local:scorer.onnx@sha256:{sha256_file(onnx)[:16]}:onnxruntime@cpu"
@@ -135,7 +154,8 @@ def test_local_teacher_labels_the_corpus(corpus, checkpoint):
     texts = manifest_texts(read_manifest(corpus["manifest"])[0])
     ids = sorted(rows)
     logits = backends.open_checkpoint(script, runtime="eager")(
-        np.stack([checkpoint_frames(videos[v], 8, 64) for v in ids]), embed_texts([texts[v] for v in ids]))
+        np.stack([checkpoint_frames(videos[v], 8, 64) for v in ids]), embed_texts([texts[v] for v in ids])
+    )
     for vid, logit in zip(ids, logits):
         assert rows[vid]["label"] == int(logit >= 0)
         assert rows[vid]["probability"] == pytest.approx(1 / (1 + np.exp(-logit)), abs=2e-3)  # MiniLM pads per batch
@@ -146,8 +166,13 @@ def test_local_teacher_labels_the_corpus(corpus, checkpoint):
 
 def test_local_teacher_needs_a_checkpoint(corpus):
     with pytest.raises(SilversetInputError, match="checkpoint"):
-        annotate.run(attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"],
-                     out=str(corpus["tmp"] / "x"), options=annotate.AnnotateOptions(teacher="local"))
+        annotate.run(
+            attribute=corpus["spec"],
+            manifest=corpus["manifest"],
+            frames=corpus["frames"],
+            out=str(corpus["tmp"] / "x"),
+            options=annotate.AnnotateOptions(teacher="local"),
+        )
 
 
 @pytest.mark.gpu
@@ -159,8 +184,14 @@ def test_tensorrt_engine_matches_eager_and_is_cached(checkpoint, inputs, cache_d
     batch = 16
     calibration = [(frames[i : i + batch], text[i : i + batch]) for i in range(0, len(frames), batch)]
     reference = backends.TorchScriptRunner(script, device="cuda")(frames, text)
-    engine = backends.TensorRTRunner(onnx, batch_size=batch, frames_shape=FRAMES, precision=precision,
-                                     calibration=calibration if precision == "int8" else None, cache_dir=cache_dir)
+    engine = backends.TensorRTRunner(
+        onnx,
+        batch_size=batch,
+        frames_shape=FRAMES,
+        precision=precision,
+        calibration=calibration if precision == "int8" else None,
+        cache_dir=cache_dir,
+    )
     assert not engine.cache_hit and engine.name.startswith(f"tensorrt-{precision}@")
     logits = engine(frames, text)  # 48 videos = three full batches
     assert logits.shape == reference.shape
@@ -169,11 +200,18 @@ def test_tensorrt_engine_matches_eager_and_is_cached(checkpoint, inputs, cache_d
     np.testing.assert_allclose(engine(frames[:5], text[:5]), logits[:5], atol=1e-3)  # padded final batch
     engine_file = cache_dir / "tensorrt" / f"{engine.key.digest}.engine"
     assert engine_file.exists() and engine.key.model_digest == sha256_file(onnx)
-    again = backends.TensorRTRunner(onnx, batch_size=batch, frames_shape=FRAMES, precision=precision,
-                                    calibration=calibration, cache_dir=cache_dir)
+    again = backends.TensorRTRunner(
+        onnx, batch_size=batch, frames_shape=FRAMES, precision=precision, calibration=calibration, cache_dir=cache_dir
+    )
     assert again.cache_hit
-    other_batch = backends.TensorRTRunner(onnx, batch_size=8, frames_shape=FRAMES, precision=precision,
-                                          calibration=[(f[:8], t[:8]) for f, t in calibration], cache_dir=cache_dir)
+    other_batch = backends.TensorRTRunner(
+        onnx,
+        batch_size=8,
+        frames_shape=FRAMES,
+        precision=precision,
+        calibration=[(f[:8], t[:8]) for f, t in calibration],
+        cache_dir=cache_dir,
+    )
     assert not other_batch.cache_hit and other_batch.key.digest != engine.key.digest
 
 
@@ -195,7 +233,9 @@ def test_int8_qdq_on_cpu_agrees_with_fp32_and_is_cached_by_calibration(checkpoin
 
     script, onnx_path = checkpoint
     reference = backends.open_checkpoint(script, runtime="eager")(*inputs)
-    int8 = backends.open_checkpoint(onnx_path, runtime="onnxruntime", precision="int8", calibration=_calibration(inputs))
+    int8 = backends.open_checkpoint(
+        onnx_path, runtime="onnxruntime", precision="int8", calibration=_calibration(inputs)
+    )
     assert int8.name == "onnxruntime-int8-qdq@cpu"
     logits = int8(*inputs)  # 16 of the 48 videos were never seen in calibration
     assert precision.label_agreement(reference, logits) >= 0.95
@@ -205,7 +245,9 @@ def test_int8_qdq_on_cpu_agrees_with_fp32_and_is_cached_by_calibration(checkpoin
     graph = onnx.load(str(graphs[0]))
     ops = [n.op_type for n in graph.graph.node]
     assert ops.count("QuantizeLinear") >= 3 and ops.count("DequantizeLinear") >= 3
-    zero_points = {i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer if i.name.endswith("zero_point")}
+    zero_points = {
+        i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer if i.name.endswith("zero_point")
+    }
     assert zero_points and all((z == 0).all() and z.dtype == np.int8 for z in zero_points.values())  # symmetric int8
     assert not [n for n in zero_points if "bias" in n]  # biases stay float, as TensorRT's Q/DQ rules expect
     # other calibration frames -> another graph; the same ones -> the cached graph, not a new calibration
@@ -245,8 +287,9 @@ def test_onnxruntime_prefers_tensorrt_then_cuda_execution_providers(tmp_path):
     trt_options = chosen[0][1]
     assert trt_options["trt_engine_cache_path"] == str(tmp_path / "ort-tensorrt")
     assert not {k for k in trt_options if "fp16" in k or "int8" in k}  # precision comes from the graph
-    assert backends.execution_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], gpu=True,
-                                        cache_dir=tmp_path) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert backends.execution_providers(
+        ["CUDAExecutionProvider", "CPUExecutionProvider"], gpu=True, cache_dir=tmp_path
+    ) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert backends.execution_providers(gpu_build, gpu=False, cache_dir=tmp_path) == ["CPUExecutionProvider"]
 
 
@@ -283,7 +326,7 @@ def test_tensorrt_majors_and_strongly_typed_network_flags():
 
 def test_local_teacher_hashes_and_loads_the_checkpoint_once(checkpoint, monkeypatch):
     """Issue 14 item 8: model_id and the runner share one load and one checkpoint digest per run."""
-    from silverset.components.common.spec import load_spec, example_specs_dir
+    from silverset.components.common.spec import example_specs_dir, load_spec
     from silverset.components.teacher.local import LocalTeacherHandler
 
     _, onnx_path = checkpoint
@@ -291,8 +334,9 @@ def test_local_teacher_hashes_and_loads_the_checkpoint_once(checkpoint, monkeypa
     real_open, real_hash = backends.open_checkpoint, backends.sha256_file
     monkeypatch.setattr(backends, "open_checkpoint", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     monkeypatch.setattr(backends, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
-    handler = LocalTeacherHandler(load_spec(str(example_specs_dir() / "red_dominant.yaml")), checkpoint=str(onnx_path),
-                                  runtime="onnxruntime")
+    handler = LocalTeacherHandler(
+        load_spec(str(example_specs_dir() / "red_dominant.yaml")), checkpoint=str(onnx_path), runtime="onnxruntime"
+    )
     ids = {handler.model_id for _ in range(3)}
     model = handler.load_model()
     assert handler.load_model() is model and ids == {handler.model_id}
@@ -309,13 +353,36 @@ def test_annotate_cli_int8_calibrated_on_corpus_frames_reports_agreement(corpus,
     _, onnx_path = checkpoint
     silverset = str(Path(sys.executable).with_name("silverset"))
     labels = {}
-    for name, extra in [("fp32", ["--precision", "fp32"]),
-                        ("int8", ["--precision", "int8", "--calibration", corpus["frames"]])]:
+    for name, extra in [
+        ("fp32", ["--precision", "fp32"]),
+        ("int8", ["--precision", "int8", "--calibration", corpus["frames"]]),
+    ]:
         out = tmp_path / name
-        done = subprocess.run([silverset, "annotate", "--attribute", corpus["spec"], "--manifest", corpus["manifest"],
-                               "--frames", corpus["frames"], "--out", str(out), "--teacher", "local", "--checkpoint",
-                               str(onnx_path), "--runtime", "onnxruntime", *extra],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "SILVERSET_CACHE": str(tmp_path / "c")})
+        done = subprocess.run(
+            [
+                silverset,
+                "annotate",
+                "--attribute",
+                corpus["spec"],
+                "--manifest",
+                corpus["manifest"],
+                "--frames",
+                corpus["frames"],
+                "--out",
+                str(out),
+                "--teacher",
+                "local",
+                "--checkpoint",
+                str(onnx_path),
+                "--runtime",
+                "onnxruntime",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "SILVERSET_CACHE": str(tmp_path / "c")},
+        )
         assert done.returncode == 0, done.stderr
         labels[name] = {r["video_id"]: r for r in tables.read_table(out).to_pylist()}
     assert sorted(labels["int8"]) == sorted(corpus["videos"])
@@ -329,9 +396,14 @@ def test_annotate_cli_int8_calibrated_on_corpus_frames_reports_agreement(corpus,
     from silverset.components.runtime.inputs import manifest_texts
     from silverset.components.teacher.local import LocalTeacherHandler
 
-    handler = LocalTeacherHandler(load_spec(corpus["spec"]), checkpoint=str(onnx_path), runtime="onnxruntime",
-                                  precision="int8", calibration=corpus["frames"],
-                                  calibration_texts=manifest_texts(read_manifest(corpus["manifest"])[0]))
+    handler = LocalTeacherHandler(
+        load_spec(corpus["spec"]),
+        checkpoint=str(onnx_path),
+        runtime="onnxruntime",
+        precision="int8",
+        calibration=corpus["frames"],
+        calibration_texts=manifest_texts(read_manifest(corpus["manifest"])[0]),
+    )
     handler.load_model()
     report = handler.precision_report
     assert report.runner == "onnxruntime-int8-qdq@cpu" and report.calibration_videos == len(corpus["videos"])

@@ -3,6 +3,7 @@
 The kfp.local run uses the Gemini teacher against the loopback fake (key and base URL from the environment,
 as a mounted secret and GOOGLE_GEMINI_BASE_URL would give them), so the subprocess needs no MiniLM or torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,16 @@ def test_shards_then_merge_cover_every_video(corpus):
     out = str(corpus["tmp"] / "labels")
     totals = 0
     for i in range(2):
-        stats = json.loads(component.annotate_shard.python_func(
-            attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"], frames_uri="", out_uri=out,
-            shard_index=i, shard_count=2))
+        stats = json.loads(
+            component.annotate_shard.python_func(
+                attribute_uri=corpus["spec"],
+                manifest_uri=corpus["manifest"],
+                frames_uri="",
+                out_uri=out,
+                shard_index=i,
+                shard_count=2,
+            )
+        )
         assert stats["shard"] == f"{i}/2" and stats["model_id"].startswith("zero-shot-text-only-weak:")
         totals += stats["outputs"] + stats["errors"]
     assert totals == len(corpus["videos"])
@@ -35,9 +43,15 @@ def test_merge_fails_when_a_video_is_missing(corpus, monkeypatch):
     out = str(corpus["tmp"] / "half")
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
-        component.annotate_shard.python_func(attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"],
-                                             frames_uri=corpus["frames"], out_uri=out, shard_index=0, shard_count=2,
-                                             teacher="gemini")
+        component.annotate_shard.python_func(
+            attribute_uri=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_uri=out,
+            shard_index=0,
+            shard_count=2,
+            teacher="gemini",
+        )
     with pytest.raises(RuntimeError, match="not exactly-once: missing"):
         component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_uri=out)
 
@@ -46,9 +60,16 @@ def test_budget_flag_reaches_the_teacher(corpus, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
-        stats = json.loads(component.annotate_shard.python_func(
-            attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"], frames_uri=corpus["frames"],
-            out_uri=str(corpus["tmp"] / "budget"), teacher="gemini", max_usd=0.0))
+        stats = json.loads(
+            component.annotate_shard.python_func(
+                attribute_uri=corpus["spec"],
+                manifest_uri=corpus["manifest"],
+                frames_uri=corpus["frames"],
+                out_uri=str(corpus["tmp"] / "budget"),
+                teacher="gemini",
+                max_usd=0.0,
+            )
+        )
     assert stats["stopped"] == "budget" and stats["outputs"] == 0 and stats["cost_usd"] == 0.0
 
 
@@ -60,8 +81,13 @@ def test_kfp_local_run(corpus, tmp_path, monkeypatch):
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-        task = component.annotate_shard(attribute_uri=corpus["spec"], manifest_uri=corpus["manifest"],
-                                        frames_uri=corpus["frames"], out_uri=str(out), teacher="gemini")
+        task = component.annotate_shard(
+            attribute_uri=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_uri=str(out),
+            teacher="gemini",
+        )
         fake = server.fake
     stats = json.loads(task.output)
     assert stats["outputs"] == len(corpus["videos"]) and stats["errors"] == 0
