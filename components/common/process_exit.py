@@ -48,7 +48,7 @@ def exit_cleanly_after_kfp_step() -> None:
     """
     if not running_as_kfp_step() or getattr(sys, "_silverset_exit_cleanly", False):
         return
-    sys._silverset_exit_cleanly = True
+    setattr(sys, "_silverset_exit_cleanly", True)  # on sys: one registration per process, whichever import did it
     failed = []
     previous_hook = sys.excepthook
 

@@ -38,11 +38,11 @@ class VideoFrames:
         picks = sample_indices(len(self.jpegs), max_frames) if max_frames else range(len(self.jpegs))
         frames = []
         for i in picks:
-            img = Image.open(io.BytesIO(self.jpegs[i]))
-            img.draft("RGB", (size, size) if size else img.size)  # JPEG DCT scaling: decode smaller, faster
-            img = img.convert("RGB")
+            jpeg = Image.open(io.BytesIO(self.jpegs[i]))
+            jpeg.draft("RGB", (size, size) if size else jpeg.size)  # JPEG DCT scaling: decode smaller, faster
+            img = jpeg.convert("RGB")
             if size:
-                img = img.resize((size, size), Image.BILINEAR)
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
             frames.append(np.asarray(img, dtype=np.uint8))
         return np.stack(frames)
 

@@ -10,7 +10,8 @@ Output layout of one stage directory (several shards may write into the same one
 
 A crashed run (kill -9 included) resumes by skipping every item found in a completed part, so no item
 is computed (or paid for) twice and none is lost. An item whose error the handler calls transient
-(``ModelHandler.is_final``) is run again by a rerun; its old error row is then superseded. ``merge_check`` verifies the exactly-once contract.
+(``ModelHandler.is_final``) is run again by a rerun; its old error row is then superseded. ``merge_check``
+verifies the exactly-once contract.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _completed(
     return done, next_seq
 
 
-def collect_errors(out_dir: str | Path, *, key_column: str = "video_id") -> int:
+def collect_errors(out_dir: "str | Path | _Folder", *, key_column: str = "video_id") -> int:
     """Rewrite ``out/errors.parquet`` as the union of every shard's error parts; returns its row count.
 
     An error row that a later part of the same shard answered again (a transient error retried by a rerun)
