@@ -19,7 +19,7 @@ WORKDIR ?= demo-workdir
 VIDEOS ?= 200
 PYTEST_ARGS ?=
 
-.PHONY: venv lock lock-gpu demo test test-fast bench browser postgres clean
+.PHONY: venv lock lock-gpu demo lint test test-fast bench browser postgres clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,13 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "make postgres: could not install Debian's postgresql package; the studio's PostgreSQL tests will be skipped"
+
+# ruff (lint + format check, config in pyproject.toml) over the tree, mypy over components/common and
+# components/runtime; .ci/run runs it before the tests. `ruff format . && ruff check --fix .` fixes most findings.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: venv browser postgres
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
