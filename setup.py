@@ -1,4 +1,5 @@
-"""Maps the design's folders onto import names: components/ -> silverset.components, pipelines/ -> silverset.pipelines."""
+"""Maps the design's folders onto import names: components/ -> silverset.components, pipelines/ ->
+silverset.pipelines."""
 
 from setuptools import find_packages, setup
 

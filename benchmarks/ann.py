@@ -144,10 +144,12 @@ def bench_dataset(
     for leaves in leaves_options:
         ltos = leaves if params.algorithm == "tree_ah" else None
         qps_batched, found = timed_batched(
-            lambda qs: ann.search_batched(searcher, qs, k, leaves_to_search=ltos), queries
+            lambda qs, searcher=searcher: ann.search_batched(searcher, qs, k, leaves_to_search=ltos), queries
         )
         qps_single = timed_single(
-            lambda q: searcher.search(q, final_num_neighbors=k, leaves_to_search=ltos or -1), queries, single_n
+            lambda q, searcher=searcher: searcher.search(q, final_num_neighbors=k, leaves_to_search=ltos or -1),
+            queries,
+            single_n,
         )
         sweep.append(
             {
@@ -183,8 +185,8 @@ def bench_dataset(
     hsweep = []
     for ef in ef_search:
         hnsw.hnsw.efSearch = ef
-        qps_batched, (_, found) = timed_batched(lambda qs: hnsw.search(qs, k), queries)
-        qps_single = timed_single(lambda q: hnsw.search(q[None, :], k), queries, single_n)
+        qps_batched, (_, found) = timed_batched(lambda qs, hnsw=hnsw: hnsw.search(qs, k), queries)
+        qps_single = timed_single(lambda q, hnsw=hnsw: hnsw.search(q[None, :], k), queries, single_n)
         hsweep.append(
             {
                 "ef_search": ef,

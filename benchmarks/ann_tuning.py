@@ -178,7 +178,8 @@ def run_dataset(name: str, database: np.ndarray, queries: np.ndarray, args) -> d
 
 
 def verdict(variants: dict, target: float) -> dict:
-    """Tuned ScaNN vs the fastest HNSW point (by wall QPS) at equal recall (>= tuned recall - 0.005) and at the target; issue 19 asks 1.3x."""
+    """Tuned ScaNN vs the fastest HNSW point (by wall QPS) at equal recall (>= tuned recall - 0.005) and at the
+    target; issue 19 asks 1.3x."""
     tuned = variants["scann_tuned"]
     hnsw = {k: v for k, v in variants.items() if k.startswith("hnsw")}
     eq = max(

@@ -1,4 +1,5 @@
-"""Benchmark the local teacher's CPU runtimes: ONNX Runtime with dynamic INT8 vs eager TorchScript, same model and batch.
+"""Benchmark the local teacher's CPU runtimes: ONNX Runtime with dynamic INT8 vs eager TorchScript, same model
+and batch.
 
 Writes ``<out>/local_teacher.json``. Not a test: numbers depend on the machine and its load (recorded too).
 
@@ -181,7 +182,7 @@ def compare(results: dict[str, dict], baseline: str) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--items", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)

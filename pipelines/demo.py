@@ -9,10 +9,10 @@ The teacher is a local checkpoint: a small frames CNN (``components/teacher/fram
 cached in ``workdir/teacher``, on its OWN synthetic corpus (another seed, other frame sizes, JPEG frames, no
 hard cases) with that corpus's truth; it never reads the demo corpus's truth. The demo corpus has hard cases
 (``DEMO_HARD_CASE_SHARE``: dark crimson scenes, red logo blocks and brief red flashes on non-red scenes), so
-the teacher makes real mistakes: on the 200-video demo (seed 0; measured 2026-11-30) its gate reads F1 0.952 [0.889, 1.000]
-against the golden set (80 videos from the corpus's truth), and the student trained on its labels F1 0.918
-[0.833, 0.982], retention 0.964. The embedded zero-shot teacher is then put through the same teacher gate on
-the same golden set, for comparison (it fails: F1 0.604 [0.435, 0.754]). A second demo over
+the teacher makes real mistakes: on the 200-video demo (seed 0; measured 2026-11-30) its gate reads F1 0.952
+[0.889, 1.000] against the golden set (80 videos from the corpus's truth), and the student trained on its labels
+F1 0.918 [0.833, 0.982], retention 0.964. The embedded zero-shot teacher is then put through the same teacher
+gate on the same golden set, for comparison (it fails: F1 0.604 [0.435, 0.754]). A second demo over
 the same folder finds the corpus unchanged: the pipeline does nothing (zero teacher calls) and the
 summary reports the run that made the live index.
 """

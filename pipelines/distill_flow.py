@@ -1,4 +1,5 @@
-"""The distill half of the flow in one call: teacher gate, distill, bulk score, student gate (used by tests and benchmarks).
+"""The distill half of the flow in one call: teacher gate, distill, bulk score, student gate (used by tests and
+benchmarks).
 
 It spans four stages (evaluate, distill, score, evaluate), so it lives here with the other cross-stage code rather
 than in a stage package: no stage package imports another that imports it back.

@@ -6,8 +6,8 @@ file. ``following_tasks`` follows the same tasks one level up, through kfp.local
 cache hits included), and calls ``on_task`` with the task's display name (``set_display_name`` in
 ``attribute_promotion``), its shard (its ``shard_index``/``shard_count`` arguments), its seconds and status, and a
 count read from the task's own outputs where the stage reports one (videos framed, embedded, labelled, scored; the
-plan step's count from the plan.json it wrote). kfp.local's own log stays as it is. ``on_task`` may be called from kfp.local's worker
-threads (a ParallelFor runs two iterations at once); calls are serialised here.
+plan step's count from the plan.json it wrote). kfp.local's own log stays as it is. ``on_task`` may be called
+from kfp.local's worker threads (a ParallelFor runs two iterations at once); calls are serialised here.
 """
 
 from __future__ import annotations

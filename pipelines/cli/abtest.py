@@ -171,7 +171,8 @@ def simulate(
     seed_effects: bool = typer.Option(
         False,
         "--seed-effects",
-        help="Set --effect/--creation-effect so the true lifts are the seeds' (+0.21%, +0.49%) and print the users they need.",
+        help="Set --effect/--creation-effect so the true lifts are the seeds' (+0.21%, +0.49%) "
+        "and print the users they need.",
     ),
 ) -> None:
     """Simulate users, covariates, affinity, exposures and outcomes with a known true effect."""
@@ -225,12 +226,14 @@ def analyze(
     exposures: Path = typer.Option(
         ...,
         "--exposures",
-        help="The index server's exposure-log folder, or Parquet/CSV: user_id, arm (control|treatment), optional triggered.",
+        help="The index server's exposure-log folder, or Parquet/CSV: user_id, arm (control|treatment), "
+        "optional triggered.",
     ),
     outcomes: Path = typer.Option(
         ...,
         "--outcomes",
-        help="Parquet/CSV: user_id, one numeric column per metric; pre_* columns are pre-period covariates unless --covariates is given.",
+        help="Parquet/CSV: user_id, one numeric column per metric; pre_* columns are pre-period covariates "
+        "unless --covariates is given.",
     ),
     covariates: Optional[Path] = typer.Option(
         None,
@@ -261,7 +264,8 @@ def analyze(
         help="Exposure-log rows of this experiment (default: the log's only one, or --experiment's).",
     ),
 ) -> None:
-    """Lift with 95% CIs (delta method, bootstrap check), CUPED, SRM and CBPS balance; exit 3 if SRM or balance fails."""
+    """Lift with 95% CIs (delta method, bootstrap check), CUPED, SRM and CBPS balance; exit 3 if SRM or balance \
+fails."""
     from pydantic import ValidationError
 
     from silverset.components.abtest import analyze as analysis

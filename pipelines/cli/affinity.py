@@ -65,11 +65,13 @@ def train(
     )
     auc = record["auc"]
     console.print(
-        f"{record['users']} users ({record['positives']} engaged), {record['errors']} dropped -> {record['errors_table']}",
+        f"{record['users']} users ({record['positives']} engaged), {record['errors']} dropped "
+        f"-> {record['errors_table']}",
         markup=False,
     )
     console.print(
-        f"held-out AUC ({auc['test_users']} users): model {auc['model']:.3f} [{auc['model_ci'][0]:.3f}, {auc['model_ci'][1]:.3f}], "
+        f"held-out AUC ({auc['test_users']} users): model {auc['model']:.3f} "
+        f"[{auc['model_ci'][0]:.3f}, {auc['model_ci'][1]:.3f}], "
         f"rule ({record['rule']}) {auc['rule']:.3f} [{auc['rule_ci'][0]:.3f}, {auc['rule_ci'][1]:.3f}], difference "
         f"{auc['difference']:+.3f} [{auc['difference_ci'][0]:+.3f}, {auc['difference_ci'][1]:+.3f}]",
         markup=False,

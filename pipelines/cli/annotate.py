@@ -1,4 +1,5 @@
-"""`silverset annotate`: label a manifest for one attribute with a gemini, local, zero-shot or clip-zero-shot teacher."""
+"""`silverset annotate`: label a manifest for one attribute with a gemini, local, zero-shot or clip-zero-shot
+teacher."""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def _warn_if_broken(service) -> None:
 def list_requests(
     store: str = StoreOption, state: str = typer.Option(None, help="Only pending, approved, rejected or expired.")
 ) -> None:
-    """List approval requests with their state as the audit chain says (an undecided request past its expiry is expired)."""
+    """List approval requests with their state as the audit chain says (an undecided request past its expiry is \
+expired)."""
     service = _service(store, create=False)
     table = Table("candidate", "attribute", "state", "submitter", "decided by", "expires")
     for r in service.list():
@@ -121,7 +122,8 @@ def submit(
     store: str = StoreOption,
     webhook: str = WebhookOption,
 ) -> None:
-    """Open an approval request for the gate's candidate; its approvers are the spec's (idempotent for the same spec)."""
+    """Open an approval request for the gate's candidate; its approvers are the spec's (idempotent for the same \
+spec)."""
     from silverset.components.approval.wait import read_gate
     from silverset.components.common.errors import GateFailed
     from silverset.components.common.spec import load_spec

@@ -1,4 +1,5 @@
-"""`silverset distill`: train a student on embeddings from the teacher's labels; write TorchScript, ONNX and metadata."""
+"""`silverset distill`: train a student on embeddings from the teacher's labels; write TorchScript, ONNX and
+metadata."""
 
 from __future__ import annotations
 

@@ -237,7 +237,8 @@ class FakeKubeApi:
         account = self.objects.get(("ServiceAccount", namespace, name))
         if account is None:
             raise ValueError(
-                f'serviceaccounts "{name}" not found in namespace {namespace!r}: load the manifests that create it first'
+                f'serviceaccounts "{name}" not found in namespace {namespace!r}: '
+                "load the manifests that create it first"
             )
         return self._client(service_account_user(namespace, name, account["metadata"]["uid"]))
 

@@ -95,8 +95,8 @@ def test_forbidden_is_403_with_the_real_body_naming_user_verb_resource_group_and
         "status": "Failure",
         "reason": "Forbidden",
         "code": 403,
-        "message": 'configmaps "x" is forbidden: User "system:serviceaccount:pods:runner" cannot patch resource "configmaps" '
-        'in API group "" in the namespace "control"',
+        "message": 'configmaps "x" is forbidden: User "system:serviceaccount:pods:runner" '
+        'cannot patch resource "configmaps" in API group "" in the namespace "control"',
         "details": {"name": "x", "kind": "configmaps"},
     }
     listing = json.loads(refused(lambda: runner.list_namespaced_config_map("control")).body)["message"]

@@ -58,5 +58,6 @@ def silverset_argv(*args: str) -> list[str]:
 
 
 def run_silverset(*args: str, cwd=None, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    """``silverset ARGS`` in a new process (from ``cwd``), its text stdout/stderr captured, killed after ``timeout_s``."""
+    """``silverset ARGS`` in a new process (from ``cwd``), its text stdout/stderr captured, killed after
+    ``timeout_s``."""
     return subprocess.run(silverset_argv(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout_s)

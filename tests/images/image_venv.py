@@ -59,7 +59,8 @@ def _replay_copies(instructions: list[tuple[str, str]], context: Path) -> None:
 
 
 def build_image_venv(image: str, where: Path, *, timeout_s: float = 300) -> Path:
-    """Build ``where/venv`` from ``images/<image>``'s install lines; returns the venv's python. Skips on a cache miss."""
+    """Build ``where/venv`` from ``images/<image>``'s install lines; returns the venv's python. Skips on a cache
+    miss."""
     dockerfile = ROOT / "images" / image / "Dockerfile"
     instructions = _instructions(dockerfile)
     uv_pin = re.search(r"uv==([0-9.]+)", dockerfile.read_text()).group(1)
@@ -87,7 +88,8 @@ def build_image_venv(image: str, where: Path, *, timeout_s: float = 300) -> Path
         )
         if result.returncode != 0 and CACHE_MISS.search(result.stderr) and "Traceback" not in result.stderr:
             pytest.skip(
-                f"uv's cache lacks a wheel {image} installs (run `make venv` online once): {result.stderr.strip()[-300:]}"
+                f"uv's cache lacks a wheel {image} installs (run `make venv` online once): "
+                f"{result.stderr.strip()[-300:]}"
             )
         assert result.returncode == 0, f"{args} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return python

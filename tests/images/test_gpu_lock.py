@@ -1,4 +1,5 @@
-"""The GPU image's lock agrees with pyproject's `gpu` extra and with the CPU lock (offline; `make lock-gpu` re-resolves)."""
+"""The GPU image's lock agrees with pyproject's `gpu` extra and with the CPU lock (offline; `make lock-gpu`
+re-resolves)."""
 
 from __future__ import annotations
 

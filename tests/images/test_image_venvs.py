@@ -23,7 +23,10 @@ from tests.images.image_venv import build_image_venv, image_env
 
 
 def _distributions(python, where) -> set[str]:
-    code = "import importlib.metadata as m, json; print(json.dumps(sorted(d.metadata['Name'].lower() for d in m.distributions())))"
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps(sorted(d.metadata['Name'].lower() for d in m.distributions())))"
+    )
     out = subprocess.run(
         [str(python), "-c", code], env=image_env(where), capture_output=True, text=True, check=True
     ).stdout

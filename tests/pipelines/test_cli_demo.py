@@ -1,6 +1,7 @@
 """`silverset demo`: the whole pipeline through kfp.local on a small synthetic corpus (with hard cases), labelled
 by a frames CNN teacher trained on its own corpus, a query against the deployed index, the A/B analysis, a
-readable summary, the closed A/B loop against the live index server; a second demo over the same folder labels nothing and trains no teacher again."""
+readable summary, the closed A/B loop against the live index server; a second demo over the same folder labels
+nothing and trains no teacher again."""
 
 from __future__ import annotations
 

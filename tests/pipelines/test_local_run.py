@@ -249,8 +249,8 @@ def test_an_unknown_pipeline_parameter_is_named_with_the_valid_ones(corpus, tmp_
 
 @pytest.mark.slow
 def test_two_runs_started_together_over_one_workdir_never_corrupt_each_other(corpus, tmp_path):
-    """Two `silverset pipeline run --local` processes over one workdir: one holds the run lock, the other ends at its plan
-    with outcome "locked", naming the holder, and touches nothing of the first run's."""
+    """Two `silverset pipeline run --local` processes over one workdir: one holds the run lock, the other ends at
+    its plan with outcome "locked", naming the holder, and touches nothing of the first run's."""
     spec = spec_with(tmp_path, **{"gates.teacher__min_positives": 50})  # the holder stops at its teacher gate
     workdir = tmp_path / "w"
     command = silverset_argv(

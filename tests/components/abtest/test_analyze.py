@@ -138,7 +138,10 @@ def test_imbalance_fails_the_balance_gate(logs, tmp_path):
 @pytest.mark.slow
 def test_cli_exit_codes(tmp_path):
     sim = tmp_path / "sim"
-    run = lambda *args: subprocess.run([SILVERSET, "abtest", *map(str, args)], capture_output=True, text=True)
+
+    def run(*args):
+        return subprocess.run([SILVERSET, "abtest", *map(str, args)], capture_output=True, text=True)
+
     assert run("simulate", "--users", 3000, "--lost-treatment-share", 0.2, "--out", sim).returncode == 0
     broken = run(
         "analyze",

@@ -83,9 +83,12 @@ def test_bootstrap_agrees_with_the_delta_method():
 def test_srm_is_caught_and_a_fair_split_is_not_flagged():
     broken = simulate(SimulationOptions(users=20_000, seed=7, lost_treatment_share=0.1))
     fair = simulate(SimulationOptions(users=20_000, seed=7))
-    check = lambda s: lift.sample_ratio_mismatch(
-        n_treatment=int(s.treatment.sum()), n_control=int((~s.treatment).sum()), treatment_share=0.5
-    )
+
+    def check(s):
+        return lift.sample_ratio_mismatch(
+            n_treatment=int(s.treatment.sum()), n_control=int((~s.treatment).sum()), treatment_share=0.5
+        )
+
     assert check(broken).mismatch
     assert not check(fair).mismatch
     # hand check: 5100 vs 4900 at 50/50 -> chi2 = 2 * 100^2 / 5000 = 4.0

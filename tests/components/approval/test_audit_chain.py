@@ -28,7 +28,8 @@ SPEC = example_specs_dir() / "red_dominant.yaml"  # approvers alice, bob
 
 @pytest.fixture
 def history(tmp_path):
-    """A store with A approved by alice and B rejected by bob: 4 chained entries (submit A, submit B, approve A, reject B)."""
+    """A store with A approved by alice and B rejected by bob: 4 chained entries (submit A, submit B, approve A,
+    reject B)."""
     spec = load_spec(SPEC)
     path = tmp_path / "approvals.db"
     service = ApprovalService(SqliteApprovalStore(path))

@@ -248,7 +248,8 @@ def test_removing_update_from_the_approver_role_stops_approvals(cluster):
 
 
 def test_two_approvers_at_once_leave_one_decision(cluster):
-    """Both PUT the audit with the same resourceVersion; the API server's 409 makes the later one re-read and see the decision."""
+    """Both PUT the audit with the same resourceVersion; the API server's 409 makes the later one re-read and see
+    the decision."""
     submit_as_step(cluster)
     alice, bob = service_as(person(cluster, "alice@silverset.dev")), service_as(person(cluster, "bob@silverset.dev"))
     barrier = threading.Barrier(2)

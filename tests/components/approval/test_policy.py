@@ -1,4 +1,5 @@
-"""Approval policy: digest binding, approvers only from the gate's spec, self-approval, expiry, idempotence, identities."""
+"""Approval policy: digest binding, approvers only from the gate's spec, self-approval, expiry, idempotence,
+identities."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The distill half of the flow end to end: teacher gate, distill (golden items held out), Beam scoring, student gate."""
+"""The distill half of the flow end to end: teacher gate, distill (golden items held out), Beam scoring, student
+gate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The local teacher: a tiny frames + text scorer checkpoint made here, run eager, in ONNX Runtime and (GPU) TensorRT."""
+"""The local teacher: a tiny frames + text scorer checkpoint made here, run eager, in ONNX Runtime and (GPU)
+TensorRT."""
 
 from __future__ import annotations
 
@@ -228,7 +229,8 @@ def _calibration(inputs, n: int = 32, batch: int = 16):
 
 
 def test_int8_qdq_on_cpu_agrees_with_fp32_and_is_cached_by_calibration(checkpoint, inputs, cache_dir):
-    """INT8 as TensorRT 10/11 take it: a Q/DQ graph with symmetric ranges calibrated on frames, run here by ONNX Runtime."""
+    """INT8 as TensorRT 10/11 take it: a Q/DQ graph with symmetric ranges calibrated on frames, run here by ONNX
+    Runtime."""
     import onnx
 
     script, onnx_path = checkpoint
