@@ -59,7 +59,10 @@ def history_features(
 
 @dataclass(frozen=True)
 class AffinityModel:
-    """Standardized logistic regression over ``FEATURE_NAMES``; ``threshold`` is the trigger cut-off on its probability."""
+    """Standardized logistic regression over ``FEATURE_NAMES``.
+
+    ``threshold`` is the trigger cut-off on its probability.
+    """
 
     coefficients: tuple[float, ...]
     intercept: float

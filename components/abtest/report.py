@@ -197,7 +197,8 @@ def write_report(result: "AnalysisResult", out_dir: str | Path, *, title: str = 
                         f"{est.mean_treatment:.5g}",
                         f"{est.mean_control:.5g}",
                         f"{est.difference:.4g} [{est.difference_ci.low:.4g}, {est.difference_ci.high:.4g}]",
-                        f"{_pct(est.relative_lift)} [{_pct(est.relative_lift_ci.low)}, {_pct(est.relative_lift_ci.high)}]",
+                        f"{_pct(est.relative_lift)} "
+                        f"[{_pct(est.relative_lift_ci.low)}, {_pct(est.relative_lift_ci.high)}]",
                         f"{est.p_value:.3g}",
                     ]
                     for m in pop.metrics

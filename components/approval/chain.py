@@ -55,7 +55,10 @@ def decision_problem(request: ApprovalRequest, entry: AuditEntry) -> str | None:
     if to is State.approved and entry.actor == request.submitter and not request.allow_self_approval:
         return f"{entry.actor!r} submitted this candidate; self-approval is not allowed for {request.key}"
     if entry.at >= request.expires_at:
-        return f"decided at {entry.at:%Y-%m-%d %H:%M:%S}Z, after the request expired at {request.expires_at:%Y-%m-%d %H:%M:%S}Z"
+        return (
+            f"decided at {entry.at:%Y-%m-%d %H:%M:%S}Z, "
+            f"after the request expired at {request.expires_at:%Y-%m-%d %H:%M:%S}Z"
+        )
     if entry.at < request.created_at:
         return f"decided at {entry.at:%Y-%m-%d %H:%M:%S}Z, before the request was submitted"
     return None

@@ -88,7 +88,9 @@ class ApprovalService:
         attribute_version: int | None = None,
         spec_content_hash: str | None = None,
     ) -> ApprovalRequest:
-        """The approved request for exactly ``digest``, checked against an intact audit chain; raise NotApproved otherwise.
+        """The approved request for exactly ``digest``, checked against an intact audit chain.
+
+        Raise NotApproved otherwise.
 
         The audit must verify end to end, and hold an ``approve`` entry for this digest by one of the
         request's (the spec's) approvers that the policy allows; the request row alone never suffices.

@@ -1,4 +1,6 @@
-"""Approval stores: where requests and the audit hash chain live. SQLite (embedded default) here; Kubernetes in ``kube_store``.
+"""Approval stores: where requests and the audit hash chain live.
+
+SQLite (embedded default) here; Kubernetes in ``kube_store``.
 
 A store keeps each request exactly as submitted (never changed) and appends sealed entries to one
 audit chain, compare-and-swap on the chain's head: ``Conflict`` means someone appended since it was

@@ -1,4 +1,5 @@
-"""The pipeline's approval step: submit the candidate, then wait with backoff until a decision or the request expires."""
+"""The pipeline's approval step: submit the candidate, then wait with backoff until a decision or the request
+expires."""
 
 from __future__ import annotations
 

@@ -141,7 +141,10 @@ class ImageSet(BaseModel):
         return self.ref("server")
 
     def check_used(self, images: set[str]) -> None:
-        """Refuse one digest ``tag`` for more than one image (it names one image's bytes, so the others would not pull)."""
+        """Refuse one digest ``tag`` for more than one image.
+
+        It names one image's bytes, so the others would not pull.
+        """
         if is_digest(self.tag) and len(set(images)) > 1:
             used = ", ".join(REPOSITORIES[i] for i in sorted(images))
             raise SilversetInputError(

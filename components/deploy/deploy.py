@@ -38,7 +38,8 @@ def check_release(*, manifest: IndexManifest, gate_path: str, approvals: Approva
     except NotApproved as exc:
         raise GateFailed(
             f"candidate {digest[:19]} ({manifest.attribute}@v{manifest.attribute_version}) has no approval: {exc}; "
-            f"an approver runs `silverset approvals approve {digest[:19]} --reason TEXT` (plus --as NAME on a SQLite store)"
+            f"an approver runs `silverset approvals approve {digest[:19]} --reason TEXT` "
+            "(plus --as NAME on a SQLite store)"
         ) from None
 
 

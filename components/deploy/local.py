@@ -102,7 +102,8 @@ def deploy_local(
             live,
         )
         raise GateFailed(
-            f"{attribute}: server at {server_url} did not serve {version} within {timeout_s:.0f} s; pointer rolled back to {live}"
+            f"{attribute}: server at {server_url} did not serve {version} within {timeout_s:.0f} s; "
+            f"pointer rolled back to {live}"
         )
     log.info("%s: CURRENT is now %s under %s (was %s)", attribute, version, serve_root, live)
     return {

@@ -1,1 +1,4 @@
-"""Distill a student on precomputed embeddings from the teacher's soft labels; export TorchScript + ONNX with a digest."""
+"""Distill a student on precomputed embeddings from the teacher's soft labels.
+
+Exports TorchScript + ONNX with a digest.
+"""

@@ -15,7 +15,8 @@ from silverset.components.common.golden import GOLDEN_V1
 
 
 def golden_from_truth(*, truth: str, spec_path: str, out: str, share: float = 0.4, seed: int = 0) -> dict[str, Any]:
-    """A demo golden set: a seeded ``share`` of the synthetic corpus's truth rows for the spec's attribute, as human labels.
+    """A demo golden set: a seeded ``share`` of the synthetic corpus's truth rows for the spec's attribute, as human
+    labels.
 
     Only for the synthetic corpus (whose truth is known); a real golden set comes from the studio.
     """

@@ -75,7 +75,8 @@ def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict
         versions = np.asarray(table.column("attribute_version").to_pylist())
         if not (versions[keep] == spec.version).any():
             raise GateProblem(
-                f"attribute version mismatch: {role} predictions are for v{sorted({int(v) for v in versions[keep]})}, spec is {spec.key}"
+                f"attribute version mismatch: {role} predictions are for "
+                f"v{sorted({int(v) for v in versions[keep]})}, spec is {spec.key}"
             )
         keep &= versions == spec.version
     table = table.filter(pa.array(keep))
@@ -92,7 +93,10 @@ def read_predictions(uri: str | None, spec: AttributeSpec, *, role: str) -> dict
 def aligned(
     golden: dict[str, int], predictions: dict[str, Any], *, threshold: float, role: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities float64 [n], decisions int [n]) in golden order; every golden item must be predicted, with no NaN."""
+    """(probabilities float64 [n], decisions int [n]) in golden order.
+
+    Every golden item must be predicted, with no NaN.
+    """
     missing = [v for v in golden if v not in predictions["probability"]]
     if missing:
         raise GateProblem(
@@ -184,7 +188,9 @@ def run(
     frames: str | None = None,
     manifest: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``predictions`` on the golden set and apply the ``gate``; write gate.json, metrics.json, report.html under ``out``.
+    """Evaluate ``predictions`` on the golden set and apply the ``gate``.
+
+    Writes gate.json, metrics.json, report.html under ``out``.
 
     teacher gate: F1 and its lower 95% CI bound above the spec's bars, enough golden positives/negatives.
     student gate: F1 retention vs ``teacher_predictions`` on the same golden items, latency ratio
@@ -232,7 +238,8 @@ def run(
         bars = settings.teacher
         if n_pos < bars.min_positives or n_neg < bars.min_negatives:
             raise GateProblem(
-                f"golden set too small: {n_pos} positives / {n_neg} negatives, need {bars.min_positives} / {bars.min_negatives}"
+                f"golden set too small: {n_pos} positives / {n_neg} negatives, "
+                f"need {bars.min_positives} / {bars.min_negatives}"
             )
 
         candidate = read_predictions(predictions, spec, role="candidate")
@@ -294,7 +301,8 @@ def run(
             result["metrics"]["f1_retention"] = retention
             if not (_finite(retention) and retention >= student_bars.min_f1_retention):
                 reasons.append(
-                    f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} (student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})"
+                    f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} "
+                    f"(student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})"
                 )
 
             student_latency = student_latency_s_per_item
@@ -313,7 +321,8 @@ def run(
                 _finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0
             ):
                 reasons.append(
-                    f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): cannot check the {student_bars.max_latency_ratio} ratio"
+                    f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): "
+                    f"cannot check the {student_bars.max_latency_ratio} ratio"
                 )
             else:
                 ratio = student_latency / teacher_latency
@@ -331,7 +340,9 @@ def run(
                 result["metrics"]["vs_baseline"] = {k: v for k, v in comparison.__dict__.items() if k != "extra"}
                 if comparison.regression:
                     reasons.append(
-                        f"significant F1 regression vs the promoted model: {comparison.candidate_f1:.3f} vs {comparison.baseline_f1:.3f} (p={comparison.p_value:.3f} < {student_bars.regression_alpha})"
+                        "significant F1 regression vs the promoted model: "
+                        f"{comparison.candidate_f1:.3f} vs {comparison.baseline_f1:.3f} "
+                        f"(p={comparison.p_value:.3f} < {student_bars.regression_alpha})"
                     )
     except GateProblem as problem:
         reasons.append(str(problem))

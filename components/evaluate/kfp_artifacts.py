@@ -1,4 +1,7 @@
-"""Fill KFP ``Metrics`` and ``ClassificationMetrics`` artifacts from an evaluation summary (duck-typed: no kfp import)."""
+"""Fill KFP ``Metrics`` and ``ClassificationMetrics`` artifacts from an evaluation summary.
+
+Duck-typed: no kfp import.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,10 @@ from . import metrics as golden_metrics
 
 
 def log_artifacts(summary: dict[str, Any], *, metrics: Any, classification: Any) -> None:
-    """metrics: scalar values (+ CI bounds) and the gate verdict; classification: ROC curve and confusion matrix of the candidate."""
+    """metrics: scalar values (+ CI bounds) and the gate verdict.
+
+    classification: ROC curve and confusion matrix of the candidate.
+    """
     metrics.log_metric("passed", float(summary["passed"]))
     for role in ("candidate", "teacher"):
         block = summary["metrics"].get(role)

@@ -40,7 +40,10 @@ def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np
 
 
 def average_precision(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Average precision (area under the step PR curve), as ``sklearn.metrics.average_precision_score``; NaN with no positives."""
+    """Average precision (area under the step PR curve), as ``sklearn.metrics.average_precision_score``.
+
+    NaN with no positives.
+    """
     labels = np.asarray(labels, dtype=np.float64)
     scores = np.asarray(probabilities, dtype=np.float64)
     n_pos = labels.sum()
@@ -207,7 +210,6 @@ def _ece_rows(y: np.ndarray, p: np.ndarray, *, bins: int = ECE_BINS) -> np.ndarr
     """``expected_calibration_error`` of each row of y, p [b, n]."""
     rows, n = p.shape
     index = np.clip((p * bins).astype(int), 0, bins - 1) + bins * np.arange(rows)[:, None]
-    count = np.bincount(index.ravel(), minlength=rows * bins).reshape(rows, bins)
     prob_sum = np.bincount(index.ravel(), weights=p.ravel(), minlength=rows * bins).reshape(rows, bins)
     pos_sum = np.bincount(index.ravel(), weights=y.ravel().astype(np.float64), minlength=rows * bins).reshape(
         rows, bins

@@ -129,7 +129,8 @@ def write_report(
             "".join(
                 "<tr><th>n (pos/neg)</th>"
                 + "".join(
-                    f"<td>{result['metrics'][r]['n']} ({result['metrics'][r]['positives']}/{result['metrics'][r]['negatives']})</td>"
+                    f"<td>{result['metrics'][r]['n']} "
+                    f"({result['metrics'][r]['positives']}/{result['metrics'][r]['negatives']})</td>"
                     for r in roles
                 )
                 + "</tr>"
@@ -143,7 +144,8 @@ def write_report(
             parts.append(f"<p><b>{key}</b>: {text}</p>")
     for column, slices in result["metrics"].get("slices", {}).items():
         parts.append(
-            f"<h2>By {html.escape(column)}</h2><table><tr><th>value</th><th>n</th><th>precision</th><th>recall</th><th>F1</th></tr>"
+            f"<h2>By {html.escape(column)}</h2>"
+            "<table><tr><th>value</th><th>n</th><th>precision</th><th>recall</th><th>F1</th></tr>"
         )
         for value, m in slices.items():
             parts.append(

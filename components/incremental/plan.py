@@ -136,7 +136,10 @@ def _embedder_of(embedder_id: str | None) -> str:
 
 
 def golden_ids(golden_set: str, attribute: str) -> set[str]:
-    """video_ids of ``golden_set`` (schemas.GOLDEN, any version) labelled for ``attribute``; empty when none is given."""
+    """video_ids of ``golden_set`` (schemas.GOLDEN, any version) labelled for ``attribute``.
+
+    Empty when none is given.
+    """
     if not golden_set:
         return set()
     from silverset.components.common.golden import golden_video_ids

@@ -288,7 +288,8 @@ def build_index(
             len(tuned["curve"]),
         )
         raise GateFailed(
-            f"{spec.key}: index recall@{options.recall_k} {recall:.3f} (lower bound {tuned['chosen'].get('recall_lower', recall):.3f}) "
+            f"{spec.key}: index recall@{options.recall_k} {recall:.3f} "
+            f"(lower bound {tuned['chosen'].get('recall_lower', recall):.3f}) "
             f"is below the spec's target {spec.serving.recall_target:.3f}; best of {len(tuned['curve'])} measured "
             f"configurations: {_point_text(tuned['chosen'])}"
         )
@@ -296,7 +297,8 @@ def build_index(
     vocabulary_ids = vocabulary.column("video_id").to_pylist()
     version = index_version(spec=spec, model_digest=model_digest, vocabulary_ids=vocabulary_ids, params=params)
     with tables.atomic_directory(out, command="index build", overwrite=overwrite) as staging:
-        # The tuned num_leaves_to_search and pre_reorder_num_neighbors are recorded in the manifest for the server to pass per query.
+        # The tuned num_leaves_to_search and pre_reorder_num_neighbors are recorded in the manifest for the server
+        # to pass per query.
         ann.save_searcher(searcher, staging / "scann")
         tables.write_table(vocabulary.select(["video_id", "probability"]), staging / "vocabulary.parquet", VOCABULARY)
         tables.write_table(history, staging / "history.parquet", history_schema(dimension))

@@ -1,14 +1,18 @@
-"""Build-time ScaNN tuning: a small grid measured against exact recall@k, keeping the fastest config that meets the target.
+"""Build-time ScaNN tuning: a small grid measured against exact recall@k.
+
+It keeps the fastest config that meets the target.
 
 Build-time knobs (one ScaNN build each): ``num_leaves`` (sqrt(n), and 2 sqrt(n) from ``FULL_GRID_FROM``
 vectors up), ``dimensions_per_block`` 2 vs 4, reordering with float32 vs int8 vectors. Query-time knobs
-(measured on every build, no rebuild): ``leaves_to_search`` (1-70% of the leaves, upward until every depth meets the target) and the reorder depth
-(``pre_reorder_num_neighbors``, 5/10/25 x k; each build reorders ``max(depths)`` by default).
+(measured on every build, no rebuild): ``leaves_to_search`` (1-70% of the leaves, upward until every depth
+meets the target) and the reorder depth (``pre_reorder_num_neighbors``, 5/10/25 x k; each build reorders
+``max(depths)`` by default).
 
 Every point of the grid gets recall@k against exact numpy search on the query sample (with a lower bound: recall less
 ``confidence_z`` standard errors over queries, so the choice does not sit on the target by luck), single-thread QPS
-(one query per call, per CPU-second of the searching thread, median of ``passes`` passes over ``timed_queries`` queries) and the build's
-serialized size. ``choose`` keeps the fastest point meeting the target; points within ``tie_margin`` of
+(one query per call, per CPU-second of the searching thread, median of ``passes`` passes over ``timed_queries``
+queries) and the build's serialized size. ``choose`` keeps the fastest point meeting the target; points within
+``tie_margin`` of
 the fastest QPS count as a tie (noise on a shared machine) and the smallest index, then the highest
 recall, wins. When no point meets the target it returns the highest-recall point, flagged, with a warning.
 
@@ -48,8 +52,9 @@ class TuningOptions(BaseModel):
     timed_queries: int = Field(200, ge=1)
     passes: int = Field(3, ge=1)
     tie_margin: float = Field(0.03, ge=0, lt=1)
-    # The served index needs this share of vocabulary queries to find themselves: the server's self-check refuses a version
-    # when fewer than 90% of 16 sampled videos do, which at a true 95% still happens 19% of the time (binomial), at 99% ~1%.
+    # The served index needs this share of vocabulary queries to find themselves: the server's self-check refuses a
+    # version when fewer than 90% of 16 sampled videos do, which at a true 95% still happens 19% of the time
+    # (binomial), at 99% ~1%.
     min_self_hit: float = Field(0.99, ge=0, le=1)
     # Meeting the target means recall - z * standard error (over queries) >= target: fresh queries then meet it too.
     confidence_z: float = Field(2.0, ge=0)
@@ -121,7 +126,8 @@ def measure(
     *,
     target: float = 1.0,
 ) -> list[dict]:
-    """The query-time points of one build: recall@k (with its lower bound) and single-thread QPS per (leaves_to_search, reorder depth).
+    """The query-time points of one build: recall@k (with its lower bound) and single-thread QPS per
+    (leaves_to_search, reorder depth).
 
     Leaves go up the ladder and stop after the first rung where every reorder depth meets ``target``.
     """
@@ -153,7 +159,9 @@ def measure(
 
 
 def choose(curve: list[dict], target: float, *, tie_margin: float = 0.03) -> tuple[dict, bool]:
-    """(chosen point, met target): fastest meeting ``target`` (ties within ``tie_margin``: smallest, then highest recall).
+    """(chosen point, met target): fastest meeting ``target``.
+
+    Ties within ``tie_margin``: smallest, then highest recall.
 
     Meeting means recall_lower (recall less z standard errors; recall where absent) >= ``target``.
     No point meets it: the highest-recall point (then fastest) and False.
@@ -249,8 +257,9 @@ def tune(
         },
         "queries": int(queries.shape[0]),
         "held_out_vocabulary_rows": int(held_out.size),
-        "query_source": "sampled history vectors (the server's queries are built from users' history); those in the vocabulary are "
-        "held out of the grid's builds, the served index is rebuilt on the whole vocabulary",
+        "query_source": "sampled history vectors (the server's queries are built from users' history); "
+        "those in the vocabulary are held out of the grid's builds, "
+        "the served index is rebuilt on the whole vocabulary",
         "timed_queries": int(min(options.timed_queries, queries.shape[0])),
         "qps": f"single-thread, one query per call, queries per thread CPU-second, median of {options.passes} passes",
         "builds": builds,

@@ -6,7 +6,8 @@ teacher gate, annotate counts and spend, student gate, approval decision and who
 rollback, and the run's ``costs`` (costs.run_costs: teacher calls and spend against its budget, student items
 scored, each one's cost per 1,000 videos and their ratio). Clean-up releases the run lock if this run holds it
 and removes staging folders under this run's own plan folder and run folder only. A run that was locked out
-touches nothing. The corpus state is never marked here: ``incremental.plan.commit_promotion`` does that after the deploy.
+touches nothing. The corpus state is never marked here: ``incremental.plan.commit_promotion`` does that after the
+deploy.
 """
 
 from __future__ import annotations

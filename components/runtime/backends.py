@@ -216,7 +216,10 @@ def tensorrt_major(version: str) -> int:
 
 @dataclass(frozen=True)
 class EngineKey:
-    """What a TensorRT engine is valid for: the exact model, GPU, TensorRT version, precision, calibration and batch shape."""
+    """What a TensorRT engine is valid for.
+
+    The exact model, GPU, TensorRT version, precision, calibration and batch shape.
+    """
 
     model_digest: str
     gpu_name: str
@@ -239,7 +242,8 @@ def strongly_typed_flags(trt) -> int:
 
 
 class TensorRTRunner:
-    """A TensorRT engine built from the ONNX checkpoint's precision graph (FP16 converted, or Q/DQ INT8), cached on disk.
+    """A TensorRT engine built from the ONNX checkpoint's precision graph (FP16 converted, or Q/DQ INT8), cached on
+    disk.
 
     Built as a strongly typed network, the one build both TensorRT 10 and 11 offer: the precision comes from the
     graph, never from builder flags or a calibrator. The engine has a fixed batch shape (frames [B, T, 3, S, S],
@@ -358,8 +362,9 @@ def open_checkpoint(
 
     ``auto`` on a GPU with an ONNX file: TensorRT, else (logged) ONNX Runtime on its TensorRT/CUDA provider, else
     CPU; on a CPU: ONNX Runtime; eager TorchScript without an ONNX file. ``precision`` auto: int8 (Q/DQ) with
-    ``calibration``, else fp16 for TensorRT, dynamic INT8 when the runtime was auto on a CPU, fp32 otherwise. A sibling file with the other suffix (model.onnx
-    beside model.pt) is used when the chosen runtime needs the other format.
+    ``calibration``, else fp16 for TensorRT, dynamic INT8 when the runtime was auto on a CPU, fp32 otherwise. A
+    sibling file with the other suffix (model.onnx beside model.pt) is used when the chosen runtime needs the other
+    format.
     """
     path = Path(path)
     if not path.exists():

@@ -63,7 +63,8 @@ class _Model:
 
 def resolve(values: list[str], adjudicated: str | None) -> tuple[str | None, str]:
     """One video's golden label from its labelers' values: adjudication wins, else a strict majority of
-    positive/negative votes (skips do not vote). Returns (value or None, how: adjudicated|unanimous|majority|tie|skipped).
+    positive/negative votes (skips do not vote). Returns (value or None, how:
+    adjudicated|unanimous|majority|tie|skipped).
     """
     if adjudicated is not None:
         return adjudicated, "adjudicated"
@@ -272,7 +273,8 @@ class Studio:
             have = current.revision if current is not None else 0
             if expected_revision is not None and expected_revision != have:
                 raise Conflict(
-                    f"label of '{video_id}' by '{labeler}' is at revision {have}, not {expected_revision}; reload and retry",
+                    f"label of '{video_id}' by '{labeler}' is at revision {have}, not {expected_revision}; "
+                    "reload and retry",
                     self._label_dict(current) if current else {"video_id": video_id, "revision": 0},
                 )
             now = datetime.now(timezone.utc)

@@ -51,7 +51,8 @@ class AnnotateOptions(BaseModel):
     gemini: GeminiOptions = GeminiOptions()
     checkpoint: str | None = None  # local teacher: .onnx or TorchScript .pt; clip-zero-shot: [clip:]PATH_OR_HUB_ID
     temperature: float | None = Field(None, gt=0)  # clip-zero-shot: softmax temperature (None = the model's scale)
-    runtime: str = "auto"  # local teacher: auto | eager | onnxruntime | onnxruntime-int8 | tensorrt | tensorrt-fp16 | tensorrt-int8
+    # local teacher: auto | eager | onnxruntime | onnxruntime-int8 | tensorrt | tensorrt-fp16 | tensorrt-int8
+    runtime: str = "auto"
     precision: str = "auto"  # local teacher: auto | fp32 | fp16 | int8 (int8 needs calibration)
     calibration: str | None = None  # local teacher: frames table whose videos calibrate INT8 (Q/DQ) ranges
     threshold_logit: float = 0.0  # local teacher: label = logit >= this
