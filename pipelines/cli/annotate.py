@@ -67,20 +67,14 @@ def annotate(
     calibration: Optional[str] = typer.Option(None, "--calibration", help="local: frames table to calibrate INT8 on."),
 ) -> None:
     """Write the labels table (label, probability, rationale, teacher id, prompt hash) and errors.parquet."""
-    from silverset.components.common.errors import SilversetInputError
     from silverset.components.common.sharding import parse_shard
-    from silverset.components.teacher.annotate import TEACHERS, AnnotateOptions, run
-    from silverset.components.teacher.gemini import GeminiOptions
+    from silverset.components.teacher.annotate import run
 
-    if teacher is not None and teacher not in TEACHERS:
-        raise SilversetInputError("--teacher", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
-    if temperature is not None and not temperature > 0:
-        raise SilversetInputError("--temperature", f"must be > 0, got {temperature}")
-    if mode not in ("online", "batch"):
-        raise SilversetInputError("--mode", f"use online or batch, got {mode!r}")
-    gemini = GeminiOptions(
-        model=model,
+    options = teacher_options(
+        teacher=teacher,
+        teacher_flag="--teacher",
         mode=mode,
+        model=model,
         base_url=base_url,
         api_key_file=api_key_file,
         rps=rps,
@@ -89,17 +83,13 @@ def annotate(
         max_usd=max_usd,
         cache_dir=cache_dir,
         price_table=price_table,
-    )
-    options = AnnotateOptions(
-        teacher=teacher,
-        max_items=max_items,
-        batch_size=batch_size,
-        gemini=gemini,
         checkpoint=checkpoint,
         runtime=runtime,
         precision=precision,
-        calibration=calibration,
         temperature=temperature,
+        batch_size=batch_size,
+        max_items=max_items,
+        calibration=calibration,
     )
     from silverset.components.common.tables import resumable_output_folder
     from silverset.components.incremental.sample import annotate_sample, teacher_budget
@@ -123,7 +113,7 @@ def annotate(
             max_usd=max_usd,
         )
         if choice is not None:
-            options = options.model_copy(update={"gemini": gemini.model_copy(update={"max_usd": stop})})
+            options = options.model_copy(update={"gemini": options.gemini.model_copy(update={"max_usd": stop})})
             console.print(
                 f"teacher sample: {choice.chosen} of {choice.candidates} videos (order: "
                 f"{', '.join(choice.priority) or 'hash'})",
@@ -142,6 +132,65 @@ def annotate(
     console.print(json.dumps(summary.stats.to_dict()), markup=False, highlight=False)
     if summary.stats.stopped == "budget":
         console.print(f"[yellow]{summary.stats.message}[/yellow]")
+
+
+def teacher_options(
+    *,
+    teacher: Optional[str],
+    teacher_flag: str,
+    mode: str,
+    model: Optional[str],
+    base_url: Optional[str],
+    api_key_file: Optional[str],
+    rps: float,
+    tokens_per_min: int,
+    concurrency: int,
+    max_usd: Optional[float],
+    cache_dir: Optional[str],
+    price_table: Optional[str],
+    checkpoint: Optional[str],
+    runtime: str,
+    precision: str,
+    temperature: Optional[float],
+    batch_size: Optional[int],
+    max_items: Optional[int] = None,
+    calibration: Optional[str] = None,
+):
+    """The teacher's AnnotateOptions from the command-line flags that `annotate` and `attribute compare` share;
+    an unknown teacher (named by ``teacher_flag``), mode or a temperature <= 0 is refused naming the flag."""
+    from silverset.components.common.errors import SilversetInputError
+    from silverset.components.teacher.annotate import TEACHERS, AnnotateOptions
+    from silverset.components.teacher.gemini import GeminiOptions
+
+    if teacher is not None and teacher not in TEACHERS:
+        raise SilversetInputError(teacher_flag, f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
+    if temperature is not None and not temperature > 0:
+        raise SilversetInputError("--temperature", f"must be > 0, got {temperature}")
+    if mode not in ("online", "batch"):
+        raise SilversetInputError("--mode", f"use online or batch, got {mode!r}")
+    gemini = GeminiOptions(
+        model=model,
+        mode=mode,
+        base_url=base_url,
+        api_key_file=api_key_file,
+        rps=rps,
+        tokens_per_min=tokens_per_min,
+        concurrency=concurrency,
+        max_usd=max_usd,
+        cache_dir=cache_dir,
+        price_table=price_table,
+    )
+    return AnnotateOptions(
+        teacher=teacher,
+        max_items=max_items,
+        batch_size=batch_size,
+        gemini=gemini,
+        checkpoint=checkpoint,
+        runtime=runtime,
+        precision=precision,
+        calibration=calibration,
+        temperature=temperature,
+    )
 
 
 def register(app: typer.Typer) -> None:

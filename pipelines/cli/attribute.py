@@ -86,24 +86,20 @@ def compare(
     classes."""
     from pydantic import ValidationError
 
-    from silverset.components.common.errors import SilversetInputError
     from silverset.components.common.spec import load_spec
     from silverset.components.common.tables import resumable_output_folder
     from silverset.components.evaluate.compare import COMPARE_REPORT, check_comparable, run
-    from silverset.components.teacher.annotate import TEACHERS, AnnotateOptions
-    from silverset.components.teacher.gemini import GeminiOptions
+    from silverset.pipelines.cli.annotate import teacher_options
     from silverset.pipelines.cli.output import options_error
 
-    if teacher is not None and teacher not in TEACHERS:
-        raise SilversetInputError("--teacher-backend", f"unknown teacher {teacher!r}; use one of {', '.join(TEACHERS)}")
-    if mode not in ("online", "batch"):
-        raise SilversetInputError("--mode", f"use online or batch, got {mode!r}")
     spec_a, spec_b = load_spec(a), load_spec(b)
     check_comparable(spec_a, spec_b, a_name=str(a), b_name=str(b))  # before any folder is made
     try:
-        gemini = GeminiOptions(
-            model=model,
+        options = teacher_options(
+            teacher=teacher,
+            teacher_flag="--teacher-backend",
             mode=mode,
+            model=model,
             base_url=base_url,
             api_key_file=api_key_file,
             rps=rps,
@@ -112,15 +108,11 @@ def compare(
             max_usd=max_usd,
             cache_dir=cache_dir,
             price_table=price_table,
-        )
-        options = AnnotateOptions(
-            teacher=teacher,
-            batch_size=batch_size,
-            gemini=gemini,
             checkpoint=checkpoint,
             runtime=runtime,
             precision=precision,
             temperature=temperature,
+            batch_size=batch_size,
         )
     except ValidationError as exc:
         raise options_error("compare options", exc) from None
