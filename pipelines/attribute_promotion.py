@@ -18,8 +18,8 @@ success. The corpus state is committed only by the last step, after the deploy m
 stopped promotion is planned again by the next run.
 
 Only this module touches ``kfp.kubernetes`` (secrets, node selectors, tolerations, PVCs, pull secrets);
-components stay portable. Every stage in ``STAGES`` is imported at compile time: a missing component is an
-ImportError, never a smaller graph.
+components stay portable. Every stage's component is imported plainly at the top: a missing component is an ImportError,
+never a smaller graph.
 
 Stages hand each other deterministic paths under the run folder ({workdir}/runs/{digest}, the plan's one
 output) plus ``.after()`` edges, rather than task outputs: kfp.local 2.17 resolves only single ``Output``
@@ -30,17 +30,28 @@ set, so a stage's cache key (its input paths) changes whenever its inputs' conte
 write state outside the run folder (plan, carry/commit, gates, approval, deploy, notify) never cache.
 """
 
-import importlib
 from typing import Callable
 
 from kfp import dsl, kubernetes
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from silverset.components.abtest.component import create_experiment
+from silverset.components.approval.component import approval_gate
 from silverset.components.common.beam_runner import beam_args, check_runner
 from silverset.components.common.images import ImageSet
 from silverset.components.common.kube import CONTROL_STORE_URI
+from silverset.components.deploy.component import deploy_index
+from silverset.components.distill.component import distill_student
+from silverset.components.embed.component import embed_shard
+from silverset.components.evaluate.component import evaluate_gate
+from silverset.components.frames.component import extract_frames
+from silverset.components.incremental.component import commit_promotion, finalize_incremental, plan_incremental
 from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD, EMBED_MANIFEST, TEACHER_MANIFEST
 from silverset.components.incremental.sample import DEFAULT_PRIORITY
+from silverset.components.index.component import build_index
+from silverset.components.notify.component import notify_run, stop_promotion
+from silverset.components.score.component import bulk_score
+from silverset.components.teacher.component import annotate_shard, merge_labels
 
 PIPELINE_NAME = "attribute-promotion"
 
@@ -86,32 +97,26 @@ class PlatformOptions(BaseModel):
         return value
 
 
-# stage -> (module, component function name); every one is imported when the pipeline is built.
-STAGES: dict[str, tuple[str, str]] = {
-    "plan": ("silverset.components.incremental.component", "plan_incremental"),
-    "frames": ("silverset.components.frames.component", "extract_frames"),
-    "embed": ("silverset.components.embed.component", "embed_shard"),
-    "teacher_gate": ("silverset.components.evaluate.component", "evaluate_gate"),
-    "annotate": ("silverset.components.teacher.component", "annotate_shard"),
-    "merge": ("silverset.components.teacher.component", "merge_labels"),
-    "carry": ("silverset.components.incremental.component", "finalize_incremental"),
-    "distill": ("silverset.components.distill.component", "distill_student"),
-    "student_gate": ("silverset.components.evaluate.component", "evaluate_gate"),
-    "approval": ("silverset.components.approval.component", "approval_gate"),
-    "score": ("silverset.components.score.component", "bulk_score"),
-    "index": ("silverset.components.index.component", "build_index"),  # restricted vocabulary + ScaNN build
-    "deploy": ("silverset.components.deploy.component", "deploy_index"),
-    "commit": ("silverset.components.incremental.component", "commit_promotion"),
-    "experiment": ("silverset.components.abtest.component", "create_experiment"),
-    "stop": ("silverset.components.notify.component", "stop_promotion"),
-    "notify": ("silverset.components.notify.component", "notify_run"),
+# stage -> its KFP component, imported plainly above (the test checks every one becomes a step).
+STAGES: dict[str, Callable] = {
+    "plan": plan_incremental,
+    "frames": extract_frames,
+    "embed": embed_shard,
+    "teacher_gate": evaluate_gate,
+    "annotate": annotate_shard,
+    "merge": merge_labels,
+    "carry": finalize_incremental,
+    "distill": distill_student,
+    "student_gate": evaluate_gate,
+    "approval": approval_gate,
+    "score": bulk_score,
+    "index": build_index,  # restricted vocabulary + ScaNN build
+    "deploy": deploy_index,
+    "commit": commit_promotion,
+    "experiment": create_experiment,
+    "stop": stop_promotion,
+    "notify": notify_run,
 }
-
-
-def stage_component(stage: str) -> Callable:
-    """The KFP component of ``stage``; raises ImportError/AttributeError when it is not in the tree."""
-    module_name, attr = STAGES[stage]
-    return getattr(importlib.import_module(module_name), attr)
 
 
 # --- per-step platform settings (the only place kfp.kubernetes is used) ------------------------
@@ -168,7 +173,6 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     ``options.local_demo`` adds the demo-only ``auto_approve_as`` parameter (kfp.local with a SQLite approval
     store); the cluster package has no parameter that can approve.
     """
-    c = {stage: stage_component(stage) for stage in STAGES}
     description = "Promote a plain-language video attribute to a served, A/B-tested retrieval signal."
 
     def body(
@@ -208,7 +212,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         auto_approve_as="",
     ) -> None:
         run_id = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-        exit_task = c["notify"](
+        exit_task = notify_run(
             run_id=run_id,
             webhook_url=webhook_url,
             attribute_spec=attribute_spec,
@@ -220,7 +224,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         exit_task.set_display_name("notify-and-clean-up")
 
         with dsl.ExitHandler(exit_task, name="promotion"):
-            plan = c["plan"](
+            plan = plan_incremental(
                 manifest=manifest,
                 attribute_spec=attribute_spec,
                 state_dir=state_dir,
@@ -242,7 +246,6 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
             _no_cache(_common(plan, options, cpu="1", memory="1Gi")).set_display_name("plan-incremental")
             with dsl.If(plan.output != "", name="corpus-or-spec-changed"):
                 _promotion_body(
-                    c,
                     options,
                     run_dir=plan.output,
                     run_id=run_id,
@@ -359,7 +362,6 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
 
 def _promotion_body(
-    c: dict,
     options: PlatformOptions,
     *,
     run_dir,
@@ -405,7 +407,7 @@ def _promotion_body(
 
     # New/changed videos plus the golden-set videos (the teacher gate labels those every run).
     with dsl.ParallelFor(items=list(range(options.shards)), name="frames-shards") as shard:
-        frames = c["frames"](
+        frames = extract_frames(
             manifest=f"{plan_dir}/frames_manifest.parquet",
             out_dir=frames_dir,
             frames_per_video=frames_per_video,
@@ -418,7 +420,7 @@ def _promotion_body(
         )
         _common(frames, options, cpu="4", memory="8Gi").set_display_name("frames")
     with dsl.ParallelFor(items=list(range(options.shards)), name="embed-shards") as shard:
-        embed = c["embed"](
+        embed = embed_shard(
             frames_uri=frames_dir,
             manifest_uri=embed_manifest,
             out_uri=embeddings_dir,
@@ -431,7 +433,7 @@ def _promotion_body(
         _common(embed, options, cpu="2", memory="4Gi").set_display_name("embed-shard")
 
     # The teacher must pass a golden-set gate before any bulk annotation is spent.
-    golden_annotate = c["annotate"](
+    golden_annotate = annotate_shard(
         attribute_uri=attribute_spec,
         manifest_uri=f"{plan_dir}/golden_manifest.parquet",
         frames_uri=frames_dir,
@@ -442,7 +444,7 @@ def _promotion_body(
         **lock,
     ).after(frames)
     _teacher_step(_no_cache(golden_annotate), options).set_display_name("annotate-golden-set")
-    teacher_gate = c["teacher_gate"](
+    teacher_gate = evaluate_gate(
         attribute=attribute_spec,
         golden=golden_set,
         predictions=golden_labels,
@@ -455,7 +457,7 @@ def _promotion_body(
 
     with dsl.If(teacher_gate.outputs["Output"] == "passed", name="teacher-gate-passed"):
         with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
-            annotate = c["annotate"](
+            annotate = annotate_shard(
                 attribute_uri=attribute_spec,
                 manifest_uri=teacher_manifest,
                 frames_uri=frames_dir,
@@ -467,9 +469,9 @@ def _promotion_body(
                 **lock,
             ).after(frames)
             _teacher_step(annotate, options).set_display_name("annotate-shard")
-        merge = c["merge"](manifest_uri=teacher_manifest, out_uri=teacher_labels).after(annotate)
+        merge = merge_labels(manifest_uri=teacher_manifest, out_uri=teacher_labels).after(annotate)
         _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")
-        carry = c["carry"](
+        carry = finalize_incremental(
             plan_dir=plan_dir,
             new_labels=teacher_labels,
             new_embeddings=embeddings_dir,
@@ -478,7 +480,7 @@ def _promotion_body(
         ).after(merge, embed)
         _no_cache(_common(carry, options, cpu="1", memory="4Gi")).set_display_name("carry-over-unchanged-videos")
 
-        distill = c["distill"](
+        distill = distill_student(
             embeddings=f"{merged}/embeddings",
             labels=f"{merged}/train_labels",
             attribute=attribute_spec,
@@ -488,14 +490,14 @@ def _promotion_body(
         _common(distill, options, cpu="4", memory="8Gi").set_display_name("distill-student")
         if options.gpu_trainer:
             _gpu(distill, options)
-        golden_scores = c["score"](
+        golden_scores = bulk_score(
             model_dir=model_dir,
             embeddings=f"{merged}/golden_embeddings",
             out_dir=f"{run_dir}/student_golden_scores",
             **lock,
         ).after(distill)
         _common(golden_scores, options, cpu="1", memory="2Gi").set_display_name("score-golden-set")
-        student_gate = c["student_gate"](
+        student_gate = evaluate_gate(
             attribute=attribute_spec,
             golden=golden_set,
             predictions=f"{run_dir}/student_golden_scores",
@@ -509,7 +511,7 @@ def _promotion_body(
 
         with dsl.If(student_gate.outputs["Output"] == "passed", name="student-gate-passed"):
             approval_args = dict(auto_approve_as=auto_approve_as) if options.local_demo else {}
-            approval = c["approval"](
+            approval = approval_gate(
                 gate=student_gate_dir,
                 attribute_spec=attribute_spec,
                 approval_store=approval_store,
@@ -530,7 +532,7 @@ def _promotion_body(
             kubernetes.set_timeout(approval, int(options.approval_timeout_hours * 3600) + 900)
             with dsl.If(approval.output == "approved", name="approved"):
                 with dsl.ParallelFor(items=list(range(options.shards)), name="score-shards") as shard:
-                    score = c["score"](
+                    score = bulk_score(
                         model_dir=model_dir,
                         embeddings=f"{merged}/embeddings",
                         out_dir=f"{run_dir}/scores",
@@ -540,7 +542,7 @@ def _promotion_body(
                         **lock,
                     ).after(approval)
                     _common(score, options, cpu="4", memory="8Gi").set_display_name("bulk-score")
-                index = c["index"](
+                index = build_index(
                     scores=f"{run_dir}/scores",
                     embeddings=f"{merged}/embeddings",
                     attribute_spec=attribute_spec,
@@ -548,7 +550,7 @@ def _promotion_body(
                     **lock,
                 ).after(score)
                 _common(index, options, cpu="4", memory="8Gi").set_display_name("restricted-vocabulary-and-index")
-                deploy = c["deploy"](
+                deploy = deploy_index(
                     index_dir=f"{run_dir}/index",
                     gate=student_gate_dir,
                     approval_store=approval_store,
@@ -561,7 +563,7 @@ def _promotion_body(
                 _calls_services(
                     _no_cache(_common(deploy, options, cpu="250m", memory="512Mi")), options
                 ).set_display_name("deploy-index")
-                commit = c["commit"](
+                commit = commit_promotion(
                     plan_dir=plan_dir,
                     merged_dir=merged,
                     state_dir=state_dir,
@@ -572,7 +574,7 @@ def _promotion_body(
                 _no_cache(_common(commit, options, cpu="1", memory="2Gi")).set_display_name("commit-promoted-state")
                 share = experiment["treatment_share"]
                 with dsl.If(share > 0.0, name="experiment-requested"):
-                    start = c["experiment"](
+                    start = create_experiment(
                         attribute_spec=attribute_spec,
                         out_dir=experiment["out_dir"],
                         treatment_share=share,
@@ -580,16 +582,16 @@ def _promotion_body(
                     ).after(commit)
                     _no_cache(_common(start, options, cpu="100m", memory="256Mi")).set_display_name("start-experiment")
             with dsl.Else(name="not-approved"):
-                _stop(c, options, run_dir=run_dir, stage="approval")
+                _stop(options, run_dir=run_dir, stage="approval")
         with dsl.Else(name="student-gate-failed"):
-            _stop(c, options, run_dir=run_dir, stage="student_gate")
+            _stop(options, run_dir=run_dir, stage="student_gate")
     with dsl.Else(name="teacher-gate-failed"):
-        _stop(c, options, run_dir=run_dir, stage="teacher_gate")
+        _stop(options, run_dir=run_dir, stage="teacher_gate")
 
 
-def _stop(c: dict, options: PlatformOptions, *, run_dir, stage: str) -> None:
+def _stop(options: PlatformOptions, *, run_dir, stage: str) -> None:
     """The step that fails the run when ``stage`` stopped the promotion (its message names the reasons)."""
-    stop = c["stop"](run_dir=run_dir, stage=stage)
+    stop = stop_promotion(run_dir=run_dir, stage=stage)
     _no_cache(_common(stop, options, cpu="50m", memory="128Mi")).set_display_name(f"stop-{stage.replace('_', '-')}")
 
 

@@ -34,8 +34,8 @@ def test_every_stage_is_a_step_and_the_exit_handler_always_notifies(compiled):
     _, spec, _ = compiled
     tasks = _tasks(spec)
     executors = set(spec["deploymentSpec"]["executors"])
-    for stage, (_, function) in STAGES.items():
-        assert f"exec-{function.replace('_', '-')}" in executors, stage
+    for stage, component in STAGES.items():
+        assert f"exec-{component.name}" in executors, stage
     notify = spec["root"]["dag"]["tasks"]["notify-run"]
     assert notify["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"  # runs on failure too
     names = {t["taskInfo"]["name"] for t in tasks.values()}
