@@ -25,8 +25,8 @@ def _cycle(*, manifest: str, spec: str, state_dir: str, work: Path, incremental:
     started = time.perf_counter()
     calls = 0
     if incremental:
+        from silverset.components.common.run_lock import open_run_lock
         from silverset.components.incremental import state
-        from silverset.components.incremental.lock import open_run_lock
 
         summary = plan.plan_run(
             manifest=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work), run_id=work.name

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 
 def _measured(fn, **kwargs):
-    from silverset.components.notify.costs import measure_cpu
+    from silverset.components.common.cpu_stats import measure_cpu
 
     with measure_cpu() as cpu:
         result = fn(**kwargs)

@@ -27,7 +27,7 @@ def approval_gate(
     import json
 
     from silverset.components.approval.wait import run
-    from silverset.components.incremental.guard import renewing
+    from silverset.components.common.step import renewing
     from silverset.components.notify.stop import write_decision
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):

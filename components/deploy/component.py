@@ -31,8 +31,8 @@ def deploy_index(
     import fsspec
 
     from silverset.components.common.artifacts import GATE_FILE
+    from silverset.components.common.step import renewing
     from silverset.components.deploy.deploy import run
-    from silverset.components.incremental.guard import renewing
 
     gate_path = Path(gate) / GATE_FILE if Path(gate).is_dir() else Path(gate)
     record_uri = f"{run_dir.rstrip('/')}/deploy/deploy.json"

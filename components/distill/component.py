@@ -28,9 +28,9 @@ def distill_student(
     import json
     from collections import namedtuple
 
+    from silverset.components.common.step import renewing
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run
-    from silverset.components.incremental.guard import renewing
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
         s = run(

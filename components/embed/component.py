@@ -25,11 +25,10 @@ def embed_shard(
     import json
 
     from silverset.components.common.sharding import Shard
+    from silverset.components.common.step import nothing_to_do, renewing
     from silverset.components.embed.embed import EmbedOptions, run
-    from silverset.components.incremental.guard import renewing
-    from silverset.components.incremental.plan import manifest_is_empty
 
-    if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
+    if nothing_to_do(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
         summary = run(

@@ -34,13 +34,12 @@ def extract_frames(
 
     from silverset.components.common.beam_runner import beam_args
     from silverset.components.common.sharding import Shard
+    from silverset.components.common.step import nothing_to_do, renewing
     from silverset.components.frames.pipeline import run
-    from silverset.components.incremental.guard import renewing
-    from silverset.components.incremental.plan import manifest_is_empty
 
     shard = Shard(int(shard_index), int(shard_count))  # collected/looped ints may arrive as floats locally
     flags = list(pipeline_options) + beam_args(runner=runner, options=beam_options)
-    if manifest.endswith(".parquet") and manifest_is_empty(manifest):  # an incremental run with nothing to frame
+    if nothing_to_do(manifest):  # an incremental run with nothing to frame
         return namedtuple("Frames", "frames_dir videos errors frames")(out_dir, 0, 0, 0)
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
         s = run(

@@ -93,7 +93,7 @@ def commit_promotion(
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    from silverset.components.incremental.guard import renewing
+    from silverset.components.common.step import renewing
     from silverset.components.incremental.plan import commit_promotion as commit
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):

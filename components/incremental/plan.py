@@ -53,12 +53,12 @@ from silverset.components.common.artifacts import (  # noqa: F401
 from silverset.components.common.digest import sha256_json
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
+from silverset.components.common.run_lock import StateLocked, open_run_lock
 from silverset.components.common.spec import load_spec
 from silverset.components.common.tables import ErrorRow
 
 from . import state
 from .embedder_identity import DEFAULT_EMBEDDER, block_names
-from .lock import StateLocked, open_run_lock
 from .sample import TeacherBudget, choose_sample, gemini_usd_per_video
 
 _LOGGER = logging.getLogger(__name__)
@@ -145,17 +145,6 @@ def golden_ids(golden_set: str, attribute: str) -> set[str]:
     from silverset.components.common.golden import golden_video_ids
 
     return set(golden_video_ids(golden_set, attribute=attribute))
-
-
-def manifest_is_empty(uri: str) -> bool:
-    """Whether a plan's Parquet manifest (todo, golden, frames) has no rows: stages then have nothing to do."""
-    fs, path = fsspec.core.url_to_fs(uri)
-    if not fs.exists(path):
-        return True
-    import pyarrow.parquet as pq
-
-    with fs.open(path, "rb") as f:
-        return pq.ParquetFile(f).metadata.num_rows == 0
 
 
 def run_dir_of(workdir: str, digest: str) -> str:

@@ -207,15 +207,6 @@ def teacher_budget(
     return TeacherBudget(videos=videos, usd=float(usd), priority=priority)
 
 
-def shard_share_usd(manifest: str, shard, budget_usd: float) -> float:
-    """One annotate shard's hard stop under a run's USD budget: the budget times the shard's share of the
-    manifest's videos, so the shards together never spend more than ``budget_usd``."""
-    from silverset.components.common.manifest import read_manifest
-
-    ids = read_manifest(manifest)[0].column("video_id").to_pylist()
-    return budget_usd * sum(shard.owns(v) for v in ids) / max(len(ids), 1)
-
-
 def annotate_sample(
     *,
     attribute: str,
@@ -234,7 +225,7 @@ def annotate_sample(
     Without a cap: the manifest itself, None, ``max_usd``. With one: the chosen rows (every ``shard`` worker,
     a common.sharding.Shard, chooses the same ones) in ``out/.sample/teacher-manifest-<shard tag>.parquet``;
     a USD cap needs the Gemini teacher and, unless ``max_usd`` is given, the shard's share of it
-    (``shard_share_usd``) is its hard stop.
+    (``teacher.prices.shard_share_usd``) is its hard stop.
     """
     if not budget.capped:
         return manifest, None, max_usd
@@ -255,9 +246,10 @@ def annotate_sample(
     rows, _ = read_manifest(manifest, stage="annotate")
     chosen, choice = choose_sample(rows, budget, usd_per_video=usd_per_video)
     from silverset.components.common.sharding import Shard
+    from silverset.components.teacher import prices
 
     shard = shard or Shard()
     path = "/".join([str(out).rstrip("/"), ".sample", f"teacher-manifest-{shard.tag}.parquet"])
     tables.write_table(chosen, path)
-    hard_stop = max_usd if max_usd is not None or budget.usd <= 0 else shard_share_usd(path, shard, budget.usd)
+    hard_stop = max_usd if max_usd is not None or budget.usd <= 0 else prices.shard_share_usd(path, shard, budget.usd)
     return path, choice, hard_stop

@@ -26,8 +26,7 @@ import pyarrow as pa
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
-
-from .lock import StateLocked  # noqa: F401 - the run lock's refusal, raised by plan.plan_run
+from silverset.components.common.run_lock import StateLocked  # noqa: F401 - the run lock's refusal, raised by plan.plan_run
 
 VIDEOS_FILE = "videos.parquet"
 LABELS_DIR = "labels"

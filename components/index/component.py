@@ -21,7 +21,7 @@ def build_index(
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
-    from silverset.components.incremental.guard import renewing
+    from silverset.components.common.step import renewing
     from silverset.components.index.build import run
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):

@@ -243,9 +243,10 @@ def _index_version(index_dir: str) -> str:
 
 def _costs(run_dir: str, plan: PlanSummary, annotate: dict, golden_annotate: dict) -> dict:
     """costs.run_costs of the run folder's teacher and score steps ({} before the teacher ran)."""
+    from silverset.components.common.cpu_stats import read_cpu
     from silverset.components.common.tables import parquet_files
 
-    from .costs import read_cpu, run_costs
+    from .costs import run_costs
 
     if not annotate and not golden_annotate:
         return {}
@@ -360,7 +361,7 @@ def run(
     released, removed = False, 0
     if summary.outcome != "locked":
         if state_dir and run_id:
-            from silverset.components.incremental.lock import open_run_lock
+            from silverset.components.common.run_lock import open_run_lock
 
             released = open_run_lock(run_lock or state_dir, key=state_dir, api_client=api_client).release(run_id)
         removed = remove_staging(plan_dir) + remove_staging(summary.run_dir)

@@ -33,9 +33,9 @@ def bulk_score(
     from collections import namedtuple
 
     from silverset.components.common.beam_runner import beam_args
+    from silverset.components.common.cpu_stats import measure_cpu, write_cpu
     from silverset.components.common.sharding import Shard
-    from silverset.components.incremental.guard import renewing
-    from silverset.components.notify.costs import measure_cpu, write_cpu
+    from silverset.components.common.step import renewing
     from silverset.components.score.bulk import ScoreOptions
     from silverset.components.score.shards import run_shard
 

@@ -42,18 +42,17 @@ def annotate_shard(
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
+    from silverset.components.common.cpu_stats import measure_cpu, write_cpu
     from silverset.components.common.sharding import Shard
-    from silverset.components.incremental.guard import renewing
-    from silverset.components.incremental.plan import manifest_is_empty
-    from silverset.components.notify.costs import measure_cpu, write_cpu
+    from silverset.components.common.step import nothing_to_do, renewing
     from silverset.components.teacher.annotate import AnnotateOptions, run
     from silverset.components.teacher.gemini import GeminiOptions
 
-    if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
+    if nothing_to_do(manifest_uri):  # incremental run: nothing new
         return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     shard = Shard(shard_index, shard_count)
     if budget_usd > 0 and max_usd < 0:
-        from silverset.components.incremental.sample import shard_share_usd
+        from silverset.components.teacher.prices import shard_share_usd
 
         max_usd = shard_share_usd(manifest_uri, shard, budget_usd)
     gemini = GeminiOptions(
@@ -91,10 +90,10 @@ def merge_labels(manifest_uri: str, out_uri: str) -> int:
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.common.manifest import read_manifest
-    from silverset.components.incremental.plan import manifest_is_empty
+    from silverset.components.common.step import nothing_to_do
     from silverset.components.runtime.runner import merge_check
 
-    if manifest_uri.endswith(".parquet") and manifest_is_empty(manifest_uri):  # incremental run: nothing new
+    if nothing_to_do(manifest_uri):  # incremental run: nothing new
         return 0
     manifest, dropped = read_manifest(manifest_uri)
     report = merge_check(out_uri, manifest.column("video_id").to_pylist() + [e.key for e in dropped])

@@ -83,3 +83,12 @@ def load_price_table(path: str | Path | None = None) -> PriceTable:
     except ValidationError as exc:
         problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
         raise SilversetInputError(what, problems) from None
+
+
+def shard_share_usd(manifest: str, shard, budget_usd: float) -> float:
+    """One annotate shard's hard stop under a run's USD budget: the budget times the shard's share of the
+    manifest's videos, so the shards together never spend more than ``budget_usd``."""
+    from silverset.components.common.manifest import read_manifest
+
+    ids = read_manifest(manifest)[0].column("video_id").to_pylist()
+    return budget_usd * sum(shard.owns(v) for v in ids) / max(len(ids), 1)

@@ -106,9 +106,9 @@ def test_one_run_of_the_steps_kubernetes_calls_succeeds_as_the_runner(overlay, r
     from silverset.components.approval.component import approval_gate
     from silverset.components.approval.kube_store import KubernetesApprovalStore
     from silverset.components.approval.policy import ApprovalService
+    from silverset.components.common.run_lock import open_run_lock
+    from silverset.components.common.step import renewing
     from silverset.components.deploy.component import deploy_index
-    from silverset.components.incremental.guard import renewing
-    from silverset.components.incremental.lock import open_run_lock
 
     spec_path, index, gate_dir, version = release
     layout = LAYOUTS[overlay]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from silverset.components.incremental import lock as run_lock
+from silverset.components.common import run_lock
 
 
 class Clock:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from silverset.components.incremental import lock as run_lock
+from silverset.components.common import run_lock
 from tests.helpers.locks import Clock, race_two_processes
 
 

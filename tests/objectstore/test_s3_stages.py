@@ -5,11 +5,10 @@ from __future__ import annotations
 import fsspec
 import numpy as np
 
-from silverset.components.common import schemas, tables
+from silverset.components.common import run_lock, schemas, tables
 from silverset.components.common.spec import example_specs_dir
 from silverset.components.embed import embed
 from silverset.components.frames import pipeline as frames
-from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan, state
 from silverset.components.notify import webhook
 from silverset.components.teacher import annotate

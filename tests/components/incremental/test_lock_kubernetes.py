@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from silverset.components.incremental import lock as run_lock
+from silverset.components.common import run_lock
 from tests.fakes.kube_api_server import kfp_cluster
 
 CONTROL = "silverset-control"

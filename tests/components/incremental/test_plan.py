@@ -10,6 +10,7 @@ import pytest
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
+from silverset.components.common.step import nothing_to_do
 from silverset.components.incremental import plan, state
 from tests.helpers.factories import file_corpus, golden_for_ids, spec_version, teacher_labels
 
@@ -163,5 +164,5 @@ def test_a_changed_golden_set_is_new_work_and_an_empty_plan_manifest_is_detected
         golden_set=golden,
     )
     assert same.todo == 0 and same.corpus_digest != summary.corpus_digest and not same.up_to_date
-    assert plan.manifest_is_empty(same.todo_manifest)
-    assert not plan.manifest_is_empty(str(tmp_path / "p" / "golden_manifest.parquet"))
+    assert nothing_to_do(same.todo_manifest)
+    assert not nothing_to_do(str(tmp_path / "p" / "golden_manifest.parquet"))

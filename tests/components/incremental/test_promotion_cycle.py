@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from silverset.components.common import tables
-from silverset.components.incremental import lock as run_lock
+from silverset.components.common import run_lock, tables
 from silverset.components.incremental import plan, state
 from silverset.components.teacher import annotate
 from tests.helpers.factories import file_corpus, spec_version

@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.artifacts import PlanSummary, write_plan
+from silverset.components.common.cpu_stats import measure_cpu, read_cpu, write_cpu
 from silverset.components.notify import webhook
-from silverset.components.notify.costs import measure_cpu, read_cpu, run_costs, write_cpu
+from silverset.components.notify.costs import run_costs
 
 
 def test_cpu_is_measured_as_cpu_time_not_wall_time():

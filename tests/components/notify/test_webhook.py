@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from silverset.components.common import run_lock
 from silverset.components.common.artifacts import IndexManifest, PlanSummary, write_index_manifest, write_plan
-from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan as incremental_plan
 from silverset.components.notify import webhook
 

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from silverset.components.common import schemas, sharding, tables
+from silverset.components.common.cpu_stats import read_cpu
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.sharding import Shard
-from silverset.components.notify.costs import read_cpu
 from silverset.components.score.bulk import ScoreOptions
 from silverset.components.score.component import bulk_score
 from silverset.components.score.shards import run_shard

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from silverset.components.common import tables
+from silverset.components.common import run_lock, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir
-from silverset.components.incremental import lock as run_lock
 from silverset.components.incremental import plan
 from silverset.components.studio.catalog import live_run, load_workdir
 from tests.components.studio.conftest import hashing_text_encoder
