@@ -31,12 +31,13 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests.helpers.ports import free_port
 
 _LOGGER = logging.getLogger(__name__)
 SUPERUSER = "silverset"
@@ -59,12 +60,6 @@ def find_binaries() -> Path | None:
         if os.access(Path(folder) / "initdb", os.X_OK) and os.access(Path(folder) / "postgres", os.X_OK):
             return Path(folder)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent() -> None:
@@ -133,7 +128,7 @@ class PostgresServer:
             what="initdb",
         )
         pwfile.unlink()
-        self.port = _free_port()
+        self.port = free_port()
         log = (self.root / "server.log").open("ab")
         self._process = subprocess.Popen(
             [

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from silverset.components.studio.service import Studio
-from tests.security.conftest import cli  # noqa: F401 - the in-process CLI runner fixture
 
 KEY = "red_dominant@v1"
 

@@ -15,7 +15,6 @@ from silverset.components.common import schemas, tables
 from silverset.components.common.golden import golden_rows
 from silverset.components.common.spec import example_specs_dir
 from silverset.components.studio.service import Conflict, Studio
-from tests.security.conftest import cli  # noqa: F401 - the in-process CLI runner fixture
 
 KEY = "red_dominant@v1"
 N_TRAIN = 15  # per class

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,37 +20,12 @@ import httpx
 import pytest
 
 from silverset.components.studio.app import create_app
-from tests.security.conftest import cli  # noqa: F401 - the in-process CLI runner fixture
+from tests.helpers.ports import free_port, serve_app
 
 from .conftest import bearer
 
 KEY = "red_dominant@v1"
 POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(app):
-    """The app on a real uvicorn server on a loopback port (request handlers on uvicorn's worker threads)."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "studio server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def race(requests: list) -> list[httpx.Response]:
@@ -74,7 +48,7 @@ def test_two_clients_editing_one_label_at_once_get_one_200_and_one_409(studio, u
     """alice has the studio open on two devices; both send an edit made against the same revision, at once."""
     videos = studio.catalog.video_ids[:12]
     with (
-        serving(create_app(studio, users=users)) as url,
+        serve_app(create_app(studio, users=users)) as url,
         httpx.Client(base_url=url, headers=bearer(tokens, "alice")) as laptop,
         httpx.Client(base_url=url, headers=bearer(tokens, "alice")) as tablet,
     ):
@@ -116,7 +90,7 @@ def test_two_adjudicators_settling_one_video_at_once_get_one_200_and_one_409(stu
     """Adjudications race too: to create the first one and to change it; the loser is told, nothing is lost."""
     videos = studio.catalog.video_ids[20:28]
     with (
-        serving(create_app(studio, users=users)) as url,
+        serve_app(create_app(studio, users=users)) as url,
         httpx.Client(base_url=url, headers=bearer(tokens, "dana")) as dana,
         httpx.Client(base_url=url, headers=bearer(tokens, "root")) as root,
     ):
@@ -319,7 +293,7 @@ def test_two_studio_serve_processes_on_one_postgres_database_share_labels_and_se
     import shutil
 
     shutil.copytree(workdir, tmp_path / "w")  # serve writes W/studio and W/golden
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     logs = [tmp_path / f"serve-{i}.log" for i in range(2)]
     processes = [_serve(tmp_path / "w", db_url, port, log) for port, log in zip(ports, logs, strict=True)]
     try:
@@ -399,7 +373,7 @@ def test_cli_export_then_import_round_trip_through_the_database_url(
 )
 def test_a_database_url_that_does_not_parse_or_has_no_driver_exits_2_naming_it(cli, workdir, db, problem):  # noqa: F811
     result = cli(
-        "studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(_free_port())
+        "studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(free_port())
     )
     assert result.code == 2 and _squeezed(problem) in _squeezed(result.err), result.err  # rich wraps the line
 
@@ -409,7 +383,7 @@ def test_a_postgres_server_refusing_the_password_exits_2_naming_the_url_without_
 ):  # noqa: F811 - the imported fixture
     db = postgres_server.url("postgres").replace(postgres_server.password, "not-the-password")
     result = cli(
-        "studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(_free_port())
+        "studio", "serve", "--workdir", str(workdir), "--db", db, "--no-text-search", "--port", str(free_port())
     )
     assert result.code == 2, (result.out, result.err)
     shown = f"studio database 'postgresql+psycopg://silverset:***@127.0.0.1:{postgres_server.port}/postgres'"

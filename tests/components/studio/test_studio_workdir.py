@@ -18,7 +18,6 @@ from silverset.components.common.spec import example_specs_dir
 from silverset.components.incremental import plan
 from silverset.components.studio.catalog import live_run, load_workdir
 from tests.components.studio.conftest import hashing_text_encoder
-from tests.security.conftest import cli  # noqa: F401 - the in-process CLI runner fixture
 
 SPEC = str(example_specs_dir() / "red_dominant.yaml")
 
