@@ -512,7 +512,7 @@ def _promotion_body(
         with dsl.If(student_gate.outputs["Output"] == "passed", name="student-gate-passed"):
             approval_args = dict(auto_approve_as=auto_approve_as) if options.local_demo else {}
             approval = approval_gate(
-                gate=student_gate_dir,
+                gate_result=student_gate_dir,
                 attribute_spec=attribute_spec,
                 approval_store=approval_store,
                 submitter=submitter,
@@ -552,7 +552,7 @@ def _promotion_body(
                 _common(index, options, cpu="4", memory="8Gi").set_display_name("restricted-vocabulary-and-index")
                 deploy = deploy_index(
                     index_dir=f"{run_dir}/index",
-                    gate=student_gate_dir,
+                    gate_result=student_gate_dir,
                     approval_store=approval_store,
                     target=deploy_target,
                     serve_root=serve_root,

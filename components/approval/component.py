@@ -7,7 +7,7 @@ from silverset.components.common.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def approval_gate(
-    gate: str,
+    gate_result: str,
     attribute_spec: str,
     approval_store: str,
     submitter: str,
@@ -19,27 +19,25 @@ def approval_gate(
     state_dir: str = "",
     run_id: str = "",
 ) -> str:
-    """Submit the candidate that ``gate`` (gate.json or its folder) blessed and wait for a human decision,
+    """Submit the candidate that ``gate_result`` (gate.json or its folder) blessed and wait for a human decision,
     keeping the run lock while it waits; the decision goes to ``run_dir``/approval/decision.json."""
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    import json
-
-    from silverset.components.approval.wait import run
+    from silverset.components.approval.wait import ApprovalOptions, run
     from silverset.components.common.step import renewing
     from silverset.components.notify.stop import write_decision
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        result = run(
-            gate=gate,
-            attribute=attribute_spec,
-            store=approval_store,
+        outcome = run(
+            gate_result=gate_result,
+            attribute_spec=attribute_spec,
+            approval_store=approval_store,
             submitter=submitter,
             report_uri=report_uri,
             webhook_url=webhook_url,
-            auto_approve_as=auto_approve_as,
+            options=ApprovalOptions(auto_approve_as=auto_approve_as),
         )
-    write_decision(run_dir, result)
-    print(json.dumps(result, default=str))
-    return result["decision"]
+    write_decision(run_dir, outcome)
+    print(outcome.model_dump_json())
+    return outcome.decision.value

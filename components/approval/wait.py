@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from silverset.components.common import artifacts
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
@@ -18,6 +20,18 @@ from .policy import ApprovalService
 from .store import open_store, parse_store_uri
 
 log = logging.getLogger(__name__)
+
+
+class ApprovalOptions(BaseModel):
+    """How the approval step waits, and the local demo's scripted approver."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The local demo only: approve as this user at once (refused unless the store is a SQLite file; audited as
+    # ``auto-approve``). "" = wait for a person.
+    auto_approve_as: str = ""
+    initial_delay_s: float = Field(2.0, gt=0)  # first poll delay; each next one is twice as long ...
+    max_delay_s: float = Field(60.0, gt=0)  # ... up to this
 
 
 def read_gate(path: str | Path) -> GateResult:
@@ -59,60 +73,58 @@ def wait_for_decision(
         delay = min(delay * factor, max_delay_s)
 
 
-def step(
+def run(
     *,
-    gate: str,
-    attribute: str,
-    store: str,
+    gate_result: str,
+    attribute_spec: str,
+    approval_store: str,
     submitter: str,
     report_uri: str = "",
     webhook_url: str = "",
-    auto_approve_as: str = "",
-    initial_delay_s: float = 2.0,
-    max_delay_s: float = 60.0,
+    options: ApprovalOptions = ApprovalOptions(),
     api_client=None,
     service: ApprovalService | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApprovalOutcome:
     """Submit the gate's candidate with the spec's approvers and wait; return the outcome (the step's own output).
 
-    ``decision`` is ``approved``, ``rejected`` or ``expired`` (nobody decided before the spec's
-    ``approval_timeout_hours``; the wait never runs longer). A gate that did not pass is rejected at
-    once (nobody is asked). The gate must carry the content hash of ``attribute``: approvers come only
-    from the spec the gate ran with. ``auto_approve_as`` is for the local demo: refused unless the store
-    is a SQLite file, and audited as ``auto-approve``. ``service`` replaces the store/webhook (tests).
+    ``gate_result`` is gate.json or its folder. ``decision`` is ``approved``, ``rejected`` or ``expired`` (nobody
+    decided before the spec's ``approval_timeout_hours``; the wait never runs longer). A gate that did not pass is
+    rejected at once (nobody is asked). The gate must carry the content hash of ``attribute_spec``: approvers come
+    only from the spec the gate ran with. ``service`` replaces the store/webhook (tests).
     """
+    auto_approve_as = options.auto_approve_as
     if auto_approve_as and (
-        not service.store.allows_auto_approval if service else parse_store_uri(store)[0] != "sqlite"
+        not service.store.allows_auto_approval if service else parse_store_uri(approval_store)[0] != "sqlite"
     ):
         raise SilversetInputError(
             "auto_approve_as",
-            f"auto-approval is for the local demo's SQLite store only; the store {store!r} "
+            f"auto-approval is for the local demo's SQLite store only; the store {approval_store!r} "
             "needs a human approver (leave auto_approve_as empty)",
         )
-    spec = load_spec(attribute)
-    gate_result = read_gate(gate)
+    spec = load_spec(attribute_spec)
+    gate = read_gate(gate_result)
     if service is None:
         service = ApprovalService(
-            open_store(store, api_client=api_client), notifier=Notifier(webhook_url) if webhook_url else None
+            open_store(approval_store, api_client=api_client), notifier=Notifier(webhook_url) if webhook_url else None
         )
-    if gate_result.spec_content_hash is None:
+    if gate.spec_content_hash is None:
         raise SilversetInputError(
-            f"gate '{gate}'",
+            f"gate '{gate_result}'",
             "records no spec_content_hash; the approval step takes approvers only from the spec "
             "the gate ran with (re-run the evaluate stage)",
         )
-    if not gate_result.passed:
+    if not gate.passed:
         outcome = ApprovalOutcome(
             decision=State.rejected,
-            candidate_digest=gate_result.candidate_digest,
+            candidate_digest=gate.candidate_digest,
             attribute=spec.name,
             attribute_version=spec.version,
             decided_by="gate",
-            reason="; ".join(gate_result.reasons) or "gate failed",
+            reason="; ".join(gate.reasons) or "gate failed",
         )
     else:
-        request = service.submit(gate=gate_result, spec=spec, submitter=submitter, report_uri=report_uri)
+        request = service.submit(gate=gate, spec=spec, submitter=submitter, report_uri=report_uri)
         if auto_approve_as and request.state is State.pending:
             request = service.approve(
                 request.candidate_digest, user=auto_approve_as, reason="auto-approved for the demo", auto=True
@@ -121,7 +133,11 @@ def step(
             "waiting for a decision on %s (%s) until %s", request.candidate_digest[:19], request.key, request.expires_at
         )
         request = wait_for_decision(
-            service, request.candidate_digest, initial_delay_s=initial_delay_s, max_delay_s=max_delay_s, sleep=sleep
+            service,
+            request.candidate_digest,
+            initial_delay_s=options.initial_delay_s,
+            max_delay_s=options.max_delay_s,
+            sleep=sleep,
         )
         if request.state is State.expired:
             service.notify("expired", request)  # only the waiting step tells: an expiry is read, never written
@@ -144,25 +160,3 @@ def step(
             expires_at=request.expires_at,
         )
     return outcome
-
-
-def run(
-    *,
-    gate: str,
-    attribute: str,
-    store: str,
-    submitter: str,
-    report_uri: str = "",
-    webhook_url: str = "",
-    auto_approve_as: str = "",
-) -> dict:
-    """The KFP component's entry: ``step(...)`` as JSON (``{"decision": "approved"|"rejected"|"expired", ...}``)."""
-    return step(
-        gate=gate,
-        attribute=attribute,
-        store=store,
-        submitter=submitter,
-        report_uri=report_uri,
-        webhook_url=webhook_url,
-        auto_approve_as=auto_approve_as,
-    ).model_dump(mode="json")

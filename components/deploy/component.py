@@ -8,52 +8,47 @@ from silverset.components.common.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def deploy_index(
     index_dir: str,
-    gate: str,
+    gate_result: str,
     approval_store: str,
     run_dir: str,
     target: str = "local",
     serve_root: str = "",
     namespace: str = "",
-    index_uri: str = "",
     run_lock: str = "",
     state_dir: str = "",
     run_id: str = "",
 ) -> str:
-    """Make the index in ``index_dir`` live; ``gate`` is gate.json or its folder; ``namespace`` "" is the step
+    """Make the index in ``index_dir`` live; ``gate_result`` is gate.json or its folder; ``namespace`` "" is the step
     pod's own (kubernetes target). The outcome (or the failure and rollback) goes to ``run_dir``/deploy/deploy.json;
     returns it as JSON. A failed deploy fails the step."""
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
-    from pathlib import Path
 
     import fsspec
 
-    from silverset.components.common.artifacts import GATE_FILE
     from silverset.components.common.step import renewing
-    from silverset.components.deploy.deploy import run
+    from silverset.components.deploy.deploy import DeployOptions, run
 
-    gate_path = Path(gate) / GATE_FILE if Path(gate).is_dir() else Path(gate)
     record_uri = f"{run_dir.rstrip('/')}/deploy/deploy.json"
     fs, record_path = fsspec.core.url_to_fs(record_uri)
     fs.makedirs(fs._parent(record_path), exist_ok=True)
     try:
         with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
             summary = run(
-                index=index_dir,
-                gate=str(gate_path),
+                index_dir=index_dir,
+                gate_result=gate_result,
                 approval_store=approval_store,
-                target=target,
                 serve_root=serve_root or None,
-                namespace=namespace or None,
-                index_uri=index_uri or None,
+                options=DeployOptions(target=target, namespace=namespace or None),
             )
     except Exception as exc:
         with fs.open(record_path, "w") as f:
             json.dump({"status": "failed", "target": target, "error": f"{type(exc).__name__}: {exc}"}, f)
         raise
+    record = json.dumps({"status": "deployed", **summary.model_dump(mode="json")})
     with fs.open(record_path, "w") as f:
-        json.dump({"status": "deployed", **summary}, f, default=str)
-    print(json.dumps(summary, default=str))
-    return json.dumps(summary, default=str)
+        f.write(record)
+    print(summary.model_dump_json())
+    return summary.model_dump_json()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from silverset.components.approval.policy import ApprovalService, NotApproved
 from silverset.components.approval.store import open_store
 from silverset.components.approval.wait import read_gate
@@ -11,6 +13,39 @@ from silverset.components.common.artifacts import IndexManifest, read_index_mani
 from silverset.components.common.errors import GateFailed, SilversetInputError
 
 _LOGGER = logging.getLogger(__name__)
+
+TARGETS = ("local", "kubernetes")
+
+
+class DeployOptions(BaseModel):
+    """Where and how ``run`` rolls an index version out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str = "local"  # "local" (CURRENT/PREVIOUS pointers under serve_root) | "kubernetes" (pins on Deployments)
+    server_url: str | None = None  # local: wait for this server to serve the new version, else roll back
+    server_token: str | None = None  # local: the server's bearer token
+    namespace: str | None = None  # kubernetes: None = this pod's own namespace
+    deployment: str = "silverset-index"  # kubernetes: the index server Deployment (canary: NAME-canary)
+    # kubernetes: the URI the version ConfigMap records for it; None = the folder it was published to under serve_root
+    published_uri: str | None = None
+    timeout_s: float = Field(300.0, gt=0)  # readiness wait before rolling back
+    poll_s: float = Field(2.0, gt=0)
+
+
+class DeploySummary(BaseModel):
+    """What a deploy did; ``changed`` is False when the version was already live (nothing was touched)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    attribute: str
+    version: str
+    changed: bool
+    previous: str | None = None  # the version live before (local: the PREVIOUS pointer afterwards)
+    verified: bool = False  # local: the published copy passed the digest and self-check before the pointer moved
+    canary: bool = False  # kubernetes: a NAME-canary Deployment was rolled first
+    published: str = ""  # kubernetes: the version folder under serve_root
 
 
 def check_release(*, manifest: IndexManifest, gate_path: str, approvals: ApprovalService) -> None:
@@ -45,78 +80,70 @@ def check_release(*, manifest: IndexManifest, gate_path: str, approvals: Approva
 
 def run(
     *,
-    index: str,
-    gate: str,
+    index_dir: str,
+    gate_result: str,
     approval_store: str,
-    target: str = "local",
     serve_root: str | None = None,
-    server_url: str | None = None,
-    namespace: str | None = None,
-    deployment: str = "silverset-index",
-    index_uri: str | None = None,
-    timeout_s: float = 300.0,
-    poll_s: float = 2.0,
+    options: DeployOptions = DeployOptions(),
     api_client=None,
-    server_token: str | None = None,
-) -> dict:
-    """Check gate + approval for the index's digest, then deploy to ``target`` ("local" or "kubernetes").
+) -> DeploySummary:
+    """Check gate + approval for the index's digest, then deploy to ``options.target`` ("local" or "kubernetes").
 
+    ``gate_result`` is gate.json or its folder. local: publish under ``serve_root`` and move its CURRENT pointer.
     kubernetes: publish the index under ``serve_root`` (where the index server pods read it) and pin it on the
-    Deployment in ``namespace`` (default: this pod's own namespace, where the overlays put the index server).
+    Deployment in ``options.namespace`` (default: this pod's own namespace, where the overlays put the index server).
     """
-    manifest = read_index_manifest(index)
+    if options.target not in TARGETS:
+        raise SilversetInputError("--target", f"{options.target!r} is not a target; use local or kubernetes")
+    manifest = read_index_manifest(index_dir)
     _LOGGER.info(
         "deploy %s version %s (candidate %s) to %s",
         manifest.attribute,
         manifest.version,
         manifest.model_digest[:19],
-        target,
+        options.target,
     )
     try:
         check_release(
             manifest=manifest,
-            gate_path=gate,
+            gate_path=gate_result,
             approvals=ApprovalService(open_store(approval_store, api_client=api_client)),
         )
     except GateFailed as exc:
         _LOGGER.error("deploy %s refused: %s", manifest.attribute, exc)
         raise
-    if target == "local":
+    if options.target == "local":
         from .local import deploy_local
 
         if not serve_root:
             raise SilversetInputError("--serve-root", "the local target needs the serving root the index server reads")
         return deploy_local(
-            index_dir=index,
+            index_dir=index_dir,
             manifest=manifest,
             serve_root=serve_root,
-            server_url=server_url,
-            timeout_s=timeout_s,
-            token=server_token,
+            server_url=options.server_url,
+            timeout_s=options.timeout_s,
+            token=options.server_token,
         )
-    if target == "kubernetes":
-        from silverset.components.index.loaded import load_verified
+    from silverset.components.common.kube import current_namespace, load_api_client
+    from silverset.components.index.loaded import load_verified
 
-        from .kube import KubernetesDeployer
+    from .kube import KubernetesDeployer
 
-        load_verified(index, attribute=manifest.attribute)  # digest + self-check before any pin moves
-
-        from silverset.components.common.kube import current_namespace, load_api_client
-
-        if api_client is None:
-            api_client = load_api_client()
-        deployer = KubernetesDeployer(
-            namespace or current_namespace(),
-            deployment=deployment,
-            api_client=api_client,
-            timeout_s=timeout_s,
-            poll_s=poll_s,
-        )
-        return deployer.deploy(
-            attribute=manifest.attribute,
-            version=manifest.version,
-            index_dir=index,
-            serve_root=serve_root,
-            index_uri=index_uri,
-        )
-    raise SilversetInputError("--target", f"{target!r} is not a target; use local or kubernetes")
+    load_verified(index_dir, attribute=manifest.attribute)  # digest + self-check before any pin moves
+    if api_client is None:
+        api_client = load_api_client()
+    deployer = KubernetesDeployer(
+        options.namespace or current_namespace(),
+        deployment=options.deployment,
+        api_client=api_client,
+        timeout_s=options.timeout_s,
+        poll_s=options.poll_s,
+    )
+    return deployer.deploy(
+        attribute=manifest.attribute,
+        version=manifest.version,
+        index_dir=index_dir,
+        serve_root=serve_root,
+        published_uri=options.published_uri,
+    )

@@ -21,6 +21,8 @@ from typing import Callable
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.index import pointer
 
+from .deploy import DeploySummary
+
 _LOGGER = logging.getLogger(__name__)
 ANNOTATION_PREFIX = "index.silverset.dev/"
 
@@ -120,12 +122,12 @@ class KubernetesDeployer:
                 return done, waiting_for
             self.sleep(self.poll_s)
 
-    def _record(self, attribute: str, version: str, previous: str | None, index_uri: str) -> None:
+    def _record(self, attribute: str, version: str, previous: str | None, published_uri: str) -> None:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         name = self.configmap_name(attribute)
-        data = {"attribute": attribute, "version": version, "previous": previous or "", "index_uri": index_uri}
+        data = {"attribute": attribute, "version": version, "previous": previous or "", "index_uri": published_uri}
         labels = {"app.kubernetes.io/name": "silverset", "app.kubernetes.io/component": "index-version"}
         try:
             self.core.create_namespaced_config_map(
@@ -147,13 +149,13 @@ class KubernetesDeployer:
         version: str,
         index_dir: str | Path | None = None,
         serve_root: str | None = None,
-        index_uri: str | None = None,
-    ) -> dict:
+        published_uri: str | None = None,
+    ) -> DeploySummary:
         """Publish ``index_dir`` under ``serve_root`` and roll ``version`` out: canary (if any) -> stable -> ConfigMap.
 
         A rollout that does not finish within ``timeout_s`` puts the previous pin back on every Deployment
-        touched and raises GateFailed. Deploying the live version changes nothing. ``index_uri`` (recorded
-        in the ConfigMap) defaults to the published version folder.
+        touched and raises GateFailed. Deploying the live version changes nothing. ``published_uri`` (recorded
+        in the ConfigMap as ``index_uri``) defaults to the published version folder.
         """
         if not serve_root:
             raise SilversetInputError(
@@ -172,16 +174,16 @@ class KubernetesDeployer:
         previous = _template_version(stable, attribute)
         canary_name = f"{self.deployment}-canary"
         canary = self._read(canary_name)
-        result = {
-            "target": "kubernetes",
-            "attribute": attribute,
-            "version": version,
-            "previous": previous,
-            "canary": canary is not None,
-            "published": published,
-        }
+        result = dict(
+            target="kubernetes",
+            attribute=attribute,
+            version=version,
+            previous=previous,
+            canary=canary is not None,
+            published=published,
+        )
         if previous == version and (canary is None or _template_version(canary, attribute) == version):
-            return result | {"changed": False}
+            return DeploySummary(**result, changed=False)
         touched: list[tuple[str, str | None]] = []
         for name, before in ([(canary_name, _template_version(canary, attribute))] if canary is not None else []) + [
             (self.deployment, previous)
@@ -200,6 +202,6 @@ class KubernetesDeployer:
                     f"{attribute}: {name} did not become ready with {version} within {self.timeout_s:.0f} s "
                     f"({waiting_for}); rolled back to {previous}"
                 )
-        self._record(attribute, version, previous, index_uri or published)
+        self._record(attribute, version, previous, published_uri or published)
         _LOGGER.info("%s: %s live on %s/%s", attribute, version, self.namespace, self.deployment)
-        return result | {"changed": True}
+        return DeploySummary(**result, changed=True)

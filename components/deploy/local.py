@@ -12,6 +12,8 @@ from silverset.components.common.logs import safe_url
 from silverset.components.index import pointer
 from silverset.components.index.loaded import IndexRefused, load_verified
 
+from .deploy import DeploySummary
+
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +68,7 @@ def deploy_local(
     server_url: str | None = None,
     timeout_s: float = 60.0,
     token: str | None = None,
-) -> dict:
+) -> DeploySummary:
     """Make ``manifest.version`` (the index in ``index_dir``) live under ``serve_root``. No-op when it already is.
 
     The published copy is verified (digest, load, self-check search) before any pointer moves: a corrupt or
@@ -80,7 +82,7 @@ def deploy_local(
     previous = pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS)
     if live == version:
         log.info("%s: %s is already live under %s; nothing to do", attribute, version, serve_root)
-        return {"target": "local", "attribute": attribute, "version": version, "changed": False, "previous": previous}
+        return DeploySummary(target="local", attribute=attribute, version=version, changed=False, previous=previous)
     published = pointer.publish_version(index_dir, serve_root, attribute, version)
     load_verified(published, attribute=attribute)  # before the pointer moves
     if live is not None and _verifies(serve_root, attribute, live):
@@ -106,11 +108,11 @@ def deploy_local(
             f"pointer rolled back to {live}"
         )
     log.info("%s: CURRENT is now %s under %s (was %s)", attribute, version, serve_root, live)
-    return {
-        "target": "local",
-        "attribute": attribute,
-        "version": version,
-        "changed": True,
-        "previous": pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS),
-        "verified": True,
-    }
+    return DeploySummary(
+        target="local",
+        attribute=attribute,
+        version=version,
+        changed=True,
+        previous=pointer.read_pointer(serve_root, attribute, pointer.PREVIOUS),
+        verified=True,
+    )

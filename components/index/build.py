@@ -26,7 +26,6 @@ from silverset.components.common import schemas, tables
 from silverset.components.common.artifacts import (
     INDEX_MANIFEST_FILE,
     IndexManifest,
-    read_index_manifest,  # noqa: F401 - the index stage's reader
     write_index_manifest,
 )
 from silverset.components.common.digest import sha256_json, sha256_tree
@@ -340,17 +339,33 @@ def build_index(
     return manifest
 
 
+class BuildSummary(BaseModel):
+    """What ``run`` built: the index folder, its version and counts (inputs == history + errors)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index_dir: str
+    version: str
+    model_digest: str
+    inputs: int  # scored videos read
+    history: int  # scored videos with an embedding (history.parquet rows)
+    errors: int  # scored videos left out (errors.parquet rows)
+    vocabulary: int  # videos in the restricted vocabulary (ScaNN datapoints)
+    algorithm: str  # "tree_ah" | "brute_force"
+    recall: float  # recall@k of the chosen configuration
+
+
 def run(
     *,
     scores: str,
     embeddings: str,
-    attribute: str,
-    out: str,
+    attribute_spec: str,
+    out_dir: str,
     options: BuildOptions = BuildOptions(),
     overwrite: bool = False,
-) -> dict:
-    """`silverset index build`: scores + embeddings + spec -> index folder. Returns a small summary."""
-    spec = load_spec(attribute)
+) -> BuildSummary:
+    """`silverset index build`: scores + embeddings + spec -> index folder ``out_dir``."""
+    spec = load_spec(attribute_spec)
     scores_table = tables.read_table(scores, schemas.SCORES, name=f"scores '{scores}'")
     embeddings_table = tables.read_table(embeddings, name=f"embeddings '{embeddings}'")
     history, errors, model_digest = join_scores_embeddings(scores_table, embeddings_table, spec)
@@ -359,18 +374,18 @@ def run(
         errors=errors,
         model_digest=model_digest,
         spec=spec,
-        out=out,
+        out=out_dir,
         options=options,
         overwrite=overwrite,
     )
-    return {
-        "index_dir": str(out),
-        "version": manifest.version,
-        "model_digest": model_digest,
-        "inputs": scores_table.num_rows,
-        "history": history.num_rows,
-        "errors": len(errors),
-        "vocabulary": manifest.count,
-        "algorithm": manifest.parameters["algorithm"],
-        "recall": manifest.build["recall"],
-    }
+    return BuildSummary(
+        index_dir=str(out_dir),
+        version=manifest.version,
+        model_digest=model_digest,
+        inputs=scores_table.num_rows,
+        history=history.num_rows,
+        errors=len(errors),
+        vocabulary=manifest.count,
+        algorithm=manifest.parameters["algorithm"],
+        recall=manifest.build["recall"],
+    )

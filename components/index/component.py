@@ -19,12 +19,10 @@ def build_index(
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    import json
-
     from silverset.components.common.step import renewing
     from silverset.components.index.build import run
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        summary = run(scores=scores, embeddings=embeddings, attribute=attribute_spec, out=out_dir)
-    print(json.dumps(summary))
-    return summary["version"]
+        summary = run(scores=scores, embeddings=embeddings, attribute_spec=attribute_spec, out_dir=out_dir)
+    print(summary.model_dump_json())
+    return summary.version

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import fsspec
+from pydantic import BaseModel
 
 from silverset.components.common.tables import read_json
 
@@ -47,11 +48,12 @@ def stop(*, run_dir: str, stage: str) -> None:
     raise PromotionStopped(f"promotion stopped at {stage}: {stop_reason(run_dir=run_dir, stage=stage)}")
 
 
-def write_decision(run_dir: str, decision: dict) -> str:
-    """Record the approval step's result (decision, decided_by, reason, candidate_digest) for the run summary."""
+def write_decision(run_dir: str, decision: BaseModel) -> str:
+    """Record the approval step's outcome (approval.model.ApprovalOutcome: decision, decided_by, reason,
+    candidate_digest) for the run summary."""
     uri = f"{run_dir.rstrip('/')}/{APPROVAL_STAGE}/{DECISION_FILE}"
     fs, path = fsspec.core.url_to_fs(uri)
     fs.makedirs(fs._parent(path), exist_ok=True)
     with fs.open(path, "w") as f:
-        json.dump(decision, f, sort_keys=True, default=str)
+        json.dump(decision.model_dump(mode="json"), f, sort_keys=True)
     return uri

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -38,12 +37,12 @@ def build(
         summary = run(
             scores=scores,
             embeddings=embeddings,
-            attribute=str(attribute),
-            out=str(out),
+            attribute_spec=str(attribute),
+            out_dir=str(out),
             options=BuildOptions(recall_queries=recall_queries),
             overwrite=overwrite,
         )
-    console.print_json(json.dumps(summary))
+    console.print_json(summary.model_dump_json())
 
 
 @index_app.command("serve")
@@ -139,7 +138,10 @@ def deploy(
     deployment: str = typer.Option(
         "silverset-index", help="kubernetes: index server Deployment (canary: NAME-canary)."
     ),
-    index_uri: str = typer.Option(None, help="kubernetes: where pods fetch the index (default: the local path)."),
+    index_uri: str = typer.Option(
+        None,
+        help="kubernetes: the URI the version's ConfigMap records (default: the folder published under --serve-root).",
+    ),
     timeout: float = typer.Option(300.0, help="Readiness timeout in seconds."),
     store: str = typer.Option(
         ".silverset/approvals.db",
@@ -149,22 +151,31 @@ def deploy(
     ),
 ) -> None:
     """Deploy only with a passing gate and an approval for the same digest; a no-op if already live."""
-    from silverset.components.deploy.deploy import run
+    from pydantic import ValidationError
 
+    from silverset.components.deploy.deploy import DeployOptions, run
+    from silverset.pipelines.cli.output import options_error
+
+    try:
+        options = DeployOptions(
+            target=target,
+            server_url=server_url,
+            server_token=token or None,
+            namespace=namespace,
+            deployment=deployment,
+            published_uri=index_uri,
+            timeout_s=timeout,
+        )
+    except ValidationError as exc:
+        raise options_error("index deploy options (--timeout)", exc) from None
     summary = run(
-        index=str(index),
-        gate=str(gate),
+        index_dir=str(index),
+        gate_result=str(gate),
         approval_store=store,
-        target=target,
         serve_root=str(serve_root) if serve_root else None,
-        server_url=server_url,
-        namespace=namespace,
-        deployment=deployment,
-        index_uri=index_uri,
-        timeout_s=timeout,
-        server_token=token or None,
+        options=options,
     )
-    console.print_json(json.dumps(summary))
+    console.print_json(summary.model_dump_json())
 
 
 def register(app: typer.Typer) -> None:

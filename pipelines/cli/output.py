@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -17,9 +17,10 @@ def options_error(name: str, exc: ValidationError) -> SilversetInputError:
     return SilversetInputError(name, problems)
 
 
-def print_summary(console: Console, title: str, summary: Mapping[str, Any]) -> None:
-    """Print a stage's summary dict as a two-column table."""
+def print_summary(console: Console, title: str, summary: Mapping[str, Any] | BaseModel) -> None:
+    """Print a stage's summary (its typed summary model, or a dict) as a two-column table."""
     table = Table(title=title, show_header=False)
-    for key, value in summary.items():
+    items = summary.model_dump(mode="json") if isinstance(summary, BaseModel) else summary
+    for key, value in items.items():
         table.add_row(key, str(value))
     console.print(table)

@@ -61,7 +61,7 @@ def release(tmp_path_factory):
             }
         )
     )
-    return spec_path, index, gate_dir, summary["version"]
+    return spec_path, index, gate_dir, summary.version
 
 
 def _imports(source: str) -> set[str]:

@@ -83,7 +83,7 @@ def build_tiny_index(
     probs = np.where(np.arange(n) % 2 == 0, 0.9, 0.1) if probabilities is None else probabilities
     scores, embeddings, ids = write_inputs(folder, vectors, probs)
     out = folder / "index"
-    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out))
+    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(out))
     return out, vectors, ids, summary
 
 
@@ -93,5 +93,5 @@ def build_two_versions(folder: Path):
     spec = tiny_index_spec(folder)
     first = build_tiny_index(folder / "first", spec)
     second = build_tiny_index(folder / "second", spec, probabilities=np.ones(400))
-    assert first[3]["version"] != second[3]["version"]
-    return [(out, summary["version"], vectors, ids) for out, vectors, ids, summary in (first, second)]
+    assert first[3].version != second[3].version
+    return [(out, summary.version, vectors, ids) for out, vectors, ids, summary in (first, second)]

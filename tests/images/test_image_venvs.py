@@ -46,9 +46,9 @@ def test_index_server_image_serves_a_pinned_index_through_its_entrypoint(tmp_pat
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
     index, vectors, ids, summary = build_tiny_index(tmp_path / "build", tmp_path / "spec.yaml")
     root = tmp_path / "serving"
-    pointer.publish_version(index, root, "red_dominant", summary["version"])
+    pointer.publish_version(index, root, "red_dominant", summary.version)
     annotations = write_annotations_volume(
-        tmp_path / "podinfo", {pins.ANNOTATION_PREFIX + "red_dominant": summary["version"]}
+        tmp_path / "podinfo", {pins.ANNOTATION_PREFIX + "red_dominant": summary.version}
     )
 
     # ENTRYPOINT ["silverset", "index", "serve", "--host", ..., "--port", ...] with the Deployment's pin flag.
@@ -78,7 +78,7 @@ def test_index_server_image_serves_a_pinned_index_through_its_entrypoint(tmp_pat
         body = httpx.post(
             f"{url}/v1/attributes/red_dominant/search", json={"vector": vectors[4].tolist(), "k": 1}
         ).json()
-        assert body["index_version"] == summary["version"] and body["results"][0]["video_id"] == ids[4]
+        assert body["index_version"] == summary.version and body["results"][0]["video_id"] == ids[4]
         assert "silverset_search_requests_total" in httpx.get(f"{url}/metrics").text
     finally:
         server.terminate()

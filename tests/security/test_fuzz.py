@@ -61,7 +61,7 @@ def index_client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz-index")
     out, vectors, ids, summary = build_tiny_index(tmp, tiny_index_spec(tmp))
     with TestClient(create_index_app(out)) as client:
-        client.vectors, client.ids, client.version = vectors, ids, summary["version"]
+        client.vectors, client.ids, client.version = vectors, ids, summary.version
         yield client
 
 

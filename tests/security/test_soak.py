@@ -51,13 +51,15 @@ def versions(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("soak")
     spec = tiny_index_spec(tmp)
     first, vectors, _, summary = build_tiny_index(tmp, spec)
-    built = [(first, summary["version"])]
+    built = [(first, summary.version)]
     for share in (0.7, 0.4):  # every video above `share` of the way through is out of the vocabulary
         folder = tmp / f"share-{share}"
         probabilities = np.where(np.arange(len(vectors)) < share * len(vectors), 0.9, 0.1)
         scores, embeddings, _ = write_inputs(folder, vectors, probabilities)
-        out = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec), out=str(folder / "index"))
-        built.append((folder / "index", out["version"]))
+        out = build.run(
+            scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec), out_dir=str(folder / "index")
+        )
+        built.append((folder / "index", out.version))
     assert len({v for _, v in built}) == 3
     return built, vectors
 

@@ -27,8 +27,8 @@ def served(tmp_path_factory):
     spec_path = tiny_index_spec(folder)
     index_dir, _, _, summary = build_tiny_index(folder, spec_path)  # even ids p=0.9 (vocabulary), odd p=0.1
     root = folder / "serve"
-    shutil.copytree(index_dir, pointer.version_dir(root, "red_dominant", summary["version"]))
-    pointer.write_pointer(root, "red_dominant", summary["version"])
+    shutil.copytree(index_dir, pointer.version_dir(root, "red_dominant", summary.version))
+    pointer.write_pointer(root, "red_dominant", summary.version)
     spec = load_spec(spec_path)
     create_experiment(spec=spec, salt="loop-1", treatment_share=0.5, out_dir=folder / "exp")
     report = run_closed_loop(

@@ -25,7 +25,7 @@ def test_python_func_returns_the_decision(tmp_path):
         )
     )
     decision = approval_gate.python_func(
-        gate=str(gate),
+        gate_result=str(gate),
         attribute_spec=str(spec),
         approval_store=str(tmp_path / "a.db"),
         submitter="demo",
@@ -72,7 +72,7 @@ def test_kfp_local_run_branches_on_the_decision(tmp_path):
     def promote():
         g = write_gate(out_dir=str(tmp_path / "gate"), digest=A, spec_hash=load_spec(spec).content_hash)
         step = approval_gate(
-            gate=g.output,
+            gate_result=g.output,
             attribute_spec=spec,
             approval_store=store,
             submitter="demo",

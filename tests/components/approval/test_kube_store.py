@@ -25,7 +25,7 @@ from silverset.components.approval.kube_store import (
 )
 from silverset.components.approval.model import Action, AuditEntry, GateResult, State
 from silverset.components.approval.policy import ApprovalService
-from silverset.components.approval.wait import step
+from silverset.components.approval.wait import ApprovalOptions, run
 from silverset.components.common.artifacts import IndexManifest
 from silverset.components.common.errors import GateFailed, SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
@@ -296,14 +296,14 @@ def test_the_step_waits_on_the_cluster_and_returns_the_approval(cluster, tmp_pat
         if len(sleeps) == 2:  # alice decides while the step waits
             alice.approve(A, reason="retention fine")
 
-    outcome = step(
-        gate=gate_file(tmp_path),
-        attribute=str(SPEC_PATH),
-        store=STORE,
+    outcome = run(
+        gate_result=gate_file(tmp_path),
+        attribute_spec=str(SPEC_PATH),
+        approval_store=STORE,
         submitter="ci@silverset.dev",
         api_client=runner(cluster),
         sleep=sleep,
-        initial_delay_s=1,
+        options=ApprovalOptions(initial_delay_s=1),
     )
     assert outcome.decision is State.approved and outcome.decided_by == "alice@silverset.dev" and sleeps == [1, 2]
 
@@ -318,15 +318,14 @@ def test_an_expired_request_reads_expired_for_everyone_and_the_step_writes_nothi
 
     writes_before = list(cluster.writes)
     waiting = service_as(runner(cluster), now=lambda: clock["t"])
-    outcome = step(
-        gate=gate_file(tmp_path),
-        attribute=str(SPEC_PATH),
-        store=STORE,
+    outcome = run(
+        gate_result=gate_file(tmp_path),
+        attribute_spec=str(SPEC_PATH),
+        approval_store=STORE,
         submitter="ci@silverset.dev",
         service=waiting,
         sleep=sleep,
-        initial_delay_s=3600,
-        max_delay_s=3600,
+        options=ApprovalOptions(initial_delay_s=3600, max_delay_s=3600),
     )
     assert outcome.decision is State.expired and clock["t"] >= request.expires_at
     assert cluster.writes == writes_before  # the expiry is derived, not written

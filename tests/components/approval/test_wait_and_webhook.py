@@ -14,7 +14,7 @@ from silverset.components.approval.model import Action, GateResult, State
 from silverset.components.approval.notify import Notifier
 from silverset.components.approval.policy import ApprovalService
 from silverset.components.approval.store import SqliteApprovalStore
-from silverset.components.approval.wait import run, step, wait_for_decision
+from silverset.components.approval.wait import ApprovalOptions, run, wait_for_decision
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
 
@@ -89,15 +89,14 @@ def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp
         slept.append(seconds)
         clock["t"] += timedelta(seconds=seconds)
 
-    outcome = step(
-        gate=gate_file(tmp_path / "gate.json"),
-        attribute=str(example_specs_dir() / "red_dominant.yaml"),
-        store="unused",
+    outcome = run(
+        gate_result=gate_file(tmp_path / "gate.json"),
+        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+        approval_store="unused",
         submitter="ci@silverset.dev",
         service=service,
         sleep=sleep,
-        initial_delay_s=600,
-        max_delay_s=3600,
+        options=ApprovalOptions(initial_delay_s=600, max_delay_s=3600),
     )
     assert outcome.decision is State.expired and outcome.decided_by == "system:expiry"
     assert sum(slept) == pytest.approx(72 * 3600, abs=1) and clock["t"] - outcome.expires_at < timedelta(seconds=1)
@@ -108,23 +107,23 @@ def test_the_step_ends_expired_at_the_specs_expiry_without_writing_the_audit(tmp
 def test_step_rejects_a_failed_gate_and_auto_approves_for_the_demo(tmp_path):
     spec = str(example_specs_dir() / "red_dominant.yaml")
     out = run(
-        gate=gate_file(tmp_path / "failed.json", passed=False, reasons=["latency"]),
-        attribute=spec,
-        store=str(tmp_path / "a.db"),
+        gate_result=gate_file(tmp_path / "failed.json", passed=False, reasons=["latency"]),
+        attribute_spec=spec,
+        approval_store=str(tmp_path / "a.db"),
         submitter="ci",
     )
-    assert out["decision"] == "rejected" and out["reason"] == "latency" and out["decided_by"] == "gate"
+    assert out.decision == "rejected" and out.reason == "latency" and out.decided_by == "gate"
     ok = tmp_path / "gate"
     ok.mkdir()
     gate_file(ok / "gate.json")
     out = run(
-        gate=str(ok),
-        attribute=spec,
-        store=str(tmp_path / "a.db"),
+        gate_result=str(ok),
+        attribute_spec=spec,
+        approval_store=str(tmp_path / "a.db"),
         submitter="demo",
-        auto_approve_as="alice@silverset.dev",
+        options=ApprovalOptions(auto_approve_as="alice@silverset.dev"),
     )
-    assert out["decision"] == "approved" and out["decided_by"] == "alice@silverset.dev"
+    assert out.decision == "approved" and out.decided_by == "alice@silverset.dev"
     assert ApprovalService(SqliteApprovalStore(tmp_path / "a.db")).audit(A)[-1].action is Action.auto_approve
 
 
@@ -134,11 +133,11 @@ def test_auto_approval_is_refused_off_the_demo_store(tmp_path):
         SilversetInputError, match="auto_approve_as: auto-approval is for the local demo's SQLite store only"
     ):
         run(
-            gate=gate_file(tmp_path / "gate.json"),
-            attribute=str(example_specs_dir() / "red_dominant.yaml"),
-            store="kubernetes://silverset-control",
+            gate_result=gate_file(tmp_path / "gate.json"),
+            attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+            approval_store="kubernetes://silverset-control",
             submitter="ci",
-            auto_approve_as="alice@silverset.dev",
+            options=ApprovalOptions(auto_approve_as="alice@silverset.dev"),
         )
 
 
@@ -147,9 +146,9 @@ def test_the_step_refuses_a_gate_without_its_specs_hash(tmp_path):
     gate.write_text(json.dumps({"passed": True, "candidate_digest": A}))
     with pytest.raises(SilversetInputError, match="records no spec_content_hash"):
         run(
-            gate=str(gate),
-            attribute=str(example_specs_dir() / "red_dominant.yaml"),
-            store=str(tmp_path / "a.db"),
+            gate_result=str(gate),
+            attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+            approval_store=str(tmp_path / "a.db"),
             submitter="ci",
         )
     assert not ApprovalService(SqliteApprovalStore(tmp_path / "a.db")).list()
@@ -161,8 +160,8 @@ def test_the_step_refuses_a_spec_other_than_the_gates(tmp_path):
     other.write_text(spec.normalized_yaml().replace("- bob@silverset.dev", "- mallory@evil.dev"))
     with pytest.raises(SilversetInputError, match="not the spec the gate ran with"):
         run(
-            gate=gate_file(tmp_path / "gate.json", spec=spec),
-            attribute=str(other),
-            store=str(tmp_path / "a.db"),
+            gate_result=gate_file(tmp_path / "gate.json", spec=spec),
+            attribute_spec=str(other),
+            approval_store=str(tmp_path / "a.db"),
             submitter="ci",
         )

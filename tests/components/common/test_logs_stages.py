@@ -128,7 +128,9 @@ def test_index_build_logs_dropped_scores_its_vocabulary_and_the_version(tmp_path
     spec = tiny_index_spec(tmp_path)
     probabilities = np.linspace(0, 1, 300)
     scores, embeddings, ids = write_inputs(tmp_path, clustered(300, 16), probabilities, missing_embedding=2)
-    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec), out=str(tmp_path / "ix"))
+    summary = build.run(
+        scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec), out_dir=str(tmp_path / "ix")
+    )
     name = "silverset.components.index.build"
     (warning,) = _at(stage_log, logging.WARNING, name)
     assert (
@@ -137,9 +139,9 @@ def test_index_build_logs_dropped_scores_its_vocabulary_and_the_version(tmp_path
         and warning.endswith(f"first: {ids[0]}, {ids[1]}")
     )
     start, end = _at(stage_log, logging.INFO, name)
-    assert f": {summary['vocabulary']} of 298 scored videos in the vocabulary (16 dims), brute_force" in start
-    assert f"version {summary['version']}, {summary['vocabulary']} vectors, brute_force, recall@" in end
-    assert int((probabilities[2:].astype(np.float32) >= 0.5).sum()) == summary["vocabulary"]
+    assert f": {summary.vocabulary} of 298 scored videos in the vocabulary (16 dims), brute_force" in start
+    assert f"version {summary.version}, {summary.vocabulary} vectors, brute_force, recall@" in end
+    assert int((probabilities[2:].astype(np.float32) >= 0.5).sum()) == summary.vocabulary
 
 
 def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secrets(tmp_path, stage_log):
@@ -157,7 +159,7 @@ def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secr
     built = build_tiny_index(tmp_path / "built", tiny_index_spec(tmp_path))
     index = tmp_path / "index"
     shutil.copytree(built[0], index)
-    version = built[3]["version"]
+    version = built[3].version
     gate = tmp_path / "gate.json"
     gate.write_text(json.dumps({"passed": True, "reasons": [], "metrics": {}, "candidate_digest": DIGEST}))
     store = tmp_path / "approvals.db"
@@ -167,7 +169,9 @@ def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secr
         spec=load_spec(example_specs_dir() / "red_dominant.yaml"),
         submitter="ci",
     )
-    args = dict(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(tmp_path / "serve"))
+    args = dict(
+        index_dir=str(index), gate_result=str(gate), approval_store=str(store), serve_root=str(tmp_path / "serve")
+    )
     with pytest.raises(GateFailed):
         deploy.run(**args)
     (refusal,) = _at(stage_log, logging.ERROR, "silverset.components.deploy.deploy")
@@ -186,7 +190,12 @@ def test_deploy_logs_refusals_the_pointer_move_and_a_failed_rollout_without_secr
 
     shutil.rmtree(tmp_path / "serve")
     with pytest.raises(GateFailed):  # nothing listens on port 9: the rollout never shows up, the pointer goes back
-        deploy.run(**args, server_url="http://ops:pa55word@127.0.0.1:9", timeout_s=0.5, server_token="BEARER-SECRET-42")
+        deploy.run(
+            **args,
+            options=deploy.DeployOptions(
+                server_url="http://ops:pa55word@127.0.0.1:9", timeout_s=0.5, server_token="BEARER-SECRET-42"
+            ),
+        )
     warnings = _at(stage_log, logging.WARNING, local)
     assert len(warnings) == 1 and warnings[0].startswith("red_dominant: poll 1 of http://127.0.0.1:9 failed (")
     (rolled_back,) = _at(stage_log, logging.ERROR, local)

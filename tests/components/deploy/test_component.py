@@ -23,7 +23,7 @@ def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):
     run_dir = tmp_path / "run"
     kwargs = dict(
         index_dir=str(index),
-        gate=str(gate_dir),
+        gate_result=str(gate_dir),
         approval_store=str(store),
         target="local",
         serve_root=str(serve),

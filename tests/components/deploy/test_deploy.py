@@ -31,18 +31,24 @@ PIN = "index.silverset.dev/red_dominant"
 def test_refuses_without_approval_or_with_a_gate_for_another_digest(tmp_path, release):
     index, gate, store, service = release
     with pytest.raises(GateFailed, match="no approval"):
-        deploy.run(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(tmp_path / "serve"))
+        deploy.run(
+            index_dir=str(index), gate_result=str(gate), approval_store=str(store), serve_root=str(tmp_path / "serve")
+        )
     service.approve(DIGEST, user="alice@silverset.dev", reason="ok")
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"passed": True, "candidate_digest": "sha256:" + "cd" * 32}))
     with pytest.raises(GateFailed, match="gate result is for candidate"):
-        deploy.run(index=str(index), gate=str(other), approval_store=str(store), serve_root=str(tmp_path / "serve"))
+        deploy.run(
+            index_dir=str(index), gate_result=str(other), approval_store=str(store), serve_root=str(tmp_path / "serve")
+        )
     failed = tmp_path / "failed.json"
     failed.write_text(
         json.dumps({"passed": False, "reasons": ["f1 retention 0.80 < 0.95"], "candidate_digest": DIGEST})
     )
     with pytest.raises(GateFailed, match="retention"):
-        deploy.run(index=str(index), gate=str(failed), approval_store=str(store), serve_root=str(tmp_path / "serve"))
+        deploy.run(
+            index_dir=str(index), gate_result=str(failed), approval_store=str(store), serve_root=str(tmp_path / "serve")
+        )
     assert not (tmp_path / "serve").exists()
 
 
@@ -51,13 +57,13 @@ def test_local_deploy_swaps_the_pointer_and_is_idempotent(tmp_path, release):
     service.approve(DIGEST, user="bob@silverset.dev", reason="ok")
     root = tmp_path / "serve"
     pointer.write_pointer(root, "red_dominant", "red_dominant-v1-old")
-    first = deploy.run(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(root))
+    first = deploy.run(index_dir=str(index), gate_result=str(gate), approval_store=str(store), serve_root=str(root))
     version = json.loads((index / "manifest.json").read_text())["version"]
-    assert first["changed"] and first["previous"] is None  # the old pointer names nothing verifiable: never PREVIOUS
+    assert first.changed and first.previous is None  # the old pointer names nothing verifiable: never PREVIOUS
     assert pointer.read_pointer(root, "red_dominant") == version
     assert (pointer.version_dir(root, "red_dominant", version) / "manifest.json").is_file()
-    again = deploy.run(index=str(index), gate=str(gate), approval_store=str(store), serve_root=str(root))
-    assert again["changed"] is False and pointer.read_pointer(root, "red_dominant") == version
+    again = deploy.run(index_dir=str(index), gate_result=str(gate), approval_store=str(store), serve_root=str(root))
+    assert again.changed is False and pointer.read_pointer(root, "red_dominant") == version
 
 
 @pytest.fixture
@@ -102,7 +108,7 @@ def test_the_index_reaches_the_pods_canary_first_and_deploying_again_changes_not
     result = deployer(runner).deploy(
         attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving")
     )
-    assert result["changed"] and result["canary"] and result["previous"] is None
+    assert result.changed and result.canary and result.previous is None
     assert (
         pointer.version_dir(pvc / "serving", "red_dominant", v1) / "manifest.json"
     ).is_file()  # published on the PVC
@@ -116,12 +122,12 @@ def test_the_index_reaches_the_pods_canary_first_and_deploying_again_changes_not
     again = deployer(runner).deploy(
         attribute="red_dominant", version=v1, index_dir=first, serve_root=str(pvc / "serving")
     )
-    assert again["changed"] is False and len(deployment_writes(fake)) == 2
+    assert again.changed is False and len(deployment_writes(fake)) == 2
 
     result = deployer(runner).deploy(
         attribute="red_dominant", version=v2, index_dir=second, serve_root=str(pvc / "serving")
     )
-    assert result["previous"] == v1 and pin(fake, "silverset-index") == v2
+    assert result.previous == v1 and pin(fake, "silverset-index") == v2
     record = fake.objects[("ConfigMap", "kubeflow", "silverset-index-red-dominant")]["data"]
     assert record["version"] == v2 and record["previous"] == v1
 
@@ -176,7 +182,7 @@ def test_silverset_roles_alone_allow_patch_but_refuse_replace(built, tmp_path):
         result = deployer(runner).deploy(
             attribute="red_dominant", version=v1, index_dir=first, serve_root=str(tmp_path / "serving")
         )
-        assert result["changed"] and pin(fake, "silverset-index") == v1
+        assert result.changed and pin(fake, "silverset-index") == v1
 
 
 def test_kubernetes_deploy_needs_a_serving_root_and_an_installed_index_server(built, tmp_path):

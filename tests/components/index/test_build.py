@@ -34,15 +34,15 @@ def test_build_restricts_vocabulary_and_records_manifest(tmp_path, spec_path):
     probs = np.linspace(0, 1, 600)
     scores, embeddings, ids = write_inputs(tmp_path, vectors, probs, missing_embedding=3)
     out = tmp_path / "index"
-    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out))
+    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(out))
 
     expected = {vid for vid, p in zip(ids[3:], probs[3:].astype(np.float32)) if p >= 0.5}
     vocab = tables.read_table(out / "vocabulary.parquet")
     assert set(vocab.column("video_id").to_pylist()) == expected
-    assert summary["vocabulary"] == len(expected)
+    assert summary.vocabulary == len(expected)
     # inputs == outputs + errors: the three videos without embeddings are in errors.parquet
     errors = tables.read_errors(out)
-    assert errors.column("key").to_pylist() == ids[:3] and summary["history"] + summary["errors"] == 600
+    assert errors.column("key").to_pylist() == ids[:3] and summary.history + summary.errors == 600
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model_digest"] == DIGEST and manifest["dimensions"] == 16 and manifest["count"] == len(expected)
     assert manifest["parameters"]["algorithm"] == "brute_force" and manifest["build"]["recall"] == 1.0
@@ -50,9 +50,9 @@ def test_build_restricts_vocabulary_and_records_manifest(tmp_path, spec_path):
     assert manifest["build"]["tuning"]["mode"] == "brute_force" and len(manifest["build"]["tuning"]["curve"]) == 1
     # the same inputs give the same version (deploy idempotence relies on it)
     again = build.run(
-        scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "again")
+        scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(tmp_path / "again")
     )
-    assert again["version"] == summary["version"]
+    assert again.version == summary.version
 
 
 def test_tree_index_recall_against_exact_search_and_round_trip(tmp_path, spec_path):
@@ -65,9 +65,9 @@ def test_tree_index_recall_against_exact_search_and_round_trip(tmp_path, spec_pa
     out = tmp_path / "index"
     options = build.BuildOptions(brute_force_below=1000, recall_queries=100)
     summary = build.run(
-        scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out), options=options
+        scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(out), options=options
     )
-    assert summary["algorithm"] == "tree_ah" and summary["recall"] >= 0.9
+    assert summary.algorithm == "tree_ah" and summary.recall >= 0.9
 
     loaded = LoadedIndex(out)
     loaded.self_check()
@@ -85,8 +85,8 @@ def test_the_load_self_check_refuses_an_index_whose_ids_do_not_match_its_vectors
     build.run(
         scores=str(scores),
         embeddings=str(embeddings),
-        attribute=str(spec_path),
-        out=str(out),
+        attribute_spec=str(spec_path),
+        out_dir=str(out),
         options=build.BuildOptions(brute_force_below=1000, recall_queries=100),
     )
     loaded = LoadedIndex(out)
@@ -109,8 +109,8 @@ def test_recall_below_target_fails_the_build_and_writes_nothing(tmp_path, spec_p
         build.run(
             scores=str(scores),
             embeddings=str(embeddings),
-            attribute=str(spec_path),
-            out=str(tmp_path / "index"),
+            attribute_spec=str(spec_path),
+            out_dir=str(tmp_path / "index"),
             options=options,
         )
     assert not (tmp_path / "index").exists()
@@ -120,13 +120,15 @@ def test_scores_for_another_attribute_or_mixed_digests_are_refused(tmp_path, spe
     vectors = clustered(50, 8)
     scores, embeddings, _ = write_inputs(tmp_path, vectors, np.ones(50), attribute="moving_object")
     with pytest.raises(SilversetInputError, match="no usable scores"):
-        build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "i"))
+        build.run(
+            scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(tmp_path / "i")
+        )
 
 
 def test_corrupt_index_is_refused_on_load(tmp_path, spec_path):
     scores, embeddings, _ = write_inputs(tmp_path, clustered(200, 8), np.ones(200))
     out = tmp_path / "index"
-    build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out))
+    build.run(scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(out))
     target = next(p for p in (out / "scann").iterdir() if p.is_file() and p.stat().st_size > 100)
     target.write_bytes(target.read_bytes()[:-50])
     with pytest.raises(IndexRefused, match="digest"):

@@ -35,7 +35,7 @@ def deploy(index_dir, root):
 def test_a_truncated_index_is_refused_before_any_pointer_moves(tmp_path, two_versions):
     (good, v1), (second, _) = two_versions
     root = tmp_path / "serve"
-    assert deploy(good, root)["changed"] is True
+    assert deploy(good, root).changed is True
     broken = tmp_path / "broken"
     shutil.copytree(second, broken)
     truncate(broken)
@@ -51,15 +51,15 @@ def test_previous_never_names_a_version_that_no_longer_verifies(tmp_path, two_ve
     deploy(first, root)
     truncate(pointer.version_dir(root, "red_dominant", v1))  # the live copy got damaged on disk
     result = deploy(second, root)
-    assert result["changed"] and pointer.read_pointer(root, "red_dominant") == v2
-    assert pointer.read_pointer(root, "red_dominant", pointer.PREVIOUS) is None and result["previous"] is None
+    assert result.changed and pointer.read_pointer(root, "red_dominant") == v2
+    assert pointer.read_pointer(root, "red_dominant", pointer.PREVIOUS) is None and result.previous is None
 
 
 def test_a_restart_onto_a_broken_current_serves_previous_and_says_so(tmp_path, two_versions):
     (first, v1), (second, v2) = two_versions
     root = tmp_path / "serve"
     deploy(first, root)
-    assert deploy(second, root)["previous"] == v1
+    assert deploy(second, root).previous == v1
     truncate(pointer.version_dir(root, "red_dominant", v2))  # damaged after deploy, then the server restarts
     with TestClient(create_app(root, poll=False)) as client:
         ready = client.get("/readyz")

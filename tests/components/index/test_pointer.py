@@ -17,7 +17,7 @@ from tests.helpers.indexes import build_tiny_index
 @pytest.fixture
 def tiny(tmp_path, spec_path):
     out, _, _, summary = build_tiny_index(tmp_path / "build", spec_path)
-    return out, summary["version"]
+    return out, summary.version
 
 
 def _same_tree(a, b) -> bool:

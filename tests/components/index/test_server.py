@@ -19,7 +19,7 @@ def built(tmp_path, spec_path):
     probs = np.where(np.arange(400) % 2 == 0, 0.9, 0.1)  # even ids are in the vocabulary
     scores, embeddings, ids = write_inputs(tmp_path, vectors, probs)
     out = tmp_path / "index"
-    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(out))
+    summary = build.run(scores=str(scores), embeddings=str(embeddings), attribute_spec=str(spec_path), out_dir=str(out))
     return out, vectors, ids, summary
 
 
@@ -41,8 +41,8 @@ def test_search_by_vector_returns_exact_top_k_of_the_vocabulary(built):
         vocab = vocab[vocab != 0]
         best = vocab[np.argsort(-(vectors[vocab] @ query))[:5]]
         assert [h["video_id"] for h in body["results"]] == [ids[i] for i in best]
-        assert body["index_version"] == summary["version"] and body["triggered"] is True
-        assert client.get("/readyz").json()["live"] == {"red_dominant": summary["version"]}
+        assert body["index_version"] == summary.version and body["triggered"] is True
+        assert client.get("/readyz").json()["live"] == {"red_dominant": summary.version}
         assert "silverset_search_requests_total" in client.get("/metrics").text
 
 
@@ -91,11 +91,11 @@ def test_bad_requests_get_4xx_with_a_clear_message(built):
 def test_hot_swap_keeps_old_version_until_new_one_passes(tmp_path, built, spec_path):
     out, vectors, ids, summary = built
     root = tmp_path / "serving"
-    deploy_local(root, out, summary["version"])
+    deploy_local(root, out, summary.version)
     app = create_app(root, poll=False)
     url = "/v1/attributes/red_dominant/search"
     with TestClient(app) as client:
-        assert client.post(url, json={"vector": vectors[0].tolist()}).json()["index_version"] == summary["version"]
+        assert client.post(url, json={"vector": vectors[0].tolist()}).json()["index_version"] == summary.version
 
         # A corrupt new version: refused, the old one keeps answering.
         bad = "red_dominant-v1-corrupt"
@@ -103,17 +103,20 @@ def test_hot_swap_keeps_old_version_until_new_one_passes(tmp_path, built, spec_p
         (pointer.version_dir(root, "red_dominant", bad) / "vocabulary.parquet").write_bytes(b"garbage")
         pointer.write_pointer(root, "red_dominant", bad)
         reload = client.post("/v1/admin/reload").json()
-        assert reload["live"] == {"red_dominant": summary["version"]}
+        assert reload["live"] == {"red_dominant": summary.version}
         assert "red_dominant/" + bad in reload["refused"]
-        assert client.post(url, json={"vector": vectors[0].tolist()}).json()["index_version"] == summary["version"]
+        assert client.post(url, json={"vector": vectors[0].tolist()}).json()["index_version"] == summary.version
 
         # A good new version (every video in the vocabulary) swaps in.
         scores, embeddings, _ = write_inputs(tmp_path / "v2", vectors, np.ones(400))
         new = build.run(
-            scores=str(scores), embeddings=str(embeddings), attribute=str(spec_path), out=str(tmp_path / "index2")
+            scores=str(scores),
+            embeddings=str(embeddings),
+            attribute_spec=str(spec_path),
+            out_dir=str(tmp_path / "index2"),
         )
-        deploy_local(root, tmp_path / "index2", new["version"])
-        assert client.post("/v1/admin/reload").json()["live"] == {"red_dominant": new["version"]}
+        deploy_local(root, tmp_path / "index2", new.version)
+        assert client.post("/v1/admin/reload").json()["live"] == {"red_dominant": new.version}
         body = client.post(url, json={"vector": vectors[1].tolist(), "k": 1}).json()
-        assert body["index_version"] == new["version"] and body["results"][0]["video_id"] == ids[1]
+        assert body["index_version"] == new.version and body["results"][0]["video_id"] == ids[1]
         assert "silverset_index_refused_total" in client.get("/metrics").text

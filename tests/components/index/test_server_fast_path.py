@@ -32,11 +32,11 @@ def tree_index(tmp_path_factory):
     summary = build.run(
         scores=str(scores),
         embeddings=str(embeddings),
-        attribute=str(spec),
-        out=str(out),
+        attribute_spec=str(spec),
+        out_dir=str(out),
         options=build.BuildOptions(brute_force_below=1000, recall_queries=100),
     )
-    assert summary["algorithm"] == "tree_ah"
+    assert summary.algorithm == "tree_ah"
     return out, vectors, ids
 
 

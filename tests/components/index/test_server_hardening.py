@@ -91,7 +91,7 @@ def test_index_serve_with_an_empty_token_env_exits_2_naming_it(tmp_path, monkeyp
 def test_a_broken_manifest_is_refused_once_and_other_attributes_still_refresh(tmp_path, tiny, caplog):
     out, vectors, _, summary = tiny
     root = tmp_path / "serving"
-    version = summary["version"]
+    version = summary.version
     shutil.copytree(out, pointer.version_dir(root, "red_dominant", version))
     pointer.write_pointer(root, "red_dominant", version)
     # A second attribute whose published version has a manifest missing every field the server needs.
@@ -136,8 +136,8 @@ def test_deploy_with_server_url_sends_the_token(tmp_path, tiny):
             timeout_s=20,
             token="t0ken",
         )
-        assert done["changed"] is True
-        assert httpx.get(f"{url}/readyz").json()["live"] == {"red_dominant": summary["version"]}
+        assert done.changed is True
+        assert httpx.get(f"{url}/readyz").json()["live"] == {"red_dominant": summary.version}
 
 
 def test_a_slow_reload_does_not_stall_other_requests(tiny, monkeypatch):

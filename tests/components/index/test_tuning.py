@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from silverset.components.common.artifacts import read_index_manifest
 from silverset.components.index import ann, build, tuning
 from silverset.components.index.loaded import LoadedIndex
 from tests.helpers.indexes import clustered, write_inputs
@@ -93,7 +94,7 @@ def test_build_records_the_curve_and_serves_the_fastest_config_meeting_the_targe
     )
 
     # manifest round trip: what is on disk is what the build returned, and the server loads that searcher
-    assert build.read_index_manifest(out).model_dump(mode="json") == json.loads(json.dumps(manifest))
+    assert read_index_manifest(out).model_dump(mode="json") == json.loads(json.dumps(manifest))
     loaded = LoadedIndex(out)
     loaded.self_check()
     assert loaded.leaves_to_search == params["num_leaves_to_search"]
