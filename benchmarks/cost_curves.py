@@ -3,7 +3,8 @@
     python -m benchmarks.cost_curves --out benchmarks/results [--quick] [--only frames,scoring,index,pipeline]
                                      [--n 1000,5000] [--max-point-s 1500]
 
-Stages and scale points (``--quick``: tiny scales, for a smoke run in about a minute per stage):
+Stages and scale points (``--quick``: tiny scales, a smoke run of under a minute per stage, except the pipeline's
+120 and 200 videos, a few minutes each: below ~100 videos the demo's golden set is too small for its teacher gate):
 
 - frames: videos/s framing 100, 1,000, 5,000 synthetic videos (2 s, 160x120, 15 fps; K=8 at 112 px) with the
   frames stage's Beam pipeline (DirectRunner), once whole and as 2 shards run one after another (kfp.local runs
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -48,12 +48,12 @@ SCALES = {
     "full": {"frames": [100, 1_000, 5_000], "scoring": [100_000, 1_000_000, 5_000_000],
              "index": [100_000, 1_000_000, 3_000_000], "pipeline": [200, 1_000, 5_000]},
     "quick": {"frames": [10, 30, 60], "scoring": [20_000, 50_000, 100_000], "index": [20_000, 40_000, 80_000],
-              "pipeline": [40, 80]},
+              "pipeline": [120, 200]},
 }  # fmt: skip
 PIPELINE_SHARDS = (1, 2)
 FRAMES_CLIP = {"duration_s": 2.0, "width": 160, "height": 120, "k": 8}
 SHARDS = 2
-RESULT_PREFIX = "COST_CURVES_RESULT "
+RESULT_FILE = "result.json"  # the child writes its result here, beside (not in) its work folder
 JSON_NAME = "cost_curves.json"
 
 
@@ -72,16 +72,17 @@ def machine() -> dict:
 
 def run_child(task: dict, *, log: Path) -> dict:
     """Run ``task`` (stage, n, work, ...) in a child process; its result with the child's peak RSS added."""
+    result_file = Path(f"{task['work']}.{RESULT_FILE}")
+    result_file.unlink(missing_ok=True)
     command = [sys.executable, "-m", "benchmarks.cost_curves", "--child", json.dumps(task)]
     root = Path(__file__).resolve().parents[1]
     load_before = list(os.getloadavg())
-    with log.open("a") as stderr:
-        done = subprocess.run(command, cwd=root, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if done.returncode != 0 or not lines:
+    with log.open("a") as output:  # the child's stdout and stderr both (kfp.local prints on stdout)
+        done = subprocess.run(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0 or not result_file.exists():
         tail = log.read_text()[-3000:] if log.exists() else ""
         raise RuntimeError(f"{task['stage']} at n={task['n']} failed (exit {done.returncode}); log tail:\n{tail}")
-    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    result = json.loads(result_file.read_text())
     result["loadavg_before"] = [round(x, 2) for x in load_before]
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
@@ -106,21 +107,24 @@ def child_main(task: dict) -> None:
         raise SystemExit(f"unknown stage {stage!r}")
     result["peak_rss_mib"] = stages.peak_rss_mib()
     shutil.rmtree(work, ignore_errors=True)
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    Path(f"{task['work']}.{RESULT_FILE}").write_text(json.dumps(result))
+    print("COST_CURVES_RESULT " + json.dumps(result), flush=True)  # also on stdout, for a reader of the log
 
 
 # ------------------------------------------------------------------------------------------------------- curves
 
 
 def predicted_seconds(points: list[dict], n: int) -> float | None:
-    """``seconds`` at ``n`` extrapolated from the measured points (log-log fit; linear from one point)."""
-    measured = [(p["n"], p["seconds"]) for p in points if p.get("seconds")]
+    """Seconds a point at ``n`` would take (its child's wall seconds where recorded), extrapolated from the largest
+    measured point with the log-log fit's exponent, at least 1 (linear): fixed costs do not shrink a larger point."""
+    measured = sorted((p["n"], p.get("child_wall_seconds") or p["seconds"]) for p in points if p.get("seconds"))
     if not measured:
         return None
-    if len({m[0] for m in measured}) < 2:
-        return measured[0][1] * n / measured[0][0]
-    fit = growth.fit_growth([m[0] for m in measured], [m[1] for m in measured])
-    return math.exp(fit["intercept_a"]) * n ** max(fit["exponent_b"], 1.0)
+    exponent = 1.0
+    if len({m[0] for m in measured}) >= 2:
+        exponent = max(growth.fit_growth([m[0] for m in measured], [m[1] for m in measured])["exponent_b"], 1.0)
+    largest_n, largest_s = measured[-1]
+    return largest_s * (n / largest_n) ** exponent
 
 
 def curve(points: list[dict], value) -> tuple[list[float], list[float]]:
@@ -264,6 +268,10 @@ def measure_stage(stage: str, scales: list[int], *, args, work: Path, previous: 
                 if stage == "index":
                     (work / f"index-{n}.npy").unlink(missing_ok=True)
             point["child_wall_seconds"] = round(time.perf_counter() - started, 1)
+            if point.get("status", "SUCCEEDED") != "SUCCEEDED":  # a failed pipeline's seconds are not its cost
+                entry["skipped"].append({"n": n, **variant, "reason": f"pipeline {point['status']}", "point": point})
+                print(f"[cost_curves] {stage} n={n} {variant}: pipeline {point['status']}", flush=True)
+                continue
             entry["points"].append(point)
             print(f"[cost_curves] {stage} n={n} {variant}: {point['seconds']} s, {point['rate']} {point['rate_unit']}")
     entry["points"].sort(key=lambda p: (p.get("shards", 0), p["n"]))
