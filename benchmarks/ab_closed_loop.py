@@ -39,7 +39,7 @@ def _serve_root(args) -> tuple[Path, str]:
 
 
 def _loop(name: str, **kwargs) -> dict:
-    from silverset.components.abtest.closed_loop import run_closed_loop
+    from silverset.pipelines.closed_loop import run_closed_loop
 
     started = time.perf_counter()
     report = run_closed_loop(**kwargs)

@@ -1,11 +1,10 @@
 """The demo's closed A/B loop: the real index server runs the experiment, simulated users search it, their
 outcomes follow from what it actually served, and the analysis reads the server's own exposure log.
 
-Simulated users: each has a current interest in the attribute (the probability of engaging with it) and
-an older one that is only partly the same (tastes drift). Their watch histories are drawn from the
-index's own scored videos, oldest first: the older 70% of a history follows the old interest, the newest
-30% the current one, so the rule's share over the whole history lags what a recency-aware model sees.
-Pre-period covariates (activity, tenure, minutes on the attribute, consumption, creation) correlate with
+An orchestration over stages (index server, abtest analysis), so it lives under pipelines/, not in a stage package.
+Simulated users (``abtest/simulated_users.py``): each has a current interest in the attribute and an older one
+that is only partly the same; their watch histories are drawn from the index's own scored videos. Pre-period
+covariates (activity, tenure, minutes on the attribute, consumption, creation) correlate with
 the trigger, so triggered and not-triggered users differ before any treatment (CBPS must balance them).
 
 Outcomes: a user the server served restricted results gains ``effect x current interest`` minutes of
@@ -23,105 +22,22 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.special import expit
 
+from silverset.components.abtest import analyze
+from silverset.components.abtest.experiment import load_experiment
+from silverset.components.abtest.exposure import read_exposures
+from silverset.components.abtest.simulated_users import METRICS, outcomes_of, simulate_users
+from silverset.components.common.artifacts import IndexManifest, read_index_manifest, write_index_manifest
 from silverset.components.common.errors import SilversetInputError
+from silverset.components.index import pointer
+from silverset.components.index.server import ServerOptions, create_app
 
 _LOGGER = logging.getLogger(__name__)
-
-RECENT_SHARE = 0.3  # newest part of a history that follows the current interest
-TASTE_CORRELATION = 0.3  # corr(old taste, current taste) on the logit scale
-METRICS = ("satisfied_consumption", "creation_participation")
-
-
-@dataclass(frozen=True)
-class SimulatedUsers:
-    """Per-user arrays, length n; ``histories`` are lists of video ids, oldest first."""
-
-    user_id: list[str]
-    histories: list[list[str]]
-    interest: np.ndarray  # float [n]: current P(engage with the attribute)
-    covariates: dict[str, np.ndarray]  # pre_* -> float [n]
-    base: np.ndarray  # float [n]: expected consumption without treatment
-    creation_logit: np.ndarray  # float [n]
-
-
-def simulate_users(
-    video_ids: list[str],
-    probabilities: np.ndarray,
-    *,
-    users: int,
-    min_probability: float,
-    seed: int = 0,
-    id_prefix: str = "user",
-) -> SimulatedUsers:
-    """Draw ``users`` users whose histories come from ``video_ids`` (student ``probabilities`` decide which
-    count as the attribute's: >= ``min_probability``)."""
-    ids = np.asarray(video_ids, dtype=object)
-    p = np.asarray(probabilities, dtype=np.float64)
-    attr_pool, other_pool = ids[p >= min_probability], ids[p < min_probability]
-    if len(attr_pool) == 0 or len(other_pool) == 0:
-        raise SilversetInputError(
-            "index history",
-            f"needs videos on both sides of min_probability {min_probability} "
-            f"to draw histories (has {len(attr_pool)} above, {len(other_pool)} below)",
-        )
-    rng = np.random.default_rng(seed)
-    z_now = rng.normal(size=users)
-    z_old = TASTE_CORRELATION * z_now + np.sqrt(1 - TASTE_CORRELATION**2) * rng.normal(size=users)
-    interest = expit(-1.0 + 1.6 * z_now)
-    interest_old = expit(-1.0 + 1.6 * z_old)
-    lengths = rng.integers(8, 41, size=users)
-    histories = []
-    for i in range(users):
-        n = int(lengths[i])
-        recent = max(2, int(round(RECENT_SHARE * n)))
-        share = np.where(np.arange(n) >= n - recent, interest[i], interest_old[i])
-        from_attr = rng.random(n) < share
-        picks = np.where(
-            from_attr, attr_pool[rng.integers(0, len(attr_pool), n)], other_pool[rng.integers(0, len(other_pool), n)]
-        )
-        histories.append([str(v) for v in picks])
-    activity, tenure, level = rng.normal(size=users), rng.normal(size=users), rng.normal(scale=3.0, size=users)
-    base = 20.0 + 3.0 * activity + 1.0 * tenure + 2.0 * z_now + level
-    creation_logit = -1.8 + 0.5 * activity + 0.3 * z_now + level / 8
-    covariates = {
-        "pre_activity": activity,
-        "pre_tenure": tenure,
-        "pre_attribute_minutes": 4.0 * interest_old + rng.normal(size=users),
-        "pre_satisfied_consumption": base + rng.normal(scale=2.0, size=users),
-        "pre_creation_participation": (rng.random(users) < expit(creation_logit)).astype(np.float64),
-    }
-    return SimulatedUsers(
-        [f"{id_prefix}-{seed}-{i:06d}" for i in range(users)], histories, interest, covariates, base, creation_logit
-    )
-
-
-def outcomes_of(
-    sim: SimulatedUsers, served: np.ndarray, *, effect: float, creation_effect: float, seed: int
-) -> pa.Table:
-    """Outcome table from what was served (bool [n]): metrics, pre_* covariates, the engagement label, history."""
-    rng = np.random.default_rng(seed + 7919)
-    gain = sim.interest * np.asarray(served, dtype=np.float64)
-    consumption = sim.base + rng.normal(scale=2.0, size=len(gain)) + effect * gain
-    creation = rng.random(len(gain)) < np.clip(expit(sim.creation_logit) + creation_effect * gain, 0.0, 1.0)
-    return pa.table(
-        {
-            "user_id": sim.user_id,
-            "satisfied_consumption": consumption,
-            "creation_participation": creation.astype(np.float64),
-            **sim.covariates,
-            "attribute_engagement": (rng.random(len(gain)) < sim.interest).astype(np.int64),
-            "history": pa.array(sim.histories, type=pa.list_(pa.string())),
-        }
-    )
 
 
 def _free_port() -> int:
@@ -136,8 +52,6 @@ def loopback_server(serve_root: str | Path, options) -> Iterator[str]:
     its base URL once /readyz answers 200. Leaving the block shuts it down, which finalizes the exposure log."""
     import httpx
     import uvicorn
-
-    from silverset.components.index.server import create_app
 
     port = _free_port()
     server = uvicorn.Server(
@@ -165,12 +79,9 @@ def loopback_server(serve_root: str | Path, options) -> Iterator[str]:
 
 def stage_serve_root(
     *, serve_root: str | Path, attribute: str, out: Path, affinity_model: str | Path | None
-) -> tuple[Path, dict]:
+) -> tuple[Path, IndexManifest]:
     """Copy the live version of ``attribute`` into ``out`` (CURRENT pointing at it); with ``affinity_model``
     its manifest names the model (the manifest is outside the content digest). Returns (root, manifest)."""
-    from silverset.components.index import pointer
-    from silverset.components.index.build import MANIFEST_FILE
-
     live = pointer.read_pointer(serve_root, attribute)
     if live is None:
         raise SilversetInputError(f"serve root '{serve_root}'", f"has no live version of '{attribute}' (no CURRENT)")
@@ -179,10 +90,11 @@ def stage_serve_root(
     if target.parent.parent.exists():
         shutil.rmtree(target.parent.parent)
     shutil.copytree(source, target)
-    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    manifest = read_index_manifest(target)
     if affinity_model is not None:
-        manifest["serving"]["affinity_model"] = str(Path(affinity_model).resolve())
-        (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        serving = {**manifest.serving, "affinity_model": str(Path(affinity_model).resolve())}
+        manifest = manifest.model_copy(update={"serving": serving})
+        write_index_manifest(target, manifest)
     (out / attribute / pointer.CURRENT).write_text(live + "\n")
     return out, manifest
 
@@ -211,11 +123,6 @@ def run_closed_loop(
     """
     import httpx
 
-    from silverset.components.index.server import ServerOptions
-
-    from . import analyze
-    from .experiment import load_experiment
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = load_experiment(experiment_path)
@@ -224,12 +131,12 @@ def run_closed_loop(
     root, manifest = stage_serve_root(
         serve_root=serve_root, attribute=attribute, out=out / "serve", affinity_model=affinity_model
     )
-    history = pq.read_table(Path(root) / attribute / "versions" / manifest["version"] / "history.parquet")
+    history = pq.read_table(Path(root) / attribute / "versions" / manifest.version / "history.parquet")
     sim = simulate_users(
         history.column("video_id").to_pylist(),
         history.column("probability").to_numpy(),
         users=users,
-        min_probability=float(manifest["vocabulary_rule"]["min_probability"]),
+        min_probability=float(manifest.vocabulary_rule["min_probability"]),
         seed=seed,
     )
     exposures_dir = out / "exposures"
@@ -254,7 +161,7 @@ def run_closed_loop(
         users,
         len(order),
         clients,
-        manifest["version"],
+        manifest.version,
     )
     with loopback_server(root, options) as url:
         search_url = f"{url}/v1/attributes/{attribute}/search"
@@ -315,8 +222,6 @@ def run_closed_loop(
             experiment_id=config.experiment_id,
         ),
     )
-    from .exposure import read_exposures
-
     logged = read_exposures(exposures_dir)
     truth_gain = float(sim.interest[triggered].mean()) if triggered.any() else 0.0
     truth = {
@@ -332,26 +237,24 @@ def run_closed_loop(
         "mean_interest_triggered": truth_gain,
         "mean_interest_all": float(sim.interest.mean()),
     }
-    trig = summary.get("triggered_lifts", {}).get("satisfied_consumption")
+    trig = summary.triggered_lifts.get("satisfied_consumption")
     result = json.loads((out / "analysis" / analyze.RESULT_FILE).read_text())
     obs = result.get("observational") or {}
     checks = {
         "effect_within_ci": bool(
             trig
-            and trig["difference_ci"][0]
-            <= truth["satisfied_consumption"]["triggered_difference"]
-            <= trig["difference_ci"][1]
+            and trig.difference_ci[0] <= truth["satisfied_consumption"]["triggered_difference"] <= trig.difference_ci[1]
         ),
-        "srm_passed": not summary["srm_mismatch"],
+        "srm_passed": not summary.srm_mismatch,
         "cbps_all_abs_smd_below_0_1": bool(obs) and all(abs(b["smd_after"]) < 0.1 for b in obs["balance"]),
-        "control_never_served": int((served & ~treatment).sum()) == 0 and summary["control_served"] == 0,
+        "control_never_served": int((served & ~treatment).sum()) == 0 and summary.control_served == 0,
         "arms_match_experiment": arm_mismatch == 0,
         "every_request_logged": logged.num_rows == len(order),
     }
     report = {
         "experiment_id": config.experiment_id,
         "attribute": attribute,
-        "index_version": manifest["version"],
+        "index_version": manifest.version,
         "trigger_source": "model" if affinity_model is not None else "rule",
         "affinity_model": str(affinity_model) if affinity_model else None,
         "users": users,
@@ -366,7 +269,7 @@ def run_closed_loop(
         "creation_effect": creation_effect,
         "seed": seed,
         "truth": truth,
-        "analysis": summary,
+        "analysis": summary.model_dump(mode="json"),
         "checks": checks,
         "passed": all(checks.values()),
         "paths": {"exposures": str(exposures_dir), "outcomes": str(outcomes_path), "analysis": str(out / "analysis")},

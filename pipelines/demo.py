@@ -291,7 +291,7 @@ def _run_demo(
     on_video: Callable[[str], None] | None,
     emit: Callable[[TaskEvent], None],
 ) -> dict:
-    from silverset.components.abtest.closed_loop import run_closed_loop
+    from silverset.pipelines.closed_loop import run_closed_loop
     from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common import schemas, tables
     from silverset.components.common.spec import example_specs_dir, load_spec

@@ -410,7 +410,7 @@ def run(
     out_dir: str | Path,
     covariates: str | Path | None = None,
     options: AnalysisOptions = AnalysisOptions(),
-) -> dict:
+) -> AnalysisSummary:
     """Analyse logs into ``out_dir`` (result.json, report.html, lift.png, balance.png, errors.parquet).
 
     Exposures: one row per user (user_id, arm, optional triggered), or the index server's exposure-log
@@ -419,7 +419,7 @@ def run(
     numeric pre-period values. Outcome rows of users never exposed, and
     exposed users lacking outcomes (with ``missing_outcome='drop'``) or covariates, go to errors.parquet:
     exposed users + orphan outcome rows == analysed users + errors. Returns a small summary; the result's
-    gates (SRM, balance) are in ``summary['passed']`` and ``summary['failures']``.
+    gates (SRM, balance) are in ``summary.passed`` and ``summary.failures``.
     """
     from .report import write_report
 
@@ -538,7 +538,7 @@ def run(
     for note in result.notes:
         _LOGGER.info("abtest: %s", note)
     if not result.passed:
-        _LOGGER.warning("abtest: the analysis's checks failed: %s", "; ".join(summary["failures"]))
+        _LOGGER.warning("abtest: the analysis's checks failed: %s", "; ".join(summary.failures))
     _LOGGER.info(
         "abtest: %d of %d users analysed, %d errors, SRM p %.3g, checks %s, in %.1f s; report %s",
         result.users_analysed,
@@ -547,56 +547,100 @@ def run(
         result.srm.p_value,
         "passed" if result.passed else "failed",
         time.perf_counter() - started,
-        summary["report"],
+        summary.report,
     )
     return summary
 
 
-def _lift_summary(m: MetricResult) -> dict:
+class LiftSummary(BaseModel):
+    """One metric's lift (its CUPED estimate when there is one): relative and absolute, with 95% CIs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    relative_lift: float
+    ci: tuple[float, float]  # of the relative lift
+    difference: float
+    difference_ci: tuple[float, float]
+    method: str
+    p_value: float | None = None
+
+
+class TriggeredUsers(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    treatment: int
+    control: int
+    srm_p_value: float
+
+
+class AnalysisSummary(BaseModel):
+    """What ``run`` wrote and the few numbers the demo, the pipeline and the CLI print (result.json has it all)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    users_in: int
+    users_analysed: int
+    errors: int  # users_in == users_analysed + errors
+    srm_p_value: float
+    srm_mismatch: bool
+    lifts: dict[str, LiftSummary]  # metric -> intent-to-treat lift
+    passed: bool  # the analysis's own checks (SRM, balance, control never served)
+    failures: list[str]
+    result: str  # result.json
+    report: str  # report.html
+    control_served: int = 0  # control users the server served (exposure logs only): must be 0
+    triggered_users: TriggeredUsers | None = None  # with a trigger column: the triggered population
+    triggered_lifts: dict[str, LiftSummary] = Field(default_factory=dict)
+    cbps_max_abs_smd_before: float | None = None  # with covariates: balance before/after CBPS weighting
+    cbps_max_abs_smd_after: float | None = None
+    cbps_balance_passed: bool | None = None
+
+
+def _lift_summary(m: MetricResult) -> LiftSummary:
     est = m.cuped or m.estimate
-    return {
-        "relative_lift": est.relative_lift,
-        "ci": [est.relative_lift_ci.low, est.relative_lift_ci.high],
-        "difference": est.difference,
-        "difference_ci": [est.difference_ci.low, est.difference_ci.high],
-        "method": est.method,
-        "p_value": est.p_value,
-    }
+    return LiftSummary(
+        relative_lift=est.relative_lift,
+        ci=(est.relative_lift_ci.low, est.relative_lift_ci.high),
+        difference=est.difference,
+        difference_ci=(est.difference_ci.low, est.difference_ci.high),
+        method=est.method,
+        p_value=est.p_value,
+    )
 
 
-def summarize(result: AnalysisResult, out_dir: str | Path) -> dict:
+def summarize(result: AnalysisResult, out_dir: str | Path) -> AnalysisSummary:
     """The few numbers the demo and the pipeline print."""
-    summary = {
-        "users_in": result.users_in,
-        "users_analysed": result.users_analysed,
-        "errors": result.errors,
-        "srm_p_value": result.srm.p_value,
-        "srm_mismatch": result.srm.mismatch,
-        "lifts": {m.metric: _lift_summary(m) for m in result.metrics},
-        "passed": result.passed,
-        "failures": result.failures(),
-        "result": str(Path(out_dir) / RESULT_FILE),
-        "report": str(Path(out_dir) / REPORT_FILE),
-    }
-    summary["control_served"] = result.control_served
+    fields: dict = {}
     if result.triggered_population is not None:
         pop = result.triggered_population
-        summary["triggered_users"] = {
-            "treatment": pop.n_treatment,
-            "control": pop.n_control,
-            "srm_p_value": pop.srm.p_value,
-        }
-        summary["triggered_lifts"] = {m.metric: _lift_summary(m) for m in pop.metrics}
+        fields["triggered_users"] = TriggeredUsers(
+            treatment=pop.n_treatment, control=pop.n_control, srm_p_value=pop.srm.p_value
+        )
+        fields["triggered_lifts"] = {m.metric: _lift_summary(m) for m in pop.metrics}
     if result.observational is not None:
-        summary["cbps_max_abs_smd_before"] = result.observational.max_abs_smd_before
-        summary["cbps_max_abs_smd_after"] = result.observational.max_abs_smd_after
-        summary["cbps_balance_passed"] = result.observational.balance_passed
-    return summary
+        fields["cbps_max_abs_smd_before"] = result.observational.max_abs_smd_before
+        fields["cbps_max_abs_smd_after"] = result.observational.max_abs_smd_after
+        fields["cbps_balance_passed"] = result.observational.balance_passed
+    return AnalysisSummary(
+        users_in=result.users_in,
+        users_analysed=result.users_analysed,
+        errors=result.errors,
+        srm_p_value=result.srm.p_value,
+        srm_mismatch=result.srm.mismatch,
+        lifts={m.metric: _lift_summary(m) for m in result.metrics},
+        passed=result.passed,
+        failures=result.failures(),
+        result=str(Path(out_dir) / RESULT_FILE),
+        report=str(Path(out_dir) / REPORT_FILE),
+        control_served=result.control_served,
+        **fields,
+    )
 
 
 __all__ = [
     "AnalysisOptions",
     "AnalysisResult",
+    "AnalysisSummary",
     "analyze_arrays",
     "run",
     "summarize",

@@ -8,21 +8,24 @@ from silverset.components.common.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def ab_analysis(spec_path: str, out_dir: str, users: int = 20000, seed: int = 0) -> NamedTuple(
+def ab_analysis(attribute_spec: str, out_dir: str, users: int = 20000, seed: int = 0) -> NamedTuple(
     "ABAnalysis", report=str, passed=bool, summary_json=str
 ):
     """Simulate the attribute's A/B traffic and analyse it; the report and result.json land under out_dir/analysis."""
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    import json
     from collections import namedtuple
 
-    from silverset.components.abtest.promotion import simulate_and_analyze
+    from silverset.components.abtest.promotion import PromotionABOptions, simulate_and_analyze
 
-    s = simulate_and_analyze(spec=spec_path, out_dir=out_dir, users=users, seed=seed)
-    print(json.dumps(s, default=str))
-    return namedtuple("ABAnalysis", "report passed summary_json")(s["report"], s["passed"], json.dumps(s, default=str))
+    summary = simulate_and_analyze(
+        attribute_spec=attribute_spec, out_dir=out_dir, options=PromotionABOptions(users=users, seed=seed)
+    )
+    print(summary.model_dump_json())
+    return namedtuple("ABAnalysis", "report passed summary_json")(
+        summary.report, summary.passed, summary.model_dump_json()
+    )
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)

@@ -297,36 +297,34 @@ fails."""
         summary = analysis.run(
             exposures=exposures, outcomes=outcomes, covariates=covariates, out_dir=out, options=options
         )
-    table = Table(title=f"A/B: {summary['users_analysed']} users analysed, {summary['errors']} errors")
+    table = Table(title=f"A/B: {summary.users_analysed} users analysed, {summary.errors} errors")
     for column in ("metric", "method", "relative lift", "95% CI", "p"):
         table.add_column(column)
-    for name, row in summary["lifts"].items():
+    for name, row in summary.lifts.items():
         table.add_row(
             name,
-            row["method"],
-            f"{row['relative_lift']:+.3%}",
-            f"[{row['ci'][0]:+.3%}, {row['ci'][1]:+.3%}]",
-            f"{row['p_value']:.3g}",
+            row.method,
+            f"{row.relative_lift:+.3%}",
+            f"[{row.ci[0]:+.3%}, {row.ci[1]:+.3%}]",
+            f"{row.p_value:.3g}",
         )
     console.print(table)
-    console.print(
-        f"SRM p = {summary['srm_p_value']:.3g}" + (" (MISMATCH)" if summary["srm_mismatch"] else ""), markup=False
-    )
-    for name, row in summary.get("triggered_lifts", {}).items():
-        users = summary["triggered_users"]
+    console.print(f"SRM p = {summary.srm_p_value:.3g}" + (" (MISMATCH)" if summary.srm_mismatch else ""), markup=False)
+    for name, row in summary.triggered_lifts.items():
+        users = summary.triggered_users
         console.print(
-            f"triggered users ({users['treatment']} treatment, {users['control']} control): {name} "
-            f"{row['relative_lift']:+.3%} [{row['ci'][0]:+.3%}, {row['ci'][1]:+.3%}]",
+            f"triggered users ({users.treatment} treatment, {users.control} control): {name} "
+            f"{row.relative_lift:+.3%} [{row.ci[0]:+.3%}, {row.ci[1]:+.3%}]",
             markup=False,
         )
-    if "cbps_max_abs_smd_after" in summary:
+    if summary.cbps_max_abs_smd_after is not None:
         console.print(
-            f"CBPS max |SMD| {summary['cbps_max_abs_smd_before']:.3f} -> {summary['cbps_max_abs_smd_after']:.4f}",
+            f"CBPS max |SMD| {summary.cbps_max_abs_smd_before:.3f} -> {summary.cbps_max_abs_smd_after:.4f}",
             markup=False,
         )
-    console.print(f"report: {summary['report']}", markup=False)
-    if not summary["passed"]:
-        raise GateFailed("; ".join(summary["failures"]))
+    console.print(f"report: {summary.report}", markup=False)
+    if not summary.passed:
+        raise GateFailed("; ".join(summary.failures))
 
 
 @abtest_app.command("status")

@@ -9,13 +9,13 @@ import pytest
 
 from silverset.components.abtest import affinity_train
 from silverset.components.abtest.affinity import AffinityModel
-from silverset.components.abtest.closed_loop import run_closed_loop
 from silverset.components.abtest.experiment import create_experiment
 from silverset.components.abtest.exposure import read_exposures
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
 from silverset.components.index import pointer
 from silverset.components.index.build import MANIFEST_FILE
+from silverset.pipelines.closed_loop import run_closed_loop
 from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 
 

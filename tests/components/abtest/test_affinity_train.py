@@ -14,9 +14,9 @@ from sklearn.metrics import roc_auc_score
 
 from silverset.components.abtest import affinity_train
 from silverset.components.abtest.affinity import AffinityModel
-from silverset.components.abtest.closed_loop import simulate_users
 from silverset.components.abtest.experiment import ExperimentConfig
 from silverset.components.abtest.exposure import Exposure
+from silverset.components.abtest.simulated_users import simulate_users
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import example_specs_dir, load_spec
 from tests.helpers.factories import write_exposure_log as write_log
@@ -62,9 +62,9 @@ def test_model_beats_the_rule_and_approaches_the_oracle(simulated):
 
 def test_without_drift_the_model_has_no_edge_to_find(simulated, monkeypatch):
     # Histories whose old part follows the current taste: the rule already sees everything; the AUC gap is ~0.
-    from silverset.components.abtest import closed_loop
+    from silverset.components.abtest import simulated_users
 
-    monkeypatch.setattr(closed_loop, "TASTE_CORRELATION", 1.0)
+    monkeypatch.setattr(simulated_users, "TASTE_CORRELATION", 1.0)
     ids, probs = _catalogue()
     users = simulate_users(ids, probs, users=3000, min_probability=0.5, seed=5)
     x, rule, _ = affinity_train.feature_matrix(

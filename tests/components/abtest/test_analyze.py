@@ -35,7 +35,7 @@ def test_full_analysis_writes_json_report_and_plots(logs, tmp_path):
         out_dir=tmp_path,
         options=analyze.AnalysisOptions(bootstrap_samples=200),
     )
-    assert summary["passed"] and summary["errors"] == 0
+    assert summary.passed and summary.errors == 0
     result = json.loads((tmp_path / "result.json").read_text())
     assert {m["metric"] for m in result["metrics"]} == {"satisfied_consumption", "creation_participation"}
     assert all(m["cuped"] is not None and m["bootstrap"]["agrees"] for m in result["metrics"])
@@ -70,15 +70,15 @@ def test_csv_logs_and_dropped_rows_keep_inputs_equal_outputs_plus_errors(logs, t
     )
     errors = read_errors(tmp_path / "out").to_pandas()
     assert sorted(errors["error_type"].value_counts().items()) == [("missing_outcome", 10), ("not_exposed", 2)]
-    assert summary["users_in"] == len(exposures) + 2
-    assert summary["users_in"] == summary["users_analysed"] + summary["errors"]
+    assert summary.users_in == len(exposures) + 2
+    assert summary.users_in == summary.users_analysed + summary.errors
     zero = analyze.run(
         exposures=tmp_path / "e.csv",
         outcomes=tmp_path / "o.csv",
         out_dir=tmp_path / "zero",
         options=analyze.AnalysisOptions(bootstrap_samples=0, missing_outcome="zero"),
     )
-    assert zero["users_analysed"] == len(exposures)
+    assert zero.users_analysed == len(exposures)
 
 
 @pytest.mark.parametrize(
@@ -130,8 +130,8 @@ def test_imbalance_fails_the_balance_gate(logs, tmp_path):
         out_dir=tmp_path,
         options=analyze.AnalysisOptions(bootstrap_samples=0, over_identified=True, smd_threshold=1e-4),
     )
-    assert not summary["passed"]
-    assert any("CBPS balance" in f for f in summary["failures"])
+    assert not summary.passed
+    assert any("CBPS balance" in f for f in summary.failures)
     assert "FAILED" in (tmp_path / "report.html").read_text()
 
 

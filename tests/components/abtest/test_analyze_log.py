@@ -99,15 +99,15 @@ def test_planted_effect_is_recovered_from_the_servers_log(tmp_path):
         out_dir=tmp_path / "out",
         options=analyze.AnalysisOptions(bootstrap_samples=0),
     )
-    assert summary["passed"] and summary["control_served"] == 0 and summary["errors"] == 0
-    assert summary["users_analysed"] == 4000
+    assert summary.passed and summary.control_served == 0 and summary.errors == 0
+    assert summary.users_analysed == 4000
     # Randomized comparison among triggered users: the effect on served users, within its CI and away from 0.
-    trig = summary["triggered_lifts"]["satisfied_consumption"]
-    assert trig["difference_ci"][0] <= EFFECT <= trig["difference_ci"][1] and trig["difference_ci"][0] > 0
-    assert summary["triggered_users"]["treatment"] == int((truth["served"]).sum())
+    trig = summary.triggered_lifts["satisfied_consumption"]
+    assert trig.difference_ci[0] <= EFFECT <= trig.difference_ci[1] and trig.difference_ci[0] > 0
+    assert summary.triggered_users.treatment == int((truth["served"]).sum())
     # Whole-population lift: EFFECT x trigger rate.
-    itt = summary["lifts"]["satisfied_consumption"]
-    assert itt["difference_ci"][0] <= EFFECT * truth["triggered"].mean() <= itt["difference_ci"][1]
+    itt = summary.lifts["satisfied_consumption"]
+    assert itt.difference_ci[0] <= EFFECT * truth["triggered"].mean() <= itt.difference_ci[1]
     # The pre_ columns were taken as covariates, not metrics; CBPS on the logged triggers balances all of them.
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert [m["metric"] for m in result["metrics"]] == ["satisfied_consumption"]
@@ -130,7 +130,7 @@ def test_no_effect_gives_an_interval_around_zero(tmp_path):
         out_dir=tmp_path / "out",
         options=analyze.AnalysisOptions(bootstrap_samples=0),
     )
-    low, high = summary["triggered_lifts"]["satisfied_consumption"]["difference_ci"]
+    low, high = summary.triggered_lifts["satisfied_consumption"].difference_ci
     assert low <= 0 <= high and high - low < 1.0
 
 
@@ -142,8 +142,8 @@ def test_control_served_fails_the_analysis(tmp_path):
         out_dir=tmp_path / "out",
         options=analyze.AnalysisOptions(bootstrap_samples=0),
     )
-    assert not summary["passed"] and summary["control_served"] == 5
-    assert "5 control user(s) were served" in summary["failures"][0]
+    assert not summary.passed and summary.control_served == 5
+    assert "5 control user(s) were served" in summary.failures[0]
 
 
 def test_missing_outcomes_and_null_covariates_go_to_errors(tmp_path):
@@ -168,7 +168,7 @@ def test_missing_outcomes_and_null_covariates_go_to_errors(tmp_path):
         out_dir=tmp_path / "out2",
         options=analyze.AnalysisOptions(bootstrap_samples=0),
     )
-    assert summary["users_in"] == summary["users_analysed"] + summary["errors"] and summary["errors"] == 14
+    assert summary.users_in == summary.users_analysed + summary.errors and summary.errors == 14
 
 
 def test_bad_logs_are_refused_naming_the_problem(tmp_path):

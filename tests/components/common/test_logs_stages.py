@@ -325,5 +325,5 @@ def test_abtest_analysis_logs_dropped_users_and_its_result(tmp_path, stage_log):
     assert sorted(tables.read_errors(tmp_path / "analysis").column("key").to_pylist()) == ["ghost-1", "ghost-2"]
     infos = _at(stage_log, logging.INFO, name)
     assert infos[0].startswith("abtest: 3000 exposed users, metrics ")
-    assert infos[-1].startswith(f"abtest: {summary['users_analysed']} of 3002 users analysed, 2 errors, SRM p ")
-    assert ("checks passed" if summary["passed"] else "checks failed") in infos[-1]
+    assert infos[-1].startswith(f"abtest: {summary.users_analysed} of 3002 users analysed, 2 errors, SRM p ")
+    assert ("checks passed" if summary.passed else "checks failed") in infos[-1]

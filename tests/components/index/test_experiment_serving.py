@@ -374,8 +374,8 @@ def test_the_servers_own_log_feeds_abtest_status_and_analyze(tiny, tmp_path):
         out_dir=tmp_path / "analysis",
         options=analyze.AnalysisOptions(treatment_share=config.treatment_share, bootstrap_samples=0),
     )
-    assert summary["control_served"] == 0 and not summary["srm_mismatch"] and summary["users_analysed"] == len(users)
-    low, high = summary["triggered_lifts"]["minutes"]["ci"]
+    assert summary.control_served == 0 and not summary.srm_mismatch and summary.users_analysed == len(users)
+    low, high = summary.triggered_lifts["minutes"].ci
     true_relative = effect / base[[i for i in range(len(users)) if i % 2]].mean()
     assert low <= true_relative <= high
 
