@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import fsspec
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import artifacts
 from silverset.components.common.artifacts import RUN_SUMMARY_FILE, LockedOut, PlanSummary, RunSummary
@@ -45,7 +45,18 @@ OUTCOMES = (
 SUMMARY_FILE = RUN_SUMMARY_FILE  # common.artifacts.RunSummary: what the webhook receives and the file holds
 
 
-class NotifyResult(BaseModel):
+class NotifyOptions(BaseModel):
+    """How hard the webhook post tries: ``attempts`` in all, waiting ``backoff_s`` x 2^(attempt-1) in between."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attempts: int = Field(4, ge=1)
+    backoff_s: float = Field(1.0, ge=0)
+
+
+class NotifySummary(BaseModel):
+    """What the notify step did; the run summary itself (common.artifacts.RunSummary) is at ``summary_path``."""
+
     model_config = ConfigDict(frozen=True)
 
     status: str
@@ -335,10 +346,9 @@ def run(
     workdir: str = "",
     state_dir: str = "",
     run_lock: str = "",
+    options: NotifyOptions = NotifyOptions(),
     api_client=None,
-    attempts: int = 4,
-    backoff_s: float = 1.0,
-) -> NotifyResult:
+) -> NotifySummary:
     """Summarize the run, post it to ``webhook_url`` (if set), write it, clean up after this run only.
 
     The plan is this run's ``plan_dir_of(workdir, run_id)``. The summary goes to ``run_summary.json`` there
@@ -356,7 +366,7 @@ def run(
     )
     _LOGGER.info("run %s ended %s: outcome %s", run_id, status, summary.outcome)
     webhook_status, tries = (
-        post(webhook_url, summary, attempts=attempts, backoff_s=backoff_s) if webhook_url else (None, 0)
+        post(webhook_url, summary, attempts=options.attempts, backoff_s=options.backoff_s) if webhook_url else (None, 0)
     )
     released, removed = False, 0
     if summary.outcome != "locked":
@@ -376,7 +386,7 @@ def run(
         released,
         removed,
     )
-    return NotifyResult(
+    return NotifySummary(
         status=status,
         outcome=summary.outcome,
         webhook_status=webhook_status,

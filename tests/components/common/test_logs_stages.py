@@ -229,7 +229,9 @@ def test_notify_logs_webhook_retries_with_attempt_status_and_wait_but_never_the_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/HOOK-SECRET-77"
     try:
-        result = webhook.run(run_id="r1", status="SUCCEEDED", webhook_url=url, attempts=4, backoff_s=0.01)
+        result = webhook.run(
+            run_id="r1", status="SUCCEEDED", webhook_url=url, options=webhook.NotifyOptions(attempts=4, backoff_s=0.01)
+        )
     finally:
         server.shutdown()
     assert result.webhook_status == 204 and result.attempts == 3
@@ -247,7 +249,10 @@ def test_notify_logs_a_webhook_that_never_answers_as_given_up(stage_log):
     from silverset.components.notify import webhook
 
     result = webhook.run(
-        run_id="r2", status="FAILED", webhook_url="http://127.0.0.1:9/x/TOKEN-9", attempts=2, backoff_s=0.01
+        run_id="r2",
+        status="FAILED",
+        webhook_url="http://127.0.0.1:9/x/TOKEN-9",
+        options=webhook.NotifyOptions(attempts=2, backoff_s=0.01),
     )
     assert result.webhook_status is None and result.attempts == 2
     warnings = _at(stage_log, logging.WARNING, "silverset.components.notify.webhook")

@@ -92,7 +92,7 @@ def test_a_failed_run_is_posted_with_its_error_releases_its_lock_and_cleans_only
         webhook_url=url,
         workdir=str(work),
         state_dir=state_dir,
-        backoff_s=0.01,
+        options=webhook.NotifyOptions(backoff_s=0.01),
     )
     assert result.webhook_status == 200 and result.attempts == 3
     assert received[0]["status"] == "FAILED" and received[0]["outcome"] == "failed"
@@ -266,7 +266,6 @@ def test_unreachable_webhook_does_not_raise(tmp_path):
         status="SUCCEEDED",
         webhook_url="http://127.0.0.1:9/none",
         workdir=str(tmp_path),
-        attempts=2,
-        backoff_s=0.01,
+        options=webhook.NotifyOptions(attempts=2, backoff_s=0.01),
     )
     assert result.webhook_status is None and result.attempts == 2 and result.outcome == "failed"
