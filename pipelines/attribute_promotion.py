@@ -43,7 +43,7 @@ from silverset.components.common.kube import CONTROL_STORE_URI
 from silverset.components.deploy.component import deploy_index
 from silverset.components.distill.component import distill_student
 from silverset.components.embed.component import embed_shard
-from silverset.components.evaluate.component import evaluate_gate
+from silverset.components.evaluate.component import student_gate, teacher_gate
 from silverset.components.frames.component import extract_frames
 from silverset.components.incremental.component import commit_promotion, finalize_incremental, plan_incremental
 from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD, EMBED_MANIFEST, TEACHER_MANIFEST
@@ -102,12 +102,12 @@ STAGES: dict[str, Callable] = {
     "plan": plan_incremental,
     "frames": extract_frames,
     "embed": embed_shard,
-    "teacher_gate": evaluate_gate,
+    "teacher_gate": teacher_gate,
     "annotate": annotate_shard,
     "merge": merge_labels,
     "carry": finalize_incremental,
     "distill": distill_student,
-    "student_gate": evaluate_gate,
+    "student_gate": student_gate,
     "approval": approval_gate,
     "score": bulk_score,
     "index": build_index,  # restricted vocabulary + ScaNN build
@@ -178,7 +178,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     def body(
         *,
         attribute_spec,
-        manifest,
+        manifest_uri,
         workdir,
         state_dir,
         golden_set,
@@ -225,7 +225,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
 
         with dsl.ExitHandler(exit_task, name="promotion"):
             plan = plan_incremental(
-                manifest=manifest,
+                manifest_uri=manifest_uri,
                 attribute_spec=attribute_spec,
                 state_dir=state_dir,
                 workdir=workdir,
@@ -254,13 +254,13 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
                     frames_per_video=frames_per_video,
                     frame_size=frame_size,
                     frame_sampling=frame_sampling,
-                    beam=dict(runner=beam_runner, beam_options=beam_options),
+                    beam=dict(beam_runner=beam_runner, beam_options=beam_options),
                     teacher=dict(
                         teacher=teacher_backend,
                         checkpoint=teacher_checkpoint,
                         precision=teacher_precision,
                         gemini_model=teacher_model,
-                        price_table_uri=gemini_price_table,
+                        gemini_price_table=gemini_price_table,
                         gemini_rps=gemini_rps,
                         gemini_tokens_per_min=gemini_tokens_per_min,
                         temperature=teacher_temperature,
@@ -284,7 +284,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
         @dsl.pipeline(name=PIPELINE_NAME, description=description)
         def attribute_promotion(
             attribute_spec: str,
-            manifest: str,
+            manifest_uri: str,
             workdir: str,
             state_dir: str,
             golden_set: str,
@@ -324,7 +324,7 @@ def build(options: PlatformOptions = PlatformOptions()) -> Callable:
     @dsl.pipeline(name=PIPELINE_NAME, description=description)
     def attribute_promotion(
         attribute_spec: str,
-        manifest: str,
+        manifest_uri: str,
         workdir: str,
         state_dir: str,
         golden_set: str,
@@ -408,7 +408,7 @@ def _promotion_body(
     # New/changed videos plus the golden-set videos (the teacher gate labels those every run).
     with dsl.ParallelFor(items=list(range(options.shards)), name="frames-shards") as shard:
         frames = extract_frames(
-            manifest=f"{plan_dir}/frames_manifest.parquet",
+            manifest_uri=f"{plan_dir}/frames_manifest.parquet",
             out_dir=frames_dir,
             frames_per_video=frames_per_video,
             size=frame_size,
@@ -423,7 +423,7 @@ def _promotion_body(
         embed = embed_shard(
             frames_uri=frames_dir,
             manifest_uri=embed_manifest,
-            out_uri=embeddings_dir,
+            out_dir=embeddings_dir,
             shard_index=shard,
             shard_count=options.shards,
             embedder=embedder,
@@ -434,34 +434,33 @@ def _promotion_body(
 
     # The teacher must pass a golden-set gate before any bulk annotation is spent.
     golden_annotate = annotate_shard(
-        attribute_uri=attribute_spec,
+        attribute_spec=attribute_spec,
         manifest_uri=f"{plan_dir}/golden_manifest.parquet",
         frames_uri=frames_dir,
-        out_uri=golden_labels,
+        out_dir=golden_labels,
         shard_index=0,
         shard_count=1,
         **teacher,
         **lock,
     ).after(frames)
     _teacher_step(_no_cache(golden_annotate), options).set_display_name("annotate-golden-set")
-    teacher_gate = evaluate_gate(
-        attribute=attribute_spec,
-        golden=golden_set,
+    teacher_verdict = teacher_gate(
+        attribute_spec=attribute_spec,
+        golden_set=golden_set,
         predictions=golden_labels,
-        gate="teacher",
         out_dir=f"{run_dir}/teacher_gate",
-        frames=frames_dir,
-        manifest=f"{plan_dir}/golden_manifest.parquet",
+        frames_uri=frames_dir,
+        manifest_uri=f"{plan_dir}/golden_manifest.parquet",
     ).after(golden_annotate)
-    _no_cache(_common(teacher_gate, options, cpu="1", memory="2Gi")).set_display_name("teacher-gate")
+    _no_cache(_common(teacher_verdict, options, cpu="1", memory="2Gi")).set_display_name("teacher-gate")
 
-    with dsl.If(teacher_gate.outputs["Output"] == "passed", name="teacher-gate-passed"):
+    with dsl.If(teacher_verdict.outputs["Output"] == "passed", name="teacher-gate-passed"):
         with dsl.ParallelFor(items=list(range(options.shards)), name="annotate-shards") as shard:
             annotate = annotate_shard(
-                attribute_uri=attribute_spec,
+                attribute_spec=attribute_spec,
                 manifest_uri=teacher_manifest,
                 frames_uri=frames_dir,
-                out_uri=teacher_labels,
+                out_dir=teacher_labels,
                 shard_index=shard,
                 shard_count=options.shards,
                 budget_usd=teacher_budget_usd,
@@ -469,7 +468,7 @@ def _promotion_body(
                 **lock,
             ).after(frames)
             _teacher_step(annotate, options).set_display_name("annotate-shard")
-        merge = merge_labels(manifest_uri=teacher_manifest, out_uri=teacher_labels).after(annotate)
+        merge = merge_labels(manifest_uri=teacher_manifest, out_dir=teacher_labels).after(annotate)
         _common(merge, options, cpu="1", memory="2Gi").set_display_name("merge-labels-exactly-once")
         carry = finalize_incremental(
             plan_dir=plan_dir,
@@ -483,7 +482,7 @@ def _promotion_body(
         distill = distill_student(
             embeddings=f"{merged}/embeddings",
             labels=f"{merged}/train_labels",
-            attribute=attribute_spec,
+            attribute_spec=attribute_spec,
             out_dir=model_dir,
             **lock,
         ).after(carry)
@@ -497,19 +496,18 @@ def _promotion_body(
             **lock,
         ).after(distill)
         _common(golden_scores, options, cpu="1", memory="2Gi").set_display_name("score-golden-set")
-        student_gate = evaluate_gate(
-            attribute=attribute_spec,
-            golden=golden_set,
+        student_verdict = student_gate(
+            attribute_spec=attribute_spec,
+            golden_set=golden_set,
             predictions=f"{run_dir}/student_golden_scores",
-            gate="student",
-            out_dir=student_gate_dir,
             model_dir=model_dir,
             teacher_predictions=golden_labels,
+            out_dir=student_gate_dir,
             teacher_stats=golden_labels,
         ).after(golden_scores)
-        _no_cache(_common(student_gate, options, cpu="1", memory="2Gi")).set_display_name("student-gate")
+        _no_cache(_common(student_verdict, options, cpu="1", memory="2Gi")).set_display_name("student-gate")
 
-        with dsl.If(student_gate.outputs["Output"] == "passed", name="student-gate-passed"):
+        with dsl.If(student_verdict.outputs["Output"] == "passed", name="student-gate-passed"):
             approval_args = dict(auto_approve_as=auto_approve_as) if options.local_demo else {}
             approval = approval_gate(
                 gate_result=student_gate_dir,
@@ -521,7 +519,7 @@ def _promotion_body(
                 run_dir=run_dir,
                 **lock,
                 **approval_args,
-            ).after(student_gate)
+            ).after(student_verdict)
             # Waiting for a person is cheap: a small request, and a KFP timeout that bounds a hung wait (the
             # step itself returns "expired" at the spec's expiry). The limit stays above the ~113 MiB the
             # process holds after `import kfp.dsl`, which pulls in the kubernetes client.

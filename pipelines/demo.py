@@ -102,16 +102,17 @@ def _read_json(path: Path) -> dict:
 
 def _gate_summary(gate_dir: Path) -> dict:
     """passed, reasons and headline metrics (with CIs) of one gate.json; {} when the gate never ran."""
-    gate = _read_json(gate_dir / "gate.json")
-    if not gate:
+    from silverset.components.common.artifacts import GATE_FILE, read_gate
+
+    if not (gate_dir / GATE_FILE).exists():
         return {}
-    metrics = {k: v for k, v in gate.get("metrics", {}).items() if k != "slices"}
+    gate = read_gate(gate_dir)
     return {
-        "kind": gate.get("gate"),
-        "passed": gate.get("passed"),
-        "reasons": gate.get("reasons", []),
-        "metrics": metrics,
-        "candidate_digest": gate.get("candidate_digest"),
+        "kind": gate.gate,
+        "passed": gate.passed,
+        "reasons": gate.reasons,
+        "metrics": {k: v for k, v in gate.metrics.items() if k != "slices"},
+        "candidate_digest": gate.candidate_digest,
         "report": str(gate_dir / "report.html"),
     }
 
@@ -153,7 +154,7 @@ def zero_shot_on_golden(*, spec_path: Path, manifest: str, golden: str, out: Pat
     from silverset.components.common import tables
     from silverset.components.common.golden import golden_video_ids
     from silverset.components.common.manifest import read_manifest
-    from silverset.components.evaluate.gate import run as gate
+    from silverset.components.evaluate.gate import check_teacher
     from silverset.components.teacher.annotate import AnnotateOptions
     from silverset.components.teacher.annotate import run as annotate
 
@@ -162,13 +163,13 @@ def zero_shot_on_golden(*, spec_path: Path, manifest: str, golden: str, out: Pat
     golden_manifest = out / "golden_manifest.parquet"
     tables.write_table(videos.filter(pc.is_in(videos.column("video_id"), golden_ids)), golden_manifest)
     labels = annotate(
-        attribute=str(spec_path),
-        manifest=str(golden_manifest),
-        out=str(out / "labels"),
+        attribute_spec=str(spec_path),
+        manifest_uri=str(golden_manifest),
+        out_dir=str(out / "labels"),
         options=AnnotateOptions(teacher="zero-shot"),
     )
-    gate(
-        attribute=str(spec_path), golden=golden, predictions=str(out / "labels"), gate="teacher", out=str(out / "gate")
+    check_teacher(
+        attribute_spec=str(spec_path), golden_set=golden, predictions=str(out / "labels"), out_dir=str(out / "gate")
     )
     return {"teacher_id": labels.teacher_id, **_gate_summary(out / "gate")}
 
@@ -291,16 +292,17 @@ def _run_demo(
     on_video: Callable[[str], None] | None,
     emit: Callable[[TaskEvent], None],
 ) -> dict:
-    from silverset.pipelines.closed_loop import run_closed_loop
     from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common import schemas, tables
     from silverset.components.common.spec import example_specs_dir, load_spec
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
-    from silverset.components.distill.flow import golden_from_truth
     from silverset.components.incremental.plan import run_dir_of
     from silverset.components.index import pointer
     from silverset.components.teacher.frames_cnn import teacher_card, teacher_checkpoint
     from silverset.pipelines.attribute_promotion import PlatformOptions
+    from silverset.pipelines.closed_loop import run_closed_loop
+    from silverset.pipelines.distill_flow import golden_from_truth
     from silverset.pipelines.local_run import run_local
 
     workdir = Path(workdir).resolve()
@@ -310,27 +312,27 @@ def _run_demo(
 
     with _stage(emit, "corpus synth") as done:
         corpus = synth(
-            out=workdir / "corpus",
-            videos=videos,
-            seed=seed,
-            duration_s=duration_s,
-            width=width,
-            height=height,
-            hard_case_share=hard_case_share,
+            out_dir=workdir / "corpus",
+            options=SynthOptions(
+                videos=videos,
+                seed=seed,
+                duration_s=duration_s,
+                width=width,
+                height=height,
+                hard_case_share=hard_case_share,
+            ),
             on_video=on_video,
         )
-        done.update(
-            count=corpus["videos"], unit="videos", note=f"{corpus['errors']} errors" if corpus["errors"] else ""
-        )
+        done.update(count=corpus.videos, unit="videos", note=f"{corpus.errors} errors" if corpus.errors else "")
     with _stage(emit, "golden set (from the corpus's truth)") as done:
         golden = golden_from_truth(
-            truth=corpus["truth"],
-            spec_path=str(spec_path),
+            truth=corpus.truth_uri,
+            attribute_spec=str(spec_path),
             out=str(workdir / "golden.parquet"),
             share=golden_share,
             seed=seed,
         )
-        done.update(count=golden["items"], unit="videos", note=f"{golden['positives']} positive")
+        done.update(count=golden.items, unit="videos", note=f"{golden.positives} positive")
     checkpoint: Path | None = None
     if teacher == "local":  # trained once, kept across demos: same file, same teacher id
         with _stage(emit, "demo teacher: frames CNN on its own synthetic corpus") as done:
@@ -343,9 +345,9 @@ def _run_demo(
     with _stage(emit, PIPELINE_STAGE) as done:
         run = run_local(
             attribute_spec=spec_path,
-            manifest=corpus["manifest"],
+            manifest=corpus.manifest_uri,
             workdir=pipeline_dir,
-            golden_set=golden["golden"],
+            golden_set=golden.golden_set,
             options=PlatformOptions(shards=shards),
             params={
                 "frames_per_video": frames_per_video,
@@ -372,7 +374,7 @@ def _run_demo(
     query: dict = {}
     if live:
         with _stage(emit, "sample query (local index server)") as done:
-            truth = tables.read_table(corpus["truth"], schemas.TRUTH)
+            truth = tables.read_table(corpus.truth_uri, schemas.TRUTH)
             positives = sorted(
                 v
                 for v, a, label in zip(
@@ -391,7 +393,7 @@ def _run_demo(
     if teacher != "zero-shot":
         with _stage(emit, "embedded zero-shot teacher on the golden set (for comparison)") as done:
             zero_shot = zero_shot_on_golden(
-                spec_path=spec_path, manifest=corpus["manifest"], golden=golden["golden"], out=workdir / "zero_shot"
+                spec_path=spec_path, manifest=corpus.manifest_uri, golden=golden.golden_set, out=workdir / "zero_shot"
             )
             done.update(note="teacher gate " + ("passed" if zero_shot.get("passed") else "failed"))
 
@@ -415,7 +417,7 @@ def _run_demo(
     return {
         "workdir": str(workdir),
         "attribute": spec.key,
-        "corpus": corpus,
+        "corpus": corpus.model_dump(),
         "golden": golden,
         "teacher": {
             "backend": teacher,

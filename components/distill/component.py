@@ -11,7 +11,7 @@ from silverset.components.common.images import CPU_IMAGE
 def distill_student(
     embeddings: str,
     labels: str,
-    attribute: str,
+    attribute_spec: str,
     out_dir: str,
     architecture: str = "mlp",
     hidden_units: int = 128,
@@ -25,22 +25,14 @@ def distill_student(
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    import json
     from collections import namedtuple
 
     from silverset.components.common.step import renewing
     from silverset.components.distill.student import StudentOptions
     from silverset.components.distill.train import run
 
+    options = StudentOptions(architecture=architecture, hidden_units=hidden_units, max_epochs=max_epochs, seed=seed)
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
-        s = run(
-            embeddings=embeddings,
-            labels=labels,
-            attribute=attribute,
-            out=out_dir,
-            options=StudentOptions(
-                architecture=architecture, hidden_units=hidden_units, max_epochs=max_epochs, seed=seed
-            ),
-        )
-    print(json.dumps(s))
-    return namedtuple("Student", "model_dir model_digest threshold")(s["model_dir"], s["model_digest"], s["threshold"])
+        s = run(embeddings=embeddings, labels=labels, attribute_spec=attribute_spec, out_dir=out_dir, options=options)
+    print(s.model_dump_json())
+    return namedtuple("Student", "model_dir model_digest threshold")(s.model_dir, s.model_digest, s.threshold)

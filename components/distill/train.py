@@ -14,18 +14,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.artifacts import MODEL_METADATA_FILE as METADATA_FILE  # noqa: F401
 
 # The model's files, metadata and digest are a contract between stages: defined in common.artifacts, re-exported
-# here under their old names for the studio export, score and the benchmarks.
-from silverset.components.common.artifacts import (  # noqa: F401  # noqa: F401
+# here under their old names for the studio export.
+from silverset.components.common.artifacts import (  # noqa: F401
     ONNX_FILE,
     TORCHSCRIPT_FILE,
     ModelMetadata,
     model_digest,
-    read_model_metadata,
     weights_digest,
     write_model_metadata,
 )
@@ -257,34 +257,43 @@ def seal_model_dir(model_dir: Path, metadata: ModelMetadata, *, measure_latency:
     return metadata
 
 
-def read_metadata(model_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """MODELDIR's metadata.json as a dict (``artifacts.read_model_metadata`` gives the typed ModelMetadata).
-
-    Kept for readers that index it by key (score.bulk, score.shards); new code reads the model.
-    """
-    return read_model_metadata(model_dir, verify=verify).model_dump(mode="json")
-
-
 # ---------------------------------------------------------------- entry point
+
+
+class DistillSummary(BaseModel):
+    """What one distillation wrote: MODELDIR, the candidate's digest and threshold, and its counts
+    (``items == trained_on + errors``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_dir: str
+    model_digest: str
+    attribute: str  # the spec's key, name@vN
+    embedder_id: str
+    items: int  # embedding rows read
+    trained_on: int
+    errors: int  # rows written to errors.parquet
+    threshold: float
+    held_out_f1_vs_teacher: float
+    latency_s_per_item: float | None  # median ONNX seconds per item on one CPU thread; None = not measured
 
 
 def run(
     *,
     embeddings: str,
     labels: str,
-    attribute: str,
-    out: str,
-    options: StudentOptions | None = None,
+    attribute_spec: str,
+    out_dir: str,
+    options: StudentOptions = StudentOptions(),
     measure_latency: bool = True,
     overwrite: bool = False,
-) -> dict[str, Any]:
-    """Distill a student for ``attribute`` (a spec path) into ``out`` (MODELDIR).
+) -> DistillSummary:
+    """Distill a student for the spec at ``attribute_spec`` into ``out_dir`` (MODELDIR).
 
     Every embedding row is either a training item or an error (no teacher label for this attribute
     version, or a second embedder id). Returns digest, threshold, counts and held-out metrics.
     """
-    options = options or StudentOptions()
-    spec = load_spec(attribute)
+    spec = load_spec(attribute_spec)
     table, dimension = read_embeddings(embeddings)
     labels_table = tables.read_table(labels, schemas.LABELS, name=f"labels '{labels}'")
     teacher = teacher_labels_for(labels_table, spec, name=f"labels '{labels}'")
@@ -345,7 +354,7 @@ def run(
     )
     started = time.perf_counter()
     trained = train_student(vectors, teacher_probs, options=options)
-    with tables.atomic_directory(out, command="distill", overwrite=overwrite) as staging:
+    with tables.atomic_directory(out_dir, command="distill", overwrite=overwrite) as staging:
         export_model(trained["model"], dimension, staging)
         metadata = ModelMetadata(
             attribute=spec.name,
@@ -383,15 +392,15 @@ def run(
         metadata.model_digest,
         time.perf_counter() - started,
     )
-    return {
-        "model_dir": str(out),
-        "model_digest": metadata.model_digest,
-        "attribute": spec.key,
-        "embedder_id": embedder_id,
-        "items": len(video_ids),
-        "trained_on": len(keep),
-        "errors": len(errors),
-        "threshold": metadata.threshold,
-        "held_out_f1_vs_teacher": trained["held_out_metrics_vs_teacher"]["f1"],
-        "latency_s_per_item": metadata.latency_s_per_item,
-    }
+    return DistillSummary(
+        model_dir=str(out_dir),
+        model_digest=metadata.model_digest,
+        attribute=spec.key,
+        embedder_id=embedder_id,
+        items=len(video_ids),
+        trained_on=len(keep),
+        errors=len(errors),
+        threshold=metadata.threshold,
+        held_out_f1_vs_teacher=trained["held_out_metrics_vs_teacher"]["f1"],
+        latency_s_per_item=metadata.latency_s_per_item,
+    )

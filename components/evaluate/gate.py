@@ -1,9 +1,15 @@
-"""`evaluate.run`: golden-set metrics and the teacher or student gate, written as gate.json + report.html
-(+ disagreements.json for the teacher gate: the golden items where the teacher and the resolved label differ).
+"""The two golden-set gates, each written as gate.json (``common.artifacts.GateResult``) + metrics.json +
+report.html under its ``out_dir``:
 
-The gate fails closed: a missing or too-small golden set, an attribute-version mismatch, golden items
-without a prediction, NaN probabilities, or a missing latency each fail it with a reason; nothing
-passes by default. gate.json is the typed "blessing" the pipeline's ``dsl.If`` and the approval step read.
+- ``check_teacher``: the teacher's labels against the golden set (F1 and its lower CI bound above the spec's
+  bars); also writes disagreements.json, the golden items where the teacher and the resolved label differ.
+- ``check_student``: the student's scores against the golden set and the teacher on the same items (F1
+  retention, latency ratio, no significant regression vs the promoted model).
+
+Both return a :class:`GateSummary` and share the loading, metrics and writing (``_Check``). A gate fails closed: a
+missing or too-small golden set, an attribute-version mismatch, golden items without a prediction, NaN
+probabilities, or a missing latency each fail it with a reason; nothing passes by default. gate.json is the typed
+"blessing" the pipeline's ``dsl.If``, approval and deploy read.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import tables
 from silverset.components.common.artifacts import GateResult, read_model_metadata, write_gate
@@ -168,217 +175,318 @@ def slice_metrics(
     return out
 
 
-def run(
-    *,
-    attribute: str,
-    golden: str | None,
-    predictions: str | None,
-    gate: GateKind,
-    out: str,
-    baseline: str | None = None,
-    teacher_predictions: str | None = None,
-    model: str | None = None,
-    threshold: float | None = None,
-    baseline_threshold: float | None = None,
-    teacher_latency_s_per_item: float | None = None,
-    teacher_stats: str | None = None,
-    student_latency_s_per_item: float | None = None,
-    metadata: str | None = None,
-    slice_column: str | None = None,
-    frames: str | None = None,
-    manifest: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``predictions`` on the golden set and apply the ``gate``.
+class TeacherGateOptions(BaseModel):
+    """Tunables of the teacher check (its bars are the spec's ``gates.teacher``)."""
 
-    Writes gate.json, metrics.json, report.html under ``out``.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    teacher gate: F1 and its lower 95% CI bound above the spec's bars, enough golden positives/negatives.
-    student gate: F1 retention vs ``teacher_predictions`` on the same golden items, latency ratio
-    student/teacher (from ``model``'s metadata and the teacher's stats or the given seconds/item),
-    and no significant F1 regression vs ``baseline`` (paired bootstrap) when given.
-    The teacher gate also writes disagreements.json (golden items where the teacher and the resolved label differ)
-    and lists them in the report, with thumbnails from the ``frames`` table and titles from the ``manifest``.
-    Returns {"passed": bool, "reasons": [...], "gate_json": path, "report": path, "metrics": {...}}.
-    """
-    if gate not in ("teacher", "student"):
-        raise SilversetInputError("--gate", f"must be 'teacher' or 'student', got {gate!r}")
-    spec = load_spec(attribute)
-    settings = spec.gates
-    samples, seed = settings.bootstrap_samples, settings.seed
-    reasons: list[str] = []
-    result: dict[str, Any] = {
-        "gate": gate,
-        "attribute": spec.name,
-        "attribute_version": spec.version,
-        "spec_content_hash": spec.content_hash,
-        "candidate_digest": None,
-        "metrics": {},
-    }
-    curves: dict[str, Any] = {}
-    review = None  # (Disagreements, thumbnails) of the teacher gate
-    try:
-        model_meta = None
-        if model:
-            try:
-                model_meta = read_model_metadata(model)
-            except SilversetInputError as exc:
-                raise GateProblem(f"candidate model unusable: {exc}") from None
-            result["candidate_digest"] = model_meta.model_digest
-            if (model_meta.attribute, model_meta.attribute_version) != (spec.name, spec.version):
-                raise GateProblem(
-                    f"attribute version mismatch: model is for {model_meta.attribute}"
-                    f"@v{model_meta.attribute_version}, spec is {spec.key}"
-                )
-        golden_set = _golden_set(golden, spec)
-        golden_labels = dict(golden_set.resolved)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)  # decision threshold for the labels; None: the spec's
+    slice_column: str | None = None  # per-slice metrics by this column of the ``metadata`` table
+
+
+class StudentGateOptions(BaseModel):
+    """Tunables of the student check (its bars are the spec's ``gates.student``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the model's, else the spec's
+    baseline_threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the spec's
+    slice_column: str | None = None
+
+
+class GoldenCurve(BaseModel):
+    """The candidate on the golden items, in golden order: what the ROC curve and confusion matrix are drawn from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: tuple[int, ...]  # resolved human label, 0 | 1
+    probabilities: tuple[float, ...]
+    decided: tuple[int, ...]  # the candidate's decision, 0 | 1
+
+
+class GateSummary(BaseModel):
+    """What a gate check produced: the gate.json it wrote (``result``) and the paths of its files."""
+
+    model_config = ConfigDict(frozen=True)
+
+    result: GateResult
+    gate_result: str  # gate.json
+    report: str  # report.html
+    metrics_file: str  # metrics.json
+    disagreements: str | None = None  # disagreements.json (teacher check only)
+    candidate_curve: GoldenCurve | None = None  # None when the gate failed before the candidate was scored
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.result.reasons
+
+    @property
+    def candidate_digest(self) -> str | None:
+        return self.result.candidate_digest
+
+
+class _Check:
+    """One gate check under way: the gate.json fields, the reasons it fails, the curves the report draws."""
+
+    def __init__(self, spec: AttributeSpec, *, kind: GateKind):
+        self.spec = spec
+        self.reasons: list[str] = []
+        self.curves: dict[str, Any] = {}
+        self.result: dict[str, Any] = {
+            "gate": kind,
+            "attribute": spec.name,
+            "attribute_version": spec.version,
+            "spec_content_hash": spec.content_hash,
+            "candidate_digest": None,
+            "metrics": {},
+        }
+
+    def golden(self, golden_set: str | None) -> tuple[GoldenSet, dict[str, int], np.ndarray]:
+        """The golden set, its resolved labels (video_id -> 0|1) and those labels as int [n]; too small fails."""
+        golden = _golden_set(golden_set, self.spec)
+        resolved = dict(golden.resolved)
         # The version the golden labels were given for: the spec's own, or an earlier one with the same classes.
-        result["golden_version"] = golden_set.carried_from or spec.version
-        labels = np.array(list(golden_labels.values()), dtype=np.int64)
+        self.result["golden_version"] = golden.carried_from or self.spec.version
+        labels = np.array(list(resolved.values()), dtype=np.int64)
         n_pos, n_neg = int(labels.sum()), int(len(labels) - labels.sum())
-        bars = settings.teacher
+        bars = self.spec.gates.teacher
         if n_pos < bars.min_positives or n_neg < bars.min_negatives:
             raise GateProblem(
                 f"golden set too small: {n_pos} positives / {n_neg} negatives, "
                 f"need {bars.min_positives} / {bars.min_negatives}"
             )
+        return golden, resolved, labels
 
-        candidate = read_predictions(predictions, spec, role="candidate")
-        if (
-            gate == "student"
-            and model_meta
-            and candidate["model_digest"]
-            and candidate["model_digest"] != {model_meta.model_digest}
-        ):
-            raise GateProblem(
-                "candidate predictions were made by a different model than --model (model_digest differs)"
-            )
-        if result["candidate_digest"] is None and len(candidate["model_digest"]) == 1:
-            result["candidate_digest"] = next(iter(candidate["model_digest"]))
-        cut = threshold if threshold is not None else (model_meta.threshold if model_meta else spec.decision_threshold)
-        probs, decided = aligned(golden_labels, candidate, threshold=cut, role="candidate")
-        block = _metric_block(labels, probs, decided, samples=samples, seed=seed)
-        result["metrics"]["candidate"] = block
-        result["threshold"] = cut
-        result["best_f1_threshold_on_golden"] = metrics.select_threshold(labels, probs)
-        curves["candidate"] = {"labels": labels, "probabilities": probs, "decided": decided}
+    def candidate(
+        self,
+        candidate: dict[str, Any],
+        resolved: dict[str, int],
+        labels: np.ndarray,
+        *,
+        threshold: float,
+        metadata: str | None,
+        slice_column: str | None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Score the candidate's predictions on the golden items: (probabilities, decisions, metric block)."""
+        settings = self.spec.gates
+        if self.result["candidate_digest"] is None and len(candidate["model_digest"]) == 1:
+            self.result["candidate_digest"] = next(iter(candidate["model_digest"]))
+        probs, decided = aligned(resolved, candidate, threshold=threshold, role="candidate")
+        block = _metric_block(labels, probs, decided, samples=settings.bootstrap_samples, seed=settings.seed)
+        self.result["metrics"]["candidate"] = block
+        self.result["threshold"] = threshold
+        self.result["best_f1_threshold_on_golden"] = metrics.select_threshold(labels, probs)
+        self.curves["candidate"] = {"labels": labels, "probabilities": probs, "decided": decided}
         if metadata and slice_column:
-            result["metrics"]["slices"] = {
+            self.result["metrics"]["slices"] = {
                 slice_column: slice_metrics(
                     labels,
                     probs,
                     decided,
-                    _slice_values(metadata, slice_column, golden_labels),
-                    samples=samples,
-                    seed=seed,
+                    _slice_values(metadata, slice_column, resolved),
+                    samples=settings.bootstrap_samples,
+                    seed=settings.seed,
                 )
             }
+        return probs, decided, block
 
-        f1 = block["f1"]
-        if gate == "teacher":
-            from .disagreements import teacher_disagreements
+    def finish(self, out_dir: str, *, review: tuple[Any, dict[str, list[str]]] | None = None) -> GateSummary:
+        """Write gate.json, metrics.json, report.html (+ disagreements.json with a ``review``) under ``out_dir``."""
+        from .disagreements import DISAGREEMENTS_FILE, write_disagreements
+        from .report import write_report
 
-            review = teacher_disagreements(
-                spec=spec,
-                golden=golden,
-                probabilities=dict(zip(golden_labels, probs)),
-                decided=dict(zip(golden_labels, decided)),
-                rationales=candidate["rationale"],
-                frames=frames,
-                manifest=manifest,
-            )
-            if not f1["value"] >= bars.min_f1:
-                reasons.append(f"teacher F1 {f1['value']:.3f} < {bars.min_f1}")
-            if not (_finite(f1["lower"]) and f1["lower"] >= bars.min_f1_lower_ci):
-                reasons.append(f"teacher F1 lower 95% CI bound {f1['lower']:.3f} < {bars.min_f1_lower_ci}")
-        else:
-            student_bars = settings.student
-            teacher = read_predictions(teacher_predictions, spec, role="teacher")
-            t_probs, t_decided = aligned(golden_labels, teacher, threshold=spec.decision_threshold, role="teacher")
-            t_block = _metric_block(labels, t_probs, t_decided, samples=samples, seed=seed)
-            result["metrics"]["teacher"] = t_block
-            curves["teacher"] = {"labels": labels, "probabilities": t_probs, "decided": t_decided}
-            retention = f1["value"] / t_block["f1"]["value"] if t_block["f1"]["value"] > 0 else float("nan")
-            result["metrics"]["f1_retention"] = retention
-            if not (_finite(retention) and retention >= student_bars.min_f1_retention):
-                reasons.append(
-                    f"F1 retention {retention:.3f} < {student_bars.min_f1_retention} "
-                    f"(student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})"
-                )
+        self.result["passed"] = not self.reasons
+        self.result["reasons"] = self.reasons
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        result = GateResult.model_validate(_jsonable(self.result))
+        gate_json = write_gate(out, result)
+        (out / METRICS_FILE).write_text(json.dumps(_jsonable(self.result["metrics"]), indent=2, sort_keys=True))
+        if review is not None:
+            write_disagreements(out, review[0])
+        else:  # a rerun into the same folder must not leave an earlier run's list beside this gate.json
+            (out / DISAGREEMENTS_FILE).unlink(missing_ok=True)
+        write_report(
+            out / REPORT_FILE,
+            result=self.result,
+            curves=self.curves,
+            spec=self.spec,
+            disagreements=review[0] if review else None,
+            thumbnails=review[1] if review else None,
+        )
+        curve = self.curves.get("candidate")
+        return GateSummary(
+            result=result,
+            gate_result=gate_json,
+            report=str(out / REPORT_FILE),
+            metrics_file=str(out / METRICS_FILE),
+            disagreements=str(out / DISAGREEMENTS_FILE) if review else None,
+            candidate_curve=None
+            if curve is None
+            else GoldenCurve(
+                labels=tuple(int(v) for v in curve["labels"]),
+                probabilities=tuple(float(v) for v in curve["probabilities"]),
+                decided=tuple(int(v) for v in curve["decided"]),
+            ),
+        )
 
-            student_latency = student_latency_s_per_item
-            if student_latency is None and model_meta is not None:
-                student_latency = model_meta.latency_s_per_item
-            teacher_latency = (
-                teacher_latency_s_per_item
-                if teacher_latency_s_per_item is not None
-                else (teacher_latency_from_stats(teacher_stats) if teacher_stats else None)
-            )
-            result["metrics"]["latency"] = {
-                "student_s_per_item": student_latency,
-                "teacher_s_per_item": teacher_latency,
-            }
-            if not (
-                _finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0
-            ):
-                reasons.append(
-                    f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): "
-                    f"cannot check the {student_bars.max_latency_ratio} ratio"
-                )
-            else:
-                ratio = student_latency / teacher_latency
-                result["metrics"]["latency"]["ratio"] = ratio
-                if ratio > student_bars.max_latency_ratio:
-                    reasons.append(f"latency ratio student/teacher {ratio:.2e} > {student_bars.max_latency_ratio}")
 
-            if baseline:
-                base = read_predictions(baseline, spec, role="baseline")
-                b_cut = baseline_threshold if baseline_threshold is not None else spec.decision_threshold
-                b_probs, b_decided = aligned(golden_labels, base, threshold=b_cut, role="baseline")
-                comparison = metrics.paired_f1_comparison(
-                    labels, decided, b_decided, alpha=student_bars.regression_alpha, samples=samples, seed=seed
-                )
-                result["metrics"]["vs_baseline"] = {k: v for k, v in comparison.__dict__.items() if k != "extra"}
-                if comparison.regression:
-                    reasons.append(
-                        "significant F1 regression vs the promoted model: "
-                        f"{comparison.candidate_f1:.3f} vs {comparison.baseline_f1:.3f} "
-                        f"(p={comparison.p_value:.3f} < {student_bars.regression_alpha})"
-                    )
+def check_teacher(
+    *,
+    attribute_spec: str,
+    golden_set: str | None,
+    predictions: str | None,
+    out_dir: str,
+    frames_uri: str | None = None,
+    manifest_uri: str | None = None,
+    metadata: str | None = None,
+    options: TeacherGateOptions = TeacherGateOptions(),
+) -> GateSummary:
+    """The teacher gate: the teacher's labels ``predictions`` on the golden set, written under ``out_dir``.
+
+    Passes when F1 and its lower 95% CI bound are above the spec's bars and the golden set has enough positives
+    and negatives. Also writes disagreements.json (golden items where the teacher and the resolved label differ)
+    and lists them in the report, with thumbnails from the ``frames_uri`` table and titles from ``manifest_uri``.
+    ``metadata``: a table with video_id and ``options.slice_column`` for per-slice metrics.
+    """
+    from .disagreements import teacher_disagreements
+
+    spec = load_spec(attribute_spec)
+    check = _Check(spec, kind="teacher")
+    review = None
+    try:
+        _, resolved, labels = check.golden(golden_set)
+        candidate = read_predictions(predictions, spec, role="candidate")
+        threshold = options.threshold if options.threshold is not None else spec.decision_threshold
+        probs, decided, block = check.candidate(
+            candidate, resolved, labels, threshold=threshold, metadata=metadata, slice_column=options.slice_column
+        )
+        review = teacher_disagreements(
+            spec=spec,
+            golden=str(golden_set),
+            probabilities=dict(zip(resolved, probs)),
+            decided=dict(zip(resolved, decided)),
+            rationales=candidate["rationale"],
+            frames=frames_uri,
+            manifest=manifest_uri,
+        )
+        bars, f1 = spec.gates.teacher, block["f1"]
+        if not f1["value"] >= bars.min_f1:
+            check.reasons.append(f"teacher F1 {f1['value']:.3f} < {bars.min_f1}")
+        if not (_finite(f1["lower"]) and f1["lower"] >= bars.min_f1_lower_ci):
+            check.reasons.append(f"teacher F1 lower 95% CI bound {f1['lower']:.3f} < {bars.min_f1_lower_ci}")
     except GateProblem as problem:
-        reasons.append(str(problem))
+        check.reasons.append(str(problem))
+    return check.finish(out_dir, review=review)
 
-    result["passed"] = not reasons
-    result["reasons"] = reasons
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gate_json = write_gate(out_dir, GateResult.model_validate(_jsonable(result)))
-    (out_dir / METRICS_FILE).write_text(json.dumps(_jsonable(result["metrics"]), indent=2, sort_keys=True))
-    from .disagreements import DISAGREEMENTS_FILE, write_disagreements
-    from .report import write_report
 
-    if review is not None:
-        write_disagreements(out_dir, review[0])
-    else:  # a rerun into the same folder must not leave an earlier run's list beside this gate.json
-        (out_dir / DISAGREEMENTS_FILE).unlink(missing_ok=True)
-    write_report(
-        out_dir / REPORT_FILE,
-        result=result,
-        curves=curves,
-        spec=spec,
-        disagreements=review[0] if review else None,
-        thumbnails=review[1] if review else None,
-    )
-    return {
-        "passed": result["passed"],
-        "reasons": reasons,
-        "gate": gate,
-        "candidate_digest": result["candidate_digest"],
-        "gate_json": gate_json,
-        "report": str(out_dir / REPORT_FILE),
-        "metrics": result["metrics"],
-        "curves": curves,
-        "disagreements": str(out_dir / DISAGREEMENTS_FILE) if review else None,
-    }
+def check_student(
+    *,
+    attribute_spec: str,
+    golden_set: str | None,
+    predictions: str | None,
+    model_dir: str | None,
+    out_dir: str,
+    teacher_predictions: str | None,
+    baseline: str | None = None,
+    teacher_stats: str | None = None,
+    teacher_latency_s_per_item: float | None = None,
+    student_latency_s_per_item: float | None = None,
+    metadata: str | None = None,
+    options: StudentGateOptions = StudentGateOptions(),
+) -> GateSummary:
+    """The student gate: the student's scores ``predictions`` on the golden set, written under ``out_dir``.
+
+    Passes on F1 retention vs ``teacher_predictions`` on the same golden items, the latency ratio student/teacher
+    (student: ``student_latency_s_per_item``, else ``model_dir``'s metadata; teacher:
+    ``teacher_latency_s_per_item``, else the teacher labels folder ``teacher_stats``' shard stats), and no
+    significant F1 regression vs ``baseline`` (paired bootstrap) when given. ``model_dir`` (the candidate
+    MODELDIR, digest verified) names the candidate and gives its threshold; without it the candidate digest comes
+    from the predictions' ``model_digest`` column.
+    """
+    spec = load_spec(attribute_spec)
+    check = _Check(spec, kind="student")
+    settings = spec.gates
+    bars, samples, seed = settings.student, settings.bootstrap_samples, settings.seed
+    try:
+        model_meta = None
+        if model_dir:
+            try:
+                model_meta = read_model_metadata(model_dir)
+            except SilversetInputError as exc:
+                raise GateProblem(f"candidate model unusable: {exc}") from None
+            check.result["candidate_digest"] = model_meta.model_digest
+            if (model_meta.attribute, model_meta.attribute_version) != (spec.name, spec.version):
+                raise GateProblem(
+                    f"attribute version mismatch: model is for {model_meta.attribute}"
+                    f"@v{model_meta.attribute_version}, spec is {spec.key}"
+                )
+        _, resolved, labels = check.golden(golden_set)
+        candidate = read_predictions(predictions, spec, role="candidate")
+        if model_meta and candidate["model_digest"] and candidate["model_digest"] != {model_meta.model_digest}:
+            raise GateProblem(
+                "candidate predictions were made by a different model than the candidate model (model_digest differs)"
+            )
+        threshold = options.threshold
+        if threshold is None:
+            threshold = model_meta.threshold if model_meta else spec.decision_threshold
+        _, decided, block = check.candidate(
+            candidate, resolved, labels, threshold=threshold, metadata=metadata, slice_column=options.slice_column
+        )
+        f1 = block["f1"]
+
+        teacher = read_predictions(teacher_predictions, spec, role="teacher")
+        t_probs, t_decided = aligned(resolved, teacher, threshold=spec.decision_threshold, role="teacher")
+        t_block = _metric_block(labels, t_probs, t_decided, samples=samples, seed=seed)
+        check.result["metrics"]["teacher"] = t_block
+        check.curves["teacher"] = {"labels": labels, "probabilities": t_probs, "decided": t_decided}
+        retention = f1["value"] / t_block["f1"]["value"] if t_block["f1"]["value"] > 0 else float("nan")
+        check.result["metrics"]["f1_retention"] = retention
+        if not (_finite(retention) and retention >= bars.min_f1_retention):
+            check.reasons.append(
+                f"F1 retention {retention:.3f} < {bars.min_f1_retention} "
+                f"(student {f1['value']:.3f} vs teacher {t_block['f1']['value']:.3f})"
+            )
+
+        student_latency = student_latency_s_per_item
+        if student_latency is None and model_meta is not None:
+            student_latency = model_meta.latency_s_per_item
+        teacher_latency = teacher_latency_s_per_item
+        if teacher_latency is None and teacher_stats:
+            teacher_latency = teacher_latency_from_stats(teacher_stats)
+        latency: dict[str, Any] = {"student_s_per_item": student_latency, "teacher_s_per_item": teacher_latency}
+        check.result["metrics"]["latency"] = latency
+        if not (_finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0):
+            check.reasons.append(
+                f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): "
+                f"cannot check the {bars.max_latency_ratio} ratio"
+            )
+        else:
+            latency["ratio"] = ratio = student_latency / teacher_latency
+            if ratio > bars.max_latency_ratio:
+                check.reasons.append(f"latency ratio student/teacher {ratio:.2e} > {bars.max_latency_ratio}")
+
+        if baseline:
+            base = read_predictions(baseline, spec, role="baseline")
+            b_cut = options.baseline_threshold if options.baseline_threshold is not None else spec.decision_threshold
+            _, b_decided = aligned(resolved, base, threshold=b_cut, role="baseline")
+            comparison = metrics.paired_f1_comparison(
+                labels, decided, b_decided, alpha=bars.regression_alpha, samples=samples, seed=seed
+            )
+            check.result["metrics"]["vs_baseline"] = {k: v for k, v in comparison.__dict__.items() if k != "extra"}
+            if comparison.regression:
+                check.reasons.append(
+                    "significant F1 regression vs the promoted model: "
+                    f"{comparison.candidate_f1:.3f} vs {comparison.baseline_f1:.3f} "
+                    f"(p={comparison.p_value:.3f} < {bars.regression_alpha})"
+                )
+    except GateProblem as problem:
+        check.reasons.append(str(problem))
+    return check.finish(out_dir)
 
 
 def _slice_values(metadata: str, column: str, golden: dict[str, int]) -> list[str]:

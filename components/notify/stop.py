@@ -12,6 +12,8 @@ import json
 import fsspec
 from pydantic import BaseModel
 
+from silverset.components.common.artifacts import GATE_FILE, read_gate
+from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.tables import read_json
 
 GATE_STAGES = ("teacher_gate", "student_gate")
@@ -27,8 +29,15 @@ def stop_reason(*, run_dir: str, stage: str) -> str:
     """One line saying why ``stage`` stopped the promotion in ``run_dir`` (read from what the stage wrote)."""
     root = run_dir.rstrip("/")
     if stage in GATE_STAGES:
-        gate = read_json(f"{root}/{stage}/gate.json")
-        reasons = "; ".join(gate.get("reasons") or []) or ("no reasons given" if gate else "no gate result written")
+        uri = f"{root}/{stage}/{GATE_FILE}"
+        fs, path = fsspec.core.url_to_fs(uri)
+        if not fs.exists(path):
+            reasons = "no gate result written"
+        else:
+            try:
+                reasons = "; ".join(read_gate(uri).reasons) or "no reasons given"
+            except SilversetInputError as exc:
+                reasons = f"gate result unreadable: {exc}"
         return f"{stage.replace('_', ' ')} failed: {reasons}"
     if stage == APPROVAL_STAGE:
         decision = read_json(f"{root}/{APPROVAL_STAGE}/{DECISION_FILE}")

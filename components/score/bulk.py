@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import ModelMetadata, read_model_metadata
 from silverset.components.common.errors import SilversetInputError
 
 STAGE = "score"
@@ -150,16 +151,16 @@ def blocks_of(batch: pa.RecordBatch, *, rows: int, dimension: int) -> Iterator[S
         yield ScoringBlock(pa.concat_arrays([ids.slice(start, stop - start)]), vectors[start:stop])
 
 
-def scores_batch(video_ids: pa.Array, probabilities: np.ndarray, metadata: dict[str, Any]) -> pa.Table:
+def scores_batch(video_ids: pa.Array, probabilities: np.ndarray, metadata: ModelMetadata) -> pa.Table:
     """One scores table for a scored block: probabilities float32 [n] aligned with ``video_ids``."""
     n = len(video_ids)
     return pa.table(
         {
             "video_id": video_ids,
-            "attribute": pa.array([metadata["attribute"]] * n, pa.string()),
-            "attribute_version": pa.array(np.full(n, metadata["attribute_version"], dtype=np.int32)),
+            "attribute": pa.array([metadata.attribute] * n, pa.string()),
+            "attribute_version": pa.array(np.full(n, metadata.attribute_version, dtype=np.int32)),
             "probability": pa.array(np.asarray(probabilities, dtype=np.float32).reshape(-1)),
-            "model_digest": pa.array([metadata["model_digest"]] * n, pa.string()),
+            "model_digest": pa.array([metadata.model_digest] * n, pa.string()),
         },
         schema=schemas.SCORES,
     )
@@ -202,8 +203,8 @@ def build_scoring(
     pipeline: Any,
     *,
     files: list[str],
-    model: str,
-    metadata: dict[str, Any],
+    model_dir: str,
+    metadata: ModelMetadata,
     options: ScoreOptions,
     scores_prefix: str,
     errors_prefix: str,
@@ -220,7 +221,7 @@ def build_scoring(
 
     from .handlers import model_handler, quiet_tfxio_row_telemetry, register_scoring_coders, type_arrow_read_outputs
 
-    embedder_id, dimension = metadata["embedder_id"], int(metadata["dimension"])
+    embedder_id, dimension = metadata.embedder_id, metadata.dimension
 
     def check(batch: pa.RecordBatch):
         good, errors = split_batch(batch, embedder_id=embedder_id, dimension=dimension)
@@ -242,7 +243,7 @@ def build_scoring(
         >> beam.FlatMap(check).with_output_types(ScoringBlock).with_outputs("errors", main="blocks")
     )
     scored = checked.blocks | "RunInference" >> RunInference(
-        model_handler(model, metadata, backend=options.backend, threads=options.threads)
+        model_handler(model_dir, metadata, backend=options.backend, threads=options.threads)
     )
     scored.element_type = ScoredBlock  # Beam leaves RunInference's output Any, i.e. pickled for every size sample
     checked.errors.element_type = pa.Table
@@ -259,34 +260,47 @@ def build_scoring(
     quiet_tfxio_row_telemetry(pipeline, "ReadEmbeddings")
 
 
+class ScoreSummary(BaseModel):
+    """What one scoring run wrote: the scores folder, the model that scored it, and ``inputs == scored + errors``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scores: str  # the folder holding scores-*.parquet and errors.parquet
+    model_digest: str
+    backend: str
+    inputs: int
+    scored: int
+    errors: int
+
+
 def run(
-    *, model: str, embeddings: str, out: str, options: ScoreOptions | None = None, overwrite: bool = False
-) -> dict[str, Any]:
-    """Score every row of ``embeddings`` with the student in MODELDIR ``model``.
+    *,
+    model_dir: str,
+    embeddings: str,
+    out_dir: str,
+    options: ScoreOptions = ScoreOptions(),
+    overwrite: bool = False,
+) -> ScoreSummary:
+    """Score every row of ``embeddings`` with the student in MODELDIR ``model_dir``.
 
-    Writes ``out``/scores-*.parquet + errors.parquet.
-
-    Returns inputs, scored, errors (inputs == scored + errors), the model digest and the output path.
+    Writes ``out_dir``/scores-*.parquet + errors.parquet.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tfx-bsl pulls in TensorFlow; keep its start-up chatter out
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from silverset.components.distill.train import read_metadata
-
-    options = options or ScoreOptions()
-    metadata = read_metadata(model)
+    metadata = read_model_metadata(model_dir)
     files = tables.parquet_files(embeddings)
     if not files:
         raise SilversetInputError(f"embeddings '{embeddings}'", "has no Parquet files")
     n_inputs = _input_rows(files)
-    with tables.atomic_directory(out, command="score", overwrite=overwrite) as staging:
+    with tables.atomic_directory(out_dir, command="score", overwrite=overwrite) as staging:
         beam_options = PipelineOptions(list(options.pipeline_args), runner=options.runner)
         with beam.Pipeline(options=beam_options) as pipeline:
             build_scoring(
                 pipeline,
                 files=files,
-                model=model,
+                model_dir=model_dir,
                 metadata=metadata,
                 options=options,
                 scores_prefix=str(staging / SCORES_PREFIX),
@@ -298,11 +312,11 @@ def run(
         tables.write_table(error_rows, staging / tables.ERRORS_FILE, schemas.ERRORS)
         shutil.rmtree(error_dir, ignore_errors=True)
         scored = _input_rows([str(p) for p in staging.glob(f"{SCORES_PREFIX}*.parquet")])
-    return {
-        "scores": str(out),
-        "model_digest": metadata["model_digest"],
-        "backend": options.backend,
-        "inputs": n_inputs,
-        "scored": scored,
-        "errors": error_rows.num_rows,
-    }
+    return ScoreSummary(
+        scores=str(out_dir),
+        model_digest=metadata.model_digest,
+        backend=options.backend,
+        inputs=n_inputs,
+        scored=scored,
+        errors=error_rows.num_rows,
+    )

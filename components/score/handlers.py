@@ -18,6 +18,8 @@ from apache_beam.ml.inference.base import ModelHandler
 from apache_beam.ml.inference.onnx_inference import OnnxModelHandlerNumpy
 from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
+from silverset.components.common.artifacts import ModelMetadata
+
 from .bulk import ScoredBlock, ScoringBlock
 
 
@@ -59,16 +61,16 @@ class StudentTorchHandler(PytorchModelHandlerTensor):
         return batch.nbytes
 
 
-def model_handler(model_dir: str | Path, metadata: dict[str, Any], *, backend: str, threads: int) -> ModelHandler:
+def model_handler(model_dir: str | Path, metadata: ModelMetadata, *, backend: str, threads: int) -> ModelHandler:
     """Handler for MODELDIR whose elements are pre-batched ``ScoringBlock``s (no BatchElements step before it)."""
     model_dir = Path(model_dir)
     if backend == "onnx":
-        return StudentOnnxHandler(str(model_dir / metadata["files"]["onnx"]), threads=threads).with_no_batching()
+        return StudentOnnxHandler(str(model_dir / metadata.files["onnx"]), threads=threads).with_no_batching()
     import torch
 
     torch.set_num_threads(threads)
     return StudentTorchHandler(
-        torch_script_model_path=str(model_dir / metadata["files"]["torchscript"]), device="CPU"
+        torch_script_model_path=str(model_dir / metadata.files["torchscript"]), device="CPU"
     ).with_no_batching()
 
 

@@ -1,13 +1,14 @@
 """Bulk scoring of one shard of the embeddings: the rows whose video_id hashes to shard i of n, scored by bulk.run.
 
-Contract: ``run_shard(model=..., embeddings=..., out=..., shard=Shard(i, n))`` copies the rows shard i owns
-(``common.sharding``: the same split as frames, embed and annotate) into a hidden input folder under ``out``,
-scores them with ``bulk.run`` into ``out/shard-<tag>/`` (that shard's ``scores-*.parquet`` and its own
-``errors.parquet``) and removes the copy. ``tables.read_table(out)`` reads the n folders as one scores table
-and ``sharding.read_shard_errors(out)`` their errors; the union equals one unsharded run's output. A shard
-that owns no row writes an empty ``errors.parquet`` and no scores. ``Shard(0, 1)`` is plain ``bulk.run(out)``.
+Contract: ``run_shard(model_dir=..., embeddings=..., out_dir=..., shard=Shard(i, n))`` copies the rows shard i
+owns (``common.sharding``: the same split as frames, embed and annotate) into a hidden input folder under
+``out_dir``, scores them with ``bulk.run`` into ``out_dir/shard-<tag>/`` (that shard's ``scores-*.parquet`` and its
+own ``errors.parquet``) and removes the copy. ``tables.read_table(out_dir)`` reads the n folders as one scores
+table and ``sharding.read_shard_errors(out_dir)`` their errors; the union equals one unsharded run's output. A
+shard that owns no row writes an empty ``errors.parquet`` and no scores. ``Shard(0, 1)`` is plain ``bulk.run``.
+Returns a ``ShardScoreSummary``.
 
-The copy lives under ``out`` (not in the pod's /tmp) so that a distributed Beam runner's workers, which see
+The copy lives under ``out_dir`` (not in the pod's /tmp) so that a distributed Beam runner's workers, which see
 the run folder (a shared PVC or an object store) but not this pod, can read it.
 """
 
@@ -16,15 +17,15 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import read_model_metadata
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.sharding import Shard, remove_other_shardings, shard_dir
 
-from .bulk import ScoreOptions
+from .bulk import ScoreOptions, ScoreSummary
 
 _LOGGER = logging.getLogger(__name__)
 INPUT_PREFIX = ".input-"  # hidden: parquet_files/read_table of the scores folder never read it
@@ -53,68 +54,65 @@ def owned_rows(embeddings: str, shard: Shard, folder: Path) -> int:
     return kept
 
 
+class ShardScoreSummary(ScoreSummary):
+    """One shard's scoring: bulk.run's summary over the rows the shard owns, plus the shard and ``table``, the
+    folder every shard's output makes one scores table of."""
+
+    shard: str  # "i/n"
+    table: str
+
+
 def run_shard(
     *,
-    model: str,
+    model_dir: str,
     embeddings: str,
-    out: str,
+    out_dir: str,
     shard: Shard = Shard(),
-    options: ScoreOptions | None = None,
+    options: ScoreOptions = ScoreOptions(),
     overwrite: bool = False,
-) -> dict[str, Any]:
-    """Score the embeddings ``shard`` owns into ``out/shard-<tag>/`` (``out`` itself for Shard(0, 1)).
-
-    Returns bulk.run's summary for the shard (inputs == scored + errors over the shard's rows) plus ``shard``
-    and ``table`` (the folder every shard's output makes one table of).
-    """
+) -> ShardScoreSummary:
+    """Score the embeddings ``shard`` owns into ``out_dir/shard-<tag>/`` (``out_dir`` itself for Shard(0, 1));
+    inputs == scored + errors over the shard's rows."""
     from .bulk import run
 
-    out = str(out).rstrip("/")
+    out = str(out_dir).rstrip("/")
     if shard.count == 1:
-        return {
-            **run(model=model, embeddings=embeddings, out=out, options=options, overwrite=overwrite),
-            "shard": str(shard),
-            "table": out,
-        }
+        whole = run(model_dir=model_dir, embeddings=embeddings, out_dir=out, options=options, overwrite=overwrite)
+        return ShardScoreSummary(**whole.model_dump(), shard=str(shard), table=out)
     if "://" in out and not out.startswith("file://"):
         raise SilversetInputError(
-            f"out '{out}'", "bulk scoring writes a local folder (a PVC path), not an object store"
+            f"out_dir '{out}'", "bulk scoring writes a local folder (a PVC path), not an object store"
         )
-    whole = Path(out.removeprefix("file://"))
-    tables.check_output_folder(whole, command="score", replaces=False)
-    whole.mkdir(parents=True, exist_ok=True)
-    tables.write_output_marker(whole, command="score")
-    for stale in remove_other_shardings(str(whole), shard):
+    folder = Path(out.removeprefix("file://"))
+    tables.check_output_folder(folder, command="score", replaces=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables.write_output_marker(folder, command="score")
+    for stale in remove_other_shardings(str(folder), shard):
         _LOGGER.info("removed %s, written with another shard count", stale)
-    for stale in (whole / "stats").glob("cpu-score-*.json"):
+    for stale in (folder / "stats").glob("cpu-score-*.json"):
         if not stale.name.endswith(f"-of-{shard.count:05d}.json"):
             stale.unlink(missing_ok=True)
-    staging = whole / f"{INPUT_PREFIX}{shard.tag}"
+    staging = folder / f"{INPUT_PREFIX}{shard.tag}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         kept = owned_rows(embeddings, shard, staging)
-        target = shard_dir(str(whole), shard)
+        target = shard_dir(str(folder), shard)
         if kept == 0:
-            summary = _empty_shard(model, target, options or ScoreOptions())
+            summary = _empty_shard(model_dir, target, options)
         else:
-            summary = run(model=model, embeddings=str(staging), out=target, options=options, overwrite=overwrite)
+            summary = run(
+                model_dir=model_dir, embeddings=str(staging), out_dir=target, options=options, overwrite=overwrite
+            )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {**summary, "shard": str(shard), "table": str(whole)}
+    return ShardScoreSummary(**summary.model_dump(), shard=str(shard), table=str(folder))
 
 
-def _empty_shard(model: str, target: str, options: ScoreOptions) -> dict[str, Any]:
+def _empty_shard(model_dir: str, target: str, options: ScoreOptions) -> ScoreSummary:
     """A shard that owns no embedding: an output folder with an empty errors.parquet, no scores."""
-    from silverset.components.distill.train import read_metadata
-
-    metadata = read_metadata(model)
+    metadata = read_model_metadata(model_dir)
     with tables.atomic_directory(target, command="score", overwrite=False) as staging:
         tables.write_table(schemas.ERRORS.empty_table(), staging / tables.ERRORS_FILE, schemas.ERRORS)
-    return {
-        "scores": target,
-        "model_digest": metadata["model_digest"],
-        "backend": options.backend,
-        "inputs": 0,
-        "scored": 0,
-        "errors": 0,
-    }
+    return ScoreSummary(
+        scores=target, model_digest=metadata.model_digest, backend=options.backend, inputs=0, scored=0, errors=0
+    )

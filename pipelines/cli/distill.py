@@ -52,7 +52,12 @@ def distill(
         raise options_error("distill options", exc) from None
     with console.status("distilling the student..."):
         summary = run(
-            embeddings=embeddings, labels=labels, attribute=attribute, out=out, options=options, overwrite=overwrite
+            embeddings=embeddings,
+            labels=labels,
+            attribute_spec=attribute,
+            out_dir=out,
+            options=options,
+            overwrite=overwrite,
         )
     print_summary(console, "distill", summary)
 

@@ -62,60 +62,95 @@ def evaluate(
     ),
 ) -> None:
     """Golden-set metrics with bootstrap CIs and the teacher or student gate; exit 0 pass, 3 fail."""
+    from pydantic import ValidationError
+
     from silverset.components.common.errors import GateFailed, SilversetInputError
     from silverset.components.common.tables import resumable_output_folder
-    from silverset.components.evaluate.gate import run
+    from silverset.components.evaluate.gate import (
+        StudentGateOptions,
+        TeacherGateOptions,
+        check_student,
+        check_teacher,
+    )
 
-    if raters and gate != "teacher":
-        raise SilversetInputError(
-            "--raters", f"compares raters with the teacher; use it with --gate teacher, not {gate!r}"
+    if gate not in ("teacher", "student"):
+        raise SilversetInputError("--gate", f"must be 'teacher' or 'student', got {gate!r}")
+    other = "student" if gate == "teacher" else "teacher"
+    given = {
+        "teacher": {"--frames": frames, "--manifest": manifest, "--raters": raters or None},
+        "student": {
+            "--model": model,
+            "--teacher-predictions": teacher_predictions,
+            "--baseline": baseline,
+            "--teacher-stats": teacher_stats,
+            "--teacher-latency-s": teacher_latency,
+            "--student-latency-s": student_latency,
+        },
+    }[other]
+    for flag, value in given.items():
+        if value is not None:
+            raise SilversetInputError(flag, f"is a {other}-gate input; drop it or use --gate {other}")
+    try:
+        options = (TeacherGateOptions if gate == "teacher" else StudentGateOptions)(
+            threshold=threshold, slice_column=slice_column
         )
+    except ValidationError as exc:
+        raise options_error(f"{gate} gate options", exc) from None
     rater_report = None
     with console.status(f"evaluating the {gate} gate..."), resumable_output_folder(out, command="evaluate"):
-        summary = run(
-            attribute=attribute,
-            golden=golden,
-            predictions=predictions,
-            gate=gate,
-            out=out,
-            baseline=baseline,
-            teacher_predictions=teacher_predictions,
-            model=model,
-            threshold=threshold,
-            teacher_latency_s_per_item=teacher_latency,
-            teacher_stats=teacher_stats,
-            student_latency_s_per_item=student_latency,
-            metadata=metadata,
-            slice_column=slice_column,
-            frames=frames,
-            manifest=manifest,
-        )
+        if isinstance(options, TeacherGateOptions):
+            summary = check_teacher(
+                attribute_spec=attribute,
+                golden_set=golden,
+                predictions=predictions,
+                out_dir=out,
+                frames_uri=frames,
+                manifest_uri=manifest,
+                metadata=metadata,
+                options=options,
+            )
+        else:
+            summary = check_student(
+                attribute_spec=attribute,
+                golden_set=golden,
+                predictions=predictions,
+                model_dir=model,
+                out_dir=out,
+                teacher_predictions=teacher_predictions,
+                baseline=baseline,
+                teacher_stats=teacher_stats,
+                teacher_latency_s_per_item=teacher_latency,
+                student_latency_s_per_item=student_latency,
+                metadata=metadata,
+                options=options,
+            )
         if raters:
             from silverset.components.evaluate.raters import run as run_raters
 
             rater_report = run_raters(
                 attribute=attribute, golden=golden or "", predictions=predictions or "", out=out, threshold=threshold
             )
-    table = Table(title=f"{gate} gate: {'PASSED' if summary['passed'] else 'FAILED'}", show_header=False)
-    candidate = summary["metrics"].get("candidate")
+    figures = summary.result.metrics
+    table = Table(title=f"{gate} gate: {'PASSED' if summary.passed else 'FAILED'}", show_header=False)
+    candidate = figures.get("candidate")
     if candidate:
         for name in ("f1", "precision", "recall", "average_precision", "roc_auc", "ece"):
             m = candidate[name]
-            table.add_row(name, f"{m['value']:.3f} [{m['lower']:.3f}, {m['upper']:.3f}]")
-    if "f1_retention" in summary["metrics"]:
-        table.add_row("f1_retention", f"{summary['metrics']['f1_retention']:.3f}")
-    ratio = summary["metrics"].get("latency", {}).get("ratio")
+            table.add_row(name, f"{_num(m['value'])} [{_num(m['lower'])}, {_num(m['upper'])}]")
+    if figures.get("f1_retention") is not None:
+        table.add_row("f1_retention", _num(figures["f1_retention"]))
+    ratio = figures.get("latency", {}).get("ratio")
     if ratio is not None:
         table.add_row("latency ratio", f"{ratio:.2e}")
-    table.add_row("gate.json", summary["gate_json"])
-    table.add_row("report", summary["report"])
-    if summary.get("disagreements"):
-        table.add_row("disagreements", summary["disagreements"])
+    table.add_row("gate.json", summary.gate_result)
+    table.add_row("report", summary.report)
+    if summary.disagreements:
+        table.add_row("disagreements", summary.disagreements)
     console.print(table)
     if rater_report is not None:
         print_rater_report(rater_report, path=f"{out.rstrip('/')}/raters.json")
-    if not summary["passed"]:
-        raise GateFailed(f"{gate} gate: " + "; ".join(summary["reasons"]))
+    if not summary.passed:
+        raise GateFailed(f"{gate} gate: " + "; ".join(summary.reasons))
 
 
 def _ci(estimate) -> str:
@@ -214,7 +249,7 @@ def score(
     except ValidationError as exc:
         raise options_error("score options", exc) from None
     with console.status("scoring (Beam RunInference)..."):
-        summary = run(model=model, embeddings=embeddings, out=out, options=options, overwrite=overwrite)
+        summary = run(model_dir=model, embeddings=embeddings, out_dir=out, options=options, overwrite=overwrite)
     print_summary(console, "score", summary)
 
 

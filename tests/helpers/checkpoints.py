@@ -80,8 +80,8 @@ def distill_student(
     train.run(
         embeddings=data["embeddings"],
         labels=data["labels"],
-        attribute=factories.SPEC,
-        out=str(root / "model"),
+        attribute_spec=factories.SPEC,
+        out_dir=str(root / "model"),
         options=StudentOptions(max_epochs=max_epochs, hidden_units=hidden_units),
         measure_latency=False,
     )

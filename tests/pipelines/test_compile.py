@@ -75,8 +75,8 @@ def test_the_rest_of_the_run_is_skipped_when_nothing_changed(compiled):
 def test_each_gate_and_the_approval_guard_what_follows(compiled):
     _, spec, _ = compiled
     conditions = _conditions(spec)
-    assert any("evaluate-gate-Output" in c and "== 'passed'" in c for c in conditions)  # teacher gate
-    assert any("evaluate-gate-2-Output" in c and "== 'passed'" in c for c in conditions)  # student gate
+    assert any("teacher-gate-Output" in c and "== 'passed'" in c for c in conditions)
+    assert any("student-gate-Output" in c and "== 'passed'" in c for c in conditions)
     assert any("approval-gate-Output" in c and "== 'approved'" in c for c in conditions)
     # Bulk annotation sits under the teacher gate; score, index and deploy under the approval.
     tasks = _tasks(spec)
@@ -112,8 +112,8 @@ def test_a_stopped_promotion_fails_the_run_in_an_else_branch_naming_the_stage(co
     }
     conditions = _conditions(spec)
     # dsl.Else compiles to the negation of its dsl.If: each gate's failure and the approval's refusal has a branch.
-    assert any("evaluate-gate-Output" in c and c.startswith("!(") for c in conditions)
-    assert any("evaluate-gate-2-Output" in c and c.startswith("!(") for c in conditions)
+    assert any("teacher-gate-Output" in c and c.startswith("!(") for c in conditions)
+    assert any("student-gate-Output" in c and c.startswith("!(") for c in conditions)
     assert any("approval-gate-Output" in c and c.startswith("!(") for c in conditions)
 
 
@@ -318,7 +318,7 @@ def test_beam_runner_and_options_are_run_parameters_that_reach_the_frames_and_sc
     tasks = _tasks(spec)
     for step in ("extract-frames", "bulk-score-2"):
         inputs = tasks[step]["inputs"]["parameters"]
-        assert inputs["runner"]["componentInputParameter"] == "pipelinechannel--beam_runner", step
+        assert inputs["beam_runner"]["componentInputParameter"] == "pipelinechannel--beam_runner", step
         assert inputs["beam_options"]["componentInputParameter"] == "pipelinechannel--beam_options", step
     # The golden-set scoring is left on DirectRunner in its own pod: a few hundred rows.
     assert "beam_options" not in tasks["bulk-score"]["inputs"]["parameters"]
@@ -401,3 +401,48 @@ def test_the_documented_beam_parameters_pass_the_checks_the_steps_make():
     assert documented and any(p["beam_runner"] == "PortableRunner" for p in documented)
     for params in documented:
         assert _check_beam_params(params) == params
+
+
+# Names retired by issue 20 (one name per concept): none of them may come back as a step's or the run's parameter.
+RETIRED_NAMES = {
+    "manifest",
+    "out_uri",
+    "attribute_uri",
+    "runner",
+    "pipeline_options",
+    "out",
+    "frames",
+    "golden",
+    "price_table_uri",
+}
+
+
+@pytest.mark.parametrize(
+    "component",
+    [
+        "comp-plan-incremental",
+        "comp-extract-frames",
+        "comp-embed-shard",
+        "comp-annotate-shard",
+        "comp-merge-labels",
+        "comp-finalize-incremental",
+        "comp-commit-promotion",
+    ],
+)
+def test_the_frames_embed_teacher_and_incremental_steps_take_the_one_name_per_concept(compiled, component):
+    _, spec, _ = compiled
+    params = set(spec["components"][component]["inputDefinitions"]["parameters"])
+    assert not params & RETIRED_NAMES, component
+    if component not in ("comp-finalize-incremental", "comp-commit-promotion"):
+        assert "manifest_uri" in params, component
+    if component not in ("comp-plan-incremental", "comp-commit-promotion"):
+        assert "out_dir" in params, component
+
+
+def test_the_run_takes_its_manifest_as_manifest_uri(compiled):
+    _, spec, _ = compiled
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert "manifest_uri" in params and "manifest" not in params
+    tasks = _tasks(spec)
+    plan = tasks["plan-incremental"]["inputs"]["parameters"]["manifest_uri"]
+    assert plan["componentInputParameter"] == "pipelinechannel--manifest_uri"

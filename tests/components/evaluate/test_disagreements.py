@@ -19,7 +19,7 @@ from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.golden import golden_rows
 from silverset.components.common.spec import load_spec
 from silverset.components.evaluate.disagreements import DISAGREEMENTS_FILE, read_disagreements
-from silverset.components.evaluate.gate import run
+from silverset.components.evaluate.gate import check_student, check_teacher
 from tests.helpers.factories import SPEC, noisy_predictions, write_golden, write_scores
 
 HOSTILE_TITLE = "<script>alert('title')</script> Tom & \"Jerry\""
@@ -171,14 +171,13 @@ def test_teacher_gate_lists_exactly_the_disagreements_sorted_by_confidence(tmp_p
     frame_counts = {"v0001": 5, "v0002": 2, "v0003": 1}  # v0005 and v0010 have no frames
     frames = _frames(tmp_path, {**frame_counts, "v0004": 3})
     manifest = _manifest(tmp_path, list(resolved))
-    run(
-        attribute=SPEC,
-        golden=golden,
+    check_teacher(
+        attribute_spec=SPEC,
+        golden_set=golden,
         predictions=labels,
-        gate="teacher",
-        out=str(tmp_path / "gate"),
-        frames=frames,
-        manifest=manifest,
+        out_dir=str(tmp_path / "gate"),
+        frames_uri=frames,
+        manifest_uri=manifest,
     )
 
     # brute force: every golden item whose teacher decision differs from the resolved label, |p - 0.5| descending
@@ -230,7 +229,7 @@ def test_teacher_gate_lists_exactly_the_disagreements_sorted_by_confidence(tmp_p
 
 def test_without_frames_or_manifest_the_list_still_shows(tmp_path):
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
-    run(attribute=SPEC, golden=golden, predictions=labels, gate="teacher", out=str(tmp_path / "gate"))
+    check_teacher(attribute_spec=SPEC, golden_set=golden, predictions=labels, out_dir=str(tmp_path / "gate"))
     found = read_disagreements(tmp_path / "gate" / DISAGREEMENTS_FILE)
     assert [i.video_id for i in found.items] == ["v0001", "v0002", "v0005", "v0010", "v0003"]
     assert all(i.title is None and i.frame_count == 0 for i in found.items)
@@ -244,7 +243,7 @@ def test_old_golden_file_votes_come_from_its_labelers(tmp_path, truth):
     golden = write_golden(tmp_path / "golden.parquet", truth)
     probs = noisy_predictions(truth, flip=0.1, seed=2)
     preds = write_scores(tmp_path / "p.parquet", probs)
-    run(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out=str(tmp_path / "gate"))
+    check_teacher(attribute_spec=SPEC, golden_set=golden, predictions=preds, out_dir=str(tmp_path / "gate"))
     found = read_disagreements(tmp_path / "gate")
     wrong = {f"v{i:04d}" for i in np.flatnonzero((probs >= 0.5).astype(int) != truth)}
     assert {i.video_id for i in found.items} == wrong and wrong
@@ -255,14 +254,14 @@ def test_student_gate_writes_no_list_and_a_stale_one_is_removed(tmp_path, truth)
     golden = write_golden(tmp_path / "golden.parquet", truth)
     preds = write_scores(tmp_path / "p.parquet", noisy_predictions(truth, flip=0.1, seed=2))
     out = tmp_path / "gate"
-    run(attribute=SPEC, golden=golden, predictions=preds, gate="teacher", out=str(out))
+    check_teacher(attribute_spec=SPEC, golden_set=golden, predictions=preds, out_dir=str(out))
     assert (out / DISAGREEMENTS_FILE).exists()
-    run(
-        attribute=SPEC,
-        golden=golden,
+    check_student(
+        attribute_spec=SPEC,
+        golden_set=golden,
         predictions=preds,
-        gate="student",
-        out=str(out),
+        model_dir=None,
+        out_dir=str(out),
         teacher_predictions=preds,
         student_latency_s_per_item=1e-5,
         teacher_latency_s_per_item=1.0,
@@ -274,13 +273,12 @@ def test_student_gate_writes_no_list_and_a_stale_one_is_removed(tmp_path, truth)
 def test_unreadable_inputs_are_named(tmp_path):
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
     with pytest.raises(SilversetInputError, match="absent"):
-        run(
-            attribute=SPEC,
-            golden=golden,
+        check_teacher(
+            attribute_spec=SPEC,
+            golden_set=golden,
             predictions=labels,
-            gate="teacher",
-            out=str(tmp_path / "g"),
-            frames=str(tmp_path / "absent"),
+            out_dir=str(tmp_path / "g"),
+            frames_uri=str(tmp_path / "absent"),
         )
     with pytest.raises(SilversetInputError, match="disagreements .*does not exist"):
         read_disagreements(tmp_path / "nowhere")
@@ -326,7 +324,7 @@ def test_browser_sorts_by_confidence(tmp_path):
     from playwright.sync_api import sync_playwright
 
     golden, resolved, votes, probabilities, labels = _case(tmp_path)
-    run(attribute=SPEC, golden=golden, predictions=labels, gate="teacher", out=str(tmp_path / "gate"))
+    check_teacher(attribute_spec=SPEC, golden_set=golden, predictions=labels, out_dir=str(tmp_path / "gate"))
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=shutil.which("chromium"), args=["--no-sandbox", "--headless=new", "--disable-gpu"]
