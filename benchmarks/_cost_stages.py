@@ -65,24 +65,35 @@ def _timed(fn) -> tuple[object, dict]:
 def measure_frames(*, n: int, work: Path, shards: int, duration_s: float, width: int, height: int, k: int) -> dict:
     from silverset.components.common import tables
     from silverset.components.common.sharding import Shard
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
+    from silverset.components.frames.extract import FrameOptions
+    from silverset.components.frames.pipeline import FramesSummary
     from silverset.components.frames.pipeline import run as frames
 
-    def extract(manifest: str, out: Path, shard: Shard = Shard()) -> dict:
-        return frames(manifest=manifest, out=str(out), frames_per_video=k, size=112, shard=shard)
+    def extract(manifest: str, out: Path, shard: Shard = Shard()) -> FramesSummary:
+        return frames(
+            manifest_uri=manifest, out_dir=str(out), options=FrameOptions(frames_per_video=k, size=112), shard=shard
+        )
 
-    warm = synth(out=work / "warm-corpus", videos=4, seed=1, duration_s=duration_s, width=width, height=height)
-    extract(warm["manifest"], work / "warm-frames")  # Beam's lazy imports and runner start: paid once per worker
-    corpus, synth_t = _timed(
-        lambda: synth(out=work / "corpus", videos=n, seed=0, duration_s=duration_s, width=width, height=height)
+    warm = synth(
+        out_dir=work / "warm-corpus",
+        options=SynthOptions(videos=4, seed=1, duration_s=duration_s, width=width, height=height),
     )
-    manifest = corpus["manifest"]  # type: ignore[index]
+    extract(warm.manifest_uri, work / "warm-frames")  # Beam's lazy imports and runner start: paid once per worker
+    corpus, synth_t = _timed(
+        lambda: synth(
+            out_dir=work / "corpus",
+            options=SynthOptions(videos=n, seed=0, duration_s=duration_s, width=width, height=height),
+        )
+    )
+    manifest = corpus.manifest_uri  # type: ignore[attr-defined]
     single, single_t = _timed(lambda: extract(manifest, work / "frames-single"))
-    assert single["videos_ok"] == n, single  # type: ignore[index]
+    assert single.videos_ok == n, single  # type: ignore[attr-defined]
     per_shard = []
     for index in range(shards):
         summary, timing = _timed(lambda: extract(manifest, work / "frames-sharded", Shard(index, shards)))
-        per_shard.append({"shard": f"{index}/{shards}", "videos": summary["inputs"], **timing})  # type: ignore[index]
+        per_shard.append({"shard": f"{index}/{shards}", "videos": summary.inputs, **timing})  # type: ignore[attr-defined]
     union_rows = tables.read_table(str(work / "frames-sharded")).num_rows
     sharded_s = sum(s["seconds"] for s in per_shard)
     return {
@@ -90,7 +101,7 @@ def measure_frames(*, n: int, work: Path, shards: int, duration_s: float, width:
         "seconds": single_t["seconds"],
         "rate": round(n / single_t["seconds"], 2),
         "rate_unit": "videos/s",
-        "frames_rows": single["frames"],  # type: ignore[index]
+        "frames_rows": single.frames,  # type: ignore[attr-defined]
         "timing": single_t,
         "corpus_synth_seconds": synth_t["seconds"],
         "sharded": {

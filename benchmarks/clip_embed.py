@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.repeats):
                 t0 = time.perf_counter()
                 summary = embed.run(
-                    frames=str(frames),
-                    out=str(folder / f"out-{len(runs)}-{r}"),
+                    frames_uri=str(frames),
+                    out_dir=str(folder / f"out-{len(runs)}-{r}"),
                     options=embed.EmbedOptions(embedder=embedder, with_text=False, batch_size=args.batch_size),
                 )
                 seconds.append(time.perf_counter() - t0)

@@ -35,27 +35,32 @@ def build_corpus(
     work: Path, *, videos: int, seed: int, hard_case_share: float, duration_s: float, width: int, height: int
 ) -> dict:
     """corpus synth -> frames (8 x 64 px) -> embed (visual + MiniLM text); returns paths, truth and stage seconds."""
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
     from silverset.components.embed.embed import run as embed
+    from silverset.components.frames.extract import FrameOptions
     from silverset.components.frames.pipeline import run as frames
 
     seconds = {}
     start = time.perf_counter()
     corpus = synth(
-        out=work / "corpus",
-        videos=videos,
-        seed=seed,
-        duration_s=duration_s,
-        width=width,
-        height=height,
-        hard_case_share=hard_case_share,
+        out_dir=work / "corpus",
+        options=SynthOptions(
+            videos=videos, seed=seed, duration_s=duration_s, width=width, height=height, hard_case_share=hard_case_share
+        ),
     )
     seconds["corpus_synth"] = time.perf_counter() - start
     start = time.perf_counter()
-    frames(manifest=corpus["manifest"], out=str(work / "frames"), frames_per_video=8, size=64)
+    frames(
+        manifest_uri=corpus.manifest_uri,
+        out_dir=str(work / "frames"),
+        options=FrameOptions(frames_per_video=8, size=64),
+    )
     seconds["frames"] = time.perf_counter() - start
     start = time.perf_counter()
-    embedded = embed(frames=str(work / "frames"), out=str(work / "embeddings"), manifest=corpus["manifest"])
+    embedded = embed(
+        frames_uri=str(work / "frames"), out_dir=str(work / "embeddings"), manifest_uri=corpus.manifest_uri
+    )
     seconds["embed"] = time.perf_counter() - start
     return {
         "corpus": corpus,
@@ -75,10 +80,10 @@ def teacher_labels(work: Path, *, attribute: str, manifest: str, frames: str, ca
     checkpoint = teacher_checkpoint(cache, attribute)
     start = time.perf_counter()
     summary = annotate(
-        attribute=str(ATTRIBUTE_SPECS / f"{attribute}.yaml"),
-        manifest=manifest,
-        frames=frames,
-        out=str(work / "labels" / attribute),
+        attribute_spec=str(ATTRIBUTE_SPECS / f"{attribute}.yaml"),
+        manifest_uri=manifest,
+        frames_uri=frames,
+        out_dir=str(work / "labels" / attribute),
         options=AnnotateOptions(teacher="local", checkpoint=str(checkpoint), runtime="eager"),
     )
     return str(work / "labels" / attribute), time.perf_counter() - start, summary.teacher_id
@@ -211,7 +216,7 @@ def main() -> None:
     start = time.perf_counter()
     card = teacher_card(teacher_checkpoint(work / "teacher", attributes[0]))
     seconds["teacher_training"] = time.perf_counter() - start
-    truth_table = tables.read_table(built["corpus"]["truth"], schemas.TRUTH)
+    truth_table = tables.read_table(built["corpus"].truth_uri, schemas.TRUTH)
     ids = sorted(set(truth_table.column("video_id").to_pylist()))
 
     results = {}
@@ -228,7 +233,7 @@ def main() -> None:
         labels, teacher_s, teacher_id = teacher_labels(
             work,
             attribute=attribute,
-            manifest=built["corpus"]["manifest"],
+            manifest=built["corpus"].manifest_uri,
             frames=built["frames"],
             cache=work / "teacher",
         )
@@ -325,7 +330,7 @@ def main() -> None:
             "duration_s": args.duration_s,
             "size": args.size,
             "hard_case_share": args.hard_case_share,
-            "hard_cases": built["corpus"].get("hard_cases"),
+            "hard_cases": built["corpus"].hard_cases,
             "embedder_id": built["embedder_id"],
         },
         "teacher": {"card": card, "runtime": "eager TorchScript via the annotate stage (--teacher local)"},

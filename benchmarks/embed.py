@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 out = folder / f"out-{len(runs)}-{r}"
                 t0 = time.perf_counter()
                 summary = embed.run(
-                    frames=str(frames),
-                    out=str(out),
-                    manifest=str(manifest) if with_manifest else None,
+                    frames_uri=str(frames),
+                    out_dir=str(out),
+                    manifest_uri=str(manifest) if with_manifest else None,
                     options=embed.EmbedOptions(batch_size=batch, **opts),
                 )
                 seconds.append(time.perf_counter() - t0)

@@ -284,26 +284,26 @@ def long_gop_exact(clip: Path, repeats: int) -> dict:
 
 
 def beam_throughput(workdir: Path, videos: int) -> dict:
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
+    from silverset.components.frames.extract import FrameOptions
     from silverset.components.frames.pipeline import run as extract
 
-    corpus = synth(out=workdir / "corpus", videos=videos, seed=0)
+    corpus = synth(out_dir=workdir / "corpus", options=SynthOptions(videos=videos, seed=0))
     results = {"videos": videos, "clip": "3 s, 320x240, 15 fps synthetic", "k": 8, "size": 224}
-    for label, sampling, options in (
+    for label, sampling, flags in (
         ("1_worker_in_memory", "exact", ()),
         ("1_worker_in_memory_keyframe", "keyframe", ()),
-        ("2_workers_multi_threading", "exact", ("direct_num_workers=2", "direct_running_mode=multi_threading")),
+        ("2_workers_multi_threading", "exact", ("--direct_num_workers=2", "--direct_running_mode=multi_threading")),
     ):
         summary = extract(
-            manifest=corpus["manifest"],
-            out=str(workdir / f"frames-{label}"),
-            frames_per_video=8,
-            size=224,
-            pipeline_options=options,
-            sampling=sampling,
+            manifest_uri=corpus.manifest_uri,
+            out_dir=str(workdir / f"frames-{label}"),
+            options=FrameOptions(frames_per_video=8, size=224, sampling=sampling),  # type: ignore[arg-type]
+            beam_options=flags,
         )
-        assert summary["videos_ok"] == videos, summary
-        results[label] = {"seconds": summary["seconds"], "videos_per_s": round(videos / summary["seconds"], 2)}
+        assert summary.videos_ok == videos, summary
+        results[label] = {"seconds": summary.seconds, "videos_per_s": round(videos / summary.seconds, 2)}
     return results
 
 

@@ -178,10 +178,10 @@ def run_once(
             try:
                 stats.append(
                     annotate.run(
-                        attribute=str(example_specs_dir() / "red_dominant.yaml"),
-                        manifest=str(manifest),
-                        frames=str(frames),
-                        out=str(out),
+                        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+                        manifest_uri=str(manifest),
+                        frames_uri=str(frames),
+                        out_dir=str(out),
                         options=options,
                         shard=Shard(i, shards),
                     ).stats

@@ -29,16 +29,16 @@ def _cycle(*, manifest: str, spec: str, state_dir: str, work: Path, incremental:
         from silverset.components.incremental import state
 
         summary = plan.plan_run(
-            manifest=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work), run_id=work.name
+            manifest_uri=manifest, attribute_spec=spec, state_dir=state_dir, workdir=str(work), run_id=work.name
         )
         if summary.up_to_date:  # the pipeline's dsl.If: an unchanged corpus runs no stage after the plan
             labels = state.load(state_dir).labels.num_rows
         else:
             labels_dir = f"{summary.run_dir}/teacher"
             calls = annotate(
-                attribute=spec,
-                manifest=summary.todo_manifest,
-                out=labels_dir,
+                attribute_spec=spec,
+                manifest_uri=summary.todo_manifest,
+                out_dir=labels_dir,
                 options=AnnotateOptions(teacher="zero-shot"),
             ).stats.processed
             merged = plan.finalize(plan_dir=summary.out_dir, new_labels=labels_dir, out_dir=f"{summary.run_dir}/merged")
@@ -50,7 +50,10 @@ def _cycle(*, manifest: str, spec: str, state_dir: str, work: Path, incremental:
         todo = summary.todo
     else:
         stats = annotate(
-            attribute=spec, manifest=manifest, out=str(work / "teacher"), options=AnnotateOptions(teacher="zero-shot")
+            attribute_spec=spec,
+            manifest_uri=manifest,
+            out_dir=str(work / "teacher"),
+            options=AnnotateOptions(teacher="zero-shot"),
         ).stats
         calls, labels, todo = stats.processed, stats.outputs, stats.items
     return {"wall_s": round(time.perf_counter() - started, 3), "teacher_calls": calls, "labels": labels, "todo": todo}
@@ -86,8 +89,8 @@ def _pipeline_run(*, manifest: str, spec: str, golden: str, checkpoint: str, wor
         "tasks": run.tasks,
         "todo": run.plan.get("todo"),
         "up_to_date": run.plan.get("up_to_date"),
-        "index_version": run.summary.get("index_version", ""),
-        "gates": run.summary.get("gates", {}),
+        "index_version": run.summary.index_version if run.summary else "",
+        "gates": run.summary.gates if run.summary else {},
     }
 
 
@@ -124,15 +127,16 @@ def main() -> None:
 
     logging.getLogger().setLevel(logging.ERROR)
     from silverset.components.common.spec import example_specs_dir
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
     from silverset.components.distill.flow import golden_from_truth
     from silverset.pipelines.demo import write_demo_teacher
 
     scratch = Path(tempfile.mkdtemp(prefix="silverset-bench-incremental-"))
     spec = str(example_specs_dir() / "red_dominant.yaml")
-    corpus = synth(out=scratch / "corpus", videos=args.videos, seed=0)  # the demo's corpus
-    manifest = corpus["manifest"]
-    golden = golden_from_truth(truth=corpus["truth"], spec_path=spec, out=str(scratch / "golden.parquet"))["golden"]
+    corpus = synth(out_dir=scratch / "corpus", options=SynthOptions(videos=args.videos, seed=0))  # the demo's corpus
+    manifest = corpus.manifest_uri
+    golden = golden_from_truth(truth=corpus.truth_uri, spec_path=spec, out=str(scratch / "golden.parquet"))["golden"]
     checkpoint = write_demo_teacher(scratch / "teacher" / "red_share_scorer.pt")
 
     target = {

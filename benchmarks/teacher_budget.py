@@ -63,10 +63,10 @@ def _arm(
     tables.write_table(chosen, work / name / "teacher_manifest.parquet")
     labelled, teacher_s = _measured(
         annotate,
-        attribute=spec,
-        manifest=str(work / name / "teacher_manifest.parquet"),
-        frames=frames,
-        out=str(work / name / "labels"),
+        attribute_spec=spec,
+        manifest_uri=str(work / name / "teacher_manifest.parquet"),
+        frames_uri=frames,
+        out_dir=str(work / name / "labels"),
         options=AnnotateOptions(teacher="local", checkpoint=checkpoint),
     )
     _, distill_s = _measured(
@@ -131,8 +131,10 @@ def main() -> None:
     from silverset.components.common import tables
     from silverset.components.common.manifest import read_manifest
     from silverset.components.common.spec import example_specs_dir, load_spec
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
     from silverset.components.embed.embed import run as embed
+    from silverset.components.frames.extract import FrameOptions
     from silverset.components.frames.pipeline import run as frames_run
     from silverset.components.incremental.plan import DEFAULT_COST_PER_CORE_HOUR_USD
     from silverset.components.incremental.sample import TeacherBudget, choose_sample, gemini_usd_per_video
@@ -141,15 +143,20 @@ def main() -> None:
     rate = DEFAULT_COST_PER_CORE_HOUR_USD if args.cost_per_core_hour is None else args.cost_per_core_hour
     work = Path(tempfile.mkdtemp(prefix="silverset-bench-teacher-budget-"))
     spec = str(example_specs_dir() / "red_dominant.yaml")
-    corpus = synth(out=work / "corpus", videos=args.videos, seed=0, duration_s=1.0, width=96, height=64)
+    corpus = synth(
+        out_dir=work / "corpus", options=SynthOptions(videos=args.videos, seed=0, duration_s=1.0, width=96, height=64)
+    )
     _, frames_s = _measured(
-        frames_run, manifest=corpus["manifest"], out=str(work / "frames"), frames_per_video=4, size=64
+        frames_run,
+        manifest_uri=corpus.manifest,
+        out_dir=str(work / "frames"),
+        options=FrameOptions(frames_per_video=4, size=64),
     )
     _, embed_s = _measured(
-        embed, frames=str(work / "frames"), out=str(work / "embeddings"), manifest=corpus["manifest"]
+        embed, frames_uri=str(work / "frames"), out_dir=str(work / "embeddings"), manifest_uri=corpus.manifest
     )
     checkpoint = write_demo_teacher(work / "teacher.pt")
-    manifest, _ = read_manifest(corpus["manifest"])
+    manifest, _ = read_manifest(corpus.manifest)
     every = manifest.column("video_id").to_pylist()
     budget = TeacherBudget(videos=max(1, round(args.share * len(every))))
     chosen, choice = choose_sample(manifest, budget)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from silverset.components.common.artifacts import RUN_SUMMARY_FILE, RunSummary, read_run_summary
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.incremental.plan import PLAN_FILE, plan_dir_of
-from silverset.components.notify.webhook import SUMMARY_FILE
 from silverset.pipelines.local_progress import TaskEvent, following_tasks
 
 
@@ -24,7 +24,7 @@ class LocalRun:
     workdir: Path
     wall_s: float
     status: str
-    summary: dict = field(default_factory=dict)
+    summary: RunSummary | None = None  # None when the exit handler wrote none (kfp.local stopped before it)
     plan: dict = field(default_factory=dict)
     tasks: int = 0  # tasks kfp.local executed
     log: Path | None = None  # kfp.local's task logs (quiet runs); None when they went to stdout
@@ -86,7 +86,7 @@ def run_local(
     log_path = root / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log" if quiet else None
     arguments = {
         "attribute_spec": str(Path(attribute_spec).resolve()),
-        "manifest": manifest if "://" in manifest else str(Path(manifest).resolve()),
+        "manifest_uri": manifest if "://" in manifest else str(Path(manifest).resolve()),
         "workdir": str(workdir),
         "state_dir": str(state),
         "webhook_url": webhook_url,
@@ -127,7 +127,7 @@ def run_local(
         tasks = len({p for p in root.glob("*/*") if p.is_dir()} - before)
     run_id = job_names[0] if job_names else ""
     own = Path(plan_dir_of(str(workdir), run_id)) if run_id else None
-    summary_path, plan_path = (own / SUMMARY_FILE, own / PLAN_FILE) if own else (Path(), Path())
+    summary_path, plan_path = (own / RUN_SUMMARY_FILE, own / PLAN_FILE) if own else (Path(), Path())
     return LocalRun(
         workdir=workdir,
         wall_s=wall,
@@ -136,7 +136,7 @@ def run_local(
         log=log_path,
         error=error,
         run_id=run_id,
-        summary=json.loads(summary_path.read_text()) if own and summary_path.exists() else {},
+        summary=read_run_summary(summary_path) if own and summary_path.exists() else None,
         plan=json.loads(plan_path.read_text()) if own and plan_path.exists() else {},
     )
 

@@ -58,7 +58,11 @@ def pipeline_run_id(job_name: str) -> str:
 def nothing_to_do(manifest_uri: str) -> bool:
     """The one empty-manifest guard: True when ``manifest_uri`` is a plan's Parquet manifest (todo, golden,
     frames) with no rows (or none at all), so an incremental run's step has nothing new to do. A CSV/JSONL
-    manifest a user passed is never "empty" here: reading it reports its own problems."""
+    manifest a user passed is never "empty" here: reading it reports its own problems.
+
+    A step that finds nothing to do returns its usual outputs with every count zero, the same shape as a run
+    that did work: ``extract_frames`` (out_dir, 0 videos, 0 errors, 0 frames); ``embed_shard`` and
+    ``annotate_shard`` the JSON of an all-zero ``runtime.runner.ShardStats`` (no model id); ``merge_labels`` 0."""
     if not manifest_uri.endswith(".parquet"):
         return False
     fs, path = fsspec.core.url_to_fs(manifest_uri)

@@ -20,6 +20,9 @@ The title and the description each mention an attribute with probability ``menti
 holds and ``mention_if_false`` when it does not, so a text-only teacher is weak but not useless.
 Same seed, same bytes: every random draw comes from ``numpy.random.default_rng([seed, video_number])``
 and the encoder runs single-threaded.
+
+Entry point: ``run(*, out_dir, options: SynthOptions) -> CorpusSummary`` (a frozen pydantic model: counts,
+per-attribute prevalence and hard cases, the manifest and truth paths).
 """
 
 from __future__ import annotations
@@ -77,6 +80,21 @@ class SynthOptions(BaseModel):
     mention_if_true: float = Field(0.6, ge=0.0, le=1.0)
     mention_if_false: float = Field(0.15, ge=0.0, le=1.0)
     hard_case_share: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class CorpusSummary(BaseModel):
+    """What ``run`` wrote: ``videos`` videos (``errors`` is always 0: a video the synthesizer cannot write stops
+    the run), each attribute's share of positives and of hard cases, and the paths of its tables."""
+
+    model_config = ConfigDict(frozen=True)
+
+    videos: int
+    errors: int
+    prevalence: dict[str, float]
+    hard_cases: dict[str, int]
+    out_dir: str
+    manifest_uri: str  # out_dir/manifest.parquet
+    truth_uri: str  # out_dir/truth.parquet
 
 
 @dataclass(frozen=True)
@@ -317,17 +335,13 @@ def encode_video(path: Path, frames, *, fps: int, width: int, height: int, keyfr
 
 def run(
     *,
-    out: str | Path,
-    videos: int = 200,
-    seed: int = 0,
-    duration_s: float = 3.0,
-    width: int = 320,
-    height: int = 240,
-    hard_case_share: float = 0.0,
+    out_dir: str | Path,
+    options: SynthOptions = SynthOptions(),
     on_video: Callable[[str], None] | None = None,
     overwrite: bool = False,
-) -> dict:
-    """Write ``out/videos/*.mp4``, ``out/manifest.parquet``, ``out/truth.parquet`` and ``out/errors.parquet``.
+) -> CorpusSummary:
+    """Write ``out_dir/videos/*.mp4``, ``out_dir/manifest.parquet``, ``out_dir/truth.parquet`` and
+    ``out_dir/errors.parquet``.
 
     The folder is replaced atomically. Returns a summary: counts, per-attribute prevalence, paths.
     ``on_video(video_id)`` is called after each video is written (for progress bars).
@@ -336,14 +350,13 @@ def run(
 
     from silverset.components.common import schemas, tables
 
-    options = SynthOptions(
-        videos=videos, seed=seed, duration_s=duration_s, width=width, height=height, hard_case_share=hard_case_share
-    )
     if options.width % 2 or options.height % 2:
         from silverset.components.common.errors import SilversetInputError
 
-        raise SilversetInputError("--size", f"H.264 (yuv420p) needs even width and height, got {width}x{height}")
-    final = Path(out).resolve()
+        raise SilversetInputError(
+            "--size", f"H.264 (yuv420p) needs even width and height, got {options.width}x{options.height}"
+        )
+    final = Path(out_dir).resolve()
     manifest_rows, truth_rows = [], []
     hard_cases = dict.fromkeys(ATTRIBUTES, 0)
     with tables.atomic_directory(final, command="corpus synth", overwrite=overwrite) as staging:
@@ -377,12 +390,12 @@ def run(
         tables.write_errors(staging, [])
         (staging / "corpus.json").write_text(json.dumps(options.model_dump(), indent=2, sort_keys=True) + "\n")
     prevalence = {a: sum(r["label"] for r in truth_rows if r["attribute"] == a) / options.videos for a in ATTRIBUTES}
-    return {
-        "videos": options.videos,
-        "errors": 0,
-        "prevalence": prevalence,
-        "hard_cases": hard_cases,
-        "out": str(final),
-        "manifest": str(final / "manifest.parquet"),
-        "truth": str(final / "truth.parquet"),
-    }
+    return CorpusSummary(
+        videos=options.videos,
+        errors=0,
+        prevalence=prevalence,
+        hard_cases=hard_cases,
+        out_dir=str(final),
+        manifest_uri=str(final / "manifest.parquet"),
+        truth_uri=str(final / "truth.parquet"),
+    )

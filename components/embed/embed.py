@@ -6,6 +6,9 @@ Frame features come from the hand-made visual statistics (default), a user's ima
 An embedder id names every block of the vector with its width, e.g.
 ``visual-stats-v1[46]+minilm-l6-v2@sha256:ab12...[384]``; ``blocks`` / ``text_block`` read it back so the
 studio can search the text block with ``embed_query_text``.
+
+Entry point: ``run(*, frames_uri, out_dir, manifest_uri=None, options: EmbedOptions, shard) -> EmbedSummary``
+(a frozen pydantic model: embedder id, dimension, output folder, the shard's ``ShardStats``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -217,29 +219,33 @@ def checkpoint_frames(video: VideoFrames, frames_per_video: int, size: int) -> n
     return frames.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
 
 
-@dataclass(frozen=True)
-class EmbedSummary:
+class EmbedSummary(BaseModel):
+    """What one embed run (or shard) did: the embedder, its vector width, the output folder and the shard's stats."""
+
+    model_config = ConfigDict(frozen=True)
+
     embedder_id: str
     dimension: int
-    out: str
+    out_dir: str
     stats: ShardStats
 
 
 def run(
     *,
-    frames: str,
-    out: str,
-    manifest: str | None = None,
+    frames_uri: str,
+    out_dir: str,
+    manifest_uri: str | None = None,
     options: EmbedOptions = EmbedOptions(),
     shard: Shard = Shard(),
     progress: bool = False,
 ) -> EmbedSummary:
-    """Embed every video of ``shard``: frames table (+ manifest for text) -> embeddings parts in ``out``.
+    """Embed every video of ``shard``: frames table (+ manifest for text) -> embeddings parts in ``out_dir``.
 
     Inputs are the manifest's videos when a manifest is given (a video with no frames is an error row), else
-    the videos of the frames table. Writes ``out/part-*.parquet`` (embeddings schema), ``out/errors.parquet``
-    and ``out/stats/shard-<tag>.json``.
+    the videos of the frames table. Writes ``out_dir/part-*.parquet`` (embeddings schema),
+    ``out_dir/errors.parquet`` and ``out_dir/stats/shard-<tag>.json``.
     """
+    frames, out, manifest = frames_uri, out_dir, manifest_uri
     with_text = options.with_text if options.with_text is not None else manifest is not None
     if with_text and manifest is None:
         raise SilversetInputError("--text", "the text block needs --manifest (titles and descriptions)")
@@ -314,4 +320,4 @@ def run(
         stats.seconds,
         stats.items_per_s,
     )
-    return EmbedSummary(embedder_id=handler.model_id, dimension=handler.dimension, out=str(out), stats=stats)
+    return EmbedSummary(embedder_id=handler.model_id, dimension=handler.dimension, out_dir=str(out), stats=stats)

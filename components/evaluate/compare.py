@@ -213,7 +213,9 @@ def _label_golden(
     from silverset.components.teacher.annotate import run as annotate
 
     folder = _labels_folder(out, spec, options)
-    summary = annotate(attribute=spec_path, manifest=manifest, out=str(folder), frames=frames, options=options)
+    summary = annotate(
+        attribute_spec=spec_path, manifest_uri=manifest, out_dir=str(folder), frames_uri=frames, options=options
+    )
     rows = {
         r["video_id"]: r
         for r in tables.read_table(folder, schemas.LABELS, name=f"labels '{folder}'").to_pylist()

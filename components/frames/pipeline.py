@@ -1,8 +1,11 @@
 """The frames stage as an Apache Beam pipeline: manifest -> K JPEG frames per video -> sharded Parquet.
 
+Entry point: ``run(*, manifest_uri, out_dir, options: FrameOptions, beam_runner, beam_options, ...) ->
+FramesSummary`` (a frozen pydantic model of counts and paths).
+
 DirectRunner by default (one in-memory worker: this is a 2-core machine shared with other work); any
-other runner of ``common.beam_runner.RUNNERS`` and its options come in as ``runner`` and ``pipeline_options``
-(``key=value`` strings, the same words Beam's own ``--key=value`` flags use; checked there: no secrets).
+other runner of ``common.beam_runner.RUNNERS`` and its flags come in as ``beam_runner`` and ``beam_options``
+(``--key=value`` or ``key=value`` strings, the words of Beam's own flags; checked there: no secrets).
 No kfp import here.
 
 Output folder: ``frames-SSSSS-of-NNNNN.parquet`` files in the frames schema plus ``errors.parquet``.
@@ -11,9 +14,9 @@ written into a staging folder that replaces the output folder in one rename, so 
 half a set of files; object-store outputs are written in place.
 
 Sharded across pods: ``shard=Shard(i, n)`` frames only the manifest rows whose video_id hashes to shard i
-(``common.sharding``, the same split as embed and annotate) into ``out/shard-0000i-of-0000n/`` (files and
-that shard's own ``errors.parquet``); ``tables.read_table(out)`` reads the n folders as one frames table and
-``sharding.read_shard_errors(out)`` their errors. The union of the n shards equals the unsharded output.
+(``common.sharding``, the same split as embed and annotate) into ``out_dir/shard-0000i-of-0000n/`` (files and
+that shard's own ``errors.parquet``); ``tables.read_table(out_dir)`` reads the n folders as one frames table
+and ``sharding.read_shard_errors(out_dir)`` their errors. The union of the n shards equals the unsharded output.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Sequence
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
+from pydantic import BaseModel, ConfigDict
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.beam_runner import check_option, check_runner
@@ -35,7 +39,7 @@ from silverset.components.common.manifest import read_manifest
 from silverset.components.common.sharding import Shard, remove_other_shardings, shard_dir
 from silverset.components.common.tables import ErrorRow
 
-from .extract import SAMPLING_MODES, STAGE, FrameOptions, VideoError, sample_frames
+from .extract import STAGE, FrameOptions, VideoError, sample_frames
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,25 +47,43 @@ ERRORS_TAG = "errors"
 DIRECT_DEFAULTS = {"direct_num_workers": "1", "direct_running_mode": "in_memory"}
 
 
-def beam_options(runner: str = "DirectRunner", pipeline_options: Sequence[str] = ()) -> PipelineOptions:
-    """Beam options from a runner name and ``key=value`` strings (a leading ``--`` is optional).
+class FramesSummary(BaseModel):
+    """What one frames run (or shard) wrote: ``inputs == videos_ok + errors`` (manifest rows this shard owns)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inputs: int
+    videos_ok: int  # videos with K frame rows
+    errors: int  # rows of errors.parquet
+    frames: int  # frame rows
+    sampling: str
+    repeated_frames: int  # rows repeating an earlier row's (video_id, timestamp_s)
+    errors_by_type: dict[str, int]
+    out_dir: str  # the folder this run wrote (the shard's own folder when sharded)
+    shard: str
+    table: str  # the folder all shards make one frames table of
+    seconds: float
+
+
+def pipeline_options(beam_runner: str = "DirectRunner", beam_options: Sequence[str] = ()) -> PipelineOptions:
+    """Beam options from a runner name and Beam flags (``--key=value``; the leading ``--`` is optional).
 
     DirectRunner gets one in-memory worker unless ``direct_num_workers``/``direct_running_mode`` say
-    otherwise, e.g. ``["direct_num_workers=2", "direct_running_mode=multi_threading"]``.
+    otherwise, e.g. ``["--direct_num_workers=2", "--direct_running_mode=multi_threading"]``.
     """
-    check_runner(runner)
+    check_runner(beam_runner)
     given: dict[str, str] = {}
     flags = []
-    for option in pipeline_options:
+    for option in beam_options:
         text = option.removeprefix("--")
         key, sep, value = text.partition("=")
         if not key:
-            raise SilversetInputError("--pipeline-option", f"expected key=value, got {option!r}")
+            raise SilversetInputError("beam_options", f"expected --key=value, got {option!r}")
         given[key] = value
         flags.append(check_option(f"--{text}" if sep else f"--{key}"))
-    if runner == "DirectRunner":
+    if beam_runner == "DirectRunner":
         flags += [f"--{k}={v}" for k, v in DIRECT_DEFAULTS.items() if k not in given]
-    return PipelineOptions([f"--runner={runner}", *flags], save_main_session=False)
+    return PipelineOptions([f"--runner={beam_runner}", *flags], save_main_session=False)
 
 
 class ExtractFrames(beam.DoFn):
@@ -163,45 +185,35 @@ def _count_outputs(out_dir: str) -> tuple[int, int, int, pa.Table]:
 
 def run(
     *,
-    manifest: str,
-    out: str,
-    frames_per_video: int = 8,
-    size: int = 224,
-    runner: str = "DirectRunner",
-    pipeline_options: Sequence[str] = (),
+    manifest_uri: str,
+    out_dir: str,
+    options: FrameOptions = FrameOptions(),
+    beam_runner: str = "DirectRunner",
+    beam_options: Sequence[str] = (),
     num_shards: int = 0,
-    max_pixels: int | None = None,
     overwrite: bool = False,
-    sampling: str = "exact",
     shard: Shard = Shard(),
-) -> dict:
-    """Extract frames for every video in ``manifest`` into ``out``; return a summary of counts and paths.
+) -> FramesSummary:
+    """Extract ``options.frames_per_video`` frames for every video in ``manifest_uri`` into ``out_dir``.
 
-    ``sampling`` is ``exact`` (the frame at each target time) or ``keyframe`` (the keyframe nearest it;
+    ``options.sampling`` is ``exact`` (the frame at each target time) or ``keyframe`` (the keyframe nearest it;
     faster). The summary's ``repeated_frames`` counts rows that repeat an earlier row of the same video
     (same ``timestamp_s``): targets that landed on the same frame, common in keyframe mode when the video
     has fewer keyframes than K. Each such target still has its own row, so every video has K rows.
 
-    Manifest-level problems (missing file, unknown format, missing column, no rows) and an unknown
-    ``sampling`` raise SilversetInputError before anything runs. Per-video problems become rows of
-    ``out/errors.parquet``. With ``shard`` i/n (n > 1) only the rows that shard owns are read and written,
-    into ``out/shard-<tag>/`` (folders of another shard count under ``out`` are removed first); the summary's
-    counts are the shard's, ``out`` its folder and ``table`` the folder all shards make one table of.
+    Manifest-level problems (missing file, unknown format, missing column, no rows), an unknown runner and a
+    refused Beam flag raise SilversetInputError before anything runs. Per-video problems become rows of
+    ``out_dir/errors.parquet``. With ``shard`` i/n (n > 1) only the rows that shard owns are read and written,
+    into ``out_dir/shard-<tag>/`` (folders of another shard count under ``out_dir`` are removed first); the
+    summary's counts are the shard's, ``out_dir`` its folder and ``table`` the folder all shards make one table of.
     """
     started = time.monotonic()
-    if sampling not in SAMPLING_MODES:
-        raise SilversetInputError("sampling", f"{sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
-    options = FrameOptions(
-        frames_per_video=frames_per_video,
-        size=size,
-        sampling=sampling,
-        **({"max_pixels": max_pixels} if max_pixels else {}),
-    )
-    table, manifest_errors = read_manifest(str(manifest), stage=STAGE)
+    sampling, frames_per_video, size = options.sampling, options.frames_per_video, options.size
+    beam_opts = pipeline_options(beam_runner, beam_options)
+    table, manifest_errors = read_manifest(str(manifest_uri), stage=STAGE)
     videos = [row for row in table.select(["video_id", "uri"]).to_pylist() if shard.owns(row["video_id"])]
     manifest_errors = [error for error in manifest_errors if shard.owns(error.key)]
     inputs = len(videos) + len(manifest_errors)
-    beam_opts = beam_options(runner, pipeline_options)
     _LOGGER.info(
         "frames [shard %s]: %d videos, %d frames each (%s, %d px), runner %s",
         shard,
@@ -209,9 +221,9 @@ def run(
         frames_per_video,
         sampling,
         size,
-        runner,
+        beam_runner,
     )
-    whole = str(out).rstrip("/")
+    whole = str(out_dir).rstrip("/")
     out = shard_dir(whole, shard)
     if shard.count > 1:
         remove_other_shardings(whole, shard)
@@ -260,21 +272,21 @@ def run(
         errors.num_rows,
         seconds,
     )
-    return {
-        "inputs": inputs,
-        "videos_ok": videos_ok,
-        "errors": errors.num_rows,
-        "frames": frame_rows,
-        "sampling": sampling,
-        "repeated_frames": repeated,
-        "errors_by_type": dict(sorted(by_type.items())),
-        "out": out,
-        "shard": str(shard),
-        "table": str(Path(whole.removeprefix("file://")).resolve())
+    return FramesSummary(
+        inputs=inputs,
+        videos_ok=videos_ok,
+        errors=errors.num_rows,
+        frames=frame_rows,
+        sampling=sampling,
+        repeated_frames=repeated,
+        errors_by_type=dict(sorted(by_type.items())),
+        out_dir=out,
+        shard=str(shard),
+        table=str(Path(whole.removeprefix("file://")).resolve())
         if "://" not in whole or whole.startswith("file://")
         else whole,
-        "seconds": seconds,
-    }
+        seconds=seconds,
+    )
 
 
 def _has_errors_file(out_dir: str) -> bool:

@@ -10,7 +10,7 @@ from silverset.components.common.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def plan_incremental(
-    manifest: str,
+    manifest_uri: str,
     attribute_spec: str,
     state_dir: str,
     workdir: str,
@@ -40,7 +40,7 @@ def plan_incremental(
 
     budget = teacher_budget(videos=teacher_budget_videos, usd=teacher_budget_usd, priority=teacher_priority)
     s = plan_run(
-        manifest=manifest,
+        manifest_uri=manifest_uri,
         attribute_spec=attribute_spec,
         state_dir=state_dir,
         workdir=workdir,

@@ -48,6 +48,7 @@ from silverset.components.common.artifacts import (  # noqa: F401
     PLAN_FILE,
     LockedOut,
     PlanSummary,
+    read_plan,
     write_plan,
 )
 from silverset.components.common.digest import sha256_json
@@ -175,14 +176,18 @@ def plan_dir_of(workdir: str, run_id: str) -> str:
     return _join(workdir, PLANS_DIR, run_key(run_id))
 
 
-def read_plan(plan_dir: str) -> dict:
-    """``plan.json`` of ``plan_dir`` as written (PlanSummary or LockedOut fields); {} when there is none."""
-    return tables.read_json(_join(plan_dir, PLAN_FILE))
+def held_plan(plan_dir: str) -> PlanSummary:
+    """``plan_dir``'s plan.json as a PlanSummary; SilversetInputError when it is missing, malformed or the record
+    of a run that was locked out (such a run has nothing to finalize or commit)."""
+    plan = read_plan(plan_dir)
+    if not isinstance(plan, PlanSummary):
+        raise SilversetInputError(f"plan '{plan_dir}'", "no plan of a run that held the lock: nothing to commit")
+    return plan
 
 
 def plan_run(
     *,
-    manifest: str,
+    manifest_uri: str,
     attribute_spec: str,
     state_dir: str,
     workdir: str,
@@ -255,7 +260,7 @@ def plan_run(
         )
         raise
     summary = run(
-        manifest=manifest,
+        manifest_uri=manifest_uri,
         attribute_spec=attribute_spec,
         state_dir=state_dir,
         out_dir="",
@@ -282,7 +287,7 @@ def plan_run(
 
 def run(
     *,
-    manifest: str,
+    manifest_uri: str,
     attribute_spec: str,
     state_dir: str,
     out_dir: str,
@@ -296,7 +301,7 @@ def run(
     embedder: str = "",
     embedder_in_digest: bool = True,
 ) -> PlanSummary:
-    """Diff ``manifest`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
+    """Diff ``manifest_uri`` against ``state_dir``; write the plan into ``out_dir`` ("" = ``{run_dir}/plan``).
 
     Writes ``todo_manifest.parquet`` (manifest rows to process), ``golden_manifest.parquet`` (rows of
     ``golden_set``'s videos, which the teacher gate labels every run), ``embed_manifest.parquet`` (todo rows plus
@@ -313,7 +318,7 @@ def run(
     embedder was a parameter). Takes no lock (``plan_run`` does): the caller holds it.
     """
     spec = load_spec(attribute_spec)
-    rows, errors = read_manifest(manifest, stage=STAGE)
+    rows, errors = read_manifest(manifest_uri, stage=STAGE)
     inputs = rows.num_rows + len(errors)
     etags: list[str | None] = []
     for video_id, uri in zip(rows.column("video_id").to_pylist(), rows.column("uri").to_pylist()):
@@ -529,8 +534,8 @@ def finalize(
     golden-set videos, so the student gate measures the student on videos it never trained on) and
     ``golden_embeddings/``. ``commit_promotion`` commits ``labels/`` and ``embeddings/`` once they went live.
     """
-    plan = read_plan(plan_dir)
-    if plan["todo"] and "://" not in new_labels:
+    plan = held_plan(plan_dir)
+    if plan.todo and "://" not in new_labels:
         # Every video of the teacher's sample is labelled or in errors.parquet exactly once, over all shards.
         from silverset.components.runtime.runner import merge_check
 
@@ -635,14 +640,12 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
     into the deployed index), only videos scored there too. A committed video outside the teacher's sample
     has an embedding and no label: the state records it as unlabelled, never as a training example.
     """
-    plan = read_plan(plan_dir)
-    if not plan or plan.get("locked_out"):
-        raise SilversetInputError(f"plan '{plan_dir}'", "no plan of a run that held the lock: nothing to commit")
+    plan = held_plan(plan_dir)
     labels = tables.read_table(_join(merged_dir, "labels"), schemas.LABELS, name=f"merged labels '{merged_dir}'")
     labelled = set(labels.column("video_id").to_pylist())
     embeddings = state.load_table(merged_dir, "embeddings")
     embedded = set(embeddings.column("video_id").to_pylist()) if embeddings is not None else set()
-    unanswered = set(_teacher_ids(plan_dir)) - labelled if plan.get("todo") else set()
+    unanswered = set(_teacher_ids(plan_dir)) - labelled if plan.todo else set()
     if unanswered:
         _LOGGER.warning(
             "commit: %d video(s) the teacher was asked to label got no label (see the labels' errors "
@@ -680,22 +683,22 @@ def commit_promotion(*, plan_dir: str, merged_dir: str, state_dir: str, run_id: 
         attribute=attribute,
         attribute_version=int(version),
         prompt_hash=prompt_hash,
-        teacher_identity=plan.get("teacher_identity", ""),
+        teacher_identity=plan.teacher_identity,
     )
-    _mark_completed(state_dir, corpus_digest=plan["corpus_digest"], run_id=run_id)
+    _mark_completed(state_dir, corpus_digest=plan.corpus_digest, run_id=run_id)
     _LOGGER.info(
         "commit %s: %d videos, %d labels, %d embeddings to the state (corpus %s)",
         run_id,
         videos.num_rows,
         labels.num_rows,
         embeddings.num_rows if embeddings is not None else 0,
-        plan["corpus_digest"][:19],
+        plan.corpus_digest[:19],
     )
     return CommitSummary(
         videos=videos.num_rows,
         labels=labels.num_rows,
         embeddings=embeddings.num_rows if embeddings is not None else 0,
-        corpus_digest=plan["corpus_digest"],
+        corpus_digest=plan.corpus_digest,
         run_id=run_id,
         state_dir=state_dir,
     )

@@ -209,9 +209,9 @@ def teacher_budget(
 
 def annotate_sample(
     *,
-    attribute: str,
-    manifest: str,
-    out: str,
+    attribute_spec: str,
+    manifest_uri: str,
+    out_dir: str,
     budget: TeacherBudget,
     teacher: str | None = None,
     model: str | None = None,
@@ -223,17 +223,17 @@ def annotate_sample(
     """``silverset annotate``'s budget: (manifest to label, the choice or None, the Gemini hard stop).
 
     Without a cap: the manifest itself, None, ``max_usd``. With one: the chosen rows (every ``shard`` worker,
-    a common.sharding.Shard, chooses the same ones) in ``out/.sample/teacher-manifest-<shard tag>.parquet``;
+    a common.sharding.Shard, chooses the same ones) in ``out_dir/.sample/teacher-manifest-<shard tag>.parquet``;
     a USD cap needs the Gemini teacher and, unless ``max_usd`` is given, the shard's share of it
     (``teacher.prices.shard_share_usd``) is its hard stop.
     """
     if not budget.capped:
-        return manifest, None, max_usd
+        return manifest_uri, None, max_usd
     from silverset.components.common import tables
     from silverset.components.common.manifest import read_manifest
     from silverset.components.common.spec import load_spec
 
-    spec = load_spec(attribute)
+    spec = load_spec(attribute_spec)
     usd_per_video = None
     if budget.usd > 0:
         if (teacher or spec.teacher.backend) != "gemini":
@@ -243,13 +243,13 @@ def annotate_sample(
                 "and zero-shot teachers with --budget-videos",
             )
         usd_per_video = gemini_usd_per_video(spec, model=model, price_table=price_table, batch=batch)
-    rows, _ = read_manifest(manifest, stage="annotate")
+    rows, _ = read_manifest(manifest_uri, stage="annotate")
     chosen, choice = choose_sample(rows, budget, usd_per_video=usd_per_video)
     from silverset.components.common.sharding import Shard
     from silverset.components.teacher import prices
 
     shard = shard or Shard()
-    path = "/".join([str(out).rstrip("/"), ".sample", f"teacher-manifest-{shard.tag}.parquet"])
+    path = "/".join([str(out_dir).rstrip("/"), ".sample", f"teacher-manifest-{shard.tag}.parquet"])
     tables.write_table(chosen, path)
     hard_stop = max_usd if max_usd is not None or budget.usd <= 0 else prices.shard_share_usd(path, shard, budget.usd)
     return path, choice, hard_stop

@@ -1,4 +1,9 @@
-"""The annotate stage: manifest + frames + attribute spec -> labels table, with any teacher, sharded and resumable."""
+"""The annotate stage: manifest + frames + attribute spec -> labels table, with any teacher, sharded and resumable.
+
+Entry point: ``run(*, attribute_spec, manifest_uri, out_dir, frames_uri=None, options: AnnotateOptions, shard)
+-> AnnotateSummary`` (a frozen pydantic model: teacher id, attribute name, output folder, the shard's
+``ShardStats``).
+"""
 
 from __future__ import annotations
 
@@ -58,11 +63,14 @@ class AnnotateOptions(BaseModel):
     threshold_logit: float = 0.0  # local teacher: label = logit >= this
 
 
-@dataclass(frozen=True)
-class AnnotateSummary:
+class AnnotateSummary(BaseModel):
+    """What one annotate run (or shard) did: the teacher, the attribute's name, the output folder, the stats."""
+
+    model_config = ConfigDict(frozen=True)
+
     teacher_id: str
-    attribute: str
-    out: str
+    attribute: str  # the spec's key, e.g. "red_dominant"
+    out_dir: str
     stats: ShardStats
 
 
@@ -122,21 +130,22 @@ def make_handler(
 
 def run(
     *,
-    attribute: str,
-    manifest: str,
-    out: str,
-    frames: str | None = None,
+    attribute_spec: str,
+    manifest_uri: str,
+    out_dir: str,
+    frames_uri: str | None = None,
     options: AnnotateOptions = AnnotateOptions(),
     shard: Shard = Shard(),
     progress: bool = False,
 ) -> AnnotateSummary:
-    """Label every manifest video this ``shard`` owns for the attribute spec at ``attribute``.
+    """Label every manifest video this ``shard`` owns for the attribute spec at ``attribute_spec``.
 
-    Writes ``out/part-*.parquet`` (labels schema), ``out/errors.parquet`` and ``out/stats/shard-<tag>.json``.
-    Rerunning the same command resumes: finished videos are skipped, and the Gemini cache means a paid
-    answer is never paid for again. Frames are required by the gemini and local teachers.
+    Writes ``out_dir/part-*.parquet`` (labels schema), ``out_dir/errors.parquet`` and
+    ``out_dir/stats/shard-<tag>.json``. Rerunning the same command resumes: finished videos are skipped, and the
+    Gemini cache means a paid answer is never paid for again. Frames are required by the gemini and local teachers.
     """
-    spec = load_spec(attribute)
+    manifest, out, frames = manifest_uri, out_dir, frames_uri
+    spec = load_spec(attribute_spec)
     handler = make_handler(spec, options, out=out, manifest=manifest, shard_count=shard.count)
     needs_frames = not isinstance(handler, _zero_shot_type())
     if needs_frames and not frames:
@@ -213,7 +222,7 @@ def run(
         stats.cache_hits,
         stats.seconds,
     )
-    return AnnotateSummary(teacher_id=handler.model_id, attribute=spec.key, out=str(out), stats=stats)
+    return AnnotateSummary(teacher_id=handler.model_id, attribute=spec.key, out_dir=str(out), stats=stats)
 
 
 def _zero_shot_type():

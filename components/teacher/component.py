@@ -7,10 +7,10 @@ from silverset.components.common.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def annotate_shard(
-    attribute_uri: str,
+    attribute_spec: str,
     manifest_uri: str,
     frames_uri: str,
-    out_uri: str,
+    out_dir: str,
     shard_index: int = 0,
     shard_count: int = 1,
     teacher: str = "zero-shot",
@@ -20,18 +20,19 @@ def annotate_shard(
     state_dir: str = "",
     run_id: str = "",
     gemini_model: str = "",
-    price_table_uri: str = "",
+    gemini_price_table: str = "",
     gemini_rps: float = 2.0,
     gemini_tokens_per_min: int = 2_000_000,
     precision: str = "auto",
     budget_usd: float = 0.0,
     temperature: float = 0.0,
 ) -> str:
-    """Label shard i/n into ``out_uri`` (shared by all shards); returns the shard's stats as JSON and records
-    the shard's measured CPU-seconds in ``out_uri/stats/cpu-shard-<tag>.json``.
+    """Label shard i/n into ``out_dir`` (shared by all shards); returns the shard's ``ShardStats`` as JSON (all
+    zero for an empty plan manifest: see ``common.step.nothing_to_do``) and records the shard's measured
+    CPU-seconds in ``out_dir/stats/cpu-shard-<tag>.json``.
 
     ``checkpoint``: the local teacher's TorchScript/ONNX file (teacher="local"). ``gemini_model`` overrides
-    the spec's model; ``price_table_uri`` the shipped price table; ``gemini_rps`` / ``gemini_tokens_per_min``
+    the spec's model; ``gemini_price_table`` the shipped price table; ``gemini_rps`` / ``gemini_tokens_per_min``
     are the key's quota for the whole run (each of the ``shard_count`` shards takes its share). ``precision``
     (local teacher: auto, fp32, fp16, int8) calibrates INT8 on the run's own frames in ``frames_uri``.
     ``budget_usd`` > 0 (the run's Gemini budget): the shard stops at its share of it, by its share of the
@@ -45,12 +46,13 @@ def annotate_shard(
     from silverset.components.common.cpu_stats import measure_cpu, write_cpu
     from silverset.components.common.sharding import Shard
     from silverset.components.common.step import nothing_to_do, renewing
+    from silverset.components.runtime.runner import ShardStats
     from silverset.components.teacher.annotate import AnnotateOptions, run
     from silverset.components.teacher.gemini import GeminiOptions
 
-    if nothing_to_do(manifest_uri):  # incremental run: nothing new
-        return json.dumps({"inputs": 0, "outputs": 0, "errors": 0})
     shard = Shard(shard_index, shard_count)
+    if nothing_to_do(manifest_uri):  # incremental run: nothing new
+        return json.dumps(ShardStats(shard=str(shard), model_id="").to_dict())
     if budget_usd > 0 and max_usd < 0:
         from silverset.components.teacher.prices import shard_share_usd
 
@@ -58,7 +60,7 @@ def annotate_shard(
     gemini = GeminiOptions(
         max_usd=max_usd if max_usd >= 0 else None,
         model=gemini_model or None,
-        price_table=price_table_uri or None,
+        price_table=gemini_price_table or None,
         rps=gemini_rps,
         tokens_per_min=gemini_tokens_per_min,
     )
@@ -72,20 +74,21 @@ def annotate_shard(
     )
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id), measure_cpu() as cpu:
         summary = run(
-            attribute=attribute_uri,
-            manifest=manifest_uri,
-            frames=frames_uri or None,
-            out=out_uri,
+            attribute_spec=attribute_spec,
+            manifest_uri=manifest_uri,
+            frames_uri=frames_uri or None,
+            out_dir=out_dir,
             options=options,
             shard=shard,
         )
-    write_cpu(out_uri, f"shard-{shard.tag}", cpu_seconds=cpu.cpu_seconds, items=summary.stats.processed)
+    write_cpu(out_dir, f"shard-{shard.tag}", cpu_seconds=cpu.cpu_seconds, items=summary.stats.processed)
     return json.dumps(summary.stats.to_dict())
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def merge_labels(manifest_uri: str, out_uri: str) -> int:
-    """Fail unless every manifest video is labelled or in errors.parquet exactly once; returns the label count."""
+def merge_labels(manifest_uri: str, out_dir: str) -> int:
+    """Fail unless every manifest video is labelled or in ``out_dir``'s errors.parquet exactly once; returns the
+    label count (0 for an empty plan manifest: see ``common.step.nothing_to_do``)."""
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
@@ -96,7 +99,7 @@ def merge_labels(manifest_uri: str, out_uri: str) -> int:
     if nothing_to_do(manifest_uri):  # incremental run: nothing new
         return 0
     manifest, dropped = read_manifest(manifest_uri)
-    report = merge_check(out_uri, manifest.column("video_id").to_pylist() + [e.key for e in dropped])
+    report = merge_check(out_dir, manifest.column("video_id").to_pylist() + [e.key for e in dropped])
     if not report.ok:
         raise RuntimeError(
             f"labels not exactly-once: missing {report.missing[:5]}, duplicated {report.duplicated[:5]}, "

@@ -101,9 +101,9 @@ def annotate(
         out, command="annotate"
     ):  # refuses a file or a foreign folder; a failed start leaves nothing
         manifest, choice, stop = annotate_sample(
-            attribute=attribute,
-            manifest=manifest,
-            out=out,
+            attribute_spec=attribute,
+            manifest_uri=manifest,
+            out_dir=out,
             budget=budget,
             teacher=teacher,
             model=model,
@@ -120,15 +120,15 @@ def annotate(
                 markup=False,
             )
         summary = run(
-            attribute=attribute,
-            manifest=manifest,
-            out=out,
-            frames=frames,
+            attribute_spec=attribute,
+            manifest_uri=manifest,
+            out_dir=out,
+            frames_uri=frames,
             options=options,
             shard=parse_shard(shard),
             progress=True,
         )
-    console.print(f"{summary.attribute} by {summary.teacher_id} -> {summary.out}", markup=False)
+    console.print(f"{summary.attribute} by {summary.teacher_id} -> {summary.out_dir}", markup=False)
     console.print(json.dumps(summary.stats.to_dict()), markup=False, highlight=False)
     if summary.stats.stopped == "budget":
         console.print(f"[yellow]{summary.stats.message}[/yellow]")

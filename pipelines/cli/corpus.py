@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from silverset.components.corpus.synth import CorpusSummary, SynthOptions
 
 console = Console()
 corpus_app = typer.Typer(help="Corpora: generate the synthetic corpus with known truth.", no_args_is_help=True)
@@ -25,9 +29,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def synth_with_progress(
-    *, out: Path, videos: int, seed: int, duration_s: float, width: int, height: int, overwrite: bool = False
-) -> dict:
+def synth_with_progress(*, out: Path, options: SynthOptions, overwrite: bool = False) -> CorpusSummary:
     """Run the synthesizer under a rich progress bar; returns its summary."""
     from silverset.components.corpus.synth import run
 
@@ -39,17 +41,8 @@ def synth_with_progress(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("videos", total=videos)
-        return run(
-            out=out,
-            videos=videos,
-            seed=seed,
-            duration_s=duration_s,
-            width=width,
-            height=height,
-            on_video=lambda _: progress.advance(task),
-            overwrite=overwrite,
-        )
+        task = progress.add_task("videos", total=options.videos)
+        return run(out_dir=out, options=options, on_video=lambda _: progress.advance(task), overwrite=overwrite)
 
 
 @corpus_app.command("synth")
@@ -65,16 +58,16 @@ def synth(
 ) -> None:
     """Write synthetic H.264 MP4s, manifest.parquet and truth.parquet (4 binary attributes)."""
     from silverset.components.common.tables import check_output_folder
+    from silverset.components.corpus.synth import SynthOptions
 
     width, height = parse_size(size)
     check_output_folder(out, command="corpus synth", overwrite=overwrite)
-    summary = synth_with_progress(
-        out=out, videos=videos, seed=seed, duration_s=duration_s, width=width, height=height, overwrite=overwrite
-    )
-    prevalence = ", ".join(f"{a} {p:.0%}" for a, p in summary["prevalence"].items())
-    console.print(f"wrote {summary['videos']} videos to {summary['out']}", markup=False)
+    options = SynthOptions(videos=videos, seed=seed, duration_s=duration_s, width=width, height=height)
+    summary = synth_with_progress(out=out, options=options, overwrite=overwrite)
+    prevalence = ", ".join(f"{a} {p:.0%}" for a, p in summary.prevalence.items())
+    console.print(f"wrote {summary.videos} videos to {summary.out_dir}", markup=False)
     console.print(f"prevalence: {prevalence}", markup=False)
-    console.print(f"manifest: {summary['manifest']}\ntruth: {summary['truth']}", markup=False)
+    console.print(f"manifest: {summary.manifest_uri}\ntruth: {summary.truth_uri}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

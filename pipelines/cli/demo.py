@@ -171,7 +171,7 @@ def print_summary(summary: dict) -> None:
     table.add_column("step")
     table.add_column("result", overflow="fold")
     table.add_column("where (in workdir)", overflow="fold")
-    table.add_row("corpus synth", f"{corpus['videos']} videos, {corpus['errors']} errors", _rel(corpus["out"], w))
+    table.add_row("corpus synth", f"{corpus['videos']} videos, {corpus['errors']} errors", _rel(corpus["out_dir"], w))
     golden = summary["golden"]
     table.add_row(
         "golden set",

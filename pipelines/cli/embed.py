@@ -38,9 +38,14 @@ def embed(
     options = EmbedOptions(embedder=embedder, with_text=text, runtime=runtime, batch_size=batch_size)
     with resumable_output_folder(out, command="embed"):
         summary = run(
-            frames=frames, out=out, manifest=manifest, options=options, shard=parse_shard(shard), progress=True
+            frames_uri=frames,
+            out_dir=out,
+            manifest_uri=manifest,
+            options=options,
+            shard=parse_shard(shard),
+            progress=True,
         )
-    console.print(f"embedder {summary.embedder_id} (d={summary.dimension}) -> {summary.out}", markup=False)
+    console.print(f"embedder {summary.embedder_id} (d={summary.dimension}) -> {summary.out_dir}", markup=False)
     console.print(json.dumps(summary.stats.to_dict()), markup=False, highlight=False)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from silverset.components.frames.pipeline import FramesSummary
 
 console = Console()
 
@@ -36,35 +39,39 @@ def frames(
     from silverset.components.common.errors import SilversetInputError
     from silverset.components.common.manifest import read_manifest
     from silverset.components.common.tables import check_output_folder
-    from silverset.components.frames.extract import SAMPLING_MODES
+    from silverset.components.frames.extract import SAMPLING_MODES, FrameOptions
 
     if sampling not in SAMPLING_MODES:
         raise SilversetInputError("--sampling", f"{sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
+    flags = []
+    for option in pipeline_option or ():
+        if not option.removeprefix("--").partition("=")[0]:
+            raise SilversetInputError("--pipeline-option", f"expected key=value, got {option!r}")
+        flags.append(f"--{option.removeprefix('--')}")
     check_output_folder(out, command="frames", overwrite=overwrite)
     read_manifest(manifest)  # fail fast on a bad manifest, before the ~20 s Beam import
     from silverset.components.frames.pipeline import run
 
+    options = FrameOptions(frames_per_video=frames_per_video, size=size, sampling=sampling)  # type: ignore[arg-type]
     with console.status("extracting frames (Beam)..."):
         summary = run(
-            manifest=manifest,
-            out=out,
-            frames_per_video=frames_per_video,
-            size=size,
-            runner=runner,
-            pipeline_options=pipeline_option or (),
+            manifest_uri=manifest,
+            out_dir=out,
+            options=options,
+            beam_runner=runner,
+            beam_options=flags,
             overwrite=overwrite,
-            sampling=sampling,
         )
     print_summary(summary)
 
 
-def print_summary(summary: dict) -> None:
+def print_summary(summary: FramesSummary) -> None:
     table = Table(title="frames", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
-    for key in ("inputs", "videos_ok", "errors", "frames", "sampling", "repeated_frames", "out", "seconds"):
-        table.add_row(key, str(summary[key]))
-    for error_type, count in summary["errors_by_type"].items():
+    for key in ("inputs", "videos_ok", "errors", "frames", "sampling", "repeated_frames", "out_dir", "seconds"):
+        table.add_row(key, str(getattr(summary, key)))
+    for error_type, count in summary.errors_by_type.items():
         table.add_row(f"  error: {error_type}", str(count))
     console.print(table)
 

@@ -21,7 +21,9 @@ pipeline_app = typer.Typer(
     help="The attribute-promotion KFP pipeline: compile, run locally, submit, schedule.", no_args_is_help=True
 )
 
-PARAM_HELP = "Pipeline parameter key=value (repeatable), e.g. --param workdir=/data/red --param manifest=gs://b/m.csv."
+PARAM_HELP = (
+    "Pipeline parameter key=value (repeatable), e.g. --param workdir=/data/red --param manifest_uri=gs://b/m.csv."
+)
 
 
 def _check_beam_params(params: dict) -> dict:
@@ -215,13 +217,14 @@ def print_local_summary(result) -> None:
         )
         table.add_row("to process", "nothing (corpus and spec unchanged)" if plan["up_to_date"] else str(plan["todo"]))
         table.add_row("run folder", plan.get("run_dir") or "-")
-    for gate, outcome in (result.summary.get("gates") or {}).items():
+    summary = result.summary
+    for gate, outcome in (summary.gates if summary else {}).items():
         table.add_row(
             gate.replace("_", " "), "passed" if outcome["passed"] else "FAILED: " + "; ".join(outcome["reasons"])
         )
-    if result.summary.get("index_version"):
-        table.add_row("index version", result.summary["index_version"])
-    costs = result.summary.get("costs")
+    if summary and summary.index_version:
+        table.add_row("index version", summary.index_version)
+    costs = summary.costs if summary else {}
     if costs:
         calls, spend, scored, per_1k = cost_cells(costs)
         table.add_row("teacher", f"{calls} calls, ${spend} ({costs['teacher_priced_by']})")
@@ -229,8 +232,8 @@ def print_local_summary(result) -> None:
         table.add_row(
             "$ per 1,000 videos", f"teacher : student = {per_1k} (at ${costs['cost_per_core_hour_usd']}/core-hour)"
         )
-    for stage, summary in (result.summary.get("stages") or {}).items():
-        table.add_row(stage, json.dumps(summary)[:200])
+    for stage, stage_summary in (summary.stages if summary else {}).items():
+        table.add_row(stage, json.dumps(stage_summary)[:200])
     table.add_row("run summary", str(result.workdir / "run_summary.json"))
     if result.log:
         table.add_row("task logs", str(result.log))

@@ -9,6 +9,7 @@ from silverset.components.common import run_lock, schemas, tables
 from silverset.components.common.spec import example_specs_dir
 from silverset.components.embed import embed
 from silverset.components.frames import pipeline as frames
+from silverset.components.frames.extract import FrameOptions
 from silverset.components.incremental import plan, state
 from silverset.components.notify import webhook
 from silverset.components.teacher import annotate
@@ -38,29 +39,31 @@ def test_plan_frames_embed_annotate_finalize_commit_and_summary_with_everything_
     monkeypatch.chdir(cwd)  # a stage that wrongly treated s3:// as a local path would write under here
     state_dir, workdir = f"{s3}/state", f"{s3}/work"
     first = plan.plan_run(
-        manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir, run_id="run-1"
+        manifest_uri=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir, run_id="run-1"
     )
     assert (first.todo, first.errors) == (5, 0) and first.run_dir.startswith(f"{s3}/work/runs/")
-    assert plan.read_plan(plan.plan_dir_of(workdir, "run-1"))["run_dir"] == first.run_dir
+    assert plan.read_plan(plan.plan_dir_of(workdir, "run-1")).run_dir == first.run_dir
     framed = frames.run(
-        manifest=f"{first.out_dir}/frames_manifest.parquet", out=f"{first.run_dir}/frames", frames_per_video=2, size=32
+        manifest_uri=f"{first.out_dir}/frames_manifest.parquet",
+        out_dir=f"{first.run_dir}/frames",
+        options=FrameOptions(frames_per_video=2, size=32),
     )
-    assert (framed["videos_ok"], framed["errors"]) == (5, 0)
+    assert (framed.videos_ok, framed.errors) == (5, 0)
     embedded = embed.run(
-        frames=f"{first.run_dir}/frames", out=f"{first.run_dir}/embeddings", manifest=first.todo_manifest
+        frames_uri=f"{first.run_dir}/frames", out_dir=f"{first.run_dir}/embeddings", manifest_uri=first.todo_manifest
     )
     assert embedded.stats.outputs == 5
     labelled = annotate.run(
-        attribute=f"{s3}/spec.yaml",
-        manifest=first.todo_manifest,
-        out=f"{first.run_dir}/teacher",
+        attribute_spec=f"{s3}/spec.yaml",
+        manifest_uri=first.todo_manifest,
+        out_dir=f"{first.run_dir}/teacher",
         options=annotate.AnnotateOptions(teacher="zero-shot"),
     )
     assert (labelled.stats.processed, labelled.stats.outputs) == (5, 5)
     again = annotate.run(
-        attribute=f"{s3}/spec.yaml",
-        manifest=first.todo_manifest,
-        out=f"{first.run_dir}/teacher",
+        attribute_spec=f"{s3}/spec.yaml",
+        manifest_uri=first.todo_manifest,
+        out_dir=f"{first.run_dir}/teacher",
         options=annotate.AnnotateOptions(teacher="zero-shot"),
     )
     assert (again.stats.processed, again.stats.resumed) == (0, 5)  # resumed from the parts on S3
@@ -86,7 +89,7 @@ def test_plan_frames_embed_annotate_finalize_commit_and_summary_with_everything_
     assert (summary.annotate["resumed"], summary.annotate["processed"], summary.annotate["requests"]) == (5, 0, 0)
 
     second = plan.plan_run(
-        manifest=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir, run_id="run-2"
+        manifest_uri=manifest, attribute_spec=f"{s3}/spec.yaml", state_dir=state_dir, workdir=workdir, run_id="run-2"
     )
     assert second.up_to_date and second.todo == 0
     assert run_lock.open_run_lock(state_dir).holder().holder == "run-2"

@@ -8,11 +8,14 @@ import sys
 import pyarrow.parquet as pq
 
 from silverset.components.corpus import synth
+from silverset.components.corpus.synth import SynthOptions
 
 
 def test_bad_videos_are_counted_and_the_run_succeeds(cli, tmp_path):
-    corpus = synth.run(out=tmp_path / "corpus", videos=2, seed=0, duration_s=1.0, width=96, height=64)
-    rows = pq.read_table(corpus["manifest"]).select(["video_id", "uri"]).to_pylist()
+    corpus = synth.run(
+        out_dir=tmp_path / "corpus", options=SynthOptions(videos=2, seed=0, duration_s=1.0, width=96, height=64)
+    )
+    rows = pq.read_table(corpus.manifest_uri).select(["video_id", "uri"]).to_pylist()
     (tmp_path / "empty.mp4").write_bytes(b"")
     lines = (
         ["video_id,uri"]

@@ -25,7 +25,7 @@ def kfp_api():
 
 PARAMS = {
     "attribute_spec": "/data/specs/red_dominant.yaml",
-    "manifest": "/data/manifest.parquet",
+    "manifest_uri": "/data/manifest.parquet",
     "workdir": "/data/red",
     "state_dir": "/data/red/state",
     "golden_set": "/data/red/golden.parquet",

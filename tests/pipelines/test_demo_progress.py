@@ -144,7 +144,7 @@ def test_the_plan_step_counts_the_videos_its_plan_says_are_due(tmp_path):
         lines.append(f"v{i},{videos / f'v{i}.mp4'}")
     (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
     summary = plan_run(
-        manifest=str(tmp_path / "manifest.csv"),
+        manifest_uri=str(tmp_path / "manifest.csv"),
         state_dir=str(tmp_path / "state"),
         attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
         workdir=str(tmp_path / "w"),

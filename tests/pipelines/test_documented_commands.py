@@ -72,7 +72,7 @@ def test_the_check_would_catch_what_the_documents_once_said(inputs):
 
     good = {
         "attribute_spec": "/data/s.yaml",
-        "manifest": "/data/m.parquet",
+        "manifest_uri": "/data/m.parquet",
         "workdir": "/data/w",
         "state_dir": "/data/w/state",
         "golden_set": "/data/g.parquet",

@@ -23,21 +23,22 @@ PARAMS = {"frames_per_video": 2, "frame_size": 64, "teacher_backend": "local", "
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """30 tiny videos, a golden set of half of them from the synthetic truth, and the demo's local teacher."""
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
     from silverset.components.distill.flow import golden_from_truth
     from silverset.pipelines.demo import write_demo_teacher
 
     root = tmp_path_factory.mktemp("corpus")
-    made = synth(out=root / "c", videos=30, seed=0, duration_s=1.0, width=96, height=64)
+    made = synth(out_dir=root / "c", options=SynthOptions(videos=30, seed=0, duration_s=1.0, width=96, height=64))
     golden = golden_from_truth(
-        truth=made["truth"],
+        truth=made.truth_uri,
         spec_path=str(example_specs_dir() / "red_dominant.yaml"),
         out=str(root / "golden.parquet"),
         share=0.5,
         seed=0,
     )
     return {
-        "manifest": made["manifest"],
+        "manifest_uri": made.manifest_uri,
         "golden": golden["golden"],
         "checkpoint": write_demo_teacher(root / "teacher.pt"),
     }
@@ -47,21 +48,22 @@ def corpus(tmp_path_factory):
 def corpus60(tmp_path_factory):
     """60 tiny videos with a golden set of half of them: a 20% teacher budget (12 of the 30 others) still leaves
     the student the 10 labels it needs."""
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
     from silverset.components.distill.flow import golden_from_truth
     from silverset.pipelines.demo import write_demo_teacher
 
     root = tmp_path_factory.mktemp("corpus60")
-    made = synth(out=root / "c", videos=60, seed=0, duration_s=1.0, width=96, height=64)
+    made = synth(out_dir=root / "c", options=SynthOptions(videos=60, seed=0, duration_s=1.0, width=96, height=64))
     golden = golden_from_truth(
-        truth=made["truth"],
+        truth=made.truth_uri,
         spec_path=str(example_specs_dir() / "red_dominant.yaml"),
         out=str(root / "golden.parquet"),
         share=0.5,
         seed=0,
     )
     return {
-        "manifest": made["manifest"],
+        "manifest_uri": made.manifest_uri,
         "golden": golden["golden"],
         "checkpoint": write_demo_teacher(root / "teacher.pt"),
     }

@@ -151,8 +151,8 @@ def test_an_annotate_step_logs_its_counts_to_the_step_output(tmp_path):
     spec = example_specs_dir() / "red_dominant.yaml"
     code = (
         "from silverset.components.teacher.component import annotate_shard; "
-        f"annotate_shard.python_func(attribute_uri={str(spec)!r}, manifest_uri={str(manifest)!r}, frames_uri='', "
-        f"out_uri={str(tmp_path / 'labels')!r}, teacher='zero-shot')"
+        f"annotate_shard.python_func(attribute_spec={str(spec)!r}, manifest_uri={str(manifest)!r}, frames_uri='', "
+        f"out_dir={str(tmp_path / 'labels')!r}, teacher='zero-shot')"
     )
     done = _step(code)
     assert done.returncode == 0, done.stderr[-2000:]

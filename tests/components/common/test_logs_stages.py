@@ -39,6 +39,7 @@ def _video(path: Path, frames: int = 6) -> Path:
 
 def test_frames_logs_its_counts_and_the_videos_it_dropped(tmp_path, stage_log):
     from silverset.components.frames import pipeline
+    from silverset.components.frames.extract import FrameOptions
 
     rows = [
         {"video_id": "good", "uri": str(_video(tmp_path / "good.mp4"))},
@@ -47,7 +48,9 @@ def test_frames_logs_its_counts_and_the_videos_it_dropped(tmp_path, stage_log):
     ]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = pipeline.run(manifest=str(manifest), out=str(tmp_path / "frames"), frames_per_video=2, size=32)
+    summary = pipeline.run(
+        manifest_uri=str(manifest), out_dir=str(tmp_path / "frames"), options=FrameOptions(frames_per_video=2, size=32)
+    )
     name = "silverset.components.frames.pipeline"
     assert _at(stage_log, logging.WARNING, name) == [
         "frames [shard 0/1]: 2 of 3 videos written to the errors table (missing_file 2); first: gone1, gone2"
@@ -55,7 +58,7 @@ def test_frames_logs_its_counts_and_the_videos_it_dropped(tmp_path, stage_log):
     assert {e["key"] for e in tables.read_errors(tmp_path / "frames").to_pylist()} == {"gone1", "gone2"}
     infos = _at(stage_log, logging.INFO, name)
     assert infos[0].startswith("frames [shard 0/1]: 3 videos, 2 frames each")
-    assert infos[-1] == f"frames [shard 0/1]: 1 videos, 2 frames, 2 errors in {summary['seconds']:.1f} s"
+    assert infos[-1] == f"frames [shard 0/1]: 1 videos, 2 frames, 2 errors in {summary.seconds:.1f} s"
     assert sorted(_at(stage_log, logging.DEBUG, name)) == [
         "gone1: no frames (missing_file)",
         "gone2: no frames (missing_file)",
@@ -71,9 +74,9 @@ def test_embed_logs_videos_without_frames_and_its_end_counts(tmp_path, stage_log
     frames = factories.write_frames(tmp_path / "frames", {k: videos[k] for k in ["v0", "v1", "v2", "v3"]}, n=3)
     manifest = factories.write_manifest(tmp_path / "manifest.csv", videos)
     summary = embed.run(
-        frames=str(frames),
-        manifest=str(manifest),
-        out=str(tmp_path / "emb"),
+        frames_uri=str(frames),
+        manifest_uri=str(manifest),
+        out_dir=str(tmp_path / "emb"),
         options=embed.EmbedOptions(embedder="visual", with_text=False),
     )
     name = "silverset.components.embed.embed"
@@ -272,7 +275,7 @@ def test_incremental_plan_logs_its_diff_and_the_videos_it_cannot_plan(tmp_path, 
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("video_id,uri,title\n" + "".join(f"{v},{tmp_path / v}.mp4,t {v}\n" for v in ("a", "b", "gone")))
     summary = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
         state_dir=str(tmp_path / "state"),
         out_dir=str(tmp_path / "plan"),

@@ -11,7 +11,7 @@ from silverset.components.common import schemas
 from silverset.components.corpus import synth
 from silverset.components.corpus.synth import ATTRIBUTES, MENTIONS, SynthOptions, plan_video, render_frames
 
-SMALL = dict(videos=4, seed=3, duration_s=1.0, width=96, height=64)
+SMALL = SynthOptions(videos=4, seed=3, duration_s=1.0, width=96, height=64)
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,17 @@ def plans() -> list:
 
 
 def test_corpus_files_schemas_and_real_h264(tmp_path):
-    summary = synth.run(out=tmp_path / "corpus", **SMALL)
+    summary = synth.run(out_dir=tmp_path / "corpus", options=SMALL)
     out = tmp_path / "corpus"
     manifest = pq.read_table(out / "manifest.parquet")
     truth = pq.read_table(out / "truth.parquet")
     assert manifest.schema.equals(schemas.MANIFEST, check_metadata=False)
     assert truth.schema.equals(schemas.TRUTH, check_metadata=False)
     assert manifest.num_rows == 4 and truth.num_rows == 4 * len(ATTRIBUTES)
-    assert summary["manifest"] == str(out / "manifest.parquet")
+    assert summary.manifest_uri == str(out / "manifest.parquet") and summary.truth_uri == str(out / "truth.parquet")
+    assert (summary.videos, summary.errors, summary.out_dir) == (4, 0, str(out))
+    positives = {a: sum(r["label"] for r in truth.to_pylist() if r["attribute"] == a) for a in ATTRIBUTES}
+    assert summary.prevalence == {a: positives[a] / 4 for a in ATTRIBUTES}
     for uri in manifest.column("uri").to_pylist():
         with av.open(uri) as container:
             stream = container.streams.video[0]
@@ -38,9 +41,9 @@ def test_corpus_files_schemas_and_real_h264(tmp_path):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
-    synth.run(out=tmp_path / "a", **SMALL)
-    synth.run(out=tmp_path / "b", **SMALL)
-    synth.run(out=tmp_path / "c", **{**SMALL, "seed": 4})
+    synth.run(out_dir=tmp_path / "a", options=SMALL)
+    synth.run(out_dir=tmp_path / "b", options=SMALL)
+    synth.run(out_dir=tmp_path / "c", options=SMALL.model_copy(update={"seed": 4}))
     for name in ("vid00000.mp4", "vid00003.mp4"):
         assert (tmp_path / "a/videos" / name).read_bytes() == (tmp_path / "b/videos" / name).read_bytes()
         assert (tmp_path / "a/videos" / name).read_bytes() != (tmp_path / "c/videos" / name).read_bytes()
@@ -48,8 +51,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 
 def test_rerun_replaces_the_corpus(tmp_path):
-    synth.run(out=tmp_path / "corpus", **{**SMALL, "videos": 3})
-    synth.run(out=tmp_path / "corpus", **{**SMALL, "videos": 2})
+    synth.run(out_dir=tmp_path / "corpus", options=SMALL.model_copy(update={"videos": 3}))
+    synth.run(out_dir=tmp_path / "corpus", options=SMALL.model_copy(update={"videos": 2}))
     assert sorted(p.name for p in (tmp_path / "corpus/videos").iterdir()) == ["vid00000.mp4", "vid00001.mp4"]
 
 

@@ -49,9 +49,9 @@ def other_clip(corpus) -> Path:
 @pytest.fixture(scope="module")
 def clip_run(corpus) -> embed.EmbedSummary:
     return embed.run(
-        frames=corpus["frames"],
-        out=str(corpus["tmp"] / "emb"),
-        manifest=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        out_dir=str(corpus["tmp"] / "emb"),
+        manifest_uri=corpus["manifest"],
         options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}", batch_size=6),
     )
 
@@ -97,8 +97,8 @@ def test_clip_block_is_named_pooled_and_followed_by_minilm(corpus, clip_run):
     digest = clip.weights_digest(corpus["clip"])[:16]
     assert clip_run.embedder_id.startswith(f"clip-tinyclip@sha256:{digest}[16]+minilm-l6-v2@sha256:")
     assert clip_run.dimension == 16 + 384
-    assert merge_check(clip_run.out, list(corpus["videos"])).ok
-    ids, vectors, embedder_id = _vectors(clip_run.out)
+    assert merge_check(clip_run.out_dir, list(corpus["videos"])).ok
+    ids, vectors, embedder_id = _vectors(clip_run.out_dir)
     assert embedder_id == clip_run.embedder_id and vectors.shape == (20, 400)
     (name, lo, hi), (text_name, _, _) = embed.blocks(embedder_id)
     assert (lo, hi) == (0, 16) and text_name.startswith("minilm")
@@ -114,7 +114,9 @@ def test_clip_block_is_named_pooled_and_followed_by_minilm(corpus, clip_run):
 def test_siglip_directory_embeds_too(corpus, tmp_path):
     siglip = checkpoints.save_tiny_siglip(tmp_path / "tinysiglip")
     summary = embed.run(
-        frames=corpus["frames"], out=str(tmp_path / "sig"), options=embed.EmbedOptions(embedder=f"clip:{siglip}")
+        frames_uri=corpus["frames"],
+        out_dir=str(tmp_path / "sig"),
+        options=embed.EmbedOptions(embedder=f"clip:{siglip}"),
     )
     assert summary.embedder_id.startswith("clip-tinysiglip@sha256:") and summary.embedder_id.endswith("[32]")
     ids, vectors, _ = _vectors(tmp_path / "sig")
@@ -136,8 +138,8 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
         pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet", schemas.FRAMES
     )
     summary = embed.run(
-        frames=str(tmp_path / "frames"),
-        out=str(tmp_path / "emb"),
+        frames_uri=str(tmp_path / "frames"),
+        out_dir=str(tmp_path / "emb"),
         options=embed.EmbedOptions(embedder=f"clip:{corpus['clip']}"),
     )
     assert summary.stats.outputs == 1
@@ -148,10 +150,10 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
     manifest = tmp_path / "m.csv"
     manifest.write_text("video_id,uri,title\ngood,file:///g.mp4,Good\nbad,file:///b.mp4,Bad\n")
     labelled = annotate(
-        attribute=SPEC,
-        manifest=str(manifest),
-        frames=str(tmp_path / "frames"),
-        out=str(tmp_path / "l"),
+        attribute_spec=SPEC,
+        manifest_uri=str(manifest),
+        frames_uri=str(tmp_path / "frames"),
+        out_dir=str(tmp_path / "l"),
         options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"])),
     )
     assert labelled.stats.outputs == 1 and tables.read_errors(tmp_path / "l").column("key").to_pylist() == ["bad"]
@@ -161,7 +163,7 @@ def test_corrupt_jpeg_is_an_error_row_and_component_shards_cover_every_video(cor
             component.embed_shard.python_func(
                 frames_uri=corpus["frames"],
                 manifest_uri=corpus["manifest"],
-                out_uri=out,
+                out_dir=out,
                 shard_index=i,
                 shard_count=2,
                 embedder=f"clip:{corpus['clip']}",
@@ -296,8 +298,10 @@ def test_studio_search_ranks_videos_by_clip_block_with_the_text_tower(corpus, cl
 
     from silverset.components.studio.catalog import load_catalog
 
-    catalog = load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"], clip_model=f"clip:{corpus['clip']}")
-    ids, vectors, embedder_id = _vectors(clip_run.out)
+    catalog = load_catalog(
+        embeddings=clip_run.out_dir, manifest=corpus["manifest"], clip_model=f"clip:{corpus['clip']}"
+    )
+    ids, vectors, embedder_id = _vectors(clip_run.out_dir)
     rows = [ids.index(v) for v in catalog.video_ids]
     np.testing.assert_array_equal(catalog.text_index(), vectors[rows, :16])  # the image block, not MiniLM's
     query = "red is the dominant colour"
@@ -313,10 +317,10 @@ def test_studio_search_ranks_videos_by_clip_block_with_the_text_tower(corpus, cl
     assert [r for r, _ in got] == list(expected)
     assert got[0][1] == pytest.approx(float(vectors[rows[expected[0]], :16] @ q), abs=1e-5)
     with pytest.raises(SilversetInputError, match="give the same weights"):
-        load_catalog(embeddings=clip_run.out, manifest=corpus["manifest"], clip_model=f"clip:{other_clip}")
+        load_catalog(embeddings=clip_run.out_dir, manifest=corpus["manifest"], clip_model=f"clip:{other_clip}")
     # Without the clip model, search stays on the MiniLM text block (titles), as before.
     plain = load_catalog(
-        embeddings=clip_run.out,
+        embeddings=clip_run.out_dir,
         manifest=corpus["manifest"],
         text_encoder=lambda texts: np.zeros((len(texts), 384), np.float32),
     )
@@ -338,7 +342,13 @@ def test_clip_zero_shot_teacher_labels_and_its_identity(corpus, other_clip):
     spec = load_spec(SPEC)
     out = corpus["tmp"] / "labels"
     options = AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"]), temperature=0.05)
-    summary = run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=options)
+    summary = run(
+        attribute_spec=SPEC,
+        manifest_uri=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        out_dir=str(out),
+        options=options,
+    )
     labels = tables.read_table(out, schemas.LABELS)
     assert labels.num_rows == 20 and merge_check(out, list(corpus["videos"])).ok
     rows = {r["video_id"]: r for r in labels.to_pylist()}
@@ -358,14 +368,32 @@ def test_clip_zero_shot_teacher_labels_and_its_identity(corpus, other_clip):
     soft = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     assert rows["vid000"]["probability"] == pytest.approx(float(soft[:, 1].mean()), abs=1e-5)
     # Same model and settings: a rerun resumes everything; other weights may not write into this folder.
-    again = run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=options)
+    again = run(
+        attribute_spec=SPEC,
+        manifest_uri=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        out_dir=str(out),
+        options=options,
+    )
     assert again.stats.resumed == 20 and again.stats.processed == 0
     other = AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(other_clip), temperature=0.05)
     with pytest.raises(SilversetInputError, match="use a fresh --out"):
-        run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=other)
+        run(
+            attribute_spec=SPEC,
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
+            options=other,
+        )
     warmer = AnnotateOptions(teacher="clip-zero-shot", checkpoint=f"clip:{corpus['clip']}", temperature=0.5)
     with pytest.raises(SilversetInputError, match="use a fresh --out"):
-        run(attribute=SPEC, manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=warmer)
+        run(
+            attribute_spec=SPEC,
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
+            options=warmer,
+        )
 
 
 def test_clip_zero_shot_needs_a_model(corpus, tmp_path):
@@ -373,18 +401,18 @@ def test_clip_zero_shot_needs_a_model(corpus, tmp_path):
 
     with pytest.raises(SilversetInputError, match="--checkpoint"):
         run(
-            attribute=SPEC,
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(tmp_path / "l"),
+            attribute_spec=SPEC,
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(tmp_path / "l"),
             options=AnnotateOptions(teacher="clip-zero-shot"),
         )
     with pytest.raises(SilversetInputError, match="save_pretrained"):
         run(
-            attribute=SPEC,
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(tmp_path / "l"),
+            attribute_spec=SPEC,
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(tmp_path / "l"),
             options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(tmp_path / "absent")),
         )
 
@@ -398,35 +426,35 @@ def student(corpus, clip_run) -> Path:
 
     labels = corpus["tmp"] / "student-labels"
     annotate(
-        attribute=SPEC,
-        manifest=corpus["manifest"],
-        frames=corpus["frames"],
-        out=str(labels),
+        attribute_spec=SPEC,
+        manifest_uri=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        out_dir=str(labels),
         options=AnnotateOptions(teacher="clip-zero-shot", checkpoint=str(corpus["clip"]), temperature=0.01),
     )
     result = train.run(
-        embeddings=clip_run.out,
+        embeddings=clip_run.out_dir,
         labels=str(labels),
-        attribute=SPEC,
-        out=str(corpus["tmp"] / "model"),
+        attribute_spec=SPEC,
+        out_dir=str(corpus["tmp"] / "model"),
         measure_latency=False,
     )
-    assert result["embedder_id"] == clip_run.embedder_id and result["trained_on"] == 20
+    assert result.embedder_id == clip_run.embedder_id and result.trained_on == 20
     return corpus["tmp"] / "model"
 
 
 def test_student_trains_on_clip_embeddings(student, clip_run):
-    from silverset.components.distill import train
+    from silverset.components.common.artifacts import read_model_metadata
 
-    metadata = train.read_metadata(student)
-    assert metadata["embedder_id"] == clip_run.embedder_id and metadata["dimension"] == 400
+    metadata = read_model_metadata(student)
+    assert metadata.embedder_id == clip_run.embedder_id and metadata.dimension == 400
 
 
 @pytest.mark.slow
 def test_student_scores_every_video_of_clip_embeddings(corpus, student, clip_run, tmp_path):
     from silverset.components.score import bulk
 
-    scored = bulk.run(model=str(student), embeddings=clip_run.out, out=str(tmp_path / "scores"))
-    assert scored["inputs"] == scored["scored"] == 20
+    scored = bulk.run(model_dir=str(student), embeddings=clip_run.out_dir, out_dir=str(tmp_path / "scores"))
+    assert scored.inputs == scored.scored == 20
     scores = tables.read_table(tmp_path / "scores")
     assert sorted(scores.column("video_id").to_pylist()) == sorted(corpus["videos"])

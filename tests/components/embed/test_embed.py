@@ -30,7 +30,7 @@ def corpus(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def default_run(corpus) -> tuple[embed.EmbedSummary, dict[str, np.ndarray]]:
     out = corpus["tmp"] / "default"
-    summary = embed.run(frames=corpus["frames"], out=str(out), manifest=corpus["manifest"])
+    summary = embed.run(frames_uri=corpus["frames"], out_dir=str(out), manifest_uri=corpus["manifest"])
     return summary, _vectors(out)
 
 
@@ -139,9 +139,9 @@ def test_shard_outputs_union_equals_the_full_output(corpus, default_run):
     out = corpus["tmp"] / "sharded"
     for i in range(3):
         embed.run(
-            frames=corpus["frames"],
-            out=str(out),
-            manifest=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
+            manifest_uri=corpus["manifest"],
             shard=Shard(i, 3),
             options=embed.EmbedOptions(batch_size=2),
         )
@@ -157,9 +157,9 @@ def test_videos_without_frames_become_error_rows(corpus, tmp_path):
     manifest.write_text(Path(corpus["manifest"]).read_text() + "ghost01,file:///videos/ghost01.mp4,Ghost,no frames\n")
     out = tmp_path / "emb"
     summary = embed.run(
-        frames=corpus["frames"],
-        out=str(out),
-        manifest=str(manifest),
+        frames_uri=corpus["frames"],
+        out_dir=str(out),
+        manifest_uri=str(manifest),
         options=embed.EmbedOptions(embedder="visual", with_text=False),
     )
     errors = tables.read_errors(out).to_pylist()
@@ -180,7 +180,9 @@ def test_corrupt_jpeg_is_an_error_row_not_a_crash(tmp_path):
         pa.Table.from_pylist(bad, schema=schemas.FRAMES), tmp_path / "frames" / "frames-00001.parquet", schemas.FRAMES
     )
     summary = embed.run(
-        frames=str(tmp_path / "frames"), out=str(tmp_path / "emb"), options=embed.EmbedOptions(embedder="visual")
+        frames_uri=str(tmp_path / "frames"),
+        out_dir=str(tmp_path / "emb"),
+        options=embed.EmbedOptions(embedder="visual"),
     )
     assert summary.stats.outputs == 1
     assert tables.read_errors(tmp_path / "emb").column("error_type").to_pylist() == ["bad_frames"]
@@ -188,9 +190,11 @@ def test_corrupt_jpeg_is_an_error_row_not_a_crash(tmp_path):
 
 def test_input_errors(corpus, tmp_path):
     with pytest.raises(SilversetInputError, match="--manifest"):
-        embed.run(frames=corpus["frames"], out=str(tmp_path / "a"), options=embed.EmbedOptions(with_text=True))
+        embed.run(frames_uri=corpus["frames"], out_dir=str(tmp_path / "a"), options=embed.EmbedOptions(with_text=True))
     with pytest.raises(SilversetInputError, match="--embedder"):
-        embed.run(frames=corpus["frames"], out=str(tmp_path / "b"), options=embed.EmbedOptions(embedder="nope.onnx"))
+        embed.run(
+            frames_uri=corpus["frames"], out_dir=str(tmp_path / "b"), options=embed.EmbedOptions(embedder="nope.onnx")
+        )
     with pytest.raises(SilversetInputError, match=r"\[dimension\]"):
         embed.blocks("visual-stats-v1")
     with pytest.raises(SilversetInputError, match="no MiniLM text block"):
@@ -207,7 +211,7 @@ def test_embed_component_python_func_over_two_shards(corpus, tmp_path):
             component.embed_shard.python_func(
                 frames_uri=corpus["frames"],
                 manifest_uri=corpus["manifest"],
-                out_uri=out,
+                out_dir=out,
                 shard_index=i,
                 shard_count=2,
                 embedder="default",

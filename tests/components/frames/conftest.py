@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from silverset.components.corpus import synth
+from silverset.components.corpus.synth import SynthOptions
 from tests.helpers import factories
 
 # error_type the frames stage must report for each bad file made by make_bad_videos
@@ -66,15 +67,15 @@ def make_bad_videos(folder: Path, good: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory) -> dict:
+def tiny_corpus(tmp_path_factory) -> synth.CorpusSummary:
     """4 synthetic videos, 2 s at 128x96 (15 fps, 1 s GOP), with manifest.parquet and truth.parquet."""
     out = tmp_path_factory.mktemp("frames-corpus") / "corpus"
-    return synth.run(out=out, videos=4, seed=1, duration_s=2.0, width=128, height=96)
+    return synth.run(out_dir=out, options=SynthOptions(videos=4, seed=1, duration_s=2.0, width=128, height=96))
 
 
 @pytest.fixture(scope="session")
 def bad_videos(tmp_path_factory, tiny_corpus) -> dict[str, Path]:
-    good = Path(tiny_corpus["out"]) / "videos" / "vid00000.mp4"
+    good = Path(tiny_corpus.out_dir) / "videos" / "vid00000.mp4"
     return make_bad_videos(tmp_path_factory.mktemp("bad-videos"), good)
 
 

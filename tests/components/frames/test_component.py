@@ -10,7 +10,7 @@ from silverset.components.frames.component import extract_frames
 
 def test_python_func_writes_frames_and_reports_counts(tmp_path, tiny_corpus):
     result = extract_frames.python_func(
-        manifest=tiny_corpus["manifest"], out_dir=str(tmp_path / "frames"), frames_per_video=2, size=32
+        manifest_uri=tiny_corpus.manifest_uri, out_dir=str(tmp_path / "frames"), frames_per_video=2, size=32
     )
     assert (result.videos, result.errors, result.frames) == (4, 0, 8)
     assert tables.read_table(result.frames_dir, schemas.FRAMES).num_rows == 8
@@ -22,11 +22,11 @@ def test_kfp_local_run(tmp_path, tiny_corpus):
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp-root"))
     task = extract_frames(
-        manifest=tiny_corpus["manifest"],
+        manifest_uri=tiny_corpus.manifest_uri,
         out_dir=str(tmp_path / "frames"),
         frames_per_video=2,
         size=32,
-        pipeline_options=["direct_num_workers=1"],
+        beam_options="--direct_num_workers=1",
     )
     assert task.outputs["videos"] == 4 and task.outputs["frames"] == 8 and task.outputs["errors"] == 0
     assert tables.read_table(task.outputs["frames_dir"], schemas.FRAMES).num_rows == 8

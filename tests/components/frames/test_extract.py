@@ -14,7 +14,7 @@ from silverset.components.frames.extract import FrameOptions, VideoError, sample
 
 
 def _video(tiny_corpus, number: int = 0) -> str:
-    return f"{tiny_corpus['out']}/videos/vid{number:05d}.mp4"
+    return f"{tiny_corpus.out_dir}/videos/vid{number:05d}.mp4"
 
 
 def _rgb(jpeg: bytes) -> np.ndarray:

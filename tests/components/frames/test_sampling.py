@@ -9,10 +9,12 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from silverset.components.common import schemas, tables
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.frames import extract, pipeline
+from silverset.components.frames.component import extract_frames
 from silverset.components.frames.extract import FrameOptions, sample_frames, target_times
 from tests.helpers.cli import run_silverset
 
@@ -84,20 +86,26 @@ def test_pipeline_keyframe_run_writes_k_rows_and_counts_repeats(tmp_path, tiny_c
     # tiny corpus: 2 s at 15 fps with a 1 s GOP, so 4 targets over 2 keyframes repeat some frames.
     out = tmp_path / "frames"
     summary = pipeline.run(
-        manifest=tiny_corpus["manifest"], out=str(out), frames_per_video=4, size=32, sampling="keyframe"
+        manifest_uri=tiny_corpus.manifest_uri,
+        out_dir=str(out),
+        options=FrameOptions(frames_per_video=4, size=32, sampling="keyframe"),
     )
     frames = tables.read_table(out, schemas.FRAMES).to_pylist()
-    assert summary["sampling"] == "keyframe" and summary["videos_ok"] == 4
-    assert summary["frames"] == len(frames) == 16
+    assert summary.sampling == "keyframe" and summary.videos_ok == 4
+    assert summary.frames == len(frames) == 16
     distinct = {(f["video_id"], f["timestamp_s"]) for f in frames}
-    assert summary["repeated_frames"] == 16 - len(distinct) > 0
-    keyframe_times = {t for t, key in _decoded(f"{tiny_corpus['out']}/videos/vid00000.mp4") if key}
+    assert summary.repeated_frames == 16 - len(distinct) > 0
+    keyframe_times = {t for t, key in _decoded(f"{tiny_corpus.out_dir}/videos/vid00000.mp4") if key}
     assert {f["timestamp_s"] for f in frames if f["video_id"] == "vid00000"} <= keyframe_times
 
 
 def test_an_unknown_sampling_mode_is_refused_before_anything_runs(tmp_path, tiny_corpus):
     with pytest.raises(SilversetInputError, match="sampling.*'fast' is not one of exact, keyframe"):
-        pipeline.run(manifest=tiny_corpus["manifest"], out=str(tmp_path / "frames"), sampling="fast")
+        extract_frames.python_func(
+            manifest_uri=tiny_corpus.manifest_uri, out_dir=str(tmp_path / "frames"), sampling="fast"
+        )
+    with pytest.raises(ValidationError, match="sampling"):
+        FrameOptions(sampling="fast")  # type: ignore[arg-type]
     assert not (tmp_path / "frames").exists()
 
 
@@ -105,7 +113,7 @@ def test_cli_bad_sampling_exits_2_with_one_line(tmp_path, tiny_corpus):
     result = run_silverset(
         "frames",
         "--manifest",
-        tiny_corpus["manifest"],
+        tiny_corpus.manifest_uri,
         "--out",
         str(tmp_path / "frames"),
         "--sampling",
@@ -129,7 +137,7 @@ def test_keyframe_mode_names_every_bad_input_like_exact_mode(bad_videos, bad_kin
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_keyframe_mode_on_a_garbled_stream_is_a_decode_error_or_k_frames(tiny_corpus, tmp_path, seed):
-    data = bytearray(open(f"{tiny_corpus['out']}/videos/vid00001.mp4", "rb").read())
+    data = bytearray(open(f"{tiny_corpus.out_dir}/videos/vid00001.mp4", "rb").read())
     mdat = data.find(b"mdat")
     data[mdat + 8 : len(data) * 3 // 4] = np.random.default_rng(seed).bytes(len(data) * 3 // 4 - mdat - 8)
     path = tmp_path / "garbled.mp4"

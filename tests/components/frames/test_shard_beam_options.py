@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from silverset.components.common.beam_runner import RUNNERS, beam_args, parse_beam_options
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.frames.pipeline import beam_options
+from silverset.components.frames.pipeline import pipeline_options
 
 FLINK = [
     "--flink_master=flink-jobmanager.flink:8081",
@@ -40,9 +40,9 @@ def test_the_flags_reach_beam_as_its_own_options():
     assert (gcp.project, gcp.region, gcp.temp_location) == ("p1", "europe-west4", "gs://b/tmp")
     assert gcp.service_account_email == "beam-worker@p1.iam.gserviceaccount.com"  # a name, not a secret
     # The frames stage keeps its one-worker DirectRunner default unless the options say otherwise.
-    direct = beam_options("DirectRunner", beam_args(options="--direct_num_workers=2")).get_all_options()
+    direct = pipeline_options("DirectRunner", beam_args(options="--direct_num_workers=2")).get_all_options()
     assert direct["direct_num_workers"] == 2 and direct["direct_running_mode"] == "in_memory"
-    flink = beam_options("FlinkRunner", beam_args(runner="FlinkRunner", options=FLINK))
+    flink = pipeline_options("FlinkRunner", beam_args(runner="FlinkRunner", options=FLINK))
     assert flink.view_as(StandardOptions).runner == "FlinkRunner"
     assert flink.get_all_options()["flink_master"] == "flink-jobmanager.flink:8081"
     assert "direct_num_workers" not in " ".join(flink.get_all_options(drop_default=True))

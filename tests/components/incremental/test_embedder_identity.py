@@ -45,7 +45,7 @@ def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int, embedder: str) 
     """plan -> teacher -> embed -> finalize -> commit with the embedder id ``embedder`` (``name[width]+...``)."""
     plan_dir, run_dir = tmp / f"run{run}" / "plan", tmp / f"run{run}"
     summary = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=str(tmp / "state"),
         out_dir=str(plan_dir),
@@ -102,7 +102,10 @@ def test_finalize_refuses_embeddings_of_two_embedders(tmp_path):
     (tmp_path / "videos" / "v001.mp4").write_bytes(b"changed")
     plan_dir = tmp_path / "run2" / "plan"
     summary = plan.run(
-        manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp_path / "state"), out_dir=str(plan_dir)
+        manifest_uri=str(manifest),
+        attribute_spec=str(spec_path),
+        state_dir=str(tmp_path / "state"),
+        out_dir=str(plan_dir),
     )  # no embedder given: carried rows are not checked
     labels, _ = teacher_labels(summary.teacher_manifest, spec_path, tmp_path / "run2" / "teacher")
     embeddings = _embed(summary.embed_manifest, CLIP, tmp_path / "run2" / "embeddings")
@@ -131,7 +134,7 @@ def test_plan_run_puts_a_non_default_embedder_in_the_run_folder_and_keeps_the_de
 
     def planned(embedder: str, run_id: str) -> plan.PlanSummary:
         return plan.plan_run(
-            manifest=str(manifest),
+            manifest_uri=str(manifest),
             attribute_spec=str(spec_path),
             state_dir=str(tmp_path / "s"),
             workdir=str(tmp_path / "w"),
@@ -144,7 +147,7 @@ def test_plan_run_puts_a_non_default_embedder_in_the_run_folder_and_keeps_the_de
     assert default.run_dir != clip_run.run_dir
     assert clip_run.embedder_identity.startswith("clip-vit@sha256:")
     without = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=str(tmp_path / "s"),
         out_dir=str(tmp_path / "p"),

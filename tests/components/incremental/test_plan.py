@@ -18,7 +18,7 @@ from tests.helpers.factories import file_corpus, golden_for_ids, spec_version, t
 def _cycle(tmp: Path, manifest: Path, spec_path: Path, run: int) -> tuple[plan.PlanSummary, int, plan.FinalizeSummary]:
     plan_dir = tmp / f"run{run}" / "plan"
     summary = plan.run(
-        manifest=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"), out_dir=str(plan_dir)
+        manifest_uri=str(manifest), attribute_spec=str(spec_path), state_dir=str(tmp / "state"), out_dir=str(plan_dir)
     )
     labels_dir, calls = teacher_labels(summary.todo_manifest, spec_path, tmp / f"run{run}" / "teacher")
     merged = plan.finalize(plan_dir=str(plan_dir), new_labels=labels_dir, out_dir=str(tmp / f"run{run}" / "merged"))
@@ -109,7 +109,7 @@ def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp
     golden_for_ids(tmp_path / "other.parquet", ["v000"], attribute="moving_object")
     state_dir = str(tmp_path / "state")
     first = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p1"),
@@ -141,7 +141,7 @@ def test_golden_videos_are_framed_every_run_and_held_out_of_student_training(tmp
     # One new video: only it is labelled, but the golden videos are framed again for the teacher gate.
     (tmp_path / "videos" / "v003.mp4").write_bytes(b"re-encoded")
     second = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p2"),
@@ -157,7 +157,7 @@ def test_a_changed_golden_set_is_new_work_and_an_empty_plan_manifest_is_detected
     golden = golden_for_ids(tmp_path / "golden.parquet", ["v000", "v001"])
     summary, _, _ = _cycle(tmp_path, manifest, spec_path, 1)
     same = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p"),

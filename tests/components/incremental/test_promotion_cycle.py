@@ -19,7 +19,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _plan(tmp: Path, run_id: str, **kw) -> plan.PlanSummary:
     return plan.plan_run(
-        manifest=str(tmp / "manifest.csv"),
+        manifest_uri=str(tmp / "manifest.csv"),
         attribute_spec=str(tmp / "spec_v1.yaml"),
         state_dir=str(tmp / "state"),
         workdir=str(tmp / "work"),
@@ -31,9 +31,9 @@ def _plan(tmp: Path, run_id: str, **kw) -> plan.PlanSummary:
 def _annotate(summary: plan.PlanSummary) -> annotate.AnnotateSummary:
     """The zero-shot teacher over the plan's todo videos, into the run folder's resumable teacher shards."""
     return annotate.run(
-        attribute=str(Path(summary.run_dir).parents[2] / "spec_v1.yaml"),
-        manifest=summary.todo_manifest,
-        out=f"{summary.run_dir}/teacher",
+        attribute_spec=str(Path(summary.run_dir).parents[2] / "spec_v1.yaml"),
+        manifest_uri=summary.todo_manifest,
+        out_dir=f"{summary.run_dir}/teacher",
         options=annotate.AnnotateOptions(teacher="zero-shot"),
     )
 
@@ -44,7 +44,7 @@ def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teach
     assert (first.todo, first.relabel_all) == (6, True)
     assert first.plan_dir == str(tmp_path / "work" / "plans" / "run-1")
     assert first.run_dir == f"{tmp_path}/work/runs/{first.corpus_digest[:16]}"
-    assert plan.read_plan(first.plan_dir)["run_dir"] == first.run_dir
+    assert plan.read_plan(first.plan_dir).run_dir == first.run_dir
     labelled = _annotate(first)
     assert (labelled.stats.processed, labelled.stats.resumed) == (6, 0)
     merged = plan.finalize(
@@ -78,7 +78,7 @@ def test_a_stopped_promotion_is_replanned_into_the_same_run_folder_and_the_teach
 
     third = _plan(tmp_path, "run-3")
     assert third.up_to_date and third.run_dir == ""
-    assert plan.read_plan(third.plan_dir)["up_to_date"] is True
+    assert plan.read_plan(third.plan_dir).up_to_date is True
 
 
 def test_commit_keeps_only_videos_whose_scores_went_live(tmp_path):
@@ -110,7 +110,7 @@ def test_a_new_teacher_checkpoint_relabels_every_video(tmp_path):
     first = _plan(tmp_path, "run-1", teacher_backend="local", teacher_checkpoint=str(checkpoint))
     assert first.teacher_identity.startswith("local:sha256:")
     same = plan.plan_run(
-        manifest=str(tmp_path / "manifest.csv"),
+        manifest_uri=str(tmp_path / "manifest.csv"),
         attribute_spec=str(tmp_path / "spec_v1.yaml"),
         state_dir=str(tmp_path / "state"),
         workdir=str(tmp_path / "work"),
@@ -154,7 +154,7 @@ def test_a_run_that_finds_the_state_locked_touches_nothing_but_its_own_record(tm
     assert set(after) - set(before) == {own} and all(after[k] == before[k] for k in before)
     record = json.loads(after[own])
     assert record["locked_out"] and record["holder"] == "scheduled-run" and record["run_id"] == "manual-run"
-    assert holder.run_dir and plan.read_plan(holder.plan_dir)["run_id"] == "scheduled-run"
+    assert holder.run_dir and plan.read_plan(holder.plan_dir).run_id == "scheduled-run"
 
 
 def test_run_keys_are_one_safe_path_segment():

@@ -128,7 +128,7 @@ def test_a_budgeted_plan_labels_the_sample_only_and_the_state_keeps_the_rest_as_
     state_dir = str(tmp_path / "state")
     budget = TeacherBudget(videos=4)
     first = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p1"),
@@ -163,7 +163,7 @@ def test_a_budgeted_plan_labels_the_sample_only_and_the_state_keeps_the_rest_as_
     lines = Path(manifest).read_text().splitlines() + Path(extra).read_text().splitlines()[21:]
     Path(manifest).write_text("\n".join(lines) + "\n")
     second = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p2"),
@@ -180,7 +180,7 @@ def test_a_sampled_video_the_teacher_did_not_answer_is_not_committed_and_is_plan
     manifest, spec_path = file_corpus(tmp_path, 6), spec_version(tmp_path)
     state_dir = str(tmp_path / "state")
     first = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p1"),
@@ -205,7 +205,7 @@ def test_a_sampled_video_the_teacher_did_not_answer_is_not_committed_and_is_plan
     )
     assert (committed.videos, committed.labels) == (5, 2)
     again = plan.run(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         out_dir=str(tmp_path / "p2"),
@@ -218,7 +218,7 @@ def test_the_budget_is_part_of_the_run_folder_digest_and_an_unchanged_corpus_sta
     manifest, spec_path = file_corpus(tmp_path, 5), spec_version(tmp_path)
     state_dir = str(tmp_path / "state")
     kw = dict(
-        manifest=str(manifest),
+        manifest_uri=str(manifest),
         attribute_spec=str(spec_path),
         state_dir=state_dir,
         workdir=str(tmp_path / "w"),
@@ -252,28 +252,36 @@ def test_annotate_by_hand_labels_the_same_budgeted_sample_as_the_pipeline_would(
     manifest, spec_path = file_corpus(tmp_path, 8), spec_version(tmp_path)
     budget = TeacherBudget(videos=3)
     path, choice, hard_stop = annotate_sample(
-        attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "o"), budget=budget, teacher="zero-shot"
+        attribute_spec=str(spec_path),
+        manifest_uri=str(manifest),
+        out_dir=str(tmp_path / "o"),
+        budget=budget,
+        teacher="zero-shot",
     )
     rows, _ = read_manifest(str(manifest))
     assert _ids(tables.read_table(path)) == _ids(choose_sample(rows, budget)[0]) and choice.chosen == 3
     assert hard_stop is None and Path(path).parent.name == ".sample"  # hidden: not a labels part of the output
     assert annotate_sample(
-        attribute=str(spec_path), manifest=str(manifest), out=str(tmp_path / "o"), budget=TeacherBudget(), max_usd=2.0
+        attribute_spec=str(spec_path),
+        manifest_uri=str(manifest),
+        out_dir=str(tmp_path / "o"),
+        budget=TeacherBudget(),
+        max_usd=2.0,
     ) == (str(manifest), None, 2.0)
     with pytest.raises(SilversetInputError, match="--budget-usd"):
         annotate_sample(
-            attribute=str(spec_path),
-            manifest=str(manifest),
-            out=str(tmp_path / "o"),
+            attribute_spec=str(spec_path),
+            manifest_uri=str(manifest),
+            out_dir=str(tmp_path / "o"),
             budget=TeacherBudget(usd=1.0),
             teacher="local",
         )
     # A Gemini USD cap: each shard's hard stop is its share; together they never pass the budget.
     stops = [
         annotate_sample(
-            attribute=str(spec_path),
-            manifest=str(manifest),
-            out=str(tmp_path / "g"),
+            attribute_spec=str(spec_path),
+            manifest_uri=str(manifest),
+            out_dir=str(tmp_path / "g"),
             budget=TeacherBudget(usd=0.05),
             teacher="gemini",
             shard=Shard(i, 3),

@@ -24,10 +24,11 @@ SPEC = str(example_specs_dir() / "red_dominant.yaml")
 
 def _videos(root: Path, n: int) -> str:
     """n real videos (PyAV) and their manifest (title "clip <i>") under root; returns the manifest path."""
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
 
-    corpus = synth(out=root, videos=n, seed=5, duration_s=1.0, width=64, height=48)
-    manifest = tables.read_table(corpus["manifest"])
+    corpus = synth(out_dir=root, options=SynthOptions(videos=n, seed=5, duration_s=1.0, width=64, height=48))
+    manifest = tables.read_table(corpus.manifest_uri)
     titles = [f"clip {v}" for v in manifest.column("video_id").to_pylist()]
     manifest = manifest.set_column(manifest.column_names.index("title"), "title", tables.pa.array(titles))
     tables.write_table(manifest, root / "titled.parquet")
@@ -39,13 +40,14 @@ def _promotion(pipeline: Path, manifest: str, run_id: str, *, commit: bool) -> p
     exit handler does); ``commit``: the promotion went live and the state is committed."""
     from silverset.components.embed.embed import EmbedOptions
     from silverset.components.embed.embed import run as embed
+    from silverset.components.frames.extract import FrameOptions
     from silverset.components.frames.pipeline import run as extract_frames
     from silverset.components.teacher.annotate import AnnotateOptions
     from silverset.components.teacher.annotate import run as annotate
 
     state_dir = str(pipeline / "state")
     summary = plan.plan_run(
-        manifest=manifest,
+        manifest_uri=manifest,
         attribute_spec=SPEC,
         state_dir=state_dir,
         workdir=str(pipeline),
@@ -53,17 +55,21 @@ def _promotion(pipeline: Path, manifest: str, run_id: str, *, commit: bool) -> p
         embedder="visual",
     )
     run_dir, plan_dir = summary.run_dir, summary.out_dir
-    extract_frames(manifest=f"{plan_dir}/frames_manifest.parquet", out=f"{run_dir}/frames", frames_per_video=2, size=32)
+    extract_frames(
+        manifest_uri=f"{plan_dir}/frames_manifest.parquet",
+        out_dir=f"{run_dir}/frames",
+        options=FrameOptions(frames_per_video=2, size=32),
+    )
     embed(
-        frames=f"{run_dir}/frames",
-        out=f"{run_dir}/embeddings",
-        manifest=summary.embed_manifest,
+        frames_uri=f"{run_dir}/frames",
+        out_dir=f"{run_dir}/embeddings",
+        manifest_uri=summary.embed_manifest,
         options=EmbedOptions(embedder="visual", frames_per_video=2),
     )
     annotate(
-        attribute=SPEC,
-        manifest=summary.teacher_manifest,
-        out=f"{run_dir}/teacher",
+        attribute_spec=SPEC,
+        manifest_uri=summary.teacher_manifest,
+        out_dir=f"{run_dir}/teacher",
         options=AnnotateOptions(teacher="zero-shot"),
     )
     plan.finalize(

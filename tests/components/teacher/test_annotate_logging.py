@@ -33,10 +33,10 @@ def test_budget_stop_is_a_warning_with_spend_and_what_is_left(corpus, monkeypatc
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         out = corpus["tmp"] / "labels"
         summary = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(out),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
             options=_options(server, max_usd=5.1 * answer, estimated_output_tokens=140),
         )
     stats = summary.stats
@@ -73,10 +73,10 @@ def test_skipped_videos_are_counted_named_and_in_the_errors_table(corpus, monkey
     with GeminiServer(FakeGemini(api_key=KEY, faults={ids[3]: ["safety"], ids[4]: ["400"]})) as server:
         out = corpus["tmp"] / "labels"
         summary = annotate.run(
-            attribute=corpus["spec"],
-            manifest=str(manifest),
-            frames=corpus["frames"],
-            out=str(out),
+            attribute_spec=corpus["spec"],
+            manifest_uri=str(manifest),
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
             options=_options(server),
         )
     errors = {e["key"]: e["error_type"] for e in tables.read_errors(out).to_pylist()}

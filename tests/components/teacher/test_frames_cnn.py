@@ -55,20 +55,27 @@ def test_red_dominant_is_good_but_no_oracle_on_hard_cases_it_never_trained_on(ca
 def test_labels_a_corpus_whose_truth_file_is_gone(cache, tmp_path):
     from silverset.components.common import schemas, tables
     from silverset.components.common.spec import example_specs_dir
+    from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
+    from silverset.components.frames.extract import FrameOptions
     from silverset.components.frames.pipeline import run as frames
     from silverset.components.teacher.annotate import AnnotateOptions
     from silverset.components.teacher.annotate import run as annotate
 
-    corpus = synth(out=tmp_path / "c", videos=6, seed=4, duration_s=1.0, width=96, height=64, hard_case_share=0.3)
+    corpus = synth(
+        out_dir=tmp_path / "c",
+        options=SynthOptions(videos=6, seed=4, duration_s=1.0, width=96, height=64, hard_case_share=0.3),
+    )
     (tmp_path / "c" / "truth.parquet").unlink()
-    frames(manifest=corpus["manifest"], out=str(tmp_path / "f"), frames_per_video=8, size=64)
+    frames(
+        manifest_uri=corpus.manifest_uri, out_dir=str(tmp_path / "f"), options=FrameOptions(frames_per_video=8, size=64)
+    )
     checkpoint = teacher_checkpoint(cache, "red_dominant", SMALL)
     summary = annotate(
-        attribute=str(example_specs_dir() / "red_dominant.yaml"),
-        manifest=corpus["manifest"],
-        frames=str(tmp_path / "f"),
-        out=str(tmp_path / "labels"),
+        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
+        manifest_uri=corpus.manifest_uri,
+        frames_uri=str(tmp_path / "f"),
+        out_dir=str(tmp_path / "labels"),
         options=AnnotateOptions(teacher="local", checkpoint=str(checkpoint), runtime="eager"),
     )
     labels = tables.read_table(tmp_path / "labels", schemas.LABELS).to_pylist()

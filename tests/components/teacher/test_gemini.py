@@ -65,10 +65,10 @@ def test_faults_become_retries_or_error_rows_and_nothing_is_lost(corpus, monkeyp
     with GeminiServer(FakeGemini(api_key=KEY, faults=faults, slow_s=3.0)) as server:
         out = corpus["tmp"] / "labels"
         summary = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(out),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
             options=_options(server, gemini={"max_attempts": 4}),
         )
         fake = server.fake
@@ -110,7 +110,11 @@ def test_rerun_pays_nothing_and_budget_stops_cleanly(corpus, monkeypatch):
         answer = ((4 * 258 + 200) * price.input_per_mtok + 140 * price.output_per_mtok) / 1e6
         opts = _options(server, batch_size=4, gemini={"max_usd": 5.1 * answer, "estimated_output_tokens": 140})
         first = annotate.run(
-            attribute=corpus["spec"], manifest=corpus["manifest"], frames=corpus["frames"], out=str(out), options=opts
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
+            options=opts,
         )
         assert first.stats.stopped == "budget" and "--max-usd" in first.stats.message
         assert first.stats.cost_usd <= 5.1 * answer
@@ -119,10 +123,10 @@ def test_rerun_pays_nothing_and_budget_stops_cleanly(corpus, monkeypatch):
         paid_before = sum(server.fake.paid.values())
         assert paid_before == done
         second = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(out),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
             options=_options(server),
         )
         assert second.stats.resumed == done and second.stats.remaining == 0
@@ -132,10 +136,10 @@ def test_rerun_pays_nothing_and_budget_stops_cleanly(corpus, monkeypatch):
         third_out = corpus["tmp"] / "labels2"
         cached = _options(server, gemini={"cache_dir": str(out / ".teacher-cache")})
         third = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(third_out),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(third_out),
             options=cached,
         )
         assert third.stats.cache_hits == len(ids) and third.stats.cost_usd == 0
@@ -149,10 +153,10 @@ def test_shards_cover_every_item_exactly_once(corpus, monkeypatch):
         out = corpus["tmp"] / "labels"
         for i in range(3):
             annotate.run(
-                attribute=corpus["spec"],
-                manifest=corpus["manifest"],
-                frames=corpus["frames"],
-                out=str(out),
+                attribute_spec=corpus["spec"],
+                manifest_uri=corpus["manifest"],
+                frames_uri=corpus["frames"],
+                out_dir=str(out),
                 options=_options(server),
                 shard=Shard(i, 3),
             )
@@ -167,17 +171,17 @@ def test_batch_mode_polls_to_completion_at_half_price(corpus, monkeypatch):
     ids = sorted(corpus["videos"])
     with GeminiServer(FakeGemini(api_key=KEY, batch_polls=3)) as server:
         online = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(corpus["tmp"] / "online"),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(corpus["tmp"] / "online"),
             options=_options(server),
         )
         batch = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(corpus["tmp"] / "batch"),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(corpus["tmp"] / "batch"),
             options=_options(server, gemini={"mode": "batch"}),
         )
     assert merge_check(corpus["tmp"] / "batch", ids).ok
@@ -193,19 +197,19 @@ def test_key_from_secret_file_and_missing_key(corpus, monkeypatch, tmp_path):
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         with pytest.raises(SilversetInputError, match="GEMINI_API_KEY"):
             annotate.run(
-                attribute=corpus["spec"],
-                manifest=corpus["manifest"],
-                frames=corpus["frames"],
-                out=str(tmp_path / "a"),
+                attribute_spec=corpus["spec"],
+                manifest_uri=corpus["manifest"],
+                frames_uri=corpus["frames"],
+                out_dir=str(tmp_path / "a"),
                 options=_options(server),
             )
         secret = tmp_path / "secret"
         secret.write_text(KEY + "\n")
         s = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(tmp_path / "b"),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(tmp_path / "b"),
             options=_options(server, gemini={"api_key_file": str(secret)}),
         )
         assert s.stats.outputs == len(corpus["videos"])
@@ -213,10 +217,10 @@ def test_key_from_secret_file_and_missing_key(corpus, monkeypatch, tmp_path):
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         monkeypatch.setenv("GEMINI_API_KEY", KEY)
         s = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(tmp_path / "c"),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(tmp_path / "c"),
             options=_options(server, gemini={"base_url": None}),
         )
         assert s.stats.outputs == len(corpus["videos"])
@@ -244,8 +248,8 @@ def test_kill_9_and_resume_pays_no_answer_twice(corpus):
             from silverset.components.teacher.gemini import GeminiOptions
             opts = annotate.AnnotateOptions(teacher="gemini", batch_size=2, gemini=GeminiOptions(
                 model="gemini-3.8-flash", base_url={server.url!r}, rps=100, concurrency=2))
-            annotate.run(attribute={corpus["spec"]!r}, manifest={corpus["manifest"]!r}, frames={corpus["frames"]!r},
-                         out={str(out)!r}, options=opts)
+            annotate.run(attribute_spec={corpus["spec"]!r}, manifest_uri={corpus["manifest"]!r},
+                         frames_uri={corpus["frames"]!r}, out_dir={str(out)!r}, options=opts)
         """)
         env = {**os.environ, "GEMINI_API_KEY": KEY}
         proc = subprocess.Popen([sys.executable, "-c", script], env=env)
@@ -260,10 +264,10 @@ def test_kill_9_and_resume_pays_no_answer_twice(corpus):
         os.environ["GEMINI_API_KEY"] = KEY
         try:
             annotate.run(
-                attribute=corpus["spec"],
-                manifest=corpus["manifest"],
-                frames=corpus["frames"],
-                out=str(out),
+                attribute_spec=corpus["spec"],
+                manifest_uri=corpus["manifest"],
+                frames_uri=corpus["frames"],
+                out_dir=str(out),
                 options=_options(server),
             )
         finally:

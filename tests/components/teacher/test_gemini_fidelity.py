@@ -45,10 +45,10 @@ def _options(server, **gemini) -> annotate.AnnotateOptions:
 
 def _run(corpus, out, options, **kw):
     return annotate.run(
-        attribute=corpus["spec"],
-        manifest=corpus["manifest"],
-        frames=corpus["frames"],
-        out=str(out),
+        attribute_spec=corpus["spec"],
+        manifest_uri=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        out_dir=str(out),
         options=options,
         **kw,
     )

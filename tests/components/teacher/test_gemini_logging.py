@@ -52,10 +52,10 @@ def test_429_then_200_and_503_retries_are_warnings_with_attempt_status_and_wait(
     with GeminiServer(FakeGemini(api_key=KEY, faults=faults, retry_delay_s=0.25)) as server:
         out = corpus["tmp"] / "labels"
         summary = annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(out),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(out),
             options=_options(server, max_attempts=3),
         )
         assert server.fake.attempts[quota] == 2 and server.fake.attempts[unavailable] == 3
@@ -87,10 +87,10 @@ def test_a_refused_key_is_one_error_naming_the_model_and_not_the_key(corpus, mon
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         with pytest.raises(ModelUnavailable):
             annotate.run(
-                attribute=corpus["spec"],
-                manifest=corpus["manifest"],
-                frames=corpus["frames"],
-                out=str(corpus["tmp"] / "labels"),
+                attribute_spec=corpus["spec"],
+                manifest_uri=corpus["manifest"],
+                frames_uri=corpus["frames"],
+                out_dir=str(corpus["tmp"] / "labels"),
                 options=_options(server),
             )
         assert server.fake.api_keys_seen == {wrong}  # the key did reach the server, in its header

@@ -141,10 +141,10 @@ def test_local_teacher_labels_the_corpus(corpus, checkpoint):
     script, onnx = checkpoint
     out = corpus["tmp"] / "labels"
     summary = annotate.run(
-        attribute=corpus["spec"],
-        manifest=corpus["manifest"],
-        frames=corpus["frames"],
-        out=str(out),
+        attribute_spec=corpus["spec"],
+        manifest_uri=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        out_dir=str(out),
         options=annotate.AnnotateOptions(teacher="local", checkpoint=str(onnx), runtime="onnxruntime", batch_size=5),
     )
     rows = {r["video_id"]: r for r in tables.read_table(out).to_pylist()}
@@ -168,10 +168,10 @@ def test_local_teacher_labels_the_corpus(corpus, checkpoint):
 def test_local_teacher_needs_a_checkpoint(corpus):
     with pytest.raises(SilversetInputError, match="checkpoint"):
         annotate.run(
-            attribute=corpus["spec"],
-            manifest=corpus["manifest"],
-            frames=corpus["frames"],
-            out=str(corpus["tmp"] / "x"),
+            attribute_spec=corpus["spec"],
+            manifest_uri=corpus["manifest"],
+            frames_uri=corpus["frames"],
+            out_dir=str(corpus["tmp"] / "x"),
             options=annotate.AnnotateOptions(teacher="local"),
         )
 

@@ -24,10 +24,10 @@ def test_shards_then_merge_cover_every_video(corpus):
     for i in range(2):
         stats = json.loads(
             component.annotate_shard.python_func(
-                attribute_uri=corpus["spec"],
+                attribute_spec=corpus["spec"],
                 manifest_uri=corpus["manifest"],
                 frames_uri="",
-                out_uri=out,
+                out_dir=out,
                 shard_index=i,
                 shard_count=2,
             )
@@ -35,7 +35,7 @@ def test_shards_then_merge_cover_every_video(corpus):
         assert stats["shard"] == f"{i}/2" and stats["model_id"].startswith("zero-shot-text-only-weak:")
         totals += stats["outputs"] + stats["errors"]
     assert totals == len(corpus["videos"])
-    assert component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_uri=out) == len(corpus["videos"])
+    assert component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_dir=out) == len(corpus["videos"])
 
 
 def test_merge_fails_when_a_video_is_missing(corpus, monkeypatch):
@@ -44,16 +44,16 @@ def test_merge_fails_when_a_video_is_missing(corpus, monkeypatch):
     with GeminiServer(FakeGemini(api_key=KEY)) as server:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         component.annotate_shard.python_func(
-            attribute_uri=corpus["spec"],
+            attribute_spec=corpus["spec"],
             manifest_uri=corpus["manifest"],
             frames_uri=corpus["frames"],
-            out_uri=out,
+            out_dir=out,
             shard_index=0,
             shard_count=2,
             teacher="gemini",
         )
     with pytest.raises(RuntimeError, match="not exactly-once: missing"):
-        component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_uri=out)
+        component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_dir=out)
 
 
 def test_budget_flag_reaches_the_teacher(corpus, monkeypatch):
@@ -62,10 +62,10 @@ def test_budget_flag_reaches_the_teacher(corpus, monkeypatch):
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         stats = json.loads(
             component.annotate_shard.python_func(
-                attribute_uri=corpus["spec"],
+                attribute_spec=corpus["spec"],
                 manifest_uri=corpus["manifest"],
                 frames_uri=corpus["frames"],
-                out_uri=str(corpus["tmp"] / "budget"),
+                out_dir=str(corpus["tmp"] / "budget"),
                 teacher="gemini",
                 max_usd=0.0,
             )
@@ -82,10 +82,10 @@ def test_kfp_local_run(corpus, tmp_path, monkeypatch):
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
         task = component.annotate_shard(
-            attribute_uri=corpus["spec"],
+            attribute_spec=corpus["spec"],
             manifest_uri=corpus["manifest"],
             frames_uri=corpus["frames"],
-            out_uri=str(out),
+            out_dir=str(out),
             teacher="gemini",
         )
         fake = server.fake
