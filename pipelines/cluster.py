@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from silverset.components.common.artifacts import RUN_SUMMARY_FILE, RunSummary, read_run_summary
 from silverset.components.common.errors import SilversetInputError
 
 DEFAULT_EXPERIMENT = "silverset"
@@ -317,21 +318,27 @@ class RunRow:
     costs: dict | None = None  # the run summary's costs (teacher calls/spend, student scored), when workdir has them
 
 
-def run_summaries(workdir: str) -> dict[str, dict]:
-    """run id -> the run summary every run wrote under ``workdir/plans/*/run_summary.json`` (path or URI)."""
+def run_summaries(workdir: str) -> dict[str, RunSummary]:
+    """run id -> the run summary every run wrote under ``workdir/plans/*/run_summary.json`` (path or URI).
+
+    A summary that cannot be read or does not validate is left out (the listing still shows the run).
+    """
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(workdir.rstrip("/") + "/plans")
-    summaries: dict[str, dict] = {}
-    for file in sorted(fs.glob(path + "/*/run_summary.json")) if fs.exists(path) else []:
+    summaries: dict[str, RunSummary] = {}
+    for file in sorted(fs.glob(f"{path}/*/{RUN_SUMMARY_FILE}")) if fs.exists(path) else []:
         try:
-            with fs.open(file, "r") as f:
-                summary = json.load(f)
-        except (OSError, ValueError):
+            summary = read_run_summary(fs.unstrip_protocol(file))
+        except (OSError, SilversetInputError):
             continue
-        if summary.get("run_id"):
-            summaries[summary["run_id"]] = summary
+        if summary.run_id:
+            summaries[summary.run_id] = summary
     return summaries
+
+
+def _costs_of(summary: RunSummary | None) -> dict | None:
+    return summary.costs if summary is not None else None
 
 
 def list_runs(
@@ -365,7 +372,7 @@ def list_runs(
             created_at=str(r.created_at or ""),
             recurring_run_id=r.recurring_run_id,
             outcome=promotion_outcome(str(r.state or ""), r.run_details.task_details if r.run_details else None),
-            costs=(summaries.get(r.run_id) or summaries.get(r.display_name) or {}).get("costs"),
+            costs=_costs_of(summaries.get(r.run_id) or summaries.get(r.display_name)),
         )
         for r in (response.runs or [])
     ]

@@ -294,6 +294,12 @@ def _run_demo(
 ) -> dict:
     from silverset.components.abtest.experiment import create_experiment
     from silverset.components.common import schemas, tables
+    from silverset.components.common.artifacts import (
+        INDEX_MANIFEST_FILE,
+        RUN_SUMMARY_FILE,
+        read_index_manifest,
+        read_run_summary,
+    )
     from silverset.components.common.spec import example_specs_dir, load_spec
     from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
@@ -360,14 +366,15 @@ def _run_demo(
             },
             on_task=lambda event: emit(replace(event, within=PIPELINE_STAGE)),
         )
-        outcome = run.summary.get("outcome", "") if run.status != "SUCCEEDED" else ""
+        outcome = run.summary.outcome if run.summary is not None and run.status != "SUCCEEDED" else ""
         log = f"; kfp.local task log {run.log.relative_to(workdir)}" if run.log is not None else ""
         done.update(count=run.tasks, unit="tasks", note=f"{run.status}" + (f" ({outcome})" if outcome else "") + log)
     run_dir = Path(run.plan.get("run_dir") or run_dir_of(str(pipeline_dir), run.plan["corpus_digest"]))
     teacher_gate = _gate_summary(run_dir / "teacher_gate")
     student_gate = _gate_summary(run_dir / "student_gate")
     approval = _approval_record(pipeline_dir / "approvals.db", student_gate.get("candidate_digest"))
-    index_manifest = _read_json(run_dir / "index" / "manifest.json")
+    index_dir = run_dir / "index"
+    index_manifest = read_index_manifest(index_dir) if (index_dir / INDEX_MANIFEST_FILE).exists() else None
     serve_root = pipeline_dir / "serve"
     live = pointer.read_pointer(serve_root, spec.name)
 
@@ -412,7 +419,7 @@ def _run_demo(
                 seed=seed,
             )
             done.update(count=ab.get("requests"), unit="searches", note=f"{ab_users} simulated users")
-    run_summary = _read_json(pipeline_dir / "run_summary.json")
+    run_summary = read_run_summary(pipeline_dir) if (pipeline_dir / RUN_SUMMARY_FILE).exists() else None
 
     return {
         "workdir": str(workdir),
@@ -432,17 +439,17 @@ def _run_demo(
             "run_dir": str(run_dir),
             "run_summary": str(pipeline_dir / "run_summary.json"),
             "teacher_budget_videos": budget,
-            "costs": run_summary.get("costs") or {},
+            "costs": run_summary.costs if run_summary is not None else {},
         },
         "teacher_gate": teacher_gate,
         "student_gate": student_gate,
         "approval": approval,
         "zero_shot_teacher": zero_shot,
         "index": {
-            "version": index_manifest.get("version"),
-            "vocabulary": index_manifest.get("count"),
-            "history": index_manifest.get("history_count"),
-            "recall": index_manifest.get("build", {}).get("recall"),
+            "version": index_manifest.version if index_manifest else None,
+            "vocabulary": index_manifest.count if index_manifest else None,
+            "history": index_manifest.history_count if index_manifest else None,
+            "recall": index_manifest.build.get("recall") if index_manifest else None,
             "live_version": live,
             "serve_root": str(serve_root),
             "index_dir": str(run_dir / "index"),

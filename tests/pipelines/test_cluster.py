@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from silverset.components.common.artifacts import RUN_SUMMARY_FILE, RunSummary, write_run_summary
 from silverset.components.common.errors import SilversetInputError
 from silverset.pipelines import cluster
 from silverset.pipelines.compile import compile_pipeline
@@ -111,8 +112,6 @@ def test_runs_show_each_runs_promotion_outcome(kfp_api, package):
 def test_runs_show_each_runs_teacher_and_student_costs_from_its_run_summary(
     kfp_api, package, tmp_path, cli, monkeypatch
 ):
-    import json
-
     monkeypatch.setenv("COLUMNS", "400")  # one table line per row: assertions read whole cells
     ids = [cluster.submit(host=kfp_api.host, package=package, params=PARAMS).run_id for _ in range(2)]
     costs = {
@@ -125,7 +124,7 @@ def test_runs_show_each_runs_teacher_and_student_costs_from_its_run_summary(
     }
     own = tmp_path / "plans" / ids[0]
     own.mkdir(parents=True)
-    (own / "run_summary.json").write_text(json.dumps({"run_id": ids[0], "costs": costs}))
+    write_run_summary(own / RUN_SUMMARY_FILE, RunSummary(text="", run_id=ids[0], status="SUCCEEDED", costs=costs))
     rows = {r.run_id: r for r in cluster.list_runs(host=kfp_api.host, workdir=str(tmp_path))}
     assert rows[ids[0]].costs == costs and rows[ids[1]].costs is None  # the other run wrote no summary there
     shown = cli("pipeline", "runs", "--host", kfp_api.host, "--workdir", str(tmp_path))

@@ -105,9 +105,9 @@ def run(corpus, workdir, spec, **params):
 
 def assert_stopped(result, outcome: str, reason: str) -> None:
     assert result.status == "FAILED", result.error
-    assert result.summary["status"] == "FAILED" and result.summary["outcome"] == outcome
-    assert any(reason in r for r in result.summary["reasons"]), result.summary["reasons"]
-    assert reason in result.summary["text"] or outcome.replace("_", " ") in result.summary["text"]
+    assert result.summary.status == "FAILED" and result.summary.outcome == outcome
+    assert any(reason in r for r in result.summary.reasons), result.summary.reasons
+    assert reason in result.summary.text or outcome.replace("_", " ") in result.summary.text
     state = result.workdir / "state"
     assert not (state / "completed.json").exists() and not (state / "attribute.json").exists()  # nothing marked done
     assert not (state / "lock.json").exists() or json.loads((state / "lock.json").read_text())["holder"] == ""
@@ -118,8 +118,8 @@ def test_a_failed_student_gate_fails_the_run_and_leaves_the_corpus_unmarked(corp
     spec = spec_with(tmp_path, **{"gates.student__max_latency_ratio": 1e-9})  # no student is that fast
     result = run(corpus, tmp_path / "w", spec)
     assert_stopped(result, "student_gate_failed", "latency")
-    assert result.summary["annotate"]["outputs"] == result.plan["todo"]  # the teacher did label the corpus
-    assert not (Path(result.summary["run_dir"]) / "approval").exists()
+    assert result.summary.annotate["outputs"] == result.plan["todo"]  # the teacher did label the corpus
+    assert not (Path(result.summary.run_dir) / "approval").exists()
 
 
 def _reject_when_asked(workdir: Path, digest_seen: dict) -> threading.Thread:
@@ -158,8 +158,8 @@ def test_a_rejected_approval_fails_the_run_and_the_next_run_pays_the_teacher_not
     first = run(corpus, workdir, spec)
     approver.join(timeout=5)
     assert_stopped(first, "approval_rejected", "red logos")
-    assert first.summary["approval"]["decided_by"] == "bob@silverset.dev" and seen["digest"]
-    labelled = first.summary["annotate"]["processed"]
+    assert first.summary.approval["decided_by"] == "bob@silverset.dev" and seen["digest"]
+    labelled = first.summary.annotate["processed"]
     assert labelled == first.plan["todo"] > 0
 
     # Nothing was committed, so the next run plans the same videos into the same run folder, and the teacher's
@@ -168,8 +168,8 @@ def test_a_rejected_approval_fails_the_run_and_the_next_run_pays_the_teacher_not
     second = run(corpus, workdir, spec)
     approver.join(timeout=5)
     assert second.plan["todo"] == first.plan["todo"] and second.plan["run_dir"] == first.plan["run_dir"]
-    assert second.summary["annotate"]["processed"] == 0
-    assert second.summary["annotate"]["resumed"] == labelled
+    assert second.summary.annotate["processed"] == 0
+    assert second.summary.annotate["resumed"] == labelled
     assert_stopped(second, "approval_rejected", "red logos")
 
 
@@ -185,7 +185,7 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
         corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev", experiment_treatment_share=0.25
     )
     assert result.status == "SUCCEEDED", result.error
-    assert result.summary["outcome"] == "promoted"
+    assert result.summary.outcome == "promoted"
     # The experiment step ran after the commit: the promoted version's experiment, beside the serving root.
     from silverset.components.abtest.experiment import load_experiment
     from silverset.components.common.spec import load_spec
@@ -197,8 +197,8 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     # The teacher labelled its sample only, golden-set videos left to the gate (which labels them anyway).
     sample = result.plan["teacher_sample"]
     assert result.plan["todo"] == 60 and sample["chosen"] == 12 and sample["excluded"] == result.plan["golden"] == 30
-    costs = result.summary["costs"]
-    assert costs["teacher_calls"] == result.summary["annotate"]["processed"] == 12 <= costs["teacher_budget_videos"]
+    costs = result.summary.costs
+    assert costs["teacher_calls"] == result.summary.annotate["processed"] == 12 <= costs["teacher_budget_videos"]
     assert costs["golden_teacher_calls"] == 30  # the teacher gate's labelling, reported apart from the budget
     # The student scored every video of the corpus, the 48 the teacher never saw included.
     scored = set(tables.read_table(str(Path(result.plan["run_dir"]) / "scores")).column("video_id").to_pylist())
@@ -214,7 +214,7 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     assert len(tables.read_table(str(workdir / "state" / "videos.parquet"))) == 60
     again = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev")
     assert again.status == "SUCCEEDED" and again.plan["up_to_date"]  # unlabelled videos are not work to redo
-    assert again.summary["annotate"] == {} and again.summary["costs"] == {}
+    assert again.summary.annotate == {} and again.summary.costs == {}
     assert load_experiment(workdir / "experiment" / "experiment.json") == experiment  # nothing promoted: untouched
 
 
@@ -223,7 +223,7 @@ def test_an_expired_approval_fails_the_run_as_expired(corpus, tmp_path):
     spec = spec_with(tmp_path, **{"gates.student__min_f1_retention": 0.0, "approval_timeout_hours": 0.001})  # 3.6 s
     result = run(corpus, tmp_path / "w", spec)
     assert_stopped(result, "approval_expired", "expired")
-    assert result.summary["approval"]["decision"] == "expired"
+    assert result.summary.approval["decision"] == "expired"
 
 
 @pytest.mark.slow
