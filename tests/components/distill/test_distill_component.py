@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from silverset.components.common.artifacts import read_model_metadata
 from silverset.components.distill.component import distill_student
-from silverset.components.distill.train import read_metadata
 from tests.helpers.factories import SPEC
 
 
@@ -13,12 +13,12 @@ def test_python_func_returns_the_digest(tmp_path, synthetic):
     out = distill_student.python_func(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
+        attribute_spec=SPEC,
         out_dir=str(tmp_path / "m"),
         hidden_units=16,
         max_epochs=20,
     )
-    assert out.model_digest == read_metadata(out.model_dir)["model_digest"]
+    assert out.model_digest == read_model_metadata(out.model_dir).model_digest
 
 
 @pytest.mark.slow
@@ -29,10 +29,10 @@ def test_kfp_local_run(tmp_path, synthetic):
     task = distill_student(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
+        attribute_spec=SPEC,
         out_dir=str(tmp_path / "m"),
         architecture="logistic",
         max_epochs=20,
     )
-    assert task.outputs["model_digest"] == read_metadata(tmp_path / "m")["model_digest"]
+    assert task.outputs["model_digest"] == read_model_metadata(tmp_path / "m").model_digest
     assert 0 < task.outputs["threshold"] < 1

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import read_model_metadata
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.distill import train
 from silverset.components.distill.student import DistillationLoss, StudentOptions, fit_calibration
@@ -47,61 +48,61 @@ def test_distill_writes_both_exports_metadata_and_a_verifiable_digest(tmp_path, 
     s = train.run(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
-        out=str(tmp_path / "m"),
+        attribute_spec=SPEC,
+        out_dir=str(tmp_path / "m"),
         options=FAST,
     )
-    meta = train.read_metadata(tmp_path / "m")  # recomputes the digest
-    assert meta["model_digest"] == s["model_digest"]
-    assert (meta["attribute"], meta["attribute_version"], meta["embedder_id"], meta["dimension"]) == (
+    meta = read_model_metadata(tmp_path / "m")  # recomputes the digest
+    assert meta.model_digest == s.model_digest
+    assert (meta.attribute, meta.attribute_version, meta.embedder_id, meta.dimension) == (
         "red_dominant",
         1,
         EMBEDDER,
         16,
     )
-    assert 0 < meta["threshold"] < 1 and meta["training_data_digest"] and meta["latency_s_per_item"] > 0
-    assert meta["training_metrics"]["held_out_vs_teacher"]["f1"] > 0.85
+    assert 0 < meta.threshold < 1 and meta.training_data_digest and meta.latency_s_per_item > 0
+    assert meta.training_metrics["held_out_vs_teacher"]["f1"] > 0.85
     # both exports give calibrated probabilities that agree with the truth
     x = synthetic["vectors"]
     onnx = ort.InferenceSession(str(tmp_path / "m" / "model.onnx")).run(None, {"embeddings": x})[0]
     ts = torch.jit.load(str(tmp_path / "m" / "model.pt"))(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(onnx, ts, atol=1e-5)
-    agree = np.mean((onnx >= meta["threshold"]) == (synthetic["teacher"] >= 0.5))
+    agree = np.mean((onnx >= meta.threshold) == (synthetic["teacher"] >= 0.5))
     assert agree > 0.9
     assert tables.read_errors(tmp_path / "m").num_rows == 0
     # tampering with the weights is caught
-    (tmp_path / "m" / "metadata.json").write_text(json.dumps({**meta, "threshold": 0.01}))
+    (tmp_path / "m" / "metadata.json").write_text(json.dumps({**meta.model_dump(mode="json"), "threshold": 0.01}))
     with pytest.raises(SilversetInputError, match="digest mismatch"):
-        train.read_metadata(tmp_path / "m")
+        read_model_metadata(tmp_path / "m")
 
 
 def test_same_seed_same_student(tmp_path, synthetic):
     a = train.run(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
-        out=str(tmp_path / "a"),
+        attribute_spec=SPEC,
+        out_dir=str(tmp_path / "a"),
         options=FAST,
         measure_latency=False,
     )
     b = train.run(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
-        out=str(tmp_path / "b"),
+        attribute_spec=SPEC,
+        out_dir=str(tmp_path / "b"),
         options=FAST,
         measure_latency=False,
     )
     c = train.run(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
-        out=str(tmp_path / "c"),
+        attribute_spec=SPEC,
+        out_dir=str(tmp_path / "c"),
         options=FAST.model_copy(update={"seed": 1}),
         measure_latency=False,
     )
-    assert a["model_digest"] == b["model_digest"] != c["model_digest"]
-    assert a["threshold"] == b["threshold"]
+    assert a.model_digest == b.model_digest != c.model_digest
+    assert a.threshold == b.threshold
 
 
 def test_logistic_head_and_target_precision(tmp_path, synthetic):
@@ -109,15 +110,15 @@ def test_logistic_head_and_target_precision(tmp_path, synthetic):
     train.run(
         embeddings=synthetic["embeddings"],
         labels=synthetic["labels"],
-        attribute=SPEC,
-        out=str(tmp_path / "m"),
+        attribute_spec=SPEC,
+        out_dir=str(tmp_path / "m"),
         options=options,
         measure_latency=False,
     )
-    meta = train.read_metadata(tmp_path / "m")
+    meta = read_model_metadata(tmp_path / "m")
     assert (
-        meta["threshold_rule"].startswith("precision>=0.95")
-        and meta["training_metrics"]["held_out_vs_teacher"]["precision"] >= 0.95
+        meta.threshold_rule.startswith("precision>=0.95")
+        and meta.training_metrics["held_out_vs_teacher"]["precision"] >= 0.95
     )
 
 
@@ -135,13 +136,13 @@ def test_unlabelled_and_foreign_embeddings_become_errors(tmp_path, synthetic):
     s = train.run(
         embeddings=str(tmp_path / "emb2"),
         labels=synthetic["labels"],
-        attribute=SPEC,
-        out=str(tmp_path / "m"),
+        attribute_spec=SPEC,
+        out_dir=str(tmp_path / "m"),
         options=FAST,
         measure_latency=False,
     )
     errors = tables.read_errors(tmp_path / "m").to_pylist()
-    assert s["items"] == s["trained_on"] + s["errors"] == 402
+    assert s.items == s.trained_on + s.errors == 402
     assert {(e["key"], e["error_type"]) for e in errors} == {
         ("new1", "no_teacher_label"),
         ("new2", "embedder_mismatch"),
@@ -156,7 +157,7 @@ def test_labels_for_another_attribute_version_are_refused(tmp_path, synthetic):
         train.run(
             embeddings=synthetic["embeddings"],
             labels=str(tmp_path / "v2.parquet"),
-            attribute=SPEC,
-            out=str(tmp_path / "m"),
+            attribute_spec=SPEC,
+            out_dir=str(tmp_path / "m"),
             options=FAST,
         )

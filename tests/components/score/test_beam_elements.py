@@ -120,7 +120,7 @@ def test_every_pcollection_on_the_scoring_path_has_an_arrow_coder_and_row_teleme
     from apache_beam import coders
     from apache_beam.coders.coders import FastPrimitivesCoder, PickleCoder
 
-    from silverset.components.distill.train import read_metadata
+    from silverset.components.common.artifacts import read_model_metadata
     from silverset.components.score.bulk import ScoreOptions, build_scoring
 
     pipeline = beam.Pipeline()
@@ -128,8 +128,8 @@ def test_every_pcollection_on_the_scoring_path_has_an_arrow_coder_and_row_teleme
     build_scoring(
         pipeline,
         files=files,
-        model=distilled["model"],
-        metadata=read_metadata(distilled["model"]),
+        model_dir=distilled["model"],
+        metadata=read_model_metadata(distilled["model"]),
         options=ScoreOptions(),
         scores_prefix=str(tmp_path / "s"),
         errors_prefix=str(tmp_path / "e"),

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from silverset.components.common import schemas, tables
-from silverset.components.distill.train import read_metadata
+from silverset.components.common.artifacts import read_model_metadata
 from silverset.components.score.bulk import ScoreOptions, run
 
 pytestmark = pytest.mark.slow  # Beam + tfx-bsl import TensorFlow (~20 s once per process)
@@ -20,24 +20,24 @@ def scores_by_id(out) -> dict[str, float]:
 
 def test_torchscript_and_onnx_scores_agree_within_1e_5(distilled, tmp_path):
     onnx = run(
-        model=distilled["model"],
+        model_dir=distilled["model"],
         embeddings=distilled["embeddings"],
-        out=str(tmp_path / "onnx"),
+        out_dir=str(tmp_path / "onnx"),
         options=ScoreOptions(batch_size=64),
     )
     ts = run(
-        model=distilled["model"],
+        model_dir=distilled["model"],
         embeddings=distilled["embeddings"],
-        out=str(tmp_path / "ts"),
+        out_dir=str(tmp_path / "ts"),
         options=ScoreOptions(backend="torchscript", batch_size=100),
     )
-    assert onnx["inputs"] == onnx["scored"] == ts["scored"] == 300 and onnx["errors"] == 0
+    assert onnx.inputs == onnx.scored == ts.scored == 300 and onnx.errors == 0
     a, b = scores_by_id(tmp_path / "onnx"), scores_by_id(tmp_path / "ts")
     assert a.keys() == b.keys() == set(distilled["ids"])
     np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], atol=1e-5)
-    meta = read_metadata(distilled["model"])
+    meta = read_model_metadata(distilled["model"])
     table = tables.read_table(tmp_path / "onnx", schemas.SCORES)
-    assert set(table.column("model_digest").to_pylist()) == {meta["model_digest"]}
+    assert set(table.column("model_digest").to_pylist()) == {meta.model_digest}
     # the scores are the model's own probabilities, in the right rows
     import onnxruntime as ort
 
@@ -70,9 +70,9 @@ def test_rows_that_do_not_fit_the_model_go_to_errors(distilled, tmp_path):
         }
     )
     tables.write_table(nan_row, folder / "d.parquet")
-    s = run(model=distilled["model"], embeddings=str(folder), out=str(tmp_path / "out"))
-    assert s["inputs"] == 59 and s["scored"] == 50 and s["errors"] == 9
-    assert s["inputs"] == s["scored"] + s["errors"]
+    s = run(model_dir=distilled["model"], embeddings=str(folder), out_dir=str(tmp_path / "out"))
+    assert s.inputs == 59 and s.scored == 50 and s.errors == 9
+    assert s.inputs == s.scored + s.errors
     errors = tables.read_errors(tmp_path / "out").to_pylist()
     by_type = {}
     for e in errors:

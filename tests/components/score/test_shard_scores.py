@@ -58,17 +58,21 @@ def _errors(table) -> list[tuple]:
 def test_the_union_of_three_shards_equals_one_unsharded_run(distilled, mixed_embeddings, tmp_path):
     options = ScoreOptions(batch_size=64)
     single = run_shard(
-        model=distilled["model"], embeddings=mixed_embeddings, out=str(tmp_path / "single"), options=options
+        model_dir=distilled["model"], embeddings=mixed_embeddings, out_dir=str(tmp_path / "single"), options=options
     )
     out = tmp_path / "scores"
     shards = [
         run_shard(
-            model=distilled["model"], embeddings=mixed_embeddings, out=str(out), shard=Shard(i, 3), options=options
+            model_dir=distilled["model"],
+            embeddings=mixed_embeddings,
+            out_dir=str(out),
+            shard=Shard(i, 3),
+            options=options,
         )
         for i in range(3)
     ]
 
-    assert (single["inputs"], single["scored"], single["errors"]) == (306, 300, 6)
+    assert (single.inputs, single.scored, single.errors) == (306, 300, 6)
     one = _scores(tmp_path / "single")
     union = _scores(out)
     assert union.keys() == one.keys() == set(distilled["ids"])
@@ -77,11 +81,11 @@ def test_the_union_of_three_shards_equals_one_unsharded_run(distilled, mixed_emb
         assert union[video_id][2] == pytest.approx(probability, abs=1e-6)
     assert tables.read_table(out, schemas.SCORES).num_rows == 300  # no row twice, the input copies not read
     assert _errors(sharding.read_shard_errors(str(out))) == _errors(tables.read_errors(tmp_path / "single"))
-    assert sum(s["inputs"] for s in shards) == 306 and sum(s["scored"] for s in shards) == 300
+    assert sum(s.inputs for s in shards) == 306 and sum(s.scored for s in shards) == 300
     for i, summary in enumerate(shards):
         folder = out / f"shard-{i:05d}-of-00003"
-        assert summary["table"] == str(out) and (folder / "errors.parquet").exists()
-        assert summary["inputs"] == summary["scored"] + summary["errors"] > 0
+        assert summary.table == str(out) and (folder / "errors.parquet").exists()
+        assert summary.inputs == summary.scored + summary.errors > 0
         keys = _scores(folder).keys() | {e[0] for e in _errors(tables.read_errors(folder))}
         assert all(sharding.shard_of(key, 3) == i for key in keys)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
@@ -94,12 +98,12 @@ def test_a_shard_that_owns_no_embedding_writes_an_empty_errors_table(distilled, 
     tables.write_table(emb, tmp_path / "one.parquet")
     other = (sharding.shard_of(emb.column("video_id")[0].as_py(), 2) + 1) % 2
     summary = run_shard(
-        model=distilled["model"],
+        model_dir=distilled["model"],
         embeddings=str(tmp_path / "one.parquet"),
-        out=str(tmp_path / "s"),
+        out_dir=str(tmp_path / "s"),
         shard=Shard(other, 2),
     )
-    assert (summary["inputs"], summary["scored"], summary["errors"]) == (0, 0, 0)
+    assert (summary.inputs, summary.scored, summary.errors) == (0, 0, 0)
     assert tables.read_errors(tmp_path / "s" / f"shard-{other:05d}-of-00002").num_rows == 0
     assert tables.read_table(tmp_path / "s", schemas.SCORES).num_rows == 0
 
@@ -125,7 +129,7 @@ def test_the_component_scores_its_shard_and_records_cpu_per_shard(distilled, tmp
             model_dir=distilled["model"],
             embeddings=distilled["embeddings"],
             out_dir=out,
-            runner="SparkRunnner",
+            beam_runner="SparkRunnner",
             shard_index=0,
             shard_count=2,
         )
