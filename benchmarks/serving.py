@@ -20,7 +20,8 @@ machine is shared), and the QPS ratio bare/scann per round. ``--profile`` adds t
 request by part (JSON parse + validation, query build, ScaNN search, response build + encode, metrics) over
 the same queries. Default 200k vectors (a few minutes here, index built with a one-point tuning grid);
 ``--full`` 1M. Indexes are cached in ``--workdir`` and rebuilt only when missing. The load generator is
-``benchmarks._loadgen``; run from the repository root: ``python -m benchmarks.serving``.
+``benchmarks._loadgen``; run from the repository root: ``python -m benchmarks.serving``. ``--quick``: one
+round of 2 s per variant, written to serving_quick.json (a smoke check; the committed serving.json is the full run).
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def profile_search_path(index_dir: Path, queries: np.ndarray, *, repeats: int = 
     """
     import orjson
 
-    from silverset.components.index.server import SearchRequest, ServerOptions, create_app
+    from silverset.components.index.search import SearchRequest
+    from silverset.components.index.server import ServerOptions, create_app
 
     app = create_app(index_dir, ServerOptions(verify_digest=False), poll=False)
     app.state.registry.refresh()
@@ -281,12 +283,17 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default="/tmp/silverset-serving-bench")
     parser.add_argument(
+        "--quick", action="store_true", help="one 2 s round per variant, to serving_quick.json (a smoke check)"
+    )
+    parser.add_argument(
         "--fast-http-site",
         help="a folder holding httptools and uvloop (pip install --target DIR "
         "httptools "
         "uvloop): also measure both 2-worker servers with them, which uvicorn then picks",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = 2.0, 1
     n = 1_000_000 if args.full else args.n
 
     from benchmarks.ann import clustered
@@ -407,9 +414,10 @@ def main() -> None:
     results["load_average_at_end"] = list(os.getloadavg())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
+    written = out / ("serving_quick.json" if args.quick else "serving.json")
+    written.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k not in variants}, indent=2))
-    print(f"wrote {out / 'serving.json'}")
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from silverset.components.index import pointer
-from silverset.components.index.server import IndexRegistry, ServerOptions, create_app
+from silverset.components.index.registry import IndexRegistry
+from silverset.components.index.server import ServerOptions, create_app
 from tests.helpers.indexes import build_tiny_index, tiny_index_spec
 from tests.helpers.ports import serve_app
 
