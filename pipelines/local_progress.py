@@ -18,7 +18,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+
+if TYPE_CHECKING:
+    from silverset.components.common.artifacts import PlanSummary
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,25 +101,25 @@ def describe_outputs(task: str, outputs: dict) -> tuple[int | None, str, str]:
     if task == "plan-incremental":  # its output is the run folder, "" when the corpus is unchanged
         if output == "":
             return None, "", "corpus unchanged: nothing to do"
-        plan = _read_plan(f"{output}/plan/plan.json") if isinstance(output, str) and output else {}
-        if isinstance(plan.get("todo"), int):
-            return plan["todo"], f"of {plan.get('videos')} videos to process (new or changed)", ""
+        plan = _read_plan(f"{output}/plan") if isinstance(output, str) and output else None
+        if plan is not None:
+            return plan.todo, f"of {plan.videos} videos to process (new or changed)", ""
         return None, "", ""
     if task in _VERDICTS and isinstance(output, str) and output and len(output) <= 60:
         return None, "", f"{_VERDICTS[task]}{output}"
     return None, "", ""
 
 
-def _read_plan(path: str) -> dict:
-    """The plan.json a plan step wrote (local path or fsspec URI); {} when it cannot be read."""
-    try:
-        import fsspec
+def _read_plan(plan_dir: str) -> PlanSummary | None:
+    """The plan a plan step wrote in ``plan_dir`` (local path or fsspec URI); None when it cannot be read."""
+    from silverset.components.common.artifacts import PlanSummary, read_plan
+    from silverset.components.common.errors import SilversetInputError
 
-        with fsspec.open(path, "r") as f:
-            loaded = json.load(f)
-    except (OSError, ValueError, ImportError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+    try:
+        plan = read_plan(plan_dir)
+    except (OSError, SilversetInputError):
+        return None
+    return plan if isinstance(plan, PlanSummary) else None
 
 
 def _shard_of(task_spec, io_store) -> tuple[int | None, int | None]:
