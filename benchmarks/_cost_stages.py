@@ -132,8 +132,8 @@ def _student(work: Path) -> tuple[Path, str]:
         distill(
             embeddings=train["embeddings"],
             labels=train["labels"],
-            attribute=str(ROOT / "components" / "corpus" / "attributes" / "red_dominant.yaml"),
-            out=str(model),
+            attribute_spec=str(ROOT / "components" / "corpus" / "attributes" / "red_dominant.yaml"),
+            out_dir=str(model),
             options=StudentOptions(architecture="mlp", hidden_units=128, max_epochs=30),
             measure_latency=False,
         )
@@ -164,26 +164,28 @@ def measure_scoring(*, n: int, work: Path, shards: int) -> dict:
         )
 
     write(work / "warm", 1024, 1)
-    score(model=str(model), embeddings=str(work / "warm"), out=str(work / "warm-scores"), options=options)
+    score(model_dir=str(model), embeddings=str(work / "warm"), out_dir=str(work / "warm-scores"), options=options)
     items, write_t = _timed(lambda: write(work / "embeddings", n, files))
     assert items == n, (items, n)
     single, single_t = _timed(
-        lambda: score(model=str(model), embeddings=str(work / "embeddings"), out=str(work / "single"), options=options)
+        lambda: score(
+            model_dir=str(model), embeddings=str(work / "embeddings"), out_dir=str(work / "single"), options=options
+        )
     )
-    assert single["scored"] == n, single  # type: ignore[index]
+    assert single.scored == n, single  # type: ignore[attr-defined]
     shutil.rmtree(work / "single", ignore_errors=True)
     per_shard = []
     for index in range(shards):
         summary, timing = _timed(
             lambda: run_shard(
-                model=str(model),
+                model_dir=str(model),
                 embeddings=str(work / "embeddings"),
-                out=str(work / "sharded"),
+                out_dir=str(work / "sharded"),
                 shard=Shard(index, shards),
                 options=options,
             )
         )
-        per_shard.append({"shard": f"{index}/{shards}", "items": summary["scored"], **timing})  # type: ignore[index]
+        per_shard.append({"shard": f"{index}/{shards}", "items": summary.scored, **timing})  # type: ignore[attr-defined]
     union_rows = tables.read_table(str(work / "sharded")).num_rows
     sharded_s = sum(s["seconds"] for s in per_shard)
     shutil.rmtree(work / "embeddings", ignore_errors=True)

@@ -41,10 +41,10 @@ def plain_loop(model_dir: Path, embeddings: Path, out: Path, batch_size: int) ->
     import onnxruntime as ort
     import pyarrow.parquet as pq
 
-    from silverset.components.distill.train import read_metadata
+    from silverset.components.common.artifacts import read_model_metadata
     from silverset.components.score.bulk import scores_batch, vectors_of_batch
 
-    meta = read_metadata(model_dir)
+    meta = read_model_metadata(model_dir)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -55,7 +55,7 @@ def plain_loop(model_dir: Path, embeddings: Path, out: Path, batch_size: int) ->
     for i, path in enumerate(sorted(embeddings.glob("*.parquet"))):
         writer = None
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
-            probs = session.run(None, {"embeddings": vectors_of_batch(batch, meta["dimension"])})[0]
+            probs = session.run(None, {"embeddings": vectors_of_batch(batch, meta.dimension)})[0]
             table = scores_batch(batch.column(0), probs, meta)
             writer = writer or pq.ParquetWriter(out / f"part-{i}.parquet", table.schema)
             writer.write_table(table)
@@ -204,8 +204,8 @@ def main() -> None:
     distill(
         embeddings=train["embeddings"],
         labels=train["labels"],
-        attribute=spec,
-        out=str(work / "model"),
+        attribute_spec=spec,
+        out_dir=str(work / "model"),
         options=StudentOptions(architecture="mlp", hidden_units=128, max_epochs=30),
         measure_latency=False,
     )
@@ -224,11 +224,11 @@ def main() -> None:
     def beam(folder: Path, out: str, **options) -> int:
         shutil.rmtree(work / out, ignore_errors=True)
         return score(
-            model=str(work / "model"),
+            model_dir=str(work / "model"),
             embeddings=str(folder),
-            out=str(work / out),
+            out_dir=str(work / out),
             options=ScoreOptions(batch_size=args.batch_size, **options),
-        )["scored"]
+        ).scored
 
     tiny = work / "tiny"
     tiny_items = write_items(tiny, items=1024, files=args.files, dimension=args.dimension, embedder=embedder)

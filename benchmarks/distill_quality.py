@@ -121,28 +121,28 @@ def student_on_unseen(
     trained = distill(
         embeddings=embeddings,
         labels=str(sample_labels),
-        attribute=spec,
-        out=str(work / "model"),
+        attribute_spec=spec,
+        out_dir=str(work / "model"),
         measure_latency=False,
         overwrite=True,
     )
     score(
-        model=str(work / "model"),
+        model_dir=str(work / "model"),
         embeddings=embeddings,
-        out=str(work / "scores"),
+        out_dir=str(work / "scores"),
         options=ScoreOptions(backend="torchscript"),
         overwrite=True,
     )
     scores = tables.read_table(work / "scores", schemas.SCORES)
     predicted = {
-        v: int(p >= trained["threshold"])
+        v: int(p >= trained.threshold)
         for v, p in zip(scores.column("video_id").to_pylist(), scores.column("probability").to_pylist())
     }
     return {
         "predicted": predicted,
-        "trained_on": trained["trained_on"],
-        "threshold": trained["threshold"],
-        "held_out_f1_vs_teacher": trained["held_out_f1_vs_teacher"],
+        "trained_on": trained.trained_on,
+        "threshold": trained.threshold,
+        "held_out_f1_vs_teacher": trained.held_out_f1_vs_teacher,
     }
 
 

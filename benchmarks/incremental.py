@@ -129,14 +129,16 @@ def main() -> None:
     from silverset.components.common.spec import example_specs_dir
     from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
-    from silverset.components.distill.flow import golden_from_truth
     from silverset.pipelines.demo import write_demo_teacher
+    from silverset.pipelines.distill_flow import golden_from_truth
 
     scratch = Path(tempfile.mkdtemp(prefix="silverset-bench-incremental-"))
     spec = str(example_specs_dir() / "red_dominant.yaml")
     corpus = synth(out_dir=scratch / "corpus", options=SynthOptions(videos=args.videos, seed=0))  # the demo's corpus
     manifest = corpus.manifest_uri
-    golden = golden_from_truth(truth=corpus.truth_uri, spec_path=spec, out=str(scratch / "golden.parquet"))["golden"]
+    golden = golden_from_truth(
+        truth=corpus.truth_uri, attribute_spec=spec, out=str(scratch / "golden.parquet")
+    ).golden_set
     checkpoint = write_demo_teacher(scratch / "teacher" / "red_share_scorer.pt")
 
     target = {

@@ -57,8 +57,8 @@ def main() -> None:
     distill(
         embeddings=data["embeddings"],
         labels=data["labels"],
-        attribute=SPEC,
-        out=str(work / "model"),
+        attribute_spec=SPEC,
+        out_dir=str(work / "model"),
         options=StudentOptions(max_epochs=10),
         measure_latency=False,
     )

@@ -73,12 +73,12 @@ def _arm(
         distill,
         embeddings=embeddings,
         labels=str(work / name / "labels"),
-        attribute=spec,
-        out=str(work / name / "model"),
+        attribute_spec=spec,
+        out_dir=str(work / name / "model"),
         measure_latency=False,
     )
     scored, score_s = _measured(
-        score, model=str(work / name / "model"), embeddings=embeddings, out=str(work / name / "scores")
+        score, model_dir=str(work / name / "model"), embeddings=embeddings, out_dir=str(work / name / "scores")
     )
     usd = lambda s: round(s / 3600 * rate, 8)  # noqa: E731
     videos = manifest.num_rows
@@ -88,7 +88,7 @@ def _arm(
         "teacher_cpu_s": teacher_s,
         "distill_cpu_s": distill_s,
         "score_cpu_s": score_s,
-        "student_items_scored": scored["scored"],
+        "student_items_scored": scored.scored,
         "total_cpu_s": round(total_s, 4),
         "teacher_usd": usd(teacher_s),
         "student_usd": usd(distill_s + score_s),
@@ -188,9 +188,9 @@ def main() -> None:
     tables.write_table(subset, work / "sample_embeddings" / "part.parquet")
     _, score_sample_s = _measured(
         score,
-        model=str(work / "budgeted-0" / "model"),
+        model_dir=str(work / "budgeted-0" / "model"),
         embeddings=str(work / "sample_embeddings"),
-        out=str(work / "sample_scores"),
+        out_dir=str(work / "sample_scores"),
     )
     copies = -(-args.student_rows // embeddings.num_rows)
     big = pa.concat_tables(
@@ -206,13 +206,13 @@ def main() -> None:
     tables.write_table(big, work / "big_embeddings" / "part.parquet")
     big_scored, score_big_s = _measured(
         score,
-        model=str(work / "budgeted-0" / "model"),
+        model_dir=str(work / "budgeted-0" / "model"),
         embeddings=str(work / "big_embeddings"),
-        out=str(work / "big_scores"),
+        out_dir=str(work / "big_scores"),
     )
     saved_calls = baseline["teacher_calls"] - budgeted["teacher_calls"]
     teacher_marginal = (baseline["teacher_cpu_s"] - budgeted["teacher_cpu_s"]) / saved_calls if saved_calls else None
-    student_marginal = (score_big_s - score_sample_s) / (big_scored["scored"] - len(sample))
+    student_marginal = (score_big_s - score_sample_s) / (big_scored.scored - len(sample))
     per_video_gemini = gemini_usd_per_video(load_spec(spec))
     result = {
         "benchmark": "teacher_budget",
@@ -242,7 +242,7 @@ def main() -> None:
             "teacher_to_student_ratio": round(teacher_marginal / student_marginal, 1)
             if teacher_marginal and student_marginal and student_marginal > 0
             else None,
-            "student_score_cpu_s": {"rows": {len(sample): score_sample_s, big_scored["scored"]: score_big_s}},
+            "student_score_cpu_s": {"rows": {len(sample): score_sample_s, big_scored.scored: score_big_s}},
         },
         "gemini_estimate": {
             "model": load_spec(spec).teacher.model,

@@ -25,21 +25,21 @@ def corpus(tmp_path_factory):
     """30 tiny videos, a golden set of half of them from the synthetic truth, and the demo's local teacher."""
     from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
-    from silverset.components.distill.flow import golden_from_truth
     from silverset.pipelines.demo import write_demo_teacher
+    from silverset.pipelines.distill_flow import golden_from_truth
 
     root = tmp_path_factory.mktemp("corpus")
     made = synth(out_dir=root / "c", options=SynthOptions(videos=30, seed=0, duration_s=1.0, width=96, height=64))
     golden = golden_from_truth(
         truth=made.truth_uri,
-        spec_path=str(example_specs_dir() / "red_dominant.yaml"),
+        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
         out=str(root / "golden.parquet"),
         share=0.5,
         seed=0,
     )
     return {
         "manifest_uri": made.manifest_uri,
-        "golden": golden["golden"],
+        "golden": golden.golden_set,
         "checkpoint": write_demo_teacher(root / "teacher.pt"),
     }
 
@@ -50,21 +50,21 @@ def corpus60(tmp_path_factory):
     the student the 10 labels it needs."""
     from silverset.components.corpus.synth import SynthOptions
     from silverset.components.corpus.synth import run as synth
-    from silverset.components.distill.flow import golden_from_truth
     from silverset.pipelines.demo import write_demo_teacher
+    from silverset.pipelines.distill_flow import golden_from_truth
 
     root = tmp_path_factory.mktemp("corpus60")
     made = synth(out_dir=root / "c", options=SynthOptions(videos=60, seed=0, duration_s=1.0, width=96, height=64))
     golden = golden_from_truth(
         truth=made.truth_uri,
-        spec_path=str(example_specs_dir() / "red_dominant.yaml"),
+        attribute_spec=str(example_specs_dir() / "red_dominant.yaml"),
         out=str(root / "golden.parquet"),
         share=0.5,
         seed=0,
     )
     return {
         "manifest_uri": made.manifest_uri,
-        "golden": golden["golden"],
+        "golden": golden.golden_set,
         "checkpoint": write_demo_teacher(root / "teacher.pt"),
     }
 

@@ -150,16 +150,6 @@ def test_model_metadata_verifies_its_digest_and_refuses_an_edited_threshold(tmp_
     assert artifacts.read_model_metadata(model_dir, verify=False).threshold == 0.1
 
 
-def test_the_old_dict_reader_of_model_metadata_still_gives_the_dict(tmp_path):
-    from silverset.components.distill.train import read_metadata
-
-    model_dir = tmp_path / "model"
-    artifacts.write_model_metadata(model_dir, _student(model_dir))
-    as_dict = read_metadata(model_dir)
-    assert as_dict["threshold"] == 0.5 and as_dict["model_digest"] == artifacts.model_digest(model_dir, as_dict)
-    assert as_dict == json.loads((model_dir / "metadata.json").read_text())
-
-
 def test_a_folder_without_metadata_is_not_a_model(tmp_path):
     with pytest.raises(SilversetInputError, match="has no metadata.json"):
         artifacts.read_model_metadata(tmp_path)

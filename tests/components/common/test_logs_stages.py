@@ -105,21 +105,21 @@ def test_distill_logs_unlabelled_embeddings_training_and_the_result(tmp_path, st
     result = train.run(
         embeddings=data["embeddings"],
         labels=data["labels"],
-        attribute=factories.SPEC,
-        out=str(tmp_path / "model"),
+        attribute_spec=factories.SPEC,
+        out_dir=str(tmp_path / "model"),
         options=StudentOptions(max_epochs=30),
         measure_latency=False,
     )
     name = "silverset.components.distill.train"
     assert _at(stage_log, logging.WARNING, name) == [
-        f"distill {result['attribute']}: 3 of 120 embeddings left out of training and written to the errors table "
+        f"distill {result.attribute}: 3 of 120 embeddings left out of training and written to the errors table "
         "(no_teacher_label 3); first: v00000, v00001, v00002"
     ]
     assert sorted(tables.read_errors(tmp_path / "model").column("key").to_pylist()) == ["v00000", "v00001", "v00002"]
     infos = _at(stage_log, logging.INFO, name)
-    assert infos[0].startswith(f"distill {result['attribute']}: training a mlp student on 117 videos (16 dims")
-    assert f"held-out F1 vs teacher {result['held_out_f1_vs_teacher']:.3f}" in infos[-1]
-    assert result["model_digest"] in infos[-1]
+    assert infos[0].startswith(f"distill {result.attribute}: training a mlp student on 117 videos (16 dims")
+    assert f"held-out F1 vs teacher {result.held_out_f1_vs_teacher:.3f}" in infos[-1]
+    assert result.model_digest in infos[-1]
     epochs = [m for m in _at(stage_log, logging.DEBUG, name) if m.startswith("epoch ")]
     assert 1 <= len(epochs) <= 30
 

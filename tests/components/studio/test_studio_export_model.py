@@ -55,16 +55,16 @@ def test_export_writes_a_distill_format_model_equal_to_the_studio_classifier(stu
     import onnxruntime as ort
     import torch
 
-    from silverset.components.distill.train import read_metadata
+    from silverset.components.common.artifacts import read_model_metadata
 
     studio, _ = studio_db
     with pytest.raises(Conflict, match="after 10 positives and 10 negatives"):
         studio.export_model(KEY, out_dir=tmp_path / "early", measure_latency=False)
     rows = label(studio, catalog, corpus)
     summary = studio.export_model(KEY, out_dir=tmp_path / "m", actor="dana", measure_latency=False)
-    metadata = read_metadata(tmp_path / "m")  # recomputes the digest from the files
-    assert metadata["model_digest"] == summary["model_digest"]
-    assert (metadata["attribute"], metadata["attribute_version"], metadata["embedder_id"], metadata["dimension"]) == (
+    metadata = read_model_metadata(tmp_path / "m")  # recomputes the digest from the files
+    assert metadata.model_digest == summary["model_digest"]
+    assert (metadata.attribute, metadata.attribute_version, metadata.embedder_id, metadata.dimension) == (
         "red_dominant",
         1,
         "test-embedder",
@@ -227,7 +227,7 @@ def test_api_export_needs_an_adjudicator_stays_inside_the_models_folder_and_is_r
 ):
     from fastapi.testclient import TestClient
 
-    from silverset.components.distill.train import read_metadata
+    from silverset.components.common.artifacts import read_model_metadata
     from silverset.components.studio.app import create_app
 
     from .conftest import bearer
@@ -242,7 +242,7 @@ def test_api_export_needs_an_adjudicator_stays_inside_the_models_folder_and_is_r
             assert refused.status_code == 422 and "models folder" in refused.json()["detail"]
         first = client.post(path, headers=bearer(tokens, "dana")).json()
         assert first["model_dir"] == str(tmp_path / "models" / "red_dominant" / "v1")
-        assert read_metadata(first["model_dir"])["model_digest"] == first["model_digest"]
+        assert read_model_metadata(first["model_dir"]).model_digest == first["model_digest"]
         again = client.post(path, headers=bearer(tokens, "dana")).json()  # replaces its own folder
         assert again["model_digest"] == first["model_digest"]  # same labels, same weights, same digest
     assert not (tmp_path / "outside").exists()
