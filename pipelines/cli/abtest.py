@@ -12,7 +12,7 @@ from rich.table import Table
 
 console = Console()
 abtest_app = typer.Typer(
-    help="A/B tests of promoted attributes: create, power, simulate, analyze.", no_args_is_help=True
+    help="A/B tests of promoted attributes: create, power, simulate, analyze, status.", no_args_is_help=True
 )
 
 
@@ -221,7 +221,11 @@ def simulate(
     )
 
 
-@abtest_app.command("analyze")
+@abtest_app.command(
+    "analyze",
+    help="Lift with 95% CIs (delta method, bootstrap check), CUPED, SRM and CBPS balance; "
+    "exit 3 if SRM or balance fails.",
+)
 def analyze(
     exposures: Path = typer.Option(
         ...,
@@ -264,8 +268,6 @@ def analyze(
         help="Exposure-log rows of this experiment (default: the log's only one, or --experiment's).",
     ),
 ) -> None:
-    """Lift with 95% CIs (delta method, bootstrap check), CUPED, SRM and CBPS balance; exit 3 if SRM or balance \
-fails."""
     from pydantic import ValidationError
 
     from silverset.components.abtest import analyze as analysis

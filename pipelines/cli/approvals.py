@@ -20,11 +20,16 @@ AUDIT_BROKEN_EXIT = 3
 StoreOption = typer.Option(
     DEFAULT_STORE,
     "--store",
+    "--approval-store",
     envvar="SILVERSET_APPROVAL_STORE",
     help="sqlite:///FILE, a SQLite file path, or kubernetes://NAMESPACE.",
 )
 WebhookOption = typer.Option(
-    None, "--webhook", envvar="SILVERSET_APPROVAL_WEBHOOK", help="URL that receives a JSON POST per event."
+    None,
+    "--webhook",
+    "--webhook-url",
+    envvar="SILVERSET_APPROVAL_WEBHOOK",
+    help="URL that receives a JSON POST per event.",
 )
 ApproverAsOption = typer.Option(
     None,
@@ -61,12 +66,14 @@ def _warn_if_broken(service) -> None:
         )
 
 
-@approvals_app.command("list")
+@approvals_app.command(
+    "list",
+    help="List approval requests with their state as the audit chain says "
+    "(an undecided request past its expiry is expired).",
+)
 def list_requests(
     store: str = StoreOption, state: str = typer.Option(None, help="Only pending, approved, rejected or expired.")
 ) -> None:
-    """List approval requests with their state as the audit chain says (an undecided request past its expiry is \
-expired)."""
     service = _service(store, create=False)
     table = Table("candidate", "attribute", "state", "submitter", "decided by", "expires")
     for r in service.list():
@@ -104,7 +111,11 @@ def show(candidate: str = CandidateArgument, store: str = StoreOption) -> None:
     _warn_if_broken(service)
 
 
-@approvals_app.command("submit")
+@approvals_app.command(
+    "submit",
+    help="Open an approval request for the gate's candidate; its approvers are the spec's "
+    "(idempotent for the same spec).",
+)
 def submit(
     gate: Path = typer.Option(
         ..., help="gate.json from the evaluate stage (names the candidate digest and its spec's hash)."
@@ -122,8 +133,6 @@ def submit(
     store: str = StoreOption,
     webhook: str = WebhookOption,
 ) -> None:
-    """Open an approval request for the gate's candidate; its approvers are the spec's (idempotent for the same \
-spec)."""
     from silverset.components.approval.wait import read_gate
     from silverset.components.common.errors import GateFailed
     from silverset.components.common.spec import load_spec

@@ -126,7 +126,7 @@ def serve(
 
 @index_app.command("deploy")
 def deploy(
-    index: Path = typer.Option(..., help="Built index folder."),
+    index: Path = typer.Option(..., "--index", "--index-dir", help="Built index folder."),
     gate: Path = typer.Option(..., help="gate.json from the evaluate stage."),
     target: str = typer.Option("local", help="local | kubernetes"),
     serve_root: Path = typer.Option(None, help="local: serving root the index server reads."),
@@ -146,6 +146,7 @@ def deploy(
     store: str = typer.Option(
         ".silverset/approvals.db",
         "--approval-store",
+        "--store",
         envvar="SILVERSET_APPROVAL_STORE",
         help="Approval store (sqlite path or kubernetes://NAMESPACE).",
     ),
