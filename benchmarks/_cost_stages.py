@@ -21,6 +21,7 @@ least ``n``, ``seconds`` and ``rate``; the load average around each timing is re
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -230,7 +231,9 @@ def clustered_chunks(path: Path, *, n: int, d: int, clusters: int = 1000, seed: 
     return path
 
 
-def measure_index(*, n: int, work: Path, data: str, budget_s: float | None) -> dict:
+def measure_index(*, n: int, work: Path, data: str, budget_s: float | None, grid: dict | None = None) -> dict:
+    """``grid``: TuningOptions fields narrowing the build's grid (e.g. to the configuration the tuner chose at a
+    smaller n: one build-time configuration, its query-time knobs still measured); None: the build's own grid."""
     import pyarrow as pa
     from threadpoolctl import threadpool_limits
 
@@ -252,7 +255,9 @@ def measure_index(*, n: int, work: Path, data: str, budget_s: float | None) -> d
         }
     )
     rss_before = peak_rss_mib()["self"]
-    options = BuildOptions(grid=TuningOptions(budget_s=budget_s)) if budget_s else BuildOptions()
+    narrowed = {key: value for key, value in (grid or {}).items() if key != "chosen_at_n"}
+    grid_fields = {**narrowed, **({"budget_s": budget_s} if budget_s else {})}
+    options = BuildOptions(grid=TuningOptions(**grid_fields))
     manifest, timing = _timed(
         lambda: build_index(
             history=history, errors=[], model_digest="cost-curves", spec=spec, out=work / "index", options=options
@@ -294,6 +299,7 @@ def measure_index(*, n: int, work: Path, data: str, budget_s: float | None) -> d
         "peak_rss_mib_build": rss_after,
         "peak_rss_delta_mib_build": round(rss_after - rss_before, 1),
         "tuning_budget_s": budget_s or TuningOptions().budget_s,
+        "grid": "narrowed: " + json.dumps(grid) if grid else "the build's own (as the pipeline runs it)",
     }
 
 

@@ -4,7 +4,7 @@
                                      [--n 1000,5000] [--max-point-s 1500]
 
 Stages and scale points (``--quick``: tiny scales, a smoke run of under a minute per stage, except the pipeline's
-120 and 200 videos, a few minutes each: below ~100 videos the demo's golden set is too small for its teacher gate):
+200 and 300 videos, minutes each: at 120 videos the demo's student gate fails, at 40 its teacher gate):
 
 - frames: videos/s framing 100, 1,000, 5,000 synthetic videos (2 s, 160x120, 15 fps; K=8 at 112 px) with the
   frames stage's Beam pipeline (DirectRunner), once whole and as 2 shards run one after another (kfp.local runs
@@ -48,7 +48,7 @@ SCALES = {
     "full": {"frames": [100, 1_000, 5_000], "scoring": [100_000, 1_000_000, 5_000_000],
              "index": [100_000, 1_000_000, 3_000_000], "pipeline": [200, 1_000, 5_000]},
     "quick": {"frames": [10, 30, 60], "scoring": [20_000, 50_000, 100_000], "index": [20_000, 40_000, 80_000],
-              "pipeline": [120, 200]},
+              "pipeline": [200, 300]},
 }  # fmt: skip
 PIPELINE_SHARDS = (1, 2)
 FRAMES_CLIP = {"duration_s": 2.0, "width": 160, "height": 120, "k": 8}
@@ -100,7 +100,9 @@ def child_main(task: dict) -> None:
     elif stage == "scoring":
         result = stages.measure_scoring(n=n, work=work, shards=SHARDS)
     elif stage == "index":
-        result = stages.measure_index(n=n, work=work, data=task["data"], budget_s=task.get("budget_s"))
+        result = stages.measure_index(
+            n=n, work=work, data=task["data"], budget_s=task.get("budget_s"), grid=task.get("grid")
+        )
     elif stage == "pipeline":
         result = stages.measure_pipeline(n=n, work=work, shards=task["shards"], teacher_dir=Path(task["teacher"]))
     else:
@@ -127,6 +129,26 @@ def predicted_seconds(points: list[dict], n: int) -> float | None:
     return largest_s * (n / largest_n) ** exponent
 
 
+def chosen_grid(points: list[dict]) -> dict:
+    """The build-time configuration the tuner chose at the largest point of ``points`` (the index stage's grid
+    runs), as a one-point grid (``TuningOptions`` fields): leaves as a factor of the default sqrt(n) leaves,
+    dimensions per block, reorder quantization."""
+    from silverset.components.index import ann
+
+    tuned = [p for p in points if p.get("chosen", {}).get("num_leaves")]
+    if not tuned:
+        raise RuntimeError("--index-chosen-grid: run the index stage with its grid first (no tuned point measured)")
+    point = max(tuned, key=lambda p: p["n"])
+    base = ann.choose_parameters(point["n"], 128, k=10, brute_force_below=1).num_leaves
+    chosen = point["chosen"]
+    return {
+        "leaves_factors": [round(chosen["num_leaves"] / base, 3)],
+        "dimensions_per_block": [chosen["dimensions_per_block"]],
+        "reorder_quantize": [chosen["reorder_quantize"]],
+        "chosen_at_n": point["n"],
+    }
+
+
 def curve(points: list[dict], value) -> tuple[list[float], list[float]]:
     pairs = sorted((p["n"], value(p)) for p in points if value(p))
     return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -140,7 +162,7 @@ def fitted(n: list[float], cost: list[float]) -> dict | None:
     return fit
 
 
-def analyse(stage: str, entry: dict, out: Path) -> None:
+def analyse(stage: str, entry: dict, out: Path, *, name: str = "") -> None:
     """Fit each curve of ``entry`` (growth) and write its PNGs beside the JSON (``plots``)."""
     points = entry["points"]
     series: dict[str, dict] = {}  # plot file -> {title, ylabel, series: label -> (n, cost)}
@@ -165,12 +187,12 @@ def analyse(stage: str, entry: dict, out: Path) -> None:
             "build_peak_rss_delta_mib": fitted(*memory),
             "query_ms_single_thread": fitted(*query),
         }
-        for name, data, title, ylabel in (
+        for suffix, data, title, ylabel in (
             ("", build, "index build (tuning grid + final build + write) seconds vs vectors", "seconds"),
             ("_memory", memory, "index build peak RSS over the loaded vectors (MiB)", "MiB"),
             ("_query", query, "single-thread query time (ms) at the served parameters", "ms per query"),
         ):
-            series[f"cost_curves_index{name}.png"] = {
+            series[f"cost_curves_{name or stage}{suffix}.png"] = {
                 "title": title,
                 "ylabel": ylabel,
                 "xlabel": "128-d vectors",
@@ -214,7 +236,9 @@ def analyse(stage: str, entry: dict, out: Path) -> None:
 # --------------------------------------------------------------------------------------------------------- stages
 
 
-def measure_stage(stage: str, scales: list[int], *, args, work: Path, previous: dict) -> dict:
+def measure_stage(
+    stage: str, scales: list[int], *, args, work: Path, previous: dict, grid_points: list[dict] | None = None
+) -> dict:
     """Measure ``scales`` of ``stage`` (each point a child process), keeping ``previous`` points not rerun."""
     log = work / f"{stage}.log"
     keep = [p for p in previous.get("points", []) if p["n"] not in scales]
@@ -226,7 +250,7 @@ def measure_stage(stage: str, scales: list[int], *, args, work: Path, previous: 
     }
     variants: list[dict] = [{}]
     if stage == "pipeline":
-        variants = [{"shards": s} for s in PIPELINE_SHARDS]
+        variants = [{"shards": int(s)} for s in args.pipeline_shards.split(",")]
         (work / "teacher").mkdir(parents=True, exist_ok=True)
     if stage == "index":
         entry["config"] = {"dimension": 128, "held_out_queries": 300, "spec": "red_dominant (recall_target 0.95)"}
@@ -256,6 +280,8 @@ def measure_stage(stage: str, scales: list[int], *, args, work: Path, previous: 
                 if not data.exists():
                     clustered_chunks(data, n=n + INDEX_QUERIES, d=128)
                 task.update(data=str(data), budget_s=args.index_budget_s)
+                if grid_points is not None:
+                    task["grid"] = chosen_grid(grid_points)
             print(f"[cost_curves] {stage} n={n} {variant} ...", flush=True)
             started = time.perf_counter()
             try:
@@ -308,6 +334,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument(
         "--index-budget-s", type=float, default=None, help="index tuning grid budget (default: the build's own)"
     )
+    parser.add_argument(
+        "--index-chosen-grid",
+        action="store_true",
+        help="build each index point with the configuration the tuner chose at the largest smaller point (one "
+        "build-time configuration instead of the grid): for a size where the grid does not fit the time",
+    )
+    parser.add_argument(
+        "--pipeline-shards", default="1,2", help="pipeline shard settings to run, in this order (default 1,2)"
+    )
     parser.add_argument("--work", default="", help="scratch folder (default: a new temporary folder, removed)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -332,16 +367,23 @@ def main(argv: list[str] | None = None) -> dict | None:
     try:
         for stage in stages:
             existing = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
-            previous = existing.get(stage, {})
+            key = "index_chosen_config" if stage == "index" and args.index_chosen_grid else stage
+            previous = existing.get(key, {})
             if previous.get("scales") != ("quick" if args.quick else "full"):
                 previous = {}
             scales = SCALES["quick" if args.quick else "full"][stage]
             if points:
                 scales = [n for n in scales if n in points] or points
-            entry = measure_stage(stage, scales, args=args, work=work, previous=previous)
-            analyse(stage, entry, out)
-            report = merge_write(path, {stage: entry}, quick=args.quick)
-            print(json.dumps({stage: entry["growth"]}, indent=1), flush=True)
+            grid_points = existing.get("index", {}).get("points", []) if key == "index_chosen_config" else None
+            entry = measure_stage(stage, scales, args=args, work=work, previous=previous, grid_points=grid_points)
+            if grid_points is not None:
+                entry["note"] = (
+                    "every point built with the one build-time configuration the tuner chose at the largest n of "
+                    "the index stage (its grid did not fit the time at the largest n); query-time knobs still tuned"
+                )
+            analyse(stage, entry, out, name=key)
+            report = merge_write(path, {key: entry}, quick=args.quick)
+            print(json.dumps({key: entry["growth"]}, indent=1), flush=True)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
