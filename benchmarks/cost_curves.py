@@ -155,10 +155,15 @@ def curve(points: list[dict], value) -> tuple[list[float], list[float]]:
 
 
 def fitted(n: list[float], cost: list[float]) -> dict | None:
+    """The growth fit of one curve, its statement and the marginal cost per unit between consecutive points."""
     if len(set(n)) < 2:
         return None
     fit = growth.fit_growth(n, cost)
     fit["statement"] = growth.describe(fit)
+    fit["points"] = [[x, y] for x, y in zip(n, cost)]
+    fit["marginal_cost_per_unit"] = [
+        float(f"{(c2 - c1) / (n2 - n1):.4g}") for (n1, c1), (n2, c2) in zip(zip(n, cost), zip(n[1:], cost[1:]))
+    ]
     return fit
 
 
@@ -343,6 +348,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument(
         "--pipeline-shards", default="1,2", help="pipeline shard settings to run, in this order (default 1,2)"
     )
+    parser.add_argument("--analyse-only", action="store_true", help="refit and replot the JSON's stages, no runs")
     parser.add_argument("--work", default="", help="scratch folder (default: a new temporary folder, removed)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -360,10 +366,19 @@ def main(argv: list[str] | None = None) -> dict | None:
     except ValueError:
         raise SilversetInputError("--n", f"expected comma-separated integers, got {args.n!r}") from None
     out = Path(args.out)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="silverset-cost-curves-"))
-    work.mkdir(parents=True, exist_ok=True)
     path = out / JSON_NAME
     report: dict = {}
+    if args.analyse_only:  # refit and replot the stages already in the JSON, measuring nothing
+        if not path.exists():
+            raise SilversetInputError(f"--out '{out}'", f"has no {JSON_NAME} to analyse")
+        report = json.loads(path.read_text())
+        for key, entry in report["stages"].items():
+            if key.split("_chosen_config")[0] in stages:
+                analyse(key.split("_chosen_config")[0], entry, out, name=key)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="silverset-cost-curves-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         for stage in stages:
             existing = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
