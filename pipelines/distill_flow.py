@@ -17,8 +17,10 @@ from silverset.components.common import schemas, tables
 from silverset.components.common.golden import GOLDEN_V1, golden_video_ids
 from silverset.components.distill.student import StudentOptions
 from silverset.components.distill.train import DistillSummary
-from silverset.components.evaluate.gate import GateSummary
-from silverset.components.score.bulk import ScoreSummary
+from silverset.components.distill.train import run as distill
+from silverset.components.evaluate.gate import GateSummary, check_student, check_teacher
+from silverset.components.score.bulk import ScoreOptions, ScoreSummary
+from silverset.components.score.bulk import run as score
 
 
 class DemoGoldenSet(BaseModel):
@@ -120,11 +122,6 @@ def distill_and_gate(
     fails (bulk work is not spent on a teacher that failed) unless ``stop_on_teacher_failure`` is False
     (benchmarks measure the student anyway).
     """
-    from silverset.components.distill.train import run as distill
-    from silverset.components.evaluate.gate import check_student, check_teacher
-    from silverset.components.score.bulk import ScoreOptions
-    from silverset.components.score.bulk import run as score
-
     root = Path(out_dir)
     teacher_gate = check_teacher(
         attribute_spec=attribute_spec, golden_set=golden_set, predictions=labels, out_dir=str(root / "teacher_gate")

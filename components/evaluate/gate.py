@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 import pyarrow as pa
@@ -41,12 +41,6 @@ class GateProblem(Exception):
 
 
 # ---------------------------------------------------------------- inputs
-
-
-def read_golden(uri: str | None, spec: AttributeSpec) -> dict[str, int]:
-    """video_id -> resolved human label for this attribute and version (or the newest version with the same classes,
-    see golden.read_golden_set); raises GateProblem when unusable."""
-    return dict(_golden_set(uri, spec).resolved)
 
 
 def _golden_set(uri: str | None, spec: AttributeSpec) -> GoldenSet:
@@ -137,7 +131,7 @@ def teacher_latency_from_stats(labels_dir: str | Path) -> float | None:
     return seconds / items if items > 0 and seconds > 0 else None
 
 
-def _finite(value: float) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)
 
 
@@ -460,15 +454,15 @@ def check_student(
             teacher_latency = teacher_latency_from_stats(teacher_stats)
         latency: dict[str, Any] = {"student_s_per_item": student_latency, "teacher_s_per_item": teacher_latency}
         check.result["metrics"]["latency"] = latency
-        if not (_finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0):
+        if _finite(student_latency) and _finite(teacher_latency) and teacher_latency > 0 and student_latency > 0:
+            latency["ratio"] = ratio = student_latency / teacher_latency
+            if ratio > bars.max_latency_ratio:
+                check.reasons.append(f"latency ratio student/teacher {ratio:.2e} > {bars.max_latency_ratio}")
+        else:
             check.reasons.append(
                 f"latency unknown (student {student_latency}, teacher {teacher_latency} s/item): "
                 f"cannot check the {bars.max_latency_ratio} ratio"
             )
-        else:
-            latency["ratio"] = ratio = student_latency / teacher_latency
-            if ratio > bars.max_latency_ratio:
-                check.reasons.append(f"latency ratio student/teacher {ratio:.2e} > {bars.max_latency_ratio}")
 
         if baseline:
             base = read_predictions(baseline, spec, role="baseline")
