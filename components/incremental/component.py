@@ -35,10 +35,19 @@ def plan_incremental(
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    from silverset.components.incremental.plan import plan_run
+    from silverset.components.incremental.plan import PlanOptions, plan_run
     from silverset.components.incremental.sample import teacher_budget
 
-    budget = teacher_budget(videos=teacher_budget_videos, usd=teacher_budget_usd, priority=teacher_priority)
+    options = PlanOptions(
+        teacher_backend=teacher_backend,
+        teacher_checkpoint=teacher_checkpoint,
+        teacher_model=teacher_model,
+        teacher_temperature=teacher_temperature or None,
+        budget=teacher_budget(videos=teacher_budget_videos, usd=teacher_budget_usd, priority=teacher_priority),
+        price_table=gemini_price_table,
+        cost_per_core_hour_usd=cost_per_core_hour_usd,
+        embedder=embedder,
+    )
     s = plan_run(
         manifest_uri=manifest_uri,
         attribute_spec=attribute_spec,
@@ -47,14 +56,7 @@ def plan_incremental(
         run_id=run_id,
         golden_set=golden_set,
         run_lock=run_lock,
-        teacher_backend=teacher_backend,
-        teacher_checkpoint=teacher_checkpoint,
-        teacher_model=teacher_model,
-        budget=budget,
-        price_table=gemini_price_table,
-        cost_per_core_hour_usd=cost_per_core_hour_usd,
-        embedder=embedder,
-        teacher_temperature=teacher_temperature or None,
+        options=options,
     )
     print(s.model_dump_json())
     return s.run_dir

@@ -185,6 +185,26 @@ def held_plan(plan_dir: str) -> PlanSummary:
     return plan
 
 
+class PlanOptions(BaseModel):
+    """The plan's tunables. ``teacher_backend`` ("" = the spec's), ``teacher_checkpoint`` and ``teacher_model``
+    (Gemini; "" = the spec's) are the annotate step's: their identity is part of the run's digest
+    (``teacher_temperature``: the clip-zero-shot teacher's, None = the model's scale), and so is a non-default
+    ``embedder`` (the embed step's). ``budget`` caps the teacher's sample (a USD cap needs the Gemini teacher,
+    priced from ``price_table``, "" = the shipped one); ``cost_per_core_hour_usd`` is recorded for the run
+    summary's costs (plan_run refuses a negative or infinite one, naming it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher_backend: str = ""
+    teacher_checkpoint: str = ""
+    teacher_model: str = ""
+    teacher_temperature: float | None = None
+    budget: TeacherBudget = TeacherBudget()
+    price_table: str = ""
+    cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD
+    embedder: str = "default"
+
+
 def plan_run(
     *,
     manifest_uri: str,
@@ -194,25 +214,13 @@ def plan_run(
     run_id: str,
     golden_set: str = "",
     run_lock: str = "",
-    teacher_backend: str = "",
-    teacher_checkpoint: str = "",
-    teacher_model: str = "",
-    budget: TeacherBudget = TeacherBudget(),
-    price_table: str = "",
-    cost_per_core_hour_usd: float = DEFAULT_COST_PER_CORE_HOUR_USD,
-    embedder: str = "default",
-    teacher_temperature: float | None = None,
+    options: PlanOptions = PlanOptions(),
     api_client=None,
 ) -> PlanSummary:
-    """The pipeline's first step: take the run lock, then plan.
+    """The pipeline's first step: take the run lock, then plan (``options``: the teacher, embedder and budget).
 
     The lock is ``run_lock`` (``kubernetes://NS``) or, when empty, the state folder; it stays held for the
-    run's later steps (they renew it) until the exit handler releases it. ``teacher_backend`` ("" = the
-    spec's), ``teacher_checkpoint`` and ``teacher_model`` (Gemini; "" = the spec's) are the annotate step's:
-    their identity is part of the digest (``teacher_temperature``: the clip-zero-shot teacher's, None = the
-    model's scale), and so is a non-default ``embedder`` (the embed step's). ``budget`` caps the teacher's
-    sample (a USD cap needs the Gemini teacher, priced from ``price_table``, "" = the shipped one);
-    ``cost_per_core_hour_usd`` is recorded for the run summary's costs.
+    run's later steps (they renew it) until the exit handler releases it.
     Writes ``{plan_dir_of(workdir, run_id)}/plan.json`` and, unless the corpus is up to date, the stage
     inputs under ``{run_dir}/plan/``. When another run holds the lock, writes a LockedOut plan.json there
     (nothing else, anywhere) and raises StateLocked naming the holder.
@@ -228,21 +236,23 @@ def plan_run(
     spec = load_spec(attribute_spec)
     from .embedder_identity import embedder_identity
 
-    options = AnnotateOptions(
+    teacher_backend, teacher_model, budget = options.teacher_backend, options.teacher_model, options.budget
+    cost_per_core_hour_usd, embedder = options.cost_per_core_hour_usd, options.embedder
+    teacher = AnnotateOptions(
         teacher=teacher_backend or None,
-        checkpoint=teacher_checkpoint or None,
+        checkpoint=options.teacher_checkpoint or None,
         gemini=GeminiOptions(model=teacher_model or None),
-        temperature=teacher_temperature,
+        temperature=options.teacher_temperature,
     )
-    identity = teacher_identity(spec, options)
+    identity = teacher_identity(spec, teacher)
     embedder_id = embedder_identity(embedder)
     if not cost_per_core_hour_usd >= 0 or cost_per_core_hour_usd == float("inf"):
         raise SilversetInputError(
             "cost_per_core_hour_usd", f"must be a finite number >= 0, got {cost_per_core_hour_usd}"
         )
     usd_per_video = None
-    if budget.usd > 0 and (options.teacher or spec.teacher.backend) == "gemini":
-        usd_per_video = gemini_usd_per_video(spec, model=teacher_model or None, price_table=price_table or None)
+    if budget.usd > 0 and (teacher.teacher or spec.teacher.backend) == "gemini":
+        usd_per_video = gemini_usd_per_video(spec, model=teacher_model or None, price_table=options.price_table or None)
     lock = open_run_lock(run_lock or state_dir, key=state_dir, api_client=api_client)
     try:
         lock.acquire(run_id)

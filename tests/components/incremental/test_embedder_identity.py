@@ -139,7 +139,7 @@ def test_plan_run_puts_a_non_default_embedder_in_the_run_folder_and_keeps_the_de
             state_dir=str(tmp_path / "s"),
             workdir=str(tmp_path / "w"),
             run_id=run_id,
-            embedder=embedder,
+            options=plan.PlanOptions(embedder=embedder),
             run_lock=str(tmp_path / f"lock-{run_id}"),
         )
 

@@ -24,7 +24,7 @@ def _plan(tmp: Path, run_id: str, **kw) -> plan.PlanSummary:
         state_dir=str(tmp / "state"),
         workdir=str(tmp / "work"),
         run_id=run_id,
-        **kw,
+        options=plan.PlanOptions(**kw),
     )
 
 
@@ -115,8 +115,7 @@ def test_a_new_teacher_checkpoint_relabels_every_video(tmp_path):
         state_dir=str(tmp_path / "state"),
         workdir=str(tmp_path / "work"),
         run_id="run-1",
-        teacher_backend="local",
-        teacher_checkpoint=str(checkpoint),
+        options=plan.PlanOptions(teacher_backend="local", teacher_checkpoint=str(checkpoint)),
     )
     assert same.corpus_digest == first.corpus_digest  # re-planning by the lock holder: same work, same folder
     checkpoint.write_bytes(b"weights v2")
@@ -166,3 +165,29 @@ def test_run_keys_are_one_safe_path_segment():
 
     with pytest.raises(SilversetInputError, match="run_id"):
         plan.run_key("../")
+
+
+@pytest.mark.parametrize("cost", [-0.01, float("inf"), float("nan")])
+def test_a_bad_core_hour_price_is_refused_by_name_before_the_lock_is_taken(tmp_path, cost):
+    from silverset.components.common.errors import SilversetInputError
+
+    file_corpus(tmp_path, 2), spec_version(tmp_path)
+    with pytest.raises(SilversetInputError, match="cost_per_core_hour_usd"):
+        _plan(tmp_path, "run-1", cost_per_core_hour_usd=cost)
+    assert run_lock.open_run_lock(str(tmp_path / "state")).holder() is None  # no lock taken
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_plan_options_reach_the_recorded_plan(tmp_path):
+    file_corpus(tmp_path, 4), spec_version(tmp_path)
+    summary = _plan(
+        tmp_path,
+        "run-1",
+        budget=plan.TeacherBudget(videos=2),
+        cost_per_core_hour_usd=0.5,
+        embedder="visual",
+    )
+    recorded = plan.read_plan(summary.plan_dir)
+    assert recorded.cost_per_core_hour_usd == 0.5
+    assert recorded.teacher_sample["chosen"] == 2 and tables.read_table(recorded.teacher_manifest).num_rows == 2
+    assert recorded.embedder_identity.startswith("visual-stats-v1")

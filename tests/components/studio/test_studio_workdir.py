@@ -52,7 +52,7 @@ def _promotion(pipeline: Path, manifest: str, run_id: str, *, commit: bool) -> p
         state_dir=state_dir,
         workdir=str(pipeline),
         run_id=run_id,
-        embedder="visual",
+        options=plan.PlanOptions(embedder="visual"),
     )
     run_dir, plan_dir = summary.run_dir, summary.out_dir
     extract_frames(
