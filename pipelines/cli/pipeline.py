@@ -159,6 +159,7 @@ def run_cmd(
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Incremental state (default WORKDIR/state)."),
     golden_set: Optional[Path] = typer.Option(
         None,
+        "--golden",
         "--golden-set",
         help="Golden set Parquet (studio export); without one the teacher gate fails closed and nothing is promoted.",
     ),
