@@ -132,7 +132,7 @@ def test_one_run_of_the_steps_kubernetes_calls_succeeds_as_the_runner(overlay, r
         step = threading.Thread(
             target=lambda: outcome.update(
                 decision=approval_gate.python_func(
-                    gate=str(gate_dir),
+                    gate_result=str(gate_dir),
                     attribute_spec=str(spec_path),
                     approval_store=CONTROL_STORE_URI,
                     submitter="silverset-pipeline",
@@ -155,7 +155,7 @@ def test_one_run_of_the_steps_kubernetes_calls_succeeds_as_the_runner(overlay, r
         deployed = json.loads(
             deploy_index.python_func(
                 index_dir=str(index),
-                gate=str(gate_dir),
+                gate_result=str(gate_dir),
                 approval_store=CONTROL_STORE_URI,
                 run_dir=str(tmp_path / "run"),
                 target="kubernetes",
