@@ -98,8 +98,8 @@ def replicate(*, serve_root: Path, attribute: str, spec, workdir: Path, users: i
         exposures=a["paths"]["exposures"],
         outcomes=a["paths"]["outcomes"],
         scores=history,
-        spec=spec,
-        out=model_path,
+        attribute_spec=spec,
+        model_path=model_path,
         experiment_id=experiment.experiment_id,
         options=affinity_train.TrainOptions(bootstrap_samples=500, seed=seed),
     )
@@ -124,10 +124,10 @@ def replicate(*, serve_root: Path, attribute: str, spec, workdir: Path, users: i
         "seed": seed,
         "recovered_effect": recovered,
         "affinity_model": {
-            "auc": trained["auc"],
-            "threshold": trained["threshold"],
-            "reach": trained["reach"],
-            "train_users": trained["users"],
+            "auc": trained.auc.model_dump(mode="json"),
+            "threshold": trained.threshold,
+            "reach": trained.reach,
+            "train_users": trained.users,
         },
         "trigger_comparison": {"rule_baseline": lift_of(c), "learned": lift_of(d)},
     }

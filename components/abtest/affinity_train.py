@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.common.spec import AttributeSpec
+from silverset.components.common.spec import AttributeSpec, load_spec
 
 from .affinity import DEFAULT_HALF_LIFE, FEATURE_NAMES, AffinityModel, history_features
 
@@ -181,22 +181,50 @@ def fit(
     return model, auc
 
 
+class AffinityTrainSummary(BaseModel):
+    """The trained model's record (also in the model file's ``training``), its threshold, and what was left out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    users: int  # training users (logged users with a label and a known history video)
+    train_users: int
+    test_users: int
+    positives: int
+    label: str
+    arm: str
+    attribute: str
+    attribute_version: int
+    min_probability: float
+    rule: str  # the spec's affinity: share | mean_score
+    rule_trigger_threshold: float
+    threshold_rule: str
+    reach: float  # share of users the rule triggers (the model triggers the same share)
+    auc: AucReport
+    seed: int
+    threshold: float  # the model's decision threshold
+    errors: int  # logged users left out (no label, no known history video)
+    errors_table: str
+    model_path: str
+
+
 def run(
     *,
     exposures: str | Path,
     outcomes: str | Path,
     scores: str | Path,
-    spec: AttributeSpec,
-    out: str | Path,
+    attribute_spec: AttributeSpec | str | Path,
+    model_path: str | Path,
     options: TrainOptions = TrainOptions(),
     experiment_id: str | None = None,
-) -> dict:
-    """Train from files and write the model JSON to ``out``; returns the model's training record."""
+) -> AffinityTrainSummary:
+    """Train from files and write the model JSON to ``model_path`` (left-out users beside it, .errors.parquet)."""
     from silverset.components.common.tables import ErrorRow, errors_table, read_table, write_table
 
     from .analyze import _check_unique, is_exposure_log, read_log, user_exposures
     from .exposure import read_exposures
 
+    spec = attribute_spec if isinstance(attribute_spec, AttributeSpec) else load_spec(attribute_spec)
+    out = model_path
     if not is_exposure_log(exposures):
         raise SilversetInputError(f"exposures '{exposures}'", "is not an exposure-log folder (exposures-*.parquet)")
     users = user_exposures(read_exposures(exposures), label=f"exposures '{exposures}'", experiment_id=experiment_id)
@@ -268,10 +296,10 @@ def run(
     errors_path = Path(str(out)).with_suffix(".errors.parquet")
     write_table(errors_table(errors), errors_path)
     _LOGGER.info("affinity %s: model written to %s (threshold %.3f)", spec.key, out, model.threshold)
-    return {
+    return AffinityTrainSummary(
         **model.training,
-        "errors": len(errors),
-        "errors_table": str(errors_path),
-        "threshold": model.threshold,
-        "out": str(out),
-    }
+        errors=len(errors),
+        errors_table=str(errors_path),
+        threshold=model.threshold,
+        model_path=str(out),
+    )

@@ -58,27 +58,26 @@ def train(
         exposures=exposures,
         outcomes=outcomes,
         scores=scores,
-        spec=load_spec(attribute),
-        out=out,
+        attribute_spec=load_spec(attribute),
+        model_path=out,
         options=options,
         experiment_id=experiment_id,
     )
-    auc = record["auc"]
+    auc = record.auc
     console.print(
-        f"{record['users']} users ({record['positives']} engaged), {record['errors']} dropped "
-        f"-> {record['errors_table']}",
+        f"{record.users} users ({record.positives} engaged), {record.errors} dropped -> {record.errors_table}",
         markup=False,
     )
     console.print(
-        f"held-out AUC ({auc['test_users']} users): model {auc['model']:.3f} "
-        f"[{auc['model_ci'][0]:.3f}, {auc['model_ci'][1]:.3f}], "
-        f"rule ({record['rule']}) {auc['rule']:.3f} [{auc['rule_ci'][0]:.3f}, {auc['rule_ci'][1]:.3f}], difference "
-        f"{auc['difference']:+.3f} [{auc['difference_ci'][0]:+.3f}, {auc['difference_ci'][1]:+.3f}]",
+        f"held-out AUC ({auc.test_users} users): model {auc.model:.3f} "
+        f"[{auc.model_ci[0]:.3f}, {auc.model_ci[1]:.3f}], "
+        f"rule ({record.rule}) {auc.rule:.3f} [{auc.rule_ci[0]:.3f}, {auc.rule_ci[1]:.3f}], difference "
+        f"{auc.difference:+.3f} [{auc.difference_ci[0]:+.3f}, {auc.difference_ci[1]:+.3f}]",
         markup=False,
     )
     console.print(
-        f"threshold {record['threshold']:.4f}: triggers {record['reach']:.1%} of users, as the rule does at "
-        f"{record['rule_trigger_threshold']} -> {out}",
+        f"threshold {record.threshold:.4f}: triggers {record.reach:.1%} of users, as the rule does at "
+        f"{record.rule_trigger_threshold} -> {out}",
         markup=False,
     )
 

@@ -72,8 +72,8 @@ def test_server_triggers_with_the_trained_model_exactly_as_the_file_says(served)
         exposures=report["paths"]["exposures"],
         outcomes=report["paths"]["outcomes"],
         scores=history,
-        spec=spec,
-        out=model_path,
+        attribute_spec=spec,
+        model_path=model_path,
         options=affinity_train.TrainOptions(bootstrap_samples=100),
     )
     model = AffinityModel.load(model_path)
