@@ -20,7 +20,6 @@ summary reports the run that made the live index.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -94,10 +93,6 @@ def _stage(emit: Callable[[TaskEvent], None], name: str) -> Iterator[dict]:
                 note=result.get("note", ""),
             )
         )
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _gate_summary(gate_dir: Path) -> dict:
