@@ -148,15 +148,15 @@ def main() -> None:
     )
     _, frames_s = _measured(
         frames_run,
-        manifest_uri=corpus.manifest,
+        manifest_uri=corpus.manifest_uri,
         out_dir=str(work / "frames"),
         options=FrameOptions(frames_per_video=4, size=64),
     )
     _, embed_s = _measured(
-        embed, frames_uri=str(work / "frames"), out_dir=str(work / "embeddings"), manifest_uri=corpus.manifest
+        embed, frames_uri=str(work / "frames"), out_dir=str(work / "embeddings"), manifest_uri=corpus.manifest_uri
     )
     checkpoint = write_demo_teacher(work / "teacher.pt")
-    manifest, _ = read_manifest(corpus.manifest)
+    manifest, _ = read_manifest(corpus.manifest_uri)
     every = manifest.column("video_id").to_pylist()
     budget = TeacherBudget(videos=max(1, round(args.share * len(every))))
     chosen, choice = choose_sample(manifest, budget)
