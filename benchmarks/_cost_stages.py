@@ -50,6 +50,11 @@ def peak_rss_mib() -> dict:
     }
 
 
+def _field(summary, name: str):
+    """``name`` of a stage's summary: a dict, or a pydantic model (the entry points are moving to typed summaries)."""
+    return summary[name] if isinstance(summary, dict) else getattr(summary, name)
+
+
 def _timed(fn) -> tuple[object, dict]:
     load_before, started = _load(), time.perf_counter()
     result = fn()
@@ -111,7 +116,7 @@ def measure_frames(*, n: int, work: Path, shards: int, duration_s: float, width:
             "rate": round(n / sharded_s, 2),
             "per_shard": per_shard,
             "union_rows": union_rows,
-            "union_rows_equal_single_run": union_rows == single["frames"],  # type: ignore[index]
+            "union_rows_equal_single_run": union_rows == _field(single, "frames"),
         },
     }
 
@@ -205,7 +210,7 @@ def measure_scoring(*, n: int, work: Path, shards: int) -> dict:
             "rate": round(n / sharded_s * 60),
             "per_shard": per_shard,
             "union_rows": union_rows,
-            "union_rows_equal_single_run": union_rows == single["scored"],  # type: ignore[index]
+            "union_rows_equal_single_run": union_rows == _field(single, "scored"),
             "note": "each shard first copies the rows it owns (run_shard's owned_rows), then runs bulk.run",
         },
     }
@@ -341,7 +346,7 @@ def measure_pipeline(*, n: int, work: Path, shards: int, teacher_dir: Path) -> d
         "seconds": pipeline_s,
         "rate": round(n / pipeline_s, 3),
         "rate_unit": "videos/s through the kfp.local pipeline",
-        "status": summary["pipeline"]["status"],  # type: ignore[index]
+        "status": _field(summary, "pipeline")["status"],
         "demo_total_seconds": timing["seconds"],
         "timing": timing,
         "pipeline_tasks": tasks,
