@@ -246,17 +246,20 @@ def measure_stage(
 ) -> dict:
     """Measure ``scales`` of ``stage`` (each point a child process), keeping ``previous`` points not rerun."""
     log = work / f"{stage}.log"
-    keep = [p for p in previous.get("points", []) if p["n"] not in scales]
-    entry = {
-        "scales": "quick" if args.quick else "full",
-        "points": keep,
-        "skipped": [s for s in previous.get("skipped", []) if s["n"] not in scales],
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
     variants: list[dict] = [{}]
     if stage == "pipeline":
         variants = [{"shards": int(s)} for s in args.pipeline_shards.split(",")]
         (work / "teacher").mkdir(parents=True, exist_ok=True)
+
+    def rerun(point: dict) -> bool:  # a previous point or skip this run measures again
+        return point["n"] in scales and any(all(point.get(k) == v for k, v in var.items()) for var in variants)
+
+    entry = {
+        "scales": "quick" if args.quick else "full",
+        "points": [p for p in previous.get("points", []) if not rerun(p)],
+        "skipped": [s for s in previous.get("skipped", []) if not rerun(s)],
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     if stage == "index":
         entry["config"] = {"dimension": 128, "held_out_queries": 300, "spec": "red_dominant (recall_target 0.95)"}
     for variant in variants:
