@@ -414,6 +414,12 @@ RETIRED_NAMES = {
     "frames",
     "golden",
     "price_table_uri",
+    "teacher",
+    "checkpoint",
+    "gemini_model",
+    "precision",
+    "temperature",
+    "budget_usd",
 }
 
 
@@ -437,6 +443,31 @@ def test_the_frames_embed_teacher_and_incremental_steps_take_the_one_name_per_co
         assert "manifest_uri" in params, component
     if component not in ("comp-plan-incremental", "comp-commit-promotion"):
         assert "out_dir" in params, component
+
+
+def test_the_annotate_steps_take_the_teacher_run_parameters_under_the_same_names(compiled):
+    _, spec, _ = compiled
+    run_params = set(spec["root"]["inputDefinitions"]["parameters"])
+    teacher_params = {
+        "teacher_backend",
+        "teacher_checkpoint",
+        "teacher_model",
+        "teacher_precision",
+        "teacher_temperature",
+        "gemini_price_table",
+        "gemini_rps",
+        "gemini_tokens_per_min",
+    }
+    assert teacher_params <= run_params
+    by_name = {t["taskInfo"]["name"]: t["inputs"]["parameters"] for t in _tasks(spec).values()}
+    for task, fed in (
+        ("annotate-shard", teacher_params | {"teacher_budget_usd"}),
+        ("annotate-golden-set", teacher_params),
+    ):
+        for name in fed:
+            assert by_name[task][name]["componentInputParameter"] == f"pipelinechannel--{name}", (task, name)
+    # The golden-set annotation is the teacher gate's exam: the run's budget never stops it.
+    assert "teacher_budget_usd" not in by_name["annotate-golden-set"]
 
 
 def test_the_run_takes_its_manifest_as_manifest_uri(compiled):

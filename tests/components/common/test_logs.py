@@ -152,7 +152,7 @@ def test_an_annotate_step_logs_its_counts_to_the_step_output(tmp_path):
     code = (
         "from silverset.components.teacher.component import annotate_shard; "
         f"annotate_shard.python_func(attribute_spec={str(spec)!r}, manifest_uri={str(manifest)!r}, frames_uri='', "
-        f"out_dir={str(tmp_path / 'labels')!r}, teacher='zero-shot')"
+        f"out_dir={str(tmp_path / 'labels')!r}, teacher_backend='zero-shot')"
     )
     done = _step(code)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -50,7 +50,7 @@ def test_merge_fails_when_a_video_is_missing(corpus, monkeypatch):
             out_dir=out,
             shard_index=0,
             shard_count=2,
-            teacher="gemini",
+            teacher_backend="gemini",
         )
     with pytest.raises(RuntimeError, match="not exactly-once: missing"):
         component.merge_labels.python_func(manifest_uri=corpus["manifest"], out_dir=out)
@@ -66,11 +66,48 @@ def test_budget_flag_reaches_the_teacher(corpus, monkeypatch):
                 manifest_uri=corpus["manifest"],
                 frames_uri=corpus["frames"],
                 out_dir=str(corpus["tmp"] / "budget"),
-                teacher="gemini",
+                teacher_backend="gemini",
                 max_usd=0.0,
             )
         )
     assert stats["stopped"] == "budget" and stats["outputs"] == 0 and stats["cost_usd"] == 0.0
+
+
+def test_the_run_parameters_reach_the_teacher_and_the_run_budget_is_split_by_each_shards_videos(corpus, monkeypatch):
+    # The step's teacher parameters carry the run parameters' names: teacher_model picks the Gemini model,
+    # teacher_budget_usd is the whole run's hard stop, each shard stopping at budget x (its videos / all videos).
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    common = dict(
+        attribute_spec=corpus["spec"],
+        manifest_uri=corpus["manifest"],
+        frames_uri=corpus["frames"],
+        teacher_backend="gemini",
+        teacher_model="gemini-3.6-flash",
+        gemini_rps=100.0,
+    )
+    with GeminiServer(FakeGemini(api_key=KEY)) as server:
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        full = json.loads(component.annotate_shard.python_func(out_dir=str(corpus["tmp"] / "full"), **common))
+        budget = full["cost_usd"] / 2  # half of what labelling every video costs
+        shards = [
+            json.loads(
+                component.annotate_shard.python_func(
+                    out_dir=str(corpus["tmp"] / "half"),
+                    shard_index=i,
+                    shard_count=2,
+                    teacher_budget_usd=budget,
+                    **common,
+                )
+            )
+            for i in range(2)
+        ]
+    n = len(corpus["videos"])
+    assert full["model_id"] == "gemini:gemini-3.6-flash" and full["outputs"] == n and full["stopped"] is None
+    assert sum(s["items"] for s in shards) == n
+    for s in shards:
+        assert s["model_id"] == "gemini:gemini-3.6-flash" and s["stopped"] == "budget", s
+        assert s["cost_usd"] <= budget * s["items"] / n + 1e-12, s
+    assert sum(s["cost_usd"] for s in shards) <= budget and sum(s["outputs"] for s in shards) < n
 
 
 def test_kfp_local_run(corpus, tmp_path, monkeypatch):
@@ -86,7 +123,7 @@ def test_kfp_local_run(corpus, tmp_path, monkeypatch):
             manifest_uri=corpus["manifest"],
             frames_uri=corpus["frames"],
             out_dir=str(out),
-            teacher="gemini",
+            teacher_backend="gemini",
         )
         fake = server.fake
     stats = json.loads(task.output)
