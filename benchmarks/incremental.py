@@ -62,11 +62,13 @@ def _cycle(*, manifest: str, spec: str, state_dir: str, work: Path, incremental:
 def _teacher_calls(workdir: Path, since: float) -> int:
     """Teacher calls made by a run that started at ``since`` (epoch s): ``processed - cache_hits`` summed over
     the per-shard stats files (runs/*/teacher*/stats/shard-*.json) written since then."""
+    from silverset.components.common.artifacts import read_shard_stats
+
     calls = 0
     for path in workdir.glob("runs/*/teacher*/stats/shard-*.json"):
         if path.stat().st_mtime >= since:
-            stats = json.loads(path.read_text())
-            calls += int(stats.get("processed", 0)) - int(stats.get("cache_hits", 0))
+            stats = read_shard_stats(path)
+            calls += stats.processed - stats.cache_hits
     return calls
 
 
@@ -77,7 +79,7 @@ def _pipeline_run(*, manifest: str, spec: str, golden: str, checkpoint: str, wor
     started = time.time()
     run = run_local(
         attribute_spec=spec,
-        manifest=manifest,
+        manifest_uri=manifest,
         workdir=workdir,
         golden_set=golden,
         options=PlatformOptions(shards=shards),
@@ -87,8 +89,8 @@ def _pipeline_run(*, manifest: str, spec: str, golden: str, checkpoint: str, wor
         "wall_s": round(run.wall_s, 3),
         "teacher_calls": _teacher_calls(workdir, started),
         "tasks": run.tasks,
-        "todo": run.plan.get("todo"),
-        "up_to_date": run.plan.get("up_to_date"),
+        "todo": getattr(run.plan, "todo", None),  # a PlanSummary (None when locked out or no plan)
+        "up_to_date": getattr(run.plan, "up_to_date", None),
         "index_version": run.summary.index_version if run.summary else "",
         "gates": run.summary.gates if run.summary else {},
     }

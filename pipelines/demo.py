@@ -292,6 +292,7 @@ def _run_demo(
     from silverset.components.common.artifacts import (
         INDEX_MANIFEST_FILE,
         RUN_SUMMARY_FILE,
+        PlanSummary,
         read_index_manifest,
         read_run_summary,
     )
@@ -346,7 +347,7 @@ def _run_demo(
     with _stage(emit, PIPELINE_STAGE) as done:
         run = run_local(
             attribute_spec=spec_path,
-            manifest=corpus.manifest_uri,
+            manifest_uri=corpus.manifest_uri,
             workdir=pipeline_dir,
             golden_set=golden.golden_set,
             options=PlatformOptions(shards=shards),
@@ -364,7 +365,9 @@ def _run_demo(
         outcome = run.summary.outcome if run.summary is not None and run.status != "SUCCEEDED" else ""
         log = f"; kfp.local task log {run.log.relative_to(workdir)}" if run.log is not None else ""
         done.update(count=run.tasks, unit="tasks", note=f"{run.status}" + (f" ({outcome})" if outcome else "") + log)
-    run_dir = Path(run.plan.get("run_dir") or run_dir_of(str(pipeline_dir), run.plan["corpus_digest"]))
+    if not isinstance(run.plan, PlanSummary):
+        raise RuntimeError(f"the pipeline run wrote no plan to follow ({run.status}: {run.error or run.plan})")
+    run_dir = Path(run.plan.run_dir or run_dir_of(str(pipeline_dir), run.plan.corpus_digest))
     teacher_gate = _gate_summary(run_dir / "teacher_gate")
     student_gate = _gate_summary(run_dir / "student_gate")
     approval = _approval_record(pipeline_dir / "approvals.db", student_gate.get("candidate_digest"))
@@ -430,7 +433,7 @@ def _run_demo(
             "status": run.status,
             "wall_s": round(run.wall_s, 1),
             "tasks": run.tasks,
-            "plan": run.plan,
+            "plan": run.plan.model_dump(mode="json"),
             "run_dir": str(run_dir),
             "run_summary": str(pipeline_dir / "run_summary.json"),
             "teacher_budget_videos": budget,

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from silverset.components.common.artifacts import RUN_SUMMARY_FILE, RunSummary, read_run_summary
+from silverset.components.common.artifacts import (
+    PLAN_FILE,
+    RUN_SUMMARY_FILE,
+    LockedOut,
+    PlanSummary,
+    RunSummary,
+    read_plan,
+    read_run_summary,
+)
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.incremental.plan import PLAN_FILE, plan_dir_of
+from silverset.components.incremental.plan import plan_dir_of
 from silverset.pipelines.local_progress import TaskEvent, following_tasks
 
 
@@ -25,7 +32,7 @@ class LocalRun:
     wall_s: float
     status: str
     summary: RunSummary | None = None  # None when the exit handler wrote none (kfp.local stopped before it)
-    plan: dict = field(default_factory=dict)
+    plan: PlanSummary | LockedOut | None = None  # the run's plan.json; None when the plan step wrote none
     tasks: int = 0  # tasks kfp.local executed
     log: Path | None = None  # kfp.local's task logs (quiet runs); None when they went to stdout
     run_id: str = ""  # the job name kfp.local gave the run (its plan and summary are under plans/<run_id>)
@@ -35,7 +42,7 @@ class LocalRun:
 def run_local(
     *,
     attribute_spec: str | Path,
-    manifest: str,
+    manifest_uri: str,
     workdir: str | Path,
     state_dir: str | Path | None = None,
     golden_set: str | Path = "",
@@ -73,8 +80,8 @@ def run_local(
         for name, spec in pipeline.component_spec.inputs.items()
     }
     load_spec(attribute_spec)  # fail fast, naming the spec, before any task starts
-    if "://" not in manifest and not Path(manifest).exists():
-        raise SilversetInputError(f"manifest '{manifest}'", "file not found")
+    if "://" not in manifest_uri and not Path(manifest_uri).exists():
+        raise SilversetInputError(f"manifest '{manifest_uri}'", "file not found")
     if golden_set and "://" not in str(golden_set) and not Path(golden_set).exists():
         raise SilversetInputError(f"golden set '{golden_set}'", "file not found")
     workdir = Path(workdir).resolve()
@@ -86,7 +93,7 @@ def run_local(
     log_path = root / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log" if quiet else None
     arguments = {
         "attribute_spec": str(Path(attribute_spec).resolve()),
-        "manifest_uri": manifest if "://" in manifest else str(Path(manifest).resolve()),
+        "manifest_uri": manifest_uri if "://" in manifest_uri else str(Path(manifest_uri).resolve()),
         "workdir": str(workdir),
         "state_dir": str(state),
         "webhook_url": webhook_url,
@@ -137,7 +144,7 @@ def run_local(
         error=error,
         run_id=run_id,
         summary=read_run_summary(summary_path) if own and summary_path.exists() else None,
-        plan=json.loads(plan_path.read_text()) if own and plan_path.exists() else {},
+        plan=read_plan(plan_path) if own and plan_path.exists() else None,
     )
 
 

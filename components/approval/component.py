@@ -25,8 +25,8 @@ def approval_gate(
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     from silverset.components.approval.wait import ApprovalOptions, run
+    from silverset.components.common.artifacts import write_approval_decision
     from silverset.components.common.step import renewing
-    from silverset.components.notify.stop import write_decision
 
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
         outcome = run(
@@ -38,6 +38,6 @@ def approval_gate(
             webhook_url=webhook_url,
             options=ApprovalOptions(auto_approve_as=auto_approve_as),
         )
-    write_decision(run_dir, outcome)
+    write_approval_decision(f"{run_dir.rstrip('/')}/approval", outcome)
     print(outcome.model_dump_json())
     return outcome.decision.value

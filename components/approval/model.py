@@ -7,6 +7,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from silverset.components.common.artifacts import ApprovalState as State  # decision.json's states, too
 from silverset.components.common.artifacts import GateResult  # noqa: F401 - gate.json's model, recorded on requests
 from silverset.components.common.digest import sha256_json
 
@@ -15,13 +16,6 @@ GENESIS_HASH = "0" * 64  # prev_hash of the first audit entry
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class State(str, Enum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
-    expired = "expired"  # nobody decided before expires_at: not approved, for everyone, for good
 
 
 class Action(str, Enum):
@@ -107,21 +101,3 @@ class AuditEntry(BaseModel):
         """This entry linked after ``prev_hash``, with its own hash filled in."""
         linked = self.model_copy(update={"prev_hash": prev_hash, "hash": ""})
         return linked.model_copy(update={"hash": linked.content_hash()})
-
-
-class ApprovalOutcome(BaseModel):
-    """What the approval step decided: its own output (the run records it), never written to the approvers-only audit.
-
-    ``decision`` is ``approved``, ``rejected`` or ``expired``; a failed gate is ``rejected`` by ``gate``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    decision: State
-    candidate_digest: str
-    attribute: str
-    attribute_version: int
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    reason: str | None = None
-    expires_at: datetime | None = None

@@ -11,10 +11,11 @@ from typing import Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import artifacts
+from silverset.components.common.artifacts import ApprovalDecision
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.spec import load_spec
 
-from .model import ApprovalOutcome, ApprovalRequest, GateResult, State
+from .model import ApprovalRequest, GateResult, State
 from .notify import Notifier
 from .policy import ApprovalService
 from .store import open_store, parse_store_uri
@@ -85,7 +86,7 @@ def run(
     api_client=None,
     service: ApprovalService | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> ApprovalOutcome:
+) -> ApprovalDecision:
     """Submit the gate's candidate with the spec's approvers and wait; return the outcome (the step's own output).
 
     ``gate_result`` is gate.json or its folder. ``decision`` is ``approved``, ``rejected`` or ``expired`` (nobody
@@ -115,7 +116,7 @@ def run(
             "the gate ran with (re-run the evaluate stage)",
         )
     if not gate.passed:
-        outcome = ApprovalOutcome(
+        outcome = ApprovalDecision(
             decision=State.rejected,
             candidate_digest=gate.candidate_digest,
             attribute=spec.name,
@@ -149,7 +150,7 @@ def run(
                 attribute_version=spec.version,
                 spec_content_hash=spec.content_hash,
             )
-        outcome = ApprovalOutcome(
+        outcome = ApprovalDecision(
             decision=request.state,
             candidate_digest=request.candidate_digest,
             attribute=request.attribute,

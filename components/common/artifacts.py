@@ -8,6 +8,12 @@ writes for another stage to read.
 | ``manifest.json`` (``INDEX_MANIFEST_FILE``) | IndexManifest | index.build | index.pointer/loaded/server, deploy |
 | ``run_summary.json`` (``RUN_SUMMARY_FILE``) | RunSummary | notify.webhook | pipelines, studio |
 | ``plan.json`` (``PLAN_FILE``) | PlanSummary or LockedOut | incremental.plan | notify, pipelines |
+| ``approval/decision.json`` (``APPROVAL_DECISION_FILE``) | ApprovalDecision | approval | notify.stop, notify.webhook |
+| ``deploy/deploy.json`` (``DEPLOY_RECORD_FILE``) | DeployRecord | deploy | notify.webhook |
+| ``stats/shard-<tag>.json`` (``SHARD_STATS_DIR``) | ShardStats | runtime.runner | evaluate.gate, notify, benchmarks |
+
+Files one stage writes for itself only stay outside this module: incremental's state meta and completed record,
+the teacher's batch-job and response cache files, the runner's error parts, the CPU records (common.cpu_stats).
 
 Readers stay backward compatible: a field added later has a default, and models a reader must not break on
 allow extra keys. ``read_*`` raise SilversetInputError naming the file and the problem (missing, not JSON,
@@ -18,8 +24,10 @@ stage may import it (the model's digest needs torch, imported only when it is co
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
@@ -32,6 +40,9 @@ MODEL_METADATA_FILE = "metadata.json"
 INDEX_MANIFEST_FILE = "manifest.json"
 RUN_SUMMARY_FILE = "run_summary.json"
 PLAN_FILE = "plan.json"
+APPROVAL_DECISION_FILE = "decision.json"  # in {run_dir}/approval
+DEPLOY_RECORD_FILE = "deploy.json"  # in {run_dir}/deploy
+SHARD_STATS_DIR = "stats"  # {stage out_dir}/stats/shard-<shard tag>.json
 TORCHSCRIPT_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
 # $ per vCPU-hour that prices measured CPU-seconds (local/zero-shot teacher, student): AWS EC2 on-demand
@@ -359,3 +370,142 @@ def read_plan(path: str | Path) -> PlanSummary | LockedOut:
 def write_plan(uri: str | Path, plan: PlanSummary | LockedOut) -> str:
     """``plan`` at ``uri`` (the file's own path: a plan is written to the run's plan folder and its out folder)."""
     return _write_model(uri, plan)
+
+
+# ---------------------------------------------------------------- approval/decision.json
+
+
+class ApprovalState(str, Enum):
+    """The state of an approval request (approval.model.State), and so of the approval step's decision."""
+
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"  # nobody decided before expires_at: not approved, for everyone, for good
+
+
+class ApprovalDecision(BaseModel):
+    """What the approval step decided (its own output, recorded in ``{run_dir}/approval/decision.json`` for the run
+    summary and the stop step; never written to the approvers-only audit).
+
+    ``decision`` is ``approved``, ``rejected`` or ``expired``; a failed gate is ``rejected`` by ``gate``.
+    ``candidate_digest`` is None for a gate that named no candidate. Records written before the digest and the
+    attribute were recorded read with their defaults.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    decision: ApprovalState
+    candidate_digest: str | None = None
+    attribute: str = ""
+    attribute_version: int | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+    expires_at: datetime | None = None
+
+
+def read_approval_decision(path: str | Path) -> ApprovalDecision:
+    """decision.json (the file, or the approval folder holding it; path or fsspec URI)."""
+    uri = _file_in(path, APPROVAL_DECISION_FILE)
+    value = _read_object(uri, what="approval decision")
+    return _validate(ApprovalDecision, value, uri=uri, what="approval decision")
+
+
+def write_approval_decision(out_dir: str | Path, decision: ApprovalDecision) -> str:
+    """``out_dir/decision.json`` (``out_dir`` is ``{run_dir}/approval``); returns its path."""
+    return _write_model(_join(out_dir, APPROVAL_DECISION_FILE), decision)
+
+
+# ---------------------------------------------------------------- deploy/deploy.json
+
+
+class DeployRecord(BaseModel):
+    """The deploy step's record in ``{run_dir}/deploy/deploy.json``: ``deployed`` with what deploy.DeploySummary
+    said, or ``failed`` with the error (the rollback left the previous version live)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    status: Literal["deployed", "failed"]
+    target: str = ""
+    error: str = ""  # "failed": the exception, "Type: message"
+    attribute: str = ""
+    version: str = ""  # the version made live ("" when it failed)
+    changed: bool = False  # False when the version was already live
+    previous: str | None = None  # the version live before
+    verified: bool = False
+    canary: bool = False
+    published: str = ""
+
+
+def read_deploy_record(path: str | Path) -> DeployRecord:
+    """deploy.json (the file, or the deploy folder holding it; path or fsspec URI)."""
+    uri = _file_in(path, DEPLOY_RECORD_FILE)
+    return _validate(DeployRecord, _read_object(uri, what="deploy record"), uri=uri, what="deploy record")
+
+
+def write_deploy_record(out_dir: str | Path, record: DeployRecord) -> str:
+    """``out_dir/deploy.json`` (``out_dir`` is ``{run_dir}/deploy``); returns its path."""
+    return _write_model(_join(out_dir, DEPLOY_RECORD_FILE), record)
+
+
+# ---------------------------------------------------------------- stats/shard-<tag>.json (runtime.runner)
+
+
+class ShardStats(BaseModel):
+    """What one shard run of runtime.runner did; written to ``stats/shard-<tag>.json`` and returned to the caller.
+
+    Mutable: the runner counts into it as batches finish. Files written before a field existed read with its
+    default (``"timed_items" in stats.model_fields_set`` tells a file that recorded the timing apart).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    shard: str = ""  # str(Shard), e.g. "0/2"
+    model_id: str = ""
+    items: int = 0  # items this shard owns
+    resumed: int = 0  # of those, already done by an earlier run
+    processed: int = 0  # done in this run
+    outputs: int = 0  # output rows in this run
+    errors: int = 0  # error rows in this run
+    remaining: int = 0  # owned items neither output nor error (budget stop / max_items)
+    seconds: float = 0.0
+    items_per_s: float = 0.0
+    cost_usd: float = 0.0
+    requests: int = 0
+    cache_hits: int = 0
+    # The teacher's measured cost per item over every run of this shard (items it really ran, cache hits
+    # excluded, and the seconds they took): a resumed run that had nothing left to do keeps the measurement.
+    timed_items: int = 0
+    timed_seconds: float = 0.0
+    stopped: str | None = None  # None, "budget" or "max_items"
+    message: str = ""
+    error_types: dict[str, int] = Field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the stats file (what the embed/annotate steps return as their output)."""
+        return self.model_dump(mode="json")
+
+
+def shard_stats_uri(out_dir: str | Path, tag: str) -> str:
+    """``out_dir/stats/shard-<tag>.json`` (``tag`` is Shard.tag, e.g. ``00000-of-00002``)."""
+    return _join(out_dir, f"{SHARD_STATS_DIR}/shard-{tag}.json")
+
+
+def read_shard_stats(uri: str | Path) -> ShardStats:
+    """One ``stats/shard-<tag>.json`` (path or fsspec URI)."""
+    return _validate(ShardStats, _read_object(uri, what="shard stats"), uri=uri, what="shard stats")
+
+
+def read_stage_stats(out_dir: str | Path) -> list[ShardStats]:
+    """Every shard's stats under ``out_dir/stats`` in shard order ([] when the stage wrote none)."""
+    fs, path = fsspec.core.url_to_fs(_join(out_dir, SHARD_STATS_DIR))
+    if not fs.exists(path):
+        return []
+    names = sorted(str(p).rsplit("/", 1)[-1] for p in fs.glob(f"{path.rstrip('/')}/shard-*.json"))
+    return [read_shard_stats(_join(out_dir, f"{SHARD_STATS_DIR}/{name}")) for name in names]
+
+
+def write_shard_stats(out_dir: str | Path, stats: ShardStats, *, tag: str) -> str:
+    """``out_dir/stats/shard-<tag>.json``; returns its path."""
+    return _write_model(shard_stats_uri(out_dir, tag), stats)

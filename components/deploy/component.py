@@ -24,16 +24,11 @@ def deploy_index(
     from silverset.components.common.step import begin_step
 
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
-    import json
-
-    import fsspec
-
+    from silverset.components.common.artifacts import DeployRecord, write_deploy_record
     from silverset.components.common.step import renewing
     from silverset.components.deploy.deploy import DeployOptions, run
 
-    record_uri = f"{run_dir.rstrip('/')}/deploy/deploy.json"
-    fs, record_path = fsspec.core.url_to_fs(record_uri)
-    fs.makedirs(fs._parent(record_path), exist_ok=True)
+    record_dir = f"{run_dir.rstrip('/')}/deploy"
     try:
         with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):
             summary = run(
@@ -44,11 +39,10 @@ def deploy_index(
                 options=DeployOptions(target=target, namespace=namespace or None),
             )
     except Exception as exc:
-        with fs.open(record_path, "w") as f:
-            json.dump({"status": "failed", "target": target, "error": f"{type(exc).__name__}: {exc}"}, f)
+        write_deploy_record(
+            record_dir, DeployRecord(status="failed", target=target, error=f"{type(exc).__name__}: {exc}")
+        )
         raise
-    record = json.dumps({"status": "deployed", **summary.model_dump(mode="json")})
-    with fs.open(record_path, "w") as f:
-        f.write(record)
+    write_deploy_record(record_dir, DeployRecord(status="deployed", **summary.model_dump(mode="json")))
     print(summary.model_dump_json())
     return summary.model_dump_json()

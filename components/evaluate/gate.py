@@ -118,16 +118,17 @@ def teacher_latency_from_stats(labels_dir: str | Path) -> float | None:
     """Seconds per item the teacher spent, from its per-shard stats (``stats/shard-*.json``): the items it really
     ran over every run of the shard (``timed_items``/``timed_seconds``), so a resumed run that found every item
     already labelled still knows what labelling cost."""
-    files = sorted((Path(labels_dir) / "stats").glob("shard-*.json"))
+    from silverset.components.common.artifacts import read_stage_stats  # stats/shard-*.json: ShardStats
+
     seconds = items = 0.0
-    for path in files:
-        stats = json.loads(path.read_text())
-        if "timed_items" in stats:
-            seconds += float(stats["timed_seconds"])
-            items += float(stats["timed_items"])
+    for stats in read_stage_stats(labels_dir):
+        if "timed_items" in stats.model_fields_set:
+            seconds += stats.timed_seconds
+            items += stats.timed_items
             continue
-        seconds += float(stats.get("seconds", 0.0))
-        items += float(stats.get("processed", stats.get("items", 0))) - float(stats.get("cache_hits", 0))
+        seconds += stats.seconds
+        done = stats.processed if "processed" in stats.model_fields_set else stats.items
+        items += done - stats.cache_hits
     return seconds / items if items > 0 and seconds > 0 else None
 
 

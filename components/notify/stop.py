@@ -7,18 +7,19 @@ the KFP UI's red mark), not a green one. The message names the stage and its rea
 
 from __future__ import annotations
 
-import json
-
 import fsspec
-from pydantic import BaseModel
 
-from silverset.components.common.artifacts import GATE_FILE, read_gate
+from silverset.components.common.artifacts import (
+    APPROVAL_DECISION_FILE,
+    GATE_FILE,
+    read_approval_decision,
+    read_gate,
+)
 from silverset.components.common.errors import SilversetInputError
-from silverset.components.common.tables import read_json
 
 GATE_STAGES = ("teacher_gate", "student_gate")
 APPROVAL_STAGE = "approval"
-DECISION_FILE = "decision.json"  # {run_dir}/approval/decision.json, written by the approval step
+DECISION_FILE = APPROVAL_DECISION_FILE  # {run_dir}/approval/decision.json: common.artifacts.ApprovalDecision
 
 
 class PromotionStopped(RuntimeError):
@@ -40,29 +41,20 @@ def stop_reason(*, run_dir: str, stage: str) -> str:
                 reasons = f"gate result unreadable: {exc}"
         return f"{stage.replace('_', ' ')} failed: {reasons}"
     if stage == APPROVAL_STAGE:
-        decision = read_json(f"{root}/{APPROVAL_STAGE}/{DECISION_FILE}")
-        if not decision:
+        uri = f"{root}/{APPROVAL_STAGE}/{DECISION_FILE}"
+        fs, path = fsspec.core.url_to_fs(uri)
+        if not fs.exists(path):
             return "approval: no decision recorded"
-        who = decision.get("decided_by") or "nobody"
-        digest = str(decision.get("candidate_digest") or "")[:19]
-        return (
-            f"approval {decision.get('decision', '?')} by {who} for {digest}: "
-            f"{decision.get('reason') or 'no reason given'}"
-        )
+        try:
+            decision = read_approval_decision(uri)
+        except SilversetInputError as exc:
+            return f"approval: decision unreadable: {exc}"
+        who = decision.decided_by or "nobody"
+        digest = (decision.candidate_digest or "")[:19]
+        return f"approval {decision.decision.value} by {who} for {digest}: {decision.reason or 'no reason given'}"
     raise ValueError(f"stage {stage!r} cannot stop a promotion; expected one of {GATE_STAGES + (APPROVAL_STAGE,)}")
 
 
 def stop(*, run_dir: str, stage: str) -> None:
     """Raise PromotionStopped naming ``stage`` and its reasons (the step's non-zero exit fails the run)."""
     raise PromotionStopped(f"promotion stopped at {stage}: {stop_reason(run_dir=run_dir, stage=stage)}")
-
-
-def write_decision(run_dir: str, decision: BaseModel) -> str:
-    """Record the approval step's outcome (approval.model.ApprovalOutcome: decision, decided_by, reason,
-    candidate_digest) for the run summary."""
-    uri = f"{run_dir.rstrip('/')}/{APPROVAL_STAGE}/{DECISION_FILE}"
-    fs, path = fsspec.core.url_to_fs(uri)
-    fs.makedirs(fs._parent(path), exist_ok=True)
-    with fs.open(path, "w") as f:
-        json.dump(decision.model_dump(mode="json"), f, sort_keys=True)
-    return uri

@@ -17,6 +17,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,10 +26,11 @@ from silverset.components.common import artifacts
 from silverset.components.common.artifacts import RUN_SUMMARY_FILE, LockedOut, PlanSummary, RunSummary
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.logs import safe_url
-from silverset.components.common.tables import STAGING_PREFIX, read_json
+from silverset.components.common.tables import STAGING_PREFIX
 from silverset.components.incremental import plan as incremental_plan
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SUCCEEDED = "SUCCEEDED"
 OUTCOMES = (
@@ -76,21 +78,17 @@ _STAT_FIELDS = ("items", "resumed", "processed", "outputs", "errors", "remaining
 
 
 def teacher_spend(out_dir: str) -> dict:
-    """Every teacher shard's stats under ``out_dir/stats`` summed: counts, requests and cost_usd ({} if none)."""
-    fs, path = fsspec.core.url_to_fs(_join(out_dir, "stats"))
-    if not fs.exists(path):
-        return {}
-    shards = []
-    for file in sorted(fs.glob(_join(path, "shard-*.json"))):
-        with fs.open(file, "r") as f:
-            shards.append(json.load(f))
+    """Every teacher shard's stats under ``out_dir/stats`` summed: counts, requests and cost_usd ({} if none).
+
+    The shard records are common.artifacts.ShardStats; an unreadable one raises SilversetInputError naming it."""
+    shards = artifacts.read_stage_stats(out_dir)
     if not shards:
         return {}
-    total = {k: sum(int(s.get(k, 0)) for s in shards) for k in _STAT_FIELDS}
-    total["cost_usd"] = round(sum(float(s.get("cost_usd", 0.0)) for s in shards), 6)
+    total: dict = {k: sum(int(getattr(s, k)) for s in shards) for k in _STAT_FIELDS}
+    total["cost_usd"] = round(sum(float(s.cost_usd) for s in shards), 6)
     total["shards"] = len(shards)
-    total["teacher_id"] = shards[0].get("model_id", "")
-    total["stopped"] = sorted({s["stopped"] for s in shards if s.get("stopped")})
+    total["teacher_id"] = shards[0].model_id
+    total["stopped"] = sorted({s.stopped for s in shards if s.stopped})
     return total
 
 
@@ -121,6 +119,7 @@ def build_summary(
 ) -> RunSummary:
     """Read what this run's stages wrote (plan, gates, teacher stats, approval decision, deploy record)."""
     plan, plan_problem = _read_plan(plan_dir)
+    problems = [plan_problem]  # records that could not be read: the summary still goes out, and says so
     stages: dict[str, dict] = {}
     root = Path(workdir)
     if workdir and "://" not in workdir and root.is_dir():
@@ -143,13 +142,25 @@ def build_summary(
             result = _read_gate(_join(run_dir, records[gate]))
             if result is not None:
                 gates[gate] = {"passed": result.passed, "reasons": list(result.reasons)}
-        annotate = teacher_spend(_join(run_dir, "teacher"))
-        golden_annotate = teacher_spend(_join(run_dir, "teacher_golden"))
-        decision = read_json(_join(run_dir, records["approval"]))
+        annotate, problem = _read_record(teacher_spend, _join(run_dir, "teacher"), {})
+        problems.append(problem)
+        golden_annotate, problem = _read_record(teacher_spend, _join(run_dir, "teacher_golden"), {})
+        problems.append(problem)
+        decision, problem = _read_record(artifacts.read_approval_decision, _join(run_dir, records["approval"]), None)
+        problems.append(problem)
         approval = (
-            {k: decision.get(k) for k in ("decision", "decided_by", "reason", "candidate_digest")} if decision else {}
+            {
+                "decision": decision.decision.value,
+                "decided_by": decision.decided_by,
+                "reason": decision.reason,
+                "candidate_digest": decision.candidate_digest,
+            }
+            if decision is not None
+            else {}
         )
-        deploy = read_json(_join(run_dir, records["deploy"]))
+        record, problem = _read_record(artifacts.read_deploy_record, _join(run_dir, records["deploy"]), None)
+        problems.append(problem)
+        deploy = record.model_dump(mode="json") if record is not None else {}
         index_version = _index_version(_join(run_dir, "index"))
         costs = _costs(run_dir, plan, annotate, golden_annotate)
     outcome, reasons = _outcome(
@@ -158,7 +169,7 @@ def build_summary(
         gates=gates,
         approval=approval,
         deploy=deploy,
-        error_message=error_message or plan_problem,
+        error_message=error_message or next(filter(None, problems), ""),
     )
     if isinstance(plan, LockedOut):
         work = "did nothing"
@@ -228,6 +239,18 @@ def _read_plan(plan_dir: str) -> tuple[PlanSummary | LockedOut | None, str]:
         return artifacts.read_plan(uri), ""
     except SilversetInputError as exc:
         return None, str(exc)
+
+
+def _read_record(read: Callable[[str], T], uri: str, absent: T) -> tuple[T, str]:
+    """``read(uri)``, or ``absent`` when the stage wrote nothing there, and, when the record is unreadable, why."""
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not fs.exists(path):
+        return absent, ""
+    try:
+        return read(uri), ""
+    except SilversetInputError as exc:
+        _LOGGER.warning("run summary: %s", exc)
+        return absent, str(exc)
 
 
 def _read_gate(uri: str) -> artifacts.GateResult | None:

@@ -16,11 +16,10 @@ verifies the exactly-once contract.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import (
+    SHARD_STATS_DIR,
+    ShardStats,
+    read_shard_stats,
+    read_stage_stats,
+    shard_stats_uri,
+    write_shard_stats,
+)
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.sharding import Shard
 from silverset.components.common.tables import ErrorRow
@@ -37,7 +44,7 @@ from .handler import BudgetExhausted, ItemResult, ModelHandler, WorkItem
 _LOGGER = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
-STATS_DIR = "stats"
+STATS_DIR = SHARD_STATS_DIR  # stats/shard-<tag>.json: common.artifacts.ShardStats
 _PART_RE = re.compile(r"^part-(?P<tag>\d{5}-of-\d{5})-(?P<seq>\d{5})\.parquet$")
 
 
@@ -81,35 +88,6 @@ class _Folder:
     def write_text(self, text: str, *parts: str) -> None:
         with self.fs.open("/".join([self.path.rstrip("/"), *parts]), "w") as f:
             f.write(text)
-
-
-@dataclass
-class ShardStats:
-    """What one shard run did; written to ``stats/shard-<tag>.json`` and returned to the caller."""
-
-    shard: str
-    model_id: str
-    items: int = 0  # items this shard owns
-    resumed: int = 0  # of those, already done by an earlier run
-    processed: int = 0  # done in this run
-    outputs: int = 0  # output rows in this run
-    errors: int = 0  # error rows in this run
-    remaining: int = 0  # owned items neither output nor error (budget stop / max_items)
-    seconds: float = 0.0
-    items_per_s: float = 0.0
-    cost_usd: float = 0.0
-    requests: int = 0
-    cache_hits: int = 0
-    # The teacher's measured cost per item over every run of this shard (items it really ran, cache hits
-    # excluded, and the seconds they took): a resumed run that had nothing left to do keeps the measurement.
-    timed_items: int = 0
-    timed_seconds: float = 0.0
-    stopped: str | None = None  # None, "budget" or "max_items"
-    message: str = ""
-    error_types: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _completed(
@@ -306,20 +284,22 @@ def run_sharded(
         stats.remaining = stats.items - stats.resumed - stats.processed
         _carry_timing(out, shard, stats)
         collect_errors(out, key_column=key_column)
-        out.write_text(json.dumps(stats.to_dict(), indent=2) + "\n", STATS_DIR, f"shard-{shard.tag}.json")
+        write_shard_stats(out.uri, stats, tag=shard.tag)
     return stats
 
 
 def _carry_timing(out: _Folder, shard: Shard, stats: ShardStats) -> None:
     """Add this run's timed items to what earlier runs of the shard measured (their stats file, if any)."""
-    previous: dict = {}
+    previous = ShardStats()
     if out.exists(STATS_DIR, f"shard-{shard.tag}.json"):
         try:
-            previous = json.loads(out.read_text(STATS_DIR, f"shard-{shard.tag}.json"))
-        except ValueError:
-            previous = {}
-    timed_before = int(previous.get("timed_items", previous.get("processed", 0) - previous.get("cache_hits", 0)))
-    seconds_before = float(previous.get("timed_seconds", previous.get("seconds", 0.0)))
+            previous = read_shard_stats(shard_stats_uri(out.uri, shard.tag))
+        except SilversetInputError:
+            previous = ShardStats()  # an unreadable record: this run's timing starts afresh
+    if "timed_items" in previous.model_fields_set:
+        timed_before, seconds_before = previous.timed_items, previous.timed_seconds
+    else:  # written before the timing was carried: what that run processed, cache hits excluded
+        timed_before, seconds_before = previous.processed - previous.cache_hits, previous.seconds
     ran = stats.processed - stats.cache_hits
     stats.timed_items = max(timed_before, 0) + max(ran, 0)
     stats.timed_seconds = round(seconds_before + (stats.seconds if ran > 0 else 0.0), 4)
@@ -376,7 +356,6 @@ def merge_check(out_dir: str | Path, expected_keys: Sequence[str], *, key_column
     )
 
 
-def read_stats(out_dir: str | Path) -> list[dict]:
-    """Every shard's stats JSON under ``out/stats``."""
-    out = _Folder(out_dir)
-    return [json.loads(out.read_text(STATS_DIR, name)) for name in out.names(STATS_DIR, "shard-*.json")]
+def read_stats(out_dir: str | Path) -> list[ShardStats]:
+    """Every shard's stats under ``out/stats`` (common.artifacts.read_stage_stats)."""
+    return read_stage_stats(out_dir)

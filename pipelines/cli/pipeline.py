@@ -191,7 +191,7 @@ def run_cmd(
             params["auto_approve_as"] = auto_approve_as
         result = run_local(
             attribute_spec=attribute,
-            manifest=manifest,
+            manifest_uri=manifest,
             workdir=workdir,
             state_dir=state_dir,
             golden_set=golden_set or "",
@@ -206,18 +206,21 @@ def run_cmd(
 
 
 def print_local_summary(result) -> None:
+    from silverset.components.common.artifacts import LockedOut, PlanSummary
+
     plan = result.plan
     table = Table(title=f"attribute-promotion (kfp.local): {result.status} in {result.wall_s:.1f} s")
     table.add_column("what")
     table.add_column("value")
-    if plan:
+    if isinstance(plan, PlanSummary):
         table.add_row(
             "videos",
-            f"{plan['videos']} ({plan['new']} new, {plan['changed']} changed, "
-            f"{plan['unchanged']} unchanged, {plan['errors']} errors)",
+            f"{plan.videos} ({plan.new} new, {plan.changed} changed, {plan.unchanged} unchanged, {plan.errors} errors)",
         )
-        table.add_row("to process", "nothing (corpus and spec unchanged)" if plan["up_to_date"] else str(plan["todo"]))
-        table.add_row("run folder", plan.get("run_dir") or "-")
+        table.add_row("to process", "nothing (corpus and spec unchanged)" if plan.up_to_date else str(plan.todo))
+        table.add_row("run folder", plan.run_dir or "-")
+    elif isinstance(plan, LockedOut):
+        table.add_row("locked out", plan.message)
     summary = result.summary
     for gate, outcome in (summary.gates if summary else {}).items():
         table.add_row(

@@ -95,7 +95,7 @@ def run(corpus, workdir, spec, **params):
 
     return run_local(
         attribute_spec=spec,
-        manifest=corpus["manifest"],
+        manifest_uri=corpus["manifest"],
         workdir=workdir,
         golden_set=corpus["golden"],
         params={**PARAMS, "teacher_checkpoint": corpus["checkpoint"], **params},
@@ -118,7 +118,7 @@ def test_a_failed_student_gate_fails_the_run_and_leaves_the_corpus_unmarked(corp
     spec = spec_with(tmp_path, **{"gates.student__max_latency_ratio": 1e-9})  # no student is that fast
     result = run(corpus, tmp_path / "w", spec)
     assert_stopped(result, "student_gate_failed", "latency")
-    assert result.summary.annotate["outputs"] == result.plan["todo"]  # the teacher did label the corpus
+    assert result.summary.annotate["outputs"] == result.plan.todo  # the teacher did label the corpus
     assert not (Path(result.summary.run_dir) / "approval").exists()
 
 
@@ -160,14 +160,14 @@ def test_a_rejected_approval_fails_the_run_and_the_next_run_pays_the_teacher_not
     assert_stopped(first, "approval_rejected", "red logos")
     assert first.summary.approval["decided_by"] == "bob@silverset.dev" and seen["digest"]
     labelled = first.summary.annotate["processed"]
-    assert labelled == first.plan["todo"] > 0
+    assert labelled == first.plan.todo > 0
 
     # Nothing was committed, so the next run plans the same videos into the same run folder, and the teacher's
     # finished shards there are reused: zero videos labelled again.
     approver = _reject_when_asked(workdir, {})
     second = run(corpus, workdir, spec)
     approver.join(timeout=5)
-    assert second.plan["todo"] == first.plan["todo"] and second.plan["run_dir"] == first.plan["run_dir"]
+    assert second.plan.todo == first.plan.todo and second.plan.run_dir == first.plan.run_dir
     assert second.summary.annotate["processed"] == 0
     assert second.summary.annotate["resumed"] == labelled
     assert_stopped(second, "approval_rejected", "red logos")
@@ -195,13 +195,13 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     assert (experiment.treatment_share, experiment.attribute_version) == (0.25, promoted.version)
     assert experiment.spec_content_hash == promoted.content_hash and (workdir / "state" / "completed.json").exists()
     # The teacher labelled its sample only, golden-set videos left to the gate (which labels them anyway).
-    sample = result.plan["teacher_sample"]
-    assert result.plan["todo"] == 60 and sample["chosen"] == 12 and sample["excluded"] == result.plan["golden"] == 30
+    sample = result.plan.teacher_sample
+    assert result.plan.todo == 60 and sample["chosen"] == 12 and sample["excluded"] == result.plan.golden == 30
     costs = result.summary.costs
     assert costs["teacher_calls"] == result.summary.annotate["processed"] == 12 <= costs["teacher_budget_videos"]
     assert costs["golden_teacher_calls"] == 30  # the teacher gate's labelling, reported apart from the budget
     # The student scored every video of the corpus, the 48 the teacher never saw included.
-    scored = set(tables.read_table(str(Path(result.plan["run_dir"]) / "scores")).column("video_id").to_pylist())
+    scored = set(tables.read_table(str(Path(result.plan.run_dir) / "scores")).column("video_id").to_pylist())
     assert scored == set(tables.read_table(corpus60["manifest"]).column("video_id").to_pylist())
     assert costs["student_items_scored"] == 60
     # Costs come from measured CPU-seconds at the stated rate (the demo teacher is local: no price table).
@@ -213,7 +213,7 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     assert len(tables.read_table(str(workdir / "state" / "labels"))) == 12
     assert len(tables.read_table(str(workdir / "state" / "videos.parquet"))) == 60
     again = run(corpus60, workdir, spec, **budget, auto_approve_as="alice@silverset.dev")
-    assert again.status == "SUCCEEDED" and again.plan["up_to_date"]  # unlabelled videos are not work to redo
+    assert again.status == "SUCCEEDED" and again.plan.up_to_date  # unlabelled videos are not work to redo
     assert again.summary.annotate == {} and again.summary.costs == {}
     assert load_experiment(workdir / "experiment" / "experiment.json") == experiment  # nothing promoted: untouched
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ def test_every_shard_step_returns_zero_counts_in_its_usual_shape_and_writes_noth
         manifest_uri=manifest, out_dir=str(out / "frames"), shard_index=1, shard_count=2
     )
     assert (frames.frames_dir, frames.videos, frames.errors, frames.frames) == (str(out / "frames"), 0, 0, 0)
-    fields = {f.name for f in dataclasses.fields(ShardStats)}
+    fields = set(ShardStats.model_fields)
     for stats in (
         embed_shard.python_func(
             frames_uri=str(out / "frames"),

@@ -248,16 +248,16 @@ def test_stats_json_per_shard(tmp_path):
     for i in range(2):
         run(Doubler(cost=0.01), tmp_path, work, shard=Shard(i, 2), batch_size=8)
     stats = read_stats(tmp_path)
-    assert [s["shard"] for s in stats] == ["0/2", "1/2"]
-    assert sum(s["items"] for s in stats) == 40
-    assert sum(s["outputs"] for s in stats) == 39 and sum(s["errors"] for s in stats) == 1
-    assert sum(s["error_types"].get("no_value", 0) for s in stats) == 1
-    assert sum(s["requests"] for s in stats) == 40
-    assert sum(s["cost_usd"] for s in stats) == pytest.approx(0.39)
+    assert [s.shard for s in stats] == ["0/2", "1/2"]
+    assert sum(s.items for s in stats) == 40
+    assert sum(s.outputs for s in stats) == 39 and sum(s.errors for s in stats) == 1
+    assert sum(s.error_types.get("no_value", 0) for s in stats) == 1
+    assert sum(s.requests for s in stats) == 40
+    assert sum(s.cost_usd for s in stats) == pytest.approx(0.39)
     for s in stats:
-        assert s["model_id"] == "doubler-v1" and s["seconds"] >= 0 and s["remaining"] == 0
-        on_disk = json.loads((tmp_path / "stats" / f"shard-{Shard(int(s['shard'][0]), 2).tag}.json").read_text())
-        assert on_disk == s
+        assert s.model_id == "doubler-v1" and s.seconds >= 0 and s.remaining == 0
+        on_disk = json.loads((tmp_path / "stats" / f"shard-{Shard(int(s.shard[0]), 2).tag}.json").read_text())
+        assert on_disk == s.to_dict()
 
 
 def test_handler_answering_for_unknown_items_fails_loudly(tmp_path):
