@@ -95,7 +95,7 @@ def run(corpus, workdir, spec, **params):
 
     return run_local(
         attribute_spec=spec,
-        manifest_uri=corpus["manifest"],
+        manifest_uri=corpus["manifest_uri"],
         workdir=workdir,
         golden_set=corpus["golden"],
         params={**PARAMS, "teacher_checkpoint": corpus["checkpoint"], **params},
@@ -202,7 +202,7 @@ def test_a_20pct_teacher_budget_labels_12_of_60_videos_and_the_student_scores_al
     assert costs["golden_teacher_calls"] == 30  # the teacher gate's labelling, reported apart from the budget
     # The student scored every video of the corpus, the 48 the teacher never saw included.
     scored = set(tables.read_table(str(Path(result.plan.run_dir) / "scores")).column("video_id").to_pylist())
-    assert scored == set(tables.read_table(corpus60["manifest"]).column("video_id").to_pylist())
+    assert scored == set(tables.read_table(corpus60["manifest_uri"]).column("video_id").to_pylist())
     assert costs["student_items_scored"] == 60
     # Costs come from measured CPU-seconds at the stated rate (the demo teacher is local: no price table).
     assert costs["teacher_cpu_seconds"] > 0 and costs["student_cpu_seconds"] > 0
@@ -235,7 +235,7 @@ def test_an_unknown_pipeline_parameter_is_named_with_the_valid_ones(corpus, tmp_
         "--attribute",
         spec_with(tmp_path),
         "--manifest",
-        corpus["manifest"],
+        corpus["manifest_uri"],
         "--workdir",
         str(tmp_path / "w"),
         "--param",
@@ -262,7 +262,7 @@ def test_two_runs_started_together_over_one_workdir_never_corrupt_each_other(cor
         "--attribute",
         spec,
         "--manifest",
-        corpus["manifest"],
+        corpus["manifest_uri"],
         "--golden-set",
         corpus["golden"],
         "--workdir",
