@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import fsspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from silverset.components.common.digest import sha256_bytes, sha256_file, sha256_json
 from silverset.components.common.errors import SilversetInputError
@@ -403,6 +403,13 @@ class ApprovalDecision(BaseModel):
     decided_at: datetime | None = None
     reason: str | None = None
     expires_at: datetime | None = None
+
+    @field_validator("decision")
+    @classmethod
+    def _decided(cls, value: ApprovalState) -> ApprovalState:
+        if value is ApprovalState.pending:
+            raise ValueError("a decision is approved, rejected or expired, not pending")
+        return value
 
 
 def read_approval_decision(path: str | Path) -> ApprovalDecision:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from silverset.components.approval.component import approval_gate
+from silverset.components.common.artifacts import read_approval_decision
 from silverset.components.common.spec import example_specs_dir, load_spec
 
 A = "sha256:" + "a" * 64
@@ -33,6 +34,12 @@ def test_python_func_returns_the_decision(tmp_path):
         auto_approve_as="bob@silverset.dev",
     )
     assert decision == "approved"
+    recorded = read_approval_decision(tmp_path / "run" / "approval")  # what the run summary and stop step read
+    assert (recorded.decision.value, recorded.candidate_digest, recorded.decided_by) == (
+        "approved",
+        A,
+        "bob@silverset.dev",
+    )
 
 
 @pytest.mark.slow

@@ -231,3 +231,140 @@ def test_a_run_summary_round_trips_and_an_old_one_reads(tmp_path):
     (tmp_path / "run_summary.json").write_text(json.dumps({"run_id": "old", "status": "FAILED", "text": "t"}))
     old = artifacts.read_run_summary(tmp_path)
     assert (old.outcome, old.costs, old.index_version) == ("failed", {}, "")
+
+
+# ---------------------------------------------------------------- approval/decision.json
+
+
+def test_an_approval_decision_round_trips_and_an_old_one_reads(tmp_path):
+    decided = datetime(2027, 1, 15, 9, 30, tzinfo=timezone.utc)
+    decision = artifacts.ApprovalDecision(
+        decision="rejected",
+        candidate_digest=DIGEST,
+        attribute="red_dominant",
+        attribute_version=2,
+        decided_by="carol@silverset.dev",
+        decided_at=decided,
+        reason="too many false positives",
+    )
+    written = artifacts.write_approval_decision(tmp_path / "approval", decision)
+    assert written == f"{tmp_path / 'approval'}/decision.json"
+    for path in (tmp_path / "approval", written):
+        again = artifacts.read_approval_decision(path)
+        assert again == decision and again.decision is artifacts.ApprovalState.rejected and again.decided_at == decided
+    # decision.json as the approval step wrote it before the digest and attribute were recorded
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "decision.json").write_text(
+        json.dumps({"decision": "expired", "decided_by": "", "reason": "no decision in 72 h"})
+    )
+    old = artifacts.read_approval_decision(tmp_path / "old")
+    assert (old.decision.value, old.candidate_digest, old.attribute, old.reason) == (
+        "expired",
+        None,
+        "",
+        "no decision in 72 h",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, "file not found"),
+        ('{"decision": "maybe"}', r"is not a ApprovalDecision: decision: Input should be 'pending', 'approved'"),
+        ('{"decided_by": "carol"}', "is not a ApprovalDecision: decision: Field required"),
+        ('{"decision": "pending"}', "decision: Value error, a decision is approved, rejected or expired, not pending"),
+        ('["approved"]', "is a JSON list, expected an object"),
+    ],
+)
+def test_a_bad_approval_decision_is_refused_naming_the_file_and_the_problem(tmp_path, text, problem):
+    if text is not None:
+        (tmp_path / "decision.json").write_text(text)
+    with pytest.raises(SilversetInputError, match=rf"approval decision '{tmp_path}/decision.json'.*{problem}"):
+        artifacts.read_approval_decision(tmp_path)
+
+
+# ---------------------------------------------------------------- deploy/deploy.json
+
+
+def test_a_deploy_record_is_what_deploy_summary_said_and_an_old_one_reads(tmp_path):
+    from silverset.components.deploy.deploy import DeploySummary
+
+    summary = DeploySummary(target="local", attribute="red_dominant", version="v-2", changed=True, previous="v-1")
+    record = artifacts.DeployRecord(status="deployed", **summary.model_dump(mode="json"))
+    artifacts.write_deploy_record(tmp_path / "deploy", record)
+    again = artifacts.read_deploy_record(tmp_path / "deploy")
+    assert again == record and (again.version, again.previous, again.changed, again.error) == ("v-2", "v-1", True, "")
+    # every field of the stage's summary is in the record, so it never drops what the deploy said
+    assert set(DeploySummary.model_fields) <= set(artifacts.DeployRecord.model_fields)
+    # deploy.json as the deploy step wrote it for a failure before the contract (no version, extra keys kept)
+    (tmp_path / "deploy.json").write_text(
+        json.dumps({"status": "failed", "target": "kubernetes", "error": "GateFailed: x", "rolled_back_to": "v-1"})
+    )
+    old = artifacts.read_deploy_record(tmp_path / "deploy.json")
+    assert (old.status, old.version, old.previous, old.error) == ("failed", "", None, "GateFailed: x")
+    assert old.model_dump()["rolled_back_to"] == "v-1"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, "file not found"),
+        ('{"status": "live", "version": "v-2"}', r"is not a DeployRecord: status: Input should be 'deployed' or 'f"),
+        ('{"status": "deployed", "changed": "maybe"}', "is not a DeployRecord: changed: Input should be a valid bool"),
+        ("{not json", "is not JSON"),
+    ],
+)
+def test_a_bad_deploy_record_is_refused_naming_the_file_and_the_problem(tmp_path, text, problem):
+    if text is not None:
+        (tmp_path / "deploy.json").write_text(text)
+    with pytest.raises(SilversetInputError, match=rf"deploy record '{tmp_path}/deploy.json'.*{problem}"):
+        artifacts.read_deploy_record(tmp_path)
+
+
+# ---------------------------------------------------------------- stats/shard-<tag>.json
+
+
+def test_shard_stats_round_trip_in_shard_order_and_a_stage_without_stats_has_none(tmp_path):
+    assert artifacts.read_stage_stats(tmp_path) == []
+    one = artifacts.ShardStats(shard="1/2", model_id="m", items=5, processed=4, outputs=3, errors=1)
+    one.error_types["no_frames"] = 1  # the runner counts into its stats as batches finish
+    zero = artifacts.ShardStats(shard="0/2", model_id="m", items=6, processed=6, outputs=6, cost_usd=0.25)
+    for tag, stats in (("00001-of-00002", one), ("00000-of-00002", zero)):
+        path = artifacts.write_shard_stats(tmp_path, stats, tag=tag)
+        assert path == f"{tmp_path}/stats/shard-{tag}.json" == artifacts.shard_stats_uri(tmp_path, tag)
+    assert artifacts.read_stage_stats(tmp_path) == [zero, one]
+    assert json.loads((tmp_path / "stats" / "shard-00001-of-00002.json").read_text()) == one.to_dict()
+    assert one.to_dict()["error_types"] == {"no_frames": 1}
+
+
+def test_old_shard_stats_read_with_defaults_and_say_which_fields_they_recorded(tmp_path):
+    # a runner's stats before shard/model_id/timing were recorded, with a key this version does not model
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / "shard-00000-of-00001.json").write_text(
+        json.dumps({"seconds": 30.0, "processed": 12, "cache_hits": 2, "gpu": "none"})
+    )
+    (old,) = artifacts.read_stage_stats(tmp_path)
+    assert (old.shard, old.model_id, old.processed, old.timed_items, old.stopped) == ("", "", 12, 0, None)
+    assert "timed_items" not in old.model_fields_set and old.to_dict()["gpu"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"processed": "many"}', "is not a ShardStats: processed: Input should be a valid integer"),
+        ('{"error_types": {"no_frames": "x"}}', "is not a ShardStats: error_types.no_frames: Input should be a valid"),
+        ("[1, 2]", "is a JSON list, expected an object"),
+    ],
+)
+def test_bad_shard_stats_are_refused_naming_the_file_and_the_problem(tmp_path, text, problem):
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / "shard-00000-of-00001.json").write_text(text)
+    with pytest.raises(
+        SilversetInputError, match=rf"shard stats '{tmp_path}/stats/shard-00000-of-00001.json'.*{problem}"
+    ):
+        artifacts.read_stage_stats(tmp_path)
+
+
+def test_a_missing_shard_stats_file_is_refused_naming_it(tmp_path):
+    with pytest.raises(SilversetInputError, match=rf"shard stats '{tmp_path}/shard-x.json'.*file not found"):
+        artifacts.read_shard_stats(tmp_path / "shard-x.json")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from silverset.components.common.artifacts import read_deploy_record
 from silverset.components.common.errors import GateFailed
 from silverset.components.deploy.component import deploy_index
 from silverset.components.index import pointer
@@ -31,12 +32,13 @@ def test_python_func_deploys_only_an_approved_candidate(tmp_path, release):
     )
     with pytest.raises(GateFailed, match="no approval"):
         deploy_index.python_func(**kwargs)
-    failed = json.loads((run_dir / "deploy" / "deploy.json").read_text())
-    assert failed["status"] == "failed" and "no approval" in failed["error"]
+    failed = read_deploy_record(run_dir / "deploy")
+    assert failed.status == "failed" and "no approval" in failed.error and failed.version == ""
     service.approve(DIGEST, user="alice@silverset.dev", reason="ok")
     summary = json.loads(deploy_index.python_func(**kwargs))
     assert summary["version"] == version and summary["changed"]
     assert pointer.read_pointer(serve, "red_dominant") == version
-    recorded = json.loads((run_dir / "deploy" / "deploy.json").read_text())
-    assert recorded["status"] == "deployed" and recorded["version"] == version
+    recorded = read_deploy_record(run_dir / "deploy")
+    assert recorded.status == "deployed" and recorded.version == version and recorded.changed
+    assert recorded.target == "local" and recorded.verified  # the published copy passed its checks first
     assert json.loads(deploy_index.python_func(**kwargs))["changed"] is False  # idempotent

@@ -251,6 +251,26 @@ def test_a_promoted_run_reports_spend_approver_and_the_live_version(tmp_path, re
     assert json.loads((tmp_path / "run_summary.json").read_text())["outcome"] == "promoted"
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("deploy/deploy.json", {"status": "live", "version": "v-2"}, "deploy record"),
+        ("approval/decision.json", {"decision": "maybe"}, "approval decision"),
+        ("teacher/stats/shard-00000-of-00001.json", {"processed": "many"}, "shard stats"),
+    ],
+)
+def test_an_unreadable_stage_record_is_reported_not_raised(tmp_path, receiver, name, value, named):
+    """The summary still goes out when a stage left a record it cannot read, and its reason names the file."""
+    url, received, _ = receiver
+    run_dir, _ = _run(tmp_path, "r")
+    _write(tmp_path / "runs" / "abc" / name, value)
+    result = webhook.run(run_id="r", status="SUCCEEDED", webhook_url=url, workdir=str(tmp_path))
+    body = received[0]
+    assert result.outcome == body["outcome"] == "failed"
+    assert body["reasons"][0].startswith(f"{named} '{run_dir}/{name}'")
+    assert body["deploy"] == {} and body["approval"] == {} and body["annotate"] == {}
+
+
 def test_an_unchanged_corpus_is_a_success_with_nothing_to_do(tmp_path, receiver):
     url, received, _ = receiver
     write_plan(

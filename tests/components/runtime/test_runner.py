@@ -162,6 +162,22 @@ def test_a_resumed_run_with_nothing_left_keeps_the_measured_cost_per_item(tmp_pa
     assert teacher_latency_from_stats(tmp_path) == pytest.approx(measured)
 
 
+def test_a_resumed_run_over_stats_from_before_the_timing_carries_what_that_run_processed(tmp_path):
+    """A stats file written before ``timed_items`` existed still counts: its processed items (cache hits excluded)
+    and seconds are the earlier measurement; a broken one starts the measurement afresh instead of failing."""
+    work = items(10)
+    first = run(Doubler(), tmp_path, work, batch_size=5)
+    tag = Shard(0, 1).tag
+    stats_file = tmp_path / "stats" / f"shard-{tag}.json"
+    stats_file.write_text(json.dumps({"shard": "0/1", "processed": 10, "cache_hits": 4, "seconds": 3.0}))
+    idle = run(Doubler(), tmp_path, work, batch_size=5)
+    assert first.processed == 10 and (idle.processed, idle.timed_items, idle.timed_seconds) == (0, 6, 3.0)
+    assert json.loads(stats_file.read_text())["timed_items"] == 6  # written back in the current shape
+    stats_file.write_text("{half a file")
+    again = run(Doubler(), tmp_path, work, batch_size=5)
+    assert (again.timed_items, again.timed_seconds) == (0, 0.0)
+
+
 def test_half_written_batch_is_redone_not_counted(tmp_path):
     """kill -9 between the error part and the data part: the orphan error part is ignored and redone."""
     work = items(6, missing=[4])
