@@ -12,8 +12,8 @@ def extract_frames(
     manifest_uri: str,
     out_dir: str,
     frames_per_video: int = 8,
-    size: int = 224,
-    sampling: str = "exact",
+    frame_size: int = 224,
+    frame_sampling: str = "exact",
     beam_runner: str = "DirectRunner",
     beam_options: str = "",
     shard_index: int = 0,
@@ -22,8 +22,8 @@ def extract_frames(
     state_dir: str = "",
     run_id: str = "",
 ) -> NamedTuple("Frames", frames_dir=str, videos=int, errors=int, frames=int):
-    """Sample frames_per_video JPEG frames (size x size) per manifest video of shard shard_index/shard_count
-    (``sampling``: exact | keyframe) into out_dir (out_dir/shard-<tag>/ when shard_count > 1) on Beam
+    """Sample frames_per_video JPEG frames (frame_size x frame_size) per manifest video of shard shard_index/shard_count
+    (``frame_sampling``: exact | keyframe) into out_dir (out_dir/shard-<tag>/ when shard_count > 1) on Beam
     ``beam_runner`` with ``beam_options`` (JSON list or space-separated flags); bad videos go to that folder's
     errors.parquet. An empty plan manifest (``common.step.nothing_to_do``) frames nothing: (out_dir, 0, 0, 0)."""
     from silverset.components.common.step import begin_step
@@ -40,9 +40,9 @@ def extract_frames(
 
     outputs = namedtuple("Frames", "frames_dir videos errors frames")
     flags = beam_args(runner=beam_runner, options=beam_options)
-    if sampling not in SAMPLING_MODES:
-        raise SilversetInputError("sampling", f"{sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
-    options = FrameOptions(frames_per_video=frames_per_video, size=size, sampling=sampling)  # type: ignore[arg-type]
+    if frame_sampling not in SAMPLING_MODES:
+        raise SilversetInputError("frame_sampling", f"{frame_sampling!r} is not one of {', '.join(SAMPLING_MODES)}")
+    options = FrameOptions(frames_per_video=frames_per_video, size=frame_size, sampling=frame_sampling)  # type: ignore[arg-type]
     if nothing_to_do(manifest_uri):  # an incremental run with nothing to frame
         return outputs(out_dir, 0, 0, 0)
     with renewing(run_lock=run_lock, state_dir=state_dir, run_id=run_id):

@@ -270,7 +270,7 @@ def test_embedder_and_experiment_are_run_parameters_of_both_packages_and_reach_t
 def test_frame_sampling_is_a_run_parameter_that_reaches_the_frames_step(compiled):
     _, spec, _ = compiled
     assert spec["root"]["inputDefinitions"]["parameters"]["frame_sampling"]["defaultValue"] == "exact"
-    wired = _tasks(spec)["extract-frames"]["inputs"]["parameters"]["sampling"]["componentInputParameter"]
+    wired = _tasks(spec)["extract-frames"]["inputs"]["parameters"]["frame_sampling"]["componentInputParameter"]
     assert wired == "pipelinechannel--frame_sampling"
 
 
@@ -420,6 +420,8 @@ RETIRED_NAMES = {
     "precision",
     "temperature",
     "budget_usd",
+    "size",
+    "sampling",
 }
 
 

@@ -10,7 +10,7 @@ from silverset.components.frames.component import extract_frames
 
 def test_python_func_writes_frames_and_reports_counts(tmp_path, tiny_corpus):
     result = extract_frames.python_func(
-        manifest_uri=tiny_corpus.manifest_uri, out_dir=str(tmp_path / "frames"), frames_per_video=2, size=32
+        manifest_uri=tiny_corpus.manifest_uri, out_dir=str(tmp_path / "frames"), frames_per_video=2, frame_size=32
     )
     assert (result.videos, result.errors, result.frames) == (4, 0, 8)
     assert tables.read_table(result.frames_dir, schemas.FRAMES).num_rows == 8
@@ -25,7 +25,7 @@ def test_kfp_local_run(tmp_path, tiny_corpus):
         manifest_uri=tiny_corpus.manifest_uri,
         out_dir=str(tmp_path / "frames"),
         frames_per_video=2,
-        size=32,
+        frame_size=32,
         beam_options="--direct_num_workers=1",
     )
     assert task.outputs["videos"] == 4 and task.outputs["frames"] == 8 and task.outputs["errors"] == 0

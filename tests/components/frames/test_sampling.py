@@ -100,9 +100,9 @@ def test_pipeline_keyframe_run_writes_k_rows_and_counts_repeats(tmp_path, tiny_c
 
 
 def test_an_unknown_sampling_mode_is_refused_before_anything_runs(tmp_path, tiny_corpus):
-    with pytest.raises(SilversetInputError, match="sampling.*'fast' is not one of exact, keyframe"):
+    with pytest.raises(SilversetInputError, match="frame_sampling.*'fast' is not one of exact, keyframe"):
         extract_frames.python_func(
-            manifest_uri=tiny_corpus.manifest_uri, out_dir=str(tmp_path / "frames"), sampling="fast"
+            manifest_uri=tiny_corpus.manifest_uri, out_dir=str(tmp_path / "frames"), frame_sampling="fast"
         )
     with pytest.raises(ValidationError, match="sampling"):
         FrameOptions(sampling="fast")  # type: ignore[arg-type]
