@@ -11,8 +11,9 @@ writes for another stage to read.
 | ``approval/decision.json`` (``APPROVAL_DECISION_FILE``) | ApprovalDecision | approval | notify.stop, notify.webhook |
 | ``deploy/deploy.json`` (``DEPLOY_RECORD_FILE``) | DeployRecord | deploy | notify.webhook |
 | ``stats/shard-<tag>.json`` (``SHARD_STATS_DIR``) | ShardStats | runtime.runner | evaluate.gate, notify, benchmarks |
+| ``completed.json`` (``COMPLETED_FILE``) | CompletedPromotion | incremental.plan (commit) | incremental.plan, studio |
 
-Files one stage writes for itself only stay outside this module: incremental's state meta and completed record,
+Files one stage writes for itself only stay outside this module: incremental's state meta,
 the teacher's batch-job and response cache files, the runner's error parts, the CPU records (common.cpu_stats).
 
 Readers stay backward compatible: a field added later has a default, and models a reader must not break on
@@ -43,6 +44,7 @@ PLAN_FILE = "plan.json"
 APPROVAL_DECISION_FILE = "decision.json"  # in {run_dir}/approval
 DEPLOY_RECORD_FILE = "deploy.json"  # in {run_dir}/deploy
 SHARD_STATS_DIR = "stats"  # {stage out_dir}/stats/shard-<shard tag>.json
+COMPLETED_FILE = "completed.json"  # in the pipeline state folder
 TORCHSCRIPT_FILE = "model.pt"
 ONNX_FILE = "model.onnx"
 # $ per vCPU-hour that prices measured CPU-seconds (local/zero-shot teacher, student): AWS EC2 on-demand
@@ -516,3 +518,31 @@ def read_stage_stats(out_dir: str | Path) -> list[ShardStats]:
 def write_shard_stats(out_dir: str | Path, stats: ShardStats, *, tag: str) -> str:
     """``out_dir/stats/shard-<tag>.json``; returns its path."""
     return _write_model(shard_stats_uri(out_dir, tag), stats)
+
+
+# ---------------------------------------------------------------- completed.json (the pipeline state)
+
+
+class CompletedPromotion(BaseModel):
+    """``{state_dir}/completed.json``: the corpus whose promotion went live last (written after the deploy by
+    incremental.plan.commit_promotion). The next plan over the same corpus is up to date; the studio opens that
+    run's folder (``runs/{corpus_digest[:16]}``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    corpus_digest: str = Field(min_length=1)
+    run_id: str = ""
+
+
+def read_completed(state_dir: str | Path) -> CompletedPromotion | None:
+    """``state_dir/completed.json`` (path or fsspec URI); None when no promotion went live yet."""
+    uri = _join(state_dir, COMPLETED_FILE)
+    fs, path = fsspec.core.url_to_fs(uri)
+    if not fs.exists(path):
+        return None
+    return _validate(CompletedPromotion, _read_object(uri, what="promotion record"), uri=uri, what="promotion record")
+
+
+def write_completed(state_dir: str | Path, record: CompletedPromotion) -> str:
+    """``state_dir/completed.json``; returns its path."""
+    return _write_model(_join(state_dir, COMPLETED_FILE), record)

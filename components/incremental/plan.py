@@ -28,7 +28,6 @@ Folders of one run: ``plan_dir_of(workdir, run_id)`` = ``{workdir}/plans/{run_ke
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -39,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
-from silverset.components.common import schemas, tables
+from silverset.components.common import artifacts, schemas, tables
 
 # plan.json's models and file name are a contract between stages (common.artifacts); re-exported here.
 from silverset.components.common.artifacts import (  # noqa: F401
@@ -66,7 +65,7 @@ _LOGGER = logging.getLogger(__name__)
 
 STAGE = "incremental"
 CARRIED_TABLES = ("labels", "embeddings")  # tables keyed by video_id that an unchanged video keeps
-COMPLETED_FILE = "completed.json"
+COMPLETED_FILE = artifacts.COMPLETED_FILE  # common.artifacts.CompletedPromotion
 EMBED_MANIFEST = "embed_manifest.parquet"  # the videos the embed step embeds: todo + carried from another embedder
 TEACHER_MANIFEST = "teacher_manifest.parquet"  # the due videos the teacher labels this run (all of them: no budget)
 PLANS_DIR = "plans"
@@ -153,14 +152,15 @@ def run_dir_of(workdir: str, digest: str) -> str:
     return _join(workdir, "runs", digest[:16])
 
 
-def _read_completed(state_dir: str) -> dict:
-    return tables.read_json(_join(state_dir, COMPLETED_FILE))
+def _completed_digest(state_dir: str) -> str:
+    """The corpus digest of the last promotion that went live ("" when none did)."""
+    completed = artifacts.read_completed(state_dir)
+    return completed.corpus_digest if completed is not None else ""
 
 
 def _mark_completed(state_dir: str, *, corpus_digest: str, run_id: str) -> None:
     """Record that the promotion of ``corpus_digest`` went live: the next plan over the same corpus is up to date."""
-    with fsspec.open(_join(state_dir, COMPLETED_FILE), "w") as f:
-        json.dump({"corpus_digest": corpus_digest, "run_id": run_id}, f, sort_keys=True)
+    artifacts.write_completed(state_dir, artifacts.CompletedPromotion(corpus_digest=corpus_digest, run_id=run_id))
 
 
 def run_key(run_id: str) -> str:
@@ -402,11 +402,7 @@ def run(
         embedder if embedder_in_digest else "",
     )
     up_to_date = (
-        not relabel_all
-        and not todo_ids
-        and not removed
-        and not reembed_ids
-        and _read_completed(state_dir).get("corpus_digest") == digest
+        not relabel_all and not todo_ids and not removed and not reembed_ids and _completed_digest(state_dir) == digest
     )
     run_dir = "" if up_to_date or not workdir else run_dir_of(workdir, digest)
     if not out_dir:

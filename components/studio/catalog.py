@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from silverset.components.common import schemas, tables
+from silverset.components.common import artifacts, schemas, tables
 from silverset.components.common.errors import SilversetInputError
 
 MANIFEST_NAMES = ("manifest.parquet", "manifest.jsonl", "manifest.csv", "corpus/manifest.parquet")
@@ -303,7 +303,7 @@ def load_workdir(
 # Where a workdir keeps its pipeline's state: W/state for a pipeline workdir W (``run_local``'s default), and
 # W/pipeline/state for a demo workdir (the demo runs its pipeline in W/pipeline).
 STATE_FOLDERS = ("state", "pipeline/state")
-COMPLETED_FILE = "completed.json"  # incremental.plan.COMPLETED_FILE: the promotion that went live
+COMPLETED_FILE = artifacts.COMPLETED_FILE  # common.artifacts.CompletedPromotion: the promotion that went live
 
 
 @dataclass(frozen=True)
@@ -355,8 +355,6 @@ def live_run(workdir: str | Path) -> LiveRun | None:
     """The live run of the pipeline workdir ``workdir`` (or of the demo workdir's ``pipeline/``), None when the
     workdir holds no pipeline state at all. A state without a promotion, or whose promotion's files are gone, is
     a SilversetInputError naming what is missing."""
-    import json
-
     from silverset.components.incremental import state as incremental_state
 
     workdir = Path(workdir)
@@ -385,13 +383,8 @@ def live_run(workdir: str | Path) -> LiveRun | None:
         )
     state_dir = promoted[0]
     pipeline_dir = state_dir.parent
-    try:
-        completed = json.loads((state_dir / COMPLETED_FILE).read_text())
-        digest = str(completed["corpus_digest"])
-    except (ValueError, KeyError, TypeError):
-        raise SilversetInputError(
-            f"state '{state_dir / COMPLETED_FILE}'", "is not a promotion record ({corpus_digest, run_id})"
-        ) from None
+    completed = artifacts.read_completed(state_dir)  # SilversetInputError naming the file when it is not a record
+    digest, run_id = (completed.corpus_digest, completed.run_id) if completed is not None else ("", "")
     run_dir = pipeline_dir / "runs" / digest[:16]  # incremental.plan.run_dir_of
     embeddings = state_dir / "embeddings"
     if not embeddings.exists():
@@ -432,7 +425,7 @@ def live_run(workdir: str | Path) -> LiveRun | None:
         pipeline_dir=pipeline_dir,
         state_dir=state_dir,
         run_dir=run_dir,
-        run_id=str(completed.get("run_id", "")),
+        run_id=run_id,
         embeddings=embeddings,
         videos=len(etags),
         sources=tuple(sources),

@@ -368,3 +368,30 @@ def test_bad_shard_stats_are_refused_naming_the_file_and_the_problem(tmp_path, t
 def test_a_missing_shard_stats_file_is_refused_naming_it(tmp_path):
     with pytest.raises(SilversetInputError, match=rf"shard stats '{tmp_path}/shard-x.json'.*file not found"):
         artifacts.read_shard_stats(tmp_path / "shard-x.json")
+
+
+# ---------------------------------------------------------------- completed.json
+
+
+def test_a_promotion_record_round_trips_and_none_means_no_promotion_yet(tmp_path):
+    assert artifacts.read_completed(tmp_path) is None
+    record = artifacts.CompletedPromotion(corpus_digest="sha256:" + "d" * 64, run_id="run-7")
+    assert artifacts.write_completed(tmp_path, record) == f"{tmp_path}/completed.json"
+    assert artifacts.read_completed(tmp_path) == record
+    # completed.json as incremental wrote it by hand (sorted keys, no indent) still reads
+    (tmp_path / "completed.json").write_text('{"corpus_digest": "abc", "run_id": "r"}')
+    assert artifacts.read_completed(tmp_path) == artifacts.CompletedPromotion(corpus_digest="abc", run_id="r")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"run_id": "r"}', "is not a CompletedPromotion: corpus_digest: Field required"),
+        ('{"corpus_digest": ""}', "is not a CompletedPromotion: corpus_digest: String should have at least 1"),
+        ("corpus abc", "is not JSON"),
+    ],
+)
+def test_a_bad_promotion_record_is_refused_naming_the_file_and_the_problem(tmp_path, text, problem):
+    (tmp_path / "completed.json").write_text(text)
+    with pytest.raises(SilversetInputError, match=rf"promotion record '{tmp_path}/completed.json'.*{problem}"):
+        artifacts.read_completed(tmp_path)
