@@ -238,15 +238,15 @@ def run_closed_loop(
         "mean_interest_all": float(sim.interest.mean()),
     }
     trig = summary.triggered_lifts.get("satisfied_consumption")
-    result = json.loads((out / "analysis" / analyze.RESULT_FILE).read_text())
-    obs = result.get("observational") or {}
+    result = analyze.AnalysisResult.model_validate_json((out / "analysis" / analyze.RESULT_FILE).read_text())
+    obs = result.observational
     checks = {
         "effect_within_ci": bool(
             trig
             and trig.difference_ci[0] <= truth["satisfied_consumption"]["triggered_difference"] <= trig.difference_ci[1]
         ),
         "srm_passed": not summary.srm_mismatch,
-        "cbps_all_abs_smd_below_0_1": bool(obs) and all(abs(b["smd_after"]) < 0.1 for b in obs["balance"]),
+        "cbps_all_abs_smd_below_0_1": obs is not None and all(abs(b.smd_after) < 0.1 for b in obs.balance),
         "control_never_served": int((served & ~treatment).sum()) == 0 and summary.control_served == 0,
         "arms_match_experiment": arm_mismatch == 0,
         "every_request_logged": logged.num_rows == len(order),
