@@ -192,8 +192,9 @@ def analyse(stage: str, entry: dict, out: Path, *, name: str = "") -> None:
             "build_peak_rss_delta_mib": fitted(*memory),
             "query_ms_single_thread": fitted(*query),
         }
+        what = "tuning grid" if "chosen" not in name else "the configuration chosen at the largest grid point"
         for suffix, data, title, ylabel in (
-            ("", build, "index build (tuning grid + final build + write) seconds vs vectors", "seconds"),
+            ("", build, f"index build ({what} + final build + write) seconds vs vectors", "seconds"),
             ("_memory", memory, "index build peak RSS over the loaded vectors (MiB)", "MiB"),
             ("_query", query, "single-thread query time (ms) at the served parameters", "ms per query"),
         ):
