@@ -124,3 +124,18 @@ def test_an_unknown_stage_exits_2_naming_the_flag():
     )
     assert result.returncode == 2
     assert "--only" in result.stderr and "bogus" in result.stderr
+
+
+def test_pipeline_curves_are_fitted_per_shard_setting_and_per_task(tmp_path):
+    # shards=2: a 60 s fixed cost plus 0.1 s per video in "embed-shard"; shards=1 has one point only (no fit)
+    points = [
+        {"n": n, "shards": 2, "seconds": 60 + 0.1 * n, "pipeline_tasks": {"embed-shard": {"seconds": 0.1 * n}}}
+        for n in (200, 1_000, 5_000)
+    ] + [{"n": 200, "shards": 1, "seconds": 70.0, "pipeline_tasks": {}}]
+    entry = {"points": points}
+    cost_curves.analyse("pipeline", entry, tmp_path)
+    assert entry["growth"]["pipeline_seconds_shards_2"]["growth"] == "sub-linear (fixed costs dominate)"
+    assert entry["growth"]["pipeline_seconds_shards_2"]["marginal_cost_per_unit"] == [pytest.approx(0.1)] * 2
+    assert entry["growth"]["pipeline_seconds_shards_1"] is None
+    assert entry["growth"]["task_seconds_shards_2"]["embed-shard"]["growth"] == "linear"
+    assert entry["plots"] == ["cost_curves_pipeline.png", "cost_curves_pipeline_tasks.png"]
