@@ -13,8 +13,10 @@ writes for another stage to read.
 | ``stats/shard-<tag>.json`` (``SHARD_STATS_DIR``) | ShardStats | runtime.runner | evaluate.gate, notify, benchmarks |
 | ``completed.json`` (``COMPLETED_FILE``) | CompletedPromotion | incremental.plan (commit) | incremental.plan, studio |
 
-Files one stage writes for itself only stay outside this module: incremental's state meta,
-the teacher's batch-job and response cache files, the runner's error parts, the CPU records (common.cpu_stats).
+Not here: files a stage writes for itself only (incremental's state meta, the teacher's batch-job and response
+cache files and checkpoint card, the runner's error parts); the CPU records, which have their own pair in
+common.cpu_stats; and typed files whose models nest one stage's own types, read through that stage's model
+(evaluate's disagreements.json and compare.json, abtest's result.json).
 
 Readers stay backward compatible: a field added later has a default, and models a reader must not break on
 allow extra keys. ``read_*`` raise SilversetInputError naming the file and the problem (missing, not JSON,
@@ -298,8 +300,8 @@ class RunSummary(BaseModel):
     gates: dict[str, dict] = {}  # teacher_gate / student_gate -> {passed, reasons}, for the gates that ran
     annotate: dict = {}  # bulk teacher shards summed: items, processed, resumed, outputs, errors, requests, cost_usd
     golden_annotate: dict = {}  # the same for the teacher gate's golden-set labelling
-    approval: dict = {}  # {decision, decided_by, reason, candidate_digest}
-    deploy: dict = {}  # {status, version, previous, changed, error}; status "failed" = rolled back / not live
+    approval: dict = {}  # ApprovalDecision's decision, decided_by, reason, candidate_digest
+    deploy: dict = {}  # the DeployRecord (status, version, previous, changed, error, ...); "failed" = not live
     index_version: str = ""  # the index this run built ("" when it stopped before the index)
     costs: dict = {}  # costs.run_costs: teacher calls/spend, student items scored/CPU-seconds, $ per 1,000 videos
 
