@@ -279,7 +279,8 @@ def measure_stage(
                 )
                 print(f"[cost_curves] {stage} n={n} {variant}: skipped, predicted {guess:.0f} s", flush=True)
                 continue
-            task = {"stage": stage, "n": n, "work": str(work / f"{stage}-{n}"), **variant}
+            tag = "".join(f"-{k}{v}" for k, v in variant.items())  # a folder (and result file) per shard setting
+            task = {"stage": stage, "n": n, "work": str(work / f"{stage}-{n}{tag}"), **variant}
             if stage == "pipeline":
                 task["teacher"] = str(work / "teacher")
             if stage == "index":
