@@ -348,6 +348,10 @@ def measure_pipeline(*, n: int, work: Path, shards: int, teacher_dir: Path) -> d
         "rate_unit": "videos/s through the kfp.local pipeline",
         "status": _field(summary, "pipeline")["status"],
         "demo_total_seconds": timing["seconds"],
+        "gates": {
+            name: {key: _field(summary, f"{name}_gate").get(key) for key in ("passed", "reasons")}
+            for name in ("teacher", "student")
+        },
         "timing": timing,
         "pipeline_tasks": tasks,
         "demo_stages": demo_stages,
