@@ -315,6 +315,10 @@ def measure_stage(
     return entry
 
 
+def _point_key(point: dict) -> tuple:
+    return point["n"], point.get("shards")
+
+
 def merge_write(path: Path, stages: dict, *, quick: bool) -> dict:
     """Merge ``stages`` into the JSON at ``path`` (re-read now: another --only run may have written it)."""
     report = json.loads(path.read_text()) if path.exists() else {}
@@ -328,7 +332,17 @@ def merge_write(path: Path, stages: dict, *, quick: bool) -> dict:
             "ru_maxrss (self) and that of the processes it waited for (children: kfp.local's task processes)",
         }
     )
-    report.setdefault("stages", {}).update(stages)
+    for key, entry in stages.items():  # points another run wrote meanwhile (same scales) are kept unless rerun here
+        written = report.setdefault("stages", {}).get(key, {})
+        if written.get("scales") == entry.get("scales"):
+            ours = {_point_key(p) for p in entry["points"]} | {_point_key(p) for p in entry["skipped"]}
+            entry["points"] += [p for p in written.get("points", []) if _point_key(p) not in ours]
+            measured = {_point_key(p) for p in entry["points"]}
+            entry["skipped"] += [
+                p for p in written.get("skipped", []) if _point_key(p) not in ours and _point_key(p) not in measured
+            ]
+            entry["points"].sort(key=lambda p: (p.get("shards", 0), p["n"]))
+        report["stages"][key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -401,9 +415,10 @@ def main(argv: list[str] | None = None) -> dict | None:
                     "every point built with the one build-time configuration the tuner chose at the largest n of "
                     "the index stage (its grid did not fit the time at the largest n); query-time knobs still tuned"
                 )
-            analyse(stage, entry, out, name=key)
             report = merge_write(path, {key: entry}, quick=args.quick)
-            print(json.dumps({key: entry["growth"]}, indent=1), flush=True)
+            analyse(stage, report["stages"][key], out, name=key)  # the merged points
+            path.write_text(json.dumps(report, indent=2) + "\n")
+            print(json.dumps({key: report["stages"][key]["growth"]}, indent=1), flush=True)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -139,3 +139,17 @@ def test_pipeline_curves_are_fitted_per_shard_setting_and_per_task(tmp_path):
     assert entry["growth"]["pipeline_seconds_shards_1"] is None
     assert entry["growth"]["task_seconds_shards_2"]["embed-shard"]["growth"] == "linear"
     assert entry["plots"] == ["cost_curves_pipeline.png", "cost_curves_pipeline_tasks.png"]
+
+
+def test_a_stage_written_by_another_run_meanwhile_keeps_its_other_points(tmp_path):
+    path = tmp_path / "cost_curves.json"
+    other = {"scales": "full", "points": [{"n": 200, "shards": 2, "seconds": 1.0}], "skipped": []}
+    cost_curves.merge_write(path, {"pipeline": other}, quick=False)
+    ours = {
+        "scales": "full",
+        "points": [{"n": 200, "shards": 1, "seconds": 2.0}],
+        "skipped": [{"n": 5_000, "shards": 1, "reason": "predicted"}],
+    }
+    merged = cost_curves.merge_write(path, {"pipeline": ours}, quick=False)["stages"]["pipeline"]
+    assert [(p["n"], p["shards"]) for p in merged["points"]] == [(200, 1), (200, 2)]
+    assert merged["skipped"] == [{"n": 5_000, "shards": 1, "reason": "predicted"}]
