@@ -275,6 +275,7 @@ def measure_stage(
                         "reason": f"predicted {guess:.0f} s from the measured points (log-log fit, growth at least "
                         f"linear) > --max-point-s {args.max_point_s:.0f}",
                         "predicted_seconds": round(guess, 1),
+                        **({"note": args.skip_note} if args.skip_note else {}),
                     }
                 )
                 print(f"[cost_curves] {stage} n={n} {variant}: skipped, predicted {guess:.0f} s", flush=True)
@@ -367,6 +368,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument(
         "--pipeline-shards", default="1,2", help="pipeline shard settings to run, in this order (default 1,2)"
     )
+    parser.add_argument("--skip-note", default="", help="why --max-point-s was set where it is (kept with a skip)")
     parser.add_argument("--analyse-only", action="store_true", help="refit and replot the JSON's stages, no runs")
     parser.add_argument("--work", default="", help="scratch folder (default: a new temporary folder, removed)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
