@@ -423,7 +423,7 @@ def _run_demo(
         "workdir": str(workdir),
         "attribute": spec.key,
         "corpus": corpus.model_dump(),
-        "golden": golden,
+        "golden": golden.model_dump(),
         "teacher": {
             "backend": teacher,
             "checkpoint": str(checkpoint or ""),

@@ -176,7 +176,7 @@ def print_summary(summary: dict) -> None:
     table.add_row(
         "golden set",
         f"{golden['items']} videos ({golden['positives']} positive), labeler synthetic-truth",
-        _rel(golden["golden"], w),
+        _rel(golden["golden_set"], w),
     )
     teacher = summary["teacher"]
     line = _teacher_line(teacher) if teacher["backend"] == "local" else "zero-shot (text only, embedded)"
