@@ -80,7 +80,8 @@ def plot_curve(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.8))
+    many = len(series) > 6  # the legend goes beside the axes, not over the points
+    figure, axes = plt.subplots(figsize=(12, 5.5) if many else (7, 4.8))
     try:
         for index, (label, (n, cost)) in enumerate(series.items()):
             x, y = _checked(n, cost)
@@ -105,7 +106,7 @@ def plot_curve(
         axes.set_ylabel(ylabel)
         axes.set_title(title, fontsize=10)
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=7, loc="upper left")
+        axes.legend(fontsize=7, loc="upper left", **({"bbox_to_anchor": (1.01, 1.0)} if many else {}))
         figure.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
