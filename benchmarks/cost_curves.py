@@ -328,6 +328,15 @@ def merge_write(path: Path, stages: dict, *, quick: bool) -> dict:
             "benchmark": "cost_curves",
             "what": __doc__.split("\n\n", 1)[0].strip(),
             "machine": machine(),
+            "caveats": [
+                "one run per point on a 2-core machine shared with other engineers' jobs (1-min load average 2-7 "
+                "during these runs, recorded per point): wall seconds carry that noise, ratios within a point "
+                "(single vs sharded) more than across points",
+                "sharded runs go one shard after another (as kfp.local runs a ParallelFor here, DirectRunner "
+                "in-process): they show sharding's overhead, not the speed-up of shards on separate pods",
+                "a growth statement from 2 points (index with its grid, pipeline) is a slope, not a test of the shape",
+                "index QPS is wall-clock queries/s of one thread; at 3M it was measured under a load average of ~6",
+            ],
             "how": "each point in its own child process; seconds are wall seconds of the stage's entry point, "
             "excluding imports and the data generation (recorded beside them); peak_rss_mib is the child's "
             "ru_maxrss (self) and that of the processes it waited for (children: kfp.local's task processes)",
