@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.analyse_only:  # refit and replot the stages already in the JSON, measuring nothing
         if not path.exists():
             raise SilversetInputError(f"--out '{out}'", f"has no {JSON_NAME} to analyse")
-        report = json.loads(path.read_text())
+        report = merge_write(path, {}, quick=args.quick)  # the header (what, how, caveats) as this version says
         for key, entry in report["stages"].items():
             if key.split("_chosen_config")[0] in stages:
                 analyse(key.split("_chosen_config")[0], entry, out, name=key)
