@@ -62,7 +62,7 @@ def nothing_to_do(manifest_uri: str) -> bool:
 
     A step that finds nothing to do returns its usual outputs with every count zero, the same shape as a run
     that did work: ``extract_frames`` (out_dir, 0 videos, 0 errors, 0 frames); ``embed_shard`` and
-    ``annotate_shard`` the JSON of an all-zero ``runtime.runner.ShardStats`` (no model id); ``merge_labels`` 0."""
+    ``annotate_shard`` the JSON of an all-zero ``common.artifacts.ShardStats`` (no model id); ``merge_labels`` 0."""
     if not manifest_uri.endswith(".parquet"):
         return False
     fs, path = fsspec.core.url_to_fs(manifest_uri)

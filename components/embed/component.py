@@ -25,10 +25,10 @@ def embed_shard(
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
+    from silverset.components.common.artifacts import ShardStats
     from silverset.components.common.sharding import Shard
     from silverset.components.common.step import nothing_to_do, renewing
     from silverset.components.embed.embed import EmbedOptions, run
-    from silverset.components.runtime.runner import ShardStats
 
     shard = Shard(shard_index, shard_count)
     if nothing_to_do(manifest_uri):  # incremental run: nothing new

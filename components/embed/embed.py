@@ -23,13 +23,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import schemas
+from silverset.components.common.artifacts import ShardStats
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
 from silverset.components.common.sharding import Shard
 from silverset.components.common.tables import ErrorRow
 from silverset.components.runtime.handler import ItemResult, ModelHandler, WorkItem
 from silverset.components.runtime.inputs import VideoFrames, load_frames, manifest_texts
-from silverset.components.runtime.runner import ShardStats, run_sharded
+from silverset.components.runtime.runner import run_sharded
 
 from . import clip, visual
 from . import text as text_tower

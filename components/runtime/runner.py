@@ -31,7 +31,6 @@ from silverset.components.common.artifacts import (
     SHARD_STATS_DIR,
     ShardStats,
     read_shard_stats,
-    read_stage_stats,
     shard_stats_uri,
     write_shard_stats,
 )
@@ -44,7 +43,6 @@ from .handler import BudgetExhausted, ItemResult, ModelHandler, WorkItem
 _LOGGER = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
-STATS_DIR = SHARD_STATS_DIR  # stats/shard-<tag>.json: common.artifacts.ShardStats
 _PART_RE = re.compile(r"^part-(?P<tag>\d{5}-of-\d{5})-(?P<seq>\d{5})\.parquet$")
 
 
@@ -175,7 +173,7 @@ def run_sharded(
     """
     out = _Folder(out_dir)
     out.makedirs(PARTS_DIR)
-    out.makedirs(STATS_DIR)
+    out.makedirs(SHARD_STATS_DIR)
     model_id = handler.model_id
     stats = ShardStats(shard=str(shard), model_id=model_id)
 
@@ -291,7 +289,7 @@ def run_sharded(
 def _carry_timing(out: _Folder, shard: Shard, stats: ShardStats) -> None:
     """Add this run's timed items to what earlier runs of the shard measured (their stats file, if any)."""
     previous = ShardStats()
-    if out.exists(STATS_DIR, f"shard-{shard.tag}.json"):
+    if out.exists(SHARD_STATS_DIR, f"shard-{shard.tag}.json"):
         try:
             previous = read_shard_stats(shard_stats_uri(out.uri, shard.tag))
         except SilversetInputError:
@@ -354,8 +352,3 @@ def merge_check(out_dir: str | Path, expected_keys: Sequence[str], *, key_column
         duplicated=tuple(sorted(k for k, c in counts.items() if c > 1)),
         unexpected=tuple(sorted(counts.keys() - expected)),
     )
-
-
-def read_stats(out_dir: str | Path) -> list[ShardStats]:
-    """Every shard's stats under ``out/stats`` (common.artifacts.read_stage_stats)."""
-    return read_stage_stats(out_dir)

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from silverset.components.common import schemas
+from silverset.components.common.artifacts import ShardStats
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.manifest import read_manifest
 from silverset.components.common.sharding import Shard
@@ -23,7 +24,7 @@ from silverset.components.common.spec import AttributeSpec, load_spec
 from silverset.components.common.tables import ErrorRow
 from silverset.components.runtime.handler import ModelHandler, WorkItem
 from silverset.components.runtime.inputs import VideoFrames, load_frames, manifest_texts, video_text
-from silverset.components.runtime.runner import ShardStats, run_sharded
+from silverset.components.runtime.runner import run_sharded
 
 from .gemini import GeminiOptions
 

@@ -46,10 +46,10 @@ def annotate_shard(
     begin_step()  # logs reach the pod log; a step that did its work never aborts in native teardown
     import json
 
+    from silverset.components.common.artifacts import ShardStats
     from silverset.components.common.cpu_stats import measure_cpu, write_cpu
     from silverset.components.common.sharding import Shard
     from silverset.components.common.step import nothing_to_do, renewing
-    from silverset.components.runtime.runner import ShardStats
     from silverset.components.teacher.annotate import AnnotateOptions, run
     from silverset.components.teacher.gemini import GeminiOptions
 

@@ -8,10 +8,10 @@ import json
 import pyarrow as pa
 
 from silverset.components.common import schemas, tables
+from silverset.components.common.artifacts import ShardStats
 from silverset.components.common.spec import example_specs_dir
 from silverset.components.embed.component import embed_shard
 from silverset.components.frames.component import extract_frames
-from silverset.components.runtime.runner import ShardStats
 from silverset.components.teacher.component import annotate_shard, merge_labels
 
 

@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from silverset.components.common import tables
+from silverset.components.common.artifacts import read_stage_stats
 from silverset.components.common.errors import SilversetInputError
 from silverset.components.common.sharding import Shard, shard_of
 from silverset.components.common.tables import ErrorRow
 from silverset.components.runtime.handler import BudgetExhausted, ItemResult, ModelHandler, WorkItem
-from silverset.components.runtime.runner import merge_check, read_stats, run_sharded
+from silverset.components.runtime.runner import merge_check, run_sharded
 
 SCHEMA = pa.schema([("video_id", pa.string()), ("model_id", pa.string()), ("value", pa.float64())])
 
@@ -263,7 +264,7 @@ def test_stats_json_per_shard(tmp_path):
     work = items(40, missing=[3])
     for i in range(2):
         run(Doubler(cost=0.01), tmp_path, work, shard=Shard(i, 2), batch_size=8)
-    stats = read_stats(tmp_path)
+    stats = read_stage_stats(tmp_path)
     assert [s.shard for s in stats] == ["0/2", "1/2"]
     assert sum(s.items for s in stats) == 40
     assert sum(s.outputs for s in stats) == 39 and sum(s.errors for s in stats) == 1
