@@ -115,7 +115,8 @@ class ErrorRow:
 
 
 def read_json(uri: str | Path) -> dict:
-    """A small JSON record a stage wrote (gate.json, plan.json, decision.json; path or fsspec URI); {} when absent."""
+    """A small JSON record (path or fsspec URI); {} when absent. The files stages hand each other are read typed
+    through ``common.artifacts`` instead."""
     import json
 
     fs, path = fsspec.core.url_to_fs(str(uri))
